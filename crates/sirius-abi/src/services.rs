@@ -1,0 +1,124 @@
+//! What the core offers a plugin (`CoreServices`), and the scheduler callback type.
+//!
+//! A plugin is a cdylib with its own copies of `std`, `log` and `tokio`: it cannot
+//! reach the host's statics. Everything it needs from the host therefore comes
+//! through this one object, handed to `load()`.
+
+use crate::{Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, Frame};
+use abi_stable::sabi_trait;
+use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec, Tuple2};
+use abi_stable::StableAbi;
+
+/// Log levels at the boundary, numbered as `log::Level` (1 = error … 5 = trace).
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum LogLevel {
+    /// Nothing is logged.
+    Off = 0,
+    /// Errors.
+    Error = 1,
+    /// Warnings.
+    Warn = 2,
+    /// Notices and verbose messages.
+    Info = 3,
+    /// Debug.
+    Debug = 4,
+    /// Trace (message dumps).
+    Trace = 5,
+}
+
+impl LogLevel {
+    /// From the `log` crate's filter.
+    pub fn from_filter(f: log::LevelFilter) -> LogLevel {
+        match f {
+            log::LevelFilter::Off => LogLevel::Off,
+            log::LevelFilter::Error => LogLevel::Error,
+            log::LevelFilter::Warn => LogLevel::Warn,
+            log::LevelFilter::Info => LogLevel::Info,
+            log::LevelFilter::Debug => LogLevel::Debug,
+            log::LevelFilter::Trace => LogLevel::Trace,
+        }
+    }
+
+    /// To the `log` crate's filter.
+    pub fn to_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+
+    /// From a `log::Level` (a record's level, never Off).
+    pub fn from_level(l: log::Level) -> LogLevel {
+        LogLevel::from_filter(l.to_level_filter())
+    }
+}
+
+/// A timer callback run on the core's scheduler thread.
+///
+/// The contract is Asterisk's `ast_sched_add_variable`: return 0 to stop,
+/// or N to run again N milliseconds after the time this run was due.
+#[sabi_trait]
+pub trait SchedCallback: Send {
+    /// Runs the callback; the return value re-arms (N ms) or stops (0) the timer.
+    fn run(&mut self) -> u32;
+}
+
+/// An owned scheduler callback object.
+pub type SchedCallbackBox = SchedCallback_TO<'static, RBox<()>>;
+
+/// The host's services, one object per loaded module.
+#[sabi_trait]
+pub trait CoreServices: Send + Sync + Clone {
+    /// Logs one record through the host logger (console, log file, remote consoles).
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
+
+    /// The most verbose level the host currently wants; changes with `core set debug`.
+    fn max_log_level(&self) -> LogLevel;
+
+    /// Schedules `cb` to run in `delay_ms`; returns an id for [`CoreServices::sched_del`].
+    fn sched_add(&self, delay_ms: u32, cb: SchedCallbackBox) -> u64;
+
+    /// Cancels a scheduled callback; false when it already ran out or was unknown.
+    fn sched_del(&self, id: u64) -> bool;
+
+    /// Creates a channel in the core's registry (`ast_channel_alloc`).
+    /// Refused with CONGESTION while the core is shutting down gracefully.
+    fn channel_alloc(&self, spec: ChannelSpec) -> RResult<ChannelInfo, Cause>;
+
+    /// Records a state change (`ast_setstate`): Ringing, Up, Busy…
+    fn channel_set_state(&self, id: ChannelId, state: ChannelState);
+
+    /// Records the codecs negotiated for the channel, best first.
+    fn channel_set_codecs(&self, id: ChannelId, codecs: RVec<Codec>);
+
+    /// The far end ended the call, or the plugin gives up on it: the core records the
+    /// cause, hangs up whatever the channel is bridged to and frees the channel.
+    fn channel_hangup(&self, id: ChannelId, cause: Cause);
+
+    /// Queues a frame read from the network for the core (generic bridge, dialplan apps).
+    fn queue_frame(&self, id: ChannelId, frame: Frame);
+
+    /// Starts the dialplan on an inbound channel (`ast_pbx_start`). An error means the
+    /// plugin must reject the call with the given cause.
+    fn pbx_start(&self, id: ChannelId) -> RResult<(), Cause>;
+
+    /// Publishes an event (`PeerStatus`, `Registry`…) to the core's event bus.
+    fn post_event(&self, name: RStr<'_>, fields: RVec<Tuple2<RString, RString>>);
+
+    /// The configuration directory (`-C`); plugins read their own file from it.
+    fn config_dir(&self) -> RString;
+
+    /// A directory where the plugin may persist state (registrations…), created on demand.
+    fn data_dir(&self) -> RString;
+
+    /// Codecs the core can translate between (for the bridge check in `request_call`).
+    fn translatable(&self, from: Capabilities, to: Capabilities) -> bool;
+}
+
+/// The services object as plugins hold it.
+pub type CoreServicesArc = CoreServices_TO<'static, abi_stable::std_types::RArc<()>>;

@@ -1,0 +1,52 @@
+//! The channel technology interface (`ast_channel_tech`), FFI side.
+//!
+//! Plugins do not implement this trait by hand: they implement the plain Rust
+//! [`crate::guest::ChannelDriver`] and [`crate::guest::export_plugin`] wraps it so
+//! that every call runs under `catch_unwind` (an unwinding panic would abort the
+//! whole PBX at the `extern "C"` boundary).
+
+use crate::{Capabilities, Cause, ChannelId, DeviceState, Frame, Indication, TechInfo};
+use abi_stable::sabi_trait;
+use abi_stable::std_types::{RArc, ROption, RResult, RString};
+
+/// A channel technology as the core calls it. All calls are short and never block:
+/// they update plugin state or hand work to the plugin's own runtime.
+#[sabi_trait]
+pub trait ChannelTech: Send + Sync + Clone {
+    /// Type, description, capabilities.
+    fn info(&self) -> TechInfo;
+
+    /// `requester`: create an outbound channel towards `dest` (e.g. `bob`, `600@bob`).
+    /// Fails with BEARERCAPABILITY_NOTAVAIL when no audio codec is shared, CONGESTION on
+    /// resource exhaustion, SUBSCRIBER_ABSENT for an unregistered or unreachable peer.
+    fn request_call(
+        &self,
+        caps: Capabilities,
+        dest: RString,
+        requestor: ROption<ChannelId>,
+    ) -> RResult<ChannelId, Cause>;
+
+    /// Places the call on a channel created by `request_call` (`ast_call`).
+    fn call(&self, chan: ChannelId, dest: RString, timeout_ms: u32) -> RResult<(), Cause>;
+
+    /// Answers an inbound channel.
+    fn answer(&self, chan: ChannelId) -> RResult<(), Cause>;
+
+    /// Hangs the channel up with `cause` (CANCEL, BYE or a final response as fits).
+    fn hangup(&self, chan: ChannelId, cause: Cause) -> RResult<(), Cause>;
+
+    /// Signals an indication to the far end.
+    fn indicate(&self, chan: ChannelId, indication: Indication) -> RResult<(), Cause>;
+
+    /// Sends a media frame to the far end.
+    fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause>;
+
+    /// Sends a DTMF digit (as RFC 4733 or INFO per the peer's dtmfmode).
+    fn send_digit(&self, chan: ChannelId, digit: u32, duration_ms: u32) -> RResult<(), Cause>;
+
+    /// Device state of a resource (a peer name).
+    fn device_state(&self, resource: RString) -> DeviceState;
+}
+
+/// A channel technology object as the core holds it.
+pub type ChannelTechArc = ChannelTech_TO<'static, RArc<()>>;

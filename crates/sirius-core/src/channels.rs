@@ -1,0 +1,250 @@
+//! The channel registry: every live call leg, its state, cause and codecs.
+//!
+//! The core owns the truth about channels. Plugins keep their private per-call
+//! state (dialogs, RTP sockets) keyed by [`ChannelId`], and report changes here
+//! through `CoreServices`; the console and the dialplan read from here.
+
+use parking_lot::RwLock;
+use sirius_abi::{Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, Direction};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// One call leg as the core knows it.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    /// Handle shared with the plugin.
+    pub id: ChannelId,
+    /// Unique name, `SIP/alice-00000001`.
+    pub name: String,
+    /// `${UNIQUEID}`.
+    pub uniqueid: String,
+    /// Technology type (`SIP`).
+    pub tech: String,
+    /// Resource part of the name (peer).
+    pub resource: String,
+    /// Current state.
+    pub state: ChannelState,
+    /// Inbound or outbound leg.
+    pub direction: Direction,
+    /// Hangup cause, once known.
+    pub cause: Cause,
+    /// Dialplan location: context.
+    pub context: String,
+    /// Dialplan location: extension.
+    pub exten: String,
+    /// Dialplan location: priority (1-based; 0 before the dialplan runs).
+    pub priority: u32,
+    /// Application running, if any (`Dial`), or `AppDial` for an outgoing leg.
+    pub application: String,
+    /// Its argument string.
+    pub app_data: String,
+    /// Caller ID number.
+    pub caller_num: String,
+    /// Caller ID name.
+    pub caller_name: String,
+    /// Account code.
+    pub accountcode: String,
+    /// Codecs usable on the leg, best first.
+    pub codecs: Vec<Codec>,
+    /// When the channel was created.
+    pub created: Instant,
+    /// When it was answered.
+    pub answered: Option<Instant>,
+    /// The channel it is bridged with.
+    pub bridged_to: Option<ChannelId>,
+    /// Whether a dialplan (PBX) runs on it: such a channel counts as a call.
+    pub pbx: bool,
+}
+
+/// All live channels, with Asterisk's counters.
+pub struct ChannelRegistry {
+    channels: RwLock<BTreeMap<ChannelId, Channel>>,
+    next_id: AtomicU64,
+    name_seq: AtomicU32,
+    calls_processed: AtomicU64,
+}
+
+impl Default for ChannelRegistry {
+    fn default() -> Self {
+        ChannelRegistry::new()
+    }
+}
+
+impl ChannelRegistry {
+    /// An empty registry.
+    pub fn new() -> ChannelRegistry {
+        ChannelRegistry {
+            channels: RwLock::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            name_seq: AtomicU32::new(1),
+            calls_processed: AtomicU64::new(0),
+        }
+    }
+
+    /// Creates a channel named `<tech>/<resource>-<8 hex digits>` (`ast_channel_alloc`).
+    pub fn alloc(&self, spec: &ChannelSpec) -> ChannelInfo {
+        let id = ChannelId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let seq = self.name_seq.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}/{}-{:08x}", spec.tech, spec.resource, seq);
+        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let uniqueid = format!("{epoch}.{}", id.0);
+        let chan = Channel {
+            id,
+            name: name.clone(),
+            uniqueid: uniqueid.clone(),
+            tech: spec.tech.to_string(),
+            resource: spec.resource.to_string(),
+            state: spec.state,
+            direction: spec.direction,
+            cause: Cause::NOT_DEFINED,
+            context: spec.context.to_string(),
+            exten: spec.exten.to_string(),
+            priority: if spec.direction == Direction::Inbound { 1 } else { 0 },
+            application: String::new(),
+            app_data: String::new(),
+            caller_num: spec.caller_num.to_string(),
+            caller_name: spec.caller_name.to_string(),
+            accountcode: spec.accountcode.to_string(),
+            codecs: spec.codecs.to_vec(),
+            created: Instant::now(),
+            answered: None,
+            bridged_to: None,
+            pbx: false,
+        };
+        self.channels.write().insert(id, chan);
+        ChannelInfo { id, name: name.into(), uniqueid: uniqueid.into() }
+    }
+
+    /// Applies `f` to a channel; false if it no longer exists.
+    pub fn update(&self, id: ChannelId, f: impl FnOnce(&mut Channel)) -> bool {
+        match self.channels.write().get_mut(&id) {
+            Some(c) => {
+                f(c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a state change; `Up` also records the answer time.
+    pub fn set_state(&self, id: ChannelId, state: ChannelState) -> bool {
+        self.update(id, |c| {
+            if state == ChannelState::Up && c.answered.is_none() {
+                c.answered = Some(Instant::now());
+            }
+            c.state = state;
+        })
+    }
+
+    /// Marks the channel as running a dialplan; counts it as a processed call.
+    pub fn start_pbx(&self, id: ChannelId) -> bool {
+        let ok = self.update(id, |c| c.pbx = true);
+        if ok {
+            self.calls_processed.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Removes a channel, recording its final cause; returns it as it was.
+    pub fn remove(&self, id: ChannelId, cause: Cause) -> Option<Channel> {
+        let mut c = self.channels.write().remove(&id)?;
+        if c.cause == Cause::NOT_DEFINED {
+            c.cause = cause;
+        }
+        Some(c)
+    }
+
+    /// A copy of one channel.
+    pub fn get(&self, id: ChannelId) -> Option<Channel> {
+        self.channels.read().get(&id).cloned()
+    }
+
+    /// Finds a channel by exact name, or by unique prefix of its name.
+    pub fn find(&self, name: &str) -> Option<Channel> {
+        let chans = self.channels.read();
+        if let Some(c) = chans.values().find(|c| c.name.eq_ignore_ascii_case(name)) {
+            return Some(c.clone());
+        }
+        let mut prefixed = chans.values().filter(|c| c.name.starts_with(name));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(c), None) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Copies of all channels, oldest first.
+    pub fn snapshot(&self) -> Vec<Channel> {
+        self.channels.read().values().cloned().collect()
+    }
+
+    /// Live channels.
+    pub fn active_channels(&self) -> usize {
+        self.channels.read().len()
+    }
+
+    /// Live channels of one technology (`Test`, `SIP`), for a plugin's use count.
+    pub fn count_tech(&self, tech: &str) -> usize {
+        self.channels.read().values().filter(|c| c.tech.eq_ignore_ascii_case(tech)).count()
+    }
+
+    /// Channels running a dialplan (`ast_active_calls`).
+    pub fn active_calls(&self) -> usize {
+        self.channels.read().values().filter(|c| c.pbx).count()
+    }
+
+    /// Dialplans started since boot (`ast_processed_calls`).
+    pub fn calls_processed(&self) -> u64 {
+        self.calls_processed.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tech: &str, resource: &str, direction: Direction) -> ChannelSpec {
+        ChannelSpec {
+            tech: tech.into(),
+            resource: resource.into(),
+            state: ChannelState::Ring,
+            direction,
+            context: "demo".into(),
+            exten: "600".into(),
+            caller_num: "6001".into(),
+            caller_name: "Alice".into(),
+            codecs: vec![Codec::PCMU].into(),
+            accountcode: "".into(),
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_asterisk_shaped() {
+        let r = ChannelRegistry::new();
+        let a = r.alloc(&spec("SIP", "alice", Direction::Inbound));
+        let b = r.alloc(&spec("SIP", "bob", Direction::Outbound));
+        assert_eq!(a.name.as_str(), "SIP/alice-00000001");
+        assert_eq!(b.name.as_str(), "SIP/bob-00000002");
+        assert_ne!(a.id, b.id);
+        assert!(a.uniqueid.as_str().ends_with(".1"));
+        assert_eq!(r.find("SIP/bob-00000002").map(|c| c.id), Some(b.id));
+        assert_eq!(r.find("SIP/bob").map(|c| c.id), Some(b.id), "unique prefix");
+        assert!(r.find("SIP/").is_none(), "ambiguous prefix");
+    }
+
+    #[test]
+    fn counters_follow_asterisk() {
+        let r = ChannelRegistry::new();
+        let a = r.alloc(&spec("SIP", "alice", Direction::Inbound));
+        let b = r.alloc(&spec("SIP", "bob", Direction::Outbound));
+        assert!(r.start_pbx(a.id));
+        assert_eq!((r.active_channels(), r.active_calls(), r.calls_processed()), (2, 1, 1));
+        assert!(r.set_state(b.id, ChannelState::Up));
+        assert!(r.get(b.id).unwrap().answered.is_some());
+        let gone = r.remove(a.id, Cause::NORMAL_CLEARING).unwrap();
+        assert_eq!(gone.cause, Cause::NORMAL_CLEARING);
+        assert_eq!((r.active_channels(), r.active_calls(), r.calls_processed()), (1, 0, 1));
+        assert!(!r.set_state(a.id, ChannelState::Up), "a removed channel is gone");
+        assert_eq!(r.count_tech("sip"), 1);
+    }
+}

@@ -1,0 +1,249 @@
+//! [`Core`]: the one object that ties the scheduler, channel registry, channel
+//! technologies, modules, logging and events together. Everything else gets an
+//! `Arc<Core>`; plugins get a `Weak` through their `CoreServices`.
+
+use crate::channels::ChannelRegistry;
+use crate::config::{ModulesConfig, Paths, Settings};
+use crate::events::EventBus;
+use crate::loader::Module;
+use crate::logging::LogHub;
+use crate::sched::SchedThread;
+use crate::translate;
+use parking_lot::{Mutex, RwLock};
+use sirius_abi::{
+    Capabilities, Cause, ChannelId, ChannelTechArc, Indication, MediaKind, TechInfo,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// The version string `core show version` starts with.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `core show version`, Asterisk's layout.
+pub fn version_line() -> String {
+    format!(
+        "Sirius {VERSION} built by {} @ {} on a {} running {} on {}",
+        env!("SIRIUS_BUILD_USER"),
+        env!("SIRIUS_BUILD_HOST"),
+        std::env::consts::ARCH,
+        env!("SIRIUS_BUILD_OS"),
+        env!("SIRIUS_BUILD_DATE"),
+    )
+}
+
+/// How the daemon should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Hang up everything and stop now.
+    Now,
+    /// Refuse new calls and stop when the last channel is gone.
+    Gracefully,
+}
+
+/// A registered channel technology.
+#[derive(Clone)]
+pub struct TechEntry {
+    /// Static facts.
+    pub info: TechInfo,
+    /// The object the core calls.
+    pub tech: ChannelTechArc,
+    /// The module that registered it.
+    pub module: String,
+}
+
+/// Starts the dialplan on a channel. Implemented by the dialplan crate; the core
+/// only knows that something can run a channel (Asterisk's `ast_pbx_start`).
+pub trait PbxEngine: Send + Sync {
+    /// Takes over `chan`, which is counted as a call from now on.
+    fn start(&self, core: &Arc<Core>, chan: ChannelId) -> Result<(), Cause>;
+}
+
+/// The PBX core.
+pub struct Core {
+    /// Resolved directories.
+    pub paths: Paths,
+    /// `sirius.toml`.
+    pub settings: Settings,
+    /// `modules.toml`.
+    pub modules_config: ModulesConfig,
+    /// Boot time.
+    pub started: Instant,
+    /// Last `reload`.
+    pub last_reload: Mutex<Instant>,
+    /// The core scheduler thread (`sched_add` for plugins, core timers).
+    pub sched: SchedThread,
+    /// Live channels.
+    pub channels: ChannelRegistry,
+    /// Event bus.
+    pub events: EventBus,
+    /// Logging.
+    pub log: Arc<LogHub>,
+    pub(crate) techs: RwLock<BTreeMap<String, TechEntry>>,
+    pub(crate) modules: Mutex<Vec<Module>>,
+    pbx: RwLock<Option<Arc<dyn PbxEngine>>>,
+    refusing_calls: AtomicBool,
+    shutdown: watch::Sender<Option<ShutdownMode>>,
+}
+
+impl Core {
+    /// Builds a core; modules are not loaded yet (see [`Core::autoload`]).
+    pub fn new(
+        paths: Paths,
+        settings: Settings,
+        modules_config: ModulesConfig,
+        log: Arc<LogHub>,
+    ) -> std::io::Result<Arc<Core>> {
+        let now = Instant::now();
+        Ok(Arc::new(Core {
+            paths,
+            settings,
+            modules_config,
+            started: now,
+            last_reload: Mutex::new(now),
+            sched: SchedThread::start("sirius-sched")?,
+            channels: ChannelRegistry::new(),
+            events: EventBus::default(),
+            log,
+            techs: RwLock::new(BTreeMap::new()),
+            modules: Mutex::new(Vec::new()),
+            pbx: RwLock::new(None),
+            refusing_calls: AtomicBool::new(false),
+            shutdown: watch::channel(None).0,
+        }))
+    }
+
+    /// Installs the dialplan engine.
+    pub fn set_pbx_engine(&self, engine: Arc<dyn PbxEngine>) {
+        *self.pbx.write() = Some(engine);
+    }
+
+    /// Registered channel technologies, by type.
+    pub fn channel_types(&self) -> Vec<TechEntry> {
+        self.techs.read().values().cloned().collect()
+    }
+
+    /// One technology by type, case-insensitively.
+    pub fn tech(&self, tech_type: &str) -> Option<TechEntry> {
+        self.techs.read().get(&tech_type.to_ascii_lowercase()).cloned()
+    }
+
+    /// Whether new calls are being refused (`core stop gracefully`).
+    pub fn refusing_calls(&self) -> bool {
+        self.refusing_calls.load(Ordering::Relaxed)
+    }
+
+    /// `ast_request`: asks technology `tech_type` for an outbound channel to `dest`.
+    ///
+    /// Refused with NOSUCHDRIVER (66) for an unknown technology and with
+    /// BEARERCAPABILITY_NOTAVAIL (58) when the caller's audio codecs neither match
+    /// nor translate to any the technology carries, before the plugin is asked.
+    pub fn request(
+        &self,
+        tech_type: &str,
+        caps: Capabilities,
+        dest: &str,
+        requestor: Option<ChannelId>,
+    ) -> Result<ChannelId, Cause> {
+        if self.refusing_calls() {
+            return Err(Cause::CONGESTION);
+        }
+        let Some(entry) = self.tech(tech_type) else {
+            log::warn!("No channel type registered for '{tech_type}'");
+            return Err(Cause::NOSUCHDRIVER);
+        };
+        let native = entry.info.capabilities;
+        if !translate::translatable(caps, native) {
+            log::warn!(
+                "No translator path exists for channel type {} (native {}) to {}",
+                entry.info.tech_type,
+                native.of_kind(MediaKind::Audio),
+                caps.of_kind(MediaKind::Audio)
+            );
+            return Err(Cause::BEARERCAPABILITY_NOTAVAIL);
+        }
+        entry.tech.request_call(caps, dest.into(), requestor.into()).into_result()
+    }
+
+    fn tech_of(&self, chan: ChannelId) -> Result<TechEntry, Cause> {
+        let c = self.channels.get(chan).ok_or(Cause::INVALID_CALL_REFERENCE)?;
+        self.tech(&c.tech).ok_or(Cause::NOSUCHDRIVER)
+    }
+
+    /// `ast_call`: places the call on a requested channel.
+    pub fn call(&self, chan: ChannelId, dest: &str, timeout_ms: u32) -> Result<(), Cause> {
+        self.tech_of(chan)?.tech.call(chan, dest.into(), timeout_ms).into_result()
+    }
+
+    /// Answers a channel.
+    pub fn answer(&self, chan: ChannelId) -> Result<(), Cause> {
+        self.tech_of(chan)?.tech.answer(chan).into_result()
+    }
+
+    /// Sends an indication.
+    pub fn indicate(&self, chan: ChannelId, ind: Indication) -> Result<(), Cause> {
+        self.tech_of(chan)?.tech.indicate(chan, ind).into_result()
+    }
+
+    /// Core-initiated hangup (`channel request hangup`, dialplan `Hangup()`): the
+    /// technology ends the call on the wire, the channel is removed.
+    pub fn hangup(&self, chan: ChannelId, cause: Cause) -> Result<(), Cause> {
+        let entry = self.tech_of(chan)?;
+        let r = entry.tech.hangup(chan, cause).into_result();
+        self.channel_gone(chan, cause);
+        r
+    }
+
+    /// A channel ended (either side): frees it and hangs up the leg it was bridged to.
+    pub fn channel_gone(&self, chan: ChannelId, cause: Cause) {
+        let Some(c) = self.channels.remove(chan, cause) else { return };
+        log::info!("Hungup '{}' ({}, {})", c.name, c.cause.name(), c.cause.0);
+        self.events.publish(crate::events::Event {
+            name: "Hangup".into(),
+            fields: vec![
+                ("Channel".into(), c.name.clone()),
+                ("Uniqueid".into(), c.uniqueid.clone()),
+                ("Cause".into(), c.cause.0.to_string()),
+                ("Cause-txt".into(), c.cause.description().into()),
+            ],
+        });
+        if let Some(peer) = c.bridged_to {
+            let _ = self.hangup(peer, c.cause);
+        }
+    }
+
+    /// `ast_pbx_start`: hands an inbound channel to the dialplan.
+    pub fn pbx_start(self: &Arc<Self>, chan: ChannelId) -> Result<(), Cause> {
+        if self.refusing_calls() {
+            return Err(Cause::CONGESTION);
+        }
+        let max = self.settings.general.maxcalls as usize;
+        if max > 0 && self.channels.active_calls() >= max {
+            log::warn!("Maximum call limit of {max} calls exceeded by '{chan}'!");
+            return Err(Cause::CONGESTION);
+        }
+        let engine = self.pbx.read().clone();
+        let Some(engine) = engine else {
+            log::warn!("No dialplan is loaded: cannot start a PBX on channel {chan}");
+            return Err(Cause::NO_ROUTE_DESTINATION);
+        };
+        if !self.channels.start_pbx(chan) {
+            return Err(Cause::INVALID_CALL_REFERENCE);
+        }
+        engine.start(self, chan)
+    }
+
+    /// Asks the daemon to stop. `Gracefully` refuses new calls at once and stops
+    /// when the last channel is gone.
+    pub fn request_shutdown(&self, mode: ShutdownMode) {
+        self.refusing_calls.store(true, Ordering::Relaxed);
+        self.shutdown.send_replace(Some(mode));
+    }
+
+    /// Waits for a shutdown request.
+    pub fn shutdown_requested(&self) -> watch::Receiver<Option<ShutdownMode>> {
+        self.shutdown.subscribe()
+    }
+}

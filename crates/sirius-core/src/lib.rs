@@ -1,0 +1,30 @@
+//! # sirius-core
+//!
+//! The small core Sirius's plugins hang from, in Asterisk's terms:
+//!
+//! * [`sched`]: scheduler contexts (`ast_sched_*`), clock-free for tests, and a thread to run them;
+//! * [`io`]: IO contexts — a tokio runtime per owner (the core's console, each plugin's monitor);
+//! * [`channels`]: the channel registry, with Asterisk's counters;
+//! * [`core`]: [`Core`], channel technologies, `request`/`call`/`hangup`, shutdown;
+//! * [`loader`]: the module loader (`module load|unload|reload`, autoload);
+//! * [`services`]: the `CoreServices` each plugin is given;
+//! * [`logging`]: console / file / remote-console logging with verbose and debug levels;
+//! * [`config`], [`events`], [`translate`]: configuration, the event bus, codec translation paths.
+//!
+//! The vocabulary (causes, codecs, channel states) lives in `sirius-abi` and is
+//! re-exported here.
+
+pub mod channels;
+pub mod config;
+pub mod core;
+pub mod events;
+pub mod io;
+pub mod loader;
+pub mod logging;
+pub mod sched;
+pub mod services;
+pub mod translate;
+
+pub use crate::core::{version_line, Core, PbxEngine, ShutdownMode, TechEntry, VERSION};
+pub use sirius_abi as abi;
+pub use sirius_abi::{Capabilities, Cause, ChannelId, ChannelState, Codec};

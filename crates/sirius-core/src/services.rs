@@ -1,0 +1,146 @@
+//! The host side of `CoreServices`: what each loaded module gets.
+//!
+//! It holds a `Weak<Core>` because the core holds the plugin: a strong reference
+//! here would be a cycle. Every method is written not to panic (an unwinding
+//! panic here would abort at the `extern "C"` boundary the call came through).
+
+use crate::core::Core;
+use crate::events::Event;
+use crate::translate;
+use abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
+use sirius_abi::{
+    Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, CoreServices,
+    Direction, Frame, LogLevel, SchedCallbackBox,
+};
+use std::sync::{Arc, Weak};
+
+/// Services for one module.
+#[derive(Clone)]
+pub struct HostServices {
+    core: Weak<Core>,
+    module: Arc<str>,
+}
+
+impl HostServices {
+    /// Services for `module`.
+    pub fn new(core: Weak<Core>, module: &str) -> HostServices {
+        HostServices { core, module: Arc::from(module) }
+    }
+
+    fn core(&self) -> Option<Arc<Core>> {
+        self.core.upgrade()
+    }
+}
+
+impl CoreServices for HostServices {
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        if let Some(core) = self.core() {
+            // A plugin's crate paths are its own business; prefix them with the module.
+            let target = if target.as_str().starts_with(&*self.module) {
+                target.as_str().to_string()
+            } else {
+                format!("{}:{}", self.module, target)
+            };
+            core.log.write(level, &target, message.as_str());
+        }
+    }
+
+    fn max_log_level(&self) -> LogLevel {
+        self.core().map_or(LogLevel::Info, |c| c.log.file_level())
+    }
+
+    fn sched_add(&self, delay_ms: u32, mut cb: SchedCallbackBox) -> u64 {
+        match self.core() {
+            Some(core) => core.sched.add(delay_ms, Box::new(move || cb.run())),
+            None => 0,
+        }
+    }
+
+    fn sched_del(&self, id: u64) -> bool {
+        self.core().is_some_and(|c| c.sched.del(id))
+    }
+
+    fn channel_alloc(&self, spec: ChannelSpec) -> RResult<ChannelInfo, Cause> {
+        let Some(core) = self.core() else { return RResult::RErr(Cause::FAILURE) };
+        if core.refusing_calls() {
+            return RResult::RErr(Cause::CONGESTION);
+        }
+        let info = core.channels.alloc(&spec);
+        log::debug!("{} allocated channel '{}'", self.module, info.name);
+        core.events.publish(Event {
+            name: "Newchannel".into(),
+            fields: vec![
+                ("Channel".into(), info.name.to_string()),
+                ("ChannelState".into(), (spec.state as u8).to_string()),
+                ("ChannelStateDesc".into(), spec.state.as_str().into()),
+                ("CallerIDNum".into(), spec.caller_num.to_string()),
+                ("Context".into(), spec.context.to_string()),
+                ("Exten".into(), spec.exten.to_string()),
+                ("Uniqueid".into(), info.uniqueid.to_string()),
+            ],
+        });
+        if spec.direction == Direction::Inbound {
+            log::info!("Incoming call on '{}' to {}@{}", info.name, spec.exten, spec.context);
+        }
+        RResult::ROk(info)
+    }
+
+    fn channel_set_state(&self, id: ChannelId, state: ChannelState) {
+        if let Some(core) = self.core() {
+            core.channels.set_state(id, state);
+        }
+    }
+
+    fn channel_set_codecs(&self, id: ChannelId, codecs: RVec<Codec>) {
+        if let Some(core) = self.core() {
+            core.channels.update(id, |c| c.codecs = codecs.to_vec());
+        }
+    }
+
+    fn channel_hangup(&self, id: ChannelId, cause: Cause) {
+        if let Some(core) = self.core() {
+            core.channel_gone(id, cause);
+        }
+    }
+
+    fn queue_frame(&self, id: ChannelId, frame: Frame) {
+        // Generic bridge: a frame read on one leg is written to the leg it is bridged to.
+        let Some(core) = self.core() else { return };
+        let Some(peer) = core.channels.get(id).and_then(|c| c.bridged_to) else { return };
+        let Some(tech) = core.channels.get(peer).and_then(|p| core.tech(&p.tech)) else { return };
+        let _ = tech.tech.write_frame(peer, frame);
+    }
+
+    fn pbx_start(&self, id: ChannelId) -> RResult<(), Cause> {
+        match self.core() {
+            Some(core) => core.pbx_start(id).into(),
+            None => RResult::RErr(Cause::FAILURE),
+        }
+    }
+
+    fn post_event(&self, name: RStr<'_>, fields: RVec<Tuple2<RString, RString>>) {
+        if let Some(core) = self.core() {
+            core.events.publish(Event {
+                name: name.to_string(),
+                fields: fields.into_iter().map(|Tuple2(k, v)| (k.into(), v.into())).collect(),
+            });
+        }
+    }
+
+    fn config_dir(&self) -> RString {
+        self.core().map_or_else(RString::new, |c| c.paths.config_dir.display().to_string().into())
+    }
+
+    fn data_dir(&self) -> RString {
+        let Some(core) = self.core() else { return RString::new() };
+        let dir = core.paths.data_dir.join(&*self.module);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            log::error!("Cannot create data directory {}: {e}", dir.display());
+        }
+        dir.display().to_string().into()
+    }
+
+    fn translatable(&self, from: Capabilities, to: Capabilities) -> bool {
+        translate::translatable(from, to)
+    }
+}
