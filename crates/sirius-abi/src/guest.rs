@@ -428,7 +428,7 @@ macro_rules! export_plugin {
         #[::abi_stable::export_root_module]
         pub fn sirius_plugin_root_module() -> $crate::PluginModuleRef {
             use ::abi_stable::prefix_type::PrefixTypeTrait;
-            extern "C" fn load(
+            extern "C" fn __sirius_plugin_load(
                 services: $crate::CoreServicesArc,
             ) -> ::abi_stable::std_types::RResult<$crate::PluginArc, $crate::LoadError> {
                 $crate::guest::load_plugin(services, $name, $load)
@@ -438,7 +438,7 @@ macro_rules! export_plugin {
                 name: ::abi_stable::std_types::RStr::from_str($name),
                 description: ::abi_stable::std_types::RStr::from_str($desc),
                 support_level: $level,
-                load,
+                load: __sirius_plugin_load,
             }
             .leak_into_prefix()
         }

@@ -226,7 +226,8 @@ impl Core {
         }
         let engine = self.pbx.read().clone();
         let Some(engine) = engine else {
-            log::warn!("No dialplan is loaded: cannot start a PBX on channel {chan}");
+            let name = self.channels.get(chan).map_or_else(|| chan.to_string(), |c| c.name);
+            log::warn!("No dialplan is loaded: cannot start a PBX on '{name}'");
             return Err(Cause::NO_ROUTE_DESTINATION);
         };
         if !self.channels.start_pbx(chan) {

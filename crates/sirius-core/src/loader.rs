@@ -159,17 +159,26 @@ pub fn module_name(arg: &str) -> String {
 const AUTOLOAD_PREFIXES: &[&str] =
     &["chan_", "res_", "app_", "pbx_", "func_", "bridge_", "codec_", "format_", "cdr_"];
 
-/// Shortens abi_stable's multi-page layout report to its first line and its `Error:` lines.
+/// Shortens abi_stable's report (a 150-line dump of both layouts for a mismatch)
+/// to what an administrator needs: the last `Error:` with its `Expected:` and
+/// `Found:` values, or the first line for short errors (version, dlopen).
 fn short_library_error(e: &LibraryError) -> String {
     let full = e.to_string();
-    let mut lines = full.lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut out = lines.next().unwrap_or("unknown error").to_string();
-    let errors: Vec<&str> = lines.filter(|l| l.starts_with("Error:")).take(3).collect();
-    for e in errors {
-        out.push_str("; ");
-        out.push_str(e);
+    let lines: Vec<&str> = full.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let Some(err_at) = lines.iter().rposition(|l| l.starts_with("Error:")) else {
+        return lines.first().unwrap_or(&"unknown error").to_string();
+    };
+    let what = lines[err_at].trim_start_matches("Error:").trim();
+    let value_after = |label: &str| {
+        let i = lines[err_at..].iter().position(|l| *l == label)?;
+        lines.get(err_at + i + 1).copied()
+    };
+    match (value_after("Expected:"), value_after("Found:")) {
+        (Some(exp), Some(found)) => {
+            format!("layout check failed: {what} (expected {exp}, found {found})")
+        }
+        _ => format!("layout check failed: {what}"),
     }
-    out
 }
 
 impl Core {

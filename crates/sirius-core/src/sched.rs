@@ -32,7 +32,6 @@ pub type SchedId = u64;
 pub type SchedFn = Box<dyn FnMut() -> u32 + Send>;
 
 struct Slot {
-    due: Instant,
     generation: u64,
     /// `None` while the callback is running (it is moved out so that it can call
     /// back into the scheduler without holding the lock).
@@ -52,7 +51,7 @@ impl Queue {
         self.next_generation += 1;
         let generation = self.next_generation;
         self.heap.push(Reverse((due, generation, id)));
-        self.slots.insert(id, Slot { due, generation, callback });
+        self.slots.insert(id, Slot { generation, callback });
     }
 }
 

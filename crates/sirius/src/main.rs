@@ -1,1 +1,100 @@
-fn main(){}
+//! `sirius`: the PBX daemon, its console, and the remote console.
+//!
+//! ```text
+//! sirius                 run on the sample config with a console (if on a terminal)
+//! sirius -f              run in the foreground without a console
+//! sirius -C /etc/sirius  use another configuration directory
+//! sirius -r              attach to a running daemon
+//! sirius -rx "cmd"       run one command on a running daemon and exit
+//! ```
+
+mod daemon;
+mod remote;
+
+use clap::Parser;
+use sirius_core::config::{load_toml, Paths, Settings};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Command-line options, Asterisk's letters where they exist.
+#[derive(Parser, Debug)]
+#[command(name = "sirius", version, about = "Sirius PBX", disable_help_flag = false)]
+struct Cli {
+    /// Configuration directory (holds sirius.toml, modules.toml, sip.toml…).
+    #[arg(short = 'C', value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Run in the foreground without a console.
+    #[arg(short = 'f')]
+    foreground: bool,
+    /// Force a console even when standard input is not a terminal.
+    #[arg(short = 'c')]
+    console: bool,
+    /// Increase verbosity (repeatable).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Increase debug level (repeatable).
+    #[arg(short = 'd', action = clap::ArgAction::Count)]
+    debug: u8,
+    /// Connect to a running daemon (remote console).
+    #[arg(short = 'r')]
+    remote: bool,
+    /// With -r: run this command and exit (exit status 1 if it fails).
+    #[arg(short = 'x', value_name = "COMMAND", requires = "remote")]
+    execute: Option<String>,
+    /// Console socket to use instead of the one in the configuration.
+    #[arg(short = 's', value_name = "SOCKET")]
+    socket: Option<PathBuf>,
+}
+
+/// Finds the configuration directory: `-C`, `$SIRIUS_CONFIG_DIR`, `./etc`, the
+/// source tree's `etc/` next to the build output, then `/etc/sirius`.
+fn config_dir(cli: &Cli, exe_dir: &Path) -> PathBuf {
+    if let Some(d) = &cli.config_dir {
+        return d.clone();
+    }
+    if let Some(d) = std::env::var_os("SIRIUS_CONFIG_DIR") {
+        return PathBuf::from(d);
+    }
+    let candidates = [PathBuf::from("etc"), exe_dir.join("../../etc")];
+    for c in candidates {
+        if c.join("sirius.toml").is_file() {
+            return c.canonicalize().unwrap_or(c);
+        }
+    }
+    PathBuf::from("/etc/sirius")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let config_dir = config_dir(&cli, &exe_dir);
+    let settings_file = config_dir.join("sirius.toml");
+    let settings = if settings_file.exists() {
+        match load_toml::<Settings>(&settings_file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("sirius: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        Settings::default()
+    };
+    let paths = Paths::resolve(&config_dir, &settings, &exe_dir);
+    if cli.remote {
+        let socket = cli.socket.clone().unwrap_or_else(|| paths.socket());
+        return remote::run(&socket, cli.execute.as_deref());
+    }
+    let console = cli.console || (!cli.foreground && std::io::IsTerminal::is_terminal(&std::io::stdin()));
+    daemon::run(daemon::Options {
+        paths,
+        settings,
+        console,
+        socket: cli.socket,
+        extra_verbose: cli.verbose.into(),
+        extra_debug: cli.debug.into(),
+    })
+}

@@ -1,0 +1,250 @@
+//! `core show …`, `core set verbose|debug`, `core stop now|gracefully`.
+
+use super::ess;
+use crate::table::{Args, Command, CommandError, CommandResult};
+use sirius_abi::Direction;
+use sirius_core::channels::Channel;
+use sirius_core::{version_line, Core, ShutdownMode};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `core` group.
+pub fn commands() -> Vec<Command> {
+    vec![
+        Command { words: "core show version", summary: "Display version info", usage: "Usage: core show version\n       Shows Sirius version information.", handler: show_version, complete: None },
+        Command { words: "core show uptime", summary: "Show uptime information", usage: "Usage: core show uptime [seconds]\n       Shows Sirius uptime information.\n       The seconds word returns the uptime in seconds only.", handler: show_uptime, complete: Some(|_, _, pos| if pos == 3 { vec!["seconds".into()] } else { Vec::new() }) },
+        Command { words: "core show settings", summary: "Show some core settings", usage: "Usage: core show settings\n       Show core misc settings", handler: show_settings, complete: None },
+        Command { words: "core show channeltypes", summary: "List available channel types", usage: "Usage: core show channeltypes\n       Lists available channel types registered in your\n       Sirius server.", handler: show_channeltypes, complete: None },
+        Command { words: "core show channels", summary: "Display information on channels", usage: "Usage: core show channels [concise|verbose|count]\n       Lists currently defined channels and some information about them. If\n       'concise' is specified, the format is abridged and in a more easily\n       machine parsable format. If 'verbose' is specified, the output includes\n       more and longer fields. If 'count' is specified only the channel and call\n       count is output.", handler: show_channels, complete: Some(|_, _, pos| if pos == 3 { vec!["concise".into(), "verbose".into(), "count".into()] } else { Vec::new() }) },
+        Command { words: "core show calls", summary: "Display information on calls", usage: "Usage: core show calls [uptime [seconds]]\n       Lists number of currently active calls and total number of calls\n       processed through PBX since last restart. If 'uptime' is specified\n       the system uptime is also displayed.", handler: show_calls, complete: Some(|_, _, pos| if pos == 3 { vec!["uptime".into()] } else { Vec::new() }) },
+        Command { words: "core set verbose", summary: "Set level of verbose chattiness", usage: "Usage: core set verbose {off|<level>}\n       Sets the level of verbose messages to be displayed.\n       0 or off means no messages should be displayed.", handler: set_verbose, complete: Some(|_, _, _| vec!["off".into()]) },
+        Command { words: "core set debug", summary: "Set level of debug chattiness", usage: "Usage: core set debug {off|<level>}\n       Sets the level of debug messages to be displayed, in the core\n       and in every loaded module (1 = debug, 2 = trace).", handler: set_debug, complete: Some(|_, _, _| vec!["off".into()]) },
+        Command { words: "core stop now", summary: "Shut down Sirius immediately", usage: "Usage: core stop now\n       Shuts down a running Sirius immediately, hanging up all active calls .", handler: stop_now, complete: None },
+        Command { words: "core stop gracefully", summary: "Gracefully shut down Sirius", usage: "Usage: core stop gracefully\n       Causes Sirius to not accept new calls, and exit when all\n       active calls have terminated normally.", handler: stop_gracefully, complete: None },
+    ]
+}
+
+fn show_version(_: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    Ok(version_line())
+}
+
+/// Asterisk's uptime wording: `1 minute, 25 seconds`.
+pub fn uptime_words(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    let units = [("year", 365 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)];
+    let mut parts = Vec::new();
+    for (name, size) in units {
+        let n = secs / size;
+        if n > 0 {
+            parts.push(format!("{n} {name}{}", ess(n)));
+            secs %= size;
+        }
+    }
+    if secs > 0 || parts.is_empty() {
+        parts.push(format!("{secs} second{}", ess(secs)));
+    }
+    parts.join(", ")
+}
+
+fn uptime_lines(core: &Core, seconds: bool) -> String {
+    let up = core.started.elapsed();
+    let reload = core.last_reload.lock().elapsed();
+    if seconds {
+        format!("System uptime: {}\nLast reload: {}", up.as_secs(), reload.as_secs())
+    } else {
+        format!("System uptime: {}\nLast reload: {}", uptime_words(up), uptime_words(reload))
+    }
+}
+
+fn show_uptime(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    match args.rest {
+        [] => Ok(uptime_lines(core, false)),
+        [s] if s.eq_ignore_ascii_case("seconds") => Ok(uptime_lines(core, true)),
+        _ => Err(CommandError::Usage),
+    }
+}
+
+fn show_settings(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let g = &core.settings.general;
+    let p = &core.paths;
+    let row = |k: &str, v: String| format!("  {k:<30}{v}\n");
+    let mut o = String::from("\nPBX Core settings\n-----------------\n");
+    o += &row("Version:", sirius_core::VERSION.into());
+    o += &row("Build:", version_line());
+    o += &row("System name:", g.systemname.clone());
+    o += &row("Maximum calls:", if g.maxcalls == 0 { "Not set".into() } else { format!("{} (Current {})", g.maxcalls, core.channels.active_calls()) });
+    o += &row("Verbosity:", core.log.verbose().to_string());
+    o += &row("Debug level:", core.log.debug().to_string());
+    o += &row("Startup time:", format!("{} ago", uptime_words(core.started.elapsed())));
+    o += &row("Last reload time:", format!("{} ago", uptime_words(core.last_reload.lock().elapsed())));
+    o += &row("Accepting new calls:", if core.refusing_calls() { "No".into() } else { "Yes".into() });
+    o += "\n* Directories\n  -------------\n";
+    o += &row("Configuration directory:", p.config_dir.display().to_string());
+    o += &row("Module directory:", p.modules_dir.display().to_string());
+    o += &row("Run/Sockets directory:", p.run_dir.display().to_string());
+    o += &row("Log directory:", p.log_dir.display().to_string());
+    o += &row("Data directory:", p.data_dir.display().to_string());
+    Ok(o)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn show_channeltypes(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let fmt = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str| {
+        format!("{:<15.15}  {:<40.40} {:<13.13} {:<13.13} {:<13.13} {:<13.13}\n", a, b, c, d, e, f)
+    };
+    let mut o = fmt("Type", "Description", "Devicestate", "Presencestate", "Indications", "Transfer");
+    o += &fmt("-----------", "-----------", "-----------", "-----------", "-----------", "-----------");
+    let types = core.channel_types();
+    for t in &types {
+        let i = &t.info;
+        o += &fmt(&i.tech_type, &i.description, yes_no(i.devicestate), yes_no(i.presencestate), yes_no(i.indications), yes_no(i.transfer));
+    }
+    o += &format!("----------\n{} channel drivers registered.", types.len());
+    Ok(o)
+}
+
+fn location(c: &Channel) -> String {
+    if c.exten.is_empty() && c.context.is_empty() {
+        "(None)".into()
+    } else {
+        format!("{}@{}:{}", c.exten, c.context, c.priority)
+    }
+}
+
+fn application(c: &Channel) -> (String, String) {
+    if !c.application.is_empty() {
+        (c.application.clone(), c.app_data.clone())
+    } else if c.direction == Direction::Outbound {
+        ("AppDial".into(), "(Outgoing Line)".into())
+    } else {
+        (String::new(), String::new())
+    }
+}
+
+fn counts(core: &Core) -> String {
+    let (ch, calls, done) =
+        (core.channels.active_channels() as u64, core.channels.active_calls() as u64, core.channels.calls_processed());
+    format!(
+        "{ch} active channel{}\n{calls} active call{}\n{done} call{} processed",
+        ess(ch),
+        ess(calls),
+        ess(done)
+    )
+}
+
+fn show_channels(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let mode = match args.rest {
+        [] => "",
+        [m] if ["concise", "verbose", "count"].contains(&m.to_ascii_lowercase().as_str()) => m.as_str(),
+        _ => return Err(CommandError::Usage),
+    };
+    let chans = core.channels.snapshot();
+    let mut o = String::new();
+    match mode.to_ascii_lowercase().as_str() {
+        "count" => return Ok(counts(core)),
+        "concise" => {
+            for c in &chans {
+                let (app, data) = application(c);
+                let bridge = c.bridged_to.map(|b| b.0.to_string()).unwrap_or_default();
+                o += &format!(
+                    "{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}\n",
+                    c.name, c.context, c.exten, c.priority, c.state, app, data, c.caller_num,
+                    c.accountcode, "", 3, c.created.elapsed().as_secs(), bridge, c.uniqueid
+                );
+            }
+            return Ok(o.trim_end().to_string());
+        }
+        "verbose" => {
+            let f = |a: &str, b: &str, c: &str, d: &str, e: &str, g: &str, h: &str, i: &str, j: &str| {
+                format!("{a:<20.20} {b:<20.20} {c:<20.20} {d:<4.4} {e:<7.7} {g:<12.12} {h:<25.25} {i:<15.15} {j:<8.8}\n")
+            };
+            o += &f("Channel", "Context", "Extension", "Prio", "State", "Application", "Data", "CallerID", "Duration");
+            for c in &chans {
+                let (app, data) = application(c);
+                let secs = c.created.elapsed().as_secs();
+                let dur = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+                o += &f(&c.name, &c.context, &c.exten, &c.priority.to_string(), c.state.as_str(), &app, &data, &c.caller_num, &dur);
+            }
+        }
+        _ => {
+            let f = |a: &str, b: &str, c: &str, d: &str| format!("{a:<64.64} {b:<32.32} {c:<7.7} {d:<30.30}\n");
+            o += &f("Channel", "Location", "State", "Application(Data)");
+            for c in &chans {
+                let (app, data) = application(c);
+                let appdata = if app.is_empty() { "(None)".to_string() } else { format!("{app}({data})") };
+                o += &f(&c.name, &location(c), c.state.as_str(), &appdata);
+            }
+        }
+    }
+    o += &counts(core);
+    Ok(o)
+}
+
+fn show_calls(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let calls = core.channels.active_calls() as u64;
+    let done = core.channels.calls_processed();
+    let mut o = format!("{calls} active call{}\n{done} call{} processed", ess(calls), ess(done));
+    match args.rest {
+        [] => {}
+        [u] if u.eq_ignore_ascii_case("uptime") => o = format!("{o}\n{}", uptime_lines(core, false)),
+        [u, s] if u.eq_ignore_ascii_case("uptime") && s.eq_ignore_ascii_case("seconds") => {
+            o = format!("{o}\n{}", uptime_lines(core, true))
+        }
+        _ => return Err(CommandError::Usage),
+    }
+    Ok(o)
+}
+
+fn level_arg(args: &Args<'_>) -> Result<u32, CommandError> {
+    match args.rest {
+        [v] if v.eq_ignore_ascii_case("off") => Ok(0),
+        [v] => v.parse().map_err(|_| CommandError::Usage),
+        _ => Err(CommandError::Usage),
+    }
+}
+
+fn set_verbose(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let n = level_arg(args)?;
+    let old = core.log.set_verbose(n);
+    core.push_log_level();
+    Ok(if n == 0 { format!("Verbosity was {old} and is now OFF") } else { format!("Verbosity was {old} and is now {n}") })
+}
+
+fn set_debug(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let n = level_arg(args)?;
+    let old = core.log.set_debug(n);
+    core.push_log_level();
+    Ok(if n == 0 { format!("Core debug was {old} and is now OFF") } else { format!("Core debug was {old} and is now {n}") })
+}
+
+fn stop_now(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    core.request_shutdown(ShutdownMode::Now);
+    Ok("Sirius is stopping now.".into())
+}
+
+fn stop_gracefully(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    core.request_shutdown(ShutdownMode::Gracefully);
+    let n = core.channels.active_channels();
+    Ok(format!("Refusing new calls; Sirius stops when the last channel hangs up ({n} active)."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uptime_words;
+    use std::time::Duration;
+
+    #[test]
+    fn uptime_reads_like_asterisk() {
+        assert_eq!(uptime_words(Duration::from_secs(85)), "1 minute, 25 seconds");
+        assert_eq!(uptime_words(Duration::from_secs(0)), "0 seconds");
+        assert_eq!(uptime_words(Duration::from_secs(3601)), "1 hour, 1 second");
+        assert_eq!(uptime_words(Duration::from_secs(120)), "2 minutes");
+    }
+}

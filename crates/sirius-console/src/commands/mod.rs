@@ -1,0 +1,14 @@
+//! Built-in console commands, one file per group (mini-redis's layout).
+
+pub mod core;
+pub mod help;
+pub mod module;
+
+/// Asterisk's `ESS()`: the plural "s" for counts other than one.
+pub fn ess(n: impl Into<u64>) -> &'static str {
+    if n.into() == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

@@ -1,0 +1,166 @@
+//! The daemon: logging, core, modules, console socket, and an orderly stop.
+
+use sirius_console::editor::{LineEditor, Next};
+use sirius_console::{remote, CommandTable};
+use sirius_core::config::{load_toml, ModulesConfig, Paths, Settings};
+use sirius_core::io::IoContext;
+use sirius_core::logging::LogHub;
+use sirius_core::{version_line, Core, ShutdownMode};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to run.
+pub struct Options {
+    /// Resolved directories.
+    pub paths: Paths,
+    /// `sirius.toml`.
+    pub settings: Settings,
+    /// Whether to run the interactive console on this terminal.
+    pub console: bool,
+    /// Console socket override (`-s`).
+    pub socket: Option<PathBuf>,
+    /// `-v` count, added to the configured verbosity.
+    pub extra_verbose: u32,
+    /// `-d` count, added to the configured debug level.
+    pub extra_debug: u32,
+}
+
+/// Runs the daemon until `core stop` or a signal.
+pub fn run(opts: Options) -> ExitCode {
+    let g = &opts.settings.general;
+    let log = LogHub::install(g.verbose + opts.extra_verbose, g.debug + opts.extra_debug);
+    if let Err(e) = log.open_file(&opts.paths.log_dir) {
+        eprintln!("sirius: cannot open log file in {}: {e}", opts.paths.log_dir.display());
+    }
+    let modules_file = opts.paths.config_dir.join("modules.toml");
+    let modules_config = if modules_file.exists() {
+        match load_toml::<ModulesConfig>(&modules_file) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("{e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        ModulesConfig::default()
+    };
+    let socket = opts.socket.clone().unwrap_or_else(|| opts.paths.socket());
+    let io = match IoContext::new("console", 1) {
+        Ok(io) => io,
+        Err(e) => {
+            log::error!("cannot start the console runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Bind before loading anything: a second daemon on the same socket must not start.
+    let listener = match io.block_on(async { remote::bind(&socket) }) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let core = match Core::new(opts.paths.clone(), opts.settings.clone(), modules_config, log.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("cannot start the core: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    log::info!("{}", version_line());
+    log::info!("Configuration directory {}", core.paths.config_dir.display());
+    let results = core.autoload();
+    let loaded = results.iter().filter(|(_, r)| matches!(r, Ok(sirius_core::loader::LoadOutcome::Loaded))).count();
+    log::info!("{loaded} modules loaded; console socket {}", socket.display());
+
+    let table = Arc::new(CommandTable::with_core_commands());
+    io.spawn(remote::serve(listener, core.clone(), table.clone()));
+    {
+        let core = core.clone();
+        io.spawn(async move {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => log::info!("Received SIGINT"),
+                _ = term.recv() => log::info!("Received SIGTERM"),
+            }
+            core.request_shutdown(ShutdownMode::Now);
+        });
+    }
+    println!("Sirius Ready.");
+
+    if opts.console {
+        let (core2, table2) = (core.clone(), table.clone());
+        std::thread::Builder::new()
+            .name("console".into())
+            .spawn(move || local_console(core2, table2))
+            .ok();
+    }
+
+    wait_for_shutdown(&core, &io);
+    log::info!("Sirius is shutting down");
+    core.unload_all();
+    core.sched.stop();
+    let _ = std::fs::remove_file(&socket);
+    io.shutdown(Duration::from_millis(500));
+    log::logger().flush();
+    ExitCode::SUCCESS
+}
+
+/// Blocks until a stop is requested; for a graceful stop, until no channel is left.
+fn wait_for_shutdown(core: &Arc<Core>, io: &IoContext) {
+    let mut rx = core.shutdown_requested();
+    io.block_on(async {
+        loop {
+            let mode = *rx.borrow_and_update();
+            match mode {
+                Some(ShutdownMode::Now) => return,
+                Some(ShutdownMode::Gracefully) => {
+                    if core.channels.active_channels() == 0 {
+                        return;
+                    }
+                    // Re-check the channel count, or switch to Now if asked.
+                    let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
+                }
+                None => {
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn local_console(core: Arc<Core>, table: Arc<CommandTable>) {
+    let complete = {
+        let (core, table) = (core.clone(), table.clone());
+        Box::new(move |line: &str| table.complete(&core, line))
+    };
+    let mut editor = match LineEditor::new(complete) {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("console: {e}");
+            return;
+        }
+    };
+    core.log.set_console_printer(editor.printer());
+    editor.run(|line| {
+        let out = table.execute(&core, line);
+        if !out.text.is_empty() {
+            println!("{}", out.text);
+        }
+        if core.shutdown_requested().borrow().is_some() {
+            Next::Quit
+        } else {
+            Next::Continue
+        }
+    });
+    core.log.set_console_printer(None);
+    // Leaving the console (Ctrl-D / Ctrl-C) stops the daemon, as `asterisk -c` does.
+    core.request_shutdown(ShutdownMode::Now);
+}
