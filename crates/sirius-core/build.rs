@@ -20,7 +20,8 @@ fn main() {
         .filter(|s| !s.is_empty())
         .or_else(|| output("uname", &["-n"]))
         .unwrap_or_else(|| "unknown".into());
-    let date = output("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]).unwrap_or_else(|| "unknown".into());
+    let date =
+        output("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]).unwrap_or_else(|| "unknown".into());
     let os = output("uname", &["-s"]).unwrap_or_else(|| std::env::consts::OS.into());
     println!("cargo:rustc-env=SIRIUS_BUILD_USER={user}");
     println!("cargo:rustc-env=SIRIUS_BUILD_HOST={host}");

@@ -102,7 +102,10 @@ impl Codec {
             "speex8" => "speex",
             other => other,
         };
-        CODEC_TABLE.iter().position(|c| c.name == alias).map(|i| Codec(i as u8))
+        CODEC_TABLE
+            .iter()
+            .position(|c| c.name == alias)
+            .map(|i| Codec(i as u8))
     }
 
     /// Finds a codec by SDP encoding name and clock rate (`PCMU/8000`).
@@ -188,7 +191,9 @@ impl Capabilities {
 
     /// The codecs, in table order.
     pub fn iter(self) -> impl Iterator<Item = Codec> {
-        (0..64u8).filter(move |i| self.0 & (1u64 << i) != 0).map(Codec)
+        (0..64u8)
+            .filter(move |i| self.0 & (1u64 << i) != 0)
+            .map(Codec)
     }
 }
 

@@ -128,7 +128,8 @@ impl Host {
 
     /// Records negotiated codecs.
     pub fn channel_set_codecs(&self, id: ChannelId, codecs: &[Codec]) {
-        self.services.channel_set_codecs(id, codecs.iter().copied().collect())
+        self.services
+            .channel_set_codecs(id, codecs.iter().copied().collect())
     }
 
     /// The far end hung up.
@@ -242,7 +243,8 @@ impl ChannelTech for GuardedTech {
         requestor: ROption<ChannelId>,
     ) -> RResult<ChannelId, Cause> {
         guard("request_call", || {
-            self.0.request_call(caps, dest.as_str(), requestor.into_option())
+            self.0
+                .request_call(caps, dest.as_str(), requestor.into_option())
         })
     }
     fn call(&self, chan: ChannelId, dest: RString, timeout_ms: u32) -> RResult<(), Cause> {
@@ -295,7 +297,11 @@ impl Plugin for GuardedPlugin {
             Ok(Ok(s)) => RResult::ROk(s.into()),
             Ok(Err(e)) => RResult::RErr(e.into()),
             Err(p) => {
-                let msg = format!("command '{}' panicked: {}", args.join(" "), panic_message(&*p));
+                let msg = format!(
+                    "command '{}' panicked: {}",
+                    args.join(" "),
+                    panic_message(&*p)
+                );
                 log::error!("{msg}");
                 RResult::RErr(msg.into())
             }
@@ -303,10 +309,12 @@ impl Plugin for GuardedPlugin {
     }
     fn complete(&self, args: RVec<RString>, pos: u32) -> RVec<RString> {
         let args = strings(args);
-        guard_or("complete", Vec::new(), || self.inner.complete(&args, pos as usize))
-            .into_iter()
-            .map(RString::from)
-            .collect()
+        guard_or("complete", Vec::new(), || {
+            self.inner.complete(&args, pos as usize)
+        })
+        .into_iter()
+        .map(RString::from)
+        .collect()
     }
     fn reload(&self) -> RResult<RString, RString> {
         match catch_unwind(AssertUnwindSafe(|| self.inner.reload())) {
@@ -398,12 +406,18 @@ pub fn load_plugin(
 /// Convenience for plugins: a load error that is a refusal to run (missing config),
 /// not a failure.
 pub fn declined(message: impl Into<String>) -> LoadError {
-    LoadError { declined: true, message: message.into().into() }
+    LoadError {
+        declined: true,
+        message: message.into().into(),
+    }
 }
 
 /// Convenience for plugins: a load failure.
 pub fn failed(message: impl Into<String>) -> LoadError {
-    LoadError { declined: false, message: message.into().into() }
+    LoadError {
+        declined: false,
+        message: message.into().into(),
+    }
 }
 
 /// Boxed form of an owned callback, for hosts and tests that call [`SchedCallback`]s.

@@ -8,7 +8,8 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, ExternalPrinter, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, ExternalPrinter, Helper};
+use sirius_core::logging::Printer;
 use std::path::PathBuf;
 
 /// The prompt Asterisk users know.
@@ -22,12 +23,20 @@ struct ConsoleHelper {
 
 impl Completer for ConsoleHelper {
     type Candidate = Pair;
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
         let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
         let items = (self.complete)(before)
             .into_iter()
-            .map(|w| Pair { display: w.clone(), replacement: format!("{w} ") })
+            .map(|w| Pair {
+                display: w.clone(),
+                replacement: format!("{w} "),
+            })
             .collect();
         Ok((start, items))
     }
@@ -60,7 +69,11 @@ pub struct LineEditor {
 impl LineEditor {
     /// Sets up the editor with `complete` as the completion source.
     pub fn new(complete: CompleteFn) -> rustyline::Result<LineEditor> {
-        let mut editor = Editor::new()?;
+        // List candidates like bash and Asterisk's console, rather than cycling through them.
+        let config = Config::builder()
+            .completion_type(CompletionType::List)
+            .build();
+        let mut editor = Editor::with_config(config)?;
         editor.set_helper(Some(ConsoleHelper { complete }));
         if let Some(p) = history_path() {
             let _ = editor.load_history(&p);
@@ -69,7 +82,7 @@ impl LineEditor {
     }
 
     /// A printer that writes above the prompt from any thread.
-    pub fn printer(&mut self) -> Option<Box<dyn Fn(&str) + Send + Sync>> {
+    pub fn printer(&mut self) -> Option<Printer> {
         let p = self.editor.create_external_printer().ok()?;
         let p = std::sync::Mutex::new(p);
         Some(Box::new(move |line: &str| {

@@ -91,7 +91,10 @@ pub enum ServeError {
 
 /// Binds the console socket, replacing a stale one but never a live daemon's.
 pub fn bind(path: &Path) -> Result<UnixListener, ServeError> {
-    let listen_err = |source| ServeError::Listen { path: path.to_path_buf(), source };
+    let listen_err = |source| ServeError::Listen {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(listen_err)?;
     }
@@ -124,21 +127,32 @@ async fn session(stream: tokio::net::UnixStream, core: Arc<Core>, table: Arc<Com
     let (tx, mut rx) = mpsc::channel::<Reply>(256);
     let writer = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
-            let Ok(mut line) = serde_json::to_string(&reply) else { continue };
+            let Ok(mut line) = serde_json::to_string(&reply) else {
+                continue;
+            };
             line.push('\n');
             if wr.write_all(line.as_bytes()).await.is_err() {
                 break;
             }
         }
     });
-    let _ = tx.send(Reply::Hello { version: version_line() }).await;
+    let _ = tx
+        .send(Reply::Hello {
+            version: version_line(),
+        })
+        .await;
     let mut lines = tokio::io::BufReader::new(rd).lines();
     let mut log_task: Option<tokio::task::JoinHandle<()>> = None;
     while let Ok(Some(line)) = lines.next_line().await {
         let req: Request = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.send(Reply::Output { ok: false, text: format!("bad request: {e}") }).await;
+                let _ = tx
+                    .send(Reply::Output {
+                        ok: false,
+                        text: format!("bad request: {e}"),
+                    })
+                    .await;
                 continue;
             }
         };
@@ -147,8 +161,16 @@ async fn session(stream: tokio::net::UnixStream, core: Arc<Core>, table: Arc<Com
                 let (c, t) = (core.clone(), table.clone());
                 let out = tokio::task::spawn_blocking(move || t.execute(&c, &line))
                     .await
-                    .unwrap_or_else(|e| Outcome { ok: false, text: format!("command failed: {e}") });
-                let _ = tx.send(Reply::Output { ok: out.ok, text: out.text }).await;
+                    .unwrap_or_else(|e| Outcome {
+                        ok: false,
+                        text: format!("command failed: {e}"),
+                    });
+                let _ = tx
+                    .send(Reply::Output {
+                        ok: out.ok,
+                        text: out.text,
+                    })
+                    .await;
             }
             Request::Complete { line } => {
                 let (c, t) = (core.clone(), table.clone());
@@ -165,12 +187,20 @@ async fn session(stream: tokio::net::UnixStream, core: Arc<Core>, table: Arc<Com
                         loop {
                             match logs.recv().await {
                                 Ok(line) => {
-                                    if tx.send(Reply::Log { line: line.to_string() }).await.is_err() {
+                                    if tx
+                                        .send(Reply::Log {
+                                            line: line.to_string(),
+                                        })
+                                        .await
+                                        .is_err()
+                                    {
                                         break;
                                     }
                                 }
                                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                    let line = format!("(remote console fell behind: {n} log lines dropped)");
+                                    let line = format!(
+                                        "(remote console fell behind: {n} log lines dropped)"
+                                    );
                                     let _ = tx.send(Reply::Log { line }).await;
                                 }
                                 Err(_) => break,
@@ -219,22 +249,37 @@ pub struct Client {
 impl Client {
     /// Connects and reads the hello.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let s = UnixStream::connect(path)
-            .map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
-        let writer = s.try_clone().map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut c = Client { reader: BufReader::new(s), writer, server_version: String::new() };
+        let s = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let writer = s
+            .try_clone()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut c = Client {
+            reader: BufReader::new(s),
+            writer,
+            server_version: String::new(),
+        };
         match c.read()? {
             Reply::Hello { version } => c.server_version = version,
-            other => return Err(ClientError::Protocol(format!("expected hello, got {other:?}"))),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "expected hello, got {other:?}"
+                )))
+            }
         }
         Ok(c)
     }
 
     /// Sends a request.
     pub fn send(&mut self, req: &Request) -> Result<(), ClientError> {
-        let mut line = serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
-        self.writer.write_all(line.as_bytes()).map_err(|_| ClientError::Disconnected)
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|_| ClientError::Disconnected)
     }
 
     /// Reads one message.
@@ -247,8 +292,14 @@ impl Client {
     }
 
     /// Runs one command and returns its outcome (log lines, if subscribed, go to `on_log`).
-    pub fn command(&mut self, line: &str, on_log: &mut dyn FnMut(String)) -> Result<Outcome, ClientError> {
-        self.send(&Request::Command { line: line.to_string() })?;
+    pub fn command(
+        &mut self,
+        line: &str,
+        on_log: &mut dyn FnMut(String),
+    ) -> Result<Outcome, ClientError> {
+        self.send(&Request::Command {
+            line: line.to_string(),
+        })?;
         loop {
             match self.read()? {
                 Reply::Output { ok, text } => return Ok(Outcome { ok, text }),

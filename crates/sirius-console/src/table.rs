@@ -29,6 +29,9 @@ pub struct Args<'a> {
     pub rest: &'a [String],
 }
 
+/// Completes the argument at word `pos` of a line (all its words given).
+pub type ArgCompleter = fn(&Arc<Core>, &[String], usize) -> Vec<String>;
+
 /// One built-in command.
 pub struct Command {
     /// The fixed words, space separated (`core show channels`).
@@ -40,13 +43,17 @@ pub struct Command {
     /// Runs the command.
     pub handler: fn(&Arc<Core>, &Args<'_>) -> CommandResult,
     /// Completes the argument at `pos` (index into all words); `None`: no arguments.
-    pub complete: Option<fn(&Arc<Core>, &[String], usize) -> Vec<String>>,
+    pub complete: Option<ArgCompleter>,
 }
 
 /// Where a line was routed.
 enum Target<'a> {
     Builtin(&'a Command),
-    Plugin { module: String, words: String, usage: String },
+    Plugin {
+        module: String,
+        words: String,
+        usage: String,
+    },
 }
 
 /// The result of running one line, as the console prints it.
@@ -98,7 +105,11 @@ fn fixed_words(words: &str) -> Vec<&str> {
 }
 
 fn matches_prefix(fixed: &[&str], line: &[String]) -> bool {
-    fixed.len() <= line.len() && fixed.iter().zip(line).all(|(f, w)| f.eq_ignore_ascii_case(w))
+    fixed.len() <= line.len()
+        && fixed
+            .iter()
+            .zip(line)
+            .all(|(f, w)| f.eq_ignore_ascii_case(w))
 }
 
 impl CommandTable {
@@ -121,10 +132,20 @@ impl CommandTable {
         let mut v: Vec<(String, String, String)> = self
             .builtins
             .iter()
-            .map(|c| (c.words.to_string(), c.summary.to_string(), c.usage.to_string()))
+            .map(|c| {
+                (
+                    c.words.to_string(),
+                    c.summary.to_string(),
+                    c.usage.to_string(),
+                )
+            })
             .collect();
         for (_, spec) in core.plugin_commands() {
-            v.push((spec.words.to_string(), spec.summary.to_string(), spec.usage.to_string()));
+            v.push((
+                spec.words.to_string(),
+                spec.summary.to_string(),
+                spec.usage.to_string(),
+            ));
         }
         v.sort();
         v
@@ -135,13 +156,15 @@ impl CommandTable {
         let mut best: Option<(usize, Target<'_>)> = None;
         for c in &self.builtins {
             let fixed = fixed_words(c.words);
-            if matches_prefix(&fixed, words) && best.as_ref().is_none_or(|(n, _)| fixed.len() > *n) {
+            if matches_prefix(&fixed, words) && best.as_ref().is_none_or(|(n, _)| fixed.len() > *n)
+            {
                 best = Some((fixed.len(), Target::Builtin(c)));
             }
         }
         for (module, spec) in core.plugin_commands() {
             let fixed = fixed_words(&spec.words);
-            if matches_prefix(&fixed, words) && best.as_ref().is_none_or(|(n, _)| fixed.len() > *n) {
+            if matches_prefix(&fixed, words) && best.as_ref().is_none_or(|(n, _)| fixed.len() > *n)
+            {
                 best = Some((
                     fixed.len(),
                     Target::Plugin {
@@ -159,7 +182,10 @@ impl CommandTable {
     pub fn execute(&self, core: &Arc<Core>, line: &str) -> Outcome {
         let words = split_words(line);
         if words.is_empty() {
-            return Outcome { ok: true, text: String::new() };
+            return Outcome {
+                ok: true,
+                text: String::new(),
+            };
         }
         let failed = |text: String| Outcome { ok: false, text };
         match self.route(core, &words) {
@@ -169,7 +195,10 @@ impl CommandTable {
                 words[0]
             )),
             Some((n, Target::Builtin(c))) => {
-                let args = Args { all: &words, rest: &words[n..] };
+                let args = Args {
+                    all: &words,
+                    rest: &words[n..],
+                };
                 if c.complete.is_none() && !args.rest.is_empty() && !c.usage.is_empty() {
                     // A command without arguments given some: Asterisk shows the usage.
                     return failed(c.usage.to_string());
@@ -182,13 +211,18 @@ impl CommandTable {
                     }
                 }
             }
-            Some((_, Target::Plugin { module, words: fixed, usage })) => {
-                match core.run_plugin_command(&module, &words) {
-                    Ok(text) => Outcome { ok: true, text },
-                    Err(e) if e.is_empty() => failed(usage),
-                    Err(e) => failed(format!("{e}\nCommand '{}' failed.", fixed)),
-                }
-            }
+            Some((
+                _,
+                Target::Plugin {
+                    module,
+                    words: fixed,
+                    usage,
+                },
+            )) => match core.run_plugin_command(&module, &words) {
+                Ok(text) => Outcome { ok: true, text },
+                Err(e) if e.is_empty() => failed(usage),
+                Err(e) => failed(format!("{e}\nCommand '{}' failed.", fixed)),
+            },
         }
     }
 
@@ -208,8 +242,13 @@ impl CommandTable {
             }
         };
         // Next fixed word of every command whose fixed words extend what was typed.
-        let mut all_fixed: Vec<String> = self.builtins.iter().map(|c| c.words.to_string()).collect();
-        all_fixed.extend(core.plugin_commands().into_iter().map(|(_, s)| s.words.to_string()));
+        let mut all_fixed: Vec<String> =
+            self.builtins.iter().map(|c| c.words.to_string()).collect();
+        all_fixed.extend(
+            core.plugin_commands()
+                .into_iter()
+                .map(|(_, s)| s.words.to_string()),
+        );
         for f in &all_fixed {
             let fixed = fixed_words(f);
             if fixed.len() > pos && matches_prefix(&fixed[..pos], typed) {
@@ -220,8 +259,12 @@ impl CommandTable {
         if let Some((n, target)) = self.route(core, typed) {
             if pos >= n {
                 let cands = match target {
-                    Target::Builtin(c) => c.complete.map(|f| f(core, &words, pos)).unwrap_or_default(),
-                    Target::Plugin { module, .. } => core.complete_plugin_command(&module, &words, pos),
+                    Target::Builtin(c) => {
+                        c.complete.map(|f| f(core, &words, pos)).unwrap_or_default()
+                    }
+                    Target::Plugin { module, .. } => {
+                        core.complete_plugin_command(&module, &words, pos)
+                    }
                 };
                 for c in cands {
                     push(&c);
@@ -239,7 +282,10 @@ mod tests {
 
     #[test]
     fn splits_words_with_quotes() {
-        assert_eq!(split_words("  core  show channels "), vec!["core", "show", "channels"]);
+        assert_eq!(
+            split_words("  core  show channels "),
+            vec!["core", "show", "channels"]
+        );
         assert_eq!(split_words("x \"a b\" c"), vec!["x", "a b", "c"]);
         assert_eq!(split_words("\"\""), vec![""]);
     }

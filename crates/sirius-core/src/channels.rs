@@ -87,7 +87,9 @@ impl ChannelRegistry {
         let id = ChannelId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let seq = self.name_seq.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}/{}-{:08x}", spec.tech, spec.resource, seq);
-        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let uniqueid = format!("{epoch}.{}", id.0);
         let chan = Channel {
             id,
@@ -100,7 +102,11 @@ impl ChannelRegistry {
             cause: Cause::NOT_DEFINED,
             context: spec.context.to_string(),
             exten: spec.exten.to_string(),
-            priority: if spec.direction == Direction::Inbound { 1 } else { 0 },
+            priority: if spec.direction == Direction::Inbound {
+                1
+            } else {
+                0
+            },
             application: String::new(),
             app_data: String::new(),
             caller_num: spec.caller_num.to_string(),
@@ -113,7 +119,11 @@ impl ChannelRegistry {
             pbx: false,
         };
         self.channels.write().insert(id, chan);
-        ChannelInfo { id, name: name.into(), uniqueid: uniqueid.into() }
+        ChannelInfo {
+            id,
+            name: name.into(),
+            uniqueid: uniqueid.into(),
+        }
     }
 
     /// Applies `f` to a channel; false if it no longer exists.
@@ -185,7 +195,11 @@ impl ChannelRegistry {
 
     /// Live channels of one technology (`Test`, `SIP`), for a plugin's use count.
     pub fn count_tech(&self, tech: &str) -> usize {
-        self.channels.read().values().filter(|c| c.tech.eq_ignore_ascii_case(tech)).count()
+        self.channels
+            .read()
+            .values()
+            .filter(|c| c.tech.eq_ignore_ascii_case(tech))
+            .count()
     }
 
     /// Channels running a dialplan (`ast_active_calls`).
@@ -238,13 +252,22 @@ mod tests {
         let a = r.alloc(&spec("SIP", "alice", Direction::Inbound));
         let b = r.alloc(&spec("SIP", "bob", Direction::Outbound));
         assert!(r.start_pbx(a.id));
-        assert_eq!((r.active_channels(), r.active_calls(), r.calls_processed()), (2, 1, 1));
+        assert_eq!(
+            (r.active_channels(), r.active_calls(), r.calls_processed()),
+            (2, 1, 1)
+        );
         assert!(r.set_state(b.id, ChannelState::Up));
         assert!(r.get(b.id).unwrap().answered.is_some());
         let gone = r.remove(a.id, Cause::NORMAL_CLEARING).unwrap();
         assert_eq!(gone.cause, Cause::NORMAL_CLEARING);
-        assert_eq!((r.active_channels(), r.active_calls(), r.calls_processed()), (1, 0, 1));
-        assert!(!r.set_state(a.id, ChannelState::Up), "a removed channel is gone");
+        assert_eq!(
+            (r.active_channels(), r.active_calls(), r.calls_processed()),
+            (1, 0, 1)
+        );
+        assert!(
+            !r.set_state(a.id, ChannelState::Up),
+            "a removed channel is gone"
+        );
         assert_eq!(r.count_tech("sip"), 1);
     }
 }

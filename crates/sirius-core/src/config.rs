@@ -32,8 +32,10 @@ pub enum ConfigError {
 
 /// Parses a TOML file into `T`, turning errors into `file:line: reason`.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_toml(path, &text)
 }
 
@@ -41,11 +43,24 @@ pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
 pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(1, |s| {
-            text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
         });
         // toml's message repeats the source excerpt; keep the first line, the reason.
-        let reason = e.message().lines().next().unwrap_or("invalid TOML").to_string();
-        ConfigError::Parse { path: path.to_path_buf(), line, reason }
+        let reason = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        }
     })
 }
 
@@ -75,7 +90,12 @@ pub struct General {
 
 impl Default for General {
     fn default() -> Self {
-        General { systemname: "sirius".into(), verbose: 3, debug: 0, maxcalls: 0 }
+        General {
+            systemname: "sirius".into(),
+            verbose: 3,
+            debug: 0,
+            maxcalls: 0,
+        }
     }
 }
 
@@ -108,7 +128,11 @@ pub struct ModulesConfig {
 
 impl Default for ModulesConfig {
     fn default() -> Self {
-        ModulesConfig { autoload: true, load: Vec::new(), noload: Vec::new() }
+        ModulesConfig {
+            autoload: true,
+            load: Vec::new(),
+            noload: Vec::new(),
+        }
     }
 }
 
@@ -168,7 +192,10 @@ mod tests {
         let text = "[general]\nverbose = 3\nverbsoe = 4\n";
         let e = parse_toml::<Settings>(Path::new("etc/sirius.toml"), text).unwrap_err();
         let s = e.to_string();
-        assert!(s.starts_with("etc/sirius.toml:3: unknown field `verbsoe`"), "{s}");
+        assert!(
+            s.starts_with("etc/sirius.toml:3: unknown field `verbsoe`"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -10,9 +10,7 @@ use crate::logging::LogHub;
 use crate::sched::SchedThread;
 use crate::translate;
 use parking_lot::{Mutex, RwLock};
-use sirius_abi::{
-    Capabilities, Cause, ChannelId, ChannelTechArc, Indication, MediaKind, TechInfo,
-};
+use sirius_abi::{Capabilities, Cause, ChannelId, ChannelTechArc, Indication, MediaKind, TechInfo};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -127,7 +125,10 @@ impl Core {
 
     /// One technology by type, case-insensitively.
     pub fn tech(&self, tech_type: &str) -> Option<TechEntry> {
-        self.techs.read().get(&tech_type.to_ascii_lowercase()).cloned()
+        self.techs
+            .read()
+            .get(&tech_type.to_ascii_lowercase())
+            .cloned()
     }
 
     /// Whether new calls are being refused (`core stop gracefully`).
@@ -164,17 +165,26 @@ impl Core {
             );
             return Err(Cause::BEARERCAPABILITY_NOTAVAIL);
         }
-        entry.tech.request_call(caps, dest.into(), requestor.into()).into_result()
+        entry
+            .tech
+            .request_call(caps, dest.into(), requestor.into())
+            .into_result()
     }
 
     fn tech_of(&self, chan: ChannelId) -> Result<TechEntry, Cause> {
-        let c = self.channels.get(chan).ok_or(Cause::INVALID_CALL_REFERENCE)?;
+        let c = self
+            .channels
+            .get(chan)
+            .ok_or(Cause::INVALID_CALL_REFERENCE)?;
         self.tech(&c.tech).ok_or(Cause::NOSUCHDRIVER)
     }
 
     /// `ast_call`: places the call on a requested channel.
     pub fn call(&self, chan: ChannelId, dest: &str, timeout_ms: u32) -> Result<(), Cause> {
-        self.tech_of(chan)?.tech.call(chan, dest.into(), timeout_ms).into_result()
+        self.tech_of(chan)?
+            .tech
+            .call(chan, dest.into(), timeout_ms)
+            .into_result()
     }
 
     /// Answers a channel.
@@ -198,7 +208,9 @@ impl Core {
 
     /// A channel ended (either side): frees it and hangs up the leg it was bridged to.
     pub fn channel_gone(&self, chan: ChannelId, cause: Cause) {
-        let Some(c) = self.channels.remove(chan, cause) else { return };
+        let Some(c) = self.channels.remove(chan, cause) else {
+            return;
+        };
         log::info!("Hungup '{}' ({}, {})", c.name, c.cause.name(), c.cause.0);
         self.events.publish(crate::events::Event {
             name: "Hangup".into(),
@@ -226,7 +238,10 @@ impl Core {
         }
         let engine = self.pbx.read().clone();
         let Some(engine) = engine else {
-            let name = self.channels.get(chan).map_or_else(|| chan.to_string(), |c| c.name);
+            let name = self
+                .channels
+                .get(chan)
+                .map_or_else(|| chan.to_string(), |c| c.name);
             log::warn!("No dialplan is loaded: cannot start a PBX on '{name}'");
             return Err(Cause::NO_ROUTE_DESTINATION);
         };

@@ -15,7 +15,10 @@ pub struct Event {
 impl Event {
     /// The value of a field.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -26,7 +29,9 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { tx: broadcast::channel(1024).0 }
+        EventBus {
+            tx: broadcast::channel(1024).0,
+        }
     }
 }
 

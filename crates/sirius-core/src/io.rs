@@ -25,7 +25,10 @@ impl IoContext {
             .thread_name(format!("{name}-io"))
             .enable_all()
             .build()?;
-        Ok(IoContext { name: name.to_string(), runtime: Some(runtime) })
+        Ok(IoContext {
+            name: name.to_string(),
+            runtime: Some(runtime),
+        })
     }
 
     /// The context's name.

@@ -150,21 +150,29 @@ pub enum ModuleError {
 /// Normalises what a user typed (`chan_sip`, `chan_sip.so`, `libchan_sip.so`,
 /// a path) to a module name.
 pub fn module_name(arg: &str) -> String {
-    let file = Path::new(arg).file_name().and_then(|f| f.to_str()).unwrap_or(arg);
+    let file = Path::new(arg)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or(arg);
     let file = file.strip_suffix(".so").unwrap_or(file);
     file.strip_prefix("lib").unwrap_or(file).to_string()
 }
 
 /// Categories autoload considers, Asterisk's module name prefixes.
-const AUTOLOAD_PREFIXES: &[&str] =
-    &["chan_", "res_", "app_", "pbx_", "func_", "bridge_", "codec_", "format_", "cdr_"];
+const AUTOLOAD_PREFIXES: &[&str] = &[
+    "chan_", "res_", "app_", "pbx_", "func_", "bridge_", "codec_", "format_", "cdr_",
+];
 
 /// Shortens abi_stable's report (a 150-line dump of both layouts for a mismatch)
 /// to what an administrator needs: the last `Error:` with its `Expected:` and
 /// `Found:` values, or the first line for short errors (version, dlopen).
 fn short_library_error(e: &LibraryError) -> String {
     let full = e.to_string();
-    let lines: Vec<&str> = full.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = full
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let Some(err_at) = lines.iter().rposition(|l| l.starts_with("Error:")) else {
         return lines.first().unwrap_or(&"unknown error").to_string();
     };
@@ -186,7 +194,9 @@ impl Core {
         if arg.contains('/') {
             return PathBuf::from(arg);
         }
-        self.paths.modules_dir.join(format!("lib{}.so", module_name(arg)))
+        self.paths
+            .modules_dir
+            .join(format!("lib{}.so", module_name(arg)))
     }
 
     /// `module load X`.
@@ -197,27 +207,34 @@ impl Core {
             return Err(ModuleError::AlreadyLoaded { name });
         }
         if !path.exists() {
-            return Err(ModuleError::NotFound { name, dir: self.paths.modules_dir.clone() });
+            return Err(ModuleError::NotFound {
+                name,
+                dir: self.paths.modules_dir.clone(),
+            });
         }
         let header = lib_header_from_path(&path).map_err(|e| match e {
-            LibraryError::OpenError { .. } => {
-                ModuleError::Open { name: name.clone(), reason: short_library_error(&e) }
-            }
+            LibraryError::OpenError { .. } => ModuleError::Open {
+                name: name.clone(),
+                reason: short_library_error(&e),
+            },
             LibraryError::GetSymbolError { .. } => ModuleError::NotAPlugin { name: name.clone() },
             other => ModuleError::Incompatible {
                 name: name.clone(),
                 detail: short_library_error(&other),
             },
         })?;
-        let root = header.init_root_module::<PluginModuleRef>().map_err(|e| match e {
-            LibraryError::RootModule { .. } => {
-                ModuleError::Failed { name: name.clone(), reason: short_library_error(&e) }
-            }
-            other => ModuleError::Incompatible {
-                name: name.clone(),
-                detail: short_library_error(&other),
-            },
-        })?;
+        let root = header
+            .init_root_module::<PluginModuleRef>()
+            .map_err(|e| match e {
+                LibraryError::RootModule { .. } => ModuleError::Failed {
+                    name: name.clone(),
+                    reason: short_library_error(&e),
+                },
+                other => ModuleError::Incompatible {
+                    name: name.clone(),
+                    detail: short_library_error(&other),
+                },
+            })?;
         if root.interface_version() != INTERFACE_VERSION {
             return Err(ModuleError::Incompatible {
                 name,
@@ -237,7 +254,12 @@ impl Core {
                 log::info!("Declined to load {name}.so: {}", e.message);
                 return Ok(LoadOutcome::Declined(e.message.into()));
             }
-            Err(e) => return Err(ModuleError::Failed { name, reason: e.message.into() }),
+            Err(e) => {
+                return Err(ModuleError::Failed {
+                    name,
+                    reason: e.message.into(),
+                })
+            }
         };
         plugin.set_log_level(self.log.file_level());
 
@@ -256,9 +278,20 @@ impl Core {
                     let _ = plugin.unload(true);
                     return Err(err);
                 }
-                log::info!("Registered channel type '{}' ({})", info.tech_type, info.description);
+                log::info!(
+                    "Registered channel type '{}' ({})",
+                    info.tech_type,
+                    info.description
+                );
                 let ty = info.tech_type.to_string();
-                techs.insert(key, TechEntry { info, tech, module: name.clone() });
+                techs.insert(
+                    key,
+                    TechEntry {
+                        info,
+                        tech,
+                        module: name.clone(),
+                    },
+                );
                 Some(ty)
             }
             None => None,
@@ -306,7 +339,11 @@ impl Core {
                     let info = tech.info();
                     self.techs.write().insert(
                         t.to_ascii_lowercase(),
-                        TechEntry { info, tech, module: name.clone() },
+                        TechEntry {
+                            info,
+                            tech,
+                            module: name.clone(),
+                        },
                     );
                 }
             }
@@ -331,7 +368,10 @@ impl Core {
             .reload()
             .into_result()
             .map(RString::into_string)
-            .map_err(|reason| ModuleError::Refused { name: name.clone(), reason: reason.into() });
+            .map_err(|reason| ModuleError::Refused {
+                name: name.clone(),
+                reason: reason.into(),
+            });
         if r.is_ok() {
             *self.last_reload.lock() = Instant::now();
             // The command table may have changed with the configuration.
@@ -380,7 +420,13 @@ impl Core {
 
     /// Stops every module, newest first (`core stop`).
     pub fn unload_all(&self) {
-        let names: Vec<String> = self.modules.lock().iter().rev().map(|m| m.name.clone()).collect();
+        let names: Vec<String> = self
+            .modules
+            .lock()
+            .iter()
+            .rev()
+            .map(|m| m.name.clone())
+            .collect();
         for n in names {
             if let Err(e) = self.unload_module(&n, true) {
                 log::warn!("{e}");
@@ -421,21 +467,42 @@ impl Core {
     }
 
     fn plugin_of(&self, module: &str) -> Option<Arc<PluginArc>> {
-        self.modules.lock().iter().find(|m| m.name == module).map(|m| m.plugin.clone())
+        self.modules
+            .lock()
+            .iter()
+            .find(|m| m.name == module)
+            .map(|m| m.plugin.clone())
     }
 
     /// Runs a plugin's command. The module lock is not held while the plugin runs.
     pub fn run_plugin_command(&self, module: &str, args: &[String]) -> Result<String, String> {
-        let plugin = self.plugin_of(module).ok_or_else(|| format!("{module}: not loaded"))?;
+        let plugin = self
+            .plugin_of(module)
+            .ok_or_else(|| format!("{module}: not loaded"))?;
         let args = args.iter().map(|a| RString::from(a.as_str())).collect();
-        plugin.run_command(args).into_result().map(Into::into).map_err(Into::into)
+        plugin
+            .run_command(args)
+            .into_result()
+            .map(Into::into)
+            .map_err(Into::into)
     }
 
     /// A plugin's completion candidates.
-    pub fn complete_plugin_command(&self, module: &str, args: &[String], pos: usize) -> Vec<String> {
-        let Some(plugin) = self.plugin_of(module) else { return Vec::new() };
+    pub fn complete_plugin_command(
+        &self,
+        module: &str,
+        args: &[String],
+        pos: usize,
+    ) -> Vec<String> {
+        let Some(plugin) = self.plugin_of(module) else {
+            return Vec::new();
+        };
         let args = args.iter().map(|a| RString::from(a.as_str())).collect();
-        plugin.complete(args, pos as u32).into_iter().map(Into::into).collect()
+        plugin
+            .complete(args, pos as u32)
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     /// Pushes the current log level to every plugin (`core set debug`).
@@ -453,7 +520,12 @@ mod tests {
 
     #[test]
     fn names_normalise_like_asterisk_accepts_them() {
-        for arg in ["chan_sip", "chan_sip.so", "libchan_sip.so", "/usr/lib/sirius/libchan_sip.so"] {
+        for arg in [
+            "chan_sip",
+            "chan_sip.so",
+            "libchan_sip.so",
+            "/usr/lib/sirius/libchan_sip.so",
+        ] {
             assert_eq!(module_name(arg), "chan_sip", "{arg}");
         }
     }

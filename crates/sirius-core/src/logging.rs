@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast;
 
-type Printer = Box<dyn Fn(&str) + Send + Sync>;
+/// Where console log lines go: a closure that prints one line (above the prompt).
+pub type Printer = Box<dyn Fn(&str) + Send + Sync>;
 
 /// The log fan-out point. One per process.
 pub struct LogHub {
@@ -39,7 +40,11 @@ impl log::Log for HubLogger {
         LogLevel::from_level(m.level()) <= self.0.file_level()
     }
     fn log(&self, record: &log::Record<'_>) {
-        self.0.write(LogLevel::from_level(record.level()), record.target(), &record.args().to_string());
+        self.0.write(
+            LogLevel::from_level(record.level()),
+            record.target(),
+            &record.args().to_string(),
+        );
     }
     fn flush(&self) {
         if let Some(f) = self.0.file.lock().as_mut() {
@@ -75,7 +80,10 @@ impl LogHub {
     /// Appends to `<dir>/messages` from now on.
     pub fn open_file(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let f = OpenOptions::new().create(true).append(true).open(dir.join("messages"))?;
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("messages"))?;
         *self.file.lock() = Some(f);
         Ok(())
     }

@@ -51,7 +51,13 @@ impl Queue {
         self.next_generation += 1;
         let generation = self.next_generation;
         self.heap.push(Reverse((due, generation, id)));
-        self.slots.insert(id, Slot { generation, callback });
+        self.slots.insert(
+            id,
+            Slot {
+                generation,
+                callback,
+            },
+        );
     }
 }
 
@@ -129,11 +135,15 @@ impl Scheduler {
                     break;
                 }
                 q.heap.pop();
-                let Some(slot) = q.slots.get_mut(&id) else { continue };
+                let Some(slot) = q.slots.get_mut(&id) else {
+                    continue;
+                };
                 if slot.generation != generation {
                     continue;
                 }
-                let Some(cb) = slot.callback.take() else { continue };
+                let Some(cb) = slot.callback.take() else {
+                    continue;
+                };
                 (id, due, generation, cb)
             };
             let again = cb();
@@ -145,7 +155,12 @@ impl Scheduler {
                 q.slots.remove(&id);
                 continue;
             }
-            rearmed.push((id, generation, (due + Duration::from_millis(again.into())).max(now), cb));
+            rearmed.push((
+                id,
+                generation,
+                (due + Duration::from_millis(again.into())).max(now),
+                cb,
+            ));
         }
         if !rearmed.is_empty() {
             let mut q = self.queue.lock();
@@ -181,26 +196,31 @@ impl SchedThread {
             cond: Condvar::new(),
         });
         let s = shared.clone();
-        let thread = std::thread::Builder::new().name(name.to_string()).spawn(move || loop {
-            {
-                let mut stop = s.wake.lock();
-                if *stop {
-                    return;
-                }
-                match s.sched.wait(Instant::now()) {
-                    Some(d) if d.is_zero() => {}
-                    Some(d) => {
-                        s.cond.wait_for(&mut stop, d);
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || loop {
+                {
+                    let mut stop = s.wake.lock();
+                    if *stop {
+                        return;
                     }
-                    None => s.cond.wait(&mut stop),
+                    match s.sched.wait(Instant::now()) {
+                        Some(d) if d.is_zero() => {}
+                        Some(d) => {
+                            s.cond.wait_for(&mut stop, d);
+                        }
+                        None => s.cond.wait(&mut stop),
+                    }
+                    if *stop {
+                        return;
+                    }
                 }
-                if *stop {
-                    return;
-                }
-            }
-            s.sched.run_due(Instant::now());
-        })?;
-        Ok(SchedThread { shared, thread: Mutex::new(Some(thread)) })
+                s.sched.run_due(Instant::now());
+            })?;
+        Ok(SchedThread {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Schedules `cb` in `delay_ms` from now.
@@ -275,10 +295,14 @@ mod tests {
         let t0 = Instant::now();
         let n = Arc::new(AtomicU32::new(0));
         let c = n.clone();
-        s.add(t0, 100, Box::new(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            0
-        }));
+        s.add(
+            t0,
+            100,
+            Box::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                0
+            }),
+        );
         assert_eq!(s.wait(t0), Some(ms(100)));
         assert_eq!(s.run_due(t0 + ms(99)), 0);
         assert_eq!(s.run_due(t0 + ms(100)), 1);
@@ -295,7 +319,16 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let now = Arc::new(Mutex::new(t0));
         // Runs every 500 ms, stops after the 4th run.
-        s.add(t0, 500, recorder(t0, log.clone(), now.clone(), |n| if n < 4 { 500 } else { 0 }));
+        s.add(
+            t0,
+            500,
+            recorder(
+                t0,
+                log.clone(),
+                now.clone(),
+                |n| if n < 4 { 500 } else { 0 },
+            ),
+        );
         // The driver is late by 30 ms each time: the schedule must not drift.
         for step in [530, 1030, 1530, 2030, 2530] {
             *now.lock() = t0 + ms(step);
@@ -312,11 +345,15 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let now = Arc::new(Mutex::new(t0));
         // Exponential back-off like a SIP retransmission: 500, 1000, 2000, stop.
-        s.add(t0, 500, recorder(t0, log.clone(), now.clone(), |n| match n {
-            1 => 1000,
-            2 => 2000,
-            _ => 0,
-        }));
+        s.add(
+            t0,
+            500,
+            recorder(t0, log.clone(), now.clone(), |n| match n {
+                1 => 1000,
+                2 => 2000,
+                _ => 0,
+            }),
+        );
         for t in (0..=4000).step_by(10) {
             *now.lock() = t0 + ms(t);
             s.run_due(t0 + ms(t));
@@ -347,10 +384,14 @@ mod tests {
         let t0 = Instant::now();
         let n = Arc::new(AtomicU32::new(0));
         let c = n.clone();
-        let id = s.add(t0, 10, Box::new(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            10
-        }));
+        let id = s.add(
+            t0,
+            10,
+            Box::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                10
+            }),
+        );
         assert!(s.del(id));
         assert!(!s.del(id), "second delete reports nothing to delete");
         assert_eq!(s.run_due(t0 + ms(100)), 0);
@@ -359,11 +400,15 @@ mod tests {
         // A callback that deletes itself while running is not re-armed.
         let id_cell = Arc::new(Mutex::new(0));
         let (s2, cell, c) = (s.clone(), id_cell.clone(), n.clone());
-        let id = s.add(t0, 10, Box::new(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            assert!(s2.del(*cell.lock()));
-            10
-        }));
+        let id = s.add(
+            t0,
+            10,
+            Box::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                assert!(s2.del(*cell.lock()));
+                10
+            }),
+        );
         *id_cell.lock() = id;
         assert_eq!(s.run_due(t0 + ms(10)), 1);
         assert_eq!(s.run_due(t0 + ms(1000)), 0);
@@ -378,21 +423,33 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         for (delay, tag) in [(30u32, "c"), (10, "a"), (20, "b")] {
             let o = order.clone();
-            s.add(t0, delay, Box::new(move || {
-                o.lock().push(tag);
-                0
-            }));
+            s.add(
+                t0,
+                delay,
+                Box::new(move || {
+                    o.lock().push(tag);
+                    0
+                }),
+            );
         }
         let (s2, o) = (s.clone(), order.clone());
-        s.add(t0, 15, Box::new(move || {
-            let o2 = o.clone();
-            // Added from inside a callback, relative to the simulated instant it is given.
-            s2.add(t0 + ms(15), 10, Box::new(move || {
-                o2.lock().push("nested");
+        s.add(
+            t0,
+            15,
+            Box::new(move || {
+                let o2 = o.clone();
+                // Added from inside a callback, relative to the simulated instant it is given.
+                s2.add(
+                    t0 + ms(15),
+                    10,
+                    Box::new(move || {
+                        o2.lock().push("nested");
+                        0
+                    }),
+                );
                 0
-            }));
-            0
-        }));
+            }),
+        );
         assert_eq!(s.run_due(t0 + ms(100)), 5);
         assert_eq!(*order.lock(), vec!["a", "b", "nested", "c"]);
     }
@@ -402,15 +459,18 @@ mod tests {
         let t = SchedThread::start("sched-test").expect("thread");
         let (tx, rx) = std::sync::mpsc::channel();
         let mut count = 0;
-        t.add(1, Box::new(move || {
-            count += 1;
-            tx.send(count).ok();
-            if count < 3 {
-                1
-            } else {
-                0
-            }
-        }));
+        t.add(
+            1,
+            Box::new(move || {
+                count += 1;
+                tx.send(count).ok();
+                if count < 3 {
+                    1
+                } else {
+                    0
+                }
+            }),
+        );
         for expect in 1..=3 {
             assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(expect));
         }

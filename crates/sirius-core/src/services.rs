@@ -24,7 +24,10 @@ pub struct HostServices {
 impl HostServices {
     /// Services for `module`.
     pub fn new(core: Weak<Core>, module: &str) -> HostServices {
-        HostServices { core, module: Arc::from(module) }
+        HostServices {
+            core,
+            module: Arc::from(module),
+        }
     }
 
     fn core(&self) -> Option<Arc<Core>> {
@@ -61,7 +64,9 @@ impl CoreServices for HostServices {
     }
 
     fn channel_alloc(&self, spec: ChannelSpec) -> RResult<ChannelInfo, Cause> {
-        let Some(core) = self.core() else { return RResult::RErr(Cause::FAILURE) };
+        let Some(core) = self.core() else {
+            return RResult::RErr(Cause::FAILURE);
+        };
         if core.refusing_calls() {
             return RResult::RErr(Cause::CONGESTION);
         }
@@ -80,7 +85,12 @@ impl CoreServices for HostServices {
             ],
         });
         if spec.direction == Direction::Inbound {
-            log::info!("Incoming call on '{}' to {}@{}", info.name, spec.exten, spec.context);
+            log::info!(
+                "Incoming call on '{}' to {}@{}",
+                info.name,
+                spec.exten,
+                spec.context
+            );
         }
         RResult::ROk(info)
     }
@@ -106,8 +116,12 @@ impl CoreServices for HostServices {
     fn queue_frame(&self, id: ChannelId, frame: Frame) {
         // Generic bridge: a frame read on one leg is written to the leg it is bridged to.
         let Some(core) = self.core() else { return };
-        let Some(peer) = core.channels.get(id).and_then(|c| c.bridged_to) else { return };
-        let Some(tech) = core.channels.get(peer).and_then(|p| core.tech(&p.tech)) else { return };
+        let Some(peer) = core.channels.get(id).and_then(|c| c.bridged_to) else {
+            return;
+        };
+        let Some(tech) = core.channels.get(peer).and_then(|p| core.tech(&p.tech)) else {
+            return;
+        };
         let _ = tech.tech.write_frame(peer, frame);
     }
 
@@ -122,17 +136,24 @@ impl CoreServices for HostServices {
         if let Some(core) = self.core() {
             core.events.publish(Event {
                 name: name.to_string(),
-                fields: fields.into_iter().map(|Tuple2(k, v)| (k.into(), v.into())).collect(),
+                fields: fields
+                    .into_iter()
+                    .map(|Tuple2(k, v)| (k.into(), v.into()))
+                    .collect(),
             });
         }
     }
 
     fn config_dir(&self) -> RString {
-        self.core().map_or_else(RString::new, |c| c.paths.config_dir.display().to_string().into())
+        self.core().map_or_else(RString::new, |c| {
+            c.paths.config_dir.display().to_string().into()
+        })
     }
 
     fn data_dir(&self) -> RString {
-        let Some(core) = self.core() else { return RString::new() };
+        let Some(core) = self.core() else {
+            return RString::new();
+        };
         let dir = core.paths.data_dir.join(&*self.module);
         if let Err(e) = std::fs::create_dir_all(&dir) {
             log::error!("Cannot create data directory {}: {e}", dir.display());

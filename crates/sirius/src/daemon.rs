@@ -32,7 +32,10 @@ pub fn run(opts: Options) -> ExitCode {
     let g = &opts.settings.general;
     let log = LogHub::install(g.verbose + opts.extra_verbose, g.debug + opts.extra_debug);
     if let Err(e) = log.open_file(&opts.paths.log_dir) {
-        eprintln!("sirius: cannot open log file in {}: {e}", opts.paths.log_dir.display());
+        eprintln!(
+            "sirius: cannot open log file in {}: {e}",
+            opts.paths.log_dir.display()
+        );
     }
     let modules_file = opts.paths.config_dir.join("modules.toml");
     let modules_config = if modules_file.exists() {
@@ -62,7 +65,12 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let core = match Core::new(opts.paths.clone(), opts.settings.clone(), modules_config, log.clone()) {
+    let core = match Core::new(
+        opts.paths.clone(),
+        opts.settings.clone(),
+        modules_config,
+        log.clone(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             log::error!("cannot start the core: {e}");
@@ -70,20 +78,30 @@ pub fn run(opts: Options) -> ExitCode {
         }
     };
     log::info!("{}", version_line());
-    log::info!("Configuration directory {}", core.paths.config_dir.display());
+    log::info!(
+        "Configuration directory {}",
+        core.paths.config_dir.display()
+    );
     let results = core.autoload();
-    let loaded = results.iter().filter(|(_, r)| matches!(r, Ok(sirius_core::loader::LoadOutcome::Loaded))).count();
-    log::info!("{loaded} modules loaded; console socket {}", socket.display());
+    let loaded = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(sirius_core::loader::LoadOutcome::Loaded)))
+        .count();
+    log::info!(
+        "{loaded} modules loaded; console socket {}",
+        socket.display()
+    );
 
     let table = Arc::new(CommandTable::with_core_commands());
     io.spawn(remote::serve(listener, core.clone(), table.clone()));
     {
         let core = core.clone();
         io.spawn(async move {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => log::info!("Received SIGINT"),
                 _ = term.recv() => log::info!("Received SIGTERM"),

@@ -18,7 +18,12 @@ use std::process::ExitCode;
 
 /// Command-line options, Asterisk's letters where they exist.
 #[derive(Parser, Debug)]
-#[command(name = "sirius", version, about = "Sirius PBX", disable_help_flag = false)]
+#[command(
+    name = "sirius",
+    version,
+    about = "Sirius PBX",
+    disable_help_flag = false
+)]
 struct Cli {
     /// Configuration directory (holds sirius.toml, modules.toml, sip.toml…).
     #[arg(short = 'C', value_name = "DIR")]
@@ -88,7 +93,8 @@ fn main() -> ExitCode {
         let socket = cli.socket.clone().unwrap_or_else(|| paths.socket());
         return remote::run(&socket, cli.execute.as_deref());
     }
-    let console = cli.console || (!cli.foreground && std::io::IsTerminal::is_terminal(&std::io::stdin()));
+    let console =
+        cli.console || (!cli.foreground && std::io::IsTerminal::is_terminal(&std::io::stdin()));
     daemon::run(daemon::Options {
         paths,
         settings,

@@ -55,7 +55,9 @@ fn interactive(client: Client) -> ExitCode {
     let send = {
         let writer = writer.clone();
         move |req: &Request| -> bool {
-            let Ok(mut line) = serde_json_line(req) else { return false };
+            let Ok(mut line) = serde_json_line(req) else {
+                return false;
+            };
             line.push('\n');
             writer.borrow_mut().write_all(line.as_bytes()).is_ok()
         }
@@ -65,7 +67,9 @@ fn interactive(client: Client) -> ExitCode {
     let complete = {
         let (send, rx) = (send.clone(), rx.clone());
         Box::new(move |line: &str| -> Vec<String> {
-            if !send(&Request::Complete { line: line.to_string() }) {
+            if !send(&Request::Complete {
+                line: line.to_string(),
+            }) {
                 return Vec::new();
             }
             match rx.recv() {
@@ -81,8 +85,9 @@ fn interactive(client: Client) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let printer: Box<dyn Fn(&str) + Send + Sync> =
-        editor.printer().unwrap_or_else(|| Box::new(|l: &str| println!("{l}")));
+    let printer: sirius_core::logging::Printer = editor
+        .printer()
+        .unwrap_or_else(|| Box::new(|l: &str| println!("{l}")));
     // Reader thread: log lines go straight to the screen, replies to the main thread.
     std::thread::spawn(move || {
         let mut reader = reader;
@@ -91,7 +96,10 @@ fn interactive(client: Client) -> ExitCode {
             match std::io::BufRead::read_line(&mut reader, &mut line) {
                 Ok(0) | Err(_) => {
                     printer("Disconnected from Sirius server");
-                    let _ = tx.send(Reply::Output { ok: false, text: String::new() });
+                    let _ = tx.send(Reply::Output {
+                        ok: false,
+                        text: String::new(),
+                    });
                     // Unblock a pending readline so the console ends with the daemon.
                     std::process::exit(0);
                 }
@@ -112,7 +120,9 @@ fn interactive(client: Client) -> ExitCode {
         if line == "exit" || line == "quit" {
             return Next::Quit;
         }
-        if !send(&Request::Command { line: line.to_string() }) {
+        if !send(&Request::Command {
+            line: line.to_string(),
+        }) {
             return Next::Quit;
         }
         match rx.recv() {

@@ -31,7 +31,13 @@ fn show_version(_: &Arc<Core>, _: &Args<'_>) -> CommandResult {
 /// Asterisk's uptime wording: `1 minute, 25 seconds`.
 pub fn uptime_words(d: Duration) -> String {
     let mut secs = d.as_secs();
-    let units = [("year", 365 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)];
+    let units = [
+        ("year", 365 * 86400),
+        ("week", 7 * 86400),
+        ("day", 86400),
+        ("hour", 3600),
+        ("minute", 60),
+    ];
     let mut parts = Vec::new();
     for (name, size) in units {
         let n = secs / size;
@@ -50,9 +56,17 @@ fn uptime_lines(core: &Core, seconds: bool) -> String {
     let up = core.started.elapsed();
     let reload = core.last_reload.lock().elapsed();
     if seconds {
-        format!("System uptime: {}\nLast reload: {}", up.as_secs(), reload.as_secs())
+        format!(
+            "System uptime: {}\nLast reload: {}",
+            up.as_secs(),
+            reload.as_secs()
+        )
     } else {
-        format!("System uptime: {}\nLast reload: {}", uptime_words(up), uptime_words(reload))
+        format!(
+            "System uptime: {}\nLast reload: {}",
+            uptime_words(up),
+            uptime_words(reload)
+        )
     }
 }
 
@@ -72,14 +86,37 @@ fn show_settings(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
     o += &row("Version:", sirius_core::VERSION.into());
     o += &row("Build:", version_line());
     o += &row("System name:", g.systemname.clone());
-    o += &row("Maximum calls:", if g.maxcalls == 0 { "Not set".into() } else { format!("{} (Current {})", g.maxcalls, core.channels.active_calls()) });
+    o += &row(
+        "Maximum calls:",
+        if g.maxcalls == 0 {
+            "Not set".into()
+        } else {
+            format!("{} (Current {})", g.maxcalls, core.channels.active_calls())
+        },
+    );
     o += &row("Verbosity:", core.log.verbose().to_string());
     o += &row("Debug level:", core.log.debug().to_string());
-    o += &row("Startup time:", format!("{} ago", uptime_words(core.started.elapsed())));
-    o += &row("Last reload time:", format!("{} ago", uptime_words(core.last_reload.lock().elapsed())));
-    o += &row("Accepting new calls:", if core.refusing_calls() { "No".into() } else { "Yes".into() });
+    o += &row(
+        "Startup time:",
+        format!("{} ago", uptime_words(core.started.elapsed())),
+    );
+    o += &row(
+        "Last reload time:",
+        format!("{} ago", uptime_words(core.last_reload.lock().elapsed())),
+    );
+    o += &row(
+        "Accepting new calls:",
+        if core.refusing_calls() {
+            "No".into()
+        } else {
+            "Yes".into()
+        },
+    );
     o += "\n* Directories\n  -------------\n";
-    o += &row("Configuration directory:", p.config_dir.display().to_string());
+    o += &row(
+        "Configuration directory:",
+        p.config_dir.display().to_string(),
+    );
     o += &row("Module directory:", p.modules_dir.display().to_string());
     o += &row("Run/Sockets directory:", p.run_dir.display().to_string());
     o += &row("Log directory:", p.log_dir.display().to_string());
@@ -97,14 +134,38 @@ fn yes_no(b: bool) -> &'static str {
 
 fn show_channeltypes(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
     let fmt = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str| {
-        format!("{:<15.15}  {:<40.40} {:<13.13} {:<13.13} {:<13.13} {:<13.13}\n", a, b, c, d, e, f)
+        format!(
+            "{:<15.15}  {:<40.40} {:<13.13} {:<13.13} {:<13.13} {:<13.13}\n",
+            a, b, c, d, e, f
+        )
     };
-    let mut o = fmt("Type", "Description", "Devicestate", "Presencestate", "Indications", "Transfer");
-    o += &fmt("-----------", "-----------", "-----------", "-----------", "-----------", "-----------");
+    let mut o = fmt(
+        "Type",
+        "Description",
+        "Devicestate",
+        "Presencestate",
+        "Indications",
+        "Transfer",
+    );
+    o += &fmt(
+        "-----------",
+        "-----------",
+        "-----------",
+        "-----------",
+        "-----------",
+        "-----------",
+    );
     let types = core.channel_types();
     for t in &types {
         let i = &t.info;
-        o += &fmt(&i.tech_type, &i.description, yes_no(i.devicestate), yes_no(i.presencestate), yes_no(i.indications), yes_no(i.transfer));
+        o += &fmt(
+            &i.tech_type,
+            &i.description,
+            yes_no(i.devicestate),
+            yes_no(i.presencestate),
+            yes_no(i.indications),
+            yes_no(i.transfer),
+        );
     }
     o += &format!("----------\n{} channel drivers registered.", types.len());
     Ok(o)
@@ -129,8 +190,11 @@ fn application(c: &Channel) -> (String, String) {
 }
 
 fn counts(core: &Core) -> String {
-    let (ch, calls, done) =
-        (core.channels.active_channels() as u64, core.channels.active_calls() as u64, core.channels.calls_processed());
+    let (ch, calls, done) = (
+        core.channels.active_channels() as u64,
+        core.channels.active_calls() as u64,
+        core.channels.calls_processed(),
+    );
     format!(
         "{ch} active channel{}\n{calls} active call{}\n{done} call{} processed",
         ess(ch),
@@ -142,7 +206,9 @@ fn counts(core: &Core) -> String {
 fn show_channels(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     let mode = match args.rest {
         [] => "",
-        [m] if ["concise", "verbose", "count"].contains(&m.to_ascii_lowercase().as_str()) => m.as_str(),
+        [m] if ["concise", "verbose", "count"].contains(&m.to_ascii_lowercase().as_str()) => {
+            m.as_str()
+        }
         _ => return Err(CommandError::Usage),
     };
     let chans = core.channels.snapshot();
@@ -155,30 +221,76 @@ fn show_channels(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
                 let bridge = c.bridged_to.map(|b| b.0.to_string()).unwrap_or_default();
                 o += &format!(
                     "{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}!{}\n",
-                    c.name, c.context, c.exten, c.priority, c.state, app, data, c.caller_num,
-                    c.accountcode, "", 3, c.created.elapsed().as_secs(), bridge, c.uniqueid
+                    c.name,
+                    c.context,
+                    c.exten,
+                    c.priority,
+                    c.state,
+                    app,
+                    data,
+                    c.caller_num,
+                    c.accountcode,
+                    "",
+                    3,
+                    c.created.elapsed().as_secs(),
+                    bridge,
+                    c.uniqueid
                 );
             }
             return Ok(o.trim_end().to_string());
         }
         "verbose" => {
-            let f = |a: &str, b: &str, c: &str, d: &str, e: &str, g: &str, h: &str, i: &str, j: &str| {
+            let f = |a: &str,
+                     b: &str,
+                     c: &str,
+                     d: &str,
+                     e: &str,
+                     g: &str,
+                     h: &str,
+                     i: &str,
+                     j: &str| {
                 format!("{a:<20.20} {b:<20.20} {c:<20.20} {d:<4.4} {e:<7.7} {g:<12.12} {h:<25.25} {i:<15.15} {j:<8.8}\n")
             };
-            o += &f("Channel", "Context", "Extension", "Prio", "State", "Application", "Data", "CallerID", "Duration");
+            o += &f(
+                "Channel",
+                "Context",
+                "Extension",
+                "Prio",
+                "State",
+                "Application",
+                "Data",
+                "CallerID",
+                "Duration",
+            );
             for c in &chans {
                 let (app, data) = application(c);
                 let secs = c.created.elapsed().as_secs();
                 let dur = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-                o += &f(&c.name, &c.context, &c.exten, &c.priority.to_string(), c.state.as_str(), &app, &data, &c.caller_num, &dur);
+                o += &f(
+                    &c.name,
+                    &c.context,
+                    &c.exten,
+                    &c.priority.to_string(),
+                    c.state.as_str(),
+                    &app,
+                    &data,
+                    &c.caller_num,
+                    &dur,
+                );
             }
         }
         _ => {
-            let f = |a: &str, b: &str, c: &str, d: &str| format!("{a:<64.64} {b:<32.32} {c:<7.7} {d:<30.30}\n");
+            let f = |a: &str, b: &str, c: &str, d: &str| {
+                format!("{a:<64.64} {b:<32.32} {c:<7.7} {d:<30.30}\n")
+            };
             o += &f("Channel", "Location", "State", "Application(Data)");
             for c in &chans {
                 let (app, data) = application(c);
-                let appdata = if app.is_empty() { "(None)".to_string() } else { format!("{app}({data})") };
+                let appdata = if app.is_empty() {
+                    "(None)".to_string()
+                } else {
+                    format!("{app}({data})")
+                };
                 o += &f(&c.name, &location(c), c.state.as_str(), &appdata);
             }
         }
@@ -190,10 +302,16 @@ fn show_channels(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
 fn show_calls(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     let calls = core.channels.active_calls() as u64;
     let done = core.channels.calls_processed();
-    let mut o = format!("{calls} active call{}\n{done} call{} processed", ess(calls), ess(done));
+    let mut o = format!(
+        "{calls} active call{}\n{done} call{} processed",
+        ess(calls),
+        ess(done)
+    );
     match args.rest {
         [] => {}
-        [u] if u.eq_ignore_ascii_case("uptime") => o = format!("{o}\n{}", uptime_lines(core, false)),
+        [u] if u.eq_ignore_ascii_case("uptime") => {
+            o = format!("{o}\n{}", uptime_lines(core, false))
+        }
         [u, s] if u.eq_ignore_ascii_case("uptime") && s.eq_ignore_ascii_case("seconds") => {
             o = format!("{o}\n{}", uptime_lines(core, true))
         }
@@ -214,14 +332,22 @@ fn set_verbose(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     let n = level_arg(args)?;
     let old = core.log.set_verbose(n);
     core.push_log_level();
-    Ok(if n == 0 { format!("Verbosity was {old} and is now OFF") } else { format!("Verbosity was {old} and is now {n}") })
+    Ok(if n == 0 {
+        format!("Verbosity was {old} and is now OFF")
+    } else {
+        format!("Verbosity was {old} and is now {n}")
+    })
 }
 
 fn set_debug(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     let n = level_arg(args)?;
     let old = core.log.set_debug(n);
     core.push_log_level();
-    Ok(if n == 0 { format!("Core debug was {old} and is now OFF") } else { format!("Core debug was {old} and is now {n}") })
+    Ok(if n == 0 {
+        format!("Core debug was {old} and is now OFF")
+    } else {
+        format!("Core debug was {old} and is now {n}")
+    })
 }
 
 fn stop_now(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
@@ -232,7 +358,9 @@ fn stop_now(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
 fn stop_gracefully(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
     core.request_shutdown(ShutdownMode::Gracefully);
     let n = core.channels.active_channels();
-    Ok(format!("Refusing new calls; Sirius stops when the last channel hangs up ({n} active)."))
+    Ok(format!(
+        "Refusing new calls; Sirius stops when the last channel hangs up ({n} active)."
+    ))
 }
 
 #[cfg(test)]
@@ -242,7 +370,10 @@ mod tests {
 
     #[test]
     fn uptime_reads_like_asterisk() {
-        assert_eq!(uptime_words(Duration::from_secs(85)), "1 minute, 25 seconds");
+        assert_eq!(
+            uptime_words(Duration::from_secs(85)),
+            "1 minute, 25 seconds"
+        );
         assert_eq!(uptime_words(Duration::from_secs(0)), "0 seconds");
         assert_eq!(uptime_words(Duration::from_secs(3601)), "1 hour, 1 second");
         assert_eq!(uptime_words(Duration::from_secs(120)), "2 minutes");

@@ -9,8 +9,20 @@ const USAGE: &str = "Usage: help [topic]\n       When called with a topic as an 
 /// The `help` group.
 pub fn commands() -> Vec<crate::table::Command> {
     vec![
-        Command { words: "help", summary: "Display help list, or specific help on a command", usage: USAGE, handler: help, complete: Some(complete) },
-        Command { words: "core show help", summary: "Display help list, or specific help on a command", usage: USAGE, handler: help, complete: Some(complete) },
+        Command {
+            words: "help",
+            summary: "Display help list, or specific help on a command",
+            usage: USAGE,
+            handler: help,
+            complete: Some(complete),
+        },
+        Command {
+            words: "core show help",
+            summary: "Display help list, or specific help on a command",
+            usage: USAGE,
+            handler: help,
+            complete: Some(complete),
+        },
     ]
 }
 
@@ -19,7 +31,10 @@ fn help(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     let table = CommandTable::with_core_commands();
     let topic = args.rest.join(" ").to_ascii_lowercase();
     let entries = table.entries(core);
-    if let Some((_, _, usage)) = entries.iter().find(|(w, _, _)| w.eq_ignore_ascii_case(&topic)) {
+    if let Some((_, _, usage)) = entries
+        .iter()
+        .find(|(w, _, _)| w.eq_ignore_ascii_case(&topic))
+    {
         return Ok(usage.clone());
     }
     let rows: Vec<String> = entries
@@ -34,7 +49,14 @@ fn help(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
 }
 
 fn complete(core: &Arc<Core>, words: &[String], pos: usize) -> Vec<String> {
-    let skip = if words.first().is_some_and(|w| w.eq_ignore_ascii_case("help")) { 1 } else { 3 };
+    let skip = if words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("help"))
+    {
+        1
+    } else {
+        3
+    };
     let line: Vec<&str> = words[skip..pos].iter().map(String::as_str).collect();
     let mut line = line.join(" ");
     if !line.is_empty() {

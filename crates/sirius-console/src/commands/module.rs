@@ -49,29 +49,42 @@ fn show(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     let rows: Vec<_> = core
         .module_list()
         .into_iter()
-        .filter(|m| like.as_ref().is_none_or(|w| m.name.to_ascii_lowercase().contains(w)))
+        .filter(|m| {
+            like.as_ref()
+                .is_none_or(|w| m.name.to_ascii_lowercase().contains(w))
+        })
         .collect();
-    let mut out =
-        format!("{:<30} {:<40.40} {:<10} {:<11} {:>13}\n", "Module", "Description", "Use Count", "Status", "Support Level");
+    let mut out = format!(
+        "{:<30} {:<40.40} {:<10} {:<11} {:>13}\n",
+        "Module", "Description", "Use Count", "Status", "Support Level"
+    );
     for m in &rows {
         out.push_str(&format!(
             "{:<30} {:<40.40} {:<10} {:<11} {:>13}\n",
             m.name, m.description, m.use_count, m.status, m.support
         ));
     }
-    out.push_str(&format!("{} module{} loaded", rows.len(), ess(rows.len() as u64)));
+    out.push_str(&format!(
+        "{} module{} loaded",
+        rows.len(),
+        ess(rows.len() as u64)
+    ));
     Ok(out)
 }
 
 fn load(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
-    let [name] = args.rest else { return Err(CommandError::Usage) };
+    let [name] = args.rest else {
+        return Err(CommandError::Usage);
+    };
     let shown = format!("{}.so", module_name(name));
     match core.load_module(name) {
         Ok(LoadOutcome::Loaded) => Ok(format!("Loaded {shown}")),
-        Ok(LoadOutcome::Declined(why)) => {
-            Err(CommandError::Failed(format!("Unable to load module {shown}: declined: {why}")))
-        }
-        Err(e) => Err(CommandError::Failed(format!("Unable to load module {shown}: {e}"))),
+        Ok(LoadOutcome::Declined(why)) => Err(CommandError::Failed(format!(
+            "Unable to load module {shown}: declined: {why}"
+        ))),
+        Err(e) => Err(CommandError::Failed(format!(
+            "Unable to load module {shown}: {e}"
+        ))),
     }
 }
 
@@ -88,7 +101,11 @@ fn unload(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
         let shown = format!("{}.so", module_name(n));
         match core.unload_module(n, force) {
             Ok(()) => out.push(format!("Unloaded {shown}")),
-            Err(e) => return Err(CommandError::Failed(format!("Unable to unload resource {shown}: {e}"))),
+            Err(e) => {
+                return Err(CommandError::Failed(format!(
+                    "Unable to unload resource {shown}: {e}"
+                )))
+            }
         }
     }
     Ok(out.join("\n"))
@@ -110,14 +127,21 @@ fn reload(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
                     out.push(detail);
                 }
             }
-            Err(e) => return Err(CommandError::Failed(format!("The module '{shown}' could not be reloaded: {e}"))),
+            Err(e) => {
+                return Err(CommandError::Failed(format!(
+                    "The module '{shown}' could not be reloaded: {e}"
+                )))
+            }
         }
     }
     Ok(out.join("\n"))
 }
 
 fn complete_loaded(core: &Arc<Core>, _: &[String], _: usize) -> Vec<String> {
-    core.module_names().into_iter().map(|n| format!("{n}.so")).collect()
+    core.module_names()
+        .into_iter()
+        .map(|n| format!("{n}.so"))
+        .collect()
 }
 
 fn complete_available(core: &Arc<Core>, _: &[String], _: usize) -> Vec<String> {

@@ -1,0 +1,239 @@
+//! The console as an administrator meets it: `-rx` exit codes, help, tab
+//! completion over the remote protocol, `core show …` layouts, one daemon per
+//! socket, and both ways of stopping.
+
+use sirius_blackbox::Daemon;
+use sirius_console::remote::{Client, Reply, Request};
+use std::time::Duration;
+
+const TEST: &str = "fixture_chan_test";
+
+#[test]
+fn unknown_commands_and_usage_errors_exit_non_zero() {
+    let d = Daemon::with_modules(&[]);
+    let r = d.rx("foo bar");
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.out.trim_end(),
+        "No such command 'foo bar' (type 'core show help foo' for other possible commands)"
+    );
+    let usage = d.rx("core set verbose lots").failed();
+    assert!(
+        usage.starts_with("Usage: core set verbose {off|<level>}"),
+        "{usage}"
+    );
+    assert!(d
+        .rx("core show version extra")
+        .failed()
+        .starts_with("Usage: core show version"));
+    assert!(d
+        .rx("module show")
+        .ok()
+        .trim_end()
+        .ends_with("0 modules loaded"));
+}
+
+#[test]
+fn a_stopped_daemon_is_reported_with_exit_code_2() {
+    let mut d = Daemon::with_modules(&[]);
+    assert_eq!(
+        d.rx("core stop now").ok().trim_end(),
+        "Sirius is stopping now."
+    );
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+    let r = d.rx("core show version");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.err
+            .starts_with("Unable to connect to remote Sirius (does "),
+        "{r:?}"
+    );
+    assert!(!d.socket().exists(), "socket removed on exit");
+}
+
+#[test]
+fn help_lists_core_and_plugin_commands_and_shows_usage() {
+    let d = Daemon::with_modules(&[TEST]);
+    let help = d.rx("help").ok();
+    assert!(
+        help.contains(&format!(
+            "{:<30} -- {}",
+            "core show channels", "Display information on channels"
+        )),
+        "{help}"
+    );
+    assert!(
+        help.contains(&format!(
+            "{:<30} -- {}",
+            "test show channels", "List Test channels"
+        )),
+        "{help}"
+    );
+    let core = d.rx("help core show").ok();
+    assert!(core.lines().all(|l| l.starts_with("core show ")), "{core}");
+    assert!(d
+        .rx("help core show uptime")
+        .ok()
+        .starts_with("Usage: core show uptime [seconds]"));
+    assert!(d
+        .rx("core show help module load")
+        .ok()
+        .starts_with("Usage: module load <module name>"));
+}
+
+fn complete(c: &mut Client, line: &str) -> Vec<String> {
+    c.send(&Request::Complete { line: line.into() }).unwrap();
+    match c.read().unwrap() {
+        Reply::Completions { items } => items,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn tab_completion_covers_commands_arguments_and_plugins() {
+    let d = Daemon::with_modules(&[TEST]);
+    let mut c = Client::connect(&d.socket()).unwrap();
+    assert!(c.server_version.starts_with("Sirius "));
+    assert_eq!(complete(&mut c, "core sh"), vec!["show"]);
+    let shows = complete(&mut c, "core show ");
+    for w in [
+        "calls",
+        "channels",
+        "channeltypes",
+        "help",
+        "settings",
+        "uptime",
+        "version",
+    ] {
+        assert!(shows.contains(&w.to_string()), "{w} missing from {shows:?}");
+    }
+    assert_eq!(
+        complete(&mut c, "core show channels c"),
+        vec!["concise", "count"]
+    );
+    assert_eq!(
+        complete(&mut c, "module unload "),
+        vec!["fixture_chan_test.so"]
+    );
+    assert!(complete(&mut c, "module load fixture_p").contains(&"fixture_panic.so".to_string()));
+    assert_eq!(complete(&mut c, "te"), vec!["test"]);
+    assert_eq!(complete(&mut c, "test log d"), vec!["debug"]);
+    let out = c.command("core show calls", &mut |_| {}).unwrap();
+    assert!(out.ok);
+    assert_eq!(out.text, "0 active calls\n0 calls processed");
+}
+
+#[test]
+fn remote_consoles_receive_the_log() {
+    let d = Daemon::with_modules(&[TEST]);
+    let mut c = Client::connect(&d.socket()).unwrap();
+    c.send(&Request::Subscribe).unwrap();
+    let mut seen = Vec::new();
+    // The subscription is processed before the next command on the same connection.
+    let out = c
+        .command("test log warn hello-remote-console", &mut |l| seen.push(l))
+        .unwrap();
+    assert!(out.ok);
+    // The log line travels on its own task and may trail the reply: keep reading,
+    // bounded by a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !seen.iter().any(|l| l.contains("hello-remote-console"))
+        && std::time::Instant::now() < deadline
+    {
+        let _ = c
+            .command("core show version", &mut |l| seen.push(l))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.ends_with("WARNING[fixture_chan_test]: hello-remote-console")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn uptime_settings_calls_and_verbose_layouts() {
+    let d = Daemon::with_modules(&[]);
+    let up = d.rx("core show uptime").ok();
+    let mut lines = up.lines();
+    assert!(lines.next().unwrap().starts_with("System uptime: "), "{up}");
+    assert!(lines.next().unwrap().starts_with("Last reload: "), "{up}");
+    let secs = d.rx("core show uptime seconds").ok();
+    assert!(
+        secs.lines().next().unwrap()["System uptime: ".len()..]
+            .parse::<u64>()
+            .is_ok(),
+        "{secs}"
+    );
+    let settings = d.rx("core show settings").ok();
+    assert!(
+        settings.contains("PBX Core settings\n-----------------\n"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains(&format!(
+            "  {:<30}{}",
+            "Configuration directory:",
+            d.etc().display()
+        )),
+        "{settings}"
+    );
+    assert_eq!(
+        d.rx("core show calls").ok().trim_end(),
+        "0 active calls\n0 calls processed"
+    );
+    assert_eq!(
+        d.rx("core set verbose 5").ok().trim_end(),
+        "Verbosity was 3 and is now 5"
+    );
+    assert!(d
+        .rx("core show settings")
+        .ok()
+        .contains(&format!("  {:<30}5", "Verbosity:")));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_refuses_to_start() {
+    let d = Daemon::with_modules(&[]);
+    let mut second = d.spawn();
+    let status = second.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        d.stderr()
+            .contains("Sirius is already running (console socket"),
+        "{}",
+        d.stderr()
+    );
+    // The first one is unaffected.
+    assert!(d.rx("core show version").ok().starts_with("Sirius "));
+}
+
+#[test]
+fn core_stop_gracefully_waits_for_the_last_channel() {
+    let mut d = Daemon::with_modules(&[TEST]);
+    d.rx("test call 600").ok();
+    let out = d.rx("core stop gracefully").ok();
+    assert!(
+        out.starts_with(
+            "Refusing new calls; Sirius stops when the last channel hangs up (1 active)."
+        ),
+        "{out}"
+    );
+    // Still running, refusing new calls.
+    assert_eq!(
+        d.wait_exit(Duration::from_millis(600)),
+        None,
+        "must wait for the call"
+    );
+    assert!(d
+        .rx("test call 601")
+        .failed()
+        .contains("call refused: NORMAL_CIRCUIT_CONGESTION (34)"));
+    assert!(d
+        .rx("core show settings")
+        .ok()
+        .contains(&format!("  {:<30}No", "Accepting new calls:")));
+    d.rx("test hangup all").ok();
+    assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
+}

@@ -1,0 +1,237 @@
+//! Test harness: starts the real `sirius` binary on a throw-away configuration
+//! and talks to it the way an administrator does (`sirius -rx`).
+//!
+//! The binaries and plugin libraries are the ones `cargo build --workspace`
+//! put next to the test executable's directory (`target/<profile>/`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>`, where `sirius` and the plugin `.so` files are.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let sirius = dir.join("sirius");
+    assert!(
+        sirius.exists(),
+        "{} is missing: build the workspace first (`cargo build --workspace`), \
+         or run the README's test command",
+        sirius.display()
+    );
+    dir
+}
+
+/// The `sirius` executable.
+pub fn sirius_bin() -> PathBuf {
+    build_dir().join("sirius")
+}
+
+/// Output of one `sirius -rx`.
+#[derive(Debug)]
+pub struct Rx {
+    /// Exit status code.
+    pub code: i32,
+    /// Standard output.
+    pub out: String,
+    /// Standard error.
+    pub err: String,
+}
+
+impl Rx {
+    /// Asserts success and returns the output.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self.out
+    }
+
+    /// Asserts failure (exit 1) and returns the output.
+    #[track_caller]
+    pub fn failed(self) -> String {
+        assert_eq!(self.code, 1, "command should have failed: {self:?}");
+        self.out
+    }
+}
+
+/// A running daemon on its own temporary directories. Killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    /// The temporary root (config in `etc/`, run/log/lib beside it).
+    pub root: tempfile::TempDir,
+}
+
+/// What to put in the daemon's configuration directory.
+pub struct Setup<'a> {
+    /// `modules.toml` contents.
+    pub modules_toml: &'a str,
+    /// Modules directory; `None` for the build directory.
+    pub modules_dir: Option<PathBuf>,
+    /// Extra files for the configuration directory.
+    pub files: &'a [(&'a str, &'a str)],
+}
+
+impl Daemon {
+    /// Starts a daemon loading the listed modules from the build directory.
+    pub fn with_modules(load: &[&str]) -> Daemon {
+        let list: Vec<String> = load.iter().map(|m| format!("{m:?}")).collect();
+        let toml = format!("autoload = false\nload = [{}]\n", list.join(", "));
+        Daemon::start(Setup {
+            modules_toml: &toml,
+            modules_dir: None,
+            files: &[],
+        })
+    }
+
+    /// Starts a daemon with the given setup and waits until its console answers.
+    pub fn start(setup: Setup<'_>) -> Daemon {
+        let root = tempfile::tempdir().expect("tempdir");
+        let etc = root.path().join("etc");
+        std::fs::create_dir_all(&etc).expect("etc");
+        let modules = setup.modules_dir.unwrap_or_else(build_dir);
+        let sirius_toml = format!(
+            "[general]\nverbose = 3\n\n[directories]\nmodules = {:?}\nrun = {:?}\nlog = {:?}\ndata = {:?}\n",
+            modules.display().to_string(),
+            root.path().join("run").display().to_string(),
+            root.path().join("log").display().to_string(),
+            root.path().join("lib").display().to_string(),
+        );
+        std::fs::write(etc.join("sirius.toml"), sirius_toml).expect("sirius.toml");
+        std::fs::write(etc.join("modules.toml"), setup.modules_toml).expect("modules.toml");
+        for (name, text) in setup.files {
+            std::fs::write(etc.join(name), text).expect("config file");
+        }
+        let mut d = Daemon { child: None, root };
+        d.child = Some(d.spawn());
+        d.wait_ready();
+        d
+    }
+
+    /// Spawns another daemon process on this daemon's configuration.
+    pub fn spawn(&self) -> Child {
+        Command::new(sirius_bin())
+            .arg("-f")
+            .arg("-C")
+            .arg(self.etc())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(self.output_file("stdout")))
+            .stderr(Stdio::from(self.output_file("stderr")))
+            .spawn()
+            .expect("spawn sirius")
+    }
+
+    fn output_file(&self, name: &str) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join(name))
+            .expect("output file")
+    }
+
+    /// The configuration directory.
+    pub fn etc(&self) -> PathBuf {
+        self.root.path().join("etc")
+    }
+
+    /// The console socket.
+    pub fn socket(&self) -> PathBuf {
+        self.root.path().join("run").join("sirius.ctl")
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "sirius exited during start-up ({status}):\n{}",
+                    self.stderr()
+                );
+            }
+            if self.socket().exists() && self.rx("core show version").code == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sirius did not answer within 20 s:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `sirius -rx <command>` against this daemon.
+    pub fn rx(&self, command: &str) -> Rx {
+        let out = Command::new(sirius_bin())
+            .arg("-C")
+            .arg(self.etc())
+            .arg("-rx")
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sirius -rx");
+        Rx {
+            code: out.status.code().unwrap_or(-1),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The daemon's standard error (its console log when run with `-f`).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// The `messages` log file.
+    pub fn messages(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("log").join("messages")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the daemon process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls `cond` on a command's output until it holds (bounded by `within`).
+    pub fn wait_for(&self, command: &str, within: Duration, cond: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self.rx(command).out;
+            if cond(&out) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on '{command}'; last output:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
