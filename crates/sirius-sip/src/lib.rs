@@ -1,0 +1,14 @@
+//! # sirius-sip — SIP without IO
+//!
+//! The protocol engine under chan_sip, in the shape of quinn-proto: it takes
+//! bytes, the current time and commands; it returns bytes to send, timers to
+//! arm and events. It never reads the clock and never opens a socket, so every
+//! behaviour — including every RFC 3261 timer — is tested with simulated time.
+//!
+//! * [`message`]: parsing (datagram and stream framing, compact forms, limits),
+//!   typed views (Via, CSeq, name-addr, URI) and serialisation.
+//! * [`validate`]: what a UAS answers to a request it cannot accept
+//!   (400/416/420/505/…), per RFC 3261 §8.2 and the RFC 4475 corpus.
+
+pub mod message;
+pub mod validate;

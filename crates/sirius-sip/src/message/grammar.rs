@@ -1,0 +1,101 @@
+//! RFC 3261 §25 lexical rules used by the typed header parsers.
+
+/// `token` characters: alphanum and `-.!%*_+`'~`.
+pub fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// Whether `s` is a non-empty token.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+/// `word` characters (Call-ID): token plus `()<>:\"/[]?{}`.
+pub fn is_word_byte(b: u8) -> bool {
+    is_token_byte(b) || b"()<>:\\\"/[]?{}".contains(&b)
+}
+
+/// Splits a list header value at top-level commas (not inside a quoted string or
+/// `<…>`). Elements are trimmed; empty elements are kept so that strict parsers
+/// can reject `a,,b`.
+pub fn split_list(v: &str) -> Vec<&str> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    let (mut quoted, mut angle) = (false, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => {
+                out.push(v[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(v[start..].trim());
+    out
+}
+
+/// Reads a quoted string at the start of `s` (which begins with `"`), honouring
+/// `\` quoted-pairs. Returns the content (escapes kept) and the rest after the
+/// closing quote, or `None` if the quote never closes.
+pub fn quoted_string(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some((&s[1..i], &s[i + 1..])),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Whether a byte is linear white space (after unfolding: SP or HTAB).
+pub fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Finds the first top-level occurrence of `needle` (not inside quotes).
+pub fn find_unquoted(s: &str, needle: u8) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            c if c == needle && !quoted => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_strings_and_lists() {
+        assert_eq!(
+            quoted_string(r#""a \" b" rest"#),
+            Some((r#"a \" b"#, " rest"))
+        );
+        assert_eq!(quoted_string(r#""unterminated"#), None);
+        assert_eq!(split_list("a, ,b"), vec!["a", "", "b"]);
+        assert!(is_token("!interesting-Method0123456789_*+`.%indeed'~"));
+        assert!(!is_token("a b"));
+        assert_eq!(find_unquoted(r#""x;y";z"#, b';'), Some(5));
+    }
+}

@@ -1,0 +1,512 @@
+//! Parsing and framing.
+//!
+//! * Datagrams ([`parse_datagram`]): one message per datagram; octets after
+//!   `Content-Length` are discarded (RFC 3261 §18.3, RFC 4475 3.1.1.8); a body
+//!   shorter than `Content-Length` is an error (3.1.2.2); without the header the
+//!   body runs to the end of the datagram.
+//! * Streams ([`Framer`]): messages are cut by `Content-Length`, which is then
+//!   mandatory; CRLF keep-alives between messages are skipped (RFC 5626 §3.5.1).
+//!
+//! Limits bound every allocation, so no input can make the parser use more
+//! than a few times `max_message` bytes; nothing here panics on any input
+//! (fuzzed in `fuzz/`, property-tested in `tests/`).
+
+use super::grammar::is_token;
+use super::headers::{HeaderName, Headers};
+use super::{Message, Method, StartLine};
+
+/// Size limits, with errors that name the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message, headers and body (UDP's practical maximum by default).
+    pub max_message: usize,
+    /// Most header lines.
+    pub max_headers: usize,
+    /// Longest header line, folding included.
+    pub max_header_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: 65_535,
+            max_headers: 256,
+            max_header_len: 16_384,
+        }
+    }
+}
+
+/// Why bytes are not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// Nothing but CRLFs: a keep-alive, not an error to answer.
+    #[error("keep-alive")]
+    KeepAlive,
+    /// Over `max_message`.
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The limit.
+        max: usize,
+        /// The size seen.
+        len: usize,
+    },
+    /// Over `max_headers`.
+    #[error("more than {max} header fields")]
+    TooManyHeaders {
+        /// The limit.
+        max: usize,
+    },
+    /// A header line over `max_header_len`.
+    #[error("header '{name}' of {len} bytes exceeds the limit of {max}")]
+    HeaderTooLong {
+        /// The header's name.
+        name: String,
+        /// The limit.
+        max: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// No empty line ends the header section.
+    #[error("no empty line after the header fields")]
+    Unterminated,
+    /// The header section is not UTF-8.
+    #[error("header section is not valid UTF-8")]
+    Encoding,
+    /// The Request-Line or Status-Line is malformed.
+    #[error("bad start line: {0}")]
+    StartLine(String),
+    /// A header line is malformed.
+    #[error("bad header line: {0}")]
+    Header(String),
+    /// Content-Length is not a non-negative number.
+    #[error("bad Content-Length '{0}'")]
+    ContentLength(String),
+    /// Content-Length says more than the datagram holds.
+    #[error("Content-Length {declared} exceeds the {available} body bytes received")]
+    Truncated {
+        /// Declared length.
+        declared: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// A stream message without Content-Length cannot be framed.
+    #[error("Content-Length is required on stream transports")]
+    MissingContentLength,
+}
+
+impl ParseError {
+    /// The response a server sends when it can still address one.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            ParseError::TooLarge { .. } => (513, "Message Too Large"),
+            _ => (400, "Bad Request"),
+        }
+    }
+}
+
+fn find_header_end(b: &[u8]) -> Option<(usize, usize)> {
+    // Returns (end of header section, start of body). Accepts CRLF and bare LF.
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\n' {
+            if b.get(i + 1) == Some(&b'\n') {
+                return Some((i, i + 2));
+            }
+            if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
+                return Some((i, i + 3));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn skip_keepalive(b: &[u8]) -> usize {
+    b.iter().take_while(|&&c| c == b'\r' || c == b'\n').count()
+}
+
+/// Parses one datagram.
+pub fn parse_datagram(data: &[u8], limits: &Limits) -> Result<Message, ParseError> {
+    if data.len() > limits.max_message {
+        return Err(ParseError::TooLarge {
+            max: limits.max_message,
+            len: data.len(),
+        });
+    }
+    let data = &data[skip_keepalive(data)..];
+    if data.is_empty() {
+        return Err(ParseError::KeepAlive);
+    }
+    let (head_end, body_start) = find_header_end(data).ok_or(ParseError::Unterminated)?;
+    let mut msg = parse_head(&data[..head_end], limits)?;
+    let available = data.len() - body_start;
+    let body_len = match content_length(&msg.headers)? {
+        Some(n) if n > available => {
+            return Err(ParseError::Truncated {
+                declared: n,
+                available,
+            })
+        }
+        Some(n) => n,
+        None => available,
+    };
+    msg.body = data[body_start..body_start + body_len].to_vec();
+    Ok(msg)
+}
+
+fn content_length(h: &Headers) -> Result<Option<usize>, ParseError> {
+    match h.get(&HeaderName::ContentLength) {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.trim();
+            if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::ContentLength(v.to_string()));
+            }
+            v.parse()
+                .map(Some)
+                .map_err(|_| ParseError::ContentLength(v.to_string()))
+        }
+    }
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
+    let bad = |why: &str| ParseError::StartLine(format!("{why}: '{line}'"));
+    if let Some(rest) = line.strip_prefix("SIP/") {
+        let sp = rest.find(' ').ok_or_else(|| bad("no status code"))?;
+        let version = format!("SIP/{}", &rest[..sp]);
+        let rest = &rest[sp + 1..];
+        let (code, reason) = match rest.find(' ') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("status code must be three digits"));
+        }
+        let code: u16 = code.parse().map_err(|_| bad("bad status code"))?;
+        if !(100..=699).contains(&code) {
+            return Err(bad("status code out of range"));
+        }
+        return Ok(StartLine::Response {
+            version,
+            code,
+            reason: reason.to_string(),
+        });
+    }
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("expected 'Method SP Request-URI SP SIP-Version'"));
+    };
+    if !is_token(method) {
+        return Err(bad("method is not a token"));
+    }
+    if uri.is_empty() || uri.bytes().any(|b| b == b'\t' || b == b'<' || b == b'>') {
+        return Err(bad("bad Request-URI"));
+    }
+    let v = version
+        .strip_prefix("SIP/")
+        .ok_or_else(|| bad("bad SIP-Version"))?;
+    let ok_version = v.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    });
+    if !ok_version {
+        return Err(bad("bad SIP-Version"));
+    }
+    Ok(StartLine::Request {
+        method: Method::from_token(method),
+        uri: uri.to_string(),
+        version: version.to_string(),
+    })
+}
+
+/// Parses the start line and header fields (no body).
+fn parse_head(head: &[u8], limits: &Limits) -> Result<Message, ParseError> {
+    let head = std::str::from_utf8(head).map_err(|_| ParseError::Encoding)?;
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let start = parse_start_line(lines.next().unwrap_or(""))?;
+    let mut headers = Headers::default();
+    // (name, value, raw length) of the header being assembled across folded lines.
+    let mut cur: Option<(HeaderName, String, usize)> = None;
+    let flush = |cur: &mut Option<(HeaderName, String, usize)>,
+                 headers: &mut Headers|
+     -> Result<(), ParseError> {
+        if let Some((name, value, _)) = cur.take() {
+            if headers.len() >= limits.max_headers {
+                return Err(ParseError::TooManyHeaders {
+                    max: limits.max_headers,
+                });
+            }
+            headers.push(name, value.trim().to_string());
+        }
+        Ok(())
+    };
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            let Some((name, value, raw)) = cur.as_mut() else {
+                return Err(ParseError::Header(
+                    "continuation line before any header".into(),
+                ));
+            };
+            *raw += line.len() + 2;
+            if *raw > limits.max_header_len {
+                return Err(ParseError::HeaderTooLong {
+                    name: name.to_string(),
+                    max: limits.max_header_len,
+                    len: *raw,
+                });
+            }
+            let t = line.trim();
+            if !t.is_empty() {
+                if !value.is_empty() {
+                    value.push(' ');
+                }
+                value.push_str(t);
+            }
+            continue;
+        }
+        flush(&mut cur, &mut headers)?;
+        let colon = line
+            .find(':')
+            .ok_or_else(|| ParseError::Header(format!("no ':' in '{line}'")))?;
+        let name = line[..colon].trim_end_matches([' ', '\t']);
+        if !is_token(name) {
+            return Err(ParseError::Header(format!("bad header name '{name}'")));
+        }
+        if line.len() > limits.max_header_len {
+            return Err(ParseError::HeaderTooLong {
+                name: name.to_string(),
+                max: limits.max_header_len,
+                len: line.len(),
+            });
+        }
+        cur = Some((
+            HeaderName::parse(name),
+            line[colon + 1..].trim().to_string(),
+            line.len(),
+        ));
+    }
+    flush(&mut cur, &mut headers)?;
+    Ok(Message {
+        start,
+        headers,
+        body: Vec::new(),
+    })
+}
+
+/// Cuts messages out of a byte stream (TCP), by `Content-Length`.
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+    limits: Limits,
+}
+
+impl Framer {
+    /// A framer with the given limits.
+    pub fn new(limits: Limits) -> Framer {
+        Framer {
+            buf: Vec::new(),
+            limits,
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes buffered and not yet framed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete message, `None` if more bytes are needed. An error is
+    /// fatal for the connection (the stream can no longer be framed), except
+    /// [`ParseError::KeepAlive`], reported once per CRLF run so the caller can pong.
+    pub fn next_message(&mut self) -> Option<Result<Message, ParseError>> {
+        let skip = skip_keepalive(&self.buf);
+        if skip > 0 {
+            self.buf.drain(..skip);
+            if skip >= 4 || self.buf.is_empty() {
+                return Some(Err(ParseError::KeepAlive));
+            }
+        }
+        if self.buf.is_empty() {
+            return None;
+        }
+        let Some((head_end, body_start)) = find_header_end(&self.buf) else {
+            if self.buf.len() > self.limits.max_message {
+                return Some(Err(ParseError::TooLarge {
+                    max: self.limits.max_message,
+                    len: self.buf.len(),
+                }));
+            }
+            return None;
+        };
+        let mut msg = match parse_head(&self.buf[..head_end], &self.limits) {
+            Ok(m) => m,
+            Err(e) => return Some(Err(e)),
+        };
+        let len = match content_length(&msg.headers) {
+            Ok(Some(n)) => n,
+            Ok(None) => return Some(Err(ParseError::MissingContentLength)),
+            Err(e) => return Some(Err(e)),
+        };
+        if body_start + len > self.limits.max_message {
+            return Some(Err(ParseError::TooLarge {
+                max: self.limits.max_message,
+                len: body_start + len,
+            }));
+        }
+        if self.buf.len() < body_start + len {
+            return None;
+        }
+        msg.body = self.buf[body_start..body_start + len].to_vec();
+        self.buf.drain(..body_start + len);
+        Some(Ok(msg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-1\r\n\
+        f: <sip:alice@127.0.0.1>;tag=a1\r\n\
+        t: <sip:bob@127.0.0.1>\r\n\
+        i: call-1\r\n\
+        CSeq: 1 INVITE\r\n\
+        l: 4\r\n\
+        \r\n\
+        body";
+
+    #[test]
+    fn parses_compact_forms_and_body() {
+        let m = parse_datagram(INVITE.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(m.method(), Some(&Method::Invite));
+        assert_eq!(m.call_id(), Some("call-1"));
+        assert_eq!(m.from_header().unwrap().tag(), Some("a1"));
+        assert_eq!(m.body, b"body");
+        let out = String::from_utf8(m.to_bytes()).unwrap();
+        assert!(out.starts_with("INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-1\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\n"), "{out}");
+        assert!(out.ends_with("Content-Length: 4\r\n\r\nbody"));
+        // Serialising is a fixed point.
+        assert_eq!(
+            parse_datagram(out.as_bytes(), &Limits::default()).unwrap(),
+            m
+        );
+    }
+
+    #[test]
+    fn datagram_body_rules() {
+        let l = Limits::default();
+        let extra = format!("{INVITE}TRAILING");
+        assert_eq!(parse_datagram(extra.as_bytes(), &l).unwrap().body, b"body");
+        let short = INVITE.replace("l: 4", "l: 40");
+        assert_eq!(
+            parse_datagram(short.as_bytes(), &l),
+            Err(ParseError::Truncated {
+                declared: 40,
+                available: 4
+            })
+        );
+        let neg = INVITE.replace("l: 4", "l: -4");
+        assert!(matches!(
+            parse_datagram(neg.as_bytes(), &l),
+            Err(ParseError::ContentLength(_))
+        ));
+        let none = INVITE.replace("l: 4\r\n", "");
+        assert_eq!(parse_datagram(none.as_bytes(), &l).unwrap().body, b"body");
+        assert_eq!(parse_datagram(b"\r\n\r\n", &l), Err(ParseError::KeepAlive));
+    }
+
+    #[test]
+    fn limits_are_enforced_with_named_errors() {
+        let tight = Limits {
+            max_message: 100,
+            max_headers: 3,
+            max_header_len: 40,
+        };
+        assert_eq!(
+            parse_datagram(INVITE.as_bytes(), &tight),
+            Err(ParseError::TooLarge {
+                max: 100,
+                len: INVITE.len()
+            })
+        );
+        let l = Limits {
+            max_message: 1000,
+            ..tight
+        };
+        assert_eq!(
+            parse_datagram(INVITE.as_bytes(), &l),
+            Err(ParseError::HeaderTooLong {
+                name: "Via".into(),
+                max: 40,
+                len: 48
+            })
+        );
+        let l = Limits {
+            max_header_len: 100,
+            ..l
+        };
+        assert_eq!(
+            parse_datagram(INVITE.as_bytes(), &l),
+            Err(ParseError::TooManyHeaders { max: 3 })
+        );
+        assert_eq!(
+            ParseError::TooLarge { max: 1, len: 2 }.status(),
+            (513, "Message Too Large")
+        );
+    }
+
+    #[test]
+    fn start_lines() {
+        let l = Limits::default();
+        let r = parse_datagram(b"SIP/2.0 100 \r\n\r\n", &l).unwrap();
+        assert_eq!(
+            r.start,
+            StartLine::Response {
+                version: "SIP/2.0".into(),
+                code: 100,
+                reason: "".into()
+            }
+        );
+        assert!(parse_datagram(
+            b"SIP/2.0 4294967301 better not break the receiver\r\n\r\n",
+            &l
+        )
+        .is_err());
+        assert!(parse_datagram(b"INVITE  sip:a@b SIP/2.0\r\n\r\n", &l).is_err());
+        assert!(parse_datagram(b"INVITE sip:a@b SIP/2.0 \r\n\r\n", &l).is_err());
+        let r = parse_datagram(b"FOO sip:a@b SIP/7.0\r\n\r\n", &l).unwrap();
+        assert_eq!(r.method(), Some(&Method::Extension("FOO".into())));
+    }
+
+    #[test]
+    fn stream_framing() {
+        let mut f = Framer::new(Limits::default());
+        let two = format!("\r\n\r\n{INVITE}{INVITE}");
+        let bytes = two.as_bytes();
+        f.push(&bytes[..10]);
+        assert_eq!(f.next_message(), Some(Err(ParseError::KeepAlive)));
+        assert_eq!(f.next_message(), None);
+        f.push(&bytes[10..100]);
+        assert_eq!(f.next_message(), None);
+        f.push(&bytes[100..]);
+        assert!(f.next_message().unwrap().is_ok());
+        assert!(f.next_message().unwrap().is_ok());
+        assert_eq!(f.next_message(), None);
+        assert_eq!(f.buffered(), 0);
+        f.push(INVITE.replace("l: 4\r\n", "").as_bytes());
+        assert_eq!(
+            f.next_message(),
+            Some(Err(ParseError::MissingContentLength))
+        );
+    }
+}
