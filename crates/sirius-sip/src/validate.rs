@@ -99,7 +99,7 @@ fn bounded_number(v: &str, max: u64) -> bool {
 }
 
 fn is_call_id(v: &str) -> bool {
-    use crate::message::is_word_byte as w;
+    use crate::message::grammar::is_word_byte as w;
     let mut parts = v.splitn(2, '@');
     let ok = |p: &str| !p.is_empty() && p.bytes().all(w);
     parts.next().is_some_and(ok) && parts.next().is_none_or(ok)

@@ -8,13 +8,12 @@
 //! pairs; typed views (Via, CSeq, name-addr…) parse a value only when asked,
 //! which keeps the hot path at one pass over the bytes.
 
-mod grammar;
+pub mod grammar;
 mod headers;
 mod parse;
 mod types;
 pub(crate) mod uri;
 
-pub use grammar::is_word_byte;
 pub use headers::{Header, HeaderName, Headers};
 pub use parse::{parse_datagram, Framer, Limits, ParseError};
 pub use types::BRANCH_MAGIC;
