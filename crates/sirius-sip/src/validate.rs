@@ -206,7 +206,7 @@ pub fn inspect_request(msg: &Message, caps: &Capabilities) -> Result<(), Rejecti
             .trim()
             .to_ascii_lowercase();
         let multipart = mime.starts_with("multipart/");
-        if !multipart && !caps.content_types.iter().any(|c| *c == mime) {
+        if !multipart && !caps.content_types.contains(&mime) {
             let mut r = Rejection::new(415, "Unsupported Media Type");
             r.headers
                 .push((HeaderName::Accept, caps.content_types.join(", ")));

@@ -98,7 +98,7 @@ impl DigestServer {
             return None;
         }
         let ts = u64::from_str_radix(&nonce[..16], 16).ok()?;
-        ct_eq(nonce[16..].as_bytes(), self.mac(ts).as_bytes()).then_some(ts)
+        ct_eq(&nonce.as_bytes()[16..], self.mac(ts).as_bytes()).then_some(ts)
     }
 
     /// Verifies `Authorization` credentials for `method` against the user's HA1
@@ -162,7 +162,7 @@ impl DigestServer {
             None => {
                 self.seen.insert(nonce.to_string(), (nc, issued));
                 self.inserts += 1;
-                if self.inserts % 1024 == 0 {
+                if self.inserts.is_multiple_of(1024) {
                     let life = self.lifetime_secs;
                     self.seen.retain(|_, (_, t)| now.saturating_sub(*t) <= life);
                 }

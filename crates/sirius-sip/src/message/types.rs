@@ -131,7 +131,7 @@ impl Via {
             return Err(format!("bad Via protocol in '{v}'"));
         }
         let tend = rest
-            .find(|c: char| c == ' ' || c == '\t')
+            .find([' ', '\t'])
             .ok_or_else(|| format!("no sent-by in Via '{v}'"))?;
         let transport = &rest[..tend];
         if !is_token(transport) {
@@ -208,7 +208,7 @@ impl CSeq {
     pub fn parse(v: &str) -> Result<CSeq, String> {
         let v = v.trim();
         let split = v
-            .find(|c: char| c == ' ' || c == '\t')
+            .find([' ', '\t'])
             .ok_or_else(|| format!("bad CSeq '{v}'"))?;
         let (num, method) = (&v[..split], v[split..].trim());
         if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
