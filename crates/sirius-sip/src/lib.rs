@@ -9,9 +9,12 @@
 //!   typed views (Via, CSeq, name-addr, URI) and serialisation.
 //! * [`auth`]: Digest authentication, client (401/407) and server (stateless
 //!   nonces, replay protection).
+//! * [`sdp`]: SDP parsing/writing and RFC 3264 offer/answer (hold, rejected
+//!   streams, late offer, no-common-codec).
 //! * [`validate`]: what a UAS answers to a request it cannot accept
 //!   (400/416/420/505/…), per RFC 3261 §8.2 and the RFC 4475 corpus.
 
 pub mod auth;
 pub mod message;
+pub mod sdp;
 pub mod validate;
