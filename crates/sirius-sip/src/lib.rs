@@ -11,10 +11,13 @@
 //!   nonces, replay protection).
 //! * [`sdp`]: SDP parsing/writing and RFC 3264 offer/answer (hold, rejected
 //!   streams, late offer, no-common-codec).
+//! * [`transaction`]: RFC 3261 §17 client and server transactions with every
+//!   timer (A–M), matching, CANCEL/ACK rules, reliable-transport variants.
 //! * [`validate`]: what a UAS answers to a request it cannot accept
 //!   (400/416/420/505/…), per RFC 3261 §8.2 and the RFC 4475 corpus.
 
 pub mod auth;
 pub mod message;
 pub mod sdp;
+pub mod transaction;
 pub mod validate;

@@ -8,6 +8,7 @@
 //! pairs; typed views (Via, CSeq, name-addr…) parse a value only when asked,
 //! which keeps the hot path at one pass over the bytes.
 
+pub mod build;
 pub mod grammar;
 mod headers;
 mod parse;

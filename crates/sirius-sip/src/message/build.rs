@@ -1,0 +1,124 @@
+//! Building the messages the protocol itself prescribes: responses to a
+//! request (RFC 3261 §8.2.6), the ACK for a non-2xx final response (§17.1.1.3)
+//! and CANCEL (§9.1).
+
+use super::{HeaderName, Message, Method, NameAddr, Via};
+use std::net::SocketAddr;
+
+/// A response to `req`: Via, From, To, Call-ID and CSeq copied (§8.2.6.2);
+/// the top Via gets `received` when the source IP differs from sent-by and
+/// `rport=<port>` when the client asked for it (RFC 3581).
+pub fn response(req: &Message, code: u16, reason: &str, source: Option<SocketAddr>) -> Message {
+    let mut r = Message::response(code, reason);
+    let mut first = true;
+    for v in req.headers.values(&HeaderName::Via) {
+        let value = match (first, source, Via::parse(v)) {
+            (true, Some(src), Ok(mut via)) => {
+                if via.host.to_string() != src.ip().to_string() {
+                    via.params.set("received", Some(&src.ip().to_string()));
+                }
+                if via.params.has("rport") {
+                    via.params.set("rport", Some(&src.port().to_string()));
+                    via.params.set("received", Some(&src.ip().to_string()));
+                }
+                via.to_string()
+            }
+            _ => v.to_string(),
+        };
+        r.push(HeaderName::Via, value);
+        first = false;
+    }
+    for name in [
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
+        if let Some(v) = req.headers.get(&name) {
+            r.push(name, v);
+        }
+    }
+    // 100 Trying copies Timestamp (§8.2.6.1).
+    if code == 100 {
+        if let Some(ts) = req.headers.get(&HeaderName::Timestamp) {
+            r.push(HeaderName::Timestamp, ts);
+        }
+    }
+    r
+}
+
+/// Adds a To tag to a response if the To header has none (UAS side, §8.2.6.2).
+pub fn set_to_tag(resp: &mut Message, tag: &str) {
+    if let Some(to) = resp
+        .headers
+        .get(&HeaderName::To)
+        .and_then(|v| NameAddr::parse(v).ok())
+    {
+        if to.tag().is_none() {
+            let mut to = to;
+            to.params.set("tag", Some(tag));
+            resp.headers.set(HeaderName::To, to.to_string());
+        }
+    }
+}
+
+/// The ACK a client INVITE transaction sends for a 300–699 response:
+/// same Request-URI, top Via, From, Call-ID and Route; To from the response;
+/// CSeq number of the INVITE with method ACK.
+pub fn ack_for_non_2xx(invite: &Message, resp: &Message) -> Message {
+    let uri = invite.request_uri().unwrap_or_default().to_string();
+    let mut ack = Message::request(Method::Ack, uri);
+    if let Some(v) = invite.headers.values(&HeaderName::Via).next() {
+        ack.push(HeaderName::Via, v);
+    }
+    ack.push(HeaderName::MaxForwards, "70");
+    for name in [HeaderName::From, HeaderName::CallId] {
+        if let Some(v) = invite.headers.get(&name) {
+            ack.push(name, v);
+        }
+    }
+    if let Some(to) = resp
+        .headers
+        .get(&HeaderName::To)
+        .or_else(|| invite.headers.get(&HeaderName::To))
+    {
+        ack.push(HeaderName::To, to);
+    }
+    let seq = invite.cseq().map_or(1, |c| c.seq);
+    ack.push(HeaderName::CSeq, format!("{seq} ACK"));
+    for r in invite.headers.all(&HeaderName::Route) {
+        ack.push(HeaderName::Route, r);
+    }
+    ack
+}
+
+/// CANCEL for a pending request (§9.1).
+pub fn cancel(req: &Message) -> Message {
+    let uri = req.request_uri().unwrap_or_default().to_string();
+    let mut c = Message::request(Method::Cancel, uri);
+    if let Some(v) = req.headers.values(&HeaderName::Via).next() {
+        c.push(HeaderName::Via, v);
+    }
+    c.push(HeaderName::MaxForwards, "70");
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        if let Some(v) = req.headers.get(&name) {
+            c.push(name, v);
+        }
+    }
+    let seq = req.cseq().map_or(1, |c| c.seq);
+    c.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+    for r in req.headers.all(&HeaderName::Route) {
+        c.push(HeaderName::Route, r);
+    }
+    c
+}
+
+/// A random token for tags, branches and Call-IDs (hex, 64 bits of entropy).
+pub fn random_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A new RFC 3261 branch.
+pub fn new_branch() -> String {
+    format!("{}{}", super::BRANCH_MAGIC, random_token())
+}
