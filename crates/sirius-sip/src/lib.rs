@@ -9,6 +9,8 @@
 //!   typed views (Via, CSeq, name-addr, URI) and serialisation.
 //! * [`auth`]: Digest authentication, client (401/407) and server (stateless
 //!   nonces, replay protection).
+//! * [`dialog`]: dialog identity, route sets, target refresh, CSeq rules,
+//!   in-dialog requests, 481 classification.
 //! * [`sdp`]: SDP parsing/writing and RFC 3264 offer/answer (hold, rejected
 //!   streams, late offer, no-common-codec).
 //! * [`transaction`]: RFC 3261 §17 client and server transactions with every
@@ -17,6 +19,7 @@
 //!   (400/416/420/505/…), per RFC 3261 §8.2 and the RFC 4475 corpus.
 
 pub mod auth;
+pub mod dialog;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

@@ -1,0 +1,484 @@
+//! Dialogs (RFC 3261 §12): identity, route set, remote target, sequence numbers.
+//!
+//! A [`Dialog`] is created from the INVITE and the response that establishes it
+//! (UAC side) or from the INVITE we answer (UAS side). It builds in-dialog
+//! requests (BYE, re-INVITE, INFO, REFER, NOTIFY, the ACK for a 2xx) with the
+//! right Request-URI, Route set and CSeq, and checks incoming ones: a CSeq
+//! lower than the last one is refused with 500 (§12.2.2), and a request whose
+//! To tag names no dialog gets 481 ([`DialogTable::classify`]).
+
+use crate::message::{HeaderName, Message, Method, NameAddr, Via};
+use std::collections::HashMap;
+
+/// Dialog identifier, from our side's point of view.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DialogId {
+    /// Call-ID.
+    pub call_id: String,
+    /// Our tag.
+    pub local_tag: String,
+    /// Their tag.
+    pub remote_tag: String,
+}
+
+/// Early (1xx with tag) or confirmed (2xx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogState {
+    /// Established by a provisional response.
+    Early,
+    /// Established by a 2xx.
+    Confirmed,
+}
+
+/// Why a dialog cannot be built or a request not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialogError {
+    /// A header the dialog needs is missing or malformed.
+    #[error("missing or bad {0}")]
+    Header(&'static str),
+    /// The request's CSeq is lower than the last one seen (answer 500).
+    #[error("CSeq {got} is lower than the last remote CSeq {last}")]
+    CSeqOutOfOrder {
+        /// Received.
+        got: u32,
+        /// Last seen.
+        last: u32,
+    },
+}
+
+impl DialogError {
+    /// The response to send for a refused request.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            DialogError::CSeqOutOfOrder { .. } => (500, "Server Internal Error"),
+            DialogError::Header(_) => (400, "Bad Request"),
+        }
+    }
+}
+
+/// One dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialog {
+    /// Identity.
+    pub id: DialogId,
+    /// Early or confirmed.
+    pub state: DialogState,
+    /// Our URI (From of our requests), without tag.
+    pub local_uri: String,
+    /// Their URI (To of our requests), without tag.
+    pub remote_uri: String,
+    /// Last CSeq we used.
+    pub local_seq: u32,
+    /// Last CSeq they used.
+    pub remote_seq: Option<u32>,
+    /// Where our requests go (their Contact).
+    pub remote_target: String,
+    /// Route set, in the order our requests carry it.
+    pub route_set: Vec<String>,
+    /// Our Contact.
+    pub local_contact: String,
+}
+
+fn contact_uri(msg: &Message) -> Option<String> {
+    let c = msg.headers.values(&HeaderName::Contact).next()?;
+    NameAddr::parse(c).ok().filter(|n| !n.star).map(|n| n.uri)
+}
+
+fn record_route(msg: &Message) -> Vec<String> {
+    msg.headers
+        .values(&HeaderName::RecordRoute)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn without_tag(n: &NameAddr) -> String {
+    let mut n = n.clone();
+    n.params.remove("tag");
+    n.to_string()
+}
+
+impl Dialog {
+    /// UAC side: from the INVITE we sent and a 1xx (with To tag) or 2xx.
+    /// The route set is the response's Record-Route, reversed (§12.1.2).
+    pub fn from_uac(
+        invite: &Message,
+        resp: &Message,
+        local_contact: &str,
+    ) -> Result<Dialog, DialogError> {
+        let from = invite.from_header().ok_or(DialogError::Header("From"))?;
+        let to = resp.to_header().ok_or(DialogError::Header("To"))?;
+        let local_tag = from
+            .tag()
+            .ok_or(DialogError::Header("From tag"))?
+            .to_string();
+        let remote_tag = to.tag().ok_or(DialogError::Header("To tag"))?.to_string();
+        let call_id = invite
+            .call_id()
+            .ok_or(DialogError::Header("Call-ID"))?
+            .to_string();
+        let seq = invite.cseq().ok_or(DialogError::Header("CSeq"))?.seq;
+        let mut route_set = record_route(resp);
+        route_set.reverse();
+        Ok(Dialog {
+            id: DialogId {
+                call_id,
+                local_tag,
+                remote_tag,
+            },
+            state: if resp.code().is_some_and(|c| (200..300).contains(&c)) {
+                DialogState::Confirmed
+            } else {
+                DialogState::Early
+            },
+            local_uri: without_tag(&from),
+            remote_uri: without_tag(&to),
+            local_seq: seq,
+            remote_seq: None,
+            remote_target: contact_uri(resp)
+                .unwrap_or_else(|| invite.request_uri().unwrap_or_default().to_string()),
+            route_set,
+            local_contact: local_contact.to_string(),
+        })
+    }
+
+    /// UAS side: from the INVITE we answer with our tag. The route set is the
+    /// request's Record-Route in order (§12.1.1).
+    pub fn from_uas(
+        invite: &Message,
+        local_tag: &str,
+        local_contact: &str,
+    ) -> Result<Dialog, DialogError> {
+        let from = invite.from_header().ok_or(DialogError::Header("From"))?;
+        let to = invite.to_header().ok_or(DialogError::Header("To"))?;
+        let remote_tag = from
+            .tag()
+            .ok_or(DialogError::Header("From tag"))?
+            .to_string();
+        let call_id = invite
+            .call_id()
+            .ok_or(DialogError::Header("Call-ID"))?
+            .to_string();
+        let seq = invite.cseq().ok_or(DialogError::Header("CSeq"))?.seq;
+        Ok(Dialog {
+            id: DialogId {
+                call_id,
+                local_tag: local_tag.to_string(),
+                remote_tag,
+            },
+            state: DialogState::Early,
+            local_uri: without_tag(&to),
+            remote_uri: without_tag(&from),
+            local_seq: rand::random::<u16>() as u32,
+            remote_seq: Some(seq),
+            remote_target: contact_uri(invite).ok_or(DialogError::Header("Contact"))?,
+            route_set: record_route(invite),
+            local_contact: local_contact.to_string(),
+        })
+    }
+
+    /// Marks the dialog confirmed (2xx sent or received).
+    pub fn confirm(&mut self) {
+        self.state = DialogState::Confirmed;
+    }
+
+    /// Checks an incoming in-dialog request's CSeq and records it (§12.2.2).
+    /// ACK and CANCEL carry the INVITE's number and are not checked.
+    pub fn accept_remote_cseq(&mut self, req: &Message) -> Result<(), DialogError> {
+        let method = req.method().ok_or(DialogError::Header("method"))?;
+        if matches!(method, Method::Ack | Method::Cancel) {
+            return Ok(());
+        }
+        let seq = req.cseq().ok_or(DialogError::Header("CSeq"))?.seq;
+        if let Some(last) = self.remote_seq {
+            if seq < last {
+                return Err(DialogError::CSeqOutOfOrder { got: seq, last });
+            }
+        }
+        self.remote_seq = Some(seq);
+        Ok(())
+    }
+
+    /// Target refresh (§12.2): a re-INVITE, UPDATE or their 2xx to ours may carry a new Contact.
+    pub fn refresh_target(&mut self, msg: &Message) {
+        if let Some(uri) = contact_uri(msg) {
+            self.remote_target = uri;
+        }
+    }
+
+    /// Builds an in-dialog request. CSeq increments, except for ACK (the
+    /// INVITE's number, pass it as `ack_of`) — CANCEL is not built here
+    /// (it belongs to the transaction it cancels).
+    pub fn request(&mut self, method: Method, via: &Via, ack_of: Option<u32>) -> Message {
+        let seq = match (&method, ack_of) {
+            (Method::Ack, Some(n)) => n,
+            _ => {
+                self.local_seq += 1;
+                self.local_seq
+            }
+        };
+        // Loose routing when the first route has `lr` (or there is no route set);
+        // strict routing otherwise: the first route becomes the Request-URI and
+        // the remote target goes last (§12.2.1.1).
+        let strict = self
+            .route_set
+            .first()
+            .and_then(|r| NameAddr::parse(r).ok())
+            .is_some_and(|n| !n.sip_uri().is_ok_and(|u| u.params.has("lr")));
+        let (ruri, routes): (String, Vec<String>) = if strict {
+            let first = NameAddr::parse(&self.route_set[0])
+                .map(|n| n.uri)
+                .unwrap_or_default();
+            let mut rest: Vec<String> = self.route_set[1..].to_vec();
+            rest.push(format!("<{}>", self.remote_target));
+            (first, rest)
+        } else {
+            (self.remote_target.clone(), self.route_set.clone())
+        };
+        let mut m = Message::request(method.clone(), ruri);
+        m.push(HeaderName::Via, via.to_string());
+        m.push(HeaderName::MaxForwards, "70");
+        for r in routes {
+            m.push(HeaderName::Route, r);
+        }
+        m.push(
+            HeaderName::From,
+            format!("{};tag={}", self.local_uri, self.id.local_tag),
+        );
+        m.push(
+            HeaderName::To,
+            format!("{};tag={}", self.remote_uri, self.id.remote_tag),
+        );
+        m.push(HeaderName::CallId, self.id.call_id.clone());
+        m.push(HeaderName::CSeq, format!("{seq} {method}"));
+        if !matches!(method, Method::Ack | Method::Bye | Method::Cancel) {
+            m.push(HeaderName::Contact, format!("<{}>", self.local_contact));
+        }
+        m
+    }
+}
+
+/// How an incoming request relates to the dialogs we have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    /// No To tag: a new dialog-creating (or out-of-dialog) request.
+    OutOfDialog,
+    /// Belongs to this dialog.
+    InDialog(DialogId),
+    /// Has a To tag naming no dialog of ours: answer 481 (except ACK: drop).
+    Unknown,
+}
+
+/// The dialogs of an endpoint.
+#[derive(Debug, Default)]
+pub struct DialogTable {
+    dialogs: HashMap<DialogId, Dialog>,
+}
+
+impl DialogTable {
+    /// Stores a dialog.
+    pub fn insert(&mut self, d: Dialog) {
+        self.dialogs.insert(d.id.clone(), d);
+    }
+
+    /// Removes a dialog.
+    pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
+        self.dialogs.remove(id)
+    }
+
+    /// A dialog by id.
+    pub fn get_mut(&mut self, id: &DialogId) -> Option<&mut Dialog> {
+        self.dialogs.get_mut(id)
+    }
+
+    /// Number of dialogs.
+    pub fn len(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.dialogs.is_empty()
+    }
+
+    /// Classifies a request by its Call-ID and tags (local = To tag, remote = From tag).
+    pub fn classify(&self, req: &Message) -> Classified {
+        let Some(to_tag) = req.to_header().and_then(|t| t.tag().map(str::to_string)) else {
+            return Classified::OutOfDialog;
+        };
+        let id = DialogId {
+            call_id: req.call_id().unwrap_or_default().to_string(),
+            local_tag: to_tag,
+            remote_tag: req
+                .from_header()
+                .and_then(|f| f.tag().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        if self.dialogs.contains_key(&id) {
+            Classified::InDialog(id)
+        } else {
+            Classified::Unknown
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{build, parse_datagram, Host, Limits};
+
+    fn parse(s: &str) -> Message {
+        parse_datagram(s.replace('\n', "\r\n").as_bytes(), &Limits::default()).unwrap()
+    }
+
+    fn invite() -> Message {
+        parse(
+            "INVITE sip:bob@biloxi.example.com SIP/2.0\n\
+             Via: SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74bf9\n\
+             Max-Forwards: 70\n\
+             From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\n\
+             To: Bob <sip:bob@biloxi.example.com>\n\
+             Call-ID: 3848276298220188511@atlanta.example.com\n\
+             CSeq: 1 INVITE\n\
+             Contact: <sip:alice@client.atlanta.example.com;transport=udp>\n\
+             Record-Route: <sip:ss2.biloxi.example.com;lr>\n\
+             Record-Route: <sip:ss1.atlanta.example.com;lr>\n\
+             Content-Length: 0\n\n",
+        )
+    }
+
+    fn ok_200(inv: &Message) -> Message {
+        let mut r = build::response(inv, 200, "OK", None);
+        build::set_to_tag(&mut r, "8321234356");
+        r.push(
+            HeaderName::Contact,
+            "<sip:bob@client.biloxi.example.com;transport=udp>",
+        );
+        for rr in inv.headers.all(&HeaderName::RecordRoute) {
+            r.push(HeaderName::RecordRoute, rr);
+        }
+        r
+    }
+
+    fn via() -> Via {
+        Via::new(
+            "UDP",
+            Host::Name("client.atlanta.example.com".into()),
+            Some(5060),
+            "z9hG4bKnew",
+        )
+    }
+
+    #[test]
+    fn uac_dialog_routes_in_reverse_record_route_order() {
+        let inv = invite();
+        let mut d =
+            Dialog::from_uac(&inv, &ok_200(&inv), "sip:alice@client.atlanta.example.com").unwrap();
+        assert_eq!(d.state, DialogState::Confirmed);
+        assert_eq!(d.id.remote_tag, "8321234356");
+        let bye = d.request(Method::Bye, &via(), None);
+        let text = bye.to_string();
+        assert!(
+            text.starts_with("BYE sip:bob@client.biloxi.example.com;transport=udp SIP/2.0\r\n"),
+            "{text}"
+        );
+        let routes: Vec<&str> = bye.headers.all(&HeaderName::Route).collect();
+        assert_eq!(
+            routes,
+            vec![
+                "<sip:ss1.atlanta.example.com;lr>",
+                "<sip:ss2.biloxi.example.com;lr>"
+            ]
+        );
+        assert_eq!(bye.headers.get(&HeaderName::CSeq), Some("2 BYE"));
+        assert_eq!(
+            bye.headers.get(&HeaderName::From),
+            Some("\"Alice\" <sip:alice@atlanta.example.com>;tag=9fxced76sl")
+        );
+        assert_eq!(
+            bye.headers.get(&HeaderName::To),
+            Some("\"Bob\" <sip:bob@biloxi.example.com>;tag=8321234356")
+        );
+        let ack = d.request(Method::Ack, &via(), Some(1));
+        assert_eq!(ack.headers.get(&HeaderName::CSeq), Some("1 ACK"));
+        assert_eq!(
+            d.request(Method::Info, &via(), None)
+                .headers
+                .get(&HeaderName::CSeq),
+            Some("3 INFO")
+        );
+    }
+
+    #[test]
+    fn uas_dialog_checks_cseq_and_refreshes_target() {
+        let inv = invite();
+        let mut d =
+            Dialog::from_uas(&inv, "8321234356", "sip:bob@client.biloxi.example.com").unwrap();
+        assert_eq!(
+            d.route_set,
+            vec![
+                "<sip:ss2.biloxi.example.com;lr>",
+                "<sip:ss1.atlanta.example.com;lr>"
+            ]
+        );
+        let mut reinvite = inv.clone();
+        reinvite.headers.set(HeaderName::CSeq, "2 INVITE");
+        reinvite
+            .headers
+            .set(HeaderName::Contact, "<sip:alice@198.51.100.7>");
+        assert_eq!(d.accept_remote_cseq(&reinvite), Ok(()));
+        d.refresh_target(&reinvite);
+        assert_eq!(d.remote_target, "sip:alice@198.51.100.7");
+        let mut stale = inv.clone();
+        stale.headers.set(HeaderName::CSeq, "1 BYE");
+        if let crate::message::StartLine::Request { method, .. } = &mut stale.start {
+            *method = Method::Bye;
+        }
+        let err = d.accept_remote_cseq(&stale).unwrap_err();
+        assert_eq!(err, DialogError::CSeqOutOfOrder { got: 1, last: 2 });
+        assert_eq!(err.status(), (500, "Server Internal Error"));
+        let mut ack = inv.clone();
+        ack.headers.set(HeaderName::CSeq, "1 ACK");
+        if let crate::message::StartLine::Request { method, .. } = &mut ack.start {
+            *method = Method::Ack;
+        }
+        assert_eq!(
+            d.accept_remote_cseq(&ack),
+            Ok(()),
+            "ACK carries the INVITE's CSeq"
+        );
+    }
+
+    #[test]
+    fn strict_route_moves_to_the_request_uri() {
+        let inv = invite();
+        let mut resp = ok_200(&inv);
+        resp.headers.remove(&HeaderName::RecordRoute);
+        resp.push(HeaderName::RecordRoute, "<sip:strict.example.com>");
+        let mut d = Dialog::from_uac(&inv, &resp, "sip:alice@client.atlanta.example.com").unwrap();
+        let bye = d.request(Method::Bye, &via(), None);
+        assert_eq!(bye.request_uri(), Some("sip:strict.example.com"));
+        assert_eq!(
+            bye.headers.all(&HeaderName::Route).collect::<Vec<_>>(),
+            vec!["<sip:bob@client.biloxi.example.com;transport=udp>"]
+        );
+    }
+
+    #[test]
+    fn unknown_dialogs_are_classified_for_481() {
+        let inv = invite();
+        let mut table = DialogTable::default();
+        assert_eq!(table.classify(&inv), Classified::OutOfDialog);
+        let d = Dialog::from_uas(&inv, "t1", "sip:bob@h").unwrap();
+        let id = d.id.clone();
+        table.insert(d);
+        let mut bye = inv.clone();
+        bye.headers
+            .set(HeaderName::To, "Bob <sip:bob@biloxi.example.com>;tag=t1");
+        assert_eq!(table.classify(&bye), Classified::InDialog(id));
+        bye.headers
+            .set(HeaderName::To, "Bob <sip:bob@biloxi.example.com>;tag=nope");
+        assert_eq!(table.classify(&bye), Classified::Unknown);
+    }
+}
