@@ -11,6 +11,8 @@
 //!   nonces, replay protection).
 //! * [`dialog`]: dialog identity, route sets, target refresh, CSeq rules,
 //!   in-dialog requests, 481 classification.
+//! * [`registration`], [`qualify`]: outbound registration (Asterisk's state
+//!   names, digest, refresh, back-off, `Expires: 0`) and OPTIONS pokes.
 //! * [`sdp`]: SDP parsing/writing and RFC 3264 offer/answer (hold, rejected
 //!   streams, late offer, no-common-codec).
 //! * [`transaction`]: RFC 3261 §17 client and server transactions with every
@@ -21,6 +23,8 @@
 pub mod auth;
 pub mod dialog;
 pub mod message;
+pub mod qualify;
+pub mod registration;
 pub mod sdp;
 pub mod transaction;
 pub mod validate;
