@@ -306,7 +306,7 @@ impl Registration {
                     }
                 }
             }
-            403 | 400..=499 => {
+            400..=499 => {
                 self.back_off(now, RegState::Rejected, None);
                 None
             }
