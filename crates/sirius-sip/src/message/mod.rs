@@ -203,13 +203,13 @@ impl Message {
     }
 
     /// Adds a header at the end.
-    pub fn push(&mut self, name: HeaderName, value: impl Into<String>) -> &mut Self {
+    pub fn push(&mut self, name: HeaderName, value: impl AsRef<str>) -> &mut Self {
         self.headers.push(name, value);
         self
     }
 
     /// Builder form of [`Message::push`].
-    pub fn with(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+    pub fn with(mut self, name: HeaderName, value: impl AsRef<str>) -> Self {
         self.headers.push(name, value);
         self
     }
@@ -275,12 +275,12 @@ impl Message {
             }
         }
         for h in self.headers.iter() {
-            if h.name == HeaderName::ContentLength {
+            if *h.name == HeaderName::ContentLength {
                 continue;
             }
             head.push_str(h.name.as_str());
             head.push_str(": ");
-            head.push_str(&h.value);
+            head.push_str(h.value);
             head.push_str("\r\n");
         }
         let _ = write!(head, "Content-Length: {}\r\n\r\n", self.body.len());

@@ -107,17 +107,13 @@ impl ParseError {
 
 fn find_header_end(b: &[u8]) -> Option<(usize, usize)> {
     // Returns (end of header section, start of body). Accepts CRLF and bare LF.
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\n' {
-            if b.get(i + 1) == Some(&b'\n') {
-                return Some((i, i + 2));
-            }
-            if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
-                return Some((i, i + 3));
-            }
+    // memchr jumps between line ends instead of testing every byte.
+    for i in memchr::memchr_iter(b'\n', b) {
+        match (b.get(i + 1), b.get(i + 2)) {
+            (Some(b'\n'), _) => return Some((i, i + 2)),
+            (Some(b'\r'), Some(b'\n')) => return Some((i, i + 3)),
+            _ => {}
         }
-        i += 1;
     }
     None
 }
@@ -227,9 +223,15 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
 /// Parses the start line and header fields (no body).
 fn parse_head(head: &[u8], limits: &Limits) -> Result<Message, ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| ParseError::Encoding)?;
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let mut lines = memchr::memchr_iter(b'\n', head.as_bytes())
+        .chain(std::iter::once(head.len()))
+        .scan(0usize, |start, end| {
+            let line = &head[*start..end];
+            *start = end + 1;
+            Some(line.strip_suffix('\r').unwrap_or(line))
+        });
     let start = parse_start_line(lines.next().unwrap_or(""))?;
-    let mut headers = Headers::default();
+    let mut headers = Headers::with_capacity(16, head.len());
     // (name, value, raw length) of the header being assembled across folded lines.
     let mut cur: Option<(HeaderName, String, usize)> = None;
     let flush = |cur: &mut Option<(HeaderName, String, usize)>,
@@ -241,7 +243,8 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Message, ParseError> {
                     max: limits.max_headers,
                 });
             }
-            headers.push(name, value.trim().to_string());
+            // Values are stored trimmed already (folded pieces are trimmed as appended).
+            headers.push(name, value);
         }
         Ok(())
     };
