@@ -249,6 +249,11 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Message, ParseError> {
         Ok(())
     };
     for line in lines {
+        // CR is only legal as part of CRLF: a bare one would end the line for
+        // another parser and smuggle a header past us.
+        if memchr::memchr(b'\r', line.as_bytes()).is_some() {
+            return Err(ParseError::Header("bare CR in a header line".into()));
+        }
         if line.starts_with([' ', '\t']) {
             let Some((name, value, raw)) = cur.as_mut() else {
                 return Err(ParseError::Header(
@@ -306,6 +311,7 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Message, ParseError> {
 pub struct Framer {
     buf: Vec<u8>,
     limits: Limits,
+    failed: bool,
 }
 
 impl Framer {
@@ -314,12 +320,20 @@ impl Framer {
         Framer {
             buf: Vec::new(),
             limits,
+            failed: false,
         }
     }
 
     /// Appends received bytes.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        if !self.failed {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Whether a fatal error ended framing (the connection must be closed).
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// Bytes buffered and not yet framed.
@@ -328,9 +342,25 @@ impl Framer {
     }
 
     /// The next complete message, `None` if more bytes are needed. An error is
-    /// fatal for the connection (the stream can no longer be framed), except
-    /// [`ParseError::KeepAlive`], reported once per CRLF run so the caller can pong.
+    /// fatal for the connection (the stream can no longer be framed): it is
+    /// returned once, the buffer is dropped and later calls return `None` —
+    /// except [`ParseError::KeepAlive`], reported once per CRLF run so the
+    /// caller can pong.
     pub fn next_message(&mut self) -> Option<Result<Message, ParseError>> {
+        match self.frame() {
+            Some(Err(e)) if e != ParseError::KeepAlive => {
+                self.failed = true;
+                self.buf = Vec::new();
+                Some(Err(e))
+            }
+            other => other,
+        }
+    }
+
+    fn frame(&mut self) -> Option<Result<Message, ParseError>> {
+        if self.failed {
+            return None;
+        }
         let skip = skip_keepalive(&self.buf);
         if skip > 0 {
             self.buf.drain(..skip);
