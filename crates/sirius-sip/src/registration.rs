@@ -373,6 +373,7 @@ impl Registration {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // simulated clocks start from one real Instant
 mod tests {
     use super::*;
     use crate::auth::params::AuthHeader;

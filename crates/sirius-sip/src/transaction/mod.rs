@@ -692,4 +692,5 @@ impl TransactionLayer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // simulated clocks start from one real Instant
 mod tests;
