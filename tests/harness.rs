@@ -112,6 +112,31 @@ impl Daemon {
         d
     }
 
+    /// Stops the daemon (`core stop now`) and starts it again on the same
+    /// directories: what a restart of the service does.
+    pub fn restart(&mut self) {
+        let _ = self.rx("core stop now");
+        assert!(
+            self.wait_exit(Duration::from_secs(10)).is_some(),
+            "daemon did not stop"
+        );
+        self.child = Some(self.spawn());
+        self.wait_ready();
+    }
+
+    /// The UDP port chan_sip bound (configure `udpbindaddr = "127.0.0.1:0"`).
+    pub fn sip_port(&self) -> u16 {
+        let settings = self.rx("sip show settings").ok();
+        let line = settings
+            .lines()
+            .find(|l| l.contains("UDP Bindaddress:"))
+            .expect("sip show settings has the bind address");
+        line.rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .expect("a port")
+    }
+
     /// Spawns another daemon process on this daemon's configuration.
     pub fn spawn(&self) -> Child {
         Command::new(sirius_bin())
@@ -234,4 +259,45 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// A UDP port free on loopback right now (for a sipp instance).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A sipp scenario file from `tests/scenarios/`.
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+}
+
+/// Runs sipp (from Debian's sip-tester) to completion, bounded in time; returns
+/// its exit code (0: every call succeeded) and its output.
+pub fn sipp(args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new("sipp");
+    cmd.args(args)
+        .args([
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-max_recv_loops",
+            "100",
+        ])
+        .stdin(Stdio::null());
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run sipp ({e}): install it with `apt-get install sip-tester` (scripts/test does)"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }

@@ -2,67 +2,10 @@
 //! (what the loader loads). Unknown keys are errors, reported with file and line,
 //! so a typo never silently falls back to a default.
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// A configuration file could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid for its schema.
-    #[error("{path}:{line}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the error.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// Parses a TOML file into `T`, turning errors into `file:line: reason`.
-pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_toml(path, &text)
-}
-
-/// Parses TOML text (named `path` in errors) into `T`.
-pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let line = e.span().map_or(1, |s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        });
-        // toml's message repeats the source excerpt; keep the first line, the reason.
-        let reason = e
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("invalid TOML")
-            .to_string();
-        ConfigError::Parse {
-            path: path.to_path_buf(),
-            line,
-            reason,
-        }
-    })
-}
+pub use sirius_conf::{load_toml, parse_toml, ConfigError};
 
 /// `sirius.toml`.
 #[derive(Debug, Clone, Deserialize, Default)]

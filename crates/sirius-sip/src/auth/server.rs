@@ -66,17 +66,21 @@ impl DigestServer {
         &self.realm
     }
 
-    fn mac(&self, ts: u64) -> String {
+    fn mac(&self, ts: u64, salt: u64) -> String {
         let mut m = HmacSha256::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         m.update(&ts.to_be_bytes());
+        m.update(&salt.to_be_bytes());
         m.update(self.realm.as_bytes());
         hex(&m.finalize().into_bytes()[..16])
     }
 
-    /// A fresh nonce at `now` (Unix seconds): 16 hex digits of time, 32 of MAC.
+    /// A fresh nonce at `now` (Unix seconds): 16 hex digits of time, 16 of a
+    /// random salt (two challenges in the same second must differ, or the second
+    /// client's nc=1 would look like a replay), 32 of MAC over both.
     pub fn nonce(&self, now: u64) -> String {
-        format!("{now:016x}{}", self.mac(now))
+        let salt: u64 = rand::random();
+        format!("{now:016x}{salt:016x}{}", self.mac(now, salt))
     }
 
     /// The `WWW-Authenticate` (or `Proxy-Authenticate`) value.
@@ -94,11 +98,12 @@ impl DigestServer {
 
     /// Checks a nonce: `Some(issued)` if ours, `None` otherwise.
     fn nonce_time(&self, nonce: &str) -> Option<u64> {
-        if nonce.len() != 48 {
+        if nonce.len() != 64 || !nonce.is_ascii() {
             return None;
         }
         let ts = u64::from_str_radix(&nonce[..16], 16).ok()?;
-        ct_eq(&nonce.as_bytes()[16..], self.mac(ts).as_bytes()).then_some(ts)
+        let salt = u64::from_str_radix(&nonce[16..32], 16).ok()?;
+        ct_eq(&nonce.as_bytes()[32..], self.mac(ts, salt).as_bytes()).then_some(ts)
     }
 
     /// Verifies `Authorization` credentials for `method` against the user's HA1
@@ -249,6 +254,28 @@ mod tests {
             Verdict::Failed("nonce not issued by us")
         );
         assert!(s.challenge(5, true).ends_with("stale=true"));
+        // Two challenges in the same second are different nonces, both usable with nc=1.
+        assert_ne!(s.nonce(2000), s.nonce(2000));
+        let a = creds(&s, 2000, "secret", 1);
+        let b = creds(&s, 2000, "secret", 1);
+        assert_eq!(
+            (
+                s.verify(&a, "REGISTER", b"", &ha1, 2000),
+                s.verify(&b, "REGISTER", b"", &ha1, 2000)
+            ),
+            (Verdict::Ok, Verdict::Ok)
+        );
+        // A non-ASCII nonce of the right length is refused, not a panic.
+        let mut odd = a.clone();
+        odd.params.iter_mut().for_each(|(k, v)| {
+            if k == "nonce" {
+                *v = "é".repeat(32)
+            }
+        });
+        assert_eq!(
+            s.verify(&odd, "REGISTER", b"", &ha1, 2000),
+            Verdict::Failed("nonce not issued by us")
+        );
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
     }
 }

@@ -1,0 +1,246 @@
+//! `sip show peers|peer|settings`, `sip reload`, `sip set debug` — Asterisk's
+//! layouts (chan_sip.c `_sip_show_peers`, `_sip_show_peer`, `sip_show_settings`).
+
+use crate::config::Peer;
+use crate::{unix_now, Shared};
+use sirius_abi::{Capabilities, CommandSpec};
+use std::sync::atomic::Ordering;
+
+/// The command table.
+pub fn specs() -> Vec<CommandSpec> {
+    let row = |w: &str, s: &str, u: &str| CommandSpec {
+        words: w.into(),
+        summary: s.into(),
+        usage: u.into(),
+    };
+    vec![
+        row("sip show peers", "List defined SIP peers", "Usage: sip show peers [like <pattern>]\n       Lists all known SIP peers."),
+        row("sip show peer", "Show details on specific SIP peer", "Usage: sip show peer <name>\n       Shows all details on one SIP peer and the current status."),
+        row("sip show settings", "Show SIP global settings", "Usage: sip show settings\n       Provides detailed list of the configuration of the SIP channel."),
+        row("sip reload", "Reload SIP configuration", "Usage: sip reload\n       Reloads SIP configuration from sip.toml"),
+        row("sip set debug", "Enable/Disable SIP debugging", "Usage: sip set debug {on|off}\n       Enables or disables the SIP message trace in the log."),
+    ]
+}
+
+/// Runs a command line (all words).
+pub fn run(
+    shared: &Shared,
+    args: &[String],
+    reload: impl Fn() -> Result<String, String>,
+) -> Result<String, String> {
+    let w: Vec<&str> = args.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["sip", "show", "peers"] => Ok(show_peers(shared, None)),
+        ["sip", "show", "peers", "like", pat] => Ok(show_peers(shared, Some(pat))),
+        ["sip", "show", "peer", name] => show_peer(shared, name),
+        ["sip", "show", "settings"] => Ok(show_settings(shared)),
+        ["sip", "reload"] => reload(),
+        ["sip", "set", "debug", "on"] => {
+            shared.debug.store(true, Ordering::Relaxed);
+            Ok("SIP Debugging enabled".into())
+        }
+        ["sip", "set", "debug", "off"] => {
+            shared.debug.store(false, Ordering::Relaxed);
+            Ok("SIP Debugging Disabled".into())
+        }
+        _ => Err(String::new()),
+    }
+}
+
+/// Completion: peer names after `sip show peer`.
+pub fn complete(shared: &Shared, args: &[String], pos: usize) -> Vec<String> {
+    match (
+        args.get(1).map(String::as_str),
+        args.get(2).map(String::as_str),
+        pos,
+    ) {
+        (Some("show"), Some("peer"), 3) => shared.running().peers.keys().cloned().collect(),
+        (Some("show"), Some("peers"), 3) => vec!["like".into()],
+        (Some("set"), Some("debug"), 3) => vec!["on".into(), "off".into()],
+        _ => Vec::new(),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "Yes"
+    } else {
+        "No"
+    }
+}
+
+fn status(p: &Peer) -> String {
+    match p.qualify_maxms {
+        None => "Unmonitored".into(),
+        // Pokes are the next step of this driver; until the first answer the status is unknown.
+        Some(_) => "UNKNOWN".into(),
+    }
+}
+
+fn show_peers(shared: &Shared, like: Option<&str>) -> String {
+    let running = shared.running();
+    let reg = shared.registrar.lock();
+    let row = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str, g: &str, h: &str, i: &str| {
+        format!("{a:<25.25} {b:<39.39} {c:<3.3} {d:<10.10} {e:<10.10} {f:<3.3} {g:<8} {h:<11} {i:<32.32}\n")
+    };
+    let mut out = row(
+        "Name/username",
+        "Host",
+        "Dyn",
+        "Forcerport",
+        "Comedia",
+        "ACL",
+        "Port",
+        "Status",
+        "Description",
+    );
+    // No peer is online as monitored until qualify pokes exist.
+    let mon_on = 0;
+    let (mut mon_off, mut unmon_on, mut unmon_off) = (0, 0, 0);
+    let mut names: Vec<&String> = running.peers.keys().collect();
+    names.sort();
+    let mut shown = 0;
+    for name in names {
+        if like.is_some_and(|l| !name.contains(l)) {
+            continue;
+        }
+        let p = &running.peers[name];
+        let binding = reg.binding(name);
+        let addr = binding.map(|b| b.addr).or(p.addr);
+        let label = if binding.is_some() {
+            format!("{name}/{}", p.username)
+        } else {
+            name.clone()
+        };
+        let host = addr.map_or_else(|| "(Unspecified)".to_string(), |a| a.ip().to_string());
+        let port = addr.map_or(0, |a| a.port()).to_string();
+        let st = status(p);
+        match (p.qualify_maxms.is_some(), addr.is_some()) {
+            (true, _) => mon_off += 1,
+            (false, true) => unmon_on += 1,
+            (false, false) => unmon_off += 1,
+        }
+        out += &row(
+            &label,
+            &host,
+            if p.dynamic { "D" } else { "" },
+            yes_no(p.force_rport),
+            yes_no(p.comedia),
+            if p.acl.is_set() { "A" } else { "" },
+            &port,
+            &st,
+            &p.description,
+        );
+        shown += 1;
+    }
+    out += &format!(
+        "{shown} sip peers [Monitored: {mon_on} online, {mon_off} offline Unmonitored: {unmon_on} online, {unmon_off} offline]"
+    );
+    out
+}
+
+fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
+    let running = shared.running();
+    let p = running
+        .peers
+        .get(name)
+        .ok_or_else(|| format!("Peer {name} not found."))?;
+    let reg = shared.registrar.lock();
+    let b = reg.binding(name);
+    let now = unix_now();
+    let line = |k: &str, v: &str| format!("  {k:<13}: {v}\n");
+    let mut o = String::from("\n\n");
+    o += &format!("  * Name       : {name}\n");
+    o += &line("Description", &p.description);
+    o += &line(
+        "Secret",
+        if p.ha1.is_some() {
+            "<Set>"
+        } else {
+            "<Not set>"
+        },
+    );
+    o += &line("Context", &p.context);
+    o += &line("Call limit", &p.call_limit.to_string());
+    o += &line("Dynamic", yes_no(p.dynamic));
+    o += &line("Callerid", p.callerid.as_deref().unwrap_or(""));
+    o += &line(
+        "Expire",
+        &b.map_or(-1i64, |b| b.expires_at.saturating_sub(now) as i64)
+            .to_string(),
+    );
+    let insecure = match (p.insecure_port, p.insecure_invite) {
+        (true, true) => "port,invite",
+        (true, false) => "port",
+        (false, true) => "invite",
+        (false, false) => "no",
+    };
+    o += &line("Insecure", insecure);
+    o += &line("Force rport", yes_no(p.force_rport));
+    o += &line("Comedia", yes_no(p.comedia));
+    o += &line("ACL", yes_no(p.acl.is_set()));
+    o += &line("DTMFmode", &p.dtmfmode);
+    let addr = b.map(|b| b.addr).or(p.addr);
+    o += &line(
+        "Addr->IP",
+        &addr.map_or_else(|| "(null)".to_string(), |a| a.to_string()),
+    );
+    o += &line("Def. Username", &p.username);
+    o += &line("Codecs", &Capabilities::of(&p.codecs).to_string());
+    o += &line(
+        "Codec Order",
+        &p.codecs
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    o += &line("Status", &status(p));
+    o += &line("Useragent", b.map_or("", |b| b.useragent.as_str()));
+    o += &line("Reg. Contact", b.map_or("", |b| b.contact.as_str()));
+    o += &line(
+        "Qualify",
+        &p.qualify_maxms
+            .map_or("no".to_string(), |ms| format!("{ms} ms")),
+    );
+    Ok(o)
+}
+
+fn show_settings(shared: &Shared) -> String {
+    let running = shared.running();
+    let g = &running.cfg.general;
+    let line = |k: &str, v: &str| format!("  {k:<24}{v}\n");
+    let mut o = String::from("\n\nGlobal Settings:\n----------------\n");
+    o += &line("UDP Bindaddress:", &shared.bound.to_string());
+    o += &line("Realm. (realm):", &g.realm);
+    o += &line("Allow guest calls:", yes_no(g.allowguest));
+    o += &line("Always auth rejects:", yes_no(g.alwaysauthreject));
+    o += &line("Default context:", &g.context);
+    o += &line("Reg. min duration", &format!("{} secs", g.minexpiry));
+    o += &line("Reg. max duration:", &format!("{} secs", g.maxexpiry));
+    o += &line(
+        "Reg. default duration:",
+        &format!("{} secs", g.defaultexpiry),
+    );
+    o += &line(
+        "Qualify Freq :",
+        &format!("{} ms", u64::from(g.qualifyfreq) * 1000),
+    );
+    o += &line("Timer T1:", &format!("{}", g.t1));
+    o += &line("User Agent:", &g.useragent);
+    o += &line("Auth failures to block:", &g.authfailures.to_string());
+    o += &line(
+        "SIP Debugging:",
+        if shared.debug.load(Ordering::Relaxed) {
+            "Enabled"
+        } else {
+            "Disabled"
+        },
+    );
+    o += &line("Peers:", &running.peers.len().to_string());
+    o += &line(
+        "Registered peers:",
+        &shared.registrar.lock().bindings().len().to_string(),
+    );
+    o
+}

@@ -1,0 +1,452 @@
+//! `sip.toml`: Asterisk's sip.conf in TOML.
+//!
+//! ```toml
+//! [general]
+//! udpbindaddr = "127.0.0.1:5060"
+//! realm = "sirius"
+//!
+//! [peers.alice]
+//! type = "friend"
+//! host = "dynamic"
+//! secret = "alice-secret"
+//! context = "demo"
+//! call-limit = 2
+//! allow = ["ulaw", "alaw"]
+//! ```
+//!
+//! Unknown keys are errors with file and line (`sirius-conf`); a bad file on
+//! `sip reload` is refused and the running configuration stays.
+
+use crate::acl::Acl;
+use serde::Deserialize;
+use sirius_abi::Codec;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// `[general]`.
+    pub general: General,
+    /// `[peers.<name>]`.
+    pub peers: BTreeMap<String, PeerConfig>,
+    /// `[[register]]`: outbound registrations.
+    pub register: Vec<RegisterConfig>,
+}
+
+/// `[general]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct General {
+    /// UDP listen address (loopback by default).
+    pub udpbindaddr: SocketAddr,
+    /// Digest realm.
+    pub realm: String,
+    /// Context for guests.
+    pub context: String,
+    /// Accept calls from unknown sources into `context`.
+    pub allowguest: bool,
+    /// Answer unknown users exactly as wrong passwords (no user enumeration).
+    pub alwaysauthreject: bool,
+    /// Shortest registration accepted, seconds (shorter: 423).
+    pub minexpiry: u32,
+    /// Longest registration granted, seconds.
+    pub maxexpiry: u32,
+    /// Registration time when the phone asks for none.
+    pub defaultexpiry: u32,
+    /// Seconds between qualify pokes while a peer is OK.
+    pub qualifyfreq: u32,
+    /// RFC 3261 T1 in milliseconds.
+    pub t1: u64,
+    /// `User-Agent` / `Server` header.
+    pub useragent: String,
+    /// Failed authentications from one address before it is blocked.
+    pub authfailures: u32,
+    /// How long a blocked address stays blocked, seconds.
+    pub authblocktime: u32,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            udpbindaddr: "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!()),
+            realm: "sirius".into(),
+            context: "default".into(),
+            allowguest: false,
+            alwaysauthreject: true,
+            minexpiry: 60,
+            maxexpiry: 3600,
+            defaultexpiry: 120,
+            qualifyfreq: 60,
+            t1: 500,
+            useragent: format!("Sirius PBX {}", env!("CARGO_PKG_VERSION")),
+            authfailures: 10,
+            authblocktime: 300,
+        }
+    }
+}
+
+/// `type =`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerType {
+    /// Both: may call us and be called.
+    #[default]
+    Friend,
+    /// Called by us (and may register).
+    Peer,
+    /// Only calls us.
+    User,
+}
+
+/// `qualify =`: `true`/`false`, or the maximum round trip in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum QualifySetting {
+    /// `yes` (2000 ms) or `no`.
+    Flag(bool),
+    /// Maximum acceptable round trip in ms.
+    MaxMs(u32),
+}
+
+impl Default for QualifySetting {
+    fn default() -> Self {
+        QualifySetting::Flag(false)
+    }
+}
+
+impl QualifySetting {
+    /// The maxms, if qualify is on.
+    pub fn maxms(self) -> Option<u32> {
+        match self {
+            QualifySetting::Flag(true) => Some(2000),
+            QualifySetting::Flag(false) | QualifySetting::MaxMs(0) => None,
+            QualifySetting::MaxMs(ms) => Some(ms),
+        }
+    }
+}
+
+/// `[peers.<name>]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct PeerConfig {
+    /// friend, peer or user.
+    #[serde(rename = "type")]
+    pub kind: PeerType,
+    /// `dynamic` (learned from REGISTER) or an address.
+    pub host: Option<String>,
+    /// Port for a static host.
+    pub port: Option<u16>,
+    /// Digest password.
+    pub secret: Option<String>,
+    /// Precomputed MD5(user:realm:secret) instead of `secret`.
+    pub md5secret: Option<String>,
+    /// User part used when calling the peer, and the digest username.
+    pub defaultuser: Option<String>,
+    /// Dialplan context for calls from the peer.
+    pub context: Option<String>,
+    /// Concurrent calls allowed (0: no limit).
+    pub call_limit: u32,
+    /// OPTIONS pokes.
+    pub qualify: QualifySetting,
+    /// Codecs in preference order (Asterisk names: ulaw, alaw, g722…).
+    pub allow: Vec<String>,
+    /// Codecs removed from `allow` (`all` clears the list first).
+    pub disallow: Vec<String>,
+    /// `force_rport`, `comedia`…
+    pub nat: Vec<String>,
+    /// `port`, `invite`.
+    pub insecure: Vec<String>,
+    /// `rfc2833`, `info`, `inband`, `auto`.
+    pub dtmfmode: Option<String>,
+    /// Addresses allowed (CIDR).
+    pub permit: Vec<String>,
+    /// Addresses refused (CIDR).
+    pub deny: Vec<String>,
+    /// Caller ID for calls from the peer (`"Name" <num>`).
+    pub callerid: Option<String>,
+    /// Free text for `sip show peers`.
+    pub description: Option<String>,
+}
+
+/// `[[register]]`: an outbound registration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegisterConfig {
+    /// AOR user.
+    pub user: String,
+    /// Password.
+    pub secret: String,
+    /// Digest username if different.
+    pub authuser: Option<String>,
+    /// Registrar host or address.
+    pub host: String,
+    /// Registrar port.
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Requested expiry, seconds.
+    #[serde(default = "default_reg_expiry")]
+    pub expiry: u32,
+    /// Extension calls to this registration arrive on (Contact user).
+    #[serde(default = "default_contact_exten")]
+    pub contact: String,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+fn default_transport() -> String {
+    "udp".into()
+}
+fn default_reg_expiry() -> u32 {
+    120
+}
+fn default_contact_exten() -> String {
+    "s".into()
+}
+
+/// A peer's settings checked and resolved.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Section name.
+    pub name: String,
+    /// friend/peer/user.
+    pub kind: PeerType,
+    /// Learns its address from REGISTER.
+    pub dynamic: bool,
+    /// Static address.
+    pub addr: Option<SocketAddr>,
+    /// Digest username (defaultuser, else the peer name).
+    pub username: String,
+    /// HA1 for digest, if the peer authenticates.
+    pub ha1: Option<String>,
+    /// Dialplan context.
+    pub context: String,
+    /// Call limit (0: none).
+    pub call_limit: u32,
+    /// Qualify maxms.
+    pub qualify_maxms: Option<u32>,
+    /// Codec preference.
+    pub codecs: Vec<Codec>,
+    /// nat=force_rport.
+    pub force_rport: bool,
+    /// nat=comedia.
+    pub comedia: bool,
+    /// insecure=invite.
+    pub insecure_invite: bool,
+    /// insecure=port.
+    pub insecure_port: bool,
+    /// DTMF mode.
+    pub dtmfmode: String,
+    /// permit/deny.
+    pub acl: Acl,
+    /// Caller ID text.
+    pub callerid: Option<String>,
+    /// Description.
+    pub description: String,
+}
+
+/// The configuration failed a check beyond the TOML schema.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SipConfigError {
+    /// Syntax or schema (file:line: reason).
+    #[error(transparent)]
+    Toml(#[from] sirius_conf::ConfigError),
+    /// A value makes no sense.
+    #[error("{file}: peer '{peer}': {reason}")]
+    Peer {
+        /// The file.
+        file: String,
+        /// The peer.
+        peer: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Asterisk's default codec list when `allow` is empty.
+pub const DEFAULT_CODECS: [Codec; 2] = [Codec::PCMU, Codec::PCMA];
+
+fn codec_list(allow: &[String], disallow: &[String]) -> Result<Vec<Codec>, String> {
+    let mut out: Vec<Codec> = if allow.is_empty() {
+        DEFAULT_CODECS.to_vec()
+    } else {
+        Vec::new()
+    };
+    for a in allow {
+        if a == "all" {
+            out = sirius_abi::CODEC_TABLE
+                .iter()
+                .enumerate()
+                .map(|(i, _)| Codec(i as u8))
+                .collect();
+            continue;
+        }
+        let c = Codec::from_name(a).ok_or_else(|| format!("unknown codec '{a}' in allow"))?;
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    for d in disallow {
+        if d == "all" {
+            continue; // `disallow = ["all"]` with an explicit allow list is Asterisk's idiom
+        }
+        let c = Codec::from_name(d).ok_or_else(|| format!("unknown codec '{d}' in disallow"))?;
+        out.retain(|x| *x != c);
+    }
+    Ok(out)
+}
+
+impl SipConfig {
+    /// Loads and checks a file.
+    pub fn load(path: &Path) -> Result<(SipConfig, Vec<Peer>), SipConfigError> {
+        let cfg: SipConfig = sirius_conf::load_toml(path)?;
+        let peers = cfg.resolve_peers(&path.display().to_string())?;
+        Ok((cfg, peers))
+    }
+
+    /// Checks every peer and resolves its settings.
+    pub fn resolve_peers(&self, file: &str) -> Result<Vec<Peer>, SipConfigError> {
+        let err = |peer: &str, reason: String| SipConfigError::Peer {
+            file: file.into(),
+            peer: peer.into(),
+            reason,
+        };
+        let mut out = Vec::new();
+        for (name, p) in &self.peers {
+            let host = p.host.as_deref().unwrap_or("dynamic");
+            let (dynamic, addr) = if host.eq_ignore_ascii_case("dynamic") {
+                (true, None)
+            } else {
+                let ip: std::net::IpAddr = host.parse().map_err(|_| {
+                    err(
+                        name,
+                        format!("host '{host}' is not an IP address or 'dynamic'"),
+                    )
+                })?;
+                (false, Some(SocketAddr::new(ip, p.port.unwrap_or(5060))))
+            };
+            let username = p.defaultuser.clone().unwrap_or_else(|| name.clone());
+            let ha1 = match (&p.secret, &p.md5secret) {
+                (_, Some(h)) => Some(h.to_ascii_lowercase()),
+                (Some(s), None) => Some(sirius_sip::auth::ha1(&username, &self.general.realm, s)),
+                (None, None) => None,
+            };
+            let codecs = codec_list(&p.allow, &p.disallow).map_err(|e| err(name, e))?;
+            let acl = Acl::parse(&p.permit, &p.deny).map_err(|e| err(name, e))?;
+            let dtmfmode = p.dtmfmode.clone().unwrap_or_else(|| "rfc2833".into());
+            if !["rfc2833", "info", "shortinfo", "inband", "auto"].contains(&dtmfmode.as_str()) {
+                return Err(err(name, format!("unknown dtmfmode '{dtmfmode}'")));
+            }
+            for n in &p.nat {
+                if ![
+                    "no",
+                    "force_rport",
+                    "comedia",
+                    "auto_force_rport",
+                    "auto_comedia",
+                ]
+                .contains(&n.as_str())
+                {
+                    return Err(err(name, format!("unknown nat setting '{n}'")));
+                }
+            }
+            for i in &p.insecure {
+                if !["port", "invite"].contains(&i.as_str()) {
+                    return Err(err(name, format!("unknown insecure setting '{i}'")));
+                }
+            }
+            out.push(Peer {
+                name: name.clone(),
+                kind: p.kind,
+                dynamic,
+                addr,
+                username,
+                ha1,
+                context: p
+                    .context
+                    .clone()
+                    .unwrap_or_else(|| self.general.context.clone()),
+                call_limit: p.call_limit,
+                qualify_maxms: p.qualify.maxms(),
+                codecs,
+                force_rport: p.nat.iter().any(|n| n.contains("force_rport")),
+                comedia: p.nat.iter().any(|n| n.contains("comedia")),
+                insecure_invite: p.insecure.iter().any(|i| i == "invite"),
+                insecure_port: p.insecure.iter().any(|i| i == "port"),
+                dtmfmode,
+                acl,
+                callerid: p.callerid.clone(),
+                description: p.description.clone().unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_peers_and_reports_bad_values_with_their_peer() {
+        let text = r#"
+[general]
+udpbindaddr = "127.0.0.1:5070"
+realm = "example"
+
+[peers.alice]
+host = "dynamic"
+secret = "s3cret"
+context = "demo"
+call-limit = 2
+qualify = true
+allow = ["alaw", "ulaw"]
+nat = ["force_rport", "comedia"]
+
+[peers.trunk]
+type = "peer"
+host = "127.0.0.1"
+port = 5080
+qualify = 500
+insecure = ["invite"]
+"#;
+        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), text).unwrap();
+        let peers = cfg.resolve_peers("sip.toml").unwrap();
+        let alice = &peers[0];
+        assert!(alice.dynamic && alice.force_rport && alice.comedia);
+        assert_eq!(alice.codecs, vec![Codec::PCMA, Codec::PCMU]);
+        assert_eq!(alice.qualify_maxms, Some(2000));
+        assert_eq!(
+            alice.ha1.as_deref(),
+            Some(sirius_sip::auth::ha1("alice", "example", "s3cret").as_str())
+        );
+        let trunk = &peers[1];
+        assert_eq!(
+            (trunk.addr, trunk.qualify_maxms, trunk.insecure_invite),
+            (Some("127.0.0.1:5080".parse().unwrap()), Some(500), true)
+        );
+        assert_eq!(trunk.codecs, DEFAULT_CODECS.to_vec());
+
+        let bad = text.replace("allow = [\"alaw\", \"ulaw\"]", "allow = [\"g7231x\"]");
+        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &bad).unwrap();
+        assert_eq!(
+            cfg.resolve_peers("sip.toml").unwrap_err().to_string(),
+            "sip.toml: peer 'alice': unknown codec 'g7231x' in allow"
+        );
+        let typo = text.replace("call-limit", "calllimit");
+        let e = sirius_conf::parse_toml::<SipConfig>(Path::new("sip.toml"), &typo)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("sip.toml:10: unknown field `calllimit`"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! # chan_sip — the SIP channel technology
+//!
+//! A cdylib loaded by the Sirius core. Like Asterisk's chan_sip it owns a
+//! "monitor": here a small tokio runtime of its own (the host's runtime is not
+//! visible from a plugin) with the UDP socket, the transaction layer of
+//! `sirius-sip` and the timers. The core owns the channels; this plugin keeps
+//! the SIP side of each call keyed by the core's channel id.
+//!
+//! State of this driver (see the issue notes for what comes next):
+//! configuration and reload, the UDP transport, transaction handling with the
+//! validation answers (400/415/416/420/501/505), OPTIONS, the registrar with
+//! digest auth and persisted bindings, inbound INVITE authentication and
+//! hand-off to the dialplan, the channel technology's request checks, and the
+//! `sip show …` console commands.
+
+pub mod acl;
+pub mod causes;
+pub mod commands;
+pub mod config;
+pub mod monitor;
+pub mod registrar;
+pub mod tech;
+
+use config::{Peer, SipConfig};
+use parking_lot::{Mutex, RwLock};
+use registrar::Registrar;
+use sirius_abi::guest::{declined, failed, ChannelDriver, Host, PluginImpl};
+use sirius_abi::{CommandSpec, LoadError, SupportLevel};
+use sirius_core::io::IoContext;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+sirius_abi::export_plugin! {
+    name: "chan_sip",
+    description: "Session Initiation Protocol (SIP)",
+    support: SupportLevel::Core,
+    load: load,
+}
+
+/// Unix time in seconds (the plugin is the IO layer; sirius-sip never reads clocks).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Configuration in force: replaced as a whole on reload.
+pub struct Running {
+    /// The parsed file.
+    pub cfg: SipConfig,
+    /// Peers by name.
+    pub peers: HashMap<String, Peer>,
+}
+
+/// What the monitor, the console commands and the channel technology share.
+pub struct Shared {
+    /// The host's services.
+    pub host: Host,
+    /// `<config dir>/sip.toml`.
+    pub config_path: PathBuf,
+    /// Configuration in force.
+    pub running: RwLock<Arc<Running>>,
+    /// Registrar (bindings, digest, failure counters).
+    pub registrar: Mutex<Registrar>,
+    /// The address the UDP socket is bound to.
+    pub bound: SocketAddr,
+    /// `sip set debug on`.
+    pub debug: AtomicBool,
+    /// Set when the module stops.
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    /// The configuration in force.
+    pub fn running(&self) -> Arc<Running> {
+        self.running.read().clone()
+    }
+}
+
+struct ChanSip {
+    shared: Arc<Shared>,
+    io: Mutex<Option<IoContext>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tech: Arc<tech::SipTech>,
+}
+
+fn running_from(path: &std::path::Path) -> Result<Running, String> {
+    let (cfg, peers) = SipConfig::load(path).map_err(|e| e.to_string())?;
+    Ok(Running {
+        cfg,
+        peers: peers.into_iter().map(|p| (p.name.clone(), p)).collect(),
+    })
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // The default receive buffer drops datagrams at a few thousand calls per second.
+    for size in [8 << 20, 4 << 20, 1 << 20] {
+        if s.set_recv_buffer_size(size).is_ok() {
+            break;
+        }
+    }
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
+    let config_path = host.config_dir().join("sip.toml");
+    if !config_path.exists() {
+        return Err(declined(format!("no {}", config_path.display())));
+    }
+    let running = running_from(&config_path).map_err(failed)?;
+    let bind = running.cfg.general.udpbindaddr;
+    let std_socket = bind_udp(bind).map_err(|e| failed(format!("cannot bind UDP {bind}: {e}")))?;
+    let bound = std_socket.local_addr().map_err(|e| failed(e.to_string()))?;
+    let io = IoContext::new("chan_sip", 1)
+        .map_err(|e| failed(format!("cannot start the SIP monitor: {e}")))?;
+    let socket = io
+        .block_on(async { tokio::net::UdpSocket::from_std(std_socket) })
+        .map_err(|e| failed(format!("UDP socket: {e}")))?;
+    let store = host.data_dir().join("registrations.json");
+    let registrar = Registrar::new(&running.cfg.general.realm, Some(store), unix_now());
+    let shared = Arc::new(Shared {
+        host,
+        config_path,
+        running: RwLock::new(Arc::new(running)),
+        registrar: Mutex::new(registrar),
+        bound,
+        debug: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+    });
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    io.spawn(monitor::run(shared.clone(), socket, stop_rx));
+    log::info!("SIP listening on UDP {bound}");
+    let tech = Arc::new(tech::SipTech::new(shared.clone()));
+    Ok(Box::new(ChanSip {
+        shared,
+        io: Mutex::new(Some(io)),
+        stop,
+        tech,
+    }))
+}
+
+impl PluginImpl for ChanSip {
+    fn channel_driver(&self) -> Option<Arc<dyn ChannelDriver>> {
+        Some(self.tech.clone())
+    }
+
+    fn commands(&self) -> Vec<CommandSpec> {
+        commands::specs()
+    }
+
+    fn run_command(&self, args: &[String]) -> Result<String, String> {
+        commands::run(&self.shared, args, || self.reload())
+    }
+
+    fn complete(&self, args: &[String], pos: usize) -> Vec<String> {
+        commands::complete(&self.shared, args, pos)
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        let new = running_from(&self.shared.config_path)?;
+        if new.cfg.general.udpbindaddr != self.shared.running().cfg.general.udpbindaddr {
+            log::warn!("udpbindaddr changes take effect when chan_sip is loaded again");
+        }
+        self.shared
+            .registrar
+            .lock()
+            .set_realm(&new.cfg.general.realm);
+        let n = new.peers.len();
+        *self.shared.running.write() = Arc::new(new);
+        Ok(format!(
+            "Reloaded {} ({n} peers)",
+            self.shared.config_path.display()
+        ))
+    }
+
+    fn unload(&self, force: bool) -> Result<(), String> {
+        let calls = self.tech.calls();
+        if calls > 0 && !force {
+            return Err(format!("{calls} call(s) in progress"));
+        }
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.tech.hangup_all();
+        let _ = self.stop.send(true);
+        if let Some(io) = self.io.lock().take() {
+            io.shutdown(Duration::from_secs(2));
+        }
+        log::info!("chan_sip stopped");
+        Ok(())
+    }
+
+    fn use_count(&self) -> u32 {
+        self.tech.calls()
+    }
+}

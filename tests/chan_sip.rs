@@ -1,0 +1,244 @@
+//! chan_sip driven by a real peer (sipp, Debian's sip-tester) on 127.0.0.1.
+
+use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup};
+
+const SIP_TOML: &str = r#"
+[general]
+udpbindaddr = "127.0.0.1:0"
+realm = "sirius"
+authfailures = 50
+
+[peers.alice]
+host = "dynamic"
+secret = "alice-secret"
+context = "demo"
+nat = ["force_rport"]
+description = "Alice's phone"
+
+[peers.bob]
+host = "dynamic"
+secret = "bob-secret"
+context = "demo"
+
+[peers.trunk]
+type = "peer"
+host = "127.0.0.1"
+port = 5999
+qualify = 500
+"#;
+
+fn pbx() -> Daemon {
+    Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", SIP_TOML)],
+    })
+}
+
+fn register(d: &Daemon, file: &str, user: &str, password: &str, local_port: u16) -> (i32, String) {
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = local_port.to_string();
+    sipp(&[
+        &target,
+        "-sf",
+        scenario(file).to_str().unwrap(),
+        "-s",
+        user,
+        "-au",
+        user,
+        "-ap",
+        password,
+        "-p",
+        &port,
+        "-m",
+        "1",
+    ])
+}
+
+#[test]
+fn chan_sip_registers_the_sip_channel_type() {
+    let d = pbx();
+    assert!(d.rx("module show").ok().contains(&format!(
+        "{:<30} {:<40}",
+        "chan_sip.so", "Session Initiation Protocol (SIP)"
+    )));
+    let types = d.rx("core show channeltypes").ok();
+    assert!(
+        types.contains("\nSIP              Session Initiation Protocol (SIP)        yes"),
+        "{types}"
+    );
+}
+
+#[test]
+fn options_are_answered_200_with_what_we_support() {
+    let d = pbx();
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let trace = d.root.path().join("options_msgs.log");
+    let (code, out) = sipp(&[
+        &target,
+        "-sf",
+        scenario("options.xml").to_str().unwrap(),
+        "-m",
+        "3",
+        "-p",
+        &free_udp_port().to_string(),
+        "-trace_msg",
+        "-message_file",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "sipp failed:\n{out}");
+    let msgs = std::fs::read_to_string(trace).unwrap();
+    assert!(msgs.contains("SIP/2.0 200 OK"), "{msgs}");
+    assert!(
+        msgs.contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER"),
+        "{msgs}"
+    );
+    assert!(msgs.contains("Accept: application/sdp"), "{msgs}");
+}
+
+#[test]
+fn register_with_digest_creates_a_binding_seen_in_sip_show_peers() {
+    let d = pbx();
+    let port = free_udp_port();
+    let (code, out) = register(&d, "register_accepted.xml", "alice", "alice-secret", port);
+    assert_eq!(
+        code, 0,
+        "REGISTER with the right password must end in 200:\n{out}"
+    );
+    let peers = d.rx("sip show peers").ok();
+    let row = format!(
+        "{:<25} {:<39} {:<3} {:<10} {:<10} {:<3} {:<8} {:<11} {:<32}",
+        "alice/alice", "127.0.0.1", "D", "Yes", "No", "", port, "Unmonitored", "Alice's phone"
+    );
+    assert!(peers.contains(&row), "row missing:\n{row}\nin:\n{peers}");
+    assert!(
+        peers.contains(&format!("{:<25} {:<39} {:<3}", "bob", "(Unspecified)", "D")),
+        "{peers}"
+    );
+    assert!(
+        peers.trim_end().ends_with(
+            "3 sip peers [Monitored: 0 online, 1 offline Unmonitored: 1 online, 1 offline]"
+        ),
+        "{peers}"
+    );
+    let peer = d.rx("sip show peer alice").ok();
+    assert!(
+        peer.contains(&format!("  Addr->IP     : 127.0.0.1:{port}")),
+        "{peer}"
+    );
+    assert!(peer.contains("  Useragent    : sipp"), "{peer}");
+    assert!(d.messages().contains(&format!(
+        "NOTICE[chan_sip::registrar]: Registered SIP 'alice' at 127.0.0.1:{port}"
+    )));
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_user_get_the_same_401_and_no_binding() {
+    let d = pbx();
+    let (code, out) = register(
+        &d,
+        "register_rejected.xml",
+        "bob",
+        "not-bobs",
+        free_udp_port(),
+    );
+    assert_eq!(code, 0, "wrong password must be answered 401:\n{out}");
+    let (code, out) = register(
+        &d,
+        "register_rejected.xml",
+        "mallory",
+        "whatever",
+        free_udp_port(),
+    );
+    assert_eq!(
+        code, 0,
+        "unknown user must be answered 401 like a wrong password:\n{out}"
+    );
+    let peers = d.rx("sip show peers").ok();
+    assert!(
+        peers.contains(&format!("{:<25} {:<39}", "bob", "(Unspecified)")),
+        "{peers}"
+    );
+    assert!(!peers.contains("mallory"));
+    let log = d.messages();
+    assert!(log.contains("WARNING[chan_sip:security]: Registration from '<sip:bob@127.0.0.1>' failed for '127.0.0.1:"), "{log}");
+    assert!(log.contains("' - Wrong password"), "{log}");
+    assert!(log.contains("WARNING[chan_sip:security]: Registration from '<sip:mallory@127.0.0.1>' failed for '127.0.0.1:"), "{log}");
+    assert!(log.contains("' - No matching peer found"), "{log}");
+    assert!(
+        !log.contains("not-bobs") && !log.contains("bob-secret"),
+        "passwords never reach the log"
+    );
+}
+
+#[test]
+fn bindings_survive_a_restart() {
+    let mut d = pbx();
+    let port = free_udp_port();
+    assert_eq!(
+        register(&d, "register_accepted.xml", "alice", "alice-secret", port).0,
+        0
+    );
+    d.restart();
+    let peer = d.rx("sip show peer alice").ok();
+    assert!(
+        peer.contains(&format!("  Addr->IP     : 127.0.0.1:{port}")),
+        "binding lost on restart:\n{peer}"
+    );
+}
+
+#[test]
+fn a_broken_sip_toml_is_refused_on_reload_and_the_running_config_stays() {
+    let d = pbx();
+    std::fs::write(
+        d.etc().join("sip.toml"),
+        SIP_TOML.replace("secret = \"bob-secret\"", "secrett = \"bob-secret\""),
+    )
+    .unwrap();
+    let out = d.rx("sip reload").failed();
+    assert!(
+        out.contains("sip.toml:16: unknown field `secrett`"),
+        "{out}"
+    );
+    assert!(d.rx("sip show peers").ok().contains("3 sip peers"));
+    std::fs::write(
+        d.etc().join("sip.toml"),
+        SIP_TOML.replace(
+            "[peers.trunk]",
+            "[peers.carol]\nsecret = \"c\"\n\n[peers.trunk]",
+        ),
+    )
+    .unwrap();
+    assert!(d.rx("module reload chan_sip").ok().contains("Reloaded"));
+    assert!(d.rx("sip show peers").ok().contains("4 sip peers"));
+}
+
+#[test]
+fn chan_sip_unloads_and_loads_again_on_the_same_port() {
+    let d = pbx();
+    let port_before = d.sip_port();
+    assert_eq!(
+        d.rx("module unload chan_sip").ok().trim_end(),
+        "Unloaded chan_sip.so"
+    );
+    assert!(d
+        .rx("core show channeltypes")
+        .ok()
+        .contains("0 channel drivers registered."));
+    assert_eq!(
+        d.rx("module load chan_sip").ok().trim_end(),
+        "Loaded chan_sip.so"
+    );
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let (code, out) = sipp(&[
+        &target,
+        "-sf",
+        scenario("options.xml").to_str().unwrap(),
+        "-m",
+        "1",
+        "-p",
+        &free_udp_port().to_string(),
+    ]);
+    assert_eq!(code, 0, "OPTIONS after reload:\n{out}");
+    let _ = port_before;
+}
