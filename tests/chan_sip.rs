@@ -242,3 +242,149 @@ fn chan_sip_unloads_and_loads_again_on_the_same_port() {
     assert_eq!(code, 0, "OPTIONS after reload:\n{out}");
     let _ = port_before;
 }
+
+/// A sipp process running in the background, killed on drop.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sipp_uas(file: &str, port: u16, extra: &[&str]) -> Background {
+    let child = std::process::Command::new("sipp")
+        .args([
+            "-sf",
+            scenario(file).to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp (apt-get install sip-tester)");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Background(child)
+}
+
+#[test]
+fn an_outbound_registration_reaches_registered_and_unregisters_on_unload() {
+    use std::time::Duration;
+    let reg_port = free_udp_port();
+    let mut registrar = sipp_uas("registrar_uas.xml", reg_port, &["-m", "1"]);
+    let cfg = format!(
+        "{SIP_TOML}\n[[register]]\nuser = \"carol\"\nsecret = \"carol-pw\"\nhost = \"127.0.0.1\"\nport = {reg_port}\nexpiry = 120\ncontact = \"5000\"\n"
+    );
+    let d = Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", &cfg)],
+    });
+    let reg = d.wait_for("sip show registry", Duration::from_secs(10), |o| {
+        o.contains("Registered")
+    });
+    let lines: Vec<&str> = reg.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "{:<39} {:<6} {:<12}  {:>8} {:<20} {:<25}",
+            "Host", "dnsmgr", "Username", "Refresh", "State", "Reg.Time"
+        )
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{:<39} {:<6} {:<12}  {:>8} {:<20} ",
+            format!("127.0.0.1:{reg_port}"),
+            "N",
+            "carol",
+            "60",
+            "Registered"
+        )),
+        "{reg}"
+    );
+    assert_eq!(lines[2], "1 SIP registrations.");
+    assert!(
+        d.messages().contains("Request Sent -> Auth. Sent (401)"),
+        "{}",
+        d.messages()
+    );
+    // Unloading sends Expires: 0; the registrar scenario completes only if it does.
+    assert_eq!(
+        d.rx("module unload chan_sip").ok().trim_end(),
+        "Unloaded chan_sip.so"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = registrar.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registrar never saw the unregistration"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "sipp registrar scenario failed (digest, nc or Expires: 0 wrong)"
+    );
+}
+
+#[test]
+fn a_peer_that_stops_answering_goes_unreachable() {
+    use std::time::Duration;
+    let peer_port = free_udp_port();
+    let responder = sipp_uas("options_uas.xml", peer_port, &[]);
+    let cfg = format!(
+        "[general]\nudpbindaddr = \"127.0.0.1:0\"\nqualifyfreq = 1\n\n[peers.trunk]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {peer_port}\nqualify = 300\n"
+    );
+    let d = Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", &cfg)],
+    });
+    let peers = d.wait_for("sip show peers", Duration::from_secs(10), |o| {
+        o.contains(" OK (")
+    });
+    assert!(
+        peers.trim_end().ends_with(
+            "1 sip peers [Monitored: 1 online, 0 offline Unmonitored: 0 online, 0 offline]"
+        ),
+        "{peers}"
+    );
+    assert_eq!(
+        d.rx("sip qualify peer trunk").ok().trim_end(),
+        "Qualifying peer 'trunk'"
+    );
+    assert!(d
+        .rx("sip qualify peer nobody")
+        .failed()
+        .contains("Peer 'nobody' not found"));
+    drop(responder); // the far end stops answering
+    let peers = d.wait_for("sip show peers", Duration::from_secs(10), |o| {
+        o.contains("UNREACHABLE")
+    });
+    assert!(
+        peers.trim_end().ends_with(
+            "1 sip peers [Monitored: 0 online, 1 offline Unmonitored: 0 online, 0 offline]"
+        ),
+        "{peers}"
+    );
+    assert!(d.messages().contains("Peer 'trunk' is now Reachable."));
+    assert!(
+        d.messages()
+            .contains("WARNING[chan_sip::monitor]: Peer 'trunk' is now UNREACHABLE!"),
+        "{}",
+        d.messages()
+    );
+}

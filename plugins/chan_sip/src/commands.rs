@@ -4,6 +4,7 @@
 use crate::config::Peer;
 use crate::{unix_now, Shared};
 use sirius_abi::{Capabilities, CommandSpec};
+use sirius_sip::qualify::PeerStatus;
 use std::sync::atomic::Ordering;
 
 /// The command table.
@@ -17,6 +18,8 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show peers", "List defined SIP peers", "Usage: sip show peers [like <pattern>]\n       Lists all known SIP peers."),
         row("sip show peer", "Show details on specific SIP peer", "Usage: sip show peer <name>\n       Shows all details on one SIP peer and the current status."),
         row("sip show settings", "Show SIP global settings", "Usage: sip show settings\n       Provides detailed list of the configuration of the SIP channel."),
+        row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
+        row("sip qualify peer", "Send an OPTIONS packet to a peer", "Usage: sip qualify peer <name>\n       Send a SIP OPTIONS request to a peer to check if it is up."),
         row("sip reload", "Reload SIP configuration", "Usage: sip reload\n       Reloads SIP configuration from sip.toml"),
         row("sip set debug", "Enable/Disable SIP debugging", "Usage: sip set debug {on|off}\n       Enables or disables the SIP message trace in the log."),
     ]
@@ -34,6 +37,20 @@ pub fn run(
         ["sip", "show", "peers", "like", pat] => Ok(show_peers(shared, Some(pat))),
         ["sip", "show", "peer", name] => show_peer(shared, name),
         ["sip", "show", "settings"] => Ok(show_settings(shared)),
+        ["sip", "show", "registry"] => Ok(show_registry(shared)),
+        ["sip", "qualify", "peer", name] => {
+            if !shared.running().peers.contains_key(*name) {
+                return Err(format!("Peer '{name}' not found"));
+            }
+            if !shared.qualify.lock().contains_key(*name) {
+                return Err(format!("Peer '{name}' is not monitored (qualify is off)"));
+            }
+            shared
+                .commands
+                .send(crate::monitor::Command::QualifyNow(name.to_string()))
+                .map_err(|_| "chan_sip is stopping".to_string())?;
+            Ok(format!("Qualifying peer '{name}'"))
+        }
         ["sip", "reload"] => reload(),
         ["sip", "set", "debug", "on"] => {
             shared.debug.store(true, Ordering::Relaxed);
@@ -55,6 +72,7 @@ pub fn complete(shared: &Shared, args: &[String], pos: usize) -> Vec<String> {
         pos,
     ) {
         (Some("show"), Some("peer"), 3) => shared.running().peers.keys().cloned().collect(),
+        (Some("qualify"), Some("peer"), 3) => shared.qualify.lock().keys().cloned().collect(),
         (Some("show"), Some("peers"), 3) => vec!["like".into()],
         (Some("set"), Some("debug"), 3) => vec!["on".into(), "off".into()],
         _ => Vec::new(),
@@ -69,11 +87,16 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
-fn status(p: &Peer) -> String {
-    match p.qualify_maxms {
-        None => "Unmonitored".into(),
-        // Pokes are the next step of this driver; until the first answer the status is unknown.
-        Some(_) => "UNKNOWN".into(),
+fn status(shared: &Shared, p: &Peer) -> (String, Option<bool>) {
+    match shared.qualify.lock().get(&p.name) {
+        None => ("Unmonitored".into(), None),
+        Some(q) => (
+            q.status().text(),
+            Some(matches!(
+                q.status(),
+                PeerStatus::Ok(_) | PeerStatus::Lagged(_)
+            )),
+        ),
     }
 }
 
@@ -94,9 +117,7 @@ fn show_peers(shared: &Shared, like: Option<&str>) -> String {
         "Status",
         "Description",
     );
-    // No peer is online as monitored until qualify pokes exist.
-    let mon_on = 0;
-    let (mut mon_off, mut unmon_on, mut unmon_off) = (0, 0, 0);
+    let (mut mon_on, mut mon_off, mut unmon_on, mut unmon_off) = (0, 0, 0, 0);
     let mut names: Vec<&String> = running.peers.keys().collect();
     names.sort();
     let mut shown = 0;
@@ -114,11 +135,12 @@ fn show_peers(shared: &Shared, like: Option<&str>) -> String {
         };
         let host = addr.map_or_else(|| "(Unspecified)".to_string(), |a| a.ip().to_string());
         let port = addr.map_or(0, |a| a.port()).to_string();
-        let st = status(p);
-        match (p.qualify_maxms.is_some(), addr.is_some()) {
-            (true, _) => mon_off += 1,
-            (false, true) => unmon_on += 1,
-            (false, false) => unmon_off += 1,
+        let (st, online) = status(shared, p);
+        match (online, addr.is_some()) {
+            (Some(true), _) => mon_on += 1,
+            (Some(false), _) => mon_off += 1,
+            (None, true) => unmon_on += 1,
+            (None, false) => unmon_off += 1,
         }
         out += &row(
             &label,
@@ -195,7 +217,7 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join(","),
     );
-    o += &line("Status", &status(p));
+    o += &line("Status", &status(shared, p).0);
     o += &line("Useragent", b.map_or("", |b| b.useragent.as_str()));
     o += &line("Reg. Contact", b.map_or("", |b| b.contact.as_str()));
     o += &line(
@@ -204,6 +226,31 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
             .map_or("no".to_string(), |ms| format!("{ms} ms")),
     );
     Ok(o)
+}
+
+fn show_registry(shared: &Shared) -> String {
+    let row = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str| {
+        format!("{a:<39.39} {b:<6.6} {c:<12.12}  {d:>8.8} {e:<20.20} {f:<25.25}\n")
+    };
+    let mut o = row("Host", "dnsmgr", "Username", "Refresh", "State", "Reg.Time");
+    let regs = shared.outbound.lock();
+    for r in regs.iter() {
+        let refresh = r.sm.granted_expiry().unwrap_or(r.cfg.expiry).to_string();
+        let when = r
+            .registered_at
+            .map(|t| t.format("%a, %d %b %Y %H:%M:%S").to_string())
+            .unwrap_or_default();
+        o += &row(
+            &r.host_column(),
+            "N",
+            &r.cfg.user,
+            &refresh,
+            r.sm.state().as_str(),
+            &when,
+        );
+    }
+    o += &format!("{} SIP registrations.", regs.len());
+    o
 }
 
 fn show_settings(shared: &Shared) -> String {

@@ -172,7 +172,7 @@ pub struct PeerConfig {
 }
 
 /// `[[register]]`: an outbound registration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RegisterConfig {
     /// AOR user.

@@ -18,6 +18,7 @@ pub mod causes;
 pub mod commands;
 pub mod config;
 pub mod monitor;
+pub mod outbound;
 pub mod registrar;
 pub mod tech;
 
@@ -72,6 +73,12 @@ pub struct Shared {
     pub debug: AtomicBool,
     /// Set when the module stops.
     pub stopping: AtomicBool,
+    /// Qualify state per peer.
+    pub qualify: Mutex<outbound::QualifyMap>,
+    /// Outbound registrations.
+    pub outbound: Mutex<Vec<outbound::OutboundReg>>,
+    /// Commands to the monitor.
+    pub commands: tokio::sync::mpsc::UnboundedSender<monitor::Command>,
 }
 
 impl Shared {
@@ -127,6 +134,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         .map_err(|e| failed(format!("UDP socket: {e}")))?;
     let store = host.data_dir().join("registrations.json");
     let registrar = Registrar::new(&running.cfg.general.realm, Some(store), unix_now());
+    let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         host,
         config_path,
@@ -135,9 +143,13 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         bound,
         debug: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
+        qualify: Mutex::new(outbound::QualifyMap::new()),
+        outbound: Mutex::new(Vec::new()),
+        commands,
     });
+    monitor::reconcile(&shared);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    io.spawn(monitor::run(shared.clone(), socket, stop_rx));
+    io.spawn(monitor::run(shared.clone(), socket, stop_rx, command_rx));
     log::info!("SIP listening on UDP {bound}");
     let tech = Arc::new(tech::SipTech::new(shared.clone()));
     Ok(Box::new(ChanSip {
@@ -189,6 +201,16 @@ impl PluginImpl for ChanSip {
         }
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.tech.hangup_all();
+        // Unregister (Expires: 0) before the monitor stops; bounded wait.
+        let (ack, done) = std::sync::mpsc::channel();
+        if self
+            .shared
+            .commands
+            .send(monitor::Command::Shutdown(ack))
+            .is_ok()
+        {
+            let _ = done.recv_timeout(Duration::from_secs(3));
+        }
         let _ = self.stop.send(true);
         if let Some(io) = self.io.lock().take() {
             io.shutdown(Duration::from_secs(2));

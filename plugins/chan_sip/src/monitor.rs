@@ -11,6 +11,7 @@ use sirius_sip::dialog::{Classified, DialogTable};
 use sirius_sip::message::{
     build, parse_datagram, HeaderName, Limits, Message, Method, ParseError, Uri,
 };
+use sirius_sip::registration::RegState;
 use sirius_sip::sdp::negotiate::{answer as sdp_answer, LocalMedia};
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
 use sirius_sip::transaction::{Config, Event, TransactionLayer, Transport, TxId};
@@ -35,16 +36,58 @@ pub fn capabilities() -> Capabilities {
 const ACCEPT: &str = "application/sdp";
 const SUPPORTED: &str = "replaces, timer";
 
+/// Requests to the monitor from the console and the module.
+pub enum Command {
+    /// `sip qualify peer X`: poke now.
+    QualifyNow(String),
+    /// The configuration was reloaded: start, stop or restart registrations and pokes.
+    Reconcile,
+    /// The module stops: unregister (Expires: 0), then acknowledge.
+    Shutdown(std::sync::mpsc::Sender<()>),
+}
+
+/// Who started a client transaction.
+enum Owner {
+    Poke(String),
+    Register(usize),
+}
+
 struct Monitor {
     shared: Arc<Shared>,
     socket: UdpSocket,
     layer: TransactionLayer,
     dialogs: DialogTable,
     caps: Capabilities,
+    owners: std::collections::HashMap<TxId, Owner>,
+}
+
+/// Brings qualify pokes and outbound registrations in line with the
+/// configuration in force (at load, and on reload through [`Command::Reconcile`]).
+pub fn reconcile(shared: &Shared) {
+    let running = shared.running();
+    let peers: Vec<&crate::config::Peer> = running.peers.values().collect();
+    let freq_ok = Duration::from_secs(u64::from(running.cfg.general.qualifyfreq.max(1)));
+    crate::outbound::reconcile_qualify(&mut shared.qualify.lock(), &peers, freq_ok, Instant::now());
+    let mut regs = shared.outbound.lock();
+    // Lines gone from the file are unregistered by the monitor (see `Monitor::reconcile`).
+    for line in &running.cfg.register {
+        if regs.iter().any(|r| r.cfg == *line) {
+            continue;
+        }
+        match crate::outbound::OutboundReg::new(line.clone(), shared.bound) {
+            Ok(r) => regs.push(r),
+            Err(e) => log::error!("{e}"),
+        }
+    }
 }
 
 /// Runs until `stop` turns true.
-pub async fn run(shared: Arc<Shared>, socket: UdpSocket, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    socket: UdpSocket,
+    mut stop: watch::Receiver<bool>,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+) {
     let t1 = Duration::from_millis(shared.running().cfg.general.t1.max(1));
     let mut m = Monitor {
         shared,
@@ -55,17 +98,27 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket, mut stop: watch::Receiv
         }),
         dialogs: DialogTable::default(),
         caps: capabilities(),
+        owners: std::collections::HashMap::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    m.start_registrations();
     loop {
-        let deadline = m.layer.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = m.next_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             r = m.socket.recv_from(&mut buf) => match r {
                 Ok((n, src)) => m.on_datagram(&buf[..n], src),
                 Err(e) => log::warn!("UDP receive failed: {e}"),
             },
-            _ = sleep_until(deadline) => m.layer.handle_timeout(Instant::now()),
+            _ = sleep_until(deadline) => m.on_timers(Instant::now()),
+            Some(cmd) = commands.recv() => match cmd {
+                Command::QualifyNow(peer) => m.poke(&peer, Instant::now()),
+                Command::Reconcile => m.reconcile(),
+                Command::Shutdown(ack) => {
+                    m.unregister_all(&mut buf).await;
+                    let _ = ack.send(());
+                }
+            },
             _ = housekeeping.tick() => {
                 let gone = m.shared.registrar.lock().expire(unix_now());
                 for peer in gone {
@@ -75,6 +128,17 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket, mut stop: watch::Receiv
             _ = stop.changed() => break,
         }
         m.process().await;
+    }
+}
+
+/// Asterisk's wording for qualify changes.
+fn log_status_change(name: &str, c: sirius_sip::qualify::StatusChange, maxms: u32) {
+    use sirius_sip::qualify::PeerStatus;
+    match c.to {
+        PeerStatus::Ok(ms) => log::info!("Peer '{name}' is now Reachable. ({ms}ms / {maxms}ms)"),
+        PeerStatus::Lagged(ms) => log::warn!("Peer '{name}' is now Lagged. ({ms}ms / {maxms}ms)"),
+        PeerStatus::Unreachable => log::warn!("Peer '{name}' is now UNREACHABLE!"),
+        PeerStatus::Unknown => {}
     }
 }
 
@@ -134,23 +198,275 @@ impl Monitor {
 
     async fn process(&mut self) {
         while let Some(ev) = self.layer.poll_event() {
-            if let Event::Request {
-                tx,
-                msg,
-                source,
-                cancels,
-                ..
-            } = ev
-            {
-                self.on_request(tx, msg, source, cancels);
+            match ev {
+                Event::Request {
+                    tx,
+                    msg,
+                    source,
+                    cancels,
+                    ..
+                } => self.on_request(tx, msg, source, cancels),
+                Event::Response { tx, msg } => self.on_client_response(tx, &msg),
+                Event::Timeout { tx } => self.on_client_timeout(tx),
+                Event::Ack { .. } => {}
             }
-            // Responses and timeouts belong to client transactions, which this
-            // driver does not start yet (outbound calls, registrations, qualify).
         }
         while let Some(t) = self.layer.poll_transmit() {
             self.trace("send to", t.dest, &t.data);
             if let Err(e) = self.socket.send_to(&t.data, t.dest).await {
                 log::warn!("UDP send to {} failed: {e}", t.dest);
+            }
+        }
+    }
+
+    /// The earliest of the transaction, qualify and registration timers.
+    fn next_deadline(&self) -> Option<Instant> {
+        let q = self
+            .shared
+            .qualify
+            .lock()
+            .values()
+            .filter_map(|q| q.poll_timeout())
+            .min();
+        let r = self
+            .shared
+            .outbound
+            .lock()
+            .iter()
+            .filter_map(|r| r.sm.poll_timeout())
+            .min();
+        [self.layer.poll_timeout(), q, r]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        let mut due = Vec::new();
+        for (name, q) in self.shared.qualify.lock().iter_mut() {
+            let (change, poke) = q.handle_timeout(now);
+            if let Some(c) = change {
+                log_status_change(name, c, q.maxms());
+                self.shared.host.post_event(
+                    "PeerStatus",
+                    &[
+                        ("Peer", format!("SIP/{name}")),
+                        ("PeerStatus", c.to.event_word().into()),
+                    ],
+                );
+            }
+            if poke {
+                due.push(name.clone());
+            }
+        }
+        for name in due {
+            self.poke(&name, now);
+        }
+        let mut sends = Vec::new();
+        for (i, r) in self.shared.outbound.lock().iter_mut().enumerate() {
+            if let Some(req) = r.sm.handle_timeout(now) {
+                sends.push((i, req, r.dest));
+            }
+        }
+        for (i, req, dest) in sends {
+            self.send_client(req, dest, Owner::Register(i), now);
+        }
+    }
+
+    fn send_client(&mut self, req: Message, dest: SocketAddr, owner: Owner, now: Instant) {
+        match self.layer.send_request(now, req, dest, Transport::Udp) {
+            Ok(tx) => {
+                self.owners.insert(tx, owner);
+            }
+            Err(e) => log::warn!("cannot send request to {dest}: {e}"),
+        }
+    }
+
+    /// Sends an OPTIONS poke to a peer (static address or registered contact).
+    fn poke(&mut self, name: &str, now: Instant) {
+        let running = self.shared.running();
+        let Some(peer) = running.peers.get(name) else {
+            return;
+        };
+        let dest = peer
+            .addr
+            .or_else(|| self.shared.registrar.lock().binding(name).map(|b| b.addr));
+        let mut qualify = self.shared.qualify.lock();
+        let Some(q) = qualify.get_mut(name) else {
+            return;
+        };
+        let Some(dest) = dest else {
+            // An unregistered dynamic peer: nothing to poke; try again later.
+            q.schedule(now + crate::outbound::FREQ_NOTOK);
+            return;
+        };
+        q.poke_sent(now);
+        drop(qualify);
+        let bound = self.shared.bound;
+        let mut m = Message::request(Method::Options, format!("sip:{}@{dest}", peer.username));
+        m.push(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+        );
+        m.push(HeaderName::MaxForwards, "70");
+        m.push(
+            HeaderName::From,
+            format!("<sip:sirius@{bound}>;tag={}", build::random_token()),
+        );
+        m.push(HeaderName::To, format!("<sip:{}@{dest}>", peer.username));
+        m.push(
+            HeaderName::CallId,
+            format!("{}@{}", build::random_token(), bound.ip()),
+        );
+        m.push(HeaderName::CSeq, "102 OPTIONS");
+        m.push(HeaderName::Contact, format!("<sip:sirius@{bound}>"));
+        m.push(HeaderName::UserAgent, &running.cfg.general.useragent);
+        m.push(HeaderName::Accept, ACCEPT);
+        self.send_client(m, dest, Owner::Poke(name.to_string()), now);
+    }
+
+    fn start_registrations(&mut self) {
+        let now = Instant::now();
+        let mut sends = Vec::new();
+        for (i, r) in self.shared.outbound.lock().iter_mut().enumerate() {
+            if r.sm.state() == RegState::Unregistered && r.sm.poll_timeout().is_none() {
+                sends.push((i, r.sm.start(now), r.dest));
+            }
+        }
+        for (i, req, dest) in sends {
+            self.send_client(req, dest, Owner::Register(i), now);
+        }
+    }
+
+    fn reconcile(&mut self) {
+        let now = Instant::now();
+        let wanted = self.shared.running().cfg.register.clone();
+        // Unregister lines that left the configuration, then drop them.
+        let mut gone = Vec::new();
+        {
+            let mut regs = self.shared.outbound.lock();
+            for r in regs.iter_mut().filter(|r| !wanted.contains(&r.cfg)) {
+                if let Some(req) = r.sm.unregister(now) {
+                    gone.push((req, r.dest));
+                }
+            }
+            regs.retain(|r| wanted.contains(&r.cfg));
+        }
+        // Indices shift when lines go: forget pending owners of registrations.
+        self.owners.retain(|_, o| !matches!(o, Owner::Register(_)));
+        for (req, dest) in gone {
+            let _ = self.layer.send_request(now, req, dest, Transport::Udp);
+        }
+        reconcile(&self.shared);
+        self.start_registrations();
+    }
+
+    async fn unregister_all(&mut self, buf: &mut [u8]) {
+        let now = Instant::now();
+        let mut sends = Vec::new();
+        for (i, r) in self.shared.outbound.lock().iter_mut().enumerate() {
+            if let Some(req) = r.sm.unregister(now) {
+                log::info!(
+                    "Unregistering {}@{} (Expires: 0)",
+                    r.cfg.user,
+                    r.host_column()
+                );
+                sends.push((i, req, r.dest));
+            }
+        }
+        for (i, req, dest) in sends {
+            self.send_client(req, dest, Owner::Register(i), now);
+        }
+        self.process().await;
+        // Give the registrars a moment to confirm, bounded.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
+        while self
+            .owners
+            .values()
+            .any(|o| matches!(o, Owner::Register(_)))
+        {
+            tokio::select! {
+                r = self.socket.recv_from(buf) => if let Ok((n, src)) = r { self.on_datagram(&buf[..n], src) },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            self.process().await;
+        }
+    }
+
+    fn on_client_response(&mut self, tx: TxId, msg: &Message) {
+        let code = msg.code().unwrap_or(0);
+        if code < 200 {
+            return;
+        }
+        let now = Instant::now();
+        match self.owners.remove(&tx) {
+            Some(Owner::Poke(name)) => {
+                if let Some(q) = self.shared.qualify.lock().get_mut(&name) {
+                    if let Some(c) = q.on_response(now) {
+                        log_status_change(&name, c, q.maxms());
+                        self.shared.host.post_event(
+                            "PeerStatus",
+                            &[
+                                ("Peer", format!("SIP/{name}")),
+                                ("PeerStatus", c.to.event_word().into()),
+                            ],
+                        );
+                    }
+                }
+            }
+            Some(Owner::Register(i)) => {
+                let next = {
+                    let mut regs = self.shared.outbound.lock();
+                    let Some(r) = regs.get_mut(i) else { return };
+                    let before = r.sm.state();
+                    let next = r.sm.on_response(now, msg);
+                    let after = r.sm.state();
+                    if after == RegState::Registered {
+                        r.registered_at = Some(chrono::Local::now());
+                    }
+                    if before != after {
+                        log::info!(
+                            "Registration to {} as {}: {} -> {} ({code})",
+                            r.host_column(),
+                            r.cfg.user,
+                            before.as_str(),
+                            after.as_str()
+                        );
+                        self.shared.host.post_event(
+                            "Registry",
+                            &[
+                                ("ChannelType", "SIP".into()),
+                                ("Username", r.cfg.user.clone()),
+                                ("Domain", r.cfg.host.clone()),
+                                ("Status", after.as_str().into()),
+                            ],
+                        );
+                    }
+                    next.map(|req| (req, r.dest))
+                };
+                if let Some((req, dest)) = next {
+                    self.send_client(req, dest, Owner::Register(i), now);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn on_client_timeout(&mut self, tx: TxId) {
+        match self.owners.remove(&tx) {
+            // The poke's own timer (2 x maxms) decides reachability.
+            Some(Owner::Poke(_)) | None => {}
+            Some(Owner::Register(i)) => {
+                if let Some(r) = self.shared.outbound.lock().get_mut(i) {
+                    r.sm.on_timeout(Instant::now());
+                    log::warn!(
+                        "Registration to {} as {} timed out; state {}",
+                        r.host_column(),
+                        r.cfg.user,
+                        r.sm.state().as_str()
+                    );
+                }
             }
         }
     }
