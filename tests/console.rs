@@ -237,3 +237,63 @@ fn core_stop_gracefully_waits_for_the_last_channel() {
     d.rx("test hangup all").ok();
     assert_eq!(d.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn dialplan_show_and_atomic_reload() {
+    let d = sirius_blackbox::Daemon::start(sirius_blackbox::Setup {
+        modules_toml: "autoload = false\n",
+        modules_dir: None,
+        files: &[("extensions.toml", "[demo]\ninclude = [\"services\"]\n\n[services]\n\"600\" = [\"Answer()\", \"Echo()\", \"Hangup()\"]\n\"_6XX\" = [\"Busy()\"]\n")],
+    });
+    let show = d.rx("dialplan show services").ok();
+    assert!(
+        show.starts_with("[ Context 'services' created by 'pbx_config' ]\n"),
+        "{show}"
+    );
+    assert!(
+        show.contains(&format!(
+            "  {:<17} {:<45} [extensions.toml:5]\n",
+            "'600' =>", "1. Answer()"
+        )),
+        "{show}"
+    );
+    assert!(
+        show.trim_end()
+            .ends_with("-= 2 extensions (4 priorities) in 1 context. =-"),
+        "{show}"
+    );
+    assert!(d.rx("dialplan show").ok().contains(&format!(
+        "  {:<17} {:<45} [pbx_config]",
+        "Include =>", "'services'"
+    )));
+    assert!(d
+        .rx("dialplan show nowhere")
+        .failed()
+        .starts_with("There is no existence of 'nowhere' context"));
+    // A broken file is refused with file and line; the old dialplan stays.
+    std::fs::write(
+        d.etc().join("extensions.toml"),
+        "[demo]\n\"_1[2\" = [\"NoOp()\"]\n",
+    )
+    .unwrap();
+    let out = d.rx("dialplan reload").failed();
+    assert!(
+        out.contains("extensions.toml:2: unterminated [ in pattern '_1[2'"),
+        "{out}"
+    );
+    assert!(d.rx("dialplan show").ok().contains("'600' =>"));
+    std::fs::write(
+        d.etc().join("extensions.toml"),
+        "[demo]\n\"700\" = [\"NoOp(hello)\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        d.rx("dialplan reload").ok().trim_end(),
+        "Dialplan reloaded."
+    );
+    let show = d.rx("dialplan show").ok();
+    assert!(
+        show.contains("1. NoOp(hello)") && !show.contains("'600'"),
+        "{show}"
+    );
+}

@@ -149,7 +149,7 @@ fn a_module_in_use_is_not_unloaded_without_force_and_channels_show() {
     let d = Daemon::with_modules(&[TEST]);
     let out = d.rx("test call 600").ok();
     assert!(
-        out.starts_with("Test/600-00000001 created (no PBX: NO_ROUTE_DESTINATION)"),
+        out.starts_with("Test/600-00000001 created (no PBX: UNALLOCATED)"),
         "{out}"
     );
     let chans = d.rx("core show channels").ok();

@@ -57,6 +57,12 @@ pub struct TechEntry {
 pub trait PbxEngine: Send + Sync {
     /// Takes over `chan`, which is counted as a call from now on.
     fn start(&self, core: &Arc<Core>, chan: ChannelId) -> Result<(), Cause>;
+
+    /// `dialplan show [context]`.
+    fn show(&self, context: Option<&str>) -> Result<String, String>;
+
+    /// `dialplan reload`: all or nothing; on error the running dialplan stays.
+    fn reload(&self) -> Result<String, String>;
 }
 
 /// The PBX core.
@@ -116,6 +122,11 @@ impl Core {
     /// Installs the dialplan engine.
     pub fn set_pbx_engine(&self, engine: Arc<dyn PbxEngine>) {
         *self.pbx.write() = Some(engine);
+    }
+
+    /// The dialplan engine, if one is installed.
+    pub fn pbx_engine(&self) -> Option<Arc<dyn PbxEngine>> {
+        self.pbx.read().clone()
     }
 
     /// Registered channel technologies, by type.
@@ -245,10 +256,13 @@ impl Core {
             log::warn!("No dialplan is loaded: cannot start a PBX on '{name}'");
             return Err(Cause::NO_ROUTE_DESTINATION);
         };
+        // Counted as a call only once the engine has taken it: a call refused
+        // here (no such extension) never ran a PBX.
+        engine.start(self, chan)?;
         if !self.channels.start_pbx(chan) {
             return Err(Cause::INVALID_CALL_REFERENCE);
         }
-        engine.start(self, chan)
+        Ok(())
     }
 
     /// Asks the daemon to stop. `Gracefully` refuses new calls at once and stops

@@ -82,6 +82,11 @@ pub fn run(opts: Options) -> ExitCode {
         "Configuration directory {}",
         core.paths.config_dir.display()
     );
+    // The dialplan first: modules may start taking calls as soon as they load.
+    match sirius_dialplan::DialplanEngine::load(core.paths.config_dir.join("extensions.toml")) {
+        Ok(engine) => core.set_pbx_engine(Arc::new(engine)),
+        Err(e) => log::error!("{e}; running without a dialplan (every call is refused with 404)"),
+    }
     let results = core.autoload();
     let loaded = results
         .iter()

@@ -1,6 +1,7 @@
 //! Built-in console commands, one file per group (mini-redis's layout).
 
 pub mod core;
+pub mod dialplan;
 pub mod help;
 pub mod module;
 

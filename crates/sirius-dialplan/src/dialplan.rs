@@ -1,0 +1,521 @@
+//! `extensions.toml`: Asterisk's extensions.conf in TOML.
+//!
+//! ```toml
+//! [globals]
+//! TRUNK = "SIP/trunk"
+//!
+//! [demo]
+//! include = ["internal"]
+//! "600" = ["Answer()", "Echo()", "Hangup()"]
+//! "_6XX" = ["Dial(SIP/${EXTEN},20)", "Hangup()"]
+//! "700" = ["Answer()", "again: Wait(1)", "Goto(again)"]
+//! ```
+//!
+//! Each top-level table is a context (`globals` holds global variables), each
+//! key an extension and its value the steps, numbered 1, 2, 3… as Asterisk's
+//! `n` priorities are. A step may carry a label (`again: Wait(1)`). `include`
+//! lists contexts searched after this one, in order.
+
+use crate::pattern::Pattern;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use toml::Spanned;
+
+/// One priority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// 1-based priority.
+    pub priority: u32,
+    /// Label, if any.
+    pub label: Option<String>,
+    /// Application name (`Dial`).
+    pub app: String,
+    /// Its argument string, unexpanded.
+    pub data: String,
+    /// Line in the file.
+    pub line: usize,
+}
+
+/// An extension and its steps.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    /// Name or pattern.
+    pub pattern: Pattern,
+    /// Priorities in order.
+    pub steps: Vec<Step>,
+}
+
+/// A context.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Name.
+    pub name: String,
+    /// Included contexts with the line they are named on.
+    pub includes: Vec<(String, usize)>,
+    /// Extensions in the order they are tried (exact first, then by specificity).
+    pub extensions: Vec<Extension>,
+}
+
+/// A loaded dialplan.
+#[derive(Debug, Clone, Default)]
+pub struct Dialplan {
+    /// File name shown by `dialplan show` (`extensions.toml`).
+    pub file: String,
+    /// `[globals]`.
+    pub globals: BTreeMap<String, String>,
+    /// Contexts by name.
+    pub contexts: BTreeMap<String, Context>,
+}
+
+/// Why a dialplan file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialplanError {
+    /// TOML syntax or shape.
+    #[error(transparent)]
+    Toml(#[from] sirius_conf::ConfigError),
+    /// A step, pattern or include makes no sense.
+    #[error("{file}:{line}: {reason}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A key's value: a list of steps (extensions, `include`) or a string (globals).
+enum Entry {
+    List(Vec<Spanned<String>>),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of steps, or a string in [globals]")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Entry, E> {
+                Ok(Entry::Text(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<Spanned<String>>()? {
+                    v.push(s);
+                }
+                Ok(Entry::List(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The file: context name → (key → entry), keys in file order.
+struct File(Vec<(String, Vec<(Spanned<String>, Entry)>)>);
+
+impl<'de> Deserialize<'de> for File {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<File, D::Error> {
+        struct Outer;
+        impl<'de> Visitor<'de> for Outer {
+            type Value = File;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("contexts as tables")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<File, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let Keys(keys) = map.next_value::<Keys>()?;
+                    out.push((name, keys));
+                }
+                Ok(File(out))
+            }
+        }
+        struct Keys(Vec<(Spanned<String>, Entry)>);
+        impl<'de> Deserialize<'de> for Keys {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+                struct Inner;
+                impl<'de> Visitor<'de> for Inner {
+                    type Value = Keys;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a table of extensions")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some(k) = map.next_key::<Spanned<String>>()? {
+                            out.push((k, map.next_value::<Entry>()?));
+                        }
+                        Ok(Keys(out))
+                    }
+                }
+                d.deserialize_map(Inner)
+            }
+        }
+        d.deserialize_map(Outer)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Splits `label: App(data)` / `App(data)` / `App`.
+fn parse_step(s: &str) -> Result<(Option<String>, String, String), String> {
+    let s = s.trim();
+    let (label, rest) = match (s.find(':'), s.find('(')) {
+        (Some(c), p) if p.is_none_or(|p| c < p) => {
+            let l = s[..c].trim();
+            if l.is_empty()
+                || !l
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+            {
+                return Err(format!("bad label '{l}'"));
+            }
+            (Some(l.to_string()), s[c + 1..].trim())
+        }
+        _ => (None, s),
+    };
+    let (app, data) = match rest.find('(') {
+        Some(p) => {
+            let Some(data) = rest[p + 1..].strip_suffix(')') else {
+                return Err(format!("missing ')' in '{rest}'"));
+            };
+            (rest[..p].trim(), data)
+        }
+        None => (rest, ""),
+    };
+    if app.is_empty() || !app.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("bad application name '{app}'"));
+    }
+    Ok((label, app.to_string(), data.to_string()))
+}
+
+impl Dialplan {
+    /// Loads a file.
+    pub fn load(path: &Path) -> Result<Dialplan, DialplanError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| sirius_conf::ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Dialplan::parse(path, &text)
+    }
+
+    /// Parses text (named `path` in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Dialplan, DialplanError> {
+        let File(raw) = sirius_conf::parse_toml(path, text)?;
+        let file = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        let invalid = |offset: usize, reason: String| DialplanError::Invalid {
+            file: path.display().to_string(),
+            line: line_of(text, offset),
+            reason,
+        };
+        let mut dp = Dialplan {
+            file,
+            ..Dialplan::default()
+        };
+        for (ctx, keys) in raw {
+            if ctx == "globals" {
+                for (k, v) in keys {
+                    match v {
+                        Entry::Text(t) => {
+                            dp.globals.insert(k.get_ref().clone(), t);
+                        }
+                        Entry::List(_) => {
+                            return Err(invalid(
+                                k.span().start,
+                                format!("global '{}' must be a string", k.get_ref()),
+                            ))
+                        }
+                    }
+                }
+                continue;
+            }
+            let mut c = Context {
+                name: ctx.clone(),
+                ..Context::default()
+            };
+            for (k, v) in keys {
+                let Entry::List(items) = v else {
+                    return Err(invalid(
+                        k.span().start,
+                        format!("extension '{}' must be a list of steps", k.get_ref()),
+                    ));
+                };
+                if k.get_ref() == "include" {
+                    for i in items {
+                        c.includes
+                            .push((i.get_ref().clone(), line_of(text, i.span().start)));
+                    }
+                    continue;
+                }
+                let pattern = Pattern::parse(k.get_ref())
+                    .map_err(|e| invalid(k.span().start, e.to_string()))?;
+                if items.is_empty() {
+                    return Err(invalid(
+                        k.span().start,
+                        format!("extension '{}' has no steps", k.get_ref()),
+                    ));
+                }
+                let mut steps = Vec::new();
+                for (n, item) in items.iter().enumerate() {
+                    let (label, app, data) =
+                        parse_step(item.get_ref()).map_err(|e| invalid(item.span().start, e))?;
+                    if let Some(l) = &label {
+                        if steps.iter().any(|s: &Step| s.label.as_deref() == Some(l)) {
+                            return Err(invalid(
+                                item.span().start,
+                                format!("label '{l}' used twice in extension '{}'", k.get_ref()),
+                            ));
+                        }
+                    }
+                    steps.push(Step {
+                        priority: n as u32 + 1,
+                        label,
+                        app,
+                        data,
+                        line: line_of(text, item.span().start),
+                    });
+                }
+                if c.extensions
+                    .iter()
+                    .any(|e: &Extension| e.pattern.as_str() == pattern.as_str())
+                {
+                    return Err(invalid(
+                        k.span().start,
+                        format!("extension '{pattern}' defined twice in context '{ctx}'"),
+                    ));
+                }
+                c.extensions.push(Extension { pattern, steps });
+            }
+            c.extensions
+                .sort_by(|a, b| a.pattern.specificity_cmp(&b.pattern));
+            dp.contexts.insert(ctx, c);
+        }
+        for c in dp.contexts.values() {
+            for (inc, line) in &c.includes {
+                if !dp.contexts.contains_key(inc) {
+                    return Err(DialplanError::Invalid {
+                        file: path.display().to_string(),
+                        line: *line,
+                        reason: format!("context '{}' includes unknown context '{inc}'", c.name),
+                    });
+                }
+            }
+        }
+        Ok(dp)
+    }
+
+    /// Finds the extension for `exten` in `context`, then in its includes
+    /// (depth first, in order, each context visited once), as Asterisk does.
+    pub fn find(&self, context: &str, exten: &str) -> Option<(&Context, &Extension)> {
+        let mut seen = Vec::new();
+        self.find_in(context, exten, &mut seen)
+    }
+
+    fn find_in<'a>(
+        &'a self,
+        context: &str,
+        exten: &str,
+        seen: &mut Vec<String>,
+    ) -> Option<(&'a Context, &'a Extension)> {
+        if seen.iter().any(|s| s == context) {
+            return None;
+        }
+        seen.push(context.to_string());
+        let c = self.contexts.get(context)?;
+        if let Some(e) = c.extensions.iter().find(|e| e.pattern.matches(exten)) {
+            return Some((c, e));
+        }
+        c.includes
+            .iter()
+            .find_map(|(inc, _)| self.find_in(inc, exten, seen))
+    }
+
+    /// `dialplan show [context]` in Asterisk's layout.
+    pub fn show(&self, only: Option<&str>) -> Result<String, String> {
+        if let Some(name) = only {
+            if !self.contexts.contains_key(name) {
+                return Err(format!("There is no existence of '{name}' context"));
+            }
+        }
+        let mut o = String::new();
+        let (mut exts, mut prios, mut ctxs) = (0, 0, 0);
+        for c in self
+            .contexts
+            .values()
+            .filter(|c| only.is_none_or(|n| n == c.name))
+        {
+            ctxs += 1;
+            o += &format!("[ Context '{}' created by 'pbx_config' ]\n", c.name);
+            for e in &c.extensions {
+                exts += 1;
+                for s in &e.steps {
+                    prios += 1;
+                    let first = if s.priority == 1 {
+                        format!("'{}' =>", e.pattern)
+                    } else {
+                        s.label
+                            .as_ref()
+                            .map(|l| format!("[{l}]"))
+                            .unwrap_or_default()
+                    };
+                    let step = format!("{}. {}({})", s.priority, s.app, s.data);
+                    o += &format!("  {first:<17} {step:<45} [{}:{}]\n", self.file, s.line);
+                }
+            }
+            for (inc, _) in &c.includes {
+                o += &format!(
+                    "  {:<17} {:<45} [pbx_config]\n",
+                    "Include =>",
+                    format!("'{inc}'")
+                );
+            }
+            o += "\n";
+        }
+        let plural = |n: usize, one: &str, many: &str| {
+            if n == 1 {
+                format!("{n} {one}")
+            } else {
+                format!("{n} {many}")
+            }
+        };
+        o += &format!(
+            "-= {} ({}) in {}. =-",
+            plural(exts, "extension", "extensions"),
+            plural(prios, "priority", "priorities"),
+            plural(ctxs, "context", "contexts")
+        );
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"[globals]
+TRUNK = "SIP/trunk"
+
+[internal]
+"_6XX" = ["Dial(SIP/${EXTEN},20)", "Hangup()"]
+
+[demo]
+include = ["internal"]
+"600" = ["Answer()", "Echo()", "Hangup()"]
+"700" = [
+  "Answer()",
+  "again: Wait(1)",
+  "Goto(again)",
+]
+"_X." = ["Congestion()"]
+"#;
+
+    fn dp() -> Dialplan {
+        Dialplan::parse(Path::new("etc/extensions.toml"), SAMPLE).unwrap()
+    }
+
+    #[test]
+    fn lookup_follows_specificity_then_includes() {
+        let d = dp();
+        assert_eq!(d.globals["TRUNK"], "SIP/trunk");
+        let (c, e) = d.find("demo", "600").unwrap();
+        assert_eq!((c.name.as_str(), e.pattern.as_str()), ("demo", "600"));
+        // _X. in demo matches 601 before the include is searched, as in Asterisk.
+        assert_eq!(d.find("demo", "601").unwrap().1.pattern.as_str(), "_X.");
+        assert_eq!(
+            d.find("internal", "601").unwrap().1.pattern.as_str(),
+            "_6XX"
+        );
+        assert!(d.find("demo", "").is_none());
+        assert!(d.find("nowhere", "600").is_none());
+        let steps = &d.find("demo", "700").unwrap().1.steps;
+        assert_eq!(
+            steps[1],
+            Step {
+                priority: 2,
+                label: Some("again".into()),
+                app: "Wait".into(),
+                data: "1".into(),
+                line: 12
+            }
+        );
+    }
+
+    #[test]
+    fn show_matches_asterisk_layout() {
+        let out = dp().show(Some("demo")).unwrap();
+        let expected = format!(
+            "[ Context 'demo' created by 'pbx_config' ]\n  {:<17} {:<45} [extensions.toml:9]\n  {:<17} {:<45} [extensions.toml:9]\n",
+            "'600' =>", "1. Answer()", "", "2. Echo()"
+        );
+        assert!(out.starts_with(&expected), "{out}");
+        assert!(
+            out.contains(&format!(
+                "  {:<17} {:<45} [extensions.toml:12]\n",
+                "[again]", "2. Wait(1)"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "  {:<17} {:<45} [pbx_config]\n",
+                "Include =>", "'internal'"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("-= 3 extensions (7 priorities) in 1 context. =-"),
+            "{out}"
+        );
+        assert!(dp()
+            .show(None)
+            .unwrap()
+            .ends_with("-= 4 extensions (9 priorities) in 2 contexts. =-"));
+        assert_eq!(
+            dp().show(Some("x")).unwrap_err(),
+            "There is no existence of 'x' context"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let err = |t: &str| {
+            Dialplan::parse(Path::new("extensions.toml"), t)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("[a]\n\"_1[2\" = [\"NoOp()\"]\n"),
+            "extensions.toml:2: unterminated [ in pattern '_1[2'"
+        );
+        assert_eq!(
+            err("[a]\n\"1\" = [\n \"NoOp()\",\n \"Dial(x\"]\n"),
+            "extensions.toml:4: missing ')' in 'Dial(x'"
+        );
+        assert_eq!(
+            err("[a]\ninclude = [\"b\"]\n"),
+            "extensions.toml:2: context 'a' includes unknown context 'b'"
+        );
+        assert_eq!(
+            err("[a]\n\"1\" = \"NoOp()\"\n"),
+            "extensions.toml:2: extension '1' must be a list of steps"
+        );
+        assert!(err("[a\n").starts_with("extensions.toml:1:"));
+    }
+}

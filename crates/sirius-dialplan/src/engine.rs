@@ -1,0 +1,79 @@
+//! The dialplan as the core's PBX engine: holds the dialplan in force, swaps it
+//! atomically on `dialplan reload` (a broken file is refused and the old
+//! dialplan stays), and decides where a new call goes.
+
+use crate::dialplan::Dialplan;
+use parking_lot::RwLock;
+use sirius_abi::{Cause, ChannelId};
+use sirius_core::{Core, PbxEngine};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The dialplan engine.
+pub struct DialplanEngine {
+    path: PathBuf,
+    current: RwLock<Arc<Dialplan>>,
+}
+
+impl DialplanEngine {
+    /// Loads `path`; a missing file gives an empty dialplan (every call gets 404).
+    pub fn load(path: PathBuf) -> Result<DialplanEngine, crate::dialplan::DialplanError> {
+        let dp = if path.exists() {
+            Dialplan::load(&path)?
+        } else {
+            Dialplan::default()
+        };
+        Ok(DialplanEngine {
+            path,
+            current: RwLock::new(Arc::new(dp)),
+        })
+    }
+
+    /// The dialplan in force.
+    pub fn current(&self) -> Arc<Dialplan> {
+        self.current.read().clone()
+    }
+}
+
+impl PbxEngine for DialplanEngine {
+    fn start(&self, core: &Arc<Core>, chan: ChannelId) -> Result<(), Cause> {
+        let Some(c) = core.channels.get(chan) else {
+            return Err(Cause::INVALID_CALL_REFERENCE);
+        };
+        let dp = self.current();
+        match dp.find(&c.context, &c.exten) {
+            None => {
+                log::info!(
+                    "Call from '{}' ({}) to extension '{}' rejected because extension not found in context '{}'.",
+                    c.resource,
+                    c.caller_num,
+                    c.exten,
+                    c.context
+                );
+                Err(Cause::UNALLOCATED)
+            }
+            Some((ctx, ext)) => {
+                // Running the applications (Answer, Dial, …) arrives with the call
+                // state machine in chan_sip; until then the call is refused cleanly.
+                log::warn!(
+                    "'{}' matched {}@{} (extension '{}'); executing dialplan applications is not implemented yet",
+                    c.name,
+                    c.exten,
+                    ctx.name,
+                    ext.pattern
+                );
+                Err(Cause::FACILITY_NOT_IMPLEMENTED)
+            }
+        }
+    }
+
+    fn show(&self, context: Option<&str>) -> Result<String, String> {
+        self.current().show(context)
+    }
+
+    fn reload(&self) -> Result<String, String> {
+        let dp = Dialplan::load(&self.path).map_err(|e| e.to_string())?;
+        *self.current.write() = Arc::new(dp);
+        Ok("Dialplan reloaded.".into())
+    }
+}
