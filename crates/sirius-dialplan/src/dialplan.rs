@@ -118,8 +118,11 @@ impl<'de> Deserialize<'de> for Entry {
     }
 }
 
-/// The file: context name → (key → entry), keys in file order.
-struct File(Vec<(String, Vec<(Spanned<String>, Entry)>)>);
+/// A context's keys with their spans, in file order.
+type KeyList = Vec<(Spanned<String>, Entry)>;
+
+/// The file: context name → its keys, in file order.
+struct File(Vec<(String, KeyList)>);
 
 impl<'de> Deserialize<'de> for File {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<File, D::Error> {
@@ -138,7 +141,7 @@ impl<'de> Deserialize<'de> for File {
                 Ok(File(out))
             }
         }
-        struct Keys(Vec<(Spanned<String>, Entry)>);
+        struct Keys(KeyList);
         impl<'de> Deserialize<'de> for Keys {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
                 struct Inner;
