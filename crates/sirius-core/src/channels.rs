@@ -55,6 +55,8 @@ pub struct Channel {
     pub bridged_to: Option<ChannelId>,
     /// Whether a dialplan (PBX) runs on it: such a channel counts as a call.
     pub pbx: bool,
+    /// Channel variables (`Set()`, `${DIALSTATUS}`…).
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 /// All live channels, with Asterisk's counters.
@@ -117,6 +119,7 @@ impl ChannelRegistry {
             answered: None,
             bridged_to: None,
             pbx: false,
+            vars: std::collections::BTreeMap::new(),
         };
         self.channels.write().insert(id, chan);
         ChannelInfo {

@@ -198,9 +198,11 @@ impl Core {
             .into_result()
     }
 
-    /// Answers a channel.
+    /// Answers a channel (`ast_answer`): the technology answers, the channel is Up.
     pub fn answer(&self, chan: ChannelId) -> Result<(), Cause> {
-        self.tech_of(chan)?.tech.answer(chan).into_result()
+        self.tech_of(chan)?.tech.answer(chan).into_result()?;
+        self.channels.set_state(chan, sirius_abi::ChannelState::Up);
+        Ok(())
     }
 
     /// Sends an indication.

@@ -52,17 +52,15 @@ impl PbxEngine for DialplanEngine {
                 );
                 Err(Cause::UNALLOCATED)
             }
-            Some((ctx, ext)) => {
-                // Running the applications (Answer, Dial, …) arrives with the call
-                // state machine in chan_sip; until then the call is refused cleanly.
-                log::warn!(
-                    "'{}' matched {}@{} (extension '{}'); executing dialplan applications is not implemented yet",
-                    c.name,
-                    c.exten,
-                    ctx.name,
-                    ext.pattern
+            Some((ctx, _)) => {
+                crate::exec::spawn(
+                    core.clone(),
+                    dp.clone(),
+                    chan,
+                    ctx.name.clone(),
+                    c.exten.clone(),
                 );
-                Err(Cause::FACILITY_NOT_IMPLEMENTED)
+                Ok(())
             }
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod dialplan;
 pub mod engine;
+pub mod exec;
 pub mod pattern;
 
 pub use dialplan::{Dialplan, DialplanError};

@@ -79,6 +79,8 @@ pub struct Shared {
     pub outbound: Mutex<Vec<outbound::OutboundReg>>,
     /// Commands to the monitor.
     pub commands: tokio::sync::mpsc::UnboundedSender<monitor::Command>,
+    /// Calls in progress (the module's use count), kept by the monitor.
+    pub active_calls: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
@@ -146,6 +148,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         qualify: Mutex::new(outbound::QualifyMap::new()),
         outbound: Mutex::new(Vec::new()),
         commands,
+        active_calls: std::sync::atomic::AtomicU32::new(0),
     });
     monitor::reconcile(&shared);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

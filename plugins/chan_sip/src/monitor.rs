@@ -44,12 +44,35 @@ pub enum Command {
     Reconcile,
     /// The module stops: unregister (Expires: 0), then acknowledge.
     Shutdown(std::sync::mpsc::Sender<()>),
+    /// The core answers a call.
+    Answer(sirius_abi::ChannelId),
+    /// The core hangs a call up.
+    Hangup(sirius_abi::ChannelId, sirius_abi::Cause),
+    /// The core signals an indication (ringing, busy…).
+    Indicate(sirius_abi::ChannelId, sirius_abi::Indication),
+}
+
+/// An incoming call handed to the dialplan.
+struct InboundCall {
+    /// The INVITE server transaction, answered when the dialplan decides.
+    tx: TxId,
+    invite: Message,
+    source: SocketAddr,
+    local_tag: String,
+    /// A final response went out (200, 486…).
+    final_sent: bool,
+    /// The RTP port reserved for the call (media relay comes with bridging).
+    rtp: std::net::UdpSocket,
+    codecs: Vec<sirius_abi::Codec>,
+    dialog: Option<sirius_sip::dialog::DialogId>,
 }
 
 /// Who started a client transaction.
 enum Owner {
     Poke(String),
     Register(usize),
+    /// Our BYE: nothing to do with the answer.
+    Bye,
 }
 
 struct Monitor {
@@ -59,6 +82,7 @@ struct Monitor {
     dialogs: DialogTable,
     caps: Capabilities,
     owners: std::collections::HashMap<TxId, Owner>,
+    calls: std::collections::HashMap<sirius_abi::ChannelId, InboundCall>,
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -99,6 +123,7 @@ pub async fn run(
         dialogs: DialogTable::default(),
         caps: capabilities(),
         owners: std::collections::HashMap::new(),
+        calls: std::collections::HashMap::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
@@ -115,9 +140,17 @@ pub async fn run(
                 Command::QualifyNow(peer) => m.poke(&peer, Instant::now()),
                 Command::Reconcile => m.reconcile(),
                 Command::Shutdown(ack) => {
+                    let chans: Vec<_> = m.calls.keys().copied().collect();
+                    for c in chans {
+                        m.hangup_call(c, sirius_abi::Cause::NORMAL_CLEARING);
+                        m.shared.host.channel_hangup(c, sirius_abi::Cause::NORMAL_CLEARING);
+                    }
                     m.unregister_all(&mut buf).await;
                     let _ = ack.send(());
                 }
+                Command::Answer(c) => m.answer_call(c),
+                Command::Hangup(c, cause) => m.hangup_call(c, cause),
+                Command::Indicate(c, ind) => m.indicate_call(c, ind),
             },
             _ = housekeeping.tick() => {
                 let gone = m.shared.registrar.lock().expire(unix_now());
@@ -207,7 +240,18 @@ impl Monitor {
                     ..
                 } => self.on_request(tx, msg, source, cancels),
                 Event::Response { tx, msg } => self.on_client_response(tx, &msg),
-                Event::Timeout { tx } => self.on_client_timeout(tx),
+                Event::Timeout { tx } => {
+                    // Our 2xx never ACKed (Timer L): the call is dead (RFC 3261 §13.3.1.4).
+                    if let Some(chan) = self.chan_for_tx(tx) {
+                        log::warn!("no ACK for the 200 OK of {chan}; hanging up");
+                        self.hangup_call(chan, sirius_abi::Cause::RECOVERY_ON_TIMER_EXPIRE);
+                        self.shared
+                            .host
+                            .channel_hangup(chan, sirius_abi::Cause::RECOVERY_ON_TIMER_EXPIRE);
+                    } else {
+                        self.on_client_timeout(tx)
+                    }
+                }
                 Event::Ack { .. } => {}
             }
         }
@@ -449,14 +493,14 @@ impl Monitor {
                     self.send_client(req, dest, Owner::Register(i), now);
                 }
             }
-            None => {}
+            Some(Owner::Bye) | None => {}
         }
     }
 
     fn on_client_timeout(&mut self, tx: TxId) {
         match self.owners.remove(&tx) {
             // The poke's own timer (2 x maxms) decides reachability.
-            Some(Owner::Poke(_)) | None => {}
+            Some(Owner::Poke(_)) | Some(Owner::Bye) | None => {}
             Some(Owner::Register(i)) => {
                 if let Some(r) = self.shared.outbound.lock().get_mut(i) {
                     r.sm.on_timeout(Instant::now());
@@ -518,17 +562,47 @@ impl Monitor {
                 );
             }
             (Method::Cancel, _) => {
-                // No INVITE of ours is pending answer yet (calls wait in the dialplan
-                // only once it exists): a CANCEL that matches nothing gets 481.
-                let _ = cancels;
-                self.respond(
-                    tx,
-                    &msg,
-                    source,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    &[],
-                );
+                // A CANCEL for an INVITE still ringing in the dialplan: 200 for the
+                // CANCEL, 487 for the INVITE, and the channel goes. Otherwise 481.
+                let chan = cancels.and_then(|t| self.chan_for_tx(t));
+                match chan.filter(|c| self.calls.get(c).is_some_and(|call| !call.final_sent)) {
+                    Some(chan) => {
+                        self.respond(tx, &msg, source, 200, "OK", &[]);
+                        if let Some(call) = self.calls.remove(&chan) {
+                            self.count_calls();
+                            let mut r = build::response(
+                                &call.invite,
+                                487,
+                                "Request Terminated",
+                                Some(call.source),
+                            );
+                            build::set_to_tag(&mut r, &call.local_tag);
+                            self.send_response(call.tx, r);
+                        }
+                        self.shared
+                            .host
+                            .channel_hangup(chan, sirius_abi::Cause::NORMAL_CLEARING);
+                    }
+                    None => self.respond(
+                        tx,
+                        &msg,
+                        source,
+                        481,
+                        "Call/Transaction Does Not Exist",
+                        &[],
+                    ),
+                }
+            }
+            (Method::Bye, Classified::InDialog(id)) => {
+                self.dialogs.remove(&id);
+                self.respond(tx, &msg, source, 200, "OK", &[]);
+                if let Some(chan) = self.chan_for_dialog(&id) {
+                    self.calls.remove(&chan);
+                    self.count_calls();
+                    self.shared
+                        .host
+                        .channel_hangup(chan, sirius_abi::Cause::NORMAL_CLEARING);
+                }
             }
             (Method::Invite, Classified::OutOfDialog) => self.on_invite(tx, &msg, source),
             (_, Classified::Unknown) | (Method::Bye, _) => {
@@ -692,25 +766,199 @@ impl Monitor {
                 return self.respond(tx, msg, source, code, reason, &[]);
             }
         };
-        match self.shared.host.pbx_start(info.id) {
-            Err(cause) => {
-                self.shared.host.channel_hangup(info.id, cause);
-                let (code, reason) = cause_to_sip(cause);
-                self.respond(tx, msg, source, code, reason, &[]);
-            }
-            Ok(()) => {
-                // The dialplan has the call. Answering, ringing and bridging it is
-                // the next step of this driver; until then the call is refused
-                // cleanly rather than left hanging.
-                log::warn!(
-                    "'{}': inbound call state machine not implemented yet; refusing",
-                    info.name
-                );
+        // Registered before the dialplan starts: its thread may answer at once.
+        let rtp = match std::net::UdpSocket::bind((self.shared.bound.ip(), 0)) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("no RTP port for '{}': {e}", info.name);
                 self.shared
                     .host
-                    .channel_hangup(info.id, sirius_abi::Cause::FACILITY_NOT_IMPLEMENTED);
-                self.respond(tx, msg, source, 501, "Not Implemented", &[]);
+                    .channel_hangup(info.id, sirius_abi::Cause::CONGESTION);
+                return self.respond(tx, msg, source, 503, "Service Unavailable", &[]);
+            }
+        };
+        self.calls.insert(
+            info.id,
+            InboundCall {
+                tx,
+                invite: msg.clone(),
+                source,
+                local_tag: build::random_token(),
+                final_sent: false,
+                rtp,
+                codecs: peer.map_or_else(
+                    || crate::config::DEFAULT_CODECS.to_vec(),
+                    |p| p.codecs.clone(),
+                ),
+                dialog: None,
+            },
+        );
+        self.count_calls();
+        if let Err(cause) = self.shared.host.pbx_start(info.id) {
+            self.calls.remove(&info.id);
+            self.count_calls();
+            self.shared.host.channel_hangup(info.id, cause);
+            let (code, reason) = cause_to_sip(cause);
+            self.respond(tx, msg, source, code, reason, &[]);
+        }
+    }
+
+    fn count_calls(&self) {
+        self.shared
+            .active_calls
+            .store(self.calls.len() as u32, Ordering::Relaxed);
+    }
+
+    /// A response on an inbound call's INVITE transaction, with our To tag and Contact.
+    fn call_response(
+        &mut self,
+        chan: sirius_abi::ChannelId,
+        code: u16,
+        reason: &str,
+    ) -> Option<Message> {
+        let call = self.calls.get(&chan)?;
+        let mut r = build::response(&call.invite, code, reason, Some(call.source));
+        build::set_to_tag(&mut r, &call.local_tag);
+        if code < 300 {
+            r.push(HeaderName::Contact, format!("<sip:{}>", self.shared.bound));
+        }
+        r.push(
+            HeaderName::Server,
+            &self.shared.running().cfg.general.useragent,
+        );
+        Some(r)
+    }
+
+    fn answer_call(&mut self, chan: sirius_abi::ChannelId) {
+        let Some(call) = self.calls.get(&chan) else {
+            return;
+        };
+        if call.final_sent {
+            return;
+        }
+        let port = call.rtp.local_addr().map_or(0, |a| a.port());
+        let local = LocalMedia {
+            address: self.shared.bound.ip().to_string(),
+            session_id: u64::from(rand_u32()),
+            session_version: 1,
+            audio: crate::tech::format_specs(&call.codecs),
+            video: Vec::new(),
+            telephone_event: true,
+            audio_port: port,
+            video_port: 0,
+            direction: SdpDirection::SendRecv,
+        };
+        // An offer in the INVITE is answered; without one (late offer) we offer
+        // here and the answer comes in the ACK.
+        let sdp = match SessionDescription::parse(&call.invite.body) {
+            Ok(offer) => sdp_answer(&offer, &local).map(|(sd, _)| sd).ok(),
+            Err(_) => Some(sirius_sip::sdp::negotiate::offer(&local)),
+        };
+        let (tx, invite, local_tag) = (call.tx, call.invite.clone(), call.local_tag.clone());
+        let Some(mut ok) = self.call_response(chan, 200, "OK") else {
+            return;
+        };
+        ok.push(HeaderName::Allow, self.caps.allow());
+        ok.push(HeaderName::Supported, SUPPORTED);
+        if let Some(sd) = sdp {
+            ok.set_body("application/sdp", sd.to_bytes());
+        }
+        self.send_response(tx, ok);
+        let contact = format!("sip:{}", self.shared.bound);
+        match sirius_sip::dialog::Dialog::from_uas(&invite, &local_tag, &contact) {
+            Ok(mut d) => {
+                d.confirm();
+                if let Some(call) = self.calls.get_mut(&chan) {
+                    call.dialog = Some(d.id.clone());
+                    call.final_sent = true;
+                }
+                self.dialogs.insert(d);
+            }
+            Err(e) => log::warn!("no dialog for answered call: {e}"),
+        }
+    }
+
+    fn indicate_call(&mut self, chan: sirius_abi::ChannelId, ind: sirius_abi::Indication) {
+        use sirius_abi::Indication::*;
+        let Some(call) = self.calls.get(&chan) else {
+            return;
+        };
+        if call.final_sent {
+            return;
+        }
+        let tx = call.tx;
+        let (code, reason, is_final) = match ind {
+            Ringing => (180, "Ringing", false),
+            Progress => (183, "Session Progress", false),
+            Busy => (486, "Busy Here", true),
+            Congestion => (503, "Service Unavailable", true),
+            _ => return,
+        };
+        if let Some(r) = self.call_response(chan, code, reason) {
+            self.send_response(tx, r);
+        }
+        if is_final {
+            if let Some(call) = self.calls.get_mut(&chan) {
+                call.final_sent = true;
             }
         }
     }
+
+    /// Ends a call on the wire: the final response if unanswered, BYE if answered.
+    fn hangup_call(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
+        let Some(call) = self.calls.remove(&chan) else {
+            return;
+        };
+        self.count_calls();
+        if !call.final_sent {
+            // Asterisk sends 603 for a normal hangup of a call it never answered.
+            let (code, reason) = if matches!(cause.0, 0 | 16) {
+                (603, "Declined")
+            } else {
+                cause_to_sip(cause)
+            };
+            let mut r = build::response(&call.invite, code, reason, Some(call.source));
+            build::set_to_tag(&mut r, &call.local_tag);
+            self.send_response(call.tx, r);
+            return;
+        }
+        let Some(id) = call.dialog else { return };
+        let Some(mut d) = self.dialogs.remove(&id) else {
+            return;
+        };
+        let via = sirius_sip::message::Via::new(
+            "UDP",
+            host_of(self.shared.bound),
+            Some(self.shared.bound.port()),
+            &build::new_branch(),
+        );
+        let mut bye = d.request(Method::Bye, &via, None);
+        bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
+        self.send_client(bye, call.source, Owner::Bye, Instant::now());
+    }
+
+    fn chan_for_tx(&self, tx: TxId) -> Option<sirius_abi::ChannelId> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.tx == tx)
+            .map(|(id, _)| *id)
+    }
+
+    fn chan_for_dialog(&self, id: &sirius_sip::dialog::DialogId) -> Option<sirius_abi::ChannelId> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.dialog.as_ref() == Some(id))
+            .map(|(ch, _)| *ch)
+    }
+}
+
+fn host_of(addr: SocketAddr) -> sirius_sip::message::Host {
+    match addr.ip() {
+        std::net::IpAddr::V4(a) => sirius_sip::message::Host::V4(a),
+        std::net::IpAddr::V6(a) => sirius_sip::message::Host::V6(a),
+    }
+}
+
+fn rand_u32() -> u32 {
+    u32::from_str_radix(&build::random_token()[..8], 16).unwrap_or(1)
 }

@@ -89,11 +89,17 @@ impl SipTech {
 
     /// Calls in progress (the module's use count).
     pub fn calls(&self) -> u32 {
-        0
+        self.shared
+            .active_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Hangs up every call (forced unload).
+    /// Hangs up every call (forced unload): the monitor does it on shutdown.
     pub fn hangup_all(&self) {}
+
+    fn send(&self, cmd: crate::monitor::Command) -> Result<(), Cause> {
+        self.shared.commands.send(cmd).map_err(|_| Cause::FAILURE)
+    }
 }
 
 impl ChannelDriver for SipTech {
@@ -148,12 +154,16 @@ impl ChannelDriver for SipTech {
         Err(Cause::FACILITY_NOT_IMPLEMENTED)
     }
 
-    fn answer(&self, _chan: ChannelId) -> Result<(), Cause> {
-        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    fn answer(&self, chan: ChannelId) -> Result<(), Cause> {
+        self.send(crate::monitor::Command::Answer(chan))
     }
 
-    fn hangup(&self, _chan: ChannelId, _cause: Cause) -> Result<(), Cause> {
-        Ok(())
+    fn hangup(&self, chan: ChannelId, cause: Cause) -> Result<(), Cause> {
+        self.send(crate::monitor::Command::Hangup(chan, cause))
+    }
+
+    fn indicate(&self, chan: ChannelId, indication: sirius_abi::Indication) -> Result<(), Cause> {
+        self.send(crate::monitor::Command::Indicate(chan, indication))
     }
 
     fn device_state(&self, resource: &str) -> DeviceState {

@@ -83,6 +83,7 @@ header_names! {
     MimeVersion => "MIME-Version";
     Organization => "Organization";
     Priority => "Priority";
+    Reason => "Reason";
     ProxyAuthenticate => "Proxy-Authenticate";
     ProxyAuthorization => "Proxy-Authorization";
     ProxyRequire => "Proxy-Require";

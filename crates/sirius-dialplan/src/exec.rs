@@ -1,0 +1,414 @@
+//! Running the dialplan on a channel: Asterisk's `__ast_pbx_run`. One thread
+//! per call (as Asterisk's PBX threads), stepping through priorities and
+//! running applications until the channel hangs up or the extension ends
+//! (autofallthrough: hang up).
+
+use crate::dialplan::Dialplan;
+use sirius_abi::{Capabilities, Cause, ChannelId, Codec, Indication};
+use sirius_core::Core;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where execution goes after an application.
+enum Next {
+    Continue,
+    Goto {
+        context: String,
+        exten: String,
+        target: String,
+    },
+    Stop,
+}
+
+/// Starts the dialplan thread for `chan` at `context`/`exten` priority 1.
+pub fn spawn(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: String, exten: String) {
+    let name = format!("pbx-{}", chan.0);
+    let r = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || run(&core, &dp, chan, context, exten));
+    if let Err(e) = r {
+        log::error!("cannot start a PBX thread: {e}");
+    }
+}
+
+fn alive(core: &Core, chan: ChannelId) -> bool {
+    core.channels.get(chan).is_some()
+}
+
+fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mut exten: String) {
+    let mut prio: u32 = 1;
+    loop {
+        let Some(ch) = core.channels.get(chan) else {
+            return;
+        };
+        let Some((ctx, ext)) = dp.find(&context, &exten) else {
+            log::info!(
+                "Extension '{exten}' not found in context '{context}': hanging up '{}'",
+                ch.name
+            );
+            let _ = core.hangup(chan, Cause::UNALLOCATED);
+            return;
+        };
+        let Some(step) = ext.steps.iter().find(|s| s.priority == prio) else {
+            // Autofallthrough: the extension ran out of priorities.
+            log::info!(
+                "Auto fallthrough, channel '{}' status is 'UNKNOWN'",
+                ch.name
+            );
+            let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+            return;
+        };
+        let data = substitute(&step.data, &|v| {
+            lookup(core, dp, chan, &exten, &context, prio, v)
+        });
+        core.channels.update(chan, |c| {
+            c.context = ctx.name.clone();
+            c.exten = exten.clone();
+            c.priority = prio;
+            c.application = step.app.clone();
+            c.app_data = data.clone();
+        });
+        log::info!(
+            "    -- Executing [{exten}@{}:{prio}] {}(\"{}\", \"{data}\") in new stack",
+            ctx.name,
+            step.app,
+            ch.name
+        );
+        let next = execute(core, chan, &step.app, &data, &ctx.name);
+        if !alive(core, chan) {
+            return;
+        }
+        match next {
+            Next::Continue => prio += 1,
+            Next::Stop => return,
+            Next::Goto {
+                context: c,
+                exten: e,
+                target,
+            } => {
+                context = c;
+                exten = e;
+                let Some((_, ext)) = dp.find(&context, &exten) else {
+                    log::warn!("Goto: no extension '{exten}' in '{context}'");
+                    let _ = core.hangup(chan, Cause::UNALLOCATED);
+                    return;
+                };
+                prio = match target.parse::<u32>() {
+                    Ok(n) => n,
+                    Err(_) => match ext
+                        .steps
+                        .iter()
+                        .find(|s| s.label.as_deref() == Some(target.as_str()))
+                    {
+                        Some(s) => s.priority,
+                        None => {
+                            log::warn!("Goto: no label '{target}' in {exten}@{context}");
+                            let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+                            return;
+                        }
+                    },
+                };
+            }
+        }
+    }
+}
+
+/// Sleeps up to `d`, returning early (false) if the channel hangs up.
+fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if !alive(core, chan) {
+            return false;
+        }
+        std::thread::sleep(
+            Duration::from_millis(20).min(end.saturating_duration_since(Instant::now())),
+        );
+    }
+    alive(core, chan)
+}
+
+fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
+    let name = name.trim_start_matches('_').to_string();
+    core.channels.update(chan, |c| {
+        c.vars.insert(name, value.to_string());
+    });
+}
+
+/// Asterisk's `handle_cause` in app_dial: what DIALSTATUS a failed request gives.
+fn dialstatus(cause: Cause) -> &'static str {
+    match cause.0 {
+        17 => "BUSY",
+        34 | 42 => "CONGESTION",
+        19 | 18 => "NOANSWER",
+        _ => "CHANUNAVAIL",
+    }
+}
+
+fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &str) -> Next {
+    let args: Vec<&str> = if data.is_empty() {
+        Vec::new()
+    } else {
+        data.split(',').collect()
+    };
+    match app.to_ascii_lowercase().as_str() {
+        "noop" => Next::Continue,
+        "verbose" => {
+            let msg = if args.len() > 1 {
+                data.split_once(',').map_or(data, |(_, m)| m)
+            } else {
+                data
+            };
+            log::info!("{msg}");
+            Next::Continue
+        }
+        "set" => {
+            if let Some((k, v)) = data.split_once('=') {
+                set_var(core, chan, k.trim(), v);
+            }
+            Next::Continue
+        }
+        "answer" => match core.answer(chan) {
+            Ok(()) => Next::Continue,
+            Err(c) => {
+                log::warn!("Answer failed: {c}");
+                let _ = core.hangup(chan, c);
+                Next::Stop
+            }
+        },
+        "hangup" => {
+            let cause = args
+                .first()
+                .and_then(|a| {
+                    a.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .map(Cause)
+                        .or_else(|| Cause::from_name(a.trim()))
+                })
+                .unwrap_or(Cause::NORMAL_CLEARING);
+            set_var(core, chan, "HANGUPCAUSE", &cause.0.to_string());
+            let _ = core.hangup(chan, cause);
+            Next::Stop
+        }
+        "wait" => {
+            let secs: f64 = args
+                .first()
+                .and_then(|a| a.trim().parse().ok())
+                .unwrap_or(0.0);
+            if wait(core, chan, Duration::from_secs_f64(secs.max(0.0))) {
+                Next::Continue
+            } else {
+                Next::Stop
+            }
+        }
+        "ringing" => {
+            let _ = core.indicate(chan, Indication::Ringing);
+            Next::Continue
+        }
+        "progress" => {
+            let _ = core.indicate(chan, Indication::Progress);
+            Next::Continue
+        }
+        "busy" | "congestion" => {
+            let (ind, cause) = if app.eq_ignore_ascii_case("busy") {
+                (Indication::Busy, Cause::BUSY)
+            } else {
+                (Indication::Congestion, Cause::CONGESTION)
+            };
+            let _ = core.indicate(chan, ind);
+            let _ = core.hangup(chan, cause);
+            Next::Stop
+        }
+        "goto" => goto_target(&args, context, core, chan),
+        "gotoif" => {
+            let (cond, rest) = data.split_once('?').unwrap_or((data, ""));
+            let (yes, no) = rest.split_once(':').unwrap_or((rest, ""));
+            let truthy = !cond.trim().is_empty() && cond.trim() != "0";
+            let pick = if truthy { yes } else { no };
+            if pick.trim().is_empty() {
+                Next::Continue
+            } else {
+                let a: Vec<&str> = pick.split(',').collect();
+                goto_target(&a, context, core, chan)
+            }
+        }
+        "dial" => {
+            // Dial(Tech/resource[&Tech/resource…][,timeout[,options]])
+            let targets = args.first().copied().unwrap_or("");
+            let caps = core
+                .channels
+                .get(chan)
+                .map(|c| Capabilities::of(&c.codecs))
+                .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
+            let mut status = "CHANUNAVAIL";
+            for t in targets.split('&').filter(|t| !t.is_empty()) {
+                let Some((tech, resource)) = t.split_once('/') else {
+                    log::warn!("Dial: bad target '{t}'");
+                    continue;
+                };
+                match core.request(tech, caps, resource, Some(chan)) {
+                    Ok(out) => {
+                        // Placing the call and bridging come with outbound calls.
+                        let _ = core.hangup(out, Cause::FACILITY_NOT_IMPLEMENTED);
+                    }
+                    Err(c) => {
+                        log::info!(
+                            "Unable to create channel of type '{tech}' (cause {} - {})",
+                            c.0,
+                            c.description()
+                        );
+                        status = dialstatus(c);
+                    }
+                }
+            }
+            set_var(core, chan, "DIALSTATUS", status);
+            Next::Continue
+        }
+        other => {
+            log::warn!("No application '{other}' for extension in context '{context}': hanging up");
+            let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+            Next::Stop
+        }
+    }
+}
+
+fn goto_target(args: &[&str], context: &str, core: &Core, chan: ChannelId) -> Next {
+    let exten_now = core.channels.get(chan).map(|c| c.exten).unwrap_or_default();
+    let t: Vec<String> = args.iter().map(|s| s.trim().to_string()).collect();
+    match t.as_slice() {
+        [p] => Next::Goto {
+            context: context.to_string(),
+            exten: exten_now,
+            target: p.clone(),
+        },
+        [e, p] => Next::Goto {
+            context: context.to_string(),
+            exten: e.clone(),
+            target: p.clone(),
+        },
+        [c, e, p] => Next::Goto {
+            context: c.clone(),
+            exten: e.clone(),
+            target: p.clone(),
+        },
+        _ => Next::Continue,
+    }
+}
+
+fn lookup(
+    core: &Core,
+    dp: &Dialplan,
+    chan: ChannelId,
+    exten: &str,
+    context: &str,
+    prio: u32,
+    name: &str,
+) -> String {
+    let Some(c) = core.channels.get(chan) else {
+        return String::new();
+    };
+    match name {
+        "EXTEN" => exten.to_string(),
+        "CONTEXT" => context.to_string(),
+        "PRIORITY" => prio.to_string(),
+        "CHANNEL" => c.name.clone(),
+        "UNIQUEID" => c.uniqueid.clone(),
+        "CALLERID(num)" => c.caller_num.clone(),
+        "CALLERID(name)" => c.caller_name.clone(),
+        _ => c
+            .vars
+            .get(name)
+            .cloned()
+            .or_else(|| dp.globals.get(name).cloned())
+            .unwrap_or_default(),
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:offset:length}` (nested expansions inside the braces first).
+pub fn substitute(s: &str, get: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        // Find the matching close brace.
+        let mut depth = 1;
+        let mut end = None;
+        let bytes = after.as_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            if bytes[j] == b'{' {
+                depth += 1;
+            } else if bytes[j] == b'}' {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(j);
+                    break;
+                }
+            }
+            j += 1;
+        }
+        let Some(end) = end else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let inner = substitute(&after[..end], get);
+        out.push_str(&expand_one(&inner, get));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn expand_one(inner: &str, get: &dyn Fn(&str) -> String) -> String {
+    // ${NAME:offset[:length]} — but CALLERID(num) style names keep their parentheses.
+    let (name, slice) = match inner.find(':') {
+        Some(c) if !inner[..c].contains('(') || inner[..c].contains(')') => {
+            (&inner[..c], Some(&inner[c + 1..]))
+        }
+        _ => (inner, None),
+    };
+    let value = get(name);
+    let Some(slice) = slice else { return value };
+    let chars: Vec<char> = value.chars().collect();
+    let mut parts = slice.splitn(2, ':');
+    let off: i64 = parts
+        .next()
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap_or(0);
+    let len: Option<i64> = parts.next().and_then(|l| l.trim().parse().ok());
+    let n = chars.len() as i64;
+    let start = if off < 0 {
+        (n + off).max(0)
+    } else {
+        off.min(n)
+    };
+    let end = match len {
+        None => n,
+        Some(l) if l < 0 => (n + l).max(start),
+        Some(l) => (start + l).min(n),
+    };
+    chars[start as usize..end as usize].iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute;
+
+    #[test]
+    fn variables_and_slices() {
+        let get = |n: &str| match n {
+            "EXTEN" => "6001".to_string(),
+            "CALLERID(num)" => "alice".to_string(),
+            "X" => "EXTEN".to_string(),
+            _ => String::new(),
+        };
+        assert_eq!(substitute("SIP/${EXTEN:1}", &get), "SIP/001");
+        assert_eq!(substitute("${EXTEN:-2}", &get), "01");
+        assert_eq!(substitute("${EXTEN:0:2}", &get), "60");
+        assert_eq!(substitute("from ${CALLERID(num)}", &get), "from alice");
+        assert_eq!(substitute("${${X}}", &get), "6001");
+        assert_eq!(substitute("${UNSET}x", &get), "x");
+        assert_eq!(substitute("no ${close", &get), "no ${close");
+    }
+}

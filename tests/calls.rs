@@ -1,0 +1,155 @@
+//! Inbound calls from a real peer (sipp) through chan_sip and the dialplan.
+
+use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup};
+use std::time::Duration;
+
+const SIP_TOML: &str = r#"
+[general]
+udpbindaddr = "127.0.0.1:0"
+
+[peers.sipp]
+type = "peer"
+host = "127.0.0.1"
+insecure = ["invite", "port"]
+context = "test"
+allow = ["ulaw", "alaw"]
+"#;
+
+const EXTENSIONS: &str = r#"
+[test]
+"100" = ["Answer()", "Wait(5)", "Hangup()"]
+"101" = ["Busy()"]
+"102" = ["Ringing()", "Wait(20)"]
+"103" = ["Answer()", "Wait(0.3)", "Hangup()"]
+"104" = ["Set(N=${EXTEN:2})", "GotoIf(${N}?busy:cong)", "cong: Congestion()", "busy: Busy()"]
+"105" = ["Answer()", "Wait(3)", "Hangup()"]
+"#;
+
+fn pbx() -> Daemon {
+    Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", SIP_TOML), ("extensions.toml", EXTENSIONS)],
+    })
+}
+
+fn call(d: &Daemon, args: &[&str]) -> (i32, String) {
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let mut all = vec![target.as_str(), "-p", port.as_str(), "-m", "1"];
+    all.extend_from_slice(args);
+    sipp(&all)
+}
+
+fn sf(name: &str) -> String {
+    scenario(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_answered_call_ends_when_the_caller_hangs_up() {
+    let d = pbx();
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "100", "-d", "300"]);
+    assert_eq!(
+        code, 0,
+        "INVITE/200/ACK/BYE/200 with sipp's own UAC:\n{out}"
+    );
+    assert_eq!(
+        d.rx("core show calls").ok().trim_end(),
+        "0 active calls\n1 call processed"
+    );
+    let log = d.messages();
+    assert!(
+        log.contains("-- Executing [100@test:1] Answer(\"SIP/sipp-00000001\", \"\") in new stack"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Hungup 'SIP/sipp-00000001' (NORMAL_CLEARING, 16)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_pbx_hangs_up_an_answered_call_with_bye() {
+    let d = pbx();
+    let (code, out) = call(&d, &["-sf", &sf("uac_remote_bye.xml"), "-s", "103"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn busy_congestion_and_unknown_extensions_get_their_responses() {
+    let d = pbx();
+    let (code, out) = call(&d, &["-sf", &sf("uac_busy.xml"), "-s", "101"]);
+    assert_eq!(code, 0, "Busy() must answer 486:\n{out}");
+    // GotoIf on a substituted variable: 104 -> N=4 -> busy label.
+    let (code, out) = call(&d, &["-sf", &sf("uac_busy.xml"), "-s", "104"]);
+    assert_eq!(
+        code, 0,
+        "GotoIf(${{N}}?busy:cong) must reach Busy():\n{out}"
+    );
+    let (code, out) = call(&d, &["-sf", &sf("uac_not_found.xml"), "-s", "999"]);
+    assert_eq!(code, 0, "an unknown extension must get 404:\n{out}");
+    assert!(d
+        .messages()
+        .contains("to extension '999' rejected because extension not found in context 'test'."));
+}
+
+#[test]
+fn no_common_codec_gets_488() {
+    let d = pbx();
+    let (code, out) = call(&d, &["-sf", &sf("uac_no_codec.xml"), "-s", "100"]);
+    assert_eq!(
+        code, 0,
+        "a G.729-only offer to a ulaw/alaw peer must get 488:\n{out}"
+    );
+    assert_eq!(
+        d.rx("core show calls").ok().trim_end(),
+        "0 active calls\n0 calls processed"
+    );
+}
+
+#[test]
+fn cancel_while_ringing_gets_487_and_frees_the_channel() {
+    let d = pbx();
+    let (code, out) = call(&d, &["-sf", &sf("uac_cancel.xml"), "-s", "102"]);
+    assert_eq!(code, 0, "180 then CANCEL: 200 and 487:\n{out}");
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
+}
+
+#[test]
+fn a_call_in_progress_shows_in_core_show_channels_and_holds_the_module() {
+    let d = pbx();
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target, "-p", &port, "-m", "1", "-sn", "uac", "-s", "105", "-d", "1500",
+        ])
+    });
+    let chans = d.wait_for("core show channels", Duration::from_secs(5), |o| {
+        o.contains("Wait(3)")
+    });
+    let row = format!(
+        "{:<64} {:<32} {:<7} {:<30}",
+        "SIP/sipp-00000001", "105@test:2", "Up", "Wait(3)"
+    );
+    assert!(chans.contains(&row), "{chans}");
+    assert!(
+        chans.contains("1 active channel\n1 active call\n"),
+        "{chans}"
+    );
+    assert!(d.rx("module show").ok().contains(&format!(
+        "{:<30} {:<40} {:<10}",
+        "chan_sip.so", "Session Initiation Protocol (SIP)", 1
+    )));
+    assert!(d
+        .rx("module unload chan_sip")
+        .failed()
+        .contains("in use (1 active)"));
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
+}
