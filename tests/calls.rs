@@ -13,6 +13,7 @@ host = "127.0.0.1"
 insecure = ["invite", "port"]
 context = "test"
 allow = ["ulaw", "alaw"]
+call-limit = 1
 "#;
 
 const EXTENSIONS: &str = r#"
@@ -152,4 +153,38 @@ fn a_call_in_progress_shows_in_core_show_channels_and_holds_the_module() {
     d.wait_for("core show channels count", Duration::from_secs(5), |o| {
         o.starts_with("0 active channels")
     });
+}
+
+#[test]
+fn call_limit_refuses_the_second_concurrent_call_with_480() {
+    let d = pbx();
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let first = std::thread::spawn(move || {
+        sipp(&[
+            &target, "-p", &port, "-m", "1", "-sn", "uac", "-s", "105", "-d", "1500",
+        ])
+    });
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("1 active channel")
+    });
+    let inuse = d.rx("sip show inuse").ok();
+    assert!(
+        inuse.contains(&format!("{:<25} {:<15} {:<15} ", "sipp", "1/0/0", "1")),
+        "{inuse}"
+    );
+    let (code, out) = call(&d, &["-sf", &sf("uac_call_limit.xml"), "-s", "100"]);
+    assert_eq!(code, 0, "the second concurrent call must get 480:\n{out}");
+    assert!(d
+        .messages()
+        .contains("Call from peer 'sipp' rejected due to usage limit of 1"));
+    let (code, out) = first.join().unwrap();
+    assert_eq!(code, 0, "the first call is unaffected:\n{out}");
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
+    assert!(d
+        .rx("sip show inuse")
+        .ok()
+        .contains(&format!("{:<25} {:<15} {:<15} ", "sipp", "0/0/0", "1")));
 }

@@ -18,6 +18,7 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show peers", "List defined SIP peers", "Usage: sip show peers [like <pattern>]\n       Lists all known SIP peers."),
         row("sip show peer", "Show details on specific SIP peer", "Usage: sip show peer <name>\n       Shows all details on one SIP peer and the current status."),
         row("sip show settings", "Show SIP global settings", "Usage: sip show settings\n       Provides detailed list of the configuration of the SIP channel."),
+        row("sip show inuse", "List all inuse/limits", "Usage: sip show inuse [all]\n       List all SIP peers' calls in use and their call-limit."),
         row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
         row("sip qualify peer", "Send an OPTIONS packet to a peer", "Usage: sip qualify peer <name>\n       Send a SIP OPTIONS request to a peer to check if it is up."),
         row("sip reload", "Reload SIP configuration", "Usage: sip reload\n       Reloads SIP configuration from sip.toml"),
@@ -38,6 +39,8 @@ pub fn run(
         ["sip", "show", "peer", name] => show_peer(shared, name),
         ["sip", "show", "settings"] => Ok(show_settings(shared)),
         ["sip", "show", "registry"] => Ok(show_registry(shared)),
+        ["sip", "show", "inuse"] => Ok(show_inuse(shared, false)),
+        ["sip", "show", "inuse", "all"] => Ok(show_inuse(shared, true)),
         ["sip", "qualify", "peer", name] => {
             if !shared.running().peers.contains_key(*name) {
                 return Err(format!("Peer '{name}' not found"));
@@ -226,6 +229,29 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
             .map_or("no".to_string(), |ms| format!("{ms} ms")),
     );
     Ok(o)
+}
+
+/// `sip show inuse`: `* Peer name  In use  Limit`, in-use shown as inuse/ringing/onhold.
+fn show_inuse(shared: &Shared, all: bool) -> String {
+    let running = shared.running();
+    let inuse = shared.inuse.lock();
+    let mut o = format!("{:<25} {:<15} {:<15} \n", "* Peer name", "In use", "Limit");
+    let mut names: Vec<&String> = running.peers.keys().collect();
+    names.sort();
+    for n in names {
+        let p = &running.peers[n];
+        let used = inuse.get(n).copied().unwrap_or(0);
+        if !all && p.call_limit == 0 && used == 0 {
+            continue;
+        }
+        let limit = if p.call_limit == 0 {
+            "N/A".to_string()
+        } else {
+            p.call_limit.to_string()
+        };
+        o += &format!("{:<25} {:<15} {:<15} \n", n, format!("{used}/0/0"), limit);
+    }
+    o
 }
 
 fn show_registry(shared: &Shared) -> String {

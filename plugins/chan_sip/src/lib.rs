@@ -81,6 +81,8 @@ pub struct Shared {
     pub commands: tokio::sync::mpsc::UnboundedSender<monitor::Command>,
     /// Calls in progress (the module's use count), kept by the monitor.
     pub active_calls: std::sync::atomic::AtomicU32,
+    /// Calls in progress per peer (call-limit, `sip show inuse`).
+    pub inuse: Mutex<HashMap<String, u32>>,
 }
 
 impl Shared {
@@ -149,6 +151,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         outbound: Mutex::new(Vec::new()),
         commands,
         active_calls: std::sync::atomic::AtomicU32::new(0),
+        inuse: Mutex::new(HashMap::new()),
     });
     monitor::reconcile(&shared);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

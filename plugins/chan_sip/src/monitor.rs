@@ -65,6 +65,8 @@ struct InboundCall {
     rtp: std::net::UdpSocket,
     codecs: Vec<sirius_abi::Codec>,
     dialog: Option<sirius_sip::dialog::DialogId>,
+    /// The peer the call counts against (call-limit, `sip show inuse`).
+    peer: Option<String>,
 }
 
 /// Who started a client transaction.
@@ -701,6 +703,25 @@ impl Monitor {
                 AuthOutcome::Ignore => return,
             }
         }
+        // call-limit: calls in progress with this peer, in and out (update_call_counter).
+        if let Some(p) = peer.filter(|p| p.call_limit > 0) {
+            let inuse = self.shared.inuse.lock().get(&p.name).copied().unwrap_or(0);
+            if inuse >= p.call_limit {
+                log::info!(
+                    "Call from peer '{}' rejected due to usage limit of {}",
+                    p.name,
+                    p.call_limit
+                );
+                return self.respond(
+                    tx,
+                    msg,
+                    source,
+                    480,
+                    "Temporarily Unavailable (Call limit)",
+                    &[],
+                );
+            }
+        }
         let codecs = peer.map_or_else(
             || crate::config::DEFAULT_CODECS.to_vec(),
             |p| p.codecs.clone(),
@@ -767,6 +788,7 @@ impl Monitor {
             }
         };
         // Registered before the dialplan starts: its thread may answer at once.
+        let peer_name = peer.map(|p| p.name.clone());
         let rtp = match std::net::UdpSocket::bind((self.shared.bound.ip(), 0)) {
             Ok(s) => s,
             Err(e) => {
@@ -791,6 +813,7 @@ impl Monitor {
                     |p| p.codecs.clone(),
                 ),
                 dialog: None,
+                peer: peer_name,
             },
         );
         self.count_calls();
@@ -807,6 +830,13 @@ impl Monitor {
         self.shared
             .active_calls
             .store(self.calls.len() as u32, Ordering::Relaxed);
+        let mut inuse = self.shared.inuse.lock();
+        inuse.clear();
+        for c in self.calls.values() {
+            if let Some(p) = &c.peer {
+                *inuse.entry(p.clone()).or_default() += 1;
+            }
+        }
     }
 
     /// A response on an inbound call's INVITE transaction, with our To tag and Contact.
