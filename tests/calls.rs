@@ -188,3 +188,137 @@ fn call_limit_refuses_the_second_concurrent_call_with_480() {
         .ok()
         .contains(&format!("{:<25} {:<15} {:<15} ", "sipp", "0/0/0", "1")));
 }
+
+/// A callee played by sipp in the background (`-sn uas` or a scenario), one call.
+struct Callee(std::process::Child);
+
+impl Callee {
+    fn start(port: u16, scenario_args: &[&str]) -> Callee {
+        let child = std::process::Command::new("sipp")
+            .args(scenario_args)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-i",
+                "127.0.0.1",
+                "-m",
+                "1",
+                "-nostdin",
+                "-timeout",
+                "20s",
+                "-timeout_error",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sipp");
+        std::thread::sleep(Duration::from_millis(300));
+        Callee(child)
+    }
+
+    /// Waits (bounded) for the callee's scenario to end; its exit status.
+    fn finish(mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Callee {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dial_pbx(callee_port: u16) -> Daemon {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n[peers.ghost]\nhost = \"dynamic\"\nsecret = \"x\"\n"
+    );
+    let ext = r#"
+[test]
+"200" = ["Dial(SIP/callee,5)", "Hangup()"]
+"201" = ["Dial(SIP/callee,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-NOANSWER: Congestion()", "st-CHANUNAVAIL: Congestion()"]
+"202" = ["Dial(SIP/ghost,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-CHANUNAVAIL: Congestion()"]
+"#;
+    Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
+    })
+}
+
+#[test]
+fn dial_connects_two_phones_and_a_bye_ends_both_legs() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = Callee::start(callee_port, &["-sn", "uas"]);
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "200", "-d", "800"]);
+    assert_eq!(code, 0, "caller: INVITE, 200, ACK, BYE, 200:\n{out}");
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "callee: INVITE, 180, 200, ACK, BYE from the PBX, 200"
+    );
+    let log = d.messages();
+    assert!(log.contains("    -- Called SIP/callee"), "{log}");
+    assert!(
+        log.contains("SIP/callee-00000002 answered SIP/sipp-00000001; bridged"),
+        "{log}"
+    );
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
+}
+
+#[test]
+fn a_busy_callee_sets_dialstatus_busy() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = Callee::start(callee_port, &["-sf", &sf("uas_busy.xml")]);
+    let (code, out) = call(&d, &["-sf", &sf("uac_busy.xml"), "-s", "201"]);
+    assert_eq!(
+        code, 0,
+        "DIALSTATUS=BUSY must lead to Busy() and a 486 for the caller:\n{out}"
+    );
+    assert_eq!(callee.finish(), Some(0));
+}
+
+#[test]
+fn an_unregistered_peer_sets_dialstatus_chanunavail() {
+    let d = dial_pbx(free_udp_port());
+    let (code, out) = call(&d, &["-sf", &sf("uac_congestion.xml"), "-s", "202"]);
+    assert_eq!(
+        code, 0,
+        "DIALSTATUS=CHANUNAVAIL must lead to Congestion() and a 503:\n{out}"
+    );
+    assert!(d
+        .messages()
+        .contains("Peer 'ghost' is not registered: cannot call it"));
+}
+
+#[test]
+fn the_caller_cancelling_cancels_the_ringing_callee() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = Callee::start(callee_port, &["-sf", &sf("uas_ring_cancel.xml")]);
+    let (code, out) = call(&d, &["-sf", &sf("uac_cancel.xml"), "-s", "200"]);
+    assert_eq!(
+        code, 0,
+        "the caller sees 180 (passed back by Dial), then 200 and 487 for its CANCEL:\n{out}"
+    );
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "the callee must get a CANCEL and ACK its 487"
+    );
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
+}

@@ -62,6 +62,9 @@ pub struct Channel {
 /// All live channels, with Asterisk's counters.
 pub struct ChannelRegistry {
     channels: RwLock<BTreeMap<ChannelId, Channel>>,
+    /// Causes of recently ended channels, for whoever waited on them (Dial's
+    /// DIALSTATUS). Bounded: the oldest entries go first.
+    ended: parking_lot::Mutex<std::collections::VecDeque<(ChannelId, Cause)>>,
     next_id: AtomicU64,
     name_seq: AtomicU32,
     calls_processed: AtomicU64,
@@ -78,6 +81,7 @@ impl ChannelRegistry {
     pub fn new() -> ChannelRegistry {
         ChannelRegistry {
             channels: RwLock::new(BTreeMap::new()),
+            ended: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             next_id: AtomicU64::new(1),
             name_seq: AtomicU32::new(1),
             calls_processed: AtomicU64::new(0),
@@ -165,7 +169,22 @@ impl ChannelRegistry {
         if c.cause == Cause::NOT_DEFINED {
             c.cause = cause;
         }
+        let mut ended = self.ended.lock();
+        if ended.len() >= 4096 {
+            ended.pop_front();
+        }
+        ended.push_back((id, c.cause));
         Some(c)
+    }
+
+    /// Why a channel that no longer exists ended, if it ended recently.
+    pub fn ended_cause(&self, id: ChannelId) -> Option<Cause> {
+        self.ended
+            .lock()
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == id)
+            .map(|(_, c)| *c)
     }
 
     /// A copy of one channel.

@@ -232,44 +232,142 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
                 goto_target(&a, context, core, chan)
             }
         }
-        "dial" => {
-            // Dial(Tech/resource[&Tech/resource…][,timeout[,options]])
-            let targets = args.first().copied().unwrap_or("");
-            let caps = core
-                .channels
-                .get(chan)
-                .map(|c| Capabilities::of(&c.codecs))
-                .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
-            let mut status = "CHANUNAVAIL";
-            for t in targets.split('&').filter(|t| !t.is_empty()) {
-                let Some((tech, resource)) = t.split_once('/') else {
-                    log::warn!("Dial: bad target '{t}'");
-                    continue;
-                };
-                match core.request(tech, caps, resource, Some(chan)) {
-                    Ok(out) => {
-                        // Placing the call and bridging come with outbound calls.
-                        let _ = core.hangup(out, Cause::FACILITY_NOT_IMPLEMENTED);
-                    }
-                    Err(c) => {
-                        log::info!(
-                            "Unable to create channel of type '{tech}' (cause {} - {})",
-                            c.0,
-                            c.description()
-                        );
-                        status = dialstatus(c);
-                    }
-                }
-            }
-            set_var(core, chan, "DIALSTATUS", status);
-            Next::Continue
-        }
+        "dial" => dial(core, chan, &args),
         other => {
             log::warn!("No application '{other}' for extension in context '{context}': hanging up");
             let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
             Next::Stop
         }
     }
+}
+
+/// `Dial(Tech/res[&Tech/res…][,timeout])`: calls every target at once; the first
+/// to answer is bridged with the caller and the others are hung up
+/// (ANSWERED_ELSEWHERE). Ringing is passed back to the caller. DIALSTATUS is
+/// ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION or CHANUNAVAIL as app_dial sets it.
+fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
+    let targets = args.first().copied().unwrap_or("");
+    let timeout = args
+        .get(1)
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .map(Duration::from_secs);
+    let caps = core
+        .channels
+        .get(chan)
+        .map(|c| Capabilities::of(&c.codecs))
+        .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
+    let mut status = "CHANUNAVAIL";
+    let mut outs = Vec::new();
+    for t in targets.split('&').map(str::trim).filter(|t| !t.is_empty()) {
+        let Some((tech, resource)) = t.split_once('/') else {
+            log::warn!("Dial: bad target '{t}'");
+            continue;
+        };
+        match core.request(tech, caps, resource, Some(chan)) {
+            Ok(out) => {
+                match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
+                    Ok(()) => {
+                        log::info!("    -- Called {t}");
+                        outs.push(out);
+                    }
+                    Err(c) => {
+                        status = dialstatus(c);
+                        let _ = core.hangup(out, c);
+                    }
+                }
+            }
+            Err(c) => {
+                log::info!(
+                    "Unable to create channel of type '{tech}' (cause {} - {})",
+                    c.0,
+                    c.description()
+                );
+                status = dialstatus(c);
+            }
+        }
+    }
+    if outs.is_empty() {
+        set_var(core, chan, "DIALSTATUS", status);
+        return Next::Continue;
+    }
+    let started = Instant::now();
+    let mut ringing_sent = false;
+    let answered = loop {
+        if !alive(core, chan) {
+            for o in &outs {
+                let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
+            }
+            return Next::Stop; // the caller hung up: DIALSTATUS=CANCEL, nothing left to run
+        }
+        let mut still = Vec::new();
+        let mut up = None;
+        for o in &outs {
+            match core.channels.get(*o) {
+                Some(c) if c.state == sirius_abi::ChannelState::Up => up = Some(*o),
+                Some(c) => {
+                    if c.state == sirius_abi::ChannelState::Ringing && !ringing_sent {
+                        let _ = core.indicate(chan, Indication::Ringing);
+                        ringing_sent = true;
+                    }
+                    still.push(*o);
+                }
+                None => {
+                    status = dialstatus(
+                        core.channels
+                            .ended_cause(*o)
+                            .unwrap_or(Cause::NORMAL_CLEARING),
+                    )
+                }
+            }
+        }
+        if let Some(winner) = up {
+            for o in outs.iter().filter(|o| **o != winner) {
+                let _ = core.hangup(*o, Cause::ANSWERED_ELSEWHERE);
+            }
+            break winner;
+        }
+        outs = still;
+        if outs.is_empty() {
+            set_var(core, chan, "DIALSTATUS", status);
+            return Next::Continue;
+        }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            for o in &outs {
+                let _ = core.hangup(*o, Cause::NO_ANSWER);
+            }
+            set_var(core, chan, "DIALSTATUS", "NOANSWER");
+            return Next::Continue;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    set_var(core, chan, "DIALSTATUS", "ANSWER");
+    if core
+        .channels
+        .get(chan)
+        .is_some_and(|c| c.state != sirius_abi::ChannelState::Up)
+    {
+        if let Err(c) = core.answer(chan) {
+            let _ = core.hangup(answered, c);
+            let _ = core.hangup(chan, c);
+            return Next::Stop;
+        }
+    }
+    // Bridge: a hangup on either leg now hangs up the other (Core::channel_gone).
+    core.channels
+        .update(chan, |c| c.bridged_to = Some(answered));
+    core.channels
+        .update(answered, |c| c.bridged_to = Some(chan));
+    let name = |id: ChannelId| {
+        core.channels
+            .get(id)
+            .map_or_else(|| id.to_string(), |c| c.name)
+    };
+    log::info!("    -- {} answered {}; bridged", name(answered), name(chan));
+    while alive(core, chan) && alive(core, answered) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Next::Stop
 }
 
 fn goto_target(args: &[&str], context: &str, core: &Core, chan: ChannelId) -> Next {

@@ -50,6 +50,36 @@ pub enum Command {
     Hangup(sirius_abi::ChannelId, sirius_abi::Cause),
     /// The core signals an indication (ringing, busy…).
     Indicate(sirius_abi::ChannelId, sirius_abi::Indication),
+    /// `request_call` created an outbound channel.
+    NewOutbound(OutboundSetup),
+    /// `call`: send the INVITE.
+    Place(sirius_abi::ChannelId),
+}
+
+/// What `request_call` resolved for an outbound leg.
+pub struct OutboundSetup {
+    /// The core's channel.
+    pub chan: sirius_abi::ChannelId,
+    /// Where the INVITE goes.
+    pub dest: SocketAddr,
+    /// Request-URI.
+    pub ruri: String,
+    /// The peer it counts against.
+    pub peer: Option<String>,
+    /// Codecs to offer, best first.
+    pub codecs: Vec<sirius_abi::Codec>,
+    /// Caller ID number for From.
+    pub caller: String,
+}
+
+/// A call we place (Dial).
+struct OutboundCall {
+    setup: OutboundSetup,
+    tx: Option<TxId>,
+    invite: Option<Message>,
+    rtp: std::net::UdpSocket,
+    dialog: Option<sirius_sip::dialog::DialogId>,
+    ack: Option<Message>,
 }
 
 /// An incoming call handed to the dialplan.
@@ -73,6 +103,8 @@ struct InboundCall {
 enum Owner {
     Poke(String),
     Register(usize),
+    /// The INVITE of an outbound call.
+    Outbound(sirius_abi::ChannelId),
     /// Our BYE: nothing to do with the answer.
     Bye,
 }
@@ -85,6 +117,7 @@ struct Monitor {
     caps: Capabilities,
     owners: std::collections::HashMap<TxId, Owner>,
     calls: std::collections::HashMap<sirius_abi::ChannelId, InboundCall>,
+    outbound: std::collections::HashMap<sirius_abi::ChannelId, OutboundCall>,
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -126,6 +159,7 @@ pub async fn run(
         caps: capabilities(),
         owners: std::collections::HashMap::new(),
         calls: std::collections::HashMap::new(),
+        outbound: std::collections::HashMap::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
@@ -153,6 +187,8 @@ pub async fn run(
                 Command::Answer(c) => m.answer_call(c),
                 Command::Hangup(c, cause) => m.hangup_call(c, cause),
                 Command::Indicate(c, ind) => m.indicate_call(c, ind),
+                Command::NewOutbound(setup) => m.new_outbound(setup),
+                Command::Place(c) => m.place_call(c),
             },
             _ = housekeeping.tick() => {
                 let gone = m.shared.registrar.lock().expire(unix_now());
@@ -442,6 +478,10 @@ impl Monitor {
 
     fn on_client_response(&mut self, tx: TxId, msg: &Message) {
         let code = msg.code().unwrap_or(0);
+        if let Some(Owner::Outbound(chan)) = self.owners.get(&tx) {
+            let chan = *chan;
+            return self.on_outbound_response(chan, msg, code);
+        }
         if code < 200 {
             return;
         }
@@ -495,7 +535,7 @@ impl Monitor {
                     self.send_client(req, dest, Owner::Register(i), now);
                 }
             }
-            Some(Owner::Bye) | None => {}
+            Some(Owner::Bye) | Some(Owner::Outbound(_)) | None => {}
         }
     }
 
@@ -503,6 +543,14 @@ impl Monitor {
         match self.owners.remove(&tx) {
             // The poke's own timer (2 x maxms) decides reachability.
             Some(Owner::Poke(_)) | Some(Owner::Bye) | None => {}
+            Some(Owner::Outbound(chan)) => {
+                if self.outbound.remove(&chan).is_some() {
+                    self.count_calls();
+                    self.shared
+                        .host
+                        .channel_hangup(chan, sirius_abi::Cause::NO_USER_RESPONSE);
+                }
+            }
             Some(Owner::Register(i)) => {
                 if let Some(r) = self.shared.outbound.lock().get_mut(i) {
                     r.sm.on_timeout(Instant::now());
@@ -600,6 +648,7 @@ impl Monitor {
                 self.respond(tx, &msg, source, 200, "OK", &[]);
                 if let Some(chan) = self.chan_for_dialog(&id) {
                     self.calls.remove(&chan);
+                    self.outbound.remove(&chan);
                     self.count_calls();
                     self.shared
                         .host
@@ -827,15 +876,16 @@ impl Monitor {
     }
 
     fn count_calls(&self) {
+        let total = self.calls.len() + self.outbound.len();
         self.shared
             .active_calls
-            .store(self.calls.len() as u32, Ordering::Relaxed);
+            .store(total as u32, Ordering::Relaxed);
         let mut inuse = self.shared.inuse.lock();
         inuse.clear();
-        for c in self.calls.values() {
-            if let Some(p) = &c.peer {
-                *inuse.entry(p.clone()).or_default() += 1;
-            }
+        let inbound = self.calls.values().filter_map(|c| c.peer.clone());
+        let outbound = self.outbound.values().filter_map(|c| c.setup.peer.clone());
+        for p in inbound.chain(outbound) {
+            *inuse.entry(p).or_default() += 1;
         }
     }
 
@@ -936,6 +986,9 @@ impl Monitor {
 
     /// Ends a call on the wire: the final response if unanswered, BYE if answered.
     fn hangup_call(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
+        if self.outbound.contains_key(&chan) {
+            return self.hangup_outbound(chan, cause);
+        }
         let Some(call) = self.calls.remove(&chan) else {
             return;
         };
@@ -975,10 +1028,209 @@ impl Monitor {
     }
 
     fn chan_for_dialog(&self, id: &sirius_sip::dialog::DialogId) -> Option<sirius_abi::ChannelId> {
-        self.calls
+        let inbound = self
+            .calls
             .iter()
-            .find(|(_, c)| c.dialog.as_ref() == Some(id))
+            .find(|(_, c)| c.dialog.as_ref() == Some(id));
+        let outbound = || {
+            self.outbound
+                .iter()
+                .find(|(_, c)| c.dialog.as_ref() == Some(id))
+        };
+        inbound
             .map(|(ch, _)| *ch)
+            .or_else(|| outbound().map(|(ch, _)| *ch))
+    }
+
+    fn via(&self) -> sirius_sip::message::Via {
+        let b = self.shared.bound;
+        sirius_sip::message::Via::new("UDP", host_of(b), Some(b.port()), &build::new_branch())
+    }
+
+    fn new_outbound(&mut self, setup: OutboundSetup) {
+        let chan = setup.chan;
+        match std::net::UdpSocket::bind((self.shared.bound.ip(), 0)) {
+            Ok(rtp) => {
+                let call = OutboundCall {
+                    setup,
+                    tx: None,
+                    invite: None,
+                    rtp,
+                    dialog: None,
+                    ack: None,
+                };
+                self.outbound.insert(chan, call);
+                self.count_calls();
+            }
+            Err(e) => {
+                log::error!("no RTP port for an outbound call: {e}");
+                self.shared
+                    .host
+                    .channel_hangup(chan, sirius_abi::Cause::CONGESTION);
+            }
+        }
+    }
+
+    /// `call`: checks the call-limit, then sends the INVITE with our offer.
+    fn place_call(&mut self, chan: sirius_abi::ChannelId) {
+        let Some(call) = self.outbound.get(&chan) else {
+            return;
+        };
+        let running = self.shared.running();
+        let limited = call
+            .setup
+            .peer
+            .as_ref()
+            .and_then(|n| running.peers.get(n))
+            .filter(|p| p.call_limit > 0);
+        if let Some(p) = limited {
+            // This leg is already counted: over the limit when the count exceeds it.
+            let inuse = self.shared.inuse.lock().get(&p.name).copied().unwrap_or(0);
+            if inuse > p.call_limit {
+                log::warn!(
+                    "Call to peer '{}' rejected due to usage limit of {}",
+                    p.name,
+                    p.call_limit
+                );
+                self.outbound.remove(&chan);
+                self.count_calls();
+                self.shared
+                    .host
+                    .channel_hangup(chan, sirius_abi::Cause::USER_BUSY);
+                return;
+            }
+        }
+        let bound = self.shared.bound;
+        let local = LocalMedia {
+            address: bound.ip().to_string(),
+            session_id: u64::from(rand_u32()),
+            session_version: 1,
+            audio: crate::tech::format_specs(&call.setup.codecs),
+            video: Vec::new(),
+            telephone_event: true,
+            audio_port: call.rtp.local_addr().map_or(0, |a| a.port()),
+            video_port: 0,
+            direction: SdpDirection::SendRecv,
+        };
+        let caller = if call.setup.caller.is_empty() {
+            "sirius".to_string()
+        } else {
+            call.setup.caller.clone()
+        };
+        let mut inv = Message::request(Method::Invite, call.setup.ruri.clone());
+        inv.push(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+        );
+        inv.push(HeaderName::MaxForwards, "70");
+        inv.push(
+            HeaderName::From,
+            format!("<sip:{caller}@{bound}>;tag={}", build::random_token()),
+        );
+        inv.push(HeaderName::To, format!("<{}>", call.setup.ruri));
+        inv.push(
+            HeaderName::CallId,
+            format!("{}@{}", build::random_token(), bound.ip()),
+        );
+        inv.push(HeaderName::CSeq, "102 INVITE");
+        inv.push(HeaderName::Contact, format!("<sip:{caller}@{bound}>"));
+        inv.push(HeaderName::Allow, self.caps.allow());
+        inv.push(HeaderName::Supported, SUPPORTED);
+        inv.push(HeaderName::UserAgent, &running.cfg.general.useragent);
+        inv.set_body(
+            "application/sdp",
+            sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
+        );
+        let dest = call.setup.dest;
+        match self
+            .layer
+            .send_request(Instant::now(), inv.clone(), dest, Transport::Udp)
+        {
+            Ok(tx) => {
+                self.owners.insert(tx, Owner::Outbound(chan));
+                if let Some(c) = self.outbound.get_mut(&chan) {
+                    c.tx = Some(tx);
+                    c.invite = Some(inv);
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot send INVITE to {dest}: {e}");
+                self.outbound.remove(&chan);
+                self.count_calls();
+                self.shared
+                    .host
+                    .channel_hangup(chan, sirius_abi::Cause::FAILURE);
+            }
+        }
+    }
+
+    fn on_outbound_response(&mut self, chan: sirius_abi::ChannelId, msg: &Message, code: u16) {
+        let via = self.via();
+        let Some(call) = self.outbound.get_mut(&chan) else {
+            return;
+        };
+        let dest = call.setup.dest;
+        match code {
+            180 | 183 => self
+                .shared
+                .host
+                .channel_set_state(chan, ChannelState::Ringing),
+            200..=299 => {
+                // A retransmitted 2xx: the same ACK again.
+                if let Some(ack) = call.ack.clone() {
+                    return self.layer.send_stateless(dest, Transport::Udp, &ack);
+                }
+                let Some(invite) = call.invite.clone() else {
+                    return;
+                };
+                let contact = format!("sip:{}", self.shared.bound);
+                let mut d = match sirius_sip::dialog::Dialog::from_uac(&invite, msg, &contact) {
+                    Ok(d) => d,
+                    Err(e) => return log::warn!("bad 2xx to our INVITE: {e}"),
+                };
+                let ack = d.request(Method::Ack, &via, Some(102));
+                self.layer.send_stateless(dest, Transport::Udp, &ack);
+                call.ack = Some(ack);
+                call.dialog = Some(d.id.clone());
+                self.dialogs.insert(d);
+                self.shared.host.channel_set_state(chan, ChannelState::Up);
+            }
+            300..=699 => {
+                self.outbound.remove(&chan);
+                self.owners
+                    .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
+                self.count_calls();
+                self.shared
+                    .host
+                    .channel_hangup(chan, crate::causes::sip_to_cause(code));
+            }
+            _ => {}
+        }
+    }
+
+    /// CANCEL while ringing, BYE once answered.
+    fn hangup_outbound(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
+        let Some(call) = self.outbound.remove(&chan) else {
+            return;
+        };
+        self.owners
+            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
+        self.count_calls();
+        match (call.dialog, call.tx) {
+            (Some(id), _) => {
+                if let Some(mut d) = self.dialogs.remove(&id) {
+                    let mut bye = d.request(Method::Bye, &self.via(), None);
+                    bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
+                    self.send_client(bye, call.setup.dest, Owner::Bye, Instant::now());
+                }
+            }
+            (None, Some(tx)) => {
+                if let Err(e) = self.layer.cancel(Instant::now(), tx) {
+                    log::debug!("cannot cancel {tx:?}: {e}");
+                }
+            }
+            (None, None) => {}
+        }
     }
 }
 

@@ -122,7 +122,7 @@ impl ChannelDriver for SipTech {
         &self,
         caps: Capabilities,
         dest: &str,
-        _requestor: Option<ChannelId>,
+        requestor: Option<ChannelId>,
     ) -> Result<ChannelId, Cause> {
         let running = self.shared.running();
         let target = parse_dest(dest, |n| running.peers.contains_key(n)).ok_or_else(|| {
@@ -145,13 +145,88 @@ impl ChannelDriver for SipTech {
                 return Err(Cause::UNREGISTERED);
             }
         }
-        // Placing the INVITE (call()) is the next step of this driver.
-        log::warn!("outbound SIP calls are not implemented yet: refusing SIP/{dest}");
-        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+        let (addr, exten, peer, codecs) = match &target {
+            Target::Peer { peer, exten } => {
+                let p = &running.peers[peer];
+                let binding = || self.shared.registrar.lock().binding(peer).map(|b| b.addr);
+                let addr = p.addr.or_else(binding).ok_or(Cause::UNREGISTERED)?;
+                if self
+                    .shared
+                    .qualify
+                    .lock()
+                    .get(peer)
+                    .is_some_and(|q| !q.status().reachable())
+                {
+                    log::info!("Peer '{peer}' is UNREACHABLE: not calling it");
+                    return Err(Cause::SUBSCRIBER_ABSENT);
+                }
+                let codecs: Vec<Codec> = p
+                    .codecs
+                    .iter()
+                    .copied()
+                    .filter(|c| caps.contains(*c))
+                    .collect();
+                (
+                    addr,
+                    exten.clone().unwrap_or_else(|| p.username.clone()),
+                    Some(peer.clone()),
+                    codecs,
+                )
+            }
+            Target::Address { addr, exten } => {
+                let codecs: Vec<Codec> = crate::config::DEFAULT_CODECS
+                    .iter()
+                    .copied()
+                    .filter(|c| caps.contains(*c))
+                    .collect();
+                if codecs.is_empty() {
+                    return Err(Cause::BEARERCAPABILITY_NOTAVAIL);
+                }
+                (
+                    *addr,
+                    exten.clone().unwrap_or_else(|| "s".into()),
+                    None,
+                    codecs,
+                )
+            }
+        };
+        // Passing the calling channel's caller ID into From needs a CoreServices
+        // query that does not exist yet; until then From is `sirius`.
+        let _ = requestor;
+        let caller = String::new();
+        let info = self.shared.host.channel_alloc(sirius_abi::ChannelSpec {
+            tech: "SIP".into(),
+            resource: peer.clone().unwrap_or_else(|| addr.ip().to_string()).into(),
+            state: sirius_abi::ChannelState::Down,
+            direction: sirius_abi::Direction::Outbound,
+            context: "".into(),
+            exten: "".into(),
+            caller_num: caller.clone().into(),
+            caller_name: "".into(),
+            codecs: codecs.clone().into(),
+            accountcode: "".into(),
+        })?;
+        let ruri = format!("sip:{exten}@{addr}");
+        let setup = crate::monitor::OutboundSetup {
+            chan: info.id,
+            dest: addr,
+            ruri,
+            peer,
+            codecs,
+            caller,
+        };
+        if self
+            .send(crate::monitor::Command::NewOutbound(setup))
+            .is_err()
+        {
+            self.shared.host.channel_hangup(info.id, Cause::FAILURE);
+            return Err(Cause::FAILURE);
+        }
+        Ok(info.id)
     }
 
-    fn call(&self, _chan: ChannelId, _dest: &str, _timeout_ms: u32) -> Result<(), Cause> {
-        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    fn call(&self, chan: ChannelId, _dest: &str, _timeout_ms: u32) -> Result<(), Cause> {
+        self.send(crate::monitor::Command::Place(chan))
     }
 
     fn answer(&self, chan: ChannelId) -> Result<(), Cause> {
