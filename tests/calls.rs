@@ -1,6 +1,6 @@
 //! Inbound calls from a real peer (sipp) through chan_sip and the dialplan.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup};
+use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup, SippProcess};
 use std::time::Duration;
 
 const SIP_TOML: &str = r#"
@@ -189,54 +189,6 @@ fn call_limit_refuses_the_second_concurrent_call_with_480() {
         .contains(&format!("{:<25} {:<15} {:<15} ", "sipp", "0/0/0", "1")));
 }
 
-/// A callee played by sipp in the background (`-sn uas` or a scenario), one call.
-struct Callee(std::process::Child);
-
-impl Callee {
-    fn start(port: u16, scenario_args: &[&str]) -> Callee {
-        let child = std::process::Command::new("sipp")
-            .args(scenario_args)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-i",
-                "127.0.0.1",
-                "-m",
-                "1",
-                "-nostdin",
-                "-timeout",
-                "20s",
-                "-timeout_error",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("sipp");
-        std::thread::sleep(Duration::from_millis(300));
-        Callee(child)
-    }
-
-    /// Waits (bounded) for the callee's scenario to end; its exit status.
-    fn finish(mut self) -> Option<i32> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Callee {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn dial_pbx(callee_port: u16) -> Daemon {
     let sip = format!(
         "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n[peers.ghost]\nhost = \"dynamic\"\nsecret = \"x\"\n"
@@ -258,7 +210,7 @@ fn dial_pbx(callee_port: u16) -> Daemon {
 fn dial_connects_two_phones_and_a_bye_ends_both_legs() {
     let callee_port = free_udp_port();
     let d = dial_pbx(callee_port);
-    let callee = Callee::start(callee_port, &["-sn", "uas"]);
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
     let (code, out) = call(&d, &["-sn", "uac", "-s", "200", "-d", "800"]);
     assert_eq!(code, 0, "caller: INVITE, 200, ACK, BYE, 200:\n{out}");
     assert_eq!(
@@ -281,7 +233,7 @@ fn dial_connects_two_phones_and_a_bye_ends_both_legs() {
 fn a_busy_callee_sets_dialstatus_busy() {
     let callee_port = free_udp_port();
     let d = dial_pbx(callee_port);
-    let callee = Callee::start(callee_port, &["-sf", &sf("uas_busy.xml")]);
+    let callee = SippProcess::start(callee_port, &["-sf", &sf("uas_busy.xml"), "-m", "1"]);
     let (code, out) = call(&d, &["-sf", &sf("uac_busy.xml"), "-s", "201"]);
     assert_eq!(
         code, 0,
@@ -307,7 +259,7 @@ fn an_unregistered_peer_sets_dialstatus_chanunavail() {
 fn the_caller_cancelling_cancels_the_ringing_callee() {
     let callee_port = free_udp_port();
     let d = dial_pbx(callee_port);
-    let callee = Callee::start(callee_port, &["-sf", &sf("uas_ring_cancel.xml")]);
+    let callee = SippProcess::start(callee_port, &["-sf", &sf("uas_ring_cancel.xml"), "-m", "1"]);
     let (code, out) = call(&d, &["-sf", &sf("uac_cancel.xml"), "-s", "200"]);
     assert_eq!(
         code, 0,

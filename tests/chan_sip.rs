@@ -1,6 +1,6 @@
 //! chan_sip driven by a real peer (sipp, Debian's sip-tester) on 127.0.0.1.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup};
+use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup, SippProcess};
 
 const SIP_TOML: &str = r#"
 [general]
@@ -243,44 +243,18 @@ fn chan_sip_unloads_and_loads_again_on_the_same_port() {
     let _ = port_before;
 }
 
-/// A sipp process running in the background, killed on drop.
-struct Background(std::process::Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sipp_uas(file: &str, port: u16, extra: &[&str]) -> Background {
-    let child = std::process::Command::new("sipp")
-        .args([
-            "-sf",
-            scenario(file).to_str().unwrap(),
-            "-p",
-            &port.to_string(),
-            "-i",
-            "127.0.0.1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-        ])
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("sipp (apt-get install sip-tester)");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    Background(child)
+fn sipp_uas(file: &str, port: u16, extra: &[&str]) -> SippProcess {
+    let sf = scenario(file);
+    let mut args = vec!["-sf", sf.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    SippProcess::start(port, &args)
 }
 
 #[test]
 fn an_outbound_registration_reaches_registered_and_unregisters_on_unload() {
     use std::time::Duration;
     let reg_port = free_udp_port();
-    let mut registrar = sipp_uas("registrar_uas.xml", reg_port, &["-m", "1"]);
+    let registrar = sipp_uas("registrar_uas.xml", reg_port, &["-m", "1"]);
     let cfg = format!(
         "{SIP_TOML}\n[[register]]\nuser = \"carol\"\nsecret = \"carol-pw\"\nhost = \"127.0.0.1\"\nport = {reg_port}\nexpiry = 120\ncontact = \"5000\"\n"
     );
@@ -322,19 +296,8 @@ fn an_outbound_registration_reaches_registered_and_unregisters_on_unload() {
         d.rx("module unload chan_sip").ok().trim_end(),
         "Unloaded chan_sip.so"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = registrar.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the registrar never saw the unregistration"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
     assert_eq!(
-        status.code(),
+        registrar.finish(),
         Some(0),
         "sipp registrar scenario failed (digest, nc or Expires: 0 wrong)"
     );

@@ -301,3 +301,51 @@ pub fn sipp(args: &[&str]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// A sipp process in the background (a callee, a registrar, an OPTIONS
+/// responder), bound to `127.0.0.1:<port>`. Killed on drop.
+pub struct SippProcess(Child);
+
+impl SippProcess {
+    /// Starts sipp with `args` on `port` and gives it a moment to bind.
+    pub fn start(port: u16, args: &[&str]) -> SippProcess {
+        let child = Command::new("sipp")
+            .args(args)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-i",
+                "127.0.0.1",
+                "-nostdin",
+                "-timeout",
+                "30s",
+                "-timeout_error",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp (apt-get install sip-tester)");
+        std::thread::sleep(Duration::from_millis(300));
+        SippProcess(child)
+    }
+
+    /// Waits (bounded) for the scenario to end; sipp's exit status.
+    pub fn finish(mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for SippProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

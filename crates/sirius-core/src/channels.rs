@@ -163,6 +163,13 @@ impl ChannelRegistry {
         ok
     }
 
+    /// Undoes [`ChannelRegistry::start_pbx`] for a call the dialplan refused.
+    pub fn unstart_pbx(&self, id: ChannelId) {
+        if self.update(id, |c| c.pbx = false) {
+            self.calls_processed.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Removes a channel, recording its final cause; returns it as it was.
     pub fn remove(&self, id: ChannelId, cause: Cause) -> Option<Channel> {
         let mut c = self.channels.write().remove(&id)?;

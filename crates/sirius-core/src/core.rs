@@ -258,13 +258,15 @@ impl Core {
             log::warn!("No dialplan is loaded: cannot start a PBX on '{name}'");
             return Err(Cause::NO_ROUTE_DESTINATION);
         };
-        // Counted as a call only once the engine has taken it: a call refused
-        // here (no such extension) never ran a PBX.
-        engine.start(self, chan)?;
+        // Marked before the engine starts: its thread may finish (and free the
+        // channel) before `start` returns. A refused call (no such extension)
+        // is unmarked: it never ran a PBX.
         if !self.channels.start_pbx(chan) {
             return Err(Cause::INVALID_CALL_REFERENCE);
         }
-        Ok(())
+        engine
+            .start(self, chan)
+            .inspect_err(|_| self.channels.unstart_pbx(chan))
     }
 
     /// Asks the daemon to stop. `Gracefully` refuses new calls at once and stops

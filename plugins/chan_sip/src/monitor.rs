@@ -385,25 +385,11 @@ impl Monitor {
         };
         q.poke_sent(now);
         drop(qualify);
-        let bound = self.shared.bound;
-        let mut m = Message::request(Method::Options, format!("sip:{}@{dest}", peer.username));
-        m.push(
-            HeaderName::Via,
-            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+        let mut m = self.new_request(
+            Method::Options,
+            format!("sip:{}@{dest}", peer.username),
+            "sirius",
         );
-        m.push(HeaderName::MaxForwards, "70");
-        m.push(
-            HeaderName::From,
-            format!("<sip:sirius@{bound}>;tag={}", build::random_token()),
-        );
-        m.push(HeaderName::To, format!("<sip:{}@{dest}>", peer.username));
-        m.push(
-            HeaderName::CallId,
-            format!("{}@{}", build::random_token(), bound.ip()),
-        );
-        m.push(HeaderName::CSeq, "102 OPTIONS");
-        m.push(HeaderName::Contact, format!("<sip:sirius@{bound}>"));
-        m.push(HeaderName::UserAgent, &running.cfg.general.useragent);
         m.push(HeaderName::Accept, ACCEPT);
         self.send_client(m, dest, Owner::Poke(name.to_string()), now);
     }
@@ -1042,6 +1028,35 @@ impl Monitor {
             .or_else(|| outbound().map(|(ch, _)| *ch))
     }
 
+    /// A request outside any dialog from `from_user` at our address: fresh
+    /// branch, tag and Call-ID (OPTIONS pokes, outgoing INVITEs).
+    fn new_request(&self, method: Method, ruri: String, from_user: &str) -> Message {
+        let bound = self.shared.bound;
+        let cseq = format!("102 {method}");
+        let mut m = Message::request(method, ruri.clone());
+        m.push(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+        );
+        m.push(HeaderName::MaxForwards, "70");
+        m.push(
+            HeaderName::From,
+            format!("<sip:{from_user}@{bound}>;tag={}", build::random_token()),
+        );
+        m.push(HeaderName::To, format!("<{ruri}>"));
+        m.push(
+            HeaderName::CallId,
+            format!("{}@{}", build::random_token(), bound.ip()),
+        );
+        m.push(HeaderName::CSeq, cseq);
+        m.push(HeaderName::Contact, format!("<sip:{from_user}@{bound}>"));
+        m.push(
+            HeaderName::UserAgent,
+            &self.shared.running().cfg.general.useragent,
+        );
+        m
+    }
+
     fn via(&self) -> sirius_sip::message::Via {
         let b = self.shared.bound;
         sirius_sip::message::Via::new("UDP", host_of(b), Some(b.port()), &build::new_branch())
@@ -1117,26 +1132,9 @@ impl Monitor {
         } else {
             call.setup.caller.clone()
         };
-        let mut inv = Message::request(Method::Invite, call.setup.ruri.clone());
-        inv.push(
-            HeaderName::Via,
-            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
-        );
-        inv.push(HeaderName::MaxForwards, "70");
-        inv.push(
-            HeaderName::From,
-            format!("<sip:{caller}@{bound}>;tag={}", build::random_token()),
-        );
-        inv.push(HeaderName::To, format!("<{}>", call.setup.ruri));
-        inv.push(
-            HeaderName::CallId,
-            format!("{}@{}", build::random_token(), bound.ip()),
-        );
-        inv.push(HeaderName::CSeq, "102 INVITE");
-        inv.push(HeaderName::Contact, format!("<sip:{caller}@{bound}>"));
+        let mut inv = self.new_request(Method::Invite, call.setup.ruri.clone(), &caller);
         inv.push(HeaderName::Allow, self.caps.allow());
         inv.push(HeaderName::Supported, SUPPORTED);
-        inv.push(HeaderName::UserAgent, &running.cfg.general.useragent);
         inv.set_body(
             "application/sdp",
             sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
