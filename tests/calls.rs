@@ -274,3 +274,18 @@ fn the_caller_cancelling_cancels_the_ringing_callee() {
         o.starts_with("0 active channels")
     });
 }
+
+#[test]
+fn re_invites_hold_and_unhold_and_a_lower_cseq_is_refused() {
+    let d = pbx();
+    let (code, out) = call(&d, &["-sf", &sf("uac_reinvite.xml"), "-s", "100"]);
+    assert_eq!(
+        code, 0,
+        "hold answered recvonly, unhold sendrecv, lower CSeq 500, BYE 200:\n{out}"
+    );
+    let log = d.messages();
+    assert!(
+        log.contains("put on hold by the far end") && log.contains("active (not on hold)"),
+        "{log}"
+    );
+}

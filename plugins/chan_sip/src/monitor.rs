@@ -581,6 +581,11 @@ impl Monitor {
     fn on_request(&mut self, tx: TxId, msg: Message, source: SocketAddr, cancels: Option<TxId>) {
         let method = msg.method().cloned().unwrap_or(Method::Ack);
         match (&method, self.dialogs.classify(&msg)) {
+            (method, Classified::InDialog(id))
+                if !matches!(method, Method::Bye | Method::Cancel) =>
+            {
+                self.on_in_dialog(tx, &msg, source, &id)
+            }
             (Method::Register, _) => self.on_register(tx, &msg, source),
             (Method::Options, _) => {
                 let allow = self.caps.allow();
@@ -630,6 +635,15 @@ impl Monitor {
                 }
             }
             (Method::Bye, Classified::InDialog(id)) => {
+                // A BYE out of CSeq order is refused like any in-dialog request.
+                if let Some(Err(e)) = self
+                    .dialogs
+                    .get_mut(&id)
+                    .map(|d| d.accept_remote_cseq(&msg))
+                {
+                    let (code, reason) = e.status();
+                    return self.respond(tx, &msg, source, code, reason, &[]);
+                }
                 self.dialogs.remove(&id);
                 self.respond(tx, &msg, source, 200, "OK", &[]);
                 if let Some(chan) = self.chan_for_dialog(&id) {
@@ -1011,6 +1025,88 @@ impl Monitor {
             .iter()
             .find(|(_, c)| c.tx == tx)
             .map(|(id, _)| *id)
+    }
+
+    /// A request inside an established dialog other than BYE: CSeq order is
+    /// checked (a lower one gets 500, RFC 3261 §12.2.2); a re-INVITE is answered
+    /// with our SDP (hold and unhold are noticed and logged); OPTIONS and INFO get 200.
+    fn on_in_dialog(
+        &mut self,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        id: &sirius_sip::dialog::DialogId,
+    ) {
+        let Some(d) = self.dialogs.get_mut(id) else {
+            return;
+        };
+        if let Err(e) = d.accept_remote_cseq(msg) {
+            let (code, reason) = e.status();
+            return self.respond(tx, msg, source, code, reason, &[]);
+        }
+        let method = msg.method().cloned().unwrap_or(Method::Ack);
+        if method != Method::Invite {
+            return self.respond(tx, msg, source, 200, "OK", &[]);
+        }
+        d.refresh_target(msg);
+        let local_tag = d.id.local_tag.clone();
+        let Some(chan) = self.chan_for_dialog(id) else {
+            return self.respond(tx, msg, source, 481, "Call/Transaction Does Not Exist", &[]);
+        };
+        let (port, codecs) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
+            (Some(c), _) => (c.rtp.local_addr().map_or(0, |a| a.port()), c.codecs.clone()),
+            (None, Some(c)) => (
+                c.rtp.local_addr().map_or(0, |a| a.port()),
+                c.setup.codecs.clone(),
+            ),
+            (None, None) => {
+                return self.respond(tx, msg, source, 481, "Call/Transaction Does Not Exist", &[])
+            }
+        };
+        let local = LocalMedia {
+            address: self.shared.bound.ip().to_string(),
+            session_id: u64::from(rand_u32()),
+            session_version: 2,
+            audio: crate::tech::format_specs(&codecs),
+            video: Vec::new(),
+            telephone_event: true,
+            audio_port: port,
+            video_port: 0,
+            direction: SdpDirection::SendRecv,
+        };
+        let sdp = if msg.body.is_empty() {
+            Some(sirius_sip::sdp::negotiate::offer(&local))
+        } else {
+            let Ok(offer) = SessionDescription::parse(&msg.body) else {
+                return self.respond(tx, msg, source, 400, "Bad Request (SDP)", &[]);
+            };
+            match sdp_answer(&offer, &local) {
+                Ok((sd, neg)) => {
+                    let held = neg.on_hold();
+                    log::info!(
+                        "{chan} {}",
+                        if held {
+                            "put on hold by the far end"
+                        } else {
+                            "active (not on hold)"
+                        }
+                    );
+                    self.shared.host.post_event(
+                        if held { "Hold" } else { "Unhold" },
+                        &[("Channel", chan.to_string())],
+                    );
+                    Some(sd)
+                }
+                Err(_) => return self.respond(tx, msg, source, 488, "Not Acceptable Here", &[]),
+            }
+        };
+        let mut ok = build::response(msg, 200, "OK", Some(source));
+        build::set_to_tag(&mut ok, &local_tag);
+        ok.push(HeaderName::Contact, format!("<sip:{}>", self.shared.bound));
+        if let Some(sd) = sdp {
+            ok.set_body("application/sdp", sd.to_bytes());
+        }
+        self.send_response(tx, ok);
     }
 
     fn chan_for_dialog(&self, id: &sirius_sip::dialog::DialogId) -> Option<sirius_abi::ChannelId> {
