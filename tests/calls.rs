@@ -289,3 +289,125 @@ fn re_invites_hold_and_unhold_and_a_lower_cseq_is_refused() {
         "{log}"
     );
 }
+
+/// The `m=audio` port of the first SDP in a sipp message trace that follows `marker`.
+fn audio_port_after(trace: &std::path::Path, marker: &str) -> Option<u16> {
+    let text = std::fs::read_to_string(trace).ok()?;
+    let at = text.find(marker)?;
+    let m = text[at..].find("m=audio ")?;
+    text[at + m + 8..].split_whitespace().next()?.parse().ok()
+}
+
+fn wait_port(trace: &std::path::Path, marker: &str) -> u16 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(p) = audio_port_after(trace, marker) {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SDP after '{marker}' in {}",
+            trace.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `n` RTP-shaped datagrams from `from` to `to`; counts what `sink` receives.
+fn pump(from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocket, n: u16) -> u16 {
+    sink.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut got = 0;
+    let mut buf = [0u8; 2048];
+    for seq in 0..n {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&[0u8; 168]);
+        from.send_to(&pkt, ("127.0.0.1", to)).unwrap();
+        if let Ok((len, _)) = sink.recv_from(&mut buf) {
+            if len == pkt.len() && buf[2..4] == seq.to_be_bytes() {
+                got += 1;
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn a_bridged_call_relays_rtp_both_ways() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let media_a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap(); // the caller's phone
+    let media_b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap(); // the callee's phone
+    let (port_a, port_b) = (
+        media_a.local_addr().unwrap().port(),
+        media_b.local_addr().unwrap().port(),
+    );
+    let callee_trace = d.root.path().join("callee_msgs.log");
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_media.xml"),
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &port_b.to_string(),
+            "-trace_msg",
+            "-message_file",
+            callee_trace.to_str().unwrap(),
+        ],
+    );
+    let caller_trace = d.root.path().join("caller_msgs.log");
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let (caller_port, mport, trace) = (
+        free_udp_port().to_string(),
+        port_a.to_string(),
+        caller_trace.to_str().unwrap().to_string(),
+    );
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target,
+            "-sf",
+            &sf("uac_media.xml"),
+            "-s",
+            "200",
+            "-p",
+            &caller_port,
+            "-m",
+            "1",
+            "-d",
+            "2500",
+            "-key",
+            "mport",
+            &mport,
+            "-trace_msg",
+            "-message_file",
+            &trace,
+        ])
+    });
+    // The PBX's RTP ports: in its 200 OK to the caller, and in its INVITE to the callee.
+    let pbx_a = wait_port(&caller_trace, "SIP/2.0 200 OK");
+    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("2 active channels")
+    });
+    std::thread::sleep(Duration::from_millis(200)); // the bridge starts once both legs are up
+    assert_eq!(pump(&media_a, pbx_a, &media_b, 50), 50, "caller -> callee");
+    assert_eq!(pump(&media_b, pbx_b, &media_a, 50), 50, "callee -> caller");
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(callee.finish(), Some(0));
+    let relayed: u64 = d
+        .rx("sip show settings")
+        .ok()
+        .lines()
+        .find(|l| l.contains("RTP packets relayed:"))
+        .and_then(|l| l.rsplit(':').next()?.trim().parse().ok())
+        .unwrap();
+    assert_eq!(relayed, 100);
+    assert!(d
+        .messages()
+        .contains("answered SIP/sipp-00000001; bridged (native_rtp)"));
+}

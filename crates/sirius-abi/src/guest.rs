@@ -59,6 +59,10 @@ pub trait ChannelDriver: Send + Sync + 'static {
     fn device_state(&self, _resource: &str) -> DeviceState {
         DeviceState::Unknown
     }
+    /// See [`ChannelTech::native_bridge`]. Technologies without one refuse.
+    fn native_bridge(&self, _a: ChannelId, _b: ChannelId) -> Result<(), Cause> {
+        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    }
 }
 
 /// A plugin instance, in plain Rust.
@@ -267,6 +271,9 @@ impl ChannelTech for GuardedTech {
             return RResult::RErr(Cause::INVALID_IE_CONTENTS);
         };
         guard("send_digit", || self.0.send_digit(chan, d, duration_ms))
+    }
+    fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
+        guard("native_bridge", || self.0.native_bridge(a, b))
     }
     fn device_state(&self, resource: RString) -> DeviceState {
         guard_or("device_state", DeviceState::Unknown, || {

@@ -46,6 +46,11 @@ pub trait ChannelTech: Send + Sync + Clone {
 
     /// Device state of a resource (a peer name).
     fn device_state(&self, resource: RString) -> DeviceState;
+
+    /// Both channels are this technology's: relay their media directly (Asterisk's
+    /// native RTP bridge), so no frame crosses the plugin boundary. An error means
+    /// the core must bridge them itself.
+    fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause>;
 }
 
 /// A channel technology object as the core holds it.

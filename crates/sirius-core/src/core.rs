@@ -219,6 +219,20 @@ impl Core {
         r
     }
 
+    /// Bridges two answered channels (Asterisk's basic bridge): a hangup on either
+    /// ends both. When both legs are one technology's it relays the media itself
+    /// (native bridge); otherwise media frames pass through `queue_frame`.
+    /// Returns the bridge technology used, for the log and `bridge show`.
+    pub fn bridge(&self, a: ChannelId, b: ChannelId) -> Result<&'static str, Cause> {
+        let (ta, tb) = (self.tech_of(a)?, self.tech_of(b)?);
+        self.channels.update(a, |c| c.bridged_to = Some(b));
+        self.channels.update(b, |c| c.bridged_to = Some(a));
+        if ta.module == tb.module && ta.tech.native_bridge(a, b).into_result().is_ok() {
+            return Ok("native_rtp");
+        }
+        Ok("simple_bridge")
+    }
+
     /// A channel ended (either side): frees it and hangs up the leg it was bridged to.
     pub fn channel_gone(&self, chan: ChannelId, cause: Cause) {
         let Some(c) = self.channels.remove(chan, cause) else {

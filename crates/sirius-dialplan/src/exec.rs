@@ -354,16 +354,17 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
         }
     }
     // Bridge: a hangup on either leg now hangs up the other (Core::channel_gone).
-    core.channels
-        .update(chan, |c| c.bridged_to = Some(answered));
-    core.channels
-        .update(answered, |c| c.bridged_to = Some(chan));
+    let how = core.bridge(chan, answered).unwrap_or("simple_bridge");
     let name = |id: ChannelId| {
         core.channels
             .get(id)
             .map_or_else(|| id.to_string(), |c| c.name)
     };
-    log::info!("    -- {} answered {}; bridged", name(answered), name(chan));
+    log::info!(
+        "    -- {} answered {}; bridged ({how})",
+        name(answered),
+        name(chan)
+    );
     while alive(core, chan) && alive(core, answered) {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -312,6 +312,10 @@ fn show_settings(shared: &Shared) -> String {
     );
     o += &line("Peers:", &running.peers.len().to_string());
     o += &line(
+        "RTP packets relayed:",
+        &shared.rtp_relayed.load(Ordering::Relaxed).to_string(),
+    );
+    o += &line(
         "Registered peers:",
         &shared.registrar.lock().bindings().len().to_string(),
     );

@@ -20,6 +20,7 @@ pub mod config;
 pub mod monitor;
 pub mod outbound;
 pub mod registrar;
+pub mod relay;
 pub mod tech;
 
 use config::{Peer, SipConfig};
@@ -83,6 +84,8 @@ pub struct Shared {
     pub active_calls: std::sync::atomic::AtomicU32,
     /// Calls in progress per peer (call-limit, `sip show inuse`).
     pub inuse: Mutex<HashMap<String, u32>>,
+    /// RTP packets relayed by native bridges since load.
+    pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Shared {
@@ -152,6 +155,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         commands,
         active_calls: std::sync::atomic::AtomicU32::new(0),
         inuse: Mutex::new(HashMap::new()),
+        rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     });
     monitor::reconcile(&shared);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

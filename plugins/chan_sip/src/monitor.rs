@@ -54,6 +54,8 @@ pub enum Command {
     NewOutbound(OutboundSetup),
     /// `call`: send the INVITE.
     Place(sirius_abi::ChannelId),
+    /// The core bridged two of our channels: relay their RTP.
+    Bridge(sirius_abi::ChannelId, sirius_abi::ChannelId),
 }
 
 /// What `request_call` resolved for an outbound leg.
@@ -80,6 +82,8 @@ struct OutboundCall {
     rtp: std::net::UdpSocket,
     dialog: Option<sirius_sip::dialog::DialogId>,
     ack: Option<Message>,
+    /// Where the callee receives media (its answer in the 2xx).
+    remote_rtp: Option<SocketAddr>,
 }
 
 /// An incoming call handed to the dialplan.
@@ -97,6 +101,8 @@ struct InboundCall {
     dialog: Option<sirius_sip::dialog::DialogId>,
     /// The peer the call counts against (call-limit, `sip show inuse`).
     peer: Option<String>,
+    /// Where the caller receives media (its offer, or its answer in the ACK).
+    remote_rtp: Option<SocketAddr>,
 }
 
 /// Who started a client transaction.
@@ -118,6 +124,8 @@ struct Monitor {
     owners: std::collections::HashMap<TxId, Owner>,
     calls: std::collections::HashMap<sirius_abi::ChannelId, InboundCall>,
     outbound: std::collections::HashMap<sirius_abi::ChannelId, OutboundCall>,
+    /// Running native bridges, by each of their channels.
+    relays: std::collections::HashMap<sirius_abi::ChannelId, tokio::task::AbortHandle>,
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -160,6 +168,7 @@ pub async fn run(
         owners: std::collections::HashMap::new(),
         calls: std::collections::HashMap::new(),
         outbound: std::collections::HashMap::new(),
+        relays: std::collections::HashMap::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
@@ -189,6 +198,7 @@ pub async fn run(
                 Command::Indicate(c, ind) => m.indicate_call(c, ind),
                 Command::NewOutbound(setup) => m.new_outbound(setup),
                 Command::Place(c) => m.place_call(c),
+                Command::Bridge(a, b) => m.start_relay(a, b),
             },
             _ = housekeeping.tick() => {
                 let gone = m.shared.registrar.lock().expire(unix_now());
@@ -288,6 +298,17 @@ impl Monitor {
                             .channel_hangup(chan, sirius_abi::Cause::RECOVERY_ON_TIMER_EXPIRE);
                     } else {
                         self.on_client_timeout(tx)
+                    }
+                }
+                Event::Ack {
+                    tx: Some(tx), msg, ..
+                } => {
+                    // Late offer: the caller's answer arrives in the ACK.
+                    if let Some(chan) = self.chan_for_tx(tx) {
+                        let addr = crate::relay::remote_audio(&msg.body);
+                        if let (Some(call), Some(addr)) = (self.calls.get_mut(&chan), addr) {
+                            call.remote_rtp = Some(addr);
+                        }
                     }
                 }
                 Event::Ack { .. } => {}
@@ -863,6 +884,7 @@ impl Monitor {
                 ),
                 dialog: None,
                 peer: peer_name,
+                remote_rtp: crate::relay::remote_audio(&msg.body),
             },
         );
         self.count_calls();
@@ -875,7 +897,15 @@ impl Monitor {
         }
     }
 
-    fn count_calls(&self) {
+    fn count_calls(&mut self) {
+        let (calls, outbound) = (&self.calls, &self.outbound);
+        self.relays.retain(|chan, h| {
+            let alive = calls.contains_key(chan) || outbound.contains_key(chan);
+            if !alive {
+                h.abort();
+            }
+            alive
+        });
         let total = self.calls.len() + self.outbound.len();
         self.shared
             .active_calls
@@ -1018,6 +1048,43 @@ impl Monitor {
         let mut bye = d.request(Method::Bye, &via, None);
         bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
         self.send_client(bye, call.source, Owner::Bye, Instant::now());
+    }
+
+    /// The RTP socket, far end and comedia setting of one of our legs.
+    fn leg(&self, chan: sirius_abi::ChannelId) -> Option<crate::relay::Leg> {
+        let running = self.shared.running();
+        let comedia = |peer: &Option<String>| {
+            peer.as_ref()
+                .and_then(|p| running.peers.get(p))
+                .is_some_and(|p| p.comedia)
+        };
+        let (sock, remote, learn) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
+            (Some(c), _) => (&c.rtp, c.remote_rtp, comedia(&c.peer)),
+            (None, Some(c)) => (&c.rtp, c.remote_rtp, comedia(&c.setup.peer)),
+            (None, None) => return None,
+        };
+        let sock = sock.try_clone().ok()?;
+        sock.set_nonblocking(true).ok()?;
+        let socket = tokio::net::UdpSocket::from_std(sock).ok()?;
+        Some(crate::relay::Leg {
+            socket,
+            remote,
+            learn,
+        })
+    }
+
+    fn start_relay(&mut self, a: sirius_abi::ChannelId, b: sirius_abi::ChannelId) {
+        let (Some(la), Some(lb)) = (self.leg(a), self.leg(b)) else {
+            return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
+        };
+        log::debug!(
+            "native RTP bridge {a} ({:?}) <-> {b} ({:?})",
+            la.remote,
+            lb.remote
+        );
+        let task = tokio::spawn(crate::relay::run(la, lb, self.shared.rtp_relayed.clone()));
+        self.relays.insert(a, task.abort_handle());
+        self.relays.insert(b, task.abort_handle());
     }
 
     fn chan_for_tx(&self, tx: TxId) -> Option<sirius_abi::ChannelId> {
@@ -1169,6 +1236,7 @@ impl Monitor {
                     rtp,
                     dialog: None,
                     ack: None,
+                    remote_rtp: None,
                 };
                 self.outbound.insert(chan, call);
                 self.count_calls();
@@ -1286,6 +1354,7 @@ impl Monitor {
                 self.layer.send_stateless(dest, Transport::Udp, &ack);
                 call.ack = Some(ack);
                 call.dialog = Some(d.id.clone());
+                call.remote_rtp = crate::relay::remote_audio(&msg.body);
                 self.dialogs.insert(d);
                 self.shared.host.channel_set_state(chan, ChannelState::Up);
             }

@@ -241,6 +241,10 @@ impl ChannelDriver for SipTech {
         self.send(crate::monitor::Command::Indicate(chan, indication))
     }
 
+    fn native_bridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
+        self.send(crate::monitor::Command::Bridge(a, b))
+    }
+
     fn device_state(&self, resource: &str) -> DeviceState {
         let running = self.shared.running();
         match running.peers.get(resource) {

@@ -1,0 +1,81 @@
+//! The native RTP bridge: two legs of a call, both ours, relay each other's
+//! media packets without decoding them and without any frame crossing into the
+//! core (Asterisk's `bridge_p2p_rtp_write`).
+//!
+//! A leg's far end is taken from its SDP. With `comedia` (or when the SDP gave
+//! no usable address) the far end is learned from where packets come from —
+//! what a phone behind NAT needs.
+
+use sirius_sip::sdp::SessionDescription;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+
+/// The first active audio stream's address in an SDP body.
+pub fn remote_audio(body: &[u8]) -> Option<SocketAddr> {
+    let sd = SessionDescription::parse(body).ok()?;
+    let m = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0)?;
+    let ip: std::net::IpAddr = sd
+        .connection_for(m)?
+        .address
+        .split('/')
+        .next()?
+        .parse()
+        .ok()?;
+    (!ip.is_unspecified()).then_some(SocketAddr::new(ip, m.port))
+}
+
+/// One leg as the relay sees it.
+pub struct Leg {
+    /// Our RTP socket for the leg.
+    pub socket: UdpSocket,
+    /// Where the leg's far end receives media.
+    pub remote: Option<SocketAddr>,
+    /// Learn the far end from received packets (comedia).
+    pub learn: bool,
+}
+
+/// Relays until aborted; counts relayed packets in `relayed`.
+pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
+    let (mut ra, mut rb) = (a.remote, b.remote);
+    let mut buf_a = vec![0u8; 2048];
+    let mut buf_b = vec![0u8; 2048];
+    loop {
+        tokio::select! {
+            r = a.socket.recv_from(&mut buf_a) => if let Ok((n, src)) = r {
+                if a.learn || ra.is_none() {
+                    ra = Some(src);
+                }
+                if let Some(dest) = rb {
+                    if b.socket.send_to(&buf_a[..n], dest).await.is_ok() {
+                        relayed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+            r = b.socket.recv_from(&mut buf_b) => if let Ok((n, src)) = r {
+                if b.learn || rb.is_none() {
+                    rb = Some(src);
+                }
+                if let Some(dest) = ra {
+                    if a.socket.send_to(&buf_b[..n], dest).await.is_ok() {
+                        relayed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remote_audio;
+
+    #[test]
+    fn finds_the_audio_address() {
+        let sdp = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 RTP/AVP 34\r\nm=audio 4000 RTP/AVP 0\r\n";
+        assert_eq!(remote_audio(sdp), Some("127.0.0.1:4000".parse().unwrap()));
+        let held = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        assert_eq!(remote_audio(held), None);
+    }
+}
