@@ -24,6 +24,7 @@ const EXTENSIONS: &str = r#"
 "103" = ["Answer()", "Wait(0.3)", "Hangup()"]
 "104" = ["Set(N=${EXTEN:2})", "GotoIf(${N}?busy:cong)", "cong: Congestion()", "busy: Busy()"]
 "105" = ["Answer()", "Wait(3)", "Hangup()"]
+"600" = ["Answer()", "Echo()"]
 "#;
 
 fn pbx() -> Daemon {
@@ -410,4 +411,53 @@ fn a_bridged_call_relays_rtp_both_ways() {
     assert!(d
         .messages()
         .contains("answered SIP/sipp-00000001; bridged (native_rtp)"));
+}
+
+#[test]
+fn the_echo_test_sends_the_callers_media_back() {
+    let d = pbx();
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let trace = d.root.path().join("echo_msgs.log");
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let (port, mport, tr) = (
+        free_udp_port().to_string(),
+        media.local_addr().unwrap().port().to_string(),
+        trace.to_str().unwrap().to_string(),
+    );
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target,
+            "-sf",
+            &sf("uac_media.xml"),
+            "-s",
+            "600",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "1500",
+            "-key",
+            "mport",
+            &mport,
+            "-trace_msg",
+            "-message_file",
+            &tr,
+        ])
+    });
+    let pbx_port = wait_port(&trace, "SIP/2.0 200 OK");
+    d.wait_for("core show channels", Duration::from_secs(5), |o| {
+        o.contains("Echo()")
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        pump(&media, pbx_port, &media, 20),
+        20,
+        "every packet comes back"
+    );
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
 }

@@ -233,6 +233,15 @@ impl Core {
         Ok("simple_bridge")
     }
 
+    /// `Echo()`: the channel's media comes back to it. Only technologies that can
+    /// do it natively (a channel "bridged" with itself) support it today.
+    pub fn echo(&self, chan: ChannelId) -> Result<(), Cause> {
+        self.tech_of(chan)?
+            .tech
+            .native_bridge(chan, chan)
+            .into_result()
+    }
+
     /// A channel ended (either side): frees it and hangs up the leg it was bridged to.
     pub fn channel_gone(&self, chan: ChannelId, cause: Cause) {
         let Some(c) = self.channels.remove(chan, cause) else {

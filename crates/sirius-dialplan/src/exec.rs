@@ -219,6 +219,27 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
             let _ = core.hangup(chan, cause);
             Next::Stop
         }
+        "echo" => {
+            // Answer if needed, loop the media back, and stay until the caller hangs up.
+            if core
+                .channels
+                .get(chan)
+                .is_some_and(|c| c.state != sirius_abi::ChannelState::Up)
+            {
+                if let Err(c) = core.answer(chan) {
+                    let _ = core.hangup(chan, c);
+                    return Next::Stop;
+                }
+            }
+            if let Err(c) = core.echo(chan) {
+                log::warn!("Echo is not supported on this channel: {c}");
+                return Next::Continue;
+            }
+            while alive(core, chan) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Next::Stop
+        }
         "goto" => goto_target(&args, context, core, chan),
         "gotoif" => {
             let (cond, rest) = data.split_once('?').unwrap_or((data, ""));

@@ -1074,6 +1074,13 @@ impl Monitor {
     }
 
     fn start_relay(&mut self, a: sirius_abi::ChannelId, b: sirius_abi::ChannelId) {
+        if a == b {
+            // A channel bridged with itself: Echo().
+            let Some(leg) = self.leg(a) else { return };
+            let task = tokio::spawn(crate::relay::echo(leg, self.shared.rtp_relayed.clone()));
+            self.relays.insert(a, task.abort_handle());
+            return;
+        }
         let (Some(la), Some(lb)) = (self.leg(a), self.leg(b)) else {
             return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
         };

@@ -36,6 +36,19 @@ pub struct Leg {
     pub learn: bool,
 }
 
+/// Echo: every packet from the leg's far end goes straight back to it (the
+/// `Echo()` application, with the media never leaving the plugin).
+pub async fn echo(leg: Leg, relayed: Arc<AtomicU64>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        if let Ok((n, src)) = leg.socket.recv_from(&mut buf).await {
+            if leg.socket.send_to(&buf[..n], src).await.is_ok() {
+                relayed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Relays until aborted; counts relayed packets in `relayed`.
 pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
     let (mut ra, mut rb) = (a.remote, b.remote);
