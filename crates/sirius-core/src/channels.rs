@@ -65,6 +65,9 @@ pub struct ChannelRegistry {
     /// Causes of recently ended channels, for whoever waited on them (Dial's
     /// DIALSTATUS). Bounded: the oldest entries go first.
     ended: parking_lot::Mutex<std::collections::VecDeque<(ChannelId, Cause)>>,
+    /// Bumped on every change; dialplan threads wait on it instead of polling.
+    generation: parking_lot::Mutex<u64>,
+    changed: parking_lot::Condvar,
     next_id: AtomicU64,
     name_seq: AtomicU32,
     calls_processed: AtomicU64,
@@ -82,6 +85,8 @@ impl ChannelRegistry {
         ChannelRegistry {
             channels: RwLock::new(BTreeMap::new()),
             ended: parking_lot::Mutex::new(std::collections::VecDeque::new()),
+            generation: parking_lot::Mutex::new(0),
+            changed: parking_lot::Condvar::new(),
             next_id: AtomicU64::new(1),
             name_seq: AtomicU32::new(1),
             calls_processed: AtomicU64::new(0),
@@ -135,13 +140,38 @@ impl ChannelRegistry {
 
     /// Applies `f` to a channel; false if it no longer exists.
     pub fn update(&self, id: ChannelId, f: impl FnOnce(&mut Channel)) -> bool {
-        match self.channels.write().get_mut(&id) {
+        let found = match self.channels.write().get_mut(&id) {
             Some(c) => {
                 f(c);
                 true
             }
             None => false,
+        };
+        if found {
+            self.bump();
         }
+        found
+    }
+
+    fn bump(&self) {
+        *self.generation.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    /// The current change generation (see [`ChannelRegistry::wait_change`]).
+    pub fn generation(&self) -> u64 {
+        *self.generation.lock()
+    }
+
+    /// Waits until something changed after generation `seen` (a state, a hangup),
+    /// or `timeout` passed; returns the generation now. Lets a dialplan thread
+    /// react to an answer at once instead of on its next poll.
+    pub fn wait_change(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let mut g = self.generation.lock();
+        if *g == seen {
+            self.changed.wait_for(&mut g, timeout);
+        }
+        *g
     }
 
     /// Records a state change; `Up` also records the answer time.
@@ -181,6 +211,8 @@ impl ChannelRegistry {
             ended.pop_front();
         }
         ended.push_back((id, c.cause));
+        drop(ended);
+        self.bump();
         Some(c)
     }
 

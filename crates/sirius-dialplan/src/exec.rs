@@ -116,15 +116,25 @@ fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mu
 /// Sleeps up to `d`, returning early (false) if the channel hangs up.
 fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
     let end = Instant::now() + d;
+    let mut seen = core.channels.generation();
     while Instant::now() < end {
         if !alive(core, chan) {
             return false;
         }
-        std::thread::sleep(
-            Duration::from_millis(20).min(end.saturating_duration_since(Instant::now())),
-        );
+        let left = end
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500));
+        seen = core.channels.wait_change(seen, left);
     }
     alive(core, chan)
+}
+
+/// Blocks while both channels exist (a bridge, an echo).
+fn wait_while_up(core: &Core, a: ChannelId, b: ChannelId) {
+    let mut seen = core.channels.generation();
+    while alive(core, a) && alive(core, b) {
+        seen = core.channels.wait_change(seen, Duration::from_millis(500));
+    }
 }
 
 fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
@@ -235,9 +245,7 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
                 log::warn!("Echo is not supported on this channel: {c}");
                 return Next::Continue;
             }
-            while alive(core, chan) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_while_up(core, chan, chan);
             Next::Stop
         }
         "goto" => goto_target(&args, context, core, chan),
@@ -314,6 +322,7 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
     }
     let started = Instant::now();
     let mut ringing_sent = false;
+    let mut seen = core.channels.generation();
     let answered = loop {
         if !alive(core, chan) {
             for o in &outs {
@@ -360,7 +369,7 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
             set_var(core, chan, "DIALSTATUS", "NOANSWER");
             return Next::Continue;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        seen = core.channels.wait_change(seen, Duration::from_millis(100));
     };
     set_var(core, chan, "DIALSTATUS", "ANSWER");
     if core
@@ -386,9 +395,7 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
         name(answered),
         name(chan)
     );
-    while alive(core, chan) && alive(core, answered) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_while_up(core, chan, answered);
     Next::Stop
 }
 

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Signalling benchmark: sipp UAC -> Sirius (Dial) -> sipp UAS, and the same
+# sipp UAC -> sipp UAS directly, on this machine, in the same run, so every
+# figure can be read as a ratio to the tools' own ceiling.
+#
+#   bench/sip_calls.sh                       # default rate steps
+#   RATES="200 500 1000" DURATION=10 bench/sip_calls.sh
+#
+# Writes bench/report-sip_calls.md. Loopback only; every sipp run is bounded
+# by -m (calls) and a timeout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATES="${RATES:-100 250 500 1000 2000}"
+DURATION="${DURATION:-8}"     # seconds per step
+HOLD_MS="${HOLD_MS:-0}"       # how long each call stays up
+command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" >&2; exit 1; }
+cargo build --release --workspace --quiet
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/etc"
+cat > "$work/etc/sirius.toml" <<CONF
+[general]
+verbose = 0
+[directories]
+modules = "$PWD/target/release"
+run = "$work/run"
+log = "$work/log"
+data = "$work/lib"
+CONF
+printf 'autoload = false\nload = ["chan_sip"]\n' > "$work/etc/modules.toml"
+cat > "$work/etc/sip.toml" <<'CONF'
+[general]
+udpbindaddr = "127.0.0.1:25060"
+[peers.uac]
+type = "peer"
+host = "127.0.0.1"
+insecure = ["invite", "port"]
+context = "bench"
+[peers.uas]
+type = "peer"
+host = "127.0.0.1"
+port = 25070
+CONF
+printf '[bench]\n"_X." = ["Dial(SIP/uas,10)", "Hangup()"]\n' > "$work/etc/extensions.toml"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} i=int(NR*p/100); if (i<1) i=1; printf "%.1f", a[i]}'; }
+
+# One step: UAC at $1 calls/s against target $2; UAS on 25070. Prints
+# "achieved failed p50 p99" (latency in ms from sipp's rtd trace).
+step() {
+  local rate=$1 target=$2 calls=$(( $1 * DURATION )) dir
+  dir=$(mktemp -d -p "$work")
+  # Started directly (no subshell) so that $! is sipp itself and the kill below frees the port.
+  sipp -sn uas -p 25070 -i 127.0.0.1 -nostdin -m "$calls" -timeout $((DURATION + 40))s \
+      -buff_size 8388608 > "$dir/uas.out" 2>&1 &
+  local uas=$!
+  sleep 0.3
+  local start end
+  start=$(date +%s.%N)
+  (cd "$dir" && timeout $((DURATION + 60)) sipp "$target" -sn uac -s 1000 -p 25080 -i 127.0.0.1 -nostdin -r "$rate" -m "$calls" \
+      -d "$HOLD_MS" -buff_size 8388608 -default_behaviors all,-abortunexp -timeout $((DURATION + 40))s \
+      -trace_rtt -rtt_freq 1 > uac.out 2>&1 || true)
+  end=$(date +%s.%N)
+  kill "$uas" 2>/dev/null || true; wait "$uas" 2>/dev/null || true
+  local ok failed
+  ok=$(awk -F'|' '/Successful call/ {gsub(/ /,"",$3); print $3}' "$dir/uac.out" | tail -1)
+  failed=$(awk -F'|' '/Failed call/ {gsub(/ /,"",$3); print $3}' "$dir/uac.out" | tail -1)
+  local rtt; rtt=$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1 || true)
+  local p50=n/a p99=n/a
+  if [ -n "$rtt" ]; then
+    # Date_ms;response_time_ms;rtd_no
+    p50=$(tail -n +2 "$rtt" | cut -d';' -f2 | percentile 50)
+    p99=$(tail -n +2 "$rtt" | cut -d';' -f2 | percentile 99)
+  fi
+  local secs; secs=$(echo "$end - $start" | bc)
+  echo "$(echo "scale=1; ${ok:-0} / $secs" | bc) ${ok:-0} ${failed:-0} $p50 $p99"
+}
+
+"$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius.out" 2>&1 &
+pid=$!
+for _ in $(seq 50); do [ -S "$work/run/sirius.ctl" ] && break; sleep 0.1; done
+sleep 0.5
+hz=$(getconf CLK_TCK)
+report=bench/report-sip_calls.md
+{
+  echo "# Signalling benchmark: calls through Sirius vs sipp to sipp"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Each step: ${DURATION}s of calls at the offered rate, hold ${HOLD_MS} ms; sipp UAC -> Sirius (Dial to a static peer) -> sipp UAS,"
+  echo "then the same UAC straight to the UAS. Latency: INVITE to 200 OK (sipp rtd), ms."
+  echo
+  echo "| offered cps | Sirius cps | failed | p50 ms | p99 ms | Sirius CPU s / 1000 calls | Sirius RSS MB | direct cps | direct p50 ms | direct p99 ms | cps ratio |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+} > "$report"
+for rate in $RATES; do
+  t0=$(cpu_ticks "$pid")
+  read -r cps ok failed p50 p99 < <(step "$rate" 127.0.0.1:25060)
+  t1=$(cpu_ticks "$pid")
+  rss=$(( $(rss_kb "$pid") / 1024 ))
+  cpu_per_k=$(echo "scale=2; ($t1 - $t0) / $hz * 1000 / (${ok} + 1)" | bc)
+  read -r dcps _ _ dp50 dp99 < <(step "$rate" 127.0.0.1:25070)
+  ratio=$(echo "scale=2; $cps / ($dcps + 0.001)" | bc)
+  echo "| $rate | $cps | $failed | $p50 | $p99 | $cpu_per_k | $rss | $dcps | $dp50 | $dp99 | $ratio |" >> "$report"
+  echo "rate $rate: sirius $cps cps ($failed failed, p50 $p50 ms, p99 $p99 ms, ${cpu_per_k} CPU-s/1000 calls), direct $dcps cps" >&2
+done
+echo >> "$report"
+echo "Sirius ended the run using $(( $(rss_kb "$pid") / 1024 )) MB RSS." >> "$report"
+"$PWD/target/release/sirius" -C "$work/etc" -rx "core stop now" > /dev/null || true
+echo "wrote $report" >&2
