@@ -65,9 +65,9 @@ pub struct ChannelRegistry {
     /// Causes of recently ended channels, for whoever waited on them (Dial's
     /// DIALSTATUS). Bounded: the oldest entries go first.
     ended: parking_lot::Mutex<std::collections::VecDeque<(ChannelId, Cause)>>,
-    /// Bumped on every change; dialplan threads wait on it instead of polling.
-    generation: parking_lot::Mutex<u64>,
-    changed: parking_lot::Condvar,
+    /// Who waits on which channel: a change wakes only the threads watching it
+    /// (a global wake-up made every dialplan thread spin on every change).
+    watchers: parking_lot::Mutex<std::collections::HashMap<ChannelId, Vec<std::sync::Arc<Signal>>>>,
     next_id: AtomicU64,
     name_seq: AtomicU32,
     calls_processed: AtomicU64,
@@ -85,8 +85,7 @@ impl ChannelRegistry {
         ChannelRegistry {
             channels: RwLock::new(BTreeMap::new()),
             ended: parking_lot::Mutex::new(std::collections::VecDeque::new()),
-            generation: parking_lot::Mutex::new(0),
-            changed: parking_lot::Condvar::new(),
+            watchers: parking_lot::Mutex::new(std::collections::HashMap::new()),
             next_id: AtomicU64::new(1),
             name_seq: AtomicU32::new(1),
             calls_processed: AtomicU64::new(0),
@@ -148,30 +147,39 @@ impl ChannelRegistry {
             None => false,
         };
         if found {
-            self.bump();
+            self.notify(id);
         }
         found
     }
 
-    fn bump(&self) {
-        *self.generation.lock() += 1;
-        self.changed.notify_all();
-    }
-
-    /// The current change generation (see [`ChannelRegistry::wait_change`]).
-    pub fn generation(&self) -> u64 {
-        *self.generation.lock()
-    }
-
-    /// Waits until something changed after generation `seen` (a state, a hangup),
-    /// or `timeout` passed; returns the generation now. Lets a dialplan thread
-    /// react to an answer at once instead of on its next poll.
-    pub fn wait_change(&self, seen: u64, timeout: std::time::Duration) -> u64 {
-        let mut g = self.generation.lock();
-        if *g == seen {
-            self.changed.wait_for(&mut g, timeout);
+    fn notify(&self, id: ChannelId) {
+        if let Some(list) = self.watchers.lock().get(&id) {
+            for s in list {
+                s.raise();
+            }
         }
-        *g
+    }
+
+    /// Registers `signal` to be raised whenever one of `ids` changes or goes.
+    /// Lets a dialplan thread react to an answer at once instead of polling.
+    pub fn watch(&self, ids: &[ChannelId], signal: &std::sync::Arc<Signal>) {
+        let mut w = self.watchers.lock();
+        for id in ids {
+            w.entry(*id).or_default().push(signal.clone());
+        }
+    }
+
+    /// Removes `signal` from `ids`.
+    pub fn unwatch(&self, ids: &[ChannelId], signal: &std::sync::Arc<Signal>) {
+        let mut w = self.watchers.lock();
+        for id in ids {
+            if let Some(list) = w.get_mut(id) {
+                list.retain(|s| !std::sync::Arc::ptr_eq(s, signal));
+                if list.is_empty() {
+                    w.remove(id);
+                }
+            }
+        }
     }
 
     /// Records a state change; `Up` also records the answer time.
@@ -212,7 +220,12 @@ impl ChannelRegistry {
         }
         ended.push_back((id, c.cause));
         drop(ended);
-        self.bump();
+        // Wake whoever watched it, and forget them: a gone channel changes no more.
+        if let Some(list) = self.watchers.lock().remove(&id) {
+            for s in list {
+                s.raise();
+            }
+        }
         Some(c)
     }
 
@@ -330,5 +343,33 @@ mod tests {
             "a removed channel is gone"
         );
         assert_eq!(r.count_tech("sip"), 1);
+    }
+}
+
+/// A wake-up flag a thread waits on (see [`ChannelRegistry::watch`]).
+#[derive(Default)]
+pub struct Signal {
+    raised: parking_lot::Mutex<bool>,
+    cond: parking_lot::Condvar,
+}
+
+impl Signal {
+    /// A new, lowered signal.
+    pub fn new() -> std::sync::Arc<Signal> {
+        std::sync::Arc::new(Signal::default())
+    }
+
+    fn raise(&self) {
+        *self.raised.lock() = true;
+        self.cond.notify_one();
+    }
+
+    /// Waits until raised or `timeout` passes, then lowers it.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        let mut r = self.raised.lock();
+        if !*r {
+            self.cond.wait_for(&mut r, timeout);
+        }
+        *r = false;
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::dialplan::Dialplan;
 use sirius_abi::{Capabilities, Cause, ChannelId, Codec, Indication};
+use sirius_core::channels::Signal;
 use sirius_core::Core;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,25 +117,26 @@ fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mu
 /// Sleeps up to `d`, returning early (false) if the channel hangs up.
 fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
     let end = Instant::now() + d;
-    let mut seen = core.channels.generation();
-    while Instant::now() < end {
-        if !alive(core, chan) {
-            return false;
-        }
-        let left = end
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(500));
-        seen = core.channels.wait_change(seen, left);
+    let signal = Signal::new();
+    core.channels.watch(&[chan], &signal);
+    while Instant::now() < end && alive(core, chan) {
+        signal.wait(
+            end.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(500)),
+        );
     }
+    core.channels.unwatch(&[chan], &signal);
     alive(core, chan)
 }
 
 /// Blocks while both channels exist (a bridge, an echo).
 fn wait_while_up(core: &Core, a: ChannelId, b: ChannelId) {
-    let mut seen = core.channels.generation();
+    let signal = Signal::new();
+    core.channels.watch(&[a, b], &signal);
     while alive(core, a) && alive(core, b) {
-        seen = core.channels.wait_change(seen, Duration::from_millis(500));
+        signal.wait(Duration::from_millis(500));
     }
+    core.channels.unwatch(&[a, b], &signal);
 }
 
 fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
@@ -322,7 +324,10 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
     }
     let started = Instant::now();
     let mut ringing_sent = false;
-    let mut seen = core.channels.generation();
+    let signal = Signal::new();
+    let mut watched = outs.clone();
+    watched.push(chan);
+    core.channels.watch(&watched, &signal);
     let answered = loop {
         if !alive(core, chan) {
             for o in &outs {
@@ -369,8 +374,9 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
             set_var(core, chan, "DIALSTATUS", "NOANSWER");
             return Next::Continue;
         }
-        seen = core.channels.wait_change(seen, Duration::from_millis(100));
+        signal.wait(Duration::from_millis(100));
     };
+    core.channels.unwatch(&watched, &signal);
     set_var(core, chan, "DIALSTATUS", "ANSWER");
     if core
         .channels
