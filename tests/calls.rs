@@ -231,6 +231,39 @@ fn dial_connects_two_phones_and_a_bye_ends_both_legs() {
 }
 
 #[test]
+fn a_forced_unload_ends_both_legs_of_a_bridged_call_with_bye() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let scenario = sf("uac_remote_bye.xml");
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target, "-p", &port, "-m", "1", "-sf", &scenario, "-s", "200",
+        ])
+    });
+    d.wait_for("core show channels", Duration::from_secs(5), |o| {
+        o.contains("2 active channels")
+    });
+    assert!(d
+        .rx("module unload chan_sip")
+        .failed()
+        .contains("in use (2 active)"));
+    assert_eq!(
+        d.rx("module unload -f chan_sip").ok().trim_end(),
+        "Unloaded chan_sip.so"
+    );
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "caller: BYE from the PBX, 200:\n{out}");
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "callee: INVITE, 180, 200, ACK, BYE from the PBX, 200"
+    );
+}
+
+#[test]
 fn a_busy_callee_sets_dialstatus_busy() {
     let callee_port = free_udp_port();
     let d = dial_pbx(callee_port);

@@ -210,8 +210,8 @@ impl PluginImpl for ChanSip {
             return Err(format!("{calls} call(s) in progress"));
         }
         self.shared.stopping.store(true, Ordering::SeqCst);
-        self.tech.hangup_all();
-        // Unregister (Expires: 0) before the monitor stops; bounded wait.
+        // The monitor hangs up every call, inbound and outbound, then unregisters
+        // (Expires: 0) before it stops; bounded wait.
         let (ack, done) = std::sync::mpsc::channel();
         if self
             .shared

@@ -185,7 +185,9 @@ pub async fn run(
                 Command::QualifyNow(peer) => m.poke(&peer, Instant::now()),
                 Command::Reconcile => m.reconcile(),
                 Command::Shutdown(ack) => {
-                    let chans: Vec<_> = m.calls.keys().copied().collect();
+                    // Both directions: a forced unload must not leave a far end
+                    // holding a call nobody will ever end.
+                    let chans: Vec<_> = m.calls.keys().chain(m.outbound.keys()).copied().collect();
                     for c in chans {
                         m.hangup_call(c, sirius_abi::Cause::NORMAL_CLEARING);
                         m.shared.host.channel_hangup(c, sirius_abi::Cause::NORMAL_CLEARING);

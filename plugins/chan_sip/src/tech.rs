@@ -94,9 +94,6 @@ impl SipTech {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Hangs up every call (forced unload): the monitor does it on shutdown.
-    pub fn hangup_all(&self) {}
-
     fn send(&self, cmd: crate::monitor::Command) -> Result<(), Cause> {
         self.shared.commands.send(cmd).map_err(|_| Cause::FAILURE)
     }
