@@ -263,6 +263,64 @@ fn a_forced_unload_ends_both_legs_of_a_bridged_call_with_bye() {
     );
 }
 
+/// A trunk that challenges our INVITE: answered with its credentials (user
+/// `defaultuser`, `remotesecret`), and a wrong password ends the call.
+fn trunk_pbx(callee_port: u16, password: &str) -> Daemon {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.trunk]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\ndefaultuser = \"trunkuser\"\nremotesecret = \"{password}\"\n"
+    );
+    let ext = r#"
+[test]
+"300" = ["Dial(SIP/trunk,5)", "Goto(st-${DIALSTATUS})", "st-ANSWER: Hangup()", "st-CONGESTION: Congestion()", "st-CHANUNAVAIL: Congestion()", "st-BUSY: Busy()"]
+"#;
+    Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
+    })
+}
+
+#[test]
+fn a_challenged_outbound_invite_is_retried_with_credentials() {
+    let callee_port = free_udp_port();
+    let d = trunk_pbx(callee_port, "trunk-pw");
+    let callee = SippProcess::start(callee_port, &["-sf", &sf("uas_auth.xml"), "-m", "1"]);
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "300", "-d", "500"]);
+    assert_eq!(code, 0, "caller: answered through the trunk:\n{out}");
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "trunk: INVITE, 401, ACK, INVITE with a valid digest and CSeq 103, 200, ACK, BYE"
+    );
+}
+
+#[test]
+fn a_407_from_a_proxy_is_answered_with_proxy_authorization() {
+    let callee_port = free_udp_port();
+    let d = trunk_pbx(callee_port, "trunk-pw");
+    let callee = SippProcess::start(callee_port, &["-sf", &sf("uas_proxy_auth.xml"), "-m", "1"]);
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "300", "-d", "500"]);
+    assert_eq!(code, 0, "caller: answered through the proxy:\n{out}");
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "proxy: INVITE, 407, ACK, INVITE with Proxy-Authorization and CSeq 103, 200, ACK, BYE"
+    );
+}
+
+#[test]
+fn a_wrong_trunk_password_fails_the_call_without_looping() {
+    let callee_port = free_udp_port();
+    let d = trunk_pbx(callee_port, "not-the-password");
+    let callee = SippProcess::start(callee_port, &["-sf", &sf("uas_auth.xml"), "-m", "1"]);
+    let (code, out) = call(&d, &["-sf", &sf("uac_congestion.xml"), "-s", "300"]);
+    assert_eq!(
+        code, 0,
+        "caller: the failed Dial ends in Congestion (503):\n{out}"
+    );
+    assert_ne!(callee.finish(), Some(0), "the trunk refused the digest");
+}
+
 #[test]
 fn a_busy_callee_sets_dialstatus_busy() {
     let callee_port = free_udp_port();

@@ -143,6 +143,9 @@ pub struct PeerConfig {
     pub secret: Option<String>,
     /// Precomputed MD5(user:realm:secret) instead of `secret`.
     pub md5secret: Option<String>,
+    /// Password we answer the peer's 401/407 with when calling it, if it
+    /// differs from `secret` (Asterisk's `remotesecret`).
+    pub remotesecret: Option<String>,
     /// User part used when calling the peer, and the digest username.
     pub defaultuser: Option<String>,
     /// Dialplan context for calls from the peer.
@@ -225,6 +228,10 @@ pub struct Peer {
     pub username: String,
     /// HA1 for digest, if the peer authenticates.
     pub ha1: Option<String>,
+    /// Password for answering the peer's challenges to our INVITEs
+    /// (`remotesecret`, else `secret`). Kept in clear because the far end's
+    /// realm is only known from its challenge.
+    pub outbound_secret: Option<String>,
     /// Dialplan context.
     pub context: String,
     /// Call limit (0: none).
@@ -369,6 +376,7 @@ impl SipConfig {
                 addr,
                 username,
                 ha1,
+                outbound_secret: p.remotesecret.clone().or_else(|| p.secret.clone()),
                 context: p
                     .context
                     .clone()

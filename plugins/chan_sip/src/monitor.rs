@@ -84,6 +84,9 @@ struct OutboundCall {
     ack: Option<Message>,
     /// Where the callee receives media (its answer in the 2xx).
     remote_rtp: Option<SocketAddr>,
+    /// Challenges answered so far: one retry per challenge, as Asterisk does,
+    /// so wrong credentials end the call instead of looping.
+    auth_attempts: u8,
 }
 
 /// An incoming call handed to the dialplan.
@@ -1246,6 +1249,7 @@ impl Monitor {
                     dialog: None,
                     ack: None,
                     remote_rtp: None,
+                    auth_attempts: 0,
                 };
                 self.outbound.insert(chan, call);
                 self.count_calls();
@@ -1346,6 +1350,12 @@ impl Monitor {
                 .shared
                 .host
                 .channel_set_state(chan, ChannelState::Ringing),
+            401 | 407 if call.auth_attempts == 0 => {
+                if let Some(retry) = self.authorized_retry(chan, msg) {
+                    return self.resend_invite(chan, retry);
+                }
+                self.fail_outbound(chan, code);
+            }
             200..=299 => {
                 // A retransmitted 2xx: the same ACK again.
                 if let Some(ack) = call.ack.clone() {
@@ -1367,16 +1377,106 @@ impl Monitor {
                 self.dialogs.insert(d);
                 self.shared.host.channel_set_state(chan, ChannelState::Up);
             }
-            300..=699 => {
-                self.outbound.remove(&chan);
-                self.owners
-                    .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
-                self.count_calls();
-                self.shared
-                    .host
-                    .channel_hangup(chan, crate::causes::sip_to_cause(code));
-            }
+            300..=699 => self.fail_outbound(chan, code),
             _ => {}
+        }
+    }
+
+    /// The call failed with a final response: free it and hang the channel up
+    /// with the matching cause.
+    fn fail_outbound(&mut self, chan: sirius_abi::ChannelId, code: u16) {
+        self.outbound.remove(&chan);
+        self.owners
+            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
+        self.count_calls();
+        self.shared
+            .host
+            .channel_hangup(chan, crate::causes::sip_to_cause(code));
+    }
+
+    /// The INVITE again with credentials for the challenge in `resp`: same
+    /// Call-ID and tags, next CSeq, new branch (RFC 3261 §22.2). `None` when
+    /// the peer has no secret or the challenge cannot be answered.
+    fn authorized_retry(&self, chan: sirius_abi::ChannelId, resp: &Message) -> Option<Message> {
+        let call = self.outbound.get(&chan)?;
+        let running = self.shared.running();
+        let Some(peer) = call.setup.peer.as_ref().and_then(|n| running.peers.get(n)) else {
+            log::warn!(
+                "Call to {} challenged, but it is not a configured peer",
+                call.setup.ruri
+            );
+            return None;
+        };
+        let Some(secret) = peer.outbound_secret.as_deref() else {
+            log::warn!(
+                "Peer '{}' challenged our INVITE and has no secret to answer with",
+                peer.name
+            );
+            return None;
+        };
+        let challenge = match sirius_sip::auth::client::Challenge::from_response(resp) {
+            Ok(c) => c.into_iter().next()?,
+            Err(e) => {
+                log::warn!("Peer '{}' sent an unusable challenge: {e}", peer.name);
+                return None;
+            }
+        };
+        let mut invite = call.invite.clone()?;
+        let uri = invite.request_uri()?.to_string();
+        let cseq = invite.cseq()?.seq + 1;
+        let value = match challenge.authorize(
+            &peer.username,
+            secret,
+            "INVITE",
+            &uri,
+            &invite.body,
+            &build::random_token()[..8],
+            1,
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                log::warn!("Cannot answer the challenge of peer '{}': {e}", peer.name);
+                return None;
+            }
+        };
+        let bound = self.shared.bound;
+        invite.headers.set(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+        );
+        invite
+            .headers
+            .set(HeaderName::CSeq, format!("{cseq} INVITE"));
+        invite.headers.remove(&HeaderName::Authorization);
+        invite.headers.remove(&HeaderName::ProxyAuthorization);
+        invite.push(challenge.answer_header(), value);
+        Some(invite)
+    }
+
+    /// Sends a new INVITE transaction for an outbound call (after a challenge).
+    fn resend_invite(&mut self, chan: sirius_abi::ChannelId, invite: Message) {
+        let Some(call) = self.outbound.get_mut(&chan) else {
+            return;
+        };
+        call.auth_attempts += 1;
+        let dest = call.setup.dest;
+        self.owners
+            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
+        match self
+            .layer
+            .send_request(Instant::now(), invite.clone(), dest, Transport::Udp)
+        {
+            Ok(tx) => {
+                self.owners.insert(tx, Owner::Outbound(chan));
+                if let Some(c) = self.outbound.get_mut(&chan) {
+                    c.tx = Some(tx);
+                    c.invite = Some(invite);
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot send INVITE to {dest}: {e}");
+                self.fail_outbound(chan, 500);
+            }
         }
     }
 
