@@ -309,6 +309,37 @@ fn a_407_from_a_proxy_is_answered_with_proxy_authorization() {
 }
 
 #[test]
+fn a_302_is_followed_to_the_contact_and_the_call_connects_there() {
+    let (redirector_port, final_port) = (free_udp_port(), free_udp_port());
+    let d = trunk_pbx(redirector_port, "trunk-pw");
+    let fwd = final_port.to_string();
+    let redirector = SippProcess::start(
+        redirector_port,
+        &[
+            "-sf",
+            &sf("uas_redirect.xml"),
+            "-m",
+            "1",
+            "-key",
+            "fwdport",
+            &fwd,
+        ],
+    );
+    let target = SippProcess::start(final_port, &["-sn", "uas", "-m", "1"]);
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "300", "-d", "500"]);
+    assert_eq!(code, 0, "caller: answered by the redirect target:\n{out}");
+    assert_eq!(redirector.finish(), Some(0), "redirector: INVITE, 302, ACK");
+    assert_eq!(
+        target.finish(),
+        Some(0),
+        "target: INVITE, 180, 200, ACK, BYE from the PBX, 200"
+    );
+    assert!(d.messages().contains(&format!(
+        "redirected (302) to sip:final@127.0.0.1:{final_port}"
+    )));
+}
+
+#[test]
 fn a_wrong_trunk_password_fails_the_call_without_looping() {
     let callee_port = free_udp_port();
     let d = trunk_pbx(callee_port, "not-the-password");

@@ -87,7 +87,13 @@ struct OutboundCall {
     /// Challenges answered so far: one retry per challenge, as Asterisk does,
     /// so wrong credentials end the call instead of looping.
     auth_attempts: u8,
+    /// 3xx redirects followed so far (bounded by [`MAX_REDIRECTS`]).
+    redirects: u8,
 }
+
+/// Redirects one outbound call may follow: enough for a forwarding chain,
+/// few enough that two servers redirecting to each other cannot loop us.
+const MAX_REDIRECTS: u8 = 5;
 
 /// An incoming call handed to the dialplan.
 struct InboundCall {
@@ -1250,6 +1256,7 @@ impl Monitor {
                     ack: None,
                     remote_rtp: None,
                     auth_attempts: 0,
+                    redirects: 0,
                 };
                 self.outbound.insert(chan, call);
                 self.count_calls();
@@ -1351,7 +1358,14 @@ impl Monitor {
                 .host
                 .channel_set_state(chan, ChannelState::Ringing),
             401 | 407 if call.auth_attempts == 0 => {
+                call.auth_attempts += 1;
                 if let Some(retry) = self.authorized_retry(chan, msg) {
+                    return self.resend_invite(chan, retry);
+                }
+                self.fail_outbound(chan, code);
+            }
+            300..=399 if call.redirects < MAX_REDIRECTS => {
+                if let Some(retry) = self.redirected_retry(chan, msg, code) {
                     return self.resend_invite(chan, retry);
                 }
                 self.fail_outbound(chan, code);
@@ -1453,12 +1467,71 @@ impl Monitor {
         Some(invite)
     }
 
-    /// Sends a new INVITE transaction for an outbound call (after a challenge).
+    /// The INVITE again towards the first usable `Contact` of a 3xx (RFC 3261
+    /// §8.1.3.4): same Call-ID and From tag, next CSeq, new branch, new
+    /// Request-URI and destination. A redirect target is followed only when
+    /// its host is an IP address: name resolution does not exist here yet.
+    fn redirected_retry(
+        &mut self,
+        chan: sirius_abi::ChannelId,
+        resp: &Message,
+        code: u16,
+    ) -> Option<Message> {
+        let call = self.outbound.get_mut(&chan)?;
+        let contact = resp
+            .headers
+            .values(&HeaderName::Contact)
+            .filter_map(|v| sirius_sip::message::NameAddr::parse_list(v).ok())
+            .flatten()
+            .find_map(|na| {
+                let uri = na.sip_uri().ok()?;
+                let ip = match uri.host {
+                    sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(a),
+                    sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(a),
+                    sirius_sip::message::Host::Name(_) => return None,
+                };
+                let target = na.uri.split('?').next().unwrap_or(&na.uri).to_string();
+                Some((target, SocketAddr::new(ip, uri.port.unwrap_or(5060))))
+            });
+        let Some((target, dest)) = contact else {
+            log::warn!(
+                "{code} from {} has no Contact we can follow (IP-address SIP URI); call fails",
+                call.setup.ruri
+            );
+            return None;
+        };
+        let mut invite = call.invite.clone()?;
+        let cseq = invite.cseq()?.seq + 1;
+        log::info!(
+            "    -- Call to {} redirected ({code}) to {target}",
+            call.setup.ruri
+        );
+        call.redirects += 1;
+        call.auth_attempts = 0;
+        call.setup.dest = dest;
+        call.setup.ruri = target.clone();
+        if let sirius_sip::message::StartLine::Request { uri, .. } = &mut invite.start {
+            *uri = target;
+        }
+        let bound = self.shared.bound;
+        invite.headers.set(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+        );
+        invite
+            .headers
+            .set(HeaderName::CSeq, format!("{cseq} INVITE"));
+        invite.headers.remove(&HeaderName::Authorization);
+        invite.headers.remove(&HeaderName::ProxyAuthorization);
+        Some(invite)
+    }
+
+    /// Sends a new INVITE transaction for an outbound call (after a challenge
+    /// or a redirect).
     fn resend_invite(&mut self, chan: sirius_abi::ChannelId, invite: Message) {
-        let Some(call) = self.outbound.get_mut(&chan) else {
+        let Some(call) = self.outbound.get(&chan) else {
             return;
         };
-        call.auth_attempts += 1;
         let dest = call.setup.dest;
         self.owners
             .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
