@@ -246,6 +246,29 @@ fn a_forced_unload_ends_both_legs_of_a_bridged_call_with_bye() {
     d.wait_for("core show channels", Duration::from_secs(5), |o| {
         o.contains("2 active channels")
     });
+    // Both legs in `sip show channels`, chan_sip's columns.
+    let table = d.wait_for("sip show channels", Duration::from_secs(5), |o| {
+        o.contains("2 active SIP dialogs") && o.contains("Rx: ACK") && o.contains("Tx: ACK")
+    });
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].trim_end(),
+        "Peer             User/ANR         Call ID          Format           Hold     Last Message     Expiry      Peer"
+    );
+    let leg = |user: &str, last: &str, peer: &str| {
+        let (head, tail) = (
+            format!("{:<15}  {:<15}  ", "127.0.0.1", user),
+            format!(
+                "{:<15}  {:<7}  {:<15}  {:<10}  {}",
+                "(ulaw|alaw)", "No", last, "", peer
+            ),
+        );
+        lines
+            .iter()
+            .any(|l| l.starts_with(&head) && l.trim_end().ends_with(&tail))
+    };
+    assert!(leg("sipp", "Rx: ACK", "sipp"), "caller's leg:\n{table}");
+    assert!(leg("callee", "Tx: ACK", "callee"), "callee's leg:\n{table}");
     assert!(d
         .rx("module unload chan_sip")
         .failed()

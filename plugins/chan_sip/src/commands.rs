@@ -18,6 +18,7 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show peers", "List defined SIP peers", "Usage: sip show peers [like <pattern>]\n       Lists all known SIP peers."),
         row("sip show peer", "Show details on specific SIP peer", "Usage: sip show peer <name>\n       Shows all details on one SIP peer and the current status."),
         row("sip show settings", "Show SIP global settings", "Usage: sip show settings\n       Provides detailed list of the configuration of the SIP channel."),
+        row("sip show channels", "List active SIP channels", "Usage: sip show channels\n       Lists all currently active SIP calls (dialogs)."),
         row("sip show inuse", "List all inuse/limits", "Usage: sip show inuse [all]\n       List all SIP peers' calls in use and their call-limit."),
         row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
         row("sip qualify peer", "Send an OPTIONS packet to a peer", "Usage: sip qualify peer <name>\n       Send a SIP OPTIONS request to a peer to check if it is up."),
@@ -39,6 +40,15 @@ pub fn run(
         ["sip", "show", "peer", name] => show_peer(shared, name),
         ["sip", "show", "settings"] => Ok(show_settings(shared)),
         ["sip", "show", "registry"] => Ok(show_registry(shared)),
+        ["sip", "show", "channels"] => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            shared
+                .commands
+                .send(crate::monitor::Command::ShowChannels(tx))
+                .map_err(|_| "chan_sip is stopping".to_string())?;
+            rx.recv_timeout(std::time::Duration::from_secs(2))
+                .map_err(|_| "chan_sip did not answer in time".to_string())
+        }
         ["sip", "show", "inuse"] => Ok(show_inuse(shared, false)),
         ["sip", "show", "inuse", "all"] => Ok(show_inuse(shared, true)),
         ["sip", "qualify", "peer", name] => {

@@ -56,6 +56,9 @@ pub enum Command {
     Place(sirius_abi::ChannelId),
     /// The core bridged two of our channels: relay their RTP.
     Bridge(sirius_abi::ChannelId, sirius_abi::ChannelId),
+    /// `sip show channels`: the table, built from the monitor's own call state
+    /// (the monitor owns the dialogs; a mirror in `Shared` would drift).
+    ShowChannels(std::sync::mpsc::Sender<String>),
 }
 
 /// What `request_call` resolved for an outbound leg.
@@ -89,6 +92,10 @@ struct OutboundCall {
     auth_attempts: u8,
     /// 3xx redirects followed so far (bounded by [`MAX_REDIRECTS`]).
     redirects: u8,
+    /// `Tx: INVITE`, `Rx: BYE`…: the last request either way (`sip show channels`).
+    last_msg: String,
+    /// The far end put us on hold.
+    held: bool,
 }
 
 /// Redirects one outbound call may follow: enough for a forwarding chain,
@@ -112,6 +119,10 @@ struct InboundCall {
     peer: Option<String>,
     /// Where the caller receives media (its offer, or its answer in the ACK).
     remote_rtp: Option<SocketAddr>,
+    /// `Rx: INVITE`, `Tx: BYE`…: the last request either way (`sip show channels`).
+    last_msg: String,
+    /// The far end put us on hold.
+    held: bool,
 }
 
 /// Who started a client transaction.
@@ -210,6 +221,9 @@ pub async fn run(
                 Command::NewOutbound(setup) => m.new_outbound(setup),
                 Command::Place(c) => m.place_call(c),
                 Command::Bridge(a, b) => m.start_relay(a, b),
+                Command::ShowChannels(reply) => {
+                    let _ = reply.send(m.show_channels());
+                }
             },
             _ = housekeeping.tick() => {
                 let gone = m.shared.registrar.lock().expire(unix_now());
@@ -316,6 +330,7 @@ impl Monitor {
                 } => {
                     // Late offer: the caller's answer arrives in the ACK.
                     if let Some(chan) = self.chan_for_tx(tx) {
+                        self.note_msg(chan, "Rx: ACK".into());
                         let addr = crate::relay::remote_audio(&msg.body);
                         if let (Some(call), Some(addr)) = (self.calls.get_mut(&chan), addr) {
                             call.remote_rtp = Some(addr);
@@ -896,6 +911,8 @@ impl Monitor {
                 dialog: None,
                 peer: peer_name,
                 remote_rtp: crate::relay::remote_audio(&msg.body),
+                last_msg: "Rx: INVITE".into(),
+                held: false,
             },
         );
         self.count_calls();
@@ -1122,6 +1139,10 @@ impl Monitor {
         source: SocketAddr,
         id: &sirius_sip::dialog::DialogId,
     ) {
+        let method = msg.method().cloned().unwrap_or(Method::Ack);
+        if let Some(chan) = self.chan_for_dialog(id) {
+            self.note_msg(chan, format!("Rx: {method}"));
+        }
         let Some(d) = self.dialogs.get_mut(id) else {
             return;
         };
@@ -1129,7 +1150,6 @@ impl Monitor {
             let (code, reason) = e.status();
             return self.respond(tx, msg, source, code, reason, &[]);
         }
-        let method = msg.method().cloned().unwrap_or(Method::Ack);
         if method != Method::Invite {
             return self.respond(tx, msg, source, 200, "OK", &[]);
         }
@@ -1168,6 +1188,11 @@ impl Monitor {
             match sdp_answer(&offer, &local) {
                 Ok((sd, neg)) => {
                     let held = neg.on_hold();
+                    if let Some(c) = self.calls.get_mut(&chan) {
+                        c.held = held;
+                    } else if let Some(c) = self.outbound.get_mut(&chan) {
+                        c.held = held;
+                    }
                     log::info!(
                         "{chan} {}",
                         if held {
@@ -1257,6 +1282,8 @@ impl Monitor {
                     remote_rtp: None,
                     auth_attempts: 0,
                     redirects: 0,
+                    last_msg: String::new(),
+                    held: false,
                 };
                 self.outbound.insert(chan, call);
                 self.count_calls();
@@ -1333,6 +1360,7 @@ impl Monitor {
                 if let Some(c) = self.outbound.get_mut(&chan) {
                     c.tx = Some(tx);
                     c.invite = Some(inv);
+                    c.last_msg = "Tx: INVITE".into();
                 }
             }
             Err(e) => {
@@ -1386,6 +1414,7 @@ impl Monitor {
                 let ack = d.request(Method::Ack, &via, Some(102));
                 self.layer.send_stateless(dest, Transport::Udp, &ack);
                 call.ack = Some(ack);
+                call.last_msg = "Tx: ACK".into();
                 call.dialog = Some(d.id.clone());
                 call.remote_rtp = crate::relay::remote_audio(&msg.body);
                 self.dialogs.insert(d);
@@ -1394,6 +1423,95 @@ impl Monitor {
             300..=699 => self.fail_outbound(chan, code),
             _ => {}
         }
+    }
+
+    /// Records the last request sent or received on a call.
+    fn note_msg(&mut self, chan: sirius_abi::ChannelId, what: String) {
+        if let Some(c) = self.calls.get_mut(&chan) {
+            c.last_msg = what;
+        } else if let Some(c) = self.outbound.get_mut(&chan) {
+            c.last_msg = what;
+        }
+    }
+
+    /// `sip show channels` in chan_sip's layout (`__sip_show_channels`): one row
+    /// per call leg, in channel order. Asterisk also lists OPTIONS and REGISTER
+    /// dialogs until they are destroyed; Sirius keeps those as transactions
+    /// only, so every row here is a call.
+    fn show_channels(&self) -> String {
+        let row = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str, g: &str, h: &str| {
+            format!(
+                "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<7.7}  {:<15.15}  {:<10.10}  {:<10.10}\n",
+                a, b, c, d, e, f, g, h
+            )
+        };
+        let formats = |codecs: &[sirius_abi::Codec]| {
+            let names: Vec<&str> = codecs.iter().map(|c| c.name()).collect();
+            format!("({})", names.join("|"))
+        };
+        let yes_no = |b: bool| if b { "Yes" } else { "No" };
+        let mut out = row(
+            "Peer",
+            "User/ANR",
+            "Call ID",
+            "Format",
+            "Hold",
+            "Last Message",
+            "Expiry",
+            "Peer",
+        );
+        let mut legs: Vec<(sirius_abi::ChannelId, String)> = Vec::new();
+        for (chan, c) in &self.calls {
+            let user = c
+                .invite
+                .from_header()
+                .and_then(|f| Uri::parse(&f.uri).ok())
+                .and_then(|u| u.user)
+                .unwrap_or_else(|| "(None)".into());
+            legs.push((
+                *chan,
+                row(
+                    &c.source.ip().to_string(),
+                    &user,
+                    c.invite.call_id().unwrap_or(""),
+                    &formats(&c.codecs),
+                    yes_no(c.held),
+                    &c.last_msg,
+                    "",
+                    c.peer.as_deref().unwrap_or("<guest>"),
+                ),
+            ));
+        }
+        for (chan, c) in &self.outbound {
+            let user = Uri::parse(&c.setup.ruri)
+                .ok()
+                .and_then(|u| u.user)
+                .unwrap_or_else(|| "(None)".into());
+            let call_id = c.invite.as_ref().and_then(|i| i.call_id()).unwrap_or("");
+            legs.push((
+                *chan,
+                row(
+                    &c.setup.dest.ip().to_string(),
+                    &user,
+                    call_id,
+                    &formats(&c.setup.codecs),
+                    yes_no(c.held),
+                    &c.last_msg,
+                    "",
+                    c.setup.peer.as_deref().unwrap_or("<guest>"),
+                ),
+            ));
+        }
+        legs.sort_by_key(|(chan, _)| *chan);
+        for (_, r) in &legs {
+            out.push_str(r);
+        }
+        let n = legs.len();
+        out.push_str(&format!(
+            "{n} active SIP dialog{}\n",
+            if n == 1 { "" } else { "s" }
+        ));
+        out
     }
 
     /// The call failed with a final response: free it and hang the channel up
@@ -1544,6 +1662,7 @@ impl Monitor {
                 if let Some(c) = self.outbound.get_mut(&chan) {
                     c.tx = Some(tx);
                     c.invite = Some(invite);
+                    c.last_msg = "Tx: INVITE".into();
                 }
             }
             Err(e) => {
