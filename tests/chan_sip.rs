@@ -351,3 +351,63 @@ fn a_peer_that_stops_answering_goes_unreachable() {
         d.messages()
     );
 }
+
+#[test]
+fn sip_debug_can_follow_one_address_or_one_peer() {
+    let d = pbx();
+    assert_eq!(
+        d.rx("sip set debug peer trunk").ok().trim_end(),
+        "SIP Debugging Enabled for IP: 127.0.0.1:5999"
+    );
+    assert!(d
+        .rx("sip set debug peer alice")
+        .failed()
+        .contains("Unable to get IP address of peer 'alice'"));
+    assert!(d
+        .rx("sip set debug ip not-an-address")
+        .failed()
+        .contains("is not an IP address"));
+    let (watched, other) = (free_udp_port(), free_udp_port());
+    assert_eq!(
+        d.rx(&format!("sip set debug ip 127.0.0.1:{watched}"))
+            .ok()
+            .trim_end(),
+        format!("SIP Debugging Enabled for IP: 127.0.0.1:{watched}")
+    );
+    assert!(d
+        .rx("sip show settings")
+        .ok()
+        .contains(&format!("Enabled for 127.0.0.1:{watched}")));
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    for port in [other, watched] {
+        let (code, out) = sipp(&[
+            &target,
+            "-sf",
+            scenario("options.xml").to_str().unwrap(),
+            "-m",
+            "1",
+            "-p",
+            &port.to_string(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let sent = format!("<--- SIP send to 127.0.0.1:{watched} --->");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = d.messages();
+        if log.contains(&sent) || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(log.contains(&sent), "{log}");
+    assert!(
+        log.contains(&format!("<--- SIP read from 127.0.0.1:{watched} --->")),
+        "{log}"
+    );
+    assert!(!log.contains(&format!("127.0.0.1:{other} --->")), "{log}");
+    assert_eq!(
+        d.rx("sip set debug off").ok().trim_end(),
+        "SIP Debugging Disabled"
+    );
+}

@@ -23,7 +23,7 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
         row("sip qualify peer", "Send an OPTIONS packet to a peer", "Usage: sip qualify peer <name>\n       Send a SIP OPTIONS request to a peer to check if it is up."),
         row("sip reload", "Reload SIP configuration", "Usage: sip reload\n       Reloads SIP configuration from sip.toml"),
-        row("sip set debug", "Enable/Disable SIP debugging", "Usage: sip set debug {on|off}\n       Enables or disables the SIP message trace in the log."),
+        row("sip set debug", "Enable/Disable SIP debugging", "Usage: sip set debug {on|off|ip <host[:port]>|peer <peer>}\n       Enables or disables the SIP message trace in the log, for all traffic or one address."),
     ]
 }
 
@@ -66,12 +66,32 @@ pub fn run(
         }
         ["sip", "reload"] => reload(),
         ["sip", "set", "debug", "on"] => {
+            *shared.debug_addr.lock() = None;
             shared.debug.store(true, Ordering::Relaxed);
             Ok("SIP Debugging enabled".into())
         }
         ["sip", "set", "debug", "off"] => {
+            *shared.debug_addr.lock() = None;
             shared.debug.store(false, Ordering::Relaxed);
             Ok("SIP Debugging Disabled".into())
+        }
+        ["sip", "set", "debug", "ip", addr] => {
+            let filter = parse_debug_addr(addr)?;
+            debug_only(shared, filter);
+            Ok(format!("SIP Debugging Enabled for IP: {addr}"))
+        }
+        ["sip", "set", "debug", "peer", name] => {
+            let running = shared.running();
+            let p = running
+                .peers
+                .get(*name)
+                .ok_or_else(|| format!("No such peer '{name}'"))?;
+            let addr = p
+                .addr
+                .or_else(|| shared.registrar.lock().binding(name).map(|b| b.addr))
+                .ok_or_else(|| format!("Unable to get IP address of peer '{name}'"))?;
+            debug_only(shared, (addr.ip(), Some(addr.port())));
+            Ok(format!("SIP Debugging Enabled for IP: {addr}"))
         }
         _ => Err(String::new()),
     }
@@ -87,9 +107,31 @@ pub fn complete(shared: &Shared, args: &[String], pos: usize) -> Vec<String> {
         (Some("show"), Some("peer"), 3) => shared.running().peers.keys().cloned().collect(),
         (Some("qualify"), Some("peer"), 3) => shared.qualify.lock().keys().cloned().collect(),
         (Some("show"), Some("peers"), 3) => vec!["like".into()],
-        (Some("set"), Some("debug"), 3) => vec!["on".into(), "off".into()],
+        (Some("set"), Some("debug"), 3) => {
+            vec!["on".into(), "off".into(), "ip".into(), "peer".into()]
+        }
+        (Some("set"), Some("debug"), 4) if args.get(3).is_some_and(|a| a == "peer") => {
+            shared.running().peers.keys().cloned().collect()
+        }
         _ => Vec::new(),
     }
+}
+
+/// `sip set debug ip <ip[:port]>`: an IP address, optionally with a port.
+fn parse_debug_addr(text: &str) -> Result<(std::net::IpAddr, Option<u16>), String> {
+    if let Ok(sa) = text.parse::<std::net::SocketAddr>() {
+        return Ok((sa.ip(), Some(sa.port())));
+    }
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| (ip, None))
+        .map_err(|_| format!("'{text}' is not an IP address (ip or ip:port)"))
+}
+
+fn debug_only(shared: &Shared, filter: (std::net::IpAddr, Option<u16>)) {
+    *shared.debug_addr.lock() = Some(filter);
+    shared.debug.store(true, Ordering::Relaxed);
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -314,10 +356,16 @@ fn show_settings(shared: &Shared) -> String {
     o += &line("Auth failures to block:", &g.authfailures.to_string());
     o += &line(
         "SIP Debugging:",
-        if shared.debug.load(Ordering::Relaxed) {
-            "Enabled"
-        } else {
-            "Disabled"
+        &match (
+            shared.debug.load(Ordering::Relaxed),
+            *shared.debug_addr.lock(),
+        ) {
+            (false, _) => "Disabled".to_string(),
+            (true, None) => "Enabled".to_string(),
+            (true, Some((ip, Some(port)))) => {
+                format!("Enabled for {}", std::net::SocketAddr::new(ip, port))
+            }
+            (true, Some((ip, None))) => format!("Enabled for {ip}"),
         },
     );
     o += &line("Peers:", &running.peers.len().to_string());

@@ -70,8 +70,11 @@ pub struct Shared {
     pub registrar: Mutex<Registrar>,
     /// The address the UDP socket is bound to.
     pub bound: SocketAddr,
-    /// `sip set debug on`.
+    /// `sip set debug on` (or `ip`/`peer`, with [`Shared::debug_addr`]).
     pub debug: AtomicBool,
+    /// `sip set debug ip|peer`: trace only traffic with this address (and this
+    /// port when one was given), as Asterisk's `sip_debug_test_addr` does.
+    pub debug_addr: Mutex<Option<(std::net::IpAddr, Option<u16>)>>,
     /// Set when the module stops.
     pub stopping: AtomicBool,
     /// Qualify state per peer.
@@ -92,6 +95,17 @@ impl Shared {
     /// The configuration in force.
     pub fn running(&self) -> Arc<Running> {
         self.running.read().clone()
+    }
+
+    /// Whether a message to or from `addr` goes to the SIP trace.
+    pub fn debug_for(&self, addr: SocketAddr) -> bool {
+        if !self.debug.load(Ordering::Relaxed) {
+            return false;
+        }
+        match *self.debug_addr.lock() {
+            None => true,
+            Some((ip, port)) => ip == addr.ip() && port.is_none_or(|p| p == addr.port()),
+        }
     }
 }
 
@@ -149,6 +163,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         registrar: Mutex::new(registrar),
         bound,
         debug: AtomicBool::new(false),
+        debug_addr: Mutex::new(None),
         stopping: AtomicBool::new(false),
         qualify: Mutex::new(outbound::QualifyMap::new()),
         outbound: Mutex::new(Vec::new()),

@@ -257,7 +257,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 
 impl Monitor {
     fn trace(&self, dir: &str, peer: SocketAddr, data: &[u8]) {
-        if self.shared.debug.load(Ordering::Relaxed) {
+        if self.shared.debug_for(peer) {
             log::info!(
                 "\n<--- SIP {dir} {peer} --->\n{}\n<------------->",
                 String::from_utf8_lossy(data)
