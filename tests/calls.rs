@@ -363,6 +363,40 @@ fn a_302_is_followed_to_the_contact_and_the_call_connects_there() {
 }
 
 #[test]
+fn an_invite_nobody_answers_is_auto_congested_after_timer_b() {
+    // A peer whose port swallows everything; T1 = 20 ms makes Timer B 1.28 s.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let sip = format!(
+        "[general]\nudpbindaddr = \"127.0.0.1:0\"\nt1 = 20\n\n[peers.sipp]\ntype = \"peer\"\nhost = \"127.0.0.1\"\ninsecure = [\"invite\", \"port\"]\ncontext = \"test\"\n\n[peers.silent]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+    );
+    let ext = r#"
+[test]
+"400" = ["Dial(SIP/silent,20)", "Goto(st-${DIALSTATUS})", "st-CONGESTION: Congestion()", "st-NOANSWER: Busy()"]
+"#;
+    let d = Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
+    });
+    let (code, out) = call(&d, &["-sf", &sf("uac_congestion.xml"), "-s", "400"]);
+    assert_eq!(code, 0, "caller: DIALSTATUS=CONGESTION, so 503:\n{out}");
+    let mut buf = [0u8; 4096];
+    silent
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (n, _) = silent
+        .recv_from(&mut buf)
+        .expect("the INVITE reached the peer");
+    assert!(buf[..n].starts_with(b"INVITE sip:"));
+    assert!(
+        d.messages().contains("Auto-congesting SIP/silent-00000002"),
+        "{}",
+        d.messages()
+    );
+}
+
+#[test]
 fn a_wrong_trunk_password_fails_the_call_without_looping() {
     let callee_port = free_udp_port();
     let d = trunk_pbx(callee_port, "not-the-password");

@@ -71,6 +71,8 @@ pub struct OutboundSetup {
     pub ruri: String,
     /// The peer it counts against.
     pub peer: Option<String>,
+    /// The channel's name (`SIP/bob-00000002`), for log lines.
+    pub name: String,
     /// Codecs to offer, best first.
     pub codecs: Vec<sirius_abi::Codec>,
     /// Caller ID number for From.
@@ -577,11 +579,15 @@ impl Monitor {
             // The poke's own timer (2 x maxms) decides reachability.
             Some(Owner::Poke(_)) | Some(Owner::Bye) | None => {}
             Some(Owner::Outbound(chan)) => {
-                if self.outbound.remove(&chan).is_some() {
+                // Timer B: not even a provisional response in 64*T1. chan_sip's
+                // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
+                // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
+                if let Some(call) = self.outbound.remove(&chan) {
+                    log::info!("Auto-congesting {}", call.setup.name);
                     self.count_calls();
                     self.shared
                         .host
-                        .channel_hangup(chan, sirius_abi::Cause::NO_USER_RESPONSE);
+                        .channel_hangup(chan, sirius_abi::Cause::CONGESTION);
                 }
             }
             Some(Owner::Register(i)) => {

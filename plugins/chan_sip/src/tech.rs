@@ -209,6 +209,7 @@ impl ChannelDriver for SipTech {
             dest: addr,
             ruri,
             peer,
+            name: info.name.to_string(),
             codecs,
             caller,
         };
