@@ -211,13 +211,34 @@ fn dial_pbx(callee_port: u16) -> Daemon {
 fn dial_connects_two_phones_and_a_bye_ends_both_legs() {
     let callee_port = free_udp_port();
     let d = dial_pbx(callee_port);
-    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
+    let trace = d.root.path().join("callee_msgs.log");
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sn",
+            "uas",
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            trace.to_str().unwrap(),
+        ],
+    );
     let (code, out) = call(&d, &["-sn", "uac", "-s", "200", "-d", "800"]);
     assert_eq!(code, 0, "caller: INVITE, 200, ACK, BYE, 200:\n{out}");
     assert_eq!(
         callee.finish(),
         Some(0),
         "callee: INVITE, 180, 200, ACK, BYE from the PBX, 200"
+    );
+    // The caller's ID (sipp's From: `sipp <sip:sipp@…>`) is presented to the callee.
+    let msgs = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        msgs.contains(&format!(
+            "From: \"sipp\" <sip:sipp@127.0.0.1:{}>",
+            d.sip_port()
+        )),
+        "{msgs}"
     );
     let log = d.messages();
     assert!(log.contains("    -- Called SIP/callee"), "{log}");

@@ -136,6 +136,14 @@ impl Host {
             .channel_set_codecs(id, codecs.iter().copied().collect())
     }
 
+    /// A channel's caller ID as (number, name).
+    pub fn channel_caller_id(&self, id: ChannelId) -> Option<(String, String)> {
+        self.services
+            .channel_caller_id(id)
+            .into_option()
+            .map(|t| (t.0.into_string(), t.1.into_string()))
+    }
+
     /// The far end hung up.
     pub fn channel_hangup(&self, id: ChannelId, cause: Cause) {
         self.services.channel_hangup(id, cause)

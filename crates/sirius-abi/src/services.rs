@@ -6,7 +6,7 @@
 
 use crate::{Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, Frame};
 use abi_stable::sabi_trait;
-use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec, Tuple2};
+use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString, RVec, Tuple2};
 use abi_stable::StableAbi;
 
 /// Log levels at the boundary, numbered as `log::Level` (1 = error … 5 = trace).
@@ -118,6 +118,12 @@ pub trait CoreServices: Send + Sync + Clone {
 
     /// Codecs the core can translate between (for the bridge check in `request_call`).
     fn translatable(&self, from: Capabilities, to: Capabilities) -> bool;
+
+    /// A live channel's caller ID as (number, name); `None` for an unknown channel.
+    /// `request_call` reads its requestor's, so an outbound leg presents the
+    /// caller in its From header the way app_dial copies the caller ID onto the
+    /// new channel in Asterisk.
+    fn channel_caller_id(&self, id: ChannelId) -> ROption<Tuple2<RString, RString>>;
 }
 
 /// The services object as plugins hold it.

@@ -7,7 +7,7 @@
 use crate::core::Core;
 use crate::events::Event;
 use crate::translate;
-use abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use sirius_abi::{
     Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, CoreServices,
     Direction, Frame, LogLevel, SchedCallbackBox,
@@ -105,6 +105,13 @@ impl CoreServices for HostServices {
         if let Some(core) = self.core() {
             core.channels.update(id, |c| c.codecs = codecs.to_vec());
         }
+    }
+
+    fn channel_caller_id(&self, id: ChannelId) -> ROption<Tuple2<RString, RString>> {
+        self.core()
+            .and_then(|core| core.channels.get(id))
+            .map(|c| Tuple2(RString::from(c.caller_num), RString::from(c.caller_name)))
+            .into()
     }
 
     fn channel_hangup(&self, id: ChannelId, cause: Cause) {

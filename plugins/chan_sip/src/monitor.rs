@@ -77,6 +77,8 @@ pub struct OutboundSetup {
     pub codecs: Vec<sirius_abi::Codec>,
     /// Caller ID number for From.
     pub caller: String,
+    /// The caller's name, the From display name (empty: none).
+    pub caller_name: String,
 }
 
 /// A call we place (Dial).
@@ -1347,9 +1349,20 @@ impl Monitor {
         let caller = if call.setup.caller.is_empty() {
             "sirius".to_string()
         } else {
-            call.setup.caller.clone()
+            escape_user(&call.setup.caller)
         };
         let mut inv = self.new_request(Method::Invite, call.setup.ruri.clone(), &caller);
+        if !call.setup.caller_name.is_empty() {
+            if let Some(from) = inv.headers.get(&HeaderName::From).map(str::to_string) {
+                let name = call
+                    .setup
+                    .caller_name
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"");
+                inv.headers
+                    .set(HeaderName::From, format!("\"{name}\" {from}"));
+            }
+        }
         inv.push(HeaderName::Allow, self.caps.allow());
         inv.push(HeaderName::Supported, SUPPORTED);
         inv.set_body(
@@ -1704,6 +1717,20 @@ impl Monitor {
     }
 }
 
+/// A caller ID number as the user part of a SIP URI (RFC 3261 §25.1 `user`):
+/// characters outside the unreserved and user-unreserved sets are %-escaped.
+fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn host_of(addr: SocketAddr) -> sirius_sip::message::Host {
     match addr.ip() {
         std::net::IpAddr::V4(a) => sirius_sip::message::Host::V4(a),
@@ -1713,4 +1740,17 @@ fn host_of(addr: SocketAddr) -> sirius_sip::message::Host {
 
 fn rand_u32() -> u32 {
     u32::from_str_radix(&build::random_token()[..8], 16).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_user;
+
+    #[test]
+    fn caller_ids_become_valid_uri_users() {
+        assert_eq!(escape_user("+34 600-123"), "+34%20600-123");
+        assert_eq!(escape_user("alice"), "alice");
+        assert_eq!(escape_user("a@b:c"), "a%40b%3Ac");
+        assert_eq!(escape_user("Zoë"), "Zo%C3%AB");
+    }
 }

@@ -187,10 +187,11 @@ impl ChannelDriver for SipTech {
                 )
             }
         };
-        // Passing the calling channel's caller ID into From needs a CoreServices
-        // query that does not exist yet; until then From is `sirius`.
-        let _ = requestor;
-        let caller = String::new();
+        // The caller's ID goes into our From, as Asterisk presents the calling
+        // channel's caller ID on the outbound leg.
+        let (caller, caller_name) = requestor
+            .and_then(|r| self.shared.host.channel_caller_id(r))
+            .unwrap_or_default();
         let info = self.shared.host.channel_alloc(sirius_abi::ChannelSpec {
             tech: "SIP".into(),
             resource: peer.clone().unwrap_or_else(|| addr.ip().to_string()).into(),
@@ -199,7 +200,7 @@ impl ChannelDriver for SipTech {
             context: "".into(),
             exten: "".into(),
             caller_num: caller.clone().into(),
-            caller_name: "".into(),
+            caller_name: caller_name.clone().into(),
             codecs: codecs.clone().into(),
             accountcode: "".into(),
         })?;
@@ -212,6 +213,7 @@ impl ChannelDriver for SipTech {
             name: info.name.to_string(),
             codecs,
             caller,
+            caller_name,
         };
         if self
             .send(crate::monitor::Command::NewOutbound(setup))
