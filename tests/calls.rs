@@ -418,6 +418,33 @@ fn an_invite_nobody_answers_is_auto_congested_after_timer_b() {
 }
 
 #[test]
+fn a_qualified_peer_is_auto_congested_at_four_times_its_maximum_round_trip() {
+    // qualify = 100 ms: no response within 400 ms congests the call, long before
+    // Dial's own 3 s timeout (which would give NOANSWER, answered 486 here).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let sip = format!(
+        "{SIP_TOML}\n[peers.silent]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {port}\nqualify = 100\n"
+    );
+    let ext = r#"
+[test]
+"401" = ["Dial(SIP/silent,3)", "Goto(st-${DIALSTATUS})", "st-CONGESTION: Congestion()", "st-NOANSWER: Busy()"]
+"#;
+    let d = Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
+    });
+    let (code, out) = call(&d, &["-sf", &sf("uac_congestion.xml"), "-s", "401"]);
+    assert_eq!(code, 0, "caller: DIALSTATUS=CONGESTION, so 503:\n{out}");
+    assert!(
+        d.messages().contains("Auto-congesting SIP/silent-00000002"),
+        "{}",
+        d.messages()
+    );
+}
+
+#[test]
 fn a_wrong_trunk_password_fails_the_call_without_looping() {
     let callee_port = free_udp_port();
     let d = trunk_pbx(callee_port, "not-the-password");

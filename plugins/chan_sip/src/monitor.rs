@@ -100,6 +100,10 @@ struct OutboundCall {
     last_msg: String,
     /// The far end put us on hold.
     held: bool,
+    /// chan_sip's auto-congest timer for peers with `qualify`: no response at
+    /// all by this instant (4 × the peer's maximum round trip) congests the
+    /// call. Without qualify, Timer B (64 × T1) plays this part.
+    congest_at: Option<Instant>,
 }
 
 /// Redirects one outbound call may follow: enough for a forwarding chain,
@@ -368,7 +372,8 @@ impl Monitor {
             .iter()
             .filter_map(|r| r.sm.poll_timeout())
             .min();
-        [self.layer.poll_timeout(), q, r]
+        let congest = self.outbound.values().filter_map(|c| c.congest_at).min();
+        [self.layer.poll_timeout(), q, r, congest]
             .into_iter()
             .flatten()
             .min()
@@ -376,6 +381,15 @@ impl Monitor {
 
     fn on_timers(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        let congested: Vec<_> = self
+            .outbound
+            .iter()
+            .filter(|(_, c)| c.congest_at.is_some_and(|t| t <= now))
+            .map(|(chan, _)| *chan)
+            .collect();
+        for chan in congested {
+            self.auto_congest(chan);
+        }
         let mut due = Vec::new();
         for (name, q) in self.shared.qualify.lock().iter_mut() {
             let (change, poke) = q.handle_timeout(now);
@@ -580,18 +594,10 @@ impl Monitor {
         match self.owners.remove(&tx) {
             // The poke's own timer (2 x maxms) decides reachability.
             Some(Owner::Poke(_)) | Some(Owner::Bye) | None => {}
-            Some(Owner::Outbound(chan)) => {
-                // Timer B: not even a provisional response in 64*T1. chan_sip's
-                // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
-                // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
-                if let Some(call) = self.outbound.remove(&chan) {
-                    log::info!("Auto-congesting {}", call.setup.name);
-                    self.count_calls();
-                    self.shared
-                        .host
-                        .channel_hangup(chan, sirius_abi::Cause::CONGESTION);
-                }
-            }
+            // Timer B: not even a provisional response in 64*T1. chan_sip's
+            // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
+            // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
+            Some(Owner::Outbound(chan)) => self.auto_congest(chan),
             Some(Owner::Register(i)) => {
                 if let Some(r) = self.shared.outbound.lock().get_mut(i) {
                     r.sm.on_timeout(Instant::now());
@@ -1292,6 +1298,7 @@ impl Monitor {
                     redirects: 0,
                     last_msg: String::new(),
                     held: false,
+                    congest_at: None,
                 };
                 self.outbound.insert(chan, call);
                 self.count_calls();
@@ -1334,6 +1341,14 @@ impl Monitor {
                 return;
             }
         }
+        // Asterisk arms auto-congest at 4 × the peer's qualify maximum.
+        let congest_after = call
+            .setup
+            .peer
+            .as_ref()
+            .and_then(|n| running.peers.get(n))
+            .and_then(|p| p.qualify_maxms)
+            .map(|ms| Duration::from_millis(u64::from(ms) * 4));
         let bound = self.shared.bound;
         let local = LocalMedia {
             address: bound.ip().to_string(),
@@ -1380,6 +1395,7 @@ impl Monitor {
                     c.tx = Some(tx);
                     c.invite = Some(inv);
                     c.last_msg = "Tx: INVITE".into();
+                    c.congest_at = congest_after.map(|d| Instant::now() + d);
                 }
             }
             Err(e) => {
@@ -1398,6 +1414,8 @@ impl Monitor {
         let Some(call) = self.outbound.get_mut(&chan) else {
             return;
         };
+        // "Don't auto congest anymore since we've gotten something useful back."
+        call.congest_at = None;
         let dest = call.setup.dest;
         match code {
             180 | 183 => self
@@ -1442,6 +1460,22 @@ impl Monitor {
             300..=699 => self.fail_outbound(chan, code),
             _ => {}
         }
+    }
+
+    /// No response to our INVITE in time: congestion, as chan_sip's
+    /// `auto_congest`. The INVITE transaction is left to run out on its own
+    /// (a CANCEL must wait for a provisional response, RFC 3261 §9.1).
+    fn auto_congest(&mut self, chan: sirius_abi::ChannelId) {
+        let Some(call) = self.outbound.remove(&chan) else {
+            return;
+        };
+        log::info!("Auto-congesting {}", call.setup.name);
+        self.owners
+            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
+        self.count_calls();
+        self.shared
+            .host
+            .channel_hangup(chan, sirius_abi::Cause::CONGESTION);
     }
 
     /// Records the last request sent or received on a call.
