@@ -445,6 +445,34 @@ fn a_qualified_peer_is_auto_congested_at_four_times_its_maximum_round_trip() {
 }
 
 #[test]
+fn in_dialog_requests_follow_the_record_route_of_the_answer() {
+    let (callee_port, proxy_port) = (free_udp_port(), free_udp_port());
+    let d = dial_pbx(callee_port);
+    let proxy = SippProcess::start(proxy_port, &["-sf", &sf("uas_route_sink.xml"), "-m", "1"]);
+    let pp = proxy_port.to_string();
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_record_route.xml"),
+            "-m",
+            "1",
+            "-key",
+            "proxyport",
+            &pp,
+        ],
+    );
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "200", "-d", "300"]);
+    assert_eq!(code, 0, "caller:\n{out}");
+    assert_eq!(callee.finish(), Some(0), "callee: INVITE, 200");
+    assert_eq!(
+        proxy.finish(),
+        Some(0),
+        "proxy: ACK and BYE with Route, Request-URI the callee's Contact"
+    );
+}
+
+#[test]
 fn a_wrong_trunk_password_fails_the_call_without_looping() {
     let callee_port = free_udp_port();
     let d = trunk_pbx(callee_port, "not-the-password");

@@ -1089,7 +1089,8 @@ impl Monitor {
         );
         let mut bye = d.request(Method::Bye, &via, None);
         bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
-        self.send_client(bye, call.source, Owner::Bye, Instant::now());
+        let hop = first_route_hop(&bye).unwrap_or(call.source);
+        self.send_client(bye, hop, Owner::Bye, Instant::now());
     }
 
     /// The RTP socket, far end and comedia setting of one of our legs.
@@ -1438,6 +1439,7 @@ impl Monitor {
             200..=299 => {
                 // A retransmitted 2xx: the same ACK again.
                 if let Some(ack) = call.ack.clone() {
+                    let dest = first_route_hop(&ack).unwrap_or(dest);
                     return self.layer.send_stateless(dest, Transport::Udp, &ack);
                 }
                 let Some(invite) = call.invite.clone() else {
@@ -1449,6 +1451,7 @@ impl Monitor {
                     Err(e) => return log::warn!("bad 2xx to our INVITE: {e}"),
                 };
                 let ack = d.request(Method::Ack, &via, Some(102));
+                let dest = first_route_hop(&ack).unwrap_or(dest);
                 self.layer.send_stateless(dest, Transport::Udp, &ack);
                 call.ack = Some(ack);
                 call.last_msg = "Tx: ACK".into();
@@ -1738,7 +1741,8 @@ impl Monitor {
                 if let Some(mut d) = self.dialogs.remove(&id) {
                     let mut bye = d.request(Method::Bye, &self.via(), None);
                     bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
-                    self.send_client(bye, call.setup.dest, Owner::Bye, Instant::now());
+                    let hop = first_route_hop(&bye).unwrap_or(call.setup.dest);
+                    self.send_client(bye, hop, Owner::Bye, Instant::now());
                 }
             }
             (None, Some(tx)) => {
@@ -1749,6 +1753,24 @@ impl Monitor {
             (None, None) => {}
         }
     }
+}
+
+/// Where an in-dialog request goes when the dialog has a route set: the first
+/// `Route` (RFC 3261 §12.2.1.1, loose routing), if its host is an IP address.
+/// `None` without a Route: the caller then uses the leg's known address.
+fn first_route_hop(req: &Message) -> Option<SocketAddr> {
+    let route = req.headers.get(&HeaderName::Route)?;
+    let first = sirius_sip::message::NameAddr::parse_list(route)
+        .ok()?
+        .into_iter()
+        .next()?;
+    let uri = first.sip_uri().ok()?;
+    let ip = match uri.host {
+        sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(a),
+        sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(a),
+        sirius_sip::message::Host::Name(_) => return None,
+    };
+    Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
 }
 
 /// A caller ID number as the user part of a SIP URI (RFC 3261 §25.1 `user`):
