@@ -1316,8 +1316,18 @@ impl Monitor {
     /// `call`: checks the call-limit, then sends the INVITE with our offer.
     fn place_call(&mut self, chan: sirius_abi::ChannelId) {
         let Some(call) = self.outbound.get(&chan) else {
+            log::warn!("call() for channel {chan}, which chan_sip did not create or already ended");
             return;
         };
+        if call.tx.is_some() {
+            // chan_sip's sip_call refuses a channel that is neither Down nor
+            // Reserved; a second call() must not send a second INVITE.
+            log::warn!(
+                "sip_call called on {}, neither down nor reserved",
+                call.setup.name
+            );
+            return;
+        }
         let running = self.shared.running();
         let limited = call
             .setup
