@@ -383,23 +383,36 @@ fn a_302_is_followed_to_the_contact_and_the_call_connects_there() {
     )));
 }
 
-#[test]
-fn an_invite_nobody_answers_is_auto_congested_after_timer_b() {
-    // A peer whose port swallows everything; T1 = 20 ms makes Timer B 1.28 s.
+/// A PBX whose peer `silent` sits on a socket that swallows everything;
+/// `general` and `silent_extra` are added to sip.toml's general and peer
+/// sections, and `dial_timeout` is Dial's. Extension 400 answers Dial's
+/// CONGESTION with 503 and NOANSWER with 486.
+fn silent_peer_pbx(
+    general: &str,
+    silent_extra: &str,
+    dial_timeout: u32,
+) -> (Daemon, std::net::UdpSocket) {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let sip = format!(
-        "[general]\nudpbindaddr = \"127.0.0.1:0\"\nt1 = 20\n\n[peers.sipp]\ntype = \"peer\"\nhost = \"127.0.0.1\"\ninsecure = [\"invite\", \"port\"]\ncontext = \"test\"\n\n[peers.silent]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+    let sip = SIP_TOML.replace("[general]\n", &format!("[general]\n{general}"))
+        + &format!(
+        "\n[peers.silent]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {port}\n{silent_extra}"
     );
-    let ext = r#"
-[test]
-"400" = ["Dial(SIP/silent,20)", "Goto(st-${DIALSTATUS})", "st-CONGESTION: Congestion()", "st-NOANSWER: Busy()"]
-"#;
+    let ext = format!(
+        "[test]\n\"400\" = [\"Dial(SIP/silent,{dial_timeout})\", \"Goto(st-${{DIALSTATUS}})\", \"st-CONGESTION: Congestion()\", \"st-NOANSWER: Busy()\"]\n"
+    );
     let d = Daemon::start(Setup {
         modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
         modules_dir: None,
-        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
+        files: &[("sip.toml", &sip), ("extensions.toml", &ext)],
     });
+    (d, silent)
+}
+
+#[test]
+fn an_invite_nobody_answers_is_auto_congested_after_timer_b() {
+    // T1 = 20 ms makes Timer B 1.28 s.
+    let (d, silent) = silent_peer_pbx("t1 = 20\n", "", 20);
     let (code, out) = call(&d, &["-sf", &sf("uac_congestion.xml"), "-s", "400"]);
     assert_eq!(code, 0, "caller: DIALSTATUS=CONGESTION, so 503:\n{out}");
     let mut buf = [0u8; 4096];
@@ -421,21 +434,8 @@ fn an_invite_nobody_answers_is_auto_congested_after_timer_b() {
 fn a_qualified_peer_is_auto_congested_at_four_times_its_maximum_round_trip() {
     // qualify = 100 ms: no response within 400 ms congests the call, long before
     // Dial's own 3 s timeout (which would give NOANSWER, answered 486 here).
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let sip = format!(
-        "{SIP_TOML}\n[peers.silent]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {port}\nqualify = 100\n"
-    );
-    let ext = r#"
-[test]
-"401" = ["Dial(SIP/silent,3)", "Goto(st-${DIALSTATUS})", "st-CONGESTION: Congestion()", "st-NOANSWER: Busy()"]
-"#;
-    let d = Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
-    });
-    let (code, out) = call(&d, &["-sf", &sf("uac_congestion.xml"), "-s", "401"]);
+    let (d, _silent) = silent_peer_pbx("", "qualify = 100\n", 3);
+    let (code, out) = call(&d, &["-sf", &sf("uac_congestion.xml"), "-s", "400"]);
     assert_eq!(code, 0, "caller: DIALSTATUS=CONGESTION, so 503:\n{out}");
     assert!(
         d.messages().contains("Auto-congesting SIP/silent-00000002"),

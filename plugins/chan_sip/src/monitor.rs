@@ -1637,16 +1637,7 @@ impl Monitor {
                 return None;
             }
         };
-        let bound = self.shared.bound;
-        invite.headers.set(
-            HeaderName::Via,
-            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
-        );
-        invite
-            .headers
-            .set(HeaderName::CSeq, format!("{cseq} INVITE"));
-        invite.headers.remove(&HeaderName::Authorization);
-        invite.headers.remove(&HeaderName::ProxyAuthorization);
+        self.next_invite(&mut invite, cseq);
         invite.push(challenge.answer_header(), value);
         Some(invite)
     }
@@ -1668,14 +1659,9 @@ impl Monitor {
             .filter_map(|v| sirius_sip::message::NameAddr::parse_list(v).ok())
             .flatten()
             .find_map(|na| {
-                let uri = na.sip_uri().ok()?;
-                let ip = match uri.host {
-                    sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(a),
-                    sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(a),
-                    sirius_sip::message::Host::Name(_) => return None,
-                };
+                let addr = ip_socket_addr(&na.sip_uri().ok()?)?;
                 let target = na.uri.split('?').next().unwrap_or(&na.uri).to_string();
-                Some((target, SocketAddr::new(ip, uri.port.unwrap_or(5060))))
+                Some((target, addr))
             });
         let Some((target, dest)) = contact else {
             log::warn!(
@@ -1697,6 +1683,13 @@ impl Monitor {
         if let sirius_sip::message::StartLine::Request { uri, .. } = &mut invite.start {
             *uri = target;
         }
+        self.next_invite(&mut invite, cseq);
+        Some(invite)
+    }
+
+    /// Makes `invite` the next request of the same call (RFC 3261 §8.1.3.5):
+    /// new branch, CSeq `cseq`, no stale credentials.
+    fn next_invite(&self, invite: &mut Message, cseq: u32) {
         let bound = self.shared.bound;
         invite.headers.set(
             HeaderName::Via,
@@ -1707,7 +1700,6 @@ impl Monitor {
             .set(HeaderName::CSeq, format!("{cseq} INVITE"));
         invite.headers.remove(&HeaderName::Authorization);
         invite.headers.remove(&HeaderName::ProxyAuthorization);
-        Some(invite)
     }
 
     /// Sends a new INVITE transaction for an outbound call (after a challenge
@@ -1774,7 +1766,12 @@ fn first_route_hop(req: &Message) -> Option<SocketAddr> {
         .ok()?
         .into_iter()
         .next()?;
-    let uri = first.sip_uri().ok()?;
+    ip_socket_addr(&first.sip_uri().ok()?)
+}
+
+/// The address a SIP URI names when its host is an IP address (default port
+/// 5060); `None` for a domain name, which would need DNS (RFC 3263), not here yet.
+fn ip_socket_addr(uri: &Uri) -> Option<SocketAddr> {
     let ip = match uri.host {
         sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(a),
         sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(a),
