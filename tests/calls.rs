@@ -25,6 +25,7 @@ const EXTENSIONS: &str = r#"
 "104" = ["Set(N=${EXTEN:2})", "GotoIf(${N}?busy:cong)", "cong: Congestion()", "busy: Busy()"]
 "105" = ["Answer()", "Wait(3)", "Hangup()"]
 "600" = ["Answer()", "Echo()"]
+"106" = ["Answer()", "Wait(60)", "Hangup()"]
 "#;
 
 fn pbx() -> Daemon {
@@ -151,6 +152,37 @@ fn a_call_in_progress_shows_in_core_show_channels_and_holds_the_module() {
         .contains("in use (1 active)"));
     let (code, out) = caller.join().unwrap();
     assert_eq!(code, 0, "{out}");
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
+}
+
+#[test]
+fn channel_request_hangup_ends_a_call_from_the_console() {
+    let d = pbx();
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let scenario = sf("uac_remote_bye.xml");
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target, "-p", &port, "-m", "1", "-sf", &scenario, "-s", "106",
+        ])
+    });
+    d.wait_for("core show channels", Duration::from_secs(5), |o| {
+        o.contains("Wait(60)")
+    });
+    assert!(d
+        .rx("channel request hangup SIP/nobody-00000009")
+        .failed()
+        .contains("SIP/nobody-00000009 is not a known channel"));
+    assert_eq!(
+        d.rx("channel request hangup SIP/sipp-00000001")
+            .ok()
+            .trim_end(),
+        "Requested Hangup on channel 'SIP/sipp-00000001'"
+    );
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "caller: BYE from the PBX, 200:\n{out}");
     d.wait_for("core show channels count", Duration::from_secs(5), |o| {
         o.starts_with("0 active channels")
     });

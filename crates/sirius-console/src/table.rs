@@ -122,6 +122,7 @@ impl CommandTable {
     pub fn with_core_commands() -> CommandTable {
         let mut all = Vec::new();
         all.extend(crate::commands::core::commands());
+        all.extend(crate::commands::channel::commands());
         all.extend(crate::commands::module::commands());
         all.extend(crate::commands::dialplan::commands());
         all.extend(crate::commands::help::commands());
