@@ -322,6 +322,25 @@ fn a_forced_unload_ends_both_legs_of_a_bridged_call_with_bye() {
     };
     assert!(leg("sipp", "Rx: ACK", "sipp"), "caller's leg:\n{table}");
     assert!(leg("callee", "Tx: ACK", "callee"), "callee's leg:\n{table}");
+    // The bridge Dial made, in Asterisk's `bridge show all` columns.
+    let bridges = d.rx("bridge show all").ok();
+    let lines: Vec<&str> = bridges.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "{:<36} {:<36} {:>5} {:<15} {:<15} Duration",
+            "Bridge-ID", "Name", "Chans", "Type", "Technology"
+        )
+    );
+    assert_eq!(lines.len(), 2, "{bridges}");
+    assert_eq!(lines[1].as_bytes()[36], b' ', "{bridges}");
+    assert!(
+        lines[1][37..].starts_with(&format!(
+            "{:<36} {:>5} {:<15} {:<15} 00:00:0",
+            "<unknown>", 2, "basic", "native_rtp"
+        )),
+        "{bridges}"
+    );
     assert!(d
         .rx("module unload chan_sip")
         .failed()
@@ -336,6 +355,11 @@ fn a_forced_unload_ends_both_legs_of_a_bridged_call_with_bye() {
         callee.finish(),
         Some(0),
         "callee: INVITE, 180, 200, ACK, BYE from the PBX, 200"
+    );
+    assert_eq!(
+        d.rx("bridge show all").ok().lines().count(),
+        1,
+        "the bridge ended with its channels"
     );
 }
 

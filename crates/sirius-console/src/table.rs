@@ -123,6 +123,7 @@ impl CommandTable {
         let mut all = Vec::new();
         all.extend(crate::commands::core::commands());
         all.extend(crate::commands::channel::commands());
+        all.extend(crate::commands::bridge::commands());
         all.extend(crate::commands::module::commands());
         all.extend(crate::commands::dialplan::commands());
         all.extend(crate::commands::help::commands());

@@ -81,6 +81,8 @@ pub struct Core {
     pub sched: SchedThread,
     /// Live channels.
     pub channels: ChannelRegistry,
+    /// Live bridges (`bridge show all`).
+    pub bridges: crate::bridges::BridgeRegistry,
     /// Event bus.
     pub events: EventBus,
     /// Logging.
@@ -109,6 +111,7 @@ impl Core {
             last_reload: Mutex::new(now),
             sched: SchedThread::start("sirius-sched")?,
             channels: ChannelRegistry::new(),
+            bridges: crate::bridges::BridgeRegistry::new(),
             events: EventBus::default(),
             log,
             techs: RwLock::new(BTreeMap::new()),
@@ -227,10 +230,14 @@ impl Core {
         let (ta, tb) = (self.tech_of(a)?, self.tech_of(b)?);
         self.channels.update(a, |c| c.bridged_to = Some(b));
         self.channels.update(b, |c| c.bridged_to = Some(a));
-        if ta.module == tb.module && ta.tech.native_bridge(a, b).into_result().is_ok() {
-            return Ok("native_rtp");
-        }
-        Ok("simple_bridge")
+        let technology =
+            if ta.module == tb.module && ta.tech.native_bridge(a, b).into_result().is_ok() {
+                "native_rtp"
+            } else {
+                "simple_bridge"
+            };
+        self.bridges.add(a, b, technology);
+        Ok(technology)
     }
 
     /// `Echo()`: the channel's media comes back to it. Only technologies that can
@@ -247,6 +254,7 @@ impl Core {
         let Some(c) = self.channels.remove(chan, cause) else {
             return;
         };
+        self.bridges.remove_channel(chan);
         log::info!("Hungup '{}' ({}, {})", c.name, c.cause.name(), c.cause.0);
         self.events.publish(crate::events::Event {
             name: "Hangup".into(),

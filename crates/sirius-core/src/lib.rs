@@ -14,6 +14,7 @@
 //! The vocabulary (causes, codecs, channel states) lives in `sirius-abi` and is
 //! re-exported here.
 
+pub mod bridges;
 pub mod channels;
 pub mod config;
 pub mod core;

@@ -1,5 +1,6 @@
 //! Built-in console commands, one file per group (mini-redis's layout).
 
+pub mod bridge;
 pub mod channel;
 pub mod core;
 pub mod dialplan;
