@@ -1344,12 +1344,7 @@ impl Monitor {
                     p.name,
                     p.call_limit
                 );
-                self.outbound.remove(&chan);
-                self.count_calls();
-                self.shared
-                    .host
-                    .channel_hangup(chan, sirius_abi::Cause::USER_BUSY);
-                return;
+                return self.end_outbound(chan, sirius_abi::Cause::USER_BUSY);
             }
         }
         // Asterisk arms auto-congest at 4 × the peer's qualify maximum.
@@ -1395,28 +1390,10 @@ impl Monitor {
             "application/sdp",
             sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
         );
-        let dest = call.setup.dest;
-        match self
-            .layer
-            .send_request(Instant::now(), inv.clone(), dest, Transport::Udp)
-        {
-            Ok(tx) => {
-                self.owners.insert(tx, Owner::Outbound(chan));
-                if let Some(c) = self.outbound.get_mut(&chan) {
-                    c.tx = Some(tx);
-                    c.invite = Some(inv);
-                    c.last_msg = "Tx: INVITE".into();
-                    c.congest_at = congest_after.map(|d| Instant::now() + d);
-                }
-            }
-            Err(e) => {
-                log::warn!("cannot send INVITE to {dest}: {e}");
-                self.outbound.remove(&chan);
-                self.count_calls();
-                self.shared
-                    .host
-                    .channel_hangup(chan, sirius_abi::Cause::FAILURE);
-            }
+        self.send_invite(chan, inv);
+        // Still there unless the send failed (the call is then already ended).
+        if let Some(c) = self.outbound.get_mut(&chan) {
+            c.congest_at = congest_after.map(|d| Instant::now() + d);
         }
     }
 
@@ -1436,13 +1413,13 @@ impl Monitor {
             401 | 407 if call.auth_attempts == 0 => {
                 call.auth_attempts += 1;
                 if let Some(retry) = self.authorized_retry(chan, msg) {
-                    return self.resend_invite(chan, retry);
+                    return self.send_invite(chan, retry);
                 }
                 self.fail_outbound(chan, code);
             }
             300..=399 if call.redirects < MAX_REDIRECTS => {
                 if let Some(retry) = self.redirected_retry(chan, msg, code) {
-                    return self.resend_invite(chan, retry);
+                    return self.send_invite(chan, retry);
                 }
                 self.fail_outbound(chan, code);
             }
@@ -1479,16 +1456,11 @@ impl Monitor {
     /// `auto_congest`. The INVITE transaction is left to run out on its own
     /// (a CANCEL must wait for a provisional response, RFC 3261 §9.1).
     fn auto_congest(&mut self, chan: sirius_abi::ChannelId) {
-        let Some(call) = self.outbound.remove(&chan) else {
+        let Some(call) = self.outbound.get(&chan) else {
             return;
         };
         log::info!("Auto-congesting {}", call.setup.name);
-        self.owners
-            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
-        self.count_calls();
-        self.shared
-            .host
-            .channel_hangup(chan, sirius_abi::Cause::CONGESTION);
+        self.end_outbound(chan, sirius_abi::Cause::CONGESTION);
     }
 
     /// Records the last request sent or received on a call.
@@ -1583,13 +1555,17 @@ impl Monitor {
     /// The call failed with a final response: free it and hang the channel up
     /// with the matching cause.
     fn fail_outbound(&mut self, chan: sirius_abi::ChannelId, code: u16) {
+        self.end_outbound(chan, crate::causes::sip_to_cause(code));
+    }
+
+    /// Forgets an outbound call (its transactions no longer reach it) and hangs
+    /// its channel up with `cause`.
+    fn end_outbound(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
         self.outbound.remove(&chan);
         self.owners
             .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
         self.count_calls();
-        self.shared
-            .host
-            .channel_hangup(chan, crate::causes::sip_to_cause(code));
+        self.shared.host.channel_hangup(chan, cause);
     }
 
     /// The INVITE again with credentials for the challenge in `resp`: same
@@ -1702,9 +1678,10 @@ impl Monitor {
         invite.headers.remove(&HeaderName::ProxyAuthorization);
     }
 
-    /// Sends a new INVITE transaction for an outbound call (after a challenge
-    /// or a redirect).
-    fn resend_invite(&mut self, chan: sirius_abi::ChannelId, invite: Message) {
+    /// Sends an INVITE transaction for an outbound call: the first one, or a
+    /// new one after a challenge or a redirect. A send failure ends the call
+    /// with FAILURE (the cause of a 500).
+    fn send_invite(&mut self, chan: sirius_abi::ChannelId, invite: Message) {
         let Some(call) = self.outbound.get(&chan) else {
             return;
         };
