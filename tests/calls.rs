@@ -29,10 +29,15 @@ const EXTENSIONS: &str = r#"
 "#;
 
 fn pbx() -> Daemon {
+    pbx_with(SIP_TOML, EXTENSIONS)
+}
+
+/// A daemon with chan_sip loaded on this sip.toml and extensions.toml.
+fn pbx_with(sip: &str, extensions: &str) -> Daemon {
     Daemon::start(Setup {
         modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
         modules_dir: None,
-        files: &[("sip.toml", SIP_TOML), ("extensions.toml", EXTENSIONS)],
+        files: &[("sip.toml", sip), ("extensions.toml", extensions)],
     })
 }
 
@@ -232,11 +237,7 @@ fn dial_pbx(callee_port: u16) -> Daemon {
 "201" = ["Dial(SIP/callee,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-NOANSWER: Congestion()", "st-CHANUNAVAIL: Congestion()"]
 "202" = ["Dial(SIP/ghost,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-CHANUNAVAIL: Congestion()"]
 "#;
-    Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
-    })
+    pbx_with(&sip, ext)
 }
 
 #[test]
@@ -373,11 +374,7 @@ fn trunk_pbx(callee_port: u16, password: &str) -> Daemon {
 [test]
 "300" = ["Dial(SIP/trunk,5)", "Goto(st-${DIALSTATUS})", "st-ANSWER: Hangup()", "st-CONGESTION: Congestion()", "st-CHANUNAVAIL: Congestion()", "st-BUSY: Busy()"]
 "#;
-    Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &sip), ("extensions.toml", ext)],
-    })
+    pbx_with(&sip, ext)
 }
 
 #[test]
@@ -457,12 +454,7 @@ fn silent_peer_pbx(
     let ext = format!(
         "[test]\n\"400\" = [\"Dial(SIP/silent,{dial_timeout})\", \"Goto(st-${{DIALSTATUS}})\", \"st-CONGESTION: Congestion()\", \"st-NOANSWER: Busy()\"]\n"
     );
-    let d = Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &sip), ("extensions.toml", &ext)],
-    });
-    (d, silent)
+    (pbx_with(&sip, &ext), silent)
 }
 
 #[test]
