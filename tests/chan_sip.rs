@@ -391,18 +391,10 @@ fn sip_debug_can_follow_one_address_or_one_peer() {
         ]);
         assert_eq!(code, 0, "{out}");
     }
-    let sent = format!("<--- SIP send to 127.0.0.1:{watched} --->");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let log = loop {
-        let log = d.messages();
-        if log.contains(&sent) || std::time::Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    assert!(log.contains(&sent), "{log}");
+    let sent = format!("<--- SIP send to UDP:127.0.0.1:{watched} --->");
+    let log = d.wait_for_log(&sent, std::time::Duration::from_secs(5));
     assert!(
-        log.contains(&format!("<--- SIP read from 127.0.0.1:{watched} --->")),
+        log.contains(&format!("<--- SIP read from UDP:127.0.0.1:{watched} --->")),
         "{log}"
     );
     assert!(!log.contains(&format!("127.0.0.1:{other} --->")), "{log}");

@@ -235,6 +235,23 @@ impl Daemon {
         }
     }
 
+    /// Waits (bounded) until the `messages` log contains `text`; returns the log.
+    #[track_caller]
+    pub fn wait_for_log(&self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.messages();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for '{text}' in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// Polls `cond` on a command's output until it holds (bounded by `within`).
     pub fn wait_for(&self, command: &str, within: Duration, cond: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + within;

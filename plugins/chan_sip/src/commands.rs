@@ -257,6 +257,13 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
     o += &line("Comedia", yes_no(p.comedia));
     o += &line("ACL", yes_no(p.acl.is_set()));
     o += &line("DTMFmode", &p.dtmfmode);
+    // Asterisk's words: the transport in use, then the ones allowed.
+    let words = |ts: &[sirius_sip::transaction::Transport]| {
+        ts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
+    };
+    let in_use = b.map_or(p.transports[0], |b| b.transport());
+    o += &line("Transport", in_use.as_str());
+    o += &line("Allowed.Trsp", &words(&p.transports));
     let addr = b.map(|b| b.addr).or(p.addr);
     o += &line(
         "Addr->IP",
@@ -337,6 +344,18 @@ fn show_settings(shared: &Shared) -> String {
     let line = |k: &str, v: &str| format!("  {k:<24}{v}\n");
     let mut o = String::from("\n\nGlobal Settings:\n----------------\n");
     o += &line("UDP Bindaddress:", &shared.bound.to_string());
+    o += &line(
+        "TCP SIP Port:",
+        &shared
+            .tcp_bound
+            .map_or("Disabled".into(), |a| a.port().to_string()),
+    );
+    o += &line(
+        "TCP Bindaddress:",
+        &shared
+            .tcp_bound
+            .map_or("Disabled".into(), |a| a.to_string()),
+    );
     o += &line("Realm. (realm):", &g.realm);
     o += &line("Allow guest calls:", yes_no(g.allowguest));
     o += &line("Always auth rejects:", yes_no(g.alwaysauthreject));

@@ -20,8 +20,9 @@
 use crate::acl::Acl;
 use serde::Deserialize;
 use sirius_abi::Codec;
+use sirius_sip::transaction::Transport;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 /// The whole file.
@@ -42,6 +43,11 @@ pub struct SipConfig {
 pub struct General {
     /// UDP listen address (loopback by default).
     pub udpbindaddr: SocketAddr,
+    /// Listen for SIP over TCP too (Asterisk's `tcpenable`, off by default).
+    pub tcpenable: bool,
+    /// TCP listen address; unset: the UDP socket's address and port, so one
+    /// `host:port` in Via and Contact serves both transports.
+    pub tcpbindaddr: Option<SocketAddr>,
     /// Digest realm.
     pub realm: String,
     /// Context for guests.
@@ -72,6 +78,8 @@ impl Default for General {
     fn default() -> Self {
         General {
             udpbindaddr: "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!()),
+            tcpenable: false,
+            tcpbindaddr: None,
             realm: "sirius".into(),
             context: "default".into(),
             allowguest: false,
@@ -135,7 +143,8 @@ pub struct PeerConfig {
     /// friend, peer or user.
     #[serde(rename = "type")]
     pub kind: PeerType,
-    /// `dynamic` (learned from REGISTER) or an address.
+    /// `dynamic` (learned from REGISTER), an IP address or a host name
+    /// (resolved when the file is loaded or reloaded).
     pub host: Option<String>,
     /// Port for a static host.
     pub port: Option<u16>,
@@ -172,6 +181,10 @@ pub struct PeerConfig {
     pub callerid: Option<String>,
     /// Free text for `sip show peers`.
     pub description: Option<String>,
+    /// Transports the peer may use, the first one for calls and pokes we send
+    /// it (`"udp"`, `"tcp"`, `"tcp,udp"`; default `udp`). A registered peer is
+    /// reached over the transport it registered with.
+    pub transport: Option<String>,
 }
 
 /// `[[register]]`: an outbound registration.
@@ -224,6 +237,8 @@ pub struct Peer {
     pub dynamic: bool,
     /// Static address.
     pub addr: Option<SocketAddr>,
+    /// Transports allowed, the first one for requests we send to `addr`.
+    pub transports: Vec<Transport>,
     /// Digest username (defaultuser, else the peer name).
     pub username: String,
     /// HA1 for digest, if the peer authenticates.
@@ -275,6 +290,35 @@ pub enum SipConfigError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The address of a static `host`: an IP address as written, or a name looked
+/// up once now (A/AAAA through the system resolver, as Asterisk without
+/// `srvlookup`/dnsmgr does). A name that does not resolve is an error: a peer
+/// nobody can reach should be noticed at load, not at the first call.
+pub fn resolve_host(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("host '{host}' does not resolve: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("host '{host}' does not resolve to any address"))
+}
+
+/// `transport = "tcp,udp"`: the allowed transports in order.
+fn transport_list(text: &str) -> Result<Vec<Transport>, String> {
+    let mut out = Vec::new();
+    for word in text.split(',').map(str::trim) {
+        let t = Transport::parse(word)
+            .ok_or_else(|| format!("unknown transport '{word}' (udp or tcp)"))?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 /// Asterisk's default codec list when `allow` is empty.
@@ -331,14 +375,14 @@ impl SipConfig {
             let (dynamic, addr) = if host.eq_ignore_ascii_case("dynamic") {
                 (true, None)
             } else {
-                let ip: std::net::IpAddr = host.parse().map_err(|_| {
-                    err(
-                        name,
-                        format!("host '{host}' is not an IP address or 'dynamic'"),
-                    )
-                })?;
-                (false, Some(SocketAddr::new(ip, p.port.unwrap_or(5060))))
+                let port = p.port.unwrap_or(5060);
+                (
+                    false,
+                    Some(resolve_host(host, port).map_err(|e| err(name, e))?),
+                )
             };
+            let transports = transport_list(p.transport.as_deref().unwrap_or("udp"))
+                .map_err(|e| err(name, e))?;
             let username = p.defaultuser.clone().unwrap_or_else(|| name.clone());
             let ha1 = match (&p.secret, &p.md5secret) {
                 (_, Some(h)) => Some(h.to_ascii_lowercase()),
@@ -374,6 +418,7 @@ impl SipConfig {
                 kind: p.kind,
                 dynamic,
                 addr,
+                transports,
                 username,
                 ha1,
                 outbound_secret: p.remotesecret.clone().or_else(|| p.secret.clone()),
@@ -441,6 +486,24 @@ insecure = ["invite"]
             (Some("127.0.0.1:5080".parse().unwrap()), Some(500), true)
         );
         assert_eq!(trunk.codecs, DEFAULT_CODECS.to_vec());
+        assert_eq!(trunk.transports, vec![Transport::Udp]);
+
+        let named = text.replace(
+            "host = \"127.0.0.1\"",
+            "host = \"localhost\"\ntransport = \"tcp,udp\"",
+        );
+        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &named).unwrap();
+        let trunk = cfg.resolve_peers("sip.toml").unwrap().remove(1);
+        assert!(trunk
+            .addr
+            .is_some_and(|a| a.ip().is_loopback() && a.port() == 5080));
+        assert_eq!(trunk.transports, vec![Transport::Tcp, Transport::Udp]);
+        let sctp = named.replace("tcp,udp", "sctp");
+        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &sctp).unwrap();
+        assert_eq!(
+            cfg.resolve_peers("sip.toml").unwrap_err().to_string(),
+            "sip.toml: peer 'trunk': unknown transport 'sctp' (udp or tcp)"
+        );
 
         let bad = text.replace("allow = [\"alaw\", \"ulaw\"]", "allow = [\"g7231x\"]");
         let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &bad).unwrap();

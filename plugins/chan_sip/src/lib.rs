@@ -7,7 +7,7 @@
 //! the SIP side of each call keyed by the core's channel id.
 //!
 //! State of this driver (see the issue notes for what comes next):
-//! configuration and reload, the UDP transport, transaction handling with the
+//! configuration and reload, the UDP and TCP transports, transaction handling with the
 //! validation answers (400/415/416/420/501/505), OPTIONS, the registrar with
 //! digest auth and persisted bindings, inbound INVITE authentication and
 //! hand-off to the dialplan, the channel technology's request checks, and the
@@ -22,6 +22,7 @@ pub mod outbound;
 pub mod registrar;
 pub mod relay;
 pub mod tech;
+pub mod transport;
 
 use config::{Peer, SipConfig};
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +30,7 @@ use registrar::Registrar;
 use sirius_abi::guest::{declined, failed, ChannelDriver, Host, PluginImpl};
 use sirius_abi::{CommandSpec, LoadError, SupportLevel};
 use sirius_core::io::IoContext;
+use sirius_sip::transaction::Transport;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +72,8 @@ pub struct Shared {
     pub registrar: Mutex<Registrar>,
     /// The address the UDP socket is bound to.
     pub bound: SocketAddr,
+    /// The address the TCP listener is bound to (`tcpenable`).
+    pub tcp_bound: Option<SocketAddr>,
     /// `sip set debug on` (or `ip`/`peer`, with [`Shared::debug_addr`]).
     pub debug: AtomicBool,
     /// `sip set debug ip|peer`: trace only traffic with this address (and this
@@ -95,6 +99,38 @@ impl Shared {
     /// The configuration in force.
     pub fn running(&self) -> Arc<Running> {
         self.running.read().clone()
+    }
+
+    /// Our address on a transport: what Via sent-by and Contact carry. TCP
+    /// falls back to the UDP address when it is off (callers only ask for
+    /// TCP once a peer or a registration chose it, which needs it on).
+    pub fn local(&self, transport: Transport) -> SocketAddr {
+        match transport {
+            Transport::Tcp => self.tcp_bound.unwrap_or(self.bound),
+            Transport::Udp => self.bound,
+        }
+    }
+
+    /// Our Contact URI on a transport, `sip:user@host:port;transport=tcp`
+    /// (no user part when `user` is empty).
+    pub fn contact_uri(&self, user: &str, transport: Transport) -> String {
+        let at = if user.is_empty() { "" } else { "@" };
+        format!(
+            "sip:{user}{at}{}{}",
+            self.local(transport),
+            transport.uri_param()
+        )
+    }
+
+    /// A top Via for a request we send on `transport`, with a new branch.
+    pub fn via(&self, transport: Transport) -> sirius_sip::message::Via {
+        let local = self.local(transport);
+        let host = match local.ip() {
+            std::net::IpAddr::V4(a) => sirius_sip::message::Host::V4(a),
+            std::net::IpAddr::V6(a) => sirius_sip::message::Host::V6(a),
+        };
+        let branch = sirius_sip::message::build::new_branch();
+        sirius_sip::message::Via::new(transport.as_str(), host, Some(local.port()), &branch)
     }
 
     /// Whether a message to or from `addr` goes to the SIP trace.
@@ -153,6 +189,19 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
     let socket = io
         .block_on(async { tokio::net::UdpSocket::from_std(std_socket) })
         .map_err(|e| failed(format!("UDP socket: {e}")))?;
+    let listener = if running.cfg.general.tcpenable {
+        let addr = running.cfg.general.tcpbindaddr.unwrap_or(bound);
+        let l = io
+            .block_on(async { tokio::net::TcpListener::bind(addr).await })
+            .map_err(|e| failed(format!("cannot bind TCP {addr}: {e}")))?;
+        Some(l)
+    } else {
+        None
+    };
+    let tcp_bound = match &listener {
+        Some(l) => Some(l.local_addr().map_err(|e| failed(e.to_string()))?),
+        None => None,
+    };
     let store = host.data_dir().join("registrations.json");
     let registrar = Registrar::new(&running.cfg.general.realm, Some(store), unix_now());
     let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -162,6 +211,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         running: RwLock::new(Arc::new(running)),
         registrar: Mutex::new(registrar),
         bound,
+        tcp_bound,
         debug: AtomicBool::new(false),
         debug_addr: Mutex::new(None),
         stopping: AtomicBool::new(false),
@@ -174,8 +224,17 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
     });
     monitor::reconcile(&shared);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    io.spawn(monitor::run(shared.clone(), socket, stop_rx, command_rx));
+    io.spawn(monitor::run(
+        shared.clone(),
+        socket,
+        listener,
+        stop_rx,
+        command_rx,
+    ));
     log::info!("SIP listening on UDP {bound}");
+    if let Some(t) = tcp_bound {
+        log::info!("SIP listening on TCP {t}");
+    }
     let tech = Arc::new(tech::SipTech::new(shared.clone()));
     Ok(Box::new(ChanSip {
         shared,
@@ -204,8 +263,12 @@ impl PluginImpl for ChanSip {
 
     fn reload(&self) -> Result<String, String> {
         let new = running_from(&self.shared.config_path)?;
-        if new.cfg.general.udpbindaddr != self.shared.running().cfg.general.udpbindaddr {
-            log::warn!("udpbindaddr changes take effect when chan_sip is loaded again");
+        let old = &self.shared.running().cfg.general;
+        if new.cfg.general.udpbindaddr != old.udpbindaddr
+            || new.cfg.general.tcpenable != old.tcpenable
+            || new.cfg.general.tcpbindaddr != old.tcpbindaddr
+        {
+            log::warn!("bind address changes take effect when chan_sip is loaded again");
         }
         self.shared
             .registrar

@@ -5,6 +5,7 @@
 use crate::causes::cause_to_sip;
 use crate::config::{General, Peer, PeerType};
 use crate::registrar::AuthOutcome;
+use crate::transport::{TcpConnections, TcpEvent};
 use crate::{unix_now, Shared};
 use sirius_abi::{ChannelSpec, ChannelState, Direction};
 use sirius_sip::dialog::{Classified, DialogTable};
@@ -20,8 +21,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
 
 /// The methods this driver answers today; others get 501 with this Allow list.
 pub fn capabilities() -> Capabilities {
@@ -67,6 +68,8 @@ pub struct OutboundSetup {
     pub chan: sirius_abi::ChannelId,
     /// Where the INVITE goes.
     pub dest: SocketAddr,
+    /// Over what: the peer's first `transport`, or the one it registered with.
+    pub transport: Transport,
     /// Request-URI.
     pub ruri: String,
     /// The peer it counts against.
@@ -116,6 +119,8 @@ struct InboundCall {
     tx: TxId,
     invite: Message,
     source: SocketAddr,
+    /// The transport the INVITE came over: our requests in the dialog use it.
+    transport: Transport,
     local_tag: String,
     /// A final response went out (200, 486…).
     final_sent: bool,
@@ -146,6 +151,10 @@ enum Owner {
 struct Monitor {
     shared: Arc<Shared>,
     socket: UdpSocket,
+    /// SIP over TCP, when `tcpenable` is on.
+    listener: Option<TcpListener>,
+    tcp: TcpConnections,
+    tcp_events: mpsc::UnboundedReceiver<TcpEvent>,
     layer: TransactionLayer,
     dialogs: DialogTable,
     caps: Capabilities,
@@ -169,7 +178,7 @@ pub fn reconcile(shared: &Shared) {
         if regs.iter().any(|r| r.cfg == *line) {
             continue;
         }
-        match crate::outbound::OutboundReg::new(line.clone(), shared.bound) {
+        match crate::outbound::OutboundReg::new(line.clone(), shared) {
             Ok(r) => regs.push(r),
             Err(e) => log::error!("{e}"),
         }
@@ -180,13 +189,18 @@ pub fn reconcile(shared: &Shared) {
 pub async fn run(
     shared: Arc<Shared>,
     socket: UdpSocket,
+    listener: Option<TcpListener>,
     mut stop: watch::Receiver<bool>,
     mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
 ) {
     let t1 = Duration::from_millis(shared.running().cfg.general.t1.max(1));
+    let (tcp_tx, tcp_events) = mpsc::unbounded_channel();
     let mut m = Monitor {
         shared,
         socket,
+        listener,
+        tcp: TcpConnections::new(tcp_tx),
+        tcp_events,
         layer: TransactionLayer::new(Config {
             t1,
             ..Config::default()
@@ -208,6 +222,11 @@ pub async fn run(
                 Ok((n, src)) => m.on_datagram(&buf[..n], src),
                 Err(e) => log::warn!("UDP receive failed: {e}"),
             },
+            r = accept(&m.listener) => match r {
+                Ok((stream, peer)) => m.tcp.adopt(stream, peer),
+                Err(e) => log::warn!("TCP accept failed: {e}"),
+            },
+            Some(ev) = m.tcp_events.recv() => m.on_tcp_event(ev),
             _ = sleep_until(deadline) => m.on_timers(Instant::now()),
             Some(cmd) = commands.recv() => match cmd {
                 Command::QualifyNow(peer) => m.poke(&peer, Instant::now()),
@@ -221,6 +240,7 @@ pub async fn run(
                         m.shared.host.channel_hangup(c, sirius_abi::Cause::NORMAL_CLEARING);
                     }
                     m.unregister_all(&mut buf).await;
+                    m.tcp.close_all();
                     let _ = ack.send(());
                 }
                 Command::Answer(c) => m.answer_call(c),
@@ -256,6 +276,16 @@ fn log_status_change(name: &str, c: sirius_sip::qualify::StatusChange, maxms: u3
     }
 }
 
+/// The next connection on the TCP listener; never, without one.
+async fn accept(
+    listener: &Option<TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -264,17 +294,18 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 impl Monitor {
-    fn trace(&self, dir: &str, peer: SocketAddr, data: &[u8]) {
+    fn trace(&self, dir: &str, transport: Transport, peer: SocketAddr, data: &[u8]) {
         if self.shared.debug_for(peer) {
             log::info!(
-                "\n<--- SIP {dir} {peer} --->\n{}\n<------------->",
+                "\n<--- SIP {dir} {}:{peer} --->\n{}\n<------------->",
+                transport.as_str(),
                 String::from_utf8_lossy(data)
             );
         }
     }
 
     fn on_datagram(&mut self, data: &[u8], src: SocketAddr) {
-        self.trace("read from", src, data);
+        self.trace("read from", Transport::Udp, src, data);
         let msg = match parse_datagram(data, &Limits::default()) {
             Ok(m) => m,
             Err(ParseError::KeepAlive) => return,
@@ -284,6 +315,37 @@ impl Monitor {
                 return;
             }
         };
+        self.on_message(msg, src, Transport::Udp);
+    }
+
+    fn on_tcp_event(&mut self, ev: TcpEvent) {
+        match ev {
+            TcpEvent::Message(msg, peer) => {
+                if self.shared.debug_for(peer) {
+                    self.trace("read from", Transport::Tcp, peer, &msg.to_bytes());
+                }
+                self.on_message(msg, peer, Transport::Tcp);
+            }
+            TcpEvent::Ping(peer) => self.tcp.send(peer, b"\r\n".to_vec()),
+            TcpEvent::Closed { peer, id, error } => {
+                if !self.tcp.closed(peer, id) {
+                    return;
+                }
+                match error {
+                    None => log::debug!("SIP/TCP: {peer} closed the connection"),
+                    Some(e) => {
+                        log::warn!("SIP/TCP connection with {peer} failed: {e}");
+                        // Requests that were waiting on it will get no answer.
+                        self.layer.transport_error(peer, Transport::Tcp);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A parsed message from either transport: validation, then the
+    /// transaction layer.
+    fn on_message(&mut self, msg: Message, src: SocketAddr, transport: Transport) {
         if msg.is_request() {
             if let Err(rej) = inspect_request(&msg, &self.caps) {
                 if msg.method() != Some(&Method::Ack) {
@@ -298,7 +360,7 @@ impl Monitor {
                     for (n, v) in &rej.headers {
                         r.push(n.clone(), v);
                     }
-                    self.layer.send_stateless(src, Transport::Udp, &r);
+                    self.layer.send_stateless(src, transport, &r);
                 }
                 return;
             }
@@ -306,8 +368,7 @@ impl Monitor {
             log::debug!("dropping malformed response from {src}");
             return;
         }
-        self.layer
-            .on_message(Instant::now(), msg, src, Transport::Udp);
+        self.layer.on_message(Instant::now(), msg, src, transport);
     }
 
     async fn process(&mut self) {
@@ -317,9 +378,9 @@ impl Monitor {
                     tx,
                     msg,
                     source,
+                    transport,
                     cancels,
-                    ..
-                } => self.on_request(tx, msg, source, cancels),
+                } => self.on_request(tx, msg, source, transport, cancels),
                 Event::Response { tx, msg } => self.on_client_response(tx, &msg),
                 Event::Timeout { tx } => {
                     // Our 2xx never ACKed (Timer L): the call is dead (RFC 3261 §13.3.1.4).
@@ -349,9 +410,14 @@ impl Monitor {
             }
         }
         while let Some(t) = self.layer.poll_transmit() {
-            self.trace("send to", t.dest, &t.data);
-            if let Err(e) = self.socket.send_to(&t.data, t.dest).await {
-                log::warn!("UDP send to {} failed: {e}", t.dest);
+            self.trace("send to", t.transport, t.dest, &t.data);
+            match t.transport {
+                Transport::Udp => {
+                    if let Err(e) = self.socket.send_to(&t.data, t.dest).await {
+                        log::warn!("UDP send to {} failed: {e}", t.dest);
+                    }
+                }
+                Transport::Tcp => self.tcp.send(t.dest, t.data),
             }
         }
     }
@@ -413,16 +479,23 @@ impl Monitor {
         let mut sends = Vec::new();
         for (i, r) in self.shared.outbound.lock().iter_mut().enumerate() {
             if let Some(req) = r.sm.handle_timeout(now) {
-                sends.push((i, req, r.dest));
+                sends.push((i, req, r.dest, r.transport));
             }
         }
-        for (i, req, dest) in sends {
-            self.send_client(req, dest, Owner::Register(i), now);
+        for (i, req, dest, transport) in sends {
+            self.send_client(req, dest, transport, Owner::Register(i), now);
         }
     }
 
-    fn send_client(&mut self, req: Message, dest: SocketAddr, owner: Owner, now: Instant) {
-        match self.layer.send_request(now, req, dest, Transport::Udp) {
+    fn send_client(
+        &mut self,
+        req: Message,
+        dest: SocketAddr,
+        transport: Transport,
+        owner: Owner,
+        now: Instant,
+    ) {
+        match self.layer.send_request(now, req, dest, transport) {
             Ok(tx) => {
                 self.owners.insert(tx, owner);
             }
@@ -436,14 +509,15 @@ impl Monitor {
         let Some(peer) = running.peers.get(name) else {
             return;
         };
-        let dest = peer
-            .addr
-            .or_else(|| self.shared.registrar.lock().binding(name).map(|b| b.addr));
+        let dest = peer.addr.map(|a| (a, peer.transports[0])).or_else(|| {
+            let reg = self.shared.registrar.lock();
+            reg.binding(name).map(|b| (b.addr, b.transport()))
+        });
         let mut qualify = self.shared.qualify.lock();
         let Some(q) = qualify.get_mut(name) else {
             return;
         };
-        let Some(dest) = dest else {
+        let Some((dest, transport)) = dest else {
             // An unregistered dynamic peer: nothing to poke; try again later.
             q.schedule(now + crate::outbound::FREQ_NOTOK);
             return;
@@ -452,11 +526,12 @@ impl Monitor {
         drop(qualify);
         let mut m = self.new_request(
             Method::Options,
-            format!("sip:{}@{dest}", peer.username),
+            format!("sip:{}@{dest}{}", peer.username, transport.uri_param()),
             "sirius",
+            transport,
         );
         m.push(HeaderName::Accept, ACCEPT);
-        self.send_client(m, dest, Owner::Poke(name.to_string()), now);
+        self.send_client(m, dest, transport, Owner::Poke(name.to_string()), now);
     }
 
     fn start_registrations(&mut self) {
@@ -464,11 +539,11 @@ impl Monitor {
         let mut sends = Vec::new();
         for (i, r) in self.shared.outbound.lock().iter_mut().enumerate() {
             if r.sm.state() == RegState::Unregistered && r.sm.poll_timeout().is_none() {
-                sends.push((i, r.sm.start(now), r.dest));
+                sends.push((i, r.sm.start(now), r.dest, r.transport));
             }
         }
-        for (i, req, dest) in sends {
-            self.send_client(req, dest, Owner::Register(i), now);
+        for (i, req, dest, transport) in sends {
+            self.send_client(req, dest, transport, Owner::Register(i), now);
         }
     }
 
@@ -481,15 +556,15 @@ impl Monitor {
             let mut regs = self.shared.outbound.lock();
             for r in regs.iter_mut().filter(|r| !wanted.contains(&r.cfg)) {
                 if let Some(req) = r.sm.unregister(now) {
-                    gone.push((req, r.dest));
+                    gone.push((req, r.dest, r.transport));
                 }
             }
             regs.retain(|r| wanted.contains(&r.cfg));
         }
         // Indices shift when lines go: forget pending owners of registrations.
         self.owners.retain(|_, o| !matches!(o, Owner::Register(_)));
-        for (req, dest) in gone {
-            let _ = self.layer.send_request(now, req, dest, Transport::Udp);
+        for (req, dest, transport) in gone {
+            let _ = self.layer.send_request(now, req, dest, transport);
         }
         reconcile(&self.shared);
         self.start_registrations();
@@ -505,11 +580,11 @@ impl Monitor {
                     r.cfg.user,
                     r.host_column()
                 );
-                sends.push((i, req, r.dest));
+                sends.push((i, req, r.dest, r.transport));
             }
         }
-        for (i, req, dest) in sends {
-            self.send_client(req, dest, Owner::Register(i), now);
+        for (i, req, dest, transport) in sends {
+            self.send_client(req, dest, transport, Owner::Register(i), now);
         }
         self.process().await;
         // Give the registrars a moment to confirm, bounded.
@@ -521,6 +596,7 @@ impl Monitor {
         {
             tokio::select! {
                 r = self.socket.recv_from(buf) => if let Ok((n, src)) = r { self.on_datagram(&buf[..n], src) },
+                Some(ev) = self.tcp_events.recv() => self.on_tcp_event(ev),
                 _ = tokio::time::sleep_until(deadline) => break,
             }
             self.process().await;
@@ -580,10 +656,10 @@ impl Monitor {
                             ],
                         );
                     }
-                    next.map(|req| (req, r.dest))
+                    next.map(|req| (req, r.dest, r.transport))
                 };
-                if let Some((req, dest)) = next {
-                    self.send_client(req, dest, Owner::Register(i), now);
+                if let Some((req, dest, transport)) = next {
+                    self.send_client(req, dest, transport, Owner::Register(i), now);
                 }
             }
             Some(Owner::Bye) | Some(Owner::Outbound(_)) | None => {}
@@ -639,15 +715,22 @@ impl Monitor {
         }
     }
 
-    fn on_request(&mut self, tx: TxId, msg: Message, source: SocketAddr, cancels: Option<TxId>) {
+    fn on_request(
+        &mut self,
+        tx: TxId,
+        msg: Message,
+        source: SocketAddr,
+        transport: Transport,
+        cancels: Option<TxId>,
+    ) {
         let method = msg.method().cloned().unwrap_or(Method::Ack);
         match (&method, self.dialogs.classify(&msg)) {
             (method, Classified::InDialog(id))
                 if !matches!(method, Method::Bye | Method::Cancel) =>
             {
-                self.on_in_dialog(tx, &msg, source, &id)
+                self.on_in_dialog(tx, &msg, source, transport, &id)
             }
-            (Method::Register, _) => self.on_register(tx, &msg, source),
+            (Method::Register, _) => self.on_register(tx, &msg, source, transport),
             (Method::Options, _) => {
                 let allow = self.caps.allow();
                 self.respond(
@@ -716,7 +799,9 @@ impl Monitor {
                         .channel_hangup(chan, sirius_abi::Cause::NORMAL_CLEARING);
                 }
             }
-            (Method::Invite, Classified::OutOfDialog) => self.on_invite(tx, &msg, source),
+            (Method::Invite, Classified::OutOfDialog) => {
+                self.on_invite(tx, &msg, source, transport)
+            }
             (_, Classified::Unknown) | (Method::Bye, _) => {
                 self.respond(
                     tx,
@@ -738,11 +823,12 @@ impl Monitor {
         }
     }
 
-    fn on_register(&mut self, tx: TxId, msg: &Message, source: SocketAddr) {
+    fn on_register(&mut self, tx: TxId, msg: &Message, source: SocketAddr, transport: Transport) {
         let running = self.shared.running();
         let out = self.shared.registrar.lock().handle(
             msg,
             source,
+            transport,
             unix_now(),
             &running.cfg.general,
             &running.peers,
@@ -792,7 +878,7 @@ impl Monitor {
         })
     }
 
-    fn on_invite(&mut self, tx: TxId, msg: &Message, source: SocketAddr) {
+    fn on_invite(&mut self, tx: TxId, msg: &Message, source: SocketAddr, transport: Transport) {
         let running = self.shared.running();
         let g: &General = &running.cfg.general;
         let peer = Self::match_peer(&running, msg, source);
@@ -915,6 +1001,7 @@ impl Monitor {
                 tx,
                 invite: msg.clone(),
                 source,
+                transport,
                 local_tag: build::random_token(),
                 final_sent: false,
                 rtp,
@@ -972,7 +1059,8 @@ impl Monitor {
         let mut r = build::response(&call.invite, code, reason, Some(call.source));
         build::set_to_tag(&mut r, &call.local_tag);
         if code < 300 {
-            r.push(HeaderName::Contact, format!("<sip:{}>", self.shared.bound));
+            let contact = self.shared.contact_uri("", call.transport);
+            r.push(HeaderName::Contact, format!("<{contact}>"));
         }
         r.push(
             HeaderName::Server,
@@ -1007,6 +1095,7 @@ impl Monitor {
             Err(_) => Some(sirius_sip::sdp::negotiate::offer(&local)),
         };
         let (tx, invite, local_tag) = (call.tx, call.invite.clone(), call.local_tag.clone());
+        let contact = self.shared.contact_uri("", call.transport);
         let Some(mut ok) = self.call_response(chan, 200, "OK") else {
             return;
         };
@@ -1016,7 +1105,6 @@ impl Monitor {
             ok.set_body("application/sdp", sd.to_bytes());
         }
         self.send_response(tx, ok);
-        let contact = format!("sip:{}", self.shared.bound);
         match sirius_sip::dialog::Dialog::from_uas(&invite, &local_tag, &contact) {
             Ok(mut d) => {
                 d.confirm();
@@ -1081,16 +1169,10 @@ impl Monitor {
         let Some(mut d) = self.dialogs.remove(&id) else {
             return;
         };
-        let via = sirius_sip::message::Via::new(
-            "UDP",
-            host_of(self.shared.bound),
-            Some(self.shared.bound.port()),
-            &build::new_branch(),
-        );
-        let mut bye = d.request(Method::Bye, &via, None);
+        let mut bye = d.request(Method::Bye, &self.shared.via(call.transport), None);
         bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
         let hop = first_route_hop(&bye).unwrap_or(call.source);
-        self.send_client(bye, hop, Owner::Bye, Instant::now());
+        self.send_client(bye, hop, call.transport, Owner::Bye, Instant::now());
     }
 
     /// The RTP socket, far end and comedia setting of one of our legs.
@@ -1152,6 +1234,7 @@ impl Monitor {
         tx: TxId,
         msg: &Message,
         source: SocketAddr,
+        transport: Transport,
         id: &sirius_sip::dialog::DialogId,
     ) {
         let method = msg.method().cloned().unwrap_or(Method::Ack);
@@ -1227,7 +1310,8 @@ impl Monitor {
         };
         let mut ok = build::response(msg, 200, "OK", Some(source));
         build::set_to_tag(&mut ok, &local_tag);
-        ok.push(HeaderName::Contact, format!("<sip:{}>", self.shared.bound));
+        let contact = self.shared.contact_uri("", transport);
+        ok.push(HeaderName::Contact, format!("<{contact}>"));
         if let Some(sd) = sdp {
             ok.set_body("application/sdp", sd.to_bytes());
         }
@@ -1251,13 +1335,23 @@ impl Monitor {
 
     /// A request outside any dialog from `from_user` at our address: fresh
     /// branch, tag and Call-ID (OPTIONS pokes, outgoing INVITEs).
-    fn new_request(&self, method: Method, ruri: String, from_user: &str) -> Message {
-        let bound = self.shared.bound;
+    fn new_request(
+        &self,
+        method: Method,
+        ruri: String,
+        from_user: &str,
+        transport: Transport,
+    ) -> Message {
+        let bound = self.shared.local(transport);
         let cseq = format!("102 {method}");
         let mut m = Message::request(method, ruri.clone());
         m.push(
             HeaderName::Via,
-            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+            format!(
+                "SIP/2.0/{} {bound};branch={};rport",
+                transport.as_str(),
+                build::new_branch()
+            ),
         );
         m.push(HeaderName::MaxForwards, "70");
         m.push(
@@ -1270,17 +1364,13 @@ impl Monitor {
             format!("{}@{}", build::random_token(), bound.ip()),
         );
         m.push(HeaderName::CSeq, cseq);
-        m.push(HeaderName::Contact, format!("<sip:{from_user}@{bound}>"));
+        let contact = self.shared.contact_uri(from_user, transport);
+        m.push(HeaderName::Contact, format!("<{contact}>"));
         m.push(
             HeaderName::UserAgent,
             &self.shared.running().cfg.general.useragent,
         );
         m
-    }
-
-    fn via(&self) -> sirius_sip::message::Via {
-        let b = self.shared.bound;
-        sirius_sip::message::Via::new("UDP", host_of(b), Some(b.port()), &build::new_branch())
     }
 
     fn new_outbound(&mut self, setup: OutboundSetup) {
@@ -1372,7 +1462,12 @@ impl Monitor {
         } else {
             escape_user(&call.setup.caller)
         };
-        let mut inv = self.new_request(Method::Invite, call.setup.ruri.clone(), &caller);
+        let mut inv = self.new_request(
+            Method::Invite,
+            call.setup.ruri.clone(),
+            &caller,
+            call.setup.transport,
+        );
         if !call.setup.caller_name.is_empty() {
             if let Some(from) = inv.headers.get(&HeaderName::From).map(str::to_string) {
                 let name = call
@@ -1398,10 +1493,11 @@ impl Monitor {
     }
 
     fn on_outbound_response(&mut self, chan: sirius_abi::ChannelId, msg: &Message, code: u16) {
-        let via = self.via();
         let Some(call) = self.outbound.get_mut(&chan) else {
             return;
         };
+        let transport = call.setup.transport;
+        let via = self.shared.via(transport);
         // "Don't auto congest anymore since we've gotten something useful back."
         call.congest_at = None;
         let dest = call.setup.dest;
@@ -1427,19 +1523,19 @@ impl Monitor {
                 // A retransmitted 2xx: the same ACK again.
                 if let Some(ack) = call.ack.clone() {
                     let dest = first_route_hop(&ack).unwrap_or(dest);
-                    return self.layer.send_stateless(dest, Transport::Udp, &ack);
+                    return self.layer.send_stateless(dest, transport, &ack);
                 }
                 let Some(invite) = call.invite.clone() else {
                     return;
                 };
-                let contact = format!("sip:{}", self.shared.bound);
+                let contact = self.shared.contact_uri("", transport);
                 let mut d = match sirius_sip::dialog::Dialog::from_uac(&invite, msg, &contact) {
                     Ok(d) => d,
                     Err(e) => return log::warn!("bad 2xx to our INVITE: {e}"),
                 };
                 let ack = d.request(Method::Ack, &via, Some(102));
                 let dest = first_route_hop(&ack).unwrap_or(dest);
-                self.layer.send_stateless(dest, Transport::Udp, &ack);
+                self.layer.send_stateless(dest, transport, &ack);
                 call.ack = Some(ack);
                 call.last_msg = "Tx: ACK".into();
                 call.dialog = Some(d.id.clone());
@@ -1613,15 +1709,15 @@ impl Monitor {
                 return None;
             }
         };
-        self.next_invite(&mut invite, cseq);
+        self.next_invite(&mut invite, cseq, call.setup.transport);
         invite.push(challenge.answer_header(), value);
         Some(invite)
     }
 
     /// The INVITE again towards the first usable `Contact` of a 3xx (RFC 3261
     /// §8.1.3.4): same Call-ID and From tag, next CSeq, new branch, new
-    /// Request-URI and destination. A redirect target is followed only when
-    /// its host is an IP address: name resolution does not exist here yet.
+    /// Request-URI and destination; the target's `transport` parameter, if
+    /// any, picks the transport (else the call keeps its own).
     fn redirected_retry(
         &mut self,
         chan: sirius_abi::ChannelId,
@@ -1635,13 +1731,15 @@ impl Monitor {
             .filter_map(|v| sirius_sip::message::NameAddr::parse_list(v).ok())
             .flatten()
             .find_map(|na| {
-                let addr = ip_socket_addr(&na.sip_uri().ok()?)?;
+                let uri = na.sip_uri().ok()?;
+                let addr = uri_socket_addr(&uri)?;
+                let transport = uri.params.get("transport").and_then(Transport::parse);
                 let target = na.uri.split('?').next().unwrap_or(&na.uri).to_string();
-                Some((target, addr))
+                Some((target, addr, transport))
             });
-        let Some((target, dest)) = contact else {
+        let Some((target, dest, transport)) = contact else {
             log::warn!(
-                "{code} from {} has no Contact we can follow (IP-address SIP URI); call fails",
+                "{code} from {} has no Contact we can follow (a SIP URI that resolves); call fails",
                 call.setup.ruri
             );
             return None;
@@ -1655,21 +1753,27 @@ impl Monitor {
         call.redirects += 1;
         call.auth_attempts = 0;
         call.setup.dest = dest;
+        call.setup.transport = transport.unwrap_or(call.setup.transport);
         call.setup.ruri = target.clone();
         if let sirius_sip::message::StartLine::Request { uri, .. } = &mut invite.start {
             *uri = target;
         }
-        self.next_invite(&mut invite, cseq);
+        let transport = call.setup.transport;
+        self.next_invite(&mut invite, cseq, transport);
         Some(invite)
     }
 
     /// Makes `invite` the next request of the same call (RFC 3261 §8.1.3.5):
     /// new branch, CSeq `cseq`, no stale credentials.
-    fn next_invite(&self, invite: &mut Message, cseq: u32) {
-        let bound = self.shared.bound;
+    fn next_invite(&self, invite: &mut Message, cseq: u32, transport: Transport) {
+        let bound = self.shared.local(transport);
         invite.headers.set(
             HeaderName::Via,
-            format!("SIP/2.0/UDP {bound};branch={};rport", build::new_branch()),
+            format!(
+                "SIP/2.0/{} {bound};branch={};rport",
+                transport.as_str(),
+                build::new_branch()
+            ),
         );
         invite
             .headers
@@ -1685,12 +1789,12 @@ impl Monitor {
         let Some(call) = self.outbound.get(&chan) else {
             return;
         };
-        let dest = call.setup.dest;
+        let (dest, transport) = (call.setup.dest, call.setup.transport);
         self.owners
             .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
         match self
             .layer
-            .send_request(Instant::now(), invite.clone(), dest, Transport::Udp)
+            .send_request(Instant::now(), invite.clone(), dest, transport)
         {
             Ok(tx) => {
                 self.owners.insert(tx, Owner::Outbound(chan));
@@ -1718,10 +1822,11 @@ impl Monitor {
         match (call.dialog, call.tx) {
             (Some(id), _) => {
                 if let Some(mut d) = self.dialogs.remove(&id) {
-                    let mut bye = d.request(Method::Bye, &self.via(), None);
+                    let transport = call.setup.transport;
+                    let mut bye = d.request(Method::Bye, &self.shared.via(transport), None);
                     bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
                     let hop = first_route_hop(&bye).unwrap_or(call.setup.dest);
-                    self.send_client(bye, hop, Owner::Bye, Instant::now());
+                    self.send_client(bye, hop, transport, Owner::Bye, Instant::now());
                 }
             }
             (None, Some(tx)) => {
@@ -1735,26 +1840,38 @@ impl Monitor {
 }
 
 /// Where an in-dialog request goes when the dialog has a route set: the first
-/// `Route` (RFC 3261 §12.2.1.1, loose routing), if its host is an IP address.
-/// `None` without a Route: the caller then uses the leg's known address.
+/// `Route` (RFC 3261 §12.2.1.1, loose routing). `None` without a Route (or
+/// with one that does not resolve): the caller then uses the leg's known address.
 fn first_route_hop(req: &Message) -> Option<SocketAddr> {
     let route = req.headers.get(&HeaderName::Route)?;
     let first = sirius_sip::message::NameAddr::parse_list(route)
         .ok()?
         .into_iter()
         .next()?;
-    ip_socket_addr(&first.sip_uri().ok()?)
+    uri_socket_addr(&first.sip_uri().ok()?)
 }
 
-/// The address a SIP URI names when its host is an IP address (default port
-/// 5060); `None` for a domain name, which would need DNS (RFC 3263), not here yet.
-fn ip_socket_addr(uri: &Uri) -> Option<SocketAddr> {
-    let ip = match uri.host {
-        sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(a),
-        sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(a),
-        sirius_sip::message::Host::Name(_) => return None,
+/// The address a SIP URI names (default port 5060). A host name is looked up
+/// through the system resolver (A/AAAA; no NAPTR/SRV, as Asterisk without
+/// `srvlookup`), inline: names appear here only in redirects and route sets,
+/// rare next to the traffic the monitor carries, and chan_sip's monitor
+/// resolves in its thread the same way.
+fn uri_socket_addr(uri: &Uri) -> Option<SocketAddr> {
+    let port = uri.port.unwrap_or(5060);
+    let ip = match &uri.host {
+        sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(*a),
+        sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(*a),
+        sirius_sip::message::Host::Name(name) => {
+            return match crate::config::resolve_host(name, port) {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    log::warn!("{e}");
+                    None
+                }
+            }
+        }
     };
-    Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+    Some(SocketAddr::new(ip, port))
 }
 
 /// A caller ID number as the user part of a SIP URI (RFC 3261 §25.1 `user`):
@@ -1769,13 +1886,6 @@ fn escape_user(user: &str) -> String {
         }
     }
     out
-}
-
-fn host_of(addr: SocketAddr) -> sirius_sip::message::Host {
-    match addr.ip() {
-        std::net::IpAddr::V4(a) => sirius_sip::message::Host::V4(a),
-        std::net::IpAddr::V6(a) => sirius_sip::message::Host::V6(a),
-    }
 }
 
 fn rand_u32() -> u32 {

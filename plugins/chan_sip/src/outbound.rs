@@ -3,9 +3,11 @@
 //! `sip show peers` read them.
 
 use crate::config::{Peer, RegisterConfig};
+use crate::Shared;
 use sirius_sip::message::Host;
 use sirius_sip::qualify::Qualify;
 use sirius_sip::registration::{RegConfig, RegState, Registration};
+use sirius_sip::transaction::Transport;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,6 +21,8 @@ pub struct OutboundReg {
     pub cfg: RegisterConfig,
     /// The registrar's address.
     pub dest: SocketAddr,
+    /// The line's `transport`.
+    pub transport: Transport,
     /// The state machine.
     pub sm: Registration,
     /// Wall-clock time of the last successful registration (`Reg.Time`).
@@ -26,15 +30,23 @@ pub struct OutboundReg {
 }
 
 impl OutboundReg {
-    /// Builds the state machine for a line, registering from `bound`.
-    pub fn new(cfg: RegisterConfig, bound: SocketAddr) -> Result<OutboundReg, String> {
-        let ip: std::net::IpAddr = cfg.host.parse().map_err(|_| {
-            format!(
-                "register line for {}: host '{}' must be an IP address (DNS is not supported yet)",
-                cfg.user, cfg.host
-            )
+    /// Builds the state machine for a line, registering from our address on
+    /// the line's transport. The registrar's host name is resolved now.
+    pub fn new(cfg: RegisterConfig, shared: &Shared) -> Result<OutboundReg, String> {
+        let line = |e: String| format!("register line for {}@{}: {e}", cfg.user, cfg.host);
+        let transport = Transport::parse(&cfg.transport).ok_or_else(|| {
+            line(format!(
+                "unknown transport '{}' (udp or tcp)",
+                cfg.transport
+            ))
         })?;
-        let dest = SocketAddr::new(ip, cfg.port);
+        if transport == Transport::Tcp && shared.tcp_bound.is_none() {
+            return Err(line(
+                "transport tcp needs tcpenable = true in [general]".into(),
+            ));
+        }
+        let dest = crate::config::resolve_host(&cfg.host, cfg.port).map_err(line)?;
+        let bound = shared.local(transport);
         let host = match bound.ip() {
             std::net::IpAddr::V4(a) => Host::V4(a),
             std::net::IpAddr::V6(a) => Host::V6(a),
@@ -45,8 +57,8 @@ impl OutboundReg {
             secret: cfg.secret.clone(),
             domain: cfg.host.clone(),
             expiry: cfg.expiry,
-            contact: format!("sip:{}@{bound}", cfg.contact),
-            via_transport: "UDP".into(),
+            contact: shared.contact_uri(&cfg.contact, transport),
+            via_transport: transport.as_str().into(),
             via_host: host,
             via_port: Some(bound.port()),
             retry_base: Duration::from_secs(20),
@@ -55,6 +67,7 @@ impl OutboundReg {
         Ok(OutboundReg {
             cfg,
             dest,
+            transport,
             sm,
             registered_at: None,
         })

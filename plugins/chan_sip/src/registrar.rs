@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sirius_sip::auth::params::AuthHeader;
 use sirius_sip::auth::server::{DigestServer, Verdict};
 use sirius_sip::message::{build, HeaderName, Message, NameAddr, Uri};
+use sirius_sip::transaction::Transport;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -29,6 +30,22 @@ pub struct Binding {
     pub expires_at: u64,
     /// The phone's User-Agent.
     pub useragent: String,
+    /// The REGISTER came over TCP: requests to the phone go back over that
+    /// connection (phones behind NAT cannot accept new ones). Absent in files
+    /// written before TCP existed: UDP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tcp: bool,
+}
+
+impl Binding {
+    /// The transport requests to the phone use.
+    pub fn transport(&self) -> Transport {
+        if self.tcp {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -248,6 +265,7 @@ impl Registrar {
         &mut self,
         req: &Message,
         source: SocketAddr,
+        transport: Transport,
         now: u64,
         g: &General,
         peers: &HashMap<String, Peer>,
@@ -313,13 +331,23 @@ impl Registrar {
                 }
             }
         }
-        self.update_binding(req, source, now, g, peer)
+        if !peer.transports.contains(&transport) {
+            // Checked after authentication, so it reveals nothing to strangers.
+            log::warn!(
+                "Rejecting registration of peer '{}' from {source}: transport {} not allowed",
+                peer.name,
+                transport.as_str()
+            );
+            return none(self.reply(req, source, 403, "Forbidden (Bad transport)", g));
+        }
+        self.update_binding(req, source, transport, now, g, peer)
     }
 
     fn update_binding(
         &mut self,
         req: &Message,
         source: SocketAddr,
+        transport: Transport,
         now: u64,
         g: &General,
         peer: &Peer,
@@ -378,6 +406,7 @@ impl Registrar {
                             .get(&HeaderName::UserAgent)
                             .unwrap_or("")
                             .to_string(),
+                        tcp: transport == Transport::Tcp,
                     };
                     let is_new = self
                         .bindings
@@ -464,7 +493,14 @@ mod tests {
         let src: SocketAddr = "127.0.0.1:5062".parse().unwrap();
         let mut reg = Registrar::new("sirius", Some(store.clone()), 1000);
         let r = reg
-            .handle(&register("alice", 1, None, 300), src, 1000, &g, &peers)
+            .handle(
+                &register("alice", 1, None, 300),
+                src,
+                Transport::Udp,
+                1000,
+                &g,
+                &peers,
+            )
             .response
             .unwrap();
         assert_eq!(r.code(), Some(401));
@@ -472,6 +508,7 @@ mod tests {
         let out = reg.handle(
             &register("alice", 2, Some(auth), 300),
             src,
+            Transport::Udp,
             1000,
             &g,
             &peers,
@@ -500,13 +537,21 @@ mod tests {
         let src: SocketAddr = "127.0.0.1:5099".parse().unwrap();
         let mut reg = Registrar::new("sirius", None, 1000);
         let ch = reg
-            .handle(&register("alice", 1, None, 300), src, 1000, &g, &peers)
+            .handle(
+                &register("alice", 1, None, 300),
+                src,
+                Transport::Udp,
+                1000,
+                &g,
+                &peers,
+            )
             .response
             .unwrap();
         let wrong = reg
             .handle(
                 &register("alice", 2, Some(answer(&ch, "alice", "nope")), 300),
                 src,
+                Transport::Udp,
                 1000,
                 &g,
                 &peers,
@@ -514,13 +559,21 @@ mod tests {
             .response
             .unwrap();
         let ch2 = reg
-            .handle(&register("mallory", 1, None, 300), src, 1000, &g, &peers)
+            .handle(
+                &register("mallory", 1, None, 300),
+                src,
+                Transport::Udp,
+                1000,
+                &g,
+                &peers,
+            )
             .response
             .unwrap();
         let unknown = reg
             .handle(
                 &register("mallory", 2, Some(answer(&ch2, "mallory", "x")), 300),
                 src,
+                Transport::Udp,
                 1000,
                 &g,
                 &peers,
@@ -541,6 +594,7 @@ mod tests {
             .handle(
                 &register("trunk", 1, Some(answer(&ch, "trunk", "x")), 300),
                 src,
+                Transport::Udp,
                 1000,
                 &g,
                 &peers,
@@ -551,7 +605,14 @@ mod tests {
         // Three failures (authfailures = 3): the source is ignored.
         assert!(reg.is_blocked(src.ip(), 1001));
         assert!(reg
-            .handle(&register("alice", 9, None, 300), src, 1001, &g, &peers)
+            .handle(
+                &register("alice", 9, None, 300),
+                src,
+                Transport::Udp,
+                1001,
+                &g,
+                &peers
+            )
             .response
             .is_none());
         assert!(!reg.is_blocked(src.ip(), 1000 + 301));
@@ -563,13 +624,21 @@ mod tests {
         let src: SocketAddr = "127.0.0.1:5062".parse().unwrap();
         let mut reg = Registrar::new("sirius", None, 1000);
         let ch = reg
-            .handle(&register("alice", 1, None, 30), src, 1000, &g, &peers)
+            .handle(
+                &register("alice", 1, None, 30),
+                src,
+                Transport::Udp,
+                1000,
+                &g,
+                &peers,
+            )
             .response
             .unwrap();
         let brief = reg
             .handle(
                 &register("alice", 2, Some(answer(&ch, "alice", "pw")), 30),
                 src,
+                Transport::Udp,
                 1000,
                 &g,
                 &peers,
@@ -581,13 +650,21 @@ mod tests {
             (Some(423), Some("60"))
         );
         let ch = reg
-            .handle(&register("alice", 3, None, 99999), src, 1000, &g, &peers)
+            .handle(
+                &register("alice", 3, None, 99999),
+                src,
+                Transport::Udp,
+                1000,
+                &g,
+                &peers,
+            )
             .response
             .unwrap();
         let ok = reg
             .handle(
                 &register("alice", 4, Some(answer(&ch, "alice", "pw")), 99999),
                 src,
+                Transport::Udp,
                 1000,
                 &g,
                 &peers,
@@ -600,12 +677,20 @@ mod tests {
             "capped at maxexpiry"
         );
         let ch = reg
-            .handle(&register("alice", 5, None, 0), src, 1000, &g, &peers)
+            .handle(
+                &register("alice", 5, None, 0),
+                src,
+                Transport::Udp,
+                1000,
+                &g,
+                &peers,
+            )
             .response
             .unwrap();
         let gone = reg.handle(
             &register("alice", 6, Some(answer(&ch, "alice", "pw")), 0),
             src,
+            Transport::Udp,
             1000,
             &g,
             &peers,

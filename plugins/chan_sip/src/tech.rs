@@ -4,6 +4,7 @@ use crate::Shared;
 use sirius_abi::guest::ChannelDriver;
 use sirius_abi::{Capabilities, Cause, ChannelId, Codec, DeviceState, MediaKind, TechInfo};
 use sirius_sip::sdp::negotiate::FormatSpec;
+use sirius_sip::transaction::Transport;
 use std::sync::Arc;
 
 /// Everything SIP can carry.
@@ -142,11 +143,18 @@ impl ChannelDriver for SipTech {
                 return Err(Cause::UNREGISTERED);
             }
         }
-        let (addr, exten, peer, codecs) = match &target {
+        let (addr, transport, exten, peer, codecs) = match &target {
             Target::Peer { peer, exten } => {
                 let p = &running.peers[peer];
-                let binding = || self.shared.registrar.lock().binding(peer).map(|b| b.addr);
-                let addr = p.addr.or_else(binding).ok_or(Cause::UNREGISTERED)?;
+                let binding = || {
+                    let reg = self.shared.registrar.lock();
+                    reg.binding(peer).map(|b| (b.addr, b.transport()))
+                };
+                let (addr, transport) = p
+                    .addr
+                    .map(|a| (a, p.transports[0]))
+                    .or_else(binding)
+                    .ok_or(Cause::UNREGISTERED)?;
                 if self
                     .shared
                     .qualify
@@ -165,6 +173,7 @@ impl ChannelDriver for SipTech {
                     .collect();
                 (
                     addr,
+                    transport,
                     exten.clone().unwrap_or_else(|| p.username.clone()),
                     Some(peer.clone()),
                     codecs,
@@ -181,6 +190,7 @@ impl ChannelDriver for SipTech {
                 }
                 (
                     *addr,
+                    Transport::Udp,
                     exten.clone().unwrap_or_else(|| "s".into()),
                     None,
                     codecs,
@@ -204,10 +214,11 @@ impl ChannelDriver for SipTech {
             codecs: codecs.clone().into(),
             accountcode: "".into(),
         })?;
-        let ruri = format!("sip:{exten}@{addr}");
+        let ruri = format!("sip:{exten}@{addr}{}", transport.uri_param());
         let setup = crate::monitor::OutboundSetup {
             chan: info.id,
             dest: addr,
+            transport,
             ruri,
             peer,
             name: info.name.to_string(),

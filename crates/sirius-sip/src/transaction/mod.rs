@@ -80,6 +80,27 @@ impl Transport {
             Transport::Tcp => "TCP",
         }
     }
+
+    /// Reads a transport name as configuration files and URI `transport=`
+    /// parameters write it (any case): `udp`, `tcp`.
+    pub fn parse(s: &str) -> Option<Transport> {
+        if s.eq_ignore_ascii_case("udp") {
+            Some(Transport::Udp)
+        } else if s.eq_ignore_ascii_case("tcp") {
+            Some(Transport::Tcp)
+        } else {
+            None
+        }
+    }
+
+    /// The URI parameter that selects this transport (`;transport=tcp`); empty
+    /// for UDP, the default a URI without the parameter means.
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        }
+    }
 }
 
 /// A transaction handle.
@@ -627,6 +648,29 @@ impl TransactionLayer {
         }
         if send_cancel {
             let _ = self.cancel(now, id);
+        }
+    }
+
+    /// The transport could not deliver to `dest` (a TCP connection refused or
+    /// reset). Client transactions towards it that have not had a final
+    /// response end now, reported as [`Event::Timeout`] (RFC 3261 §17.1.4:
+    /// the TU acts as on a timeout) instead of waiting 64 × T1 for Timer B/F.
+    pub fn transport_error(&mut self, dest: SocketAddr, transport: Transport) {
+        let mut failed: Vec<TxId> = self
+            .txs
+            .iter()
+            .filter(|(_, t)| {
+                t.client
+                    && t.peer == dest
+                    && t.transport == transport
+                    && matches!(t.state, State::Calling | State::Trying | State::Proceeding)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        failed.sort();
+        for id in failed {
+            self.terminate(id);
+            self.events.push_back(Event::Timeout { tx: id });
         }
     }
 

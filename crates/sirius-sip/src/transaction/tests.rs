@@ -446,3 +446,37 @@ fn rfc2543_requests_without_magic_cookie_still_match() {
         "retransmission recognised without a magic cookie"
     );
 }
+
+#[test]
+fn a_transport_error_ends_the_client_transactions_to_that_destination_only() {
+    let mut l = TransactionLayer::new(Config::default());
+    let t0 = Instant::now();
+    let invite = l
+        .send_request(t0, request("INVITE", "z9hG4bK20"), peer(), Transport::Tcp)
+        .unwrap();
+    let options = l
+        .send_request(t0, request("OPTIONS", "z9hG4bK21"), peer(), Transport::Tcp)
+        .unwrap();
+    let elsewhere: SocketAddr = "127.0.0.1:5099".parse().unwrap();
+    l.send_request(
+        t0,
+        request("OPTIONS", "z9hG4bK22"),
+        elsewhere,
+        Transport::Tcp,
+    )
+    .unwrap();
+    let over_udp = l
+        .send_request(t0, request("OPTIONS", "z9hG4bK23"), peer(), Transport::Udp)
+        .unwrap();
+    drain(&mut l);
+    l.transport_error(peer(), Transport::Tcp);
+    assert_eq!(
+        events(&mut l),
+        vec![
+            Event::Timeout { tx: invite },
+            Event::Timeout { tx: options }
+        ]
+    );
+    assert_eq!(l.len(), 2, "the other destination and the UDP one live on");
+    assert!(l.request(over_udp).is_some());
+}
