@@ -1,6 +1,6 @@
 //! chan_sip driven by a real peer (sipp, Debian's sip-tester) on 127.0.0.1.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup, SippProcess};
+use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Kamailio, Setup, SippProcess};
 
 const SIP_TOML: &str = r#"
 [general]
@@ -402,4 +402,50 @@ fn sip_debug_can_follow_one_address_or_one_peer() {
         d.rx("sip set debug off").ok().trim_end(),
         "SIP Debugging Disabled"
     );
+}
+
+#[test]
+fn outbound_registrations_over_udp_and_tcp_reach_registered_at_kamailio_and_end_with_expires_0() {
+    use std::time::Duration;
+    let kamailio = Kamailio::start("carol", "carol-pw");
+    let k = kamailio.port;
+    let cfg = format!(
+        "{}\n[[register]]\nuser = \"carol\"\nsecret = \"carol-pw\"\nhost = \"127.0.0.1\"\nport = {k}\nexpiry = 120\ncontact = \"5000\"\n\n\
+         [[register]]\nuser = \"carol\"\nsecret = \"carol-pw\"\nhost = \"localhost\"\nport = {k}\ntransport = \"tcp\"\nexpiry = 120\ncontact = \"5001\"\n",
+        SIP_TOML.replace("realm = \"sirius\"", "realm = \"sirius\"\ntcpenable = true")
+    );
+    let d = Daemon::start(Setup {
+        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+        modules_dir: None,
+        files: &[("sip.toml", &cfg)],
+    });
+    let reg = d.wait_for("sip show registry", Duration::from_secs(10), |o| {
+        o.matches(" Registered ").count() == 2
+    });
+    assert!(reg.contains(&format!("127.0.0.1:{k}")), "{reg}");
+    assert!(reg.contains(&format!("localhost:{k}")), "{reg}");
+    let port = d.sip_port();
+    let log = kamailio.wait_for_log(
+        &format!(
+            "user=carol proto=tcp expires=120 contact=<sip:5001@127.0.0.1:{port};transport=tcp>"
+        ),
+        Duration::from_secs(5),
+    );
+    assert!(
+        log.contains(&format!(
+            "user=carol proto=udp expires=120 contact=<sip:5000@127.0.0.1:{port}>"
+        )),
+        "{log}"
+    );
+    assert!(
+        d.messages().contains("Request Sent -> Auth. Sent (401)"),
+        "{}",
+        d.messages()
+    );
+    assert_eq!(
+        d.rx("module unload chan_sip").ok().trim_end(),
+        "Unloaded chan_sip.so"
+    );
+    kamailio.wait_for_log("proto=udp expires=0 ", Duration::from_secs(5));
+    kamailio.wait_for_log("proto=tcp expires=0 ", Duration::from_secs(5));
 }

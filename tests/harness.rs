@@ -238,18 +238,7 @@ impl Daemon {
     /// Waits (bounded) until the `messages` log contains `text`; returns the log.
     #[track_caller]
     pub fn wait_for_log(&self, text: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let log = self.messages();
-            if log.contains(text) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for '{text}' in the log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        wait_for_text(|| self.messages(), text, within, "the messages log")
     }
 
     /// Polls `cond` on a command's output until it holds (bounded by `within`).
@@ -364,5 +353,123 @@ impl Drop for SippProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Kamailio (Debian's `kamailio`) as a registrar with digest auth (qop=auth,
+/// nonce counts checked) on `127.0.0.1:<port>`, UDP and TCP, in the
+/// foreground; it logs every accepted REGISTER to its stderr. Killed on drop
+/// (with its worker processes: it runs in its own process group).
+pub struct Kamailio {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The port it listens on (UDP and TCP).
+    pub port: u16,
+}
+
+impl Kamailio {
+    /// Starts Kamailio accepting `user` with `password`; waits until it answers.
+    pub fn start(user: &str, password: &str) -> Kamailio {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_udp_port();
+        let cfg = format!(
+            r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+tcp_children=1
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "auth.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("auth", "nonce_count", 1)
+modparam("usrloc", "db_mode", 0)
+request_route {{
+    if (is_method("REGISTER")) {{
+        if ($au != "{user}" || !pv_www_authenticate("$td", "{password}", "0")) {{
+            www_challenge("$td", "1");
+            exit;
+        }}
+        xlog("L_NOTICE", "REGISTER accepted user=$au proto=$proto expires=$hdr(Expires) contact=$ct\n");
+        if (!save("location")) {{ sl_reply_error(); }}
+        exit;
+    }}
+    sl_send_reply("404", "Not Here");
+}}
+"#
+        );
+        let path = dir.path().join("kamailio.cfg");
+        std::fs::write(&path, cfg).expect("kamailio.cfg");
+        let log = std::fs::File::create(dir.path().join("stderr")).expect("log");
+        let d = dir.path().display().to_string();
+        let child = Command::new("kamailio")
+            .args([
+                "-f",
+                path.to_str().unwrap(),
+                "-DD",
+                "-E",
+                "-m",
+                "32",
+                "-M",
+                "8",
+            ])
+            .args(["-w", &d, "-Y", &d, "-P", &format!("{d}/kamailio.pid")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("kamailio (apt-get install kamailio; scripts/test does)");
+        let k = Kamailio { child, dir, port };
+        k.wait_for_log("probe_max_receive_buffer", Duration::from_secs(10));
+        // Its listener processes come up right after the sockets are probed.
+        std::thread::sleep(Duration::from_millis(300));
+        k
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until its log contains `text`; returns the log.
+    #[track_caller]
+    pub fn wait_for_log(&self, text: &str, within: Duration) -> String {
+        wait_for_text(|| self.log(), text, within, "kamailio's log")
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `read` until its text contains `text` (bounded by `within`).
+#[track_caller]
+fn wait_for_text(read: impl Fn() -> String, text: &str, within: Duration, what: &str) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = read();
+        if now.contains(text) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for '{text}' in {what}:\n{now}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
