@@ -229,13 +229,14 @@ fn call_limit_refuses_the_second_concurrent_call_with_480() {
 
 fn dial_pbx(callee_port: u16) -> Daemon {
     let sip = format!(
-        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n[peers.ghost]\nhost = \"dynamic\"\nsecret = \"x\"\n"
+        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n[peers.limited]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\ncall-limit = 1\n\n[peers.ghost]\nhost = \"dynamic\"\nsecret = \"x\"\n"
     );
     let ext = r#"
 [test]
 "200" = ["Dial(SIP/callee,5)", "Hangup()"]
 "201" = ["Dial(SIP/callee,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-NOANSWER: Congestion()", "st-CHANUNAVAIL: Congestion()"]
 "202" = ["Dial(SIP/ghost,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-CHANUNAVAIL: Congestion()"]
+"203" = ["Dial(SIP/limited&SIP/limited,5)", "Hangup()"]
 "#;
     pbx_with(&sip, ext)
 }
@@ -282,6 +283,30 @@ fn dial_connects_two_phones_and_a_bye_ends_both_legs() {
     d.wait_for("core show channels count", Duration::from_secs(5), |o| {
         o.starts_with("0 active channels")
     });
+}
+
+#[test]
+fn call_limit_on_an_outbound_peer_refuses_the_leg_over_it_with_user_busy() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "203", "-d", "300"]);
+    assert_eq!(code, 0, "the leg within the limit connects:\n{out}");
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "exactly one INVITE reached the peer"
+    );
+    let log = d.messages();
+    assert!(
+        log.contains("Call to peer 'limited' rejected due to usage limit of 1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("    -- Couldn't call SIP/limited (cause 17 - User busy)"),
+        "{log}"
+    );
+    assert_eq!(log.matches("    -- Called SIP/limited").count(), 1, "{log}");
 }
 
 #[test]
@@ -492,11 +517,12 @@ fn a_qualified_peer_is_auto_congested_at_four_times_its_maximum_round_trip() {
     );
 }
 
-#[test]
-fn in_dialog_requests_follow_the_record_route_of_the_answer() {
+/// A call whose callee answers through a record-routing proxy that is a
+/// `sink` for the ACK and the BYE; `rrparams` are its Record-Route URI's parameters.
+fn call_through_a_record_routing_proxy(sink: &str, rrparams: &str) {
     let (callee_port, proxy_port) = (free_udp_port(), free_udp_port());
     let d = dial_pbx(callee_port);
-    let proxy = SippProcess::start(proxy_port, &["-sf", &sf("uas_route_sink.xml"), "-m", "1"]);
+    let proxy = SippProcess::start(proxy_port, &["-sf", &sf(sink), "-m", "1"]);
     let pp = proxy_port.to_string();
     let callee = SippProcess::start(
         callee_port,
@@ -508,6 +534,9 @@ fn in_dialog_requests_follow_the_record_route_of_the_answer() {
             "-key",
             "proxyport",
             &pp,
+            "-key",
+            "rrparams",
+            rrparams,
         ],
     );
     let (code, out) = call(&d, &["-sn", "uac", "-s", "200", "-d", "300"]);
@@ -516,8 +545,18 @@ fn in_dialog_requests_follow_the_record_route_of_the_answer() {
     assert_eq!(
         proxy.finish(),
         Some(0),
-        "proxy: ACK and BYE with Route, Request-URI the callee's Contact"
+        "proxy: the ACK and the BYE routed through it ({sink})"
     );
+}
+
+#[test]
+fn in_dialog_requests_follow_the_record_route_of_the_answer() {
+    call_through_a_record_routing_proxy("uas_route_sink.xml", ";lr");
+}
+
+#[test]
+fn a_strict_router_gets_in_dialog_requests_addressed_to_itself() {
+    call_through_a_record_routing_proxy("uas_strict_route_sink.xml", ";transport=udp");
 }
 
 #[test]

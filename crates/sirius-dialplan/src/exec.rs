@@ -303,6 +303,11 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
                         outs.push(out);
                     }
                     Err(c) => {
+                        log::info!(
+                            "    -- Couldn't call {t} (cause {} - {})",
+                            c.0,
+                            c.description()
+                        );
                         status = dialstatus(c);
                         let _ = core.hangup(out, c);
                     }

@@ -53,8 +53,13 @@ pub enum Command {
     Indicate(sirius_abi::ChannelId, sirius_abi::Indication),
     /// `request_call` created an outbound channel.
     NewOutbound(OutboundSetup),
-    /// `call`: send the INVITE.
-    Place(sirius_abi::ChannelId),
+    /// `call`: send the INVITE. The answer says at once whether the call was
+    /// placed (call-limit refusals are the caller's to see, as `sip_call`
+    /// returning -1 is in Asterisk); later failures end the channel.
+    Place(
+        sirius_abi::ChannelId,
+        std::sync::mpsc::Sender<Result<(), sirius_abi::Cause>>,
+    ),
     /// The core bridged two of our channels: relay their RTP.
     Bridge(sirius_abi::ChannelId, sirius_abi::ChannelId),
     /// `sip show channels`: the table, built from the monitor's own call state
@@ -247,7 +252,9 @@ pub async fn run(
                 Command::Hangup(c, cause) => m.hangup_call(c, cause),
                 Command::Indicate(c, ind) => m.indicate_call(c, ind),
                 Command::NewOutbound(setup) => m.new_outbound(setup),
-                Command::Place(c) => m.place_call(c),
+                Command::Place(c, reply) => {
+                    let _ = reply.send(m.place_call(c));
+                }
                 Command::Bridge(a, b) => m.start_relay(a, b),
                 Command::ShowChannels(reply) => {
                     let _ = reply.send(m.show_channels());
@@ -1404,10 +1411,11 @@ impl Monitor {
     }
 
     /// `call`: checks the call-limit, then sends the INVITE with our offer.
-    fn place_call(&mut self, chan: sirius_abi::ChannelId) {
+    /// A refusal leaves the channel to the caller, which hangs it up.
+    fn place_call(&mut self, chan: sirius_abi::ChannelId) -> Result<(), sirius_abi::Cause> {
         let Some(call) = self.outbound.get(&chan) else {
             log::warn!("call() for channel {chan}, which chan_sip did not create or already ended");
-            return;
+            return Err(sirius_abi::Cause::FAILURE);
         };
         if call.tx.is_some() {
             // chan_sip's sip_call refuses a channel that is neither Down nor
@@ -1416,7 +1424,7 @@ impl Monitor {
                 "sip_call called on {}, neither down nor reserved",
                 call.setup.name
             );
-            return;
+            return Err(sirius_abi::Cause::FAILURE);
         }
         let running = self.shared.running();
         let limited = call
@@ -1434,7 +1442,8 @@ impl Monitor {
                     p.name,
                     p.call_limit
                 );
-                return self.end_outbound(chan, sirius_abi::Cause::USER_BUSY);
+                self.forget_outbound(chan);
+                return Err(sirius_abi::Cause::USER_BUSY);
             }
         }
         // Asterisk arms auto-congest at 4 × the peer's qualify maximum.
@@ -1490,6 +1499,7 @@ impl Monitor {
         if let Some(c) = self.outbound.get_mut(&chan) {
             c.congest_at = congest_after.map(|d| Instant::now() + d);
         }
+        Ok(())
     }
 
     fn on_outbound_response(&mut self, chan: sirius_abi::ChannelId, msg: &Message, code: u16) {
@@ -1657,11 +1667,16 @@ impl Monitor {
     /// Forgets an outbound call (its transactions no longer reach it) and hangs
     /// its channel up with `cause`.
     fn end_outbound(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
+        self.forget_outbound(chan);
+        self.shared.host.channel_hangup(chan, cause);
+    }
+
+    /// Drops an outbound call's SIP state (the channel is someone else's to end).
+    fn forget_outbound(&mut self, chan: sirius_abi::ChannelId) {
         self.outbound.remove(&chan);
         self.owners
             .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
         self.count_calls();
-        self.shared.host.channel_hangup(chan, cause);
     }
 
     /// The INVITE again with credentials for the challenge in `resp`: same
@@ -1839,8 +1854,10 @@ impl Monitor {
     }
 }
 
-/// Where an in-dialog request goes when the dialog has a route set: the first
-/// `Route` (RFC 3261 §12.2.1.1, loose routing). `None` without a Route (or
+/// Where an in-dialog request goes when the dialog has a route set (RFC 3261
+/// §12.2.1.1): the first `Route` when it is a loose router (`;lr`); else the
+/// Request-URI, which the dialog layer made the strict router's URI (the
+/// remote target then rides as the last Route). `None` without a Route (or
 /// with one that does not resolve): the caller then uses the leg's known address.
 fn first_route_hop(req: &Message) -> Option<SocketAddr> {
     let route = req.headers.get(&HeaderName::Route)?;
@@ -1848,7 +1865,11 @@ fn first_route_hop(req: &Message) -> Option<SocketAddr> {
         .ok()?
         .into_iter()
         .next()?;
-    uri_socket_addr(&first.sip_uri().ok()?)
+    let first = first.sip_uri().ok()?;
+    if first.params.has("lr") {
+        return uri_socket_addr(&first);
+    }
+    uri_socket_addr(&Uri::parse(req.request_uri()?).ok()?)
 }
 
 /// The address a SIP URI names (default port 5060). A host name is looked up

@@ -237,7 +237,13 @@ impl ChannelDriver for SipTech {
     }
 
     fn call(&self, chan: ChannelId, _dest: &str, _timeout_ms: u32) -> Result<(), Cause> {
-        self.send(crate::monitor::Command::Place(chan))
+        let (reply, result) = std::sync::mpsc::channel();
+        self.send(crate::monitor::Command::Place(chan, reply))?;
+        // One turn of the monitor; bounded so a stopping module cannot hang a
+        // dialplan thread.
+        result
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap_or(Err(Cause::FAILURE))
     }
 
     fn answer(&self, chan: ChannelId) -> Result<(), Cause> {
