@@ -26,6 +26,12 @@ const EXTENSIONS: &str = r#"
 "105" = ["Answer()", "Wait(3)", "Hangup()"]
 "600" = ["Answer()", "Echo()"]
 "106" = ["Answer()", "Wait(60)", "Hangup()"]
+"107" = ["Goto(logic,s,1)"]
+
+[logic]
+"s" = ["Set(N=$[2 * 3 + 1])", "GotoIf($[${N} > 6]?big:small)", "small: Congestion()", "big: Goto(nowhere,1)"]
+"i" = ["Verbose(2,invalid ${INVALID_EXTEN} with N=${N})", "Busy()"]
+"h" = ["Set(WHY=$[${HANGUPCAUSE} = 17 ? busy :: other])", "Verbose(2,h after cause ${HANGUPCAUSE} (${WHY}) with N=${N})"]
 "#;
 
 fn pbx() -> Daemon {
@@ -112,6 +118,23 @@ fn no_common_codec_gets_488() {
     assert_eq!(
         d.rx("core show calls").ok().trim_end(),
         "0 active calls\n0 calls processed"
+    );
+}
+
+#[test]
+fn expressions_the_invalid_extension_and_the_hangup_extension_run_as_in_asterisk() {
+    let d = pbx();
+    let (code, out) = call(&d, &["-sf", &sf("uac_busy.xml"), "-s", "107"]);
+    assert_eq!(
+        code, 0,
+        "$[2 * 3 + 1] > 6 leads to 'i', which is Busy():\n{out}"
+    );
+    let log = d.wait_for_log("h after cause", Duration::from_secs(5));
+    assert!(log.contains("invalid nowhere with N=7"), "{log}");
+    assert!(log.contains("h after cause 17 (busy) with N=7"), "{log}");
+    assert!(
+        log.contains("    -- Sent into invalid extension 'nowhere' in context 'logic'"),
+        "{log}"
     );
 }
 
@@ -237,6 +260,8 @@ fn dial_pbx(callee_port: u16) -> Daemon {
 "201" = ["Dial(SIP/callee,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-NOANSWER: Congestion()", "st-CHANUNAVAIL: Congestion()"]
 "202" = ["Dial(SIP/ghost,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-CHANUNAVAIL: Congestion()"]
 "203" = ["Dial(SIP/limited&SIP/limited,5)", "Hangup()"]
+"204" = ["Answer()", "Wait(0.3)", "Hangup()"]
+"205" = ["Set(_ONCE=1)", "Set(__ALWAYS=2)", "Set(PLAIN=3)", "Dial(SIP/callee,5)"]
 "#;
     pbx_with(&sip, ext)
 }
@@ -307,6 +332,81 @@ fn call_limit_on_an_outbound_peer_refuses_the_leg_over_it_with_user_busy() {
         "{log}"
     );
     assert_eq!(log.matches("    -- Called SIP/limited").count(), 1, "{log}");
+}
+
+#[test]
+fn channel_originate_calls_a_phone_and_runs_the_dialplan_or_an_application_on_it() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "2"]);
+    assert_eq!(
+        d.rx("channel originate SIP/callee extension 204@test").ok(),
+        "",
+        "no output on success, as in Asterisk"
+    );
+    d.wait_for_log("Executing [204@test:3] Hangup(", Duration::from_secs(10));
+    assert_eq!(
+        d.rx("channel originate SIP/callee application Wait 0.2")
+            .ok(),
+        ""
+    );
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "two calls answered, each ended by our BYE"
+    );
+    let log = d.messages();
+    assert!(log.contains("    -- Executing Wait(\"SIP/callee-"), "{log}");
+    let refused = d
+        .rx("channel originate SIP/ghost extension 204@test")
+        .failed();
+    assert!(
+        refused.starts_with("Unable to originate a call to SIP/ghost (cause 20 - "),
+        "{refused}"
+    );
+    assert!(d
+        .rx("channel originate SIP/callee dance")
+        .failed()
+        .contains("Usage: channel originate"));
+}
+
+#[test]
+fn dialled_channels_inherit_underscore_variables_and_core_show_channel_lists_them() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target, "-p", &port, "-m", "1", "-sn", "uac", "-s", "205", "-d", "1500",
+        ])
+    });
+    d.wait_for("bridge show all", Duration::from_secs(5), |o| {
+        o.contains("native_rtp")
+    });
+    let out = d.rx("core show channel SIP/callee-00000002").ok();
+    assert!(
+        out.starts_with(" -- General --\n           Name: SIP/callee-00000002\n"),
+        "{out}"
+    );
+    assert!(out.contains("\n          State: Up (6)\n"), "{out}");
+    let vars = out.split_once("      Variables:\n").unwrap().1;
+    assert_eq!(vars.trim_end(), "ONCE=1\n__ALWAYS=2", "{out}");
+    let caller_vars = d.rx("core show channel SIP/sipp-00000001").ok();
+    assert!(
+        caller_vars
+            .trim_end()
+            .ends_with("      Variables:\nDIALSTATUS=ANSWER\nPLAIN=3\n_ONCE=1\n__ALWAYS=2"),
+        "{caller_vars}"
+    );
+    assert!(d
+        .rx("core show channel SIP/nobody")
+        .failed()
+        .contains("SIP/nobody is not a known channel"));
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(callee.finish(), Some(0));
 }
 
 #[test]

@@ -63,6 +63,15 @@ pub trait PbxEngine: Send + Sync {
 
     /// `dialplan reload`: all or nothing; on error the running dialplan stays.
     fn reload(&self) -> Result<String, String>;
+
+    /// Runs one application on `chan` (an originated call), then hangs it up.
+    fn run_app(
+        &self,
+        core: &Arc<Core>,
+        chan: ChannelId,
+        app: &str,
+        data: &str,
+    ) -> Result<(), Cause>;
 }
 
 /// The PBX core.
@@ -297,6 +306,23 @@ impl Core {
         }
         engine
             .start(self, chan)
+            .inspect_err(|_| self.channels.unstart_pbx(chan))
+    }
+
+    /// Runs one application on an answered channel through the dialplan
+    /// engine (`channel originate … application`).
+    pub fn pbx_run_app(
+        self: &Arc<Self>,
+        chan: ChannelId,
+        app: &str,
+        data: &str,
+    ) -> Result<(), Cause> {
+        let engine = self.pbx.read().clone().ok_or(Cause::NO_ROUTE_DESTINATION)?;
+        if !self.channels.start_pbx(chan) {
+            return Err(Cause::INVALID_CALL_REFERENCE);
+        }
+        engine
+            .run_app(self, chan, app, data)
             .inspect_err(|_| self.channels.unstart_pbx(chan))
     }
 

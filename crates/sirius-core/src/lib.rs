@@ -22,6 +22,7 @@ pub mod events;
 pub mod io;
 pub mod loader;
 pub mod logging;
+pub mod originate;
 pub mod sched;
 pub mod services;
 pub mod translate;

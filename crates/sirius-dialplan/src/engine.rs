@@ -69,6 +69,16 @@ impl PbxEngine for DialplanEngine {
         self.current().show(context)
     }
 
+    fn run_app(
+        &self,
+        core: &Arc<Core>,
+        chan: ChannelId,
+        app: &str,
+        data: &str,
+    ) -> Result<(), Cause> {
+        crate::exec::spawn_app(core.clone(), chan, app.to_string(), data.to_string())
+    }
+
     fn reload(&self) -> Result<String, String> {
         let dp = Dialplan::load(&self.path).map_err(|e| e.to_string())?;
         *self.current.write() = Arc::new(dp);

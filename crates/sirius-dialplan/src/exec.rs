@@ -4,8 +4,9 @@
 //! (autofallthrough: hang up).
 
 use crate::dialplan::Dialplan;
+use crate::vars::substitute;
 use sirius_abi::{Capabilities, Cause, ChannelId, Codec, Indication};
-use sirius_core::channels::Signal;
+use sirius_core::channels::{Channel, Signal};
 use sirius_core::Core;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,23 +33,77 @@ pub fn spawn(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: Strin
     }
 }
 
+/// Runs one application on `chan` in its own thread (an originated call),
+/// then hangs the channel up, as Asterisk's outgoing-application calls do.
+pub fn spawn_app(core: Arc<Core>, chan: ChannelId, app: String, data: String) -> Result<(), Cause> {
+    std::thread::Builder::new()
+        .name(format!("pbx-{}", chan.0))
+        .spawn(move || {
+            let name = core.channels.get(chan).map(|c| c.name).unwrap_or_default();
+            log::info!("    -- Executing {app}(\"{name}\", \"{data}\")");
+            core.channels.update(chan, |c| {
+                c.application = app.clone();
+                c.app_data = data.clone();
+            });
+            let _ = execute(&core, chan, &app, &data, "");
+            if alive(&core, chan) {
+                let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            log::error!("cannot start a PBX thread: {e}");
+            Cause::CONGESTION
+        })
+}
+
 fn alive(core: &Core, chan: ChannelId) -> bool {
     core.channels.get(chan).is_some()
 }
 
-fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mut exten: String) {
+fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, context: String, exten: String) {
+    let mut last = None;
+    let context = run_steps(core, dp, chan, context, exten, &mut last);
+    if let Some(snapshot) = last {
+        run_h(core, dp, &context, snapshot);
+    }
+}
+
+/// Steps through the dialplan until the channel is gone. `last` keeps the
+/// channel as it was after its last step (variables included) for the `h`
+/// extension; returns the context execution ended in.
+fn run_steps(
+    core: &Arc<Core>,
+    dp: &Dialplan,
+    chan: ChannelId,
+    mut context: String,
+    mut exten: String,
+    last: &mut Option<Channel>,
+) -> String {
     let mut prio: u32 = 1;
     loop {
         let Some(ch) = core.channels.get(chan) else {
-            return;
+            return context;
         };
+        *last = Some(ch.clone());
         let Some((ctx, ext)) = dp.find(&context, &exten) else {
+            // Asterisk sends a call that lands on a missing extension to `i`.
+            if exten != "i" && dp.find(&context, "i").is_some() {
+                log::info!(
+                    "    -- Sent into invalid extension '{exten}' in context '{context}' on {}",
+                    ch.name
+                );
+                set_var(core, chan, "INVALID_EXTEN", &exten);
+                exten = "i".into();
+                prio = 1;
+                continue;
+            }
             log::info!(
                 "Extension '{exten}' not found in context '{context}': hanging up '{}'",
                 ch.name
             );
             let _ = core.hangup(chan, Cause::UNALLOCATED);
-            return;
+            return context;
         };
         let Some(step) = ext.steps.iter().find(|s| s.priority == prio) else {
             // Autofallthrough: the extension ran out of priorities.
@@ -57,11 +112,9 @@ fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mu
                 ch.name
             );
             let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
-            return;
+            return context;
         };
-        let data = substitute(&step.data, &|v| {
-            lookup(core, dp, chan, &exten, &context, prio, v)
-        });
+        let data = substitute(&step.data, &|v| lookup(dp, &ch, &exten, &context, prio, v));
         core.channels.update(chan, |c| {
             c.context = ctx.name.clone();
             c.exten = exten.clone();
@@ -75,13 +128,15 @@ fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mu
             step.app,
             ch.name
         );
-        let next = execute(core, chan, &step.app, &data, &ctx.name);
-        if !alive(core, chan) {
-            return;
+        let ctx_name = ctx.name.clone();
+        let next = execute(core, chan, &step.app, &data, &ctx_name);
+        match core.channels.get(chan) {
+            Some(now) => *last = Some(now),
+            None => return ctx_name,
         }
         match next {
             Next::Continue => prio += 1,
-            Next::Stop => return,
+            Next::Stop => return ctx_name,
             Next::Goto {
                 context: c,
                 exten: e,
@@ -90,9 +145,9 @@ fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mu
                 context = c;
                 exten = e;
                 let Some((_, ext)) = dp.find(&context, &exten) else {
-                    log::warn!("Goto: no extension '{exten}' in '{context}'");
-                    let _ = core.hangup(chan, Cause::UNALLOCATED);
-                    return;
+                    // Handled at the top of the loop: `i`, or hang up.
+                    prio = 1;
+                    continue;
                 };
                 prio = match target.parse::<u32>() {
                     Ok(n) => n,
@@ -105,11 +160,67 @@ fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, mut context: String, mu
                         None => {
                             log::warn!("Goto: no label '{target}' in {exten}@{context}");
                             let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
-                            return;
+                            return context;
                         }
                     },
                 };
             }
+        }
+    }
+}
+
+/// The `h` extension of `context`, run after the channel hung up (Asterisk's
+/// `ast_pbx_h_exten_run`) on what the channel was: its variables, caller ID
+/// and `${HANGUPCAUSE}`. Only steps that need no live channel make sense
+/// there (Set, NoOp, Verbose, Goto/GotoIf within `h`); any other ends it.
+fn run_h(core: &Core, dp: &Dialplan, context: &str, mut ch: Channel) {
+    let Some((ctx, ext)) = dp.find(context, "h") else {
+        return;
+    };
+    if let Some(cause) = core.channels.ended_cause(ch.id) {
+        ch.cause = cause;
+    }
+    let mut prio = 1;
+    // Bounded: a Goto loop inside `h` must not spin a thread forever.
+    for _ in 0..1000 {
+        let Some(step) = ext.steps.iter().find(|s| s.priority == prio) else {
+            return;
+        };
+        let data = substitute(&step.data, &|v| lookup(dp, &ch, "h", &ctx.name, prio, v));
+        log::info!(
+            "    -- Executing [h@{}:{prio}] {}(\"{}\", \"{data}\") in new stack",
+            ctx.name,
+            step.app,
+            ch.name
+        );
+        prio += 1;
+        match step.app.to_ascii_lowercase().as_str() {
+            "noop" => {}
+            "verbose" => log::info!("{}", data.split_once(',').map_or(data.as_str(), |(_, m)| m)),
+            "set" => {
+                if let Some((k, v)) = data.split_once('=') {
+                    crate::vars::store(&mut ch.vars, k.trim(), v);
+                }
+            }
+            "goto" | "gotoif" => {
+                let target = if step.app.eq_ignore_ascii_case("gotoif") {
+                    match goto_if_target(&data) {
+                        Some(t) => t,
+                        None => continue,
+                    }
+                } else {
+                    data.clone()
+                };
+                let label = target.rsplit(',').next().unwrap_or("").trim();
+                prio = match label.parse::<u32>() {
+                    Ok(n) => n,
+                    Err(_) => match ext.steps.iter().find(|s| s.label.as_deref() == Some(label)) {
+                        Some(s) => s.priority,
+                        None => return,
+                    },
+                };
+            }
+            _ => return,
         }
     }
 }
@@ -140,10 +251,8 @@ fn wait_while_up(core: &Core, a: ChannelId, b: ChannelId) {
 }
 
 fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
-    let name = name.trim_start_matches('_').to_string();
-    core.channels.update(chan, |c| {
-        c.vars.insert(name, value.to_string());
-    });
+    core.channels
+        .update(chan, |c| crate::vars::store(&mut c.vars, name, value));
 }
 
 /// Asterisk's `handle_cause` in app_dial: what DIALSTATUS a failed request gives.
@@ -251,18 +360,13 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
             Next::Stop
         }
         "goto" => goto_target(&args, context, core, chan),
-        "gotoif" => {
-            let (cond, rest) = data.split_once('?').unwrap_or((data, ""));
-            let (yes, no) = rest.split_once(':').unwrap_or((rest, ""));
-            let truthy = !cond.trim().is_empty() && cond.trim() != "0";
-            let pick = if truthy { yes } else { no };
-            if pick.trim().is_empty() {
-                Next::Continue
-            } else {
+        "gotoif" => match goto_if_target(data) {
+            None => Next::Continue,
+            Some(pick) => {
                 let a: Vec<&str> = pick.split(',').collect();
                 goto_target(&a, context, core, chan)
             }
-        }
+        },
         "dial" => dial(core, chan, &args),
         other => {
             log::warn!("No application '{other}' for extension in context '{context}': hanging up");
@@ -297,6 +401,12 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
         };
         match core.request(tech, caps, resource, Some(chan)) {
             Ok(out) => {
+                let vars = core
+                    .channels
+                    .get(chan)
+                    .map(|c| crate::vars::inherited(&c.vars))
+                    .unwrap_or_default();
+                core.channels.update(out, |c| c.vars.extend(vars));
                 match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
                     Ok(()) => {
                         log::info!("    -- Called {t}");
@@ -433,18 +543,17 @@ fn goto_target(args: &[&str], context: &str, core: &Core, chan: ChannelId) -> Ne
     }
 }
 
-fn lookup(
-    core: &Core,
-    dp: &Dialplan,
-    chan: ChannelId,
-    exten: &str,
-    context: &str,
-    prio: u32,
-    name: &str,
-) -> String {
-    let Some(c) = core.channels.get(chan) else {
-        return String::new();
-    };
+/// `GotoIf(cond?yes:no)`: the branch taken, `None` when it is empty (go on).
+fn goto_if_target(data: &str) -> Option<String> {
+    let (cond, rest) = data.split_once('?').unwrap_or((data, ""));
+    let (yes, no) = rest.split_once(':').unwrap_or((rest, ""));
+    let truthy = !cond.trim().is_empty() && cond.trim() != "0";
+    let pick = if truthy { yes } else { no };
+    (!pick.trim().is_empty()).then(|| pick.trim().to_string())
+}
+
+/// A variable's value on channel `c` at `exten@context:prio`.
+fn lookup(dp: &Dialplan, c: &Channel, exten: &str, context: &str, prio: u32, name: &str) -> String {
     match name {
         "EXTEN" => exten.to_string(),
         "CONTEXT" => context.to_string(),
@@ -453,100 +562,11 @@ fn lookup(
         "UNIQUEID" => c.uniqueid.clone(),
         "CALLERID(num)" => c.caller_num.clone(),
         "CALLERID(name)" => c.caller_name.clone(),
-        _ => c
-            .vars
-            .get(name)
+        // Asterisk's HANGUPCAUSE: the Q.850 cause once the channel has one.
+        "HANGUPCAUSE" if c.cause.0 != 0 => c.cause.0.to_string(),
+        _ => crate::vars::fetch(&c.vars, name)
             .cloned()
             .or_else(|| dp.globals.get(name).cloned())
             .unwrap_or_default(),
-    }
-}
-
-/// Expands `${VAR}` and `${VAR:offset:length}` (nested expansions inside the braces first).
-pub fn substitute(s: &str, get: &dyn Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        // Find the matching close brace.
-        let mut depth = 1;
-        let mut end = None;
-        let bytes = after.as_bytes();
-        let mut j = 0;
-        while j < bytes.len() {
-            if bytes[j] == b'{' {
-                depth += 1;
-            } else if bytes[j] == b'}' {
-                depth -= 1;
-                if depth == 0 {
-                    end = Some(j);
-                    break;
-                }
-            }
-            j += 1;
-        }
-        let Some(end) = end else {
-            out.push_str(&rest[i..]);
-            return out;
-        };
-        let inner = substitute(&after[..end], get);
-        out.push_str(&expand_one(&inner, get));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn expand_one(inner: &str, get: &dyn Fn(&str) -> String) -> String {
-    // ${NAME:offset[:length]} — but CALLERID(num) style names keep their parentheses.
-    let (name, slice) = match inner.find(':') {
-        Some(c) if !inner[..c].contains('(') || inner[..c].contains(')') => {
-            (&inner[..c], Some(&inner[c + 1..]))
-        }
-        _ => (inner, None),
-    };
-    let value = get(name);
-    let Some(slice) = slice else { return value };
-    let chars: Vec<char> = value.chars().collect();
-    let mut parts = slice.splitn(2, ':');
-    let off: i64 = parts
-        .next()
-        .and_then(|o| o.trim().parse().ok())
-        .unwrap_or(0);
-    let len: Option<i64> = parts.next().and_then(|l| l.trim().parse().ok());
-    let n = chars.len() as i64;
-    let start = if off < 0 {
-        (n + off).max(0)
-    } else {
-        off.min(n)
-    };
-    let end = match len {
-        None => n,
-        Some(l) if l < 0 => (n + l).max(start),
-        Some(l) => (start + l).min(n),
-    };
-    chars[start as usize..end as usize].iter().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::substitute;
-
-    #[test]
-    fn variables_and_slices() {
-        let get = |n: &str| match n {
-            "EXTEN" => "6001".to_string(),
-            "CALLERID(num)" => "alice".to_string(),
-            "X" => "EXTEN".to_string(),
-            _ => String::new(),
-        };
-        assert_eq!(substitute("SIP/${EXTEN:1}", &get), "SIP/001");
-        assert_eq!(substitute("${EXTEN:-2}", &get), "01");
-        assert_eq!(substitute("${EXTEN:0:2}", &get), "60");
-        assert_eq!(substitute("from ${CALLERID(num)}", &get), "from alice");
-        assert_eq!(substitute("${${X}}", &get), "6001");
-        assert_eq!(substitute("${UNSET}x", &get), "x");
-        assert_eq!(substitute("no ${close", &get), "no ${close");
     }
 }

@@ -16,6 +16,7 @@ pub fn commands() -> Vec<Command> {
         Command { words: "core show settings", summary: "Show some core settings", usage: "Usage: core show settings\n       Show core misc settings", handler: show_settings, complete: None },
         Command { words: "core show channeltypes", summary: "List available channel types", usage: "Usage: core show channeltypes\n       Lists available channel types registered in your\n       Sirius server.", handler: show_channeltypes, complete: None },
         Command { words: "core show channels", summary: "Display information on channels", usage: "Usage: core show channels [concise|verbose|count]\n       Lists currently defined channels and some information about them. If\n       'concise' is specified, the format is abridged and in a more easily\n       machine parsable format. If 'verbose' is specified, the output includes\n       more and longer fields. If 'count' is specified only the channel and call\n       count is output.", handler: show_channels, complete: Some(|_, _, pos| if pos == 3 { vec!["concise".into(), "verbose".into(), "count".into()] } else { Vec::new() }) },
+        Command { words: "core show channel", summary: "Display information on a specific channel", usage: "Usage: core show channel <channel>\n       Shows lots of information about the specified channel.", handler: show_channel, complete: Some(|core, _, pos| if pos == 3 { core.channels.snapshot().into_iter().map(|c| c.name).collect() } else { Vec::new() }) },
         Command { words: "core show calls", summary: "Display information on calls", usage: "Usage: core show calls [uptime [seconds]]\n       Lists number of currently active calls and total number of calls\n       processed through PBX since last restart. If 'uptime' is specified\n       the system uptime is also displayed.", handler: show_calls, complete: Some(|_, _, pos| if pos == 3 { vec!["uptime".into()] } else { Vec::new() }) },
         Command { words: "core set verbose", summary: "Set level of verbose chattiness", usage: "Usage: core set verbose {off|<level>}\n       Sets the level of verbose messages to be displayed.\n       0 or off means no messages should be displayed.", handler: set_verbose, complete: Some(|_, _, _| vec!["off".into()]) },
         Command { words: "core set debug", summary: "Set level of debug chattiness", usage: "Usage: core set debug {off|<level>}\n       Sets the level of debug messages to be displayed, in the core\n       and in every loaded module (1 = debug, 2 = trace).", handler: set_debug, complete: Some(|_, _, _| vec!["off".into()]) },
@@ -187,6 +188,76 @@ fn application(c: &Channel) -> (String, String) {
     } else {
         (String::new(), String::new())
     }
+}
+
+/// `core show channel <name>`: Asterisk's key/value dump (main/cli.c
+/// `handle_showchan`), keys right-aligned, then the channel's variables.
+fn show_channel(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let [name] = args.rest else {
+        return Err(CommandError::Usage);
+    };
+    let Some(c) = core.channels.find(name) else {
+        return Err(CommandError::Failed(format!(
+            "{name} is not a known channel"
+        )));
+    };
+    let or_na = |s: &str| {
+        if s.is_empty() {
+            "(N/A)".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let secs = c.created.elapsed().as_secs();
+    let formats: Vec<&str> = c.codecs.iter().map(|f| f.name()).collect();
+    let bridge = core
+        .bridges
+        .snapshot()
+        .into_iter()
+        .find(|b| b.channels.contains(&c.id))
+        .map_or("(Not bridged)".to_string(), |b| b.id.clone());
+    let (app, data) = application(&c);
+    let rows: [(&str, String); 17] = [
+        ("Name", c.name.clone()),
+        ("Type", c.tech.clone()),
+        ("UniqueID", c.uniqueid.clone()),
+        ("Caller ID", or_na(&c.caller_num)),
+        ("Caller ID Name", or_na(&c.caller_name)),
+        ("DNID Digits", or_na(&c.exten)),
+        ("State", format!("{} ({})", c.state.as_str(), c.state as u8)),
+        ("NativeFormats", format!("({})", formats.join("|"))),
+        (
+            "Elapsed Time",
+            format!("{}h{}m{}s", secs / 3600, secs % 3600 / 60, secs % 60),
+        ),
+        ("Bridge ID", bridge),
+        ("Context", c.context.clone()),
+        ("Extension", c.exten.clone()),
+        ("Priority", c.priority.to_string()),
+        ("Application", app),
+        (
+            "Data",
+            if data.is_empty() {
+                "(Empty)".into()
+            } else {
+                data
+            },
+        ),
+        ("Account Code", or_na(&c.accountcode)),
+        ("Hangup Cause", c.cause.0.to_string()),
+    ];
+    let mut o = String::from(" -- General --\n");
+    for (i, (k, v)) in rows.iter().enumerate() {
+        if i == 10 {
+            o += " --   PBX   --\n";
+        }
+        o += &format!("{k:>15}: {v}\n");
+    }
+    o += "      Variables:\n";
+    for (k, v) in &c.vars {
+        o += &format!("{k}={v}\n");
+    }
+    Ok(o.trim_end().to_string())
 }
 
 fn counts(core: &Core) -> String {
