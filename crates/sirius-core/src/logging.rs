@@ -8,14 +8,21 @@
 //! record of what happened does not depend on someone's console setting.
 //! Plugins log through `CoreServices::log`, which lands in [`LogHub::write`]; the
 //! loader pushes level changes to them so their `log` copies filter the same way.
+//!
+//! The file is written by a thread of its own through a buffer that is
+//! flushed whenever the queue runs dry, so a busy SIP monitor does not pay a
+//! `write(2)` per line, and lines still reach the disk within moments;
+//! `log::logger().flush()` (the daemon calls it on the way out) waits until
+//! everything queued is on disk.
 
 use chrono::Local;
 use parking_lot::Mutex;
 use sirius_abi::LogLevel;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast;
 
@@ -27,8 +34,40 @@ pub struct LogHub {
     verbose: AtomicU32,
     debug: AtomicU32,
     console: Mutex<Option<Printer>>,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<mpsc::Sender<FileOp>>>,
     remote: broadcast::Sender<Arc<str>>,
+    /// The timestamp text of the current second: formatting the local time
+    /// (time zone lookup included) once per second, not once per line.
+    stamp: Mutex<(u64, String)>,
+}
+
+/// What the file writer thread is asked to do.
+enum FileOp {
+    Line(String),
+    /// Write out everything queued before this, then acknowledge.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The `messages` writer: buffered, flushed whenever no line is waiting.
+fn file_writer(file: std::fs::File, ops: mpsc::Receiver<FileOp>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, file);
+    while let Ok(op) = ops.recv() {
+        let mut next = Some(op);
+        while let Some(op) = next.take() {
+            match op {
+                FileOp::Line(l) => {
+                    let _ = out.write_all(l.as_bytes());
+                    let _ = out.write_all(b"\n");
+                }
+                FileOp::Flush(ack) => {
+                    let _ = out.flush();
+                    let _ = ack.send(());
+                }
+            }
+            next = ops.try_recv().ok();
+        }
+        let _ = out.flush();
+    }
 }
 
 static HUB: OnceLock<Arc<LogHub>> = OnceLock::new();
@@ -47,8 +86,12 @@ impl log::Log for HubLogger {
         );
     }
     fn flush(&self) {
-        if let Some(f) = self.0.file.lock().as_mut() {
-            let _ = f.flush();
+        let file = self.0.file.lock().clone();
+        if let Some(f) = file {
+            let (ack, done) = mpsc::channel();
+            if f.send(FileOp::Flush(ack)).is_ok() {
+                let _ = done.recv_timeout(std::time::Duration::from_secs(2));
+            }
         }
     }
 }
@@ -64,6 +107,7 @@ impl LogHub {
                 console: Mutex::new(None),
                 file: Mutex::new(None),
                 remote,
+                stamp: Mutex::new((u64::MAX, String::new())),
             });
             let _ = log::set_boxed_logger(Box::new(HubLogger(hub.clone())));
             log::set_max_level(hub.file_level().to_filter());
@@ -84,7 +128,12 @@ impl LogHub {
             .create(true)
             .append(true)
             .open(dir.join("messages"))?;
-        *self.file.lock() = Some(f);
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("logger".into())
+            .spawn(move || file_writer(f, rx))?;
+        // The previous writer (if any) ends when its sender is dropped here.
+        *self.file.lock() = Some(tx);
         Ok(())
     }
 
@@ -146,13 +195,13 @@ impl LogHub {
         }
         let line = format!(
             "[{}] {}[{}]: {}",
-            Local::now().format("%b %e %H:%M:%S"),
+            self.stamp(),
             level_name(level),
             target,
             message
         );
-        if let Some(f) = self.file.lock().as_mut() {
-            let _ = writeln!(f, "{line}");
+        if let Some(f) = self.file.lock().as_ref() {
+            let _ = f.send(FileOp::Line(line.clone()));
         }
         if level <= self.console_level() {
             match self.console.lock().as_ref() {
@@ -161,6 +210,20 @@ impl LogHub {
             }
             let _ = self.remote.send(Arc::from(line.as_str()));
         }
+    }
+}
+
+impl LogHub {
+    /// `Nov 22 05:13:25`, recomputed when the second changes.
+    fn stamp(&self) -> String {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut s = self.stamp.lock();
+        if s.0 != secs {
+            *s = (secs, Local::now().format("%b %e %H:%M:%S").to_string());
+        }
+        s.1.clone()
     }
 }
 

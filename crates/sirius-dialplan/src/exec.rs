@@ -24,11 +24,7 @@ enum Next {
 
 /// Starts the dialplan thread for `chan` at `context`/`exten` priority 1.
 pub fn spawn(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: String, exten: String) {
-    let name = format!("pbx-{}", chan.0);
-    let r = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || run(&core, &dp, chan, context, exten));
-    if let Err(e) = r {
+    if let Err(e) = crate::threads::run(move || run(&core, &dp, chan, context, exten)) {
         log::error!("cannot start a PBX thread: {e}");
     }
 }
@@ -36,25 +32,22 @@ pub fn spawn(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: Strin
 /// Runs one application on `chan` in its own thread (an originated call),
 /// then hangs the channel up, as Asterisk's outgoing-application calls do.
 pub fn spawn_app(core: Arc<Core>, chan: ChannelId, app: String, data: String) -> Result<(), Cause> {
-    std::thread::Builder::new()
-        .name(format!("pbx-{}", chan.0))
-        .spawn(move || {
-            let name = core.channels.get(chan).map(|c| c.name).unwrap_or_default();
-            log::info!("    -- Executing {app}(\"{name}\", \"{data}\")");
-            core.channels.update(chan, |c| {
-                c.application = app.clone();
-                c.app_data = data.clone();
-            });
-            let _ = execute(&core, chan, &app, &data, "");
-            if alive(&core, chan) {
-                let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| {
-            log::error!("cannot start a PBX thread: {e}");
-            Cause::CONGESTION
-        })
+    crate::threads::run(move || {
+        let name = core.channels.get(chan).map(|c| c.name).unwrap_or_default();
+        log::info!("    -- Executing {app}(\"{name}\", \"{data}\")");
+        core.channels.update(chan, |c| {
+            c.application = app.clone();
+            c.app_data = data.clone();
+        });
+        let _ = execute(&core, chan, &app, &data, "");
+        if alive(&core, chan) {
+            let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+        }
+    })
+    .map_err(|e| {
+        log::error!("cannot start a PBX thread: {e}");
+        Cause::CONGESTION
+    })
 }
 
 fn alive(core: &Core, chan: ChannelId) -> bool {

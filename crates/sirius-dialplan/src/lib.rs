@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exec;
 pub mod expr;
 pub mod pattern;
+pub mod threads;
 pub mod vars;
 
 pub use dialplan::{Dialplan, DialplanError};

@@ -168,6 +168,10 @@ struct Monitor {
     outbound: std::collections::HashMap<sirius_abi::ChannelId, OutboundCall>,
     /// Running native bridges, by each of their channels.
     relays: std::collections::HashMap<sirius_abi::ChannelId, tokio::task::AbortHandle>,
+    /// Inbound calls by their INVITE server transaction, and calls either way
+    /// by dialog: indexes, so that no event costs a scan of every call.
+    by_tx: std::collections::HashMap<TxId, sirius_abi::ChannelId>,
+    by_dialog: std::collections::HashMap<sirius_sip::dialog::DialogId, sirius_abi::ChannelId>,
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -216,6 +220,8 @@ pub async fn run(
         calls: std::collections::HashMap::new(),
         outbound: std::collections::HashMap::new(),
         relays: std::collections::HashMap::new(),
+        by_tx: std::collections::HashMap::new(),
+        by_dialog: std::collections::HashMap::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
@@ -760,8 +766,7 @@ impl Monitor {
                 match chan.filter(|c| self.calls.get(c).is_some_and(|call| !call.final_sent)) {
                     Some(chan) => {
                         self.respond(tx, &msg, source, 200, "OK", &[]);
-                        if let Some(call) = self.calls.remove(&chan) {
-                            self.count_calls();
+                        if let Some(call) = self.take_inbound(chan) {
                             let mut r = build::response(
                                 &call.invite,
                                 487,
@@ -798,9 +803,8 @@ impl Monitor {
                 self.dialogs.remove(&id);
                 self.respond(tx, &msg, source, 200, "OK", &[]);
                 if let Some(chan) = self.chan_for_dialog(&id) {
-                    self.calls.remove(&chan);
-                    self.outbound.remove(&chan);
-                    self.count_calls();
+                    self.take_inbound(chan);
+                    self.take_outbound(chan);
                     self.shared
                         .host
                         .channel_hangup(chan, sirius_abi::Cause::NORMAL_CLEARING);
@@ -1002,7 +1006,7 @@ impl Monitor {
                 return self.respond(tx, msg, source, 503, "Service Unavailable", &[]);
             }
         };
-        self.calls.insert(
+        self.put_inbound(
             info.id,
             InboundCall {
                 tx,
@@ -1023,35 +1027,82 @@ impl Monitor {
                 held: false,
             },
         );
-        self.count_calls();
         if let Err(cause) = self.shared.host.pbx_start(info.id) {
-            self.calls.remove(&info.id);
-            self.count_calls();
+            self.take_inbound(info.id);
             self.shared.host.channel_hangup(info.id, cause);
             let (code, reason) = cause_to_sip(cause);
             self.respond(tx, msg, source, code, reason, &[]);
         }
     }
 
-    fn count_calls(&mut self) {
-        let (calls, outbound) = (&self.calls, &self.outbound);
-        self.relays.retain(|chan, h| {
-            let alive = calls.contains_key(chan) || outbound.contains_key(chan);
-            if !alive {
-                h.abort();
-            }
-            alive
-        });
+    /// Registers an inbound call: indexes, the peer's in-use count, the
+    /// module's use count.
+    fn put_inbound(&mut self, chan: sirius_abi::ChannelId, call: InboundCall) {
+        self.by_tx.insert(call.tx, chan);
+        self.count_peer(call.peer.as_deref(), true);
+        self.calls.insert(chan, call);
+        self.publish_count();
+    }
+
+    /// Registers an outbound call.
+    fn put_outbound(&mut self, chan: sirius_abi::ChannelId, call: OutboundCall) {
+        self.count_peer(call.setup.peer.as_deref(), true);
+        self.outbound.insert(chan, call);
+        self.publish_count();
+    }
+
+    /// Removes an inbound call and everything that points at it (its relay
+    /// stops).
+    fn take_inbound(&mut self, chan: sirius_abi::ChannelId) -> Option<InboundCall> {
+        let call = self.calls.remove(&chan)?;
+        self.by_tx.remove(&call.tx);
+        if let Some(d) = &call.dialog {
+            self.by_dialog.remove(d);
+        }
+        self.count_peer(call.peer.as_deref(), false);
+        self.call_gone(chan);
+        Some(call)
+    }
+
+    /// Removes an outbound call and everything that points at it.
+    fn take_outbound(&mut self, chan: sirius_abi::ChannelId) -> Option<OutboundCall> {
+        let call = self.outbound.remove(&chan)?;
+        if let Some(tx) = call.tx {
+            self.owners.remove(&tx);
+        }
+        if let Some(d) = &call.dialog {
+            self.by_dialog.remove(d);
+        }
+        self.count_peer(call.setup.peer.as_deref(), false);
+        self.call_gone(chan);
+        Some(call)
+    }
+
+    fn call_gone(&mut self, chan: sirius_abi::ChannelId) {
+        if let Some(relay) = self.relays.remove(&chan) {
+            relay.abort();
+        }
+        self.publish_count();
+    }
+
+    fn publish_count(&self) {
         let total = self.calls.len() + self.outbound.len();
         self.shared
             .active_calls
             .store(total as u32, Ordering::Relaxed);
+    }
+
+    /// call-limit bookkeeping (`sip show inuse`).
+    fn count_peer(&self, peer: Option<&str>, up: bool) {
+        let Some(peer) = peer else { return };
         let mut inuse = self.shared.inuse.lock();
-        inuse.clear();
-        let inbound = self.calls.values().filter_map(|c| c.peer.clone());
-        let outbound = self.outbound.values().filter_map(|c| c.setup.peer.clone());
-        for p in inbound.chain(outbound) {
-            *inuse.entry(p).or_default() += 1;
+        if up {
+            *inuse.entry(peer.to_string()).or_default() += 1;
+        } else if let Some(n) = inuse.get_mut(peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inuse.remove(peer);
+            }
         }
     }
 
@@ -1118,6 +1169,7 @@ impl Monitor {
                 if let Some(call) = self.calls.get_mut(&chan) {
                     call.dialog = Some(d.id.clone());
                     call.final_sent = true;
+                    self.by_dialog.insert(d.id.clone(), chan);
                 }
                 self.dialogs.insert(d);
             }
@@ -1156,10 +1208,9 @@ impl Monitor {
         if self.outbound.contains_key(&chan) {
             return self.hangup_outbound(chan, cause);
         }
-        let Some(call) = self.calls.remove(&chan) else {
+        let Some(call) = self.take_inbound(chan) else {
             return;
         };
-        self.count_calls();
         if !call.final_sent {
             // Asterisk sends 603 for a normal hangup of a call it never answered.
             let (code, reason) = if matches!(cause.0, 0 | 16) {
@@ -1227,10 +1278,7 @@ impl Monitor {
     }
 
     fn chan_for_tx(&self, tx: TxId) -> Option<sirius_abi::ChannelId> {
-        self.calls
-            .iter()
-            .find(|(_, c)| c.tx == tx)
-            .map(|(id, _)| *id)
+        self.by_tx.get(&tx).copied()
     }
 
     /// A request inside an established dialog other than BYE: CSeq order is
@@ -1326,18 +1374,7 @@ impl Monitor {
     }
 
     fn chan_for_dialog(&self, id: &sirius_sip::dialog::DialogId) -> Option<sirius_abi::ChannelId> {
-        let inbound = self
-            .calls
-            .iter()
-            .find(|(_, c)| c.dialog.as_ref() == Some(id));
-        let outbound = || {
-            self.outbound
-                .iter()
-                .find(|(_, c)| c.dialog.as_ref() == Some(id))
-        };
-        inbound
-            .map(|(ch, _)| *ch)
-            .or_else(|| outbound().map(|(ch, _)| *ch))
+        self.by_dialog.get(id).copied()
     }
 
     /// A request outside any dialog from `from_user` at our address: fresh
@@ -1398,8 +1435,7 @@ impl Monitor {
                     held: false,
                     congest_at: None,
                 };
-                self.outbound.insert(chan, call);
-                self.count_calls();
+                self.put_outbound(chan, call);
             }
             Err(e) => {
                 log::error!("no RTP port for an outbound call: {e}");
@@ -1550,6 +1586,7 @@ impl Monitor {
                 call.last_msg = "Tx: ACK".into();
                 call.dialog = Some(d.id.clone());
                 call.remote_rtp = crate::relay::remote_audio(&msg.body);
+                self.by_dialog.insert(d.id.clone(), chan);
                 self.dialogs.insert(d);
                 self.shared.host.channel_set_state(chan, ChannelState::Up);
             }
@@ -1673,10 +1710,7 @@ impl Monitor {
 
     /// Drops an outbound call's SIP state (the channel is someone else's to end).
     fn forget_outbound(&mut self, chan: sirius_abi::ChannelId) {
-        self.outbound.remove(&chan);
-        self.owners
-            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
-        self.count_calls();
+        self.take_outbound(chan);
     }
 
     /// The INVITE again with credentials for the challenge in `resp`: same
@@ -1805,8 +1839,9 @@ impl Monitor {
             return;
         };
         let (dest, transport) = (call.setup.dest, call.setup.transport);
-        self.owners
-            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
+        if let Some(previous) = call.tx {
+            self.owners.remove(&previous);
+        }
         match self
             .layer
             .send_request(Instant::now(), invite.clone(), dest, transport)
@@ -1828,12 +1863,9 @@ impl Monitor {
 
     /// CANCEL while ringing, BYE once answered.
     fn hangup_outbound(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
-        let Some(call) = self.outbound.remove(&chan) else {
+        let Some(call) = self.take_outbound(chan) else {
             return;
         };
-        self.owners
-            .retain(|_, o| !matches!(o, Owner::Outbound(c) if *c == chan));
-        self.count_calls();
         match (call.dialog, call.tx) {
             (Some(id), _) => {
                 if let Some(mut d) = self.dialogs.remove(&id) {
