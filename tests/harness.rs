@@ -215,8 +215,10 @@ impl Daemon {
         std::fs::read_to_string(self.root.path().join("stderr")).unwrap_or_default()
     }
 
-    /// The `messages` log file.
+    /// The `messages` log file, once what the daemon logged until now has
+    /// reached it (its logger writes the file every few milliseconds).
     pub fn messages(&self) -> String {
+        std::thread::sleep(Duration::from_millis(60));
         std::fs::read_to_string(self.root.path().join("log").join("messages")).unwrap_or_default()
     }
 

@@ -239,6 +239,16 @@ impl ChannelRegistry {
             .map(|(_, c)| *c)
     }
 
+    /// Whether a channel exists (no copy: for loops that only need that).
+    pub fn exists(&self, id: ChannelId) -> bool {
+        self.channels.read().contains_key(&id)
+    }
+
+    /// A channel's state (no copy of the rest).
+    pub fn state(&self, id: ChannelId) -> Option<ChannelState> {
+        self.channels.read().get(&id).map(|c| c.state)
+    }
+
     /// A copy of one channel.
     pub fn get(&self, id: ChannelId) -> Option<Channel> {
         self.channels.read().get(&id).cloned()

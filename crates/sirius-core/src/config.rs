@@ -29,6 +29,10 @@ pub struct General {
     pub debug: u32,
     /// Maximum simultaneous calls; 0 for no limit.
     pub maxcalls: u32,
+    /// Refuse new calls (CONGESTION: SIP 503 with Retry-After) while the
+    /// machine's CPUs are busier than this share, 0.0–1.0 (Asterisk's
+    /// `maxload`, measured over the last half second); 0 for no limit.
+    pub maxload: f64,
 }
 
 impl Default for General {
@@ -38,6 +42,7 @@ impl Default for General {
             verbose: 3,
             debug: 0,
             maxcalls: 0,
+            maxload: 0.0,
         }
     }
 }

@@ -101,6 +101,11 @@ pub struct Core {
     pbx: RwLock<Option<Arc<dyn PbxEngine>>>,
     refusing_calls: AtomicBool,
     shutdown: watch::Sender<Option<ShutdownMode>>,
+    /// CPU load, sampled when `maxload` is set.
+    load: Option<Arc<crate::load::LoadMonitor>>,
+    /// When the last "refusing calls for load" line was logged (seconds
+    /// since start): once a second at most, not once per refused call.
+    load_logged: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
@@ -112,6 +117,7 @@ impl Core {
         log: Arc<LogHub>,
     ) -> std::io::Result<Arc<Core>> {
         let now = Instant::now();
+        let load = (settings.general.maxload > 0.0).then(crate::load::LoadMonitor::start);
         Ok(Arc::new(Core {
             paths,
             settings,
@@ -128,6 +134,8 @@ impl Core {
             pbx: RwLock::new(None),
             refusing_calls: AtomicBool::new(false),
             shutdown: watch::channel(None).0,
+            load,
+            load_logged: std::sync::atomic::AtomicU64::new(u64::MAX),
         }))
     }
 
@@ -288,6 +296,18 @@ impl Core {
         if max > 0 && self.channels.active_calls() >= max {
             log::warn!("Maximum call limit of {max} calls exceeded by '{chan}'!");
             return Err(Cause::CONGESTION);
+        }
+        if let Some(load) = &self.load {
+            let (busy, maxload) = (load.busy(), self.settings.general.maxload);
+            if busy > maxload {
+                let sec = self.started.elapsed().as_secs();
+                if self.load_logged.swap(sec, Ordering::Relaxed) != sec {
+                    log::warn!(
+                        "Maximum loadavg limit of {maxload:.2} load exceeded by new call (CPU {busy:.2} busy): refusing calls"
+                    );
+                }
+                return Err(Cause::CONGESTION);
+            }
         }
         let engine = self.pbx.read().clone();
         let Some(engine) = engine else {

@@ -51,7 +51,7 @@ pub fn spawn_app(core: Arc<Core>, chan: ChannelId, app: String, data: String) ->
 }
 
 fn alive(core: &Core, chan: ChannelId) -> bool {
-    core.channels.get(chan).is_some()
+    core.channels.exists(chan)
 }
 
 fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, context: String, exten: String) {
@@ -446,10 +446,10 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
         let mut still = Vec::new();
         let mut up = None;
         for o in &outs {
-            match core.channels.get(*o) {
-                Some(c) if c.state == sirius_abi::ChannelState::Up => up = Some(*o),
-                Some(c) => {
-                    if c.state == sirius_abi::ChannelState::Ringing && !ringing_sent {
+            match core.channels.state(*o) {
+                Some(sirius_abi::ChannelState::Up) => up = Some(*o),
+                Some(state) => {
+                    if state == sirius_abi::ChannelState::Ringing && !ringing_sent {
                         let _ = core.indicate(chan, Indication::Ringing);
                         ringing_sent = true;
                     }

@@ -33,6 +33,9 @@ pub fn capabilities() -> Capabilities {
     }
 }
 
+/// Seconds a caller refused for load (503) is asked to wait.
+const RETRY_AFTER_SECS: u32 = 2;
+
 /// `Accept`, `Supported` as we really support them.
 const ACCEPT: &str = "application/sdp";
 const SUPPORTED: &str = "replaces, timer";
@@ -1031,7 +1034,14 @@ impl Monitor {
             self.take_inbound(info.id);
             self.shared.host.channel_hangup(info.id, cause);
             let (code, reason) = cause_to_sip(cause);
-            self.respond(tx, msg, source, code, reason, &[]);
+            // A refusal for load or maxcalls is temporary: tell the caller
+            // when to come back (RFC 3261 §21.5.4) instead of retrying at once.
+            let retry = if code == 503 {
+                vec![(HeaderName::RetryAfter, RETRY_AFTER_SECS.to_string())]
+            } else {
+                Vec::new()
+            };
+            self.respond(tx, msg, source, code, reason, &retry);
         }
     }
 
