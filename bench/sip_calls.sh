@@ -6,11 +6,18 @@
 #   bench/sip_calls.sh                       # default rate steps
 #   RATES="200 500 1000" DURATION=10 bench/sip_calls.sh
 #
+# The ramp runs Sirius with overload control on (maxcalls, maxload in
+# sirius.toml): past its capacity it refuses the excess with 503, and the
+# report shows whether goodput holds. A second part holds HELD_CALLS
+# concurrent calls (no limits) and reports memory per held call.
+#
 # Writes bench/report-sip_calls.md. Loopback only; every sipp run is bounded
 # by -m (calls) and a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATES="${RATES:-100 250 500 1000 2000}"
+RATES="${RATES:-500 1000 2000 2500 3000 4000}"
+uac_sf="$PWD/bench/uac.xml"
+HELD_CALLS="${HELD_CALLS:-5000}"   # concurrent calls held for the memory figure
 DURATION="${DURATION:-8}"     # seconds per step
 HOLD_MS="${HOLD_MS:-0}"       # how long each call stays up
 command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" >&2; exit 1; }
@@ -21,6 +28,8 @@ mkdir -p "$work/etc"
 cat > "$work/etc/sirius.toml" <<CONF
 [general]
 verbose = 0
+maxcalls = 200
+maxload = 0.9
 [directories]
 modules = "$PWD/target/release"
 run = "$work/run"
@@ -48,9 +57,10 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} i=int(NR*p/100); if (i<1) i=1; printf "%.1f", a[i]}'; }
 
 # One step: UAC at $1 calls/s against target $2; UAS on 25070. Prints
-# "achieved failed p50 p99" (latency in ms from sipp's rtd trace).
+# "achieved ok failed p50 p99 refused" (latency in ms from sipp's rtd trace;
+# refused: calls answered 503). $3 overrides the hold time (ms), $4 the call count.
 step() {
-  local rate=$1 target=$2 calls=$(( $1 * DURATION )) dir
+  local rate=$1 target=$2 hold=${3:-$HOLD_MS} calls=${4:-$(( $1 * DURATION ))} dir
   dir=$(mktemp -d -p "$work")
   # Started directly (no subshell) so that $! is sipp itself and the kill below frees the port.
   sipp -sn uas -p 25070 -i 127.0.0.1 -nostdin -m "$calls" -timeout $((DURATION + 40))s \
@@ -59,14 +69,19 @@ step() {
   sleep 0.3
   local start end
   start=$(date +%s.%N)
-  (cd "$dir" && timeout $((DURATION + 60)) sipp "$target" -sn uac -s 1000 -p 25080 -i 127.0.0.1 -nostdin -r "$rate" -m "$calls" \
-      -d "$HOLD_MS" -buff_size 8388608 -default_behaviors all,-abortunexp -timeout $((DURATION + 40))s \
+  (cd "$dir" && timeout $((DURATION + 60 + hold / 1000)) sipp "$target" -sf "$uac_sf" -s 1000 -p 25080 -i 127.0.0.1 -nostdin -r "$rate" -m "$calls" \
+      -d "$hold" -buff_size 8388608 -default_behaviors all,-abortunexp -timeout $((DURATION + 40 + hold / 1000))s \
       -trace_rtt -rtt_freq 1 > uac.out 2>&1 || true)
   end=$(date +%s.%N)
   kill "$uas" 2>/dev/null || true; wait "$uas" 2>/dev/null || true
-  local ok failed
+  local ok failed refused
   ok=$(awk -F'|' '/Successful call/ {gsub(/ /,"",$3); print $3}' "$dir/uac.out" | tail -1)
   failed=$(awk -F'|' '/Failed call/ {gsub(/ /,"",$3); print $3}' "$dir/uac.out" | tail -1)
+  # The 503 row of sipp's message table: "503 <----------  N ...".
+  refused=$(awk '$1 == "503" && $2 ~ /^</ {print $3}' "$dir/uac.out" | tail -1)
+  refused=${refused:-0}
+  # bench/uac.xml counts a refused call as failed: what is left failed otherwise.
+  failed=$(( ${failed:-0} - refused ))
   local rtt; rtt=$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1 || true)
   local p50=n/a p99=n/a
   if [ -n "$rtt" ]; then
@@ -75,7 +90,7 @@ step() {
     p99=$(tail -n +2 "$rtt" | cut -d';' -f2 | percentile 99)
   fi
   local secs; secs=$(echo "$end - $start" | bc)
-  echo "$(echo "scale=1; ${ok:-0} / $secs" | bc) ${ok:-0} ${failed:-0} $p50 $p99"
+  echo "$(echo "scale=1; ${ok:-0} / $secs" | bc) ${ok:-0} ${failed:-0} $p50 $p99 $refused"
 }
 
 "$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius.out" 2>&1 &
@@ -90,24 +105,26 @@ report=bench/report-sip_calls.md
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "Each step: ${DURATION}s of calls at the offered rate, hold ${HOLD_MS} ms; sipp UAC -> Sirius (Dial to a static peer) -> sipp UAS,"
   echo "then the same UAC straight to the UAS. Latency: INVITE to 200 OK (sipp rtd), ms."
+  echo "Sirius runs with overload control (maxcalls = 200, maxload = 0.9): calls past its capacity get 503"
+  echo "(the *refused* column) and *Sirius cps* is the goodput, calls completed per second."
   echo
-  echo "| offered cps | Sirius cps | failed | p50 ms | p99 ms | Sirius CPU s / 1000 calls | Sirius RSS MB | direct cps | direct p50 ms | direct p99 ms | cps ratio |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| offered cps | Sirius cps | refused (503) | failed | p50 ms | p99 ms | Sirius CPU s / 1000 calls | Sirius RSS MB | direct cps | direct p50 ms | direct p99 ms | cps ratio |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$report"
 saturated=""
 for rate in $RATES; do
   t0=$(cpu_ticks "$pid")
-  read -r cps ok failed p50 p99 < <(step "$rate" 127.0.0.1:25060)
+  read -r cps ok failed p50 p99 refused < <(step "$rate" 127.0.0.1:25060)
   t1=$(cpu_ticks "$pid")
   rss=$(( $(rss_kb "$pid") / 1024 ))
   cpu_per_k=$(echo "scale=2; ($t1 - $t0) / $hz * 1000 / (${ok} + 1)" | bc)
-  read -r dcps _ _ dp50 dp99 < <(step "$rate" 127.0.0.1:25070)
+  read -r dcps _ _ dp50 dp99 _ < <(step "$rate" 127.0.0.1:25070)
   ratio=$(echo "scale=2; $cps / ($dcps + 0.001)" | bc)
-  echo "| $rate | $cps | $failed | $p50 | $p99 | $cpu_per_k | $rss | $dcps | $dp50 | $dp99 | $ratio |" >> "$report"
+  echo "| $rate | $cps | $refused | $failed | $p50 | $p99 | $cpu_per_k | $rss | $dcps | $dp50 | $dp99 | $ratio |" >> "$report"
   # When sipp-to-sipp itself cannot carry the offered rate, the step measures the
   # machine (two sipp processes plus Sirius on shared cores), not Sirius: say so.
   if [ "$(echo "$dcps < $rate * 0.9" | bc)" = 1 ]; then saturated="$saturated $rate"; fi
-  echo "rate $rate: sirius $cps cps ($failed failed, p50 $p50 ms, p99 $p99 ms, ${cpu_per_k} CPU-s/1000 calls), direct $dcps cps" >&2
+  echo "rate $rate: sirius $cps cps ($refused refused, $failed failed, p50 $p50 ms, p99 $p99 ms, ${cpu_per_k} CPU-s/1000 calls), direct $dcps cps" >&2
 done
 echo >> "$report"
 if [ -n "${saturated:-}" ]; then
@@ -115,6 +132,37 @@ if [ -n "${saturated:-}" ]; then
   echo "saturate this machine there, so those rows do not measure Sirius's ceiling." >> "$report"
   echo >> "$report"
 fi
-echo "Sirius ended the run using $(( $(rss_kb "$pid") / 1024 )) MB RSS." >> "$report"
+echo "Sirius ended the ramp using $(( $(rss_kb "$pid") / 1024 )) MB RSS." >> "$report"
+"$PWD/target/release/sirius" -C "$work/etc" -rx "core stop now" > /dev/null || true
+wait "$pid" 2>/dev/null || true
+
+# Memory per held call: the same daemon without call limits, HELD_CALLS calls
+# set up at 500/s and held long enough that all of them are up at once.
+sed -i -e '/^maxcalls/d' -e '/^maxload/d' "$work/etc/sirius.toml"
+rm -rf "$work/run"
+"$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius-held.out" 2>&1 &
+pid=$!
+for _ in $(seq 50); do [ -S "$work/run/sirius.ctl" ] && break; sleep 0.1; done
+sleep 0.5
+rss0=$(rss_kb "$pid")
+hold_ms=$(( HELD_CALLS / 500 * 1000 + 4000 ))
+step 500 127.0.0.1:25060 "$hold_ms" "$HELD_CALLS" > "$work/held.txt" &
+stepper=$!
+peak=0; peak_rss=0
+while kill -0 "$stepper" 2>/dev/null; do
+  n=$("$PWD/target/release/sirius" -C "$work/etc" -rx "core show channels count" 2>/dev/null | awk '/active call/ {print $1}')
+  if [ "${n:-0}" -gt "$peak" ]; then peak=$n; peak_rss=$(rss_kb "$pid"); fi
+  sleep 0.5
+done
+per_call=$(echo "scale=1; ($peak_rss - $rss0) / ($peak + 0.001)" | bc)
+threads=$(ls "/proc/$pid/task" | wc -l)
+{
+  echo
+  echo "## Memory per held call"
+  echo
+  echo "$HELD_CALLS calls set up at 500/s and held ${hold_ms} ms, no call limits: at the peak $peak calls (two legs each)"
+  echo "were up and Sirius's RSS had grown from $(( rss0 / 1024 )) MB to $(( peak_rss / 1024 )) MB: **${per_call} KiB per held call**"
+  echo "(signalling state, both channels, the dialplan thread of the call, RTP sockets). $threads threads at the end."
+} >> "$report"
 "$PWD/target/release/sirius" -C "$work/etc" -rx "core stop now" > /dev/null || true
 echo "wrote $report" >&2

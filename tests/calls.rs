@@ -139,6 +139,51 @@ fn expressions_the_invalid_extension_and_the_hangup_extension_run_as_in_asterisk
 }
 
 #[test]
+fn over_maxcalls_a_new_call_gets_503_with_retry_after() {
+    // Without the peer's own call-limit, which would answer 480 first.
+    let sip = SIP_TOML.replace("call-limit = 1\n", "");
+    let d = Daemon::start_with(
+        Setup {
+            modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+            modules_dir: None,
+            files: &[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)],
+        },
+        "maxcalls = 1",
+    );
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let holder = sf("uac_remote_bye.xml");
+    let first = std::thread::spawn(move || {
+        sipp(&[&target, "-p", &port, "-m", "1", "-sf", &holder, "-s", "106"])
+    });
+    d.wait_for("core show channels", Duration::from_secs(5), |o| {
+        o.contains("Wait(60)")
+    });
+    let trace = d.root.path().join("refused.log");
+    let (code, out) = call(
+        &d,
+        &[
+            "-sf",
+            &sf("uac_congestion.xml"),
+            "-s",
+            "100",
+            "-trace_msg",
+            "-message_file",
+            trace.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "the second call is refused with 503:\n{out}");
+    let msgs = std::fs::read_to_string(&trace).unwrap();
+    assert!(msgs.contains("Retry-After: 2"), "{msgs}");
+    assert!(d
+        .messages()
+        .contains("Maximum call limit of 1 calls exceeded by"));
+    d.rx("channel request hangup all").ok();
+    let (code, out) = first.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
 fn cancel_while_ringing_gets_487_and_frees_the_channel() {
     let d = pbx();
     let (code, out) = call(&d, &["-sf", &sf("uac_cancel.xml"), "-s", "102"]);

@@ -90,12 +90,18 @@ impl Daemon {
 
     /// Starts a daemon with the given setup and waits until its console answers.
     pub fn start(setup: Setup<'_>) -> Daemon {
+        Daemon::start_with(setup, "")
+    }
+
+    /// As [`Daemon::start`], with extra `[general]` lines in `sirius.toml`
+    /// (`maxcalls = 1`…).
+    pub fn start_with(setup: Setup<'_>, general: &str) -> Daemon {
         let root = tempfile::tempdir().expect("tempdir");
         let etc = root.path().join("etc");
         std::fs::create_dir_all(&etc).expect("etc");
         let modules = setup.modules_dir.unwrap_or_else(build_dir);
         let sirius_toml = format!(
-            "[general]\nverbose = 3\n\n[directories]\nmodules = {:?}\nrun = {:?}\nlog = {:?}\ndata = {:?}\n",
+            "[general]\nverbose = 3\n{general}\n\n[directories]\nmodules = {:?}\nrun = {:?}\nlog = {:?}\ndata = {:?}\n",
             modules.display().to_string(),
             root.path().join("run").display().to_string(),
             root.path().join("log").display().to_string(),

@@ -103,8 +103,8 @@ pub struct Core {
     shutdown: watch::Sender<Option<ShutdownMode>>,
     /// CPU load, sampled when `maxload` is set.
     load: Option<Arc<crate::load::LoadMonitor>>,
-    /// When the last "refusing calls for load" line was logged (seconds
-    /// since start): once a second at most, not once per refused call.
+    /// When the last "refusing calls" line (maxcalls, maxload) was logged
+    /// (seconds since start): once a second at most, not once per refused call.
     load_logged: std::sync::atomic::AtomicU64,
 }
 
@@ -294,14 +294,15 @@ impl Core {
         }
         let max = self.settings.general.maxcalls as usize;
         if max > 0 && self.channels.active_calls() >= max {
-            log::warn!("Maximum call limit of {max} calls exceeded by '{chan}'!");
+            if self.first_refusal_this_second() {
+                log::warn!("Maximum call limit of {max} calls exceeded by '{chan}'! (refusing new calls; logged once a second)");
+            }
             return Err(Cause::CONGESTION);
         }
         if let Some(load) = &self.load {
             let (busy, maxload) = (load.busy(), self.settings.general.maxload);
             if busy > maxload {
-                let sec = self.started.elapsed().as_secs();
-                if self.load_logged.swap(sec, Ordering::Relaxed) != sec {
+                if self.first_refusal_this_second() {
                     log::warn!(
                         "Maximum loadavg limit of {maxload:.2} load exceeded by new call (CPU {busy:.2} busy): refusing calls"
                     );
@@ -327,6 +328,14 @@ impl Core {
         engine
             .start(self, chan)
             .inspect_err(|_| self.channels.unstart_pbx(chan))
+    }
+
+    /// Whether this is the first call refused for load in the current second:
+    /// under overload thousands are refused a second, and one log line per
+    /// refusal would add to the load it reports.
+    fn first_refusal_this_second(&self) -> bool {
+        let sec = self.started.elapsed().as_secs();
+        self.load_logged.swap(sec, Ordering::Relaxed) != sec
     }
 
     /// Runs one application on an answered channel through the dialplan

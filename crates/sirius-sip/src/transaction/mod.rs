@@ -202,7 +202,12 @@ struct Tx {
     state: State,
     peer: SocketAddr,
     transport: Transport,
-    request: Message,
+    /// The request, until the transaction only lingers to absorb
+    /// retransmissions (Completed, Accepted, Confirmed): from then on only
+    /// its key and the bytes it may have to send again are kept. Over UDP a
+    /// transaction lingers for 64 × T1 (32 s), so at thousands of calls per
+    /// second the parsed requests were most of the process's memory.
+    request: Option<Message>,
     /// Client: the request bytes. Server: the last response bytes.
     outgoing: Option<Vec<u8>>,
     /// Client INVITE: the ACK bytes once sent.
@@ -287,7 +292,7 @@ impl TransactionLayer {
 
     /// The request a transaction was created for.
     pub fn request(&self, tx: TxId) -> Option<&Message> {
-        self.txs.get(&tx).map(|t| &t.request)
+        self.txs.get(&tx).and_then(|t| t.request.as_ref())
     }
 
     fn alloc(&mut self) -> TxId {
@@ -300,6 +305,16 @@ impl TransactionLayer {
         let Some(tx) = self.txs.get_mut(&id) else {
             return;
         };
+        if matches!(
+            tx.state,
+            State::Completed | State::Accepted | State::Confirmed
+        ) {
+            tx.request = None;
+            if tx.client {
+                // A client never retransmits its request from here on.
+                tx.outgoing = None;
+            }
+        }
         if let Some(old) = tx.scheduled.take() {
             self.timers.remove(&(old, id));
         }
@@ -363,7 +378,7 @@ impl TransactionLayer {
             },
             peer: dest,
             transport,
-            request: req,
+            request: Some(req),
             outgoing: Some(bytes.clone()),
             ack: None,
             retransmit_at: (!transport.is_reliable()).then(|| now + t1),
@@ -396,7 +411,10 @@ impl TransactionLayer {
                 Ok(None)
             }
             State::Proceeding => {
-                let c = build::cancel(&tx.request);
+                let Some(request) = &tx.request else {
+                    return Ok(None);
+                };
+                let c = build::cancel(request);
                 let (dest, transport) = (tx.peer, tx.transport);
                 self.send_request(now, c, dest, transport).map(Some)
             }
@@ -430,9 +448,13 @@ impl TransactionLayer {
             tx.retransmit_at = unreliable.then(|| now + t1);
             tx.interval = t1;
             tx.timeout_at = Some(now + 64 * t1);
+            let request = tx.request.as_ref();
             let key = (
-                tx.request.call_id().unwrap_or_default().to_string(),
-                tx.request.cseq().map_or(0, |c| c.seq),
+                request
+                    .and_then(|r| r.call_id())
+                    .unwrap_or_default()
+                    .to_string(),
+                request.and_then(|r| r.cseq()).map_or(0, |c| c.seq),
             );
             tx.dialog_key = Some(key.clone());
             accepted_key = Some(key);
@@ -502,6 +524,8 @@ impl TransactionLayer {
                     }
                     t.acked = true;
                     t.retransmit_at = None;
+                    // The 2xx is never sent again once ACKed.
+                    t.outgoing = None;
                 }
                 self.reschedule(id);
             }
@@ -538,7 +562,7 @@ impl TransactionLayer {
                 },
                 peer: source,
                 transport,
-                request: msg.clone(),
+                request: Some(msg.clone()),
                 outgoing: None,
                 ack: None,
                 retransmit_at: None,
@@ -595,7 +619,8 @@ impl TransactionLayer {
                 }
                 (State::Accepted, 200..=299) => {}
                 (State::Calling | State::Proceeding, 300..=699) => {
-                    let ack = build::ack_for_non_2xx(&tx.request, &msg).to_bytes();
+                    let Some(request) = &tx.request else { return };
+                    let ack = build::ack_for_non_2xx(request, &msg).to_bytes();
                     tx.ack = Some(ack.clone());
                     tx.state = State::Completed;
                     tx.retransmit_at = None;
