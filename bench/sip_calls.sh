@@ -166,3 +166,4 @@ threads=$(ls "/proc/$pid/task" | wc -l)
 } >> "$report"
 "$PWD/target/release/sirius" -C "$work/etc" -rx "core stop now" > /dev/null || true
 echo "wrote $report" >&2
+python3 bench/plot_sip_calls.py || echo "no plot (see bench/plot_sip_calls.py)" >&2

@@ -22,7 +22,10 @@ pub fn run(socket: &Path, execute: Option<&str>) -> ExitCode {
         return match client.command(line, &mut |_| {}) {
             Ok(out) => {
                 if !out.text.is_empty() {
-                    println!("{}", out.text);
+                    // `sirius -rx "…" | head` closes the pipe early: that is
+                    // the reader's choice, not an error worth a panic.
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = writeln!(stdout, "{}", out.text);
                 }
                 if out.ok {
                     ExitCode::SUCCESS
