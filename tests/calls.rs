@@ -6,6 +6,8 @@ use std::time::Duration;
 const SIP_TOML: &str = r#"
 [general]
 udpbindaddr = "127.0.0.1:0"
+rtpstart = 30000
+rtpend = 30999
 
 [peers.sipp]
 type = "peer"
@@ -821,12 +823,26 @@ fn pump(from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocket, n: u16)
     got
 }
 
+/// A phone's media sockets: RTP on an even port, RTCP on the next.
+fn media_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
+    loop {
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if port % 2 == 1 {
+            continue;
+        }
+        if let Ok(rtcp) = std::net::UdpSocket::bind(("127.0.0.1", port + 1)) {
+            return (rtp, rtcp);
+        }
+    }
+}
+
 #[test]
 fn a_bridged_call_relays_rtp_both_ways() {
     let callee_port = free_udp_port();
     let d = dial_pbx(callee_port);
-    let media_a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap(); // the caller's phone
-    let media_b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap(); // the callee's phone
+    let (media_a, rtcp_a) = media_pair(); // the caller's phone
+    let (media_b, rtcp_b) = media_pair(); // the callee's phone
     let (port_a, port_b) = (
         media_a.local_addr().unwrap().port(),
         media_b.local_addr().unwrap().port(),
@@ -882,8 +898,25 @@ fn a_bridged_call_relays_rtp_both_ways() {
         o.starts_with("2 active channels")
     });
     std::thread::sleep(Duration::from_millis(200)); // the bridge starts once both legs are up
+    for port in [pbx_a, pbx_b] {
+        assert!(
+            (30000..=30998).contains(&port) && port % 2 == 0,
+            "RTP port {port} from rtpstart-rtpend, even"
+        );
+    }
     assert_eq!(pump(&media_a, pbx_a, &media_b, 50), 50, "caller -> callee");
     assert_eq!(pump(&media_b, pbx_b, &media_a, 50), 50, "callee -> caller");
+    // RTCP rides on the next ports, both ways.
+    assert_eq!(
+        pump(&rtcp_a, pbx_a + 1, &rtcp_b, 2),
+        2,
+        "caller RTCP -> callee"
+    );
+    assert_eq!(
+        pump(&rtcp_b, pbx_b + 1, &rtcp_a, 2),
+        2,
+        "callee RTCP -> caller"
+    );
     let (code, out) = caller.join().unwrap();
     assert_eq!(code, 0, "{out}");
     assert_eq!(callee.finish(), Some(0));
@@ -895,6 +928,10 @@ fn a_bridged_call_relays_rtp_both_ways() {
         .and_then(|l| l.rsplit(':').next()?.trim().parse().ok())
         .unwrap();
     assert_eq!(relayed, 100);
+    assert!(d
+        .rx("sip show settings")
+        .ok()
+        .contains("  RTCP packets relayed:   4\n"));
     assert!(d
         .messages()
         .contains("answered SIP/sipp-00000001; bridged (native_rtp)"));

@@ -393,6 +393,10 @@ fn show_settings(shared: &Shared) -> String {
         &shared.rtp_relayed.load(Ordering::Relaxed).to_string(),
     );
     o += &line(
+        "RTCP packets relayed:",
+        &shared.rtcp_relayed.load(Ordering::Relaxed).to_string(),
+    );
+    o += &line(
         "Registered peers:",
         &shared.registrar.lock().bindings().len().to_string(),
     );

@@ -70,6 +70,10 @@ pub struct General {
     pub useragent: String,
     /// Failed authentications from one address before it is blocked.
     pub authfailures: u32,
+    /// First port of the RTP range (Asterisk's rtp.conf `rtpstart`).
+    pub rtpstart: u16,
+    /// Last port of the RTP range (`rtpend`). RTP takes even ports, RTCP the next.
+    pub rtpend: u16,
     /// How long a blocked address stays blocked, seconds.
     pub authblocktime: u32,
 }
@@ -91,6 +95,8 @@ impl Default for General {
             t1: 500,
             useragent: format!("Sirius PBX {}", env!("CARGO_PKG_VERSION")),
             authfailures: 10,
+            rtpstart: 10000,
+            rtpend: 20000,
             authblocktime: 300,
         }
     }
@@ -280,6 +286,14 @@ pub enum SipConfigError {
     /// Syntax or schema (file:line: reason).
     #[error(transparent)]
     Toml(#[from] sirius_conf::ConfigError),
+    /// A `[general]` value makes no sense.
+    #[error("{file}: [general]: {reason}")]
+    General {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A value makes no sense.
     #[error("{file}: peer '{peer}': {reason}")]
     Peer {
@@ -358,6 +372,13 @@ impl SipConfig {
     /// Loads and checks a file.
     pub fn load(path: &Path) -> Result<(SipConfig, Vec<Peer>), SipConfigError> {
         let cfg: SipConfig = sirius_conf::load_toml(path)?;
+        let g = &cfg.general;
+        if g.rtpstart >= g.rtpend {
+            return Err(SipConfigError::General {
+                file: path.display().to_string(),
+                reason: format!("rtpstart {} must be below rtpend {}", g.rtpstart, g.rtpend),
+            });
+        }
         let peers = cfg.resolve_peers(&path.display().to_string())?;
         Ok((cfg, peers))
     }
@@ -510,6 +531,14 @@ insecure = ["invite"]
         assert_eq!(
             cfg.resolve_peers("sip.toml").unwrap_err().to_string(),
             "sip.toml: peer 'alice': unknown codec 'g7231x' in allow"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sip.toml");
+        std::fs::write(&file, "[general]\nrtpstart = 20000\nrtpend = 10000\n").unwrap();
+        let e = SipConfig::load(&file).unwrap_err().to_string();
+        assert!(
+            e.ends_with("sip.toml: [general]: rtpstart 20000 must be below rtpend 10000"),
+            "{e}"
         );
         let typo = text.replace("call-limit", "calllimit");
         let e = sirius_conf::parse_toml::<SipConfig>(Path::new("sip.toml"), &typo)

@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod outbound;
 pub mod registrar;
 pub mod relay;
+pub mod rtp_ports;
 pub mod tech;
 pub mod transport;
 
@@ -93,6 +94,19 @@ pub struct Shared {
     pub inuse: Mutex<HashMap<String, u32>>,
     /// RTP packets relayed by native bridges since load.
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
+    /// RTCP packets relayed by native bridges since load.
+    pub rtcp_relayed: Arc<std::sync::atomic::AtomicU64>,
+    /// RTP/RTCP port pairs for calls.
+    pub rtp_ports: rtp_ports::RtpPorts,
+}
+
+impl Shared {
+    /// An RTP socket and its RTCP socket for a new call, from the range in force.
+    pub fn bind_media(&self) -> std::io::Result<(std::net::UdpSocket, std::net::UdpSocket)> {
+        let g = &self.running().cfg.general;
+        self.rtp_ports
+            .bind_pair(self.bound.ip(), g.rtpstart, g.rtpend)
+    }
 }
 
 impl Shared {
@@ -221,6 +235,8 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         active_calls: std::sync::atomic::AtomicU32::new(0),
         inuse: Mutex::new(HashMap::new()),
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        rtp_ports: rtp_ports::RtpPorts::new(),
     });
     monitor::reconcile(&shared);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -98,6 +98,8 @@ struct OutboundCall {
     tx: Option<TxId>,
     invite: Option<Message>,
     rtp: std::net::UdpSocket,
+    /// The RTCP socket, on the port after `rtp`.
+    rtcp: std::net::UdpSocket,
     dialog: Option<sirius_sip::dialog::DialogId>,
     ack: Option<Message>,
     /// Where the callee receives media (its answer in the 2xx).
@@ -134,6 +136,8 @@ struct InboundCall {
     final_sent: bool,
     /// The RTP port reserved for the call (media relay comes with bridging).
     rtp: std::net::UdpSocket,
+    /// The RTCP socket, on the port after `rtp`.
+    rtcp: std::net::UdpSocket,
     codecs: Vec<sirius_abi::Codec>,
     dialog: Option<sirius_sip::dialog::DialogId>,
     /// The peer the call counts against (call-limit, `sip show inuse`).
@@ -999,8 +1003,8 @@ impl Monitor {
         };
         // Registered before the dialplan starts: its thread may answer at once.
         let peer_name = peer.map(|p| p.name.clone());
-        let rtp = match std::net::UdpSocket::bind((self.shared.bound.ip(), 0)) {
-            Ok(s) => s,
+        let (rtp, rtcp) = match self.shared.bind_media() {
+            Ok(pair) => pair,
             Err(e) => {
                 log::error!("no RTP port for '{}': {e}", info.name);
                 self.shared
@@ -1019,6 +1023,7 @@ impl Monitor {
                 local_tag: build::random_token(),
                 final_sent: false,
                 rtp,
+                rtcp,
                 codecs: peer.map_or_else(
                     || crate::config::DEFAULT_CODECS.to_vec(),
                     |p| p.codecs.clone(),
@@ -1244,37 +1249,53 @@ impl Monitor {
     }
 
     /// The RTP socket, far end and comedia setting of one of our legs.
-    fn leg(&self, chan: sirius_abi::ChannelId) -> Option<crate::relay::Leg> {
+    /// The RTP and RTCP legs of one of our channels, for a relay. The far
+    /// end's RTCP port is the one after its RTP port (RFC 3550 §11).
+    fn leg(&self, chan: sirius_abi::ChannelId) -> Option<(crate::relay::Leg, crate::relay::Leg)> {
         let running = self.shared.running();
         let comedia = |peer: &Option<String>| {
             peer.as_ref()
                 .and_then(|p| running.peers.get(p))
                 .is_some_and(|p| p.comedia)
         };
-        let (sock, remote, learn) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
-            (Some(c), _) => (&c.rtp, c.remote_rtp, comedia(&c.peer)),
-            (None, Some(c)) => (&c.rtp, c.remote_rtp, comedia(&c.setup.peer)),
+        let (rtp, rtcp, remote, learn) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
+            (Some(c), _) => (&c.rtp, &c.rtcp, c.remote_rtp, comedia(&c.peer)),
+            (None, Some(c)) => (&c.rtp, &c.rtcp, c.remote_rtp, comedia(&c.setup.peer)),
             (None, None) => return None,
         };
-        let sock = sock.try_clone().ok()?;
-        sock.set_nonblocking(true).ok()?;
-        let socket = tokio::net::UdpSocket::from_std(sock).ok()?;
-        Some(crate::relay::Leg {
-            socket,
-            remote,
-            learn,
-        })
+        let async_socket = |s: &std::net::UdpSocket| {
+            let s = s.try_clone().ok()?;
+            s.set_nonblocking(true).ok()?;
+            tokio::net::UdpSocket::from_std(s).ok()
+        };
+        let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
+        Some((
+            crate::relay::Leg {
+                socket: async_socket(rtp)?,
+                remote,
+                learn,
+            },
+            crate::relay::Leg {
+                socket: async_socket(rtcp)?,
+                remote: remote_rtcp,
+                learn,
+            },
+        ))
     }
 
     fn start_relay(&mut self, a: sirius_abi::ChannelId, b: sirius_abi::ChannelId) {
         if a == b {
             // A channel bridged with itself: Echo().
-            let Some(leg) = self.leg(a) else { return };
-            let task = tokio::spawn(crate::relay::echo(leg, self.shared.rtp_relayed.clone()));
+            // The media comes back; RTCP does not (a phone's own reports
+            // returned to it would describe a stream it never received).
+            let Some((rtp, _rtcp)) = self.leg(a) else {
+                return;
+            };
+            let task = tokio::spawn(crate::relay::echo(rtp, self.shared.rtp_relayed.clone()));
             self.relays.insert(a, task.abort_handle());
             return;
         }
-        let (Some(la), Some(lb)) = (self.leg(a), self.leg(b)) else {
+        let (Some((la, ca)), Some((lb, cb))) = (self.leg(a), self.leg(b)) else {
             return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
         };
         log::debug!(
@@ -1282,7 +1303,17 @@ impl Monitor {
             la.remote,
             lb.remote
         );
-        let task = tokio::spawn(crate::relay::run(la, lb, self.shared.rtp_relayed.clone()));
+        let (n_rtp, n_rtcp) = (
+            self.shared.rtp_relayed.clone(),
+            self.shared.rtcp_relayed.clone(),
+        );
+        // RTP and RTCP in one task: aborting it (either leg hangs up) stops both.
+        let task = tokio::spawn(async move {
+            tokio::join!(
+                crate::relay::run(la, lb, n_rtp),
+                crate::relay::run(ca, cb, n_rtcp)
+            );
+        });
         self.relays.insert(a, task.abort_handle());
         self.relays.insert(b, task.abort_handle());
     }
@@ -1429,13 +1460,14 @@ impl Monitor {
 
     fn new_outbound(&mut self, setup: OutboundSetup) {
         let chan = setup.chan;
-        match std::net::UdpSocket::bind((self.shared.bound.ip(), 0)) {
-            Ok(rtp) => {
+        match self.shared.bind_media() {
+            Ok((rtp, rtcp)) => {
                 let call = OutboundCall {
                     setup,
                     tx: None,
                     invite: None,
                     rtp,
+                    rtcp,
                     dialog: None,
                     ack: None,
                     remote_rtp: None,
