@@ -36,7 +36,8 @@ impl RtpPorts {
         end: u16,
     ) -> std::io::Result<(UdpSocket, UdpSocket)> {
         let first = u32::from(start + start % 2);
-        let pairs = (u32::from(end).saturating_sub(first) + 1) / 2;
+        // Even RTP ports from `first` whose RTCP port (+1) is still in range.
+        let pairs = u32::from(end).saturating_sub(first).div_ceil(2);
         if pairs == 0 {
             return Err(std::io::Error::other(format!(
                 "RTP port range {start}-{end} holds no even/odd pair"
