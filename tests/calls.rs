@@ -837,89 +837,134 @@ fn media_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
     }
 }
 
+/// A call through `Dial` whose two phones have their media on sockets the
+/// test owns: what a media test needs once the PBX has bridged it.
+struct BridgedCall {
+    d: Daemon,
+    /// The caller's RTP and RTCP sockets.
+    a: (std::net::UdpSocket, std::net::UdpSocket),
+    /// The callee's.
+    b: (std::net::UdpSocket, std::net::UdpSocket),
+    /// The PBX's RTP ports towards the caller and towards the callee.
+    pbx_a: u16,
+    pbx_b: u16,
+    caller: std::thread::JoinHandle<(i32, String)>,
+    callee: SippProcess,
+}
+
+impl BridgedCall {
+    fn start(caller_sf: &str, callee_sf: &str) -> BridgedCall {
+        let callee_port = free_udp_port();
+        let d = dial_pbx(callee_port);
+        let (a, b) = (media_pair(), media_pair());
+        let (port_a, port_b) = (
+            a.0.local_addr().unwrap().port(),
+            b.0.local_addr().unwrap().port(),
+        );
+        let callee_trace = d.root.path().join("callee_msgs.log");
+        let callee = SippProcess::start(
+            callee_port,
+            &[
+                "-sf",
+                &sf(callee_sf),
+                "-m",
+                "1",
+                "-key",
+                "mport",
+                &port_b.to_string(),
+                "-trace_msg",
+                "-message_file",
+                callee_trace.to_str().unwrap(),
+            ],
+        );
+        let caller_trace = d.root.path().join("caller_msgs.log");
+        let target = format!("127.0.0.1:{}", d.sip_port());
+        let (caller_port, mport, trace, scenario) = (
+            free_udp_port().to_string(),
+            port_a.to_string(),
+            caller_trace.to_str().unwrap().to_string(),
+            sf(caller_sf),
+        );
+        let caller = std::thread::spawn(move || {
+            sipp(&[
+                &target,
+                "-sf",
+                &scenario,
+                "-s",
+                "200",
+                "-p",
+                &caller_port,
+                "-m",
+                "1",
+                "-d",
+                "2500",
+                "-key",
+                "mport",
+                &mport,
+                "-trace_msg",
+                "-message_file",
+                &trace,
+            ])
+        });
+        // The PBX's RTP ports: in its 200 OK to the caller, and in its INVITE to the callee.
+        let pbx_a = wait_port(&caller_trace, "SIP/2.0 200 OK");
+        let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+        d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+            o.starts_with("2 active channels")
+        });
+        std::thread::sleep(Duration::from_millis(200)); // the bridge starts once both legs are up
+        BridgedCall {
+            d,
+            a,
+            b,
+            pbx_a,
+            pbx_b,
+            caller,
+            callee,
+        }
+    }
+
+    /// Waits for both phones' scenarios to end well; returns the daemon.
+    fn finish(self) -> Daemon {
+        let (code, out) = self.caller.join().unwrap();
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(self.callee.finish(), Some(0));
+        self.d
+    }
+}
+
 #[test]
 fn a_bridged_call_relays_rtp_both_ways() {
-    let callee_port = free_udp_port();
-    let d = dial_pbx(callee_port);
-    let (media_a, rtcp_a) = media_pair(); // the caller's phone
-    let (media_b, rtcp_b) = media_pair(); // the callee's phone
-    let (port_a, port_b) = (
-        media_a.local_addr().unwrap().port(),
-        media_b.local_addr().unwrap().port(),
-    );
-    let callee_trace = d.root.path().join("callee_msgs.log");
-    let callee = SippProcess::start(
-        callee_port,
-        &[
-            "-sf",
-            &sf("uas_media.xml"),
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &port_b.to_string(),
-            "-trace_msg",
-            "-message_file",
-            callee_trace.to_str().unwrap(),
-        ],
-    );
-    let caller_trace = d.root.path().join("caller_msgs.log");
-    let target = format!("127.0.0.1:{}", d.sip_port());
-    let (caller_port, mport, trace) = (
-        free_udp_port().to_string(),
-        port_a.to_string(),
-        caller_trace.to_str().unwrap().to_string(),
-    );
-    let caller = std::thread::spawn(move || {
-        sipp(&[
-            &target,
-            "-sf",
-            &sf("uac_media.xml"),
-            "-s",
-            "200",
-            "-p",
-            &caller_port,
-            "-m",
-            "1",
-            "-d",
-            "2500",
-            "-key",
-            "mport",
-            &mport,
-            "-trace_msg",
-            "-message_file",
-            &trace,
-        ])
-    });
-    // The PBX's RTP ports: in its 200 OK to the caller, and in its INVITE to the callee.
-    let pbx_a = wait_port(&caller_trace, "SIP/2.0 200 OK");
-    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
-    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
-        o.starts_with("2 active channels")
-    });
-    std::thread::sleep(Duration::from_millis(200)); // the bridge starts once both legs are up
+    let call = BridgedCall::start("uac_media.xml", "uas_media.xml");
+    let (pbx_a, pbx_b) = (call.pbx_a, call.pbx_b);
     for port in [pbx_a, pbx_b] {
         assert!(
             (30000..=30998).contains(&port) && port % 2 == 0,
             "RTP port {port} from rtpstart-rtpend, even"
         );
     }
-    assert_eq!(pump(&media_a, pbx_a, &media_b, 50), 50, "caller -> callee");
-    assert_eq!(pump(&media_b, pbx_b, &media_a, 50), 50, "callee -> caller");
+    assert_eq!(
+        pump(&call.a.0, pbx_a, &call.b.0, 50),
+        50,
+        "caller -> callee"
+    );
+    assert_eq!(
+        pump(&call.b.0, pbx_b, &call.a.0, 50),
+        50,
+        "callee -> caller"
+    );
     // RTCP rides on the next ports, both ways.
     assert_eq!(
-        pump(&rtcp_a, pbx_a + 1, &rtcp_b, 2),
+        pump(&call.a.1, pbx_a + 1, &call.b.1, 2),
         2,
         "caller RTCP -> callee"
     );
     assert_eq!(
-        pump(&rtcp_b, pbx_b + 1, &rtcp_a, 2),
+        pump(&call.b.1, pbx_b + 1, &call.a.1, 2),
         2,
         "callee RTCP -> caller"
     );
-    let (code, out) = caller.join().unwrap();
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(callee.finish(), Some(0));
+    let d = call.finish();
     let relayed: u64 = d
         .rx("sip show settings")
         .ok()
@@ -935,6 +980,58 @@ fn a_bridged_call_relays_rtp_both_ways() {
     assert!(d
         .messages()
         .contains("answered SIP/sipp-00000001; bridged (native_rtp)"));
+}
+
+#[test]
+fn telephone_events_are_renumbered_when_the_legs_chose_different_payload_types() {
+    // The caller offers telephone-event as 96, the PBX offers 101 to the callee.
+    let call = BridgedCall::start("uac_media_dtmf96.xml", "uas_media_dtmf.xml");
+    let mut buf = [0u8; 2048];
+    let mut cross = |from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocket, pt: u8| {
+        sink.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        // An RFC 4733 event packet: marker set, digit 5, end bit, duration 800.
+        let pkt = [
+            0x80,
+            0x80 | pt,
+            0,
+            7,
+            0,
+            0,
+            0,
+            160,
+            0,
+            0,
+            0,
+            1,
+            5,
+            0x80,
+            0x03,
+            0x20,
+        ];
+        from.send_to(&pkt, ("127.0.0.1", to)).unwrap();
+        let (n, _) = sink
+            .recv_from(&mut buf)
+            .expect("the event crossed the bridge");
+        assert_eq!(n, pkt.len());
+        assert_eq!(buf[12..16], pkt[12..16], "the event itself is untouched");
+        buf[1]
+    };
+    assert_eq!(
+        cross(&call.a.0, call.pbx_a, &call.b.0, 96),
+        0x80 | 101,
+        "96 -> 101"
+    );
+    assert_eq!(
+        cross(&call.b.0, call.pbx_b, &call.a.0, 101),
+        0x80 | 96,
+        "101 -> 96"
+    );
+    assert_eq!(
+        cross(&call.a.0, call.pbx_a, &call.b.0, 0) & 0x7f,
+        0,
+        "audio keeps its type"
+    );
+    call.finish();
 }
 
 #[test]

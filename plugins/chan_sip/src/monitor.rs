@@ -104,6 +104,8 @@ struct OutboundCall {
     ack: Option<Message>,
     /// Where the callee receives media (its answer in the 2xx).
     remote_rtp: Option<SocketAddr>,
+    /// The callee's RFC 4733 payload type (its answer).
+    remote_dtmf_pt: Option<u8>,
     /// Challenges answered so far: one retry per challenge, as Asterisk does,
     /// so wrong credentials end the call instead of looping.
     auth_attempts: u8,
@@ -144,6 +146,8 @@ struct InboundCall {
     peer: Option<String>,
     /// Where the caller receives media (its offer, or its answer in the ACK).
     remote_rtp: Option<SocketAddr>,
+    /// The caller's RFC 4733 payload type (its offer, or its answer in the ACK).
+    remote_dtmf_pt: Option<u8>,
     /// `Rx: INVITE`, `Tx: BYE`…: the last request either way (`sip show channels`).
     last_msg: String,
     /// The far end put us on hold.
@@ -423,6 +427,7 @@ impl Monitor {
                         let addr = crate::relay::remote_audio(&msg.body);
                         if let (Some(call), Some(addr)) = (self.calls.get_mut(&chan), addr) {
                             call.remote_rtp = Some(addr);
+                            call.remote_dtmf_pt = crate::relay::telephone_event_pt(&msg.body);
                         }
                     }
                 }
@@ -1031,6 +1036,7 @@ impl Monitor {
                 dialog: None,
                 peer: peer_name,
                 remote_rtp: crate::relay::remote_audio(&msg.body),
+                remote_dtmf_pt: crate::relay::telephone_event_pt(&msg.body),
                 last_msg: "Rx: INVITE".into(),
                 held: false,
             },
@@ -1258,11 +1264,24 @@ impl Monitor {
                 .and_then(|p| running.peers.get(p))
                 .is_some_and(|p| p.comedia)
         };
-        let (rtp, rtcp, remote, learn) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
-            (Some(c), _) => (&c.rtp, &c.rtcp, c.remote_rtp, comedia(&c.peer)),
-            (None, Some(c)) => (&c.rtp, &c.rtcp, c.remote_rtp, comedia(&c.setup.peer)),
-            (None, None) => return None,
-        };
+        let (rtp, rtcp, remote, dtmf_pt, learn) =
+            match (self.calls.get(&chan), self.outbound.get(&chan)) {
+                (Some(c), _) => (
+                    &c.rtp,
+                    &c.rtcp,
+                    c.remote_rtp,
+                    c.remote_dtmf_pt,
+                    comedia(&c.peer),
+                ),
+                (None, Some(c)) => (
+                    &c.rtp,
+                    &c.rtcp,
+                    c.remote_rtp,
+                    c.remote_dtmf_pt,
+                    comedia(&c.setup.peer),
+                ),
+                (None, None) => return None,
+            };
         let async_socket = |s: &std::net::UdpSocket| {
             let s = s.try_clone().ok()?;
             s.set_nonblocking(true).ok()?;
@@ -1274,11 +1293,13 @@ impl Monitor {
                 socket: async_socket(rtp)?,
                 remote,
                 learn,
+                dtmf_pt,
             },
             crate::relay::Leg {
                 socket: async_socket(rtcp)?,
                 remote: remote_rtcp,
                 learn,
+                dtmf_pt: None,
             },
         ))
     }
@@ -1471,6 +1492,7 @@ impl Monitor {
                     dialog: None,
                     ack: None,
                     remote_rtp: None,
+                    remote_dtmf_pt: None,
                     auth_attempts: 0,
                     redirects: 0,
                     last_msg: String::new(),
@@ -1628,6 +1650,7 @@ impl Monitor {
                 call.last_msg = "Tx: ACK".into();
                 call.dialog = Some(d.id.clone());
                 call.remote_rtp = crate::relay::remote_audio(&msg.body);
+                call.remote_dtmf_pt = crate::relay::telephone_event_pt(&msg.body);
                 self.by_dialog.insert(d.id.clone(), chan);
                 self.dialogs.insert(d);
                 self.shared.host.channel_set_state(chan, ChannelState::Up);

@@ -5,6 +5,10 @@
 //! A leg's far end is taken from its SDP. With `comedia` (or when the SDP gave
 //! no usable address) the far end is learned from where packets come from —
 //! what a phone behind NAT needs.
+//!
+//! RFC 4733 events (DTMF) are relayed too. Each leg's far end chose its own
+//! payload type for `telephone-event` in its SDP; when the two differ, the
+//! relay renumbers event packets on the way (the payload itself is the same).
 
 use sirius_sip::sdp::SessionDescription;
 use std::net::SocketAddr;
@@ -26,6 +30,26 @@ pub fn remote_audio(body: &[u8]) -> Option<SocketAddr> {
     (!ip.is_unspecified()).then_some(SocketAddr::new(ip, m.port))
 }
 
+/// The payload type a far end uses for RFC 4733 `telephone-event` (8 kHz),
+/// from its SDP's first active audio stream.
+pub fn telephone_event_pt(body: &[u8]) -> Option<u8> {
+    let sd = SessionDescription::parse(body).ok()?;
+    let m = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0)?;
+    m.rtp_formats()
+        .into_iter()
+        .find(|f| f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock_rate == 8000)
+        .map(|f| f.pt)
+}
+
+/// Rewrites an RTP packet's payload type `from` into `to` (marker bit kept).
+fn renumber(packet: &mut [u8], from: Option<u8>, to: Option<u8>) {
+    if let (Some(from), Some(to), Some(b)) = (from, to, packet.get_mut(1)) {
+        if from != to && *b & 0x7f == from {
+            *b = (*b & 0x80) | to;
+        }
+    }
+}
+
 /// One leg as the relay sees it.
 pub struct Leg {
     /// Our RTP socket for the leg.
@@ -34,6 +58,8 @@ pub struct Leg {
     pub remote: Option<SocketAddr>,
     /// Learn the far end from received packets (comedia).
     pub learn: bool,
+    /// The far end's `telephone-event` payload type (RTP legs only).
+    pub dtmf_pt: Option<u8>,
 }
 
 /// Echo: every packet from the leg's far end goes straight back to it (the
@@ -61,6 +87,7 @@ pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
                     ra = Some(src);
                 }
                 if let Some(dest) = rb {
+                    renumber(&mut buf_a[..n], a.dtmf_pt, b.dtmf_pt);
                     if b.socket.send_to(&buf_a[..n], dest).await.is_ok() {
                         relayed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -71,6 +98,7 @@ pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
                     rb = Some(src);
                 }
                 if let Some(dest) = ra {
+                    renumber(&mut buf_b[..n], b.dtmf_pt, a.dtmf_pt);
                     if a.socket.send_to(&buf_b[..n], dest).await.is_ok() {
                         relayed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -82,7 +110,22 @@ pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::remote_audio;
+    use super::{remote_audio, renumber, telephone_event_pt};
+
+    #[test]
+    fn telephone_events_are_renumbered_between_legs_and_nothing_else_is() {
+        let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
+        assert_eq!(telephone_event_pt(offer), Some(96));
+        let mut event = [0x80, 0x80 | 96, 0, 1];
+        renumber(&mut event, Some(96), Some(101));
+        assert_eq!(event[1], 0x80 | 101, "marker bit kept");
+        let mut audio = [0x80, 0, 0, 2];
+        renumber(&mut audio, Some(96), Some(101));
+        assert_eq!(audio[1], 0);
+        let mut same = [0x80, 101, 0, 3];
+        renumber(&mut same, Some(101), None);
+        assert_eq!(same[1], 101, "no event type on the other side: untouched");
+    }
 
     #[test]
     fn finds_the_audio_address() {
