@@ -299,7 +299,7 @@ fn call_limit_refuses_the_second_concurrent_call_with_480() {
 
 fn dial_pbx(callee_port: u16) -> Daemon {
     let sip = format!(
-        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n[peers.limited]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\ncall-limit = 1\n\n[peers.ghost]\nhost = \"dynamic\"\nsecret = \"x\"\n"
+        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n[peers.alawphone]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\nallow = [\"alaw\"]\n\n[peers.limited]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\ncall-limit = 1\n\n[peers.ghost]\nhost = \"dynamic\"\nsecret = \"x\"\n"
     );
     let ext = r#"
 [test]
@@ -308,6 +308,7 @@ fn dial_pbx(callee_port: u16) -> Daemon {
 "202" = ["Dial(SIP/ghost,5)", "Goto(st-${DIALSTATUS})", "st-BUSY: Busy()", "st-CHANUNAVAIL: Congestion()"]
 "203" = ["Dial(SIP/limited&SIP/limited,5)", "Hangup()"]
 "204" = ["Answer()", "Wait(0.3)", "Hangup()"]
+"206" = ["Dial(SIP/alawphone,5)", "Hangup()"]
 "205" = ["Set(_ONCE=1)", "Set(__ALWAYS=2)", "Set(PLAIN=3)", "Dial(SIP/callee,5)"]
 "#;
     pbx_with(&sip, ext)
@@ -486,7 +487,7 @@ fn a_forced_unload_ends_both_legs_of_a_bridged_call_with_bye() {
             format!("{:<15}  {:<15}  ", "127.0.0.1", user),
             format!(
                 "{:<15}  {:<7}  {:<15}  {:<10}  {}",
-                "(ulaw|alaw)", "No", last, "", peer
+                "(ulaw)", "No", last, "", peer
             ),
         );
         lines
@@ -854,6 +855,11 @@ struct BridgedCall {
 
 impl BridgedCall {
     fn start(caller_sf: &str, callee_sf: &str) -> BridgedCall {
+        BridgedCall::start_to("200", caller_sf, callee_sf)
+    }
+
+    /// As [`BridgedCall::start`], dialling extension `exten`.
+    fn start_to(exten: &str, caller_sf: &str, callee_sf: &str) -> BridgedCall {
         let callee_port = free_udp_port();
         let d = dial_pbx(callee_port);
         let (a, b) = (media_pair(), media_pair());
@@ -879,11 +885,12 @@ impl BridgedCall {
         );
         let caller_trace = d.root.path().join("caller_msgs.log");
         let target = format!("127.0.0.1:{}", d.sip_port());
-        let (caller_port, mport, trace, scenario) = (
+        let (caller_port, mport, trace, scenario, exten) = (
             free_udp_port().to_string(),
             port_a.to_string(),
             caller_trace.to_str().unwrap().to_string(),
             sf(caller_sf),
+            exten.to_string(),
         );
         let caller = std::thread::spawn(move || {
             sipp(&[
@@ -891,7 +898,7 @@ impl BridgedCall {
                 "-sf",
                 &scenario,
                 "-s",
-                "200",
+                &exten,
                 "-p",
                 &caller_port,
                 "-m",
@@ -980,6 +987,43 @@ fn a_bridged_call_relays_rtp_both_ways() {
     assert!(d
         .messages()
         .contains("answered SIP/sipp-00000001; bridged (native_rtp)"));
+}
+
+#[test]
+fn a_ulaw_caller_and_an_alaw_callee_are_bridged_with_translation() {
+    let call = BridgedCall::start_to("206", "uac_media.xml", "uas_media_alaw.xml");
+    let mut buf = [0u8; 2048];
+    let mut cross =
+        |from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocket, pt: u8, sample: u8| {
+            sink.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let mut pkt = vec![0x80, pt, 0, 9, 0, 0, 0, 160, 0, 0, 0, 1];
+            pkt.extend_from_slice(&[sample; 160]);
+            from.send_to(&pkt, ("127.0.0.1", to)).unwrap();
+            let (n, _) = sink
+                .recv_from(&mut buf)
+                .expect("the packet crossed the bridge");
+            assert_eq!(n, pkt.len());
+            (buf[1], buf[12], buf[171])
+        };
+    // µ-law silence (0xff) reaches the A-law phone as A-law silence (0xd5).
+    assert_eq!(
+        cross(&call.a.0, call.pbx_a, &call.b.0, 0, 0xff),
+        (8, 0xd5, 0xd5)
+    );
+    // Back: A-law's smallest positive step (+8; A-law has no exact zero) is µ-law 0xfe.
+    assert_eq!(
+        cross(&call.b.0, call.pbx_b, &call.a.0, 8, 0xd5),
+        (0, 0xfe, 0xfe)
+    );
+    // A loud µ-law sample (0x80: +32124) becomes the A-law code for +32256 (0xaa).
+    assert_eq!(
+        cross(&call.a.0, call.pbx_a, &call.b.0, 0, 0x80),
+        (8, 0xaa, 0xaa)
+    );
+    let d = call.finish();
+    assert!(d
+        .messages()
+        .contains("No common audio format with 'alawphone'"));
 }
 
 #[test]

@@ -106,6 +106,8 @@ struct OutboundCall {
     remote_rtp: Option<SocketAddr>,
     /// The callee's RFC 4733 payload type (its answer).
     remote_dtmf_pt: Option<u8>,
+    /// The G.711 payload types the callee accepts (its answer).
+    remote_g711: Vec<u8>,
     /// Challenges answered so far: one retry per challenge, as Asterisk does,
     /// so wrong credentials end the call instead of looping.
     auth_attempts: u8,
@@ -148,6 +150,8 @@ struct InboundCall {
     remote_rtp: Option<SocketAddr>,
     /// The caller's RFC 4733 payload type (its offer, or its answer in the ACK).
     remote_dtmf_pt: Option<u8>,
+    /// The G.711 payload types the caller accepts.
+    remote_g711: Vec<u8>,
     /// `Rx: INVITE`, `Tx: BYE`…: the last request either way (`sip show channels`).
     last_msg: String,
     /// The far end put us on hold.
@@ -428,6 +432,7 @@ impl Monitor {
                         if let (Some(call), Some(addr)) = (self.calls.get_mut(&chan), addr) {
                             call.remote_rtp = Some(addr);
                             call.remote_dtmf_pt = crate::relay::telephone_event_pt(&msg.body);
+                            call.remote_g711 = crate::relay::g711_types(&msg.body);
                         }
                     }
                 }
@@ -941,7 +946,7 @@ impl Monitor {
                 );
             }
         }
-        let codecs = peer.map_or_else(
+        let mut codecs = peer.map_or_else(
             || crate::config::DEFAULT_CODECS.to_vec(),
             |p| p.codecs.clone(),
         );
@@ -961,13 +966,41 @@ impl Monitor {
                 video_port: 0,
                 direction: SdpDirection::SendRecv,
             };
-            if sdp_answer(&offer, &local).is_err() {
-                log::info!(
-                    "Rejecting INVITE {}: no audio codec in common with {}",
-                    msg.call_id().unwrap_or("?"),
-                    peer.map_or("the guest codec list", |p| p.name.as_str())
-                );
-                return self.respond(tx, msg, source, 488, "Not Acceptable Here", &[]);
+            match sdp_answer(&offer, &local) {
+                Err(_) => {
+                    log::info!(
+                        "Rejecting INVITE {}: no audio codec in common with {}",
+                        msg.call_id().unwrap_or("?"),
+                        peer.map_or("the guest codec list", |p| p.name.as_str())
+                    );
+                    return self.respond(tx, msg, source, 488, "Not Acceptable Here", &[]);
+                }
+                // The channel carries what was agreed, not all the peer
+                // allows: Dial decides from it whether the far leg needs
+                // translation (Asterisk's joint capabilities).
+                Ok((_, neg)) => {
+                    if let Some(audio) = neg.first("audio") {
+                        let agreed: Vec<sirius_abi::Codec> = codecs
+                            .iter()
+                            .copied()
+                            .filter(|c| {
+                                c.kind() != sirius_abi::MediaKind::Audio
+                                    || c.info().is_some_and(|i| {
+                                        audio.formats.iter().any(|f| {
+                                            f.encoding.eq_ignore_ascii_case(i.encoding)
+                                                && f.clock_rate == i.clock_rate
+                                        })
+                                    })
+                            })
+                            .collect();
+                        if agreed
+                            .iter()
+                            .any(|c| c.kind() == sirius_abi::MediaKind::Audio)
+                        {
+                            codecs = agreed;
+                        }
+                    }
+                }
             }
         }
         let exten = Uri::parse(msg.request_uri().unwrap_or_default())
@@ -996,7 +1029,7 @@ impl Monitor {
                 .and_then(|f| f.display)
                 .unwrap_or_default()
                 .into(),
-            codecs: codecs.into(),
+            codecs: codecs.clone().into(),
             accountcode: "".into(),
         };
         let info = match self.shared.host.channel_alloc(spec) {
@@ -1029,14 +1062,12 @@ impl Monitor {
                 final_sent: false,
                 rtp,
                 rtcp,
-                codecs: peer.map_or_else(
-                    || crate::config::DEFAULT_CODECS.to_vec(),
-                    |p| p.codecs.clone(),
-                ),
+                codecs: codecs.clone(),
                 dialog: None,
                 peer: peer_name,
                 remote_rtp: crate::relay::remote_audio(&msg.body),
                 remote_dtmf_pt: crate::relay::telephone_event_pt(&msg.body),
+                remote_g711: crate::relay::g711_types(&msg.body),
                 last_msg: "Rx: INVITE".into(),
                 held: false,
             },
@@ -1264,13 +1295,14 @@ impl Monitor {
                 .and_then(|p| running.peers.get(p))
                 .is_some_and(|p| p.comedia)
         };
-        let (rtp, rtcp, remote, dtmf_pt, learn) =
+        let (rtp, rtcp, remote, dtmf_pt, g711, learn) =
             match (self.calls.get(&chan), self.outbound.get(&chan)) {
                 (Some(c), _) => (
                     &c.rtp,
                     &c.rtcp,
                     c.remote_rtp,
                     c.remote_dtmf_pt,
+                    c.remote_g711.clone(),
                     comedia(&c.peer),
                 ),
                 (None, Some(c)) => (
@@ -1278,6 +1310,7 @@ impl Monitor {
                     &c.rtcp,
                     c.remote_rtp,
                     c.remote_dtmf_pt,
+                    c.remote_g711.clone(),
                     comedia(&c.setup.peer),
                 ),
                 (None, None) => return None,
@@ -1294,12 +1327,14 @@ impl Monitor {
                 remote,
                 learn,
                 dtmf_pt,
+                g711,
             },
             crate::relay::Leg {
                 socket: async_socket(rtcp)?,
                 remote: remote_rtcp,
                 learn,
                 dtmf_pt: None,
+                g711: Vec::new(),
             },
         ))
     }
@@ -1493,6 +1528,7 @@ impl Monitor {
                     ack: None,
                     remote_rtp: None,
                     remote_dtmf_pt: None,
+                    remote_g711: Vec::new(),
                     auth_attempts: 0,
                     redirects: 0,
                     last_msg: String::new(),
@@ -1651,6 +1687,7 @@ impl Monitor {
                 call.dialog = Some(d.id.clone());
                 call.remote_rtp = crate::relay::remote_audio(&msg.body);
                 call.remote_dtmf_pt = crate::relay::telephone_event_pt(&msg.body);
+                call.remote_g711 = crate::relay::g711_types(&msg.body);
                 self.by_dialog.insert(d.id.clone(), chan);
                 self.dialogs.insert(d);
                 self.shared.host.channel_set_state(chan, ChannelState::Up);

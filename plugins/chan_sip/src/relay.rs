@@ -41,6 +41,54 @@ pub fn telephone_event_pt(body: &[u8]) -> Option<u8> {
         .map(|f| f.pt)
 }
 
+/// The G.711 payload types (0 µ-law, 8 A-law) a far end's SDP accepts.
+pub fn g711_types(body: &[u8]) -> Vec<u8> {
+    let Ok(sd) = SessionDescription::parse(body) else {
+        return Vec::new();
+    };
+    let Some(m) = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0) else {
+        return Vec::new();
+    };
+    m.rtp_formats()
+        .into_iter()
+        .filter(|f| f.clock_rate == 8000)
+        .filter_map(|f| match f.encoding.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(0),
+            "PCMA" => Some(8),
+            _ => None,
+        })
+        .collect()
+}
+
+/// When the packet is G.711 the receiving far end does not accept but the
+/// other law is, translates it (µ-law <-> A-law, Asterisk's generic bridge
+/// with a translator, done here on the packet). RTP header length honours
+/// CSRCs and the extension bit; anything unusual is left alone.
+fn translate_g711(packet: &mut [u8], accepts: &[u8]) {
+    use sirius_abi::Codec;
+    if packet.len() < 12 || accepts.is_empty() || packet[0] >> 6 != 2 {
+        return;
+    }
+    let pt = packet[1] & 0x7f;
+    let (from, to, to_pt) = match pt {
+        0 if !accepts.contains(&0) && accepts.contains(&8) => (Codec::PCMU, Codec::PCMA, 8),
+        8 if !accepts.contains(&8) && accepts.contains(&0) => (Codec::PCMA, Codec::PCMU, 0),
+        _ => return,
+    };
+    let mut header = 12 + 4 * usize::from(packet[0] & 0x0f);
+    if packet[0] & 0x10 != 0 {
+        let Some(ext) = packet.get(header + 2..header + 4) else {
+            return;
+        };
+        header += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    let Some(payload) = packet.get_mut(header..) else {
+        return;
+    };
+    sirius_core::translate::transcode_g711(payload, from, to);
+    packet[1] = (packet[1] & 0x80) | to_pt;
+}
+
 /// Rewrites an RTP packet's payload type `from` into `to` (marker bit kept).
 fn renumber(packet: &mut [u8], from: Option<u8>, to: Option<u8>) {
     if let (Some(from), Some(to), Some(b)) = (from, to, packet.get_mut(1)) {
@@ -60,6 +108,9 @@ pub struct Leg {
     pub learn: bool,
     /// The far end's `telephone-event` payload type (RTP legs only).
     pub dtmf_pt: Option<u8>,
+    /// The G.711 payload types the far end accepts (RTP legs only; empty:
+    /// unknown, relay as is).
+    pub g711: Vec<u8>,
 }
 
 /// Echo: every packet from the leg's far end goes straight back to it (the
@@ -88,6 +139,7 @@ pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
                 }
                 if let Some(dest) = rb {
                     renumber(&mut buf_a[..n], a.dtmf_pt, b.dtmf_pt);
+                    translate_g711(&mut buf_a[..n], &b.g711);
                     if b.socket.send_to(&buf_a[..n], dest).await.is_ok() {
                         relayed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -99,6 +151,7 @@ pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
                 }
                 if let Some(dest) = ra {
                     renumber(&mut buf_b[..n], b.dtmf_pt, a.dtmf_pt);
+                    translate_g711(&mut buf_b[..n], &a.g711);
                     if a.socket.send_to(&buf_b[..n], dest).await.is_ok() {
                         relayed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -110,7 +163,21 @@ pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{remote_audio, renumber, telephone_event_pt};
+    use super::{g711_types, remote_audio, renumber, telephone_event_pt, translate_g711};
+
+    #[test]
+    fn g711_is_translated_only_where_the_far_end_needs_it() {
+        let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        assert_eq!(g711_types(sdp), vec![8]);
+        let mut pkt = vec![0x80, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        pkt.extend_from_slice(&[0xff; 160]); // µ-law silence
+        translate_g711(&mut pkt, &[8]);
+        assert_eq!(pkt[1], 8);
+        assert!(pkt[12..].iter().all(|b| *b == 0xd5), "A-law silence");
+        let mut same = pkt.clone();
+        translate_g711(&mut same, &[8, 0]);
+        assert_eq!(same, pkt, "accepted as is: untouched");
+    }
 
     #[test]
     fn telephone_events_are_renumbered_between_legs_and_nothing_else_is() {

@@ -130,7 +130,15 @@ impl ChannelDriver for SipTech {
         if let Target::Peer { peer, .. } = &target {
             let p = &running.peers[peer];
             let joint = caps.intersect(Capabilities::of(&p.codecs));
-            if !joint.has_audio() {
+            let translated = !joint.has_audio()
+                && sirius_core::translate::translatable(caps, Capabilities::of(&p.codecs));
+            if translated {
+                log::info!(
+                    "No common audio format with '{peer}' ({} vs {}): the bridge will translate",
+                    caps.of_kind(MediaKind::Audio),
+                    Capabilities::of(&p.codecs)
+                );
+            } else if !joint.has_audio() {
                 log::warn!(
                     "No audio format found to offer to '{peer}': asked {}, peer allows {}",
                     caps.of_kind(MediaKind::Audio),
@@ -165,12 +173,27 @@ impl ChannelDriver for SipTech {
                     log::info!("Peer '{peer}' is UNREACHABLE: not calling it");
                     return Err(Cause::SUBSCRIBER_ABSENT);
                 }
-                let codecs: Vec<Codec> = p
+                let mut codecs: Vec<Codec> = p
                     .codecs
                     .iter()
                     .copied()
                     .filter(|c| caps.contains(*c))
                     .collect();
+                if !codecs.iter().any(|c| c.kind() == MediaKind::Audio) {
+                    // No common audio codec: offer the peer's own that the
+                    // caller's translate to (G.711 µ-law <-> A-law).
+                    let audio = caps.of_kind(MediaKind::Audio);
+                    codecs = p
+                        .codecs
+                        .iter()
+                        .copied()
+                        .filter(|c| {
+                            audio
+                                .iter()
+                                .any(|a| sirius_core::translate::can_translate(a, *c))
+                        })
+                        .collect();
+                }
                 (
                     addr,
                     transport,
