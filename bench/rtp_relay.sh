@@ -22,38 +22,10 @@ command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" 
 cargo build --release --workspace --quiet
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/etc"
-cat > "$work/etc/sirius.toml" <<CONF
-[general]
-verbose = 0
-[directories]
-modules = "$PWD/target/release"
-run = "$work/run"
-log = "$work/log"
-data = "$work/lib"
-CONF
-printf 'autoload = false\nload = ["chan_sip"]\n' > "$work/etc/modules.toml"
-cat > "$work/etc/sip.toml" <<'CONF'
-[general]
-udpbindaddr = "127.0.0.1:25060"
-[peers.uac]
-type = "peer"
-host = "127.0.0.1"
-insecure = ["invite", "port"]
-context = "bench"
-[peers.uas]
-type = "peer"
-host = "127.0.0.1"
-port = 25070
-CONF
-printf '[bench]\n"_X." = ["Dial(SIP/uas,10)", "Hangup()"]\n' > "$work/etc/extensions.toml"
-"$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius.out" 2>&1 &
-pid=$!
-for _ in $(seq 50); do [ -S "$work/run/sirius.ctl" ] && break; sleep 0.1; done
-sleep 0.5
-rx() { "$PWD/target/release/sirius" -C "$work/etc" -rx "$1"; }
+. bench/pbx.sh
+write_pbx_config
+start_pbx
 relayed() { rx "sip show settings" | awk -F: '/RTP packets relayed/ {print $2 + 0}'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 sipp -sn uas -p 25070 -i 127.0.0.1 -nostdin -m "$CALLS" -timeout 120s -rtp_echo -mp 26000 \
@@ -95,5 +67,5 @@ report=bench/report-rtp_relay.md
   echo "Loss counts packets that did not cross Sirius (lost anywhere on the loopback path, the"
   echo "sipp echo included); the CPU figure divides all of Sirius's CPU time in the run by the packets relayed."
 } > "$report"
-rx "core stop now" > /dev/null || true
+stop_pbx
 cat "$report"

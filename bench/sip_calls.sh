@@ -24,36 +24,10 @@ command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" 
 cargo build --release --workspace --quiet
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/etc"
-cat > "$work/etc/sirius.toml" <<CONF
-[general]
-verbose = 0
-maxcalls = 200
-maxload = 0.9
-[directories]
-modules = "$PWD/target/release"
-run = "$work/run"
-log = "$work/log"
-data = "$work/lib"
-CONF
-printf 'autoload = false\nload = ["chan_sip"]\n' > "$work/etc/modules.toml"
-cat > "$work/etc/sip.toml" <<'CONF'
-[general]
-udpbindaddr = "127.0.0.1:25060"
-[peers.uac]
-type = "peer"
-host = "127.0.0.1"
-insecure = ["invite", "port"]
-context = "bench"
-[peers.uas]
-type = "peer"
-host = "127.0.0.1"
-port = 25070
-CONF
-printf '[bench]\n"_X." = ["Dial(SIP/uas,10)", "Hangup()"]\n' > "$work/etc/extensions.toml"
+. bench/pbx.sh
+write_pbx_config "maxcalls = 200
+maxload = 0.9"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} i=int(NR*p/100); if (i<1) i=1; printf "%.1f", a[i]}'; }
 
 # One step: UAC at $1 calls/s against target $2; UAS on 25070. Prints
@@ -93,10 +67,7 @@ step() {
   echo "$(echo "scale=1; ${ok:-0} / $secs" | bc) ${ok:-0} ${failed:-0} $p50 $p99 $refused"
 }
 
-"$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius.out" 2>&1 &
-pid=$!
-for _ in $(seq 50); do [ -S "$work/run/sirius.ctl" ] && break; sleep 0.1; done
-sleep 0.5
+start_pbx
 hz=$(getconf CLK_TCK)
 report=bench/report-sip_calls.md
 {
@@ -133,24 +104,19 @@ if [ -n "${saturated:-}" ]; then
   echo >> "$report"
 fi
 echo "Sirius ended the ramp using $(( $(rss_kb "$pid") / 1024 )) MB RSS." >> "$report"
-"$PWD/target/release/sirius" -C "$work/etc" -rx "core stop now" > /dev/null || true
-wait "$pid" 2>/dev/null || true
+stop_pbx
 
 # Memory per held call: the same daemon without call limits, HELD_CALLS calls
 # set up at 500/s and held long enough that all of them are up at once.
-sed -i -e '/^maxcalls/d' -e '/^maxload/d' "$work/etc/sirius.toml"
-rm -rf "$work/run"
-"$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius-held.out" 2>&1 &
-pid=$!
-for _ in $(seq 50); do [ -S "$work/run/sirius.ctl" ] && break; sleep 0.1; done
-sleep 0.5
+write_pbx_config
+start_pbx
 rss0=$(rss_kb "$pid")
 hold_ms=$(( HELD_CALLS / 500 * 1000 + 4000 ))
 step 500 127.0.0.1:25060 "$hold_ms" "$HELD_CALLS" > "$work/held.txt" &
 stepper=$!
 peak=0; peak_rss=0
 while kill -0 "$stepper" 2>/dev/null; do
-  n=$("$PWD/target/release/sirius" -C "$work/etc" -rx "core show channels count" 2>/dev/null | awk '/active call/ {print $1}')
+  n=$(rx "core show channels count" 2>/dev/null | awk '/active call/ {print $1}')
   if [ "${n:-0}" -gt "$peak" ]; then peak=$n; peak_rss=$(rss_kb "$pid"); fi
   sleep 0.5
 done
@@ -164,6 +130,6 @@ threads=$(ls "/proc/$pid/task" | wc -l)
   echo "were up and Sirius's RSS had grown from $(( rss0 / 1024 )) MB to $(( peak_rss / 1024 )) MB: **${per_call} KiB per held call**"
   echo "(signalling state, both channels, the dialplan thread of the call, RTP sockets). $threads threads at the end."
 } >> "$report"
-"$PWD/target/release/sirius" -C "$work/etc" -rx "core stop now" > /dev/null || true
+stop_pbx
 echo "wrote $report" >&2
 python3 bench/plot_sip_calls.py || echo "no plot (see bench/plot_sip_calls.py)" >&2
