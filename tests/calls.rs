@@ -458,6 +458,27 @@ fn dialled_channels_inherit_underscore_variables_and_core_show_channel_lists_the
 }
 
 #[test]
+fn a_callee_answering_across_our_cancel_gets_ack_and_bye() {
+    let callee_port = free_udp_port();
+    let d = dial_pbx(callee_port);
+    let callee = SippProcess::start(
+        callee_port,
+        &["-sf", &sf("uas_answer_after_cancel.xml"), "-m", "1"],
+    );
+    let (code, out) = call(&d, &["-sf", &sf("uac_cancel.xml"), "-s", "200"]);
+    assert_eq!(code, 0, "the caller cancels while the callee rings:\n{out}");
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "the callee's late 200 OK is ACKed, then the call is ended with BYE"
+    );
+    d.wait_for_log(
+        "answered after our CANCEL: sending ACK and BYE",
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
 fn a_forced_unload_ends_both_legs_of_a_bridged_call_with_bye() {
     let callee_port = free_udp_port();
     let d = dial_pbx(callee_port);

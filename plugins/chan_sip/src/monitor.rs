@@ -166,6 +166,14 @@ enum Owner {
     Outbound(sirius_abi::ChannelId),
     /// Our BYE: nothing to do with the answer.
     Bye,
+    /// The INVITE of an outbound call we hung up while it rang (CANCEL
+    /// sent): a 2xx that crosses the CANCEL still makes a call, which we
+    /// must ACK and then end with a BYE (RFC 3261 §9.1, §15).
+    Cancelled {
+        invite: Message,
+        dest: SocketAddr,
+        transport: Transport,
+    },
 }
 
 struct Monitor {
@@ -692,14 +700,19 @@ impl Monitor {
                     self.send_client(req, dest, transport, Owner::Register(i), now);
                 }
             }
-            Some(Owner::Bye) | Some(Owner::Outbound(_)) | None => {}
+            Some(Owner::Cancelled {
+                invite,
+                dest,
+                transport,
+            }) if code < 300 => self.end_answered_after_cancel(&invite, msg, dest, transport),
+            Some(Owner::Bye) | Some(Owner::Outbound(_)) | Some(Owner::Cancelled { .. }) | None => {}
         }
     }
 
     fn on_client_timeout(&mut self, tx: TxId) {
         match self.owners.remove(&tx) {
             // The poke's own timer (2 x maxms) decides reachability.
-            Some(Owner::Poke(_)) | Some(Owner::Bye) | None => {}
+            Some(Owner::Poke(_)) | Some(Owner::Bye) | Some(Owner::Cancelled { .. }) | None => {}
             // Timer B: not even a provisional response in 64*T1. chan_sip's
             // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
             // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
@@ -1679,7 +1692,10 @@ impl Monitor {
                     Ok(d) => d,
                     Err(e) => return log::warn!("bad 2xx to our INVITE: {e}"),
                 };
-                let ack = d.request(Method::Ack, &via, Some(102));
+                // The ACK carries the CSeq of the INVITE it acknowledges
+                // (a retry after a challenge or redirect has a higher one).
+                let cseq = invite.cseq().map_or(102, |c| c.seq);
+                let ack = d.request(Method::Ack, &via, Some(cseq));
                 let dest = first_route_hop(&ack).unwrap_or(dest);
                 self.layer.send_stateless(dest, transport, &ack);
                 call.ack = Some(ack);
@@ -1963,6 +1979,34 @@ impl Monitor {
         }
     }
 
+    /// A 2xx that crossed our CANCEL: the call exists at the far end, so it is
+    /// acknowledged and ended at once.
+    fn end_answered_after_cancel(
+        &mut self,
+        invite: &Message,
+        ok: &Message,
+        dest: SocketAddr,
+        transport: Transport,
+    ) {
+        let contact = self.shared.contact_uri("", transport);
+        let mut d = match sirius_sip::dialog::Dialog::from_uac(invite, ok, &contact) {
+            Ok(d) => d,
+            Err(e) => return log::warn!("bad 2xx after our CANCEL: {e}"),
+        };
+        log::info!(
+            "{} answered after our CANCEL: sending ACK and BYE",
+            invite.request_uri().unwrap_or("?")
+        );
+        let cseq = invite.cseq().map_or(1, |c| c.seq);
+        let ack = d.request(Method::Ack, &self.shared.via(transport), Some(cseq));
+        self.layer
+            .send_stateless(first_route_hop(&ack).unwrap_or(dest), transport, &ack);
+        let mut bye = d.request(Method::Bye, &self.shared.via(transport), None);
+        bye.push(HeaderName::Reason, "Q.850;cause=16");
+        let hop = first_route_hop(&bye).unwrap_or(dest);
+        self.send_client(bye, hop, transport, Owner::Bye, Instant::now());
+    }
+
     /// CANCEL while ringing, BYE once answered.
     fn hangup_outbound(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
         let Some(call) = self.take_outbound(chan) else {
@@ -1981,6 +2025,16 @@ impl Monitor {
             (None, Some(tx)) => {
                 if let Err(e) = self.layer.cancel(Instant::now(), tx) {
                     log::debug!("cannot cancel {tx:?}: {e}");
+                }
+                if let Some(invite) = call.invite {
+                    self.owners.insert(
+                        tx,
+                        Owner::Cancelled {
+                            invite,
+                            dest: call.setup.dest,
+                            transport: call.setup.transport,
+                        },
+                    );
                 }
             }
             (None, None) => {}
