@@ -141,7 +141,13 @@ fn wait_for_shutdown(core: &Arc<Core>, io: &IoContext) {
         loop {
             let mode = *rx.borrow_and_update();
             match mode {
-                Some(ShutdownMode::Now) => return,
+                Some(ShutdownMode::Now) => {
+                    // A moment for in-flight console replies (the
+                    // `core stop now` that asked should see its answer)
+                    // before the runtime that writes them stops.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return;
+                }
                 Some(ShutdownMode::Gracefully) => {
                     if core.channels.active_channels() == 0 {
                         return;
