@@ -195,6 +195,8 @@ struct Monitor {
     /// by dialog: indexes, so that no event costs a scan of every call.
     by_tx: std::collections::HashMap<TxId, sirius_abi::ChannelId>,
     by_dialog: std::collections::HashMap<sirius_sip::dialog::DialogId, sirius_abi::ChannelId>,
+    /// Calls whose core channel was missing at the last sweep.
+    orphans: std::collections::HashSet<sirius_abi::ChannelId>,
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -245,6 +247,7 @@ pub async fn run(
         relays: std::collections::HashMap::new(),
         by_tx: std::collections::HashMap::new(),
         by_dialog: std::collections::HashMap::new(),
+        orphans: std::collections::HashSet::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
@@ -294,6 +297,7 @@ pub async fn run(
                 for peer in gone {
                     m.shared.host.post_event("PeerStatus", &[("Peer", format!("SIP/{peer}")), ("PeerStatus", "Unregistered".into()), ("Cause", "Expired".into())]);
                 }
+                m.end_orphans();
             }
             _ = stop.changed() => break,
         }
@@ -1098,6 +1102,29 @@ impl Monitor {
             };
             self.respond(tx, msg, source, code, reason, &retry);
         }
+    }
+
+    /// The safety net behind the module's use count: a SIP call whose core
+    /// channel is gone (a hangup lost in some race) would hold the module
+    /// and a far end forever. Missing at two sweeps in a row (a second
+    /// apart, so a hangup in flight is not mistaken for one), it is ended
+    /// on the wire and logged.
+    fn end_orphans(&mut self) {
+        // The core answers caller ID only for channels it still has.
+        let host = &self.shared.host;
+        let missing: std::collections::HashSet<_> = self
+            .calls
+            .keys()
+            .chain(self.outbound.keys())
+            .copied()
+            .filter(|c| host.channel_caller_id(*c).is_none())
+            .collect();
+        let confirmed: Vec<_> = missing.intersection(&self.orphans).copied().collect();
+        for chan in confirmed {
+            log::warn!("SIP call state for {chan} outlived its channel: ending the call");
+            self.hangup_call(chan, sirius_abi::Cause::NORMAL_CLEARING);
+        }
+        self.orphans = missing;
     }
 
     /// Registers an inbound call: indexes, the peer's in-use count, the
