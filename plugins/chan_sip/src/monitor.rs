@@ -102,12 +102,8 @@ struct OutboundCall {
     rtcp: std::net::UdpSocket,
     dialog: Option<sirius_sip::dialog::DialogId>,
     ack: Option<Message>,
-    /// Where the callee receives media (its answer in the 2xx).
-    remote_rtp: Option<SocketAddr>,
-    /// The callee's RFC 4733 payload type (its answer).
-    remote_dtmf_pt: Option<u8>,
-    /// The G.711 payload types the callee accepts (its answer).
-    remote_g711: Vec<u8>,
+    /// The callee's media as its answer in the 2xx describes it.
+    remote: crate::relay::RemoteMedia,
     /// Challenges answered so far: one retry per challenge, as Asterisk does,
     /// so wrong credentials end the call instead of looping.
     auth_attempts: u8,
@@ -146,12 +142,8 @@ struct InboundCall {
     dialog: Option<sirius_sip::dialog::DialogId>,
     /// The peer the call counts against (call-limit, `sip show inuse`).
     peer: Option<String>,
-    /// Where the caller receives media (its offer, or its answer in the ACK).
-    remote_rtp: Option<SocketAddr>,
-    /// The caller's RFC 4733 payload type (its offer, or its answer in the ACK).
-    remote_dtmf_pt: Option<u8>,
-    /// The G.711 payload types the caller accepts.
-    remote_g711: Vec<u8>,
+    /// The caller's media as its offer (or its answer in the ACK) describes it.
+    remote: crate::relay::RemoteMedia,
     /// `Rx: INVITE`, `Tx: BYE`…: the last request either way (`sip show channels`).
     last_msg: String,
     /// The far end put us on hold.
@@ -440,11 +432,12 @@ impl Monitor {
                     // Late offer: the caller's answer arrives in the ACK.
                     if let Some(chan) = self.chan_for_tx(tx) {
                         self.note_msg(chan, "Rx: ACK".into());
-                        let addr = crate::relay::remote_audio(&msg.body);
-                        if let (Some(call), Some(addr)) = (self.calls.get_mut(&chan), addr) {
-                            call.remote_rtp = Some(addr);
-                            call.remote_dtmf_pt = crate::relay::telephone_event_pt(&msg.body);
-                            call.remote_g711 = crate::relay::g711_types(&msg.body);
+                        let remote = crate::relay::RemoteMedia::from_sdp(&msg.body);
+                        // An ACK without a usable answer leaves the offer's view.
+                        if remote.addr.is_some() {
+                            if let Some(call) = self.calls.get_mut(&chan) {
+                                call.remote = remote;
+                            }
                         }
                     }
                 }
@@ -1082,9 +1075,7 @@ impl Monitor {
                 codecs: codecs.clone(),
                 dialog: None,
                 peer: peer_name,
-                remote_rtp: crate::relay::remote_audio(&msg.body),
-                remote_dtmf_pt: crate::relay::telephone_event_pt(&msg.body),
-                remote_g711: crate::relay::g711_types(&msg.body),
+                remote: crate::relay::RemoteMedia::from_sdp(&msg.body),
                 last_msg: "Rx: INVITE".into(),
                 held: false,
             },
@@ -1335,26 +1326,13 @@ impl Monitor {
                 .and_then(|p| running.peers.get(p))
                 .is_some_and(|p| p.comedia)
         };
-        let (rtp, rtcp, remote, dtmf_pt, g711, learn) =
-            match (self.calls.get(&chan), self.outbound.get(&chan)) {
-                (Some(c), _) => (
-                    &c.rtp,
-                    &c.rtcp,
-                    c.remote_rtp,
-                    c.remote_dtmf_pt,
-                    c.remote_g711.clone(),
-                    comedia(&c.peer),
-                ),
-                (None, Some(c)) => (
-                    &c.rtp,
-                    &c.rtcp,
-                    c.remote_rtp,
-                    c.remote_dtmf_pt,
-                    c.remote_g711.clone(),
-                    comedia(&c.setup.peer),
-                ),
-                (None, None) => return None,
-            };
+        let (rtp, rtcp, media, peer) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
+            (Some(c), _) => (&c.rtp, &c.rtcp, &c.remote, &c.peer),
+            (None, Some(c)) => (&c.rtp, &c.rtcp, &c.remote, &c.setup.peer),
+            (None, None) => return None,
+        };
+        let learn = comedia(peer);
+        let remote = media.addr;
         let async_socket = |s: &std::net::UdpSocket| {
             let s = s.try_clone().ok()?;
             s.set_nonblocking(true).ok()?;
@@ -1366,8 +1344,8 @@ impl Monitor {
                 socket: async_socket(rtp)?,
                 remote,
                 learn,
-                dtmf_pt,
-                g711,
+                dtmf_pt: media.dtmf_pt,
+                g711: media.g711.clone(),
             },
             crate::relay::Leg {
                 socket: async_socket(rtcp)?,
@@ -1566,9 +1544,7 @@ impl Monitor {
                     rtcp,
                     dialog: None,
                     ack: None,
-                    remote_rtp: None,
-                    remote_dtmf_pt: None,
-                    remote_g711: Vec::new(),
+                    remote: crate::relay::RemoteMedia::default(),
                     auth_attempts: 0,
                     redirects: 0,
                     last_msg: String::new(),
@@ -1728,9 +1704,7 @@ impl Monitor {
                 call.ack = Some(ack);
                 call.last_msg = "Tx: ACK".into();
                 call.dialog = Some(d.id.clone());
-                call.remote_rtp = crate::relay::remote_audio(&msg.body);
-                call.remote_dtmf_pt = crate::relay::telephone_event_pt(&msg.body);
-                call.remote_g711 = crate::relay::g711_types(&msg.body);
+                call.remote = crate::relay::RemoteMedia::from_sdp(&msg.body);
                 self.by_dialog.insert(d.id.clone(), chan);
                 self.dialogs.insert(d);
                 self.shared.host.channel_set_state(chan, ChannelState::Up);

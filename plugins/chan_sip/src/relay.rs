@@ -16,48 +16,58 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 
-/// The first active audio stream's address in an SDP body.
-pub fn remote_audio(body: &[u8]) -> Option<SocketAddr> {
-    let sd = SessionDescription::parse(body).ok()?;
-    let m = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0)?;
-    let ip: std::net::IpAddr = sd
-        .connection_for(m)?
-        .address
-        .split('/')
-        .next()?
-        .parse()
-        .ok()?;
-    (!ip.is_unspecified()).then_some(SocketAddr::new(ip, m.port))
+/// What a far end's SDP says about its audio, from its first active audio
+/// stream, parsed once per body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// Where it receives RTP (`None` when held at 0.0.0.0 or unusable).
+    pub addr: Option<SocketAddr>,
+    /// Its payload type for RFC 4733 `telephone-event` (8 kHz).
+    pub dtmf_pt: Option<u8>,
+    /// The G.711 payload types it accepts (0 µ-law, 8 A-law).
+    pub g711: Vec<u8>,
 }
 
-/// The payload type a far end uses for RFC 4733 `telephone-event` (8 kHz),
-/// from its SDP's first active audio stream.
-pub fn telephone_event_pt(body: &[u8]) -> Option<u8> {
-    let sd = SessionDescription::parse(body).ok()?;
-    let m = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0)?;
-    m.rtp_formats()
-        .into_iter()
-        .find(|f| f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock_rate == 8000)
-        .map(|f| f.pt)
-}
-
-/// The G.711 payload types (0 µ-law, 8 A-law) a far end's SDP accepts.
-pub fn g711_types(body: &[u8]) -> Vec<u8> {
-    let Ok(sd) = SessionDescription::parse(body) else {
-        return Vec::new();
-    };
-    let Some(m) = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0) else {
-        return Vec::new();
-    };
-    m.rtp_formats()
-        .into_iter()
-        .filter(|f| f.clock_rate == 8000)
-        .filter_map(|f| match f.encoding.to_ascii_uppercase().as_str() {
-            "PCMU" => Some(0),
-            "PCMA" => Some(8),
-            _ => None,
-        })
-        .collect()
+impl RemoteMedia {
+    /// Reads an SDP body; an unparsable one (or none) describes nothing.
+    pub fn from_sdp(body: &[u8]) -> RemoteMedia {
+        let Ok(sd) = SessionDescription::parse(body) else {
+            return RemoteMedia::default();
+        };
+        let Some(m) = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0) else {
+            return RemoteMedia::default();
+        };
+        let addr = sd
+            .connection_for(m)
+            .and_then(|c| {
+                c.address
+                    .split('/')
+                    .next()?
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+            })
+            .filter(|ip| !ip.is_unspecified())
+            .map(|ip| SocketAddr::new(ip, m.port));
+        let formats = m.rtp_formats();
+        let dtmf_pt = formats
+            .iter()
+            .find(|f| f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock_rate == 8000)
+            .map(|f| f.pt);
+        let g711 = formats
+            .iter()
+            .filter(|f| f.clock_rate == 8000)
+            .filter_map(|f| match f.encoding.to_ascii_uppercase().as_str() {
+                "PCMU" => Some(0),
+                "PCMA" => Some(8),
+                _ => None,
+            })
+            .collect();
+        RemoteMedia {
+            addr,
+            dtmf_pt,
+            g711,
+        }
+    }
 }
 
 /// When the packet is G.711 the receiving far end does not accept but the
@@ -163,12 +173,12 @@ pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{g711_types, remote_audio, renumber, telephone_event_pt, translate_g711};
+    use super::{renumber, translate_g711, RemoteMedia};
 
     #[test]
     fn g711_is_translated_only_where_the_far_end_needs_it() {
         let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
-        assert_eq!(g711_types(sdp), vec![8]);
+        assert_eq!(RemoteMedia::from_sdp(sdp).g711, vec![8]);
         let mut pkt = vec![0x80, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
         pkt.extend_from_slice(&[0xff; 160]); // µ-law silence
         translate_g711(&mut pkt, &[8]);
@@ -182,7 +192,7 @@ mod tests {
     #[test]
     fn telephone_events_are_renumbered_between_legs_and_nothing_else_is() {
         let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
-        assert_eq!(telephone_event_pt(offer), Some(96));
+        assert_eq!(RemoteMedia::from_sdp(offer).dtmf_pt, Some(96));
         let mut event = [0x80, 0x80 | 96, 0, 1];
         renumber(&mut event, Some(96), Some(101));
         assert_eq!(event[1], 0x80 | 101, "marker bit kept");
@@ -197,8 +207,11 @@ mod tests {
     #[test]
     fn finds_the_audio_address() {
         let sdp = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 RTP/AVP 34\r\nm=audio 4000 RTP/AVP 0\r\n";
-        assert_eq!(remote_audio(sdp), Some("127.0.0.1:4000".parse().unwrap()));
+        assert_eq!(
+            RemoteMedia::from_sdp(sdp).addr,
+            Some("127.0.0.1:4000".parse().unwrap())
+        );
         let held = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
-        assert_eq!(remote_audio(held), None);
+        assert_eq!(RemoteMedia::from_sdp(held).addr, None);
     }
 }
