@@ -147,6 +147,13 @@ impl Shared {
         sirius_sip::message::Via::new(transport.as_str(), host, Some(local.port()), &branch)
     }
 
+    /// The top Via of a request that starts a transaction outside a dialog
+    /// (INVITE, OPTIONS and their retries), asking for `rport` (RFC 3581) so
+    /// that answers find us behind NAT.
+    pub fn via_rport(&self, transport: Transport) -> String {
+        format!("{};rport", self.via(transport))
+    }
+
     /// Whether a message to or from `addr` goes to the SIP trace.
     pub fn debug_for(&self, addr: SocketAddr) -> bool {
         if !self.debug.load(Ordering::Relaxed) {

@@ -1504,14 +1504,7 @@ impl Monitor {
         let bound = self.shared.local(transport);
         let cseq = format!("102 {method}");
         let mut m = Message::request(method, ruri.clone());
-        m.push(
-            HeaderName::Via,
-            format!(
-                "SIP/2.0/{} {bound};branch={};rport",
-                transport.as_str(),
-                build::new_branch()
-            ),
-        );
+        m.push(HeaderName::Via, self.shared.via_rport(transport));
         m.push(HeaderName::MaxForwards, "70");
         m.push(
             HeaderName::From,
@@ -1934,15 +1927,9 @@ impl Monitor {
     /// Makes `invite` the next request of the same call (RFC 3261 §8.1.3.5):
     /// new branch, CSeq `cseq`, no stale credentials.
     fn next_invite(&self, invite: &mut Message, cseq: u32, transport: Transport) {
-        let bound = self.shared.local(transport);
-        invite.headers.set(
-            HeaderName::Via,
-            format!(
-                "SIP/2.0/{} {bound};branch={};rport",
-                transport.as_str(),
-                build::new_branch()
-            ),
-        );
+        invite
+            .headers
+            .set(HeaderName::Via, self.shared.via_rport(transport));
         invite
             .headers
             .set(HeaderName::CSeq, format!("{cseq} INVITE"));
