@@ -479,6 +479,18 @@ mod tests {
         parse_datagram(t.as_bytes(), &Limits::default()).unwrap()
     }
 
+    /// One REGISTER from `src` over UDP, with the settings and peers of [`setup`].
+    fn ask(
+        reg: &mut Registrar,
+        req: &Message,
+        src: SocketAddr,
+        now: u64,
+        g: &General,
+        peers: &HashMap<String, Peer>,
+    ) -> Outcome {
+        reg.handle(req, src, Transport::Udp, now, g, peers)
+    }
+
     fn answer(ch: &Message, user: &str, pw: &str) -> String {
         let c = Challenge::from_response(ch).unwrap().remove(0);
         c.authorize(user, pw, "REGISTER", "sip:127.0.0.1", b"", "abcd", 1)
@@ -492,23 +504,22 @@ mod tests {
         let (g, peers) = setup();
         let src: SocketAddr = "127.0.0.1:5062".parse().unwrap();
         let mut reg = Registrar::new("sirius", Some(store.clone()), 1000);
-        let r = reg
-            .handle(
-                &register("alice", 1, None, 300),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
+        let r = ask(
+            &mut reg,
+            &register("alice", 1, None, 300),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
         assert_eq!(r.code(), Some(401));
         let auth = answer(&r, "alice", "pw");
-        let out = reg.handle(
+        let out = ask(
+            &mut reg,
             &register("alice", 2, Some(auth), 300),
             src,
-            Transport::Udp,
             1000,
             &g,
             &peers,
@@ -536,50 +547,46 @@ mod tests {
         let (g, peers) = setup();
         let src: SocketAddr = "127.0.0.1:5099".parse().unwrap();
         let mut reg = Registrar::new("sirius", None, 1000);
-        let ch = reg
-            .handle(
-                &register("alice", 1, None, 300),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
-        let wrong = reg
-            .handle(
-                &register("alice", 2, Some(answer(&ch, "alice", "nope")), 300),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
-        let ch2 = reg
-            .handle(
-                &register("mallory", 1, None, 300),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
-        let unknown = reg
-            .handle(
-                &register("mallory", 2, Some(answer(&ch2, "mallory", "x")), 300),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
+        let ch = ask(
+            &mut reg,
+            &register("alice", 1, None, 300),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
+        let wrong = ask(
+            &mut reg,
+            &register("alice", 2, Some(answer(&ch, "alice", "nope")), 300),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
+        let ch2 = ask(
+            &mut reg,
+            &register("mallory", 1, None, 300),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
+        let unknown = ask(
+            &mut reg,
+            &register("mallory", 2, Some(answer(&ch2, "mallory", "x")), 300),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
         for r in [&wrong, &unknown, &ch2] {
             assert_eq!(r.code(), Some(401));
             let c = Challenge::from_response(r).unwrap().remove(0);
@@ -590,31 +597,29 @@ mod tests {
         }
         assert!(reg.binding("alice").is_none() && reg.binding("mallory").is_none());
         // A static peer cannot register either (same answer).
-        let t = reg
-            .handle(
-                &register("trunk", 1, Some(answer(&ch, "trunk", "x")), 300),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
+        let t = ask(
+            &mut reg,
+            &register("trunk", 1, Some(answer(&ch, "trunk", "x")), 300),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
         assert_eq!(t.code(), Some(401));
         // Three failures (authfailures = 3): the source is ignored.
         assert!(reg.is_blocked(src.ip(), 1001));
-        assert!(reg
-            .handle(
-                &register("alice", 9, None, 300),
-                src,
-                Transport::Udp,
-                1001,
-                &g,
-                &peers
-            )
-            .response
-            .is_none());
+        assert!(ask(
+            &mut reg,
+            &register("alice", 9, None, 300),
+            src,
+            1001,
+            &g,
+            &peers
+        )
+        .response
+        .is_none());
         assert!(!reg.is_blocked(src.ip(), 1000 + 301));
     }
 
@@ -623,74 +628,69 @@ mod tests {
         let (g, peers) = setup();
         let src: SocketAddr = "127.0.0.1:5062".parse().unwrap();
         let mut reg = Registrar::new("sirius", None, 1000);
-        let ch = reg
-            .handle(
-                &register("alice", 1, None, 30),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
-        let brief = reg
-            .handle(
-                &register("alice", 2, Some(answer(&ch, "alice", "pw")), 30),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
+        let ch = ask(
+            &mut reg,
+            &register("alice", 1, None, 30),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
+        let brief = ask(
+            &mut reg,
+            &register("alice", 2, Some(answer(&ch, "alice", "pw")), 30),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
         assert_eq!(
             (brief.code(), brief.headers.get(&HeaderName::MinExpires)),
             (Some(423), Some("60"))
         );
-        let ch = reg
-            .handle(
-                &register("alice", 3, None, 99999),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
-        let ok = reg
-            .handle(
-                &register("alice", 4, Some(answer(&ch, "alice", "pw")), 99999),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
+        let ch = ask(
+            &mut reg,
+            &register("alice", 3, None, 99999),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
+        let ok = ask(
+            &mut reg,
+            &register("alice", 4, Some(answer(&ch, "alice", "pw")), 99999),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
         assert_eq!(
             ok.headers.get(&HeaderName::Expires),
             Some("3600"),
             "capped at maxexpiry"
         );
-        let ch = reg
-            .handle(
-                &register("alice", 5, None, 0),
-                src,
-                Transport::Udp,
-                1000,
-                &g,
-                &peers,
-            )
-            .response
-            .unwrap();
-        let gone = reg.handle(
+        let ch = ask(
+            &mut reg,
+            &register("alice", 5, None, 0),
+            src,
+            1000,
+            &g,
+            &peers,
+        )
+        .response
+        .unwrap();
+        let gone = ask(
+            &mut reg,
             &register("alice", 6, Some(answer(&ch, "alice", "pw")), 0),
             src,
-            Transport::Udp,
             1000,
             &g,
             &peers,
