@@ -2,7 +2,7 @@
 //! digest auth and calls the echo test; its own audio (a 440 Hz tone from
 //! its `ausine` source) comes back to it through Sirius.
 
-use sirius_blackbox::{free_udp_port, Daemon, Setup};
+use sirius_blackbox::{free_udp_port, Daemon};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -25,11 +25,7 @@ const EXTENSIONS: &str = r#"
 
 #[test]
 fn baresip_registers_and_hears_itself_through_the_echo_test() {
-    let d = Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", SIP_TOML), ("extensions.toml", EXTENSIONS)],
-    });
+    let d = Daemon::with_chan_sip(&[("sip.toml", SIP_TOML), ("extensions.toml", EXTENSIONS)]);
     let cfg = tempfile::tempdir().unwrap();
     let (sip, rtp) = (free_udp_port(), free_udp_port());
     // A headless phone: a sine tone as microphone, a virtual bridge device as

@@ -42,11 +42,7 @@ fn pbx() -> Daemon {
 
 /// A daemon with chan_sip loaded on this sip.toml and extensions.toml.
 fn pbx_with(sip: &str, extensions: &str) -> Daemon {
-    Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", sip), ("extensions.toml", extensions)],
-    })
+    Daemon::with_chan_sip(&[("sip.toml", sip), ("extensions.toml", extensions)])
 }
 
 fn call(d: &Daemon, args: &[&str]) -> (i32, String) {
@@ -145,11 +141,7 @@ fn over_maxcalls_a_new_call_gets_503_with_retry_after() {
     // Without the peer's own call-limit, which would answer 480 first.
     let sip = SIP_TOML.replace("call-limit = 1\n", "");
     let d = Daemon::start_with(
-        Setup {
-            modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-            modules_dir: None,
-            files: &[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)],
-        },
+        Setup::chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)]),
         "maxcalls = 1",
     );
     let target = format!("127.0.0.1:{}", d.sip_port());

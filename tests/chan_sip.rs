@@ -1,6 +1,6 @@
 //! chan_sip driven by a real peer (sipp, Debian's sip-tester) on 127.0.0.1.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Kamailio, Setup, SippProcess};
+use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Kamailio, SippProcess};
 
 const SIP_TOML: &str = r#"
 [general]
@@ -28,11 +28,7 @@ qualify = 500
 "#;
 
 fn pbx() -> Daemon {
-    Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", SIP_TOML)],
-    })
+    Daemon::with_chan_sip(&[("sip.toml", SIP_TOML)])
 }
 
 fn register(d: &Daemon, file: &str, user: &str, password: &str, local_port: u16) -> (i32, String) {
@@ -258,11 +254,7 @@ fn an_outbound_registration_reaches_registered_and_unregisters_on_unload() {
     let cfg = format!(
         "{SIP_TOML}\n[[register]]\nuser = \"carol\"\nsecret = \"carol-pw\"\nhost = \"127.0.0.1\"\nport = {reg_port}\nexpiry = 120\ncontact = \"5000\"\n"
     );
-    let d = Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &cfg)],
-    });
+    let d = Daemon::with_chan_sip(&[("sip.toml", &cfg)]);
     let reg = d.wait_for("sip show registry", Duration::from_secs(10), |o| {
         o.contains("Registered")
     });
@@ -311,11 +303,7 @@ fn a_peer_that_stops_answering_goes_unreachable() {
     let cfg = format!(
         "[general]\nudpbindaddr = \"127.0.0.1:0\"\nqualifyfreq = 1\n\n[peers.trunk]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {peer_port}\nqualify = 300\n"
     );
-    let d = Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &cfg)],
-    });
+    let d = Daemon::with_chan_sip(&[("sip.toml", &cfg)]);
     let peers = d.wait_for("sip show peers", Duration::from_secs(10), |o| {
         o.contains(" OK (")
     });
@@ -414,11 +402,7 @@ fn outbound_registrations_over_udp_and_tcp_reach_registered_at_kamailio_and_end_
          [[register]]\nuser = \"carol\"\nsecret = \"carol-pw\"\nhost = \"localhost\"\nport = {k}\ntransport = \"tcp\"\nexpiry = 120\ncontact = \"5001\"\n",
         SIP_TOML.replace("realm = \"sirius\"", "realm = \"sirius\"\ntcpenable = true")
     );
-    let d = Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &cfg)],
-    });
+    let d = Daemon::with_chan_sip(&[("sip.toml", &cfg)]);
     let reg = d.wait_for("sip show registry", Duration::from_secs(10), |o| {
         o.matches(" Registered ").count() == 2
     });

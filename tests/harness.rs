@@ -76,6 +76,17 @@ pub struct Setup<'a> {
     pub files: &'a [(&'a str, &'a str)],
 }
 
+impl<'a> Setup<'a> {
+    /// Only chan_sip, from the build directory, on these configuration files.
+    pub fn chan_sip(files: &'a [(&'a str, &'a str)]) -> Setup<'a> {
+        Setup {
+            modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
+            modules_dir: None,
+            files,
+        }
+    }
+}
+
 impl Daemon {
     /// Starts a daemon loading the listed modules from the build directory.
     pub fn with_modules(load: &[&str]) -> Daemon {
@@ -86,6 +97,12 @@ impl Daemon {
             modules_dir: None,
             files: &[],
         })
+    }
+
+    /// A daemon that loads only chan_sip, on these configuration files
+    /// (`sip.toml`, `extensions.toml`…).
+    pub fn with_chan_sip(files: &[(&str, &str)]) -> Daemon {
+        Daemon::start(Setup::chan_sip(files))
     }
 
     /// Starts a daemon with the given setup and waits until its console answers.

@@ -2,7 +2,7 @@
 //! (a phone that registers and then takes a call on its own connection, which
 //! sipp cannot play: it maps an incoming INVITE with a new Call-ID to no call).
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup, SippProcess};
+use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, SippProcess};
 use sirius_sip::auth::client::Challenge;
 use sirius_sip::message::{build, Framer, HeaderName, Limits, Message};
 use std::io::{Read, Write};
@@ -41,11 +41,7 @@ const EXTENSIONS: &str = r#"
 
 fn pbx(extra_peers: &str) -> Daemon {
     let sip = format!("{SIP_TOML}\n{extra_peers}");
-    Daemon::start(Setup {
-        modules_toml: "autoload = false\nload = [\"chan_sip\"]\n",
-        modules_dir: None,
-        files: &[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)],
-    })
+    Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
 }
 
 fn sf(name: &str) -> String {
