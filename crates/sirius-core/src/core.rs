@@ -105,7 +105,7 @@ pub struct Core {
     load: Option<Arc<crate::load::LoadMonitor>>,
     /// When the last "refusing calls" line (maxcalls, maxload) was logged
     /// (seconds since start): once a second at most, not once per refused call.
-    load_logged: std::sync::atomic::AtomicU64,
+    refusal_logged: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
@@ -135,7 +135,7 @@ impl Core {
             refusing_calls: AtomicBool::new(false),
             shutdown: watch::channel(None).0,
             load,
-            load_logged: std::sync::atomic::AtomicU64::new(u64::MAX),
+            refusal_logged: std::sync::atomic::AtomicU64::new(u64::MAX),
         }))
     }
 
@@ -335,7 +335,7 @@ impl Core {
     /// refusal would add to the load it reports.
     fn first_refusal_this_second(&self) -> bool {
         let sec = self.started.elapsed().as_secs();
-        self.load_logged.swap(sec, Ordering::Relaxed) != sec
+        self.refusal_logged.swap(sec, Ordering::Relaxed) != sec
     }
 
     /// Runs one application on an answered channel through the dialplan

@@ -189,7 +189,7 @@ fn run_h(core: &Core, dp: &Dialplan, context: &str, mut ch: Channel) {
         prio += 1;
         match step.app.to_ascii_lowercase().as_str() {
             "noop" => {}
-            "verbose" => log::info!("{}", data.split_once(',').map_or(data.as_str(), |(_, m)| m)),
+            "verbose" => log::info!("{}", verbose_text(&data)),
             "set" => {
                 if let Some((k, v)) = data.split_once('=') {
                     crate::vars::store(&mut ch.vars, k.trim(), v);
@@ -267,12 +267,7 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
     match app.to_ascii_lowercase().as_str() {
         "noop" => Next::Continue,
         "verbose" => {
-            let msg = if args.len() > 1 {
-                data.split_once(',').map_or(data, |(_, m)| m)
-            } else {
-                data
-            };
-            log::info!("{msg}");
+            log::info!("{}", verbose_text(data));
             Next::Continue
         }
         "set" => {
@@ -534,6 +529,11 @@ fn goto_target(args: &[&str], context: &str, core: &Core, chan: ChannelId) -> Ne
         },
         _ => Next::Continue,
     }
+}
+
+/// `Verbose([level,]text)`: the text.
+fn verbose_text(data: &str) -> &str {
+    data.split_once(',').map_or(data, |(_, m)| m)
 }
 
 /// `GotoIf(cond?yes:no)`: the branch taken, `None` when it is empty (go on).

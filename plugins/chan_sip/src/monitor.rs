@@ -1587,7 +1587,7 @@ impl Monitor {
                     p.name,
                     p.call_limit
                 );
-                self.forget_outbound(chan);
+                self.take_outbound(chan);
                 return Err(sirius_abi::Cause::USER_BUSY);
             }
         }
@@ -1816,13 +1816,8 @@ impl Monitor {
     /// Forgets an outbound call (its transactions no longer reach it) and hangs
     /// its channel up with `cause`.
     fn end_outbound(&mut self, chan: sirius_abi::ChannelId, cause: sirius_abi::Cause) {
-        self.forget_outbound(chan);
-        self.shared.host.channel_hangup(chan, cause);
-    }
-
-    /// Drops an outbound call's SIP state (the channel is someone else's to end).
-    fn forget_outbound(&mut self, chan: sirius_abi::ChannelId) {
         self.take_outbound(chan);
+        self.shared.host.channel_hangup(chan, cause);
     }
 
     /// The INVITE again with credentials for the challenge in `resp`: same
