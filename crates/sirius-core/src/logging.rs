@@ -59,13 +59,17 @@ impl FileSink {
         p.push('\n');
     }
 
-    /// Writes what is pending (one `write(2)` for all of it).
+    /// Writes what is pending (one `write(2)` for all of it). The file lock
+    /// is held from taking the lines until they are written, so a `flush`
+    /// racing the writer thread waits for that thread's batch instead of
+    /// returning before it reached the file.
     fn drain(&self) {
+        let mut file = self.file.lock();
         let text = std::mem::take(&mut *self.pending.lock());
         if text.is_empty() {
             return;
         }
-        if let Some(f) = self.file.lock().as_mut() {
+        if let Some(f) = file.as_mut() {
             let _ = f.write_all(text.as_bytes());
         }
     }
