@@ -749,6 +749,11 @@ impl Monitor {
         self.send_response(tx, r);
     }
 
+    /// `481 Call/Transaction Does Not Exist` (RFC 3261 §12.2.2, §15.1.2).
+    fn no_such_call(&mut self, tx: TxId, req: &Message, source: SocketAddr) {
+        self.respond(tx, req, source, 481, "Call/Transaction Does Not Exist", &[]);
+    }
+
     fn send_response(&mut self, tx: TxId, r: Message) {
         if let Err(e) = self.layer.respond(Instant::now(), tx, &r) {
             log::debug!("cannot respond on {tx:?}: {e}");
@@ -807,14 +812,7 @@ impl Monitor {
                             .host
                             .channel_hangup(chan, sirius_abi::Cause::NORMAL_CLEARING);
                     }
-                    None => self.respond(
-                        tx,
-                        &msg,
-                        source,
-                        481,
-                        "Call/Transaction Does Not Exist",
-                        &[],
-                    ),
+                    None => self.no_such_call(tx, &msg, source),
                 }
             }
             (Method::Bye, Classified::InDialog(id)) => {
@@ -840,24 +838,8 @@ impl Monitor {
             (Method::Invite, Classified::OutOfDialog) => {
                 self.on_invite(tx, &msg, source, transport)
             }
-            (_, Classified::Unknown) | (Method::Bye, _) => {
-                self.respond(
-                    tx,
-                    &msg,
-                    source,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    &[],
-                );
-            }
-            _ => self.respond(
-                tx,
-                &msg,
-                source,
-                481,
-                "Call/Transaction Does Not Exist",
-                &[],
-            ),
+            // Unknown dialogs, a BYE outside one, anything else left.
+            _ => self.no_such_call(tx, &msg, source),
         }
     }
 
@@ -1424,7 +1406,7 @@ impl Monitor {
         d.refresh_target(msg);
         let local_tag = d.id.local_tag.clone();
         let Some(chan) = self.chan_for_dialog(id) else {
-            return self.respond(tx, msg, source, 481, "Call/Transaction Does Not Exist", &[]);
+            return self.no_such_call(tx, msg, source);
         };
         let (port, codecs) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
             (Some(c), _) => (c.rtp.local_addr().map_or(0, |a| a.port()), c.codecs.clone()),
@@ -1432,9 +1414,7 @@ impl Monitor {
                 c.rtp.local_addr().map_or(0, |a| a.port()),
                 c.setup.codecs.clone(),
             ),
-            (None, None) => {
-                return self.respond(tx, msg, source, 481, "Call/Transaction Does Not Exist", &[])
-            }
+            (None, None) => return self.no_such_call(tx, msg, source),
         };
         let local = LocalMedia {
             address: self.shared.bound.ip().to_string(),
