@@ -859,6 +859,8 @@ struct BridgedCall {
     a: (std::net::UdpSocket, std::net::UdpSocket),
     /// The callee's.
     b: (std::net::UdpSocket, std::net::UdpSocket),
+    /// Where the caller's media moves when its scenario re-INVITEs (`[mport2]`).
+    a2: std::net::UdpSocket,
     /// The PBX's RTP ports towards the caller and towards the callee.
     pbx_a: u16,
     pbx_b: u16,
@@ -875,7 +877,7 @@ impl BridgedCall {
     fn start_to(exten: &str, caller_sf: &str, callee_sf: &str) -> BridgedCall {
         let callee_port = free_udp_port();
         let d = dial_pbx(callee_port);
-        let (a, b) = (media_pair(), media_pair());
+        let (a, b, a2) = (media_pair(), media_pair(), media_pair().0);
         let (port_a, port_b) = (
             a.0.local_addr().unwrap().port(),
             b.0.local_addr().unwrap().port(),
@@ -898,9 +900,10 @@ impl BridgedCall {
         );
         let caller_trace = d.root.path().join("caller_msgs.log");
         let target = format!("127.0.0.1:{}", d.sip_port());
-        let (caller_port, mport, trace, scenario, exten) = (
+        let (caller_port, mport, mport2, trace, scenario, exten) = (
             free_udp_port().to_string(),
             port_a.to_string(),
+            a2.local_addr().unwrap().port().to_string(),
             caller_trace.to_str().unwrap().to_string(),
             sf(caller_sf),
             exten.to_string(),
@@ -921,6 +924,9 @@ impl BridgedCall {
                 "-key",
                 "mport",
                 &mport,
+                "-key",
+                "mport2",
+                &mport2,
                 "-trace_msg",
                 "-message_file",
                 &trace,
@@ -937,6 +943,7 @@ impl BridgedCall {
             d,
             a,
             b,
+            a2,
             pbx_a,
             pbx_b,
             caller,
@@ -951,6 +958,36 @@ impl BridgedCall {
         assert_eq!(self.callee.finish(), Some(0));
         self.d
     }
+}
+
+#[test]
+fn a_re_invite_moving_the_media_moves_the_relay() {
+    let call = BridgedCall::start("uac_media_move.xml", "uas_media.xml");
+    assert_eq!(
+        pump(&call.b.0, call.pbx_b, &call.a.0, 5),
+        5,
+        "before the move"
+    );
+    let trace = call.d.root.path().join("caller_msgs.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&trace).is_ok_and(|t| t.contains("CSeq: 2 ACK")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no re-INVITE answered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        pump(&call.b.0, call.pbx_b, &call.a2, 20),
+        20,
+        "callee -> caller's new address"
+    );
+    assert_eq!(
+        pump(&call.a2, call.pbx_a, &call.b.0, 20),
+        20,
+        "caller's new address -> callee"
+    );
+    call.finish();
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod acl;
 pub mod causes;
 pub mod commands;
 pub mod config;
+pub mod epoll;
 pub mod monitor;
 pub mod outbound;
 pub mod registrar;

@@ -168,6 +168,14 @@ enum Owner {
     },
 }
 
+/// A native bridge (or echo) as the monitor keeps it: listed under both of
+/// its channels, the relay handles under the first, so that whichever leg
+/// ends first removes it once.
+struct NativeBridge {
+    partner: sirius_abi::ChannelId,
+    handles: Vec<crate::relay::RelayHandle>,
+}
+
 struct Monitor {
     shared: Arc<Shared>,
     socket: UdpSocket,
@@ -181,8 +189,11 @@ struct Monitor {
     owners: std::collections::HashMap<TxId, Owner>,
     calls: std::collections::HashMap<sirius_abi::ChannelId, InboundCall>,
     outbound: std::collections::HashMap<sirius_abi::ChannelId, OutboundCall>,
-    /// Running native bridges, by each of their channels.
-    relays: std::collections::HashMap<sirius_abi::ChannelId, tokio::task::AbortHandle>,
+    /// The packet mover of native bridges and echoes (none if its thread
+    /// could not start: calls then go up without media).
+    relay: Option<crate::relay::RelayEngine>,
+    /// Running native bridges and echoes, by each of their channels.
+    relays: std::collections::HashMap<sirius_abi::ChannelId, NativeBridge>,
     /// Inbound calls by their INVITE server transaction, and calls either way
     /// by dialog: indexes, so that no event costs a scan of every call.
     by_tx: std::collections::HashMap<TxId, sirius_abi::ChannelId>,
@@ -222,7 +233,7 @@ pub async fn run(
     let t1 = Duration::from_millis(shared.running().cfg.general.t1.max(1));
     let (tcp_tx, tcp_events) = mpsc::unbounded_channel();
     let mut m = Monitor {
-        shared,
+        shared: shared.clone(),
         socket,
         listener,
         tcp: TcpConnections::new(tcp_tx),
@@ -236,6 +247,12 @@ pub async fn run(
         owners: std::collections::HashMap::new(),
         calls: std::collections::HashMap::new(),
         outbound: std::collections::HashMap::new(),
+        relay: crate::relay::RelayEngine::start(
+            shared.rtp_relayed.clone(),
+            shared.rtcp_relayed.clone(),
+        )
+        .map_err(|e| log::error!("no native RTP bridging: cannot start the relay thread: {e}"))
+        .ok(),
         relays: std::collections::HashMap::new(),
         by_tx: std::collections::HashMap::new(),
         by_dialog: std::collections::HashMap::new(),
@@ -1144,8 +1161,17 @@ impl Monitor {
     }
 
     fn call_gone(&mut self, chan: sirius_abi::ChannelId) {
-        if let Some(relay) = self.relays.remove(&chan) {
-            relay.abort();
+        if let Some(bridge) = self.relays.remove(&chan) {
+            let other = self.relays.remove(&bridge.partner);
+            if let Some(engine) = &self.relay {
+                for h in bridge
+                    .handles
+                    .into_iter()
+                    .chain(other.into_iter().flat_map(|o| o.handles))
+                {
+                    engine.remove(h);
+                }
+            }
         }
         self.publish_count();
     }
@@ -1315,22 +1341,20 @@ impl Monitor {
         };
         let learn = comedia(peer);
         let remote = media.addr;
-        let async_socket = |s: &std::net::UdpSocket| {
-            let s = s.try_clone().ok()?;
-            s.set_nonblocking(true).ok()?;
-            tokio::net::UdpSocket::from_std(s).ok()
-        };
+        // The relay thread reads its own copy of the descriptor; the call
+        // keeps the port reserved until it ends.
+        let copy = |s: &std::net::UdpSocket| s.try_clone().ok();
         let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
         Some((
             crate::relay::Leg {
-                socket: async_socket(rtp)?,
+                socket: copy(rtp)?,
                 remote,
                 learn,
                 dtmf_pt: media.dtmf_pt,
                 g711: media.g711.clone(),
             },
             crate::relay::Leg {
-                socket: async_socket(rtcp)?,
+                socket: copy(rtcp)?,
                 remote: remote_rtcp,
                 learn,
                 dtmf_pt: None,
@@ -1340,38 +1364,86 @@ impl Monitor {
     }
 
     fn start_relay(&mut self, a: sirius_abi::ChannelId, b: sirius_abi::ChannelId) {
-        if a == b {
+        use crate::relay::Stream;
+        let Some(engine) = &self.relay else {
+            return log::warn!("cannot bridge {a} and {b} natively: no relay thread");
+        };
+        if self.relays.contains_key(&a) || self.relays.contains_key(&b) {
+            return log::warn!("{a} or {b} is already in a native bridge");
+        }
+        let handles = if a == b {
             // A channel bridged with itself: Echo().
             // The media comes back; RTCP does not (a phone's own reports
             // returned to it would describe a stream it never received).
             let Some((rtp, _rtcp)) = self.leg(a) else {
                 return;
             };
-            let task = tokio::spawn(crate::relay::echo(rtp, self.shared.rtp_relayed.clone()));
-            self.relays.insert(a, task.abort_handle());
-            return;
-        }
-        let (Some((la, ca)), Some((lb, cb))) = (self.leg(a), self.leg(b)) else {
-            return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
-        };
-        log::debug!(
-            "native RTP bridge {a} ({:?}) <-> {b} ({:?})",
-            la.remote,
-            lb.remote
-        );
-        let (n_rtp, n_rtcp) = (
-            self.shared.rtp_relayed.clone(),
-            self.shared.rtcp_relayed.clone(),
-        );
-        // RTP and RTCP in one task: aborting it (either leg hangs up) stops both.
-        let task = tokio::spawn(async move {
-            tokio::join!(
-                crate::relay::run(la, lb, n_rtp),
-                crate::relay::run(ca, cb, n_rtcp)
+            engine.echo(rtp, Stream::Rtp).map(|h| vec![h])
+        } else {
+            let (Some((la, ca)), Some((lb, cb))) = (self.leg(a), self.leg(b)) else {
+                return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
+            };
+            log::debug!(
+                "native RTP bridge {a} ({:?}) <-> {b} ({:?})",
+                la.remote,
+                lb.remote
             );
-        });
-        self.relays.insert(a, task.abort_handle());
-        self.relays.insert(b, task.abort_handle());
+            engine.bridge(la, lb, Stream::Rtp).and_then(|rtp| {
+                match engine.bridge(ca, cb, Stream::Rtcp) {
+                    Ok(rtcp) => Ok(vec![rtp, rtcp]),
+                    Err(e) => {
+                        engine.remove(rtp);
+                        Err(e)
+                    }
+                }
+            })
+        };
+        let handles = match handles {
+            Ok(h) => h,
+            Err(e) => return log::error!("cannot relay media between {a} and {b}: {e}"),
+        };
+        self.relays.insert(
+            a,
+            NativeBridge {
+                partner: b,
+                handles,
+            },
+        );
+        if a != b {
+            self.relays.insert(
+                b,
+                NativeBridge {
+                    partner: a,
+                    handles: Vec::new(),
+                },
+            );
+        }
+    }
+
+    /// A far end's new SDP (re-INVITE): the call and its running relay
+    /// follow it (new address, hold at 0.0.0.0, new payload types).
+    fn media_moved(&mut self, chan: sirius_abi::ChannelId, media: crate::relay::RemoteMedia) {
+        if let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) {
+            // The relay handles sit under the bridge's first channel, leg 0;
+            // the second channel is leg 1 of its partner's handles.
+            let (handles, index) = if bridge.handles.is_empty() {
+                (self.relays.get(&bridge.partner).map(|b| &b.handles), 1)
+            } else {
+                (Some(&bridge.handles), 0)
+            };
+            let rtcp = media
+                .addr
+                .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
+            for (k, h) in handles.into_iter().flatten().enumerate() {
+                let addr = if k == 0 { media.addr } else { rtcp };
+                engine.set_remote(h, index, addr, media.dtmf_pt, &media.g711);
+            }
+        }
+        if let Some(c) = self.calls.get_mut(&chan) {
+            c.remote = media;
+        } else if let Some(c) = self.outbound.get_mut(&chan) {
+            c.remote = media;
+        }
     }
 
     fn chan_for_tx(&self, tx: TxId) -> Option<sirius_abi::ChannelId> {
@@ -1436,6 +1508,7 @@ impl Monitor {
             match sdp_answer(&offer, &local) {
                 Ok((sd, neg)) => {
                     let held = neg.on_hold();
+                    self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&msg.body));
                     if let Some(c) = self.calls.get_mut(&chan) {
                         c.held = held;
                     } else if let Some(c) = self.outbound.get_mut(&chan) {

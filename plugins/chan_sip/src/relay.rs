@@ -10,11 +10,15 @@
 //! payload type for `telephone-event` in its SDP; when the two differ, the
 //! relay renumbers event packets on the way (the payload itself is the same).
 
+use crate::epoll::Epoll;
+use parking_lot::Mutex;
 use sirius_sip::sdp::SessionDescription;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::UdpSocket;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::net::UdpSocket;
 
 /// What a far end's SDP says about its audio, from its first active audio
 /// stream, parsed once per body.
@@ -110,7 +114,7 @@ fn renumber(packet: &mut [u8], from: Option<u8>, to: Option<u8>) {
 
 /// One leg as the relay sees it.
 pub struct Leg {
-    /// Our RTP socket for the leg.
+    /// Our RTP (or RTCP) socket for the leg; the relay sets it non-blocking.
     pub socket: UdpSocket,
     /// Where the leg's far end receives media.
     pub remote: Option<SocketAddr>,
@@ -123,51 +127,250 @@ pub struct Leg {
     pub g711: Vec<u8>,
 }
 
-/// Echo: every packet from the leg's far end goes straight back to it (the
-/// `Echo()` application, with the media never leaving the plugin).
-pub async fn echo(leg: Leg, relayed: Arc<AtomicU64>) {
-    let mut buf = vec![0u8; 2048];
-    loop {
-        if let Ok((n, src)) = leg.socket.recv_from(&mut buf).await {
-            if leg.socket.send_to(&buf[..n], src).await.is_ok() {
-                relayed.fetch_add(1, Ordering::Relaxed);
+/// Which counter a relayed packet goes to (`sip show settings`-style totals).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Rtp,
+    Rtcp,
+}
+
+/// A socket the relay thread reads: its leg, and the entry whose socket the
+/// packets leave by (itself for an echo).
+struct Entry {
+    leg: Leg,
+    out: usize,
+    stream: Stream,
+}
+
+/// The relay's sockets, indexed by epoll token.
+#[derive(Default)]
+struct Table {
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+}
+
+impl Table {
+    fn insert(&mut self, e: Entry) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(e);
+                i
             }
+            None => {
+                self.slots.push(Some(e));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Reads one packet from `token`'s socket and sends it on from its
+    /// partner's; returns the stream it counted to.
+    fn relay_one(&mut self, token: usize, buf: &mut [u8]) -> Option<Stream> {
+        let a = self.slots.get_mut(token)?.as_mut()?;
+        let (n, src) = a.leg.socket.recv_from(buf).ok()?;
+        if a.leg.learn || a.leg.remote.is_none() {
+            a.leg.remote = Some(src);
+        }
+        let (out, from_dtmf, stream) = (a.out, a.leg.dtmf_pt, a.stream);
+        let b = self.slots.get(out)?.as_ref()?;
+        let packet = &mut buf[..n];
+        let dest = if out == token {
+            src // Echo: straight back to where it came from.
+        } else {
+            renumber(packet, from_dtmf, b.leg.dtmf_pt);
+            translate_g711(packet, &b.leg.g711);
+            b.leg.remote?
+        };
+        b.leg.socket.send_to(packet, dest).ok().map(|_| stream)
+    }
+}
+
+/// Token of the socket that wakes the relay thread for shutdown.
+const WAKE: u64 = u64::MAX;
+
+struct Inner {
+    epoll: Epoll,
+    table: Mutex<Table>,
+    stop: AtomicBool,
+    rtp_relayed: Arc<AtomicU64>,
+    rtcp_relayed: Arc<AtomicU64>,
+}
+
+/// The native bridges' packet mover: one thread of its own reading every
+/// bridged socket through a level-triggered epoll and sending each packet on
+/// from the other leg's socket. Packets never touch the SIP monitor's runtime:
+/// a task per bridge there cost a task wake and a second, failing `recvfrom`
+/// per packet (23 µs of CPU per relayed packet at 1,000 calls, against about
+/// 5 µs for a plain C relay).
+pub struct RelayEngine {
+    inner: Arc<Inner>,
+    wake: UnixDatagram,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The sockets of one bridge or echo in the relay, to remove it with.
+#[derive(Debug)]
+pub struct RelayHandle {
+    tokens: Vec<usize>,
+}
+
+impl RelayEngine {
+    /// Starts the relay thread; relayed packets are counted in the two counters.
+    pub fn start(
+        rtp_relayed: Arc<AtomicU64>,
+        rtcp_relayed: Arc<AtomicU64>,
+    ) -> std::io::Result<RelayEngine> {
+        let (wake, wake_rx) = UnixDatagram::pair()?;
+        wake_rx.set_nonblocking(true)?;
+        let inner = Arc::new(Inner {
+            epoll: Epoll::new()?,
+            table: Mutex::new(Table::default()),
+            stop: AtomicBool::new(false),
+            rtp_relayed,
+            rtcp_relayed,
+        });
+        inner.epoll.add(wake_rx.as_fd(), WAKE)?;
+        let run = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("sip-rtp-relay".into())
+            .spawn(move || relay_thread(&run, &wake_rx))?;
+        Ok(RelayEngine {
+            inner,
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Relays `a` and `b` to each other until removed.
+    pub fn bridge(&self, a: Leg, b: Leg, stream: Stream) -> std::io::Result<RelayHandle> {
+        self.add(vec![a, b], stream)
+    }
+
+    /// Sends everything `leg` receives back to where it came from.
+    pub fn echo(&self, leg: Leg, stream: Stream) -> std::io::Result<RelayHandle> {
+        self.add(vec![leg], stream)
+    }
+
+    /// One leg is its own partner (echo); two are each other's.
+    fn add(&self, legs: Vec<Leg>, stream: Stream) -> std::io::Result<RelayHandle> {
+        for leg in &legs {
+            leg.socket.set_nonblocking(true)?;
+        }
+        let mut table = self.inner.table.lock();
+        let tokens: Vec<usize> = legs
+            .into_iter()
+            .map(|leg| {
+                table.insert(Entry {
+                    leg,
+                    out: usize::MAX,
+                    stream,
+                })
+            })
+            .collect();
+        let n = tokens.len();
+        for (i, t) in tokens.iter().enumerate() {
+            if let Some(e) = table.slots[*t].as_mut() {
+                e.out = tokens[(i + 1) % n];
+            }
+        }
+        let handle = RelayHandle { tokens };
+        for t in &handle.tokens {
+            let added = match table.slots[*t].as_ref() {
+                Some(e) => self.inner.epoll.add(e.leg.socket.as_fd(), *t as u64),
+                None => Ok(()),
+            };
+            if let Err(e) = added {
+                drop(table);
+                self.remove(handle);
+                return Err(e);
+            }
+        }
+        Ok(handle)
+    }
+
+    /// Stops relaying a bridge or echo; its socket copies are closed.
+    pub fn remove(&self, handle: RelayHandle) {
+        let mut table = self.inner.table.lock();
+        for t in handle.tokens {
+            if let Some(e) = table.slots.get_mut(t).and_then(Option::take) {
+                // Not watched if `add` failed before reaching it: nothing to undo.
+                let _ = self.inner.epoll.delete(e.leg.socket.as_fd());
+                table.free.push(t);
+            }
+        }
+    }
+
+    /// A far end moved (a re-INVITE with a new SDP): leg `index` of the
+    /// bridge (0 or 1, the order given to [`RelayEngine::bridge`]) now sends
+    /// to `remote`, renumbering and translating for its new payload types.
+    /// `None` (held at 0.0.0.0) sends it nothing until it comes back, or
+    /// until a packet from it teaches the address (comedia).
+    pub fn set_remote(
+        &self,
+        handle: &RelayHandle,
+        index: usize,
+        remote: Option<SocketAddr>,
+        dtmf_pt: Option<u8>,
+        g711: &[u8],
+    ) {
+        let mut table = self.inner.table.lock();
+        let Some(t) = handle.tokens.get(index) else {
+            return;
+        };
+        if let Some(e) = table.slots.get_mut(*t).and_then(Option::as_mut) {
+            e.leg.remote = remote;
+            if e.stream == Stream::Rtp {
+                e.leg.dtmf_pt = dtmf_pt;
+                e.leg.g711 = g711.to_vec();
+            }
+        }
+    }
+
+    /// Bridges and echoes running.
+    pub fn sockets(&self) -> usize {
+        let t = self.inner.table.lock();
+        t.slots.len() - t.free.len()
+    }
+}
+
+impl Drop for RelayEngine {
+    /// The thread runs this plugin's code: it must be gone before the
+    /// library can be unloaded.
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.send(&[1]);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
 
-/// Relays until aborted; counts relayed packets in `relayed`.
-pub async fn run(a: Leg, b: Leg, relayed: Arc<AtomicU64>) {
-    let (mut ra, mut rb) = (a.remote, b.remote);
-    let mut buf_a = vec![0u8; 2048];
-    let mut buf_b = vec![0u8; 2048];
-    loop {
-        tokio::select! {
-            r = a.socket.recv_from(&mut buf_a) => if let Ok((n, src)) = r {
-                if a.learn || ra.is_none() {
-                    ra = Some(src);
-                }
-                if let Some(dest) = rb {
-                    renumber(&mut buf_a[..n], a.dtmf_pt, b.dtmf_pt);
-                    translate_g711(&mut buf_a[..n], &b.g711);
-                    if b.socket.send_to(&buf_a[..n], dest).await.is_ok() {
-                        relayed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            },
-            r = b.socket.recv_from(&mut buf_b) => if let Ok((n, src)) = r {
-                if b.learn || rb.is_none() {
-                    rb = Some(src);
-                }
-                if let Some(dest) = ra {
-                    renumber(&mut buf_b[..n], b.dtmf_pt, a.dtmf_pt);
-                    translate_g711(&mut buf_b[..n], &a.g711);
-                    if a.socket.send_to(&buf_b[..n], dest).await.is_ok() {
-                        relayed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            },
+fn relay_thread(inner: &Inner, wake: &UnixDatagram) {
+    let mut events = Vec::with_capacity(256);
+    let mut buf = vec![0u8; 2048];
+    while !inner.stop.load(Ordering::SeqCst) {
+        if let Err(e) = inner.epoll.wait(&mut events, -1) {
+            log::error!("RTP relay stopped: epoll_wait failed: {e}");
+            return;
         }
+        let (mut rtp, mut rtcp) = (0u64, 0u64);
+        let mut table = inner.table.lock();
+        for ev in &events {
+            match crate::epoll::token(ev) {
+                WAKE => {
+                    let mut b = [0u8; 8];
+                    while wake.recv(&mut b).is_ok() {}
+                }
+                t => match table.relay_one(t as usize, &mut buf) {
+                    Some(Stream::Rtp) => rtp += 1,
+                    Some(Stream::Rtcp) => rtcp += 1,
+                    None => {}
+                },
+            }
+        }
+        drop(table);
+        inner.rtp_relayed.fetch_add(rtp, Ordering::Relaxed);
+        inner.rtcp_relayed.fetch_add(rtcp, Ordering::Relaxed);
     }
 }
 
@@ -202,6 +405,66 @@ mod tests {
         let mut same = [0x80, 101, 0, 3];
         renumber(&mut same, Some(101), None);
         assert_eq!(same[1], 101, "no event type on the other side: untouched");
+    }
+
+    fn leg(remote: Option<std::net::SocketAddr>, learn: bool) -> super::Leg {
+        super::Leg {
+            socket: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            remote,
+            learn,
+            dtmf_pt: None,
+            g711: Vec::new(),
+        }
+    }
+
+    fn phone() -> std::net::UdpSocket {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        s
+    }
+
+    #[test]
+    fn the_relay_thread_bridges_echoes_and_stops_on_removal() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let (rtp, rtcp) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let engine = super::RelayEngine::start(rtp.clone(), rtcp.clone()).unwrap();
+        let (alice, bob) = (phone(), phone());
+        // Alice's leg learns her address (comedia); Bob's comes from his SDP.
+        let a = leg(None, true);
+        let b = leg(Some(bob.local_addr().unwrap()), false);
+        let (a_addr, b_addr) = (
+            a.socket.local_addr().unwrap(),
+            b.socket.local_addr().unwrap(),
+        );
+        let bridge = engine.bridge(a, b, super::Stream::Rtp).unwrap();
+        let mut buf = [0u8; 64];
+        alice.send_to(b"\x80\x00hello", a_addr).unwrap();
+        let (n, from) = bob.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"\x80\x00hello"[..], b_addr));
+        bob.send_to(b"\x80\x00back", b_addr).unwrap();
+        let (n, from) = alice.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"\x80\x00back"[..], a_addr));
+        assert_eq!(rtp.load(Ordering::Relaxed), 2);
+        assert_eq!(engine.sockets(), 2);
+        engine.remove(bridge);
+        assert_eq!(engine.sockets(), 0);
+        alice.send_to(b"\x80\x00late", a_addr).unwrap();
+        bob.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        assert!(bob.recv_from(&mut buf).is_err(), "nothing after removal");
+
+        // Echo, counted as RTCP here to show the counter follows the stream.
+        let e = leg(None, false);
+        let e_addr = e.socket.local_addr().unwrap();
+        let echo = engine.echo(e, super::Stream::Rtcp).unwrap();
+        alice.send_to(b"ping", e_addr).unwrap();
+        let (n, from) = alice.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"ping"[..], e_addr));
+        assert_eq!(rtcp.load(Ordering::Relaxed), 1);
+        engine.remove(echo);
+        drop(engine); // joins the thread
     }
 
     #[test]
