@@ -2,7 +2,8 @@
 # configuration in $work — UAC peer on 25060 whose calls Dial the UAS peer on
 # 127.0.0.1:25070 — and starting/stopping the release daemon on it.
 
-# Writes $work/etc; extra lines for sirius.toml's [general] in $1.
+# Writes $work/etc; extra lines for sirius.toml's [general] in $1, for
+# sip.toml's [general] in $2.
 write_pbx_config() {
   mkdir -p "$work/etc"
   cat > "$work/etc/sirius.toml" <<CONF
@@ -16,9 +17,10 @@ log = "$work/log"
 data = "$work/lib"
 CONF
   printf 'autoload = false\nload = ["chan_sip"]\n' > "$work/etc/modules.toml"
-  cat > "$work/etc/sip.toml" <<'CONF'
+  cat > "$work/etc/sip.toml" <<CONF
 [general]
 udpbindaddr = "127.0.0.1:25060"
+${2:-}
 [peers.uac]
 type = "peer"
 host = "127.0.0.1"

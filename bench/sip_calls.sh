@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES="${RATES:-500 1000 2000 2500 3000 4000}"
 uac_sf="$PWD/bench/uac.xml"
-HELD_CALLS="${HELD_CALLS:-5000}"   # concurrent calls held for the memory figure
+HELD_CALLS="${HELD_CALLS:-10000}"   # concurrent calls held for the memory figure
 DURATION="${DURATION:-8}"     # seconds per step
 HOLD_MS="${HOLD_MS:-0}"       # how long each call stays up
 command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" >&2; exit 1; }
@@ -107,8 +107,10 @@ echo "Sirius ended the ramp using $(( $(rss_kb "$pid") / 1024 )) MB RSS." >> "$r
 stop_pbx
 
 # Memory per held call: the same daemon without call limits, HELD_CALLS calls
-# set up at 500/s and held long enough that all of them are up at once.
-write_pbx_config
+# set up at 500/s and held long enough that all of them are up at once. Each
+# call holds two legs, each an RTP/RTCP port pair: the port range and the
+# open-files limit (maxfiles: needs root to raise the hard limit) fit 10,000.
+write_pbx_config "maxfiles = 100000" $'rtpstart = 10000\nrtpend = 60000'
 start_pbx
 rss0=$(rss_kb "$pid")
 hold_ms=$(( HELD_CALLS / 500 * 1000 + 4000 ))
@@ -117,18 +119,19 @@ stepper=$!
 peak=0; peak_rss=0
 while kill -0 "$stepper" 2>/dev/null; do
   n=$(rx "core show channels count" 2>/dev/null | awk '/active call/ {print $1}')
-  if [ "${n:-0}" -gt "$peak" ]; then peak=$n; peak_rss=$(rss_kb "$pid"); fi
+  if [ "${n:-0}" -gt "$peak" ]; then
+    peak=$n; peak_rss=$(rss_kb "$pid"); threads=$(ls "/proc/$pid/task" | wc -l)
+  fi
   sleep 0.5
 done
 per_call=$(echo "scale=1; ($peak_rss - $rss0) / ($peak + 0.001)" | bc)
-threads=$(ls "/proc/$pid/task" | wc -l)
 {
   echo
   echo "## Memory per held call"
   echo
   echo "$HELD_CALLS calls set up at 500/s and held ${hold_ms} ms, no call limits: at the peak $peak calls (two legs each)"
   echo "were up and Sirius's RSS had grown from $(( rss0 / 1024 )) MB to $(( peak_rss / 1024 )) MB: **${per_call} KiB per held call**"
-  echo "(signalling state, both channels, the dialplan thread of the call, RTP sockets). $threads threads at the end."
+  echo "(signalling state, both channels and their RTP sockets' user-space side). Sirius had $threads threads at the peak."
 } >> "$report"
 stop_pbx
 echo "wrote $report" >&2

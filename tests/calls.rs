@@ -302,6 +302,7 @@ fn dial_pbx(callee_port: u16) -> Daemon {
 "204" = ["Answer()", "Wait(0.3)", "Hangup()"]
 "206" = ["Dial(SIP/alawphone,5)", "Hangup()"]
 "205" = ["Set(_ONCE=1)", "Set(__ALWAYS=2)", "Set(PLAIN=3)", "Dial(SIP/callee,5)"]
+"h" = ["Verbose(2,h ran for ${CHANNEL} after cause ${HANGUPCAUSE} with DIALSTATUS=${DIALSTATUS})"]
 "#;
     pbx_with(&sip, ext)
 }
@@ -348,6 +349,13 @@ fn dial_connects_two_phones_and_a_bye_ends_both_legs() {
     d.wait_for("core show channels count", Duration::from_secs(5), |o| {
         o.starts_with("0 active channels")
     });
+    // The bridged call held no dialplan thread; the hangup finished its
+    // dialplan: `h` ran on the caller's channel as it was.
+    let log = d.wait_for_log("h ran for", Duration::from_secs(5));
+    assert!(
+        log.contains("h ran for SIP/sipp-00000001 after cause 16 with DIALSTATUS=ANSWER"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -68,6 +68,8 @@ pub struct ChannelRegistry {
     /// Who waits on which channel: a change wakes only the threads watching it
     /// (a global wake-up made every dialplan thread spin on every change).
     watchers: parking_lot::Mutex<std::collections::HashMap<ChannelId, Vec<std::sync::Arc<Signal>>>>,
+    /// What runs when a channel goes (see [`ChannelRegistry::when_gone`]).
+    gone_hooks: parking_lot::Mutex<std::collections::HashMap<ChannelId, Vec<GoneHook>>>,
     next_id: AtomicU64,
     name_seq: AtomicU32,
     calls_processed: AtomicU64,
@@ -86,6 +88,7 @@ impl ChannelRegistry {
             channels: RwLock::new(BTreeMap::new()),
             ended: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             watchers: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            gone_hooks: parking_lot::Mutex::new(std::collections::HashMap::new()),
             next_id: AtomicU64::new(1),
             name_seq: AtomicU32::new(1),
             calls_processed: AtomicU64::new(0),
@@ -182,6 +185,34 @@ impl ChannelRegistry {
         }
     }
 
+    /// Runs `f` once, when the first of `ids` is removed (at once, on this
+    /// thread, if one is already gone). A bridged call's dialplan needs no
+    /// thread while the call is up: it leaves this behind instead of a
+    /// thread blocked in a wait (at 10,000 held calls, 10,000 stacks).
+    /// `f` runs on whichever thread removes the channel, with no registry
+    /// lock held: it should only hand work on.
+    pub fn when_gone(&self, ids: &[ChannelId], f: impl FnOnce() + Send + 'static) {
+        let hook = GoneHook(std::sync::Arc::new(parking_lot::Mutex::new(Some(
+            Box::new(f),
+        ))));
+        let mut hooks = self.gone_hooks.lock();
+        // Checked under the hooks lock: `remove` takes the channel out first
+        // and the hooks second, so a channel seen here is seen there too.
+        if ids.iter().any(|id| !self.exists(*id)) {
+            drop(hooks);
+            return hook.fire();
+        }
+        for id in ids {
+            hooks.entry(*id).or_default().push(GoneHook(hook.0.clone()));
+        }
+    }
+
+    /// Channels with a [`ChannelRegistry::when_gone`] hook pending (for tests
+    /// and `core show` counters).
+    pub fn pending_gone_hooks(&self) -> usize {
+        self.gone_hooks.lock().len()
+    }
+
     /// Records a state change; `Up` also records the answer time.
     pub fn set_state(&self, id: ChannelId, state: ChannelState) -> bool {
         self.update(id, |c| {
@@ -225,6 +256,10 @@ impl ChannelRegistry {
             for s in list {
                 s.raise();
             }
+        }
+        let hooks = self.gone_hooks.lock().remove(&id);
+        for hook in hooks.into_iter().flatten() {
+            hook.fire();
         }
         Some(c)
     }
@@ -317,6 +352,32 @@ mod tests {
     }
 
     #[test]
+    fn a_gone_hook_runs_once_when_the_first_of_its_channels_goes() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let r = ChannelRegistry::new();
+        let a = r.alloc(&spec("SIP", "alice", Direction::Inbound)).id;
+        let b = r.alloc(&spec("SIP", "bob", Direction::Outbound)).id;
+        let runs = Arc::new(AtomicU32::new(0));
+        let n = runs.clone();
+        r.when_gone(&[a, b], move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "both still up");
+        r.remove(b, Cause::NORMAL_CLEARING);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        r.remove(a, Cause::NORMAL_CLEARING);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "once only");
+        assert_eq!(r.pending_gone_hooks(), 0);
+        // Registered after a channel went: runs at once.
+        let n = runs.clone();
+        r.when_gone(&[a], move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
     fn names_are_unique_and_asterisk_shaped() {
         let r = ChannelRegistry::new();
         let a = r.alloc(&spec("SIP", "alice", Direction::Inbound));
@@ -353,6 +414,20 @@ mod tests {
             "a removed channel is gone"
         );
         assert_eq!(r.count_tech("sip"), 1);
+    }
+}
+
+/// A closure shared by the channels it waits on; the first to go runs it.
+struct GoneHook(std::sync::Arc<parking_lot::Mutex<Option<HookFn>>>);
+
+type HookFn = Box<dyn FnOnce() + Send>;
+
+impl GoneHook {
+    fn fire(&self) {
+        let f = self.0.lock().take();
+        if let Some(f) = f {
+            f();
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub struct General {
     /// machine's CPUs are busier than this share, 0.0–1.0 (Asterisk's
     /// `maxload`, measured over the last half second); 0 for no limit.
     pub maxload: f64,
+    /// Open-files limit to set at start (Asterisk's `maxfiles`); 0 raises
+    /// the soft limit to the hard one. Each call leg holds two sockets.
+    pub maxfiles: u64,
 }
 
 impl Default for General {
@@ -43,6 +46,7 @@ impl Default for General {
             debug: 0,
             maxcalls: 0,
             maxload: 0.0,
+            maxfiles: 0,
         }
     }
 }

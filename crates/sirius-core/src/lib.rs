@@ -20,6 +20,7 @@ pub mod config;
 pub mod core;
 pub mod events;
 pub mod io;
+pub mod limits;
 pub mod load;
 pub mod loader;
 pub mod logging;

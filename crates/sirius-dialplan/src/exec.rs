@@ -1,7 +1,13 @@
-//! Running the dialplan on a channel: Asterisk's `__ast_pbx_run`. One thread
-//! per call (as Asterisk's PBX threads), stepping through priorities and
-//! running applications until the channel hangs up or the extension ends
+//! Running the dialplan on a channel: Asterisk's `__ast_pbx_run`. A thread
+//! per call while it runs applications (as Asterisk's PBX threads), stepping
+//! through priorities until the channel hangs up or the extension ends
 //! (autofallthrough: hang up).
+//!
+//! Unlike Asterisk, a call whose media is bridged by its channel driver
+//! (Dial's native bridge, Echo) gives its thread back: nothing is left to
+//! run until a leg hangs up, and the channel registry's gone-hook then
+//! finishes the dialplan (the `h` extension) on a pool thread. A thread
+//! blocked for the whole call cost ~30 KiB per held call in stacks.
 
 use crate::dialplan::Dialplan;
 use crate::vars::substitute;
@@ -20,11 +26,14 @@ enum Next {
         target: String,
     },
     Stop,
+    /// The call is bridged (or echoing) without needing this thread: the
+    /// dialplan ends when the first of these channels goes.
+    Park(Vec<ChannelId>),
 }
 
 /// Starts the dialplan thread for `chan` at `context`/`exten` priority 1.
 pub fn spawn(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: String, exten: String) {
-    if let Err(e) = crate::threads::run(move || run(&core, &dp, chan, context, exten)) {
+    if let Err(e) = crate::threads::run(move || run(core, dp, chan, context, exten)) {
         log::error!("cannot start a PBX thread: {e}");
     }
 }
@@ -39,8 +48,8 @@ pub fn spawn_app(core: Arc<Core>, chan: ChannelId, app: String, data: String) ->
             c.application = app.clone();
             c.app_data = data.clone();
         });
-        let _ = execute(&core, chan, &app, &data, "");
-        if alive(&core, chan) {
+        let parked = matches!(execute(&core, chan, &app, &data, ""), Next::Park(_));
+        if !parked && alive(&core, chan) {
             let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
         }
     })
@@ -54,17 +63,30 @@ fn alive(core: &Core, chan: ChannelId) -> bool {
     core.channels.exists(chan)
 }
 
-fn run(core: &Arc<Core>, dp: &Dialplan, chan: ChannelId, context: String, exten: String) {
+fn run(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: String, exten: String) {
     let mut last = None;
-    let context = run_steps(core, dp, chan, context, exten, &mut last);
-    if let Some(snapshot) = last {
-        run_h(core, dp, &context, snapshot);
+    let (context, parked) = run_steps(&core, &dp, chan, context, exten, &mut last);
+    let Some(snapshot) = last else { return };
+    match parked {
+        None => run_h(&core, &dp, &context, snapshot),
+        // Only a dialplan with an `h` extension leaves anything behind.
+        Some(ids) if dp.find(&context, "h").is_some() => {
+            let registry = core.clone();
+            registry.channels.when_gone(&ids, move || {
+                let run = move || run_h(&core, &dp, &context, snapshot);
+                if let Err(e) = crate::threads::run(run) {
+                    log::error!("cannot start a PBX thread for the h extension: {e}");
+                }
+            });
+        }
+        Some(_) => {}
     }
 }
 
-/// Steps through the dialplan until the channel is gone. `last` keeps the
-/// channel as it was after its last step (variables included) for the `h`
-/// extension; returns the context execution ended in.
+/// Steps through the dialplan until the channel is gone or parked in a
+/// bridge. `last` keeps the channel as it was after its last step
+/// (variables included) for the `h` extension; returns the context
+/// execution ended in, and the channels a parked call waits on.
 fn run_steps(
     core: &Arc<Core>,
     dp: &Dialplan,
@@ -72,11 +94,11 @@ fn run_steps(
     mut context: String,
     mut exten: String,
     last: &mut Option<Channel>,
-) -> String {
+) -> (String, Option<Vec<ChannelId>>) {
     let mut prio: u32 = 1;
     loop {
         let Some(ch) = core.channels.get(chan) else {
-            return context;
+            return (context, None);
         };
         *last = Some(ch.clone());
         let Some((ctx, ext)) = dp.find(&context, &exten) else {
@@ -96,7 +118,7 @@ fn run_steps(
                 ch.name
             );
             let _ = core.hangup(chan, Cause::UNALLOCATED);
-            return context;
+            return (context, None);
         };
         let Some(step) = ext.steps.iter().find(|s| s.priority == prio) else {
             // Autofallthrough: the extension ran out of priorities.
@@ -105,7 +127,7 @@ fn run_steps(
                 ch.name
             );
             let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
-            return context;
+            return (context, None);
         };
         let data = substitute(&step.data, &|v| lookup(dp, &ch, &exten, &context, prio, v));
         core.channels.update(chan, |c| {
@@ -125,11 +147,12 @@ fn run_steps(
         let next = execute(core, chan, &step.app, &data, &ctx_name);
         match core.channels.get(chan) {
             Some(now) => *last = Some(now),
-            None => return ctx_name,
+            None => return (ctx_name, None),
         }
         match next {
             Next::Continue => prio += 1,
-            Next::Stop => return ctx_name,
+            Next::Stop => return (ctx_name, None),
+            Next::Park(ids) => return (ctx_name, Some(ids)),
             Next::Goto {
                 context: c,
                 exten: e,
@@ -153,7 +176,7 @@ fn run_steps(
                         None => {
                             log::warn!("Goto: no label '{target}' in {exten}@{context}");
                             let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
-                            return context;
+                            return (context, None);
                         }
                     },
                 };
@@ -231,16 +254,6 @@ fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
     }
     core.channels.unwatch(&[chan], &signal);
     alive(core, chan)
-}
-
-/// Blocks while both channels exist (a bridge, an echo).
-fn wait_while_up(core: &Core, a: ChannelId, b: ChannelId) {
-    let signal = Signal::new();
-    core.channels.watch(&[a, b], &signal);
-    while alive(core, a) && alive(core, b) {
-        signal.wait(Duration::from_millis(500));
-    }
-    core.channels.unwatch(&[a, b], &signal);
 }
 
 fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
@@ -344,8 +357,8 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
                 log::warn!("Echo is not supported on this channel: {c}");
                 return Next::Continue;
             }
-            wait_while_up(core, chan, chan);
-            Next::Stop
+            // The channel driver loops the media; nothing runs until hangup.
+            Next::Park(vec![chan])
         }
         "goto" => goto_target(&args, context, core, chan),
         "gotoif" => match goto_if_target(data) {
@@ -504,8 +517,8 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
         name(answered),
         name(chan)
     );
-    wait_while_up(core, chan, answered);
-    Next::Stop
+    // The media flows without us; a hangup on either leg ends both.
+    Next::Park(vec![chan, answered])
 }
 
 fn goto_target(args: &[&str], context: &str, core: &Core, chan: ChannelId) -> Next {

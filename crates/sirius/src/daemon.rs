@@ -82,6 +82,15 @@ pub fn run(opts: Options) -> ExitCode {
         "Configuration directory {}",
         core.paths.config_dir.display()
     );
+    let maxfiles = core.settings.general.maxfiles;
+    match sirius_core::limits::raise_open_files(maxfiles) {
+        Ok(n) if n < 4096 => log::warn!(
+            "Open files limit is {n}: at two sockets per call leg, that is about {} calls (set maxfiles in sirius.toml, or raise the hard limit)",
+            n / 4
+        ),
+        Ok(n) => log::debug!("Open files limit: {n}"),
+        Err(e) => log::warn!("Could not raise the open files limit to {maxfiles}: {e}"),
+    }
     // The dialplan first: modules may start taking calls as soon as they load.
     match sirius_dialplan::DialplanEngine::load(core.paths.config_dir.join("extensions.toml")) {
         Ok(engine) => core.set_pbx_engine(Arc::new(engine)),

@@ -114,8 +114,9 @@ fn renumber(packet: &mut [u8], from: Option<u8>, to: Option<u8>) {
 
 /// One leg as the relay sees it.
 pub struct Leg {
-    /// Our RTP (or RTCP) socket for the leg; the relay sets it non-blocking.
-    pub socket: UdpSocket,
+    /// Our RTP (or RTCP) socket for the leg, shared with the call that
+    /// reserved its port; the relay sets it non-blocking.
+    pub socket: Arc<UdpSocket>,
     /// Where the leg's far end receives media.
     pub remote: Option<SocketAddr>,
     /// Learn the far end from received packets (comedia).
@@ -409,7 +410,7 @@ mod tests {
 
     fn leg(remote: Option<std::net::SocketAddr>, learn: bool) -> super::Leg {
         super::Leg {
-            socket: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            socket: std::sync::Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()),
             remote,
             learn,
             dtmf_pt: None,
