@@ -73,6 +73,9 @@ pub struct ChannelRegistry {
     next_id: AtomicU64,
     name_seq: AtomicU32,
     calls_processed: AtomicU64,
+    /// Live channels running a dialplan: kept as a count because `maxcalls`
+    /// asks for it on every new call.
+    active_calls: AtomicU64,
 }
 
 impl Default for ChannelRegistry {
@@ -92,6 +95,7 @@ impl ChannelRegistry {
             next_id: AtomicU64::new(1),
             name_seq: AtomicU32::new(1),
             calls_processed: AtomicU64::new(0),
+            active_calls: AtomicU64::new(0),
         }
     }
 
@@ -225,23 +229,37 @@ impl ChannelRegistry {
 
     /// Marks the channel as running a dialplan; counts it as a processed call.
     pub fn start_pbx(&self, id: ChannelId) -> bool {
-        let ok = self.update(id, |c| c.pbx = true);
-        if ok {
+        let mut started = false;
+        let ok = self.update(id, |c| {
+            started = !c.pbx;
+            c.pbx = true;
+        });
+        if started {
             self.calls_processed.fetch_add(1, Ordering::Relaxed);
+            self.active_calls.fetch_add(1, Ordering::Relaxed);
         }
         ok
     }
 
     /// Undoes [`ChannelRegistry::start_pbx`] for a call the dialplan refused.
     pub fn unstart_pbx(&self, id: ChannelId) {
-        if self.update(id, |c| c.pbx = false) {
+        let mut stopped = false;
+        self.update(id, |c| {
+            stopped = c.pbx;
+            c.pbx = false;
+        });
+        if stopped {
             self.calls_processed.fetch_sub(1, Ordering::Relaxed);
+            self.active_calls.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Removes a channel, recording its final cause; returns it as it was.
     pub fn remove(&self, id: ChannelId, cause: Cause) -> Option<Channel> {
         let mut c = self.channels.write().remove(&id)?;
+        if c.pbx {
+            self.active_calls.fetch_sub(1, Ordering::Relaxed);
+        }
         if c.cause == Cause::NOT_DEFINED {
             c.cause = cause;
         }
@@ -323,7 +341,7 @@ impl ChannelRegistry {
 
     /// Channels running a dialplan (`ast_active_calls`).
     pub fn active_calls(&self) -> usize {
-        self.channels.read().values().filter(|c| c.pbx).count()
+        self.active_calls.load(Ordering::Relaxed) as usize
     }
 
     /// Dialplans started since boot (`ast_processed_calls`).

@@ -100,6 +100,8 @@ struct OutboundCall {
     rtp: Arc<std::net::UdpSocket>,
     /// The RTCP socket, on the port after `rtp`.
     rtcp: Arc<std::net::UdpSocket>,
+    /// The pair's place in the port range, given back with the call.
+    _ports: crate::rtp_ports::PortLease,
     dialog: Option<sirius_sip::dialog::DialogId>,
     ack: Option<Message>,
     /// The callee's media as its answer in the 2xx describes it.
@@ -138,6 +140,8 @@ struct InboundCall {
     rtp: Arc<std::net::UdpSocket>,
     /// The RTCP socket, on the port after `rtp`.
     rtcp: Arc<std::net::UdpSocket>,
+    /// The pair's place in the port range, given back with the call.
+    _ports: crate::rtp_ports::PortLease,
     codecs: Vec<sirius_abi::Codec>,
     dialog: Option<sirius_sip::dialog::DialogId>,
     /// The peer the call counts against (call-limit, `sip show inuse`).
@@ -200,6 +204,11 @@ struct Monitor {
     by_dialog: std::collections::HashMap<sirius_sip::dialog::DialogId, sirius_abi::ChannelId>,
     /// Calls whose core channel was missing at the last sweep.
     orphans: std::collections::HashSet<sirius_abi::ChannelId>,
+    /// Auto-congest deadlines, soonest first. An entry stays when its call
+    /// gets an answer (or ends) and is dropped when it comes due: checked
+    /// against the call's `congest_at` then. (A scan of every outbound call
+    /// per event made each event cost O(calls) once calls piled up.)
+    congest_timers: std::collections::BTreeSet<(Instant, sirius_abi::ChannelId)>,
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -257,6 +266,7 @@ pub async fn run(
         by_tx: std::collections::HashMap::new(),
         by_dialog: std::collections::HashMap::new(),
         orphans: std::collections::HashSet::new(),
+        congest_timers: std::collections::BTreeSet::new(),
     };
     let mut buf = vec![0u8; 65_536];
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
@@ -490,7 +500,7 @@ impl Monitor {
             .iter()
             .filter_map(|r| r.sm.poll_timeout())
             .min();
-        let congest = self.outbound.values().filter_map(|c| c.congest_at).min();
+        let congest = self.congest_timers.first().map(|(t, _)| *t);
         [self.layer.poll_timeout(), q, r, congest]
             .into_iter()
             .flatten()
@@ -499,14 +509,18 @@ impl Monitor {
 
     fn on_timers(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
-        let congested: Vec<_> = self
-            .outbound
-            .iter()
-            .filter(|(_, c)| c.congest_at.is_some_and(|t| t <= now))
-            .map(|(chan, _)| *chan)
-            .collect();
-        for chan in congested {
-            self.auto_congest(chan);
+        while let Some(&(at, chan)) = self.congest_timers.first() {
+            if at > now {
+                break;
+            }
+            self.congest_timers.pop_first();
+            if self
+                .outbound
+                .get(&chan)
+                .is_some_and(|c| c.congest_at == Some(at))
+            {
+                self.auto_congest(chan);
+            }
         }
         let mut due = Vec::new();
         for (name, q) in self.shared.qualify.lock().iter_mut() {
@@ -1050,7 +1064,7 @@ impl Monitor {
         };
         // Registered before the dialplan starts: its thread may answer at once.
         let peer_name = peer.map(|p| p.name.clone());
-        let (rtp, rtcp) = match self.shared.bind_media() {
+        let (rtp, rtcp, ports) = match self.shared.bind_media() {
             Ok(pair) => pair,
             Err(e) => {
                 log::error!("no RTP port for '{}': {e}", info.name);
@@ -1071,6 +1085,7 @@ impl Monitor {
                 final_sent: false,
                 rtp: Arc::new(rtp),
                 rtcp: Arc::new(rtcp),
+                _ports: ports,
                 codecs: codecs.clone(),
                 dialog: None,
                 peer: peer_name,
@@ -1581,13 +1596,14 @@ impl Monitor {
     fn new_outbound(&mut self, setup: OutboundSetup) {
         let chan = setup.chan;
         match self.shared.bind_media() {
-            Ok((rtp, rtcp)) => {
+            Ok((rtp, rtcp, ports)) => {
                 let call = OutboundCall {
                     setup,
                     tx: None,
                     invite: None,
                     rtp: Arc::new(rtp),
                     rtcp: Arc::new(rtcp),
+                    _ports: ports,
                     dialog: None,
                     ack: None,
                     remote: crate::relay::RemoteMedia::default(),
@@ -1696,6 +1712,9 @@ impl Monitor {
         // Still there unless the send failed (the call is then already ended).
         if let Some(c) = self.outbound.get_mut(&chan) {
             c.congest_at = congest_after.map(|d| Instant::now() + d);
+            if let Some(at) = c.congest_at {
+                self.congest_timers.insert((at, chan));
+            }
         }
         Ok(())
     }
