@@ -18,13 +18,14 @@ def rows(report):
     out = []
     for line in report.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 12 or not cells[0].isdigit():
+        if len(cells) != 14 or not cells[0].isdigit():
             continue
         num = lambda s: float(s) if s not in ("", "n/a") else float("nan")
         out.append({
             "offered": num(cells[0]), "cps": num(cells[1]), "refused": num(cells[2]),
-            "failed": num(cells[3]), "p50": num(cells[4]), "p99": num(cells[5]),
-            "direct": num(cells[8]), "dp50": num(cells[9]), "dp99": num(cells[10]),
+            "failed": num(cells[3]), "retrans": num(cells[4]), "p50": num(cells[5]),
+            "p99": num(cells[6]), "direct": num(cells[9]), "dp50": num(cells[11]),
+            "dp99": num(cells[12]),
         })
     return out
 

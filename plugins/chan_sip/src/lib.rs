@@ -40,6 +40,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// mimalloc, as the daemon (see its `main.rs`): parsing and building SIP
+/// messages is most of this plugin's allocation, on the monitor thread.
+/// Objects crossing into the core are abi_stable types that free themselves
+/// with the allocator that made them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 sirius_abi::export_plugin! {
     name: "chan_sip",
     description: "Session Initiation Protocol (SIP)",

@@ -447,7 +447,15 @@ mod tests {
         bob.send_to(b"\x80\x00back", b_addr).unwrap();
         let (n, from) = alice.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from), (&b"\x80\x00back"[..], a_addr));
-        assert_eq!(rtp.load(Ordering::Relaxed), 2);
+        // Counted once the relay thread's batch is done, a moment after sending.
+        let counted = |c: &AtomicU64, n: u64| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while c.load(Ordering::Relaxed) < n && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            c.load(Ordering::Relaxed)
+        };
+        assert_eq!(counted(&rtp, 2), 2);
         assert_eq!(engine.sockets(), 2);
         engine.remove(bridge);
         assert_eq!(engine.sockets(), 0);
@@ -463,7 +471,7 @@ mod tests {
         alice.send_to(b"ping", e_addr).unwrap();
         let (n, from) = alice.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from), (&b"ping"[..], e_addr));
-        assert_eq!(rtcp.load(Ordering::Relaxed), 1);
+        assert_eq!(counted(&rtcp, 1), 1);
         engine.remove(echo);
         drop(engine); // joins the thread
     }
