@@ -11,15 +11,6 @@
 mod daemon;
 mod remote;
 
-/// mimalloc instead of glibc's malloc: a call's SIP messages are parsed on
-/// one thread and often freed on another (a dialplan thread, the relay),
-/// which defeats glibc's per-thread caches; malloc and free were a sixth of
-/// the SIP thread's time under load. Each plugin picks its own allocator:
-/// only abi_stable types, which carry their own deallocators, cross the
-/// boundary.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use sirius_core::config::{load_toml, Paths, Settings};
 use std::path::{Path, PathBuf};

@@ -40,10 +40,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// mimalloc, as the daemon (see its `main.rs`): parsing and building SIP
-/// messages is most of this plugin's allocation, on the monitor thread.
-/// Objects crossing into the core are abi_stable types that free themselves
-/// with the allocator that made them.
+/// mimalloc instead of glibc's malloc for this plugin: parsing and building
+/// SIP messages on the monitor thread is most of the PBX's allocation, and
+/// glibc's malloc and free were a sixth of that thread's time under load
+/// (2,000 calls/s took a quarter less CPU with mimalloc). A cdylib has its
+/// own global allocator; only abi_stable types, which carry their own
+/// deallocators, cross into the core. The daemon keeps glibc's: with
+/// mimalloc there too, the CPU saved was within noise and a held call took
+/// 17.3 KiB instead of 13.8 (size-class rounding on every channel string).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

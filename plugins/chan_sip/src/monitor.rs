@@ -121,6 +121,22 @@ struct OutboundCall {
     congest_at: Option<Instant>,
 }
 
+/// What an answered call keeps of its INVITE: the request line, From and
+/// Call-ID, for `sip show channels`. The whole request (SDP included, about
+/// 2 KB) is needed only until the final response — for provisional and
+/// final responses, CANCEL, a retry after a challenge or a redirect — and
+/// then for as long as the call is up, which made it the largest part of a
+/// held call's memory.
+fn invite_summary(invite: &Message) -> Message {
+    let mut m = Message::request(Method::Invite, invite.request_uri().unwrap_or(""));
+    for name in [HeaderName::From, HeaderName::CallId] {
+        if let Some(v) = invite.headers.get(&name) {
+            m.push(name, v);
+        }
+    }
+    m
+}
+
 /// Redirects one outbound call may follow: enough for a forwarding chain,
 /// few enough that two servers redirecting to each other cannot loop us.
 const MAX_REDIRECTS: u8 = 5;
@@ -1275,6 +1291,7 @@ impl Monitor {
                 if let Some(call) = self.calls.get_mut(&chan) {
                     call.dialog = Some(d.id.clone());
                     call.final_sent = true;
+                    call.invite = invite_summary(&call.invite);
                     self.by_dialog.insert(d.id.clone(), chan);
                 }
                 self.dialogs.insert(d);
@@ -1305,6 +1322,7 @@ impl Monitor {
         if is_final {
             if let Some(call) = self.calls.get_mut(&chan) {
                 call.final_sent = true;
+                call.invite = invite_summary(&call.invite);
             }
         }
     }
@@ -1752,9 +1770,10 @@ impl Monitor {
                     let dest = first_route_hop(&ack).unwrap_or(dest);
                     return self.layer.send_stateless(dest, transport, &ack);
                 }
-                let Some(invite) = call.invite.clone() else {
+                let Some(invite) = call.invite.take() else {
                     return;
                 };
+                call.invite = Some(invite_summary(&invite));
                 let contact = self.shared.contact_uri("", transport);
                 let mut d = match sirius_sip::dialog::Dialog::from_uac(&invite, msg, &contact) {
                     Ok(d) => d,
