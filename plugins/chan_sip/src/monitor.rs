@@ -1411,7 +1411,7 @@ impl Monitor {
             let Some((rtp, _rtcp)) = self.leg(a) else {
                 return;
             };
-            engine.echo(rtp, Stream::Rtp).map(|h| vec![h])
+            vec![engine.echo(rtp, Stream::Rtp)]
         } else {
             let (Some((la, ca)), Some((lb, cb))) = (self.leg(a), self.leg(b)) else {
                 return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
@@ -1421,19 +1421,10 @@ impl Monitor {
                 la.remote,
                 lb.remote
             );
-            engine.bridge(la, lb, Stream::Rtp).and_then(|rtp| {
-                match engine.bridge(ca, cb, Stream::Rtcp) {
-                    Ok(rtcp) => Ok(vec![rtp, rtcp]),
-                    Err(e) => {
-                        engine.remove(rtp);
-                        Err(e)
-                    }
-                }
-            })
-        };
-        let handles = match handles {
-            Ok(h) => h,
-            Err(e) => return log::error!("cannot relay media between {a} and {b}: {e}"),
+            vec![
+                engine.bridge(la, lb, Stream::Rtp),
+                engine.bridge(ca, cb, Stream::Rtcp),
+            ]
         };
         self.relays.insert(
             a,
