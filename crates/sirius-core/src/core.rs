@@ -243,10 +243,30 @@ impl Core {
     /// ends both. When both legs are one technology's it relays the media itself
     /// (native bridge); otherwise media frames pass through `queue_frame`.
     /// Returns the bridge technology used, for the log and `bridge show`.
+    ///
+    /// Either leg may hang up while the bridge is being made (a caller's BYE
+    /// right after its ACK). Each leg learns its partner before anything
+    /// else: a leg that goes after that takes the other with it
+    /// ([`Core::channel_gone`]); a leg already gone when its partner is
+    /// recorded is noticed here, and the other leg is hung up with the
+    /// same cause. (Found under load: an answered callee left up, with no
+    /// caller, once in a few thousand calls.)
     pub fn bridge(&self, a: ChannelId, b: ChannelId) -> Result<&'static str, Cause> {
+        let gone = |x: ChannelId, other: ChannelId| {
+            let cause = self
+                .channels
+                .ended_cause(x)
+                .unwrap_or(Cause::NORMAL_CLEARING);
+            let _ = self.hangup(other, cause);
+            Err(cause)
+        };
+        if !self.channels.update(a, |c| c.bridged_to = Some(b)) {
+            return gone(a, b);
+        }
+        if !self.channels.update(b, |c| c.bridged_to = Some(a)) {
+            return gone(b, a);
+        }
         let (ta, tb) = (self.tech_of(a)?, self.tech_of(b)?);
-        self.channels.update(a, |c| c.bridged_to = Some(b));
-        self.channels.update(b, |c| c.bridged_to = Some(a));
         let technology =
             if ta.module == tb.module && ta.tech.native_bridge(a, b).into_result().is_ok() {
                 "native_rtp"

@@ -506,7 +506,10 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
         }
     }
     // Bridge: a hangup on either leg now hangs up the other (Core::channel_gone).
-    let how = core.bridge(chan, answered).unwrap_or("simple_bridge");
+    let Ok(how) = core.bridge(chan, answered) else {
+        // A leg hung up before the bridge was made; the other was hung up too.
+        return Next::Stop;
+    };
     let name = |id: ChannelId| {
         core.channels
             .get(id)
