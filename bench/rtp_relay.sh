@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # RTP relay benchmark: CALLS concurrent bridged G.711 calls through Sirius,
-# each carrying 7 s of µ-law audio (350 packets of 20 ms) from the caller,
+# each carrying AUDIO_S (20) seconds of µ-law audio (packets of 20 ms) from the caller,
 # sent by sipp's rtp_stream; the callee (sipp -rtp_echo) sends every packet
 # back, so Sirius relays each packet twice (caller -> callee, callee ->
 # caller) through its native bridge.
@@ -20,8 +20,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS="${CALLS:-1000}"
 RATE="${RATE:-200}"            # call setup rate
-HOLD_MS="${HOLD_MS:-9000}"     # longer than the 7 s of audio
-PKTS_PER_CALL=350              # 7 s of 20 ms packets
+AUDIO_S="${AUDIO_S:-20}"       # long enough for seconds with every call streaming
+HOLD_MS="${HOLD_MS:-$(( (AUDIO_S + 2) * 1000 ))}"   # longer than the audio
+PKTS_PER_CALL=$(( AUDIO_S * 50 ))  # 20 ms packets
 # Socket buffers for sipp's media sockets: its echo receives every call's
 # packets on one socket, which overflows at the default size (the loss was
 # all there). Capped by net.core.rmem_max.
@@ -33,8 +34,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 . bench/pbx.sh
 write_pbx_config
 start_pbx
-# 7 s of µ-law silence (0xff): the relay neither decodes nor cares what it carries.
-python3 -c "import sys; sys.stdout.buffer.write(b'\xff' * 160 * $PKTS_PER_CALL)" > "$work/ulaw-7s.raw"
+# µ-law silence (0xff): the relay neither decodes nor cares what it carries.
+python3 -c "import sys; sys.stdout.buffer.write(b'\xff' * 160 * $PKTS_PER_CALL)" > "$work/ulaw.raw"
 relayed() { rx "sip show settings" | awk -F: '/RTP packets relayed/ {print $2 + 0}'; }
 # Datagrams the kernel dropped on the UDP sockets bound to ports $1..$2 (a
 # full receive buffer), from /proc/net/udp; counted while the sockets are open.
@@ -68,17 +69,19 @@ sipp -sn uas -p 25070 -i 127.0.0.1 -nostdin -m "$CALLS" -timeout 120s -rtp_echo 
 uas=$!
 sleep 0.3
 r0=$(relayed); t0=$(cpu_ticks "$pid"); start=$(date +%s.%N)
-peak_rate=0; last_r=$r0; last_t=$start
+peak_rate=0; last_r=$r0; last_t=$start; last_c=$t0
+: > "$work/seconds"   # per sample: packets/s, Sirius CPU ticks, packets relayed
 (cd "$work" && timeout 180 sipp 127.0.0.1:25060 -sf "$OLDPWD/bench/uac_media.xml" -s 1000 -p 25080 -i 127.0.0.1 -mp 27000 \
     -rtp_buffsize "$RTP_BUF" -nostdin -r "$RATE" -m "$CALLS" -d "$HOLD_MS" -buff_size 8388608 \
     -default_behaviors all,-abortunexp -timeout 120s > "$work/uac.out" 2>&1 || true) &
 uac=$!
 while kill -0 "$uac" 2>/dev/null; do
   sleep 1
-  now=$(date +%s.%N); r=$(relayed)
+  now=$(date +%s.%N); r=$(relayed); c=$(cpu_ticks "$pid")
   rate=$(echo "($r - $last_r) / ($now - $last_t)" | bc)
   [ "$rate" -gt "$peak_rate" ] && peak_rate=$rate
-  last_r=$r; last_t=$now
+  echo "$rate $(( c - last_c )) $(( r - last_r ))" >> "$work/seconds"
+  last_r=$r; last_t=$now; last_c=$c
   d=$(udp_drops 10000 20000); [ "$d" -gt "$sirius_drops" ] && sirius_drops=$d
   d=$(udp_drops 26000 26000); [ "$d" -gt "$sipp_drops" ] && sipp_drops=$d
 done
@@ -89,22 +92,30 @@ sent=$(( ${ok:-0} * PKTS_PER_CALL * 2 ))
 got=$(( r1 - r0 ))
 loss=$(echo "scale=2; 100 * ($sent - $got) / ($sent + 0.001)" | bc)
 cpu_us=$(echo "scale=1; ($t1 - $t0) / $hz * 1000000 / ($got + 1)" | bc)
+# Steady state: the samples where the packet rate was within 10 % of its peak
+# (every call up and streaming; no call set up or torn down), as the harness
+# lessons ask: the relay's own cost, without the calls' signalling.
+read -r steady_s steady_us < <(awk -v peak="$peak_rate" -v hz="$hz" \
+  '$1 >= 0.9 * peak {n++; t += $2; p += $3} END {if (p > 0) printf "%d %.1f\n", n, t / hz * 1000000 / p; else print "0 n/a"}' \
+  "$work/seconds")
 report=bench/report-rtp_relay.md
 {
   echo "# RTP relay benchmark"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "$CALLS calls set up at $RATE/s, each held ${HOLD_MS} ms; the caller streams 7 s of G.711 µ-law with sipp's"
+  echo "$CALLS calls set up at $RATE/s, each held ${HOLD_MS} ms; the caller streams ${AUDIO_S} s of G.711 µ-law with sipp's"
   echo "rtp_stream ($PKTS_PER_CALL packets), the callee echoes every packet: each packet crosses Sirius's native bridge twice."
   echo
-  echo "| calls completed | packets to relay | relayed | loss % | dropped at Sirius's sockets | dropped at sipp's echo | peak relayed packets/s | Sirius CPU µs per relayed packet (signalling included) |"
-  echo "|---|---|---|---|---|---|---|---|"
-  echo "| ${ok:-0} | $sent | $got | $loss | $sirius_drops | $sipp_drops | $peak_rate | $cpu_us |"
+  echo "| calls completed | packets to relay | relayed | loss % | dropped at Sirius's sockets | dropped at sipp's echo | peak relayed packets/s | Sirius CPU µs per relayed packet, whole run (signalling included) | Sirius CPU µs per relayed packet, steady state |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| ${ok:-0} | $sent | $got | $loss | $sirius_drops | $sipp_drops | $peak_rate | $cpu_us | $steady_us |"
   echo
   echo "Loss counts packets that did not cross Sirius, lost anywhere on the loopback path; the two"
   echo "drop columns say where (receive buffers full, sampled from /proc/net/udp once a second while"
   echo "the calls were up, so a socket closed between samples is not counted). The CPU figure divides"
-  echo "all of Sirius's CPU time in the run (call setup and teardown included) by the packets relayed."
+  echo "all of Sirius's CPU time in the run (call setup and teardown included) by the packets relayed; the steady"
+  echo "state figure counts only the $steady_s one-second samples in which the packet rate was within 10 % of its peak"
+  echo "(all calls up and streaming, none being set up or torn down)."
   echo "net.core.rmem_default during the run: $(sysctl -n net.core.rmem_default) (sipp's echo socket takes the default)."
 } > "$report"
 stop_pbx

@@ -118,7 +118,8 @@ stop_pbx
 # Memory per held call: the same daemon without call limits, HELD_CALLS calls
 # set up at 500/s and held long enough that all of them are up at once. Each
 # call holds two legs, each an RTP/RTCP port pair: the port range and the
-# open-files limit (maxfiles: needs root to raise the hard limit) fit 10,000.
+# open-files limit (maxfiles: raising the hard limit needs CAP_SYS_RESOURCE)
+# must allow 40,000+ descriptors for 10,000 calls; the report says when not.
 write_pbx_config "maxfiles = 100000" $'rtpstart = 10000\nrtpend = 60000'
 start_pbx
 rss0=$(rss_kb "$pid")
@@ -141,6 +142,14 @@ per_call=$(echo "scale=1; ($peak_rss - $rss0) / ($peak + 0.001)" | bc)
   echo "$HELD_CALLS calls set up at 500/s and held ${hold_ms} ms, no call limits: at the peak $peak calls (two legs each)"
   echo "were up and Sirius's RSS had grown from $(( rss0 / 1024 )) MB to $(( peak_rss / 1024 )) MB: **${per_call} KiB per held call**"
   echo "(signalling state, both channels and their RTP sockets' user-space side). Sirius had $threads threads at the peak."
+  if [ "$peak" -lt $(( HELD_CALLS * 99 / 100 )) ]; then
+    read -r soft hard < <(awk '/Max open files/ {print $4, $5}' "/proc/$pid/limits")
+    echo
+    echo "Not all $HELD_CALLS calls were up at once: Sirius's open-files limit was $soft (hard limit $hard), and each"
+    echo "call holds four sockets (an RTP and an RTCP socket per leg), so about $(( soft / 4 )) calls fit; the others were"
+    echo "refused with 503 (no RTP port pair). \`maxfiles\` in sirius.toml raises the limit as far as the hard limit,"
+    echo "or past it for root with CAP_SYS_RESOURCE, which this machine's container does not grant."
+  fi
 } >> "$report"
 stop_pbx
 echo "wrote $report" >&2
