@@ -387,3 +387,125 @@ impl Core {
         self.shutdown.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Core, TechEntry};
+    use abi_stable::sabi_trait::TD_Opaque;
+    use abi_stable::std_types::{RArc, ROption, RResult, RString};
+    use sirius_abi::{
+        Capabilities, Cause, ChannelId, ChannelSpec, ChannelState, ChannelTech, ChannelTech_TO,
+        Codec, DeviceState, Direction, Frame, Indication, TechInfo,
+    };
+    use std::sync::Arc;
+
+    /// A technology that only records the hangups the core asks of it.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<parking_lot::Mutex<Vec<ChannelId>>>);
+
+    impl ChannelTech for Recorder {
+        fn info(&self) -> TechInfo {
+            TechInfo {
+                tech_type: "Rec".into(),
+                description: "records hangups".into(),
+                capabilities: Capabilities::of(&[Codec::PCMU]),
+                devicestate: false,
+                presencestate: false,
+                indications: false,
+                transfer: false,
+            }
+        }
+        fn request_call(
+            &self,
+            _: Capabilities,
+            _: RString,
+            _: ROption<ChannelId>,
+        ) -> RResult<ChannelId, Cause> {
+            RResult::RErr(Cause::CONGESTION)
+        }
+        fn call(&self, _: ChannelId, _: RString, _: u32) -> RResult<(), Cause> {
+            RResult::ROk(())
+        }
+        fn answer(&self, _: ChannelId) -> RResult<(), Cause> {
+            RResult::ROk(())
+        }
+        fn hangup(&self, chan: ChannelId, _: Cause) -> RResult<(), Cause> {
+            self.0.lock().push(chan);
+            RResult::ROk(())
+        }
+        fn indicate(&self, _: ChannelId, _: Indication) -> RResult<(), Cause> {
+            RResult::ROk(())
+        }
+        fn write_frame(&self, _: ChannelId, _: Frame) -> RResult<(), Cause> {
+            RResult::ROk(())
+        }
+        fn send_digit(&self, _: ChannelId, _: u32, _: u32) -> RResult<(), Cause> {
+            RResult::ROk(())
+        }
+        fn device_state(&self, _: RString) -> DeviceState {
+            DeviceState::Unknown
+        }
+        fn native_bridge(&self, _: ChannelId, _: ChannelId) -> RResult<(), Cause> {
+            RResult::RErr(Cause::CONGESTION)
+        }
+    }
+
+    fn core_with(tech: &Recorder) -> (Arc<Core>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::Settings::default();
+        let paths = crate::config::Paths::resolve(dir.path(), &settings, dir.path());
+        let log = crate::logging::LogHub::install(0, 0);
+        let core = Core::new(paths, settings, Default::default(), log).unwrap();
+        core.techs.write().insert(
+            "rec".into(),
+            TechEntry {
+                info: tech.info(),
+                tech: ChannelTech_TO::from_ptr(RArc::new(tech.clone()), TD_Opaque),
+                module: "test".into(),
+            },
+        );
+        (core, dir)
+    }
+
+    fn leg(core: &Core, resource: &str) -> ChannelId {
+        core.channels
+            .alloc(&ChannelSpec {
+                tech: "Rec".into(),
+                resource: resource.into(),
+                state: ChannelState::Up,
+                direction: Direction::Inbound,
+                context: "demo".into(),
+                exten: "600".into(),
+                caller_num: "6001".into(),
+                caller_name: "".into(),
+                codecs: vec![Codec::PCMU].into(),
+                accountcode: "".into(),
+            })
+            .id
+    }
+
+    #[test]
+    fn a_leg_gone_before_the_bridge_is_made_takes_the_other_with_it() {
+        let rec = Recorder::default();
+        let (core, _dir) = core_with(&rec);
+        // The caller's BYE lands between Dial seeing the answer and the bridge.
+        let (caller, callee) = (leg(&core, "caller"), leg(&core, "callee"));
+        core.channel_gone(caller, Cause::NORMAL_CLEARING);
+        assert_eq!(core.bridge(caller, callee), Err(Cause::NORMAL_CLEARING));
+        assert!(
+            !core.channels.exists(callee),
+            "the answered leg is not left up"
+        );
+        assert_eq!(*rec.0.lock(), vec![callee]);
+        // The same with the callee gone first.
+        let (caller, callee) = (leg(&core, "caller"), leg(&core, "callee"));
+        core.channel_gone(callee, Cause::BUSY);
+        assert_eq!(core.bridge(caller, callee), Err(Cause::BUSY));
+        assert!(!core.channels.exists(caller));
+        // Made in time, a hangup of either leg later ends both.
+        let (caller, callee) = (leg(&core, "caller"), leg(&core, "callee"));
+        assert_eq!(core.bridge(caller, callee), Ok("simple_bridge"));
+        core.channel_gone(callee, Cause::NORMAL_CLEARING);
+        assert!(!core.channels.exists(caller));
+    }
+}
