@@ -151,6 +151,10 @@ struct Table {
 }
 
 impl Table {
+    fn is_empty(&self) -> bool {
+        self.slots.len() == self.free.len()
+    }
+
     fn insert(&mut self, e: Entry) -> usize {
         match self.free.pop() {
             Some(i) => {
@@ -199,9 +203,10 @@ enum Op {
     Unwatch(Arc<UdpSocket>),
 }
 
-/// How long the relay thread sleeps at most, and so how late a new
-/// bridge's sockets are watched (packets that arrive before wait in the
-/// socket's buffer; nothing is lost).
+/// How long the relay thread sleeps at most while it relays, and so how
+/// late a new bridge's sockets are watched (packets that arrive before wait
+/// in the socket's buffer; nothing is lost). With nothing to relay it sleeps
+/// until woken: an idle PBX does not tick.
 const TURN_MS: i32 = 10;
 
 struct Inner {
@@ -209,6 +214,9 @@ struct Inner {
     table: Mutex<Table>,
     ops: Mutex<Vec<Op>>,
     stop: AtomicBool,
+    /// The relay thread sleeps without a timeout (no bridge): whoever queues
+    /// work must wake it.
+    idle: AtomicBool,
     rtp_relayed: Arc<AtomicU64>,
     rtcp_relayed: Arc<AtomicU64>,
 }
@@ -244,6 +252,7 @@ impl RelayEngine {
             table: Mutex::new(Table::default()),
             ops: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
             rtp_relayed,
             rtcp_relayed,
         });
@@ -294,6 +303,9 @@ impl RelayEngine {
         }
         drop(table);
         self.inner.ops.lock().extend(ops);
+        if self.inner.idle.swap(false, Ordering::SeqCst) {
+            let _ = self.wake.send(&[1]);
+        }
         RelayHandle { tokens }
     }
 
@@ -376,7 +388,22 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram) {
                 Op::Unwatch(socket) => drop(inner.epoll.delete(socket.as_fd())),
             }
         }
-        if let Err(e) = inner.epoll.wait(&mut events, TURN_MS) {
+        // Idle (no socket to read) and nothing queued: sleep until woken. The
+        // flag is set before the queue is checked, and `add` queues before
+        // it reads the flag, so one of the two always sees the other.
+        let mut timeout = TURN_MS;
+        if inner.table.lock().is_empty() {
+            inner.idle.store(true, Ordering::SeqCst);
+            if inner.ops.lock().is_empty() {
+                timeout = -1;
+            } else {
+                inner.idle.store(false, Ordering::SeqCst);
+                continue;
+            }
+        }
+        let waited = inner.epoll.wait(&mut events, timeout);
+        inner.idle.store(false, Ordering::SeqCst);
+        if let Err(e) = waited {
             log::error!("RTP relay stopped: epoll_wait failed: {e}");
             return;
         }
