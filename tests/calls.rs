@@ -969,6 +969,19 @@ impl BridgedCall {
 }
 
 #[test]
+fn hold_and_unhold_pass_through_to_the_other_leg() {
+    // The caller's hold and unhold re-INVITEs are answered by the PBX and
+    // passed on as re-INVITEs to the callee (sendonly, then sendrecv); the
+    // callee's scenario checks each direction and answers it.
+    let call = BridgedCall::start("uac_hold.xml", "uas_held.xml");
+    let d = call.finish();
+    let log = d.messages();
+    assert!(log.contains("put on hold by the far end"), "{log}");
+    assert!(log.contains("Hold passed on to"), "{log}");
+    assert!(log.contains("Unhold passed on to"), "{log}");
+}
+
+#[test]
 fn a_re_invite_moving_the_media_moves_the_relay() {
     let call = BridgedCall::start("uac_media_move.xml", "uas_media.xml");
     assert_eq!(

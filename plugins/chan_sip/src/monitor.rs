@@ -115,6 +115,8 @@ struct OutboundCall {
     last_msg: String,
     /// The far end put us on hold.
     held: bool,
+    /// Our last hold/unhold re-INVITE on this leg (its owner entry goes with the call).
+    reinvite: Option<TxId>,
     /// chan_sip's auto-congest timer for peers with `qualify`: no response at
     /// all by this instant (4 × the peer's maximum round trip) congests the
     /// call. Without qualify, Timer B (64 × T1) plays this part.
@@ -168,6 +170,8 @@ struct InboundCall {
     last_msg: String,
     /// The far end put us on hold.
     held: bool,
+    /// Our last hold/unhold re-INVITE on this leg (its owner entry goes with the call).
+    reinvite: Option<TxId>,
 }
 
 /// Who started a client transaction.
@@ -178,6 +182,12 @@ enum Owner {
     Outbound(sirius_abi::ChannelId),
     /// Our BYE: nothing to do with the answer.
     Bye,
+    /// Our re-INVITE passing a hold or unhold on to this leg; the ACK for
+    /// its 2xx once sent, to answer the 2xx's retransmissions with.
+    ReInvite {
+        chan: sirius_abi::ChannelId,
+        ack: Option<Message>,
+    },
     /// The INVITE of an outbound call we hung up while it rang (CANCEL
     /// sent): a 2xx that crosses the CANCEL still makes a call, which we
     /// must ACK and then end with a BYE (RFC 3261 §9.1, §15).
@@ -576,12 +586,16 @@ impl Monitor {
         transport: Transport,
         owner: Owner,
         now: Instant,
-    ) {
+    ) -> Option<TxId> {
         match self.layer.send_request(now, req, dest, transport) {
             Ok(tx) => {
                 self.owners.insert(tx, owner);
+                Some(tx)
             }
-            Err(e) => log::warn!("cannot send request to {dest}: {e}"),
+            Err(e) => {
+                log::warn!("cannot send request to {dest}: {e}");
+                None
+            }
         }
     }
 
@@ -691,6 +705,10 @@ impl Monitor {
             let chan = *chan;
             return self.on_outbound_response(chan, msg, code);
         }
+        if let Some(Owner::ReInvite { chan, .. }) = self.owners.get(&tx) {
+            let chan = *chan;
+            return self.on_reinvite_response(tx, chan, msg, code);
+        }
         if code < 200 {
             return;
         }
@@ -749,14 +767,22 @@ impl Monitor {
                 dest,
                 transport,
             }) if code < 300 => self.end_answered_after_cancel(&invite, msg, dest, transport),
-            Some(Owner::Bye) | Some(Owner::Outbound(_)) | Some(Owner::Cancelled { .. }) | None => {}
+            Some(Owner::Bye)
+            | Some(Owner::Outbound(_))
+            | Some(Owner::Cancelled { .. })
+            | Some(Owner::ReInvite { .. })
+            | None => {}
         }
     }
 
     fn on_client_timeout(&mut self, tx: TxId) {
         match self.owners.remove(&tx) {
             // The poke's own timer (2 x maxms) decides reachability.
-            Some(Owner::Poke(_)) | Some(Owner::Bye) | Some(Owner::Cancelled { .. }) | None => {}
+            Some(Owner::Poke(_))
+            | Some(Owner::Bye)
+            | Some(Owner::Cancelled { .. })
+            | Some(Owner::ReInvite { .. })
+            | None => {}
             // Timer B: not even a provisional response in 64*T1. chan_sip's
             // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
             // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
@@ -1108,6 +1134,7 @@ impl Monitor {
                 remote: crate::relay::RemoteMedia::from_sdp(&msg.body),
                 last_msg: "Rx: INVITE".into(),
                 held: false,
+                reinvite: None,
             },
         );
         if let Err(cause) = self.shared.host.pbx_start(info.id) {
@@ -1169,6 +1196,9 @@ impl Monitor {
     fn take_inbound(&mut self, chan: sirius_abi::ChannelId) -> Option<InboundCall> {
         let call = self.calls.remove(&chan)?;
         self.by_tx.remove(&call.tx);
+        if let Some(tx) = call.reinvite {
+            self.owners.remove(&tx);
+        }
         if let Some(d) = &call.dialog {
             self.by_dialog.remove(d);
         }
@@ -1181,6 +1211,9 @@ impl Monitor {
     fn take_outbound(&mut self, chan: sirius_abi::ChannelId) -> Option<OutboundCall> {
         let call = self.outbound.remove(&chan)?;
         if let Some(tx) = call.tx {
+            self.owners.remove(&tx);
+        }
+        if let Some(tx) = call.reinvite {
             self.owners.remove(&tx);
         }
         if let Some(d) = &call.dialog {
@@ -1533,10 +1566,13 @@ impl Monitor {
                 Ok((sd, neg)) => {
                     let held = neg.on_hold();
                     self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&msg.body));
-                    if let Some(c) = self.calls.get_mut(&chan) {
-                        c.held = held;
-                    } else if let Some(c) = self.outbound.get_mut(&chan) {
-                        c.held = held;
+                    let was_held = match (self.calls.get_mut(&chan), self.outbound.get_mut(&chan)) {
+                        (Some(c), _) => std::mem::replace(&mut c.held, held),
+                        (None, Some(c)) => std::mem::replace(&mut c.held, held),
+                        (None, None) => held,
+                    };
+                    if was_held != held {
+                        self.pass_hold_on(chan, held);
                     }
                     log::info!(
                         "{chan} {}",
@@ -1563,6 +1599,152 @@ impl Monitor {
             ok.set_body("application/sdp", sd.to_bytes());
         }
         self.send_response(tx, ok);
+    }
+
+    /// A leg put the call on hold (or took it off): the leg it is natively
+    /// bridged with gets a re-INVITE saying so (`sendonly` while held,
+    /// `sendrecv` after), so the other phone shows the hold too. The held
+    /// leg's own re-INVITE was already answered; the two transactions are
+    /// independent, as in a B2BUA.
+    fn pass_hold_on(&mut self, chan: sirius_abi::ChannelId, held: bool) {
+        let Some(other) = self.relays.get(&chan).map(|b| b.partner) else {
+            return;
+        };
+        if other == chan {
+            return; // Echo: nobody else to tell.
+        }
+        let (dialog, transport, dest, port, codecs, previous) =
+            match (self.calls.get(&other), self.outbound.get(&other)) {
+                (Some(c), _) => (
+                    c.dialog.clone(),
+                    c.transport,
+                    c.source,
+                    c.rtp.local_addr().map_or(0, |a| a.port()),
+                    c.codecs.clone(),
+                    c.reinvite,
+                ),
+                (None, Some(c)) => (
+                    c.dialog.clone(),
+                    c.setup.transport,
+                    c.setup.dest,
+                    c.rtp.local_addr().map_or(0, |a| a.port()),
+                    c.setup.codecs.clone(),
+                    c.reinvite,
+                ),
+                (None, None) => return,
+            };
+        let Some(d) = dialog.and_then(|id| self.dialogs.get_mut(&id)) else {
+            return;
+        };
+        let local = LocalMedia {
+            address: self.shared.bound.ip().to_string(),
+            session_id: u64::from(rand_u32()),
+            session_version: 3,
+            audio: crate::tech::format_specs(&codecs),
+            video: Vec::new(),
+            telephone_event: true,
+            audio_port: port,
+            video_port: 0,
+            direction: if held {
+                SdpDirection::SendOnly
+            } else {
+                SdpDirection::SendRecv
+            },
+        };
+        let mut req = d.request(Method::Invite, &self.shared.via(transport), None);
+        req.push(
+            HeaderName::Contact,
+            format!("<{}>", self.shared.contact_uri("", transport)),
+        );
+        req.push(HeaderName::Allow, self.caps.allow());
+        req.set_body(
+            "application/sdp",
+            sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
+        );
+        let hop = first_route_hop(&req).unwrap_or(dest);
+        if let Some(old) = previous {
+            self.owners.remove(&old);
+        }
+        let owner = Owner::ReInvite {
+            chan: other,
+            ack: None,
+        };
+        let tx = self.send_client(req, hop, transport, owner, Instant::now());
+        self.note_msg(other, "Tx: INVITE".into());
+        match (self.calls.get_mut(&other), self.outbound.get_mut(&other)) {
+            (Some(c), _) => c.reinvite = tx,
+            (None, Some(c)) => c.reinvite = tx,
+            (None, None) => {}
+        }
+        log::info!(
+            "{} passed on to {other}",
+            if held { "Hold" } else { "Unhold" }
+        );
+    }
+
+    /// The answer to a hold/unhold re-INVITE we sent: a 2xx is ACKed (and its
+    /// retransmissions get the same ACK), its SDP followed by the relay; a
+    /// failure leaves the call as it was.
+    fn on_reinvite_response(
+        &mut self,
+        tx: TxId,
+        chan: sirius_abi::ChannelId,
+        msg: &Message,
+        code: u16,
+    ) {
+        if code < 200 {
+            return;
+        }
+        if code >= 300 {
+            self.owners.remove(&tx);
+            return log::warn!("{chan} refused our re-INVITE: {code}");
+        }
+        if let Some(Owner::ReInvite { ack: Some(ack), .. }) = self.owners.get(&tx) {
+            let ack = ack.clone();
+            let transport = self.transport_of(chan).unwrap_or(Transport::Udp);
+            if let Some(hop) = first_route_hop(&ack).or_else(|| self.dest_of(chan)) {
+                self.layer.send_stateless(hop, transport, &ack);
+            }
+            return;
+        }
+        let dialog = match (self.calls.get(&chan), self.outbound.get(&chan)) {
+            (Some(c), _) => c.dialog.clone(),
+            (None, Some(c)) => c.dialog.clone(),
+            (None, None) => None,
+        };
+        let transport = self.transport_of(chan).unwrap_or(Transport::Udp);
+        let Some(d) = dialog.and_then(|id| self.dialogs.get_mut(&id)) else {
+            return;
+        };
+        d.refresh_target(msg);
+        let cseq = msg.cseq().map(|c| c.seq);
+        let ack = d.request(Method::Ack, &self.shared.via(transport), cseq);
+        if let Some(hop) = first_route_hop(&ack).or_else(|| self.dest_of(chan)) {
+            self.layer.send_stateless(hop, transport, &ack);
+        }
+        if let Some(Owner::ReInvite { ack: slot, .. }) = self.owners.get_mut(&tx) {
+            *slot = Some(ack);
+        }
+        self.note_msg(chan, "Tx: ACK".into());
+        if !msg.body.is_empty() {
+            self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&msg.body));
+        }
+    }
+
+    fn transport_of(&self, chan: sirius_abi::ChannelId) -> Option<Transport> {
+        match (self.calls.get(&chan), self.outbound.get(&chan)) {
+            (Some(c), _) => Some(c.transport),
+            (None, Some(c)) => Some(c.setup.transport),
+            (None, None) => None,
+        }
+    }
+
+    fn dest_of(&self, chan: sirius_abi::ChannelId) -> Option<SocketAddr> {
+        match (self.calls.get(&chan), self.outbound.get(&chan)) {
+            (Some(c), _) => Some(c.source),
+            (None, Some(c)) => Some(c.setup.dest),
+            (None, None) => None,
+        }
     }
 
     fn chan_for_dialog(&self, id: &sirius_sip::dialog::DialogId) -> Option<sirius_abi::ChannelId> {
@@ -1620,6 +1802,7 @@ impl Monitor {
                     redirects: 0,
                     last_msg: String::new(),
                     held: false,
+                    reinvite: None,
                     congest_at: None,
                 };
                 self.put_outbound(chan, call);
