@@ -1020,17 +1020,7 @@ impl Monitor {
             let Ok(offer) = SessionDescription::parse(&msg.body) else {
                 return self.respond(tx, msg, source, 400, "Bad Request (SDP)", &[]);
             };
-            let local = LocalMedia {
-                address: self.shared.bound.ip().to_string(),
-                session_id: 1,
-                session_version: 1,
-                audio: crate::tech::format_specs(&codecs),
-                video: Vec::new(),
-                telephone_event: true,
-                audio_port: 0,
-                video_port: 0,
-                direction: SdpDirection::SendRecv,
-            };
+            let local = self.local_media(&codecs, 0, 1, SdpDirection::SendRecv);
             match sdp_answer(&offer, &local) {
                 Err(_) => {
                     log::info!(
@@ -1290,17 +1280,7 @@ impl Monitor {
             return;
         }
         let port = call.rtp.local_addr().map_or(0, |a| a.port());
-        let local = LocalMedia {
-            address: self.shared.bound.ip().to_string(),
-            session_id: u64::from(rand_u32()),
-            session_version: 1,
-            audio: crate::tech::format_specs(&call.codecs),
-            video: Vec::new(),
-            telephone_event: true,
-            audio_port: port,
-            video_port: 0,
-            direction: SdpDirection::SendRecv,
-        };
+        let local = self.local_media(&call.codecs, port, 1, SdpDirection::SendRecv);
         // An offer in the INVITE is answered; without one (late offer) we offer
         // here and the answer comes in the ACK.
         let sdp = match SessionDescription::parse(&call.invite.body) {
@@ -1545,17 +1525,7 @@ impl Monitor {
             ),
             (None, None) => return self.no_such_call(tx, msg, source),
         };
-        let local = LocalMedia {
-            address: self.shared.bound.ip().to_string(),
-            session_id: u64::from(rand_u32()),
-            session_version: 2,
-            audio: crate::tech::format_specs(&codecs),
-            video: Vec::new(),
-            telephone_event: true,
-            audio_port: port,
-            video_port: 0,
-            direction: SdpDirection::SendRecv,
-        };
+        let local = self.local_media(&codecs, port, 2, SdpDirection::SendRecv);
         let sdp = if msg.body.is_empty() {
             Some(sirius_sip::sdp::negotiate::offer(&local))
         } else {
@@ -1633,23 +1603,14 @@ impl Monitor {
                 ),
                 (None, None) => return,
             };
+        let direction = if held {
+            SdpDirection::SendOnly
+        } else {
+            SdpDirection::SendRecv
+        };
+        let local = self.local_media(&codecs, port, 3, direction);
         let Some(d) = dialog.and_then(|id| self.dialogs.get_mut(&id)) else {
             return;
-        };
-        let local = LocalMedia {
-            address: self.shared.bound.ip().to_string(),
-            session_id: u64::from(rand_u32()),
-            session_version: 3,
-            audio: crate::tech::format_specs(&codecs),
-            video: Vec::new(),
-            telephone_event: true,
-            audio_port: port,
-            video_port: 0,
-            direction: if held {
-                SdpDirection::SendOnly
-            } else {
-                SdpDirection::SendRecv
-            },
         };
         let mut req = d.request(Method::Invite, &self.shared.via(transport), None);
         req.push(
@@ -1744,6 +1705,28 @@ impl Monitor {
             (Some(c), _) => Some(c.source),
             (None, Some(c)) => Some(c.setup.dest),
             (None, None) => None,
+        }
+    }
+
+    /// Our side of an SDP offer or answer: audio in `codecs` on `port` of our
+    /// address, telephone-event, a fresh session id.
+    fn local_media(
+        &self,
+        codecs: &[sirius_abi::Codec],
+        port: u16,
+        session_version: u64,
+        direction: SdpDirection,
+    ) -> LocalMedia {
+        LocalMedia {
+            address: self.shared.bound.ip().to_string(),
+            session_id: u64::from(rand_u32()),
+            session_version,
+            audio: crate::tech::format_specs(codecs),
+            video: Vec::new(),
+            telephone_event: true,
+            audio_port: port,
+            video_port: 0,
+            direction,
         }
     }
 
@@ -1860,18 +1843,8 @@ impl Monitor {
             .and_then(|n| running.peers.get(n))
             .and_then(|p| p.qualify_maxms)
             .map(|ms| Duration::from_millis(u64::from(ms) * 4));
-        let bound = self.shared.bound;
-        let local = LocalMedia {
-            address: bound.ip().to_string(),
-            session_id: u64::from(rand_u32()),
-            session_version: 1,
-            audio: crate::tech::format_specs(&call.setup.codecs),
-            video: Vec::new(),
-            telephone_event: true,
-            audio_port: call.rtp.local_addr().map_or(0, |a| a.port()),
-            video_port: 0,
-            direction: SdpDirection::SendRecv,
-        };
+        let port = call.rtp.local_addr().map_or(0, |a| a.port());
+        let local = self.local_media(&call.setup.codecs, port, 1, SdpDirection::SendRecv);
         let caller = if call.setup.caller.is_empty() {
             "sirius".to_string()
         } else {
