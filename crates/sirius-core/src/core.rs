@@ -10,7 +10,9 @@ use crate::logging::LogHub;
 use crate::sched::SchedThread;
 use crate::translate;
 use parking_lot::{Mutex, RwLock};
-use sirius_abi::{Capabilities, Cause, ChannelId, ChannelTechArc, Indication, MediaKind, TechInfo};
+use sirius_abi::{
+    Capabilities, Cause, ChannelId, ChannelTechArc, Codec, Indication, MediaKind, TechInfo,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -277,6 +279,34 @@ impl Core {
         Ok(technology)
     }
 
+    /// The generic bridge's frame path (legs of different technologies, or a
+    /// technology that cannot bridge natively): a frame read on one leg is
+    /// written to the leg it is bridged to, its G.711 voice translated
+    /// (µ-law ↔ A-law) when that leg does not carry the frame's law but
+    /// carries the other one. Other frames pass as they are.
+    pub fn bridge_frame(&self, from: ChannelId, mut frame: sirius_abi::Frame) {
+        let Some(peer) = self.channels.get(from).and_then(|c| c.bridged_to) else {
+            return;
+        };
+        let Some(p) = self.channels.get(peer) else {
+            return;
+        };
+        if frame.kind == sirius_abi::FrameKind::Voice && !p.codecs.contains(&frame.codec) {
+            let other_law = match frame.codec {
+                Codec::PCMU => Some(Codec::PCMA),
+                Codec::PCMA => Some(Codec::PCMU),
+                _ => None,
+            };
+            if let Some(to) = other_law.filter(|c| p.codecs.contains(c)) {
+                translate::transcode_g711(&mut frame.payload, frame.codec, to);
+                frame.codec = to;
+            }
+        }
+        if let Some(tech) = self.tech(&p.tech) {
+            let _ = tech.tech.write_frame(peer, frame);
+        }
+    }
+
     /// `Echo()`: the channel's media comes back to it. Only technologies that can
     /// do it natively (a channel "bridged" with itself) support it today.
     pub fn echo(&self, chan: ChannelId) -> Result<(), Cause> {
@@ -399,9 +429,12 @@ mod tests {
     };
     use std::sync::Arc;
 
-    /// A technology that only records the hangups the core asks of it.
+    /// A technology that only records the hangups and frames the core gives it.
     #[derive(Clone, Default)]
-    struct Recorder(Arc<parking_lot::Mutex<Vec<ChannelId>>>);
+    struct Recorder(
+        Arc<parking_lot::Mutex<Vec<ChannelId>>>,
+        Arc<parking_lot::Mutex<Vec<(ChannelId, Frame)>>>,
+    );
 
     impl ChannelTech for Recorder {
         fn info(&self) -> TechInfo {
@@ -436,7 +469,8 @@ mod tests {
         fn indicate(&self, _: ChannelId, _: Indication) -> RResult<(), Cause> {
             RResult::ROk(())
         }
-        fn write_frame(&self, _: ChannelId, _: Frame) -> RResult<(), Cause> {
+        fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause> {
+            self.1.lock().push((chan, frame));
             RResult::ROk(())
         }
         fn send_digit(&self, _: ChannelId, _: u32, _: u32) -> RResult<(), Cause> {
@@ -468,6 +502,10 @@ mod tests {
     }
 
     fn leg(core: &Core, resource: &str) -> ChannelId {
+        leg_with(core, resource, Codec::PCMU)
+    }
+
+    fn leg_with(core: &Core, resource: &str, codec: Codec) -> ChannelId {
         core.channels
             .alloc(&ChannelSpec {
                 tech: "Rec".into(),
@@ -478,10 +516,48 @@ mod tests {
                 exten: "600".into(),
                 caller_num: "6001".into(),
                 caller_name: "".into(),
-                codecs: vec![Codec::PCMU].into(),
+                codecs: vec![codec].into(),
                 accountcode: "".into(),
             })
             .id
+    }
+
+    #[test]
+    fn the_generic_bridge_passes_frames_and_translates_g711_for_the_other_leg() {
+        let rec = Recorder::default();
+        let (core, _dir) = core_with(&rec);
+        let (ulaw, alaw) = (leg(&core, "ulaw"), leg_with(&core, "alaw", Codec::PCMA));
+        assert_eq!(core.bridge(ulaw, alaw), Ok("simple_bridge"));
+        let voice = |codec, byte| Frame {
+            kind: sirius_abi::FrameKind::Voice,
+            codec,
+            subclass: 0,
+            samples: 160,
+            duration_ms: 0,
+            timestamp: 0,
+            seqno: 1,
+            payload: vec![byte; 160].into(),
+        };
+        // µ-law silence to the A-law leg arrives as A-law silence; and back.
+        core.bridge_frame(ulaw, voice(Codec::PCMU, 0xff));
+        core.bridge_frame(alaw, voice(Codec::PCMA, 0xd5));
+        let frames = rec.1.lock().clone();
+        assert_eq!(frames.len(), 2);
+        assert_eq!((frames[0].0, frames[0].1.codec), (alaw, Codec::PCMA));
+        assert!(frames[0].1.payload.iter().all(|b| *b == 0xd5));
+        assert_eq!((frames[1].0, frames[1].1.codec), (ulaw, Codec::PCMU));
+        // (A-law silence is +8, so it comes back as µ-law 8, not 0: G.711's
+        // two laws do not share a zero; the tables are tested in `translate`.)
+        let mut back = vec![0xd5u8; 160];
+        crate::translate::transcode_g711(&mut back, Codec::PCMA, Codec::PCMU);
+        assert_eq!(frames[1].1.payload.as_slice(), back.as_slice());
+        assert_ne!(back[0], 0xd5, "translated, not passed through");
+        // A codec the other leg carries passes untouched; non-voice frames too.
+        let mut dtmf = voice(Codec::PCMU, 0);
+        dtmf.kind = sirius_abi::FrameKind::DtmfEnd;
+        dtmf.subclass = u32::from(b'5');
+        core.bridge_frame(alaw, dtmf);
+        assert_eq!(rec.1.lock()[2].1.kind, sirius_abi::FrameKind::DtmfEnd);
     }
 
     #[test]

@@ -121,15 +121,9 @@ impl CoreServices for HostServices {
     }
 
     fn queue_frame(&self, id: ChannelId, frame: Frame) {
-        // Generic bridge: a frame read on one leg is written to the leg it is bridged to.
-        let Some(core) = self.core() else { return };
-        let Some(peer) = core.channels.get(id).and_then(|c| c.bridged_to) else {
-            return;
-        };
-        let Some(tech) = core.channels.get(peer).and_then(|p| core.tech(&p.tech)) else {
-            return;
-        };
-        let _ = tech.tech.write_frame(peer, frame);
+        if let Some(core) = self.core() {
+            core.bridge_frame(id, frame);
+        }
     }
 
     fn pbx_start(&self, id: ChannelId) -> RResult<(), Cause> {
