@@ -171,6 +171,21 @@ fn uptime_settings_calls_and_verbose_layouts() {
         settings.contains("PBX Core settings\n-----------------\n"),
         "{settings}"
     );
+    // The daemon raised its soft open-files limit to the hard one at start.
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .unwrap();
+    assert!(
+        settings.contains(&format!("  {:<30}{hard}\n", "Maximum open file handles:")),
+        "{settings}"
+    );
+    assert!(
+        settings.contains(&format!("  {:<30}0.000000\n", "Maximum load average:")),
+        "{settings}"
+    );
     assert!(
         settings.contains(&format!(
             "  {:<30}{}",

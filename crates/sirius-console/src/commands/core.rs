@@ -95,6 +95,14 @@ fn show_settings(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
             format!("{} (Current {})", g.maxcalls, core.channels.active_calls())
         },
     );
+    // Asterisk shows the limit the process got, which is what bounds calls:
+    // each call leg holds two sockets.
+    o += &row(
+        "Maximum open file handles:",
+        sirius_core::limits::open_files()
+            .map_or_else(|e| e.to_string(), |(soft, _)| soft.to_string()),
+    );
+    o += &row("Maximum load average:", format!("{:.6}", g.maxload));
     o += &row("Verbosity:", core.log.verbose().to_string());
     o += &row("Debug level:", core.log.debug().to_string());
     o += &row(
