@@ -479,16 +479,45 @@ mod tests {
         parse_datagram(t.as_bytes(), &Limits::default()).unwrap()
     }
 
-    /// One REGISTER from `src` over UDP, with the settings and peers of [`setup`].
-    fn ask(
-        reg: &mut Registrar,
-        req: &Message,
+    /// A registrar with the settings and peers of [`setup`], and one phone
+    /// at `src` sending it REGISTERs over UDP.
+    struct Phone {
+        reg: Registrar,
+        g: General,
+        peers: HashMap<String, Peer>,
         src: SocketAddr,
-        now: u64,
-        g: &General,
-        peers: &HashMap<String, Peer>,
-    ) -> Outcome {
-        reg.handle(req, src, Transport::Udp, now, g, peers)
+    }
+
+    impl Phone {
+        fn new(src: &str, store: Option<std::path::PathBuf>) -> Phone {
+            let (g, peers) = setup();
+            Phone {
+                reg: Registrar::new("sirius", store, 1000),
+                g,
+                peers,
+                src: src.parse().unwrap(),
+            }
+        }
+
+        /// One REGISTER at `now`.
+        fn ask(&mut self, req: &Message, now: u64) -> Outcome {
+            self.reg
+                .handle(req, self.src, Transport::Udp, now, &self.g, &self.peers)
+        }
+
+        /// The response to one REGISTER at time 1000.
+        fn send(&mut self, req: &Message) -> Message {
+            self.ask(req, 1000).response.unwrap()
+        }
+
+        /// REGISTER as `user` with CSeq `cseq` (challenged), then again with
+        /// CSeq `cseq + 1` answering the challenge with `pw`: the second
+        /// outcome.
+        fn login(&mut self, user: &str, cseq: u32, pw: &str, expires: u32) -> Outcome {
+            let ch = self.send(&register(user, cseq, None, expires));
+            let auth = answer(&ch, user, pw);
+            self.ask(&register(user, cseq + 1, Some(auth), expires), 1000)
+        }
     }
 
     fn answer(ch: &Message, user: &str, pw: &str) -> String {
@@ -501,29 +530,11 @@ mod tests {
     fn challenge_register_persist_unregister() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("registrations.json");
-        let (g, peers) = setup();
-        let src: SocketAddr = "127.0.0.1:5062".parse().unwrap();
-        let mut reg = Registrar::new("sirius", Some(store.clone()), 1000);
-        let r = ask(
-            &mut reg,
-            &register("alice", 1, None, 300),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
+        let mut phone = Phone::new("127.0.0.1:5062", Some(store.clone()));
+        let r = phone.send(&register("alice", 1, None, 300));
         assert_eq!(r.code(), Some(401));
         let auth = answer(&r, "alice", "pw");
-        let out = ask(
-            &mut reg,
-            &register("alice", 2, Some(auth), 300),
-            src,
-            1000,
-            &g,
-            &peers,
-        );
+        let out = phone.ask(&register("alice", 2, Some(auth), 300), 1000);
         let ok = out.response.unwrap();
         assert_eq!(ok.code(), Some(200));
         assert_eq!(
@@ -533,7 +544,7 @@ mod tests {
         assert!(out.changed.unwrap().1.is_some());
         // Survives a restart.
         let again = Registrar::new("sirius", Some(store.clone()), 1100);
-        assert_eq!(again.binding("alice").unwrap().addr, src);
+        assert_eq!(again.binding("alice").unwrap().addr, phone.src);
         // And is gone after expiry.
         let mut later = Registrar::new("sirius", Some(store.clone()), 1100);
         assert_eq!(later.expire(1300), vec!["alice".to_string()]);
@@ -544,49 +555,21 @@ mod tests {
 
     #[test]
     fn unknown_users_get_the_same_answer_as_wrong_passwords_and_sources_get_blocked() {
-        let (g, peers) = setup();
-        let src: SocketAddr = "127.0.0.1:5099".parse().unwrap();
-        let mut reg = Registrar::new("sirius", None, 1000);
-        let ch = ask(
-            &mut reg,
-            &register("alice", 1, None, 300),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
-        let wrong = ask(
-            &mut reg,
-            &register("alice", 2, Some(answer(&ch, "alice", "nope")), 300),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
-        let ch2 = ask(
-            &mut reg,
-            &register("mallory", 1, None, 300),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
-        let unknown = ask(
-            &mut reg,
-            &register("mallory", 2, Some(answer(&ch2, "mallory", "x")), 300),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
+        let mut phone = Phone::new("127.0.0.1:5099", None);
+        let ch = phone.send(&register("alice", 1, None, 300));
+        let wrong = phone.send(&register(
+            "alice",
+            2,
+            Some(answer(&ch, "alice", "nope")),
+            300,
+        ));
+        let ch2 = phone.send(&register("mallory", 1, None, 300));
+        let unknown = phone.send(&register(
+            "mallory",
+            2,
+            Some(answer(&ch2, "mallory", "x")),
+            300,
+        ));
         for r in [&wrong, &unknown, &ch2] {
             assert_eq!(r.code(), Some(401));
             let c = Challenge::from_response(r).unwrap().remove(0);
@@ -595,108 +578,37 @@ mod tests {
                 ("sirius", false, vec!["auth".to_string()])
             );
         }
-        assert!(reg.binding("alice").is_none() && reg.binding("mallory").is_none());
+        assert!(phone.reg.binding("alice").is_none() && phone.reg.binding("mallory").is_none());
         // A static peer cannot register either (same answer).
-        let t = ask(
-            &mut reg,
-            &register("trunk", 1, Some(answer(&ch, "trunk", "x")), 300),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
+        let t = phone.send(&register("trunk", 1, Some(answer(&ch, "trunk", "x")), 300));
         assert_eq!(t.code(), Some(401));
         // Three failures (authfailures = 3): the source is ignored.
-        assert!(reg.is_blocked(src.ip(), 1001));
-        assert!(ask(
-            &mut reg,
-            &register("alice", 9, None, 300),
-            src,
-            1001,
-            &g,
-            &peers
-        )
-        .response
-        .is_none());
-        assert!(!reg.is_blocked(src.ip(), 1000 + 301));
+        let ip = phone.src.ip();
+        assert!(phone.reg.is_blocked(ip, 1001));
+        assert!(phone
+            .ask(&register("alice", 9, None, 300), 1001)
+            .response
+            .is_none());
+        assert!(!phone.reg.is_blocked(ip, 1000 + 301));
     }
 
     #[test]
     fn expiry_rules() {
-        let (g, peers) = setup();
-        let src: SocketAddr = "127.0.0.1:5062".parse().unwrap();
-        let mut reg = Registrar::new("sirius", None, 1000);
-        let ch = ask(
-            &mut reg,
-            &register("alice", 1, None, 30),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
-        let brief = ask(
-            &mut reg,
-            &register("alice", 2, Some(answer(&ch, "alice", "pw")), 30),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
+        let mut phone = Phone::new("127.0.0.1:5062", None);
+        let brief = phone.login("alice", 1, "pw", 30).response.unwrap();
         assert_eq!(
             (brief.code(), brief.headers.get(&HeaderName::MinExpires)),
             (Some(423), Some("60"))
         );
-        let ch = ask(
-            &mut reg,
-            &register("alice", 3, None, 99999),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
-        let ok = ask(
-            &mut reg,
-            &register("alice", 4, Some(answer(&ch, "alice", "pw")), 99999),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
+        let ok = phone.login("alice", 3, "pw", 99999).response.unwrap();
         assert_eq!(
             ok.headers.get(&HeaderName::Expires),
             Some("3600"),
             "capped at maxexpiry"
         );
-        let ch = ask(
-            &mut reg,
-            &register("alice", 5, None, 0),
-            src,
-            1000,
-            &g,
-            &peers,
-        )
-        .response
-        .unwrap();
-        let gone = ask(
-            &mut reg,
-            &register("alice", 6, Some(answer(&ch, "alice", "pw")), 0),
-            src,
-            1000,
-            &g,
-            &peers,
-        );
+        let gone = phone.login("alice", 5, "pw", 0);
         assert_eq!(gone.response.unwrap().code(), Some(200));
         assert_eq!(gone.changed, Some(("alice".into(), None)));
-        assert!(reg.binding("alice").is_none());
+        assert!(phone.reg.binding("alice").is_none());
     }
 }
