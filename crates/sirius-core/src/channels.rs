@@ -211,9 +211,9 @@ impl ChannelRegistry {
         }
     }
 
-    /// Channels with a [`ChannelRegistry::when_gone`] hook pending (for tests
-    /// and `core show` counters).
-    pub fn pending_gone_hooks(&self) -> usize {
+    /// Channels with a [`ChannelRegistry::when_gone`] hook pending.
+    #[cfg(test)]
+    fn pending_gone_hooks(&self) -> usize {
         self.gone_hooks.lock().len()
     }
 

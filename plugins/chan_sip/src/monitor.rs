@@ -206,6 +206,27 @@ struct NativeBridge {
     handles: Vec<crate::relay::RelayHandle>,
 }
 
+/// What an inbound and an outbound call have in common, for the code that
+/// serves a leg either way (media, in-dialog requests): see [`Monitor::leg_view`].
+struct LegView<'a> {
+    dialog: Option<&'a sirius_sip::dialog::DialogId>,
+    transport: Transport,
+    /// Where in-dialog requests go when the route set names no first hop.
+    dest: SocketAddr,
+    rtp: &'a Arc<std::net::UdpSocket>,
+    rtcp: &'a Arc<std::net::UdpSocket>,
+    codecs: &'a [sirius_abi::Codec],
+    peer: Option<&'a str>,
+    remote: &'a crate::relay::RemoteMedia,
+    reinvite: Option<TxId>,
+}
+
+impl LegView<'_> {
+    fn rtp_port(&self) -> u16 {
+        self.rtp.local_addr().map_or(0, |a| a.port())
+    }
+}
+
 struct Monitor {
     shared: Arc<Shared>,
     socket: UdpSocket,
@@ -1370,37 +1391,29 @@ impl Monitor {
         self.send_client(bye, hop, call.transport, Owner::Bye, Instant::now());
     }
 
-    /// The RTP socket, far end and comedia setting of one of our legs.
     /// The RTP and RTCP legs of one of our channels, for a relay. The far
     /// end's RTCP port is the one after its RTP port (RFC 3550 §11).
     fn leg(&self, chan: sirius_abi::ChannelId) -> Option<(crate::relay::Leg, crate::relay::Leg)> {
-        let running = self.shared.running();
-        let comedia = |peer: &Option<String>| {
-            peer.as_ref()
-                .and_then(|p| running.peers.get(p))
-                .is_some_and(|p| p.comedia)
-        };
-        let (rtp, rtcp, media, peer) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
-            (Some(c), _) => (&c.rtp, &c.rtcp, &c.remote, &c.peer),
-            (None, Some(c)) => (&c.rtp, &c.rtcp, &c.remote, &c.setup.peer),
-            (None, None) => return None,
-        };
-        let learn = comedia(peer);
+        let v = self.leg_view(chan)?;
+        let learn = v
+            .peer
+            .and_then(|p| self.shared.running().peers.get(p).map(|p| p.comedia))
+            .unwrap_or(false);
+        let media = v.remote;
         let remote = media.addr;
-        // The relay thread and the call share the socket (no second
-        // descriptor per leg: 10,000 calls hold 40,000 of them already).
-        let share = |s: &Arc<std::net::UdpSocket>| Some(s.clone());
         let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
+        // The relay thread and the call share the sockets (no second
+        // descriptor per leg: 10,000 calls hold 40,000 of them already).
         Some((
             crate::relay::Leg {
-                socket: share(rtp)?,
+                socket: v.rtp.clone(),
                 remote,
                 learn,
                 dtmf_pt: media.dtmf_pt,
                 g711: media.g711.clone(),
             },
             crate::relay::Leg {
-                socket: share(rtcp)?,
+                socket: v.rtcp.clone(),
                 remote: remote_rtcp,
                 learn,
                 dtmf_pt: None,
@@ -1517,15 +1530,10 @@ impl Monitor {
         let Some(chan) = self.chan_for_dialog(id) else {
             return self.no_such_call(tx, msg, source);
         };
-        let (port, codecs) = match (self.calls.get(&chan), self.outbound.get(&chan)) {
-            (Some(c), _) => (c.rtp.local_addr().map_or(0, |a| a.port()), c.codecs.clone()),
-            (None, Some(c)) => (
-                c.rtp.local_addr().map_or(0, |a| a.port()),
-                c.setup.codecs.clone(),
-            ),
-            (None, None) => return self.no_such_call(tx, msg, source),
+        let Some(v) = self.leg_view(chan) else {
+            return self.no_such_call(tx, msg, source);
         };
-        let local = self.local_media(&codecs, port, 2, SdpDirection::SendRecv);
+        let local = self.local_media(v.codecs, v.rtp_port(), 2, SdpDirection::SendRecv);
         let sdp = if msg.body.is_empty() {
             Some(sirius_sip::sdp::negotiate::offer(&local))
         } else {
@@ -1583,32 +1591,17 @@ impl Monitor {
         if other == chan {
             return; // Echo: nobody else to tell.
         }
-        let (dialog, transport, dest, port, codecs, previous) =
-            match (self.calls.get(&other), self.outbound.get(&other)) {
-                (Some(c), _) => (
-                    c.dialog.clone(),
-                    c.transport,
-                    c.source,
-                    c.rtp.local_addr().map_or(0, |a| a.port()),
-                    c.codecs.clone(),
-                    c.reinvite,
-                ),
-                (None, Some(c)) => (
-                    c.dialog.clone(),
-                    c.setup.transport,
-                    c.setup.dest,
-                    c.rtp.local_addr().map_or(0, |a| a.port()),
-                    c.setup.codecs.clone(),
-                    c.reinvite,
-                ),
-                (None, None) => return,
-            };
+        let Some(v) = self.leg_view(other) else {
+            return;
+        };
         let direction = if held {
             SdpDirection::SendOnly
         } else {
             SdpDirection::SendRecv
         };
-        let local = self.local_media(&codecs, port, 3, direction);
+        let local = self.local_media(v.codecs, v.rtp_port(), 3, direction);
+        let (dialog, transport, dest, previous) =
+            (v.dialog.cloned(), v.transport, v.dest, v.reinvite);
         let Some(d) = dialog.and_then(|id| self.dialogs.get_mut(&id)) else {
             return;
         };
@@ -1660,29 +1653,22 @@ impl Monitor {
             self.owners.remove(&tx);
             return log::warn!("{chan} refused our re-INVITE: {code}");
         }
-        if let Some(Owner::ReInvite { ack: Some(ack), .. }) = self.owners.get(&tx) {
-            let ack = ack.clone();
-            let transport = self.transport_of(chan).unwrap_or(Transport::Udp);
-            if let Some(hop) = first_route_hop(&ack).or_else(|| self.dest_of(chan)) {
-                self.layer.send_stateless(hop, transport, &ack);
-            }
+        let Some(v) = self.leg_view(chan) else {
             return;
-        }
-        let dialog = match (self.calls.get(&chan), self.outbound.get(&chan)) {
-            (Some(c), _) => c.dialog.clone(),
-            (None, Some(c)) => c.dialog.clone(),
-            (None, None) => None,
         };
-        let transport = self.transport_of(chan).unwrap_or(Transport::Udp);
+        let (dialog, transport, dest) = (v.dialog.cloned(), v.transport, v.dest);
+        if let Some(Owner::ReInvite { ack: Some(ack), .. }) = self.owners.get(&tx) {
+            let hop = first_route_hop(ack).unwrap_or(dest);
+            return self.layer.send_stateless(hop, transport, ack);
+        }
         let Some(d) = dialog.and_then(|id| self.dialogs.get_mut(&id)) else {
             return;
         };
         d.refresh_target(msg);
         let cseq = msg.cseq().map(|c| c.seq);
         let ack = d.request(Method::Ack, &self.shared.via(transport), cseq);
-        if let Some(hop) = first_route_hop(&ack).or_else(|| self.dest_of(chan)) {
-            self.layer.send_stateless(hop, transport, &ack);
-        }
+        let hop = first_route_hop(&ack).unwrap_or(dest);
+        self.layer.send_stateless(hop, transport, &ack);
         if let Some(Owner::ReInvite { ack: slot, .. }) = self.owners.get_mut(&tx) {
             *slot = Some(ack);
         }
@@ -1692,20 +1678,32 @@ impl Monitor {
         }
     }
 
-    fn transport_of(&self, chan: sirius_abi::ChannelId) -> Option<Transport> {
-        match (self.calls.get(&chan), self.outbound.get(&chan)) {
-            (Some(c), _) => Some(c.transport),
-            (None, Some(c)) => Some(c.setup.transport),
-            (None, None) => None,
+    /// One of our calls, inbound or outbound, through the fields they share.
+    fn leg_view(&self, chan: sirius_abi::ChannelId) -> Option<LegView<'_>> {
+        if let Some(c) = self.calls.get(&chan) {
+            return Some(LegView {
+                dialog: c.dialog.as_ref(),
+                transport: c.transport,
+                dest: c.source,
+                rtp: &c.rtp,
+                rtcp: &c.rtcp,
+                codecs: &c.codecs,
+                peer: c.peer.as_deref(),
+                remote: &c.remote,
+                reinvite: c.reinvite,
+            });
         }
-    }
-
-    fn dest_of(&self, chan: sirius_abi::ChannelId) -> Option<SocketAddr> {
-        match (self.calls.get(&chan), self.outbound.get(&chan)) {
-            (Some(c), _) => Some(c.source),
-            (None, Some(c)) => Some(c.setup.dest),
-            (None, None) => None,
-        }
+        self.outbound.get(&chan).map(|c| LegView {
+            dialog: c.dialog.as_ref(),
+            transport: c.setup.transport,
+            dest: c.setup.dest,
+            rtp: &c.rtp,
+            rtcp: &c.rtcp,
+            codecs: &c.setup.codecs,
+            peer: c.setup.peer.as_deref(),
+            remote: &c.remote,
+            reinvite: c.reinvite,
+        })
     }
 
     /// Our side of an SDP offer or answer: audio in `codecs` on `port` of our

@@ -134,8 +134,9 @@ impl RtpPorts {
         )))
     }
 
-    /// Pairs free in the range in force (none built yet: the whole range).
-    pub fn free_pairs(&self) -> Option<usize> {
+    /// Pairs free in the range in force (`None` before the first request).
+    #[cfg(test)]
+    fn free_pairs(&self) -> Option<usize> {
         self.pool.lock().as_ref().map(|p| p.free.lock().len())
     }
 }
