@@ -10,9 +10,7 @@ use crate::logging::LogHub;
 use crate::sched::SchedThread;
 use crate::translate;
 use parking_lot::{Mutex, RwLock};
-use sirius_abi::{
-    Capabilities, Cause, ChannelId, ChannelTechArc, Codec, Indication, MediaKind, TechInfo,
-};
+use sirius_abi::{Capabilities, Cause, ChannelId, ChannelTechArc, Indication, MediaKind, TechInfo};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -291,13 +289,8 @@ impl Core {
         let Some(p) = self.channels.get(peer) else {
             return;
         };
-        if frame.kind == sirius_abi::FrameKind::Voice && !p.codecs.contains(&frame.codec) {
-            let other_law = match frame.codec {
-                Codec::PCMU => Some(Codec::PCMA),
-                Codec::PCMA => Some(Codec::PCMU),
-                _ => None,
-            };
-            if let Some(to) = other_law.filter(|c| p.codecs.contains(c)) {
+        if frame.kind == sirius_abi::FrameKind::Voice {
+            if let Some(to) = translate::g711_target(frame.codec, |c| p.codecs.contains(&c)) {
                 translate::transcode_g711(&mut frame.payload, frame.codec, to);
                 frame.codec = to;
             }

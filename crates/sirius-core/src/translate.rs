@@ -96,6 +96,19 @@ fn g711_tables() -> &'static ([u8; 256], [u8; 256]) {
     })
 }
 
+/// The law to translate G.711 audio in `from` into for a receiver that
+/// `accepts` some codecs: the other law when it lacks `from` and takes that
+/// one; `None` when no translation is needed (or none would help). Both the
+/// core's generic bridge and chan_sip's native relay decide with this.
+pub fn g711_target(from: Codec, accepts: impl Fn(Codec) -> bool) -> Option<Codec> {
+    let other = match from {
+        Codec::PCMU => Codec::PCMA,
+        Codec::PCMA => Codec::PCMU,
+        _ => return None,
+    };
+    (!accepts(from) && accepts(other)).then_some(other)
+}
+
 /// Translates G.711 samples in place from `from` to `to`; false (and the
 /// payload untouched) for any other pair.
 pub fn transcode_g711(payload: &mut [u8], from: Codec, to: Codec) -> bool {

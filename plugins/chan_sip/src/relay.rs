@@ -83,12 +83,18 @@ fn translate_g711(packet: &mut [u8], accepts: &[u8]) {
     if packet.len() < 12 || accepts.is_empty() || packet[0] >> 6 != 2 {
         return;
     }
-    let pt = packet[1] & 0x7f;
-    let (from, to, to_pt) = match pt {
-        0 if !accepts.contains(&0) && accepts.contains(&8) => (Codec::PCMU, Codec::PCMA, 8),
-        8 if !accepts.contains(&8) && accepts.contains(&0) => (Codec::PCMA, Codec::PCMU, 0),
+    // The static payload types of G.711 (RFC 3551): 0 µ-law, 8 A-law.
+    let pt_of = |c: Codec| if c == Codec::PCMU { 0 } else { 8 };
+    let from = match packet[1] & 0x7f {
+        0 => Codec::PCMU,
+        8 => Codec::PCMA,
         _ => return,
     };
+    let Some(to) = sirius_core::translate::g711_target(from, |c| accepts.contains(&pt_of(c)))
+    else {
+        return;
+    };
+    let to_pt = pt_of(to);
     let mut header = 12 + 4 * usize::from(packet[0] & 0x0f);
     if packet[0] & 0x10 != 0 {
         let Some(ext) = packet.get(header + 2..header + 4) else {
