@@ -1037,10 +1037,12 @@ impl Monitor {
             |p| p.codecs.clone(),
         );
         // An offer in the INVITE must share an audio codec with the peer's list.
+        let mut remote = crate::relay::RemoteMedia::default();
         if !msg.body.is_empty() {
             let Ok(offer) = SessionDescription::parse(&msg.body) else {
                 return self.respond(tx, msg, source, 400, "Bad Request (SDP)", &[]);
             };
+            remote = crate::relay::RemoteMedia::from_description(&offer);
             let local = self.local_media(&codecs, 0, 1, SdpDirection::SendRecv);
             match sdp_answer(&offer, &local) {
                 Err(_) => {
@@ -1142,7 +1144,7 @@ impl Monitor {
                 codecs: codecs.clone(),
                 dialog: None,
                 peer: peer_name,
-                remote: crate::relay::RemoteMedia::from_sdp(&msg.body),
+                remote,
                 last_msg: "Rx: INVITE".into(),
                 held: false,
                 reinvite: None,
@@ -1543,7 +1545,7 @@ impl Monitor {
             match sdp_answer(&offer, &local) {
                 Ok((sd, neg)) => {
                     let held = neg.on_hold();
-                    self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&msg.body));
+                    self.media_moved(chan, crate::relay::RemoteMedia::from_description(&offer));
                     let was_held = match (self.calls.get_mut(&chan), self.outbound.get_mut(&chan)) {
                         (Some(c), _) => std::mem::replace(&mut c.held, held),
                         (None, Some(c)) => std::mem::replace(&mut c.held, held),

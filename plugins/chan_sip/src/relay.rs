@@ -35,9 +35,14 @@ pub struct RemoteMedia {
 impl RemoteMedia {
     /// Reads an SDP body; an unparsable one (or none) describes nothing.
     pub fn from_sdp(body: &[u8]) -> RemoteMedia {
-        let Ok(sd) = SessionDescription::parse(body) else {
-            return RemoteMedia::default();
-        };
+        SessionDescription::parse(body).map_or_else(
+            |_| RemoteMedia::default(),
+            |sd| RemoteMedia::from_description(&sd),
+        )
+    }
+
+    /// Reads an SDP already parsed (an offer that was checked first).
+    pub fn from_description(sd: &SessionDescription) -> RemoteMedia {
         let Some(m) = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0) else {
             return RemoteMedia::default();
         };
