@@ -334,7 +334,7 @@ fn a_peer_that_stops_answering_goes_unreachable() {
     assert!(d.messages().contains("Peer 'trunk' is now Reachable."));
     assert!(
         d.messages()
-            .contains("WARNING[chan_sip::monitor]: Peer 'trunk' is now UNREACHABLE!"),
+            .contains("WARNING[chan_sip::endpoint::client]: Peer 'trunk' is now UNREACHABLE!"),
         "{}",
         d.messages()
     );

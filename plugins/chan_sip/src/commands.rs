@@ -44,7 +44,7 @@ pub fn run(
             let (tx, rx) = std::sync::mpsc::channel();
             shared
                 .commands
-                .send(crate::monitor::Command::ShowChannels(tx))
+                .send(crate::driver::Command::ShowChannels(tx))
                 .map_err(|_| "chan_sip is stopping".to_string())?;
             rx.recv_timeout(std::time::Duration::from_secs(2))
                 .map_err(|_| "chan_sip did not answer in time".to_string())
@@ -60,7 +60,7 @@ pub fn run(
             }
             shared
                 .commands
-                .send(crate::monitor::Command::QualifyNow(name.to_string()))
+                .send(crate::driver::Command::QualifyNow(name.to_string()))
                 .map_err(|_| "chan_sip is stopping".to_string())?;
             Ok(format!("Qualifying peer '{name}'"))
         }
@@ -323,7 +323,12 @@ fn show_registry(shared: &Shared) -> String {
         let refresh = r.sm.granted_expiry().unwrap_or(r.cfg.expiry).to_string();
         let when = r
             .registered_at
-            .map(|t| t.format("%a, %d %b %Y %H:%M:%S").to_string())
+            .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%a, %d %b %Y %H:%M:%S")
+                    .to_string()
+            })
             .unwrap_or_default();
         o += &row(
             &r.host_column(),

@@ -17,12 +17,14 @@ pub mod acl;
 pub mod causes;
 pub mod commands;
 pub mod config;
+pub mod driver;
+pub mod endpoint;
 pub mod epoll;
-pub mod monitor;
 pub mod outbound;
 pub mod registrar;
 pub mod relay;
 pub mod rtp_ports;
+pub mod session;
 pub mod tech;
 pub mod transport;
 
@@ -99,7 +101,7 @@ pub struct Shared {
     /// Outbound registrations.
     pub outbound: Mutex<Vec<outbound::OutboundReg>>,
     /// Commands to the monitor.
-    pub commands: tokio::sync::mpsc::UnboundedSender<monitor::Command>,
+    pub commands: tokio::sync::mpsc::UnboundedSender<driver::Command>,
     /// Calls in progress (the module's use count), kept by the monitor.
     pub active_calls: std::sync::atomic::AtomicU32,
     /// Calls in progress per peer (call-limit, `sip show inuse`).
@@ -263,9 +265,9 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtp_ports: rtp_ports::RtpPorts::new(),
     });
-    monitor::reconcile(&shared);
+    driver::reconcile(&shared, std::time::Instant::now());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    io.spawn(monitor::run(
+    io.spawn(driver::run(
         shared.clone(),
         socket,
         listener,
@@ -335,7 +337,7 @@ impl PluginImpl for ChanSip {
         if self
             .shared
             .commands
-            .send(monitor::Command::Shutdown(ack))
+            .send(driver::Command::Shutdown(ack))
             .is_ok()
         {
             let _ = done.recv_timeout(Duration::from_secs(3));

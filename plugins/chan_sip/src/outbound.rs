@@ -25,8 +25,9 @@ pub struct OutboundReg {
     pub transport: Transport,
     /// The state machine.
     pub sm: Registration,
-    /// Wall-clock time of the last successful registration (`Reg.Time`).
-    pub registered_at: Option<chrono::DateTime<chrono::Local>>,
+    /// Unix time of the last successful registration (`Reg.Time`), from
+    /// the endpoint's input (it reads no clock).
+    pub registered_at: Option<u64>,
 }
 
 impl OutboundReg {

@@ -95,7 +95,7 @@ impl SipTech {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn send(&self, cmd: crate::monitor::Command) -> Result<(), Cause> {
+    fn send(&self, cmd: crate::driver::Command) -> Result<(), Cause> {
         self.shared.commands.send(cmd).map_err(|_| Cause::FAILURE)
     }
 }
@@ -238,7 +238,7 @@ impl ChannelDriver for SipTech {
             accountcode: "".into(),
         })?;
         let ruri = format!("sip:{exten}@{addr}{}", transport.uri_param());
-        let setup = crate::monitor::OutboundSetup {
+        let setup = crate::driver::OutboundSetup {
             chan: info.id,
             dest: addr,
             transport,
@@ -250,7 +250,7 @@ impl ChannelDriver for SipTech {
             caller_name,
         };
         if self
-            .send(crate::monitor::Command::NewOutbound(setup))
+            .send(crate::driver::Command::NewOutbound(setup))
             .is_err()
         {
             self.shared.host.channel_hangup(info.id, Cause::FAILURE);
@@ -261,7 +261,7 @@ impl ChannelDriver for SipTech {
 
     fn call(&self, chan: ChannelId, _dest: &str, _timeout_ms: u32) -> Result<(), Cause> {
         let (reply, result) = std::sync::mpsc::channel();
-        self.send(crate::monitor::Command::Place(chan, reply))?;
+        self.send(crate::driver::Command::Place(chan, reply))?;
         // One turn of the monitor; bounded so a stopping module cannot hang a
         // dialplan thread.
         result
@@ -270,19 +270,19 @@ impl ChannelDriver for SipTech {
     }
 
     fn answer(&self, chan: ChannelId) -> Result<(), Cause> {
-        self.send(crate::monitor::Command::Answer(chan))
+        self.send(crate::driver::Command::Answer(chan))
     }
 
     fn hangup(&self, chan: ChannelId, cause: Cause) -> Result<(), Cause> {
-        self.send(crate::monitor::Command::Hangup(chan, cause))
+        self.send(crate::driver::Command::Hangup(chan, cause))
     }
 
     fn indicate(&self, chan: ChannelId, indication: sirius_abi::Indication) -> Result<(), Cause> {
-        self.send(crate::monitor::Command::Indicate(chan, indication))
+        self.send(crate::driver::Command::Indicate(chan, indication))
     }
 
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
-        self.send(crate::monitor::Command::Bridge(a, b))
+        self.send(crate::driver::Command::Bridge(a, b))
     }
 
     fn device_state(&self, resource: &str) -> DeviceState {

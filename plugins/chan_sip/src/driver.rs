@@ -1,0 +1,450 @@
+//! The IO driver around the sans-IO [`Endpoint`] (Asterisk's `do_monitor`,
+//! quinn's side of quinn-proto): one task on the plugin's runtime that owns
+//! the UDP socket, the TCP connections, the clock, the RTP sockets and the
+//! relay thread, and performs what the endpoint asks. It decides nothing:
+//!
+//! ```text
+//! loop {
+//!     wait for: a datagram | a TCP event | a core command | the endpoint's timer
+//!     endpoint.handle(now, input, &mut env)  (or handle_timeout)
+//!     while let Some(output) = endpoint.poll() { perform(output) }
+//! }
+//! ```
+
+use crate::endpoint::{Endpoint, Env, HostAction, Input, LegMedia, MediaAction, Now, Output};
+use crate::relay::{Leg, RelayEngine, RelayHandle, Stream};
+use crate::transport::{TcpConnections, TcpEvent};
+use crate::{unix_now, Shared};
+use sirius_abi::{Cause, ChannelId, ChannelInfo, ChannelSpec};
+use sirius_sip::transaction::{Transmit, Transport};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+pub use crate::endpoint::OutboundSetup;
+
+/// Requests to the driver from the console, the module and the channel
+/// technology (core threads).
+pub enum Command {
+    /// `sip qualify peer X`: poke now.
+    QualifyNow(String),
+    /// The configuration was reloaded: start, stop or restart registrations and pokes.
+    Reconcile,
+    /// The module stops: end calls, unregister (Expires: 0), then acknowledge.
+    Shutdown(std::sync::mpsc::Sender<()>),
+    /// The core answers a call.
+    Answer(ChannelId),
+    /// The core hangs a call up.
+    Hangup(ChannelId, Cause),
+    /// The core signals an indication (ringing, busy…).
+    Indicate(ChannelId, sirius_abi::Indication),
+    /// `request_call` created an outbound channel.
+    NewOutbound(OutboundSetup),
+    /// `call`: send the INVITE. The answer says at once whether the call was
+    /// placed (call-limit refusals are the caller's to see, as `sip_call`
+    /// returning -1 is in Asterisk); later failures end the channel.
+    Place(ChannelId, std::sync::mpsc::Sender<Result<(), Cause>>),
+    /// The core bridged two of our channels: relay their RTP.
+    Bridge(ChannelId, ChannelId),
+    /// `sip show channels`, from the endpoint's sessions.
+    ShowChannels(std::sync::mpsc::Sender<String>),
+}
+
+/// Brings qualify pokes and outbound registrations in line with the
+/// configuration in force (at load, and on reload before the endpoint's
+/// [`Input::Reconcile`]): new `[[register]]` lines are created (their
+/// registrar's name resolved here, not in the endpoint).
+pub fn reconcile(shared: &Shared, now: Instant) {
+    let running = shared.running();
+    let peers: Vec<&crate::config::Peer> = running.peers.values().collect();
+    let freq_ok = Duration::from_secs(u64::from(running.cfg.general.qualifyfreq.max(1)));
+    crate::outbound::reconcile_qualify(&mut shared.qualify.lock(), &peers, freq_ok, now);
+    let mut regs = shared.outbound.lock();
+    // Lines gone from the file are unregistered by the endpoint.
+    for line in &running.cfg.register {
+        if regs.iter().any(|r| r.cfg == *line) {
+            continue;
+        }
+        match crate::outbound::OutboundReg::new(line.clone(), shared) {
+            Ok(r) => regs.push(r),
+            Err(e) => log::error!("{e}"),
+        }
+    }
+}
+
+/// A call's RTP and RTCP sockets and its place in the port range.
+struct MediaPair {
+    rtp: Arc<std::net::UdpSocket>,
+    rtcp: Arc<std::net::UdpSocket>,
+    _lease: crate::rtp_ports::PortLease,
+}
+
+/// What the endpoint asks of the host and the machine, answered at once.
+struct HostEnv {
+    shared: Arc<Shared>,
+    media: HashMap<ChannelId, MediaPair>,
+}
+
+impl Env for HostEnv {
+    fn channel_alloc(&mut self, spec: ChannelSpec) -> Result<ChannelInfo, Cause> {
+        self.shared.host.channel_alloc(spec)
+    }
+
+    fn pbx_start(&mut self, chan: ChannelId) -> Result<(), Cause> {
+        self.shared.host.pbx_start(chan)
+    }
+
+    fn channel_exists(&mut self, chan: ChannelId) -> bool {
+        // The core answers caller ID only for channels it still has.
+        self.shared.host.channel_caller_id(chan).is_some()
+    }
+
+    fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String> {
+        let (rtp, rtcp, lease) = self.shared.bind_media().map_err(|e| e.to_string())?;
+        let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
+        self.media.insert(
+            chan,
+            MediaPair {
+                rtp: Arc::new(rtp),
+                rtcp: Arc::new(rtcp),
+                _lease: lease,
+            },
+        );
+        Ok(port)
+    }
+}
+
+/// A native bridge (or echo) as the driver keeps it: listed under both of
+/// its channels, the relay handles under the first, so that whichever leg
+/// ends first removes it once.
+struct NativeBridge {
+    partner: ChannelId,
+    handles: Vec<RelayHandle>,
+}
+
+struct Driver {
+    ep: Endpoint,
+    env: HostEnv,
+    socket: UdpSocket,
+    /// SIP over TCP, when `tcpenable` is on.
+    listener: Option<TcpListener>,
+    tcp: TcpConnections,
+    tcp_events: mpsc::UnboundedReceiver<TcpEvent>,
+    /// The packet mover of native bridges and echoes (none if its thread
+    /// could not start: calls then go up without media).
+    relay: Option<RelayEngine>,
+    relays: HashMap<ChannelId, NativeBridge>,
+}
+
+fn now() -> Now {
+    Now {
+        mono: Instant::now(),
+        unix: unix_now(),
+    }
+}
+
+/// A seed for the endpoint's tokens.
+fn seed() -> u64 {
+    u64::from_str_radix(&sirius_sip::message::build::random_token(), 16).unwrap_or(1)
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(
+    shared: Arc<Shared>,
+    socket: UdpSocket,
+    listener: Option<TcpListener>,
+    mut stop: watch::Receiver<bool>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let (tcp_tx, tcp_events) = mpsc::unbounded_channel();
+    let relay = RelayEngine::start(shared.rtp_relayed.clone(), shared.rtcp_relayed.clone())
+        .map_err(|e| log::error!("no native RTP bridging: cannot start the relay thread: {e}"))
+        .ok();
+    let resolver: crate::endpoint::Resolver = Box::new(crate::config::resolve_host);
+    let mut d = Driver {
+        ep: Endpoint::new(shared.clone(), seed(), resolver),
+        env: HostEnv {
+            shared,
+            media: HashMap::new(),
+        },
+        socket,
+        listener,
+        tcp: TcpConnections::new(tcp_tx),
+        tcp_events,
+        relay,
+        relays: HashMap::new(),
+    };
+    let mut buf = vec![0u8; 65_536];
+    d.ep.start(now());
+    d.flush().await;
+    loop {
+        let deadline = d.ep.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = d.socket.recv_from(&mut buf) => match r {
+                Ok((n, src)) => d.datagram(&buf[..n], src),
+                Err(e) => log::warn!("UDP receive failed: {e}"),
+            },
+            r = accept(&d.listener) => match r {
+                Ok((stream, peer)) => d.tcp.adopt(stream, peer),
+                Err(e) => log::warn!("TCP accept failed: {e}"),
+            },
+            Some(ev) = d.tcp_events.recv() => d.tcp_event(ev),
+            _ = sleep_until(deadline) => d.ep.handle_timeout(now(), &mut d.env),
+            Some(cmd) = commands.recv() => match cmd {
+                Command::Shutdown(ack) => {
+                    d.shutdown(&mut buf).await;
+                    let _ = ack.send(());
+                }
+                Command::Place(c, reply) => {
+                    let _ = reply.send(d.ep.place(now(), c));
+                }
+                Command::ShowChannels(reply) => {
+                    let _ = reply.send(d.ep.show_channels());
+                }
+                Command::Reconcile => {
+                    let t = now();
+                    reconcile(&d.env.shared, t.mono);
+                    d.ep.handle(t, Input::Reconcile, &mut d.env);
+                }
+                Command::QualifyNow(peer) => d.input(Input::QualifyNow(peer)),
+                Command::Answer(c) => d.input(Input::Answer(c)),
+                Command::Hangup(c, cause) => d.input(Input::Hangup(c, cause)),
+                Command::Indicate(c, ind) => d.input(Input::Indicate(c, ind)),
+                Command::NewOutbound(setup) => d.input(Input::NewOutbound(setup)),
+                Command::Bridge(a, b) => d.input(Input::Bridge(a, b)),
+            },
+            _ = stop.changed() => break,
+        }
+        d.flush().await;
+    }
+}
+
+impl Driver {
+    fn input(&mut self, input: Input<'_>) {
+        self.ep.handle(now(), input, &mut self.env);
+    }
+
+    fn trace(&self, dir: &str, transport: Transport, peer: SocketAddr, data: &[u8]) {
+        if self.env.shared.debug_for(peer) {
+            log::info!(
+                "\n<--- SIP {dir} {}:{peer} --->\n{}\n<------------->",
+                transport.as_str(),
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+
+    fn datagram(&mut self, data: &[u8], src: SocketAddr) {
+        self.trace("read from", Transport::Udp, src, data);
+        self.ep
+            .handle(now(), Input::Datagram { data, src }, &mut self.env);
+    }
+
+    fn tcp_event(&mut self, ev: TcpEvent) {
+        match ev {
+            TcpEvent::Message(msg, peer) => {
+                if self.env.shared.debug_for(peer) {
+                    self.trace("read from", Transport::Tcp, peer, &msg.to_bytes());
+                }
+                self.input(Input::Stream { msg, src: peer });
+            }
+            TcpEvent::Ping(peer) => self.tcp.send(peer, b"\r\n".to_vec()),
+            TcpEvent::Closed { peer, id, error } => {
+                if !self.tcp.closed(peer, id) {
+                    return;
+                }
+                match error {
+                    None => log::debug!("SIP/TCP: {peer} closed the connection"),
+                    Some(e) => {
+                        log::warn!("SIP/TCP connection with {peer} failed: {e}");
+                        self.input(Input::TransportError {
+                            peer,
+                            transport: Transport::Tcp,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Performs everything the endpoint asked for.
+    async fn flush(&mut self) {
+        while let Some(o) = self.ep.poll() {
+            match o {
+                Output::Transmit(t) => self.transmit(t).await,
+                Output::Host(h) => self.host(h),
+                Output::Media(m) => self.media(m),
+            }
+        }
+    }
+
+    async fn transmit(&mut self, t: Transmit) {
+        self.trace("send to", t.transport, t.dest, &t.data);
+        match t.transport {
+            Transport::Udp => {
+                if let Err(e) = self.socket.send_to(&t.data, t.dest).await {
+                    log::warn!("UDP send to {} failed: {e}", t.dest);
+                }
+            }
+            Transport::Tcp => self.tcp.send(t.dest, t.data),
+        }
+    }
+
+    fn host(&self, action: HostAction) {
+        let host = &self.env.shared.host;
+        match action {
+            HostAction::SetState(c, state) => host.channel_set_state(c, state),
+            HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
+            HostAction::Event { name, fields } => {
+                let fields: Vec<(&str, String)> = fields;
+                host.post_event(name, &fields);
+            }
+        }
+    }
+
+    /// The RTP and RTCP legs of one of our channels, for a relay. The far
+    /// end's RTCP port is the one after its RTP port (RFC 3550 §11).
+    fn legs(&self, leg: &LegMedia) -> Option<(Leg, Leg)> {
+        let pair = self.env.media.get(&leg.chan)?;
+        let remote = leg.remote.addr;
+        let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
+        // The relay thread and the call share the sockets (no second
+        // descriptor per leg: 10,000 calls hold 40,000 of them already).
+        Some((
+            Leg {
+                socket: pair.rtp.clone(),
+                remote,
+                learn: leg.learn,
+                dtmf_pt: leg.remote.dtmf_pt,
+                g711: leg.remote.g711.clone(),
+            },
+            Leg {
+                socket: pair.rtcp.clone(),
+                remote: remote_rtcp,
+                learn: leg.learn,
+                dtmf_pt: None,
+                g711: Vec::new(),
+            },
+        ))
+    }
+
+    fn media(&mut self, action: MediaAction) {
+        match action {
+            MediaAction::Bridge(a, b) => {
+                let Some(engine) = &self.relay else {
+                    return log::warn!("cannot bridge natively: no relay thread");
+                };
+                let (Some((ra, ca)), Some((rb, cb))) = (self.legs(&a), self.legs(&b)) else {
+                    return log::warn!("cannot bridge {} and {}: no media", a.chan, b.chan);
+                };
+                let handles = vec![
+                    engine.bridge(ra, rb, Stream::Rtp),
+                    engine.bridge(ca, cb, Stream::Rtcp),
+                ];
+                self.relays.insert(
+                    a.chan,
+                    NativeBridge {
+                        partner: b.chan,
+                        handles,
+                    },
+                );
+                self.relays.insert(
+                    b.chan,
+                    NativeBridge {
+                        partner: a.chan,
+                        handles: Vec::new(),
+                    },
+                );
+            }
+            MediaAction::Echo(leg) => {
+                let Some(engine) = &self.relay else {
+                    return log::warn!("cannot echo natively: no relay thread");
+                };
+                // The media comes back; RTCP does not (a phone's own reports
+                // returned to it would describe a stream it never received).
+                let Some((rtp, _rtcp)) = self.legs(&leg) else {
+                    return;
+                };
+                let handles = vec![engine.echo(rtp, Stream::Rtp)];
+                self.relays.insert(
+                    leg.chan,
+                    NativeBridge {
+                        partner: leg.chan,
+                        handles,
+                    },
+                );
+            }
+            MediaAction::Remote(chan, media) => {
+                let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) else {
+                    return;
+                };
+                // The relay handles sit under the bridge's first channel, leg 0;
+                // the second channel is leg 1 of its partner's handles.
+                let (handles, index) = if bridge.handles.is_empty() {
+                    (self.relays.get(&bridge.partner).map(|b| &b.handles), 1)
+                } else {
+                    (Some(&bridge.handles), 0)
+                };
+                let rtcp = media
+                    .addr
+                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
+                for (k, h) in handles.into_iter().flatten().enumerate() {
+                    let addr = if k == 0 { media.addr } else { rtcp };
+                    engine.set_remote(h, index, addr, media.dtmf_pt, &media.g711);
+                }
+            }
+            MediaAction::Release(chan) => {
+                if let Some(bridge) = self.relays.remove(&chan) {
+                    let other = self.relays.remove(&bridge.partner);
+                    if let Some(engine) = &self.relay {
+                        for h in bridge
+                            .handles
+                            .into_iter()
+                            .chain(other.into_iter().flat_map(|o| o.handles))
+                        {
+                            engine.remove(h);
+                        }
+                    }
+                }
+                self.env.media.remove(&chan);
+            }
+        }
+    }
+
+    /// Module unload: every call ends, every line unregisters; the answers
+    /// are waited for, a second at most.
+    async fn shutdown(&mut self, buf: &mut [u8]) {
+        self.input(Input::Shutdown);
+        self.flush().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
+        while self.ep.unregistering() {
+            tokio::select! {
+                r = self.socket.recv_from(buf) => if let Ok((n, src)) = r { self.datagram(&buf[..n], src) },
+                Some(ev) = self.tcp_events.recv() => self.tcp_event(ev),
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            self.flush().await;
+        }
+        self.tcp.close_all();
+    }
+}
+
+/// The next connection on the TCP listener; never, without one.
+async fn accept(
+    listener: &Option<TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,787 @@
+//! The SIP endpoint without IO, as quinn-proto is to quinn: it owns the
+//! transaction layer, the dialogs and every dialog usage (call sessions,
+//! outbound registrations, qualify pokes), and it reads no clock, opens no
+//! socket and calls no host function that does not answer at once.
+//!
+//! ```text
+//!             bytes, time, core commands                outputs
+//!   driver ─────────────────────────────────▶ Endpoint ─────────▶ driver
+//!   (sockets, clock,  handle(now, Input, env)   │        poll(): Transmit,
+//!    host, relay)     handle_timeout(now, env)  │        Host(..), Media(..)
+//!                     place(now, chan, env)     │        poll_timeout()
+//!                                               ▼
+//!            TransactionLayer ── owners (client tx → usage) ── sessions
+//!                             └─ dialogs (dialog id → session)
+//! ```
+//!
+//! Time comes in as [`Now`]; randomness (tags, branches, Call-IDs) from a
+//! generator seeded by the driver ([`Tokens`]). What the endpoint must ask
+//! the core and hear back from at once (a new channel's id, whether the
+//! dialplan accepted it, an RTP port) goes through [`Env`]; everything it
+//! only tells — bytes to send, a state change, a hangup, an event, a relay
+//! change — is an [`Output`] the driver performs after each call. So every
+//! call flow runs in unit tests with a fake [`Env`] and simulated time
+//! (`tests.rs`), and nothing here is global: an endpoint per shard is a
+//! matter of routing by Call-ID.
+//!
+//! Who owns a transaction or a dialog is a table, not a search: client
+//! transactions map to an [`Owner`] (a session's INVITE, a re-INVITE, a BYE,
+//! a registration line, a poke), INVITE server transactions and dialogs map
+//! to the session's channel (`session::Sessions`). Out-of-dialog requests
+//! are routed by method.
+
+mod client;
+#[cfg(test)]
+mod tests;
+
+use crate::Shared;
+use sirius_abi::{Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState};
+use sirius_sip::dialog::{Classified, DialogTable};
+use sirius_sip::message::{build, parse_datagram, HeaderName, Limits, Message, Method, ParseError};
+use sirius_sip::transaction::{Config, Event, TransactionLayer, Transmit, Transport, TxId};
+use sirius_sip::validate::{inspect_request, inspect_response, Capabilities};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use crate::session::OutboundSetup;
+use crate::session::Sessions;
+
+/// The methods this driver answers today; others get 501 with this Allow list.
+pub fn capabilities() -> Capabilities {
+    use Method::*;
+    Capabilities {
+        methods: vec![Invite, Ack, Cancel, Options, Bye, Register],
+        ..Capabilities::default()
+    }
+}
+
+/// `Accept`, as we really accept it.
+pub(crate) const ACCEPT: &str = "application/sdp";
+
+/// How often the registrar's bindings are expired and lost calls swept.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// The two clocks an input happens at: monotonic for SIP timers, Unix
+/// seconds for what outlives the process (registrations, digest nonces).
+/// Both come from the driver; tests make them up.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Monotonic time.
+    pub mono: Instant,
+    /// Seconds since the Unix epoch.
+    pub unix: u64,
+}
+
+/// What happened outside the endpoint.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A UDP datagram.
+    Datagram {
+        /// Its bytes.
+        data: &'a [u8],
+        /// Who sent it.
+        src: SocketAddr,
+    },
+    /// A message framed out of a TCP stream.
+    Stream {
+        /// The message.
+        msg: Message,
+        /// The connection's far end.
+        src: SocketAddr,
+    },
+    /// A TCP connection failed: requests waiting on it get no answer.
+    TransportError {
+        /// The far end.
+        peer: SocketAddr,
+        /// Its transport.
+        transport: Transport,
+    },
+    /// The core answers a call.
+    Answer(ChannelId),
+    /// The core hangs a call up.
+    Hangup(ChannelId, Cause),
+    /// The core signals an indication (ringing, busy…).
+    Indicate(ChannelId, sirius_abi::Indication),
+    /// `request_call` created an outbound channel.
+    NewOutbound(OutboundSetup),
+    /// The core bridged two of our channels (or one with itself: Echo).
+    Bridge(ChannelId, ChannelId),
+    /// `sip qualify peer X`: poke now.
+    QualifyNow(String),
+    /// The configuration was reloaded: start, stop or restart registrations and pokes.
+    Reconcile,
+    /// The module stops: end every call, unregister every line.
+    Shutdown,
+}
+
+/// What the driver must do for the endpoint.
+#[derive(Debug)]
+pub enum Output {
+    /// Send bytes.
+    Transmit(Transmit),
+    /// Tell the core.
+    Host(HostAction),
+    /// Change what the RTP relay does.
+    Media(MediaAction),
+}
+
+/// A host call that needs no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAction {
+    /// `ast_setstate`.
+    SetState(ChannelId, ChannelState),
+    /// The call ended on the SIP side: the core frees the channel.
+    Hangup(ChannelId, Cause),
+    /// An event for the core's bus (`PeerStatus`, `Registry`, `Hold`…).
+    Event {
+        /// Its name.
+        name: &'static str,
+        /// Its fields, in order.
+        fields: Vec<(&'static str, String)>,
+    },
+}
+
+/// One leg of a native bridge: whose sockets, and where its far end is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegMedia {
+    /// The channel whose RTP/RTCP pair the relay reads.
+    pub chan: ChannelId,
+    /// The far end as its SDP describes it.
+    pub remote: crate::relay::RemoteMedia,
+    /// Learn the far end from the packets (`comedia`).
+    pub learn: bool,
+}
+
+/// A change to the native RTP relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaAction {
+    /// Relay two legs to each other (RTP and RTCP).
+    Bridge(LegMedia, LegMedia),
+    /// Send a leg's RTP back to it (Echo).
+    Echo(LegMedia),
+    /// A leg's far end moved (re-INVITE or its answer): the relay follows.
+    Remote(ChannelId, crate::relay::RemoteMedia),
+    /// A leg is gone: stop any relay it is in and free its ports.
+    Release(ChannelId),
+}
+
+/// What the endpoint asks the outside world and needs the answer to at once.
+pub trait Env {
+    /// `ast_channel_alloc`: the new channel's id and name.
+    fn channel_alloc(&mut self, spec: ChannelSpec) -> Result<ChannelInfo, Cause>;
+    /// `ast_pbx_start`; an error is the cause to refuse the call with.
+    fn pbx_start(&mut self, chan: ChannelId) -> Result<(), Cause>;
+    /// Whether the core still has the channel (the sweep of lost calls).
+    fn channel_exists(&mut self, chan: ChannelId) -> bool;
+    /// Reserves an RTP/RTCP pair for `chan`, held until
+    /// [`MediaAction::Release`]; the RTP port.
+    fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String>;
+}
+
+/// Tags, branches and Call-IDs: 64 random bits each, from a generator the
+/// driver seeds (splitmix64), so that tests are repeatable.
+pub struct Tokens(u64);
+
+impl Tokens {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Tokens {
+        Tokens(seed)
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A token for a tag or a Call-ID (16 hex digits).
+    pub fn token(&mut self) -> String {
+        format!("{:016x}", self.next_u64())
+    }
+}
+
+/// Who started a client transaction: the usage its responses go to.
+pub(crate) enum Owner {
+    /// A qualify poke of this peer.
+    Poke(String),
+    /// A `[[register]]` line, by index.
+    Register(usize),
+    /// The INVITE of an outbound session.
+    Invite(ChannelId),
+    /// Our BYE: nothing to do with the answer.
+    Bye,
+    /// Our re-INVITE passing a hold or unhold on to this session; the ACK
+    /// for its 2xx once sent, to answer the 2xx's retransmissions with.
+    ReInvite {
+        chan: ChannelId,
+        ack: Option<Message>,
+    },
+    /// The INVITE of an outbound call we hung up while it rang (CANCEL
+    /// sent): a 2xx that crosses the CANCEL still makes a call, which we
+    /// must ACK and then end with a BYE (RFC 3261 §9.1, §15).
+    Cancelled {
+        invite: Message,
+        dest: SocketAddr,
+        transport: Transport,
+    },
+}
+
+/// The sans-IO SIP endpoint of chan_sip.
+pub struct Endpoint {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) layer: TransactionLayer,
+    pub(crate) dialogs: DialogTable,
+    pub(crate) caps: Capabilities,
+    pub(crate) owners: std::collections::HashMap<TxId, Owner>,
+    pub(crate) sessions: Sessions,
+    /// Auto-congest deadlines, soonest first. An entry stays when its call
+    /// gets an answer (or ends) and is dropped when it comes due: checked
+    /// against the session's own deadline then. (A scan of every outbound
+    /// call per event made each event cost O(calls) once calls piled up.)
+    pub(crate) congest_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
+    /// Calls whose core channel was missing at the last sweep.
+    orphans: std::collections::HashSet<ChannelId>,
+    next_housekeeping: Option<Instant>,
+    pub(crate) tokens: Tokens,
+    resolver: Resolver,
+    out: VecDeque<Output>,
+}
+
+impl Endpoint {
+    /// An endpoint over the module's shared state, its tokens from `seed`.
+    pub fn new(shared: Arc<Shared>, seed: u64, resolver: Resolver) -> Endpoint {
+        let t1 = Duration::from_millis(shared.running().cfg.general.t1.max(1));
+        Endpoint {
+            shared,
+            layer: TransactionLayer::new(Config {
+                t1,
+                ..Config::default()
+            }),
+            dialogs: DialogTable::default(),
+            caps: capabilities(),
+            owners: std::collections::HashMap::new(),
+            sessions: Sessions::default(),
+            congest_timers: std::collections::BTreeSet::new(),
+            orphans: std::collections::HashSet::new(),
+            next_housekeeping: None,
+            tokens: Tokens::new(seed),
+            resolver,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll(&mut self) -> Option<Output> {
+        if let Some(o) = self.out.pop_front() {
+            return Some(o);
+        }
+        self.layer.poll_transmit().map(Output::Transmit)
+    }
+
+    /// When [`Endpoint::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let q = self
+            .shared
+            .qualify
+            .lock()
+            .values()
+            .filter_map(|q| q.poll_timeout())
+            .min();
+        let r = self
+            .shared
+            .outbound
+            .lock()
+            .iter()
+            .filter_map(|r| r.sm.poll_timeout())
+            .min();
+        let congest = self.congest_timers.first().map(|(t, _)| *t);
+        [
+            self.layer.poll_timeout(),
+            q,
+            r,
+            congest,
+            self.next_housekeeping,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Calls in progress, either way.
+    pub fn calls(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether unregistrations sent by [`Input::Shutdown`] still wait for answers.
+    pub fn unregistering(&self) -> bool {
+        self.owners
+            .values()
+            .any(|o| matches!(o, Owner::Register(_)))
+    }
+
+    /// Starts the `[[register]]` lines and the housekeeping timer.
+    pub fn start(&mut self, now: Now) {
+        self.next_housekeeping = Some(now.mono + HOUSEKEEPING);
+        self.start_registrations(now.mono);
+    }
+
+    /// Takes one input.
+    pub fn handle(&mut self, now: Now, input: Input<'_>, env: &mut dyn Env) {
+        match input {
+            Input::Datagram { data, src } => match parse_datagram(data, &Limits::default()) {
+                Ok(msg) => self.on_message(now, msg, src, Transport::Udp),
+                Err(ParseError::KeepAlive) => {}
+                // Not a message we can address a response to: dropped (RFC 3261 §18.3).
+                Err(e) => log::debug!("dropping unparseable datagram from {src}: {e}"),
+            },
+            Input::Stream { msg, src } => self.on_message(now, msg, src, Transport::Tcp),
+            Input::TransportError { peer, transport } => {
+                self.layer.transport_error(peer, transport)
+            }
+            Input::Answer(c) => self.answer_call(now, c),
+            Input::Hangup(c, cause) => self.hangup_call(now, c, cause),
+            Input::Indicate(c, ind) => self.indicate_call(now, c, ind),
+            Input::NewOutbound(setup) => self.new_outbound(setup, env),
+            Input::Bridge(a, b) => self.bridge(a, b),
+            Input::QualifyNow(peer) => self.poke(&peer, now.mono),
+            Input::Reconcile => self.reconcile(now.mono),
+            Input::Shutdown => {
+                // Both directions: a forced unload must not leave a far end
+                // holding a call nobody will ever end.
+                for c in self.sessions.channels() {
+                    self.hangup_call(now, c, Cause::NORMAL_CLEARING);
+                    self.host(HostAction::Hangup(c, Cause::NORMAL_CLEARING));
+                }
+                self.unregister_all(now.mono);
+            }
+        }
+        self.drain_events(now, env);
+    }
+
+    /// Timers that came due by `now`.
+    pub fn handle_timeout(&mut self, now: Now, env: &mut dyn Env) {
+        self.layer.handle_timeout(now.mono);
+        while let Some(&(at, chan)) = self.congest_timers.first() {
+            if at > now.mono {
+                break;
+            }
+            self.congest_timers.pop_first();
+            if self.sessions.congest_at(chan) == Some(at) {
+                self.auto_congest(chan);
+            }
+        }
+        self.client_timers(now.mono);
+        if self.next_housekeeping.is_some_and(|t| t <= now.mono) {
+            self.next_housekeeping = Some(now.mono + HOUSEKEEPING);
+            self.housekeeping(now, env);
+        }
+        self.drain_events(now, env);
+    }
+
+    /// Once a second: bindings that expired, and calls whose channel is gone.
+    fn housekeeping(&mut self, now: Now, env: &mut dyn Env) {
+        let gone = self.shared.registrar.lock().expire(now.unix);
+        for peer in gone {
+            self.event(
+                "PeerStatus",
+                vec![
+                    ("Peer", format!("SIP/{peer}")),
+                    ("PeerStatus", "Unregistered".into()),
+                    ("Cause", "Expired".into()),
+                ],
+            );
+        }
+        self.end_orphans(now, env);
+    }
+
+    /// The safety net behind the module's use count: a SIP call whose core
+    /// channel is gone (a hangup lost in some race) would hold the module
+    /// and a far end forever. Missing at two sweeps in a row (a second
+    /// apart, so a hangup in flight is not mistaken for one), it is ended
+    /// on the wire and logged.
+    fn end_orphans(&mut self, now: Now, env: &mut dyn Env) {
+        let missing: std::collections::HashSet<_> = self
+            .sessions
+            .channels()
+            .into_iter()
+            .filter(|c| !env.channel_exists(*c))
+            .collect();
+        let confirmed: Vec<_> = missing.intersection(&self.orphans).copied().collect();
+        for chan in confirmed {
+            log::warn!("SIP call state for {chan} outlived its channel: ending the call");
+            self.hangup_call(now, chan, Cause::NORMAL_CLEARING);
+        }
+        self.orphans = missing;
+    }
+
+    pub(crate) fn host(&mut self, action: HostAction) {
+        self.out.push_back(Output::Host(action));
+    }
+
+    pub(crate) fn media(&mut self, action: MediaAction) {
+        self.out.push_back(Output::Media(action));
+    }
+
+    pub(crate) fn event(&mut self, name: &'static str, fields: Vec<(&'static str, String)>) {
+        self.host(HostAction::Event { name, fields });
+    }
+
+    /// A parsed message from either transport: validation, then the
+    /// transaction layer.
+    fn on_message(&mut self, now: Now, msg: Message, src: SocketAddr, transport: Transport) {
+        if msg.is_request() {
+            if let Err(rej) = inspect_request(&msg, &self.caps) {
+                if msg.method() != Some(&Method::Ack) {
+                    log::debug!(
+                        "refusing {} from {src}: {} {}",
+                        msg.method().map_or("?", |m| m.as_str()),
+                        rej.code,
+                        rej.reason
+                    );
+                    let mut r = build::response(&msg, rej.code, &rej.reason, Some(src));
+                    build::set_to_tag(&mut r, &self.tokens.token());
+                    for (n, v) in &rej.headers {
+                        r.push(n.clone(), v);
+                    }
+                    self.layer.send_stateless(src, transport, &r);
+                }
+                return;
+            }
+        } else if inspect_response(&msg).is_err() {
+            log::debug!("dropping malformed response from {src}");
+            return;
+        }
+        self.layer.on_message(now.mono, msg, src, transport);
+    }
+
+    /// What the transaction layer has for its user.
+    fn drain_events(&mut self, now: Now, env: &mut dyn Env) {
+        while let Some(ev) = self.layer.poll_event() {
+            match ev {
+                Event::Request {
+                    tx,
+                    msg,
+                    source,
+                    transport,
+                    cancels,
+                } => self.on_request(now, env, tx, msg, source, transport, cancels),
+                Event::Response { tx, msg } => self.on_client_response(now, tx, &msg),
+                Event::Timeout { tx } => {
+                    // Our 2xx never ACKed (Timer L): the call is dead (RFC 3261 §13.3.1.4).
+                    if let Some(chan) = self.sessions.by_invite(tx) {
+                        log::warn!(
+                            "no ACK for the 200 OK of {}; hanging up",
+                            self.sessions.name(chan)
+                        );
+                        self.hangup_call(now, chan, Cause::RECOVERY_ON_TIMER_EXPIRE);
+                        self.host(HostAction::Hangup(chan, Cause::RECOVERY_ON_TIMER_EXPIRE));
+                    } else {
+                        self.on_client_timeout(now, tx)
+                    }
+                }
+                Event::Ack {
+                    tx: Some(tx), msg, ..
+                } => self.on_ack(tx, &msg),
+                Event::Ack { .. } => {}
+            }
+        }
+    }
+
+    /// Sends a request in a new client transaction owned by `owner`.
+    pub(crate) fn send_client(
+        &mut self,
+        req: Message,
+        dest: SocketAddr,
+        transport: Transport,
+        owner: Owner,
+        now: Instant,
+    ) -> Option<TxId> {
+        match self.layer.send_request(now, req, dest, transport) {
+            Ok(tx) => {
+                self.owners.insert(tx, owner);
+                Some(tx)
+            }
+            Err(e) => {
+                log::warn!("cannot send request to {dest}: {e}");
+                None
+            }
+        }
+    }
+
+    fn on_client_response(&mut self, now: Now, tx: TxId, msg: &Message) {
+        let code = msg.code().unwrap_or(0);
+        match self.owners.get(&tx) {
+            Some(Owner::Invite(chan)) => {
+                let chan = *chan;
+                return self.on_outbound_response(now, chan, msg, code);
+            }
+            Some(Owner::ReInvite { chan, .. }) => {
+                let chan = *chan;
+                return self.on_reinvite_response(tx, chan, msg, code);
+            }
+            _ => {}
+        }
+        if code < 200 {
+            return;
+        }
+        match self.owners.remove(&tx) {
+            Some(Owner::Poke(name)) => self.on_poke_response(&name, now.mono),
+            Some(Owner::Register(i)) => self.on_register_response(i, msg, code, now),
+            Some(Owner::Cancelled {
+                invite,
+                dest,
+                transport,
+            }) if code < 300 => {
+                self.end_answered_after_cancel(now.mono, &invite, msg, dest, transport)
+            }
+            Some(Owner::Bye)
+            | Some(Owner::Invite(_))
+            | Some(Owner::Cancelled { .. })
+            | Some(Owner::ReInvite { .. })
+            | None => {}
+        }
+    }
+
+    fn on_client_timeout(&mut self, now: Now, tx: TxId) {
+        match self.owners.remove(&tx) {
+            // The poke's own timer (2 x maxms) decides reachability.
+            Some(Owner::Poke(_))
+            | Some(Owner::Bye)
+            | Some(Owner::Cancelled { .. })
+            | Some(Owner::ReInvite { .. })
+            | None => {}
+            // Timer B: not even a provisional response in 64*T1. chan_sip's
+            // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
+            // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
+            Some(Owner::Invite(chan)) => self.auto_congest(chan),
+            Some(Owner::Register(i)) => self.on_register_timeout(i, now.mono),
+        }
+    }
+
+    /// A response to a request in server transaction `tx`, with a fresh To
+    /// tag, our Server header and `extra` headers.
+    pub(crate) fn respond(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        req: &Message,
+        source: SocketAddr,
+        (code, reason): (u16, &str),
+        extra: &[(HeaderName, String)],
+    ) {
+        let mut r = build::response(req, code, reason, Some(source));
+        build::set_to_tag(&mut r, &self.tokens.token());
+        r.push(
+            HeaderName::Server,
+            &self.shared.running().cfg.general.useragent,
+        );
+        for (n, v) in extra {
+            r.push(n.clone(), v);
+        }
+        self.send_response(now, tx, r);
+    }
+
+    /// `481 Call/Transaction Does Not Exist` (RFC 3261 §12.2.2, §15.1.2).
+    pub(crate) fn no_such_call(&mut self, now: Now, tx: TxId, req: &Message, source: SocketAddr) {
+        self.respond(
+            now,
+            tx,
+            req,
+            source,
+            (481, "Call/Transaction Does Not Exist"),
+            &[],
+        );
+    }
+
+    pub(crate) fn send_response(&mut self, now: Now, tx: TxId, r: Message) {
+        if let Err(e) = self.layer.respond(now.mono, tx, &r) {
+            log::debug!("cannot respond on {tx:?}: {e}");
+        }
+    }
+
+    /// Routes a new request: in-dialog ones to their session, the others by method.
+    #[allow(clippy::too_many_arguments)]
+    fn on_request(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        tx: TxId,
+        msg: Message,
+        source: SocketAddr,
+        transport: Transport,
+        cancels: Option<TxId>,
+    ) {
+        let method = msg.method().cloned().unwrap_or(Method::Ack);
+        match (&method, self.dialogs.classify(&msg)) {
+            (Method::Bye, Classified::InDialog(id)) => self.on_bye(now, tx, &msg, source, &id),
+            (Method::Cancel, _) => self.on_cancel(now, tx, &msg, source, cancels),
+            (_, Classified::InDialog(id)) => {
+                self.on_in_dialog(now, tx, &msg, source, transport, &id)
+            }
+            (Method::Register, _) => self.on_register(now, tx, &msg, source, transport),
+            (Method::Options, _) => {
+                let allow = self.caps.allow();
+                self.respond(
+                    now,
+                    tx,
+                    &msg,
+                    source,
+                    (200, "OK"),
+                    &[
+                        (HeaderName::Allow, allow),
+                        (HeaderName::Accept, ACCEPT.into()),
+                    ],
+                );
+            }
+            (Method::Invite, Classified::OutOfDialog) => {
+                self.on_invite(now, env, tx, &msg, source, transport)
+            }
+            // Unknown dialogs, a BYE outside one, anything else left.
+            _ => self.no_such_call(now, tx, &msg, source),
+        }
+    }
+
+    fn on_register(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        let running = self.shared.running();
+        let out = self.shared.registrar.lock().handle(
+            msg,
+            source,
+            transport,
+            now.unix,
+            &running.cfg.general,
+            &running.peers,
+        );
+        if let Some((peer, binding)) = out.changed {
+            let (status, addr) = match &binding {
+                Some(b) => ("Registered", b.addr.to_string()),
+                None => ("Unregistered", String::new()),
+            };
+            self.event(
+                "PeerStatus",
+                vec![
+                    ("Peer", format!("SIP/{peer}")),
+                    ("PeerStatus", status.into()),
+                    ("Address", addr),
+                ],
+            );
+        }
+        if let Some(r) = out.response {
+            self.send_response(now, tx, r);
+        }
+        // None: the source is blocked; the transaction ends unanswered.
+    }
+
+    /// A top Via for a request we send on `transport`, with a new branch.
+    pub(crate) fn via(&mut self, transport: Transport) -> sirius_sip::message::Via {
+        let local = self.shared.local(transport);
+        let host = match local.ip() {
+            std::net::IpAddr::V4(a) => sirius_sip::message::Host::V4(a),
+            std::net::IpAddr::V6(a) => sirius_sip::message::Host::V6(a),
+        };
+        let branch = format!(
+            "{}{}",
+            sirius_sip::message::BRANCH_MAGIC,
+            self.tokens.token()
+        );
+        sirius_sip::message::Via::new(transport.as_str(), host, Some(local.port()), &branch)
+    }
+
+    /// The top Via of a request that starts a transaction outside a dialog
+    /// (INVITE, OPTIONS and their retries), asking for `rport` (RFC 3581) so
+    /// that answers find us behind NAT.
+    pub(crate) fn via_rport(&mut self, transport: Transport) -> String {
+        format!("{};rport", self.via(transport))
+    }
+
+    /// A request outside any dialog from `from_user` at our address: fresh
+    /// branch, tag and Call-ID (OPTIONS pokes, outgoing INVITEs).
+    pub(crate) fn new_request(
+        &mut self,
+        method: Method,
+        ruri: String,
+        from_user: &str,
+        transport: Transport,
+    ) -> Message {
+        let bound = self.shared.local(transport);
+        let cseq = format!("102 {method}");
+        let mut m = Message::request(method, ruri.clone());
+        m.push(HeaderName::Via, self.via_rport(transport));
+        m.push(HeaderName::MaxForwards, "70");
+        m.push(
+            HeaderName::From,
+            format!("<sip:{from_user}@{bound}>;tag={}", self.tokens.token()),
+        );
+        m.push(HeaderName::To, format!("<{ruri}>"));
+        m.push(
+            HeaderName::CallId,
+            format!("{}@{}", self.tokens.token(), bound.ip()),
+        );
+        m.push(HeaderName::CSeq, cseq);
+        let contact = self.shared.contact_uri(from_user, transport);
+        m.push(HeaderName::Contact, format!("<{contact}>"));
+        m.push(
+            HeaderName::UserAgent,
+            &self.shared.running().cfg.general.useragent,
+        );
+        m
+    }
+}
+
+/// Resolves a host name (A/AAAA) for the endpoint; the driver's is the
+/// system resolver, tests give a table.
+pub type Resolver = Box<dyn Fn(&str, u16) -> Result<SocketAddr, String> + Send>;
+
+impl Endpoint {
+    /// Where an in-dialog request goes when the dialog has a route set (RFC
+    /// 3261 §12.2.1.1): the first `Route` when it is a loose router (`;lr`);
+    /// else the Request-URI, which the dialog layer made the strict router's
+    /// URI (the remote target then rides as the last Route). `None` without
+    /// a Route (or with one that does not resolve): the caller then uses the
+    /// leg's known address.
+    pub(crate) fn route_hop(&self, req: &Message) -> Option<SocketAddr> {
+        let route = req.headers.get(&HeaderName::Route)?;
+        let first = sirius_sip::message::NameAddr::parse_list(route)
+            .ok()?
+            .into_iter()
+            .next()?;
+        let first = first.sip_uri().ok()?;
+        if first.params.has("lr") {
+            return self.uri_addr(&first);
+        }
+        self.uri_addr(&sirius_sip::message::Uri::parse(req.request_uri()?).ok()?)
+    }
+
+    /// The address a SIP URI names (default port 5060). A host name goes
+    /// through the resolver (no NAPTR/SRV, as Asterisk without `srvlookup`):
+    /// names appear here only in redirects and route sets, rare next to the
+    /// traffic the endpoint carries.
+    pub(crate) fn uri_addr(&self, uri: &sirius_sip::message::Uri) -> Option<SocketAddr> {
+        let port = uri.port.unwrap_or(5060);
+        let ip = match &uri.host {
+            sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(*a),
+            sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(*a),
+            sirius_sip::message::Host::Name(name) => {
+                return match (self.resolver)(name, port) {
+                    Ok(addr) => Some(addr),
+                    Err(e) => {
+                        log::warn!("{e}");
+                        None
+                    }
+                }
+            }
+        };
+        Some(SocketAddr::new(ip, port))
+    }
+}

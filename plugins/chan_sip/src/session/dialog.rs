@@ -1,0 +1,306 @@
+//! What a session does inside its dialog, whichever side started it: the
+//! ACK of our 2xx (a late offer's answer), re-INVITEs (hold, media that
+//! moves), BYE, the native bridge and hold passed on through it.
+
+use crate::endpoint::{Endpoint, HostAction, LegMedia, MediaAction, Now, Owner};
+use sirius_abi::{Cause, ChannelId};
+use sirius_sip::dialog::DialogId;
+use sirius_sip::message::{build, HeaderName, Message, Method};
+use sirius_sip::sdp::negotiate::answer as sdp_answer;
+use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
+use sirius_sip::transaction::{Transport, TxId};
+use std::net::SocketAddr;
+
+impl Endpoint {
+    /// The ACK of a UAS session's 2xx. A late offer's answer rides in it.
+    pub(crate) fn on_ack(&mut self, tx: TxId, msg: &Message) {
+        let Some(chan) = self.sessions.by_invite(tx) else {
+            return;
+        };
+        self.note_msg(chan, "Rx: ACK".into());
+        let remote = crate::relay::RemoteMedia::from_sdp(&msg.body);
+        // An ACK without a usable answer leaves the offer's view.
+        if remote.addr.is_some() {
+            if let Some(s) = self.sessions.get_mut(chan) {
+                s.remote = remote;
+            }
+        }
+    }
+
+    /// BYE in a dialog: 200, and the session and its channel end. A BYE
+    /// out of CSeq order is refused like any in-dialog request.
+    pub(crate) fn on_bye(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        id: &DialogId,
+    ) {
+        if let Some(Err(e)) = self.dialogs.get_mut(id).map(|d| d.accept_remote_cseq(msg)) {
+            let (code, reason) = e.status();
+            return self.respond(now, tx, msg, source, (code, reason), &[]);
+        }
+        self.dialogs.remove(id);
+        self.respond(now, tx, msg, source, (200, "OK"), &[]);
+        if let Some(chan) = self.sessions.by_dialog(id) {
+            self.take_session(chan);
+            self.host(HostAction::Hangup(chan, Cause::NORMAL_CLEARING));
+        }
+    }
+
+    /// A request inside an established dialog other than BYE: CSeq order is
+    /// checked (a lower one gets 500, RFC 3261 §12.2.2); a re-INVITE is
+    /// answered with our SDP (hold and unhold are noticed, logged and passed
+    /// on to the bridged leg); OPTIONS and INFO get 200.
+    pub(crate) fn on_in_dialog(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        transport: Transport,
+        id: &DialogId,
+    ) {
+        let method = msg.method().cloned().unwrap_or(Method::Ack);
+        let chan = self.sessions.by_dialog(id);
+        if let Some(chan) = chan {
+            self.note_msg(chan, format!("Rx: {method}"));
+        }
+        let Some(d) = self.dialogs.get_mut(id) else {
+            return;
+        };
+        if let Err(e) = d.accept_remote_cseq(msg) {
+            let (code, reason) = e.status();
+            return self.respond(now, tx, msg, source, (code, reason), &[]);
+        }
+        if method != Method::Invite {
+            return self.respond(now, tx, msg, source, (200, "OK"), &[]);
+        }
+        d.refresh_target(msg);
+        let local_tag = d.id.local_tag.clone();
+        let Some((chan, s)) = chan.and_then(|c| Some((c, self.sessions.get(c)?))) else {
+            return self.no_such_call(now, tx, msg, source);
+        };
+        let (codecs, port) = (s.codecs.clone(), s.rtp_port);
+        let local = self.local_media(&codecs, port, 2, SdpDirection::SendRecv);
+        let sdp = if msg.body.is_empty() {
+            sirius_sip::sdp::negotiate::offer(&local)
+        } else {
+            let Ok(offer) = SessionDescription::parse(&msg.body) else {
+                return self.respond(now, tx, msg, source, (400, "Bad Request (SDP)"), &[]);
+            };
+            let Ok((sd, neg)) = sdp_answer(&offer, &local) else {
+                return self.respond(now, tx, msg, source, (488, "Not Acceptable Here"), &[]);
+            };
+            self.media_moved(chan, crate::relay::RemoteMedia::from_description(&offer));
+            self.set_held(now, chan, neg.on_hold());
+            sd
+        };
+        let mut ok = build::response(msg, 200, "OK", Some(source));
+        build::set_to_tag(&mut ok, &local_tag);
+        let contact = self.shared.contact_uri("", transport);
+        ok.push(HeaderName::Contact, format!("<{contact}>"));
+        ok.set_body("application/sdp", sdp.to_bytes());
+        self.send_response(now, tx, ok);
+    }
+
+    /// The far end's re-INVITE said whether it holds the call: logged, an
+    /// event, and a change passed on to the bridged leg.
+    fn set_held(&mut self, now: Now, chan: ChannelId, held: bool) {
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        let was_held = std::mem::replace(&mut s.held, held);
+        let name = s.name.clone();
+        if was_held != held {
+            self.pass_hold_on(now, chan, held);
+        }
+        log::info!(
+            "{name} {}",
+            if held {
+                "put on hold by the far end"
+            } else {
+                "active (not on hold)"
+            }
+        );
+        self.event(
+            if held { "Hold" } else { "Unhold" },
+            vec![("Channel", name)],
+        );
+    }
+
+    /// A leg put the call on hold (or took it off): the leg it is natively
+    /// bridged with gets a re-INVITE saying so (`sendonly` while held,
+    /// `sendrecv` after), so the other phone shows the hold too. The held
+    /// leg's own re-INVITE was already answered; the two transactions are
+    /// independent, as in a B2BUA.
+    fn pass_hold_on(&mut self, now: Now, chan: ChannelId, held: bool) {
+        let Some(other) = self.sessions.get(chan).and_then(|s| s.partner) else {
+            return;
+        };
+        if other == chan {
+            return; // Echo: nobody else to tell.
+        }
+        let Some(o) = self.sessions.get(other) else {
+            return;
+        };
+        let direction = if held {
+            SdpDirection::SendOnly
+        } else {
+            SdpDirection::SendRecv
+        };
+        let (codecs, port, transport, dest, previous) = (
+            o.codecs.clone(),
+            o.rtp_port,
+            o.transport,
+            o.dest,
+            o.reinvite,
+        );
+        let Some(dialog) = o.dialog.clone() else {
+            return;
+        };
+        let local = self.local_media(&codecs, port, 3, direction);
+        let via = self.via(transport);
+        let Some(d) = self.dialogs.get_mut(&dialog) else {
+            return;
+        };
+        let mut req = d.request(Method::Invite, &via, None);
+        req.push(
+            HeaderName::Contact,
+            format!("<{}>", self.shared.contact_uri("", transport)),
+        );
+        req.push(HeaderName::Allow, self.caps.allow());
+        req.set_body(
+            "application/sdp",
+            sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
+        );
+        let hop = self.route_hop(&req).unwrap_or(dest);
+        if let Some(old) = previous {
+            self.owners.remove(&old);
+        }
+        let owner = Owner::ReInvite {
+            chan: other,
+            ack: None,
+        };
+        let tx = self.send_client(req, hop, transport, owner, now.mono);
+        if let Some(o) = self.sessions.get_mut(other) {
+            o.reinvite = tx;
+            o.last_msg = "Tx: INVITE".into();
+        }
+        log::info!(
+            "{} passed on to {}",
+            if held { "Hold" } else { "Unhold" },
+            self.sessions.name(other)
+        );
+    }
+
+    /// The answer to a hold/unhold re-INVITE we sent: a 2xx is ACKed (and its
+    /// retransmissions get the same ACK), its SDP followed by the relay; a
+    /// failure leaves the call as it was.
+    pub(crate) fn on_reinvite_response(
+        &mut self,
+        tx: TxId,
+        chan: ChannelId,
+        msg: &Message,
+        code: u16,
+    ) {
+        if code < 200 {
+            return;
+        }
+        if code >= 300 {
+            self.owners.remove(&tx);
+            return log::warn!("{} refused our re-INVITE: {code}", self.sessions.name(chan));
+        }
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        let (dialog, transport, dest) = (s.dialog.clone(), s.transport, s.dest);
+        if let Some(Owner::ReInvite { ack: Some(ack), .. }) = self.owners.get(&tx) {
+            let hop = self.route_hop(ack).unwrap_or(dest);
+            let ack = ack.clone();
+            return self.layer.send_stateless(hop, transport, &ack);
+        }
+        let via = self.via(transport);
+        let Some(d) = dialog.and_then(|id| self.dialogs.get_mut(&id)) else {
+            return;
+        };
+        d.refresh_target(msg);
+        let cseq = msg.cseq().map(|c| c.seq);
+        let ack = d.request(Method::Ack, &via, cseq);
+        let hop = self.route_hop(&ack).unwrap_or(dest);
+        self.layer.send_stateless(hop, transport, &ack);
+        if let Some(Owner::ReInvite { ack: slot, .. }) = self.owners.get_mut(&tx) {
+            *slot = Some(ack);
+        }
+        self.note_msg(chan, "Tx: ACK".into());
+        if !msg.body.is_empty() {
+            self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&msg.body));
+        }
+    }
+
+    /// A far end's new SDP (re-INVITE or the answer to ours): the session
+    /// and its running relay follow it (new address, hold at 0.0.0.0, new
+    /// payload types).
+    fn media_moved(&mut self, chan: ChannelId, media: crate::relay::RemoteMedia) {
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        s.remote = media.clone();
+        if s.partner.is_some() {
+            self.media(MediaAction::Remote(chan, media));
+        }
+    }
+
+    /// A leg as the relay needs it.
+    fn leg_media(&self, chan: ChannelId) -> Option<LegMedia> {
+        let s = self.sessions.get(chan)?;
+        let learn = s
+            .peer
+            .as_ref()
+            .and_then(|p| self.shared.running().peers.get(p).map(|p| p.comedia))
+            .unwrap_or(false);
+        Some(LegMedia {
+            chan,
+            remote: s.remote.clone(),
+            learn,
+        })
+    }
+
+    /// The core bridged two of our channels: their media is relayed to
+    /// each other (one channel with itself: Echo).
+    pub(crate) fn bridge(&mut self, a: ChannelId, b: ChannelId) {
+        let busy = |c| self.sessions.get(c).is_some_and(|s| s.partner.is_some());
+        if busy(a) || busy(b) {
+            return log::warn!(
+                "{} or {} is already in a native bridge",
+                self.sessions.name(a),
+                self.sessions.name(b)
+            );
+        }
+        let action = if a == b {
+            let Some(leg) = self.leg_media(a) else {
+                return;
+            };
+            MediaAction::Echo(leg)
+        } else {
+            let (Some(la), Some(lb)) = (self.leg_media(a), self.leg_media(b)) else {
+                return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
+            };
+            log::debug!(
+                "native RTP bridge {} ({:?}) <-> {} ({:?})",
+                self.sessions.name(a),
+                la.remote.addr,
+                self.sessions.name(b),
+                lb.remote.addr
+            );
+            MediaAction::Bridge(la, lb)
+        };
+        for (c, p) in [(a, b), (b, a)] {
+            if let Some(s) = self.sessions.get_mut(c) {
+                s.partner = Some(p);
+            }
+        }
+        self.media(action);
+    }
+}

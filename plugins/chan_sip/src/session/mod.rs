@@ -1,0 +1,311 @@
+//! Call sessions: one [`Session`] per SIP channel, whichever side started
+//! it. The role says who sent the INVITE (RFC 3261 UAS or UAC); everything
+//! a leg does once it exists — media, re-INVITEs, hold, BYE, the bridge —
+//! is the same code for both.
+//!
+//! ```text
+//!  UAS (inbound)                               UAC (outbound)
+//!  INVITE ─▶ Proceeding ─ answer ─▶ Confirmed    NewOutbound ─▶ Reserved ─ place ─▶ Calling
+//!             │  (1xx sent)        (2xx sent,                                      │ 1xx
+//!             │                     ACK awaited)                                   ▼
+//!             ├─ indicate busy… ─▶ ended          Confirmed ◀─ 2xx (ACK sent) ─ Proceeding
+//!             └─ CANCEL ─▶ 487, ended                 │        401/407 ─▶ retry once
+//!                                                     │        3xx ─▶ retry at Contact
+//!  Confirmed ─ re-INVITE (hold, media moves) ─▶ Confirmed           4xx-6xx, Timer B,
+//!  Confirmed ─ BYE either way ─▶ ended                              auto-congest ─▶ ended
+//! ```
+//!
+//! `uas.rs` and `uac.rs` hold what differs until the dialog is confirmed;
+//! `dialog.rs` what both do inside it.
+
+mod dialog;
+mod uac;
+mod uas;
+mod view;
+
+use crate::endpoint::{Endpoint, MediaAction, Now};
+use sirius_abi::{ChannelId, Codec};
+use sirius_sip::dialog::DialogId;
+use sirius_sip::message::{HeaderName, Message, Method};
+use sirius_sip::sdp::negotiate::LocalMedia;
+use sirius_sip::sdp::Direction as SdpDirection;
+use sirius_sip::transaction::{Transport, TxId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+pub use uac::OutboundSetup;
+
+/// Who sent the INVITE, and what only that side keeps.
+pub(crate) enum Role {
+    /// They called us.
+    Uas {
+        /// The INVITE server transaction, answered when the dialplan decides.
+        tx: TxId,
+        /// Our To tag, the same on every response.
+        local_tag: String,
+        /// A final response went out (200, 486…).
+        final_sent: bool,
+    },
+    /// We called them (Dial).
+    Uac {
+        /// The INVITE client transaction once placed.
+        tx: Option<TxId>,
+        /// Request-URI (changed by a redirect).
+        ruri: String,
+        /// Caller ID number and name for From.
+        caller: String,
+        caller_name: String,
+        /// The ACK of the 2xx, to answer its retransmissions with.
+        ack: Option<Box<Message>>,
+        /// Challenges answered so far: one retry per challenge, as Asterisk
+        /// does, so wrong credentials end the call instead of looping.
+        auth_attempts: u8,
+        /// 3xx redirects followed so far (bounded by `MAX_REDIRECTS`).
+        redirects: u8,
+        /// chan_sip's auto-congest timer for peers with `qualify`: no
+        /// response at all by this instant (4 × the peer's maximum round
+        /// trip) congests the call. Without qualify, Timer B (64 × T1)
+        /// plays this part.
+        congest_at: Option<Instant>,
+    },
+}
+
+/// One SIP call leg.
+pub(crate) struct Session {
+    /// The core's channel name (`SIP/alice-00000001`), for log lines.
+    pub name: String,
+    pub role: Role,
+    /// Where the far end is: the INVITE's source (UAS), where our INVITE
+    /// goes (UAC); in-dialog requests go there when no route set says otherwise.
+    pub dest: SocketAddr,
+    pub transport: Transport,
+    /// The INVITE. Until the final response, the whole request (SDP
+    /// included); then only its request line, From and Call-ID for
+    /// `sip show channels` (see [`invite_summary`]). `None` for a UAC leg
+    /// not yet placed.
+    pub invite: Option<Message>,
+    /// Our RTP port (RTCP on the next one).
+    pub rtp_port: u16,
+    /// The codecs this leg may carry, best first.
+    pub codecs: Vec<Codec>,
+    /// The peer the call counts against (call-limit, `sip show inuse`).
+    pub peer: Option<String>,
+    pub dialog: Option<DialogId>,
+    /// The far end's media as its last SDP describes it.
+    pub remote: crate::relay::RemoteMedia,
+    /// `Rx: INVITE`, `Tx: BYE`…: the last request either way (`sip show channels`).
+    pub last_msg: String,
+    /// The far end put us on hold.
+    pub held: bool,
+    /// Our last hold/unhold re-INVITE on this leg.
+    pub reinvite: Option<TxId>,
+    /// The leg this one is natively bridged with (itself for Echo).
+    pub partner: Option<ChannelId>,
+}
+
+/// What an answered call keeps of its INVITE: the request line, From and
+/// Call-ID, for `sip show channels`. The whole request (SDP included, about
+/// 2 KB) is needed only until the final response — for provisional and
+/// final responses, CANCEL, a retry after a challenge or a redirect — and
+/// then for as long as the call is up, which made it the largest part of a
+/// held call's memory.
+pub(crate) fn invite_summary(invite: &Message) -> Message {
+    let mut m = Message::request(Method::Invite, invite.request_uri().unwrap_or(""));
+    for name in [HeaderName::From, HeaderName::CallId] {
+        if let Some(v) = invite.headers.get(&name) {
+            m.push(name, v);
+        }
+    }
+    m
+}
+
+/// Every session, by channel, with the indexes that route to it.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    map: HashMap<ChannelId, Session>,
+    /// UAS sessions by their INVITE server transaction (CANCEL, ACK, Timer L).
+    by_invite: HashMap<TxId, ChannelId>,
+    /// Sessions by dialog (in-dialog requests).
+    by_dialog: HashMap<DialogId, ChannelId>,
+}
+
+impl Sessions {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Every session's channel.
+    pub fn channels(&self) -> Vec<ChannelId> {
+        self.map.keys().copied().collect()
+    }
+
+    pub fn get(&self, chan: ChannelId) -> Option<&Session> {
+        self.map.get(&chan)
+    }
+
+    pub fn get_mut(&mut self, chan: ChannelId) -> Option<&mut Session> {
+        self.map.get_mut(&chan)
+    }
+
+    /// The UAS session whose INVITE server transaction is `tx`.
+    pub fn by_invite(&self, tx: TxId) -> Option<ChannelId> {
+        self.by_invite.get(&tx).copied()
+    }
+
+    /// The session of a dialog.
+    pub fn by_dialog(&self, id: &DialogId) -> Option<ChannelId> {
+        self.by_dialog.get(id).copied()
+    }
+
+    /// The session's dialog is confirmed (or its early dialog known).
+    pub fn set_dialog(&mut self, chan: ChannelId, id: DialogId) {
+        if let Some(s) = self.map.get_mut(&chan) {
+            self.by_dialog.insert(id.clone(), chan);
+            s.dialog = Some(id);
+        }
+    }
+
+    /// The channel's name for log lines (its id if the session is gone).
+    pub fn name(&self, chan: ChannelId) -> String {
+        self.map
+            .get(&chan)
+            .map_or_else(|| chan.to_string(), |s| s.name.clone())
+    }
+
+    /// A UAC session's auto-congest deadline.
+    pub fn congest_at(&self, chan: ChannelId) -> Option<Instant> {
+        match self.map.get(&chan)?.role {
+            Role::Uac { congest_at, .. } => congest_at,
+            Role::Uas { .. } => None,
+        }
+    }
+
+    fn insert(&mut self, chan: ChannelId, s: Session) {
+        if let Role::Uas { tx, .. } = s.role {
+            self.by_invite.insert(tx, chan);
+        }
+        self.map.insert(chan, s);
+    }
+
+    fn remove(&mut self, chan: ChannelId) -> Option<Session> {
+        let s = self.map.remove(&chan)?;
+        if let Role::Uas { tx, .. } = s.role {
+            self.by_invite.remove(&tx);
+        }
+        if let Some(d) = &s.dialog {
+            self.by_dialog.remove(d);
+        }
+        Some(s)
+    }
+}
+
+impl Endpoint {
+    /// Registers a session: indexes, the peer's in-use count, the module's
+    /// use count.
+    pub(crate) fn put_session(&mut self, chan: ChannelId, s: Session) {
+        self.count_peer(s.peer.as_deref(), true);
+        self.sessions.insert(chan, s);
+        self.publish_count();
+    }
+
+    /// Removes a session and everything that points at it: its client
+    /// transactions forget their owner, its relay stops (and the partner's
+    /// with it), its ports go back.
+    pub(crate) fn take_session(&mut self, chan: ChannelId) -> Option<Session> {
+        let s = self.sessions.remove(chan)?;
+        if let Role::Uac { tx: Some(tx), .. } = s.role {
+            self.owners.remove(&tx);
+        }
+        if let Some(tx) = s.reinvite {
+            self.owners.remove(&tx);
+        }
+        if let Some(p) = s.partner.filter(|p| *p != chan) {
+            if let Some(other) = self.sessions.get_mut(p) {
+                other.partner = None;
+            }
+        }
+        self.count_peer(s.peer.as_deref(), false);
+        self.media(MediaAction::Release(chan));
+        self.publish_count();
+        Some(s)
+    }
+
+    fn publish_count(&self) {
+        self.shared
+            .active_calls
+            .store(self.sessions.len() as u32, Ordering::Relaxed);
+    }
+
+    /// call-limit bookkeeping (`sip show inuse`).
+    fn count_peer(&self, peer: Option<&str>, up: bool) {
+        let Some(peer) = peer else { return };
+        let mut inuse = self.shared.inuse.lock();
+        if up {
+            *inuse.entry(peer.to_string()).or_default() += 1;
+        } else if let Some(n) = inuse.get_mut(peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inuse.remove(peer);
+            }
+        }
+    }
+
+    /// Records the last request sent or received on a call.
+    pub(crate) fn note_msg(&mut self, chan: ChannelId, what: String) {
+        if let Some(s) = self.sessions.get_mut(chan) {
+            s.last_msg = what;
+        }
+    }
+
+    /// Our side of an SDP offer or answer: audio in `codecs` on `port` of our
+    /// address, telephone-event, a fresh session id.
+    pub(crate) fn local_media(
+        &mut self,
+        codecs: &[Codec],
+        port: u16,
+        session_version: u64,
+        direction: SdpDirection,
+    ) -> LocalMedia {
+        LocalMedia {
+            address: self.shared.bound.ip().to_string(),
+            session_id: self.tokens.next_u64() >> 32,
+            session_version,
+            audio: crate::tech::format_specs(codecs),
+            video: Vec::new(),
+            telephone_event: true,
+            audio_port: port,
+            video_port: 0,
+            direction,
+        }
+    }
+
+    /// Ends a call on the wire: the final response if unanswered, CANCEL if
+    /// ringing out, BYE if answered. The channel is the caller's to free.
+    pub(crate) fn hangup_call(&mut self, now: Now, chan: ChannelId, cause: sirius_abi::Cause) {
+        let is_uac = matches!(
+            self.sessions.get(chan).map(|s| &s.role),
+            Some(Role::Uac { .. })
+        );
+        if is_uac {
+            self.hangup_uac(now, chan, cause)
+        } else {
+            self.hangup_uas(now, chan, cause)
+        }
+    }
+
+    /// Sends BYE in a confirmed dialog, with the Q.850 cause as `Reason`.
+    pub(crate) fn send_bye(&mut self, now: Now, s: &Session, cause: sirius_abi::Cause) {
+        let Some(id) = &s.dialog else { return };
+        let Some(mut d) = self.dialogs.remove(id) else {
+            return;
+        };
+        let via = self.via(s.transport);
+        let mut bye = d.request(Method::Bye, &via, None);
+        bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
+        let hop = self.route_hop(&bye).unwrap_or(s.dest);
+        self.send_client(bye, hop, s.transport, crate::endpoint::Owner::Bye, now.mono);
+    }
+}

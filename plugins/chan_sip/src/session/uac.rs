@@ -1,0 +1,503 @@
+//! A session we start (Dial): the INVITE with our offer, its answers —
+//! provisional, a challenge answered once, redirects followed, the 2xx
+//! ACKed — auto-congest, and CANCEL, including a 2xx that crosses it.
+
+use super::{invite_summary, Role, Session};
+use crate::endpoint::{Endpoint, Env, HostAction, MediaAction, Now, Owner};
+use sirius_abi::{Cause, ChannelId, ChannelState};
+use sirius_sip::message::{HeaderName, Message, Method, Uri};
+use sirius_sip::sdp::Direction as SdpDirection;
+use sirius_sip::transaction::Transport;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Redirects one outbound call may follow: enough for a forwarding chain,
+/// few enough that two servers redirecting to each other cannot loop us.
+const MAX_REDIRECTS: u8 = 5;
+
+/// What `request_call` resolved for an outbound leg.
+#[derive(Debug)]
+pub struct OutboundSetup {
+    /// The core's channel.
+    pub chan: ChannelId,
+    /// Where the INVITE goes.
+    pub dest: SocketAddr,
+    /// Over what: the peer's first `transport`, or the one it registered with.
+    pub transport: Transport,
+    /// Request-URI.
+    pub ruri: String,
+    /// The peer it counts against.
+    pub peer: Option<String>,
+    /// The channel's name (`SIP/bob-00000002`), for log lines.
+    pub name: String,
+    /// Codecs to offer, best first.
+    pub codecs: Vec<sirius_abi::Codec>,
+    /// Caller ID number for From.
+    pub caller: String,
+    /// The caller's name, the From display name (empty: none).
+    pub caller_name: String,
+}
+
+/// A caller ID number as the user part of a SIP URI (RFC 3261 §25.1 `user`):
+/// characters outside the unreserved and user-unreserved sets are %-escaped.
+pub(crate) fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Endpoint {
+    /// `request_call` made a channel: the session exists (and counts
+    /// against its peer) from now, with its RTP pair; nothing is sent yet.
+    pub(crate) fn new_outbound(&mut self, setup: OutboundSetup, env: &mut dyn Env) {
+        let chan = setup.chan;
+        let rtp_port = match env.reserve_media(chan) {
+            Ok(port) => port,
+            Err(e) => {
+                log::error!("no RTP port for an outbound call: {e}");
+                self.media(MediaAction::Release(chan));
+                return self.host(HostAction::Hangup(chan, Cause::CONGESTION));
+            }
+        };
+        self.put_session(
+            chan,
+            Session {
+                name: setup.name,
+                role: Role::Uac {
+                    tx: None,
+                    ruri: setup.ruri,
+                    caller: setup.caller,
+                    caller_name: setup.caller_name,
+                    ack: None,
+                    auth_attempts: 0,
+                    redirects: 0,
+                    congest_at: None,
+                },
+                dest: setup.dest,
+                transport: setup.transport,
+                invite: None,
+                rtp_port,
+                codecs: setup.codecs,
+                peer: setup.peer,
+                dialog: None,
+                remote: crate::relay::RemoteMedia::default(),
+                last_msg: String::new(),
+                held: false,
+                reinvite: None,
+                partner: None,
+            },
+        );
+    }
+
+    /// `call`: checks the call-limit, then sends the INVITE with our offer.
+    /// A refusal leaves the channel to the caller, which hangs it up.
+    pub fn place(&mut self, now: Now, chan: ChannelId) -> Result<(), Cause> {
+        let Some(s) = self.sessions.get(chan) else {
+            log::warn!("call() for channel {chan}, which chan_sip did not create or already ended");
+            return Err(Cause::FAILURE);
+        };
+        let Role::Uac {
+            tx,
+            ruri,
+            caller,
+            caller_name,
+            ..
+        } = &s.role
+        else {
+            return Err(Cause::FAILURE);
+        };
+        if tx.is_some() {
+            // chan_sip's sip_call refuses a channel that is neither Down nor
+            // Reserved; a second call() must not send a second INVITE.
+            log::warn!("sip_call called on {}, neither down nor reserved", s.name);
+            return Err(Cause::FAILURE);
+        }
+        let running = self.shared.running();
+        let peer = s.peer.as_ref().and_then(|n| running.peers.get(n));
+        if let Some(p) = peer.filter(|p| p.call_limit > 0) {
+            // This leg is already counted: over the limit when the count exceeds it.
+            let inuse = self.shared.inuse.lock().get(&p.name).copied().unwrap_or(0);
+            if inuse > p.call_limit {
+                log::warn!(
+                    "Call to peer '{}' rejected due to usage limit of {}",
+                    p.name,
+                    p.call_limit
+                );
+                self.take_session(chan);
+                return Err(Cause::USER_BUSY);
+            }
+        }
+        // Asterisk arms auto-congest at 4 × the peer's qualify maximum.
+        let congest_after = peer
+            .and_then(|p| p.qualify_maxms)
+            .map(|ms| Duration::from_millis(u64::from(ms) * 4));
+        let (ruri, transport, codecs, port) =
+            (ruri.clone(), s.transport, s.codecs.clone(), s.rtp_port);
+        let from_user = if caller.is_empty() {
+            "sirius".to_string()
+        } else {
+            escape_user(caller)
+        };
+        let display = caller_name.replace('\\', "\\\\").replace('"', "\\\"");
+        let local = self.local_media(&codecs, port, 1, SdpDirection::SendRecv);
+        let mut inv = self.new_request(Method::Invite, ruri, &from_user, transport);
+        if !display.is_empty() {
+            if let Some(from) = inv.headers.get(&HeaderName::From).map(str::to_string) {
+                inv.headers
+                    .set(HeaderName::From, format!("\"{display}\" {from}"));
+            }
+        }
+        inv.push(HeaderName::Allow, self.caps.allow());
+        inv.set_body(
+            "application/sdp",
+            sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
+        );
+        self.send_invite(now.mono, chan, inv);
+        // Still there unless the send failed (the call is then already ended).
+        let at = congest_after.map(|d| now.mono + d);
+        if let Some(Role::Uac { congest_at, .. }) = self.sessions.get_mut(chan).map(|s| &mut s.role)
+        {
+            *congest_at = at;
+            if let Some(at) = at {
+                self.congest_timers.insert((at, chan));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an INVITE transaction for an outbound call: the first one, or a
+    /// new one after a challenge or a redirect. A send failure ends the call
+    /// with FAILURE (the cause of a 500).
+    fn send_invite(&mut self, now: Instant, chan: ChannelId, invite: Message) {
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        let (dest, transport) = (s.dest, s.transport);
+        if let Role::Uac {
+            tx: Some(previous), ..
+        } = s.role
+        {
+            self.owners.remove(&previous);
+        }
+        match self
+            .layer
+            .send_request(now, invite.clone(), dest, transport)
+        {
+            Ok(tx) => {
+                self.owners.insert(tx, Owner::Invite(chan));
+                if let Some(s) = self.sessions.get_mut(chan) {
+                    if let Role::Uac { tx: slot, .. } = &mut s.role {
+                        *slot = Some(tx);
+                    }
+                    s.invite = Some(invite);
+                    s.last_msg = "Tx: INVITE".into();
+                }
+            }
+            Err(e) => {
+                log::warn!("cannot send INVITE to {dest}: {e}");
+                self.end_uac(chan, crate::causes::sip_to_cause(500));
+            }
+        }
+    }
+
+    /// A response to a UAC session's INVITE.
+    pub(crate) fn on_outbound_response(
+        &mut self,
+        now: Now,
+        chan: ChannelId,
+        msg: &Message,
+        code: u16,
+    ) {
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        let (dest, transport) = (s.dest, s.transport);
+        let Role::Uac {
+            ack,
+            auth_attempts,
+            redirects,
+            congest_at,
+            ..
+        } = &mut s.role
+        else {
+            return;
+        };
+        // "Don't auto congest anymore since we've gotten something useful back."
+        *congest_at = None;
+        let ack = ack.clone();
+        let first_challenge = *auth_attempts == 0;
+        if matches!(code, 401 | 407) && first_challenge {
+            *auth_attempts += 1;
+        }
+        let may_redirect = *redirects < MAX_REDIRECTS;
+        let retry = match code {
+            180 | 183 => return self.host(HostAction::SetState(chan, ChannelState::Ringing)),
+            401 | 407 if first_challenge => self.authorized_retry(chan, msg),
+            300..=399 if may_redirect => self.redirected_retry(chan, msg, code),
+            200..=299 => {
+                // A retransmitted 2xx: the same ACK again.
+                if let Some(ack) = ack {
+                    let hop = self.route_hop(&ack).unwrap_or(dest);
+                    return self.layer.send_stateless(hop, transport, &ack);
+                }
+                return self.confirm_uac(chan, msg);
+            }
+            300..=699 => None,
+            _ => return,
+        };
+        match retry {
+            Some(invite) => self.send_invite(now.mono, chan, invite),
+            None => self.end_uac(chan, crate::causes::sip_to_cause(code)),
+        }
+    }
+
+    /// The first 2xx: the dialog is confirmed, the 2xx ACKed, the channel Up.
+    fn confirm_uac(&mut self, chan: ChannelId, ok: &Message) {
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        let Some(invite) = s.invite.take() else {
+            return;
+        };
+        s.invite = Some(invite_summary(&invite));
+        let (transport, dest) = (s.transport, s.dest);
+        let contact = self.shared.contact_uri("", transport);
+        let mut d = match sirius_sip::dialog::Dialog::from_uac(&invite, ok, &contact) {
+            Ok(d) => d,
+            Err(e) => return log::warn!("bad 2xx to our INVITE: {e}"),
+        };
+        // The ACK carries the CSeq of the INVITE it acknowledges
+        // (a retry after a challenge or redirect has a higher one).
+        let cseq = invite.cseq().map_or(102, |c| c.seq);
+        let via = self.via(transport);
+        let ack = d.request(Method::Ack, &via, Some(cseq));
+        let hop = self.route_hop(&ack).unwrap_or(dest);
+        self.layer.send_stateless(hop, transport, &ack);
+        if let Some(s) = self.sessions.get_mut(chan) {
+            if let Role::Uac { ack: slot, .. } = &mut s.role {
+                *slot = Some(Box::new(ack));
+            }
+            s.last_msg = "Tx: ACK".into();
+            s.remote = crate::relay::RemoteMedia::from_sdp(&ok.body);
+        }
+        self.sessions.set_dialog(chan, d.id.clone());
+        self.dialogs.insert(d);
+        self.host(HostAction::SetState(chan, ChannelState::Up));
+    }
+
+    /// No response to our INVITE in time: congestion, as chan_sip's
+    /// `auto_congest`. The INVITE transaction is left to run out on its own
+    /// (a CANCEL must wait for a provisional response, RFC 3261 §9.1).
+    pub(crate) fn auto_congest(&mut self, chan: ChannelId) {
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        log::info!("Auto-congesting {}", s.name);
+        self.end_uac(chan, Cause::CONGESTION);
+    }
+
+    /// Forgets an outbound session (its transactions no longer reach it)
+    /// and hangs its channel up with `cause`.
+    fn end_uac(&mut self, chan: ChannelId, cause: Cause) {
+        self.take_session(chan);
+        self.host(HostAction::Hangup(chan, cause));
+    }
+
+    /// The INVITE again with credentials for the challenge in `resp`: same
+    /// Call-ID and tags, next CSeq, new branch (RFC 3261 §22.2). `None` when
+    /// the peer has no secret or the challenge cannot be answered.
+    fn authorized_retry(&mut self, chan: ChannelId, resp: &Message) -> Option<Message> {
+        let s = self.sessions.get(chan)?;
+        let running = self.shared.running();
+        let Some(peer) = s.peer.as_ref().and_then(|n| running.peers.get(n)) else {
+            log::warn!(
+                "Call to {} challenged, but it is not a configured peer",
+                s.invite
+                    .as_ref()
+                    .and_then(|i| i.request_uri())
+                    .unwrap_or("?")
+            );
+            return None;
+        };
+        let Some(secret) = peer.outbound_secret.as_deref() else {
+            log::warn!(
+                "Peer '{}' challenged our INVITE and has no secret to answer with",
+                peer.name
+            );
+            return None;
+        };
+        let challenge = match sirius_sip::auth::client::Challenge::from_response(resp) {
+            Ok(c) => c.into_iter().next()?,
+            Err(e) => {
+                log::warn!("Peer '{}' sent an unusable challenge: {e}", peer.name);
+                return None;
+            }
+        };
+        let mut invite = s.invite.clone()?;
+        let transport = s.transport;
+        let uri = invite.request_uri()?.to_string();
+        let cseq = invite.cseq()?.seq + 1;
+        let cnonce = self.tokens.token();
+        let value = match challenge.authorize(
+            &peer.username,
+            secret,
+            "INVITE",
+            &uri,
+            &invite.body,
+            &cnonce[..8],
+            1,
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                log::warn!("Cannot answer the challenge of peer '{}': {e}", peer.name);
+                return None;
+            }
+        };
+        self.next_invite(&mut invite, cseq, transport);
+        invite.push(challenge.answer_header(), value);
+        Some(invite)
+    }
+
+    /// The INVITE again towards the first usable `Contact` of a 3xx (RFC 3261
+    /// §8.1.3.4): same Call-ID and From tag, next CSeq, new branch, new
+    /// Request-URI and destination; the target's `transport` parameter, if
+    /// any, picks the transport (else the call keeps its own).
+    fn redirected_retry(&mut self, chan: ChannelId, resp: &Message, code: u16) -> Option<Message> {
+        let contact = resp
+            .headers
+            .values(&HeaderName::Contact)
+            .filter_map(|v| sirius_sip::message::NameAddr::parse_list(v).ok())
+            .flatten()
+            .find_map(|na| {
+                let uri = na.sip_uri().ok()?;
+                let addr = self.uri_addr(&uri)?;
+                let transport = uri.params.get("transport").and_then(Transport::parse);
+                let target = na.uri.split('?').next().unwrap_or(&na.uri).to_string();
+                Some((target, addr, transport))
+            });
+        let s = self.sessions.get_mut(chan)?;
+        let Role::Uac {
+            ruri,
+            redirects,
+            auth_attempts,
+            ..
+        } = &mut s.role
+        else {
+            return None;
+        };
+        let Some((target, dest, transport)) = contact else {
+            log::warn!("{code} from {ruri} has no Contact we can follow (a SIP URI that resolves); call fails");
+            return None;
+        };
+        let mut invite = s.invite.clone()?;
+        let cseq = invite.cseq()?.seq + 1;
+        log::info!("    -- Call to {ruri} redirected ({code}) to {target}");
+        *redirects += 1;
+        *auth_attempts = 0;
+        *ruri = target.clone();
+        s.dest = dest;
+        s.transport = transport.unwrap_or(s.transport);
+        if let sirius_sip::message::StartLine::Request { uri, .. } = &mut invite.start {
+            *uri = target;
+        }
+        let transport = s.transport;
+        self.next_invite(&mut invite, cseq, transport);
+        Some(invite)
+    }
+
+    /// Makes `invite` the next request of the same call (RFC 3261 §8.1.3.5):
+    /// new branch, CSeq `cseq`, no stale credentials.
+    fn next_invite(&mut self, invite: &mut Message, cseq: u32, transport: Transport) {
+        let via = self.via_rport(transport);
+        invite.headers.set(HeaderName::Via, via);
+        invite
+            .headers
+            .set(HeaderName::CSeq, format!("{cseq} INVITE"));
+        invite.headers.remove(&HeaderName::Authorization);
+        invite.headers.remove(&HeaderName::ProxyAuthorization);
+    }
+
+    /// A 2xx that crossed our CANCEL: the call exists at the far end, so it is
+    /// acknowledged and ended at once.
+    pub(crate) fn end_answered_after_cancel(
+        &mut self,
+        now: Instant,
+        invite: &Message,
+        ok: &Message,
+        dest: SocketAddr,
+        transport: Transport,
+    ) {
+        let contact = self.shared.contact_uri("", transport);
+        let mut d = match sirius_sip::dialog::Dialog::from_uac(invite, ok, &contact) {
+            Ok(d) => d,
+            Err(e) => return log::warn!("bad 2xx after our CANCEL: {e}"),
+        };
+        log::info!(
+            "{} answered after our CANCEL: sending ACK and BYE",
+            invite.request_uri().unwrap_or("?")
+        );
+        let cseq = invite.cseq().map_or(1, |c| c.seq);
+        let via = self.via(transport);
+        let ack = d.request(Method::Ack, &via, Some(cseq));
+        let hop = self.route_hop(&ack).unwrap_or(dest);
+        self.layer.send_stateless(hop, transport, &ack);
+        let via = self.via(transport);
+        let mut bye = d.request(Method::Bye, &via, None);
+        bye.push(HeaderName::Reason, "Q.850;cause=16");
+        let hop = self.route_hop(&bye).unwrap_or(dest);
+        self.send_client(bye, hop, transport, Owner::Bye, now);
+    }
+
+    /// The core hangs up a UAC session: CANCEL while ringing, BYE once answered.
+    pub(crate) fn hangup_uac(&mut self, now: Now, chan: ChannelId, cause: Cause) {
+        let Some(s) = self.take_session(chan) else {
+            return;
+        };
+        if s.dialog.is_some() {
+            return self.send_bye(now, &s, cause);
+        }
+        let Role::Uac { tx: Some(tx), .. } = s.role else {
+            return;
+        };
+        if let Err(e) = self.layer.cancel(now.mono, tx) {
+            log::debug!("cannot cancel {tx:?}: {e}");
+        }
+        if let Some(invite) = s.invite {
+            self.owners.insert(
+                tx,
+                Owner::Cancelled {
+                    invite,
+                    dest: s.dest,
+                    transport: s.transport,
+                },
+            );
+        }
+    }
+
+    /// The user part of a UAC session's Request-URI (`sip show channels`).
+    pub(crate) fn uac_user(ruri: &str) -> String {
+        Uri::parse(ruri)
+            .ok()
+            .and_then(|u| u.user)
+            .unwrap_or_else(|| "(None)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_user;
+
+    #[test]
+    fn caller_ids_become_valid_uri_users() {
+        assert_eq!(escape_user("+34 600-123"), "+34%20600-123");
+        assert_eq!(escape_user("alice"), "alice");
+        assert_eq!(escape_user("a@b:c"), "a%40b%3Ac");
+        assert_eq!(escape_user("Zoë"), "Zo%C3%AB");
+    }
+}

@@ -1,0 +1,381 @@
+//! A session someone else started: the INVITE is identified (peer,
+//! digest, call-limit, codecs), handed to the dialplan, and answered,
+//! refused or cancelled as the core and the caller decide.
+
+use super::{invite_summary, Role, Session};
+use crate::causes::cause_to_sip;
+use crate::config::{General, Peer, PeerType};
+use crate::endpoint::{Endpoint, Env, HostAction, Now};
+use crate::registrar::AuthOutcome;
+use sirius_abi::{Cause, ChannelId, ChannelSpec, ChannelState, Direction};
+use sirius_sip::message::{build, HeaderName, Message, Uri};
+use sirius_sip::sdp::negotiate::answer as sdp_answer;
+use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
+use sirius_sip::transaction::{Transport, TxId};
+use std::net::SocketAddr;
+
+/// Seconds a caller refused for load (503) is asked to wait.
+const RETRY_AFTER_SECS: u32 = 2;
+
+/// Matches the peer an INVITE comes from: by From user for friends and
+/// users, by source address for static peers (port too, unless insecure=port).
+fn match_peer<'a>(
+    running: &'a crate::Running,
+    msg: &Message,
+    source: SocketAddr,
+) -> Option<&'a Peer> {
+    let from_user = msg
+        .from_header()
+        .and_then(|f| Uri::parse(&f.uri).ok())
+        .and_then(|u| u.user);
+    if let Some(p) = from_user
+        .as_deref()
+        .and_then(|u| running.peers.get(u))
+        .filter(|p| p.kind != PeerType::Peer)
+    {
+        return Some(p);
+    }
+    running.peers.values().find(|p| {
+        p.addr.is_some_and(|a| {
+            a.ip() == source.ip() && (p.insecure_port || a.port() == source.port())
+        })
+    })
+}
+
+/// The codecs of `allowed` that an SDP offer's first audio stream agreed
+/// on (and every non-audio one), or `None` when the offer shares no audio
+/// codec with them. The channel carries what was agreed, not all the peer
+/// allows: Dial decides from it whether the far leg needs translation
+/// (Asterisk's joint capabilities).
+fn agreed_codecs(
+    allowed: &[sirius_abi::Codec],
+    neg: &sirius_sip::sdp::negotiate::Negotiated,
+) -> Option<Vec<sirius_abi::Codec>> {
+    let audio = neg.first("audio")?;
+    let agreed: Vec<sirius_abi::Codec> = allowed
+        .iter()
+        .copied()
+        .filter(|c| {
+            c.kind() != sirius_abi::MediaKind::Audio
+                || c.info().is_some_and(|i| {
+                    audio.formats.iter().any(|f| {
+                        f.encoding.eq_ignore_ascii_case(i.encoding) && f.clock_rate == i.clock_rate
+                    })
+                })
+        })
+        .collect();
+    agreed
+        .iter()
+        .any(|c| c.kind() == sirius_abi::MediaKind::Audio)
+        .then_some(agreed)
+}
+
+impl Endpoint {
+    /// A new INVITE outside any dialog.
+    pub(crate) fn on_invite(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        let running = self.shared.running();
+        let g: &General = &running.cfg.general;
+        let peer = match_peer(&running, msg, source);
+        let needs_auth =
+            peer.is_some_and(|p| !p.insecure_invite) || (peer.is_none() && !g.allowguest);
+        if needs_auth {
+            let auth = self
+                .shared
+                .registrar
+                .lock()
+                .authenticate(msg, "INVITE", source, now.unix, g, peer);
+            match auth {
+                AuthOutcome::Ok => {}
+                AuthOutcome::Respond(r) => return self.send_response(now, tx, *r),
+                AuthOutcome::Ignore => return,
+            }
+        }
+        // call-limit: calls in progress with this peer, in and out (update_call_counter).
+        if let Some(p) = peer.filter(|p| p.call_limit > 0) {
+            let inuse = self.shared.inuse.lock().get(&p.name).copied().unwrap_or(0);
+            if inuse >= p.call_limit {
+                log::info!(
+                    "Call from peer '{}' rejected due to usage limit of {}",
+                    p.name,
+                    p.call_limit
+                );
+                return self.respond(
+                    now,
+                    tx,
+                    msg,
+                    source,
+                    (480, "Temporarily Unavailable (Call limit)"),
+                    &[],
+                );
+            }
+        }
+        let mut codecs = peer.map_or_else(
+            || crate::config::DEFAULT_CODECS.to_vec(),
+            |p| p.codecs.clone(),
+        );
+        // An offer in the INVITE must share an audio codec with the peer's list.
+        let mut remote = crate::relay::RemoteMedia::default();
+        if !msg.body.is_empty() {
+            let Ok(offer) = SessionDescription::parse(&msg.body) else {
+                return self.respond(now, tx, msg, source, (400, "Bad Request (SDP)"), &[]);
+            };
+            remote = crate::relay::RemoteMedia::from_description(&offer);
+            let local = self.local_media(&codecs, 0, 1, SdpDirection::SendRecv);
+            match sdp_answer(&offer, &local) {
+                Err(_) => {
+                    log::info!(
+                        "Rejecting INVITE {}: no audio codec in common with {}",
+                        msg.call_id().unwrap_or("?"),
+                        peer.map_or("the guest codec list", |p| p.name.as_str())
+                    );
+                    return self.respond(now, tx, msg, source, (488, "Not Acceptable Here"), &[]);
+                }
+                Ok((_, neg)) => {
+                    if let Some(agreed) = agreed_codecs(&codecs, &neg) {
+                        codecs = agreed;
+                    }
+                }
+            }
+        }
+        let exten = Uri::parse(msg.request_uri().unwrap_or_default())
+            .ok()
+            .and_then(|u| u.user)
+            .unwrap_or_else(|| "s".into());
+        let caller = msg
+            .from_header()
+            .and_then(|f| Uri::parse(&f.uri).ok())
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        let spec = ChannelSpec {
+            tech: "SIP".into(),
+            resource: peer
+                .map_or_else(|| source.ip().to_string(), |p| p.name.clone())
+                .into(),
+            state: ChannelState::Ring,
+            direction: Direction::Inbound,
+            context: peer
+                .map_or_else(|| g.context.clone(), |p| p.context.clone())
+                .into(),
+            exten: exten.into(),
+            caller_num: caller.into(),
+            caller_name: msg
+                .from_header()
+                .and_then(|f| f.display)
+                .unwrap_or_default()
+                .into(),
+            codecs: codecs.clone().into(),
+            accountcode: "".into(),
+        };
+        let info = match env.channel_alloc(spec) {
+            Ok(i) => i,
+            Err(cause) => {
+                let (code, reason) = cause_to_sip(cause);
+                return self.respond(now, tx, msg, source, (code, reason), &[]);
+            }
+        };
+        let rtp_port = match env.reserve_media(info.id) {
+            Ok(port) => port,
+            Err(e) => {
+                log::error!("no RTP port for '{}': {e}", info.name);
+                self.media(crate::endpoint::MediaAction::Release(info.id));
+                self.host(HostAction::Hangup(info.id, Cause::CONGESTION));
+                return self.respond(now, tx, msg, source, (503, "Service Unavailable"), &[]);
+            }
+        };
+        // Registered before the dialplan starts: its thread may answer at once.
+        let local_tag = self.tokens.token();
+        self.put_session(
+            info.id,
+            Session {
+                name: info.name.to_string(),
+                role: Role::Uas {
+                    tx,
+                    local_tag,
+                    final_sent: false,
+                },
+                dest: source,
+                transport,
+                invite: Some(msg.clone()),
+                rtp_port,
+                codecs,
+                peer: peer.map(|p| p.name.clone()),
+                dialog: None,
+                remote,
+                last_msg: "Rx: INVITE".into(),
+                held: false,
+                reinvite: None,
+                partner: None,
+            },
+        );
+        if let Err(cause) = env.pbx_start(info.id) {
+            self.take_session(info.id);
+            self.host(HostAction::Hangup(info.id, cause));
+            let (code, reason) = cause_to_sip(cause);
+            // A refusal for load or maxcalls is temporary: tell the caller
+            // when to come back (RFC 3261 §21.5.4) instead of retrying at once.
+            let retry = if code == 503 {
+                vec![(HeaderName::RetryAfter, RETRY_AFTER_SECS.to_string())]
+            } else {
+                Vec::new()
+            };
+            self.respond(now, tx, msg, source, (code, reason), &retry);
+        }
+    }
+
+    /// A response on a UAS session's INVITE transaction, with our To tag
+    /// (and Contact on a 2xx): the transaction, the response.
+    fn uas_response(&self, chan: ChannelId, code: u16, reason: &str) -> Option<(TxId, Message)> {
+        let s = self.sessions.get(chan)?;
+        let Role::Uas { tx, local_tag, .. } = &s.role else {
+            return None;
+        };
+        let mut r = build::response(s.invite.as_ref()?, code, reason, Some(s.dest));
+        build::set_to_tag(&mut r, local_tag);
+        if code < 300 {
+            let contact = self.shared.contact_uri("", s.transport);
+            r.push(HeaderName::Contact, format!("<{contact}>"));
+        }
+        r.push(
+            HeaderName::Server,
+            &self.shared.running().cfg.general.useragent,
+        );
+        Some((*tx, r))
+    }
+
+    /// Whether a UAS session still waits for its final response.
+    fn uas_pending(&self, chan: ChannelId) -> bool {
+        matches!(
+            self.sessions.get(chan).map(|s| &s.role),
+            Some(Role::Uas {
+                final_sent: false,
+                ..
+            })
+        )
+    }
+
+    /// A final response went out: only the summary of the INVITE stays.
+    fn uas_final_sent(&mut self, chan: ChannelId) {
+        if let Some(s) = self.sessions.get_mut(chan) {
+            if let Role::Uas { final_sent, .. } = &mut s.role {
+                *final_sent = true;
+            }
+            s.invite = s.invite.as_ref().map(invite_summary);
+        }
+    }
+
+    /// The core answers: 200 with our answer (or our offer, for an INVITE
+    /// without SDP: the answer then comes in the ACK); the dialog is confirmed.
+    pub(crate) fn answer_call(&mut self, now: Now, chan: ChannelId) {
+        if !self.uas_pending(chan) {
+            return;
+        }
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        let (codecs, port, transport) = (s.codecs.clone(), s.rtp_port, s.transport);
+        let Some(invite) = s.invite.clone() else {
+            return;
+        };
+        let local = self.local_media(&codecs, port, 1, SdpDirection::SendRecv);
+        let sdp = match SessionDescription::parse(&invite.body) {
+            Ok(offer) => sdp_answer(&offer, &local).map(|(sd, _)| sd).ok(),
+            Err(_) => Some(sirius_sip::sdp::negotiate::offer(&local)),
+        };
+        let Some((tx, mut ok)) = self.uas_response(chan, 200, "OK") else {
+            return;
+        };
+        ok.push(HeaderName::Allow, self.caps.allow());
+        if let Some(sd) = sdp {
+            ok.set_body("application/sdp", sd.to_bytes());
+        }
+        let local_tag = match &self.sessions.get(chan).map(|s| &s.role) {
+            Some(Role::Uas { local_tag, .. }) => local_tag.clone(),
+            _ => return,
+        };
+        self.send_response(now, tx, ok);
+        let contact = self.shared.contact_uri("", transport);
+        match sirius_sip::dialog::Dialog::from_uas(&invite, &local_tag, &contact) {
+            Ok(mut d) => {
+                d.confirm();
+                self.sessions.set_dialog(chan, d.id.clone());
+                self.dialogs.insert(d);
+            }
+            Err(e) => log::warn!("no dialog for answered call: {e}"),
+        }
+        self.uas_final_sent(chan);
+    }
+
+    /// Ringing and progress become 180 and 183; busy and congestion end
+    /// the call with 486 and 503.
+    pub(crate) fn indicate_call(&mut self, now: Now, chan: ChannelId, ind: sirius_abi::Indication) {
+        use sirius_abi::Indication::*;
+        if !self.uas_pending(chan) {
+            return;
+        }
+        let (code, reason, is_final) = match ind {
+            Ringing => (180, "Ringing", false),
+            Progress => (183, "Session Progress", false),
+            Busy => (486, "Busy Here", true),
+            Congestion => (503, "Service Unavailable", true),
+            _ => return,
+        };
+        if let Some((tx, r)) = self.uas_response(chan, code, reason) {
+            self.send_response(now, tx, r);
+        }
+        if is_final {
+            self.uas_final_sent(chan);
+        }
+    }
+
+    /// A CANCEL for an INVITE still ringing in the dialplan: 200 for the
+    /// CANCEL, 487 for the INVITE, and the channel goes. Otherwise 481.
+    pub(crate) fn on_cancel(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        cancels: Option<TxId>,
+    ) {
+        let chan = cancels
+            .and_then(|t| self.sessions.by_invite(t))
+            .filter(|c| self.uas_pending(*c));
+        let Some(chan) = chan else {
+            return self.no_such_call(now, tx, msg, source);
+        };
+        self.respond(now, tx, msg, source, (200, "OK"), &[]);
+        if let Some((invite_tx, r)) = self.uas_response(chan, 487, "Request Terminated") {
+            self.send_response(now, invite_tx, r);
+        }
+        self.take_session(chan);
+        self.host(HostAction::Hangup(chan, Cause::NORMAL_CLEARING));
+    }
+
+    /// The core hangs up a UAS session: a final response if none went out
+    /// (603 for a normal hangup, as Asterisk), else BYE.
+    pub(crate) fn hangup_uas(&mut self, now: Now, chan: ChannelId, cause: Cause) {
+        if self.uas_pending(chan) {
+            let (code, reason) = if matches!(cause.0, 0 | 16) {
+                (603, "Declined")
+            } else {
+                cause_to_sip(cause)
+            };
+            if let Some((tx, r)) = self.uas_response(chan, code, reason) {
+                self.send_response(now, tx, r);
+            }
+            self.take_session(chan);
+            return;
+        }
+        if let Some(s) = self.take_session(chan) {
+            self.send_bye(now, &s, cause);
+        }
+    }
+}
