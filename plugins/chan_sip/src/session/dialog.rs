@@ -84,8 +84,10 @@ impl Endpoint {
         };
         let (codecs, port) = (s.codecs.clone(), s.rtp_port);
         let local = self.local_media(&codecs, port, 2, SdpDirection::SendRecv);
-        let sdp = if msg.body.is_empty() {
-            sirius_sip::sdp::negotiate::offer(&local)
+        // The answer goes out before the bridged leg hears of a hold: that
+        // leg's re-INVITE is a transaction of its own (B2BUA).
+        let (sdp, moved) = if msg.body.is_empty() {
+            (sirius_sip::sdp::negotiate::offer(&local), None)
         } else {
             let Ok(offer) = SessionDescription::parse(&msg.body) else {
                 return self.respond(now, tx, msg, source, (400, "Bad Request (SDP)"), &[]);
@@ -93,9 +95,8 @@ impl Endpoint {
             let Ok((sd, neg)) = sdp_answer(&offer, &local) else {
                 return self.respond(now, tx, msg, source, (488, "Not Acceptable Here"), &[]);
             };
-            self.media_moved(chan, crate::relay::RemoteMedia::from_description(&offer));
-            self.set_held(now, chan, neg.on_hold());
-            sd
+            let media = crate::relay::RemoteMedia::from_description(&offer);
+            (sd, Some((media, neg.on_hold())))
         };
         let mut ok = build::response(msg, 200, "OK", Some(source));
         build::set_to_tag(&mut ok, &local_tag);
@@ -103,6 +104,10 @@ impl Endpoint {
         ok.push(HeaderName::Contact, format!("<{contact}>"));
         ok.set_body("application/sdp", sdp.to_bytes());
         self.send_response(now, tx, ok);
+        if let Some((media, held)) = moved {
+            self.media_moved(chan, media);
+            self.set_held(now, chan, held);
+        }
     }
 
     /// The far end's re-INVITE said whether it holds the call: logged, an
@@ -165,11 +170,8 @@ impl Endpoint {
         let Some(d) = self.dialogs.get_mut(&dialog) else {
             return;
         };
+        // The dialog adds our Contact (a second one made the request invalid).
         let mut req = d.request(Method::Invite, &via, None);
-        req.push(
-            HeaderName::Contact,
-            format!("<{}>", self.shared.contact_uri("", transport)),
-        );
         req.push(HeaderName::Allow, self.caps.allow());
         req.set_body(
             "application/sdp",
