@@ -40,17 +40,11 @@ pub fn run(
         ["sip", "show", "peer", name] => show_peer(shared, name),
         ["sip", "show", "settings"] => Ok(show_settings(shared)),
         ["sip", "show", "registry"] => Ok(show_registry(shared)),
-        ["sip", "show", "channels"] => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            shared
-                .commands
-                .send(crate::driver::Command::ShowChannels(tx))
-                .map_err(|_| "chan_sip is stopping".to_string())?;
-            rx.recv_timeout(std::time::Duration::from_secs(2))
-                .map_err(|_| "chan_sip did not answer in time".to_string())
+        ["sip", "show", "channels"] => ask(shared, crate::driver::Command::ShowChannels),
+        ["sip", "show", "inuse"] => ask(shared, |tx| crate::driver::Command::ShowInuse(false, tx)),
+        ["sip", "show", "inuse", "all"] => {
+            ask(shared, |tx| crate::driver::Command::ShowInuse(true, tx))
         }
-        ["sip", "show", "inuse"] => Ok(show_inuse(shared, false)),
-        ["sip", "show", "inuse", "all"] => Ok(show_inuse(shared, true)),
         ["sip", "qualify", "peer", name] => {
             if !shared.running().peers.contains_key(*name) {
                 return Err(format!("Peer '{name}' not found"));
@@ -290,27 +284,19 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
     Ok(o)
 }
 
-/// `sip show inuse`: `* Peer name  In use  Limit`, in-use shown as inuse/ringing/onhold.
-fn show_inuse(shared: &Shared, all: bool) -> String {
-    let running = shared.running();
-    let inuse = shared.inuse.lock();
-    let mut o = format!("{:<25} {:<15} {:<15} \n", "* Peer name", "In use", "Limit");
-    let mut names: Vec<&String> = running.peers.keys().collect();
-    names.sort();
-    for n in names {
-        let p = &running.peers[n];
-        let used = inuse.get(n).copied().unwrap_or(0);
-        if !all && p.call_limit == 0 && used == 0 {
-            continue;
-        }
-        let limit = if p.call_limit == 0 {
-            "N/A".to_string()
-        } else {
-            p.call_limit.to_string()
-        };
-        o += &format!("{:<25} {:<15} {:<15} \n", n, format!("{used}/0/0"), limit);
-    }
-    o
+/// A table only the endpoint can build (it owns the sessions), asked of
+/// the driver and waited for, briefly.
+fn ask(
+    shared: &Shared,
+    cmd: impl FnOnce(std::sync::mpsc::Sender<String>) -> crate::driver::Command,
+) -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    shared
+        .commands
+        .send(cmd(tx))
+        .map_err(|_| "chan_sip is stopping".to_string())?;
+    rx.recv_timeout(std::time::Duration::from_secs(2))
+        .map_err(|_| "chan_sip did not answer in time".to_string())
 }
 
 fn show_registry(shared: &Shared) -> String {

@@ -51,6 +51,8 @@ pub enum Command {
     Bridge(ChannelId, ChannelId),
     /// `sip show channels`, from the endpoint's sessions.
     ShowChannels(std::sync::mpsc::Sender<String>),
+    /// `sip show inuse [all]`, from the endpoint's sessions.
+    ShowInuse(bool, std::sync::mpsc::Sender<String>),
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -203,6 +205,9 @@ pub async fn run(
                 }
                 Command::ShowChannels(reply) => {
                     let _ = reply.send(d.ep.show_channels());
+                }
+                Command::ShowInuse(all, reply) => {
+                    let _ = reply.send(d.ep.show_inuse(all));
                 }
                 Command::Reconcile => {
                     let t = now();

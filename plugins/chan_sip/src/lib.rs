@@ -104,8 +104,6 @@ pub struct Shared {
     pub commands: tokio::sync::mpsc::UnboundedSender<driver::Command>,
     /// Calls in progress (the module's use count), kept by the monitor.
     pub active_calls: std::sync::atomic::AtomicU32,
-    /// Calls in progress per peer (call-limit, `sip show inuse`).
-    pub inuse: Mutex<HashMap<String, u32>>,
     /// RTP packets relayed by native bridges since load.
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// RTCP packets relayed by native bridges since load.
@@ -260,7 +258,6 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         outbound: Mutex::new(Vec::new()),
         commands,
         active_calls: std::sync::atomic::AtomicU32::new(0),
-        inuse: Mutex::new(HashMap::new()),
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtp_ports: rtp_ports::RtpPorts::new(),

@@ -109,7 +109,7 @@ impl ChannelDriver for SipTech {
             devicestate: true,
             presencestate: false,
             indications: true,
-            transfer: true,
+            transfer: false,
         }
     }
 

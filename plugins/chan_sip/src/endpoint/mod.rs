@@ -48,12 +48,16 @@ use std::time::{Duration, Instant};
 pub use crate::session::OutboundSetup;
 use crate::session::Sessions;
 
-/// The methods this driver answers today; others get 501 with this Allow list.
+/// What this driver implements, and nothing more: the methods it answers
+/// (others get 501 with this Allow list), the option tags it honours in
+/// `Require` (none yet: any gets 420 with `Unsupported`), the bodies it
+/// reads (others get 415). `Supported` is sent only when this lists a tag.
 pub fn capabilities() -> Capabilities {
     use Method::*;
     Capabilities {
         methods: vec![Invite, Ack, Cancel, Options, Bye, Register],
-        ..Capabilities::default()
+        extensions: Vec::new(),
+        content_types: vec!["application/sdp".into()],
     }
 }
 
@@ -484,10 +488,7 @@ impl Endpoint {
                         self.on_client_timeout(now, tx)
                     }
                 }
-                Event::Ack {
-                    tx: Some(tx), msg, ..
-                } => self.on_ack(tx, &msg),
-                Event::Ack { .. } => {}
+                Event::Ack { msg, .. } => self.on_ack(&msg),
             }
         }
     }

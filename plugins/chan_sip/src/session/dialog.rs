@@ -4,7 +4,7 @@
 
 use crate::endpoint::{Endpoint, HostAction, LegMedia, MediaAction, Now, Owner};
 use sirius_abi::{Cause, ChannelId};
-use sirius_sip::dialog::DialogId;
+use sirius_sip::dialog::{Classified, DialogId};
 use sirius_sip::message::{build, HeaderName, Message, Method};
 use sirius_sip::sdp::negotiate::answer as sdp_answer;
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
@@ -12,18 +12,26 @@ use sirius_sip::transaction::{Transport, TxId};
 use std::net::SocketAddr;
 
 impl Endpoint {
-    /// The ACK of a UAS session's 2xx. A late offer's answer rides in it.
-    pub(crate) fn on_ack(&mut self, tx: TxId, msg: &Message) {
-        let Some(chan) = self.sessions.by_invite(tx) else {
+    /// The ACK of a 2xx we sent, to an INVITE or a re-INVITE, routed by
+    /// its dialog. When our 2xx carried the offer (the INVITE had none: a
+    /// late offer, or RFC 3725 third-party call control), the answer rides
+    /// in the ACK, and the relay follows it at once: the phone hears the
+    /// other leg from the first packet, not once it has sent one itself.
+    pub(crate) fn on_ack(&mut self, msg: &Message) {
+        let Classified::InDialog(id) = self.dialogs.classify(msg) else {
+            return;
+        };
+        let Some(chan) = self.sessions.by_dialog(&id) else {
             return;
         };
         self.note_msg(chan, "Rx: ACK".into());
+        if msg.body.is_empty() {
+            return;
+        }
         let remote = crate::relay::RemoteMedia::from_sdp(&msg.body);
         // An ACK without a usable answer leaves the offer's view.
         if remote.addr.is_some() {
-            if let Some(s) = self.sessions.get_mut(chan) {
-                s.remote = remote;
-            }
+            self.media_moved(chan, remote);
         }
     }
 

@@ -103,6 +103,8 @@ pub(crate) struct Session {
     pub reinvite: Option<TxId>,
     /// The leg this one is natively bridged with (itself for Echo).
     pub partner: Option<ChannelId>,
+    /// Ringing: a 180/183 went out (UAS) or came in (UAC), no answer yet.
+    pub ringing: bool,
 }
 
 /// What an answered call keeps of its INVITE: the request line, From and
@@ -129,6 +131,8 @@ pub(crate) struct Sessions {
     by_invite: HashMap<TxId, ChannelId>,
     /// Sessions by dialog (in-dialog requests).
     by_dialog: HashMap<DialogId, ChannelId>,
+    /// Sessions per peer: call-limit, `sip show inuse`.
+    in_use: HashMap<String, u32>,
 }
 
 impl Sessions {
@@ -175,6 +179,11 @@ impl Sessions {
             .map_or_else(|| chan.to_string(), |s| s.name.clone())
     }
 
+    /// Calls in progress with `peer`, either way (chan_sip's `inUse`).
+    pub fn in_use(&self, peer: &str) -> u32 {
+        self.in_use.get(peer).copied().unwrap_or(0)
+    }
+
     /// A UAC session's auto-congest deadline.
     pub fn congest_at(&self, chan: ChannelId) -> Option<Instant> {
         match self.map.get(&chan)?.role {
@@ -187,6 +196,9 @@ impl Sessions {
         if let Role::Uas { tx, .. } = s.role {
             self.by_invite.insert(tx, chan);
         }
+        if let Some(p) = &s.peer {
+            *self.in_use.entry(p.clone()).or_default() += 1;
+        }
         self.map.insert(chan, s);
     }
 
@@ -198,6 +210,14 @@ impl Sessions {
         if let Some(d) = &s.dialog {
             self.by_dialog.remove(d);
         }
+        if let Some(p) = &s.peer {
+            if let Some(n) = self.in_use.get_mut(p) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.in_use.remove(p);
+                }
+            }
+        }
         Some(s)
     }
 }
@@ -206,7 +226,6 @@ impl Endpoint {
     /// Registers a session: indexes, the peer's in-use count, the module's
     /// use count.
     pub(crate) fn put_session(&mut self, chan: ChannelId, s: Session) {
-        self.count_peer(s.peer.as_deref(), true);
         self.sessions.insert(chan, s);
         self.publish_count();
     }
@@ -227,7 +246,6 @@ impl Endpoint {
                 other.partner = None;
             }
         }
-        self.count_peer(s.peer.as_deref(), false);
         self.media(MediaAction::Release(chan));
         self.publish_count();
         Some(s)
@@ -237,20 +255,6 @@ impl Endpoint {
         self.shared
             .active_calls
             .store(self.sessions.len() as u32, Ordering::Relaxed);
-    }
-
-    /// call-limit bookkeeping (`sip show inuse`).
-    fn count_peer(&self, peer: Option<&str>, up: bool) {
-        let Some(peer) = peer else { return };
-        let mut inuse = self.shared.inuse.lock();
-        if up {
-            *inuse.entry(peer.to_string()).or_default() += 1;
-        } else if let Some(n) = inuse.get_mut(peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                inuse.remove(peer);
-            }
-        }
     }
 
     /// Records the last request sent or received on a call.

@@ -91,6 +91,7 @@ impl Endpoint {
                 held: false,
                 reinvite: None,
                 partner: None,
+                ringing: false,
             },
         );
     }
@@ -122,7 +123,7 @@ impl Endpoint {
         let peer = s.peer.as_ref().and_then(|n| running.peers.get(n));
         if let Some(p) = peer.filter(|p| p.call_limit > 0) {
             // This leg is already counted: over the limit when the count exceeds it.
-            let inuse = self.shared.inuse.lock().get(&p.name).copied().unwrap_or(0);
+            let inuse = self.sessions.in_use(&p.name);
             if inuse > p.call_limit {
                 log::warn!(
                     "Call to peer '{}' rejected due to usage limit of {}",
@@ -237,7 +238,10 @@ impl Endpoint {
         }
         let may_redirect = *redirects < MAX_REDIRECTS;
         let retry = match code {
-            180 | 183 => return self.host(HostAction::SetState(chan, ChannelState::Ringing)),
+            180 | 183 => {
+                s.ringing = true;
+                return self.host(HostAction::SetState(chan, ChannelState::Ringing));
+            }
             401 | 407 if first_challenge => self.authorized_retry(chan, msg),
             300..=399 if may_redirect => self.redirected_retry(chan, msg, code),
             200..=299 => {
@@ -284,6 +288,7 @@ impl Endpoint {
                 *slot = Some(Box::new(ack));
             }
             s.last_msg = "Tx: ACK".into();
+            s.ringing = false;
             s.remote = crate::relay::RemoteMedia::from_sdp(&ok.body);
         }
         self.sessions.set_dialog(chan, d.id.clone());

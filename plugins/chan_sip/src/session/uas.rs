@@ -100,7 +100,7 @@ impl Endpoint {
         }
         // call-limit: calls in progress with this peer, in and out (update_call_counter).
         if let Some(p) = peer.filter(|p| p.call_limit > 0) {
-            let inuse = self.shared.inuse.lock().get(&p.name).copied().unwrap_or(0);
+            let inuse = self.sessions.in_use(&p.name);
             if inuse >= p.call_limit {
                 log::info!(
                     "Call from peer '{}' rejected due to usage limit of {}",
@@ -213,6 +213,7 @@ impl Endpoint {
                 held: false,
                 reinvite: None,
                 partner: None,
+                ringing: false,
             },
         );
         if let Err(cause) = env.pbx_start(info.id) {
@@ -267,6 +268,7 @@ impl Endpoint {
             if let Role::Uas { final_sent, .. } = &mut s.role {
                 *final_sent = true;
             }
+            s.ringing = false;
             s.invite = s.invite.as_ref().map(invite_summary);
         }
     }
@@ -332,6 +334,8 @@ impl Endpoint {
         }
         if is_final {
             self.uas_final_sent(chan);
+        } else if let Some(s) = self.sessions.get_mut(chan) {
+            s.ringing = true;
         }
     }
 

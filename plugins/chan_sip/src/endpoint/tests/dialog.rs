@@ -1,0 +1,238 @@
+//! What a confirmed session does, either way, and the requests around it.
+
+use super::*;
+
+/// Alice holds a bridged call: her re-INVITE is answered, the relay
+/// follows her SDP, and bob gets our own re-INVITE saying sendonly; bob's
+/// 200 is ACKed. Unhold goes the same way back to sendrecv.
+#[test]
+fn hold_and_unhold_pass_through_a_native_bridge() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, ok_a) = answered_inbound(&mut h);
+    let (b, invite_b) = placed_outbound(&mut h, 100);
+    let mut ok_b = reply(&invite_b, 200, "OK", "b1");
+    ok_b.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok_b.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok_b, BOB);
+    h.take();
+    h.input(Input::Bridge(a, b));
+    match h.media_actions().as_slice() {
+        [MediaAction::Bridge(la, lb)] => {
+            assert_eq!((la.chan, lb.chan), (a, b));
+            assert_eq!(la.remote.addr, Some(addr("127.0.0.1:40000")));
+            assert_eq!(lb.remote.addr, Some(addr("127.0.0.1:41000")));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    for (cseq, direction, ours, event) in [
+        (3, "sendonly", "a=sendonly", "Hold"),
+        (4, "sendrecv", "a=sendrecv", "Unhold"),
+    ] {
+        let mut reinvite = in_dialog("INVITE", &ok_a, ALICE, cseq, &format!("re{cseq}"));
+        reinvite.set_body("application/sdp", sdp(40_100, direction));
+        h.recv(&reinvite, ALICE);
+        let sent: Vec<_> = h
+            .sent()
+            .into_iter()
+            .filter(|(_, m)| m.code() != Some(100))
+            .collect();
+        assert_eq!(sent.len(), 2, "{sent:#?}");
+        assert_eq!((sent[0].0, sent[0].1.code()), (addr(ALICE), Some(200)));
+        let (dest, to_bob) = &sent[1];
+        assert_eq!(*dest, addr(BOB));
+        assert_eq!(to_bob.method(), Some(&Method::Invite));
+        let body = String::from_utf8(to_bob.body.clone()).unwrap();
+        assert!(body.contains(ours), "{body}");
+        assert_eq!(to_bob.headers.values(&HeaderName::Contact).count(), 1);
+        assert_eq!(
+            h.media_actions(),
+            vec![MediaAction::Remote(
+                a,
+                crate::relay::RemoteMedia::from_sdp(&sdp(40_100, direction))
+            )]
+        );
+        assert!(h
+            .host_actions()
+            .iter()
+            .any(|x| matches!(x, HostAction::Event { name, .. } if *name == event)));
+        let mut bob_ok = reply(to_bob, 200, "OK", "b1");
+        bob_ok.set_body("application/sdp", sdp(41_000, "recvonly"));
+        h.recv(&bob_ok, BOB);
+        let ack = h.expect_one(BOB);
+        assert_eq!(ack.method(), Some(&Method::Ack));
+        assert_eq!(ack.cseq().unwrap().seq, to_bob.cseq().unwrap().seq);
+        h.media_actions();
+    }
+
+    // One leg leaves: the other's relay stops with it, and both are told.
+    h.recv(&in_dialog("BYE", &ok_a, ALICE, 5, "bye"), ALICE);
+    assert_eq!(h.media_actions(), vec![MediaAction::Release(a)]);
+    assert!(h.ep.sessions.get(b).unwrap().partner.is_none());
+}
+
+#[test]
+fn a_lower_cseq_in_a_dialog_gets_500() {
+    let mut h = Harness::new(SIP_TOML);
+    let (_, ok) = answered_inbound(&mut h);
+    h.recv(&in_dialog("OPTIONS", &ok, ALICE, 5, "i5"), ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(200));
+    h.recv(&in_dialog("OPTIONS", &ok, ALICE, 4, "i4"), ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(500));
+}
+
+#[test]
+fn requests_for_unknown_dialogs_get_481() {
+    let mut h = Harness::new(SIP_TOML);
+    let (_, ok) = answered_inbound(&mut h);
+    let mut stray = in_dialog("BYE", &ok, ALICE, 9, "x");
+    stray.headers.set(HeaderName::CallId, "nobody-knows");
+    h.recv(&stray, ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(481));
+}
+
+/// A core channel lost in a race: after two sweeps a second apart the
+/// call is ended on the wire.
+#[test]
+fn a_call_whose_channel_is_gone_is_ended_after_two_sweeps() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, _) = answered_inbound(&mut h);
+    h.take();
+    h.env.gone.insert(chan);
+    h.advance_to(1_000);
+    assert_eq!(h.ep.calls(), 1, "one sweep is not enough");
+    h.advance_to(2_000);
+    assert_eq!(h.ep.calls(), 0);
+    assert_eq!(h.expect_one(ALICE).method(), Some(&Method::Bye));
+}
+
+#[test]
+fn options_lists_what_we_allow_and_claims_no_extension() {
+    let mut h = Harness::new(SIP_TOML);
+    let options = parse(&format!(
+        "OPTIONS sip:{PBX} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK-o1\nMax-Forwards: 70\n\
+         From: <sip:x@127.0.0.1>;tag=o\nTo: <sip:{PBX}>\nCall-ID: o1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+    ));
+    h.recv(&options, ALICE);
+    let r = h.expect_one(ALICE);
+    assert_eq!(r.code(), Some(200));
+    assert_eq!(
+        r.headers.get(&HeaderName::Allow),
+        Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER")
+    );
+    assert_eq!(r.headers.get(&HeaderName::Supported), None);
+}
+
+/// Alice and bob, both answered and natively bridged: alice's channel,
+/// her 200, bob's channel.
+fn bridged(h: &mut Harness, alice: Message) -> (ChannelId, Message, ChannelId) {
+    h.recv(&alice, ALICE);
+    let a = *h.env.started.last().unwrap();
+    h.input(Input::Answer(a));
+    let ok_a = h.expect_one(ALICE);
+    let (b, invite_b) = placed_outbound(h, 100);
+    let mut ok_b = reply(&invite_b, 200, "OK", "b1");
+    ok_b.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok_b.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok_b, BOB);
+    h.input(Input::Bridge(a, b));
+    h.take();
+    (a, ok_a, b)
+}
+
+/// A late offer (INVITE without SDP): our 200 offers, the phone answers in
+/// its ACK, and the running relay sends to the answer's address at once.
+#[test]
+fn a_late_offers_answer_in_the_ack_reaches_the_relay() {
+    let mut h = Harness::new(SIP_TOML);
+    let mut invite = alice_invite("100", "late-1");
+    invite.set_body("application/sdp", Vec::new());
+    invite.headers.remove(&HeaderName::ContentType);
+    let (a, ok_a, _) = bridged(&mut h, invite);
+    let offer = String::from_utf8(ok_a.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 10002 RTP/AVP 0 8 101"), "{offer}");
+    let mut ack = in_dialog("ACK", &ok_a, ALICE, 1, "ack");
+    ack.set_body("application/sdp", sdp(40_200, "sendrecv"));
+    h.recv(&ack, ALICE);
+    assert_eq!(
+        h.media_actions(),
+        vec![MediaAction::Remote(
+            a,
+            crate::relay::RemoteMedia::from_sdp(&sdp(40_200, "sendrecv"))
+        )]
+    );
+}
+
+/// RFC 3725 third-party call control: a re-INVITE without SDP gets our
+/// offer in the 200, and the answer in its ACK moves the relay; the ACK is
+/// the call's last message.
+#[test]
+fn a_re_invite_without_sdp_takes_its_answer_from_the_ack() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, ok_a, _) = bridged(&mut h, alice_invite("100", "3pcc-1"));
+    h.recv(&in_dialog("ACK", &ok_a, ALICE, 1, "ack1"), ALICE);
+    h.take();
+    let reinvite = in_dialog("INVITE", &ok_a, ALICE, 2, "re2");
+    h.recv(&reinvite, ALICE);
+    let ok = h.expect_one(ALICE);
+    assert_eq!(ok.code(), Some(200));
+    assert!(String::from_utf8(ok.body.clone())
+        .unwrap()
+        .contains("m=audio 10002"));
+    let mut ack = in_dialog("ACK", &ok_a, ALICE, 2, "ack2");
+    ack.set_body("application/sdp", sdp(40_300, "sendrecv"));
+    h.recv(&ack, ALICE);
+    assert_eq!(
+        h.media_actions(),
+        vec![MediaAction::Remote(
+            a,
+            crate::relay::RemoteMedia::from_sdp(&sdp(40_300, "sendrecv"))
+        )]
+    );
+    let row =
+        h.ep.show_channels()
+            .lines()
+            .find(|l| l.contains("3pcc-1"))
+            .unwrap()
+            .to_string();
+    assert!(row.contains("Rx: ACK"), "{row}");
+}
+
+/// An option tag we do not implement in Require gets 420 naming it.
+#[test]
+fn require_of_an_extension_we_lack_gets_420() {
+    let mut h = Harness::new(SIP_TOML);
+    let mut invite = alice_invite("100", "req-1");
+    invite.push(HeaderName::Require, "timer");
+    h.recv(&invite, ALICE);
+    let r = h.expect_one(ALICE);
+    assert_eq!(r.code(), Some(420));
+    assert_eq!(r.headers.get(&HeaderName::Unsupported), Some("timer"));
+    assert!(h.env.allocated.is_empty());
+}
+
+/// `sip show inuse` counts calls, ringing and held calls per peer.
+#[test]
+fn sip_show_inuse_counts_ringing_and_held_calls() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "use-1"), ALICE);
+    let a = h.env.started[0];
+    h.input(Input::Indicate(a, Indication::Ringing));
+    let row = |h: &Harness| {
+        h.ep.show_inuse(false)
+            .lines()
+            .find(|l| l.starts_with("alice"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+    };
+    assert_eq!(row(&h).as_deref(), Some("1/1/0"));
+    h.sent();
+    h.input(Input::Answer(a));
+    let ok = h.expect_one(ALICE);
+    assert_eq!(row(&h).as_deref(), Some("1/0/0"));
+    let mut hold = in_dialog("INVITE", &ok, ALICE, 2, "hold");
+    hold.set_body("application/sdp", sdp(40_000, "sendonly"));
+    h.recv(&hold, ALICE);
+    assert_eq!(row(&h).as_deref(), Some("1/0/1"));
+    h.recv(&in_dialog("BYE", &ok, ALICE, 3, "bye"), ALICE);
+    assert_eq!(row(&h), None, "no call-limit and no call: not listed");
+}

@@ -1,0 +1,393 @@
+//! The endpoint's call flows with simulated time: no socket, no clock, no
+//! core. A [`Phone`]-side script feeds datagrams in, the [`Harness`] reads
+//! what the endpoint sends and asks for, and time moves only when a test
+//! moves it, so every timer is checked at its exact instant.
+
+use super::*;
+use crate::config::SipConfig;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec, Tuple2};
+use sirius_abi::services::{CoreServices, CoreServices_TO, LogLevel, SchedCallbackBox};
+use sirius_abi::{Capabilities, Codec, Frame, Indication};
+use sirius_sip::message::{build, parse_datagram, HeaderName, Limits, Message, Method};
+use std::collections::HashSet;
+
+/// A host that does nothing: the endpoint never calls it (everything it
+/// tells the core is an [`Output`]); `Shared` just needs one.
+#[derive(Clone)]
+struct NoHost;
+
+impl CoreServices for NoHost {
+    fn log(&self, _: LogLevel, _: RStr<'_>, _: RStr<'_>) {}
+    fn max_log_level(&self) -> LogLevel {
+        LogLevel::Off
+    }
+    fn sched_add(&self, _: u32, _: SchedCallbackBox) -> u64 {
+        unreachable!("the endpoint schedules nothing on the host")
+    }
+    fn sched_del(&self, _: u64) -> bool {
+        false
+    }
+    fn channel_alloc(&self, _: ChannelSpec) -> RResult<ChannelInfo, Cause> {
+        unreachable!("allocation goes through Env")
+    }
+    fn channel_set_state(&self, _: ChannelId, _: ChannelState) {
+        unreachable!("a host action")
+    }
+    fn channel_set_codecs(&self, _: ChannelId, _: RVec<Codec>) {}
+    fn channel_hangup(&self, _: ChannelId, _: Cause) {
+        unreachable!("a host action")
+    }
+    fn queue_frame(&self, _: ChannelId, _: Frame) {}
+    fn pbx_start(&self, _: ChannelId) -> RResult<(), Cause> {
+        unreachable!("goes through Env")
+    }
+    fn post_event(&self, _: RStr<'_>, _: RVec<Tuple2<RString, RString>>) {
+        unreachable!("a host action")
+    }
+    fn config_dir(&self) -> RString {
+        RString::new()
+    }
+    fn data_dir(&self) -> RString {
+        RString::new()
+    }
+    fn translatable(&self, _: Capabilities, _: Capabilities) -> bool {
+        false
+    }
+    fn channel_caller_id(&self, _: ChannelId) -> ROption<Tuple2<RString, RString>> {
+        ROption::RNone
+    }
+}
+
+/// The module's shared state on `sip_toml`, bound to 127.0.0.1:5060.
+fn shared(sip_toml: &str) -> Arc<Shared> {
+    let cfg: SipConfig =
+        sirius_conf::parse_toml(std::path::Path::new("sip.toml"), sip_toml).expect("sip.toml");
+    let peers = cfg
+        .resolve_peers("sip.toml")
+        .expect("peers")
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
+    let realm = cfg.general.realm.clone();
+    let (commands, _) = tokio::sync::mpsc::unbounded_channel();
+    let host =
+        sirius_abi::guest::Host::new(CoreServices_TO::from_ptr(RArc::new(NoHost), TD_Opaque));
+    Arc::new(Shared {
+        host,
+        config_path: "sip.toml".into(),
+        running: parking_lot::RwLock::new(Arc::new(crate::Running { cfg, peers })),
+        registrar: parking_lot::Mutex::new(crate::registrar::Registrar::new(&realm, None, 0)),
+        bound: "127.0.0.1:5060".parse().unwrap(),
+        tcp_bound: None,
+        debug: Default::default(),
+        debug_addr: Default::default(),
+        stopping: Default::default(),
+        qualify: Default::default(),
+        outbound: Default::default(),
+        commands,
+        active_calls: Default::default(),
+        rtp_relayed: Default::default(),
+        rtcp_relayed: Default::default(),
+        rtp_ports: crate::rtp_ports::RtpPorts::new(),
+    })
+}
+
+/// The core and the machine as the endpoint sees them through [`Env`].
+#[derive(Default)]
+struct FakeEnv {
+    next_chan: u64,
+    allocated: Vec<(ChannelId, ChannelSpec)>,
+    started: Vec<ChannelId>,
+    refuse_pbx: Option<Cause>,
+    gone: HashSet<ChannelId>,
+    reserved: Vec<ChannelId>,
+}
+
+impl Env for FakeEnv {
+    fn channel_alloc(&mut self, spec: ChannelSpec) -> Result<ChannelInfo, Cause> {
+        self.next_chan += 1;
+        let id = ChannelId(self.next_chan);
+        let name = format!("SIP/{}-{:08x}", spec.resource, self.next_chan);
+        self.allocated.push((id, spec));
+        Ok(ChannelInfo {
+            id,
+            name: name.into(),
+            uniqueid: "1.1".into(),
+        })
+    }
+
+    fn pbx_start(&mut self, chan: ChannelId) -> Result<(), Cause> {
+        self.started.push(chan);
+        self.refuse_pbx.map_or(Ok(()), Err)
+    }
+
+    fn channel_exists(&mut self, chan: ChannelId) -> bool {
+        !self.gone.contains(&chan)
+    }
+
+    fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String> {
+        self.reserved.push(chan);
+        Ok(10_000 + 2 * self.reserved.len() as u16)
+    }
+}
+
+const ALICE: &str = "127.0.0.1:5062";
+const BOB: &str = "127.0.0.1:5064";
+const CAROL: &str = "127.0.0.1:5070";
+const PBX: &str = "127.0.0.1:5060";
+
+/// Alice calls in (a friend at a known address, no secret); bob is a
+/// trunk we call, with a secret for its challenges.
+const SIP_TOML: &str = r#"
+[general]
+udpbindaddr = "127.0.0.1:5060"
+context = "default"
+
+[peers.alice]
+type = "friend"
+host = "127.0.0.1"
+port = 5062
+context = "phones"
+
+[peers.bob]
+type = "peer"
+host = "127.0.0.1"
+port = 5064
+secret = "bob-secret"
+"#;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// An endpoint on simulated time and what it did.
+pub(super) struct Harness {
+    ep: Endpoint,
+    env: FakeEnv,
+    t0: Instant,
+    now: Now,
+    /// Everything polled so far and not yet looked at, in order.
+    pending: VecDeque<Output>,
+}
+
+impl Harness {
+    fn new(sip_toml: &str) -> Harness {
+        let resolver: Resolver = Box::new(|host, _| Err(format!("no DNS in tests ({host})")));
+        let shared = shared(sip_toml);
+        crate::driver::reconcile(&shared, Instant::now());
+        let t0 = Instant::now();
+        let now = Now {
+            mono: t0,
+            unix: 1_800_000_000,
+        };
+        let mut ep = Endpoint::new(shared, 7, resolver);
+        ep.start(now);
+        let mut h = Harness {
+            ep,
+            env: FakeEnv::default(),
+            t0,
+            now,
+            pending: VecDeque::new(),
+        };
+        h.collect();
+        h
+    }
+
+    fn collect(&mut self) {
+        while let Some(o) = self.ep.poll() {
+            self.pending.push_back(o);
+        }
+    }
+
+    /// Milliseconds since the start.
+    fn elapsed_ms(&self) -> u128 {
+        (self.now.mono - self.t0).as_millis()
+    }
+
+    /// Moves the clock to `ms` after the start, running every timer at the
+    /// instant it falls due on the way.
+    fn advance_to(&mut self, ms: u64) {
+        let target = self.t0 + Duration::from_millis(ms);
+        while let Some(due) = self.ep.poll_timeout().filter(|t| *t <= target) {
+            self.set_time(due.max(self.now.mono));
+            self.ep.handle_timeout(self.now, &mut self.env);
+            self.collect();
+        }
+        self.set_time(target);
+    }
+
+    fn set_time(&mut self, t: Instant) {
+        self.now = Now {
+            mono: t,
+            unix: 1_800_000_000 + (t - self.t0).as_secs(),
+        };
+    }
+
+    fn input(&mut self, input: Input<'_>) {
+        self.ep.handle(self.now, input, &mut self.env);
+        self.collect();
+    }
+
+    fn recv(&mut self, msg: &Message, from: &str) {
+        let data = msg.to_bytes();
+        self.input(Input::Datagram {
+            data: &data,
+            src: addr(from),
+        });
+    }
+
+    /// Takes every output so far.
+    fn take(&mut self) -> Vec<Output> {
+        self.pending.drain(..).collect()
+    }
+
+    /// Takes every message sent so far, with where it went.
+    fn sent(&mut self) -> Vec<(SocketAddr, Message)> {
+        let mut out = Vec::new();
+        let mut rest = VecDeque::new();
+        for o in self.pending.drain(..) {
+            match o {
+                Output::Transmit(t) => out.push((
+                    t.dest,
+                    parse_datagram(&t.data, &Limits::default()).expect("we send valid SIP"),
+                )),
+                other => rest.push_back(other),
+            }
+        }
+        self.pending = rest;
+        out
+    }
+
+    /// The one message sent to `to` since the last look, skipping 100 Trying.
+    fn expect_one(&mut self, to: &str) -> Message {
+        let sent: Vec<_> = self
+            .sent()
+            .into_iter()
+            .filter(|(_, m)| m.code() != Some(100))
+            .collect();
+        assert_eq!(sent.len(), 1, "expected one message, got {sent:#?}");
+        let (dest, m) = sent.into_iter().next().unwrap();
+        assert_eq!(dest, addr(to));
+        m
+    }
+
+    /// Host actions so far (relay changes and messages stay pending).
+    fn host_actions(&mut self) -> Vec<HostAction> {
+        let mut out = Vec::new();
+        let mut rest = VecDeque::new();
+        for o in self.pending.drain(..) {
+            match o {
+                Output::Host(h) => out.push(h),
+                other => rest.push_back(other),
+            }
+        }
+        self.pending = rest;
+        out
+    }
+
+    fn media_actions(&mut self) -> Vec<MediaAction> {
+        let mut out = Vec::new();
+        let mut rest = VecDeque::new();
+        for o in self.pending.drain(..) {
+            match o {
+                Output::Media(m) => out.push(m),
+                other => rest.push_back(other),
+            }
+        }
+        self.pending = rest;
+        out
+    }
+}
+
+fn sdp(port: u16, direction: &str) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+    .into_bytes()
+}
+
+fn parse(text: &str) -> Message {
+    parse_datagram(text.replace('\n', "\r\n").as_bytes(), &Limits::default()).unwrap()
+}
+
+/// Alice's INVITE to extension `exten`, with an offer.
+fn alice_invite(exten: &str, call_id: &str) -> Message {
+    let mut m = parse(&format!(
+        "INVITE sip:{exten}@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {ALICE};branch=z9hG4bK-{call_id}-1;rport\n\
+         Max-Forwards: 70\n\
+         From: \"Alice\" <sip:alice@127.0.0.1>;tag=a1\n\
+         To: <sip:{exten}@127.0.0.1>\n\
+         Call-ID: {call_id}\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:alice@{ALICE}>\n\
+         Content-Length: 0\n\n"
+    ));
+    m.set_body("application/sdp", sdp(40_000, "sendrecv"));
+    m
+}
+
+/// A request in a dialog whose remote party is `from`, built by hand.
+fn in_dialog(method: &str, to_resp: &Message, from: &str, cseq: u32, branch: &str) -> Message {
+    // to_resp is the response that fixed the dialog: its From is the
+    // caller, its To (with our tag) the callee, seen from the caller.
+    parse(&format!(
+        "{method} sip:{PBX} SIP/2.0\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-{branch}\n\
+         Max-Forwards: 70\n\
+         From: {}\n\
+         To: {}\n\
+         Call-ID: {}\n\
+         CSeq: {cseq} {method}\n\
+         Contact: <sip:x@{from}>\n\
+         Content-Length: 0\n\n",
+        to_resp.headers.get(&HeaderName::From).unwrap(),
+        to_resp.headers.get(&HeaderName::To).unwrap(),
+        to_resp.call_id().unwrap(),
+    ))
+}
+
+/// A response from the far end to our request, with its To tag.
+fn reply(req: &Message, code: u16, reason: &str, tag: &str) -> Message {
+    let mut r = build::response(req, code, reason, None);
+    build::set_to_tag(&mut r, tag);
+    r
+}
+
+/// Alice's call answered by the dialplan and ACKed: its channel and the 200.
+fn answered_inbound(h: &mut Harness) -> (ChannelId, Message) {
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let chan = h.env.started[0];
+    h.input(Input::Answer(chan));
+    let ok = h.expect_one(ALICE);
+    let mut ack = in_dialog("ACK", &ok, ALICE, 1, "ack-1");
+    ack.set_body("application/sdp", Vec::new());
+    h.recv(&ack, ALICE);
+    (chan, ok)
+}
+
+/// A call to bob: the channel placed, its INVITE.
+fn placed_outbound(h: &mut Harness, chan: u64) -> (ChannelId, Message) {
+    let chan = ChannelId(chan);
+    h.input(Input::NewOutbound(OutboundSetup {
+        chan,
+        dest: addr(BOB),
+        transport: Transport::Udp,
+        ruri: format!("sip:bob@{BOB}"),
+        peer: Some("bob".into()),
+        name: "SIP/bob-00000064".into(),
+        codecs: vec![Codec::PCMU],
+        caller: "100".into(),
+        caller_name: "Alice".into(),
+    }));
+    assert_eq!(h.ep.place(h.now, chan), Ok(()));
+    h.collect();
+    let invite = h.expect_one(BOB);
+    (chan, invite)
+}
+
+mod dialog;
+mod uac;
+mod uas;

@@ -1,0 +1,190 @@
+//! Calls we start.
+
+use super::*;
+
+#[test]
+fn an_outbound_call_answers_a_401_once_and_connects() {
+    outbound_challenge(401, "WWW-Authenticate", HeaderName::Authorization);
+}
+
+#[test]
+fn an_outbound_call_answers_a_407_with_proxy_authorization() {
+    outbound_challenge(407, "Proxy-Authenticate", HeaderName::ProxyAuthorization);
+}
+
+fn outbound_challenge(code: u16, challenge: &str, answer: HeaderName) {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, invite) = placed_outbound(&mut h, 100);
+    assert_eq!(invite.request_uri(), Some("sip:bob@127.0.0.1:5064"));
+    assert!(invite
+        .headers
+        .get(&HeaderName::From)
+        .unwrap()
+        .starts_with("\"Alice\" <sip:100@127.0.0.1:5060>;tag="));
+    assert_eq!(invite.headers.get(&HeaderName::Supported), None);
+    let offer = String::from_utf8(invite.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 10002 RTP/AVP 0 101"), "{offer}");
+
+    let mut chal = reply(&invite, code, "Unauthorized", "b1");
+    chal.push(
+        HeaderName::parse(challenge),
+        "Digest realm=\"trunk\", nonce=\"abc\", algorithm=MD5",
+    );
+    h.recv(&chal, BOB);
+    let sent = h.sent();
+    let methods: Vec<_> = sent.iter().map(|(_, m)| m.method().cloned()).collect();
+    assert_eq!(methods, vec![Some(Method::Ack), Some(Method::Invite)]);
+    let retry = &sent[1].1;
+    assert_eq!(retry.cseq().unwrap().seq, invite.cseq().unwrap().seq + 1);
+    assert_eq!(retry.call_id(), invite.call_id());
+    let creds = retry.headers.get(&answer).expect("credentials");
+    assert!(creds.contains("username=\"bob\""), "{creds}");
+    assert!(creds.contains("realm=\"trunk\""), "{creds}");
+
+    h.recv(&reply(retry, 180, "Ringing", "b2"), BOB);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::SetState(chan, ChannelState::Ringing)]
+    );
+    let mut ok = reply(retry, 200, "OK", "b2");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok, BOB);
+    let ack = h.expect_one(BOB);
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    assert_eq!(ack.cseq().unwrap().seq, retry.cseq().unwrap().seq);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::SetState(chan, ChannelState::Up)]
+    );
+    // A retransmitted 200 gets the same ACK again.
+    h.recv(&ok, BOB);
+    assert_eq!(h.expect_one(BOB).to_bytes(), ack.to_bytes());
+
+    h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
+    let bye = h.expect_one(BOB);
+    assert_eq!(bye.method(), Some(&Method::Bye));
+    assert_eq!(bye.request_uri(), Some("sip:bob@127.0.0.1:5064"));
+    assert_eq!(bye.headers.get(&HeaderName::Reason), Some("Q.850;cause=16"));
+    assert_eq!(h.ep.calls(), 0);
+}
+
+#[test]
+fn a_second_challenge_fails_the_call_instead_of_looping() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, invite) = placed_outbound(&mut h, 100);
+    let challenge = |req: &Message| {
+        let mut r = reply(req, 401, "Unauthorized", "b1");
+        r.push(
+            HeaderName::WwwAuthenticate,
+            "Digest realm=\"trunk\", nonce=\"n\"",
+        );
+        r
+    };
+    h.recv(&challenge(&invite), BOB);
+    let retry = h.sent().pop().unwrap().1;
+    h.recv(&challenge(&retry), BOB);
+    assert_eq!(h.sent().len(), 1, "only the ACK of the second 401");
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan, crate::causes::sip_to_cause(401))]
+    );
+}
+
+#[test]
+fn a_302_is_followed_to_its_contact() {
+    let mut h = Harness::new(SIP_TOML);
+    let (_chan, invite) = placed_outbound(&mut h, 100);
+    let mut moved = reply(&invite, 302, "Moved Temporarily", "b1");
+    moved.push(HeaderName::Contact, format!("<sip:carol@{CAROL}>"));
+    h.recv(&moved, BOB);
+    let sent = h.sent();
+    assert_eq!(sent[0].1.method(), Some(&Method::Ack));
+    assert_eq!(sent[0].0, addr(BOB));
+    let (dest, again) = &sent[1];
+    assert_eq!(*dest, addr(CAROL));
+    assert_eq!(again.request_uri(), Some("sip:carol@127.0.0.1:5070"));
+    assert_eq!(again.cseq().unwrap().seq, invite.cseq().unwrap().seq + 1);
+    assert!(h.ep.show_channels().contains("carol"));
+}
+
+/// RFC 3261 §9.1/§15: we hang up a ringing call, and the callee's 200
+/// crosses our CANCEL; the call it made is ACKed and ended with BYE.
+#[test]
+fn a_2xx_crossing_our_cancel_is_acked_and_ended_with_bye() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, invite) = placed_outbound(&mut h, 100);
+    h.recv(&reply(&invite, 180, "Ringing", "b1"), BOB);
+    h.host_actions();
+    h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
+    let cancel = h.expect_one(BOB);
+    assert_eq!(cancel.method(), Some(&Method::Cancel));
+    assert_eq!(h.ep.calls(), 0);
+    let mut ok = reply(&invite, 200, "OK", "b1");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    h.recv(&ok, BOB);
+    let methods: Vec<_> = h
+        .sent()
+        .into_iter()
+        .map(|(_, m)| m.method().cloned())
+        .collect();
+    assert_eq!(methods, vec![Some(Method::Ack), Some(Method::Bye)]);
+    assert!(h.host_actions().is_empty(), "the channel was already gone");
+}
+
+/// Timer B (RFC 3261 §17.1.1.2): the INVITE is sent at 0, T1, 3·T1…
+/// (doubling, no cap), and at 64·T1 the call is congested.
+#[test]
+fn an_invite_nobody_answers_is_retransmitted_then_congested_at_timer_b() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, _) = placed_outbound(&mut h, 100);
+    let mut instants = Vec::new();
+    for ms in (0..=33_000).step_by(50) {
+        h.advance_to(ms);
+        instants.extend(h.sent().into_iter().map(|_| h.elapsed_ms()));
+        if !h.host_actions().is_empty() {
+            assert_eq!(h.elapsed_ms(), 32_000);
+            assert_eq!(instants, vec![500, 1500, 3500, 7500, 15500, 31500]);
+            assert_eq!(h.ep.calls(), 0);
+            assert_eq!(h.media_actions(), vec![MediaAction::Release(chan)]);
+            return;
+        }
+    }
+    panic!("never congested");
+}
+
+/// chan_sip's auto-congest: a qualified peer that sends nothing at all
+/// within 4 × its qualify maximum congests the call then, exactly.
+#[test]
+fn a_qualified_peer_that_never_answers_is_auto_congested_at_four_times_maxms() {
+    let toml = format!("{SIP_TOML}qualify = 100\n");
+    let mut h = Harness::new(&toml);
+    h.advance_to(1_000);
+    h.take();
+    let (chan, _) = placed_outbound(&mut h, 100);
+    h.advance_to(1_399);
+    assert!(h.host_actions().is_empty());
+    h.advance_to(1_400);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan, Cause::CONGESTION)]
+    );
+}
+
+/// A response of any kind stops the auto-congest timer.
+#[test]
+fn a_provisional_response_stops_auto_congest() {
+    let toml = format!("{SIP_TOML}qualify = 100\n");
+    let mut h = Harness::new(&toml);
+    let (chan, invite) = placed_outbound(&mut h, 100);
+    h.recv(&reply(&invite, 180, "Ringing", "b1"), BOB);
+    h.advance_to(2_000);
+    assert_eq!(
+        h.host_actions()
+            .into_iter()
+            .filter(|a| matches!(a, HostAction::Hangup(..)))
+            .count(),
+        0
+    );
+    assert_eq!(h.ep.calls(), 1, "{chan} still up");
+}

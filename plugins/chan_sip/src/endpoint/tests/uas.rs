@@ -1,0 +1,139 @@
+//! Calls someone else starts.
+
+use super::*;
+
+#[test]
+fn an_inbound_call_rings_is_answered_and_ends_with_the_callers_bye() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    // The dialplan got a channel of alice's, in her context, for 100.
+    let (chan, spec) = &h.env.allocated[0];
+    let chan = *chan;
+    assert_eq!(spec.resource.as_str(), "alice");
+    assert_eq!(spec.context.as_str(), "phones");
+    assert_eq!(spec.exten.as_str(), "100");
+    assert_eq!(spec.caller_num.as_str(), "alice");
+    assert_eq!(spec.caller_name.as_str(), "Alice");
+    assert_eq!(h.env.started, vec![chan]);
+    assert_eq!(h.ep.calls(), 1);
+
+    h.input(Input::Indicate(chan, Indication::Ringing));
+    let ringing = h.expect_one(ALICE);
+    assert_eq!(ringing.code(), Some(180));
+    let tag = ringing.to_header().unwrap().tag().unwrap().to_string();
+
+    h.input(Input::Answer(chan));
+    let ok = h.expect_one(ALICE);
+    assert_eq!(ok.code(), Some(200));
+    assert_eq!(ok.to_header().unwrap().tag(), Some(tag.as_str()));
+    assert_eq!(
+        ok.headers.get(&HeaderName::Contact),
+        Some("<sip:127.0.0.1:5060>")
+    );
+    let answer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(answer.contains("m=audio 10002 RTP/AVP 0 101"), "{answer}");
+    // Nothing claimed that is not implemented.
+    assert_eq!(ok.headers.get(&HeaderName::Supported), None);
+
+    h.recv(&in_dialog("ACK", &ok, ALICE, 1, "ack"), ALICE);
+    assert!(h.sent().is_empty(), "an ACK is not answered");
+    assert!(h.ep.show_channels().contains("Rx: ACK"));
+
+    h.recv(&in_dialog("BYE", &ok, ALICE, 2, "bye"), ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(200));
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan, Cause::NORMAL_CLEARING)]
+    );
+    assert_eq!(h.media_actions(), vec![MediaAction::Release(chan)]);
+    assert_eq!(h.ep.calls(), 0);
+}
+
+#[test]
+fn a_refused_dialplan_gets_503_with_retry_after_and_frees_the_call() {
+    let mut h = Harness::new(SIP_TOML);
+    h.env.refuse_pbx = Some(Cause::CONGESTION);
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let r = h.expect_one(ALICE);
+    assert_eq!(r.code(), Some(503));
+    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("2"));
+    let chan = h.env.started[0];
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan, Cause::CONGESTION)]
+    );
+    assert_eq!(h.media_actions(), vec![MediaAction::Release(chan)]);
+    assert_eq!(h.ep.calls(), 0);
+}
+
+#[test]
+fn a_cancelled_inbound_call_gets_200_and_487() {
+    let mut h = Harness::new(SIP_TOML);
+    let invite = alice_invite("100", "in-1");
+    h.recv(&invite, ALICE);
+    let chan = h.env.started[0];
+    h.input(Input::Indicate(chan, Indication::Ringing));
+    h.sent();
+    let mut cancel = build::cancel(&invite);
+    cancel.headers.set(
+        HeaderName::Via,
+        invite.headers.get(&HeaderName::Via).unwrap(),
+    );
+    h.recv(&cancel, ALICE);
+    let codes: Vec<_> = h.sent().iter().map(|(_, m)| m.code().unwrap()).collect();
+    assert_eq!(codes, vec![200, 487]);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan, Cause::NORMAL_CLEARING)]
+    );
+}
+
+/// Timer H (RFC 3261 §17.2.1): an error response nobody ACKs is sent at
+/// T1, 2·T1, 4·T1… capped at T2 (4 s), and given up at 64·T1 = 32 s.
+#[test]
+fn an_unacknowledged_busy_is_retransmitted_until_timer_h() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let chan = h.env.started[0];
+    h.input(Input::Indicate(chan, Indication::Busy));
+    assert_eq!(h.expect_one(ALICE).code(), Some(486));
+    let mut instants = Vec::new();
+    for ms in (0..=40_000).step_by(50) {
+        h.advance_to(ms);
+        for (_, m) in h.sent() {
+            assert_eq!(m.code(), Some(486));
+            instants.push(h.elapsed_ms());
+        }
+    }
+    assert_eq!(
+        instants,
+        vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
+    assert!(h.ep.layer.is_empty(), "Timer H ended the transaction");
+}
+
+/// Timer L (RFC 6026): our 200 is never ACKed; at 64·T1 the call is
+/// hung up with RECOVERY_ON_TIMER_EXPIRE and a BYE, not a moment before.
+#[test]
+fn an_answer_never_acknowledged_ends_the_call_at_timer_l() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let chan = h.env.started[0];
+    h.input(Input::Answer(chan));
+    h.sent();
+    h.advance_to(31_999);
+    let retransmits = h.sent();
+    assert!(retransmits.iter().all(|(_, m)| m.code() == Some(200)));
+    assert!(h.host_actions().is_empty());
+    h.advance_to(32_000);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan, Cause::RECOVERY_ON_TIMER_EXPIRE)]
+    );
+    let bye = h.expect_one(ALICE);
+    assert_eq!(bye.method(), Some(&Method::Bye));
+    assert_eq!(
+        bye.headers.get(&HeaderName::Reason),
+        Some("Q.850;cause=102")
+    );
+}
