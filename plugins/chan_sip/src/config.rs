@@ -76,6 +76,97 @@ pub struct General {
     pub rtpend: u16,
     /// How long a blocked address stays blocked, seconds.
     pub authblocktime: u32,
+    /// RFC 4028 session timers: `accept` (run them when the far end asks),
+    /// `originate` (ask for them too), `refuse`.
+    pub session_timers: SessionTimers,
+    /// The session interval we ask for or grant at most, seconds.
+    pub session_expires: u32,
+    /// The shortest session interval we accept (RFC 4028 Min-SE, at least 90).
+    pub session_minse: u32,
+    /// Who refreshes when we choose: `uas` or `uac`.
+    pub session_refresher: Refresher,
+    /// Hang up a bridged call after this many seconds without RTP from its
+    /// far end (0: never), as Asterisk's `rtptimeout`.
+    pub rtptimeout: u32,
+    /// The same for a call on hold (`rtpholdtimeout`; 0: never).
+    pub rtpholdtimeout: u32,
+}
+
+/// `session-timers =` (Asterisk's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionTimers {
+    /// Run a timer when the far end asks for one (Session-Expires).
+    #[default]
+    Accept,
+    /// Ask for one in our INVITEs and grant one to every caller.
+    Originate,
+    /// Never: `Require: timer` gets 420.
+    Refuse,
+}
+
+/// `session-refresher =`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Refresher {
+    /// The side that answered the INVITE refreshes.
+    #[default]
+    Uas,
+    /// The side that sent the INVITE refreshes.
+    Uac,
+}
+
+/// The RFC 4028 and RTP-timeout settings in force for one peer (or for
+/// guests: `[general]`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// `session-timers`.
+    pub mode: SessionTimers,
+    /// `session-expires`, seconds.
+    pub expires: u32,
+    /// `session-minse`, seconds.
+    pub minse: u32,
+    /// `session-refresher`.
+    pub refresher: Refresher,
+    /// `rtptimeout`, seconds (0: off).
+    pub rtptimeout: u32,
+    /// `rtpholdtimeout`, seconds (0: off).
+    pub rtpholdtimeout: u32,
+}
+
+impl General {
+    /// The timers of a call no peer's settings change.
+    pub fn timers(&self) -> Timers {
+        Timers {
+            mode: self.session_timers,
+            expires: self.session_expires,
+            minse: self.session_minse,
+            refresher: self.session_refresher,
+            rtptimeout: self.rtptimeout,
+            rtpholdtimeout: self.rtpholdtimeout,
+        }
+    }
+}
+
+/// RFC 4028 §4: no session interval below 90 seconds.
+pub const MIN_SESSION_INTERVAL: u32 = 90;
+
+/// Checks a session-timer pair: `session-minse` at least 90, and
+/// `session-expires` not below it.
+fn check_timers(t: &Timers) -> Result<(), String> {
+    if t.minse < MIN_SESSION_INTERVAL {
+        return Err(format!(
+            "session-minse {} is below the RFC 4028 minimum of {MIN_SESSION_INTERVAL}",
+            t.minse
+        ));
+    }
+    if t.expires < t.minse {
+        return Err(format!(
+            "session-expires {} is below session-minse {}",
+            t.expires, t.minse
+        ));
+    }
+    Ok(())
 }
 
 impl Default for General {
@@ -98,6 +189,12 @@ impl Default for General {
             rtpstart: 10000,
             rtpend: 20000,
             authblocktime: 300,
+            session_timers: SessionTimers::Accept,
+            session_expires: 1800,
+            session_minse: MIN_SESSION_INTERVAL,
+            session_refresher: Refresher::Uas,
+            rtptimeout: 0,
+            rtpholdtimeout: 0,
         }
     }
 }
@@ -191,6 +288,18 @@ pub struct PeerConfig {
     /// it (`"udp"`, `"tcp"`, `"tcp,udp"`; default `udp`). A registered peer is
     /// reached over the transport it registered with.
     pub transport: Option<String>,
+    /// `[general]`'s `session-timers` for this peer.
+    pub session_timers: Option<SessionTimers>,
+    /// `[general]`'s `session-expires` for this peer.
+    pub session_expires: Option<u32>,
+    /// `[general]`'s `session-minse` for this peer.
+    pub session_minse: Option<u32>,
+    /// `[general]`'s `session-refresher` for this peer.
+    pub session_refresher: Option<Refresher>,
+    /// `[general]`'s `rtptimeout` for this peer.
+    pub rtptimeout: Option<u32>,
+    /// `[general]`'s `rtpholdtimeout` for this peer.
+    pub rtpholdtimeout: Option<u32>,
 }
 
 /// `[[register]]`: an outbound registration.
@@ -277,6 +386,8 @@ pub struct Peer {
     pub callerid: Option<String>,
     /// Description.
     pub description: String,
+    /// Session timers and RTP timeouts.
+    pub timers: Timers,
 }
 
 /// The configuration failed a check beyond the TOML schema.
@@ -379,6 +490,10 @@ impl SipConfig {
                 reason: format!("rtpstart {} must be below rtpend {}", g.rtpstart, g.rtpend),
             });
         }
+        check_timers(&g.timers()).map_err(|reason| SipConfigError::General {
+            file: path.display().to_string(),
+            reason,
+        })?;
         let peers = cfg.resolve_peers(&path.display().to_string())?;
         Ok((cfg, peers))
     }
@@ -434,6 +549,16 @@ impl SipConfig {
                     return Err(err(name, format!("unknown insecure setting '{i}'")));
                 }
             }
+            let g = self.general.timers();
+            let timers = Timers {
+                mode: p.session_timers.unwrap_or(g.mode),
+                expires: p.session_expires.unwrap_or(g.expires),
+                minse: p.session_minse.unwrap_or(g.minse),
+                refresher: p.session_refresher.unwrap_or(g.refresher),
+                rtptimeout: p.rtptimeout.unwrap_or(g.rtptimeout),
+                rtpholdtimeout: p.rtpholdtimeout.unwrap_or(g.rtpholdtimeout),
+            };
+            check_timers(&timers).map_err(|e| err(name, e))?;
             out.push(Peer {
                 name: name.clone(),
                 kind: p.kind,
@@ -458,6 +583,7 @@ impl SipConfig {
                 acl,
                 callerid: p.callerid.clone(),
                 description: p.description.clone().unwrap_or_default(),
+                timers,
             });
         }
         Ok(out)

@@ -84,10 +84,16 @@ struct MediaPair {
     _lease: crate::rtp_ports::PortLease,
 }
 
-/// What the endpoint asks of the host and the machine, answered at once.
+/// What the endpoint asks of the host and the machine, answered at once,
+/// and the media it drives: every call's RTP sockets, the relay thread and
+/// the native bridges running on it.
 struct HostEnv {
     shared: Arc<Shared>,
     media: HashMap<ChannelId, MediaPair>,
+    /// The packet mover of native bridges and echoes (none if its thread
+    /// could not start: calls then go up without media).
+    relay: Option<RelayEngine>,
+    relays: HashMap<ChannelId, NativeBridge>,
 }
 
 impl Env for HostEnv {
@@ -117,6 +123,130 @@ impl Env for HostEnv {
         );
         Ok(port)
     }
+
+    fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration> {
+        let engine = self.relay.as_ref()?;
+        let bridge = self.relays.get(&chan)?;
+        // The handles sit under the bridge's first channel (leg 0); the
+        // second channel is leg 1 of its partner's.
+        let (handle, index) = match bridge.handles.first() {
+            Some(h) => (h, 0),
+            None => (self.relays.get(&bridge.partner)?.handles.first()?, 1),
+        };
+        let last = engine.last_rx(handle, index)?;
+        Some(now.saturating_duration_since(last))
+    }
+}
+
+impl HostEnv {
+    /// The RTP and RTCP legs of one of our channels, for a relay. The far
+    /// end's RTCP port is the one after its RTP port (RFC 3550 §11).
+    fn legs(&self, leg: &LegMedia) -> Option<(Leg, Leg)> {
+        let pair = self.media.get(&leg.chan)?;
+        let remote = leg.remote.addr;
+        let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
+        // The relay thread and the call share the sockets (no second
+        // descriptor per leg: 10,000 calls hold 40,000 of them already).
+        Some((
+            Leg {
+                socket: pair.rtp.clone(),
+                remote,
+                learn: leg.learn,
+                dtmf_pt: leg.remote.dtmf_pt,
+                g711: leg.remote.g711.clone(),
+            },
+            Leg {
+                socket: pair.rtcp.clone(),
+                remote: remote_rtcp,
+                learn: leg.learn,
+                dtmf_pt: None,
+                g711: Vec::new(),
+            },
+        ))
+    }
+
+    fn media(&mut self, action: MediaAction) {
+        match action {
+            MediaAction::Bridge(a, b) => {
+                let Some(engine) = &self.relay else {
+                    return log::warn!("cannot bridge natively: no relay thread");
+                };
+                let (Some((ra, ca)), Some((rb, cb))) = (self.legs(&a), self.legs(&b)) else {
+                    return log::warn!("cannot bridge {} and {}: no media", a.chan, b.chan);
+                };
+                let handles = vec![
+                    engine.bridge(ra, rb, Stream::Rtp),
+                    engine.bridge(ca, cb, Stream::Rtcp),
+                ];
+                self.relays.insert(
+                    a.chan,
+                    NativeBridge {
+                        partner: b.chan,
+                        handles,
+                    },
+                );
+                self.relays.insert(
+                    b.chan,
+                    NativeBridge {
+                        partner: a.chan,
+                        handles: Vec::new(),
+                    },
+                );
+            }
+            MediaAction::Echo(leg) => {
+                let Some(engine) = &self.relay else {
+                    return log::warn!("cannot echo natively: no relay thread");
+                };
+                // The media comes back; RTCP does not (a phone's own reports
+                // returned to it would describe a stream it never received).
+                let Some((rtp, _rtcp)) = self.legs(&leg) else {
+                    return;
+                };
+                let handles = vec![engine.echo(rtp, Stream::Rtp)];
+                self.relays.insert(
+                    leg.chan,
+                    NativeBridge {
+                        partner: leg.chan,
+                        handles,
+                    },
+                );
+            }
+            MediaAction::Remote(chan, media) => {
+                let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) else {
+                    return;
+                };
+                // The relay handles sit under the bridge's first channel, leg 0;
+                // the second channel is leg 1 of its partner's handles.
+                let (handles, index) = if bridge.handles.is_empty() {
+                    (self.relays.get(&bridge.partner).map(|b| &b.handles), 1)
+                } else {
+                    (Some(&bridge.handles), 0)
+                };
+                let rtcp = media
+                    .addr
+                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
+                for (k, h) in handles.into_iter().flatten().enumerate() {
+                    let addr = if k == 0 { media.addr } else { rtcp };
+                    engine.set_remote(h, index, addr, media.dtmf_pt, &media.g711);
+                }
+            }
+            MediaAction::Release(chan) => {
+                if let Some(bridge) = self.relays.remove(&chan) {
+                    let other = self.relays.remove(&bridge.partner);
+                    if let Some(engine) = &self.relay {
+                        for h in bridge
+                            .handles
+                            .into_iter()
+                            .chain(other.into_iter().flat_map(|o| o.handles))
+                        {
+                            engine.remove(h);
+                        }
+                    }
+                }
+                self.media.remove(&chan);
+            }
+        }
+    }
 }
 
 /// A native bridge (or echo) as the driver keeps it: listed under both of
@@ -135,10 +265,6 @@ struct Driver {
     listener: Option<TcpListener>,
     tcp: TcpConnections,
     tcp_events: mpsc::UnboundedReceiver<TcpEvent>,
-    /// The packet mover of native bridges and echoes (none if its thread
-    /// could not start: calls then go up without media).
-    relay: Option<RelayEngine>,
-    relays: HashMap<ChannelId, NativeBridge>,
 }
 
 fn now() -> Now {
@@ -171,13 +297,13 @@ pub async fn run(
         env: HostEnv {
             shared,
             media: HashMap::new(),
+            relay,
+            relays: HashMap::new(),
         },
         socket,
         listener,
         tcp: TcpConnections::new(tcp_tx),
         tcp_events,
-        relay,
-        relays: HashMap::new(),
     };
     let mut buf = vec![0u8; 65_536];
     d.ep.start(now());
@@ -281,7 +407,7 @@ impl Driver {
             match o {
                 Output::Transmit(t) => self.transmit(t).await,
                 Output::Host(h) => self.host(h),
-                Output::Media(m) => self.media(m),
+                Output::Media(m) => self.env.media(m),
             }
         }
     }
@@ -306,115 +432,6 @@ impl Driver {
             HostAction::Event { name, fields } => {
                 let fields: Vec<(&str, String)> = fields;
                 host.post_event(name, &fields);
-            }
-        }
-    }
-
-    /// The RTP and RTCP legs of one of our channels, for a relay. The far
-    /// end's RTCP port is the one after its RTP port (RFC 3550 §11).
-    fn legs(&self, leg: &LegMedia) -> Option<(Leg, Leg)> {
-        let pair = self.env.media.get(&leg.chan)?;
-        let remote = leg.remote.addr;
-        let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
-        // The relay thread and the call share the sockets (no second
-        // descriptor per leg: 10,000 calls hold 40,000 of them already).
-        Some((
-            Leg {
-                socket: pair.rtp.clone(),
-                remote,
-                learn: leg.learn,
-                dtmf_pt: leg.remote.dtmf_pt,
-                g711: leg.remote.g711.clone(),
-            },
-            Leg {
-                socket: pair.rtcp.clone(),
-                remote: remote_rtcp,
-                learn: leg.learn,
-                dtmf_pt: None,
-                g711: Vec::new(),
-            },
-        ))
-    }
-
-    fn media(&mut self, action: MediaAction) {
-        match action {
-            MediaAction::Bridge(a, b) => {
-                let Some(engine) = &self.relay else {
-                    return log::warn!("cannot bridge natively: no relay thread");
-                };
-                let (Some((ra, ca)), Some((rb, cb))) = (self.legs(&a), self.legs(&b)) else {
-                    return log::warn!("cannot bridge {} and {}: no media", a.chan, b.chan);
-                };
-                let handles = vec![
-                    engine.bridge(ra, rb, Stream::Rtp),
-                    engine.bridge(ca, cb, Stream::Rtcp),
-                ];
-                self.relays.insert(
-                    a.chan,
-                    NativeBridge {
-                        partner: b.chan,
-                        handles,
-                    },
-                );
-                self.relays.insert(
-                    b.chan,
-                    NativeBridge {
-                        partner: a.chan,
-                        handles: Vec::new(),
-                    },
-                );
-            }
-            MediaAction::Echo(leg) => {
-                let Some(engine) = &self.relay else {
-                    return log::warn!("cannot echo natively: no relay thread");
-                };
-                // The media comes back; RTCP does not (a phone's own reports
-                // returned to it would describe a stream it never received).
-                let Some((rtp, _rtcp)) = self.legs(&leg) else {
-                    return;
-                };
-                let handles = vec![engine.echo(rtp, Stream::Rtp)];
-                self.relays.insert(
-                    leg.chan,
-                    NativeBridge {
-                        partner: leg.chan,
-                        handles,
-                    },
-                );
-            }
-            MediaAction::Remote(chan, media) => {
-                let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) else {
-                    return;
-                };
-                // The relay handles sit under the bridge's first channel, leg 0;
-                // the second channel is leg 1 of its partner's handles.
-                let (handles, index) = if bridge.handles.is_empty() {
-                    (self.relays.get(&bridge.partner).map(|b| &b.handles), 1)
-                } else {
-                    (Some(&bridge.handles), 0)
-                };
-                let rtcp = media
-                    .addr
-                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
-                for (k, h) in handles.into_iter().flatten().enumerate() {
-                    let addr = if k == 0 { media.addr } else { rtcp };
-                    engine.set_remote(h, index, addr, media.dtmf_pt, &media.g711);
-                }
-            }
-            MediaAction::Release(chan) => {
-                if let Some(bridge) = self.relays.remove(&chan) {
-                    let other = self.relays.remove(&bridge.partner);
-                    if let Some(engine) = &self.relay {
-                        for h in bridge
-                            .handles
-                            .into_iter()
-                            .chain(other.into_iter().flat_map(|o| o.handles))
-                        {
-                            engine.remove(h);
-                        }
-                    }
-                }
-                self.env.media.remove(&chan);
             }
         }
     }

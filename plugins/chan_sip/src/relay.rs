@@ -19,6 +19,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What a far end's SDP says about its audio, from its first active audio
 /// stream, parsed once per body.
@@ -152,6 +153,8 @@ struct Entry {
     leg: Leg,
     out: usize,
     stream: Stream,
+    /// When a packet last arrived (or the entry was made): `rtptimeout`.
+    last_rx: Instant,
 }
 
 /// The relay's sockets, indexed by epoll token.
@@ -186,9 +189,10 @@ impl Table {
 
     /// Reads one packet from `token`'s socket and sends it on from its
     /// partner's; returns the stream it counted to.
-    fn relay_one(&mut self, token: usize, buf: &mut [u8]) -> Option<Stream> {
+    fn relay_one(&mut self, token: usize, buf: &mut [u8], now: Instant) -> Option<Stream> {
         let a = self.slots.get_mut(token)?.as_mut()?;
         let (n, src) = a.leg.socket.recv_from(buf).ok()?;
+        a.last_rx = now;
         if a.leg.learn || a.leg.remote.is_none() {
             a.leg.remote = Some(src);
         }
@@ -307,6 +311,7 @@ impl RelayEngine {
                     leg,
                     out: usize::MAX,
                     stream,
+                    last_rx: Instant::now(),
                 });
                 ops.push(Op::Watch(t, socket));
                 t
@@ -367,6 +372,15 @@ impl RelayEngine {
         }
     }
 
+    /// When leg `index` of a bridge (0 or 1, as given to
+    /// [`RelayEngine::bridge`]; 0 for an echo) last received a packet, or
+    /// was added when it has received none.
+    pub fn last_rx(&self, handle: &RelayHandle, index: usize) -> Option<Instant> {
+        let t = *handle.tokens.get(index)?;
+        let table = self.inner.table.lock();
+        table.slots.get(t)?.as_ref().map(|e| e.last_rx)
+    }
+
     /// Sockets the relay reads.
     #[cfg(test)]
     fn sockets(&self) -> usize {
@@ -425,6 +439,8 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram) {
             return;
         }
         let (mut rtp, mut rtcp) = (0u64, 0u64);
+        // One clock read per turn stamps every packet of the turn.
+        let now = Instant::now();
         let mut table = inner.table.lock();
         for ev in &events {
             match crate::epoll::token(ev) {
@@ -432,7 +448,7 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram) {
                     let mut b = [0u8; 8];
                     while wake.recv(&mut b).is_ok() {}
                 }
-                t => match table.relay_one(t as usize, &mut buf) {
+                t => match table.relay_one(t as usize, &mut buf, now) {
                     Some(Stream::Rtp) => rtp += 1,
                     Some(Stream::Rtcp) => rtcp += 1,
                     None => {}

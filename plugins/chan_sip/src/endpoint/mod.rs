@@ -50,13 +50,14 @@ use crate::session::Sessions;
 
 /// What this driver implements, and nothing more: the methods it answers
 /// (others get 501 with this Allow list), the option tags it honours in
-/// `Require` (none yet: any gets 420 with `Unsupported`), the bodies it
-/// reads (others get 415). `Supported` is sent only when this lists a tag.
+/// `Require` (session timers, RFC 4028; others get 420 with
+/// `Unsupported`), the bodies it reads (others get 415). A peer with
+/// `session-timers = "refuse"` answers `Require: timer` with 420 too.
 pub fn capabilities() -> Capabilities {
     use Method::*;
     Capabilities {
-        methods: vec![Invite, Ack, Cancel, Options, Bye, Register],
-        extensions: Vec::new(),
+        methods: vec![Invite, Ack, Cancel, Options, Bye, Register, Update],
+        extensions: vec!["timer".into()],
         content_types: vec!["application/sdp".into()],
     }
 }
@@ -182,6 +183,9 @@ pub trait Env {
     /// Reserves an RTP/RTCP pair for `chan`, held until
     /// [`MediaAction::Release`]; the RTP port.
     fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String>;
+    /// How long `chan`'s far end has sent no RTP as of `now`; `None` when
+    /// nothing reads its socket (not bridged).
+    fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration>;
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
@@ -219,6 +223,8 @@ pub(crate) enum Owner {
     Invite(ChannelId),
     /// Our BYE: nothing to do with the answer.
     Bye,
+    /// Our UPDATE refreshing this session's timer.
+    Refresh(ChannelId),
     /// Our re-INVITE passing a hold or unhold on to this session; the ACK
     /// for its 2xx once sent, to answer the 2xx's retransmissions with.
     ReInvite {
@@ -248,6 +254,10 @@ pub struct Endpoint {
     /// against the session's own deadline then. (A scan of every outbound
     /// call per event made each event cost O(calls) once calls piled up.)
     pub(crate) congest_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
+    /// Session-timer deadlines, soonest first; checked against the
+    /// session's own `timer_due` when they come (re-arming leaves stale
+    /// entries behind instead of searching for the old one).
+    pub(crate) session_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
     /// Calls whose core channel was missing at the last sweep.
     orphans: std::collections::HashSet<ChannelId>,
     next_housekeeping: Option<Instant>,
@@ -271,6 +281,7 @@ impl Endpoint {
             owners: std::collections::HashMap::new(),
             sessions: Sessions::default(),
             congest_timers: std::collections::BTreeSet::new(),
+            session_timers: std::collections::BTreeSet::new(),
             orphans: std::collections::HashSet::new(),
             next_housekeeping: None,
             tokens: Tokens::new(seed),
@@ -304,11 +315,13 @@ impl Endpoint {
             .filter_map(|r| r.sm.poll_timeout())
             .min();
         let congest = self.congest_timers.first().map(|(t, _)| *t);
+        let session = self.session_timers.first().map(|(t, _)| *t);
         [
             self.layer.poll_timeout(),
             q,
             r,
             congest,
+            session,
             self.next_housekeeping,
         ]
         .into_iter()
@@ -379,6 +392,13 @@ impl Endpoint {
                 self.auto_congest(chan);
             }
         }
+        while let Some(&(at, chan)) = self.session_timers.first() {
+            if at > now.mono {
+                break;
+            }
+            self.session_timers.pop_first();
+            self.session_timer_due(now, chan, at);
+        }
         self.client_timers(now.mono);
         if self.next_housekeeping.is_some_and(|t| t <= now.mono) {
             self.next_housekeeping = Some(now.mono + HOUSEKEEPING);
@@ -401,6 +421,7 @@ impl Endpoint {
             );
         }
         self.end_orphans(now, env);
+        self.check_rtp(now, env);
     }
 
     /// The safety net behind the module's use count: a SIP call whose core
@@ -523,7 +544,11 @@ impl Endpoint {
             }
             Some(Owner::ReInvite { chan, .. }) => {
                 let chan = *chan;
-                return self.on_reinvite_response(tx, chan, msg, code);
+                return self.on_reinvite_response(now, tx, chan, msg, code);
+            }
+            Some(Owner::Refresh(chan)) => {
+                let chan = *chan;
+                return self.on_refresh_response(now, tx, chan, msg, code);
             }
             _ => {}
         }
@@ -544,6 +569,7 @@ impl Endpoint {
             | Some(Owner::Invite(_))
             | Some(Owner::Cancelled { .. })
             | Some(Owner::ReInvite { .. })
+            | Some(Owner::Refresh(_))
             | None => {}
         }
     }
@@ -551,11 +577,12 @@ impl Endpoint {
     fn on_client_timeout(&mut self, now: Now, tx: TxId) {
         match self.owners.remove(&tx) {
             // The poke's own timer (2 x maxms) decides reachability.
-            Some(Owner::Poke(_))
-            | Some(Owner::Bye)
-            | Some(Owner::Cancelled { .. })
-            | Some(Owner::ReInvite { .. })
-            | None => {}
+            Some(Owner::Poke(_)) | Some(Owner::Bye) | Some(Owner::Cancelled { .. }) | None => {}
+            // A re-INVITE or refresh nobody answered: as a 408, the dialog
+            // is taken for gone (RFC 3261 §14.1, RFC 4028 §10).
+            Some(Owner::ReInvite { chan, .. }) | Some(Owner::Refresh(chan)) => {
+                self.refresh_failed(now, chan, 408)
+            }
             // Timer B: not even a provisional response in 64*T1. chan_sip's
             // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
             // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
@@ -636,6 +663,7 @@ impl Endpoint {
                     &[
                         (HeaderName::Allow, allow),
                         (HeaderName::Accept, ACCEPT.into()),
+                        (HeaderName::Supported, "timer".into()),
                     ],
                 );
             }

@@ -2,6 +2,8 @@
 //! ACK of our 2xx (a late offer's answer), re-INVITEs (hold, media that
 //! moves), BYE, the native bridge and hold passed on through it.
 
+use super::timer::{self, Grant};
+use crate::config::SessionTimers;
 use crate::endpoint::{Endpoint, HostAction, LegMedia, MediaAction, Now, Owner};
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::dialog::{Classified, DialogId};
@@ -58,9 +60,11 @@ impl Endpoint {
     }
 
     /// A request inside an established dialog other than BYE: CSeq order is
-    /// checked (a lower one gets 500, RFC 3261 §12.2.2); a re-INVITE is
-    /// answered with our SDP (hold and unhold are noticed, logged and passed
-    /// on to the bridged leg); OPTIONS and INFO get 200.
+    /// checked (a lower one gets 500, RFC 3261 §12.2.2). A re-INVITE or an
+    /// UPDATE (RFC 3311) is answered with our SDP — an answer to its offer,
+    /// or, for a re-INVITE without one, our offer (the answer comes in the
+    /// ACK) — and refreshes the session timer (RFC 4028); hold and unhold
+    /// are noticed, logged and passed on to the bridged leg. OPTIONS gets 200.
     pub(crate) fn on_in_dialog(
         &mut self,
         now: Now,
@@ -82,7 +86,7 @@ impl Endpoint {
             let (code, reason) = e.status();
             return self.respond(now, tx, msg, source, (code, reason), &[]);
         }
-        if method != Method::Invite {
+        if !matches!(method, Method::Invite | Method::Update) {
             return self.respond(now, tx, msg, source, (200, "OK"), &[]);
         }
         d.refresh_target(msg);
@@ -90,13 +94,26 @@ impl Endpoint {
         let Some((chan, s)) = chan.and_then(|c| Some((c, self.sessions.get(c)?))) else {
             return self.no_such_call(now, tx, msg, source);
         };
-        let (codecs, port) = (s.codecs.clone(), s.rtp_port);
+        let (codecs, port, timers) = (s.codecs.clone(), s.rtp_port, s.timers);
+        let granted = match timer::grant(&timers, &timer::asked(msg)) {
+            Grant::TooSmall(min) => {
+                return self.respond(
+                    now,
+                    tx,
+                    msg,
+                    source,
+                    (422, "Session Interval Too Small"),
+                    &[(HeaderName::MinSE, min.to_string())],
+                );
+            }
+            Grant::Run(t) => Some(t),
+            // A refresh that names no interval keeps the one in force.
+            Grant::None => s.timer,
+        };
         let local = self.local_media(&codecs, port, 2, SdpDirection::SendRecv);
         // The answer goes out before the bridged leg hears of a hold: that
         // leg's re-INVITE is a transaction of its own (B2BUA).
-        let (sdp, moved) = if msg.body.is_empty() {
-            (sirius_sip::sdp::negotiate::offer(&local), None)
-        } else {
+        let (sdp, moved) = if !msg.body.is_empty() {
             let Ok(offer) = SessionDescription::parse(&msg.body) else {
                 return self.respond(now, tx, msg, source, (400, "Bad Request (SDP)"), &[]);
             };
@@ -104,14 +121,30 @@ impl Endpoint {
                 return self.respond(now, tx, msg, source, (488, "Not Acceptable Here"), &[]);
             };
             let media = crate::relay::RemoteMedia::from_description(&offer);
-            (sd, Some((media, neg.on_hold())))
+            (Some(sd), Some((media, neg.on_hold())))
+        } else if method == Method::Invite {
+            (Some(sirius_sip::sdp::negotiate::offer(&local)), None)
+        } else {
+            (None, None) // an UPDATE without SDP: a refresh only
         };
         let mut ok = build::response(msg, 200, "OK", Some(source));
         build::set_to_tag(&mut ok, &local_tag);
         let contact = self.shared.contact_uri("", transport);
         ok.push(HeaderName::Contact, format!("<{contact}>"));
-        ok.set_body("application/sdp", sdp.to_bytes());
+        if timers.mode != SessionTimers::Refuse {
+            ok.push(HeaderName::Supported, "timer");
+        }
+        if let Some(t) = granted {
+            t.stamp(&mut ok, false);
+        }
+        if let Some(sd) = sdp {
+            ok.set_body("application/sdp", sd.to_bytes());
+        }
         self.send_response(now, tx, ok);
+        if let Some(s) = self.sessions.get_mut(chan) {
+            s.timer = granted;
+        }
+        self.arm_timer(now.mono, chan);
         if let Some((media, held)) = moved {
             self.media_moved(chan, media);
             self.set_held(now, chan, held);
@@ -196,6 +229,7 @@ impl Endpoint {
         let tx = self.send_client(req, hop, transport, owner, now.mono);
         if let Some(o) = self.sessions.get_mut(other) {
             o.reinvite = tx;
+            o.local_hold = held;
             o.last_msg = "Tx: INVITE".into();
         }
         log::info!(
@@ -210,6 +244,7 @@ impl Endpoint {
     /// failure leaves the call as it was.
     pub(crate) fn on_reinvite_response(
         &mut self,
+        now: Now,
         tx: TxId,
         chan: ChannelId,
         msg: &Message,
@@ -217,6 +252,10 @@ impl Endpoint {
     ) {
         if code < 200 {
             return;
+        }
+        if matches!(code, 408 | 481) {
+            self.owners.remove(&tx);
+            return self.refresh_failed(now, chan, code);
         }
         if code >= 300 {
             self.owners.remove(&tx);
@@ -247,6 +286,7 @@ impl Endpoint {
         if !msg.body.is_empty() {
             self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&msg.body));
         }
+        self.refreshed(now.mono, chan, msg);
     }
 
     /// A far end's new SDP (re-INVITE or the answer to ours): the session

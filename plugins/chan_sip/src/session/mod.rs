@@ -19,6 +19,8 @@
 //! `dialog.rs` what both do inside it.
 
 mod dialog;
+mod liveness;
+pub(crate) mod timer;
 mod uac;
 mod uas;
 mod view;
@@ -69,6 +71,9 @@ pub(crate) enum Role {
         /// trip) congests the call. Without qualify, Timer B (64 × T1)
         /// plays this part.
         congest_at: Option<Instant>,
+        /// The session interval our INVITE asked for (after a 422, the
+        /// far end's Min-SE); `None` when it asked for none.
+        asked_interval: Option<u32>,
     },
 }
 
@@ -105,6 +110,24 @@ pub(crate) struct Session {
     pub partner: Option<ChannelId>,
     /// Ringing: a 180/183 went out (UAS) or came in (UAC), no answer yet.
     pub ringing: bool,
+    /// Session-timer settings and RTP timeouts (the peer's, or `[general]`'s).
+    pub timers: crate::config::Timers,
+    /// The negotiated RFC 4028 timer, once there is one.
+    pub timer: Option<timer::SessionTimer>,
+    /// When it next falls due (armed once the dialog is confirmed).
+    pub timer_due: Option<Instant>,
+    /// The far end allows UPDATE: our refreshes use it, not a re-INVITE.
+    pub peer_update: bool,
+    /// We passed a hold on to this leg: our SDP to it says sendonly.
+    pub local_hold: bool,
+}
+
+/// Whether a message's `Allow` lists UPDATE.
+pub(crate) fn allows_update(m: &Message) -> bool {
+    m.headers
+        .values(&HeaderName::Allow)
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("UPDATE"))
 }
 
 /// What an answered call keeps of its INVITE: the request line, From and

@@ -2,7 +2,7 @@
 //! provisional, a challenge answered once, redirects followed, the 2xx
 //! ACKed — auto-congest, and CANCEL, including a 2xx that crosses it.
 
-use super::{invite_summary, Role, Session};
+use super::{invite_summary, timer, Role, Session};
 use crate::endpoint::{Endpoint, Env, HostAction, MediaAction, Now, Owner};
 use sirius_abi::{Cause, ChannelId, ChannelState};
 use sirius_sip::message::{HeaderName, Message, Method, Uri};
@@ -57,6 +57,14 @@ impl Endpoint {
     /// against its peer) from now, with its RTP pair; nothing is sent yet.
     pub(crate) fn new_outbound(&mut self, setup: OutboundSetup, env: &mut dyn Env) {
         let chan = setup.chan;
+        let timers = {
+            let running = self.shared.running();
+            setup
+                .peer
+                .as_ref()
+                .and_then(|p| running.peers.get(p))
+                .map_or_else(|| running.cfg.general.timers(), |p| p.timers)
+        };
         let rtp_port = match env.reserve_media(chan) {
             Ok(port) => port,
             Err(e) => {
@@ -78,6 +86,7 @@ impl Endpoint {
                     auth_attempts: 0,
                     redirects: 0,
                     congest_at: None,
+                    asked_interval: None,
                 },
                 dest: setup.dest,
                 transport: setup.transport,
@@ -92,6 +101,11 @@ impl Endpoint {
                 reinvite: None,
                 partner: None,
                 ringing: false,
+                timers,
+                timer: None,
+                timer_due: None,
+                peer_update: false,
+                local_hold: false,
             },
         );
     }
@@ -138,8 +152,13 @@ impl Endpoint {
         let congest_after = peer
             .and_then(|p| p.qualify_maxms)
             .map(|ms| Duration::from_millis(u64::from(ms) * 4));
-        let (ruri, transport, codecs, port) =
-            (ruri.clone(), s.transport, s.codecs.clone(), s.rtp_port);
+        let (ruri, transport, codecs, port, timers) = (
+            ruri.clone(),
+            s.transport,
+            s.codecs.clone(),
+            s.rtp_port,
+            s.timers,
+        );
         let from_user = if caller.is_empty() {
             "sirius".to_string()
         } else {
@@ -155,6 +174,7 @@ impl Endpoint {
             }
         }
         inv.push(HeaderName::Allow, self.caps.allow());
+        timer::offer(&timers, &mut inv, None);
         inv.set_body(
             "application/sdp",
             sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
@@ -162,9 +182,15 @@ impl Endpoint {
         self.send_invite(now.mono, chan, inv);
         // Still there unless the send failed (the call is then already ended).
         let at = congest_after.map(|d| now.mono + d);
-        if let Some(Role::Uac { congest_at, .. }) = self.sessions.get_mut(chan).map(|s| &mut s.role)
+        if let Some(Role::Uac {
+            congest_at,
+            asked_interval,
+            ..
+        }) = self.sessions.get_mut(chan).map(|s| &mut s.role)
         {
             *congest_at = at;
+            *asked_interval =
+                (timers.mode == crate::config::SessionTimers::Originate).then_some(timers.expires);
             if let Some(at) = at {
                 self.congest_timers.insert((at, chan));
             }
@@ -243,6 +269,7 @@ impl Endpoint {
                 return self.host(HostAction::SetState(chan, ChannelState::Ringing));
             }
             401 | 407 if first_challenge => self.authorized_retry(chan, msg),
+            422 => self.interval_retry(chan, msg),
             300..=399 if may_redirect => self.redirected_retry(chan, msg, code),
             200..=299 => {
                 // A retransmitted 2xx: the same ACK again.
@@ -250,7 +277,7 @@ impl Endpoint {
                     let hop = self.route_hop(&ack).unwrap_or(dest);
                     return self.layer.send_stateless(hop, transport, &ack);
                 }
-                return self.confirm_uac(chan, msg);
+                return self.confirm_uac(now.mono, chan, msg);
             }
             300..=699 => None,
             _ => return,
@@ -262,7 +289,7 @@ impl Endpoint {
     }
 
     /// The first 2xx: the dialog is confirmed, the 2xx ACKed, the channel Up.
-    fn confirm_uac(&mut self, chan: ChannelId, ok: &Message) {
+    fn confirm_uac(&mut self, now: Instant, chan: ChannelId, ok: &Message) {
         let Some(s) = self.sessions.get_mut(chan) else {
             return;
         };
@@ -284,16 +311,48 @@ impl Endpoint {
         let hop = self.route_hop(&ack).unwrap_or(dest);
         self.layer.send_stateless(hop, transport, &ack);
         if let Some(s) = self.sessions.get_mut(chan) {
-            if let Role::Uac { ack: slot, .. } = &mut s.role {
+            if let Role::Uac {
+                ack: slot,
+                asked_interval,
+                ..
+            } = &mut s.role
+            {
                 *slot = Some(Box::new(ack));
+                s.timer = timer::accepted(&s.timers, ok, *asked_interval);
             }
+            s.peer_update = super::allows_update(ok);
             s.last_msg = "Tx: ACK".into();
             s.ringing = false;
             s.remote = crate::relay::RemoteMedia::from_sdp(&ok.body);
         }
         self.sessions.set_dialog(chan, d.id.clone());
         self.dialogs.insert(d);
+        self.arm_timer(now, chan);
         self.host(HostAction::SetState(chan, ChannelState::Up));
+    }
+
+    /// `422 Session Interval Too Small` (RFC 4028 §7.4): the INVITE again
+    /// asking for the far end's Min-SE, once; `None` when the 422 names no
+    /// larger interval than we already asked for.
+    fn interval_retry(&mut self, chan: ChannelId, resp: &Message) -> Option<Message> {
+        let min = timer::asked(resp).min_se?;
+        let s = self.sessions.get_mut(chan)?;
+        let Role::Uac { asked_interval, .. } = &mut s.role else {
+            return None;
+        };
+        if asked_interval.is_some_and(|a| a >= min) {
+            log::warn!("{} refused session interval {min} again (422)", s.name);
+            return None;
+        }
+        *asked_interval = Some(min);
+        let (mut invite, transport) = (s.invite.clone()?, s.transport);
+        let cseq = invite.cseq()?.seq + 1;
+        invite
+            .headers
+            .set(HeaderName::SessionExpires, min.to_string());
+        invite.headers.set(HeaderName::MinSE, min.to_string());
+        self.next_invite(&mut invite, cseq, transport);
+        Some(invite)
     }
 
     /// No response to our INVITE in time: congestion, as chan_sip's

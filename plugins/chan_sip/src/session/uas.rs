@@ -2,8 +2,10 @@
 //! digest, call-limit, codecs), handed to the dialplan, and answered,
 //! refused or cancelled as the core and the caller decide.
 
+use super::timer::{self, Grant};
 use super::{invite_summary, Role, Session};
 use crate::causes::cause_to_sip;
+use crate::config::SessionTimers;
 use crate::config::{General, Peer, PeerType};
 use crate::endpoint::{Endpoint, Env, HostAction, Now};
 use crate::registrar::AuthOutcome;
@@ -117,6 +119,38 @@ impl Endpoint {
                 );
             }
         }
+        // RFC 4028: what the caller asks of a session timer, granted with
+        // the INVITE's 200; refused here when too short (422) or unwanted.
+        let timers = peer.map_or_else(|| g.timers(), |p| p.timers);
+        let requires_timer = msg
+            .headers
+            .values(&HeaderName::Require)
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("timer"));
+        let granted = match timer::grant(&timers, &timer::asked(msg)) {
+            _ if requires_timer && timers.mode == SessionTimers::Refuse => {
+                return self.respond(
+                    now,
+                    tx,
+                    msg,
+                    source,
+                    (420, "Bad Extension"),
+                    &[(HeaderName::Unsupported, "timer".into())],
+                );
+            }
+            Grant::TooSmall(min) => {
+                return self.respond(
+                    now,
+                    tx,
+                    msg,
+                    source,
+                    (422, "Session Interval Too Small"),
+                    &[(HeaderName::MinSE, min.to_string())],
+                );
+            }
+            Grant::Run(t) => Some(t),
+            Grant::None => None,
+        };
         let mut codecs = peer.map_or_else(
             || crate::config::DEFAULT_CODECS.to_vec(),
             |p| p.codecs.clone(),
@@ -214,6 +248,11 @@ impl Endpoint {
                 reinvite: None,
                 partner: None,
                 ringing: false,
+                timers,
+                timer: granted,
+                timer_due: None,
+                peer_update: super::allows_update(msg),
+                local_hold: false,
             },
         );
         if let Err(cause) = env.pbx_start(info.id) {
@@ -295,6 +334,16 @@ impl Endpoint {
             return;
         };
         ok.push(HeaderName::Allow, self.caps.allow());
+        let (timers, granted) = self
+            .sessions
+            .get(chan)
+            .map_or((None, None), |s| (Some(s.timers), s.timer));
+        if timers.is_some_and(|t| t.mode != SessionTimers::Refuse) {
+            ok.push(HeaderName::Supported, "timer");
+        }
+        if let Some(t) = granted {
+            t.stamp(&mut ok, false);
+        }
         if let Some(sd) = sdp {
             ok.set_body("application/sdp", sd.to_bytes());
         }
@@ -313,6 +362,7 @@ impl Endpoint {
             Err(e) => log::warn!("no dialog for answered call: {e}"),
         }
         self.uas_final_sent(chan);
+        self.arm_timer(now.mono, chan);
     }
 
     /// Ringing and progress become 180 and 183; busy and congestion end

@@ -107,7 +107,7 @@ fn a_call_whose_channel_is_gone_is_ended_after_two_sweeps() {
 }
 
 #[test]
-fn options_lists_what_we_allow_and_claims_no_extension() {
+fn options_lists_what_we_allow_and_support() {
     let mut h = Harness::new(SIP_TOML);
     let options = parse(&format!(
         "OPTIONS sip:{PBX} SIP/2.0\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bK-o1\nMax-Forwards: 70\n\
@@ -118,9 +118,9 @@ fn options_lists_what_we_allow_and_claims_no_extension() {
     assert_eq!(r.code(), Some(200));
     assert_eq!(
         r.headers.get(&HeaderName::Allow),
-        Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER")
+        Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE")
     );
-    assert_eq!(r.headers.get(&HeaderName::Supported), None);
+    assert_eq!(r.headers.get(&HeaderName::Supported), Some("timer"));
 }
 
 /// Alice and bob, both answered and natively bridged: alice's channel,
@@ -203,11 +203,11 @@ fn a_re_invite_without_sdp_takes_its_answer_from_the_ack() {
 fn require_of_an_extension_we_lack_gets_420() {
     let mut h = Harness::new(SIP_TOML);
     let mut invite = alice_invite("100", "req-1");
-    invite.push(HeaderName::Require, "timer");
+    invite.push(HeaderName::Require, "100rel, timer");
     h.recv(&invite, ALICE);
     let r = h.expect_one(ALICE);
     assert_eq!(r.code(), Some(420));
-    assert_eq!(r.headers.get(&HeaderName::Unsupported), Some("timer"));
+    assert_eq!(r.headers.get(&HeaderName::Unsupported), Some("100rel"));
     assert!(h.env.allocated.is_empty());
 }
 

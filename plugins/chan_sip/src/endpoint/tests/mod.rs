@@ -102,6 +102,8 @@ struct FakeEnv {
     refuse_pbx: Option<Cause>,
     gone: HashSet<ChannelId>,
     reserved: Vec<ChannelId>,
+    /// How long each channel's far end has sent no RTP (absent: not relayed).
+    idle: std::collections::HashMap<ChannelId, Duration>,
 }
 
 impl Env for FakeEnv {
@@ -129,6 +131,10 @@ impl Env for FakeEnv {
     fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String> {
         self.reserved.push(chan);
         Ok(10_000 + 2 * self.reserved.len() as u16)
+    }
+
+    fn media_idle(&mut self, chan: ChannelId, _now: Instant) -> Option<Duration> {
+        self.idle.get(&chan).copied()
     }
 }
 
@@ -389,5 +395,6 @@ fn placed_outbound(h: &mut Harness, chan: u64) -> (ChannelId, Message) {
 }
 
 mod dialog;
+mod liveness;
 mod uac;
 mod uas;

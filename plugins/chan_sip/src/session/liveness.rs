@@ -1,0 +1,213 @@
+//! Ending calls whose far end is gone, so that none stays Up forever: RFC
+//! 4028 session timers (refreshes we send, refreshes we wait for) and
+//! Asterisk's `rtptimeout`/`rtpholdtimeout` (no RTP from a bridged leg).
+
+use super::timer;
+use crate::endpoint::{Endpoint, Env, HostAction, Now, Owner};
+use sirius_abi::{Cause, ChannelId};
+use sirius_sip::message::{HeaderName, Message, Method};
+use sirius_sip::sdp::Direction as SdpDirection;
+use sirius_sip::transaction::TxId;
+use std::time::{Duration, Instant};
+
+impl Endpoint {
+    /// (Re)arms a session's timer from `now`: a refresh just happened, or
+    /// the dialog was confirmed.
+    pub(crate) fn arm_timer(&mut self, now: Instant, chan: ChannelId) {
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        let Some(t) = s.timer else {
+            return;
+        };
+        let due = t.due(now);
+        s.timer_due = Some(due);
+        self.session_timers.insert((due, chan));
+    }
+
+    /// A session timer deadline came: refresh it, or end the session whose
+    /// far end stopped refreshing.
+    pub(crate) fn session_timer_due(&mut self, now: Now, chan: ChannelId, at: Instant) {
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        if s.timer_due != Some(at) {
+            return; // re-armed since: a stale entry
+        }
+        let Some(t) = s.timer else {
+            return;
+        };
+        if t.we_refresh {
+            self.send_refresh(now, chan);
+            // Armed again in case the answer never comes (the request's own
+            // timeout ends the call first).
+            self.arm_timer(now.mono, chan);
+            return;
+        }
+        log::warn!(
+            "Session-Timer expired - {} ({})",
+            s.invite.as_ref().and_then(|i| i.call_id()).unwrap_or("?"),
+            s.name
+        );
+        self.end_session(now, chan, Cause::RECOVERY_ON_TIMER_EXPIRE);
+    }
+
+    /// Ends a session from our side: BYE (or the final response, CANCEL)
+    /// on the wire, and the channel hung up with `cause`.
+    pub(crate) fn end_session(&mut self, now: Now, chan: ChannelId, cause: Cause) {
+        self.hangup_call(now, chan, cause);
+        self.host(HostAction::Hangup(chan, cause));
+    }
+
+    /// Sends a session refresh: UPDATE without a body when the far end
+    /// allows it (RFC 4028 §7.4 prefers it), else a re-INVITE with our
+    /// current SDP (sendonly while we hold the leg).
+    fn send_refresh(&mut self, now: Now, chan: ChannelId) {
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        let (Some(t), Some(dialog)) = (s.timer, s.dialog.clone()) else {
+            return;
+        };
+        let (transport, dest, previous) = (s.transport, s.dest, s.reinvite);
+        let (codecs, port, minse) = (s.codecs.clone(), s.rtp_port, s.timers.minse);
+        let method = if s.peer_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
+        let direction = if s.local_hold {
+            SdpDirection::SendOnly
+        } else {
+            SdpDirection::SendRecv
+        };
+        let body = (method == Method::Invite).then(|| {
+            let local = self.local_media(&codecs, port, 4, direction);
+            sirius_sip::sdp::negotiate::offer(&local).to_bytes()
+        });
+        let via = self.via(transport);
+        let Some(d) = self.dialogs.get_mut(&dialog) else {
+            return;
+        };
+        let mut req = d.request(method.clone(), &via, None);
+        req.push(HeaderName::Allow, self.caps.allow());
+        req.push(HeaderName::Supported, "timer");
+        t.stamp(&mut req, true);
+        req.push(HeaderName::MinSE, minse.to_string());
+        if let Some(body) = body {
+            req.set_body("application/sdp", body);
+        }
+        let hop = self.route_hop(&req).unwrap_or(dest);
+        let owner = if method == Method::Update {
+            Owner::Refresh(chan)
+        } else {
+            if let Some(old) = previous {
+                self.owners.remove(&old);
+            }
+            Owner::ReInvite { chan, ack: None }
+        };
+        let tx = self.send_client(req, hop, transport, owner, now.mono);
+        if let Some(s) = self.sessions.get_mut(chan) {
+            if method == Method::Invite {
+                s.reinvite = tx;
+            }
+            s.last_msg = format!("Tx: {method}");
+        }
+    }
+
+    /// A 2xx to a refresh (UPDATE or re-INVITE) of ours: the interval and
+    /// refresher it names are the session's from now.
+    pub(crate) fn refreshed(&mut self, now: Instant, chan: ChannelId, ok: &Message) {
+        let a = timer::asked(ok);
+        if let Some(t) = self.sessions.get_mut(chan).and_then(|s| s.timer.as_mut()) {
+            if let Some(interval) = a.interval {
+                t.interval = interval;
+                t.we_refresh = a.refresher_uac.unwrap_or(true);
+            }
+        }
+        self.arm_timer(now, chan);
+    }
+
+    /// The answer to our UPDATE refresh: 2xx re-arms; 422 asks again with
+    /// the far end's Min-SE; 408 or 481 (RFC 4028 §10, RFC 3261 §12.2.1.2)
+    /// mean the dialog is gone: the call ends.
+    pub(crate) fn on_refresh_response(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        chan: ChannelId,
+        msg: &Message,
+        code: u16,
+    ) {
+        if code < 200 {
+            return;
+        }
+        self.owners.remove(&tx);
+        match code {
+            200..=299 => self.refreshed(now.mono, chan, msg),
+            422 => {
+                let Some(min) = timer::asked(msg).min_se else {
+                    return;
+                };
+                let grew = self
+                    .sessions
+                    .get_mut(chan)
+                    .and_then(|s| s.timer.as_mut())
+                    .filter(|t| t.interval < min)
+                    .map(|t| t.interval = min)
+                    .is_some();
+                if grew {
+                    self.send_refresh(now, chan);
+                }
+            }
+            408 | 481 => self.refresh_failed(now, chan, code),
+            _ => log::warn!(
+                "{} refused our session refresh: {code}",
+                self.sessions.name(chan)
+            ),
+        }
+    }
+
+    /// A refresh (or re-INVITE) of ours got 408/481 or no answer at all.
+    pub(crate) fn refresh_failed(&mut self, now: Now, chan: ChannelId, code: u16) {
+        log::warn!(
+            "{}: no dialog at the far end ({code}); hanging up",
+            self.sessions.name(chan)
+        );
+        self.end_session(now, chan, Cause::RECOVERY_ON_TIMER_EXPIRE);
+    }
+
+    /// Once a second: bridged calls whose far end has sent no RTP for
+    /// `rtptimeout` seconds (`rtpholdtimeout` while held either way) are
+    /// hung up, as Asterisk does.
+    pub(crate) fn check_rtp(&mut self, now: Now, env: &mut dyn Env) {
+        let mut dead = Vec::new();
+        for chan in self.sessions.channels() {
+            let Some(s) = self.sessions.get(chan) else {
+                continue;
+            };
+            let limit = if s.held || s.local_hold {
+                s.timers.rtpholdtimeout
+            } else {
+                s.timers.rtptimeout
+            };
+            if limit == 0 || s.partner.is_none() {
+                continue;
+            }
+            let Some(idle) = env.media_idle(chan, now.mono) else {
+                continue;
+            };
+            if idle >= Duration::from_secs(u64::from(limit)) {
+                log::info!(
+                    "Disconnecting call '{}' for lack of RTP activity in {} seconds",
+                    s.name,
+                    idle.as_secs()
+                );
+                dead.push(chan);
+            }
+        }
+        for chan in dead {
+            self.end_session(now, chan, Cause::RECOVERY_ON_TIMER_EXPIRE);
+        }
+    }
+}
