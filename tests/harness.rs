@@ -310,12 +310,19 @@ pub fn scenario(name: &str) -> PathBuf {
 /// Runs sipp (from Debian's sip-tester) to completion, bounded in time; returns
 /// its exit code (0: every call succeeded) and its output.
 pub fn sipp(args: &[&str]) -> (i32, String) {
+    sipp_within(args, Duration::from_secs(20))
+}
+
+/// [`sipp`] for a scenario that legitimately runs longer than 20 s (a
+/// session timer's expiry); sipp itself stops it at `limit`.
+pub fn sipp_within(args: &[&str], limit: Duration) -> (i32, String) {
+    let limit = format!("{}s", limit.as_secs());
     let mut cmd = Command::new("sipp");
     cmd.args(args)
         .args([
             "-nostdin",
             "-timeout",
-            "20s",
+            &limit,
             "-timeout_error",
             "-max_recv_loops",
             "100",

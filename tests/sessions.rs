@@ -1,0 +1,347 @@
+//! Session behaviour with real peers (sipp): offer/answer in the ACK,
+//! session timers, RTP timeouts, and saying only what we support.
+
+use sirius_blackbox::{free_udp_port, scenario, sipp, sipp_within, Daemon, SippProcess};
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+const SIP_TOML: &str = r#"
+[general]
+udpbindaddr = "127.0.0.1:0"
+rtpstart = 31000
+rtpend = 31999
+
+[peers.sipp]
+type = "peer"
+host = "127.0.0.1"
+insecure = ["invite", "port"]
+context = "test"
+allow = ["ulaw", "alaw"]
+"#;
+
+const EXTENSIONS: &str = r#"
+[test]
+"200" = ["Dial(SIP/callee,5)", "Hangup()"]
+"300" = ["Answer()", "Wait(100)", "Hangup()"]
+"#;
+
+fn sf(name: &str) -> String {
+    scenario(name).to_str().unwrap().to_string()
+}
+
+/// A daemon whose extension 200 dials a callee peer at `callee_port`;
+/// `general` is added to `[general]`.
+fn pbx(callee_port: u16, general: &str) -> Daemon {
+    let sip = SIP_TOML.replace("rtpend = 31999\n", &format!("rtpend = 31999\n{general}\n"))
+        + &format!(
+            "\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n"
+        );
+    Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
+}
+
+/// A phone's media sockets: RTP on an even port, RTCP on the next.
+fn media_pair() -> (UdpSocket, UdpSocket) {
+    loop {
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if port % 2 == 1 {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)) {
+            return (rtp, rtcp);
+        }
+    }
+}
+
+/// The `m=audio` port of the first SDP after `marker` in a sipp trace,
+/// once it is there.
+fn wait_port(trace: &std::path::Path, marker: &str) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let port = std::fs::read_to_string(trace).ok().and_then(|text| {
+            let at = text.find(marker)?;
+            let m = text[at..].find("m=audio ")?;
+            text[at + m + 8..].split_whitespace().next()?.parse().ok()
+        });
+        if let Some(p) = port {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SDP after '{marker}' in {}",
+            trace.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An RTP-shaped packet with sequence number `seq`.
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut pkt = vec![0x80, 0x00];
+    pkt.extend_from_slice(&seq.to_be_bytes());
+    pkt.extend_from_slice(&[0u8; 168]);
+    pkt
+}
+
+/// Sends from `from` to the PBX's port `to` until `sink` receives one
+/// packet (the relay is ready), within 5 s; then `n` more, each of which
+/// must arrive. The count that arrived.
+fn first_then(from: &UdpSocket, to: u16, sink: &UdpSocket, n: u16) -> u16 {
+    sink.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seq = 1000;
+    loop {
+        from.send_to(&rtp(seq), ("127.0.0.1", to)).unwrap();
+        if sink.recv_from(&mut buf).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing relayed to {:?}",
+            sink.local_addr()
+        );
+        seq += 1;
+    }
+    sink.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut got = 0;
+    for seq in 0..n {
+        from.send_to(&rtp(seq), ("127.0.0.1", to)).unwrap();
+        // Drain late copies of the readiness probes first.
+        while let Ok((len, _)) = sink.recv_from(&mut buf) {
+            if len >= 4 && buf[2..4] == seq.to_be_bytes() {
+                got += 1;
+                break;
+            }
+        }
+    }
+    got
+}
+
+/// A late offer (INVITE without SDP): the PBX offers in its 200 and the
+/// caller answers in the ACK. RTP must flow both ways right after the ACK:
+/// the callee's packets reach the caller before the caller has sent any
+/// (the relay takes the caller's address from the ACK's answer, not from
+/// its first packet).
+#[test]
+fn a_late_offer_call_has_rtp_both_ways_right_after_the_ack() {
+    let callee_port = free_udp_port();
+    let d = pbx(callee_port, "");
+    let (a, b) = (media_pair(), media_pair());
+    let callee_trace = d.root.path().join("callee.log");
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_media.xml"),
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &b.0.local_addr().unwrap().port().to_string(),
+            "-trace_msg",
+            "-message_file",
+            callee_trace.to_str().unwrap(),
+        ],
+    );
+    let caller_trace = d.root.path().join("caller.log");
+    let (target, port, mport, trace) = (
+        format!("127.0.0.1:{}", d.sip_port()),
+        free_udp_port().to_string(),
+        a.0.local_addr().unwrap().port().to_string(),
+        caller_trace.to_str().unwrap().to_string(),
+    );
+    let scenario = sf("uac_late_offer.xml");
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target,
+            "-sf",
+            &scenario,
+            "-s",
+            "200",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "3000",
+            "-key",
+            "mport",
+            &mport,
+            "-trace_msg",
+            "-message_file",
+            &trace,
+        ])
+    });
+    let pbx_a = wait_port(&caller_trace, "SIP/2.0 200 OK");
+    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+    // Callee to caller first: the caller has sent nothing yet.
+    assert_eq!(first_then(&b.0, pbx_b, &a.0, 5), 5, "callee -> caller");
+    assert_eq!(first_then(&a.0, pbx_a, &b.0, 5), 5, "caller -> callee");
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(callee.finish(), Some(0));
+}
+
+/// `rtptimeout`: while RTP flows both ways the bridged call stays up past
+/// the timeout; once both phones fall silent, the PBX hangs both legs up
+/// with BYE and says why, as Asterisk does.
+#[test]
+fn a_bridged_call_whose_phones_fall_silent_is_hung_up_after_rtptimeout() {
+    let callee_port = free_udp_port();
+    let d = pbx(callee_port, "rtptimeout = 2");
+    let (a, b) = (media_pair(), media_pair());
+    let callee_trace = d.root.path().join("callee.log");
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_media.xml"),
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &b.0.local_addr().unwrap().port().to_string(),
+            "-trace_msg",
+            "-message_file",
+            callee_trace.to_str().unwrap(),
+        ],
+    );
+    let caller_trace = d.root.path().join("caller.log");
+    let (target, port, mport, trace) = (
+        format!("127.0.0.1:{}", d.sip_port()),
+        free_udp_port().to_string(),
+        a.0.local_addr().unwrap().port().to_string(),
+        caller_trace.to_str().unwrap().to_string(),
+    );
+    let scenario = sf("uac_media_wait_bye.xml");
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target,
+            "-sf",
+            &scenario,
+            "-s",
+            "200",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &mport,
+            "-trace_msg",
+            "-message_file",
+            &trace,
+        ])
+    });
+    let pbx_a = wait_port(&caller_trace, "SIP/2.0 200 OK");
+    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+    assert_eq!(first_then(&a.0, pbx_a, &b.0, 1), 1);
+    assert_eq!(first_then(&b.0, pbx_b, &a.0, 1), 1);
+    // 3.5 s of RTP both ways (every 100 ms): longer than the timeout.
+    let talking = Instant::now();
+    while talking.elapsed() < Duration::from_millis(3500) {
+        a.0.send_to(&rtp(1), ("127.0.0.1", pbx_a)).unwrap();
+        b.0.send_to(&rtp(1), ("127.0.0.1", pbx_b)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        d.rx("core show channels count")
+            .ok()
+            .starts_with("2 active channels"),
+        "a call with RTP must stay up"
+    );
+    // Silence: the PBX ends the call, both phones get a BYE.
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(callee.finish(), Some(0));
+    let log = d.wait_for_log("for lack of RTP activity in", Duration::from_secs(5));
+    assert!(log.contains("Disconnecting call 'SIP/"), "{log}");
+}
+
+/// RFC 4028 with a real peer: the caller asks for a 90 s session timer it
+/// will refresh itself, the PBX grants it (Session-Expires and Require in
+/// the 200, checked by the scenario), and when no refresh comes the PBX
+/// ends the call with a BYE at 90 − 30 = 60 s.
+#[test]
+fn a_session_timer_nobody_refreshes_ends_the_call_with_bye() {
+    let d = pbx(free_udp_port(), "");
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let started = Instant::now();
+    let (code, out) = sipp_within(
+        &[
+            &target,
+            "-sf",
+            &sf("uac_session_timer.xml"),
+            "-s",
+            "300",
+            "-p",
+            &free_udp_port().to_string(),
+            "-m",
+            "1",
+        ],
+        Duration::from_secs(90),
+    );
+    assert_eq!(code, 0, "{out}");
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_secs(59)..Duration::from_secs(75)).contains(&took),
+        "BYE after {took:?}, not at the session's expiry"
+    );
+    assert!(
+        d.messages().contains("Session-Timer expired"),
+        "{}",
+        d.messages()
+    );
+}
+
+/// Say only what works: OPTIONS lists exactly what is implemented (UPDATE
+/// and session timers included; no REFER, no SUBSCRIBE), and an INVITE
+/// requiring an extension we lack gets 420 naming it.
+#[test]
+fn options_says_only_what_works_and_an_unknown_require_gets_420() {
+    let d = pbx(free_udp_port(), "");
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let trace = d.root.path().join("options.log");
+    let (code, out) = sipp(&[
+        &target,
+        "-sf",
+        &sf("options.xml"),
+        "-m",
+        "1",
+        "-p",
+        &free_udp_port().to_string(),
+        "-trace_msg",
+        "-message_file",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let msgs = std::fs::read_to_string(trace).unwrap();
+    assert!(
+        msgs.contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE\n")
+            || msgs.contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE\r\n"),
+        "{msgs}"
+    );
+    assert!(msgs.contains("Supported: timer"), "{msgs}");
+    let (code, out) = sipp(&[
+        &target,
+        "-sf",
+        &sf("uac_require.xml"),
+        "-s",
+        "300",
+        "-m",
+        "1",
+        "-p",
+        &free_udp_port().to_string(),
+    ]);
+    assert_eq!(
+        code, 0,
+        "the INVITE must get 420 Unsupported: 100rel:\n{out}"
+    );
+    assert!(d
+        .rx("core show channels count")
+        .ok()
+        .starts_with("0 active channels"));
+}
