@@ -345,3 +345,123 @@ fn options_says_only_what_works_and_an_unknown_require_gets_420() {
         .ok()
         .starts_with("0 active channels"));
 }
+
+/// Seed 000's video call end to end: the caller's INVITE has no SDP; the
+/// PBX dials a video-capable callee (offering H.263 in an `m=video` line of
+/// its own, checked by the callee's scenario), offers audio and video to
+/// the caller in its 200 (checked by the caller's), and the caller answers
+/// both in the ACK. Then audio and video flow both ways, each stream on its
+/// own ports.
+#[test]
+fn seed_000s_late_offer_video_call_carries_audio_and_video_both_ways() {
+    let callee_port = free_udp_port();
+    let d = {
+        let sip = SIP_TOML.replace("allow = [\"ulaw\", \"alaw\"]", "allow = [\"ulaw\", \"h263\"]")
+            + &format!(
+                "\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\nallow = [\"ulaw\", \"h263\"]\n"
+            );
+        Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
+    };
+    let (a, av, b, bv) = (media_pair(), media_pair(), media_pair(), media_pair());
+    let port = |s: &(UdpSocket, UdpSocket)| s.0.local_addr().unwrap().port().to_string();
+    let callee_trace = d.root.path().join("callee.log");
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_media_video.xml"),
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &port(&b),
+            "-key",
+            "vport",
+            &port(&bv),
+            "-trace_msg",
+            "-message_file",
+            callee_trace.to_str().unwrap(),
+        ],
+    );
+    let caller_trace = d.root.path().join("caller.log");
+    let (target, sip_port, mport, vport, trace) = (
+        format!("127.0.0.1:{}", d.sip_port()),
+        free_udp_port().to_string(),
+        port(&a),
+        port(&av),
+        caller_trace.to_str().unwrap().to_string(),
+    );
+    let scenario = sf("uac_late_offer_video.xml");
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target,
+            "-sf",
+            &scenario,
+            "-s",
+            "200",
+            "-p",
+            &sip_port,
+            "-m",
+            "1",
+            "-d",
+            "4000",
+            "-key",
+            "mport",
+            &mport,
+            "-key",
+            "vport",
+            &vport,
+            "-trace_msg",
+            "-message_file",
+            &trace,
+        ])
+    });
+    let (pbx_a, pbx_b) = (
+        wait_port(&caller_trace, "SIP/2.0 200 OK"),
+        wait_port(&callee_trace, "INVITE sip:"),
+    );
+    let video_port = |trace: &std::path::Path, marker: &str| {
+        let text = std::fs::read_to_string(trace).unwrap();
+        let at = text.find(marker).unwrap();
+        let m = text[at..].find("m=video ").unwrap();
+        text[at + m + 8..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap()
+    };
+    let (pbx_av, pbx_bv) = (
+        video_port(&caller_trace, "SIP/2.0 200 OK"),
+        video_port(&callee_trace, "INVITE sip:"),
+    );
+    assert!(
+        pbx_av != pbx_a && pbx_bv != pbx_b,
+        "video has ports of its own"
+    );
+    assert_eq!(
+        first_then(&b.0, pbx_b, &a.0, 5),
+        5,
+        "audio callee -> caller"
+    );
+    assert_eq!(
+        first_then(&a.0, pbx_a, &b.0, 5),
+        5,
+        "audio caller -> callee"
+    );
+    assert_eq!(
+        first_then(&bv.0, pbx_bv, &av.0, 5),
+        5,
+        "video callee -> caller"
+    );
+    assert_eq!(
+        first_then(&av.0, pbx_av, &bv.0, 5),
+        5,
+        "video caller -> callee"
+    );
+    let channels = d.rx("sip show channels").ok();
+    assert!(channels.contains("(ulaw|h263)"), "{channels}");
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(callee.finish(), Some(0));
+}

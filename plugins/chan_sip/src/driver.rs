@@ -11,7 +11,9 @@
 //! }
 //! ```
 
-use crate::endpoint::{Endpoint, Env, HostAction, Input, LegMedia, MediaAction, Now, Output};
+use crate::endpoint::{
+    Endpoint, Env, HostAction, Input, LegMedia, MediaAction, Now, Output, StreamKind,
+};
 use crate::relay::{Leg, RelayEngine, RelayHandle, Stream};
 use crate::transport::{TcpConnections, TcpEvent};
 use crate::{unix_now, Shared};
@@ -77,11 +79,17 @@ pub fn reconcile(shared: &Shared, now: Instant) {
     }
 }
 
-/// A call's RTP and RTCP sockets and its place in the port range.
+/// A stream's RTP and RTCP sockets and its place in the port range.
 struct MediaPair {
     rtp: Arc<std::net::UdpSocket>,
     rtcp: Arc<std::net::UdpSocket>,
     _lease: crate::rtp_ports::PortLease,
+}
+
+/// A call's media sockets: audio always, video when negotiated.
+struct CallMedia {
+    audio: Option<MediaPair>,
+    video: Option<MediaPair>,
 }
 
 /// What the endpoint asks of the host and the machine, answered at once,
@@ -89,7 +97,7 @@ struct MediaPair {
 /// the native bridges running on it.
 struct HostEnv {
     shared: Arc<Shared>,
-    media: HashMap<ChannelId, MediaPair>,
+    media: HashMap<ChannelId, CallMedia>,
     /// The packet mover of native bridges and echoes (none if its thread
     /// could not start: calls then go up without media).
     relay: Option<RelayEngine>,
@@ -110,17 +118,22 @@ impl Env for HostEnv {
         self.shared.host.channel_caller_id(chan).is_some()
     }
 
-    fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String> {
+    fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
         let (rtp, rtcp, lease) = self.shared.bind_media().map_err(|e| e.to_string())?;
         let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
-        self.media.insert(
-            chan,
-            MediaPair {
-                rtp: Arc::new(rtp),
-                rtcp: Arc::new(rtcp),
-                _lease: lease,
-            },
-        );
+        let pair = MediaPair {
+            rtp: Arc::new(rtp),
+            rtcp: Arc::new(rtcp),
+            _lease: lease,
+        };
+        let call = self.media.entry(chan).or_insert(CallMedia {
+            audio: None,
+            video: None,
+        });
+        match kind {
+            StreamKind::Audio => call.audio = Some(pair),
+            StreamKind::Video => call.video = Some(pair),
+        }
         Ok(port)
     }
 
@@ -139,11 +152,22 @@ impl Env for HostEnv {
 }
 
 impl HostEnv {
-    /// The RTP and RTCP legs of one of our channels, for a relay. The far
-    /// end's RTCP port is the one after its RTP port (RFC 3550 §11).
-    fn legs(&self, leg: &LegMedia) -> Option<(Leg, Leg)> {
-        let pair = self.media.get(&leg.chan)?;
-        let remote = leg.remote.addr;
+    /// The RTP and RTCP legs of one of our channels' streams, for a relay.
+    /// The far end's RTCP port is the one after its RTP port (RFC 3550 §11).
+    fn legs(&self, leg: &LegMedia, kind: StreamKind) -> Option<(Leg, Leg)> {
+        let call = self.media.get(&leg.chan)?;
+        let (pair, remote, dtmf_pt, g711) = match kind {
+            StreamKind::Audio => (
+                call.audio.as_ref()?,
+                leg.remote.addr,
+                leg.remote.dtmf_pt,
+                leg.remote.g711.clone(),
+            ),
+            StreamKind::Video if leg.video => {
+                (call.video.as_ref()?, leg.remote.video, None, Vec::new())
+            }
+            StreamKind::Video => return None,
+        };
         let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
         // The relay thread and the call share the sockets (no second
         // descriptor per leg: 10,000 calls hold 40,000 of them already).
@@ -152,8 +176,8 @@ impl HostEnv {
                 socket: pair.rtp.clone(),
                 remote,
                 learn: leg.learn,
-                dtmf_pt: leg.remote.dtmf_pt,
-                g711: leg.remote.g711.clone(),
+                dtmf_pt,
+                g711,
             },
             Leg {
                 socket: pair.rtcp.clone(),
@@ -171,13 +195,25 @@ impl HostEnv {
                 let Some(engine) = &self.relay else {
                     return log::warn!("cannot bridge natively: no relay thread");
                 };
-                let (Some((ra, ca)), Some((rb, cb))) = (self.legs(&a), self.legs(&b)) else {
+                let (Some((ra, ca)), Some((rb, cb))) = (
+                    self.legs(&a, StreamKind::Audio),
+                    self.legs(&b, StreamKind::Audio),
+                ) else {
                     return log::warn!("cannot bridge {} and {}: no media", a.chan, b.chan);
                 };
-                let handles = vec![
+                let mut handles = vec![
                     engine.bridge(ra, rb, Stream::Rtp),
                     engine.bridge(ca, cb, Stream::Rtcp),
                 ];
+                // Video is relayed when both legs negotiated it; a leg
+                // without (m=video 0) leaves the call audio only.
+                if let (Some((va, vca)), Some((vb, vcb))) = (
+                    self.legs(&a, StreamKind::Video),
+                    self.legs(&b, StreamKind::Video),
+                ) {
+                    handles.push(engine.bridge(va, vb, Stream::Rtp));
+                    handles.push(engine.bridge(vca, vcb, Stream::Rtcp));
+                }
                 self.relays.insert(
                     a.chan,
                     NativeBridge {
@@ -199,10 +235,13 @@ impl HostEnv {
                 };
                 // The media comes back; RTCP does not (a phone's own reports
                 // returned to it would describe a stream it never received).
-                let Some((rtp, _rtcp)) = self.legs(&leg) else {
+                let Some((rtp, _rtcp)) = self.legs(&leg, StreamKind::Audio) else {
                     return;
                 };
-                let handles = vec![engine.echo(rtp, Stream::Rtp)];
+                let mut handles = vec![engine.echo(rtp, Stream::Rtp)];
+                if let Some((video, _)) = self.legs(&leg, StreamKind::Video) {
+                    handles.push(engine.echo(video, Stream::Rtp));
+                }
                 self.relays.insert(
                     leg.chan,
                     NativeBridge {
@@ -216,18 +255,23 @@ impl HostEnv {
                     return;
                 };
                 // The relay handles sit under the bridge's first channel, leg 0;
-                // the second channel is leg 1 of its partner's handles.
+                // the second channel is leg 1 of its partner's handles. In
+                // order: audio RTP, audio RTCP, then video RTP and RTCP.
                 let (handles, index) = if bridge.handles.is_empty() {
                     (self.relays.get(&bridge.partner).map(|b| &b.handles), 1)
                 } else {
                     (Some(&bridge.handles), 0)
                 };
-                let rtcp = media
-                    .addr
-                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
+                let rtcp = |a: Option<SocketAddr>| {
+                    a.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
+                };
                 for (k, h) in handles.into_iter().flatten().enumerate() {
-                    let addr = if k == 0 { media.addr } else { rtcp };
-                    engine.set_remote(h, index, addr, media.dtmf_pt, &media.g711);
+                    match k {
+                        0 => engine.set_remote(h, index, media.addr, media.dtmf_pt, &media.g711),
+                        1 => engine.set_remote(h, index, rtcp(media.addr), None, &[]),
+                        2 => engine.set_remote(h, index, media.video, None, &[]),
+                        _ => engine.set_remote(h, index, rtcp(media.video), None, &[]),
+                    }
                 }
             }
             MediaAction::Release(chan) => {
@@ -428,6 +472,7 @@ impl Driver {
         let host = &self.env.shared.host;
         match action {
             HostAction::SetState(c, state) => host.channel_set_state(c, state),
+            HostAction::SetCodecs(c, codecs) => host.channel_set_codecs(c, &codecs),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
             HostAction::Event { name, fields } => {
                 let fields: Vec<(&str, String)> = fields;

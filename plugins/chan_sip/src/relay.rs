@@ -31,6 +31,8 @@ pub struct RemoteMedia {
     pub dtmf_pt: Option<u8>,
     /// The G.711 payload types it accepts (0 µ-law, 8 A-law).
     pub g711: Vec<u8>,
+    /// Where it receives video RTP, from its first active video stream.
+    pub video: Option<SocketAddr>,
 }
 
 impl RemoteMedia {
@@ -44,20 +46,30 @@ impl RemoteMedia {
 
     /// Reads an SDP already parsed (an offer that was checked first).
     pub fn from_description(sd: &SessionDescription) -> RemoteMedia {
-        let Some(m) = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0) else {
-            return RemoteMedia::default();
+        let addr_of = |m: &sirius_sip::sdp::Media| {
+            sd.connection_for(m)
+                .and_then(|c| {
+                    c.address
+                        .split('/')
+                        .next()?
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                })
+                .filter(|ip| !ip.is_unspecified())
+                .map(|ip| SocketAddr::new(ip, m.port))
         };
-        let addr = sd
-            .connection_for(m)
-            .and_then(|c| {
-                c.address
-                    .split('/')
-                    .next()?
-                    .parse::<std::net::IpAddr>()
-                    .ok()
-            })
-            .filter(|ip| !ip.is_unspecified())
-            .map(|ip| SocketAddr::new(ip, m.port));
+        let video = sd
+            .media
+            .iter()
+            .find(|m| m.kind == "video" && m.port != 0)
+            .and_then(addr_of);
+        let Some(m) = sd.media.iter().find(|m| m.kind == "audio" && m.port != 0) else {
+            return RemoteMedia {
+                video,
+                ..RemoteMedia::default()
+            };
+        };
+        let addr = addr_of(m);
         let formats = m.rtp_formats();
         let dtmf_pt = formats
             .iter()
@@ -76,6 +88,7 @@ impl RemoteMedia {
             addr,
             dtmf_pt,
             g711,
+            video,
         }
     }
 }

@@ -139,6 +139,8 @@ pub enum HostAction {
     SetState(ChannelId, ChannelState),
     /// The call ended on the SIP side: the core frees the channel.
     Hangup(ChannelId, Cause),
+    /// The codecs the call carries now that offer/answer agreed on them.
+    SetCodecs(ChannelId, Vec<sirius_abi::Codec>),
     /// An event for the core's bus (`PeerStatus`, `Registry`, `Hold`…).
     Event {
         /// Its name.
@@ -157,6 +159,8 @@ pub struct LegMedia {
     pub remote: crate::relay::RemoteMedia,
     /// Learn the far end from the packets (`comedia`).
     pub learn: bool,
+    /// The leg negotiated video: its video pair is relayed too.
+    pub video: bool,
 }
 
 /// A change to the native RTP relay.
@@ -172,6 +176,15 @@ pub enum MediaAction {
     Release(ChannelId),
 }
 
+/// Which of a call's media streams (each an RTP/RTCP pair of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// The `m=audio` stream.
+    Audio,
+    /// The `m=video` stream.
+    Video,
+}
+
 /// What the endpoint asks the outside world and needs the answer to at once.
 pub trait Env {
     /// `ast_channel_alloc`: the new channel's id and name.
@@ -180,9 +193,9 @@ pub trait Env {
     fn pbx_start(&mut self, chan: ChannelId) -> Result<(), Cause>;
     /// Whether the core still has the channel (the sweep of lost calls).
     fn channel_exists(&mut self, chan: ChannelId) -> bool;
-    /// Reserves an RTP/RTCP pair for `chan`, held until
-    /// [`MediaAction::Release`]; the RTP port.
-    fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String>;
+    /// Reserves an RTP/RTCP pair for `chan`'s audio or video stream, held
+    /// until [`MediaAction::Release`]; the RTP port.
+    fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String>;
     /// How long `chan`'s far end has sent no RTP as of `now`; `None` when
     /// nothing reads its socket (not bridged).
     fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration>;

@@ -30,10 +30,21 @@ impl Endpoint {
         if msg.body.is_empty() {
             return;
         }
-        let remote = crate::relay::RemoteMedia::from_sdp(&msg.body);
+        let Ok(answer) = SessionDescription::parse(&msg.body) else {
+            return;
+        };
+        let remote = crate::relay::RemoteMedia::from_description(&answer);
         // An ACK without a usable answer leaves the offer's view.
-        if remote.addr.is_some() {
-            self.media_moved(chan, remote);
+        if remote.addr.is_none() {
+            return;
+        }
+        self.media_moved(chan, remote);
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        if let Some(codecs) = super::agreed_codecs(&s.codecs, &answer) {
+            s.codecs.clone_from(&codecs);
+            self.host(HostAction::SetCodecs(chan, codecs));
         }
     }
 
@@ -94,7 +105,7 @@ impl Endpoint {
         let Some((chan, s)) = chan.and_then(|c| Some((c, self.sessions.get(c)?))) else {
             return self.no_such_call(now, tx, msg, source);
         };
-        let (codecs, port, timers) = (s.codecs.clone(), s.rtp_port, s.timers);
+        let (codecs, ports, timers) = (s.codecs.clone(), s.ports(), s.timers);
         let granted = match timer::grant(&timers, &timer::asked(msg)) {
             Grant::TooSmall(min) => {
                 return self.respond(
@@ -110,7 +121,7 @@ impl Endpoint {
             // A refresh that names no interval keeps the one in force.
             Grant::None => s.timer,
         };
-        let local = self.local_media(&codecs, port, 2, SdpDirection::SendRecv);
+        let local = self.local_media(&codecs, ports, 2, SdpDirection::SendRecv);
         // The answer goes out before the bridged leg hears of a hold: that
         // leg's re-INVITE is a transaction of its own (B2BUA).
         let (sdp, moved) = if !msg.body.is_empty() {
@@ -196,17 +207,12 @@ impl Endpoint {
         } else {
             SdpDirection::SendRecv
         };
-        let (codecs, port, transport, dest, previous) = (
-            o.codecs.clone(),
-            o.rtp_port,
-            o.transport,
-            o.dest,
-            o.reinvite,
-        );
+        let (codecs, ports, transport, dest, previous) =
+            (o.codecs.clone(), o.ports(), o.transport, o.dest, o.reinvite);
         let Some(dialog) = o.dialog.clone() else {
             return;
         };
-        let local = self.local_media(&codecs, port, 3, direction);
+        let local = self.local_media(&codecs, ports, 3, direction);
         let via = self.via(transport);
         let Some(d) = self.dialogs.get_mut(&dialog) else {
             return;
@@ -314,6 +320,7 @@ impl Endpoint {
             chan,
             remote: s.remote.clone(),
             learn,
+            video: s.video_port.is_some() && super::has_video(&s.codecs),
         })
     }
 

@@ -70,7 +70,7 @@ impl Endpoint {
             return;
         };
         let (transport, dest, previous) = (s.transport, s.dest, s.reinvite);
-        let (codecs, port, minse) = (s.codecs.clone(), s.rtp_port, s.timers.minse);
+        let (codecs, ports, minse) = (s.codecs.clone(), s.ports(), s.timers.minse);
         let method = if s.peer_update {
             Method::Update
         } else {
@@ -82,7 +82,7 @@ impl Endpoint {
             SdpDirection::SendRecv
         };
         let body = (method == Method::Invite).then(|| {
-            let local = self.local_media(&codecs, port, 4, direction);
+            let local = self.local_media(&codecs, ports, 4, direction);
             sirius_sip::sdp::negotiate::offer(&local).to_bytes()
         });
         let via = self.via(transport);

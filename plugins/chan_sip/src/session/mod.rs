@@ -93,6 +93,8 @@ pub(crate) struct Session {
     pub invite: Option<Message>,
     /// Our RTP port (RTCP on the next one).
     pub rtp_port: u16,
+    /// Our video RTP port, when the call carries video.
+    pub video_port: Option<u16>,
     /// The codecs this leg may carry, best first.
     pub codecs: Vec<Codec>,
     /// The peer the call counts against (call-limit, `sip show inuse`).
@@ -120,6 +122,73 @@ pub(crate) struct Session {
     pub peer_update: bool,
     /// We passed a hold on to this leg: our SDP to it says sendonly.
     pub local_hold: bool,
+}
+
+/// Our RTP ports for a session's SDP: audio, and video when it has a
+/// video stream (`None`: no m=video offered, and one offered to us is
+/// declined with port 0).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ports {
+    pub audio: u16,
+    pub video: Option<u16>,
+}
+
+impl Session {
+    /// Our ports, for SDP.
+    pub fn ports(&self) -> Ports {
+        Ports {
+            audio: self.rtp_port,
+            video: self.video_port,
+        }
+    }
+}
+
+/// Whether a codec list has a video codec.
+pub(crate) fn has_video(codecs: &[Codec]) -> bool {
+    codecs
+        .iter()
+        .any(|c| c.kind() == sirius_abi::MediaKind::Video)
+}
+
+/// The codecs of `allowed` that an SDP (an offer, or the answer to ours)
+/// carries in its first active stream of their kind — audio codecs in
+/// `m=audio`, video codecs in `m=video` — and the others (events) as they
+/// are; `None` when no audio codec is left. The channel carries what was
+/// agreed, not all the peer allows: Dial decides from it whether the far
+/// leg needs translation (Asterisk's joint capabilities), and `sip show
+/// channels` and `core show channel` show it.
+pub(crate) fn agreed_codecs(
+    allowed: &[Codec],
+    sd: &sirius_sip::sdp::SessionDescription,
+) -> Option<Vec<Codec>> {
+    use sirius_abi::MediaKind;
+    let stream = |kind: &str| {
+        sd.media
+            .iter()
+            .find(|m| m.kind == kind && m.port != 0)
+            .map(|m| m.rtp_formats())
+    };
+    let (audio, video) = (stream("audio")?, stream("video").unwrap_or_default());
+    let carried = |c: &Codec, formats: &[sirius_sip::sdp::RtpFormat]| {
+        c.info().is_some_and(|i| {
+            formats.iter().any(|f| {
+                f.encoding.eq_ignore_ascii_case(i.encoding) && f.clock_rate == i.clock_rate
+            })
+        })
+    };
+    let agreed: Vec<Codec> = allowed
+        .iter()
+        .copied()
+        .filter(|c| match c.kind() {
+            MediaKind::Audio => carried(c, &audio),
+            MediaKind::Video => carried(c, &video),
+            _ => true,
+        })
+        .collect();
+    agreed
+        .iter()
+        .any(|c| c.kind() == MediaKind::Audio)
+        .then_some(agreed)
 }
 
 /// Whether a message's `Allow` lists UPDATE.
@@ -287,24 +356,33 @@ impl Endpoint {
         }
     }
 
-    /// Our side of an SDP offer or answer: audio in `codecs` on `port` of our
-    /// address, telephone-event, a fresh session id.
+    /// Our side of an SDP offer or answer: the audio codecs of `codecs` on
+    /// our audio port, with telephone-event; its video codecs on our video
+    /// port when the session has one (a video codec never goes into
+    /// `m=audio`); a fresh session id.
     pub(crate) fn local_media(
         &mut self,
         codecs: &[Codec],
-        port: u16,
+        ports: Ports,
         session_version: u64,
         direction: SdpDirection,
     ) -> LocalMedia {
+        let (video, audio): (Vec<Codec>, Vec<Codec>) = codecs
+            .iter()
+            .partition(|c| c.kind() == sirius_abi::MediaKind::Video);
         LocalMedia {
             address: self.shared.bound.ip().to_string(),
             session_id: self.tokens.next_u64() >> 32,
             session_version,
-            audio: crate::tech::format_specs(codecs),
-            video: Vec::new(),
+            audio: crate::tech::format_specs(&audio),
+            video: if ports.video.is_some() {
+                crate::tech::format_specs(&video)
+            } else {
+                Vec::new()
+            },
             telephone_event: true,
-            audio_port: port,
-            video_port: 0,
+            audio_port: ports.audio,
+            video_port: ports.video.unwrap_or(0),
             direction,
         }
     }

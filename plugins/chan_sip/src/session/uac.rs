@@ -3,10 +3,10 @@
 //! ACKed — auto-congest, and CANCEL, including a 2xx that crosses it.
 
 use super::{invite_summary, timer, Role, Session};
-use crate::endpoint::{Endpoint, Env, HostAction, MediaAction, Now, Owner};
+use crate::endpoint::{Endpoint, Env, HostAction, MediaAction, Now, Owner, StreamKind};
 use sirius_abi::{Cause, ChannelId, ChannelState};
 use sirius_sip::message::{HeaderName, Message, Method, Uri};
-use sirius_sip::sdp::Direction as SdpDirection;
+use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
 use sirius_sip::transaction::Transport;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -65,8 +65,18 @@ impl Endpoint {
                 .and_then(|p| running.peers.get(p))
                 .map_or_else(|| running.cfg.general.timers(), |p| p.timers)
         };
-        let rtp_port = match env.reserve_media(chan) {
-            Ok(port) => port,
+        let video = super::has_video(&setup.codecs);
+        let ports = env
+            .reserve_media(chan, StreamKind::Audio)
+            .and_then(|audio| {
+                let video = match video {
+                    true => Some(env.reserve_media(chan, StreamKind::Video)?),
+                    false => None,
+                };
+                Ok((audio, video))
+            });
+        let (rtp_port, video_port) = match ports {
+            Ok(ports) => ports,
             Err(e) => {
                 log::error!("no RTP port for an outbound call: {e}");
                 self.media(MediaAction::Release(chan));
@@ -92,6 +102,7 @@ impl Endpoint {
                 transport: setup.transport,
                 invite: None,
                 rtp_port,
+                video_port,
                 codecs: setup.codecs,
                 peer: setup.peer,
                 dialog: None,
@@ -152,11 +163,11 @@ impl Endpoint {
         let congest_after = peer
             .and_then(|p| p.qualify_maxms)
             .map(|ms| Duration::from_millis(u64::from(ms) * 4));
-        let (ruri, transport, codecs, port, timers) = (
+        let (ruri, transport, codecs, ports, timers) = (
             ruri.clone(),
             s.transport,
             s.codecs.clone(),
-            s.rtp_port,
+            s.ports(),
             s.timers,
         );
         let from_user = if caller.is_empty() {
@@ -165,7 +176,7 @@ impl Endpoint {
             escape_user(caller)
         };
         let display = caller_name.replace('\\', "\\\\").replace('"', "\\\"");
-        let local = self.local_media(&codecs, port, 1, SdpDirection::SendRecv);
+        let local = self.local_media(&codecs, ports, 1, SdpDirection::SendRecv);
         let mut inv = self.new_request(Method::Invite, ruri, &from_user, transport);
         if !display.is_empty() {
             if let Some(from) = inv.headers.get(&HeaderName::From).map(str::to_string) {
@@ -322,12 +333,21 @@ impl Endpoint {
             }
             s.peer_update = super::allows_update(ok);
             s.last_msg = "Tx: ACK".into();
+            if let Some(agreed) = SessionDescription::parse(&ok.body)
+                .ok()
+                .and_then(|sd| super::agreed_codecs(&s.codecs, &sd))
+            {
+                s.codecs = agreed;
+            }
             s.ringing = false;
             s.remote = crate::relay::RemoteMedia::from_sdp(&ok.body);
         }
         self.sessions.set_dialog(chan, d.id.clone());
         self.dialogs.insert(d);
         self.arm_timer(now, chan);
+        if let Some(codecs) = self.sessions.get(chan).map(|s| s.codecs.clone()) {
+            self.host(HostAction::SetCodecs(chan, codecs));
+        }
         self.host(HostAction::SetState(chan, ChannelState::Up));
     }
 

@@ -7,7 +7,7 @@ use super::{invite_summary, Role, Session};
 use crate::causes::cause_to_sip;
 use crate::config::SessionTimers;
 use crate::config::{General, Peer, PeerType};
-use crate::endpoint::{Endpoint, Env, HostAction, Now};
+use crate::endpoint::{Endpoint, Env, HostAction, Now, StreamKind};
 use crate::registrar::AuthOutcome;
 use sirius_abi::{Cause, ChannelId, ChannelSpec, ChannelState, Direction};
 use sirius_sip::message::{build, HeaderName, Message, Uri};
@@ -42,34 +42,6 @@ fn match_peer<'a>(
             a.ip() == source.ip() && (p.insecure_port || a.port() == source.port())
         })
     })
-}
-
-/// The codecs of `allowed` that an SDP offer's first audio stream agreed
-/// on (and every non-audio one), or `None` when the offer shares no audio
-/// codec with them. The channel carries what was agreed, not all the peer
-/// allows: Dial decides from it whether the far leg needs translation
-/// (Asterisk's joint capabilities).
-fn agreed_codecs(
-    allowed: &[sirius_abi::Codec],
-    neg: &sirius_sip::sdp::negotiate::Negotiated,
-) -> Option<Vec<sirius_abi::Codec>> {
-    let audio = neg.first("audio")?;
-    let agreed: Vec<sirius_abi::Codec> = allowed
-        .iter()
-        .copied()
-        .filter(|c| {
-            c.kind() != sirius_abi::MediaKind::Audio
-                || c.info().is_some_and(|i| {
-                    audio.formats.iter().any(|f| {
-                        f.encoding.eq_ignore_ascii_case(i.encoding) && f.clock_rate == i.clock_rate
-                    })
-                })
-        })
-        .collect();
-    agreed
-        .iter()
-        .any(|c| c.kind() == sirius_abi::MediaKind::Audio)
-        .then_some(agreed)
 }
 
 impl Endpoint {
@@ -162,7 +134,11 @@ impl Endpoint {
                 return self.respond(now, tx, msg, source, (400, "Bad Request (SDP)"), &[]);
             };
             remote = crate::relay::RemoteMedia::from_description(&offer);
-            let local = self.local_media(&codecs, 0, 1, SdpDirection::SendRecv);
+            let check = super::Ports {
+                audio: 0,
+                video: Some(0),
+            };
+            let local = self.local_media(&codecs, check, 1, SdpDirection::SendRecv);
             match sdp_answer(&offer, &local) {
                 Err(_) => {
                     log::info!(
@@ -172,8 +148,8 @@ impl Endpoint {
                     );
                     return self.respond(now, tx, msg, source, (488, "Not Acceptable Here"), &[]);
                 }
-                Ok((_, neg)) => {
-                    if let Some(agreed) = agreed_codecs(&codecs, &neg) {
+                Ok(_) => {
+                    if let Some(agreed) = super::agreed_codecs(&codecs, &offer) {
                         codecs = agreed;
                     }
                 }
@@ -215,8 +191,20 @@ impl Endpoint {
                 return self.respond(now, tx, msg, source, (code, reason), &[]);
             }
         };
-        let rtp_port = match env.reserve_media(info.id) {
-            Ok(port) => port,
+        // A video stream of its own when the peer allows video and the
+        // caller offered it (or offered nothing: our offer then has it).
+        let video = super::has_video(&codecs) && (msg.body.is_empty() || remote.video.is_some());
+        let ports = env
+            .reserve_media(info.id, StreamKind::Audio)
+            .and_then(|audio| {
+                let video = match video {
+                    true => Some(env.reserve_media(info.id, StreamKind::Video)?),
+                    false => None,
+                };
+                Ok((audio, video))
+            });
+        let (rtp_port, video_port) = match ports {
+            Ok(ports) => ports,
             Err(e) => {
                 log::error!("no RTP port for '{}': {e}", info.name);
                 self.media(crate::endpoint::MediaAction::Release(info.id));
@@ -239,6 +227,7 @@ impl Endpoint {
                 transport,
                 invite: Some(msg.clone()),
                 rtp_port,
+                video_port,
                 codecs,
                 peer: peer.map(|p| p.name.clone()),
                 dialog: None,
@@ -321,11 +310,11 @@ impl Endpoint {
         let Some(s) = self.sessions.get(chan) else {
             return;
         };
-        let (codecs, port, transport) = (s.codecs.clone(), s.rtp_port, s.transport);
+        let (codecs, ports, transport) = (s.codecs.clone(), s.ports(), s.transport);
         let Some(invite) = s.invite.clone() else {
             return;
         };
-        let local = self.local_media(&codecs, port, 1, SdpDirection::SendRecv);
+        let local = self.local_media(&codecs, ports, 1, SdpDirection::SendRecv);
         let sdp = match SessionDescription::parse(&invite.body) {
             Ok(offer) => sdp_answer(&offer, &local).map(|(sd, _)| sd).ok(),
             Err(_) => Some(sirius_sip::sdp::negotiate::offer(&local)),

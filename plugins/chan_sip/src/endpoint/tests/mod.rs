@@ -101,7 +101,7 @@ struct FakeEnv {
     started: Vec<ChannelId>,
     refuse_pbx: Option<Cause>,
     gone: HashSet<ChannelId>,
-    reserved: Vec<ChannelId>,
+    reserved: Vec<(ChannelId, StreamKind)>,
     /// How long each channel's far end has sent no RTP (absent: not relayed).
     idle: std::collections::HashMap<ChannelId, Duration>,
 }
@@ -128,8 +128,8 @@ impl Env for FakeEnv {
         !self.gone.contains(&chan)
     }
 
-    fn reserve_media(&mut self, chan: ChannelId) -> Result<u16, String> {
-        self.reserved.push(chan);
+    fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
+        self.reserved.push((chan, kind));
         Ok(10_000 + 2 * self.reserved.len() as u16)
     }
 
@@ -398,3 +398,4 @@ mod dialog;
 mod liveness;
 mod uac;
 mod uas;
+mod video;
