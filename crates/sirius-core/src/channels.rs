@@ -254,13 +254,23 @@ impl ChannelRegistry {
         }
     }
 
+    /// Sets a live channel's hangup cause without hanging it up (Asterisk's
+    /// `ast_channel_hangupcause_set`): Dial records why it failed, so
+    /// `${HANGUPCAUSE}` names it and the eventual hangup carries it.
+    /// Returns false when the channel is gone.
+    pub fn set_cause(&self, id: ChannelId, cause: Cause) -> bool {
+        self.update(id, |c| c.cause = cause)
+    }
+
     /// Removes a channel, recording its final cause; returns it as it was.
+    /// The cause of the hangup wins (a BYE after a failed Dial is a normal
+    /// clearing); the channel's own cause stays when the hangup gives none.
     pub fn remove(&self, id: ChannelId, cause: Cause) -> Option<Channel> {
         let mut c = self.channels.write().remove(&id)?;
         if c.pbx {
             self.active_calls.fetch_sub(1, Ordering::Relaxed);
         }
-        if c.cause == Cause::NOT_DEFINED {
+        if cause != Cause::NOT_DEFINED {
             c.cause = cause;
         }
         let mut ended = self.ended.lock();
