@@ -406,6 +406,26 @@ mod tests {
     }
 
     #[test]
+    fn a_cause_set_on_a_live_channel_is_its_final_one_unless_the_hangup_names_another() {
+        let r = ChannelRegistry::new();
+        // A failed Dial leaves USER_BUSY; the dialplan's end hangs up without one.
+        let a = r.alloc(&spec("SIP", "alice", Direction::Inbound)).id;
+        assert!(r.set_cause(a, Cause::USER_BUSY));
+        assert_eq!(r.get(a).unwrap().cause, Cause::USER_BUSY);
+        assert_eq!(
+            r.remove(a, Cause::NOT_DEFINED).unwrap().cause,
+            Cause::USER_BUSY
+        );
+        assert_eq!(r.ended_cause(a), Some(Cause::USER_BUSY));
+        assert!(!r.set_cause(a, Cause::NORMAL_CLEARING), "gone");
+        // The caller's BYE after it is a normal clearing.
+        let b = r.alloc(&spec("SIP", "bob", Direction::Inbound)).id;
+        r.set_cause(b, Cause::USER_BUSY);
+        r.remove(b, Cause::NORMAL_CLEARING);
+        assert_eq!(r.ended_cause(b), Some(Cause::NORMAL_CLEARING));
+    }
+
+    #[test]
     fn names_are_unique_and_asterisk_shaped() {
         let r = ChannelRegistry::new();
         let a = r.alloc(&spec("SIP", "alice", Direction::Inbound));
