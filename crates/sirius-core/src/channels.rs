@@ -254,13 +254,23 @@ impl ChannelRegistry {
         }
     }
 
+    /// Sets a live channel's hangup cause without hanging it up (Asterisk's
+    /// `ast_channel_hangupcause_set`): Dial records why it failed, so
+    /// `${HANGUPCAUSE}` names it and the eventual hangup carries it.
+    /// Returns false when the channel is gone.
+    pub fn set_cause(&self, id: ChannelId, cause: Cause) -> bool {
+        self.update(id, |c| c.cause = cause)
+    }
+
     /// Removes a channel, recording its final cause; returns it as it was.
+    /// The cause of the hangup wins (a BYE after a failed Dial is a normal
+    /// clearing); the channel's own cause stays when the hangup gives none.
     pub fn remove(&self, id: ChannelId, cause: Cause) -> Option<Channel> {
         let mut c = self.channels.write().remove(&id)?;
         if c.pbx {
             self.active_calls.fetch_sub(1, Ordering::Relaxed);
         }
-        if c.cause == Cause::NOT_DEFINED {
+        if cause != Cause::NOT_DEFINED {
             c.cause = cause;
         }
         let mut ended = self.ended.lock();
@@ -393,6 +403,26 @@ mod tests {
             n.fetch_add(1, Ordering::SeqCst);
         });
         assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_cause_set_on_a_live_channel_is_its_final_one_unless_the_hangup_names_another() {
+        let r = ChannelRegistry::new();
+        // A failed Dial leaves USER_BUSY; the dialplan's end hangs up without one.
+        let a = r.alloc(&spec("SIP", "alice", Direction::Inbound)).id;
+        assert!(r.set_cause(a, Cause::USER_BUSY));
+        assert_eq!(r.get(a).unwrap().cause, Cause::USER_BUSY);
+        assert_eq!(
+            r.remove(a, Cause::NOT_DEFINED).unwrap().cause,
+            Cause::USER_BUSY
+        );
+        assert_eq!(r.ended_cause(a), Some(Cause::USER_BUSY));
+        assert!(!r.set_cause(a, Cause::NORMAL_CLEARING), "gone");
+        // The caller's BYE after it is a normal clearing.
+        let b = r.alloc(&spec("SIP", "bob", Direction::Inbound)).id;
+        r.set_cause(b, Cause::USER_BUSY);
+        r.remove(b, Cause::NORMAL_CLEARING);
+        assert_eq!(r.ended_cause(b), Some(Cause::NORMAL_CLEARING));
     }
 
     #[test]

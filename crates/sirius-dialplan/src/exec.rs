@@ -122,11 +122,12 @@ fn run_steps(
         };
         let Some(step) = ext.steps.iter().find(|s| s.priority == prio) else {
             // Autofallthrough: the extension ran out of priorities.
+            let status = crate::vars::fetch(&ch.vars, "DIALSTATUS").map_or("UNKNOWN", |s| s);
             log::info!(
-                "Auto fallthrough, channel '{}' status is 'UNKNOWN'",
+                "Auto fallthrough, channel '{}' status is '{status}'",
                 ch.name
             );
-            let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+            hangup_as_is(core, chan);
             return (context, None);
         };
         let data = substitute(&step.data, &|v| lookup(dp, &ch, &exten, &context, prio, v));
@@ -175,7 +176,7 @@ fn run_steps(
                         Some(s) => s.priority,
                         None => {
                             log::warn!("Goto: no label '{target}' in {exten}@{context}");
-                            let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+                            hangup_as_is(core, chan);
                             return (context, None);
                         }
                     },
@@ -256,6 +257,20 @@ fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
     alive(core, chan)
 }
 
+/// Hangs `chan` up with the cause it already carries (Asterisk's
+/// `ast_hangup` at the end of the dialplan): a failed Dial left USER_BUSY
+/// there, so chan_sip answers the caller `486 Busy Here`, not the `603
+/// Declined` of a normal clearing. A channel without one is a normal clearing.
+fn hangup_as_is(core: &Core, chan: ChannelId) {
+    let cause = core
+        .channels
+        .get(chan)
+        .map(|c| c.cause)
+        .filter(|c| *c != Cause::NOT_DEFINED)
+        .unwrap_or(Cause::NORMAL_CLEARING);
+    let _ = core.hangup(chan, cause);
+}
+
 fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
     core.channels
         .update(chan, |c| crate::vars::store(&mut c.vars, name, value));
@@ -298,18 +313,23 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
             }
         },
         "hangup" => {
-            let cause = args
-                .first()
-                .and_then(|a| {
-                    a.trim()
-                        .parse::<u32>()
-                        .ok()
-                        .map(Cause)
-                        .or_else(|| Cause::from_name(a.trim()))
-                })
-                .unwrap_or(Cause::NORMAL_CLEARING);
-            set_var(core, chan, "HANGUPCAUSE", &cause.0.to_string());
-            let _ = core.hangup(chan, cause);
+            // Without a cause, the one the channel carries (a failed Dial's),
+            // else a normal clearing: Asterisk's pbx_builtin_hangup.
+            let cause = args.first().and_then(|a| {
+                a.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Cause)
+                    .or_else(|| Cause::from_name(a.trim()))
+            });
+            match cause {
+                Some(cause) => {
+                    set_var(core, chan, "HANGUPCAUSE", &cause.0.to_string());
+                    let _ = core.hangup(chan, cause);
+                }
+                None => hangup_as_is(core, chan),
+            }
             Next::Stop
         }
         "wait" => {
@@ -371,7 +391,7 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
         "dial" => dial(core, chan, &args),
         other => {
             log::warn!("No application '{other}' for extension in context '{context}': hanging up");
-            let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
+            hangup_as_is(core, chan);
             Next::Stop
         }
     }
@@ -381,6 +401,13 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
 /// to answer is bridged with the caller and the others are hung up
 /// (ANSWERED_ELSEWHERE). Ringing is passed back to the caller. DIALSTATUS is
 /// ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION or CHANUNAVAIL as app_dial sets it.
+///
+/// The caller's hangup cause follows app_dial too: a target that cannot be
+/// requested (the last one) or called, or that hangs up (busy, congested,
+/// rejected…), leaves its cause on the caller, so `${HANGUPCAUSE}` names it
+/// and the caller's eventual hangup carries it (chan_sip: 486 for USER_BUSY,
+/// 488 for BEARERCAPABILITY_NOTAVAIL…); an answer sets NORMAL_CLEARING; a
+/// Dial timeout leaves it as it was.
 fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
     let targets = args.first().copied().unwrap_or("");
     let timeout = args
@@ -395,7 +422,12 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
         .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
     let mut status = "CHANUNAVAIL";
     let mut outs = Vec::new();
-    for t in targets.split('&').map(str::trim).filter(|t| !t.is_empty()) {
+    let list: Vec<&str> = targets
+        .split('&')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    for (i, t) in list.iter().copied().enumerate() {
         let Some((tech, resource)) = t.split_once('/') else {
             log::warn!("Dial: bad target '{t}'");
             continue;
@@ -420,6 +452,7 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
                             c.description()
                         );
                         status = dialstatus(c);
+                        core.channels.set_cause(chan, c);
                         let _ = core.hangup(out, c);
                     }
                 }
@@ -431,6 +464,9 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
                     c.description()
                 );
                 status = dialstatus(c);
+                if i + 1 == list.len() {
+                    core.channels.set_cause(chan, c);
+                }
             }
         }
     }
@@ -464,11 +500,12 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
                     still.push(*o);
                 }
                 None => {
-                    status = dialstatus(
-                        core.channels
-                            .ended_cause(*o)
-                            .unwrap_or(Cause::NORMAL_CLEARING),
-                    )
+                    let cause = core
+                        .channels
+                        .ended_cause(*o)
+                        .unwrap_or(Cause::NORMAL_CLEARING);
+                    core.channels.set_cause(chan, cause);
+                    status = dialstatus(cause);
                 }
             }
         }
@@ -494,6 +531,7 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
     };
     core.channels.unwatch(&watched, &signal);
     set_var(core, chan, "DIALSTATUS", "ANSWER");
+    core.channels.set_cause(chan, Cause::NORMAL_CLEARING);
     if core
         .channels
         .get(chan)

@@ -490,6 +490,63 @@ mod tests {
     }
 
     #[test]
+    fn an_aor_of_a_named_domain_is_registered_in_from_to_and_the_request_uri() {
+        // msisdn@movistar.es at a registrar addressed by IP: the addresses
+        // name the domain, the digest user is the line's own.
+        let mut server = DigestServer::new("movistar.es", [4; 32], 300);
+        let t0 = Instant::now();
+        let mut reg = Registration::new(RegConfig {
+            user: "34600000000".into(),
+            authuser: Some("msisdn".into()),
+            domain: "movistar.es".into(),
+            ..cfg()
+        });
+        let r1 = reg.start(t0);
+        assert_eq!(r1.request_uri(), Some("sip:movistar.es"));
+        let from = r1.from_header().unwrap();
+        assert_eq!(from.uri, "sip:34600000000@movistar.es");
+        assert!(from.tag().is_some());
+        let to = r1.to_header().unwrap();
+        assert_eq!(
+            (to.uri.as_str(), to.tag()),
+            ("sip:34600000000@movistar.es", None)
+        );
+        assert_eq!(
+            r1.headers.get(&HeaderName::Contact),
+            Some("<sip:msisdn@127.0.0.1:5061>"),
+            "the Contact stays ours"
+        );
+        let challenge = respond(
+            &r1,
+            401,
+            &[(HeaderName::WwwAuthenticate, server.challenge(1000, false))],
+        );
+        let r2 = reg.on_response(t0, &challenge).unwrap();
+        assert_eq!(r2.request_uri(), Some("sip:movistar.es"));
+        assert_eq!(r2.to_header().unwrap().uri, "sip:34600000000@movistar.es");
+        let auth = AuthHeader::parse(r2.headers.get(&HeaderName::Authorization).unwrap()).unwrap();
+        assert_eq!(
+            (auth.get("username"), auth.get("uri")),
+            (Some("msisdn"), Some("sip:movistar.es"))
+        );
+        let ha1 = server.ha1("msisdn", "password");
+        assert_eq!(
+            server.verify(&auth, "REGISTER", b"", &ha1, 1001),
+            Verdict::Ok
+        );
+        reg.on_response(
+            t0,
+            &respond(&r2, 200, &[(HeaderName::Expires, "60".into())]),
+        );
+        let bye = reg.unregister(t0).expect("Expires: 0");
+        assert_eq!(bye.request_uri(), Some("sip:movistar.es"));
+        assert_eq!(
+            bye.from_header().unwrap().uri,
+            "sip:34600000000@movistar.es"
+        );
+    }
+
+    #[test]
     fn wrong_password_ends_in_no_authentication_with_back_off() {
         let server = DigestServer::new("r", [2; 32], 300);
         let t0 = Instant::now();

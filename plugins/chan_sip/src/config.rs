@@ -302,6 +302,8 @@ pub struct PeerConfig {
     pub rtpholdtimeout: Option<u32>,
 }
 
+mod register;
+
 /// `[[register]]`: an outbound registration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -326,6 +328,18 @@ pub struct RegisterConfig {
     /// Extension calls to this registration arrive on (Contact user).
     #[serde(default = "default_contact_exten")]
     pub contact: String,
+    /// The AOR's user in From/To when it is not `user` (sip.conf's
+    /// `fromuser`); the digest user stays `authuser`, else `user`.
+    pub fromuser: Option<String>,
+    /// The AOR's domain in From/To and the Request-URI (`sip:<fromdomain>`)
+    /// when it is not `host`: an operator's registrar addressed by IP that
+    /// serves a named domain (`msisdn@movistar.es` at 195.76.180.160) only
+    /// accepts its domain there (sip.conf's `fromdomain`).
+    pub fromdomain: Option<String>,
+    /// `host[:port]` (port 5060 by default) the REGISTER is sent to instead
+    /// of `host`/`port`, the Request-URI still naming the domain (sip.conf's
+    /// `outboundproxy`). `host` is then not looked up.
+    pub outboundproxy: Option<String>,
 }
 
 fn default_sip_port() -> u16 {

@@ -343,6 +343,9 @@ impl PluginImpl for ChanSip {
         if let Some(io) = self.io.lock().take() {
             io.shutdown(Duration::from_secs(2));
         }
+        // Bindings changed in the last moments are on disk before the
+        // module is gone (the registrar writes them on a thread of its own).
+        self.shared.registrar.lock().flush();
         log::info!("chan_sip stopped");
         Ok(())
     }

@@ -19,7 +19,8 @@ pub const FREQ_NOTOK: Duration = Duration::from_secs(10);
 pub struct OutboundReg {
     /// The configuration line.
     pub cfg: RegisterConfig,
-    /// The registrar's address.
+    /// Where the REGISTER goes: the registrar (`host`/`port`) or the
+    /// line's `outboundproxy`.
     pub dest: SocketAddr,
     /// The line's `transport`.
     pub transport: Transport,
@@ -46,17 +47,24 @@ impl OutboundReg {
                 "transport tcp needs tcpenable = true in [general]".into(),
             ));
         }
-        let dest = crate::config::resolve_host(&cfg.host, cfg.port).map_err(line)?;
+        let dest = cfg.destination().map_err(line)?;
         let bound = shared.local(transport);
         let host = match bound.ip() {
             std::net::IpAddr::V4(a) => Host::V4(a),
             std::net::IpAddr::V6(a) => Host::V6(a),
         };
+        // The digest user is `authuser`, else `user`, even when `fromuser`
+        // puts another user in the AOR.
+        let authuser = match (&cfg.authuser, &cfg.fromuser) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(_)) => Some(cfg.user.clone()),
+            (None, None) => None,
+        };
         let sm = Registration::new(RegConfig {
-            user: cfg.user.clone(),
-            authuser: cfg.authuser.clone(),
+            user: cfg.aor_user().into(),
+            authuser,
             secret: cfg.secret.clone(),
-            domain: cfg.host.clone(),
+            domain: cfg.aor_domain().into(),
             expiry: cfg.expiry,
             contact: shared.contact_uri(&cfg.contact, transport),
             via_transport: transport.as_str().into(),

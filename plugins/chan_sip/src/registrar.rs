@@ -6,8 +6,9 @@
 //! * Every failure is one greppable log line with the source address, in the
 //!   wording fail2ban's Asterisk filter already matches; never a password.
 //! * A source that fails too often is ignored for a while.
-//! * Bindings are written to `registrations.json` (atomically: temp file and
-//!   rename) on every change and read back at start, so a restart loses none.
+//! * Bindings are saved to `registrations.json` on every change by a writer
+//!   thread ([`store`]: bursts coalesced, temp file and rename; never on the
+//!   SIP thread) and read back at start, so a restart loses none.
 
 use crate::config::{General, Peer};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,8 @@ use sirius_sip::transaction::Transport;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+
+pub mod store;
 
 /// Where a registered peer is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +62,7 @@ struct Failures {
 pub struct Registrar {
     digest: DigestServer,
     bindings: BTreeMap<String, Binding>,
-    store: Option<PathBuf>,
+    store: Option<store::Store>,
     failures: HashMap<IpAddr, Failures>,
 }
 
@@ -100,7 +103,7 @@ impl Registrar {
         Registrar {
             digest: DigestServer::with_random_key(realm, 300),
             bindings,
-            store,
+            store: store.map(store::Store::new),
             failures: HashMap::new(),
         }
     }
@@ -122,15 +125,18 @@ impl Registrar {
         }
     }
 
+    /// Hands the bindings to the writer thread (a copy: the SIP thread
+    /// never waits for the disk).
     fn persist(&self) {
-        let Some(path) = &self.store else { return };
-        let tmp = path.with_extension("json.tmp");
-        let result = serde_json::to_vec_pretty(&self.bindings)
-            .map_err(std::io::Error::other)
-            .and_then(|data| std::fs::write(&tmp, data))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
-            log::error!("cannot save registrations to {}: {e}", path.display());
+        if let Some(store) = &self.store {
+            store.save(self.bindings.clone());
+        }
+    }
+
+    /// Waits (bounded) until the bindings saved so far are on disk.
+    pub fn flush(&self) {
+        if let Some(store) = &self.store {
+            store.flush();
         }
     }
 
@@ -543,11 +549,13 @@ mod tests {
         );
         assert!(out.changed.unwrap().1.is_some());
         // Survives a restart.
+        phone.reg.flush();
         let again = Registrar::new("sirius", Some(store.clone()), 1100);
         assert_eq!(again.binding("alice").unwrap().addr, phone.src);
         // And is gone after expiry.
         let mut later = Registrar::new("sirius", Some(store.clone()), 1100);
         assert_eq!(later.expire(1300), vec!["alice".to_string()]);
+        drop(later);
         assert!(Registrar::new("sirius", Some(store), 1300)
             .binding("alice")
             .is_none());
