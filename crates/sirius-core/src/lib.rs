@@ -19,7 +19,6 @@ pub mod channels;
 pub mod config;
 pub mod core;
 pub mod events;
-pub mod io;
 pub mod limits;
 pub mod load;
 pub mod loader;
@@ -27,8 +26,10 @@ pub mod logging;
 pub mod originate;
 pub mod sched;
 pub mod services;
-pub mod translate;
 
 pub use crate::core::{version_line, Core, PbxEngine, ShutdownMode, TechEntry, VERSION};
 pub use sirius_abi as abi;
 pub use sirius_abi::{Capabilities, Cause, ChannelId, ChannelState, Codec};
+/// The IO context and G.711 translation live in the leaf crate `sirius-media`, which
+/// plugins link instead of the core; re-exported so core code keeps its paths.
+pub use sirius_media::{io, translate};
