@@ -344,7 +344,8 @@ impl Core {
                 .position(|m| m.name == name)
                 .ok_or_else(|| ModuleError::NotLoaded { name: name.clone() })?;
             let count = mods[idx].plugin.use_count();
-            if count > 0 && !force {
+            // A failed plugin's count is stale: the core already freed its channels.
+            if count > 0 && !force && mods[idx].failed.is_none() {
                 return Err(ModuleError::InUse { name, count });
             }
             mods.remove(idx)
