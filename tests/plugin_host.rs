@@ -303,3 +303,75 @@ fn a_timer_added_by_a_plugin_runs_on_the_core_scheduler() {
         .ok()
         .starts_with("0 active channels"));
 }
+
+#[test]
+fn a_plugin_whose_monitor_thread_dies_is_unregistered_and_calls_to_it_fail_at_once() {
+    let d = Daemon::with_modules(&[TEST]);
+    d.rx("test call 600").ok();
+    assert!(d
+        .rx("core show channels count")
+        .ok()
+        .starts_with("1 active channel\n"));
+    d.rx("test die monitor lost its socket").ok();
+    d.wait_for_log(
+        "ERROR[sirius_core::core]: fixture_chan_test: plugin failed: thread 'test-monitor' panicked: monitor lost its socket",
+        Duration::from_secs(5),
+    );
+    let log = d.messages();
+    assert!(
+        log.contains(
+            "ERROR[sirius_core::core]: fixture_chan_test: channel type 'Test' unregistered"
+        ),
+        "{log}"
+    );
+    assert!(d
+        .rx("core show channeltypes")
+        .ok()
+        .contains("0 channel drivers registered."));
+    let show = d.rx("module show").ok();
+    let row = show
+        .lines()
+        .find(|l| l.starts_with("fixture_chan_test.so "))
+        .unwrap_or_default();
+    assert_eq!(row.split_whitespace().nth(6), Some("Failed"), "{show}");
+    // Its channel went with it; a new call is refused at once, not timed out.
+    assert!(d
+        .rx("core show channels count")
+        .ok()
+        .starts_with("0 active channels\n"));
+    assert!(d
+        .messages()
+        .contains("Hungup 'Test/600-00000001' (REQUESTED_CHAN_UNAVAIL, 44)"));
+    let out = d.rx("channel originate Test/700 application Echo").failed();
+    assert!(
+        out.starts_with("Unable to originate a call to Test/700 (cause 44 - "),
+        "{out}"
+    );
+    // Unloading and loading again starts a fresh, working instance.
+    assert_eq!(
+        d.rx("module unload fixture_chan_test").ok().trim_end(),
+        "Unloaded fixture_chan_test.so"
+    );
+    assert_eq!(
+        d.rx("module load fixture_chan_test").ok().trim_end(),
+        "Loaded fixture_chan_test.so"
+    );
+    assert!(d.rx("core show channeltypes").ok().contains("\nTest "));
+    assert!(d.rx("module show").ok().contains("Running"));
+}
+
+#[test]
+fn a_device_state_pushed_by_a_plugin_is_logged_once_per_change() {
+    let d = Daemon::with_modules(&[TEST]);
+    d.rx("core set debug 1").ok();
+    d.rx("test devstate Test/alice inuse").ok();
+    d.rx("test devstate Test/alice inuse").ok();
+    d.rx("test devstate Test/alice notinuse").ok();
+    d.wait_for_log("device 'Test/alice' is NOT_INUSE", Duration::from_secs(5));
+    let log = d.messages();
+    assert_eq!(
+        log.matches("device 'Test/alice' is INUSE").count(),
+        1,
+        "{log}"
+    );
+}

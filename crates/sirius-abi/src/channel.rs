@@ -2,6 +2,7 @@
 //! what a plugin asks the core to allocate, indications and media frames.
 
 use crate::{Capabilities, Codec};
+use abi_stable::nonexhaustive_enum::NonExhaustive;
 use abi_stable::std_types::{RString, RVec};
 use abi_stable::StableAbi;
 use std::fmt;
@@ -19,6 +20,11 @@ impl fmt::Display for ChannelId {
 }
 
 /// Channel states, Asterisk's `ast_channel_state`.
+///
+/// Deliberately exhaustive: this is the set every channel technology and the
+/// dialplan agree on, unchanged in Asterisk since 1.0, and plugins build it by
+/// value inside [`ChannelSpec`] (a non-exhaustive enum could not be a plain
+/// field there). A new state would be a new interface version.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ChannelState {
@@ -59,6 +65,20 @@ impl ChannelState {
             ChannelState::DialingOffhook => "Dialing Offhook",
             ChannelState::PreRing => "Pre-ring",
         }
+    }
+}
+
+impl Indication {
+    /// The indication as it crosses the boundary.
+    pub fn to_ne(self) -> Indication_NE {
+        NonExhaustive::new(self)
+    }
+}
+
+impl FrameKind {
+    /// The kind as it crosses the boundary (for [`Frame::kind`]).
+    pub fn to_ne(self) -> FrameKind_NE {
+        NonExhaustive::new(self)
     }
 }
 
@@ -118,8 +138,22 @@ pub struct ChannelInfo {
 }
 
 /// Indications a channel can be asked to play or signal (`AST_CONTROL_*`).
+///
+/// **Non-exhaustive across the boundary.** Asterisk has added control frames for
+/// twenty years (connected line, redirecting, T.38…), so this list will grow.
+/// An exhaustive `#[repr(u8)]` enum cannot: a value a plugin does not know is
+/// undefined behaviour in it, and abi_stable refuses a plugin whose copy has
+/// another variant count. So it crosses the boundary as [`Indication_NE`]
+/// (abi_stable's `NonExhaustive`, `#[sabi(kind(WithNonExhaustive))]`): a newer
+/// core may send a variant an older plugin lacks, which the plugin sees as
+/// `as_enum() == Err(..)` (the guest glue answers `FACILITY_NOT_IMPLEMENTED`).
+/// Its storage is fixed at 64 bytes, so a later variant may carry data (up to
+/// 56 bytes: an `RString` is 32; more goes behind an `RBox`). In Rust code it
+/// stays a plain `#[non_exhaustive]` enum: match it with a `_` arm.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 8], traits(Debug, Clone, PartialEq, Eq))))]
+#[non_exhaustive]
 pub enum Indication {
     /// Far end is ringing (SIP 180).
     Ringing,
@@ -144,8 +178,14 @@ pub enum Indication {
 }
 
 /// Kinds of frames that flow between channels (`AST_FRAME_*`).
+///
+/// Non-exhaustive across the boundary ([`FrameKind_NE`] inside [`Frame`]) for
+/// the reason given on [`Indication`]: text, images, T.38 and RTCP frames are
+/// still to come. A kind is a code without data, so its storage is 4 bytes.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[sabi(kind(WithNonExhaustive(size = u32, traits(Debug, Clone, PartialEq, Eq))))]
+#[non_exhaustive]
 pub enum FrameKind {
     /// Audio payload in `codec`.
     Voice,
@@ -166,8 +206,9 @@ pub enum FrameKind {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct Frame {
-    /// What the frame carries.
-    pub kind: FrameKind,
+    /// What the frame carries (compare with `frame.kind == FrameKind::Voice`;
+    /// `frame.kind.as_enum()` is `Err` for a kind newer than this build).
+    pub kind: FrameKind_NE,
     /// Codec of `payload` for Voice/Video.
     pub codec: Codec,
     /// Digit or control subclass.
@@ -185,8 +226,15 @@ pub struct Frame {
 }
 
 /// Device states (`AST_DEVICE_*`), for hints and busy detection.
+///
+/// Non-exhaustive across the boundary ([`DeviceState_NE`]) for the reason given
+/// on [`Indication`] (Asterisk added `RINGINUSE` and `ONHOLD` late); a state
+/// this build does not know reads as [`DeviceState::Unknown`] where it is
+/// received (see [`DeviceState::from_ne`]).
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[sabi(kind(WithNonExhaustive(size = u32, traits(Debug, Clone, PartialEq, Eq))))]
+#[non_exhaustive]
 pub enum DeviceState {
     /// State not known.
     Unknown,
@@ -209,6 +257,16 @@ pub enum DeviceState {
 }
 
 impl DeviceState {
+    /// The state as it crosses the boundary.
+    pub fn to_ne(self) -> DeviceState_NE {
+        NonExhaustive::new(self)
+    }
+
+    /// A received state; one newer than this build is [`DeviceState::Unknown`].
+    pub fn from_ne(ne: &DeviceState_NE) -> DeviceState {
+        ne.as_enum().copied().unwrap_or(DeviceState::Unknown)
+    }
+
     /// Asterisk's `ast_devstate_str` text.
     pub fn as_str(self) -> &'static str {
         match self {

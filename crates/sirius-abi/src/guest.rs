@@ -18,7 +18,8 @@ use crate::services::{CoreServicesArc, LogLevel, SchedCallback, SchedCallback_TO
 use crate::tech::{ChannelTech, ChannelTechArc, ChannelTech_TO};
 use crate::{
     Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, CommandSpec,
-    DeviceState, Frame, Indication, LoadError, Plugin, PluginArc, Plugin_TO, TechInfo,
+    DeviceState, DeviceState_NE, Frame, Indication, Indication_NE, LoadError, Plugin, PluginArc,
+    Plugin_TO, TechInfo,
 };
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RBox, ROption, RResult, RStr, RString, RVec, Tuple2};
@@ -182,6 +183,49 @@ impl Host {
     pub fn translatable(&self, from: Capabilities, to: Capabilities) -> bool {
         self.services.translatable(from, to)
     }
+
+    /// Tells the core this plugin cannot go on (see [`CoreServices::plugin_failed`]):
+    /// its technology is unregistered and calls to it fail at once.
+    ///
+    /// [`CoreServices::plugin_failed`]: crate::CoreServices::plugin_failed
+    pub fn plugin_failed(&self, reason: &str) {
+        self.services.plugin_failed(reason.into())
+    }
+
+    /// Pushes a device's new state to the core (`device` is `Tech/resource`).
+    pub fn device_state_changed(&self, device: &str, state: DeviceState) {
+        self.services
+            .device_state_changed(RStr::from_str(device), state.to_ne())
+    }
+}
+
+/// Runs `body` on a thread of its own, named `name`, and reports to the core
+/// ([`Host::plugin_failed`]) if it ends by panicking or by returning `Err`:
+/// the way to run a plugin's monitor (its event loop, or the thread that
+/// blocks on its IO context) so that its death is noticed. A panic on such a
+/// thread is not caught by the entry-point glue, and without this the core
+/// would go on calling a technology nobody serves, each call waiting for a
+/// timeout. `Ok(())` is a normal stop (unload) and reports nothing.
+pub fn spawn_monitored<F>(
+    host: &Host,
+    name: &str,
+    body: F,
+) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() -> Result<(), String> + Send + 'static,
+{
+    let host = host.clone();
+    let thread = name.to_string();
+    std::thread::Builder::new()
+        .name(thread.clone())
+        .spawn(move || {
+            let reason = match catch_unwind(AssertUnwindSafe(body)) {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => format!("thread '{thread}' failed: {e}"),
+                Err(p) => format!("thread '{thread}' panicked: {}", panic_message(&*p)),
+            };
+            host.plugin_failed(&reason);
+        })
 }
 
 struct ClosureCallback<F>(F);
@@ -268,7 +312,12 @@ impl ChannelTech for GuardedTech {
     fn hangup(&self, chan: ChannelId, cause: Cause) -> RResult<(), Cause> {
         guard("hangup", || self.0.hangup(chan, cause))
     }
-    fn indicate(&self, chan: ChannelId, indication: Indication) -> RResult<(), Cause> {
+    fn indicate(&self, chan: ChannelId, indication: Indication_NE) -> RResult<(), Cause> {
+        // An indication added to the interface after this plugin was built.
+        let Ok(indication) = indication.as_enum().copied() else {
+            log::debug!("indicate: {indication:?} is unknown to this plugin");
+            return RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED);
+        };
         guard("indicate", || self.0.indicate(chan, indication))
     }
     fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause> {
@@ -283,10 +332,11 @@ impl ChannelTech for GuardedTech {
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
         guard("native_bridge", || self.0.native_bridge(a, b))
     }
-    fn device_state(&self, resource: RString) -> DeviceState {
+    fn device_state(&self, resource: RString) -> DeviceState_NE {
         guard_or("device_state", DeviceState::Unknown, || {
             self.0.device_state(resource.as_str())
         })
+        .to_ne()
     }
 }
 

@@ -21,10 +21,13 @@ pub mod plugin;
 pub mod services;
 pub mod tech;
 
+#[cfg(test)]
+mod evolution_tests;
+
 pub use cause::Cause;
 pub use channel::{
-    ChannelId, ChannelInfo, ChannelSpec, ChannelState, DeviceState, Direction, Frame, FrameKind,
-    Indication, TechInfo,
+    ChannelId, ChannelInfo, ChannelSpec, ChannelState, DeviceState, DeviceState_NE, Direction,
+    Frame, FrameKind, FrameKind_NE, Indication, Indication_NE, TechInfo,
 };
 pub use codec::{Capabilities, Codec, CodecInfo, MediaKind, CODEC_TABLE};
 pub use plugin::{

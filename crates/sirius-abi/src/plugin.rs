@@ -2,15 +2,34 @@
 
 use crate::services::{CoreServicesArc, LogLevel};
 use crate::tech::ChannelTechArc;
+use abi_stable::abi_stability::abi_checking::{
+    check_layout_compatibility_with_globals, CheckingGlobals,
+};
 use abi_stable::library::RootModule;
 use abi_stable::sabi_trait;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec};
+use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 
-/// Bumped whenever the meaning of the interface changes without its layout changing.
-/// The layout itself is checked by abi_stable at load.
-pub const INTERFACE_VERSION: u32 = 1;
+/// The interface version a plugin was built for; the loader refuses any other.
+///
+/// abi_stable checks the *layout* of everything reachable from the root module
+/// at load; this number covers what a layout cannot show (a changed meaning) and
+/// makes the refusal readable. History:
+///
+/// * 1: the first interface.
+/// * 2: `ChannelTech`, `Plugin` and `CoreServices` end their prefix with
+///   `#[sabi(last_prefix_field)]`, so methods can be added after it without a new
+///   version; `Indication`, `FrameKind` and `DeviceState` cross as abi_stable
+///   non-exhaustive enums; `CoreServices::plugin_failed` and
+///   `CoreServices::device_state_changed`, the first methods after the prefix.
+///
+/// Adding a method after a trait's last prefix field (with a default body), or a
+/// variant to a non-exhaustive enum, keeps the version: built plugins still load.
+/// Anything else (a changed signature, a field in a plain `#[repr(C)]` struct,
+/// a variant of an exhaustive enum) bumps it.
+pub const INTERFACE_VERSION: u32 = 2;
 
 /// Asterisk's support levels, shown by `module show`.
 #[repr(u8)]
@@ -59,6 +78,9 @@ pub struct LoadError {
 }
 
 /// A running plugin instance. Each `module load` creates a fresh one.
+///
+/// A prefix type like [`crate::ChannelTech`]: the prefix ends at
+/// [`Plugin::set_log_level`]; later methods go after it, with a default body.
 #[sabi_trait]
 pub trait Plugin: Send + Sync {
     /// The channel technology this plugin registers, if any.
@@ -85,6 +107,7 @@ pub trait Plugin: Send + Sync {
     fn use_count(&self) -> u32;
 
     /// The host's log level changed (`core set debug`): applies to the plugin's `log` copy.
+    #[sabi(last_prefix_field)]
     fn set_log_level(&self, level: LogLevel);
 }
 
@@ -92,6 +115,11 @@ pub trait Plugin: Send + Sync {
 pub type PluginArc = Plugin_TO<'static, RArc<()>>;
 
 /// The root module every Sirius plugin library exports.
+///
+/// A prefix type since interface 1: its prefix ends at `load`; a field added
+/// later goes after it and is read through an accessor that panics when an
+/// older library lacks it (`missing_field(panic)`), so give such a field an
+/// `Option` type or check [`PluginModule::interface_version`] first.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
@@ -108,6 +136,33 @@ pub struct PluginModule {
     /// Creates a running instance. Never unwinds: panics are caught and returned.
     #[sabi(last_prefix_field)]
     pub load: extern "C" fn(CoreServicesArc) -> RResult<PluginArc, LoadError>,
+}
+
+/// Whether a plugin library whose root module has layout `plugin` may be used by a
+/// core whose root module has layout `core` *as an older plugin*: one built
+/// against an earlier 2.x, whose copies of the prefix types have fewer methods
+/// and whose non-exhaustive enums have fewer variants than the core's.
+///
+/// abi_stable's own check (run by `init_root_module`) accepts only the other
+/// direction: the library's copy of a prefix type may have *more* fields than
+/// the loader's, never fewer (`evolution_tests` shows both). That suits a plugin
+/// newer than the core, but refuses every existing plugin as soon as the core
+/// gains a method. So the loader, when abi_stable refuses a library, runs the
+/// same check with the roles swapped: it passes when every prefix type of the
+/// plugin is a prefix of the core's, every enum a subset, and everything else
+/// identical. That is sound because abi_stable stores, in each vtable, which
+/// of its slots exist: a core calling a method the older plugin lacks runs the
+/// method's default body (which every method after the last prefix field must
+/// have), and a variant the plugin lacks reads as unknown there.
+///
+/// `globals` is abi_stable's table of prefix types seen so far
+/// (`abi_stable::abi_stability::abi_checking::get_checking_globals()` in the loader).
+pub fn older_plugin_fits(
+    core: &'static TypeLayout,
+    plugin: &'static TypeLayout,
+    globals: &CheckingGlobals,
+) -> bool {
+    check_layout_compatibility_with_globals(plugin, core, globals).is_ok()
 }
 
 impl RootModule for PluginModuleRef {

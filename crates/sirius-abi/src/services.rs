@@ -4,7 +4,10 @@
 //! reach the host's statics. Everything it needs from the host therefore comes
 //! through this one object, handed to `load()`.
 
-use crate::{Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, Frame};
+use crate::{
+    Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, DeviceState_NE,
+    Frame,
+};
 use abi_stable::sabi_trait;
 use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString, RVec, Tuple2};
 use abi_stable::StableAbi;
@@ -72,6 +75,12 @@ pub trait SchedCallback: Send {
 pub type SchedCallbackBox = SchedCallback_TO<'static, RBox<()>>;
 
 /// The host's services, one object per loaded module.
+///
+/// A prefix type like [`crate::ChannelTech`]: the prefix ends at
+/// [`CoreServices::channel_caller_id`], the last service of interface 1.
+/// Services added since go after it with a default body, which a newer plugin
+/// runs when an older core lacks them; [`CoreServices::plugin_failed`] and
+/// [`CoreServices::device_state_changed`] are the first two.
 #[sabi_trait]
 pub trait CoreServices: Send + Sync + Clone {
     /// Logs one record through the host logger (console, log file, remote consoles).
@@ -123,7 +132,34 @@ pub trait CoreServices: Send + Sync + Clone {
     /// `request_call` reads its requestor's, so an outbound leg presents the
     /// caller in its From header the way app_dial copies the caller ID onto the
     /// new channel in Asterisk.
+    #[sabi(last_prefix_field)]
     fn channel_caller_id(&self, id: ChannelId) -> ROption<Tuple2<RString, RString>>;
+
+    // Methods after the last prefix field: each has a default body, run when
+    // the other side lacks the method (a plugin calling it on an older core,
+    // or an implementor, such as a test double, that does not override it).
+
+    /// The plugin cannot go on: its monitor thread or runtime ended unexpectedly
+    /// (a panic there is not an entry point's, so no `catch_unwind` of the glue
+    /// sees it). The core logs `reason` as an error, unregisters the plugin's
+    /// channel technology, frees its channels (their far ends are no longer
+    /// served) and from then on refuses calls to that technology at once with
+    /// `REQUESTED_CHAN_UNAVAIL` instead of waiting on a dead plugin.
+    /// `module unload` and `module load` start it afresh.
+    /// Plugins call it through [`crate::guest::Host::plugin_failed`] or
+    /// [`crate::guest::spawn_monitored`]. Default: nothing (a core without it
+    /// cannot act on it).
+    fn plugin_failed(&self, reason: RString) {
+        let _ = reason;
+    }
+
+    /// A device's state changed (`ast_devstate_changed`): `device` is its full
+    /// name, `<Tech>/<resource>` (`SIP/alice`). The core keeps the last state of
+    /// each device and tells its subscribers (hints, BLF) when it changes.
+    /// Default: nothing (a core without it keeps no device states).
+    fn device_state_changed(&self, device: RStr<'_>, state: DeviceState_NE) {
+        let _ = (device, state);
+    }
 }
 
 /// The services object as plugins hold it.

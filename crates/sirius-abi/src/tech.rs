@@ -5,12 +5,20 @@
 //! that every call runs under `catch_unwind` (an unwinding panic would abort the
 //! whole PBX at the `extern "C"` boundary).
 
-use crate::{Capabilities, Cause, ChannelId, DeviceState, Frame, Indication, TechInfo};
+use crate::{Capabilities, Cause, ChannelId, DeviceState_NE, Frame, Indication_NE, TechInfo};
 use abi_stable::sabi_trait;
 use abi_stable::std_types::{RArc, ROption, RResult, RString};
 
 /// A channel technology as the core calls it. All calls are short and never block:
 /// they update plugin state or hand work to the plugin's own runtime.
+///
+/// **Growing it (interface 2.x).** Its vtable is an abi_stable prefix type whose
+/// prefix ends at [`ChannelTech::native_bridge`] (`#[sabi(last_prefix_field)]`).
+/// A method added later goes *after* it, *with a default body*: a newer core
+/// calling it on a plugin built before it exists runs that default instead
+/// (abi_stable checks which vtable slots the plugin has), and the layout check
+/// at load accepts both older and newer plugins. Never move the attribute, never
+/// reorder or remove a method: that is a new interface version.
 #[sabi_trait]
 pub trait ChannelTech: Send + Sync + Clone {
     /// Type, description, capabilities.
@@ -36,7 +44,8 @@ pub trait ChannelTech: Send + Sync + Clone {
     fn hangup(&self, chan: ChannelId, cause: Cause) -> RResult<(), Cause>;
 
     /// Signals an indication to the far end.
-    fn indicate(&self, chan: ChannelId, indication: Indication) -> RResult<(), Cause>;
+    /// An indication newer than the plugin reads as `Err` from `as_enum()`.
+    fn indicate(&self, chan: ChannelId, indication: Indication_NE) -> RResult<(), Cause>;
 
     /// Sends a media frame to the far end.
     fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause>;
@@ -45,11 +54,12 @@ pub trait ChannelTech: Send + Sync + Clone {
     fn send_digit(&self, chan: ChannelId, digit: u32, duration_ms: u32) -> RResult<(), Cause>;
 
     /// Device state of a resource (a peer name).
-    fn device_state(&self, resource: RString) -> DeviceState;
+    fn device_state(&self, resource: RString) -> DeviceState_NE;
 
     /// Both channels are this technology's: relay their media directly (Asterisk's
     /// native RTP bridge), so no frame crosses the plugin boundary. An error means
     /// the core must bridge them itself.
+    #[sabi(last_prefix_field)]
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause>;
 }
 

@@ -96,7 +96,14 @@ pub struct Core {
     pub events: EventBus,
     /// Logging.
     pub log: Arc<LogHub>,
+    /// Device states pushed by plugins, and their subscribers.
+    pub devstates: crate::devstate::DeviceStates,
     pub(crate) techs: RwLock<BTreeMap<String, TechEntry>>,
+    /// Technologies whose plugin failed (lower-case type → module), until the
+    /// module is unloaded: requests for them fail at once with
+    /// REQUESTED_CHAN_UNAVAIL rather than NOSUCHDRIVER, which would claim the
+    /// technology never existed.
+    pub(crate) failed_techs: RwLock<BTreeMap<String, String>>,
     pub(crate) modules: Mutex<Vec<Module>>,
     pbx: RwLock<Option<Arc<dyn PbxEngine>>>,
     refusing_calls: AtomicBool,
@@ -129,7 +136,9 @@ impl Core {
             bridges: crate::bridges::BridgeRegistry::new(),
             events: EventBus::default(),
             log,
+            devstates: crate::devstate::DeviceStates::new(),
             techs: RwLock::new(BTreeMap::new()),
+            failed_techs: RwLock::new(BTreeMap::new()),
             modules: Mutex::new(Vec::new()),
             pbx: RwLock::new(None),
             refusing_calls: AtomicBool::new(false),
@@ -183,6 +192,10 @@ impl Core {
             return Err(Cause::CONGESTION);
         }
         let Some(entry) = self.tech(tech_type) else {
+            if let Some(module) = self.failed_tech(tech_type) {
+                log::warn!("Channel type '{tech_type}' is unavailable: {module} failed");
+                return Err(Cause::REQUESTED_CHAN_UNAVAIL);
+            }
             log::warn!("No channel type registered for '{tech_type}'");
             return Err(Cause::NOSUCHDRIVER);
         };
@@ -207,7 +220,58 @@ impl Core {
             .channels
             .get(chan)
             .ok_or(Cause::INVALID_CALL_REFERENCE)?;
-        self.tech(&c.tech).ok_or(Cause::NOSUCHDRIVER)
+        self.tech(&c.tech).ok_or_else(|| {
+            if self.failed_tech(&c.tech).is_some() {
+                Cause::REQUESTED_CHAN_UNAVAIL
+            } else {
+                Cause::NOSUCHDRIVER
+            }
+        })
+    }
+
+    /// The module whose failure took technology `tech_type` away, if that is
+    /// why it is missing.
+    pub fn failed_tech(&self, tech_type: &str) -> Option<String> {
+        self.failed_techs
+            .read()
+            .get(&tech_type.to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// A plugin reported that it cannot go on (`CoreServices::plugin_failed`):
+    /// its runtime or monitor thread died, so nothing will answer for its
+    /// channels. Its technology is unregistered (requests fail at once with
+    /// REQUESTED_CHAN_UNAVAIL), its channels are freed with that cause (which
+    /// hangs up the legs they were bridged to), its devices become
+    /// unavailable, and `module show` says Failed until it is unloaded.
+    pub fn plugin_failed(&self, module: &str, reason: &str) {
+        log::error!("{module}: plugin failed: {reason}");
+        let gone: Vec<String> = {
+            let mut techs = self.techs.write();
+            let keys: Vec<String> = techs
+                .iter()
+                .filter(|(_, e)| e.module == module)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter()
+                .filter_map(|k| techs.remove(k).map(|e| e.info.tech_type.to_string()))
+                .collect()
+        };
+        for tech in &gone {
+            self.failed_techs
+                .write()
+                .insert(tech.to_ascii_lowercase(), module.to_string());
+            log::error!("{module}: channel type '{tech}' unregistered; calls to it are refused");
+        }
+        self.mark_module_failed(module, reason);
+        for tech in &gone {
+            for c in self.channels.snapshot() {
+                if c.tech.eq_ignore_ascii_case(tech) {
+                    self.channel_gone(c.id, Cause::REQUESTED_CHAN_UNAVAIL);
+                }
+            }
+            self.devstates.tech_gone(tech);
+        }
     }
 
     /// `ast_call`: places the call on a requested channel.
@@ -227,7 +291,10 @@ impl Core {
 
     /// Sends an indication.
     pub fn indicate(&self, chan: ChannelId, ind: Indication) -> Result<(), Cause> {
-        self.tech_of(chan)?.tech.indicate(chan, ind).into_result()
+        self.tech_of(chan)?
+            .tech
+            .indicate(chan, ind.to_ne())
+            .into_result()
     }
 
     /// Core-initiated hangup (`channel request hangup`, dialplan `Hangup()`): the
@@ -413,107 +480,8 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use super::{Core, TechEntry};
-    use abi_stable::sabi_trait::TD_Opaque;
-    use abi_stable::std_types::{RArc, ROption, RResult, RString};
-    use sirius_abi::{
-        Capabilities, Cause, ChannelId, ChannelSpec, ChannelState, ChannelTech, ChannelTech_TO,
-        Codec, DeviceState, Direction, Frame, Indication, TechInfo,
-    };
-    use std::sync::Arc;
-
-    /// A technology that only records the hangups and frames the core gives it.
-    #[derive(Clone, Default)]
-    struct Recorder(
-        Arc<parking_lot::Mutex<Vec<ChannelId>>>,
-        Arc<parking_lot::Mutex<Vec<(ChannelId, Frame)>>>,
-    );
-
-    impl ChannelTech for Recorder {
-        fn info(&self) -> TechInfo {
-            TechInfo {
-                tech_type: "Rec".into(),
-                description: "records hangups".into(),
-                capabilities: Capabilities::of(&[Codec::PCMU]),
-                devicestate: false,
-                presencestate: false,
-                indications: false,
-                transfer: false,
-            }
-        }
-        fn request_call(
-            &self,
-            _: Capabilities,
-            _: RString,
-            _: ROption<ChannelId>,
-        ) -> RResult<ChannelId, Cause> {
-            RResult::RErr(Cause::CONGESTION)
-        }
-        fn call(&self, _: ChannelId, _: RString, _: u32) -> RResult<(), Cause> {
-            RResult::ROk(())
-        }
-        fn answer(&self, _: ChannelId) -> RResult<(), Cause> {
-            RResult::ROk(())
-        }
-        fn hangup(&self, chan: ChannelId, _: Cause) -> RResult<(), Cause> {
-            self.0.lock().push(chan);
-            RResult::ROk(())
-        }
-        fn indicate(&self, _: ChannelId, _: Indication) -> RResult<(), Cause> {
-            RResult::ROk(())
-        }
-        fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause> {
-            self.1.lock().push((chan, frame));
-            RResult::ROk(())
-        }
-        fn send_digit(&self, _: ChannelId, _: u32, _: u32) -> RResult<(), Cause> {
-            RResult::ROk(())
-        }
-        fn device_state(&self, _: RString) -> DeviceState {
-            DeviceState::Unknown
-        }
-        fn native_bridge(&self, _: ChannelId, _: ChannelId) -> RResult<(), Cause> {
-            RResult::RErr(Cause::CONGESTION)
-        }
-    }
-
-    fn core_with(tech: &Recorder) -> (Arc<Core>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = crate::config::Settings::default();
-        let paths = crate::config::Paths::resolve(dir.path(), &settings, dir.path());
-        let log = crate::logging::LogHub::install(0, 0);
-        let core = Core::new(paths, settings, Default::default(), log).unwrap();
-        core.techs.write().insert(
-            "rec".into(),
-            TechEntry {
-                info: tech.info(),
-                tech: ChannelTech_TO::from_ptr(RArc::new(tech.clone()), TD_Opaque),
-                module: "test".into(),
-            },
-        );
-        (core, dir)
-    }
-
-    fn leg(core: &Core, resource: &str) -> ChannelId {
-        leg_with(core, resource, Codec::PCMU)
-    }
-
-    fn leg_with(core: &Core, resource: &str, codec: Codec) -> ChannelId {
-        core.channels
-            .alloc(&ChannelSpec {
-                tech: "Rec".into(),
-                resource: resource.into(),
-                state: ChannelState::Up,
-                direction: Direction::Inbound,
-                context: "demo".into(),
-                exten: "600".into(),
-                caller_num: "6001".into(),
-                caller_name: "".into(),
-                codecs: vec![codec].into(),
-                accountcode: "".into(),
-            })
-            .id
-    }
+    use crate::test_support::{core_with, leg, leg_with, Recorder};
+    use sirius_abi::{Cause, Codec, Frame};
 
     #[test]
     fn the_generic_bridge_passes_frames_and_translates_g711_for_the_other_leg() {
@@ -522,7 +490,7 @@ mod tests {
         let (ulaw, alaw) = (leg(&core, "ulaw"), leg_with(&core, "alaw", Codec::PCMA));
         assert_eq!(core.bridge(ulaw, alaw), Ok("simple_bridge"));
         let voice = |codec, byte| Frame {
-            kind: sirius_abi::FrameKind::Voice,
+            kind: sirius_abi::FrameKind::Voice.to_ne(),
             codec,
             subclass: 0,
             samples: 160,
@@ -547,7 +515,7 @@ mod tests {
         assert_ne!(back[0], 0xd5, "translated, not passed through");
         // A codec the other leg carries passes untouched; non-voice frames too.
         let mut dtmf = voice(Codec::PCMU, 0);
-        dtmf.kind = sirius_abi::FrameKind::DtmfEnd;
+        dtmf.kind = sirius_abi::FrameKind::DtmfEnd.to_ne();
         dtmf.subclass = u32::from(b'5');
         core.bridge_frame(alaw, dtmf);
         assert_eq!(rec.1.lock()[2].1.kind, sirius_abi::FrameKind::DtmfEnd);

@@ -6,6 +6,7 @@
 //! * [`io`]: IO contexts — a tokio runtime per owner (the core's console, each plugin's monitor);
 //! * [`channels`]: the channel registry, with Asterisk's counters;
 //! * [`core`]: [`Core`], channel technologies, `request`/`call`/`hangup`, shutdown;
+//! * [`devstate`]: device states pushed by plugins, and subscriptions to their changes;
 //! * [`loader`]: the module loader (`module load|unload|reload`, autoload);
 //! * [`services`]: the `CoreServices` each plugin is given;
 //! * [`logging`]: console / file / remote-console logging with verbose and debug levels;
@@ -18,8 +19,8 @@ pub mod bridges;
 pub mod channels;
 pub mod config;
 pub mod core;
+pub mod devstate;
 pub mod events;
-pub mod io;
 pub mod limits;
 pub mod load;
 pub mod loader;
@@ -27,8 +28,12 @@ pub mod logging;
 pub mod originate;
 pub mod sched;
 pub mod services;
-pub mod translate;
+#[cfg(test)]
+mod test_support;
 
 pub use crate::core::{version_line, Core, PbxEngine, ShutdownMode, TechEntry, VERSION};
 pub use sirius_abi as abi;
 pub use sirius_abi::{Capabilities, Cause, ChannelId, ChannelState, Codec};
+/// The IO context and G.711 translation live in the leaf crate `sirius-media`, which
+/// plugins link instead of the core; re-exported so core code keeps its paths.
+pub use sirius_media::{io, translate};

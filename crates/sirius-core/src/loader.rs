@@ -12,9 +12,12 @@
 
 use crate::core::{Core, TechEntry};
 use crate::services::HostServices;
+use abi_stable::abi_stability::abi_checking::get_checking_globals;
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RString};
+use abi_stable::StableAbi;
+use sirius_abi::plugin::older_plugin_fits;
 use sirius_abi::{
     CommandSpec, CoreServices_TO, LogLevel, PluginArc, PluginModuleRef, SupportLevel,
     INTERFACE_VERSION,
@@ -39,6 +42,8 @@ pub struct Module {
     plugin: Arc<PluginArc>,
     tech_type: Option<String>,
     commands: Vec<CommandSpec>,
+    /// Why the plugin reported itself failed (`CoreServices::plugin_failed`).
+    failed: Option<String>,
 }
 
 /// A row of `module show`.
@@ -50,7 +55,7 @@ pub struct ModuleSummary {
     pub description: String,
     /// Active uses.
     pub use_count: u32,
-    /// `Running`.
+    /// `Running`, or `Failed` once the plugin reported its runtime dead.
     pub status: &'static str,
     /// `core`, `extended`, `deprecated`.
     pub support: &'static str,
@@ -223,18 +228,34 @@ impl Core {
                 detail: short_library_error(&other),
             },
         })?;
-        let root = header
-            .init_root_module::<PluginModuleRef>()
-            .map_err(|e| match e {
-                LibraryError::RootModule { .. } => ModuleError::Failed {
-                    name: name.clone(),
-                    reason: short_library_error(&e),
-                },
-                other => ModuleError::Incompatible {
-                    name: name.clone(),
-                    detail: short_library_error(&other),
-                },
-            })?;
+        let root = match header.init_root_module::<PluginModuleRef>() {
+            Ok(root) => Ok(root),
+            // abi_stable accepts a plugin as new as the core or newer; one built
+            // against an earlier 2.x (fewer methods, fewer enum variants) is
+            // checked the other way round (see `older_plugin_fits`).
+            Err(e @ LibraryError::AbiInstability(_)) => match header.layout() {
+                Some(lib)
+                    if older_plugin_fits(PluginModuleRef::LAYOUT, lib, get_checking_globals()) =>
+                {
+                    log::info!("{name}: built against an earlier 2.x interface; loading it");
+                    // SAFETY: the layout was just checked, with the roles swapped
+                    // as `older_plugin_fits` explains.
+                    unsafe { header.init_root_module_with_unchecked_layout::<PluginModuleRef>() }
+                }
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+        .map_err(|e| match e {
+            LibraryError::RootModule { .. } => ModuleError::Failed {
+                name: name.clone(),
+                reason: short_library_error(&e),
+            },
+            other => ModuleError::Incompatible {
+                name: name.clone(),
+                detail: short_library_error(&other),
+            },
+        })?;
         if root.interface_version() != INTERFACE_VERSION {
             return Err(ModuleError::Incompatible {
                 name,
@@ -306,6 +327,7 @@ impl Core {
             plugin: Arc::new(plugin),
             tech_type,
             commands,
+            failed: None,
         };
         self.modules.lock().push(module);
         log::info!("Loaded {name}.so => ({})", root.description());
@@ -322,7 +344,8 @@ impl Core {
                 .position(|m| m.name == name)
                 .ok_or_else(|| ModuleError::NotLoaded { name: name.clone() })?;
             let count = mods[idx].plugin.use_count();
-            if count > 0 && !force {
+            // A failed plugin's count is stale: the core already freed its channels.
+            if count > 0 && !force && mods[idx].failed.is_none() {
                 return Err(ModuleError::InUse { name, count });
             }
             mods.remove(idx)
@@ -330,8 +353,13 @@ impl Core {
         // Unregister first: no new calls reach a plugin that is stopping.
         if let Some(t) = &module.tech_type {
             self.techs.write().remove(&t.to_ascii_lowercase());
+            self.failed_techs.write().remove(&t.to_ascii_lowercase());
         }
-        if let Err(reason) = module.plugin.unload(force).into_result() {
+        let stopped = module.plugin.unload(force).into_result();
+        if let (Some(why), Err(reason)) = (&module.failed, &stopped) {
+            // A failed plugin is not put back: whatever is left of it is dropped.
+            log::warn!("{name}: failed earlier ({why}); its unload said: {reason}");
+        } else if let Err(reason) = stopped {
             let reason: String = reason.into();
             // Put it back as it was: the plugin refused and keeps running.
             if let Some(t) = &module.tech_type {
@@ -444,7 +472,11 @@ impl Core {
                 name: format!("{}.so", m.name),
                 description: m.description.clone(),
                 use_count: m.plugin.use_count(),
-                status: "Running",
+                status: if m.failed.is_some() {
+                    "Failed"
+                } else {
+                    "Running"
+                },
                 support: m.support.as_str(),
             })
             .collect();
@@ -503,6 +535,13 @@ impl Core {
             .into_iter()
             .map(Into::into)
             .collect()
+    }
+
+    /// Records that `module` failed, for `module show`.
+    pub(crate) fn mark_module_failed(&self, module: &str, reason: &str) {
+        if let Some(m) = self.modules.lock().iter_mut().find(|m| m.name == module) {
+            m.failed = Some(reason.to_string());
+        }
     }
 
     /// Pushes the current log level to every plugin (`core set debug`).

@@ -10,7 +10,7 @@ use crate::translate;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use sirius_abi::{
     Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec, CoreServices,
-    Direction, Frame, LogLevel, SchedCallbackBox,
+    DeviceState, DeviceState_NE, Direction, Frame, LogLevel, SchedCallbackBox,
 };
 use std::sync::{Arc, Weak};
 
@@ -164,5 +164,96 @@ impl CoreServices for HostServices {
 
     fn translatable(&self, from: Capabilities, to: Capabilities) -> bool {
         translate::translatable(from, to)
+    }
+
+    fn plugin_failed(&self, reason: RString) {
+        if let Some(core) = self.core() {
+            core.plugin_failed(&self.module, reason.as_str());
+        }
+    }
+
+    fn device_state_changed(&self, device: RStr<'_>, state: DeviceState_NE) {
+        let Some(core) = self.core() else { return };
+        let state = DeviceState::from_ne(&state);
+        if core.devstates.changed(device.as_str(), state) {
+            log::debug!("{}: device '{device}' is {}", self.module, state.as_str());
+            core.events.publish(Event {
+                name: "DeviceStateChange".into(),
+                fields: vec![
+                    ("Device".into(), device.to_string()),
+                    ("State".into(), state.as_str().into()),
+                ],
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostServices;
+    use crate::test_support::{core_with, leg, Recorder};
+    use abi_stable::std_types::RStr;
+    use sirius_abi::{Capabilities, Cause, Codec, CoreServices, DeviceState};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_failed_plugin_is_unregistered_and_its_calls_fail_at_once() {
+        let rec = Recorder::default();
+        let (core, _dir) = core_with(&rec);
+        let (a, b) = (leg(&core, "a"), leg(&core, "b"));
+        assert_eq!(core.bridge(a, b), Ok("simple_bridge"));
+        core.devstates.changed("Rec/a", DeviceState::InUse);
+        let caps = Capabilities::of(&[Codec::PCMU]);
+        // Alive: the request reaches the technology (which refuses on its own).
+        assert_eq!(core.request("Rec", caps, "x", None), Err(Cause::CONGESTION));
+
+        let services = HostServices::new(Arc::downgrade(&core), "test");
+        services.plugin_failed("thread 'rec-monitor' panicked: boom".into());
+
+        assert!(core.tech("Rec").is_none(), "unregistered");
+        assert_eq!(core.failed_tech("rec").as_deref(), Some("test"));
+        assert_eq!(
+            core.request("Rec", caps, "x", None),
+            Err(Cause::REQUESTED_CHAN_UNAVAIL)
+        );
+        // Its channels are gone with that cause, and the dead plugin was not
+        // asked to hang them up.
+        assert!(!core.channels.exists(a) && !core.channels.exists(b));
+        assert_eq!(
+            core.channels.ended_cause(a),
+            Some(Cause::REQUESTED_CHAN_UNAVAIL)
+        );
+        assert!(rec.0.lock().is_empty());
+        assert_eq!(core.devstates.get("Rec/a"), Some(DeviceState::Unavailable));
+        // A technology that never existed still says so.
+        assert_eq!(
+            core.request("Nope", caps, "x", None),
+            Err(Cause::NOSUCHDRIVER)
+        );
+    }
+
+    #[test]
+    fn a_pushed_device_state_reaches_subscribers_and_the_event_bus() {
+        let rec = Recorder::default();
+        let (core, _dir) = core_with(&rec);
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let _sub = core
+            .devstates
+            .subscribe(move |c| s.lock().push((c.device.clone(), c.state)));
+        let mut events = core.events.subscribe();
+        let services = HostServices::new(Arc::downgrade(&core), "test");
+        services.device_state_changed(RStr::from_str("Rec/alice"), DeviceState::Ringing.to_ne());
+        services.device_state_changed(RStr::from_str("Rec/alice"), DeviceState::Ringing.to_ne());
+        assert_eq!(
+            *seen.lock(),
+            vec![("Rec/alice".to_string(), DeviceState::Ringing)],
+            "one change, told once"
+        );
+        let ev = events.try_recv().expect("a DeviceStateChange event");
+        assert_eq!(ev.name, "DeviceStateChange");
+        assert_eq!(ev.get("Device"), Some("Rec/alice"));
+        assert_eq!(ev.get("State"), Some("RINGING"));
+        assert!(events.try_recv().is_err(), "no event for a repeat");
     }
 }

@@ -33,7 +33,7 @@ use parking_lot::{Mutex, RwLock};
 use registrar::Registrar;
 use sirius_abi::guest::{declined, failed, ChannelDriver, Host, PluginImpl};
 use sirius_abi::{CommandSpec, LoadError, SupportLevel};
-use sirius_core::io::IoContext;
+use sirius_media::io::IoContext;
 use sirius_sip::transaction::Transport;
 use std::collections::HashMap;
 use std::net::SocketAddr;

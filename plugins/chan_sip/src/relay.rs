@@ -109,7 +109,7 @@ fn translate_g711(packet: &mut [u8], accepts: &[u8]) {
         8 => Codec::PCMA,
         _ => return,
     };
-    let Some(to) = sirius_core::translate::g711_target(from, |c| accepts.contains(&pt_of(c)))
+    let Some(to) = sirius_media::translate::g711_target(from, |c| accepts.contains(&pt_of(c)))
     else {
         return;
     };
@@ -124,7 +124,7 @@ fn translate_g711(packet: &mut [u8], accepts: &[u8]) {
     let Some(payload) = packet.get_mut(header..) else {
         return;
     };
-    sirius_core::translate::transcode_g711(payload, from, to);
+    sirius_media::translate::transcode_g711(payload, from, to);
     packet[1] = (packet[1] & 0x80) | to_pt;
 }
 

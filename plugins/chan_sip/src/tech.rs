@@ -131,7 +131,7 @@ impl ChannelDriver for SipTech {
             let p = &running.peers[peer];
             let joint = caps.intersect(Capabilities::of(&p.codecs));
             let translated = !joint.has_audio()
-                && sirius_core::translate::translatable(caps, Capabilities::of(&p.codecs));
+                && sirius_media::translate::translatable(caps, Capabilities::of(&p.codecs));
             if translated {
                 log::info!(
                     "No common audio format with '{peer}' ({} vs {}): the bridge will translate",
@@ -190,7 +190,7 @@ impl ChannelDriver for SipTech {
                         .filter(|c| {
                             audio
                                 .iter()
-                                .any(|a| sirius_core::translate::can_translate(a, *c))
+                                .any(|a| sirius_media::translate::can_translate(a, *c))
                         })
                         .collect();
                 }

@@ -1,0 +1,241 @@
+//! Proof that the interface can grow as `docs/writing-a-channel-plugin.md` says:
+//! abi_stable's own load-time layout check (the one `init_root_module` runs) is
+//! run here on the real v2 types against copies declared as a later 2.x would
+//! declare them. A copy must keep the type's name and live in this crate: the
+//! check compares type names and packages, not module paths, exactly as it
+//! would for the same type built in a plugin against a newer `sirius-abi`.
+
+use crate::{Capabilities, Cause, ChannelId, Frame, TechInfo};
+use abi_stable::abi_stability::abi_checking::{
+    check_layout_compatibility_with_globals, CheckingGlobals,
+};
+use abi_stable::std_types::{RArc, ROption, RResult, RString};
+use abi_stable::type_layout::TypeLayout;
+use abi_stable::StableAbi;
+
+/// `ChannelTech` as interface 2.1 might declare it: every v2 method, then one more.
+mod v2_1 {
+    use super::*;
+    use crate::DeviceState_NE;
+    use abi_stable::sabi_trait;
+
+    #[sabi_trait]
+    pub trait ChannelTech: Send + Sync + Clone {
+        fn info(&self) -> TechInfo;
+        fn request_call(
+            &self,
+            caps: Capabilities,
+            dest: RString,
+            requestor: ROption<ChannelId>,
+        ) -> RResult<ChannelId, Cause>;
+        fn call(&self, chan: ChannelId, dest: RString, timeout_ms: u32) -> RResult<(), Cause>;
+        fn answer(&self, chan: ChannelId) -> RResult<(), Cause>;
+        fn hangup(&self, chan: ChannelId, cause: Cause) -> RResult<(), Cause>;
+        fn indicate(&self, chan: ChannelId, indication: crate::Indication_NE)
+            -> RResult<(), Cause>;
+        fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause>;
+        fn send_digit(&self, chan: ChannelId, digit: u32, duration_ms: u32) -> RResult<(), Cause>;
+        fn device_state(&self, resource: RString) -> DeviceState_NE;
+        #[sabi(last_prefix_field)]
+        fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause>;
+
+        /// New in "2.1": what a core runs when the plugin predates it.
+        fn transfer(&self, _chan: ChannelId, _dest: RString) -> RResult<(), Cause> {
+            RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+        }
+    }
+
+    pub type ChannelTechArc = ChannelTech_TO<'static, RArc<()>>;
+
+    /// `Indication` with a variant more, one that carries data. (Most variants
+    /// exist only for their layout, hence `dead_code`.)
+    #[allow(dead_code)]
+    #[repr(u8)]
+    #[derive(StableAbi, Clone, PartialEq, Eq, Debug)]
+    #[sabi(kind(WithNonExhaustive(size = [usize; 8], traits(Debug, Clone, PartialEq, Eq))))]
+    #[non_exhaustive]
+    pub enum Indication {
+        Ringing,
+        Progress,
+        Busy,
+        Congestion,
+        Answer,
+        Hold,
+        Unhold,
+        Proceeding,
+        StopTones,
+        SourceChange,
+        ConnectedLine(RString),
+    }
+}
+
+/// `ChannelTech` missing its last v2 method (a broken or pre-v2 build).
+mod v2_short {
+    use super::*;
+    use crate::{DeviceState_NE, Indication_NE};
+    use abi_stable::sabi_trait;
+
+    #[sabi_trait]
+    pub trait ChannelTech: Send + Sync + Clone {
+        fn info(&self) -> TechInfo;
+        fn request_call(
+            &self,
+            caps: Capabilities,
+            dest: RString,
+            requestor: ROption<ChannelId>,
+        ) -> RResult<ChannelId, Cause>;
+        fn call(&self, chan: ChannelId, dest: RString, timeout_ms: u32) -> RResult<(), Cause>;
+        fn answer(&self, chan: ChannelId) -> RResult<(), Cause>;
+        fn hangup(&self, chan: ChannelId, cause: Cause) -> RResult<(), Cause>;
+        fn indicate(&self, chan: ChannelId, indication: Indication_NE) -> RResult<(), Cause>;
+        fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause>;
+        fn send_digit(&self, chan: ChannelId, digit: u32, duration_ms: u32) -> RResult<(), Cause>;
+        #[sabi(last_prefix_field)]
+        fn device_state(&self, resource: RString) -> DeviceState_NE;
+    }
+
+    pub type ChannelTechArc = ChannelTech_TO<'static, RArc<()>>;
+}
+
+/// abi_stable's check, `interface` being what the loading side was built with.
+fn compatible(interface: &'static TypeLayout, implementation: &'static TypeLayout) -> bool {
+    // Fresh globals: the process-wide ones remember every prefix type seen.
+    check_layout_compatibility_with_globals(interface, implementation, &CheckingGlobals::new())
+        .is_ok()
+}
+
+/// The loader's rule (`sirius-core`'s `load_module`): abi_stable's check, or
+/// failing that [`crate::plugin::older_plugin_fits`].
+fn loader_accepts(core: &'static TypeLayout, plugin: &'static TypeLayout) -> bool {
+    compatible(core, plugin)
+        || crate::plugin::older_plugin_fits(core, plugin, &CheckingGlobals::new())
+}
+
+#[test]
+fn a_method_added_after_the_last_prefix_field_keeps_both_sides_loadable() {
+    let v2 = <crate::ChannelTechArc as StableAbi>::LAYOUT;
+    let v2_1 = <v2_1::ChannelTechArc as StableAbi>::LAYOUT;
+    assert!(
+        compatible(v2, v2_1),
+        "abi_stable: a v2 core loads a 2.1 plugin"
+    );
+    // abi_stable alone refuses a plugin older than the core ("too many fields")…
+    assert!(!compatible(v2_1, v2));
+    // …which the loader's second check accepts.
+    assert!(loader_accepts(v2_1, v2), "a 2.1 core loads a v2 plugin");
+    assert!(loader_accepts(v2, v2_1));
+}
+
+#[test]
+fn a_plugin_lacking_a_method_of_the_v2_prefix_is_refused_both_ways() {
+    // The prefix mark makes every v2 method mandatory: a library without one
+    // is refused at load, not found missing (a panic) at the first call.
+    let v2 = <crate::ChannelTechArc as StableAbi>::LAYOUT;
+    let short = <v2_short::ChannelTechArc as StableAbi>::LAYOUT;
+    assert!(!loader_accepts(v2, short));
+    assert!(!loader_accepts(short, v2));
+}
+
+/// A v2 technology that answers `native_bridge` with a cause of its own.
+#[derive(Clone)]
+struct V2Tech;
+
+impl crate::ChannelTech for V2Tech {
+    fn info(&self) -> TechInfo {
+        TechInfo {
+            tech_type: "V2".into(),
+            description: "".into(),
+            capabilities: Capabilities::NONE,
+            devicestate: false,
+            presencestate: false,
+            indications: false,
+            transfer: false,
+        }
+    }
+    fn request_call(
+        &self,
+        _: Capabilities,
+        _: RString,
+        _: ROption<ChannelId>,
+    ) -> RResult<ChannelId, Cause> {
+        RResult::RErr(Cause::CONGESTION)
+    }
+    fn call(&self, _: ChannelId, _: RString, _: u32) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn answer(&self, _: ChannelId) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn hangup(&self, _: ChannelId, _: Cause) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn indicate(&self, _: ChannelId, _: crate::Indication_NE) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn write_frame(&self, _: ChannelId, _: Frame) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn send_digit(&self, _: ChannelId, _: u32, _: u32) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn device_state(&self, _: RString) -> crate::DeviceState_NE {
+        crate::DeviceState::NotInUse.to_ne()
+    }
+    fn native_bridge(&self, _: ChannelId, _: ChannelId) -> RResult<(), Cause> {
+        RResult::RErr(Cause::BUSY)
+    }
+}
+
+#[test]
+fn a_newer_core_calling_a_method_an_older_plugin_lacks_gets_its_default() {
+    use abi_stable::sabi_trait::TD_Opaque;
+    let v2: crate::ChannelTechArc = crate::ChannelTech_TO::from_ptr(RArc::new(V2Tech), TD_Opaque);
+    assert!(loader_accepts(
+        <v2_1::ChannelTechArc as StableAbi>::LAYOUT,
+        <crate::ChannelTechArc as StableAbi>::LAYOUT
+    ));
+    // SAFETY: this is what crossing the boundary does to the object: a 2.1 core
+    // receives the v2 plugin's (pointer, vtable) pair as its own type. The check
+    // above is the rule the loader applies before allowing that.
+    let seen_by_2_1: v2_1::ChannelTechArc = unsafe { std::mem::transmute(v2) };
+    let chan = ChannelId(1);
+    // A prefix method reaches the plugin's code…
+    assert_eq!(
+        seen_by_2_1.native_bridge(chan, chan).into_result(),
+        Err(Cause::BUSY)
+    );
+    // …the missing one runs the default body, on the core's side.
+    assert_eq!(
+        seen_by_2_1.transfer(chan, "bob".into()).into_result(),
+        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    );
+}
+
+#[test]
+fn an_indication_newer_than_the_plugin_reads_as_unknown_not_as_garbage() {
+    use abi_stable::nonexhaustive_enum::NonExhaustive;
+    let (v2, v2_1) = (
+        <crate::Indication_NE as StableAbi>::LAYOUT,
+        <v2_1::Indication_NE as StableAbi>::LAYOUT,
+    );
+    assert!(compatible(v2, v2_1), "abi_stable: a v2 core, a 2.1 plugin");
+    assert!(
+        !compatible(v2_1, v2),
+        "abi_stable alone: more variants in the core"
+    );
+    assert!(
+        loader_accepts(v2_1, v2),
+        "the loader: a 2.1 core, a v2 plugin"
+    );
+    let sent: v2_1::Indication_NE =
+        NonExhaustive::new(v2_1::Indication::ConnectedLine("6001 <Alice>".into()));
+    // SAFETY: as above, a v2 plugin receiving a 2.1 core's value; the layouts
+    // were checked compatible just now.
+    let received: crate::Indication_NE = unsafe { std::mem::transmute(sent) };
+    assert!(received.as_enum().is_err());
+    // A variant both know still arrives as itself.
+    let busy: v2_1::Indication_NE = NonExhaustive::new(v2_1::Indication::Busy);
+    // SAFETY: as above.
+    let busy: crate::Indication_NE = unsafe { std::mem::transmute(busy) };
+    assert_eq!(busy.as_enum().ok(), Some(&crate::Indication::Busy));
+}

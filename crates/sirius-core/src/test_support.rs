@@ -1,0 +1,107 @@
+//! In-process fixtures for the core's unit tests: a technology that records
+//! what the core asks of it, and a core with it registered as `Rec`.
+
+use crate::core::{Core, TechEntry};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, ROption, RResult, RString};
+use sirius_abi::{
+    Capabilities, Cause, ChannelId, ChannelSpec, ChannelState, ChannelTech, ChannelTech_TO, Codec,
+    DeviceState, DeviceState_NE, Direction, Frame, Indication_NE, TechInfo,
+};
+use std::sync::Arc;
+
+/// A technology that only records the hangups and frames the core gives it.
+#[derive(Clone, Default)]
+pub struct Recorder(
+    pub Arc<parking_lot::Mutex<Vec<ChannelId>>>,
+    pub Arc<parking_lot::Mutex<Vec<(ChannelId, Frame)>>>,
+);
+
+impl ChannelTech for Recorder {
+    fn info(&self) -> TechInfo {
+        TechInfo {
+            tech_type: "Rec".into(),
+            description: "records hangups".into(),
+            capabilities: Capabilities::of(&[Codec::PCMU]),
+            devicestate: false,
+            presencestate: false,
+            indications: false,
+            transfer: false,
+        }
+    }
+    fn request_call(
+        &self,
+        _: Capabilities,
+        _: RString,
+        _: ROption<ChannelId>,
+    ) -> RResult<ChannelId, Cause> {
+        RResult::RErr(Cause::CONGESTION)
+    }
+    fn call(&self, _: ChannelId, _: RString, _: u32) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn answer(&self, _: ChannelId) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn hangup(&self, chan: ChannelId, _: Cause) -> RResult<(), Cause> {
+        self.0.lock().push(chan);
+        RResult::ROk(())
+    }
+    fn indicate(&self, _: ChannelId, _: Indication_NE) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause> {
+        self.1.lock().push((chan, frame));
+        RResult::ROk(())
+    }
+    fn send_digit(&self, _: ChannelId, _: u32, _: u32) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
+    fn device_state(&self, _: RString) -> DeviceState_NE {
+        DeviceState::Unknown.to_ne()
+    }
+    fn native_bridge(&self, _: ChannelId, _: ChannelId) -> RResult<(), Cause> {
+        RResult::RErr(Cause::CONGESTION)
+    }
+}
+
+/// A core (on a temporary directory) with `tech` registered as `Rec` by module `test`.
+pub fn core_with(tech: &Recorder) -> (Arc<Core>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::config::Settings::default();
+    let paths = crate::config::Paths::resolve(dir.path(), &settings, dir.path());
+    let log = crate::logging::LogHub::install(0, 0);
+    let core = Core::new(paths, settings, Default::default(), log).unwrap();
+    core.techs.write().insert(
+        "rec".into(),
+        TechEntry {
+            info: tech.info(),
+            tech: ChannelTech_TO::from_ptr(RArc::new(tech.clone()), TD_Opaque),
+            module: "test".into(),
+        },
+    );
+    (core, dir)
+}
+
+/// An inbound `Rec` leg, Up, µ-law.
+pub fn leg(core: &Core, resource: &str) -> ChannelId {
+    leg_with(core, resource, Codec::PCMU)
+}
+
+/// An inbound `Rec` leg, Up, carrying `codec`.
+pub fn leg_with(core: &Core, resource: &str, codec: Codec) -> ChannelId {
+    core.channels
+        .alloc(&ChannelSpec {
+            tech: "Rec".into(),
+            resource: resource.into(),
+            state: ChannelState::Up,
+            direction: Direction::Inbound,
+            context: "demo".into(),
+            exten: "600".into(),
+            caller_num: "6001".into(),
+            caller_name: "".into(),
+            codecs: vec![codec].into(),
+            accountcode: "".into(),
+        })
+        .id
+}
