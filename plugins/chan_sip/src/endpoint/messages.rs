@@ -1,0 +1,153 @@
+//! Building the messages the endpoint sends: responses with our tag and
+//! Server header, requests outside a dialog with fresh tags and branches
+//! (from the endpoint's own tokens), and where in-dialog requests go.
+
+use super::{Endpoint, Now};
+use sirius_sip::message::{build, HeaderName, Message, Method};
+use sirius_sip::transaction::{Transport, TxId};
+use std::net::SocketAddr;
+
+impl Endpoint {
+    /// A response to a request in server transaction `tx`, with a fresh To
+    /// tag, our Server header and `extra` headers.
+    pub(crate) fn respond(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        req: &Message,
+        source: SocketAddr,
+        (code, reason): (u16, &str),
+        extra: &[(HeaderName, String)],
+    ) {
+        let mut r = build::response(req, code, reason, Some(source));
+        build::set_to_tag(&mut r, &self.tokens.token());
+        r.push(
+            HeaderName::Server,
+            &self.shared.running().cfg.general.useragent,
+        );
+        for (n, v) in extra {
+            r.push(n.clone(), v);
+        }
+        self.send_response(now, tx, r);
+    }
+
+    /// `481 Call/Transaction Does Not Exist` (RFC 3261 §12.2.2, §15.1.2).
+    pub(crate) fn no_such_call(&mut self, now: Now, tx: TxId, req: &Message, source: SocketAddr) {
+        self.respond(
+            now,
+            tx,
+            req,
+            source,
+            (481, "Call/Transaction Does Not Exist"),
+            &[],
+        );
+    }
+
+    pub(crate) fn send_response(&mut self, now: Now, tx: TxId, r: Message) {
+        if let Err(e) = self.layer.respond(now.mono, tx, &r) {
+            log::debug!("cannot respond on {tx:?}: {e}");
+        }
+    }
+
+    /// A top Via for a request we send on `transport`, with a new branch.
+    pub(crate) fn via(&mut self, transport: Transport) -> sirius_sip::message::Via {
+        let local = self.shared.local(transport);
+        let host = match local.ip() {
+            std::net::IpAddr::V4(a) => sirius_sip::message::Host::V4(a),
+            std::net::IpAddr::V6(a) => sirius_sip::message::Host::V6(a),
+        };
+        let branch = format!(
+            "{}{}",
+            sirius_sip::message::BRANCH_MAGIC,
+            self.tokens.token()
+        );
+        sirius_sip::message::Via::new(transport.as_str(), host, Some(local.port()), &branch)
+    }
+
+    /// The top Via of a request that starts a transaction outside a dialog
+    /// (INVITE, OPTIONS and their retries), asking for `rport` (RFC 3581) so
+    /// that answers find us behind NAT.
+    pub(crate) fn via_rport(&mut self, transport: Transport) -> String {
+        format!("{};rport", self.via(transport))
+    }
+
+    /// A request outside any dialog from `from_user` at our address: fresh
+    /// branch, tag and Call-ID (OPTIONS pokes, outgoing INVITEs).
+    pub(crate) fn new_request(
+        &mut self,
+        method: Method,
+        ruri: String,
+        from_user: &str,
+        transport: Transport,
+    ) -> Message {
+        let bound = self.shared.local(transport);
+        let cseq = format!("102 {method}");
+        let mut m = Message::request(method, ruri.clone());
+        m.push(HeaderName::Via, self.via_rport(transport));
+        m.push(HeaderName::MaxForwards, "70");
+        m.push(
+            HeaderName::From,
+            format!("<sip:{from_user}@{bound}>;tag={}", self.tokens.token()),
+        );
+        m.push(HeaderName::To, format!("<{ruri}>"));
+        m.push(
+            HeaderName::CallId,
+            format!("{}@{}", self.tokens.token(), bound.ip()),
+        );
+        m.push(HeaderName::CSeq, cseq);
+        let contact = self.shared.contact_uri(from_user, transport);
+        m.push(HeaderName::Contact, format!("<{contact}>"));
+        m.push(
+            HeaderName::UserAgent,
+            &self.shared.running().cfg.general.useragent,
+        );
+        m
+    }
+}
+
+/// Resolves a host name (A/AAAA) for the endpoint; the driver's is the
+/// system resolver, tests give a table.
+pub type Resolver = Box<dyn Fn(&str, u16) -> Result<SocketAddr, String> + Send>;
+
+impl Endpoint {
+    /// Where an in-dialog request goes when the dialog has a route set (RFC
+    /// 3261 §12.2.1.1): the first `Route` when it is a loose router (`;lr`);
+    /// else the Request-URI, which the dialog layer made the strict router's
+    /// URI (the remote target then rides as the last Route). `None` without
+    /// a Route (or with one that does not resolve): the caller then uses the
+    /// leg's known address.
+    pub(crate) fn route_hop(&self, req: &Message) -> Option<SocketAddr> {
+        let route = req.headers.get(&HeaderName::Route)?;
+        let first = sirius_sip::message::NameAddr::parse_list(route)
+            .ok()?
+            .into_iter()
+            .next()?;
+        let first = first.sip_uri().ok()?;
+        if first.params.has("lr") {
+            return self.uri_addr(&first);
+        }
+        self.uri_addr(&sirius_sip::message::Uri::parse(req.request_uri()?).ok()?)
+    }
+
+    /// The address a SIP URI names (default port 5060). A host name goes
+    /// through the resolver (no NAPTR/SRV, as Asterisk without `srvlookup`):
+    /// names appear here only in redirects and route sets, rare next to the
+    /// traffic the endpoint carries.
+    pub(crate) fn uri_addr(&self, uri: &sirius_sip::message::Uri) -> Option<SocketAddr> {
+        let port = uri.port.unwrap_or(5060);
+        let ip = match &uri.host {
+            sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(*a),
+            sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(*a),
+            sirius_sip::message::Host::Name(name) => {
+                return match (self.resolver)(name, port) {
+                    Ok(addr) => Some(addr),
+                    Err(e) => {
+                        log::warn!("{e}");
+                        None
+                    }
+                }
+            }
+        };
+        Some(SocketAddr::new(ip, port))
+    }
+}
