@@ -473,6 +473,7 @@ impl Driver {
         match action {
             HostAction::SetState(c, state) => host.channel_set_state(c, state),
             HostAction::SetCodecs(c, codecs) => host.channel_set_codecs(c, &codecs),
+            HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
             HostAction::Event { name, fields } => {
                 let fields: Vec<(&str, String)> = fields;

@@ -264,13 +264,30 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
     });
     driver::reconcile(&shared, std::time::Instant::now());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    io.spawn(driver::run(
+    let driver = io.spawn(driver::run(
         shared.clone(),
         socket,
         listener,
-        stop_rx,
+        stop_rx.clone(),
         command_rx,
     ));
+    // The driver is the whole module: if it dies (a panic in the endpoint
+    // or a socket it cannot live without), the core must stop sending
+    // calls here at once rather than time each one out.
+    let watch_host = shared.host.clone();
+    io.spawn(async move {
+        let ended = driver.await;
+        if *stop_rx.borrow() {
+            return; // unload: an orderly stop
+        }
+        let why = match ended {
+            Err(e) if e.is_panic() => "the SIP driver panicked".to_string(),
+            Err(e) => format!("the SIP driver was cancelled: {e}"),
+            Ok(()) => "the SIP driver stopped".to_string(),
+        };
+        log::error!("{why}; chan_sip can take no more calls");
+        watch_host.plugin_failed(&why);
+    });
     log::info!("SIP listening on UDP {bound}");
     if let Some(t) = tcp_bound {
         log::info!("SIP listening on TCP {t}");

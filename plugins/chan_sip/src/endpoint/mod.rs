@@ -142,6 +142,9 @@ pub enum HostAction {
     SetState(ChannelId, ChannelState),
     /// The call ended on the SIP side: the core frees the channel.
     Hangup(ChannelId, Cause),
+    /// A device's state changed (`SIP/alice` got its first call, or its
+    /// last one ended): pushed to the core for hints and BLF.
+    DeviceState(String, sirius_abi::DeviceState),
     /// The codecs the call carries now that offer/answer agreed on them.
     SetCodecs(ChannelId, Vec<sirius_abi::Codec>),
     /// An event for the core's bus (`PeerStatus`, `Registry`, `Hold`…).

@@ -318,7 +318,9 @@ impl Endpoint {
     /// Registers a session: indexes, the peer's in-use count, the module's
     /// use count.
     pub(crate) fn put_session(&mut self, chan: ChannelId, s: Session) {
+        let peer = s.peer.clone();
         self.sessions.insert(chan, s);
+        self.device_changed(peer, true);
         self.publish_count();
     }
 
@@ -340,7 +342,23 @@ impl Endpoint {
         }
         self.media(MediaAction::Release(chan));
         self.publish_count();
+        self.device_changed(s.peer.clone(), false);
         Some(s)
+    }
+
+    /// A peer's first call began or its last one ended: its device state
+    /// (`SIP/<peer>`) goes to the core, InUse or NotInUse.
+    fn device_changed(&mut self, peer: Option<String>, up: bool) {
+        let Some(peer) = peer else { return };
+        let state = match (self.sessions.in_use(&peer), up) {
+            (1, true) => sirius_abi::DeviceState::InUse,
+            (0, false) => sirius_abi::DeviceState::NotInUse,
+            _ => return, // in use before and after: no change
+        };
+        self.host(crate::endpoint::HostAction::DeviceState(
+            format!("SIP/{peer}"),
+            state,
+        ));
     }
 
     fn publish_count(&self) {

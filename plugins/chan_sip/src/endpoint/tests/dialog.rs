@@ -236,3 +236,19 @@ fn sip_show_inuse_counts_ringing_and_held_calls() {
     h.recv(&in_dialog("BYE", &ok, ALICE, 3, "bye"), ALICE);
     assert_eq!(row(&h), None, "no call-limit and no call: not listed");
 }
+
+/// A peer's device state follows its calls: InUse with the first, NotInUse
+/// when the last ends, nothing in between.
+#[test]
+fn a_peers_device_state_follows_its_calls() {
+    use sirius_abi::DeviceState::{InUse, NotInUse};
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "ds-1"), ALICE);
+    h.recv(&alice_invite("100", "ds-2"), ALICE);
+    assert_eq!(h.device_states(), vec![("SIP/alice".to_string(), InUse)]);
+    let (first, second) = (h.env.started[0], h.env.started[1]);
+    h.input(Input::Hangup(first, Cause::NORMAL_CLEARING));
+    assert_eq!(h.device_states(), vec![]);
+    h.input(Input::Hangup(second, Cause::NORMAL_CLEARING));
+    assert_eq!(h.device_states(), vec![("SIP/alice".to_string(), NotInUse)]);
+}

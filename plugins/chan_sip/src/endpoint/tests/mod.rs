@@ -278,13 +278,29 @@ impl Harness {
         m
     }
 
-    /// Host actions so far (relay changes and messages stay pending).
+    /// Host actions so far but device states (relay changes, messages and
+    /// device states stay pending).
     fn host_actions(&mut self) -> Vec<HostAction> {
         let mut out = Vec::new();
         let mut rest = VecDeque::new();
         for o in self.pending.drain(..) {
             match o {
+                Output::Host(HostAction::DeviceState(..)) => rest.push_back(o),
                 Output::Host(h) => out.push(h),
+                other => rest.push_back(other),
+            }
+        }
+        self.pending = rest;
+        out
+    }
+
+    /// Device states pushed so far.
+    fn device_states(&mut self) -> Vec<(String, sirius_abi::DeviceState)> {
+        let mut out = Vec::new();
+        let mut rest = VecDeque::new();
+        for o in self.pending.drain(..) {
+            match o {
+                Output::Host(HostAction::DeviceState(d, s)) => out.push((d, s)),
                 other => rest.push_back(other),
             }
         }
