@@ -212,13 +212,15 @@ impl Table {
         let (out, from_dtmf, stream) = (a.out, a.leg.dtmf_pt, a.stream);
         let b = self.slots.get(out)?.as_ref()?;
         let packet = &mut buf[..n];
-        let dest = if out == token {
-            src // Echo: straight back to where it came from.
-        } else {
+        if out != token {
             renumber(packet, from_dtmf, b.leg.dtmf_pt);
             translate_g711(packet, &b.leg.g711);
-            b.leg.remote?
-        };
+        }
+        // An echo goes back to where the leg's SDP says it receives, like
+        // any relayed packet, not to the packet's source, unless the peer
+        // is behind NAT (comedia) or gave no address: then the source it
+        // was learned from above.
+        let dest = b.leg.remote?;
         b.leg.socket.send_to(packet, dest).ok().map(|_| stream)
     }
 }
@@ -571,6 +573,23 @@ mod tests {
         let (n, from) = alice.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from), (&b"ping"[..], e_addr));
         assert_eq!(counted(&rtcp, 1), 1);
+        engine.remove(echo);
+
+        // An echo whose SDP named another address sends there, not back to
+        // the source (no comedia); with comedia, back to the source.
+        let e = leg(Some(bob.local_addr().unwrap()), false);
+        let e_addr = e.socket.local_addr().unwrap();
+        let echo = engine.echo(e, super::Stream::Rtp);
+        alice.send_to(b"\x80\x00to-sdp", e_addr).unwrap();
+        let (n, from) = bob.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"\x80\x00to-sdp"[..], e_addr));
+        engine.remove(echo);
+        let e = leg(Some(bob.local_addr().unwrap()), true);
+        let e_addr = e.socket.local_addr().unwrap();
+        let echo = engine.echo(e, super::Stream::Rtp);
+        alice.send_to(b"\x80\x00nat", e_addr).unwrap();
+        let (n, from) = alice.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"\x80\x00nat"[..], e_addr));
         engine.remove(echo);
         drop(engine); // joins the thread
     }
