@@ -283,12 +283,24 @@ impl Endpoint {
             422 => self.interval_retry(chan, msg),
             300..=399 if may_redirect => self.redirected_retry(chan, msg, code),
             200..=299 => {
-                // A retransmitted 2xx: the same ACK again.
-                if let Some(ack) = ack {
-                    let hop = self.route_hop(&ack).unwrap_or(dest);
-                    return self.layer.send_stateless(hop, transport, &ack);
+                let Some(ack) = ack else {
+                    return self.confirm_uac(now.mono, chan, msg);
+                };
+                // A retransmitted 2xx: the same ACK again. A 2xx from
+                // another fork (a forking proxy: a different To tag) made a
+                // second call at the far end: ACK it and end it with BYE
+                // (RFC 3261 §13.2.2.4); this session keeps the first.
+                let confirmed = self
+                    .sessions
+                    .get(chan)
+                    .and_then(|s| s.dialog.as_ref())
+                    .map(|d| d.remote_tag.clone());
+                let tag = msg.to_header().and_then(|t| t.tag().map(str::to_string));
+                if confirmed.is_some() && tag.is_some() && confirmed != tag {
+                    return self.end_second_fork(now.mono, chan, msg);
                 }
-                return self.confirm_uac(now.mono, chan, msg);
+                let hop = self.route_hop(&ack).unwrap_or(dest);
+                return self.layer.send_stateless(hop, transport, &ack);
             }
             300..=699 => None,
             _ => return,
@@ -507,6 +519,23 @@ impl Endpoint {
         invite.headers.remove(&HeaderName::ProxyAuthorization);
     }
 
+    /// A 2xx from a second fork of an answered INVITE: acknowledged and
+    /// ended. The session keeps only a summary of its INVITE by then; the
+    /// 2xx carries the INVITE's CSeq the dialog needs.
+    fn end_second_fork(&mut self, now: Instant, chan: ChannelId, ok: &Message) {
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        let (Some(mut invite), Some(cseq)) = (s.invite.clone(), ok.headers.get(&HeaderName::CSeq))
+        else {
+            return;
+        };
+        invite.push(HeaderName::CSeq, cseq);
+        let (dest, transport) = (s.dest, s.transport);
+        log::info!("{}: a second fork answered: sending ACK and BYE", s.name);
+        self.ack_and_bye(now, &invite, ok, dest, transport);
+    }
+
     /// A 2xx that crossed our CANCEL: the call exists at the far end, so it is
     /// acknowledged and ended at once.
     pub(crate) fn end_answered_after_cancel(
@@ -517,15 +546,27 @@ impl Endpoint {
         dest: SocketAddr,
         transport: Transport,
     ) {
-        let contact = self.shared.contact_uri("", transport);
-        let mut d = match sirius_sip::dialog::Dialog::from_uac(invite, ok, &contact) {
-            Ok(d) => d,
-            Err(e) => return log::warn!("bad 2xx after our CANCEL: {e}"),
-        };
         log::info!(
             "{} answered after our CANCEL: sending ACK and BYE",
             invite.request_uri().unwrap_or("?")
         );
+        self.ack_and_bye(now, invite, ok, dest, transport);
+    }
+
+    /// ACKs a 2xx to `invite` and ends the dialog it made with BYE.
+    fn ack_and_bye(
+        &mut self,
+        now: Instant,
+        invite: &Message,
+        ok: &Message,
+        dest: SocketAddr,
+        transport: Transport,
+    ) {
+        let contact = self.shared.contact_uri("", transport);
+        let mut d = match sirius_sip::dialog::Dialog::from_uac(invite, ok, &contact) {
+            Ok(d) => d,
+            Err(e) => return log::warn!("bad 2xx to end: {e}"),
+        };
         let cseq = invite.cseq().map_or(1, |c| c.seq);
         let via = self.via(transport);
         let ack = d.request(Method::Ack, &via, Some(cseq));

@@ -194,3 +194,33 @@ fn a_provisional_response_stops_auto_congest() {
     );
     assert_eq!(h.ep.calls(), 1, "{chan} still up");
 }
+
+/// A forking proxy: two forks answer the same INVITE. The first 200 makes
+/// the call; the second fork's 200 (another To tag) is ACKed and ended
+/// with BYE, and a retransmission of the first still gets the first ACK.
+#[test]
+fn a_second_fork_answering_is_acked_and_ended_with_bye() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, invite) = placed_outbound(&mut h, 100);
+    let ok = |tag: &str| {
+        let mut r = reply(&invite, 200, "OK", tag);
+        r.push(HeaderName::Contact, format!("<sip:{tag}@{BOB}>"));
+        r.set_body("application/sdp", sdp(41_000, "sendrecv"));
+        r
+    };
+    h.recv(&ok("fork1"), BOB);
+    let ack1 = h.expect_one(BOB);
+    h.take();
+    h.recv(&ok("fork2"), BOB);
+    let sent = h.sent();
+    let methods: Vec<_> = sent.iter().map(|(_, m)| m.method().cloned()).collect();
+    assert_eq!(methods, vec![Some(Method::Ack), Some(Method::Bye)]);
+    for (_, m) in &sent {
+        assert_eq!(m.to_header().unwrap().tag(), Some("fork2"));
+        assert_eq!(m.request_uri(), Some("sip:fork2@127.0.0.1:5064"));
+    }
+    assert!(h.host_actions().is_empty(), "the call goes on");
+    assert_eq!(h.ep.calls(), 1, "{chan} still up");
+    h.recv(&ok("fork1"), BOB);
+    assert_eq!(h.expect_one(BOB).to_bytes(), ack1.to_bytes());
+}
