@@ -465,3 +465,68 @@ fn seed_000s_late_offer_video_call_carries_audio_and_video_both_ways() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(callee.finish(), Some(0));
 }
+
+/// Early media through Dial: the callee answers the PBX's INVITE with 183
+/// and SDP (an announcement), the caller gets 183 with SDP too, the
+/// announcement's RTP reaches the caller (and the caller's the callee)
+/// before anyone answers; then the callee's 486 reaches the caller as 486.
+#[test]
+fn a_callees_early_media_reaches_the_caller_before_its_busy() {
+    let callee_port = free_udp_port();
+    let d = pbx(callee_port, "");
+    let (a, b) = (media_pair(), media_pair());
+    let callee_trace = d.root.path().join("callee.log");
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_early_media_busy.xml"),
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &b.0.local_addr().unwrap().port().to_string(),
+            "-trace_msg",
+            "-message_file",
+            callee_trace.to_str().unwrap(),
+        ],
+    );
+    let caller_trace = d.root.path().join("caller.log");
+    let (target, port, mport, trace) = (
+        format!("127.0.0.1:{}", d.sip_port()),
+        free_udp_port().to_string(),
+        a.0.local_addr().unwrap().port().to_string(),
+        caller_trace.to_str().unwrap().to_string(),
+    );
+    let scenario = sf("uac_early_media.xml");
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target,
+            "-sf",
+            &scenario,
+            "-s",
+            "200",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &mport,
+            "-trace_msg",
+            "-message_file",
+            &trace,
+        ])
+    });
+    let pbx_a = wait_port(&caller_trace, "SIP/2.0 183");
+    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+    assert_eq!(
+        first_then(&b.0, pbx_b, &a.0, 5),
+        5,
+        "announcement -> caller"
+    );
+    assert_eq!(first_then(&a.0, pbx_a, &b.0, 5), 5, "caller -> callee");
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "the caller gets 183 then 486:\n{out}");
+    assert_eq!(callee.finish(), Some(0));
+}

@@ -53,6 +53,9 @@ pub struct Channel {
     pub answered: Option<Instant>,
     /// The channel it is bridged with.
     pub bridged_to: Option<ChannelId>,
+    /// The far end signalled progress before answering (SIP 183): early
+    /// media may flow; Dial passes it on to the caller.
+    pub progress: bool,
     /// Whether a dialplan (PBX) runs on it: such a channel counts as a call.
     pub pbx: bool,
     /// Channel variables (`Set()`, `${DIALSTATUS}`…).
@@ -133,6 +136,7 @@ impl ChannelRegistry {
             created: Instant::now(),
             answered: None,
             bridged_to: None,
+            progress: false,
             pbx: false,
             vars: std::collections::BTreeMap::new(),
         };
@@ -310,6 +314,11 @@ impl ChannelRegistry {
     /// A channel's state (no copy of the rest).
     pub fn state(&self, id: ChannelId) -> Option<ChannelState> {
         self.channels.read().get(&id).map(|c| c.state)
+    }
+
+    /// Whether the far end of a channel signalled progress (early media).
+    pub fn progress(&self, id: ChannelId) -> bool {
+        self.channels.read().get(&id).is_some_and(|c| c.progress)
     }
 
     /// A copy of one channel.

@@ -350,6 +350,13 @@ impl Core {
     /// (µ-law ↔ A-law) when that leg does not carry the frame's law but
     /// carries the other one. Other frames pass as they are.
     pub fn bridge_frame(&self, from: ChannelId, mut frame: sirius_abi::Frame) {
+        // A far end's progress (AST_CONTROL_PROGRESS) is recorded on its
+        // channel, waking whoever watches it (Dial passes it on).
+        if frame.kind == sirius_abi::FrameKind::Control
+            && frame.subclass == Indication::Progress as u32
+        {
+            self.channels.update(from, |c| c.progress = true);
+        }
         let Some(peer) = self.channels.get(from).and_then(|c| c.bridged_to) else {
             return;
         };
@@ -365,6 +372,20 @@ impl Core {
         if let Some(tech) = self.tech(&p.tech) {
             let _ = tech.tech.write_frame(peer, frame);
         }
+    }
+
+    /// Early media: while `callee` rings with progress (SIP 183), its media
+    /// reaches `caller` and back, natively when both legs are of one
+    /// technology. Unlike [`Core::bridge`] it ties neither leg's fate to
+    /// the other's: a callee that then fails leaves the caller to the
+    /// dialplan; the answer later makes the real bridge. Legs of different
+    /// technologies get no early media (no frame path before the answer).
+    pub fn early_media(&self, caller: ChannelId, callee: ChannelId) -> Result<(), Cause> {
+        let (ta, tb) = (self.tech_of(caller)?, self.tech_of(callee)?);
+        if ta.module != tb.module {
+            return Err(Cause::FACILITY_NOT_IMPLEMENTED);
+        }
+        ta.tech.native_bridge(caller, callee).into_result()
     }
 
     /// `Echo()`: the channel's media comes back to it. Only technologies that can
@@ -544,5 +565,32 @@ mod tests {
         assert_eq!(core.bridge(caller, callee), Ok("simple_bridge"));
         core.channel_gone(callee, Cause::NORMAL_CLEARING);
         assert!(!core.channels.exists(caller));
+    }
+
+    #[test]
+    fn progress_is_recorded_and_early_media_ties_no_fates() {
+        let rec = Recorder::default();
+        let (core, _dir) = core_with(&rec);
+        let (caller, callee) = (leg(&core, "caller"), leg(&core, "callee"));
+        assert!(!core.channels.progress(callee));
+        let progress = sirius_abi::Frame {
+            kind: sirius_abi::FrameKind::Control.to_ne(),
+            codec: Codec::PCMU,
+            subclass: sirius_abi::Indication::Progress as u32,
+            samples: 0,
+            duration_ms: 0,
+            timestamp: 0,
+            seqno: 0,
+            payload: Default::default(),
+        };
+        core.bridge_frame(callee, progress);
+        assert!(core.channels.progress(callee));
+        // Early media asks the technology (the recorder has no native
+        // bridge) and leaves both legs unbridged: the callee failing now
+        // does not take the caller with it.
+        assert!(core.early_media(caller, callee).is_err());
+        assert_eq!(core.channels.get(caller).unwrap().bridged_to, None);
+        core.channel_gone(callee, Cause::USER_BUSY);
+        assert!(core.channels.exists(caller));
     }
 }

@@ -476,6 +476,9 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
     }
     let started = Instant::now();
     let mut ringing_sent = false;
+    // The callee whose early media the caller hears (the first to signal
+    // progress), as app_dial passes AST_CONTROL_PROGRESS on.
+    let mut early: Option<ChannelId> = None;
     let signal = Signal::new();
     let mut watched = outs.clone();
     watched.push(chan);
@@ -496,6 +499,13 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
                     if state == sirius_abi::ChannelState::Ringing && !ringing_sent {
                         let _ = core.indicate(chan, Indication::Ringing);
                         ringing_sent = true;
+                    }
+                    if early.is_none() && core.channels.progress(*o) {
+                        early = Some(*o);
+                        let _ = core.indicate(chan, Indication::Progress);
+                        if let Err(c) = core.early_media(chan, *o) {
+                            log::debug!("no early media from {o} to {chan}: cause {}", c.0);
+                        }
                     }
                     still.push(*o);
                 }

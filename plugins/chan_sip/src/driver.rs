@@ -472,6 +472,19 @@ impl Driver {
         let host = &self.env.shared.host;
         match action {
             HostAction::SetState(c, state) => host.channel_set_state(c, state),
+            HostAction::Progress(c) => host.queue_frame(
+                c,
+                sirius_abi::Frame {
+                    kind: sirius_abi::FrameKind::Control.to_ne(),
+                    codec: sirius_abi::Codec::PCMU,
+                    subclass: sirius_abi::Indication::Progress as u32,
+                    samples: 0,
+                    duration_ms: 0,
+                    timestamp: 0,
+                    seqno: 0,
+                    payload: Default::default(),
+                },
+            ),
             HostAction::SetCodecs(c, codecs) => host.channel_set_codecs(c, &codecs),
             HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),

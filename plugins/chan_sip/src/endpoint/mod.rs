@@ -142,6 +142,8 @@ pub enum HostAction {
     SetState(ChannelId, ChannelState),
     /// The call ended on the SIP side: the core frees the channel.
     Hangup(ChannelId, Cause),
+    /// The far end signalled progress (SIP 183): early media may flow.
+    Progress(ChannelId),
     /// A device's state changed (`SIP/alice` got its first call, or its
     /// last one ended): pushed to the core for hints and BLF.
     DeviceState(String, sirius_abi::DeviceState),

@@ -298,7 +298,7 @@ impl Endpoint {
     /// A far end's new SDP (re-INVITE or the answer to ours): the session
     /// and its running relay follow it (new address, hold at 0.0.0.0, new
     /// payload types).
-    fn media_moved(&mut self, chan: ChannelId, media: crate::relay::RemoteMedia) {
+    pub(crate) fn media_moved(&mut self, chan: ChannelId, media: crate::relay::RemoteMedia) {
         let Some(s) = self.sessions.get_mut(chan) else {
             return;
         };
@@ -327,6 +327,10 @@ impl Endpoint {
     /// The core bridged two of our channels: their media is relayed to
     /// each other (one channel with itself: Echo).
     pub(crate) fn bridge(&mut self, a: ChannelId, b: ChannelId) {
+        let partner = |c| self.sessions.get(c).and_then(|s| s.partner);
+        if a != b && partner(a) == Some(b) && partner(b) == Some(a) {
+            return; // bridged for early media already: the answer keeps it
+        }
         let busy = |c| self.sessions.get(c).is_some_and(|s| s.partner.is_some());
         if busy(a) || busy(b) {
             return log::warn!(

@@ -275,9 +275,21 @@ impl Endpoint {
         }
         let may_redirect = *redirects < MAX_REDIRECTS;
         let retry = match code {
-            180 | 183 => {
+            180 => {
                 s.ringing = true;
                 return self.host(HostAction::SetState(chan, ChannelState::Ringing));
+            }
+            // Progress: its SDP (early media) is where the callee's media
+            // comes from and goes to until the answer; the core hears of it
+            // as a control frame (AST_CONTROL_PROGRESS) and Dial passes it on.
+            183 => {
+                s.ringing = true;
+                if !msg.body.is_empty() {
+                    let media = crate::relay::RemoteMedia::from_sdp(&msg.body);
+                    self.media_moved(chan, media);
+                }
+                self.host(HostAction::SetState(chan, ChannelState::Ringing));
+                return self.host(HostAction::Progress(chan));
             }
             401 | 407 if first_challenge => self.authorized_retry(chan, msg),
             422 => self.interval_retry(chan, msg),
@@ -352,10 +364,12 @@ impl Endpoint {
                 s.codecs = agreed;
             }
             s.ringing = false;
-            s.remote = crate::relay::RemoteMedia::from_sdp(&ok.body);
         }
         self.sessions.set_dialog(chan, d.id.clone());
         self.dialogs.insert(d);
+        // The answer's media, followed by a relay already running for
+        // early media.
+        self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&ok.body));
         self.arm_timer(now, chan);
         if let Some(codecs) = self.sessions.get(chan).map(|s| s.codecs.clone()) {
             self.host(HostAction::SetCodecs(chan, codecs));

@@ -310,15 +310,13 @@ impl Endpoint {
         let Some(s) = self.sessions.get(chan) else {
             return;
         };
-        let (codecs, ports, transport) = (s.codecs.clone(), s.ports(), s.transport);
+        let transport = s.transport;
         let Some(invite) = s.invite.clone() else {
             return;
         };
-        let local = self.local_media(&codecs, ports, 1, SdpDirection::SendRecv);
-        let sdp = match SessionDescription::parse(&invite.body) {
-            Ok(offer) => sdp_answer(&offer, &local).map(|(sd, _)| sd).ok(),
-            Err(_) => Some(sirius_sip::sdp::negotiate::offer(&local)),
-        };
+        // An offer in the INVITE is answered; without one (late offer) we
+        // offer here and the answer comes in the ACK.
+        let sdp = self.uas_sdp(chan, true);
         let Some((tx, mut ok)) = self.uas_response(chan, 200, "OK") else {
             return;
         };
@@ -354,8 +352,25 @@ impl Endpoint {
         self.arm_timer(now.mono, chan);
     }
 
-    /// Ringing and progress become 180 and 183; busy and congestion end
-    /// the call with 486 and 503.
+    /// Our SDP for a response to a UAS session's INVITE: the answer to its
+    /// offer (the same in a 183 and the 200), or — for an INVITE without
+    /// one, and only when `may_offer` (a 200: the answer then comes in the
+    /// ACK) — our offer.
+    fn uas_sdp(&mut self, chan: ChannelId, may_offer: bool) -> Option<SessionDescription> {
+        let s = self.sessions.get(chan)?;
+        let (codecs, ports) = (s.codecs.clone(), s.ports());
+        let body = s.invite.as_ref()?.body.clone();
+        let local = self.local_media(&codecs, ports, 1, SdpDirection::SendRecv);
+        match SessionDescription::parse(&body) {
+            Ok(offer) => sdp_answer(&offer, &local).map(|(sd, _)| sd).ok(),
+            Err(_) if may_offer => Some(sirius_sip::sdp::negotiate::offer(&local)),
+            Err(_) => None,
+        }
+    }
+
+    /// Ringing and progress become 180 and 183 (with our answer, so the
+    /// caller hears early media); busy and congestion end the call with
+    /// 486 and 503.
     pub(crate) fn indicate_call(&mut self, now: Now, chan: ChannelId, ind: sirius_abi::Indication) {
         use sirius_abi::Indication::*;
         if !self.uas_pending(chan) {
@@ -368,7 +383,12 @@ impl Endpoint {
             Congestion => (503, "Service Unavailable", true),
             _ => return,
         };
-        if let Some((tx, r)) = self.uas_response(chan, code, reason) {
+        if let Some((tx, mut r)) = self.uas_response(chan, code, reason) {
+            if code == 183 {
+                if let Some(sd) = self.uas_sdp(chan, false) {
+                    r.set_body("application/sdp", sd.to_bytes());
+                }
+            }
             self.send_response(now, tx, r);
         }
         if is_final {

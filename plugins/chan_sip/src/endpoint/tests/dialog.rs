@@ -252,3 +252,69 @@ fn a_peers_device_state_follows_its_calls() {
     h.input(Input::Hangup(second, Cause::NORMAL_CLEARING));
     assert_eq!(h.device_states(), vec![("SIP/alice".to_string(), NotInUse)]);
 }
+
+/// Early media: the callee's 183 carries SDP; the core hears of the
+/// progress, the two legs are bridged before the answer with the callee's
+/// early address, the 200's address moves the relay, and the bridge the
+/// answer makes is the one already running.
+#[test]
+fn a_183_with_sdp_gives_early_media_and_the_answer_keeps_the_bridge() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "em-1"), ALICE);
+    let a = h.env.started[0];
+    let (b, invite_b) = placed_outbound(&mut h, 100);
+    let mut progress = reply(&invite_b, 183, "Session Progress", "b1");
+    progress.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&progress, BOB);
+    assert_eq!(
+        h.host_actions(),
+        vec![
+            HostAction::SetState(b, ChannelState::Ringing),
+            HostAction::Progress(b)
+        ]
+    );
+    // Dial passes it on: 183 with our answer to alice, and early media.
+    h.input(Input::Indicate(a, Indication::Progress));
+    let p = h.expect_one(ALICE);
+    assert_eq!(p.code(), Some(183));
+    assert!(String::from_utf8_lossy(&p.body).contains("m=audio 10002 RTP/AVP 0 101"));
+    h.input(Input::Bridge(a, b));
+    match h.media_actions().as_slice() {
+        [MediaAction::Bridge(la, lb)] => {
+            assert_eq!(lb.chan, b);
+            assert_eq!(lb.remote.addr, Some(addr("127.0.0.1:41000")));
+            assert_eq!(la.remote.addr, Some(addr("127.0.0.1:40000")));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut ok = reply(&invite_b, 200, "OK", "b1");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok.set_body("application/sdp", sdp(41_100, "sendrecv"));
+    h.recv(&ok, BOB);
+    assert_eq!(
+        h.media_actions(),
+        vec![MediaAction::Remote(
+            b,
+            crate::relay::RemoteMedia::from_sdp(&sdp(41_100, "sendrecv"))
+        )]
+    );
+    h.input(Input::Answer(a));
+    h.input(Input::Bridge(a, b));
+    assert!(h.media_actions().is_empty(), "the early bridge stays");
+}
+
+/// An INVITE without an offer gets a 183 without SDP (our offer can only
+/// go in the 200: no PRACK here).
+#[test]
+fn progress_to_a_late_offer_carries_no_sdp() {
+    let mut h = Harness::new(SIP_TOML);
+    let mut invite = alice_invite("100", "em-2");
+    invite.set_body("application/sdp", Vec::new());
+    invite.headers.remove(&HeaderName::ContentType);
+    h.recv(&invite, ALICE);
+    let a = h.env.started[0];
+    h.input(Input::Indicate(a, Indication::Progress));
+    let p = h.expect_one(ALICE);
+    assert_eq!(p.code(), Some(183));
+    assert!(p.body.is_empty());
+}
