@@ -537,7 +537,12 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
             set_var(core, chan, "DIALSTATUS", "NOANSWER");
             return Next::Continue;
         }
-        signal.wait(Duration::from_millis(100));
+        // Woken by every change of a watched leg (state, progress, gone):
+        // nothing to poll; the only deadline is Dial's own timeout.
+        let left = timeout.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_sub(started.elapsed())
+        });
+        signal.wait(left);
     };
     core.channels.unwatch(&watched, &signal);
     set_var(core, chan, "DIALSTATUS", "ANSWER");
