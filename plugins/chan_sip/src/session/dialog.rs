@@ -121,7 +121,8 @@ impl Endpoint {
             // A refresh that names no interval keeps the one in force.
             Grant::None => s.timer,
         };
-        let local = self.local_media(&codecs, ports, 2, SdpDirection::SendRecv);
+        let origin = self.next_origin(chan);
+        let local = self.local_media(&codecs, ports, origin, SdpDirection::SendRecv);
         // The answer goes out before the bridged leg hears of a hold: that
         // leg's re-INVITE is a transaction of its own (B2BUA).
         let (sdp, moved) = if !msg.body.is_empty() {
@@ -212,7 +213,8 @@ impl Endpoint {
         let Some(dialog) = o.dialog.clone() else {
             return;
         };
-        let local = self.local_media(&codecs, ports, 3, direction);
+        let origin = self.next_origin(other);
+        let local = self.local_media(&codecs, ports, origin, direction);
         let via = self.via(transport);
         let Some(d) = self.dialogs.get_mut(&dialog) else {
             return;

@@ -70,7 +70,8 @@ impl Endpoint {
             return;
         };
         let (transport, dest, previous) = (s.transport, s.dest, s.reinvite);
-        let (codecs, ports, minse) = (s.codecs.clone(), s.ports(), s.timers.minse);
+        let (codecs, ports, minse, origin) =
+            (s.codecs.clone(), s.ports(), s.timers.minse, s.origin());
         let method = if s.peer_update {
             Method::Update
         } else {
@@ -82,7 +83,8 @@ impl Endpoint {
             SdpDirection::SendRecv
         };
         let body = (method == Method::Invite).then(|| {
-            let local = self.local_media(&codecs, ports, 4, direction);
+            // A refresh changes nothing: the same origin and version.
+            let local = self.local_media(&codecs, ports, origin, direction);
             sirius_sip::sdp::negotiate::offer(&local).to_bytes()
         });
         let via = self.via(transport);

@@ -122,6 +122,14 @@ pub(crate) struct Session {
     pub peer_update: bool,
     /// We passed a hold on to this leg: our SDP to it says sendonly.
     pub local_hold: bool,
+    /// Our SDP's `o=` session id, for the whole session.
+    pub sdp_id: u64,
+    /// Our SDP's `o=` version: one more for each new description.
+    pub sdp_version: u64,
+    /// A UAS session's answer to the INVITE's offer, negotiated once when
+    /// the INVITE came and sent as is in a 183 and the 200; gone with the
+    /// final response.
+    pub answer: Option<Box<sirius_sip::sdp::SessionDescription>>,
 }
 
 /// Our RTP ports for a session's SDP: audio, and video when it has a
@@ -134,6 +142,11 @@ pub(crate) struct Ports {
 }
 
 impl Session {
+    /// Our current SDP origin: session id and version.
+    pub fn origin(&self) -> (u64, u64) {
+        (self.sdp_id, self.sdp_version)
+    }
+
     /// Our ports, for SDP.
     pub fn ports(&self) -> Ports {
         Ports {
@@ -377,12 +390,12 @@ impl Endpoint {
     /// Our side of an SDP offer or answer: the audio codecs of `codecs` on
     /// our audio port, with telephone-event; its video codecs on our video
     /// port when the session has one (a video codec never goes into
-    /// `m=audio`); a fresh session id.
+    /// `m=audio`); `origin` is the `o=` line's session id and version.
     pub(crate) fn local_media(
         &mut self,
         codecs: &[Codec],
         ports: Ports,
-        session_version: u64,
+        (session_id, session_version): (u64, u64),
         direction: SdpDirection,
     ) -> LocalMedia {
         let (video, audio): (Vec<Codec>, Vec<Codec>) = codecs
@@ -390,7 +403,7 @@ impl Endpoint {
             .partition(|c| c.kind() == sirius_abi::MediaKind::Video);
         LocalMedia {
             address: self.shared.bound.ip().to_string(),
-            session_id: self.tokens.next_u64() >> 32,
+            session_id,
             session_version,
             audio: crate::tech::format_specs(&audio),
             video: if ports.video.is_some() {
@@ -402,6 +415,20 @@ impl Endpoint {
             audio_port: ports.audio,
             video_port: ports.video.unwrap_or(0),
             direction,
+        }
+    }
+
+    /// The `o=` line of a new description of `chan`'s session: the same
+    /// session id for its whole life, the version one higher than the last
+    /// (RFC 3264 §8); what the session sent before, unchanged, keeps its
+    /// version (see [`Session::origin`]).
+    pub(crate) fn next_origin(&mut self, chan: ChannelId) -> (u64, u64) {
+        match self.sessions.get_mut(chan) {
+            Some(s) => {
+                s.sdp_version += 1;
+                s.origin()
+            }
+            None => (0, 1),
         }
     }
 

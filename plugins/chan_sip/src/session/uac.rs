@@ -83,6 +83,7 @@ impl Endpoint {
                 return self.host(HostAction::Hangup(chan, Cause::CONGESTION));
             }
         };
+        let sdp_id = self.tokens.next_u64() >> 32;
         self.put_session(
             chan,
             Session {
@@ -117,6 +118,9 @@ impl Endpoint {
                 timer_due: None,
                 peer_update: false,
                 local_hold: false,
+                sdp_id,
+                sdp_version: 1,
+                answer: None,
             },
         );
     }
@@ -163,12 +167,13 @@ impl Endpoint {
         let congest_after = peer
             .and_then(|p| p.qualify_maxms)
             .map(|ms| Duration::from_millis(u64::from(ms) * 4));
-        let (ruri, transport, codecs, ports, timers) = (
+        let (ruri, transport, codecs, ports, timers, origin) = (
             ruri.clone(),
             s.transport,
             s.codecs.clone(),
             s.ports(),
             s.timers,
+            s.origin(),
         );
         let from_user = if caller.is_empty() {
             "sirius".to_string()
@@ -176,7 +181,7 @@ impl Endpoint {
             escape_user(caller)
         };
         let display = caller_name.replace('\\', "\\\\").replace('"', "\\\"");
-        let local = self.local_media(&codecs, ports, 1, SdpDirection::SendRecv);
+        let local = self.local_media(&codecs, ports, origin, SdpDirection::SendRecv);
         let mut inv = self.new_request(Method::Invite, ruri, &from_user, transport);
         if !display.is_empty() {
             if let Some(from) = inv.headers.get(&HeaderName::From).map(str::to_string) {

@@ -127,8 +127,12 @@ impl Endpoint {
             || crate::config::DEFAULT_CODECS.to_vec(),
             |p| p.codecs.clone(),
         );
-        // An offer in the INVITE must share an audio codec with the peer's list.
+        // An offer in the INVITE must share an audio codec with the peer's
+        // list. It is negotiated here, once: the answer waits in the session
+        // for the 183 or 200 (its ports filled in when they are reserved).
         let mut remote = crate::relay::RemoteMedia::default();
+        let sdp_id = self.tokens.next_u64() >> 32;
+        let mut answer = None;
         if !msg.body.is_empty() {
             let Ok(offer) = SessionDescription::parse(&msg.body) else {
                 return self.respond(now, tx, msg, source, (400, "Bad Request (SDP)"), &[]);
@@ -138,7 +142,7 @@ impl Endpoint {
                 audio: 0,
                 video: Some(0),
             };
-            let local = self.local_media(&codecs, check, 1, SdpDirection::SendRecv);
+            let local = self.local_media(&codecs, check, (sdp_id, 1), SdpDirection::SendRecv);
             match sdp_answer(&offer, &local) {
                 Err(_) => {
                     log::info!(
@@ -148,10 +152,11 @@ impl Endpoint {
                     );
                     return self.respond(now, tx, msg, source, (488, "Not Acceptable Here"), &[]);
                 }
-                Ok(_) => {
+                Ok(negotiated) => {
                     if let Some(agreed) = super::agreed_codecs(&codecs, &offer) {
                         codecs = agreed;
                     }
+                    answer = Some(negotiated);
                 }
             }
         }
@@ -242,6 +247,19 @@ impl Endpoint {
                 timer_due: None,
                 peer_update: super::allows_update(msg),
                 local_hold: false,
+                sdp_id,
+                sdp_version: 1,
+                answer: answer.map(|(mut sd, neg)| {
+                    // Accepted streams get our ports; declined ones stay 0.
+                    for (m, st) in sd.media.iter_mut().zip(&neg.streams) {
+                        m.port = match (st.rejected, m.kind.as_str()) {
+                            (false, "audio") => rtp_port,
+                            (false, "video") => video_port.unwrap_or(0),
+                            _ => 0,
+                        };
+                    }
+                    Box::new(sd)
+                }),
             },
         );
         if let Err(cause) = env.pbx_start(info.id) {
@@ -296,6 +314,7 @@ impl Endpoint {
             if let Role::Uas { final_sent, .. } = &mut s.role {
                 *final_sent = true;
             }
+            s.answer = None;
             s.ringing = false;
             s.invite = s.invite.as_ref().map(invite_summary);
         }
@@ -358,14 +377,15 @@ impl Endpoint {
     /// ACK) — our offer.
     fn uas_sdp(&mut self, chan: ChannelId, may_offer: bool) -> Option<SessionDescription> {
         let s = self.sessions.get(chan)?;
-        let (codecs, ports) = (s.codecs.clone(), s.ports());
-        let body = s.invite.as_ref()?.body.clone();
-        let local = self.local_media(&codecs, ports, 1, SdpDirection::SendRecv);
-        match SessionDescription::parse(&body) {
-            Ok(offer) => sdp_answer(&offer, &local).map(|(sd, _)| sd).ok(),
-            Err(_) if may_offer => Some(sirius_sip::sdp::negotiate::offer(&local)),
-            Err(_) => None,
+        if let Some(answer) = &s.answer {
+            return Some((**answer).clone());
         }
+        if !may_offer {
+            return None;
+        }
+        let (codecs, ports, origin) = (s.codecs.clone(), s.ports(), s.origin());
+        let local = self.local_media(&codecs, ports, origin, SdpDirection::SendRecv);
+        Some(sirius_sip::sdp::negotiate::offer(&local))
     }
 
     /// Ringing and progress become 180 and 183 (with our answer, so the

@@ -318,3 +318,36 @@ fn progress_to_a_late_offer_carries_no_sdp() {
     assert_eq!(p.code(), Some(183));
     assert!(p.body.is_empty());
 }
+
+/// RFC 3264 §8: one session id for the whole session; the 183 and the 200
+/// carry the very answer negotiated when the INVITE came; each new
+/// description (a re-INVITE's answer) has the next version.
+#[test]
+fn our_sdp_keeps_its_session_id_and_counts_versions() {
+    let o_line = |m: &Message| {
+        String::from_utf8_lossy(&m.body)
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .unwrap()
+            .to_string()
+    };
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "o-1"), ALICE);
+    let a = h.env.started[0];
+    h.input(Input::Indicate(a, Indication::Progress));
+    let progress = h.expect_one(ALICE);
+    h.input(Input::Answer(a));
+    let ok = h.expect_one(ALICE);
+    assert_eq!(progress.body, ok.body, "the same answer");
+    let first: Vec<String> = o_line(&ok).split(' ').map(str::to_string).collect();
+    assert_eq!(first[2], "1");
+    let mut reinvite = in_dialog("INVITE", &ok, ALICE, 2, "re");
+    reinvite.set_body("application/sdp", sdp(40_000, "sendonly"));
+    h.recv(&reinvite, ALICE);
+    let second: Vec<String> = o_line(&h.expect_one(ALICE))
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(second[1], first[1], "same session id");
+    assert_eq!(second[2], "2", "next version");
+}
