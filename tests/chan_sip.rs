@@ -433,3 +433,30 @@ fn outbound_registrations_over_udp_and_tcp_reach_registered_at_kamailio_and_end_
     kamailio.wait_for_log("proto=udp expires=0 ", Duration::from_secs(5));
     kamailio.wait_for_log("proto=tcp expires=0 ", Duration::from_secs(5));
 }
+
+/// `sip reload` brings registrations in line with the file: a
+/// `[[register]]` line added to it starts registering.
+#[test]
+fn a_register_line_added_on_reload_registers() {
+    use std::time::Duration;
+    let reg_port = free_udp_port();
+    let registrar = sipp_uas("registrar_uas.xml", reg_port, &["-m", "1"]);
+    let d = Daemon::with_chan_sip(&[("sip.toml", SIP_TOML)]);
+    assert!(d
+        .rx("sip show registry")
+        .ok()
+        .contains("0 SIP registrations."));
+    let cfg = format!(
+        "{SIP_TOML}\n[[register]]\nuser = \"carol\"\nsecret = \"carol-pw\"\nhost = \"127.0.0.1\"\nport = {reg_port}\nexpiry = 120\ncontact = \"5000\"\n"
+    );
+    std::fs::write(d.etc().join("sip.toml"), cfg).unwrap();
+    assert!(d.rx("sip reload").ok().contains("Reloaded"));
+    d.wait_for("sip show registry", Duration::from_secs(10), |o| {
+        o.contains("Registered")
+    });
+    assert_eq!(
+        d.rx("module unload chan_sip").ok().trim_end(),
+        "Unloaded chan_sip.so"
+    );
+    assert_eq!(registrar.finish(), Some(0));
+}

@@ -35,6 +35,10 @@ pub enum Command {
     QualifyNow(String),
     /// The configuration was reloaded: start, stop or restart registrations and pokes.
     Reconcile,
+    /// The new `[[register]]` lines of a reload exist (their registrars'
+    /// names resolved on a blocking thread, not on the driver's): the
+    /// endpoint starts them and drops the lines that left.
+    Reconciled,
     /// The module stops: end calls, unregister (Expires: 0), then acknowledge.
     Shutdown(std::sync::mpsc::Sender<()>),
     /// The core answers a call.
@@ -380,10 +384,15 @@ pub async fn run(
                     let _ = reply.send(d.ep.show_inuse(all));
                 }
                 Command::Reconcile => {
-                    let t = now();
-                    reconcile(&d.env.shared, t.mono);
-                    d.ep.handle(t, Input::Reconcile, &mut d.env);
+                    // DNS lookups of registrar names may block for seconds:
+                    // off the thread that carries every call.
+                    let shared = d.env.shared.clone();
+                    tokio::task::spawn_blocking(move || {
+                        reconcile(&shared, Instant::now());
+                        let _ = shared.commands.send(Command::Reconciled);
+                    });
                 }
+                Command::Reconciled => d.input(Input::Reconcile),
                 Command::QualifyNow(peer) => d.input(Input::QualifyNow(peer)),
                 Command::Answer(c) => d.input(Input::Answer(c)),
                 Command::Hangup(c, cause) => d.input(Input::Hangup(c, cause)),

@@ -333,6 +333,9 @@ impl PluginImpl for ChanSip {
             .set_realm(&new.cfg.general.realm);
         let n = new.peers.len();
         *self.shared.running.write() = Arc::new(new);
+        // Registrations and pokes follow the new file: lines that left are
+        // unregistered, new ones start, qualify follows the peers.
+        let _ = self.shared.commands.send(driver::Command::Reconcile);
         Ok(format!(
             "Reloaded {} ({n} peers)",
             self.shared.config_path.display()
