@@ -297,8 +297,8 @@ fn a_session_timer_nobody_refreshes_ends_the_call_with_bye() {
     );
 }
 
-/// Say only what works: OPTIONS lists exactly what is implemented (UPDATE
-/// and session timers included; no REFER, no SUBSCRIBE), and an INVITE
+/// Say only what works: OPTIONS lists exactly what is implemented (UPDATE,
+/// INFO and session timers included; no REFER, no SUBSCRIBE), and an INVITE
 /// requiring an extension we lack gets 420 naming it.
 #[test]
 fn options_says_only_what_works_and_an_unknown_require_gets_420() {
@@ -320,8 +320,9 @@ fn options_says_only_what_works_and_an_unknown_require_gets_420() {
     assert_eq!(code, 0, "{out}");
     let msgs = std::fs::read_to_string(trace).unwrap();
     assert!(
-        msgs.contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE\n")
-            || msgs.contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE\r\n"),
+        msgs.contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO\n")
+            || msgs
+                .contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO\r\n"),
         "{msgs}"
     );
     assert!(msgs.contains("Supported: timer"), "{msgs}");

@@ -57,6 +57,9 @@ pub enum Command {
     Bridge(ChannelId, ChannelId),
     /// `sip show channels`, from the endpoint's sessions.
     ShowChannels(std::sync::mpsc::Sender<String>),
+    /// The relay took a digit (RFC 4733) out of a stream towards this
+    /// channel, whose far end takes DTMF as INFO.
+    RelayDtmf(ChannelId, char, u32),
     /// `sip show inuse [all]`, from the endpoint's sessions.
     ShowInuse(bool, std::sync::mpsc::Sender<String>),
 }
@@ -160,16 +163,21 @@ impl HostEnv {
     /// The far end's RTCP port is the one after its RTP port (RFC 3550 §11).
     fn legs(&self, leg: &LegMedia, kind: StreamKind) -> Option<(Leg, Leg)> {
         let call = self.media.get(&leg.chan)?;
-        let (pair, remote, dtmf_pt, g711) = match kind {
+        let (pair, remote, dtmf_pt, g711, info_dtmf) = match kind {
             StreamKind::Audio => (
                 call.audio.as_ref()?,
                 leg.remote.addr,
                 leg.remote.dtmf_pt,
                 leg.remote.g711.clone(),
+                leg.info_dtmf.then_some(leg.chan.0),
             ),
-            StreamKind::Video if leg.video => {
-                (call.video.as_ref()?, leg.remote.video, None, Vec::new())
-            }
+            StreamKind::Video if leg.video => (
+                call.video.as_ref()?,
+                leg.remote.video,
+                None,
+                Vec::new(),
+                None,
+            ),
             StreamKind::Video => return None,
         };
         let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
@@ -182,6 +190,7 @@ impl HostEnv {
                 learn: leg.learn,
                 dtmf_pt,
                 g711,
+                info_dtmf,
             },
             Leg {
                 socket: pair.rtcp.clone(),
@@ -189,6 +198,7 @@ impl HostEnv {
                 learn: leg.learn,
                 dtmf_pt: None,
                 g711: Vec::new(),
+                info_dtmf: None,
             },
         ))
     }
@@ -278,6 +288,23 @@ impl HostEnv {
                     }
                 }
             }
+            MediaAction::Dtmf(chan, digit, ms) => {
+                let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) else {
+                    return;
+                };
+                let (handle, index) = match bridge.handles.first() {
+                    Some(h) => (h, 0),
+                    None => match self
+                        .relays
+                        .get(&bridge.partner)
+                        .and_then(|b| b.handles.first())
+                    {
+                        Some(h) => (h, 1),
+                        None => return,
+                    },
+                };
+                engine.send_dtmf(handle, index, digit, ms);
+            }
             MediaAction::Release(chan) => {
                 if let Some(bridge) = self.relays.remove(&chan) {
                     let other = self.relays.remove(&bridge.partner);
@@ -336,9 +363,19 @@ pub async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let (tcp_tx, tcp_events) = mpsc::unbounded_channel();
-    let relay = RelayEngine::start(shared.rtp_relayed.clone(), shared.rtcp_relayed.clone())
-        .map_err(|e| log::error!("no native RTP bridging: cannot start the relay thread: {e}"))
-        .ok();
+    // A digit the relay took out of a stream for an INFO leg comes back
+    // here as a command, and the endpoint sends the INFO.
+    let relay_commands = shared.commands.clone();
+    let report: crate::relay::DtmfReport = Box::new(move |chan, digit, ms| {
+        let _ = relay_commands.send(Command::RelayDtmf(ChannelId(chan), digit, ms));
+    });
+    let relay = RelayEngine::start(
+        shared.rtp_relayed.clone(),
+        shared.rtcp_relayed.clone(),
+        report,
+    )
+    .map_err(|e| log::error!("no native RTP bridging: cannot start the relay thread: {e}"))
+    .ok();
     let resolver: crate::endpoint::Resolver = Box::new(crate::config::resolve_host);
     let mut d = Driver {
         ep: Endpoint::new(shared.clone(), seed(), resolver),
@@ -393,6 +430,7 @@ pub async fn run(
                     });
                 }
                 Command::Reconciled => d.input(Input::Reconcile),
+                Command::RelayDtmf(c, digit, ms) => d.input(Input::RelayDtmf(c, digit, ms)),
                 Command::QualifyNow(peer) => d.input(Input::QualifyNow(peer)),
                 Command::Answer(c) => d.input(Input::Answer(c)),
                 Command::Hangup(c, cause) => d.input(Input::Hangup(c, cause)),
@@ -495,6 +533,19 @@ impl Driver {
                 },
             ),
             HostAction::SetCodecs(c, codecs) => host.channel_set_codecs(c, &codecs),
+            HostAction::Dtmf(c, digit, ms) => host.queue_frame(
+                c,
+                sirius_abi::Frame {
+                    kind: sirius_abi::FrameKind::DtmfEnd.to_ne(),
+                    codec: sirius_abi::Codec::PCMU,
+                    subclass: u32::from(digit),
+                    samples: 0,
+                    duration_ms: ms,
+                    timestamp: 0,
+                    seqno: 0,
+                    payload: Default::default(),
+                },
+            ),
             HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
             HostAction::Event { name, fields } => {

@@ -23,6 +23,7 @@ pub mod epoll;
 pub mod outbound;
 pub mod registrar;
 pub mod relay;
+pub mod rfc4733;
 pub mod rtp_ports;
 pub mod session;
 pub mod tech;

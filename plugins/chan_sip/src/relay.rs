@@ -151,7 +151,15 @@ pub struct Leg {
     /// The G.711 payload types the far end accepts (RTP legs only; empty:
     /// unknown, relay as is).
     pub g711: Vec<u8>,
+    /// The far end takes DTMF as SIP INFO (`dtmfmode = "info"`): telephone
+    /// events relayed towards it are not sent but reported, once per
+    /// digit, with this tag (the channel), for the endpoint to send INFO.
+    pub info_dtmf: Option<u64>,
 }
+
+/// A digit the relay took out of an RTP stream for an INFO leg: the tag of
+/// the leg it was for, the digit, its duration in ms.
+pub type DtmfReport = Box<dyn Fn(u64, char, u32) + Send + Sync>;
 
 /// Which counter a relayed packet goes to (`sip show settings`-style totals).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -168,6 +176,9 @@ struct Entry {
     stream: Stream,
     /// When a packet last arrived (or the entry was made): `rtptimeout`.
     last_rx: Instant,
+    /// The timestamp of the last telephone event reported from this leg
+    /// (its end is sent three times; reported once).
+    last_event: Option<u32>,
 }
 
 /// The relay's sockets, indexed by epoll token.
@@ -202,7 +213,13 @@ impl Table {
 
     /// Reads one packet from `token`'s socket and sends it on from its
     /// partner's; returns the stream it counted to.
-    fn relay_one(&mut self, token: usize, buf: &mut [u8], now: Instant) -> Option<Stream> {
+    fn relay_one(
+        &mut self,
+        token: usize,
+        buf: &mut [u8],
+        now: Instant,
+        report: &DtmfReport,
+    ) -> Option<Stream> {
         let a = self.slots.get_mut(token)?.as_mut()?;
         let (n, src) = a.leg.socket.recv_from(buf).ok()?;
         a.last_rx = now;
@@ -210,8 +227,21 @@ impl Table {
             a.leg.remote = Some(src);
         }
         let (out, from_dtmf, stream) = (a.out, a.leg.dtmf_pt, a.stream);
-        let b = self.slots.get(out)?.as_ref()?;
         let packet = &mut buf[..n];
+        let info = self.slots.get(out)?.as_ref()?.leg.info_dtmf;
+        if let (Some(tag), Some(pt)) = (info, from_dtmf) {
+            if out != token && packet.len() > 1 && packet[1] & 0x7f == pt {
+                // An event for a leg that takes INFO: reported, not sent.
+                let a = self.slots.get_mut(token)?.as_mut()?;
+                let e = crate::rfc4733::parse(packet)?;
+                if e.end && a.last_event != Some(e.timestamp) {
+                    a.last_event = Some(e.timestamp);
+                    report(tag, e.digit, u32::from(e.duration) / 8);
+                }
+                return None;
+            }
+        }
+        let b = self.slots.get(out)?.as_ref()?;
         if out != token {
             renumber(packet, from_dtmf, b.leg.dtmf_pt);
             translate_g711(packet, &b.leg.g711);
@@ -277,9 +307,11 @@ pub struct RelayHandle {
 
 impl RelayEngine {
     /// Starts the relay thread; relayed packets are counted in the two counters.
+    /// Digits taken out of streams for INFO legs go to `report`.
     pub fn start(
         rtp_relayed: Arc<AtomicU64>,
         rtcp_relayed: Arc<AtomicU64>,
+        report: DtmfReport,
     ) -> std::io::Result<RelayEngine> {
         let (wake, wake_rx) = UnixDatagram::pair()?;
         wake_rx.set_nonblocking(true)?;
@@ -296,7 +328,7 @@ impl RelayEngine {
         let run = inner.clone();
         let thread = std::thread::Builder::new()
             .name("sip-rtp-relay".into())
-            .spawn(move || relay_thread(&run, &wake_rx))?;
+            .spawn(move || relay_thread(&run, &wake_rx, &report))?;
         Ok(RelayEngine {
             inner,
             wake,
@@ -327,6 +359,7 @@ impl RelayEngine {
                     out: usize::MAX,
                     stream,
                     last_rx: Instant::now(),
+                    last_event: None,
                 });
                 ops.push(Op::Watch(t, socket));
                 t
@@ -387,6 +420,34 @@ impl RelayEngine {
         }
     }
 
+    /// Sends a digit as RFC 4733 events to leg `index`'s far end, from its
+    /// socket, with its telephone-event payload type (a digit an INFO leg
+    /// sent, for a leg that expects RTP events). A stream of its own: its
+    /// SSRC, sequence and timestamp are random.
+    pub fn send_dtmf(&self, handle: &RelayHandle, index: usize, digit: char, duration_ms: u32) {
+        let Some(t) = handle.tokens.get(index) else {
+            return;
+        };
+        let table = self.inner.table.lock();
+        let Some(e) = table.slots.get(*t).and_then(Option::as_ref) else {
+            return;
+        };
+        let (Some(pt), Some(dest)) = (e.leg.dtmf_pt, e.leg.remote) else {
+            return log::info!("no telephone-event payload type or address to send '{digit}' to");
+        };
+        let r = u64::from_str_radix(&sirius_sip::message::build::random_token(), 16).unwrap_or(1);
+        for p in crate::rfc4733::packets(
+            pt,
+            digit,
+            duration_ms,
+            r as u32,
+            (r >> 32) as u16,
+            (r >> 48) as u32,
+        ) {
+            let _ = e.leg.socket.send_to(&p, dest);
+        }
+    }
+
     /// When leg `index` of a bridge (0 or 1, as given to
     /// [`RelayEngine::bridge`]; 0 for an echo) last received a packet, or
     /// was added when it has received none.
@@ -415,7 +476,7 @@ impl Drop for RelayEngine {
     }
 }
 
-fn relay_thread(inner: &Inner, wake: &UnixDatagram) {
+fn relay_thread(inner: &Inner, wake: &UnixDatagram, report: &DtmfReport) {
     let mut events = Vec::with_capacity(256);
     let mut buf = vec![0u8; 2048];
     while !inner.stop.load(Ordering::SeqCst) {
@@ -463,7 +524,7 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram) {
                     let mut b = [0u8; 8];
                     while wake.recv(&mut b).is_ok() {}
                 }
-                t => match table.relay_one(t as usize, &mut buf, now) {
+                t => match table.relay_one(t as usize, &mut buf, now, report) {
                     Some(Stream::Rtp) => rtp += 1,
                     Some(Stream::Rtcp) => rtcp += 1,
                     None => {}
@@ -516,6 +577,7 @@ mod tests {
             learn,
             dtmf_pt: None,
             g711: Vec::new(),
+            info_dtmf: None,
         }
     }
 
@@ -531,7 +593,8 @@ mod tests {
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::Arc;
         let (rtp, rtcp) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let engine = super::RelayEngine::start(rtp.clone(), rtcp.clone()).unwrap();
+        let engine =
+            super::RelayEngine::start(rtp.clone(), rtcp.clone(), Box::new(|_, _, _| {})).unwrap();
         let (alice, bob) = (phone(), phone());
         // Alice's leg learns her address (comedia); Bob's comes from his SDP.
         let a = leg(None, true);
@@ -592,6 +655,45 @@ mod tests {
         assert_eq!((&buf[..n], from), (&b"\x80\x00nat"[..], e_addr));
         engine.remove(echo);
         drop(engine); // joins the thread
+    }
+
+    /// Towards an INFO leg, telephone events are reported (once per digit)
+    /// and not sent; voice still is. From the other side, a digit given to
+    /// `send_dtmf` leaves as RFC 4733 packets with the leg's payload type.
+    #[test]
+    fn events_for_an_info_leg_are_reported_and_digits_can_be_sent_as_events() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::{Arc, Mutex};
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let seen = reports.clone();
+        let engine = super::RelayEngine::start(
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Box::new(move |tag, digit, ms| seen.lock().unwrap().push((tag, digit, ms))),
+        )
+        .unwrap();
+        let (alice, bob) = (phone(), phone());
+        let mut a = leg(Some(alice.local_addr().unwrap()), false);
+        a.dtmf_pt = Some(101);
+        let mut b = leg(Some(bob.local_addr().unwrap()), false);
+        b.info_dtmf = Some(9);
+        let a_addr = a.socket.local_addr().unwrap();
+        let bridge = engine.bridge(a, b, super::Stream::Rtp);
+        for p in crate::rfc4733::packets(101, '4', 100, 1, 1, 800) {
+            alice.send_to(&p, a_addr).unwrap();
+        }
+        alice.send_to(b"\x80\x00voice", a_addr).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = bob.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"\x80\x00voice", "only the voice reaches bob");
+        assert_eq!(*reports.lock().unwrap(), vec![(9, '4', 100)]);
+        // The other way: '#' sent to alice's far end as events.
+        engine.send_dtmf(&bridge, 0, '#', 60);
+        let (n, _) = alice.recv_from(&mut buf).unwrap();
+        let e = crate::rfc4733::parse(&buf[..n]).unwrap();
+        assert_eq!((buf[1] & 0x7f, e.digit, e.end), (101, '#', false));
+        engine.remove(bridge);
+        drop(engine);
     }
 
     #[test]

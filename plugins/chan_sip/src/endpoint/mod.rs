@@ -59,9 +59,13 @@ use crate::session::Sessions;
 pub fn capabilities() -> Capabilities {
     use Method::*;
     Capabilities {
-        methods: vec![Invite, Ack, Cancel, Options, Bye, Register, Update],
+        methods: vec![Invite, Ack, Cancel, Options, Bye, Register, Update, Info],
         extensions: vec!["timer".into()],
-        content_types: vec!["application/sdp".into()],
+        content_types: vec![
+            "application/sdp".into(),
+            "application/dtmf-relay".into(),
+            "application/dtmf".into(),
+        ],
     }
 }
 
@@ -122,6 +126,9 @@ pub enum Input<'a> {
     Reconcile,
     /// The module stops: end every call, unregister every line.
     Shutdown,
+    /// The relay took a digit out of the RTP towards this channel, whose
+    /// far end takes DTMF as SIP INFO: send it one (digit, ms).
+    RelayDtmf(ChannelId, char, u32),
 }
 
 /// What the driver must do for the endpoint.
@@ -142,6 +149,9 @@ pub enum HostAction {
     SetState(ChannelId, ChannelState),
     /// The call ended on the SIP side: the core frees the channel.
     Hangup(ChannelId, Cause),
+    /// A digit from the far end (SIP INFO) on a channel nobody bridges
+    /// natively: a DTMF frame for the core (digit, ms).
+    Dtmf(ChannelId, char, u32),
     /// The far end signalled progress (SIP 183): early media may flow.
     Progress(ChannelId),
     /// A device's state changed (`SIP/alice` got its first call, or its
@@ -169,6 +179,8 @@ pub struct LegMedia {
     pub learn: bool,
     /// The leg negotiated video: its video pair is relayed too.
     pub video: bool,
+    /// The leg's far end takes DTMF as SIP INFO (`dtmfmode = "info"`).
+    pub info_dtmf: bool,
 }
 
 /// A change to the native RTP relay.
@@ -178,6 +190,8 @@ pub enum MediaAction {
     Bridge(LegMedia, LegMedia),
     /// Send a leg's RTP back to it (Echo).
     Echo(LegMedia),
+    /// Send a digit to this leg's far end as RFC 4733 events (digit, ms).
+    Dtmf(ChannelId, char, u32),
     /// A leg's far end moved (re-INVITE or its answer): the relay follows.
     Remote(ChannelId, crate::relay::RemoteMedia),
     /// A leg is gone: stop any relay it is in and free its ports.
@@ -242,8 +256,8 @@ pub(crate) enum Owner {
     Register(usize),
     /// The INVITE of an outbound session.
     Invite(ChannelId),
-    /// Our BYE: nothing to do with the answer.
-    Bye,
+    /// A request whose answer changes nothing: our BYE, a DTMF INFO.
+    Fire,
     /// Our UPDATE refreshing this session's timer.
     Refresh(ChannelId),
     /// Our re-INVITE passing a hold or unhold on to this session; the ACK
@@ -388,6 +402,7 @@ impl Endpoint {
             Input::Bridge(a, b) => self.bridge(a, b),
             Input::QualifyNow(peer) => self.poke(&peer, now.mono),
             Input::Reconcile => self.reconcile(now.mono),
+            Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),
             Input::Shutdown => {
                 // Both directions: a forced unload must not leave a far end
                 // holding a call nobody will ever end.
@@ -586,7 +601,7 @@ impl Endpoint {
             }) if code < 300 => {
                 self.end_answered_after_cancel(now.mono, &invite, msg, dest, transport)
             }
-            Some(Owner::Bye)
+            Some(Owner::Fire)
             | Some(Owner::Invite(_))
             | Some(Owner::Cancelled { .. })
             | Some(Owner::ReInvite { .. })
@@ -598,7 +613,7 @@ impl Endpoint {
     fn on_client_timeout(&mut self, now: Now, tx: TxId) {
         match self.owners.remove(&tx) {
             // The poke's own timer (2 x maxms) decides reachability.
-            Some(Owner::Poke(_)) | Some(Owner::Bye) | Some(Owner::Cancelled { .. }) | None => {}
+            Some(Owner::Poke(_)) | Some(Owner::Fire) | Some(Owner::Cancelled { .. }) | None => {}
             // A re-INVITE or refresh nobody answered: as a 408, the dialog
             // is taken for gone (RFC 3261 §14.1, RFC 4028 §10).
             Some(Owner::ReInvite { chan, .. }) | Some(Owner::Refresh(chan)) => {

@@ -97,6 +97,9 @@ impl Endpoint {
             let (code, reason) = e.status();
             return self.respond(now, tx, msg, source, (code, reason), &[]);
         }
+        if method == Method::Info {
+            return self.on_info(now, tx, msg, source, chan);
+        }
         if !matches!(method, Method::Invite | Method::Update) {
             return self.respond(now, tx, msg, source, (200, "OK"), &[]);
         }
@@ -323,6 +326,7 @@ impl Endpoint {
             remote: s.remote.clone(),
             learn,
             video: s.video_port.is_some() && super::has_video(&s.codecs),
+            info_dtmf: s.dtmf_info,
         })
     }
 

@@ -19,6 +19,7 @@
 //! `dialog.rs` what both do inside it.
 
 mod dialog;
+mod dtmf;
 mod liveness;
 pub(crate) mod timer;
 mod uac;
@@ -122,6 +123,9 @@ pub(crate) struct Session {
     pub peer_update: bool,
     /// We passed a hold on to this leg: our SDP to it says sendonly.
     pub local_hold: bool,
+    /// The far end takes and sends DTMF as SIP INFO (`dtmfmode = "info"`
+    /// or `"shortinfo"`), not as RTP events.
+    pub dtmf_info: bool,
     /// Our SDP's `o=` session id, for the whole session.
     pub sdp_id: u64,
     /// Our SDP's `o=` version: one more for each new description.
@@ -456,6 +460,12 @@ impl Endpoint {
         let mut bye = d.request(Method::Bye, &via, None);
         bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
         let hop = self.route_hop(&bye).unwrap_or(s.dest);
-        self.send_client(bye, hop, s.transport, crate::endpoint::Owner::Bye, now.mono);
+        self.send_client(
+            bye,
+            hop,
+            s.transport,
+            crate::endpoint::Owner::Fire,
+            now.mono,
+        );
     }
 }

@@ -84,6 +84,14 @@ impl Endpoint {
             }
         };
         let sdp_id = self.tokens.next_u64() >> 32;
+        let dtmf_info = {
+            let running = self.shared.running();
+            setup
+                .peer
+                .as_ref()
+                .and_then(|p| running.peers.get(p))
+                .is_some_and(|p| p.dtmfmode.ends_with("info"))
+        };
         self.put_session(
             chan,
             Session {
@@ -120,6 +128,7 @@ impl Endpoint {
                 local_hold: false,
                 sdp_id,
                 sdp_version: 1,
+                dtmf_info,
                 answer: None,
             },
         );
@@ -595,7 +604,7 @@ impl Endpoint {
         let mut bye = d.request(Method::Bye, &via, None);
         bye.push(HeaderName::Reason, "Q.850;cause=16");
         let hop = self.route_hop(&bye).unwrap_or(dest);
-        self.send_client(bye, hop, transport, Owner::Bye, now);
+        self.send_client(bye, hop, transport, Owner::Fire, now);
     }
 
     /// The core hangs up a UAC session: CANCEL while ringing, BYE once answered.

@@ -217,6 +217,7 @@ impl Endpoint {
                 return self.respond(now, tx, msg, source, (503, "Service Unavailable"), &[]);
             }
         };
+        let dtmf_info = peer.is_some_and(|p| p.dtmfmode.ends_with("info"));
         // Registered before the dialplan starts: its thread may answer at once.
         let local_tag = self.tokens.token();
         self.put_session(
@@ -249,6 +250,7 @@ impl Endpoint {
                 local_hold: false,
                 sdp_id,
                 sdp_version: 1,
+                dtmf_info,
                 answer: answer.map(|(mut sd, neg)| {
                     // Accepted streams get our ports; declined ones stay 0.
                     for (m, st) in sd.media.iter_mut().zip(&neg.streams) {

@@ -411,6 +411,7 @@ fn placed_outbound(h: &mut Harness, chan: u64) -> (ChannelId, Message) {
 }
 
 mod dialog;
+mod dtmf;
 mod liveness;
 mod uac;
 mod uas;
