@@ -531,3 +531,65 @@ fn a_callees_early_media_reaches_the_caller_before_its_busy() {
     assert_eq!(code, 0, "the caller gets 183 then 486:\n{out}");
     assert_eq!(callee.finish(), Some(0));
 }
+
+/// `dtmfmode = "info"`: a phone that sends DTMF by SIP INFO, bridged with a
+/// callee that expects RFC 4733: the digit reaches the callee as
+/// telephone-event packets on the payload type it chose (101).
+#[test]
+fn a_digit_sent_by_info_reaches_an_rfc4733_callee_as_rtp_events() {
+    let callee_port = free_udp_port();
+    let d = {
+        let sip = SIP_TOML.replace(
+            "context = \"test\"",
+            "context = \"test\"\ndtmfmode = \"info\"",
+        ) + &format!(
+            "\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n"
+        );
+        Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
+    };
+    let (a, b) = (media_pair(), media_pair());
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_media_dtmf.xml"),
+            "-m",
+            "1",
+            "-key",
+            "mport",
+            &b.0.local_addr().unwrap().port().to_string(),
+        ],
+    );
+    let (target, port, mport) = (
+        format!("127.0.0.1:{}", d.sip_port()),
+        free_udp_port().to_string(),
+        a.0.local_addr().unwrap().port().to_string(),
+    );
+    let scenario = sf("uac_info_dtmf.xml");
+    let caller = std::thread::spawn(move || {
+        sipp(&[
+            &target, "-sf", &scenario, "-s", "200", "-p", &port, "-m", "1", "-d", "2000", "-key",
+            "mport", &mport,
+        ])
+    });
+    b.0.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut buf = [0u8; 2048];
+    let mut events = 0;
+    while Instant::now() < deadline && events < 4 {
+        if let Ok((n, _)) = b.0.recv_from(&mut buf) {
+            // RTP, payload type 101, event 5.
+            if n >= 16 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 101 && buf[12] == 5 {
+                events += 1;
+            }
+        }
+    }
+    assert!(
+        events >= 4,
+        "the digit as RFC 4733 events (start, updates, 3 ends): {events}"
+    );
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(callee.finish(), Some(0));
+}
