@@ -510,6 +510,9 @@ fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
                     still.push(*o);
                 }
                 None => {
+                    if early == Some(*o) {
+                        early = None; // another callee's progress may follow
+                    }
                     let cause = core
                         .channels
                         .ended_cause(*o)

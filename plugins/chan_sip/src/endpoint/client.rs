@@ -131,6 +131,10 @@ impl Endpoint {
     pub(super) fn reconcile(&mut self, now: Instant) {
         let wanted = self.shared.running().cfg.register.clone();
         let mut gone = Vec::new();
+        // Where each line that stays moves to once the others are dropped:
+        // its request in flight keeps its owner (a line whose answer went
+        // nowhere would wait for it forever).
+        let mut moved = std::collections::HashMap::new();
         {
             let mut regs = self.shared.outbound.lock();
             for r in regs.iter_mut().filter(|r| !wanted.contains(&r.cfg)) {
@@ -138,10 +142,25 @@ impl Endpoint {
                     gone.push((req, r.dest, r.transport));
                 }
             }
+            let mut next = 0;
+            for (i, r) in regs.iter().enumerate() {
+                if wanted.contains(&r.cfg) {
+                    moved.insert(i, next);
+                    next += 1;
+                }
+            }
             regs.retain(|r| wanted.contains(&r.cfg));
         }
-        // Indices shift when lines go: forget pending owners of registrations.
-        self.owners.retain(|_, o| !matches!(o, Owner::Register(_)));
+        self.owners.retain(|_, o| match o {
+            Owner::Register(i) => match moved.get(i) {
+                Some(n) => {
+                    *i = *n;
+                    true
+                }
+                None => false,
+            },
+            _ => true,
+        });
         for (req, dest, transport) in gone {
             let _ = self.layer.send_request(now, req, dest, transport);
         }

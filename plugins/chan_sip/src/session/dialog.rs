@@ -109,7 +109,8 @@ impl Endpoint {
             return self.no_such_call(now, tx, msg, source);
         };
         let (codecs, ports, timers) = (s.codecs.clone(), s.ports(), s.timers);
-        let granted = match timer::grant(&timers, &timer::asked(msg)) {
+        let asked = timer::asked(msg);
+        let granted = match timer::grant(&timers, &asked) {
             Grant::TooSmall(min) => {
                 return self.respond(
                     now,
@@ -121,10 +122,20 @@ impl Endpoint {
                 );
             }
             Grant::Run(t) => Some(t),
-            // A refresh that names no interval keeps the one in force.
-            Grant::None => s.timer,
+            // A refresh that names no interval keeps the one in force; from
+            // a far end that does not say it supports timers, the
+            // refreshing is ours (RFC 4028 §9).
+            Grant::None => s.timer.map(|t| match asked.supported {
+                true => t,
+                false => timer::SessionTimer {
+                    we_refresh: true,
+                    peer_supports: false,
+                    ..t
+                },
+            }),
         };
-        let origin = self.next_origin(chan);
+        // The next version of our SDP, counted once it really goes out.
+        let origin = (s.sdp_id, s.sdp_version + 1);
         let local = self.local_media(&codecs, ports, origin, SdpDirection::SendRecv);
         // The answer goes out before the bridged leg hears of a hold: that
         // leg's re-INVITE is a transaction of its own (B2BUA).
@@ -152,12 +163,14 @@ impl Endpoint {
         if let Some(t) = granted {
             t.stamp(&mut ok, false);
         }
+        let described = sdp.is_some();
         if let Some(sd) = sdp {
             ok.set_body("application/sdp", sd.to_bytes());
         }
         self.send_response(now, tx, ok);
         if let Some(s) = self.sessions.get_mut(chan) {
             s.timer = granted;
+            s.sdp_version += u64::from(described);
         }
         self.arm_timer(now.mono, chan);
         if let Some((media, held)) = moved {
@@ -211,6 +224,7 @@ impl Endpoint {
         } else {
             SdpDirection::SendRecv
         };
+        let timer_of_other = o.timer.map(|t| (t, o.timers.minse));
         let (codecs, ports, transport, dest, previous) =
             (o.codecs.clone(), o.ports(), o.transport, o.dest, o.reinvite);
         let Some(dialog) = o.dialog.clone() else {
@@ -225,6 +239,13 @@ impl Endpoint {
         // The dialog adds our Contact (a second one made the request invalid).
         let mut req = d.request(Method::Invite, &via, None);
         req.push(HeaderName::Allow, self.caps.allow());
+        // A re-INVITE refreshes the session timer too (RFC 4028): without
+        // these headers a far end running one would switch it off.
+        if let Some((t, minse)) = timer_of_other {
+            req.push(HeaderName::Supported, "timer");
+            t.stamp(&mut req, true);
+            req.push(HeaderName::MinSE, minse.to_string());
+        }
         req.set_body(
             "application/sdp",
             sirius_sip::sdp::negotiate::offer(&local).to_bytes(),

@@ -17,6 +17,9 @@ impl Endpoint {
         let Some(s) = self.sessions.get_mut(chan) else {
             return;
         };
+        if let Some(old) = s.timer_due.take() {
+            self.session_timers.remove(&(old, chan));
+        }
         let Some(t) = s.timer else {
             return;
         };
@@ -70,8 +73,7 @@ impl Endpoint {
             return;
         };
         let (transport, dest, previous) = (s.transport, s.dest, s.reinvite);
-        let (codecs, ports, minse, origin) =
-            (s.codecs.clone(), s.ports(), s.timers.minse, s.origin());
+        let (codecs, ports, minse) = (s.codecs.clone(), s.ports(), s.timers.minse);
         let method = if s.peer_update {
             Method::Update
         } else {
@@ -83,7 +85,9 @@ impl Endpoint {
             SdpDirection::SendRecv
         };
         let body = (method == Method::Invite).then(|| {
-            // A refresh changes nothing: the same origin and version.
+            // A new offer, so a new version (RFC 3264 §8): what we sent
+            // last may have been an answer with other payload types.
+            let origin = self.next_origin(chan);
             let local = self.local_media(&codecs, ports, origin, direction);
             sirius_sip::sdp::negotiate::offer(&local).to_bytes()
         });
@@ -121,10 +125,17 @@ impl Endpoint {
     /// refresher it names are the session's from now.
     pub(crate) fn refreshed(&mut self, now: Instant, chan: ChannelId, ok: &Message) {
         let a = timer::asked(ok);
-        if let Some(t) = self.sessions.get_mut(chan).and_then(|s| s.timer.as_mut()) {
-            if let Some(interval) = a.interval {
-                t.interval = interval;
-                t.we_refresh = a.refresher_uac.unwrap_or(true);
+        if let Some(s) = self.sessions.get_mut(chan) {
+            match (s.timer.as_mut(), a.interval) {
+                (Some(t), Some(interval)) => {
+                    t.interval = interval.max(s.timers.minse);
+                    t.we_refresh = a.refresher_uac.unwrap_or(true);
+                }
+                // RFC 4028 §7.2: a 2xx without Session-Expires from a far
+                // end that runs timers means none from now on; one that
+                // never did leaves the refreshing to us.
+                (Some(t), None) if t.peer_supports => s.timer = None,
+                _ => {}
             }
         }
         self.arm_timer(now, chan);
@@ -172,6 +183,9 @@ impl Endpoint {
 
     /// A refresh (or re-INVITE) of ours got 408/481 or no answer at all.
     pub(crate) fn refresh_failed(&mut self, now: Now, chan: ChannelId, code: u16) {
+        if self.sessions.get(chan).is_none() {
+            return; // ended meanwhile (a BYE crossed our request)
+        }
         log::warn!(
             "{}: no dialog at the far end ({code}); hanging up",
             self.sessions.name(chan)
@@ -193,7 +207,9 @@ impl Endpoint {
             } else {
                 s.timers.rtptimeout
             };
-            if limit == 0 || s.partner.is_none() {
+            // Only calls that are up (Asterisk checks AST_STATE_UP): early
+            // media before an answer may well be silent one way.
+            if limit == 0 || s.partner.is_none() || s.dialog.is_none() {
                 continue;
             }
             let Some(idle) = env.media_idle(chan, now.mono) else {

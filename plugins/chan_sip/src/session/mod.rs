@@ -349,6 +349,9 @@ impl Endpoint {
         if let Role::Uac { tx: Some(tx), .. } = s.role {
             self.owners.remove(&tx);
         }
+        if let Some(due) = s.timer_due {
+            self.session_timers.remove(&(due, chan));
+        }
         if let Some(tx) = s.reinvite {
             self.owners.remove(&tx);
         }

@@ -41,7 +41,7 @@ impl SessionTimer {
     /// when the session expires without one (RFC 4028 §10: the interval
     /// less a third of it, at most 32 s), counting from the last refresh.
     pub fn due(&self, from: Instant) -> Instant {
-        let i = Duration::from_secs(u64::from(self.interval));
+        let i = Duration::from_secs(u64::from(self.interval.max(MIN_SESSION_INTERVAL)));
         if self.we_refresh {
             from + i / 2
         } else {
@@ -135,6 +135,9 @@ pub(crate) fn grant(t: &Timers, a: &Asked) -> Grant {
         return Grant::None;
     }
     let (interval, refresher_uac) = match a.interval {
+        // RFC 4028 §9: 422 only for a caller that supports timers; for
+        // one that does not, the interval is raised and we refresh.
+        Some(se) if se < t.minse && !a.supported => (t.minse, Some(false)),
         Some(se) if se < t.minse => return Grant::TooSmall(t.minse),
         Some(se) => {
             let floor = a.min_se.unwrap_or(MIN_SESSION_INTERVAL).max(t.minse);
@@ -186,11 +189,15 @@ pub(crate) fn accepted(
     let a = asked(ok);
     match a.interval {
         Some(interval) => Some(SessionTimer {
-            interval,
+            // Never below RFC 4028's minimum (a Session-Expires of 0 would
+            // have us refresh in a tight loop).
+            interval: interval.max(t.minse).max(MIN_SESSION_INTERVAL),
             // RFC 4028 §9: the UAS always names the refresher; if it does
             // not, the refreshes are ours.
             we_refresh: a.refresher_uac.unwrap_or(true),
-            peer_supports: true,
+            // A proxy may have put Session-Expires in for a UAS without
+            // timers: only `Require: timer` in the 2xx says the UAS has them.
+            peer_supports: a.supported,
         }),
         None if t.mode == SessionTimers::Originate => Some(SessionTimer {
             interval: asked_interval.unwrap_or(t.expires),
@@ -248,10 +255,22 @@ mod tests {
     #[test]
     fn the_uas_grants_lowers_refuses_or_stays_out() {
         let accept = timers(SessionTimers::Accept);
-        // Below our Min-SE: 422 naming it.
+        // Below our Min-SE: 422 naming it, to a caller that supports
+        // timers; raised, with us refreshing, for one that does not.
+        assert_eq!(
+            grant(
+                &accept,
+                &asked(&msg("Session-Expires: 60\r\nSupported: timer\r\n"))
+            ),
+            Grant::TooSmall(90)
+        );
         assert_eq!(
             grant(&accept, &asked(&msg("Session-Expires: 60\r\n"))),
-            Grant::TooSmall(90)
+            Grant::Run(SessionTimer {
+                interval: 90,
+                we_refresh: true,
+                peer_supports: false
+            })
         );
         // Above our maximum: lowered; the refresher asked for is kept.
         assert_eq!(

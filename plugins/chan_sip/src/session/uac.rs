@@ -383,7 +383,10 @@ impl Endpoint {
         self.dialogs.insert(d);
         // The answer's media, followed by a relay already running for
         // early media.
-        self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&ok.body));
+        let answer = crate::relay::RemoteMedia::from_sdp(&ok.body);
+        if answer.addr.is_some() {
+            self.media_moved(chan, answer);
+        }
         self.arm_timer(now, chan);
         if let Some(codecs) = self.sessions.get(chan).map(|s| s.codecs.clone()) {
             self.host(HostAction::SetCodecs(chan, codecs));
@@ -554,11 +557,16 @@ impl Endpoint {
         let Some(s) = self.sessions.get(chan) else {
             return;
         };
-        let (Some(mut invite), Some(cseq)) = (s.invite.clone(), ok.headers.get(&HeaderName::CSeq))
-        else {
+        // Our own INVITE's number (the one our ACK carries), not the one
+        // in the far end's 2xx, which a broken far end could make anything.
+        let seq = match &s.role {
+            Role::Uac { ack: Some(ack), .. } => ack.cseq().map(|c| c.seq),
+            _ => None,
+        };
+        let (Some(mut invite), Some(seq)) = (s.invite.clone(), seq) else {
             return;
         };
-        invite.push(HeaderName::CSeq, cseq);
+        invite.push(HeaderName::CSeq, format!("{seq} INVITE"));
         let (dest, transport) = (s.dest, s.transport);
         log::info!("{}: a second fork answered: sending ACK and BYE", s.name);
         self.ack_and_bye(now, &invite, ok, dest, transport);

@@ -62,7 +62,14 @@ fn hold_and_unhold_pass_through_a_native_bridge() {
         let ack = h.expect_one(BOB);
         assert_eq!(ack.method(), Some(&Method::Ack));
         assert_eq!(ack.cseq().unwrap().seq, to_bob.cseq().unwrap().seq);
-        h.media_actions();
+        // Bob's answer (recvonly while held) is where the relay sends now.
+        assert_eq!(
+            h.media_actions(),
+            vec![MediaAction::Remote(
+                b,
+                crate::relay::RemoteMedia::from_sdp(&sdp(41_000, "recvonly"))
+            )]
+        );
     }
 
     // One leg leaves: the other's relay stops with it, and both are told.
@@ -350,4 +357,32 @@ fn our_sdp_keeps_its_session_id_and_counts_versions() {
         .collect();
     assert_eq!(second[1], first[1], "same session id");
     assert_eq!(second[2], "2", "next version");
+}
+
+/// A reload while a REGISTER is in flight keeps its owner: the answer
+/// still reaches the line, which registers (it used to wait forever).
+#[test]
+fn a_reload_while_registering_keeps_the_lines_answer() {
+    let toml = format!(
+        "{SIP_TOML}\n[[register]]\nuser = \"carol\"\nsecret = \"pw\"\nhost = \"127.0.0.1\"\nport = 5070\n"
+    );
+    let mut h = Harness::new(&toml);
+    let register = h.expect_one(CAROL);
+    assert_eq!(register.method(), Some(&Method::Register));
+    h.input(Input::Reconcile);
+    assert!(
+        h.sent().is_empty(),
+        "the line is neither dropped nor restarted"
+    );
+    let mut ok = reply(&register, 200, "OK", "r1");
+    ok.push(HeaderName::Expires, "120");
+    ok.push(
+        HeaderName::Contact,
+        format!(
+            "{};expires=120",
+            register.headers.get(&HeaderName::Contact).unwrap()
+        ),
+    );
+    h.recv(&ok, CAROL);
+    assert!(h.ep.shared.outbound.lock()[0].registered());
 }

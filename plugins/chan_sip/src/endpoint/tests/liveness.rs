@@ -60,11 +60,46 @@ fn a_session_the_far_end_stops_refreshing_expires_with_bye() {
 #[test]
 fn an_interval_below_our_min_se_gets_422() {
     let mut h = Harness::new(SIP_TOML);
-    h.recv(&with_timer("Session-Expires: 60"), ALICE);
+    h.recv(&with_timer("Session-Expires: 60\nSupported: timer"), ALICE);
     let r = h.expect_one(ALICE);
     assert_eq!(r.code(), Some(422));
     assert_eq!(r.headers.get(&HeaderName::MinSE), Some("90"));
     assert!(h.env.allocated.is_empty());
+}
+
+/// RFC 4028 §9: a caller that does not support timers is never refused
+/// with 422; its interval is raised to our Min-SE and we refresh.
+#[test]
+fn a_short_interval_from_a_caller_without_timers_is_raised_not_refused() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&with_timer("Session-Expires: 60"), ALICE);
+    let chan = h.env.started[0];
+    h.input(Input::Answer(chan));
+    let ok = h.expect_one(ALICE);
+    assert_eq!(
+        ok.headers.get(&HeaderName::SessionExpires),
+        Some("90;refresher=uas")
+    );
+    assert_eq!(ok.headers.get(&HeaderName::Require), None);
+}
+
+/// A callee's 200 naming `Session-Expires: 0` (or anything below 90) does
+/// not have us refresh in a loop: the interval is raised to our Min-SE.
+#[test]
+fn a_session_expires_of_zero_in_a_2xx_is_raised_to_min_se() {
+    let mut h = Harness::new(SIP_TOML);
+    let (_, invite) = placed_outbound(&mut h, 100);
+    let mut ok = reply(&invite, 200, "OK", "b1");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok.push(HeaderName::SessionExpires, "0;refresher=uac");
+    ok.push(HeaderName::Allow, "INVITE, ACK, BYE, UPDATE");
+    ok.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok, BOB);
+    h.take();
+    h.advance_to(44_999);
+    assert!(h.sent().is_empty(), "no refresh storm");
+    h.advance_to(45_000);
+    assert_eq!(h.expect_one(BOB).method(), Some(&Method::Update));
 }
 
 #[test]
@@ -109,7 +144,12 @@ fn we_refresh_an_originated_timer_with_update_and_a_481_ends_the_call() {
         Some("120;refresher=uac")
     );
     assert!(update.body.is_empty());
-    h.recv(&reply(&update, 200, "OK", "b1"), BOB);
+    // A far end with timers names the interval in its 200 (without one,
+    // RFC 4028 §7.2: the session would have no timer from then on).
+    let mut refreshed = reply(&update, 200, "OK", "b1");
+    refreshed.push(HeaderName::SessionExpires, "120;refresher=uac");
+    refreshed.push(HeaderName::Require, "timer");
+    h.recv(&refreshed, BOB);
     h.advance_to(119_999);
     assert!(h.sent().is_empty(), "re-armed from the 200");
     h.advance_to(120_000);
@@ -219,4 +259,43 @@ fn a_bridged_call_without_rtp_is_hung_up_after_rtptimeout() {
         .sent()
         .iter()
         .any(|(to, m)| *to == addr(ALICE) && m.method() == Some(&Method::Bye)));
+}
+
+/// rtptimeout on a call that is up and not held; and never on a call
+/// still ringing with early media, silent as it may be.
+#[test]
+fn rtptimeout_ends_a_silent_call_that_is_up_but_not_one_still_ringing() {
+    let toml = SIP_TOML.replace(
+        "context = \"default\"",
+        "context = \"default\"\nrtptimeout = 5",
+    );
+    let mut h = Harness::new(&toml);
+    h.recv(&alice_invite("100", "rt-1"), ALICE);
+    let a = h.env.started[0];
+    let (b, invite_b) = placed_outbound(&mut h, 100);
+    let mut progress = reply(&invite_b, 183, "Session Progress", "b1");
+    progress.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&progress, BOB);
+    h.input(Input::Bridge(a, b));
+    h.take();
+    h.env.idle.insert(a, Duration::from_secs(10));
+    h.env.idle.insert(b, Duration::from_secs(10));
+    h.advance_to(1_000);
+    assert!(
+        h.host_actions()
+            .iter()
+            .all(|x| !matches!(x, HostAction::Hangup(..))),
+        "early media: not up yet"
+    );
+    let mut ok = reply(&invite_b, 200, "OK", "b1");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok, BOB);
+    h.take();
+    h.advance_to(2_000);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(b, Cause::RECOVERY_ON_TIMER_EXPIRE)],
+        "bob is up and silent; alice still rings"
+    );
 }

@@ -224,3 +224,26 @@ fn a_second_fork_answering_is_acked_and_ended_with_bye() {
     h.recv(&ok("fork1"), BOB);
     assert_eq!(h.expect_one(BOB).to_bytes(), ack1.to_bytes());
 }
+
+/// A second fork's 2xx with another CSeq number: the BYE that ends it
+/// counts from our INVITE's number, not from the far end's.
+#[test]
+fn a_second_forks_cseq_is_not_trusted() {
+    let mut h = Harness::new(SIP_TOML);
+    let (_, invite) = placed_outbound(&mut h, 100);
+    let mut ok1 = reply(&invite, 200, "OK", "fork1");
+    ok1.push(HeaderName::Contact, format!("<sip:f1@{BOB}>"));
+    h.recv(&ok1, BOB);
+    h.take();
+    let mut ok2 = reply(&invite, 200, "OK", "fork2");
+    ok2.push(HeaderName::Contact, format!("<sip:f2@{BOB}>"));
+    ok2.headers.set(HeaderName::CSeq, "2147483000 INVITE");
+    h.recv(&ok2, BOB);
+    let bye = h
+        .sent()
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Bye))
+        .expect("the second fork is ended")
+        .1;
+    assert_eq!(bye.cseq().unwrap().seq, invite.cseq().unwrap().seq + 1);
+}
