@@ -105,8 +105,15 @@ impl Endpoint {
         }
         d.refresh_target(msg);
         let local_tag = d.id.local_tag.clone();
-        let Some((chan, s)) = chan.and_then(|c| Some((c, self.sessions.get(c)?))) else {
+        let Some(chan) = chan.filter(|c| self.sessions.get(*c).is_some()) else {
             return self.no_such_call(now, tx, msg, source);
+        };
+        if !msg.body.is_empty() && self.reinvite_pending(chan) {
+            // Glare: both sides offered at once (RFC 3261 §14.2, RFC 3311).
+            return self.respond(now, tx, msg, source, (491, "Request Pending"), &[]);
+        }
+        let Some(s) = self.sessions.get(chan) else {
+            return;
         };
         let (codecs, ports, timers) = (s.codecs.clone(), s.ports(), s.timers);
         let asked = timer::asked(msg);
@@ -216,6 +223,33 @@ impl Endpoint {
         if other == chan {
             return; // Echo: nobody else to tell.
         }
+        self.send_hold(now, other, held);
+    }
+
+    /// Whether our re-INVITE on `chan` still waits for its final response:
+    /// a second one must wait (RFC 3261 §14.1), and an offer from the far
+    /// end meanwhile gets 491.
+    pub(crate) fn reinvite_pending(&self, chan: ChannelId) -> bool {
+        self.sessions
+            .get(chan)
+            .and_then(|s| s.reinvite)
+            .is_some_and(|tx| {
+                matches!(
+                    self.owners.get(&tx),
+                    Some(Owner::ReInvite { ack: None, .. })
+                )
+            })
+    }
+
+    /// Our re-INVITE saying `other` is held (sendonly) or not (sendrecv);
+    /// while one is still in progress, the wish is kept and sent after it.
+    fn send_hold(&mut self, now: Now, other: ChannelId, held: bool) {
+        if self.reinvite_pending(other) {
+            if let Some(o) = self.sessions.get_mut(other) {
+                o.hold_wanted = Some(held);
+            }
+            return;
+        }
         let Some(o) = self.sessions.get(other) else {
             return;
         };
@@ -285,6 +319,24 @@ impl Endpoint {
         if code < 200 {
             return;
         }
+        self.after_reinvite(now, tx, chan, msg, code);
+        // A hold or unhold that had to wait for this one goes now.
+        let wanted = self
+            .sessions
+            .get_mut(chan)
+            .and_then(|s| s.hold_wanted.take());
+        if let Some(held) = wanted {
+            if self
+                .sessions
+                .get(chan)
+                .is_some_and(|s| s.local_hold != held)
+            {
+                self.send_hold(now, chan, held);
+            }
+        }
+    }
+
+    fn after_reinvite(&mut self, now: Now, tx: TxId, chan: ChannelId, msg: &Message, code: u16) {
         if matches!(code, 408 | 481) {
             self.owners.remove(&tx);
             return self.refresh_failed(now, chan, code);

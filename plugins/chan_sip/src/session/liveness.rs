@@ -66,6 +66,9 @@ impl Endpoint {
     /// allows it (RFC 4028 §7.4 prefers it), else a re-INVITE with our
     /// current SDP (sendonly while we hold the leg).
     fn send_refresh(&mut self, now: Now, chan: ChannelId) {
+        if self.reinvite_pending(chan) {
+            return; // the re-INVITE in progress refreshes the session
+        }
         let Some(s) = self.sessions.get(chan) else {
             return;
         };

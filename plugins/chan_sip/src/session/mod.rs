@@ -123,6 +123,9 @@ pub(crate) struct Session {
     pub peer_update: bool,
     /// We passed a hold on to this leg: our SDP to it says sendonly.
     pub local_hold: bool,
+    /// A hold (true) or unhold to pass on once our re-INVITE in progress
+    /// on this leg has its answer.
+    pub hold_wanted: Option<bool>,
     /// The far end takes and sends DTMF as SIP INFO (`dtmfmode = "info"`
     /// or `"shortinfo"`), not as RTP events.
     pub dtmf_info: bool,

@@ -126,6 +126,7 @@ impl Endpoint {
                 timer_due: None,
                 peer_update: false,
                 local_hold: false,
+                hold_wanted: None,
                 sdp_id,
                 sdp_version: 1,
                 dtmf_info,

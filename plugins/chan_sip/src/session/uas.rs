@@ -248,6 +248,7 @@ impl Endpoint {
                 timer_due: None,
                 peer_update: super::allows_update(msg),
                 local_hold: false,
+                hold_wanted: None,
                 sdp_id,
                 sdp_version: 1,
                 dtmf_info,

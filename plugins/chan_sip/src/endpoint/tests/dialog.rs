@@ -386,3 +386,56 @@ fn a_reload_while_registering_keeps_the_lines_answer() {
     h.recv(&ok, CAROL);
     assert!(h.ep.shared.outbound.lock()[0].registered());
 }
+
+/// One re-INVITE at a time (RFC 3261 §14.1): an unhold that comes while
+/// our hold re-INVITE to bob is unanswered waits for its answer; an offer
+/// from bob meanwhile gets 491 Request Pending.
+#[test]
+fn re_invites_wait_for_each_other_and_glare_gets_491() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, ok_a) = answered_inbound(&mut h);
+    let (b, invite_b) = placed_outbound(&mut h, 100);
+    let mut ok_b = reply(&invite_b, 200, "OK", "b1");
+    ok_b.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok_b.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok_b, BOB);
+    h.input(Input::Bridge(a, b));
+    h.take();
+    let offer = |cseq: u32, dir: &str| {
+        let mut m = in_dialog("INVITE", &ok_a, ALICE, cseq, &format!("r{cseq}"));
+        m.set_body("application/sdp", sdp(40_000, dir));
+        m
+    };
+    h.recv(&offer(2, "sendonly"), ALICE);
+    let hold = h
+        .sent()
+        .into_iter()
+        .find(|(to, m)| *to == addr(BOB) && m.method() == Some(&Method::Invite))
+        .expect("hold passed on")
+        .1;
+    // Alice unholds before bob answered: nothing to bob yet.
+    h.recv(&offer(3, "sendrecv"), ALICE);
+    assert!(h
+        .sent()
+        .iter()
+        .all(|(to, m)| !(*to == addr(BOB) && m.method() == Some(&Method::Invite))));
+    // Bob offers meanwhile (glare): 491.
+    let mut bob_offer = parse(&format!(
+        "INVITE sip:{PBX} SIP/2.0\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-bob-re\nMax-Forwards: 70\n\
+         From: {}\nTo: {}\nCall-ID: {}\nCSeq: 9 INVITE\nContact: <sip:bob@{BOB}>\nContent-Length: 0\n\n",
+        hold.headers.get(&HeaderName::To).unwrap(),
+        hold.headers.get(&HeaderName::From).unwrap(),
+        hold.call_id().unwrap(),
+    ));
+    bob_offer.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&bob_offer, BOB);
+    assert_eq!(h.expect_one(BOB).code(), Some(491));
+    // Bob answers the hold: ACK, then the unhold goes.
+    let mut held_ok = reply(&hold, 200, "OK", "b1");
+    held_ok.set_body("application/sdp", sdp(41_000, "recvonly"));
+    h.recv(&held_ok, BOB);
+    let sent = h.sent();
+    let methods: Vec<_> = sent.iter().map(|(_, m)| m.method().cloned()).collect();
+    assert_eq!(methods, vec![Some(Method::Ack), Some(Method::Invite)]);
+    assert!(String::from_utf8_lossy(&sent[1].1.body).contains("a=sendrecv"));
+}
