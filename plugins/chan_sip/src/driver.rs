@@ -126,10 +126,12 @@ struct MediaPair {
     _lease: crate::rtp_ports::PortLease,
 }
 
-/// A call's media sockets: audio always, video when negotiated.
+/// A call's media sockets: audio always, video when negotiated (boxed:
+/// most calls have none, and the table of every call's media holds this
+/// inline).
 struct CallMedia {
     audio: Option<MediaPair>,
-    video: Option<MediaPair>,
+    video: Option<Box<MediaPair>>,
 }
 
 /// What the endpoint asks of the host and the machine, answered at once,
@@ -172,7 +174,7 @@ impl Env for HostEnv {
         });
         match kind {
             StreamKind::Audio => call.audio = Some(pair),
-            StreamKind::Video => call.video = Some(pair),
+            StreamKind::Video => call.video = Some(Box::new(pair)),
         }
         Ok(port)
     }
@@ -205,7 +207,7 @@ impl HostEnv {
                 leg.info_dtmf.then_some(leg.chan.0),
             ),
             StreamKind::Video if leg.video => (
-                call.video.as_ref()?,
+                &**call.video.as_ref()?,
                 leg.remote.video,
                 None,
                 Vec::new(),
