@@ -228,18 +228,22 @@ impl Table {
         }
         let (out, from_dtmf, stream) = (a.out, a.leg.dtmf_pt, a.stream);
         let packet = &mut buf[..n];
-        let info = self.slots.get(out)?.as_ref()?.leg.info_dtmf;
-        if let (Some(tag), Some(pt)) = (info, from_dtmf) {
-            if out != token && packet.len() > 1 && packet[1] & 0x7f == pt {
-                // An event for a leg that takes INFO: reported, not sent.
-                let a = self.slots.get_mut(token)?.as_mut()?;
-                let e = crate::rfc4733::parse(packet)?;
-                if e.end && a.last_event != Some(e.timestamp) {
-                    a.last_event = Some(e.timestamp);
-                    report(tag, e.digit, u32::from(e.duration) / 8);
-                }
-                return None;
+        // Cheapest test first: only a telephone-event packet looks at
+        // whether the other leg takes DTMF as INFO.
+        let event = from_dtmf.is_some_and(|pt| packet.len() > 1 && packet[1] & 0x7f == pt);
+        let info = match event && out != token {
+            true => self.slots.get(out)?.as_ref()?.leg.info_dtmf,
+            false => None,
+        };
+        if let Some(tag) = info {
+            // An event for a leg that takes INFO: reported, not sent.
+            let a = self.slots.get_mut(token)?.as_mut()?;
+            let e = crate::rfc4733::parse(packet)?;
+            if e.end && a.last_event != Some(e.timestamp) {
+                a.last_event = Some(e.timestamp);
+                report(tag, e.digit, u32::from(e.duration) / 8);
             }
+            return None;
         }
         let b = self.slots.get(out)?.as_ref()?;
         if out != token {
