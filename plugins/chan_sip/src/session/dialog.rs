@@ -42,7 +42,7 @@ impl Endpoint {
         let Some(s) = self.sessions.get_mut(chan) else {
             return;
         };
-        if let Some(codecs) = super::agreed_codecs(&s.codecs, &answer) {
+        if let Some(codecs) = super::agreed_codecs(&s.codecs, &answer).filter(|c| *c != s.codecs) {
             s.codecs.clone_from(&codecs);
             self.host(HostAction::SetCodecs(chan, codecs));
         }

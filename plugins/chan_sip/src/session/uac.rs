@@ -360,6 +360,9 @@ impl Endpoint {
         let ack = d.request(Method::Ack, &via, Some(cseq));
         let hop = self.route_hop(&ack).unwrap_or(dest);
         self.layer.send_stateless(hop, transport, &ack);
+        // The answer, parsed once: the codecs agreed and where the media goes.
+        let answer = SessionDescription::parse(&ok.body).ok();
+        let mut narrowed = None;
         if let Some(s) = self.sessions.get_mut(chan) {
             if let Role::Uac {
                 ack: slot,
@@ -372,11 +375,14 @@ impl Endpoint {
             }
             s.peer_update = super::allows_update(ok);
             s.last_msg = "Tx: ACK".into();
-            if let Some(agreed) = SessionDescription::parse(&ok.body)
-                .ok()
-                .and_then(|sd| super::agreed_codecs(&s.codecs, &sd))
+            if let Some(agreed) = answer
+                .as_ref()
+                .and_then(|sd| super::agreed_codecs(&s.codecs, sd))
+                .filter(|agreed| *agreed != s.codecs)
             {
-                s.codecs = agreed;
+                // The core hears of the codecs only when the answer narrowed them.
+                s.codecs.clone_from(&agreed);
+                narrowed = Some(agreed);
             }
             s.ringing = false;
         }
@@ -384,12 +390,15 @@ impl Endpoint {
         self.dialogs.insert(d);
         // The answer's media, followed by a relay already running for
         // early media.
-        let answer = crate::relay::RemoteMedia::from_sdp(&ok.body);
-        if answer.addr.is_some() {
-            self.media_moved(chan, answer);
+        let media = answer
+            .as_ref()
+            .map(crate::relay::RemoteMedia::from_description)
+            .unwrap_or_default();
+        if media.addr.is_some() {
+            self.media_moved(chan, media);
         }
         self.arm_timer(now, chan);
-        if let Some(codecs) = self.sessions.get(chan).map(|s| s.codecs.clone()) {
+        if let Some(codecs) = narrowed {
             self.host(HostAction::SetCodecs(chan, codecs));
         }
         self.host(HostAction::SetState(chan, ChannelState::Up));

@@ -58,10 +58,8 @@ fn outbound_challenge(code: u16, challenge: &str, answer: HeaderName) {
     assert_eq!(ack.cseq().unwrap().seq, retry.cseq().unwrap().seq);
     assert_eq!(
         h.host_actions(),
-        vec![
-            HostAction::SetCodecs(chan, vec![Codec::PCMU]),
-            HostAction::SetState(chan, ChannelState::Up)
-        ]
+        vec![HostAction::SetState(chan, ChannelState::Up)],
+        "the answer kept the offered codecs: nothing to tell the core"
     );
     // A retransmitted 200 gets the same ACK again.
     h.recv(&ok, BOB);
