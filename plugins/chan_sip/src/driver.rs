@@ -53,8 +53,14 @@ pub enum Command {
     /// placed (call-limit refusals are the caller's to see, as `sip_call`
     /// returning -1 is in Asterisk); later failures end the channel.
     Place(ChannelId, std::sync::mpsc::Sender<Result<(), Cause>>),
-    /// The core bridged two of our channels: relay their RTP.
-    Bridge(ChannelId, ChannelId),
+    /// The core bridges two of our channels: relay their RTP. The answer
+    /// says at once whether the native bridge runs (else the core falls
+    /// back to its generic bridge).
+    Bridge(
+        ChannelId,
+        ChannelId,
+        std::sync::mpsc::Sender<Result<(), Cause>>,
+    ),
     /// `sip show channels`, from the endpoint's sessions.
     ShowChannels(std::sync::mpsc::Sender<String>),
     /// The relay took a digit (RFC 4733) out of a stream towards this
@@ -177,6 +183,10 @@ impl Env for HostEnv {
             StreamKind::Video => call.video = Some(Box::new(pair)),
         }
         Ok(port)
+    }
+
+    fn relay_ready(&mut self) -> bool {
+        self.relay.is_some()
     }
 
     fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration> {
@@ -471,7 +481,9 @@ pub async fn run(
                 Command::Hangup(c, cause) => d.input(Input::Hangup(c, cause)),
                 Command::Indicate(c, ind) => d.input(Input::Indicate(c, ind)),
                 Command::NewOutbound(setup) => d.input(Input::NewOutbound(setup)),
-                Command::Bridge(a, b) => d.input(Input::Bridge(a, b)),
+                Command::Bridge(a, b, reply) => {
+                    let _ = reply.send(d.ep.bridge(a, b, &mut d.env));
+                }
             },
             _ = stop.changed() => break,
         }

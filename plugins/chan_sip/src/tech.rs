@@ -281,8 +281,15 @@ impl ChannelDriver for SipTech {
         self.send(crate::driver::Command::Indicate(chan, indication))
     }
 
+    /// Answered by the driver at once (one turn; bounded so a stopping
+    /// module cannot hang a dialplan thread): a refusal makes the core use
+    /// its generic bridge.
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
-        self.send(crate::driver::Command::Bridge(a, b))
+        let (reply, result) = std::sync::mpsc::channel();
+        self.send(crate::driver::Command::Bridge(a, b, reply))?;
+        result
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap_or(Err(Cause::FAILURE))
     }
 
     fn device_state(&self, resource: &str) -> DeviceState {

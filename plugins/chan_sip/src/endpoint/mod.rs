@@ -221,6 +221,8 @@ pub trait Env {
     /// How long `chan`'s far end has sent no RTP as of `now`; `None` when
     /// nothing reads its socket (not bridged).
     fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration>;
+    /// Whether native bridges can run (the relay thread started).
+    fn relay_ready(&mut self) -> bool;
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
@@ -399,7 +401,9 @@ impl Endpoint {
             Input::Hangup(c, cause) => self.hangup_call(now, c, cause),
             Input::Indicate(c, ind) => self.indicate_call(now, c, ind),
             Input::NewOutbound(setup) => self.new_outbound(setup, env),
-            Input::Bridge(a, b) => self.bridge(a, b),
+            Input::Bridge(a, b) => {
+                let _ = self.bridge(a, b, env);
+            }
             Input::QualifyNow(peer) => self.poke(&peer, now.mono),
             Input::Reconcile => self.reconcile(now.mono),
             Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),

@@ -405,27 +405,43 @@ impl Endpoint {
 
     /// The core bridged two of our channels: their media is relayed to
     /// each other (one channel with itself: Echo).
-    pub(crate) fn bridge(&mut self, a: ChannelId, b: ChannelId) {
+    ///
+    /// The answer says whether the bridge runs: a refusal (a leg gone or in
+    /// another bridge, no relay thread) lets the core fall back to its
+    /// generic bridge and say so, instead of believing media flows.
+    pub fn bridge(
+        &mut self,
+        a: ChannelId,
+        b: ChannelId,
+        env: &mut dyn crate::endpoint::Env,
+    ) -> Result<(), sirius_abi::Cause> {
+        use sirius_abi::Cause;
         let partner = |c| self.sessions.get(c).and_then(|s| s.partner);
         if a != b && partner(a) == Some(b) && partner(b) == Some(a) {
-            return; // bridged for early media already: the answer keeps it
+            return Ok(()); // bridged for early media already: the answer keeps it
+        }
+        if !env.relay_ready() {
+            log::warn!("cannot bridge natively: no relay thread");
+            return Err(Cause::FACILITY_NOT_IMPLEMENTED);
         }
         let busy = |c| self.sessions.get(c).is_some_and(|s| s.partner.is_some());
         if busy(a) || busy(b) {
-            return log::warn!(
+            log::warn!(
                 "{} or {} is already in a native bridge",
                 self.sessions.name(a),
                 self.sessions.name(b)
             );
+            return Err(Cause::FAILURE);
         }
         let action = if a == b {
             let Some(leg) = self.leg_media(a) else {
-                return;
+                return Err(Cause::FAILURE);
             };
             MediaAction::Echo(leg)
         } else {
             let (Some(la), Some(lb)) = (self.leg_media(a), self.leg_media(b)) else {
-                return log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
+                log::warn!("cannot bridge {a} and {b} natively: a leg is gone");
+                return Err(Cause::FAILURE);
             };
             log::debug!(
                 "native RTP bridge {} ({:?}) <-> {} ({:?})",
@@ -442,5 +458,6 @@ impl Endpoint {
             }
         }
         self.media(action);
+        Ok(())
     }
 }

@@ -439,3 +439,35 @@ fn re_invites_wait_for_each_other_and_glare_gets_491() {
     assert_eq!(methods, vec![Some(Method::Ack), Some(Method::Invite)]);
     assert!(String::from_utf8_lossy(&sent[1].1.body).contains("a=sendrecv"));
 }
+
+/// A native bridge that cannot run says so (the core then uses its
+/// generic bridge): no relay thread, a leg gone, a leg in another bridge.
+#[test]
+fn a_native_bridge_that_cannot_run_is_refused() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, _) = answered_inbound(&mut h);
+    let (b, _) = placed_outbound(&mut h, 100);
+    h.take();
+    h.env.no_relay = true;
+    assert_eq!(
+        h.ep.bridge(a, b, &mut h.env),
+        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    );
+    h.env.no_relay = false;
+    assert_eq!(
+        h.ep.bridge(a, ChannelId(999), &mut h.env),
+        Err(Cause::FAILURE)
+    );
+    assert_eq!(h.ep.bridge(a, b, &mut h.env), Ok(()));
+    assert_eq!(
+        h.ep.bridge(a, a, &mut h.env),
+        Err(Cause::FAILURE),
+        "a is taken"
+    );
+    h.collect();
+    assert_eq!(
+        h.media_actions().len(),
+        1,
+        "one bridge, nothing for the refusals"
+    );
+}

@@ -104,6 +104,8 @@ struct FakeEnv {
     reserved: Vec<(ChannelId, StreamKind)>,
     /// How long each channel's far end has sent no RTP (absent: not relayed).
     idle: std::collections::HashMap<ChannelId, Duration>,
+    /// The relay thread did not start.
+    no_relay: bool,
 }
 
 impl Env for FakeEnv {
@@ -135,6 +137,10 @@ impl Env for FakeEnv {
 
     fn media_idle(&mut self, chan: ChannelId, _now: Instant) -> Option<Duration> {
         self.idle.get(&chan).copied()
+    }
+
+    fn relay_ready(&mut self) -> bool {
+        !self.no_relay
     }
 }
 
