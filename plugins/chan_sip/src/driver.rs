@@ -161,11 +161,6 @@ impl Env for HostEnv {
         self.shared.host.pbx_start(chan)
     }
 
-    fn channel_exists(&mut self, chan: ChannelId) -> bool {
-        // The core answers caller ID only for channels it still has.
-        self.shared.host.channel_caller_id(chan).is_some()
-    }
-
     fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
         let (rtp, rtcp, lease) = self.shared.bind_media().map_err(|e| e.to_string())?;
         let port = rtp.local_addr().map_err(|e| e.to_string())?.port();

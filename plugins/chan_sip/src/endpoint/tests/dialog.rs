@@ -98,21 +98,6 @@ fn requests_for_unknown_dialogs_get_481() {
     assert_eq!(h.expect_one(ALICE).code(), Some(481));
 }
 
-/// A core channel lost in a race: after two sweeps a second apart the
-/// call is ended on the wire.
-#[test]
-fn a_call_whose_channel_is_gone_is_ended_after_two_sweeps() {
-    let mut h = Harness::new(SIP_TOML);
-    let (chan, _) = answered_inbound(&mut h);
-    h.take();
-    h.env.gone.insert(chan);
-    h.advance_to(1_000);
-    assert_eq!(h.ep.calls(), 1, "one sweep is not enough");
-    h.advance_to(2_000);
-    assert_eq!(h.ep.calls(), 0);
-    assert_eq!(h.expect_one(ALICE).method(), Some(&Method::Bye));
-}
-
 #[test]
 fn options_lists_what_we_allow_and_support() {
     let mut h = Harness::new(SIP_TOML);

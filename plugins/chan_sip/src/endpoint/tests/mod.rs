@@ -10,7 +10,6 @@ use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec, Tuple2}
 use sirius_abi::services::{CoreServices, CoreServices_TO, LogLevel, SchedCallbackBox};
 use sirius_abi::{Capabilities, Codec, Frame, Indication};
 use sirius_sip::message::{build, parse_datagram, HeaderName, Limits, Message, Method};
-use std::collections::HashSet;
 
 /// A host that does nothing: the endpoint never calls it (everything it
 /// tells the core is an [`Output`]); `Shared` just needs one.
@@ -100,7 +99,6 @@ struct FakeEnv {
     allocated: Vec<(ChannelId, ChannelSpec)>,
     started: Vec<ChannelId>,
     refuse_pbx: Option<Cause>,
-    gone: HashSet<ChannelId>,
     reserved: Vec<(ChannelId, StreamKind)>,
     /// How long each channel's far end has sent no RTP (absent: not relayed).
     idle: std::collections::HashMap<ChannelId, Duration>,
@@ -124,10 +122,6 @@ impl Env for FakeEnv {
     fn pbx_start(&mut self, chan: ChannelId) -> Result<(), Cause> {
         self.started.push(chan);
         self.refuse_pbx.map_or(Ok(()), Err)
-    }
-
-    fn channel_exists(&mut self, chan: ChannelId) -> bool {
-        !self.gone.contains(&chan)
     }
 
     fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
