@@ -593,3 +593,43 @@ fn a_digit_sent_by_info_reaches_an_rfc4733_callee_as_rtp_events() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(callee.finish(), Some(0));
 }
+
+/// A 302 whose Contact names a host (`localhost`): the PBX looks it up off
+/// its SIP thread and the call connects at the redirect target.
+#[test]
+fn a_302_to_a_host_name_is_followed_after_its_lookup() {
+    let (redirector_port, final_port) = (free_udp_port(), free_udp_port());
+    let d = pbx(redirector_port, "");
+    let redirector = SippProcess::start(
+        redirector_port,
+        &[
+            "-sf",
+            &sf("uas_redirect_name.xml"),
+            "-m",
+            "1",
+            "-key",
+            "fwdport",
+            &final_port.to_string(),
+        ],
+    );
+    let target = SippProcess::start(final_port, &["-sn", "uas", "-m", "1"]);
+    let (code, out) = sipp(&[
+        &format!("127.0.0.1:{}", d.sip_port()),
+        "-sn",
+        "uac",
+        "-s",
+        "200",
+        "-p",
+        &free_udp_port().to_string(),
+        "-m",
+        "1",
+        "-d",
+        "500",
+    ]);
+    assert_eq!(code, 0, "answered by the redirect target:\n{out}");
+    assert_eq!(redirector.finish(), Some(0));
+    assert_eq!(target.finish(), Some(0));
+    assert!(d.messages().contains(&format!(
+        "redirected (302) to sip:final@localhost:{final_port}"
+    )));
+}

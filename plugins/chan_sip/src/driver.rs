@@ -63,6 +63,8 @@ pub enum Command {
     ),
     /// `sip show channels`, from the endpoint's sessions.
     ShowChannels(std::sync::mpsc::Sender<String>),
+    /// A host name the endpoint asked for, looked up.
+    Resolved(String, u16, Result<SocketAddr, String>),
     /// The relay took a digit (RFC 4733) out of a stream towards this
     /// channel, whose far end takes DTMF as INFO.
     RelayDtmf(ChannelId, char, u32),
@@ -90,39 +92,6 @@ pub fn reconcile(shared: &Shared, now: Instant) {
             Err(e) => log::error!("{e}"),
         }
     }
-}
-
-/// How long a name's address is reused before it is looked up again, and
-/// how long a failed lookup is remembered.
-const DNS_TTL: Duration = Duration::from_secs(60);
-const DNS_NEGATIVE_TTL: Duration = Duration::from_secs(10);
-
-/// The endpoint's resolver (names in 3xx Contacts and route sets): the
-/// system resolver behind a cache, so a dialog routed through a host name
-/// costs a lookup — which blocks the driver's thread — once a minute, not
-/// once per in-dialog request.
-fn cached_resolver(
-    lookup: impl Fn(&str, u16) -> Result<SocketAddr, String> + Send + 'static,
-) -> crate::endpoint::Resolver {
-    type Entry = (Result<SocketAddr, String>, Instant);
-    let cache = parking_lot::Mutex::new(HashMap::<(String, u16), Entry>::new());
-    Box::new(move |host, port| {
-        let now = Instant::now();
-        let key = (host.to_ascii_lowercase(), port);
-        if let Some((r, at)) = cache.lock().get(&key) {
-            let ttl = if r.is_ok() { DNS_TTL } else { DNS_NEGATIVE_TTL };
-            if now.duration_since(*at) < ttl {
-                return r.clone();
-            }
-        }
-        let r = lookup(host, port);
-        let mut c = cache.lock();
-        if c.len() > 1024 {
-            c.retain(|_, (_, at)| now.duration_since(*at) < DNS_TTL);
-        }
-        c.insert(key, (r.clone(), now));
-        r
-    })
 }
 
 /// A stream's RTP and RTCP sockets and its place in the port range.
@@ -416,9 +385,8 @@ pub async fn run(
     )
     .map_err(|e| log::error!("no native RTP bridging: cannot start the relay thread: {e}"))
     .ok();
-    let resolver = cached_resolver(crate::config::resolve_host);
     let mut d = Driver {
-        ep: Endpoint::new(shared.clone(), seed(), resolver),
+        ep: Endpoint::new(shared.clone(), seed(), Instant::now()),
         env: HostEnv {
             shared,
             media: HashMap::new(),
@@ -470,6 +438,9 @@ pub async fn run(
                     });
                 }
                 Command::Reconciled => d.input(Input::Reconcile),
+                Command::Resolved(host, port, result) => {
+                    d.input(Input::Resolved { host, port, result })
+                }
                 Command::RelayDtmf(c, digit, ms) => d.input(Input::RelayDtmf(c, digit, ms)),
                 Command::QualifyNow(peer) => d.input(Input::QualifyNow(peer)),
                 Command::Answer(c) => d.input(Input::Answer(c)),
@@ -541,6 +512,15 @@ impl Driver {
                 Output::Transmit(t) => self.transmit(t).await,
                 Output::Host(h) => self.host(h),
                 Output::Media(m) => self.env.media(m),
+                // A lookup may block for seconds: on a blocking thread, the
+                // answer back through the command queue.
+                Output::Resolve { host, port } => {
+                    let commands = self.env.shared.commands.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = crate::config::resolve_host(&host, port);
+                        let _ = commands.send(Command::Resolved(host, port, result));
+                    });
+                }
             }
         }
     }
@@ -629,38 +609,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cached_resolver;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
-
-    #[test]
-    fn names_are_looked_up_once_then_served_from_the_cache() {
-        let lookups = Arc::new(AtomicU32::new(0));
-        let n = lookups.clone();
-        let resolve = cached_resolver(move |host, port| {
-            n.fetch_add(1, Ordering::SeqCst);
-            match host {
-                "PBX.example" | "pbx.example" => {
-                    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-                }
-                _ => Err(format!("host '{host}' does not resolve")),
-            }
-        });
-        for _ in 0..3 {
-            assert_eq!(resolve("PBX.example", 5060).unwrap().port(), 5060);
-            assert!(resolve("nowhere.example", 5060).is_err());
-        }
-        assert_eq!(lookups.load(Ordering::SeqCst), 2, "one lookup per name");
-        assert_eq!(resolve("pbx.example", 5070).unwrap().port(), 5070);
-        assert_eq!(
-            lookups.load(Ordering::SeqCst),
-            3,
-            "the port is part of the key"
-        );
     }
 }

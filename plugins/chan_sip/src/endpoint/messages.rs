@@ -105,10 +105,6 @@ impl Endpoint {
     }
 }
 
-/// Resolves a host name (A/AAAA) for the endpoint; the driver's is the
-/// system resolver, tests give a table.
-pub type Resolver = Box<dyn Fn(&str, u16) -> Result<SocketAddr, String> + Send>;
-
 impl Endpoint {
     /// Where an in-dialog request goes when the dialog has a route set (RFC
     /// 3261 §12.2.1.1): the first `Route` when it is a loose router (`;lr`);
@@ -116,7 +112,7 @@ impl Endpoint {
     /// URI (the remote target then rides as the last Route). `None` without
     /// a Route (or with one that does not resolve): the caller then uses the
     /// leg's known address.
-    pub(crate) fn route_hop(&self, req: &Message) -> Option<SocketAddr> {
+    pub(crate) fn route_hop(&mut self, req: &Message) -> Option<SocketAddr> {
         let route = req.headers.get(&HeaderName::Route)?;
         let first = sirius_sip::message::NameAddr::parse_list(route)
             .ok()?
@@ -129,25 +125,38 @@ impl Endpoint {
         self.uri_addr(&sirius_sip::message::Uri::parse(req.request_uri()?).ok()?)
     }
 
-    /// The address a SIP URI names (default port 5060). A host name goes
-    /// through the resolver (no NAPTR/SRV, as Asterisk without `srvlookup`):
-    /// names appear here only in redirects and route sets, rare next to the
-    /// traffic the endpoint carries.
-    pub(crate) fn uri_addr(&self, uri: &sirius_sip::message::Uri) -> Option<SocketAddr> {
+    /// The address a SIP URI names (default port 5060); `None` for a name
+    /// whose lookup is not in yet (asked for now) or failed. Names (A/AAAA;
+    /// no NAPTR/SRV, as Asterisk without `srvlookup`) go through the
+    /// endpoint's cache, never blocking it.
+    pub(crate) fn uri_addr(&mut self, uri: &sirius_sip::message::Uri) -> Option<SocketAddr> {
+        match self.uri_lookup(uri) {
+            super::Lookup::Found(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// [`Endpoint::uri_addr`] saying why there is no address yet.
+    pub(crate) fn uri_lookup(&mut self, uri: &sirius_sip::message::Uri) -> super::Lookup {
         let port = uri.port.unwrap_or(5060);
         let ip = match &uri.host {
             sirius_sip::message::Host::V4(a) => std::net::IpAddr::V4(*a),
             sirius_sip::message::Host::V6(a) => std::net::IpAddr::V6(*a),
             sirius_sip::message::Host::Name(name) => {
-                return match (self.resolver)(name, port) {
-                    Ok(addr) => Some(addr),
-                    Err(e) => {
-                        log::warn!("{e}");
-                        None
+                let found = self.dns.lookup(name, port, self.now);
+                match &found {
+                    super::Lookup::Pending { ask: true } => {
+                        self.out.push_back(super::Output::Resolve {
+                            host: name.clone(),
+                            port,
+                        });
                     }
+                    super::Lookup::Failed(e) => log::warn!("{e}"),
+                    _ => {}
                 }
+                return found;
             }
         };
-        Some(SocketAddr::new(ip, port))
+        super::Lookup::Found(SocketAddr::new(ip, port))
     }
 }

@@ -31,9 +31,10 @@
 //! are routed by method.
 
 mod client;
+mod dns;
 mod messages;
 
-pub use messages::Resolver;
+pub(crate) use dns::Lookup;
 #[cfg(test)]
 mod tests;
 
@@ -126,6 +127,15 @@ pub enum Input<'a> {
     Reconcile,
     /// The module stops: end every call, unregister every line.
     Shutdown,
+    /// The driver's answer to [`Output::Resolve`].
+    Resolved {
+        /// The name asked for.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// Its address, or why there is none.
+        result: Result<SocketAddr, String>,
+    },
     /// The relay took a digit out of the RTP towards this channel, whose
     /// far end takes DTMF as SIP INFO: send it one (digit, ms).
     RelayDtmf(ChannelId, char, u32),
@@ -140,6 +150,14 @@ pub enum Output {
     Host(HostAction),
     /// Change what the RTP relay does.
     Media(MediaAction),
+    /// Look a host name up (A/AAAA) off the endpoint's thread and answer
+    /// with [`Input::Resolved`].
+    Resolve {
+        /// The name.
+        host: String,
+        /// The port it goes with.
+        port: u16,
+    },
 }
 
 /// A host call that needs no answer.
@@ -295,13 +313,17 @@ pub struct Endpoint {
     pub(crate) session_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
     next_housekeeping: Option<Instant>,
     pub(crate) tokens: Tokens,
-    pub(crate) resolver: Resolver,
-    out: VecDeque<Output>,
+    /// Names met in messages, looked up without blocking.
+    pub(crate) dns: dns::Dns,
+    /// The time of the input being handled (what a cached name's age is
+    /// counted against).
+    pub(crate) now: Instant,
+    pub(crate) out: VecDeque<Output>,
 }
 
 impl Endpoint {
     /// An endpoint over the module's shared state, its tokens from `seed`.
-    pub fn new(shared: Arc<Shared>, seed: u64, resolver: Resolver) -> Endpoint {
+    pub fn new(shared: Arc<Shared>, seed: u64, now: Instant) -> Endpoint {
         let t1 = Duration::from_millis(shared.running().cfg.general.t1.max(1));
         Endpoint {
             shared,
@@ -317,7 +339,8 @@ impl Endpoint {
             session_timers: std::collections::BTreeSet::new(),
             next_housekeeping: None,
             tokens: Tokens::new(seed),
-            resolver,
+            dns: dns::Dns::default(),
+            now,
             out: VecDeque::new(),
         }
     }
@@ -381,6 +404,7 @@ impl Endpoint {
 
     /// Takes one input.
     pub fn handle(&mut self, now: Now, input: Input<'_>, env: &mut dyn Env) {
+        self.now = now.mono;
         match input {
             Input::Datagram { data, src } => match parse_datagram(data, &Limits::default()) {
                 Ok(msg) => self.on_message(now, msg, src, Transport::Udp),
@@ -402,6 +426,10 @@ impl Endpoint {
             Input::QualifyNow(peer) => self.poke(&peer, now.mono),
             Input::Reconcile => self.reconcile(now.mono),
             Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),
+            Input::Resolved { host, port, result } => {
+                self.dns.resolved(&host, port, result, now.mono);
+                self.redirects_resolved(now);
+            }
             Input::Shutdown => {
                 // Both directions: a forced unload must not leave a far end
                 // holding a call nobody will ever end.
@@ -417,6 +445,7 @@ impl Endpoint {
 
     /// Timers that came due by `now`.
     pub fn handle_timeout(&mut self, now: Now, env: &mut dyn Env) {
+        self.now = now.mono;
         self.layer.handle_timeout(now.mono);
         while let Some(&(at, chan)) = self.congest_timers.first() {
             if at > now.mono {

@@ -350,8 +350,8 @@ impl Endpoint {
         };
         let (dialog, transport, dest) = (s.dialog.clone(), s.transport, s.dest);
         if let Some(Owner::ReInvite { ack: Some(ack), .. }) = self.owners.get(&tx) {
-            let hop = self.route_hop(ack).unwrap_or(dest);
             let ack = ack.clone();
+            let hop = self.route_hop(&ack).unwrap_or(dest);
             return self.layer.send_stateless(hop, transport, &ack);
         }
         let via = self.via(transport);

@@ -75,6 +75,9 @@ pub(crate) enum Role {
         /// The session interval our INVITE asked for (after a 422, the
         /// far end's Min-SE); `None` when it asked for none.
         asked_interval: Option<u32>,
+        /// A 3xx (and its code) whose Contact names a host being looked
+        /// up: followed once the answer is in.
+        pending_redirect: Option<(Box<Message>, u16)>,
     },
 }
 

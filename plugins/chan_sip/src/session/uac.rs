@@ -3,13 +3,23 @@
 //! ACKed — auto-congest, and CANCEL, including a 2xx that crosses it.
 
 use super::{invite_summary, timer, Role, Session};
-use crate::endpoint::{Endpoint, Env, HostAction, MediaAction, Now, Owner, StreamKind};
+use crate::endpoint::{Endpoint, Env, HostAction, Lookup, MediaAction, Now, Owner, StreamKind};
 use sirius_abi::{Cause, ChannelId, ChannelState};
 use sirius_sip::message::{HeaderName, Message, Method, Uri};
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
 use sirius_sip::transaction::Transport;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// What to do with a 3xx.
+enum Redirect {
+    /// Send this INVITE to the new target.
+    Retry(Message),
+    /// A Contact's host is being looked up: wait for the answer.
+    Wait,
+    /// Nothing to follow: the call fails.
+    Fail,
+}
 
 /// Redirects one outbound call may follow: enough for a forwarding chain,
 /// few enough that two servers redirecting to each other cannot loop us.
@@ -106,6 +116,7 @@ impl Endpoint {
                     redirects: 0,
                     congest_at: None,
                     asked_interval: None,
+                    pending_redirect: None,
                 },
                 dest: setup.dest,
                 transport: setup.transport,
@@ -308,7 +319,11 @@ impl Endpoint {
             }
             401 | 407 if first_challenge => self.authorized_retry(chan, msg),
             422 => self.interval_retry(chan, msg),
-            300..=399 if may_redirect => self.redirected_retry(chan, msg, code),
+            300..=399 if may_redirect => match self.redirected_retry(chan, msg, code) {
+                Redirect::Retry(invite) => Some(invite),
+                Redirect::Wait => return,
+                Redirect::Fail => None,
+            },
             200..=299 => {
                 let Some(ack) = ack else {
                     return self.confirm_uac(now.mono, chan, msg);
@@ -504,21 +519,42 @@ impl Endpoint {
     /// The INVITE again towards the first usable `Contact` of a 3xx (RFC 3261
     /// §8.1.3.4): same Call-ID and From tag, next CSeq, new branch, new
     /// Request-URI and destination; the target's `transport` parameter, if
-    /// any, picks the transport (else the call keeps its own).
-    fn redirected_retry(&mut self, chan: ChannelId, resp: &Message, code: u16) -> Option<Message> {
-        let contact = resp
+    /// any, picks the transport (else the call keeps its own). A Contact
+    /// naming a host not looked up yet makes the call wait for the answer
+    /// (the endpoint never blocks on DNS); one that does not resolve is
+    /// skipped for the next.
+    fn redirected_retry(&mut self, chan: ChannelId, resp: &Message, code: u16) -> Redirect {
+        let contacts: Vec<sirius_sip::message::NameAddr> = resp
             .headers
             .values(&HeaderName::Contact)
             .filter_map(|v| sirius_sip::message::NameAddr::parse_list(v).ok())
             .flatten()
-            .find_map(|na| {
-                let uri = na.sip_uri().ok()?;
-                let addr = self.uri_addr(&uri)?;
-                let transport = uri.params.get("transport").and_then(Transport::parse);
-                let target = na.uri.split('?').next().unwrap_or(&na.uri).to_string();
-                Some((target, addr, transport))
-            });
-        let s = self.sessions.get_mut(chan)?;
+            .collect();
+        let mut found = None;
+        for na in contacts {
+            let Ok(uri) = na.sip_uri() else { continue };
+            match self.uri_lookup(&uri) {
+                Lookup::Found(addr) => {
+                    let transport = uri.params.get("transport").and_then(Transport::parse);
+                    let target = na.uri.split('?').next().unwrap_or(&na.uri).to_string();
+                    found = Some((target, addr, transport));
+                    break;
+                }
+                Lookup::Failed(_) => continue,
+                Lookup::Pending { .. } => {
+                    if let Some(Role::Uac {
+                        pending_redirect, ..
+                    }) = self.sessions.get_mut(chan).map(|s| &mut s.role)
+                    {
+                        *pending_redirect = Some((Box::new(resp.clone()), code));
+                    }
+                    return Redirect::Wait;
+                }
+            }
+        }
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return Redirect::Fail;
+        };
         let Role::Uac {
             ruri,
             redirects,
@@ -526,14 +562,18 @@ impl Endpoint {
             ..
         } = &mut s.role
         else {
-            return None;
+            return Redirect::Fail;
         };
-        let Some((target, dest, transport)) = contact else {
+        let Some((target, dest, transport)) = found else {
             log::warn!("{code} from {ruri} has no Contact we can follow (a SIP URI that resolves); call fails");
-            return None;
+            return Redirect::Fail;
         };
-        let mut invite = s.invite.clone()?;
-        let cseq = invite.cseq()?.seq + 1;
+        let Some(mut invite) = s.invite.clone() else {
+            return Redirect::Fail;
+        };
+        let Some(cseq) = invite.cseq().map(|c| c.seq + 1) else {
+            return Redirect::Fail;
+        };
         log::info!("    -- Call to {ruri} redirected ({code}) to {target}");
         *redirects += 1;
         *auth_attempts = 0;
@@ -545,7 +585,29 @@ impl Endpoint {
         }
         let transport = s.transport;
         self.next_invite(&mut invite, cseq, transport);
-        Some(invite)
+        Redirect::Retry(invite)
+    }
+
+    /// A name came back from the driver: redirects that waited for it go on.
+    pub(crate) fn redirects_resolved(&mut self, now: Now) {
+        let waiting: Vec<(ChannelId, Box<Message>, u16)> = self
+            .sessions
+            .channels()
+            .into_iter()
+            .filter_map(|c| match &mut self.sessions.get_mut(c)?.role {
+                Role::Uac {
+                    pending_redirect, ..
+                } => pending_redirect.take().map(|(m, code)| (c, m, code)),
+                Role::Uas { .. } => None,
+            })
+            .collect();
+        for (chan, resp, code) in waiting {
+            match self.redirected_retry(chan, &resp, code) {
+                Redirect::Retry(invite) => self.send_invite(now.mono, chan, invite),
+                Redirect::Wait => {}
+                Redirect::Fail => self.end_uac(chan, crate::causes::sip_to_cause(code)),
+            }
+        }
     }
 
     /// Makes `invite` the next request of the same call (RFC 3261 §8.1.3.5):

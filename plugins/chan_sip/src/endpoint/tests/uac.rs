@@ -245,3 +245,47 @@ fn a_second_forks_cseq_is_not_trusted() {
         .1;
     assert_eq!(bye.cseq().unwrap().seq, invite.cseq().unwrap().seq + 1);
 }
+
+/// A 302 to a host name: the endpoint does not block on DNS. It asks the
+/// driver (Output::Resolve), the call waits, and the answer sends the
+/// INVITE on; a name that does not resolve fails the call.
+#[test]
+fn a_redirect_to_a_name_waits_for_its_lookup() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, invite) = placed_outbound(&mut h, 100);
+    let mut moved = reply(&invite, 302, "Moved Temporarily", "b1");
+    moved.push(HeaderName::Contact, "<sip:carol@carol.example:5070>");
+    h.recv(&moved, BOB);
+    let outs = h.take();
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Resolve { host, port: 5070 } if host == "carol.example"
+    )));
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::Host(HostAction::Hangup(..)))));
+    h.input(Input::Resolved {
+        host: "carol.example".into(),
+        port: 5070,
+        result: Ok(addr(CAROL)),
+    });
+    let again = h.expect_one(CAROL);
+    assert_eq!(again.request_uri(), Some("sip:carol@carol.example:5070"));
+
+    // The same for a name that does not resolve: the call fails.
+    let (chan2, invite2) = placed_outbound(&mut h, 101);
+    let mut moved = reply(&invite2, 302, "Moved Temporarily", "b2");
+    moved.push(HeaderName::Contact, "<sip:x@nowhere.example>");
+    h.recv(&moved, BOB);
+    h.take();
+    h.input(Input::Resolved {
+        host: "nowhere.example".into(),
+        port: 5060,
+        result: Err("host 'nowhere.example' does not resolve".into()),
+    });
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan2, crate::causes::sip_to_cause(302))]
+    );
+    assert!(h.ep.sessions.get(chan).is_some(), "the first call goes on");
+}
