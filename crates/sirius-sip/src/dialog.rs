@@ -145,10 +145,15 @@ impl Dialog {
 
     /// UAS side: from the INVITE we answer with our tag. The route set is the
     /// request's Record-Route in order (§12.1.1).
+    ///
+    /// Our first in-dialog request counts from `local_seq` (RFC 3261
+    /// §12.1.1 lets the UAS pick any start; the caller passes a random one,
+    /// so this crate draws no randomness of its own here).
     pub fn from_uas(
         invite: &Message,
         local_tag: &str,
         local_contact: &str,
+        local_seq: u16,
     ) -> Result<Dialog, DialogError> {
         let from = invite.from_header().ok_or(DialogError::Header("From"))?;
         let to = invite.to_header().ok_or(DialogError::Header("To"))?;
@@ -170,7 +175,7 @@ impl Dialog {
             state: DialogState::Early,
             local_uri: without_tag(&to),
             remote_uri: without_tag(&from),
-            local_seq: rand::random::<u16>() as u32,
+            local_seq: u32::from(local_seq),
             remote_seq: Some(seq),
             remote_target: contact_uri(invite).ok_or(DialogError::Header("Contact"))?,
             route_set: record_route(invite),
@@ -414,7 +419,7 @@ mod tests {
     fn uas_dialog_checks_cseq_and_refreshes_target() {
         let inv = invite();
         let mut d =
-            Dialog::from_uas(&inv, "8321234356", "sip:bob@client.biloxi.example.com").unwrap();
+            Dialog::from_uas(&inv, "8321234356", "sip:bob@client.biloxi.example.com", 7).unwrap();
         assert_eq!(
             d.route_set,
             vec![
@@ -470,7 +475,7 @@ mod tests {
         let inv = invite();
         let mut table = DialogTable::default();
         assert_eq!(table.classify(&inv), Classified::OutOfDialog);
-        let d = Dialog::from_uas(&inv, "t1", "sip:bob@h").unwrap();
+        let d = Dialog::from_uas(&inv, "t1", "sip:bob@h", 7).unwrap();
         let id = d.id.clone();
         table.insert(d);
         let mut bye = inv.clone();

@@ -16,7 +16,7 @@
 //! guard: 15 s early for expiries of 30 s or more, else at 80 % of the expiry.
 
 use crate::auth::client::Challenge;
-use crate::message::build::{new_branch, random_token};
+use crate::message::build::Tokens;
 use crate::message::{HeaderName, Message, Method, NameAddr, Via};
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,8 @@ pub struct Registration {
     next_at: Option<Instant>,
     unregistering: bool,
     in_flight: bool,
+    /// Branches and digest cnonces.
+    tokens: Tokens,
 }
 
 fn refresh_delay(expiry: u32) -> Duration {
@@ -110,14 +112,21 @@ fn refresh_delay(expiry: u32) -> Duration {
 }
 
 impl Registration {
-    /// A registration, not yet started.
+    /// A registration, not yet started, its Call-ID, tag, branches and
+    /// cnonces drawn at random.
     pub fn new(cfg: RegConfig) -> Registration {
+        Registration::with_tokens(cfg, Tokens::random())
+    }
+
+    /// A registration whose Call-ID, tag, branches and cnonces come from
+    /// `tokens` (repeatable in tests).
+    pub fn with_tokens(cfg: RegConfig, mut tokens: Tokens) -> Registration {
         let expiry = cfg.expiry;
         Registration {
             cfg,
             state: RegState::Unregistered,
-            call_id: format!("{}@sirius", random_token()),
-            from_tag: random_token(),
+            call_id: format!("{}@sirius", tokens.token()),
+            from_tag: tokens.token(),
             cseq: 0,
             challenge: None,
             nc: 0,
@@ -128,6 +137,7 @@ impl Registration {
             next_at: None,
             unregistering: false,
             in_flight: false,
+            tokens,
         }
     }
 
@@ -161,7 +171,7 @@ impl Registration {
             &self.cfg.via_transport,
             self.cfg.via_host.clone(),
             self.cfg.via_port,
-            &new_branch(),
+            &self.tokens.branch(),
         );
         let mut via_text = via.to_string();
         via_text.push_str(";rport");
@@ -182,7 +192,7 @@ impl Registration {
                 "REGISTER",
                 &ruri,
                 b"",
-                &random_token()[..8],
+                &self.tokens.token()[..8],
                 self.nc,
             ) {
                 m.push(ch.answer_header(), v);
@@ -639,5 +649,15 @@ mod tests {
         );
         assert_eq!(reg.state(), RegState::Failed);
         assert_eq!(reg.poll_timeout(), Some(t0 + Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn tokens_from_one_seed_make_the_same_requests() {
+        let t0 = Instant::now();
+        let mut a = Registration::with_tokens(cfg(), Tokens::new(42));
+        let mut b = Registration::with_tokens(cfg(), Tokens::new(42));
+        assert_eq!(a.start(t0).to_bytes(), b.start(t0).to_bytes());
+        let mut c = Registration::with_tokens(cfg(), Tokens::new(43));
+        assert_ne!(a.start(t0).call_id(), c.start(t0).call_id());
     }
 }

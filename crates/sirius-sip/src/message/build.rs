@@ -113,6 +113,44 @@ pub fn cancel(req: &Message) -> Message {
     c
 }
 
+/// Tags, branches and Call-IDs from a generator its owner seeds
+/// (splitmix64): sans-IO state machines draw no randomness of their own,
+/// so their tests are repeatable; seeded at random, the tokens are as
+/// unpredictable as [`random_token`]'s.
+#[derive(Debug, Clone)]
+pub struct Tokens(u64);
+
+impl Tokens {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Tokens {
+        Tokens(seed)
+    }
+
+    /// A generator seeded at random.
+    pub fn random() -> Tokens {
+        Tokens(rand::random())
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A token for a tag or a Call-ID (16 hex digits).
+    pub fn token(&mut self) -> String {
+        format!("{:016x}", self.next_u64())
+    }
+
+    /// A new RFC 3261 branch.
+    pub fn branch(&mut self) -> String {
+        format!("{}{}", super::BRANCH_MAGIC, self.token())
+    }
+}
+
 /// A random token for tags, branches and Call-IDs (hex, 64 bits of entropy).
 pub fn random_token() -> String {
     format!("{:016x}", rand::random::<u64>())

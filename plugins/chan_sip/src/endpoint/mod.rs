@@ -242,29 +242,8 @@ pub trait Env {
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
-/// driver seeds (splitmix64), so that tests are repeatable.
-pub struct Tokens(u64);
-
-impl Tokens {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Tokens {
-        Tokens(seed)
-    }
-
-    /// The next 64 bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A token for a tag or a Call-ID (16 hex digits).
-    pub fn token(&mut self) -> String {
-        format!("{:016x}", self.next_u64())
-    }
-}
+/// driver seeds (sirius-sip's splitmix64), so that tests are repeatable.
+pub use sirius_sip::message::build::Tokens;
 
 /// Who started a client transaction: the usage its responses go to.
 pub(crate) enum Owner {

@@ -362,7 +362,8 @@ impl Endpoint {
         };
         self.send_response(now, tx, ok);
         let contact = self.shared.contact_uri("", transport);
-        match sirius_sip::dialog::Dialog::from_uas(&invite, &local_tag, &contact) {
+        let local_seq = self.tokens.next_u64() as u16;
+        match sirius_sip::dialog::Dialog::from_uas(&invite, &local_tag, &contact, local_seq) {
             Ok(mut d) => {
                 d.confirm();
                 self.sessions.set_dialog(chan, d.id.clone());
