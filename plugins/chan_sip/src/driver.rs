@@ -153,6 +153,10 @@ impl Env for HostEnv {
         self.relay.is_some()
     }
 
+    fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
+        self.relays.get(&chan).map(|b| b.partner)
+    }
+
     fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration> {
         let engine = self.relay.as_ref()?;
         let bridge = self.relays.get(&chan)?;

@@ -239,6 +239,9 @@ pub trait Env {
     fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration>;
     /// Whether native bridges can run (the relay thread started).
     fn relay_ready(&mut self) -> bool;
+    /// The channel `chan`'s media is relayed with (itself for Echo), as the
+    /// relay carries it: the one record of which legs are bridged.
+    fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId>;
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
@@ -637,7 +640,7 @@ impl Endpoint {
             (Method::Bye, Classified::InDialog(id)) => self.on_bye(now, tx, &msg, source, &id),
             (Method::Cancel, _) => self.on_cancel(now, tx, &msg, source, cancels),
             (_, Classified::InDialog(id)) => {
-                self.on_in_dialog(now, tx, &msg, source, transport, &id)
+                self.on_in_dialog(now, env, tx, &msg, source, transport, &id)
             }
             (Method::Register, _) => self.on_register(now, tx, &msg, source, transport),
             (Method::Options, _) => {

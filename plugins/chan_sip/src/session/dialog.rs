@@ -4,7 +4,7 @@
 
 use super::timer::{self, Grant};
 use crate::config::SessionTimers;
-use crate::endpoint::{Endpoint, HostAction, LegMedia, MediaAction, Now, Owner};
+use crate::endpoint::{Endpoint, Env, HostAction, LegMedia, MediaAction, Now, Owner};
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::dialog::{Classified, DialogId};
 use sirius_sip::message::{build, HeaderName, Message, Method};
@@ -76,9 +76,11 @@ impl Endpoint {
     /// or, for a re-INVITE without one, our offer (the answer comes in the
     /// ACK) — and refreshes the session timer (RFC 4028); hold and unhold
     /// are noticed, logged and passed on to the bridged leg. OPTIONS gets 200.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_in_dialog(
         &mut self,
         now: Now,
+        env: &mut dyn Env,
         tx: TxId,
         msg: &Message,
         source: SocketAddr,
@@ -98,7 +100,7 @@ impl Endpoint {
             return self.respond(now, tx, msg, source, (code, reason), &[]);
         }
         if method == Method::Info {
-            return self.on_info(now, tx, msg, source, chan);
+            return self.on_info(now, env, tx, msg, source, chan);
         }
         if !matches!(method, Method::Invite | Method::Update) {
             return self.respond(now, tx, msg, source, (200, "OK"), &[]);
@@ -182,20 +184,20 @@ impl Endpoint {
         self.arm_timer(now.mono, chan);
         if let Some((media, held)) = moved {
             self.media_moved(chan, media);
-            self.set_held(now, chan, held);
+            self.set_held(now, env, chan, held);
         }
     }
 
     /// The far end's re-INVITE said whether it holds the call: logged, an
     /// event, and a change passed on to the bridged leg.
-    fn set_held(&mut self, now: Now, chan: ChannelId, held: bool) {
+    fn set_held(&mut self, now: Now, env: &mut dyn Env, chan: ChannelId, held: bool) {
         let Some(s) = self.sessions.get_mut(chan) else {
             return;
         };
         let was_held = std::mem::replace(&mut s.held, held);
         let name = s.name.clone();
         if was_held != held {
-            self.pass_hold_on(now, chan, held);
+            self.pass_hold_on(now, env, chan, held);
         }
         log::info!(
             "{name} {}",
@@ -216,8 +218,8 @@ impl Endpoint {
     /// `sendrecv` after), so the other phone shows the hold too. The held
     /// leg's own re-INVITE was already answered; the two transactions are
     /// independent, as in a B2BUA.
-    fn pass_hold_on(&mut self, now: Now, chan: ChannelId, held: bool) {
-        let Some(other) = self.sessions.get(chan).and_then(|s| s.partner) else {
+    fn pass_hold_on(&mut self, now: Now, env: &mut dyn Env, chan: ChannelId, held: bool) {
+        let Some(other) = env.bridged_with(chan) else {
             return;
         };
         if other == chan {
@@ -381,9 +383,8 @@ impl Endpoint {
             return;
         };
         s.remote = media.clone();
-        if s.partner.is_some() {
-            self.media(MediaAction::Remote(chan, media));
-        }
+        // The relay follows when it carries the leg (and ignores it else).
+        self.media(MediaAction::Remote(chan, media));
     }
 
     /// A leg as the relay needs it.
@@ -416,16 +417,16 @@ impl Endpoint {
         env: &mut dyn crate::endpoint::Env,
     ) -> Result<(), sirius_abi::Cause> {
         use sirius_abi::Cause;
-        let partner = |c| self.sessions.get(c).and_then(|s| s.partner);
-        if a != b && partner(a) == Some(b) && partner(b) == Some(a) {
+        // Who is bridged with whom is what the relay carries (the driver's
+        // table, made from the core's bridge requests): no copy here.
+        if a != b && env.bridged_with(a) == Some(b) {
             return Ok(()); // bridged for early media already: the answer keeps it
         }
         if !env.relay_ready() {
             log::warn!("cannot bridge natively: no relay thread");
             return Err(Cause::FACILITY_NOT_IMPLEMENTED);
         }
-        let busy = |c| self.sessions.get(c).is_some_and(|s| s.partner.is_some());
-        if busy(a) || busy(b) {
+        if env.bridged_with(a).is_some() || env.bridged_with(b).is_some() {
             log::warn!(
                 "{} or {} is already in a native bridge",
                 self.sessions.name(a),
@@ -452,11 +453,6 @@ impl Endpoint {
             );
             MediaAction::Bridge(la, lb)
         };
-        for (c, p) in [(a, b), (b, a)] {
-            if let Some(s) = self.sessions.get_mut(c) {
-                s.partner = Some(p);
-            }
-        }
         self.media(action);
         Ok(())
     }

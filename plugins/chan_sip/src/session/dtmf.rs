@@ -17,6 +17,7 @@ impl Endpoint {
     pub(crate) fn on_info(
         &mut self,
         now: Now,
+        env: &mut dyn crate::endpoint::Env,
         tx: TxId,
         msg: &Message,
         source: SocketAddr,
@@ -30,7 +31,7 @@ impl Endpoint {
         };
         let name = self.sessions.name(chan);
         log::debug!("DTMF '{digit}' ({ms} ms) by INFO from {name}");
-        match self.sessions.get(chan).and_then(|s| s.partner) {
+        match env.bridged_with(chan) {
             Some(p) if p != chan => {
                 if self.sessions.get(p).is_some_and(|s| s.dtmf_info) {
                     self.send_info_dtmf(now, p, digit, ms);

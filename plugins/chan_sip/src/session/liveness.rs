@@ -212,7 +212,7 @@ impl Endpoint {
             };
             // Only calls that are up (Asterisk checks AST_STATE_UP): early
             // media before an answer may well be silent one way.
-            if limit == 0 || s.partner.is_none() || s.dialog.is_none() {
+            if limit == 0 || s.dialog.is_none() {
                 continue;
             }
             let Some(idle) = env.media_idle(chan, now.mono) else {

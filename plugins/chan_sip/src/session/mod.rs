@@ -112,8 +112,6 @@ pub(crate) struct Session {
     pub held: bool,
     /// Our last hold/unhold re-INVITE on this leg.
     pub reinvite: Option<TxId>,
-    /// The leg this one is natively bridged with (itself for Echo).
-    pub partner: Option<ChannelId>,
     /// Ringing: a 180/183 went out (UAS) or came in (UAC), no answer yet.
     pub ringing: bool,
     /// Session-timer settings and RTP timeouts (the peer's, or `[general]`'s).
@@ -365,11 +363,6 @@ impl Endpoint {
         }
         if let Some(tx) = s.reinvite {
             self.owners.remove(&tx);
-        }
-        if let Some(p) = s.partner.filter(|p| *p != chan) {
-            if let Some(other) = self.sessions.get_mut(p) {
-                other.partner = None;
-            }
         }
         self.media(MediaAction::Release(chan));
         self.publish_count();

@@ -130,7 +130,6 @@ impl Endpoint {
                 last_msg: String::new(),
                 held: false,
                 reinvite: None,
-                partner: None,
                 ringing: false,
                 timers,
                 timer: None,

@@ -241,7 +241,6 @@ impl Endpoint {
                 last_msg: "Rx: INVITE".into(),
                 held: false,
                 reinvite: None,
-                partner: None,
                 ringing: false,
                 timers,
                 timer: granted,

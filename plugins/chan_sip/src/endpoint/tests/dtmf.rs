@@ -26,6 +26,7 @@ fn bridged(h: &mut Harness) -> (ChannelId, Message, ChannelId, Message) {
     ok_b.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
     ok_b.set_body("application/sdp", sdp(41_000, "sendrecv"));
     h.recv(&ok_b, BOB);
+    h.media_actions(); // the answers' addresses, before any relay
     h.input(Input::Bridge(a, b));
     (a, ok_a, b, invite_b)
 }

@@ -104,6 +104,9 @@ struct FakeEnv {
     idle: std::collections::HashMap<ChannelId, Duration>,
     /// The relay thread did not start.
     no_relay: bool,
+    /// What the relay carries, kept as the driver keeps it: from the
+    /// endpoint's bridge, echo and release actions.
+    bridges: std::collections::HashMap<ChannelId, ChannelId>,
 }
 
 impl Env for FakeEnv {
@@ -135,6 +138,10 @@ impl Env for FakeEnv {
 
     fn relay_ready(&mut self) -> bool {
         !self.no_relay
+    }
+
+    fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
+        self.bridges.get(&chan).copied()
     }
 }
 
@@ -201,6 +208,25 @@ impl Harness {
 
     fn collect(&mut self) {
         while let Some(o) = self.ep.poll() {
+            // The driver's side of the relay, which the endpoint asks.
+            if let Output::Media(m) = &o {
+                let bridges = &mut self.env.bridges;
+                match m {
+                    MediaAction::Bridge(a, b) => {
+                        bridges.insert(a.chan, b.chan);
+                        bridges.insert(b.chan, a.chan);
+                    }
+                    MediaAction::Echo(l) => {
+                        bridges.insert(l.chan, l.chan);
+                    }
+                    MediaAction::Release(c) => {
+                        if let Some(p) = bridges.remove(c) {
+                            bridges.remove(&p);
+                        }
+                    }
+                    _ => {}
+                }
+            }
             self.pending.push_back(o);
         }
     }
