@@ -68,6 +68,8 @@ pub enum Command {
     /// The relay took a digit (RFC 4733) out of a stream towards this
     /// channel, whose far end takes DTMF as INFO.
     RelayDtmf(ChannelId, char, u32),
+    /// The module's use count: calls in progress, from the endpoint.
+    Calls(std::sync::mpsc::Sender<u32>),
     /// `sip show inuse [all]`, from the endpoint's sessions.
     ShowInuse(bool, std::sync::mpsc::Sender<String>),
 }
@@ -425,6 +427,9 @@ pub async fn run(
                 }
                 Command::Place(c, reply) => {
                     let _ = reply.send(d.ep.place(now(), c));
+                }
+                Command::Calls(reply) => {
+                    let _ = reply.send(d.ep.calls() as u32);
                 }
                 Command::ShowChannels(reply) => {
                     let _ = reply.send(d.ep.show_channels());

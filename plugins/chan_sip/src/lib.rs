@@ -103,8 +103,6 @@ pub struct Shared {
     pub outbound: Mutex<Vec<outbound::OutboundReg>>,
     /// Commands to the monitor.
     pub commands: tokio::sync::mpsc::UnboundedSender<driver::Command>,
-    /// Calls in progress (the module's use count), kept by the monitor.
-    pub active_calls: std::sync::atomic::AtomicU32,
     /// RTP packets relayed by native bridges since load.
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// RTCP packets relayed by native bridges since load.
@@ -258,7 +256,6 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         qualify: Mutex::new(outbound::QualifyMap::new()),
         outbound: Mutex::new(Vec::new()),
         commands,
-        active_calls: std::sync::atomic::AtomicU32::new(0),
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtp_ports: rtp_ports::RtpPorts::new(),

@@ -88,11 +88,17 @@ impl SipTech {
         SipTech { shared }
     }
 
-    /// Calls in progress (the module's use count).
+    /// Calls in progress (the module's use count), counted by the
+    /// endpoint that owns them (no mirror to keep in step); 0 once the
+    /// driver is gone.
     pub fn calls(&self) -> u32 {
-        self.shared
-            .active_calls
-            .load(std::sync::atomic::Ordering::Relaxed)
+        let (reply, count) = std::sync::mpsc::channel();
+        if self.send(crate::driver::Command::Calls(reply)).is_err() {
+            return 0;
+        }
+        count
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .unwrap_or(0)
     }
 
     fn send(&self, cmd: crate::driver::Command) -> Result<(), Cause> {

@@ -35,7 +35,6 @@ use sirius_sip::sdp::Direction as SdpDirection;
 use sirius_sip::transaction::{Transport, TxId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 pub use uac::OutboundSetup;
@@ -347,7 +346,6 @@ impl Endpoint {
         let peer = s.peer.clone();
         self.sessions.insert(chan, Box::new(s));
         self.device_changed(peer, true);
-        self.publish_count();
     }
 
     /// Removes a session and everything that points at it: its client
@@ -365,7 +363,6 @@ impl Endpoint {
             self.owners.remove(&tx);
         }
         self.media(MediaAction::Release(chan));
-        self.publish_count();
         self.device_changed(s.peer.clone(), false);
         Some(s)
     }
@@ -383,12 +380,6 @@ impl Endpoint {
             format!("SIP/{peer}"),
             state,
         ));
-    }
-
-    fn publish_count(&self) {
-        self.shared
-            .active_calls
-            .store(self.sessions.len() as u32, Ordering::Relaxed);
     }
 
     /// Records the last request sent or received on a call.

@@ -85,7 +85,6 @@ fn shared(sip_toml: &str) -> Arc<Shared> {
         qualify: Default::default(),
         outbound: Default::default(),
         commands,
-        active_calls: Default::default(),
         rtp_relayed: Default::default(),
         rtcp_relayed: Default::default(),
         rtp_ports: crate::rtp_ports::RtpPorts::new(),
