@@ -287,6 +287,11 @@ impl DialogTable {
         self.dialogs.insert(d.id.clone(), d);
     }
 
+    /// A dialog, to read.
+    pub fn get(&self, id: &DialogId) -> Option<&Dialog> {
+        self.dialogs.get(id)
+    }
+
     /// Removes a dialog.
     pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
         self.dialogs.remove(id)

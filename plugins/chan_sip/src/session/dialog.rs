@@ -65,6 +65,9 @@ impl Endpoint {
         self.dialogs.remove(id);
         self.respond(now, tx, msg, source, (200, "OK"), &[]);
         if let Some(chan) = self.sessions.by_dialog(id) {
+            // A BYE in the early dialog of our 1xx: the INVITE still waits
+            // for its final response (RFC 3261 §15.1.2).
+            self.uas_terminated(now, chan);
             self.take_session(chan);
             self.host(HostAction::Hangup(chan, Cause::NORMAL_CLEARING));
         }

@@ -28,7 +28,7 @@ mod view;
 
 use crate::endpoint::{Endpoint, MediaAction, Now};
 use sirius_abi::{ChannelId, Codec};
-use sirius_sip::dialog::DialogId;
+use sirius_sip::dialog::{DialogId, DialogState};
 use sirius_sip::message::{HeaderName, Message, Method};
 use sirius_sip::sdp::negotiate::LocalMedia;
 use sirius_sip::sdp::Direction as SdpDirection;
@@ -77,6 +77,9 @@ pub(crate) enum Role {
         /// A 3xx (and its code) whose Contact names a host being looked
         /// up: followed once the answer is in.
         pending_redirect: Option<(Box<Message>, u16)>,
+        /// Early dialogs, one per To tag of the 1xx that came (a forking
+        /// proxy gives several); the 2xx confirms one, the rest go.
+        forks: Vec<DialogId>,
     },
 }
 
@@ -281,6 +284,34 @@ impl Sessions {
         self.by_dialog.get(id).copied()
     }
 
+    /// An early dialog of a UAC session (one fork): requests in it reach
+    /// the session.
+    pub fn add_fork(&mut self, chan: ChannelId, id: DialogId) {
+        if let Some(s) = self.map.get_mut(&chan) {
+            if let Role::Uac { forks, .. } = &mut s.role {
+                if !forks.contains(&id) {
+                    self.by_dialog.insert(id.clone(), chan);
+                    forks.push(id);
+                }
+            }
+        }
+    }
+
+    /// The early dialogs of a UAC session, taken (the 2xx came).
+    pub fn take_forks(&mut self, chan: ChannelId) -> Vec<DialogId> {
+        let Some(s) = self.map.get_mut(&chan) else {
+            return Vec::new();
+        };
+        let Role::Uac { forks, .. } = &mut s.role else {
+            return Vec::new();
+        };
+        let forks = std::mem::take(forks);
+        for f in &forks {
+            self.by_dialog.remove(f);
+        }
+        forks
+    }
+
     /// The session's dialog is confirmed (or its early dialog known).
     pub fn set_dialog(&mut self, chan: ChannelId, id: DialogId) {
         if let Some(s) = self.map.get_mut(&chan) {
@@ -327,6 +358,11 @@ impl Sessions {
         if let Some(d) = &s.dialog {
             self.by_dialog.remove(d);
         }
+        if let Role::Uac { forks, .. } = &s.role {
+            for f in forks {
+                self.by_dialog.remove(f);
+            }
+        }
         if let Some(p) = &s.peer {
             if let Some(n) = self.in_use.get_mut(p) {
                 *n = n.saturating_sub(1);
@@ -355,6 +391,22 @@ impl Endpoint {
         let s = self.sessions.remove(chan)?;
         if let Role::Uac { tx: Some(tx), .. } = s.role {
             self.owners.remove(&tx);
+        }
+        // Early dialogs end with the session (a confirmed one is the BYE's
+        // to end, after this).
+        if let Role::Uac { forks, .. } = &s.role {
+            for f in forks {
+                self.dialogs.remove(f);
+            }
+        }
+        if let Some(id) = &s.dialog {
+            if self
+                .dialogs
+                .get(id)
+                .is_some_and(|d| d.state == DialogState::Early)
+            {
+                self.dialogs.remove(id);
+            }
         }
         if let Some(due) = s.timer_due {
             self.session_timers.remove(&(due, chan));

@@ -117,6 +117,7 @@ impl Endpoint {
                     congest_at: None,
                     asked_interval: None,
                     pending_redirect: None,
+                    forks: Vec::new(),
                 },
                 dest: setup.dest,
                 transport: setup.transport,
@@ -302,6 +303,7 @@ impl Endpoint {
         let retry = match code {
             180 => {
                 s.ringing = true;
+                self.early_fork(chan, msg);
                 return self.host(HostAction::SetState(chan, ChannelState::Ringing));
             }
             // Progress: its SDP (early media) is where the callee's media
@@ -309,6 +311,7 @@ impl Endpoint {
             // as a control frame (AST_CONTROL_PROGRESS) and Dial passes it on.
             183 => {
                 s.ringing = true;
+                self.early_fork(chan, msg);
                 if !msg.body.is_empty() {
                     let media = crate::relay::RemoteMedia::from_sdp(&msg.body);
                     self.media_moved(chan, media);
@@ -350,6 +353,35 @@ impl Endpoint {
             Some(invite) => self.send_invite(now.mono, chan, invite),
             None => self.end_uac(chan, crate::causes::sip_to_cause(code)),
         }
+    }
+
+    /// A 1xx with a To tag makes an early dialog (RFC 3261 §12.1.2), one
+    /// per tag: a forking proxy's branches each ring with their own, and a
+    /// request in any of them (an UPDATE, an INFO) reaches this session.
+    fn early_fork(&mut self, chan: ChannelId, resp: &Message) {
+        if resp
+            .to_header()
+            .and_then(|t| t.tag().map(str::to_string))
+            .is_none()
+        {
+            return;
+        }
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        let Some(invite) = s.invite.as_ref() else {
+            return;
+        };
+        let contact = self.shared.contact_uri("", s.transport);
+        let Ok(d) = sirius_sip::dialog::Dialog::from_uac(invite, resp, &contact) else {
+            return;
+        };
+        if self.dialogs.get(&d.id).is_some() {
+            return; // a retransmission, or this fork's next 1xx
+        }
+        let id = d.id.clone();
+        self.dialogs.insert(d);
+        self.sessions.add_fork(chan, id);
     }
 
     /// The first 2xx: the dialog is confirmed, the 2xx ACKed, the channel Up.
@@ -399,6 +431,11 @@ impl Endpoint {
                 narrowed = Some(agreed);
             }
             s.ringing = false;
+        }
+        // The early dialogs go: the answering fork's is replaced by the
+        // confirmed one, the others' branches were cancelled by the proxy.
+        for fork in self.sessions.take_forks(chan) {
+            self.dialogs.remove(&fork);
         }
         self.sessions.set_dialog(chan, d.id.clone());
         self.dialogs.insert(d);

@@ -299,6 +299,42 @@ impl Endpoint {
         Some((*tx, r))
     }
 
+    /// The dialog our 1xx or 2xx (with our To tag) makes, early until the
+    /// answer (RFC 3261 §12.1.1); a request in it (an UPDATE before the
+    /// answer) reaches the session. Once per session.
+    fn uas_early_dialog(&mut self, chan: ChannelId) {
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
+        if s.dialog.is_some() {
+            return;
+        }
+        let (Some(invite), Role::Uas { local_tag, .. }) = (s.invite.as_ref(), &s.role) else {
+            return;
+        };
+        let contact = self.shared.contact_uri("", s.transport);
+        let local_seq = self.tokens.next_u64() as u16;
+        match sirius_sip::dialog::Dialog::from_uas(invite, local_tag, &contact, local_seq) {
+            Ok(d) => {
+                self.sessions.set_dialog(chan, d.id.clone());
+                self.dialogs.insert(d);
+            }
+            Err(e) => log::warn!("no dialog for {}: {e}", s.name),
+        }
+    }
+
+    /// `487 Request Terminated` for a UAS session's INVITE still waiting
+    /// for its final response.
+    pub(crate) fn uas_terminated(&mut self, now: Now, chan: ChannelId) {
+        if !self.uas_pending(chan) {
+            return;
+        }
+        if let Some((invite_tx, r)) = self.uas_response(chan, 487, "Request Terminated") {
+            self.send_response(now, invite_tx, r);
+        }
+        self.uas_final_sent(chan);
+    }
+
     /// Whether a UAS session still waits for its final response.
     fn uas_pending(&self, chan: ChannelId) -> bool {
         matches!(
@@ -328,11 +364,11 @@ impl Endpoint {
         if !self.uas_pending(chan) {
             return;
         }
-        let Some(s) = self.sessions.get(chan) else {
-            return;
-        };
-        let transport = s.transport;
-        let Some(invite) = s.invite.clone() else {
+        let Some(call_id) = self
+            .sessions
+            .get(chan)
+            .and_then(|s| s.invite.as_ref()?.call_id().map(str::to_string))
+        else {
             return;
         };
         // An offer in the INVITE is answered; without one (late offer) we
@@ -355,20 +391,14 @@ impl Endpoint {
         if let Some(sd) = sdp {
             ok.set_body("application/sdp", sd.to_bytes());
         }
-        let local_tag = match &self.sessions.get(chan).map(|s| &s.role) {
-            Some(Role::Uas { local_tag, .. }) => local_tag.clone(),
-            _ => return,
-        };
         self.send_response(now, tx, ok);
-        let contact = self.shared.contact_uri("", transport);
-        let local_seq = self.tokens.next_u64() as u16;
-        match sirius_sip::dialog::Dialog::from_uas(&invite, &local_tag, &contact, local_seq) {
-            Ok(mut d) => {
-                d.confirm();
-                self.sessions.set_dialog(chan, d.id.clone());
-                self.dialogs.insert(d);
-            }
-            Err(e) => log::warn!("no dialog for answered call: {e}"),
+        // The early dialog of our 1xx becomes the confirmed one; without a
+        // 1xx before, the dialog starts here.
+        self.uas_early_dialog(chan);
+        let early = self.sessions.get(chan).and_then(|s| s.dialog.clone());
+        match early.and_then(|id| self.dialogs.get_mut(&id)) {
+            Some(d) => d.confirm(),
+            None => log::warn!("no dialog for answered call {call_id}"),
         }
         self.uas_final_sent(chan);
         self.arm_timer(now.mono, chan);
@@ -406,6 +436,9 @@ impl Endpoint {
             Congestion => (503, "Service Unavailable", true),
             _ => return,
         };
+        if !is_final {
+            self.uas_early_dialog(chan);
+        }
         if let Some((tx, mut r)) = self.uas_response(chan, code, reason) {
             if code == 183 {
                 if let Some(sd) = self.uas_sdp(chan, false) {
@@ -438,9 +471,7 @@ impl Endpoint {
             return self.no_such_call(now, tx, msg, source);
         };
         self.respond(now, tx, msg, source, (200, "OK"), &[]);
-        if let Some((invite_tx, r)) = self.uas_response(chan, 487, "Request Terminated") {
-            self.send_response(now, invite_tx, r);
-        }
+        self.uas_terminated(now, chan);
         self.take_session(chan);
         self.host(HostAction::Hangup(chan, Cause::NORMAL_CLEARING));
     }

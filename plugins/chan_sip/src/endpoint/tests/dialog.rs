@@ -458,3 +458,105 @@ fn a_native_bridge_that_cannot_run_is_refused() {
         "one bridge, nothing for the refusals"
     );
 }
+
+/// Early dialogs (RFC 3261 §12.1): each fork's 1xx with its own To tag
+/// makes one, a request in it reaches the session, and the 2xx keeps only
+/// the confirmed one; nothing is left behind when calls end early.
+#[test]
+fn early_dialogs_of_forks_route_requests_and_go_with_the_answer() {
+    let mut h = Harness::new(SIP_TOML);
+    let (_, invite) = placed_outbound(&mut h, 100);
+    h.recv(&reply(&invite, 180, "Ringing", "f1"), BOB);
+    h.recv(&reply(&invite, 180, "Ringing", "f2"), BOB);
+    h.recv(&reply(&invite, 180, "Ringing", "f2"), BOB); // retransmission
+    assert_eq!(h.ep.dialogs.len(), 2);
+    // An UPDATE from fork 2 before any answer: in its early dialog.
+    let update = |tag: &str, cseq: u32| {
+        parse(&format!(
+            "UPDATE sip:{PBX} SIP/2.0\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bK-u{tag}{cseq}\nMax-Forwards: 70\n\
+             From: <sip:bob@{BOB}>;tag={tag}\nTo: {}\nCall-ID: {}\nCSeq: {cseq} UPDATE\n\
+             Contact: <sip:bob@{BOB}>\nContent-Length: 0\n\n",
+            invite.headers.get(&HeaderName::From).unwrap(),
+            invite.call_id().unwrap(),
+        ))
+    };
+    h.take();
+    h.recv(&update("f2", 1), BOB);
+    assert_eq!(h.expect_one(BOB).code(), Some(200));
+    let mut ok = reply(&invite, 200, "OK", "f1");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok, BOB);
+    assert_eq!(h.ep.dialogs.len(), 1, "only the confirmed dialog");
+    h.take();
+    h.recv(&update("f2", 2), BOB);
+    assert_eq!(
+        h.expect_one(BOB).code(),
+        Some(481),
+        "fork 2's dialog is gone"
+    );
+}
+
+#[test]
+fn an_update_in_the_early_dialog_of_our_180_is_answered_and_cancel_leaves_nothing() {
+    let mut h = Harness::new(SIP_TOML);
+    let invite = alice_invite("100", "early-1");
+    h.recv(&invite, ALICE);
+    let a = h.env.started[0];
+    h.input(Input::Indicate(a, Indication::Ringing));
+    let ringing = h.expect_one(ALICE);
+    assert_eq!(h.ep.dialogs.len(), 1, "our 180 made an early dialog");
+    let mut update = in_dialog("UPDATE", &ringing, ALICE, 2, "up");
+    update.set_body("application/sdp", sdp(40_400, "sendrecv"));
+    h.recv(&update, ALICE);
+    let r = h.expect_one(ALICE);
+    assert_eq!(r.code(), Some(200));
+    assert!(String::from_utf8_lossy(&r.body).contains("m=audio 10002"));
+    let mut cancel = build::cancel(&invite);
+    cancel.headers.set(
+        HeaderName::Via,
+        invite.headers.get(&HeaderName::Via).unwrap(),
+    );
+    h.recv(&cancel, ALICE);
+    assert_eq!(h.ep.dialogs.len(), 0, "the early dialog went with the call");
+    assert_eq!(h.ep.calls(), 0);
+}
+
+/// A caller's BYE in the early dialog (instead of CANCEL): 200 for the
+/// BYE, 487 for the INVITE, the channel goes.
+#[test]
+fn a_bye_in_an_early_dialog_ends_the_invite_with_487() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "early-2"), ALICE);
+    let a = h.env.started[0];
+    h.input(Input::Indicate(a, Indication::Ringing));
+    let ringing = h.expect_one(ALICE);
+    h.recv(&in_dialog("BYE", &ringing, ALICE, 2, "bye"), ALICE);
+    let codes: Vec<_> = h.sent().iter().map(|(_, m)| m.code().unwrap()).collect();
+    assert_eq!(codes, vec![200, 487]);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(a, Cause::NORMAL_CLEARING)]
+    );
+    assert_eq!(h.ep.dialogs.len(), 0);
+}
+
+/// Calls that end before an answer leave no dialog behind, either way.
+#[test]
+fn calls_ending_unanswered_leave_no_dialog() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "nd-1"), ALICE);
+    let a = h.env.started[0];
+    h.input(Input::Indicate(a, Indication::Progress));
+    h.input(Input::Hangup(a, Cause::NORMAL_CLEARING));
+    h.take();
+    let (_, invite) = placed_outbound(&mut h, 100);
+    h.recv(&reply(&invite, 180, "Ringing", "b1"), BOB);
+    h.recv(&reply(&invite, 486, "Busy Here", "b1"), BOB);
+    h.take();
+    let (c, invite) = placed_outbound(&mut h, 101);
+    h.recv(&reply(&invite, 183, "Session Progress", "b2"), BOB);
+    h.input(Input::Hangup(c, Cause::NORMAL_CLEARING)); // CANCEL
+    assert_eq!(h.ep.calls(), 0);
+    assert_eq!(h.ep.dialogs.len(), 0);
+}
