@@ -6,8 +6,8 @@
 //! ```text
 //!  UAS (inbound)                               UAC (outbound)
 //!  INVITE ─▶ Proceeding ─ answer ─▶ Confirmed    NewOutbound ─▶ Reserved ─ place ─▶ Calling
-//!             │  (1xx sent)        (2xx sent,                                      │ 1xx
-//!             │                     ACK awaited)                                   ▼
+//!             │  (1xx sent:        (2xx sent,                                      │ 1xx (early
+//!             │   early dialog)     ACK awaited)                                   ▼  dialog per tag)
 //!             ├─ indicate busy… ─▶ ended          Confirmed ◀─ 2xx (ACK sent) ─ Proceeding
 //!             └─ CANCEL ─▶ 487, ended                 │        401/407 ─▶ retry once
 //!                                                     │        3xx ─▶ retry at Contact
