@@ -123,16 +123,7 @@ impl Endpoint {
         let (codecs, ports, timers) = (s.codecs.clone(), s.ports(), s.timers);
         let asked = timer::asked(msg);
         let granted = match timer::grant(&timers, &asked) {
-            Grant::TooSmall(min) => {
-                return self.respond(
-                    now,
-                    tx,
-                    msg,
-                    source,
-                    (422, "Session Interval Too Small"),
-                    &[(HeaderName::MinSE, min.to_string())],
-                );
-            }
+            Grant::TooSmall(min) => return self.interval_too_small(now, tx, msg, source, min),
             Grant::Run(t) => Some(t),
             // A refresh that names no interval keeps the one in force; from
             // a far end that does not say it supports timers, the
@@ -281,9 +272,7 @@ impl Endpoint {
         // A re-INVITE refreshes the session timer too (RFC 4028): without
         // these headers a far end running one would switch it off.
         if let Some((t, minse)) = timer_of_other {
-            req.push(HeaderName::Supported, "timer");
-            t.stamp(&mut req, true);
-            req.push(HeaderName::MinSE, minse.to_string());
+            t.stamp_request(&mut req, minse);
         }
         req.set_body(
             "application/sdp",

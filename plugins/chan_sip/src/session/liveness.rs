@@ -55,6 +55,26 @@ impl Endpoint {
         self.end_session(now, chan, Cause::RECOVERY_ON_TIMER_EXPIRE);
     }
 
+    /// `422 Session Interval Too Small` with our `Min-SE` (RFC 4028 §9),
+    /// to an INVITE, re-INVITE or UPDATE asking for less.
+    pub(crate) fn interval_too_small(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        req: &Message,
+        source: std::net::SocketAddr,
+        min: u32,
+    ) {
+        self.respond(
+            now,
+            tx,
+            req,
+            source,
+            (422, "Session Interval Too Small"),
+            &[(HeaderName::MinSE, min.to_string())],
+        );
+    }
+
     /// Ends a session from our side: BYE (or the final response, CANCEL)
     /// on the wire, and the channel hung up with `cause`.
     pub(crate) fn end_session(&mut self, now: Now, chan: ChannelId, cause: Cause) {
@@ -100,9 +120,7 @@ impl Endpoint {
         };
         let mut req = d.request(method.clone(), &via, None);
         req.push(HeaderName::Allow, self.caps.allow());
-        req.push(HeaderName::Supported, "timer");
-        t.stamp(&mut req, true);
-        req.push(HeaderName::MinSE, minse.to_string());
+        t.stamp_request(&mut req, minse);
         if let Some(body) = body {
             req.set_body("application/sdp", body);
         }

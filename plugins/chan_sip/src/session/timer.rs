@@ -60,6 +60,16 @@ impl SessionTimer {
         format!("{};refresher={side}", self.interval)
     }
 
+    /// The timer headers of a request of ours that refreshes the session
+    /// (a refresh, or any re-INVITE: without them a far end running a
+    /// timer would switch it off): `Supported`, `Session-Expires` (we are
+    /// its UAC), `Min-SE`.
+    pub fn stamp_request(&self, m: &mut Message, minse: u32) {
+        m.push(HeaderName::Supported, "timer");
+        self.stamp(m, true);
+        m.push(HeaderName::MinSE, minse.to_string());
+    }
+
     /// Adds `Session-Expires` (and `Require: timer` when the far end
     /// supports it) to a message we send.
     pub fn stamp(&self, m: &mut Message, we_uac: bool) {

@@ -110,16 +110,7 @@ impl Endpoint {
                     &[(HeaderName::Unsupported, "timer".into())],
                 );
             }
-            Grant::TooSmall(min) => {
-                return self.respond(
-                    now,
-                    tx,
-                    msg,
-                    source,
-                    (422, "Session Interval Too Small"),
-                    &[(HeaderName::MinSE, min.to_string())],
-                );
-            }
+            Grant::TooSmall(min) => return self.interval_too_small(now, tx, msg, source, min),
             Grant::Run(t) => Some(t),
             Grant::None => None,
         };
