@@ -394,18 +394,9 @@ impl Endpoint {
         };
         s.invite = Some(invite_summary(&invite));
         let (transport, dest) = (s.transport, s.dest);
-        let contact = self.shared.contact_uri("", transport);
-        let mut d = match sirius_sip::dialog::Dialog::from_uac(&invite, ok, &contact) {
-            Ok(d) => d,
-            Err(e) => return log::warn!("bad 2xx to our INVITE: {e}"),
+        let Some((d, ack)) = self.ack_2xx(&invite, ok, dest, transport) else {
+            return;
         };
-        // The ACK carries the CSeq of the INVITE it acknowledges
-        // (a retry after a challenge or redirect has a higher one).
-        let cseq = invite.cseq().map_or(102, |c| c.seq);
-        let via = self.via(transport);
-        let ack = d.request(Method::Ack, &via, Some(cseq));
-        let hop = self.route_hop(&ack).unwrap_or(dest);
-        self.layer.send_stateless(hop, transport, &ack);
         // The answer, parsed once: the codecs agreed and where the media goes.
         let answer = SessionDescription::parse(&ok.body).ok();
         let mut narrowed = None;
@@ -697,6 +688,34 @@ impl Endpoint {
         self.ack_and_bye(now, invite, ok, dest, transport);
     }
 
+    /// The dialog a 2xx to our `invite` makes, and its ACK, sent (RFC 3261
+    /// §13.2.2.4): to the route set's first hop, else `dest`. The ACK
+    /// carries the CSeq of the INVITE it acknowledges (a retry after a
+    /// challenge or redirect has a higher one). `None` (logged) for a 2xx
+    /// no dialog can be made of.
+    fn ack_2xx(
+        &mut self,
+        invite: &Message,
+        ok: &Message,
+        dest: SocketAddr,
+        transport: Transport,
+    ) -> Option<(sirius_sip::dialog::Dialog, Message)> {
+        let contact = self.shared.contact_uri("", transport);
+        let mut d = match sirius_sip::dialog::Dialog::from_uac(invite, ok, &contact) {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("bad 2xx to our INVITE: {e}");
+                return None;
+            }
+        };
+        let cseq = invite.cseq()?.seq;
+        let via = self.via(transport);
+        let ack = d.request(Method::Ack, &via, Some(cseq));
+        let hop = self.route_hop(&ack).unwrap_or(dest);
+        self.layer.send_stateless(hop, transport, &ack);
+        Some((d, ack))
+    }
+
     /// ACKs a 2xx to `invite` and ends the dialog it made with BYE.
     fn ack_and_bye(
         &mut self,
@@ -706,16 +725,9 @@ impl Endpoint {
         dest: SocketAddr,
         transport: Transport,
     ) {
-        let contact = self.shared.contact_uri("", transport);
-        let mut d = match sirius_sip::dialog::Dialog::from_uac(invite, ok, &contact) {
-            Ok(d) => d,
-            Err(e) => return log::warn!("bad 2xx to end: {e}"),
+        let Some((mut d, _)) = self.ack_2xx(invite, ok, dest, transport) else {
+            return;
         };
-        let cseq = invite.cseq().map_or(1, |c| c.seq);
-        let via = self.via(transport);
-        let ack = d.request(Method::Ack, &via, Some(cseq));
-        let hop = self.route_hop(&ack).unwrap_or(dest);
-        self.layer.send_stateless(hop, transport, &ack);
         let via = self.via(transport);
         let mut bye = d.request(Method::Bye, &via, None);
         bye.push(HeaderName::Reason, "Q.850;cause=16");
