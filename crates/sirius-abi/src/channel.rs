@@ -225,6 +225,33 @@ pub struct Frame {
     pub payload: RVec<u8>,
 }
 
+impl Frame {
+    /// A frame of `kind` without media: the fields a control or DTMF
+    /// frame does not use are zero.
+    fn signal(kind: FrameKind, subclass: u32, duration_ms: u32) -> Frame {
+        Frame {
+            kind: kind.to_ne(),
+            codec: Codec::PCMU,
+            subclass,
+            samples: 0,
+            duration_ms,
+            timestamp: 0,
+            seqno: 0,
+            payload: RVec::new(),
+        }
+    }
+
+    /// A control frame (`AST_FRAME_CONTROL`): the far end signalled `indication`.
+    pub fn control(indication: Indication) -> Frame {
+        Frame::signal(FrameKind::Control, indication as u32, 0)
+    }
+
+    /// The end of a DTMF digit (`AST_FRAME_DTMF_END`).
+    pub fn dtmf_end(digit: char, duration_ms: u32) -> Frame {
+        Frame::signal(FrameKind::DtmfEnd, u32::from(digit), duration_ms)
+    }
+}
+
 /// Device states (`AST_DEVICE_*`), for hints and busy detection.
 ///
 /// Non-exhaustive across the boundary ([`DeviceState_NE`]) for the reason given

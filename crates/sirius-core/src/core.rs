@@ -573,17 +573,10 @@ mod tests {
         let (core, _dir) = core_with(&rec);
         let (caller, callee) = (leg(&core, "caller"), leg(&core, "callee"));
         assert!(!core.channels.progress(callee));
-        let progress = sirius_abi::Frame {
-            kind: sirius_abi::FrameKind::Control.to_ne(),
-            codec: Codec::PCMU,
-            subclass: sirius_abi::Indication::Progress as u32,
-            samples: 0,
-            duration_ms: 0,
-            timestamp: 0,
-            seqno: 0,
-            payload: Default::default(),
-        };
-        core.bridge_frame(callee, progress);
+        core.bridge_frame(
+            callee,
+            sirius_abi::Frame::control(sirius_abi::Indication::Progress),
+        );
         assert!(core.channels.progress(callee));
         // Early media asks the technology (the recorder has no native
         // bridge) and leaves both legs unbridged: the callee failing now

@@ -552,31 +552,12 @@ impl Driver {
             HostAction::SetState(c, state) => host.channel_set_state(c, state),
             HostAction::Progress(c) => host.queue_frame(
                 c,
-                sirius_abi::Frame {
-                    kind: sirius_abi::FrameKind::Control.to_ne(),
-                    codec: sirius_abi::Codec::PCMU,
-                    subclass: sirius_abi::Indication::Progress as u32,
-                    samples: 0,
-                    duration_ms: 0,
-                    timestamp: 0,
-                    seqno: 0,
-                    payload: Default::default(),
-                },
+                sirius_abi::Frame::control(sirius_abi::Indication::Progress),
             ),
             HostAction::SetCodecs(c, codecs) => host.channel_set_codecs(c, &codecs),
-            HostAction::Dtmf(c, digit, ms) => host.queue_frame(
-                c,
-                sirius_abi::Frame {
-                    kind: sirius_abi::FrameKind::DtmfEnd.to_ne(),
-                    codec: sirius_abi::Codec::PCMU,
-                    subclass: u32::from(digit),
-                    samples: 0,
-                    duration_ms: ms,
-                    timestamp: 0,
-                    seqno: 0,
-                    payload: Default::default(),
-                },
-            ),
+            HostAction::Dtmf(c, digit, ms) => {
+                host.queue_frame(c, sirius_abi::Frame::dtmf_end(digit, ms))
+            }
             HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
             HostAction::Event { name, fields } => {
