@@ -120,6 +120,74 @@ fn first_then(from: &UdpSocket, to: u16, sink: &UdpSocket, n: u16) -> u16 {
     got
 }
 
+/// A sipp caller dialling extension 200 and the sipp callee it reaches,
+/// each running its scenario with `-key name port` pairs (its media
+/// sockets) and writing a message trace into the daemon's directory.
+struct Phones {
+    caller: std::thread::JoinHandle<(i32, String)>,
+    callee: SippProcess,
+    caller_trace: std::path::PathBuf,
+    callee_trace: std::path::PathBuf,
+}
+
+impl Phones {
+    /// Starts the callee on `callee_port`, then the caller (its `extra`
+    /// arguments before the keys, e.g. `-d`).
+    fn start(
+        d: &Daemon,
+        callee_port: u16,
+        (callee_sf, callee_keys): (&str, &[(&str, u16)]),
+        (caller_sf, caller_keys): (&str, &[(&str, u16)]),
+        extra: &[&str],
+    ) -> Phones {
+        let keys = |keys: &[(&str, u16)]| -> Vec<String> {
+            keys.iter()
+                .flat_map(|(k, v)| ["-key".to_string(), (*k).to_string(), v.to_string()])
+                .collect()
+        };
+        let callee_trace = d.root.path().join("callee.log");
+        let mut args: Vec<String> = vec!["-sf".into(), sf(callee_sf), "-m".into(), "1".into()];
+        args.extend(keys(callee_keys));
+        args.extend(["-trace_msg".into(), "-message_file".into()]);
+        args.push(callee_trace.to_str().unwrap().into());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let callee = SippProcess::start(callee_port, &refs);
+        let caller_trace = d.root.path().join("caller.log");
+        let mut args: Vec<String> = vec![
+            format!("127.0.0.1:{}", d.sip_port()),
+            "-sf".into(),
+            sf(caller_sf),
+            "-s".into(),
+            "200".into(),
+            "-p".into(),
+            free_udp_port().to_string(),
+            "-m".into(),
+            "1".into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_string()));
+        args.extend(keys(caller_keys));
+        args.extend(["-trace_msg".into(), "-message_file".into()]);
+        args.push(caller_trace.to_str().unwrap().into());
+        let caller = std::thread::spawn(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            sipp(&refs)
+        });
+        Phones {
+            caller,
+            callee,
+            caller_trace,
+            callee_trace,
+        }
+    }
+
+    /// Both scenarios ended well (`what` says what the caller had to see).
+    fn finish(self, what: &str) {
+        let (code, out) = self.caller.join().unwrap();
+        assert_eq!(code, 0, "{what}{out}");
+        assert_eq!(self.callee.finish(), Some(0));
+    }
+}
+
 /// A late offer (INVITE without SDP): the PBX offers in its 200 and the
 /// caller answers in the ACK. RTP must flow both ways right after the ACK:
 /// the callee's packets reach the caller before the caller has sent any
@@ -130,59 +198,25 @@ fn a_late_offer_call_has_rtp_both_ways_right_after_the_ack() {
     let callee_port = free_udp_port();
     let d = pbx(callee_port, "");
     let (a, b) = (media_pair(), media_pair());
-    let callee_trace = d.root.path().join("callee.log");
-    let callee = SippProcess::start(
+    let phones = Phones::start(
+        &d,
         callee_port,
-        &[
-            "-sf",
-            &sf("uas_media.xml"),
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &b.0.local_addr().unwrap().port().to_string(),
-            "-trace_msg",
-            "-message_file",
-            callee_trace.to_str().unwrap(),
-        ],
+        (
+            "uas_media.xml",
+            &[("mport", b.0.local_addr().unwrap().port())],
+        ),
+        (
+            "uac_late_offer.xml",
+            &[("mport", a.0.local_addr().unwrap().port())],
+        ),
+        &["-d", "3000"],
     );
-    let caller_trace = d.root.path().join("caller.log");
-    let (target, port, mport, trace) = (
-        format!("127.0.0.1:{}", d.sip_port()),
-        free_udp_port().to_string(),
-        a.0.local_addr().unwrap().port().to_string(),
-        caller_trace.to_str().unwrap().to_string(),
-    );
-    let scenario = sf("uac_late_offer.xml");
-    let caller = std::thread::spawn(move || {
-        sipp(&[
-            &target,
-            "-sf",
-            &scenario,
-            "-s",
-            "200",
-            "-p",
-            &port,
-            "-m",
-            "1",
-            "-d",
-            "3000",
-            "-key",
-            "mport",
-            &mport,
-            "-trace_msg",
-            "-message_file",
-            &trace,
-        ])
-    });
-    let pbx_a = wait_port(&caller_trace, "SIP/2.0 200 OK");
-    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+    let pbx_a = wait_port(&phones.caller_trace, "SIP/2.0 200 OK");
+    let pbx_b = wait_port(&phones.callee_trace, "INVITE sip:");
     // Callee to caller first: the caller has sent nothing yet.
     assert_eq!(first_then(&b.0, pbx_b, &a.0, 5), 5, "callee -> caller");
     assert_eq!(first_then(&a.0, pbx_a, &b.0, 5), 5, "caller -> callee");
-    let (code, out) = caller.join().unwrap();
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(callee.finish(), Some(0));
+    phones.finish("");
 }
 
 /// `rtptimeout`: while RTP flows both ways the bridged call stays up past
@@ -193,51 +227,21 @@ fn a_bridged_call_whose_phones_fall_silent_is_hung_up_after_rtptimeout() {
     let callee_port = free_udp_port();
     let d = pbx(callee_port, "rtptimeout = 2");
     let (a, b) = (media_pair(), media_pair());
-    let callee_trace = d.root.path().join("callee.log");
-    let callee = SippProcess::start(
+    let phones = Phones::start(
+        &d,
         callee_port,
-        &[
-            "-sf",
-            &sf("uas_media.xml"),
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &b.0.local_addr().unwrap().port().to_string(),
-            "-trace_msg",
-            "-message_file",
-            callee_trace.to_str().unwrap(),
-        ],
+        (
+            "uas_media.xml",
+            &[("mport", b.0.local_addr().unwrap().port())],
+        ),
+        (
+            "uac_media_wait_bye.xml",
+            &[("mport", a.0.local_addr().unwrap().port())],
+        ),
+        &[],
     );
-    let caller_trace = d.root.path().join("caller.log");
-    let (target, port, mport, trace) = (
-        format!("127.0.0.1:{}", d.sip_port()),
-        free_udp_port().to_string(),
-        a.0.local_addr().unwrap().port().to_string(),
-        caller_trace.to_str().unwrap().to_string(),
-    );
-    let scenario = sf("uac_media_wait_bye.xml");
-    let caller = std::thread::spawn(move || {
-        sipp(&[
-            &target,
-            "-sf",
-            &scenario,
-            "-s",
-            "200",
-            "-p",
-            &port,
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &mport,
-            "-trace_msg",
-            "-message_file",
-            &trace,
-        ])
-    });
-    let pbx_a = wait_port(&caller_trace, "SIP/2.0 200 OK");
-    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+    let pbx_a = wait_port(&phones.caller_trace, "SIP/2.0 200 OK");
+    let pbx_b = wait_port(&phones.callee_trace, "INVITE sip:");
     assert_eq!(first_then(&a.0, pbx_a, &b.0, 1), 1);
     assert_eq!(first_then(&b.0, pbx_b, &a.0, 1), 1);
     // 3.5 s of RTP both ways (every 100 ms): longer than the timeout.
@@ -254,9 +258,7 @@ fn a_bridged_call_whose_phones_fall_silent_is_hung_up_after_rtptimeout() {
         "a call with RTP must stay up"
     );
     // Silence: the PBX ends the call, both phones get a BYE.
-    let (code, out) = caller.join().unwrap();
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(callee.finish(), Some(0));
+    phones.finish("");
     let log = d.wait_for_log("for lack of RTP activity in", Duration::from_secs(5));
     assert!(log.contains("Disconnecting call 'SIP/"), "{log}");
 }
@@ -364,62 +366,23 @@ fn seed_000s_late_offer_video_call_carries_audio_and_video_both_ways() {
         Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
     };
     let (a, av, b, bv) = (media_pair(), media_pair(), media_pair(), media_pair());
-    let port = |s: &(UdpSocket, UdpSocket)| s.0.local_addr().unwrap().port().to_string();
-    let callee_trace = d.root.path().join("callee.log");
-    let callee = SippProcess::start(
+    let port = |s: &(UdpSocket, UdpSocket)| s.0.local_addr().unwrap().port();
+    let phones = Phones::start(
+        &d,
         callee_port,
-        &[
-            "-sf",
-            &sf("uas_media_video.xml"),
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &port(&b),
-            "-key",
-            "vport",
-            &port(&bv),
-            "-trace_msg",
-            "-message_file",
-            callee_trace.to_str().unwrap(),
-        ],
+        (
+            "uas_media_video.xml",
+            &[("mport", port(&b)), ("vport", port(&bv))],
+        ),
+        (
+            "uac_late_offer_video.xml",
+            &[("mport", port(&a)), ("vport", port(&av))],
+        ),
+        &["-d", "4000"],
     );
-    let caller_trace = d.root.path().join("caller.log");
-    let (target, sip_port, mport, vport, trace) = (
-        format!("127.0.0.1:{}", d.sip_port()),
-        free_udp_port().to_string(),
-        port(&a),
-        port(&av),
-        caller_trace.to_str().unwrap().to_string(),
-    );
-    let scenario = sf("uac_late_offer_video.xml");
-    let caller = std::thread::spawn(move || {
-        sipp(&[
-            &target,
-            "-sf",
-            &scenario,
-            "-s",
-            "200",
-            "-p",
-            &sip_port,
-            "-m",
-            "1",
-            "-d",
-            "4000",
-            "-key",
-            "mport",
-            &mport,
-            "-key",
-            "vport",
-            &vport,
-            "-trace_msg",
-            "-message_file",
-            &trace,
-        ])
-    });
     let (pbx_a, pbx_b) = (
-        wait_port(&caller_trace, "SIP/2.0 200 OK"),
-        wait_port(&callee_trace, "INVITE sip:"),
+        wait_port(&phones.caller_trace, "SIP/2.0 200 OK"),
+        wait_port(&phones.callee_trace, "INVITE sip:"),
     );
     let video_port = |trace: &std::path::Path, marker: &str| {
         let text = std::fs::read_to_string(trace).unwrap();
@@ -433,8 +396,8 @@ fn seed_000s_late_offer_video_call_carries_audio_and_video_both_ways() {
             .unwrap()
     };
     let (pbx_av, pbx_bv) = (
-        video_port(&caller_trace, "SIP/2.0 200 OK"),
-        video_port(&callee_trace, "INVITE sip:"),
+        video_port(&phones.caller_trace, "SIP/2.0 200 OK"),
+        video_port(&phones.callee_trace, "INVITE sip:"),
     );
     assert!(
         pbx_av != pbx_a && pbx_bv != pbx_b,
@@ -462,9 +425,7 @@ fn seed_000s_late_offer_video_call_carries_audio_and_video_both_ways() {
     );
     let channels = d.rx("sip show channels").ok();
     assert!(channels.contains("(ulaw|h263)"), "{channels}");
-    let (code, out) = caller.join().unwrap();
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(callee.finish(), Some(0));
+    phones.finish("");
 }
 
 /// Early media through Dial: the callee answers the PBX's INVITE with 183
@@ -476,60 +437,28 @@ fn a_callees_early_media_reaches_the_caller_before_its_busy() {
     let callee_port = free_udp_port();
     let d = pbx(callee_port, "");
     let (a, b) = (media_pair(), media_pair());
-    let callee_trace = d.root.path().join("callee.log");
-    let callee = SippProcess::start(
+    let phones = Phones::start(
+        &d,
         callee_port,
-        &[
-            "-sf",
-            &sf("uas_early_media_busy.xml"),
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &b.0.local_addr().unwrap().port().to_string(),
-            "-trace_msg",
-            "-message_file",
-            callee_trace.to_str().unwrap(),
-        ],
+        (
+            "uas_early_media_busy.xml",
+            &[("mport", b.0.local_addr().unwrap().port())],
+        ),
+        (
+            "uac_early_media.xml",
+            &[("mport", a.0.local_addr().unwrap().port())],
+        ),
+        &[],
     );
-    let caller_trace = d.root.path().join("caller.log");
-    let (target, port, mport, trace) = (
-        format!("127.0.0.1:{}", d.sip_port()),
-        free_udp_port().to_string(),
-        a.0.local_addr().unwrap().port().to_string(),
-        caller_trace.to_str().unwrap().to_string(),
-    );
-    let scenario = sf("uac_early_media.xml");
-    let caller = std::thread::spawn(move || {
-        sipp(&[
-            &target,
-            "-sf",
-            &scenario,
-            "-s",
-            "200",
-            "-p",
-            &port,
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &mport,
-            "-trace_msg",
-            "-message_file",
-            &trace,
-        ])
-    });
-    let pbx_a = wait_port(&caller_trace, "SIP/2.0 183");
-    let pbx_b = wait_port(&callee_trace, "INVITE sip:");
+    let pbx_a = wait_port(&phones.caller_trace, "SIP/2.0 183");
+    let pbx_b = wait_port(&phones.callee_trace, "INVITE sip:");
     assert_eq!(
         first_then(&b.0, pbx_b, &a.0, 5),
         5,
         "announcement -> caller"
     );
     assert_eq!(first_then(&a.0, pbx_a, &b.0, 5), 5, "caller -> callee");
-    let (code, out) = caller.join().unwrap();
-    assert_eq!(code, 0, "the caller gets 183 then 486:\n{out}");
-    assert_eq!(callee.finish(), Some(0));
+    phones.finish("the caller gets 183 then 486:\n");
 }
 
 /// `dtmfmode = "info"`: a phone that sends DTMF by SIP INFO, bridged with a
@@ -548,30 +477,19 @@ fn a_digit_sent_by_info_reaches_an_rfc4733_callee_as_rtp_events() {
         Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
     };
     let (a, b) = (media_pair(), media_pair());
-    let callee = SippProcess::start(
+    let phones = Phones::start(
+        &d,
         callee_port,
-        &[
-            "-sf",
-            &sf("uas_media_dtmf.xml"),
-            "-m",
-            "1",
-            "-key",
-            "mport",
-            &b.0.local_addr().unwrap().port().to_string(),
-        ],
+        (
+            "uas_media_dtmf.xml",
+            &[("mport", b.0.local_addr().unwrap().port())],
+        ),
+        (
+            "uac_info_dtmf.xml",
+            &[("mport", a.0.local_addr().unwrap().port())],
+        ),
+        &["-d", "2000"],
     );
-    let (target, port, mport) = (
-        format!("127.0.0.1:{}", d.sip_port()),
-        free_udp_port().to_string(),
-        a.0.local_addr().unwrap().port().to_string(),
-    );
-    let scenario = sf("uac_info_dtmf.xml");
-    let caller = std::thread::spawn(move || {
-        sipp(&[
-            &target, "-sf", &scenario, "-s", "200", "-p", &port, "-m", "1", "-d", "2000", "-key",
-            "mport", &mport,
-        ])
-    });
     b.0.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(8);
@@ -589,9 +507,7 @@ fn a_digit_sent_by_info_reaches_an_rfc4733_callee_as_rtp_events() {
         events >= 4,
         "the digit as RFC 4733 events (start, updates, 3 ends): {events}"
     );
-    let (code, out) = caller.join().unwrap();
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(callee.finish(), Some(0));
+    phones.finish("");
 }
 
 /// A 302 whose Contact names a host (`localhost`): the PBX looks it up off
