@@ -1,6 +1,8 @@
 //! Inbound calls from a real peer (sipp) through chan_sip and the dialplan.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Setup, SippProcess};
+use sirius_blackbox::{
+    free_udp_port, media_pair, scenario, sipp, wait_port, Daemon, Setup, SippProcess,
+};
 use std::time::Duration;
 
 const SIP_TOML: &str = r#"
@@ -802,29 +804,6 @@ fn re_invites_hold_and_unhold_and_a_lower_cseq_is_refused() {
     );
 }
 
-/// The `m=audio` port of the first SDP in a sipp message trace that follows `marker`.
-fn audio_port_after(trace: &std::path::Path, marker: &str) -> Option<u16> {
-    let text = std::fs::read_to_string(trace).ok()?;
-    let at = text.find(marker)?;
-    let m = text[at..].find("m=audio ")?;
-    text[at + m + 8..].split_whitespace().next()?.parse().ok()
-}
-
-fn wait_port(trace: &std::path::Path, marker: &str) -> u16 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(p) = audio_port_after(trace, marker) {
-            return p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no SDP after '{marker}' in {}",
-            trace.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Sends `n` RTP-shaped datagrams from `from` to `to`; counts what `sink` receives.
 fn pump(from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocket, n: u16) -> u16 {
     sink.set_read_timeout(Some(Duration::from_millis(300)))
@@ -843,20 +822,6 @@ fn pump(from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocket, n: u16)
         }
     }
     got
-}
-
-/// A phone's media sockets: RTP on an even port, RTCP on the next.
-fn media_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
-    loop {
-        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = rtp.local_addr().unwrap().port();
-        if port % 2 == 1 {
-            continue;
-        }
-        if let Ok(rtcp) = std::net::UdpSocket::bind(("127.0.0.1", port + 1)) {
-            return (rtp, rtcp);
-        }
-    }
 }
 
 /// A call through `Dial` whose two phones have their media on sockets the

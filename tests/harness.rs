@@ -505,3 +505,48 @@ fn wait_for_text(read: impl Fn() -> String, text: &str, within: Duration, what: 
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+/// The port of the first `m=<media>` line (`audio`, `video`) after `marker`
+/// in a sipp message trace, once it is there.
+pub fn sdp_port_after(trace: &Path, marker: &str, media: &str) -> Option<u16> {
+    let text = std::fs::read_to_string(trace).ok()?;
+    let at = text.find(marker)?;
+    let line = format!("m={media} ");
+    let m = text[at..].find(&line)?;
+    text[at + m + line.len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The `m=audio` port of the first SDP after `marker` in a sipp message
+/// trace, waited for (10 s at most).
+pub fn wait_port(trace: &Path, marker: &str) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(p) = sdp_port_after(trace, marker, "audio") {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SDP after '{marker}' in {}",
+            trace.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A phone's media sockets: RTP on an even port, RTCP on the next.
+pub fn media_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
+    loop {
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if port % 2 == 1 {
+            continue;
+        }
+        if let Ok(rtcp) = std::net::UdpSocket::bind(("127.0.0.1", port + 1)) {
+            return (rtp, rtcp);
+        }
+    }
+}

@@ -1,7 +1,10 @@
 //! Session behaviour with real peers (sipp): offer/answer in the ACK,
 //! session timers, RTP timeouts, and saying only what we support.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, sipp_within, Daemon, SippProcess};
+use sirius_blackbox::{
+    free_udp_port, media_pair, scenario, sdp_port_after, sipp, sipp_within, wait_port, Daemon,
+    SippProcess,
+};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
@@ -37,42 +40,6 @@ fn pbx(callee_port: u16, general: &str) -> Daemon {
             "\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n"
         );
     Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
-}
-
-/// A phone's media sockets: RTP on an even port, RTCP on the next.
-fn media_pair() -> (UdpSocket, UdpSocket) {
-    loop {
-        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = rtp.local_addr().unwrap().port();
-        if port % 2 == 1 {
-            continue;
-        }
-        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)) {
-            return (rtp, rtcp);
-        }
-    }
-}
-
-/// The `m=audio` port of the first SDP after `marker` in a sipp trace,
-/// once it is there.
-fn wait_port(trace: &std::path::Path, marker: &str) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let port = std::fs::read_to_string(trace).ok().and_then(|text| {
-            let at = text.find(marker)?;
-            let m = text[at..].find("m=audio ")?;
-            text[at + m + 8..].split_whitespace().next()?.parse().ok()
-        });
-        if let Some(p) = port {
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no SDP after '{marker}' in {}",
-            trace.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// An RTP-shaped packet with sequence number `seq`.
@@ -385,15 +352,7 @@ fn seed_000s_late_offer_video_call_carries_audio_and_video_both_ways() {
         wait_port(&phones.callee_trace, "INVITE sip:"),
     );
     let video_port = |trace: &std::path::Path, marker: &str| {
-        let text = std::fs::read_to_string(trace).unwrap();
-        let at = text.find(marker).unwrap();
-        let m = text[at..].find("m=video ").unwrap();
-        text[at + m + 8..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse::<u16>()
-            .unwrap()
+        sdp_port_after(trace, marker, "video").expect("m=video after the marker")
     };
     let (pbx_av, pbx_bv) = (
         video_port(&phones.caller_trace, "SIP/2.0 200 OK"),
