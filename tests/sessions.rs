@@ -508,3 +508,34 @@ fn a_302_to_a_host_name_is_followed_after_its_lookup() {
         "redirected (302) to sip:final@localhost:{final_port}"
     )));
 }
+
+/// UPDATE (RFC 3311), advertised in Allow, with a real peer: an UPDATE in
+/// the dialog whose SDP holds the call gets 200 with our answer (recvonly,
+/// checked by the scenario), and the PBX logs the hold.
+#[test]
+fn an_update_in_a_dialog_is_answered_with_sdp() {
+    let d = pbx(free_udp_port(), "");
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (code, out) = sipp(&[
+        &format!("127.0.0.1:{}", d.sip_port()),
+        "-sf",
+        &sf("uac_update.xml"),
+        "-s",
+        "300",
+        "-p",
+        &free_udp_port().to_string(),
+        "-m",
+        "1",
+        "-d",
+        "300",
+        "-key",
+        "mport",
+        &media.local_addr().unwrap().port().to_string(),
+    ]);
+    assert_eq!(code, 0, "the UPDATE must get 200 with a=recvonly:\n{out}");
+    assert!(
+        d.messages().contains("put on hold by the far end"),
+        "{}",
+        d.messages()
+    );
+}
