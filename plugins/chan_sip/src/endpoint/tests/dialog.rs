@@ -9,11 +9,7 @@ use super::*;
 fn hold_and_unhold_pass_through_a_native_bridge() {
     let mut h = Harness::new(SIP_TOML);
     let (a, ok_a) = answered_inbound(&mut h);
-    let (b, invite_b) = placed_outbound(&mut h, 100);
-    let mut ok_b = reply(&invite_b, 200, "OK", "b1");
-    ok_b.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
-    ok_b.set_body("application/sdp", sdp(41_000, "sendrecv"));
-    h.recv(&ok_b, BOB);
+    let (b, _) = answered_outbound(&mut h, 100);
     h.take();
     h.input(Input::Bridge(a, b));
     match h.media_actions().as_slice() {
@@ -122,11 +118,7 @@ fn bridged(h: &mut Harness, alice: Message) -> (ChannelId, Message, ChannelId) {
     let a = *h.env.started.last().unwrap();
     h.input(Input::Answer(a));
     let ok_a = h.expect_one(ALICE);
-    let (b, invite_b) = placed_outbound(h, 100);
-    let mut ok_b = reply(&invite_b, 200, "OK", "b1");
-    ok_b.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
-    ok_b.set_body("application/sdp", sdp(41_000, "sendrecv"));
-    h.recv(&ok_b, BOB);
+    let (b, _) = answered_outbound(h, 100);
     h.input(Input::Bridge(a, b));
     h.take();
     (a, ok_a, b)
@@ -380,11 +372,7 @@ fn a_reload_while_registering_keeps_the_lines_answer() {
 fn re_invites_wait_for_each_other_and_glare_gets_491() {
     let mut h = Harness::new(SIP_TOML);
     let (a, ok_a) = answered_inbound(&mut h);
-    let (b, invite_b) = placed_outbound(&mut h, 100);
-    let mut ok_b = reply(&invite_b, 200, "OK", "b1");
-    ok_b.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
-    ok_b.set_body("application/sdp", sdp(41_000, "sendrecv"));
-    h.recv(&ok_b, BOB);
+    let (b, _) = answered_outbound(&mut h, 100);
     h.input(Input::Bridge(a, b));
     h.take();
     let offer = |cseq: u32, dir: &str| {

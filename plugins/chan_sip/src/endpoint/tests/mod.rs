@@ -414,6 +414,17 @@ fn answered_inbound(h: &mut Harness) -> (ChannelId, Message) {
     (chan, ok)
 }
 
+/// A call to bob, answered (200 with his Contact and an SDP on port
+/// 41000) and ACKed: the channel and its INVITE.
+fn answered_outbound(h: &mut Harness, chan: u64) -> (ChannelId, Message) {
+    let (b, invite) = placed_outbound(h, chan);
+    let mut ok = reply(&invite, 200, "OK", "b1");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok, BOB);
+    (b, invite)
+}
+
 /// A call to bob: the channel placed, its INVITE.
 fn placed_outbound(h: &mut Harness, chan: u64) -> (ChannelId, Message) {
     let chan = ChannelId(chan);
