@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::message::HeaderName;
-use crate::message::{build, parse_datagram, Limits};
+use crate::message::{build, parse_datagram, Limits, Method};
+use std::time::Instant;
 
 const PEER: &str = "127.0.0.1:5062";
 
@@ -479,4 +480,59 @@ fn a_transport_error_ends_the_client_transactions_to_that_destination_only() {
     );
     assert_eq!(l.len(), 2, "the other destination and the UDP one live on");
     assert!(l.request(over_udp).is_some());
+}
+
+/// Under load (issue #11): tens of thousands of transactions linger at once,
+/// each with its own timers; they all end on time, in order, the deadline the
+/// layer reports is always a live one, and the storage shrinks after.
+#[test]
+fn a_burst_of_lingering_transactions_ends_on_time_and_gives_its_room_back() {
+    let mut l = TransactionLayer::new(Config::default());
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let n = 20_000u64;
+    // 20 BYEs a millisecond, each answered at once (Timer J ends it
+    // 64·T1 after the answer); a retransmission of every tenth is absorbed.
+    for i in 0..n {
+        let at = t0 + ms(i / 20);
+        let bye = request("BYE", &format!("z9hG4bKb{i}"));
+        l.on_message(at, bye.clone(), peer(), Transport::Udp);
+        let Some(Event::Request { tx, .. }) = l.poll_event() else {
+            panic!("BYE {i} not delivered");
+        };
+        l.respond(at, tx, &reply(&bye, 200)).unwrap();
+        if i % 10 == 0 {
+            l.on_message(at, bye, peer(), Transport::Udp);
+            assert!(l.poll_event().is_none(), "a retransmission is absorbed");
+        }
+    }
+    let sent = drain(&mut l).len() as u64;
+    assert_eq!(
+        sent,
+        n + n / 10,
+        "each 200 once, again for each retransmission"
+    );
+    assert_eq!(l.len() as u64, n);
+    // The first ends exactly 32 s after its answer, the last 32 s after its.
+    assert_eq!(l.poll_timeout(), Some(t0 + ms(32_000)));
+    l.handle_timeout(t0 + ms(32_000 + 499));
+    assert_eq!(
+        l.len() as u64,
+        n - 500 * 20,
+        "those answered in the first 500 ms"
+    );
+    assert_eq!(l.poll_timeout(), Some(t0 + ms(32_500)));
+    l.handle_timeout(t0 + ms(32_000 + n / 20));
+    assert!(l.is_empty());
+    assert_eq!(l.poll_timeout(), None, "no stale deadline left behind");
+    assert!(
+        drain(&mut l).is_empty(),
+        "lingering sends nothing over time"
+    );
+    let (chunks, keys) = l.footprint();
+    assert!(chunks <= 2, "chunks given back: {chunks}");
+    assert!(
+        keys <= 2 * Config::default().capacity,
+        "key table shrunk: {keys}"
+    );
 }
