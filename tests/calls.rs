@@ -1023,6 +1023,14 @@ fn a_bridged_call_relays_rtp_both_ways() {
     assert!(d
         .messages()
         .contains("answered SIP/sipp-00000001; bridged (native_rtp)"));
+    // The stall detector the benchmarks read: one figure per second since load.
+    let lag = d.rx("sip show lag").ok();
+    let per_second: Vec<f64> = lag
+        .lines()
+        .find_map(|l| l.strip_prefix("Per second (ms): "))
+        .map(|l| l.split(' ').map(|v| v.parse().unwrap()).collect())
+        .unwrap_or_else(|| panic!("no per-second lags in {lag:?}"));
+    assert!(!per_second.is_empty() && per_second.len() <= 61, "{lag}");
 }
 
 #[test]

@@ -419,7 +419,13 @@ pub async fn run(
                 Err(e) => log::warn!("TCP accept failed: {e}"),
             },
             Some(ev) = d.tcp_events.recv() => d.tcp_event(ev),
-            _ = sleep_until(deadline) => d.ep.handle_timeout(now(), &mut d.env),
+            _ = sleep_until(deadline) => {
+                let now = now();
+                if let Some(due) = deadline {
+                    d.env.shared.lag.lock().record(due.into_std(), now.mono);
+                }
+                d.ep.handle_timeout(now, &mut d.env)
+            }
             Some(cmd) = commands.recv() => match cmd {
                 Command::Shutdown(ack) => {
                     d.shutdown(&mut buf).await;

@@ -20,6 +20,7 @@ pub mod config;
 pub mod driver;
 pub mod endpoint;
 pub mod epoll;
+pub mod lag;
 pub mod outbound;
 pub mod registrar;
 pub mod relay;
@@ -107,6 +108,8 @@ pub struct Shared {
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// RTCP packets relayed by native bridges since load.
     pub rtcp_relayed: Arc<std::sync::atomic::AtomicU64>,
+    /// How late the event loop runs (`sip show lag`).
+    pub lag: Mutex<lag::LagMeter>,
     /// RTP/RTCP port pairs for calls.
     pub rtp_ports: rtp_ports::RtpPorts,
 }
@@ -258,6 +261,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         commands,
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        lag: Mutex::new(lag::LagMeter::new(std::time::Instant::now())),
         rtp_ports: rtp_ports::RtpPorts::new(),
     });
     driver::reconcile(&shared, std::time::Instant::now());

@@ -87,6 +87,7 @@ fn shared(sip_toml: &str) -> Arc<Shared> {
         commands,
         rtp_relayed: Default::default(),
         rtcp_relayed: Default::default(),
+        lag: parking_lot::Mutex::new(crate::lag::LagMeter::new(std::time::Instant::now())),
         rtp_ports: crate::rtp_ports::RtpPorts::new(),
     })
 }

@@ -1,0 +1,145 @@
+//! How late the SIP event loop runs: the stall detector.
+//!
+//! All signalling goes through one loop; when one step of it takes long (a
+//! table resized at once, a blocking call), every message and timer behind
+//! it waits, and peers start retransmitting. The loop's timers say how much:
+//! under load a transaction timer is due every millisecond, so the lateness
+//! with which the loop gets to a due timer is the time it was busy with
+//! something else. The meter keeps the worst lateness of each of the last
+//! [`SECONDS`] seconds; `sip show lag` prints them, the benchmarks read it
+//! (issue #11: "no event-loop stall over 20 ms below the clean maximum"), and
+//! admission control can use the same figure.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// Seconds of history kept.
+pub const SECONDS: usize = 60;
+
+/// The worst lateness per second.
+#[derive(Debug)]
+pub struct LagMeter {
+    /// The second being measured: its start and worst lateness so far.
+    current: (Instant, Duration),
+    /// Completed seconds, newest first.
+    past: VecDeque<Duration>,
+    /// The worst since the module started.
+    worst: Duration,
+}
+
+impl LagMeter {
+    /// A meter whose first second starts at `now`.
+    pub fn new(now: Instant) -> LagMeter {
+        LagMeter {
+            current: (now, Duration::ZERO),
+            past: VecDeque::with_capacity(SECONDS),
+            worst: Duration::ZERO,
+        }
+    }
+
+    /// Closes the seconds that ended by `now` (idle ones count as no lag).
+    fn roll(&mut self, now: Instant) {
+        let second = Duration::from_secs(1);
+        while now.saturating_duration_since(self.current.0) >= second {
+            self.past.push_front(self.current.1);
+            self.past.truncate(SECONDS);
+            self.current = (self.current.0 + second, Duration::ZERO);
+            if self.past.len() == SECONDS && self.current.1.is_zero() {
+                // Long idle: skip ahead instead of looping over every second.
+                let behind = now.saturating_duration_since(self.current.0).as_secs();
+                if behind > SECONDS as u64 {
+                    self.past.clear();
+                    self.past.resize(SECONDS, Duration::ZERO);
+                    self.current.0 += Duration::from_secs(behind);
+                }
+            }
+        }
+    }
+
+    /// The loop reached a timer due at `due` at `now`.
+    pub fn record(&mut self, due: Instant, now: Instant) {
+        self.roll(now);
+        let late = now.saturating_duration_since(due);
+        self.current.1 = self.current.1.max(late);
+        self.worst = self.worst.max(late);
+    }
+
+    /// The worst lateness over the last `secs` seconds, the current one
+    /// included.
+    pub fn worst_within(&mut self, now: Instant, secs: usize) -> Duration {
+        self.roll(now);
+        self.past
+            .iter()
+            .take(secs.saturating_sub(1))
+            .copied()
+            .fold(self.current.1, Duration::max)
+    }
+
+    /// `sip show lag`: the current second, then each past one, newest first,
+    /// in milliseconds.
+    pub fn render(&mut self, now: Instant) -> String {
+        self.roll(now);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "SIP event loop lag (how late a due timer ran), worst per second, newest first:"
+        );
+        let _ = writeln!(
+            out,
+            "Worst: {:.1} ms in the last 10 s, {:.1} ms in the last {SECONDS} s, {:.1} ms since load",
+            ms(self.worst_within(now, 10)),
+            ms(self.worst_within(now, SECONDS)),
+            ms(self.worst)
+        );
+        let per_second: Vec<String> = std::iter::once(self.current.1)
+            .chain(self.past.iter().copied())
+            .map(|d| format!("{:.1}", ms(d)))
+            .collect();
+        let _ = writeln!(out, "Per second (ms): {}", per_second.join(" "));
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // one real origin for simulated time
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_second_keeps_its_worst_and_idle_seconds_read_zero() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut m = LagMeter::new(t0);
+        m.record(t0 + ms(100), t0 + ms(103));
+        m.record(t0 + ms(500), t0 + ms(712)); // a 212 ms stall
+        m.record(t0 + ms(900), t0 + ms(901));
+        // Second 1: quiet. Second 2: 5 ms. Now at 3.2 s.
+        m.record(t0 + ms(2_400), t0 + ms(2_405));
+        assert_eq!(m.worst_within(t0 + ms(3_200), 1), ms(0), "this second");
+        assert_eq!(m.worst_within(t0 + ms(3_200), 2), ms(5));
+        assert_eq!(m.worst_within(t0 + ms(3_200), 4), ms(212));
+        let text = m.render(t0 + ms(3_200));
+        assert!(
+            text.contains("Per second (ms): 0.0 5.0 0.0 212.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("212.0 ms since load"), "{text}");
+        // A timer run early (or on time) is no lag.
+        m.record(t0 + ms(3_300), t0 + ms(3_250));
+        assert_eq!(m.worst_within(t0 + ms(3_300), 1), ms(0));
+    }
+
+    #[test]
+    fn a_long_idle_spell_leaves_a_clean_window() {
+        let t0 = Instant::now();
+        let mut m = LagMeter::new(t0);
+        m.record(t0, t0 + Duration::from_millis(50));
+        let later = t0 + Duration::from_secs(3_600);
+        assert_eq!(m.worst_within(later, SECONDS), Duration::ZERO);
+        assert_eq!(m.past.len(), SECONDS);
+        m.record(later, later + Duration::from_millis(7));
+        assert_eq!(m.worst_within(later, 1), Duration::from_millis(7));
+    }
+}
