@@ -450,4 +450,5 @@ mod dtmf;
 mod liveness;
 mod uac;
 mod uas;
+mod usage;
 mod video;
