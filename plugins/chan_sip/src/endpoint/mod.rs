@@ -124,6 +124,9 @@ pub enum Input<'a> {
     NewOutbound(OutboundSetup),
     /// The core bridged two of our channels (or one with itself: Echo).
     Bridge(ChannelId, ChannelId),
+    /// The core ended the native bridge (or early-media link) between two
+    /// of our channels; they live on.
+    Unbridge(ChannelId, ChannelId),
     /// `sip qualify peer X`: poke now.
     QualifyNow(String),
     /// The configuration was reloaded: start, stop or restart registrations and pokes.
@@ -217,6 +220,9 @@ pub enum MediaAction {
     Remote(ChannelId, crate::relay::RemoteMedia),
     /// A leg is gone: stop any relay it is in and free its ports.
     Release(ChannelId),
+    /// The relay this leg is in ends (the core unbridged it): stop it, on
+    /// both legs; their ports stay, the calls go on.
+    Unbridge(ChannelId),
 }
 
 /// Which of a call's media streams (each an RTP/RTCP pair of its own).
@@ -380,6 +386,7 @@ impl Endpoint {
             Input::Bridge(a, b) => {
                 let _ = self.bridge(a, b, env);
             }
+            Input::Unbridge(a, b) => self.unbridge(a, b, env),
             Input::QualifyNow(peer) => self.poke(&peer, now.mono),
             Input::Reconcile => self.reconcile(now.mono),
             Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),

@@ -453,4 +453,20 @@ impl Endpoint {
         self.media(action);
         Ok(())
     }
+
+    /// The core ended the native bridge (or early-media link) between `a`
+    /// and `b`: the relay between them stops, the legs stay. A notice for a
+    /// pair the relay no longer carries (a leg's release came first, or the
+    /// leg is bridged anew) changes nothing.
+    pub fn unbridge(&mut self, a: ChannelId, b: ChannelId, env: &mut dyn crate::endpoint::Env) {
+        if env.bridged_with(a) != Some(b) {
+            return log::debug!("unbridge {a} {b}: not relayed together");
+        }
+        log::debug!(
+            "native RTP bridge {} <-> {} ends",
+            self.sessions.name(a),
+            self.sessions.name(b)
+        );
+        self.media(MediaAction::Unbridge(a));
+    }
 }

@@ -218,7 +218,7 @@ impl Harness {
                     MediaAction::Echo(l) => {
                         bridges.insert(l.chan, l.chan);
                     }
-                    MediaAction::Release(c) => {
+                    MediaAction::Release(c) | MediaAction::Unbridge(c) => {
                         if let Some(p) = bridges.remove(c) {
                             bridges.remove(&p);
                         }
