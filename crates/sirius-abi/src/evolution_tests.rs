@@ -13,7 +13,38 @@ use abi_stable::std_types::{RArc, ROption, RResult, RString};
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 
-/// `ChannelTech` as interface 2.1 might declare it: every v2 method, then one more.
+/// `ChannelTech` as the first v2 plugins were built: the prefix and nothing
+/// after it (before `native_unbridge`).
+mod v2_0 {
+    use super::*;
+    use crate::{DeviceState_NE, Indication_NE};
+    use abi_stable::sabi_trait;
+
+    #[sabi_trait]
+    pub trait ChannelTech: Send + Sync + Clone {
+        fn info(&self) -> TechInfo;
+        fn request_call(
+            &self,
+            caps: Capabilities,
+            dest: RString,
+            requestor: ROption<ChannelId>,
+        ) -> RResult<ChannelId, Cause>;
+        fn call(&self, chan: ChannelId, dest: RString, timeout_ms: u32) -> RResult<(), Cause>;
+        fn answer(&self, chan: ChannelId) -> RResult<(), Cause>;
+        fn hangup(&self, chan: ChannelId, cause: Cause) -> RResult<(), Cause>;
+        fn indicate(&self, chan: ChannelId, indication: Indication_NE) -> RResult<(), Cause>;
+        fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause>;
+        fn send_digit(&self, chan: ChannelId, digit: u32, duration_ms: u32) -> RResult<(), Cause>;
+        fn device_state(&self, resource: RString) -> DeviceState_NE;
+        #[sabi(last_prefix_field)]
+        fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause>;
+    }
+
+    pub type ChannelTechArc = ChannelTech_TO<'static, RArc<()>>;
+}
+
+/// `ChannelTech` as interface 2.1 might declare it: every method of today's,
+/// then one more.
 mod v2_1 {
     use super::*;
     use crate::DeviceState_NE;
@@ -38,6 +69,9 @@ mod v2_1 {
         fn device_state(&self, resource: RString) -> DeviceState_NE;
         #[sabi(last_prefix_field)]
         fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause>;
+        fn native_unbridge(&self, _a: ChannelId, _b: ChannelId) -> RResult<(), Cause> {
+            RResult::ROk(())
+        }
 
         /// New in "2.1": what a core runs when the plugin predates it.
         fn transfer(&self, _chan: ChannelId, _dest: RString) -> RResult<(), Cause> {
@@ -209,6 +243,71 @@ fn a_newer_core_calling_a_method_an_older_plugin_lacks_gets_its_default() {
         seen_by_2_1.transfer(chan, "bob".into()).into_result(),
         Err(Cause::FACILITY_NOT_IMPLEMENTED)
     );
+}
+
+/// A plugin built before `native_unbridge`, answering `native_bridge` with a
+/// cause of its own.
+#[derive(Clone)]
+struct V2_0Tech;
+
+impl v2_0::ChannelTech for V2_0Tech {
+    fn info(&self) -> TechInfo {
+        crate::ChannelTech::info(&V2Tech)
+    }
+    fn request_call(
+        &self,
+        c: Capabilities,
+        d: RString,
+        r: ROption<ChannelId>,
+    ) -> RResult<ChannelId, Cause> {
+        crate::ChannelTech::request_call(&V2Tech, c, d, r)
+    }
+    fn call(&self, c: ChannelId, d: RString, t: u32) -> RResult<(), Cause> {
+        crate::ChannelTech::call(&V2Tech, c, d, t)
+    }
+    fn answer(&self, c: ChannelId) -> RResult<(), Cause> {
+        crate::ChannelTech::answer(&V2Tech, c)
+    }
+    fn hangup(&self, c: ChannelId, cause: Cause) -> RResult<(), Cause> {
+        crate::ChannelTech::hangup(&V2Tech, c, cause)
+    }
+    fn indicate(&self, c: ChannelId, i: crate::Indication_NE) -> RResult<(), Cause> {
+        crate::ChannelTech::indicate(&V2Tech, c, i)
+    }
+    fn write_frame(&self, c: ChannelId, f: Frame) -> RResult<(), Cause> {
+        crate::ChannelTech::write_frame(&V2Tech, c, f)
+    }
+    fn send_digit(&self, c: ChannelId, d: u32, ms: u32) -> RResult<(), Cause> {
+        crate::ChannelTech::send_digit(&V2Tech, c, d, ms)
+    }
+    fn device_state(&self, r: RString) -> crate::DeviceState_NE {
+        crate::ChannelTech::device_state(&V2Tech, r)
+    }
+    fn native_bridge(&self, _: ChannelId, _: ChannelId) -> RResult<(), Cause> {
+        RResult::RErr(Cause::BUSY)
+    }
+}
+
+#[test]
+fn a_plugin_built_before_native_unbridge_loads_and_the_notice_runs_the_default() {
+    use abi_stable::sabi_trait::TD_Opaque;
+    let (core, old) = (
+        <crate::ChannelTechArc as StableAbi>::LAYOUT,
+        <v2_0::ChannelTechArc as StableAbi>::LAYOUT,
+    );
+    assert!(!compatible(core, old), "abi_stable alone refuses it");
+    assert!(loader_accepts(core, old), "the loader takes it");
+    let plugin: v2_0::ChannelTechArc =
+        v2_0::ChannelTech_TO::from_ptr(RArc::new(V2_0Tech), TD_Opaque);
+    // SAFETY: what crossing the boundary does, after the check above (as in
+    // `a_newer_core_calling_a_method_an_older_plugin_lacks_gets_its_default`).
+    let seen_by_core: crate::ChannelTechArc = unsafe { std::mem::transmute(plugin) };
+    let (a, b) = (ChannelId(1), ChannelId(2));
+    assert_eq!(
+        seen_by_core.native_bridge(a, b).into_result(),
+        Err(Cause::BUSY)
+    );
+    assert_eq!(seen_by_core.native_unbridge(a, b).into_result(), Ok(()));
 }
 
 #[test]

@@ -64,6 +64,11 @@ pub trait ChannelDriver: Send + Sync + 'static {
     fn native_bridge(&self, _a: ChannelId, _b: ChannelId) -> Result<(), Cause> {
         Err(Cause::FACILITY_NOT_IMPLEMENTED)
     }
+    /// See [`ChannelTech::native_unbridge`]. Technologies without a native
+    /// bridge have nothing to stop.
+    fn native_unbridge(&self, _a: ChannelId, _b: ChannelId) -> Result<(), Cause> {
+        Ok(())
+    }
 }
 
 /// A plugin instance, in plain Rust.
@@ -331,6 +336,9 @@ impl ChannelTech for GuardedTech {
     }
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
         guard("native_bridge", || self.0.native_bridge(a, b))
+    }
+    fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
+        guard("native_unbridge", || self.0.native_unbridge(a, b))
     }
     fn device_state(&self, resource: RString) -> DeviceState_NE {
         guard_or("device_state", DeviceState::Unknown, || {

@@ -24,6 +24,11 @@ use abi_stable::StableAbi;
 ///   version; `Indication`, `FrameKind` and `DeviceState` cross as abi_stable
 ///   non-exhaustive enums; `CoreServices::plugin_failed` and
 ///   `CoreServices::device_state_changed`, the first methods after the prefix.
+///   Since then, still 2: `ChannelTech::native_unbridge` (the core tells a
+///   technology that a native bridge or early-media link it made has ended),
+///   after `ChannelTech`'s prefix with a default that does nothing, so plugins
+///   built before it load and run that default. No version bump: that is what
+///   the prefix is for.
 ///
 /// Adding a method after a trait's last prefix field (with a default body), or a
 /// variant to a non-exhaustive enum, keeps the version: built plugins still load.

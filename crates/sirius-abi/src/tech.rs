@@ -61,6 +61,22 @@ pub trait ChannelTech: Send + Sync + Clone {
     /// the core must bridge them itself.
     #[sabi(last_prefix_field)]
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause>;
+
+    /// A native bridge (or early-media link) that [`ChannelTech::native_bridge`]
+    /// made between `a` and `b` has ended, and at least one of the legs lives on
+    /// for now: stop relaying between them. The core owns bridge membership, so
+    /// this is how the technology learns that a link it carries is over without
+    /// inferring it: a bridged leg hung up (the notice comes before the core
+    /// hangs up the other), an early-media callee failed or lost to another.
+    /// `a` and `b` are in the order `native_bridge` got them. A notice about a
+    /// pair no longer relayed is to be ignored.
+    ///
+    /// First method after the prefix (interface 2 still): a plugin built before
+    /// it runs this default, doing nothing, and its relay ends when its legs
+    /// hang up, as it always did.
+    fn native_unbridge(&self, _a: ChannelId, _b: ChannelId) -> RResult<(), Cause> {
+        RResult::ROk(())
+    }
 }
 
 /// A channel technology object as the core holds it.

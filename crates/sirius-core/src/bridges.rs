@@ -10,6 +10,10 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+/// [`Bridge::technology`] of a bridge the legs' technology carries itself
+/// (`ChannelTech::native_bridge`).
+pub const NATIVE_RTP: &str = "native_rtp";
+
 /// One bridge.
 #[derive(Debug, Clone)]
 pub struct Bridge {
@@ -49,9 +53,19 @@ impl BridgeRegistry {
         id
     }
 
-    /// A channel left (hung up): a two-party bridge ends with it.
-    pub fn remove_channel(&self, chan: ChannelId) {
-        self.bridges.lock().retain(|b| !b.channels.contains(&chan));
+    /// A channel left (hung up): a two-party bridge ends with it. Returns
+    /// the bridges that ended (so that the core can tell a native bridge's
+    /// technology).
+    pub fn remove_channel(&self, chan: ChannelId) -> Vec<Bridge> {
+        let mut ended = Vec::new();
+        self.bridges.lock().retain(|b| {
+            let stays = !b.channels.contains(&chan);
+            if !stays {
+                ended.push(b.clone());
+            }
+            stays
+        });
+        ended
     }
 
     /// The bridges, oldest first.
@@ -94,7 +108,12 @@ mod tests {
         assert_ne!(x, y);
         assert_eq!(x.len(), 36);
         assert_eq!(x.as_bytes()[14], b'4');
-        r.remove_channel(b);
+        let ended = r.remove_channel(b);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(
+            (ended[0].id.as_str(), &ended[0].channels[..]),
+            (x.as_str(), &[a, b][..])
+        );
         let left = r.snapshot();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].id, y);

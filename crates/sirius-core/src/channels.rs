@@ -56,6 +56,9 @@ pub struct Channel {
     /// The far end signalled progress before answering (SIP 183): early
     /// media may flow; Dial passes it on to the caller.
     pub progress: bool,
+    /// The early-media link this leg is in (`Core::early_media`: caller,
+    /// callee), until it ends or becomes the bridge: whom to tell when it ends.
+    pub early_media: Option<(ChannelId, ChannelId)>,
     /// Whether a dialplan (PBX) runs on it: such a channel counts as a call.
     pub pbx: bool,
     /// Channel variables (`Set()`, `${DIALSTATUS}`…).
@@ -137,6 +140,7 @@ impl ChannelRegistry {
             answered: None,
             bridged_to: None,
             progress: false,
+            early_media: None,
             pbx: false,
             vars: std::collections::BTreeMap::new(),
         };

@@ -334,14 +334,59 @@ impl Core {
             return gone(b, a);
         }
         let (ta, tb) = (self.tech_of(a)?, self.tech_of(b)?);
-        let technology =
-            if ta.module == tb.module && ta.tech.native_bridge(a, b).into_result().is_ok() {
-                "native_rtp"
-            } else {
-                "simple_bridge"
-            };
+        // Early media between these two legs becomes the bridge (the
+        // technology keeps its relay); one with a third leg ends here.
+        let mut early = None;
+        for (x, tx) in [(a, &ta), (b, &tb)] {
+            match self.take_early_media(x) {
+                Some(l) if l == (a, b) || l == (b, a) => early = Some(l),
+                Some(l) => Self::tell_unbridged(tx, l),
+                None => {}
+            }
+        }
+        let native = ta.module == tb.module && ta.tech.native_bridge(a, b).into_result().is_ok();
+        let technology = if native {
+            crate::bridges::NATIVE_RTP
+        } else {
+            if let Some(l) = early {
+                Self::tell_unbridged(&ta, l);
+            }
+            "simple_bridge"
+        };
         self.bridges.add(a, b, technology);
         Ok(technology)
+    }
+
+    /// Tells `tech` that the native bridge or early-media link it made
+    /// between `link`'s legs is over (`ChannelTech::native_unbridge`). A
+    /// refusal changes nothing here: the core's records are already right.
+    fn tell_unbridged(tech: &TechEntry, (a, b): (ChannelId, ChannelId)) {
+        if let Err(c) = tech.tech.native_unbridge(a, b).into_result() {
+            log::debug!(
+                "{}: native_unbridge({a}, {b}): cause {}",
+                tech.info.tech_type,
+                c.0
+            );
+        }
+    }
+
+    /// Ends `chan`'s early-media link, if it is in one: both legs forget it.
+    /// Returns the link (caller, callee).
+    fn take_early_media(&self, chan: ChannelId) -> Option<(ChannelId, ChannelId)> {
+        let mut link = None;
+        self.channels.update(chan, |c| link = c.early_media.take());
+        let (a, b) = link?;
+        self.forget_early_media(if a == chan { b } else { a }, (a, b));
+        link
+    }
+
+    /// `chan` forgets `link` (its partner ended it).
+    fn forget_early_media(&self, chan: ChannelId, link: (ChannelId, ChannelId)) {
+        self.channels.update(chan, |c| {
+            if c.early_media == Some(link) {
+                c.early_media = None;
+            }
+        });
     }
 
     /// The generic bridge's frame path (legs of different technologies, or a
@@ -380,12 +425,33 @@ impl Core {
     /// the other's: a callee that then fails leaves the caller to the
     /// dialplan; the answer later makes the real bridge. Legs of different
     /// technologies get no early media (no frame path before the answer).
+    ///
+    /// The link is recorded on both legs, so that when it ends without
+    /// becoming the bridge (a leg goes: the callee fails, or is hung up
+    /// because another answered; or Dial gives up) the technology is told
+    /// (`native_unbridge`), from [`Core::channel_gone`] or [`Core::bridge`].
+    /// Dial needs no part in it. A link either leg was in before ends here.
     pub fn early_media(&self, caller: ChannelId, callee: ChannelId) -> Result<(), Cause> {
         let (ta, tb) = (self.tech_of(caller)?, self.tech_of(callee)?);
         if ta.module != tb.module {
             return Err(Cause::FACILITY_NOT_IMPLEMENTED);
         }
-        ta.tech.native_bridge(caller, callee).into_result()
+        for (x, tx) in [(caller, &ta), (callee, &tb)] {
+            if let Some(l) = self.take_early_media(x) {
+                Self::tell_unbridged(tx, l);
+            }
+        }
+        ta.tech.native_bridge(caller, callee).into_result()?;
+        // Recorded once made, so that the notice never precedes the bridge;
+        // a leg that went meanwhile (its `channel_gone` saw no link) ends it now.
+        let link = Some((caller, callee));
+        let recorded = self.channels.update(caller, |c| c.early_media = link)
+            && self.channels.update(callee, |c| c.early_media = link);
+        if !recorded {
+            self.forget_early_media(caller, (caller, callee));
+            Self::tell_unbridged(&ta, (caller, callee));
+        }
+        Ok(())
     }
 
     /// `Echo()`: the channel's media comes back to it. Only technologies that can
@@ -397,12 +463,15 @@ impl Core {
             .into_result()
     }
 
-    /// A channel ended (either side): frees it and hangs up the leg it was bridged to.
+    /// A channel ended (either side): frees it and hangs up the leg it was
+    /// bridged to. A native bridge or an early-media link it was in ends
+    /// with it: its technology is told (`native_unbridge`) before the other
+    /// leg is hung up, or while that leg lives on (early media).
     pub fn channel_gone(&self, chan: ChannelId, cause: Cause) {
         let Some(c) = self.channels.remove(chan, cause) else {
             return;
         };
-        self.bridges.remove_channel(chan);
+        let ended = self.bridges.remove_channel(chan);
         log::info!("Hungup '{}' ({}, {})", c.name, c.cause.name(), c.cause.0);
         self.events.publish(crate::events::Event {
             name: "Hangup".into(),
@@ -413,6 +482,25 @@ impl Core {
                 ("Cause-txt".into(), c.cause.description().into()),
             ],
         });
+        if let Some((a, b)) = c.early_media {
+            self.forget_early_media(if a == chan { b } else { a }, (a, b));
+        }
+        let native = ended
+            .iter()
+            .filter(|b| b.technology == crate::bridges::NATIVE_RTP)
+            .filter_map(|b| match b.channels[..] {
+                [x, y] => Some((x, y)),
+                _ => None,
+            });
+        let mut links = c.early_media.into_iter().chain(native).peekable();
+        // The technology is looked up only when there is something to tell
+        // (most hangups end no native link); one that failed is unregistered
+        // by now: nobody to tell.
+        if links.peek().is_some() {
+            if let Some(tech) = self.tech(&c.tech) {
+                links.for_each(|link| Self::tell_unbridged(&tech, link));
+            }
+        }
         if let Some(peer) = c.bridged_to {
             let _ = self.hangup(peer, c.cause);
         }
@@ -502,7 +590,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use crate::test_support::{core_with, leg, leg_with, Recorder};
-    use sirius_abi::{Cause, Codec, Frame};
+    use sirius_abi::{Cause, ChannelId, Codec, Frame};
 
     #[test]
     fn the_generic_bridge_passes_frames_and_translates_g711_for_the_other_leg() {
@@ -523,7 +611,7 @@ mod tests {
         // µ-law silence to the A-law leg arrives as A-law silence; and back.
         core.bridge_frame(ulaw, voice(Codec::PCMU, 0xff));
         core.bridge_frame(alaw, voice(Codec::PCMA, 0xd5));
-        let frames = rec.1.lock().clone();
+        let frames = rec.frames.lock().clone();
         assert_eq!(frames.len(), 2);
         assert_eq!((frames[0].0, frames[0].1.codec), (alaw, Codec::PCMA));
         assert!(frames[0].1.payload.iter().all(|b| *b == 0xd5));
@@ -539,7 +627,7 @@ mod tests {
         dtmf.kind = sirius_abi::FrameKind::DtmfEnd.to_ne();
         dtmf.subclass = u32::from(b'5');
         core.bridge_frame(alaw, dtmf);
-        assert_eq!(rec.1.lock()[2].1.kind, sirius_abi::FrameKind::DtmfEnd);
+        assert_eq!(rec.frames.lock()[2].1.kind, sirius_abi::FrameKind::DtmfEnd);
     }
 
     #[test]
@@ -554,7 +642,7 @@ mod tests {
             !core.channels.exists(callee),
             "the answered leg is not left up"
         );
-        assert_eq!(*rec.0.lock(), vec![callee]);
+        assert_eq!(*rec.hangups.lock(), vec![callee]);
         // The same with the callee gone first.
         let (caller, callee) = (leg(&core, "caller"), leg(&core, "callee"));
         core.channel_gone(callee, Cause::BUSY);
@@ -585,5 +673,81 @@ mod tests {
         assert_eq!(core.channels.get(caller).unwrap().bridged_to, None);
         core.channel_gone(callee, Cause::USER_BUSY);
         assert!(core.channels.exists(caller));
+    }
+
+    /// `bridge 1 2`-style log lines.
+    fn says(what: &str, chans: &[ChannelId]) -> String {
+        let ids: Vec<String> = chans.iter().map(|c| c.0.to_string()).collect();
+        format!("{what} {}", ids.join(" "))
+    }
+
+    #[test]
+    fn the_technology_hears_a_native_bridge_end_before_the_other_leg_is_hung_up() {
+        let rec = Recorder::native();
+        let (core, _dir) = core_with(&rec);
+        let (a, b) = (leg(&core, "caller"), leg(&core, "callee"));
+        assert_eq!(core.bridge(a, b), Ok("native_rtp"));
+        assert_eq!(rec.take_log(), [says("bridge", &[a, b])]);
+        // The callee's far end hangs up: the notice, then the caller's hangup;
+        // the caller's own end tells nothing more.
+        core.channel_gone(b, Cause::NORMAL_CLEARING);
+        assert_eq!(
+            rec.take_log(),
+            [says("unbridge", &[a, b]), says("hangup", &[a])]
+        );
+        assert!(!core.channels.exists(a));
+        // A generic bridge ending is none of the technology's business.
+        let rec = Recorder::default();
+        let (core, _dir) = core_with(&rec);
+        let (a, b) = (leg(&core, "caller"), leg(&core, "callee"));
+        assert_eq!(core.bridge(a, b), Ok("simple_bridge"));
+        core.channel_gone(a, Cause::NORMAL_CLEARING);
+        assert_eq!(rec.take_log(), [says("hangup", &[b])]);
+    }
+
+    #[test]
+    fn the_technology_hears_early_media_end_unless_the_answer_keeps_it() {
+        let rec = Recorder::native();
+        let (core, _dir) = core_with(&rec);
+        let (caller, busy, other) = (leg(&core, "a"), leg(&core, "b"), leg(&core, "c"));
+        assert_eq!(core.early_media(caller, busy), Ok(()));
+        // The callee fails (or loses to another, or Dial gives up: each a
+        // hangup of the callee): the caller lives on, the link is over.
+        core.channel_gone(busy, Cause::USER_BUSY);
+        assert_eq!(
+            rec.take_log(),
+            [
+                says("bridge", &[caller, busy]),
+                says("unbridge", &[caller, busy])
+            ]
+        );
+        assert_eq!(core.channels.get(caller).unwrap().early_media, None);
+        // A second callee's progress; then the caller hangs up.
+        assert_eq!(core.early_media(caller, other), Ok(()));
+        assert_eq!(core.hangup(caller, Cause::NORMAL_CLEARING), Ok(()));
+        assert_eq!(
+            rec.take_log(),
+            [
+                says("bridge", &[caller, other]),
+                says("hangup", &[caller]),
+                says("unbridge", &[caller, other])
+            ]
+        );
+        assert_eq!(core.channels.get(other).unwrap().early_media, None);
+        // The callee with early media answers: the link becomes the bridge,
+        // and its end is told once, as a bridge's.
+        let (caller, callee) = (leg(&core, "a"), leg(&core, "b"));
+        assert_eq!(core.early_media(caller, callee), Ok(()));
+        assert_eq!(core.bridge(caller, callee), Ok("native_rtp"));
+        core.channel_gone(callee, Cause::NORMAL_CLEARING);
+        assert_eq!(
+            rec.take_log(),
+            [
+                says("bridge", &[caller, callee]),
+                says("bridge", &[caller, callee]),
+                says("unbridge", &[caller, callee]),
+                says("hangup", &[caller])
+            ]
+        );
     }
 }

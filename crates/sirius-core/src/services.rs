@@ -223,7 +223,7 @@ mod tests {
             core.channels.ended_cause(a),
             Some(Cause::REQUESTED_CHAN_UNAVAIL)
         );
-        assert!(rec.0.lock().is_empty());
+        assert!(rec.hangups.lock().is_empty());
         assert_eq!(core.devstates.get("Rec/a"), Some(DeviceState::Unavailable));
         // A technology that never existed still says so.
         assert_eq!(

@@ -10,12 +10,35 @@ use sirius_abi::{
 };
 use std::sync::Arc;
 
-/// A technology that only records the hangups and frames the core gives it.
+/// A technology that only records what the core gives it.
 #[derive(Clone, Default)]
-pub struct Recorder(
-    pub Arc<parking_lot::Mutex<Vec<ChannelId>>>,
-    pub Arc<parking_lot::Mutex<Vec<(ChannelId, Frame)>>>,
-);
+pub struct Recorder {
+    /// Channels hung up, in order.
+    pub hangups: Arc<parking_lot::Mutex<Vec<ChannelId>>>,
+    /// Frames written, with their channel.
+    pub frames: Arc<parking_lot::Mutex<Vec<(ChannelId, Frame)>>>,
+    /// `native_bridge` succeeds (and is recorded in `log`); else refused
+    /// with CONGESTION.
+    pub native: bool,
+    /// `native_bridge`, `native_unbridge` and `hangup` calls, in order
+    /// (`bridge 1 2`, `unbridge 1 2`, `hangup 2`): the order the core keeps.
+    pub log: Arc<parking_lot::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    /// A recorder whose native bridges succeed.
+    pub fn native() -> Recorder {
+        Recorder {
+            native: true,
+            ..Recorder::default()
+        }
+    }
+
+    /// Takes the log so far.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock())
+    }
+}
 
 impl ChannelTech for Recorder {
     fn info(&self) -> TechInfo {
@@ -44,14 +67,15 @@ impl ChannelTech for Recorder {
         RResult::ROk(())
     }
     fn hangup(&self, chan: ChannelId, _: Cause) -> RResult<(), Cause> {
-        self.0.lock().push(chan);
+        self.hangups.lock().push(chan);
+        self.log.lock().push(format!("hangup {}", chan.0));
         RResult::ROk(())
     }
     fn indicate(&self, _: ChannelId, _: Indication_NE) -> RResult<(), Cause> {
         RResult::ROk(())
     }
     fn write_frame(&self, chan: ChannelId, frame: Frame) -> RResult<(), Cause> {
-        self.1.lock().push((chan, frame));
+        self.frames.lock().push((chan, frame));
         RResult::ROk(())
     }
     fn send_digit(&self, _: ChannelId, _: u32, _: u32) -> RResult<(), Cause> {
@@ -60,8 +84,16 @@ impl ChannelTech for Recorder {
     fn device_state(&self, _: RString) -> DeviceState_NE {
         DeviceState::Unknown.to_ne()
     }
-    fn native_bridge(&self, _: ChannelId, _: ChannelId) -> RResult<(), Cause> {
-        RResult::RErr(Cause::CONGESTION)
+    fn native_bridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
+        if !self.native {
+            return RResult::RErr(Cause::CONGESTION);
+        }
+        self.log.lock().push(format!("bridge {} {}", a.0, b.0));
+        RResult::ROk(())
+    }
+    fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
+        self.log.lock().push(format!("unbridge {} {}", a.0, b.0));
+        RResult::ROk(())
     }
 }
 

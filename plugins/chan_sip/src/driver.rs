@@ -61,6 +61,9 @@ pub enum Command {
         ChannelId,
         std::sync::mpsc::Sender<Result<(), Cause>>,
     ),
+    /// The core ended a native bridge (or early-media link) it had asked
+    /// for, the legs living on: stop relaying between them.
+    Unbridge(ChannelId, ChannelId),
     /// `sip show channels`, from the endpoint's sessions.
     ShowChannels(std::sync::mpsc::Sender<String>),
     /// A host name the endpoint asked for, looked up.
@@ -320,20 +323,28 @@ impl HostEnv {
                 };
                 engine.send_dtmf(handle, index, digit, ms);
             }
+            MediaAction::Unbridge(chan) => self.stop_relay(chan),
             MediaAction::Release(chan) => {
-                if let Some(bridge) = self.relays.remove(&chan) {
-                    let other = self.relays.remove(&bridge.partner);
-                    if let Some(engine) = &self.relay {
-                        for h in bridge
-                            .handles
-                            .into_iter()
-                            .chain(other.into_iter().flat_map(|o| o.handles))
-                        {
-                            engine.remove(h);
-                        }
-                    }
-                }
+                self.stop_relay(chan);
                 self.media.remove(&chan);
+            }
+        }
+    }
+
+    /// Stops the relay `chan` is in, both legs' side of it (its partner's
+    /// entry goes too); the sockets stay with their calls.
+    fn stop_relay(&mut self, chan: ChannelId) {
+        let Some(bridge) = self.relays.remove(&chan) else {
+            return;
+        };
+        let other = self.relays.remove(&bridge.partner);
+        if let Some(engine) = &self.relay {
+            for h in bridge
+                .handles
+                .into_iter()
+                .chain(other.into_iter().flat_map(|o| o.handles))
+            {
+                engine.remove(h);
             }
         }
     }
@@ -465,6 +476,7 @@ pub async fn run(
                 Command::Bridge(a, b, reply) => {
                     let _ = reply.send(d.ep.bridge(a, b, &mut d.env));
                 }
+                Command::Unbridge(a, b) => d.input(Input::Unbridge(a, b)),
             },
             _ = stop.changed() => break,
         }

@@ -298,6 +298,14 @@ impl ChannelDriver for SipTech {
             .unwrap_or(Err(Cause::FAILURE))
     }
 
+    /// Queued behind whatever the core asked before (a hangup of one of
+    /// the legs, say), as every command is: the endpoint then finds the
+    /// pair still relayed or not, and a notice about a pair no longer
+    /// relayed does nothing.
+    fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
+        self.send(crate::driver::Command::Unbridge(a, b))
+    }
+
     fn device_state(&self, resource: &str) -> DeviceState {
         let running = self.shared.running();
         match running.peers.get(resource) {

@@ -1,12 +1,53 @@
 //! The endpoint's client usages that are not calls: our `[[register]]`
 //! lines (sirius-sip's `Registration` state machine) and qualify pokes
 //! (`Qualify`). Their state lives in `Shared` because `sip show registry`
-//! and `sip show peers` read it; only the endpoint writes it.
+//! and `sip show peers` read it; only the endpoint writes it. Each is a
+//! [`ClientUsage`] owning its requests' transactions: [`Poke`] and
+//! [`Registration`].
 
-use super::{Endpoint, Owner, ACCEPT};
+use super::{ClientUsage, Endpoint, Now, Owner, ACCEPT};
 use sirius_sip::message::{HeaderName, Message, Method};
 use sirius_sip::registration::RegState;
+use sirius_sip::transaction::TxId;
 use std::time::Instant;
+
+/// An OPTIONS poke of this peer (qualify).
+pub(crate) struct Poke {
+    /// The peer's name in sip.toml.
+    pub(crate) peer: String,
+}
+
+impl ClientUsage for Poke {
+    fn on_response(self, ep: &mut Endpoint, now: Now, tx: TxId, _: &Message, code: u16) {
+        if code < 200 {
+            return ep.own(tx, self);
+        }
+        ep.on_poke_response(&self.peer, now.mono);
+    }
+
+    /// Nothing: the poke's own timer (2 x maxms) decides reachability.
+    fn on_timeout(self, _: &mut Endpoint, _: Now, _: TxId) {}
+}
+
+/// A REGISTER of a `[[register]]` line.
+pub(crate) struct Registration {
+    /// The line's index in `Shared::outbound` (renumbered when a reload
+    /// drops lines before it).
+    pub(crate) line: usize,
+}
+
+impl ClientUsage for Registration {
+    fn on_response(self, ep: &mut Endpoint, now: Now, tx: TxId, msg: &Message, code: u16) {
+        if code < 200 {
+            return ep.own(tx, self);
+        }
+        ep.on_register_response(self.line, msg, code, now);
+    }
+
+    fn on_timeout(self, ep: &mut Endpoint, now: Now, _: TxId) {
+        ep.on_register_timeout(self.line, now.mono);
+    }
+}
 
 /// Asterisk's wording for qualify changes.
 fn log_status_change(name: &str, c: sirius_sip::qualify::StatusChange, maxms: u32) {
@@ -57,7 +98,7 @@ impl Endpoint {
             }
         }
         for (i, req, dest, transport) in sends {
-            self.send_client(req, dest, transport, Owner::Register(i), now);
+            self.send_client(req, dest, transport, Registration { line: i }, now);
         }
     }
 
@@ -93,10 +134,18 @@ impl Endpoint {
             transport,
         );
         m.push(HeaderName::Accept, ACCEPT);
-        self.send_client(m, dest, transport, Owner::Poke(name.to_string()), now);
+        self.send_client(
+            m,
+            dest,
+            transport,
+            Poke {
+                peer: name.to_string(),
+            },
+            now,
+        );
     }
 
-    pub(super) fn on_poke_response(&mut self, name: &str, now: Instant) {
+    fn on_poke_response(&mut self, name: &str, now: Instant) {
         let change = {
             let mut qualify = self.shared.qualify.lock();
             let Some(q) = qualify.get_mut(name) else {
@@ -122,7 +171,7 @@ impl Endpoint {
             }
         }
         for (i, req, dest, transport) in sends {
-            self.send_client(req, dest, transport, Owner::Register(i), now);
+            self.send_client(req, dest, transport, Registration { line: i }, now);
         }
     }
 
@@ -152,9 +201,9 @@ impl Endpoint {
             regs.retain(|r| wanted.contains(&r.cfg));
         }
         self.owners.retain(|_, o| match o {
-            Owner::Register(i) => match moved.get(i) {
+            Owner::Register(r) => match moved.get(&r.line) {
                 Some(n) => {
-                    *i = *n;
+                    r.line = *n;
                     true
                 }
                 None => false,
@@ -181,17 +230,11 @@ impl Endpoint {
             }
         }
         for (i, req, dest, transport) in sends {
-            self.send_client(req, dest, transport, Owner::Register(i), now);
+            self.send_client(req, dest, transport, Registration { line: i }, now);
         }
     }
 
-    pub(super) fn on_register_response(
-        &mut self,
-        i: usize,
-        msg: &Message,
-        code: u16,
-        now: super::Now,
-    ) {
+    fn on_register_response(&mut self, i: usize, msg: &Message, code: u16, now: Now) {
         let unix = now.unix;
         let now = now.mono;
         let mut event = None;
@@ -225,11 +268,11 @@ impl Endpoint {
             self.event("Registry", fields);
         }
         if let Some((req, dest, transport)) = next {
-            self.send_client(req, dest, transport, Owner::Register(i), now);
+            self.send_client(req, dest, transport, Registration { line: i }, now);
         }
     }
 
-    pub(super) fn on_register_timeout(&mut self, i: usize, now: Instant) {
+    fn on_register_timeout(&mut self, i: usize, now: Instant) {
         if let Some(r) = self.shared.outbound.lock().get_mut(i) {
             r.sm.on_timeout(now);
             log::warn!(

@@ -26,15 +26,18 @@
 //!
 //! Who owns a transaction or a dialog is a table, not a search: client
 //! transactions map to an [`Owner`] (a session's INVITE, a re-INVITE, a BYE,
-//! a registration line, a poke), INVITE server transactions and dialogs map
-//! to the session's channel (`session::Sessions`). Out-of-dialog requests
-//! are routed by method.
+//! a registration line, a poke), each a usage that takes its responses and
+//! timeouts through the [`ClientUsage`] trait (`usage.rs`); INVITE server
+//! transactions and dialogs map to the session's channel
+//! (`session::Sessions`). Out-of-dialog requests are routed by method.
 
 mod client;
 mod dns;
 mod messages;
+mod usage;
 
 pub(crate) use dns::Lookup;
+pub(crate) use usage::{ClientUsage, Fire, Owner};
 #[cfg(test)]
 mod tests;
 
@@ -121,6 +124,9 @@ pub enum Input<'a> {
     NewOutbound(OutboundSetup),
     /// The core bridged two of our channels (or one with itself: Echo).
     Bridge(ChannelId, ChannelId),
+    /// The core ended the native bridge (or early-media link) between two
+    /// of our channels; they live on.
+    Unbridge(ChannelId, ChannelId),
     /// `sip qualify peer X`: poke now.
     QualifyNow(String),
     /// The configuration was reloaded: start, stop or restart registrations and pokes.
@@ -214,6 +220,9 @@ pub enum MediaAction {
     Remote(ChannelId, crate::relay::RemoteMedia),
     /// A leg is gone: stop any relay it is in and free its ports.
     Release(ChannelId),
+    /// The relay this leg is in ends (the core unbridged it): stop it, on
+    /// both legs; their ports stay, the calls go on.
+    Unbridge(ChannelId),
 }
 
 /// Which of a call's media streams (each an RTP/RTCP pair of its own).
@@ -247,34 +256,6 @@ pub trait Env {
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
 /// driver seeds (sirius-sip's splitmix64), so that tests are repeatable.
 pub use sirius_sip::message::build::Tokens;
-
-/// Who started a client transaction: the usage its responses go to.
-pub(crate) enum Owner {
-    /// A qualify poke of this peer.
-    Poke(String),
-    /// A `[[register]]` line, by index.
-    Register(usize),
-    /// The INVITE of an outbound session.
-    Invite(ChannelId),
-    /// A request whose answer changes nothing: our BYE, a DTMF INFO.
-    Fire,
-    /// Our UPDATE refreshing this session's timer.
-    Refresh(ChannelId),
-    /// Our re-INVITE passing a hold or unhold on to this session; the ACK
-    /// for its 2xx once sent, to answer the 2xx's retransmissions with.
-    ReInvite {
-        chan: ChannelId,
-        ack: Option<Message>,
-    },
-    /// The INVITE of an outbound call we hung up while it rang (CANCEL
-    /// sent): a 2xx that crosses the CANCEL still makes a call, which we
-    /// must ACK and then end with a BYE (RFC 3261 §9.1, §15).
-    Cancelled {
-        invite: Message,
-        dest: SocketAddr,
-        transport: Transport,
-    },
-}
 
 /// The sans-IO SIP endpoint of chan_sip.
 pub struct Endpoint {
@@ -405,6 +386,7 @@ impl Endpoint {
             Input::Bridge(a, b) => {
                 let _ = self.bridge(a, b, env);
             }
+            Input::Unbridge(a, b) => self.unbridge(a, b, env),
             Input::QualifyNow(peer) => self.poke(&peer, now.mono),
             Input::Reconcile => self.reconcile(now.mono),
             Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),
@@ -552,74 +534,18 @@ impl Endpoint {
         req: Message,
         dest: SocketAddr,
         transport: Transport,
-        owner: Owner,
+        owner: impl ClientUsage,
         now: Instant,
     ) -> Option<TxId> {
         match self.layer.send_request(now, req, dest, transport) {
             Ok(tx) => {
-                self.owners.insert(tx, owner);
+                self.own(tx, owner);
                 Some(tx)
             }
             Err(e) => {
                 log::warn!("cannot send request to {dest}: {e}");
                 None
             }
-        }
-    }
-
-    fn on_client_response(&mut self, now: Now, tx: TxId, msg: &Message) {
-        let code = msg.code().unwrap_or(0);
-        match self.owners.get(&tx) {
-            Some(Owner::Invite(chan)) => {
-                let chan = *chan;
-                return self.on_outbound_response(now, chan, msg, code);
-            }
-            Some(Owner::ReInvite { chan, .. }) => {
-                let chan = *chan;
-                return self.on_reinvite_response(now, tx, chan, msg, code);
-            }
-            Some(Owner::Refresh(chan)) => {
-                let chan = *chan;
-                return self.on_refresh_response(now, tx, chan, msg, code);
-            }
-            _ => {}
-        }
-        if code < 200 {
-            return;
-        }
-        match self.owners.remove(&tx) {
-            Some(Owner::Poke(name)) => self.on_poke_response(&name, now.mono),
-            Some(Owner::Register(i)) => self.on_register_response(i, msg, code, now),
-            Some(Owner::Cancelled {
-                invite,
-                dest,
-                transport,
-            }) if code < 300 => {
-                self.end_answered_after_cancel(now.mono, &invite, msg, dest, transport)
-            }
-            Some(Owner::Fire)
-            | Some(Owner::Invite(_))
-            | Some(Owner::Cancelled { .. })
-            | Some(Owner::ReInvite { .. })
-            | Some(Owner::Refresh(_))
-            | None => {}
-        }
-    }
-
-    fn on_client_timeout(&mut self, now: Now, tx: TxId) {
-        match self.owners.remove(&tx) {
-            // The poke's own timer (2 x maxms) decides reachability.
-            Some(Owner::Poke(_)) | Some(Owner::Fire) | Some(Owner::Cancelled { .. }) | None => {}
-            // A re-INVITE or refresh nobody answered: as a 408, the dialog
-            // is taken for gone (RFC 3261 §14.1, RFC 4028 §10).
-            Some(Owner::ReInvite { chan, .. }) | Some(Owner::Refresh(chan)) => {
-                self.refresh_failed(now, chan, 408)
-            }
-            // Timer B: not even a provisional response in 64*T1. chan_sip's
-            // auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
-            // signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
-            Some(Owner::Invite(chan)) => self.auto_congest(chan),
-            Some(Owner::Register(i)) => self.on_register_timeout(i, now.mono),
         }
     }
 

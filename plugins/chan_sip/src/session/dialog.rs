@@ -3,6 +3,7 @@
 //! moves), BYE, the native bridge and hold passed on through it.
 
 use super::timer::{self, Grant};
+use super::usage::ReInvite;
 use crate::config::SessionTimers;
 use crate::endpoint::{Endpoint, Env, HostAction, LegMedia, MediaAction, Now, Owner};
 use sirius_abi::{Cause, ChannelId};
@@ -232,7 +233,7 @@ impl Endpoint {
             .is_some_and(|tx| {
                 matches!(
                     self.owners.get(&tx),
-                    Some(Owner::ReInvite { ack: None, .. })
+                    Some(Owner::ReInvite(ReInvite { ack: None, .. }))
                 )
             })
     }
@@ -282,7 +283,7 @@ impl Endpoint {
         if let Some(old) = previous {
             self.owners.remove(&old);
         }
-        let owner = Owner::ReInvite {
+        let owner = ReInvite {
             chan: other,
             ack: None,
         };
@@ -299,21 +300,20 @@ impl Endpoint {
         );
     }
 
-    /// The answer to a hold/unhold re-INVITE we sent: a 2xx is ACKed (and its
-    /// retransmissions get the same ACK), its SDP followed by the relay; a
-    /// failure leaves the call as it was.
+    /// The final answer to a hold/unhold re-INVITE we sent (`usage`, out of
+    /// the owner table): a 2xx is ACKed (and its retransmissions get the
+    /// same ACK: the usage stays the transaction's owner), its SDP followed
+    /// by the relay; a failure leaves the call as it was.
     pub(crate) fn on_reinvite_response(
         &mut self,
         now: Now,
         tx: TxId,
-        chan: ChannelId,
+        usage: ReInvite,
         msg: &Message,
         code: u16,
     ) {
-        if code < 200 {
-            return;
-        }
-        self.after_reinvite(now, tx, chan, msg, code);
+        let chan = usage.chan;
+        self.after_reinvite(now, tx, usage, msg, code);
         // A hold or unhold that had to wait for this one goes now.
         let wanted = self
             .sessions
@@ -330,36 +330,41 @@ impl Endpoint {
         }
     }
 
-    fn after_reinvite(&mut self, now: Now, tx: TxId, chan: ChannelId, msg: &Message, code: u16) {
+    fn after_reinvite(
+        &mut self,
+        now: Now,
+        tx: TxId,
+        mut usage: ReInvite,
+        msg: &Message,
+        code: u16,
+    ) {
+        let chan = usage.chan;
         if matches!(code, 408 | 481) {
-            self.owners.remove(&tx);
             return self.refresh_failed(now, chan, code);
         }
         if code >= 300 {
-            self.owners.remove(&tx);
             return log::warn!("{} refused our re-INVITE: {code}", self.sessions.name(chan));
         }
         let Some(s) = self.sessions.get(chan) else {
-            return;
+            return self.own(tx, usage);
         };
         let (dialog, transport, dest) = (s.dialog.clone(), s.transport, s.dest);
-        if let Some(Owner::ReInvite { ack: Some(ack), .. }) = self.owners.get(&tx) {
-            let ack = ack.clone();
-            let hop = self.route_hop(&ack).unwrap_or(dest);
-            return self.layer.send_stateless(hop, transport, &ack);
+        if let Some(ack) = &usage.ack {
+            let hop = self.route_hop(ack).unwrap_or(dest);
+            self.layer.send_stateless(hop, transport, ack);
+            return self.own(tx, usage);
         }
         let via = self.via(transport);
         let Some(d) = dialog.and_then(|id| self.dialogs.get_mut(&id)) else {
-            return;
+            return self.own(tx, usage);
         };
         d.refresh_target(msg);
         let cseq = msg.cseq().map(|c| c.seq);
         let ack = d.request(Method::Ack, &via, cseq);
         let hop = self.route_hop(&ack).unwrap_or(dest);
         self.layer.send_stateless(hop, transport, &ack);
-        if let Some(Owner::ReInvite { ack: slot, .. }) = self.owners.get_mut(&tx) {
-            *slot = Some(ack);
-        }
+        usage.ack = Some(ack);
+        self.own(tx, usage);
         self.note_msg(chan, "Tx: ACK".into());
         if !msg.body.is_empty() {
             self.media_moved(chan, crate::relay::RemoteMedia::from_sdp(&msg.body));
@@ -447,5 +452,21 @@ impl Endpoint {
         };
         self.media(action);
         Ok(())
+    }
+
+    /// The core ended the native bridge (or early-media link) between `a`
+    /// and `b`: the relay between them stops, the legs stay. A notice for a
+    /// pair the relay no longer carries (a leg's release came first, or the
+    /// leg is bridged anew) changes nothing.
+    pub fn unbridge(&mut self, a: ChannelId, b: ChannelId, env: &mut dyn crate::endpoint::Env) {
+        if env.bridged_with(a) != Some(b) {
+            return log::debug!("unbridge {a} {b}: not relayed together");
+        }
+        log::debug!(
+            "native RTP bridge {} <-> {} ends",
+            self.sessions.name(a),
+            self.sessions.name(b)
+        );
+        self.media(MediaAction::Unbridge(a));
     }
 }

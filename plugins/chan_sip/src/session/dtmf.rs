@@ -4,7 +4,7 @@
 //! events injected by the relay — and a digit the relay takes out of RTP
 //! for an INFO phone becomes an INFO to it.
 
-use crate::endpoint::{Endpoint, HostAction, MediaAction, Now, Owner};
+use crate::endpoint::{Endpoint, Fire, HostAction, MediaAction, Now};
 use sirius_abi::ChannelId;
 use sirius_sip::message::{HeaderName, Message, Method};
 use sirius_sip::transaction::TxId;
@@ -63,7 +63,7 @@ impl Endpoint {
             crate::rfc4733::info_body(digit, ms).into_bytes(),
         );
         let hop = self.route_hop(&info).unwrap_or(dest);
-        self.send_client(info, hop, transport, Owner::Fire, now.mono);
+        self.send_client(info, hop, transport, Fire, now.mono);
         self.note_msg(chan, "Tx: INFO".into());
     }
 }

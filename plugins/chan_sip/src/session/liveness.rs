@@ -3,6 +3,7 @@
 //! Asterisk's `rtptimeout`/`rtpholdtimeout` (no RTP from a bridged leg).
 
 use super::timer;
+use super::usage::{ReInvite, Refresh};
 use crate::endpoint::{Endpoint, Env, HostAction, Now, Owner};
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::message::{HeaderName, Message, Method};
@@ -125,13 +126,13 @@ impl Endpoint {
             req.set_body("application/sdp", body);
         }
         let hop = self.route_hop(&req).unwrap_or(dest);
-        let owner = if method == Method::Update {
-            Owner::Refresh(chan)
+        let owner: Owner = if method == Method::Update {
+            Refresh { chan }.into()
         } else {
             if let Some(old) = previous {
                 self.owners.remove(&old);
             }
-            Owner::ReInvite { chan, ack: None }
+            ReInvite { chan, ack: None }.into()
         };
         let tx = self.send_client(req, hop, transport, owner, now.mono);
         if let Some(s) = self.sessions.get_mut(chan) {
@@ -162,21 +163,16 @@ impl Endpoint {
         self.arm_timer(now, chan);
     }
 
-    /// The answer to our UPDATE refresh: 2xx re-arms; 422 asks again with
+    /// The final answer to our UPDATE refresh: 2xx re-arms; 422 asks again with
     /// the far end's Min-SE; 408 or 481 (RFC 4028 §10, RFC 3261 §12.2.1.2)
     /// mean the dialog is gone: the call ends.
     pub(crate) fn on_refresh_response(
         &mut self,
         now: Now,
-        tx: TxId,
         chan: ChannelId,
         msg: &Message,
         code: u16,
     ) {
-        if code < 200 {
-            return;
-        }
-        self.owners.remove(&tx);
         match code {
             200..=299 => self.refreshed(now.mono, chan, msg),
             422 => {

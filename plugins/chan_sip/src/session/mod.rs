@@ -16,7 +16,8 @@
 //! ```
 //!
 //! `uas.rs` and `uac.rs` hold what differs until the dialog is confirmed;
-//! `dialog.rs` what both do inside it.
+//! `dialog.rs` what both do inside it; `usage.rs` the session's client
+//! transactions as usages of the endpoint's owner table.
 
 mod dialog;
 mod dtmf;
@@ -24,6 +25,7 @@ mod liveness;
 pub(crate) mod timer;
 mod uac;
 mod uas;
+pub(crate) mod usage;
 mod view;
 
 use crate::endpoint::{Endpoint, MediaAction, Now};
@@ -510,12 +512,6 @@ impl Endpoint {
         let mut bye = d.request(Method::Bye, &via, None);
         bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
         let hop = self.route_hop(&bye).unwrap_or(s.dest);
-        self.send_client(
-            bye,
-            hop,
-            s.transport,
-            crate::endpoint::Owner::Fire,
-            now.mono,
-        );
+        self.send_client(bye, hop, s.transport, crate::endpoint::Fire, now.mono);
     }
 }

@@ -3,7 +3,7 @@
 //! ACKed — auto-congest, and CANCEL, including a 2xx that crosses it.
 
 use super::{invite_summary, timer, Role, Session};
-use crate::endpoint::{Endpoint, Env, HostAction, Lookup, MediaAction, Now, Owner, StreamKind};
+use crate::endpoint::{Endpoint, Env, HostAction, Lookup, MediaAction, Now, StreamKind};
 use sirius_abi::{Cause, ChannelId, ChannelState};
 use sirius_sip::message::{HeaderName, Message, Method, Uri};
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
@@ -254,7 +254,7 @@ impl Endpoint {
             .send_request(now, invite.clone(), dest, transport)
         {
             Ok(tx) => {
-                self.owners.insert(tx, Owner::Invite(chan));
+                self.own(tx, super::usage::Invite { chan });
                 if let Some(s) = self.sessions.get_mut(chan) {
                     if let Role::Uac { tx: slot, .. } = &mut s.role {
                         *slot = Some(tx);
@@ -732,7 +732,7 @@ impl Endpoint {
         let mut bye = d.request(Method::Bye, &via, None);
         bye.push(HeaderName::Reason, "Q.850;cause=16");
         let hop = self.route_hop(&bye).unwrap_or(dest);
-        self.send_client(bye, hop, transport, Owner::Fire, now);
+        self.send_client(bye, hop, transport, crate::endpoint::Fire, now);
     }
 
     /// The core hangs up a UAC session: CANCEL while ringing, BYE once answered.
@@ -750,9 +750,9 @@ impl Endpoint {
             log::debug!("cannot cancel {tx:?}: {e}");
         }
         if let Some(invite) = s.invite {
-            self.owners.insert(
+            self.own(
                 tx,
-                Owner::Cancelled {
+                super::usage::Cancelled {
                     invite,
                     dest: s.dest,
                     transport: s.transport,

@@ -288,6 +288,39 @@ fn a_183_with_sdp_gives_early_media_and_the_answer_keeps_the_bridge() {
     assert!(h.media_actions().is_empty(), "the early bridge stays");
 }
 
+/// Early media the core ends without an answer (the callee lost to
+/// another, Dial gave up on it…): the relay between the legs stops, both
+/// calls go on; a second notice changes nothing, and the pair can be
+/// bridged again.
+#[test]
+fn the_cores_unbridge_stops_the_relay_and_keeps_the_legs() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "ub-1"), ALICE);
+    let a = h.env.started[0];
+    let (b, invite_b) = placed_outbound(&mut h, 100);
+    let mut progress = reply(&invite_b, 183, "Session Progress", "b1");
+    progress.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&progress, BOB);
+    h.input(Input::Indicate(a, Indication::Progress));
+    h.input(Input::Bridge(a, b));
+    assert_eq!(h.env.bridges.get(&a), Some(&b));
+    h.take();
+
+    h.input(Input::Unbridge(a, b));
+    assert_eq!(h.media_actions(), vec![MediaAction::Unbridge(a)]);
+    assert!(h.take().is_empty(), "no hangup, no message");
+    assert!(h.env.bridges.is_empty(), "the relay is gone on both legs");
+    assert_eq!(h.ep.calls(), 2);
+
+    h.input(Input::Unbridge(a, b));
+    assert!(h.take().is_empty(), "a pair not relayed: nothing");
+    h.input(Input::Bridge(a, b));
+    assert!(matches!(
+        h.media_actions().as_slice(),
+        [MediaAction::Bridge(..)]
+    ));
+}
+
 /// An INVITE without an offer gets a 183 without SDP (our offer can only
 /// go in the 200: no PRACK here).
 #[test]

@@ -219,7 +219,7 @@ impl Harness {
                     MediaAction::Echo(l) => {
                         bridges.insert(l.chan, l.chan);
                     }
-                    MediaAction::Release(c) => {
+                    MediaAction::Release(c) | MediaAction::Unbridge(c) => {
                         if let Some(p) = bridges.remove(c) {
                             bridges.remove(&p);
                         }
@@ -451,4 +451,5 @@ mod dtmf;
 mod liveness;
 mod uac;
 mod uas;
+mod usage;
 mod video;
