@@ -113,8 +113,8 @@ impl TransactionLayer {
             cfg,
             keyer: Keyer::default(),
             txs: Slab::default(),
-            keys: KeyMap::with_capacity_and_hasher(cfg.capacity, Default::default()),
-            accepted: KeyMap::with_capacity_and_hasher(cfg.capacity / 4, Default::default()),
+            keys: KeyMap::with_capacity(cfg.capacity),
+            accepted: KeyMap::with_capacity(cfg.capacity / 4),
             timers: TimerLists::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -633,12 +633,8 @@ impl TransactionLayer {
     /// After a burst: tables that are mostly empty give their memory back
     /// (a rehash of the few entries left, a small cost once).
     fn shrink(&mut self) {
-        let floor = self.cfg.capacity.max(1024);
-        for map in [&mut self.keys, &mut self.accepted] {
-            if map.capacity() > floor && map.len() < map.capacity() / 8 {
-                map.shrink_to((map.len() * 2).max(floor));
-            }
-        }
+        self.keys.shrink(self.cfg.capacity);
+        self.accepted.shrink(self.cfg.capacity / 4);
         self.timers.shrink();
     }
 }
