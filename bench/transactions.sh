@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE="${1:-}"
 RUNS="${RUNS:-3}"
-export RATE="${RATE:-3000}" SECONDS="${SIM_SECONDS:-60}"
+export RATE="${RATE:-3000}" SIM_SECONDS="${SIM_SECONDS:-60}"
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/before" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -56,7 +56,7 @@ report=bench/report-transactions.md
   echo "# Transaction layer under load"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "\`crates/sirius-sip/benches/transaction_load.rs\`: ${RATE} calls/s for ${SECONDS} simulated seconds, two dialogs a call"
+  echo "\`crates/sirius-sip/benches/transaction_load.rs\`: ${RATE} calls/s for ${SIM_SECONDS} simulated seconds, two dialogs a call"
   echo "(UAS: INVITE, 100, 200, ACK, BYE, 200; UAC: INVITE, 200, BYE, 200), every message parsed; transactions linger"
   echo "32 s, so about $(( RATE * 100 / 1000 ))k are alive once warm. Each figure is the layer's time for one simulated"
   echo "millisecond of traffic (its messages and due timers), in µs, as min / median / max over $RUNS runs, each a fresh"

@@ -10,7 +10,7 @@
 //! timers due): median, p99, p99.9 and the worst. The worst is the stall a
 //! SIP thread would suffer, the figure issue #11 is about (the tables that
 //! doubled all at once). Run with
-//! `cargo bench -p sirius-sip --bench transaction_load` (`RATE`, `SECONDS`
+//! `cargo bench -p sirius-sip --bench transaction_load` (`RATE`, `SIM_SECONDS`
 //! from the environment); `bench/transactions.sh` runs it on two builds in
 //! the same session and writes the comparison.
 #![allow(clippy::disallowed_methods)] // simulated time starts from one real Instant
@@ -45,7 +45,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    let seconds: u64 = std::env::var("SECONDS")
+    let seconds: u64 = std::env::var("SIM_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
