@@ -270,6 +270,8 @@ pub struct Endpoint {
     /// against the session's own deadline then. (A scan of every outbound
     /// call per event made each event cost O(calls) once calls piled up.)
     pub(crate) congest_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
+    /// Re-INVITEs to send again after a 491 (RFC 3261 §14.1's random wait).
+    pub(crate) glare_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
     /// Session-timer deadlines, soonest first; checked against the
     /// session's own `timer_due` when they come (re-arming leaves stale
     /// entries behind instead of searching for the old one).
@@ -299,6 +301,7 @@ impl Endpoint {
             owners: std::collections::HashMap::new(),
             sessions: Sessions::default(),
             congest_timers: std::collections::BTreeSet::new(),
+            glare_timers: std::collections::BTreeSet::new(),
             session_timers: std::collections::BTreeSet::new(),
             next_housekeeping: None,
             tokens: Tokens::new(seed),
@@ -334,12 +337,14 @@ impl Endpoint {
             .min();
         let congest = self.congest_timers.first().map(|(t, _)| *t);
         let session = self.session_timers.first().map(|(t, _)| *t);
+        let glare = self.glare_timers.first().map(|(t, _)| *t);
         [
             self.layer.poll_timeout(),
             q,
             r,
             congest,
             session,
+            glare,
             self.next_housekeeping,
         ]
         .into_iter()
@@ -419,6 +424,13 @@ impl Endpoint {
             if self.sessions.congest_at(chan) == Some(at) {
                 self.auto_congest(chan);
             }
+        }
+        while let Some(&(at, chan)) = self.glare_timers.first() {
+            if at > now.mono {
+                break;
+            }
+            self.glare_timers.pop_first();
+            self.glare_retry_due(now, chan, at);
         }
         while let Some(&(at, chan)) = self.session_timers.first() {
             if at > now.mono {

@@ -6,6 +6,7 @@ use super::timer::{self, Grant};
 use super::usage::ReInvite;
 use crate::config::SessionTimers;
 use crate::endpoint::{Endpoint, Env, HostAction, LegMedia, MediaAction, Now, Owner};
+use crate::session::Role;
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::dialog::{Classified, DialogId};
 use sirius_sip::message::{build, HeaderName, Message, Method};
@@ -13,6 +14,7 @@ use sirius_sip::sdp::negotiate::answer as sdp_answer;
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
 use sirius_sip::transaction::{Transport, TxId};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 impl Endpoint {
     /// The ACK of a 2xx we sent, to an INVITE or a re-INVITE, routed by
@@ -238,10 +240,53 @@ impl Endpoint {
             })
     }
 
+    /// Our re-INVITE crossed one of the far end's, which answered 491
+    /// Request Pending (glare). RFC 3261 §14.1: try again after a random
+    /// wait, 2.1–4 s for the side that chose the Call-ID (we did, on our
+    /// outbound legs) and 0–2 s for the other, in 10 ms steps, so that the
+    /// two sides do not collide again; what we wanted by then (the same
+    /// hold state, or a newer one) is what goes.
+    fn glare(&mut self, now: Now, chan: ChannelId) {
+        let roll = self.tokens.next_u64();
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        let wait_ms = match s.role {
+            Role::Uac { .. } => 2_100 + 10 * (roll % 191),
+            Role::Uas { .. } => 10 * (roll % 201),
+        };
+        let at = now.mono + std::time::Duration::from_millis(wait_ms);
+        s.glare_retry = Some(at);
+        s.hold_wanted.get_or_insert(s.local_hold);
+        log::info!(
+            "Our re-INVITE to {} crossed one of theirs (491); trying again in {wait_ms} ms",
+            s.name
+        );
+        self.glare_timers.insert((at, chan));
+    }
+
+    /// The wait after a 491 is over: the re-INVITE goes again.
+    pub(crate) fn glare_retry_due(&mut self, now: Now, chan: ChannelId, at: Instant) {
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
+        };
+        if s.glare_retry != Some(at) {
+            return; // a stale entry
+        }
+        s.glare_retry = None;
+        let held = s.hold_wanted.take().unwrap_or(s.local_hold);
+        self.send_hold(now, chan, held);
+    }
+
     /// Our re-INVITE saying `other` is held (sendonly) or not (sendrecv);
-    /// while one is still in progress, the wish is kept and sent after it.
+    /// while one is still in progress, or we wait to retry after a 491,
+    /// the wish is kept and sent after it.
     fn send_hold(&mut self, now: Now, other: ChannelId, held: bool) {
-        if self.reinvite_pending(other) {
+        let waiting = self
+            .sessions
+            .get(other)
+            .is_some_and(|s| s.glare_retry.is_some());
+        if waiting || self.reinvite_pending(other) {
             if let Some(o) = self.sessions.get_mut(other) {
                 o.hold_wanted = Some(held);
             }
@@ -314,6 +359,13 @@ impl Endpoint {
     ) {
         let chan = usage.chan;
         self.after_reinvite(now, tx, usage, msg, code);
+        if self
+            .sessions
+            .get(chan)
+            .is_some_and(|s| s.glare_retry.is_some())
+        {
+            return; // what is wanted goes with the retry
+        }
         // A hold or unhold that had to wait for this one goes now.
         let wanted = self
             .sessions
@@ -341,6 +393,9 @@ impl Endpoint {
         let chan = usage.chan;
         if matches!(code, 408 | 481) {
             return self.refresh_failed(now, chan, code);
+        }
+        if code == 491 {
+            return self.glare(now, chan);
         }
         if code >= 300 {
             return log::warn!("{} refused our re-INVITE: {code}", self.sessions.name(chan));

@@ -131,6 +131,8 @@ pub(crate) struct Session {
     /// A hold (true) or unhold to pass on once our re-INVITE in progress
     /// on this leg has its answer.
     pub hold_wanted: Option<bool>,
+    /// Our last re-INVITE met one of theirs (491): when we try again.
+    pub glare_retry: Option<Instant>,
     /// The far end takes and sends DTMF as SIP INFO (`dtmfmode = "info"`
     /// or `"shortinfo"`), not as RTP events.
     pub dtmf_info: bool,

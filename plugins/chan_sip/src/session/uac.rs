@@ -138,6 +138,7 @@ impl Endpoint {
                 peer_update: false,
                 local_hold: false,
                 hold_wanted: None,
+                glare_retry: None,
                 sdp_id,
                 sdp_version: 1,
                 dtmf_info,

@@ -239,6 +239,7 @@ impl Endpoint {
                 peer_update: super::allows_update(msg),
                 local_hold: false,
                 hold_wanted: None,
+                glare_retry: None,
                 sdp_id,
                 sdp_version: 1,
                 dtmf_info,

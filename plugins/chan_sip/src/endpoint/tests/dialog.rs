@@ -447,6 +447,62 @@ fn re_invites_wait_for_each_other_and_glare_gets_491() {
     assert!(String::from_utf8_lossy(&sent[1].1.body).contains("a=sendrecv"));
 }
 
+/// Glare the other way: bob answers our hold re-INVITE with 491 (his own
+/// re-INVITE crossed it). RFC 3261 §14.1: we chose the Call-ID of that
+/// leg, so we try again after 2.1–4 s, not at once and not never; an
+/// unhold that comes meanwhile is what the retry carries.
+#[test]
+fn a_491_to_our_re_invite_is_retried_after_the_rfcs_random_wait() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, ok_a) = answered_inbound(&mut h);
+    let (b, _) = answered_outbound(&mut h, 100);
+    h.input(Input::Bridge(a, b));
+    h.take();
+    let offer = |cseq: u32, dir: &str| {
+        let mut m = in_dialog("INVITE", &ok_a, ALICE, cseq, &format!("g{cseq}"));
+        m.set_body("application/sdp", sdp(40_000, dir));
+        m
+    };
+    let to_bob = |h: &mut Harness, method: Method| -> Vec<Message> {
+        h.sent()
+            .into_iter()
+            .filter(|(to, m)| *to == addr(BOB) && m.method() == Some(&method))
+            .map(|(_, m)| m)
+            .collect()
+    };
+    h.recv(&offer(2, "sendonly"), ALICE);
+    let hold = to_bob(&mut h, Method::Invite)
+        .pop()
+        .expect("hold passed on");
+    let start = h.elapsed_ms() as u64;
+    h.recv(&reply(&hold, 491, "Request Pending", "b1"), BOB);
+    assert_eq!(to_bob(&mut h, Method::Ack).len(), 1, "the 491 is ACKed");
+    // Alice holds again (a refresh of the same state) within the wait: kept.
+    h.recv(&offer(3, "sendonly"), ALICE);
+    h.advance_to(start + 2_099);
+    assert!(
+        to_bob(&mut h, Method::Invite).is_empty(),
+        "not before 2.1 s"
+    );
+    h.advance_to(start + 4_000);
+    let again = to_bob(&mut h, Method::Invite);
+    assert_eq!(again.len(), 1, "tried again once within 4 s");
+    let body = String::from_utf8_lossy(&again[0].body).into_owned();
+    assert!(body.contains("a=sendonly"), "{body}");
+    assert_ne!(
+        again[0].cseq().unwrap().seq,
+        hold.cseq().unwrap().seq,
+        "a new transaction"
+    );
+    // Answered this time: ACKed, and nothing more goes.
+    let mut ok = reply(&again[0], 200, "OK", "b1");
+    ok.set_body("application/sdp", sdp(41_000, "recvonly"));
+    h.recv(&ok, BOB);
+    assert_eq!(to_bob(&mut h, Method::Ack).len(), 1);
+    h.advance_to(start + 10_000);
+    assert!(to_bob(&mut h, Method::Invite).is_empty());
+}
+
 /// A native bridge that cannot run says so (the core then uses its
 /// generic bridge): no relay thread, a leg gone, a leg in another bridge.
 #[test]
