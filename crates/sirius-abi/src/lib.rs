@@ -20,6 +20,7 @@ pub mod guest;
 pub mod plugin;
 pub mod services;
 pub mod tech;
+pub mod verbose;
 
 #[cfg(test)]
 mod evolution_tests;
@@ -39,3 +40,4 @@ pub use services::{
     SchedCallback_TO,
 };
 pub use tech::{ChannelTech, ChannelTechArc, ChannelTech_TO};
+pub use verbose::verbose_level;

@@ -472,7 +472,13 @@ impl Core {
             return;
         };
         let ended = self.bridges.remove_channel(chan);
-        log::info!("Hungup '{}' ({}, {})", c.name, c.cause.name(), c.cause.0);
+        sirius_abi::verbose!(
+            3,
+            "    -- Hungup '{}' ({}, {})",
+            c.name,
+            c.cause.name(),
+            c.cause.0
+        );
         self.events.publish(crate::events::Event {
             name: "Hangup".into(),
             fields: vec![

@@ -1,7 +1,10 @@
 //! The host logger: one `log` sink that writes to the console, the `messages`
 //! file and every attached remote console, with Asterisk's two knobs.
 //!
-//! * `core set verbose N`: N ≥ 1 shows notices (`info!`) on the console.
+//! * `core set verbose N`: N ≥ 1 shows notices (`info!`) on the console, and
+//!   verbose lines (`sirius_abi::verbose!(n, …)`, one call's progress) of
+//!   level n ≤ N on the console and in the file; above N they are dropped
+//!   before they are even formatted.
 //! * `core set debug N`: N ≥ 1 shows `debug!`, N ≥ 2 also `trace!`.
 //!
 //! Errors and warnings always show. The file always gets notices too, so the
@@ -84,6 +87,9 @@ impl log::Log for HubLogger {
         LogLevel::from_level(m.level()) <= self.0.file_level()
     }
     fn log(&self, record: &log::Record<'_>) {
+        if !self.0.wants(record.target()) {
+            return; // a verbose line nobody asked for: not even formatted
+        }
         self.0.write(
             LogLevel::from_level(record.level()),
             record.target(),
@@ -199,18 +205,28 @@ impl LogHub {
         self.console_level().max(LogLevel::Info)
     }
 
+    /// Whether a record of `target` passes the verbose level (anything but
+    /// a verbose line does).
+    fn wants(&self, target: &str) -> bool {
+        sirius_abi::verbose_level(target).is_none_or(|n| n <= self.verbose())
+    }
+
     /// Writes one record to every sink that wants it.
     pub fn write(&self, level: LogLevel, target: &str, message: &str) {
-        if level > self.file_level() || level == LogLevel::Off {
+        if level > self.file_level() || level == LogLevel::Off || !self.wants(target) {
             return;
         }
-        let line = format!(
-            "[{}] {}[{}]: {}",
-            self.stamp(),
-            level_name(level),
-            target,
-            message
-        );
+        let line = match sirius_abi::verbose_level(target) {
+            // Asterisk's verbose lines carry their own "-- " marks.
+            Some(_) => format!("[{}] VERBOSE: {message}", self.stamp()),
+            None => format!(
+                "[{}] {}[{}]: {}",
+                self.stamp(),
+                level_name(level),
+                target,
+                message
+            ),
+        };
         self.file.push(&line);
         if level <= self.console_level() {
             match self.console.lock().as_ref() {
@@ -252,8 +268,12 @@ pub fn level_name(level: LogLevel) -> &'static str {
 mod tests {
     use super::*;
 
+    /// The hub is one per process: its tests take turns.
+    static HUB_TESTS: Mutex<()> = Mutex::new(());
+
     #[test]
     fn levels_follow_verbose_and_debug() {
+        let _turn = HUB_TESTS.lock();
         let hub = LogHub::install(0, 0);
         hub.set_verbose(0);
         hub.set_debug(0);
@@ -280,5 +300,38 @@ mod tests {
         hub.flush_file();
         let text = std::fs::read_to_string(dir.path().join("messages")).unwrap();
         assert!(text.contains("remote sees this") && !text.contains("nobody"));
+    }
+
+    #[test]
+    fn verbose_lines_follow_the_verbose_level_into_every_sink() {
+        let _turn = HUB_TESTS.lock();
+        let hub = LogHub::install(0, 0);
+        let dir = tempfile::tempdir().unwrap();
+        hub.open_file(dir.path()).unwrap();
+        hub.set_console_printer(Some(Box::new(|_| {})));
+        hub.set_verbose(2);
+        hub.write(LogLevel::Info, "verbose:3", "    -- Called SIP/quiet");
+        hub.write(LogLevel::Info, "verbose:2", "  == Spawn extension said");
+        hub.write(LogLevel::Info, "chan_sip", "a notice at any verbose level");
+        hub.set_verbose(3);
+        hub.write(LogLevel::Info, "verbose:3", "    -- Called SIP/loud");
+        hub.set_verbose(0);
+        hub.write(LogLevel::Info, "verbose:1", "    -- not at 0");
+        hub.write(LogLevel::Info, "chan_sip", "still a notice");
+        hub.flush_file();
+        let text = std::fs::read_to_string(dir.path().join("messages")).unwrap();
+        assert!(
+            text.contains("] VERBOSE:   == Spawn extension said\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("] VERBOSE:     -- Called SIP/loud\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("quiet") && !text.contains("not at 0"),
+            "{text}"
+        );
+        assert!(text.contains("NOTICE[chan_sip]: still a notice"), "{text}");
     }
 }

@@ -196,8 +196,9 @@ impl Endpoint {
         if was_held != held {
             self.pass_hold_on(now, env, chan, held);
         }
-        log::info!(
-            "{name} {}",
+        sirius_abi::verbose!(
+            3,
+            "    -- {name} {}",
             if held {
                 "put on hold by the far end"
             } else {
@@ -338,8 +339,9 @@ impl Endpoint {
             o.local_hold = held;
             o.last_msg = "Tx: INVITE".into();
         }
-        log::info!(
-            "{} passed on to {}",
+        sirius_abi::verbose!(
+            3,
+            "    -- {} passed on to {}",
             if held { "Hold" } else { "Unhold" },
             self.sessions.name(other)
         );
