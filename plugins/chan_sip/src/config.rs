@@ -74,6 +74,11 @@ pub struct General {
     pub rtpstart: u16,
     /// Last port of the RTP range (`rtpend`). RTP takes even ports, RTCP the next.
     pub rtpend: u16,
+    /// Admission control: while the SIP event loop runs later than this
+    /// many milliseconds (the worst lateness of a due timer over the last
+    /// two seconds, `sip show lag`), new calls get 503 with Retry-After, so
+    /// that the calls in progress keep their timing; 0 for no limit.
+    pub maxlag: u32,
     /// How long a blocked address stays blocked, seconds.
     pub authblocktime: u32,
     /// RFC 4028 session timers: `accept` (run them when the far end asks),
@@ -188,6 +193,7 @@ impl Default for General {
             authfailures: 10,
             rtpstart: 10000,
             rtpend: 20000,
+            maxlag: 100,
             authblocktime: 300,
             session_timers: SessionTimers::Accept,
             session_expires: 1800,

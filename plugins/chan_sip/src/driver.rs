@@ -158,6 +158,10 @@ impl Env for HostEnv {
         self.relay.is_some()
     }
 
+    fn loop_lag(&mut self) -> Duration {
+        self.shared.lag.lock().worst_within(Instant::now(), 2)
+    }
+
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
         self.relays.get(&chan).map(|b| b.partner)
     }

@@ -251,6 +251,11 @@ pub trait Env {
     /// The channel `chan`'s media is relayed with (itself for Echo), as the
     /// relay carries it: the one record of which legs are bridged.
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId>;
+    /// How late the event loop ran lately (the worst lateness of a due
+    /// timer over the last two seconds, [`crate::lag::LagMeter`]): what
+    /// admission control compares with `maxlag`. The endpoint reads no
+    /// clock, so the driver, which runs the loop, measures it.
+    fn loop_lag(&mut self) -> Duration;
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
@@ -270,6 +275,8 @@ pub struct Endpoint {
     /// against the session's own deadline then. (A scan of every outbound
     /// call per event made each event cost O(calls) once calls piled up.)
     pub(crate) congest_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
+    /// When a refused call (load, RTP ports) was last logged.
+    pub(crate) last_refusal_log: Option<Instant>,
     /// Re-INVITEs to send again after a 491 (RFC 3261 §14.1's random wait).
     pub(crate) glare_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
     /// Session-timer deadlines, soonest first; checked against the
@@ -302,6 +309,7 @@ impl Endpoint {
             sessions: Sessions::default(),
             congest_timers: std::collections::BTreeSet::new(),
             glare_timers: std::collections::BTreeSet::new(),
+            last_refusal_log: None,
             session_timers: std::collections::BTreeSet::new(),
             next_housekeeping: None,
             tokens: Tokens::new(seed),

@@ -15,6 +15,7 @@ use sirius_sip::sdp::negotiate::answer as sdp_answer;
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
 use sirius_sip::transaction::{Transport, TxId};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Seconds a caller refused for load (503) is asked to wait.
 const RETRY_AFTER_SECS: u32 = 2;
@@ -71,6 +72,19 @@ impl Endpoint {
                 AuthOutcome::Respond(r) => return self.send_response(now, tx, *r),
                 AuthOutcome::Ignore => return,
             }
+        }
+        // Admission: a loop running late would make every call in progress
+        // late too (retransmissions, then more load); new calls wait.
+        let lag = env.loop_lag();
+        if g.maxlag > 0 && lag > Duration::from_millis(u64::from(g.maxlag)) {
+            if self.first_refusal_this_second(now) {
+                log::warn!(
+                    "SIP event loop {} ms late (maxlag {} ms): refusing new calls with 503 (logged once a second)",
+                    lag.as_millis(),
+                    g.maxlag
+                );
+            }
+            return self.refuse_for_load(now, tx, msg, source);
         }
         // call-limit: calls in progress with this peer, in and out (update_call_counter).
         if let Some(p) = peer.filter(|p| p.call_limit > 0) {
@@ -202,10 +216,15 @@ impl Endpoint {
         let (rtp_port, video_port) = match ports {
             Ok(ports) => ports,
             Err(e) => {
-                log::error!("no RTP port for '{}': {e}", info.name);
+                if self.first_refusal_this_second(now) {
+                    log::error!(
+                        "no RTP port for '{}': {e} (rtpstart-rtpend full? refusing calls with 503; logged once a second)",
+                        info.name
+                    );
+                }
                 self.media(crate::endpoint::MediaAction::Release(info.id));
                 self.host(HostAction::Hangup(info.id, Cause::CONGESTION));
-                return self.respond(now, tx, msg, source, (503, "Service Unavailable"), &[]);
+                return self.refuse_for_load(now, tx, msg, source);
             }
         };
         let dtmf_info = peer.is_some_and(|p| p.dtmfmode.ends_with("info"));
@@ -259,16 +278,31 @@ impl Endpoint {
         if let Err(cause) = env.pbx_start(info.id) {
             self.take_session(info.id);
             self.host(HostAction::Hangup(info.id, cause));
-            let (code, reason) = cause_to_sip(cause);
-            // A refusal for load or maxcalls is temporary: tell the caller
-            // when to come back (RFC 3261 §21.5.4) instead of retrying at once.
-            let retry = if code == 503 {
-                vec![(HeaderName::RetryAfter, RETRY_AFTER_SECS.to_string())]
-            } else {
-                Vec::new()
-            };
-            self.respond(now, tx, msg, source, (code, reason), &retry);
+            match cause_to_sip(cause) {
+                // Load or maxcalls: temporary.
+                (503, _) => self.refuse_for_load(now, tx, msg, source),
+                (code, reason) => self.respond(now, tx, msg, source, (code, reason), &[]),
+            }
         }
+    }
+
+    /// 503 with Retry-After: a refusal for load is temporary, so the caller
+    /// is told when to come back (RFC 3261 §21.5.4) instead of retrying at once.
+    fn refuse_for_load(&mut self, now: Now, tx: TxId, msg: &Message, source: SocketAddr) {
+        let retry = [(HeaderName::RetryAfter, RETRY_AFTER_SECS.to_string())];
+        self.respond(now, tx, msg, source, (503, "Service Unavailable"), &retry);
+    }
+
+    /// Whether a refusal is the first of its second, to be logged: under
+    /// overload a line per refused call would be thousands a second.
+    fn first_refusal_this_second(&mut self, now: Now) -> bool {
+        let first = self
+            .last_refusal_log
+            .is_none_or(|t| now.mono.saturating_duration_since(t) >= Duration::from_secs(1));
+        if first {
+            self.last_refusal_log = Some(now.mono);
+        }
+        first
     }
 
     /// A response on a UAS session's INVITE transaction, with our To tag

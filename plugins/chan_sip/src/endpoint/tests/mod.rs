@@ -107,6 +107,8 @@ struct FakeEnv {
     /// What the relay carries, kept as the driver keeps it: from the
     /// endpoint's bridge, echo and release actions.
     bridges: std::collections::HashMap<ChannelId, ChannelId>,
+    /// The event loop's lag the driver would measure.
+    lag: Duration,
 }
 
 impl Env for FakeEnv {
@@ -142,6 +144,10 @@ impl Env for FakeEnv {
 
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
         self.bridges.get(&chan).copied()
+    }
+
+    fn loop_lag(&mut self) -> Duration {
+        self.lag
     }
 }
 
