@@ -75,9 +75,9 @@ pub struct General {
     /// Last port of the RTP range (`rtpend`). RTP takes even ports, RTCP the next.
     pub rtpend: u16,
     /// Admission control: while the SIP event loop runs later than this
-    /// many milliseconds (the worst lateness of a due timer over the last
-    /// two seconds, `sip show lag`), new calls get 503 with Retry-After, so
-    /// that the calls in progress keep their timing; 0 for no limit.
+    /// many milliseconds (the lateness of its latest due timer), new calls
+    /// get 503 with Retry-After, so that the calls in progress keep their
+    /// timing; 0 for no limit.
     pub maxlag: u32,
     /// How long a blocked address stays blocked, seconds.
     pub authblocktime: u32,

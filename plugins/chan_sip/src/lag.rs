@@ -26,6 +26,8 @@ pub struct LagMeter {
     past: VecDeque<Duration>,
     /// The worst since the module started.
     worst: Duration,
+    /// The latest sample: when, and how late.
+    latest: Option<(Instant, Duration)>,
 }
 
 impl LagMeter {
@@ -35,6 +37,7 @@ impl LagMeter {
             current: (now, Duration::ZERO),
             past: VecDeque::with_capacity(SECONDS),
             worst: Duration::ZERO,
+            latest: None,
         }
     }
 
@@ -63,6 +66,19 @@ impl LagMeter {
         let late = now.saturating_duration_since(due);
         self.current.1 = self.current.1.max(late);
         self.worst = self.worst.max(late);
+        self.latest = Some((now, late));
+    }
+
+    /// How late the loop is running now: the lateness of the latest timer,
+    /// if one ran in the last second (an idle loop is not late). What
+    /// admission control reads: it follows the loop down as soon as it
+    /// catches up, where a window's worst would refuse calls for seconds
+    /// after one short stall.
+    pub fn now_late(&self, now: Instant) -> Duration {
+        match self.latest {
+            Some((at, late)) if now.saturating_duration_since(at) < Duration::from_secs(1) => late,
+            _ => Duration::ZERO,
+        }
     }
 
     /// The worst lateness over the last `secs` seconds, the current one
@@ -129,6 +145,25 @@ mod tests {
         // A timer run early (or on time) is no lag.
         m.record(t0 + ms(3_300), t0 + ms(3_250));
         assert_eq!(m.worst_within(t0 + ms(3_300), 1), ms(0));
+    }
+
+    #[test]
+    fn how_late_now_follows_the_latest_timer_and_forgets_an_idle_loop() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut m = LagMeter::new(t0);
+        assert_eq!(m.now_late(t0), ms(0));
+        m.record(t0 + ms(100), t0 + ms(350)); // a stall: 250 ms late
+        assert_eq!(m.now_late(t0 + ms(350)), ms(250));
+        m.record(t0 + ms(351), t0 + ms(352)); // caught up
+        assert_eq!(m.now_late(t0 + ms(352)), ms(1));
+        m.record(t0 + ms(400), t0 + ms(520));
+        assert_eq!(m.now_late(t0 + ms(1_519)), ms(120));
+        assert_eq!(
+            m.now_late(t0 + ms(1_520)),
+            ms(0),
+            "no timer for a second: idle"
+        );
     }
 
     #[test]

@@ -251,10 +251,10 @@ pub trait Env {
     /// The channel `chan`'s media is relayed with (itself for Echo), as the
     /// relay carries it: the one record of which legs are bridged.
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId>;
-    /// How late the event loop ran lately (the worst lateness of a due
-    /// timer over the last two seconds, [`crate::lag::LagMeter`]): what
-    /// admission control compares with `maxlag`. The endpoint reads no
-    /// clock, so the driver, which runs the loop, measures it.
+    /// How late the event loop runs now (the lateness of its latest due
+    /// timer, [`crate::lag::LagMeter::now_late`]): what admission control
+    /// compares with `maxlag`. The endpoint reads no clock, so the driver,
+    /// which runs the loop, measures it.
     fn loop_lag(&mut self) -> Duration;
 }
 
