@@ -193,7 +193,9 @@ impl Default for General {
             authfailures: 10,
             rtpstart: 10000,
             rtpend: 20000,
-            maxlag: 100,
+            // Well short of T1 (500 ms), when callers start retransmitting,
+            // and well above what scheduling alone causes on a busy machine.
+            maxlag: 200,
             authblocktime: 300,
             session_timers: SessionTimers::Accept,
             session_expires: 1800,

@@ -15,6 +15,7 @@ use crate::endpoint::{
     Endpoint, Env, HostAction, Input, LegMedia, MediaAction, Now, Output, StreamKind,
 };
 use crate::relay::{Leg, RelayEngine, RelayHandle, Stream};
+use crate::rtp_ports::RtpSocket;
 use crate::transport::{TcpConnections, TcpEvent};
 use crate::{unix_now, Shared};
 use sirius_abi::{Cause, ChannelId, ChannelInfo, ChannelSpec};
@@ -99,11 +100,11 @@ pub fn reconcile(shared: &Shared, now: Instant) {
     }
 }
 
-/// A stream's RTP and RTCP sockets and its place in the port range.
+/// A stream's RTP and RTCP sockets (back to the port range's pool, bound,
+/// when the call and the relay are both done with them).
 struct MediaPair {
-    rtp: Arc<std::net::UdpSocket>,
-    rtcp: Arc<std::net::UdpSocket>,
-    _lease: crate::rtp_ports::PortLease,
+    rtp: Arc<RtpSocket>,
+    rtcp: Arc<RtpSocket>,
 }
 
 /// A call's media sockets: audio always, video when negotiated (boxed:
@@ -136,12 +137,11 @@ impl Env for HostEnv {
     }
 
     fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
-        let (rtp, rtcp, lease) = self.shared.bind_media().map_err(|e| e.to_string())?;
+        let (rtp, rtcp) = self.shared.bind_media().map_err(|e| e.to_string())?;
         let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
         let pair = MediaPair {
             rtp: Arc::new(rtp),
             rtcp: Arc::new(rtcp),
-            _lease: lease,
         };
         let call = self.media.entry(chan).or_insert(CallMedia {
             audio: None,
@@ -421,6 +421,19 @@ pub async fn run(
     };
     let mut buf = vec![0u8; 65_536];
     d.ep.start(now());
+    // Pairs bound ahead, off this thread: a cold start begins warm.
+    let ahead = d.env.shared.clone();
+    let _ = std::thread::Builder::new()
+        .name("rtp-prebind".into())
+        .spawn(move || {
+            let g = ahead.running().cfg.general.clone();
+            ahead.rtp_ports.prebind(
+                ahead.bound.ip(),
+                g.rtpstart,
+                g.rtpend,
+                crate::rtp_ports::PREBIND,
+            );
+        });
     d.flush().await;
     loop {
         let deadline = d.ep.poll_timeout().map(tokio::time::Instant::from_std);

@@ -116,13 +116,7 @@ pub struct Shared {
 
 impl Shared {
     /// An RTP socket and its RTCP socket for a new call, from the range in force.
-    pub fn bind_media(
-        &self,
-    ) -> std::io::Result<(
-        std::net::UdpSocket,
-        std::net::UdpSocket,
-        rtp_ports::PortLease,
-    )> {
+    pub fn bind_media(&self) -> std::io::Result<(rtp_ports::RtpSocket, rtp_ports::RtpSocket)> {
         let g = &self.running().cfg.general;
         self.rtp_ports
             .bind_pair(self.bound.ip(), g.rtpstart, g.rtpend)

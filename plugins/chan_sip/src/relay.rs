@@ -11,10 +11,10 @@
 //! relay renumbers event packets on the way (the payload itself is the same).
 
 use crate::epoll::Epoll;
+use crate::rtp_ports::RtpSocket;
 use parking_lot::Mutex;
 use sirius_sip::sdp::SessionDescription;
 use std::net::SocketAddr;
-use std::net::UdpSocket;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -140,8 +140,8 @@ fn renumber(packet: &mut [u8], from: Option<u8>, to: Option<u8>) {
 /// One leg as the relay sees it.
 pub struct Leg {
     /// Our RTP (or RTCP) socket for the leg, shared with the call that
-    /// reserved its port; the relay sets it non-blocking.
-    pub socket: Arc<UdpSocket>,
+    /// reserved its port; non-blocking (the port pool binds it so).
+    pub socket: Arc<RtpSocket>,
     /// Where the leg's far end receives media.
     pub remote: Option<SocketAddr>,
     /// Learn the far end from received packets (comedia).
@@ -268,8 +268,8 @@ const WAKE: u64 = u64::MAX;
 /// that carry no media. Applied in order before each wait, so a socket
 /// watched and unwatched in between ends up unwatched.
 enum Op {
-    Watch(usize, Arc<UdpSocket>),
-    Unwatch(Arc<UdpSocket>),
+    Watch(usize, Arc<RtpSocket>),
+    Unwatch(Arc<RtpSocket>),
 }
 
 /// How long the relay thread sleeps at most while it relays, and so how
@@ -487,11 +487,9 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram, report: &DtmfReport) {
         let ops = std::mem::take(&mut *inner.ops.lock());
         for op in ops {
             match op {
+                // Non-blocking already: the port pool binds them so.
                 Op::Watch(token, socket) => {
-                    let watched = socket
-                        .set_nonblocking(true)
-                        .and_then(|()| inner.epoll.add(socket.as_fd(), token as u64));
-                    if let Err(e) = watched {
+                    if let Err(e) = inner.epoll.add(socket.as_fd(), token as u64) {
                         log::error!("RTP relay cannot watch a socket: {e}");
                     }
                 }
@@ -576,7 +574,12 @@ mod tests {
 
     fn leg(remote: Option<std::net::SocketAddr>, learn: bool) -> super::Leg {
         super::Leg {
-            socket: std::sync::Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()),
+            socket: std::sync::Arc::new(
+                crate::rtp_ports::RtpSocket::detached(
+                    std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+                )
+                .unwrap(),
+            ),
             remote,
             learn,
             dtmf_pt: None,

@@ -2,28 +2,89 @@
 //! `rtp.conf` `rtpstart`/`rtpend`): RTP on an even port, RTCP on the next
 //! one (RFC 3550 §11), so firewalls can be opened for exactly that range.
 //!
-//! The pairs this process holds are tracked here (a free list, and a lease
-//! per call that gives its pair back when dropped), so taking a pair costs
-//! one `bind` per socket. Probing the kernel port by port instead costs a
-//! failed `socket`/`bind`/`close` for every pair already in use: with
-//! thousands of calls up that is thousands of system calls per new call,
-//! and once the range is full, a full sweep for every call refused.
+//! The pairs this process holds are tracked here, and a pair a call is done
+//! with stays bound: its sockets come back here when their last user (the
+//! call, the relay thread) lets go of them, and the next call takes them as
+//! they are, after draining what reached them since. A call thus costs no
+//! `socket`/`bind`/`close` (six system calls a leg) on the SIP thread once
+//! the pool is warm, and a few dozen pairs are bound ahead at load by a
+//! thread of their own, so even a cold start begins warm. Ports never bound
+//! yet come from a free list: probing the kernel port by port instead costs
+//! a failed `socket`/`bind`/`close` for every pair already in use.
 
 use parking_lot::Mutex;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How many free pairs a request tries before giving up: a pair can fail
-/// to bind when another process holds one of its ports (or a call's relay
-/// still holds the sockets a moment after the call let go of them).
+/// to bind when another process holds one of its ports.
 const ATTEMPTS: usize = 16;
 
-/// The free pairs of one range, as even RTP ports.
+/// Pairs bound ahead when a range comes into force.
+pub const PREBIND: usize = 32;
+
+/// The pairs of one range.
 struct Pool {
     start: u16,
     end: u16,
+    /// Even RTP ports not bound by us.
     free: Mutex<VecDeque<u16>>,
+    /// Bound sockets given back, by RTP port, until both halves are back;
+    /// `ready` lists the pairs whole again.
+    idle: Mutex<Idle>,
+    /// A newer range is in force (a reload): sockets given back close.
+    retired: AtomicBool,
+}
+
+#[derive(Default)]
+struct Idle {
+    halves: HashMap<u16, (Option<UdpSocket>, Option<UdpSocket>)>,
+    ready: Vec<u16>,
+}
+
+impl Pool {
+    /// A socket of port `port` came back from its last user.
+    fn give_back(&self, port: u16, socket: UdpSocket) {
+        if self.retired.load(Ordering::Relaxed) {
+            return; // closes
+        }
+        let rtp = port & !1;
+        let mut idle = self.idle.lock();
+        let halves = idle.halves.entry(rtp).or_default();
+        if port == rtp {
+            halves.0 = Some(socket);
+        } else {
+            halves.1 = Some(socket);
+        }
+        if halves.0.is_some() && halves.1.is_some() {
+            idle.ready.push(rtp);
+        }
+    }
+
+    /// A pair given back whole, drained of packets that reached it since.
+    fn take_idle(self: &Arc<Self>) -> Option<(RtpSocket, RtpSocket)> {
+        let (port, rtp, rtcp) = {
+            let mut idle = self.idle.lock();
+            let port = idle.ready.pop()?;
+            let (rtp, rtcp) = idle.halves.remove(&port)?;
+            (port, rtp?, rtcp?)
+        };
+        let mut buf = [0u8; 2048];
+        for s in [&rtp, &rtcp] {
+            // Non-blocking since bound: stops at the first empty read.
+            while s.recv_from(&mut buf).is_ok() {}
+        }
+        Some((self.wrap(port, rtp), self.wrap(port + 1, rtcp)))
+    }
+
+    fn wrap(self: &Arc<Self>, port: u16, socket: UdpSocket) -> RtpSocket {
+        RtpSocket {
+            socket: Some(socket),
+            home: Some((self.clone(), port)),
+        }
+    }
 }
 
 /// The port pairs of the range in force.
@@ -37,23 +98,48 @@ impl Default for RtpPorts {
     }
 }
 
-/// A call's hold on its pair: the pair goes back to the free list when the
-/// lease is dropped (with the call). The sockets themselves close when
-/// their last owner (the call, a relay) drops them.
-pub struct PortLease {
-    pool: Arc<Pool>,
-    port: u16,
+/// A bound RTP or RTCP socket of the range. When its last owner drops it,
+/// it goes back to the pool bound, for a later call.
+pub struct RtpSocket {
+    socket: Option<UdpSocket>,
+    /// The pool and port it returns to (none: a socket of no range, closed
+    /// when dropped; tests use those).
+    home: Option<(Arc<Pool>, u16)>,
 }
 
-impl Drop for PortLease {
-    fn drop(&mut self) {
-        self.pool.free.lock().push_back(self.port);
+impl RtpSocket {
+    /// A socket that belongs to no range, made non-blocking as the pool's
+    /// are (the relay reads until a read would block): closed when dropped.
+    pub fn detached(socket: UdpSocket) -> std::io::Result<RtpSocket> {
+        socket.set_nonblocking(true)?;
+        Ok(RtpSocket {
+            socket: Some(socket),
+            home: None,
+        })
     }
 }
 
-impl std::fmt::Debug for PortLease {
+impl std::ops::Deref for RtpSocket {
+    type Target = UdpSocket;
+    fn deref(&self) -> &UdpSocket {
+        self.socket.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for RtpSocket {
+    fn drop(&mut self) {
+        if let (Some(socket), Some((pool, port))) = (self.socket.take(), self.home.take()) {
+            pool.give_back(port, socket);
+        }
+    }
+}
+
+impl std::fmt::Debug for RtpSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PortLease({}/{})", self.port, self.port + 1)
+        match &self.home {
+            Some((_, port)) => write!(f, "RtpSocket({port})"),
+            None => write!(f, "RtpSocket(detached)"),
+        }
     }
 }
 
@@ -94,34 +180,52 @@ impl RtpPorts {
             start,
             end,
             free: Mutex::new(free),
+            idle: Mutex::new(Idle::default()),
+            retired: AtomicBool::new(false),
         });
-        *current = Some(pool.clone());
+        if let Some(old) = current.replace(pool.clone()) {
+            old.retired.store(true, Ordering::Relaxed);
+            old.idle.lock().halves.clear(); // closes what waited there
+        }
         pool
     }
 
-    /// Binds an RTP socket on an even port of `start..=end` and its RTCP
-    /// socket on the port after it. Fails when no pair in the range is free.
+    /// Binds up to `n` pairs ahead, into the pool of `start..=end`: what a
+    /// thread of its own does when a range comes into force.
+    pub fn prebind(&self, ip: IpAddr, start: u16, end: u16, n: usize) {
+        let pairs: Vec<_> = (0..n)
+            .map_while(|_| self.bind_pair(ip, start, end).ok())
+            .collect();
+        drop(pairs); // back to the pool, bound
+    }
+
+    /// An RTP socket on an even port of `start..=end` and its RTCP socket
+    /// on the port after it: a pair given back by an earlier call, or one
+    /// bound now. Fails when no pair in the range is free.
     pub fn bind_pair(
         &self,
         ip: IpAddr,
         start: u16,
         end: u16,
-    ) -> std::io::Result<(UdpSocket, UdpSocket, PortLease)> {
+    ) -> std::io::Result<(RtpSocket, RtpSocket)> {
         let pool = self.pool(start, end);
+        if let Some(pair) = pool.take_idle() {
+            return Ok(pair);
+        }
         for _ in 0..ATTEMPTS {
             let Some(port) = pool.free.lock().pop_front() else {
                 break;
             };
-            // Taken now: a failed bind below hands it back at the end of the list.
-            let lease = PortLease {
-                pool: pool.clone(),
-                port,
-            };
-            let Ok(rtp) = UdpSocket::bind((ip, port)) else {
-                continue;
-            };
-            if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)) {
-                return Ok((rtp, rtcp, lease));
+            let bound = UdpSocket::bind((ip, port)).and_then(|rtp| {
+                let rtcp = UdpSocket::bind((ip, port + 1))?;
+                rtp.set_nonblocking(true)?;
+                rtcp.set_nonblocking(true)?;
+                Ok((rtp, rtcp))
+            });
+            match bound {
+                Ok((rtp, rtcp)) => return Ok((pool.wrap(port, rtp), pool.wrap(port + 1, rtcp))),
+                // Someone else's port: tried again last.
+                Err(_) => pool.free.lock().push_back(port),
             }
         }
         if u32::from(end).saturating_sub(u32::from(start + start % 2)) < 1 {
@@ -134,10 +238,14 @@ impl RtpPorts {
         )))
     }
 
-    /// Pairs free in the range in force (`None` before the first request).
+    /// Pairs free in the range in force, unbound and bound (`None` before
+    /// the first request).
     #[cfg(test)]
     fn free_pairs(&self) -> Option<usize> {
-        self.pool.lock().as_ref().map(|p| p.free.lock().len())
+        self.pool
+            .lock()
+            .as_ref()
+            .map(|p| p.free.lock().len() + p.idle.lock().ready.len())
     }
 }
 
@@ -151,14 +259,14 @@ mod tests {
         let ip = "127.0.0.1".parse().unwrap();
         let mut held = Vec::new();
         for _ in 0..5 {
-            let (rtp, rtcp, lease) = ports.bind_pair(ip, 40000, 40099).unwrap();
+            let (rtp, rtcp) = ports.bind_pair(ip, 40000, 40099).unwrap();
             let (a, b) = (
                 rtp.local_addr().unwrap().port(),
                 rtcp.local_addr().unwrap().port(),
             );
             assert!((40000..=40098).contains(&a) && a % 2 == 0, "{a}");
             assert_eq!(b, a + 1);
-            held.push((a, rtp, rtcp, lease));
+            held.push((a, rtp, rtcp));
         }
         let mut seen: Vec<u16> = held.iter().map(|h| h.0).collect();
         seen.sort();
@@ -168,7 +276,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pair_comes_back_when_its_lease_is_dropped_and_a_full_range_fails_fast() {
+    fn a_pair_comes_back_bound_when_both_sockets_are_dropped_and_a_full_range_fails_fast() {
         let ports = RtpPorts::new();
         let ip = "127.0.0.1".parse().unwrap();
         let (start, end) = (40200, 40203); // two pairs
@@ -181,11 +289,38 @@ mod tests {
             "{err}"
         );
         let port = one.0.local_addr().unwrap().port();
-        drop(one);
+        // A stray packet reaches the pair after its call: not the next call's.
+        let stray = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        stray.send_to(b"late", ("127.0.0.1", port)).unwrap();
+        let (rtp, rtcp) = one;
+        let rtp = std::sync::Arc::new(rtp); // the relay still has the RTP socket
+        let relay = rtp.clone();
+        drop((rtp, rtcp));
+        assert_eq!(ports.free_pairs(), Some(0), "half a pair is not a pair");
+        drop(relay);
         assert_eq!(ports.free_pairs(), Some(1));
         let again = ports.bind_pair(ip, start, end).unwrap();
         assert_eq!(again.0.local_addr().unwrap().port(), port);
+        let mut buf = [0u8; 16];
+        assert!(
+            again.0.recv_from(&mut buf).is_err(),
+            "drained: nothing left"
+        );
         drop((two, again));
+    }
+
+    #[test]
+    fn pairs_bound_ahead_wait_in_the_pool_and_a_new_range_closes_the_old_ones() {
+        let ports = RtpPorts::new();
+        let ip = "127.0.0.1".parse().unwrap();
+        ports.prebind(ip, 40400, 40409, 10);
+        assert_eq!(ports.free_pairs(), Some(5), "all five pairs, bound");
+        let held = std::net::UdpSocket::bind((ip, 40400));
+        assert!(held.is_err(), "bound ahead: the port is ours");
+        // A reload with another range: the old pairs close.
+        let _other = ports.bind_pair(ip, 40500, 40503).unwrap();
+        let freed = std::net::UdpSocket::bind((ip, 40400));
+        assert!(freed.is_ok(), "closed with the old range");
     }
 
     #[test]
@@ -202,6 +337,8 @@ mod tests {
         let squatter = std::net::UdpSocket::bind((ip, other + 1)).unwrap();
         let a = ports.bind_pair(ip, start, end).unwrap();
         assert_eq!(a.0.local_addr().unwrap().port(), first);
+        let b = ports.bind_pair(ip, start, end);
+        assert!(b.is_err(), "the other pair is someone else's");
         drop(squatter);
     }
 }

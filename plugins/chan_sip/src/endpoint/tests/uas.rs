@@ -68,20 +68,20 @@ fn a_refused_dialplan_gets_503_with_retry_after_and_frees_the_call() {
 }
 
 /// Admission on our own lag (issue #11): while the event loop runs later
-/// than `maxlag` (100 ms by default), a new call gets 503 with Retry-After
+/// than `maxlag` (200 ms by default), a new call gets 503 with Retry-After
 /// before anything is allocated for it; below it, calls go in as usual;
 /// `maxlag = 0` never refuses.
 #[test]
 fn a_loop_running_late_refuses_new_calls_with_503_and_nothing_allocated() {
     let mut h = Harness::new(SIP_TOML);
-    h.env.lag = Duration::from_millis(101);
+    h.env.lag = Duration::from_millis(201);
     h.recv(&alice_invite("100", "in-1"), ALICE);
     let r = h.expect_one(ALICE);
     assert_eq!(r.code(), Some(503));
     assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("2"));
     assert!(h.env.allocated.is_empty() && h.env.reserved.is_empty());
     assert!(h.host_actions().is_empty());
-    h.env.lag = Duration::from_millis(100);
+    h.env.lag = Duration::from_millis(200);
     h.recv(&alice_invite("100", "in-2"), ALICE);
     assert_eq!(
         h.env.allocated.len(),
