@@ -71,7 +71,7 @@ pub struct ChannelRegistry {
     /// Causes of recently ended channels, for whoever waited on them (Dial's
     /// DIALSTATUS). Bounded: the oldest entries go first.
     ended: parking_lot::Mutex<std::collections::VecDeque<(ChannelId, Cause)>>,
-    /// Who waits on which channel: a change wakes only the threads watching it
+    /// Who waits on which channel: a change wakes only the waiters watching it
     /// (a global wake-up made every dialplan thread spin on every change).
     watchers: parking_lot::Mutex<std::collections::HashMap<ChannelId, Vec<std::sync::Arc<Signal>>>>,
     /// What runs when a channel goes (see [`ChannelRegistry::when_gone`]).
@@ -176,7 +176,7 @@ impl ChannelRegistry {
     }
 
     /// Registers `signal` to be raised whenever one of `ids` changes or goes.
-    /// Lets a dialplan thread react to an answer at once instead of polling.
+    /// Lets a waiting application react to an answer at once instead of polling.
     pub fn watch(&self, ids: &[ChannelId], signal: &std::sync::Arc<Signal>) {
         let mut w = self.watchers.lock();
         for id in ids {
@@ -492,11 +492,21 @@ impl GoneHook {
     }
 }
 
-/// A wake-up flag a thread waits on (see [`ChannelRegistry::watch`]).
+/// A wake-up flag one waiter waits on (see [`ChannelRegistry::watch`]):
+/// a thread with [`Signal::wait`] (an originated call waiting for its
+/// answer), or a task with [`Signal::raised`] (the dialplan's applications
+/// on its pool of worker threads, which must not block a worker while a
+/// call rings). A signal serves one waiter in one of the two ways; the
+/// other way may then see a spurious wake-up, which waiters tolerate as
+/// they re-check the channels anyway.
 #[derive(Default)]
 pub struct Signal {
     raised: parking_lot::Mutex<bool>,
     cond: parking_lot::Condvar,
+    /// For a task: `notify_one` keeps one permit while no task waits, so a
+    /// change between the task's look at the channels and its `await` is
+    /// not lost.
+    notify: tokio::sync::Notify,
 }
 
 impl Signal {
@@ -508,6 +518,7 @@ impl Signal {
     fn raise(&self) {
         *self.raised.lock() = true;
         self.cond.notify_one();
+        self.notify.notify_one();
     }
 
     /// Waits until raised or `timeout` passes, then lowers it.
@@ -517,5 +528,12 @@ impl Signal {
             self.cond.wait_for(&mut r, timeout);
         }
         *r = false;
+    }
+
+    /// Resolves once raised (at once if it was raised since the last
+    /// wake-up), holding no thread meanwhile; the caller bounds it with
+    /// its own timeout.
+    pub async fn raised(&self) {
+        self.notify.notified().await;
     }
 }

@@ -28,8 +28,8 @@ pub mod logging;
 pub mod originate;
 pub mod sched;
 pub mod services;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 pub use crate::core::{version_line, Core, PbxEngine, ShutdownMode, TechEntry, VERSION};
 pub use sirius_abi as abi;

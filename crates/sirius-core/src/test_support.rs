@@ -1,5 +1,7 @@
-//! In-process fixtures for the core's unit tests: a technology that records
-//! what the core asks of it, and a core with it registered as `Rec`.
+//! In-process fixtures for unit tests (the core's, and with the
+//! `test-support` feature other crates' such as the dialplan's): a
+//! technology that records what the core asks of it, and a core with it
+//! registered as `Rec`.
 
 use crate::core::{Core, TechEntry};
 use abi_stable::sabi_trait::TD_Opaque;
@@ -23,6 +25,12 @@ pub struct Recorder {
     /// `native_bridge`, `native_unbridge` and `hangup` calls, in order
     /// (`bridge 1 2`, `unbridge 1 2`, `hangup 2`): the order the core keeps.
     pub log: Arc<parking_lot::Mutex<Vec<String>>>,
+    /// `request_call` makes an outbound `Rec` leg (state Down, resource the
+    /// destination), as a real technology would, instead of refusing with
+    /// CONGESTION: the test then rings and answers it through the registry.
+    pub dialable: bool,
+    /// The core the recorder allocates requested legs in (set by [`core_with`]).
+    core: Arc<std::sync::OnceLock<std::sync::Weak<Core>>>,
 }
 
 impl Recorder {
@@ -30,6 +38,14 @@ impl Recorder {
     pub fn native() -> Recorder {
         Recorder {
             native: true,
+            ..Recorder::default()
+        }
+    }
+
+    /// A recorder whose `request_call` makes outbound legs (see [`Recorder::dialable`]).
+    pub fn dialable() -> Recorder {
+        Recorder {
+            dialable: true,
             ..Recorder::default()
         }
     }
@@ -55,10 +71,29 @@ impl ChannelTech for Recorder {
     fn request_call(
         &self,
         _: Capabilities,
-        _: RString,
+        dest: RString,
         _: ROption<ChannelId>,
     ) -> RResult<ChannelId, Cause> {
-        RResult::RErr(Cause::CONGESTION)
+        let core = self.core.get().and_then(std::sync::Weak::upgrade);
+        match core {
+            Some(core) if self.dialable => RResult::ROk(
+                core.channels
+                    .alloc(&ChannelSpec {
+                        tech: "Rec".into(),
+                        resource: dest,
+                        state: ChannelState::Down,
+                        direction: Direction::Outbound,
+                        context: "".into(),
+                        exten: "".into(),
+                        caller_num: "".into(),
+                        caller_name: "".into(),
+                        codecs: vec![Codec::PCMU].into(),
+                        accountcode: "".into(),
+                    })
+                    .id,
+            ),
+            _ => RResult::RErr(Cause::CONGESTION),
+        }
     }
     fn call(&self, _: ChannelId, _: RString, _: u32) -> RResult<(), Cause> {
         RResult::ROk(())
@@ -104,6 +139,7 @@ pub fn core_with(tech: &Recorder) -> (Arc<Core>, tempfile::TempDir) {
     let paths = crate::config::Paths::resolve(dir.path(), &settings, dir.path());
     let log = crate::logging::LogHub::install(0, 0);
     let core = Core::new(paths, settings, Default::default(), log).unwrap();
+    let _ = tech.core.set(Arc::downgrade(&core));
     core.techs.write().insert(
         "rec".into(),
         TechEntry {

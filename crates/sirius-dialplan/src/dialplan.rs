@@ -87,6 +87,10 @@ pub enum DialplanError {
         /// What is wrong.
         reason: String,
     },
+    /// The PBX pool's worker threads could not start (the engine cannot
+    /// run calls without them).
+    #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
 }
 
 /// A key's value: a list of steps (extensions, `include`) or a string (globals).

@@ -1,8 +1,10 @@
 //! The dialplan as the core's PBX engine: holds the dialplan in force, swaps it
 //! atomically on `dialplan reload` (a broken file is refused and the old
-//! dialplan stays), and decides where a new call goes.
+//! dialplan stays), decides where a new call goes, and owns the pool of
+//! worker threads every call's dialplan runs on ([`crate::pool`]).
 
 use crate::dialplan::Dialplan;
+use crate::pool::Pool;
 use parking_lot::RwLock;
 use sirius_abi::{Cause, ChannelId};
 use sirius_core::{Core, PbxEngine};
@@ -13,20 +15,34 @@ use std::sync::Arc;
 pub struct DialplanEngine {
     path: PathBuf,
     current: RwLock<Arc<Dialplan>>,
+    /// One worker per core, started with the engine.
+    pool: Pool,
 }
 
 impl DialplanEngine {
-    /// Loads `path`; a missing file gives an empty dialplan (every call gets 404).
+    /// Loads `path`; a missing file gives an empty dialplan (every call
+    /// gets 404). Starts the PBX pool, one worker thread per core.
     pub fn load(path: PathBuf) -> Result<DialplanEngine, crate::dialplan::DialplanError> {
         let dp = if path.exists() {
             Dialplan::load(&path)?
         } else {
             Dialplan::default()
         };
-        Ok(DialplanEngine {
+        Ok(DialplanEngine::with_dialplan(path, dp, Pool::per_core()?))
+    }
+
+    /// An engine running `dp` (as if loaded from `path`) on `pool`.
+    pub fn with_dialplan(path: PathBuf, dp: Dialplan, pool: Pool) -> DialplanEngine {
+        DialplanEngine {
             path,
             current: RwLock::new(Arc::new(dp)),
-        })
+            pool,
+        }
+    }
+
+    /// The pool the calls' dialplans run on.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The dialplan in force.
@@ -54,6 +70,7 @@ impl PbxEngine for DialplanEngine {
             }
             Some((ctx, _)) => {
                 crate::exec::spawn(
+                    self.pool.handle(),
                     core.clone(),
                     dp.clone(),
                     chan,
@@ -76,7 +93,14 @@ impl PbxEngine for DialplanEngine {
         app: &str,
         data: &str,
     ) -> Result<(), Cause> {
-        crate::exec::spawn_app(core.clone(), chan, app.to_string(), data.to_string())
+        crate::exec::spawn_app(
+            self.pool.handle(),
+            core.clone(),
+            chan,
+            app.to_string(),
+            data.to_string(),
+        );
+        Ok(())
     }
 
     fn reload(&self) -> Result<String, String> {

@@ -1,24 +1,29 @@
-//! Running the dialplan on a channel: Asterisk's `__ast_pbx_run`. A thread
-//! per call while it runs applications (as Asterisk's PBX threads), stepping
+//! Running the dialplan on a channel: Asterisk's `__ast_pbx_run`, stepping
 //! through priorities until the channel hangs up or the extension ends
 //! (autofallthrough: hang up).
 //!
-//! Unlike Asterisk, a call whose media is bridged by its channel driver
-//! (Dial's native bridge, Echo) gives its thread back: nothing is left to
-//! run until a leg hangs up, and the channel registry's gone-hook then
-//! finishes the dialplan (the `h` extension) on a pool thread. A thread
-//! blocked for the whole call cost ~30 KiB per held call in stacks.
+//! Unlike Asterisk, a call's dialplan is not a thread but a task on the
+//! PBX pool ([`crate::pool`]): an application that waits (Dial ringing,
+//! Wait) awaits its channels' [`Signal`] with its timeout and holds no
+//! thread meanwhile; a plan that never waits runs on the thread that
+//! started it and ends there.
+//!
+//! A call whose media is bridged by its channel driver (Dial's bridge,
+//! Echo) leaves not even a task: nothing is left to run until a leg hangs
+//! up, and the channel registry's gone-hook then finishes the dialplan
+//! (the `h` extension) on the pool. A held call is only data.
 
 use crate::dialplan::Dialplan;
+use crate::pool::{to_pool, PoolHandle};
 use crate::vars::substitute;
-use sirius_abi::{Capabilities, Cause, ChannelId, Codec, Indication};
+use sirius_abi::{Cause, ChannelId, Indication};
 use sirius_core::channels::{Channel, Signal};
 use sirius_core::Core;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where execution goes after an application.
-enum Next {
+pub(crate) enum Next {
     Continue,
     Goto {
         context: String,
@@ -31,52 +36,73 @@ enum Next {
     Park(Vec<ChannelId>),
 }
 
-/// Starts the dialplan thread for `chan` at `context`/`exten` priority 1.
-pub fn spawn(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: String, exten: String) {
-    if let Err(e) = crate::threads::run(move || run(core, dp, chan, context, exten)) {
-        log::error!("cannot start a PBX thread: {e}");
-    }
+/// Starts the dialplan for `chan` at `context`/`exten` priority 1: on this
+/// thread up to its first application that waits, then on the pool.
+pub fn spawn(
+    pool: &PoolHandle,
+    core: Arc<Core>,
+    dp: Arc<Dialplan>,
+    chan: ChannelId,
+    context: String,
+    exten: String,
+) {
+    pool.start(run(pool.clone(), core, dp, chan, context, exten));
 }
 
-/// Runs one application on `chan` in its own thread (an originated call),
-/// then hangs the channel up, as Asterisk's outgoing-application calls do.
-pub fn spawn_app(core: Arc<Core>, chan: ChannelId, app: String, data: String) -> Result<(), Cause> {
-    crate::threads::run(move || {
+/// Runs one application on `chan` (an originated call), then hangs the
+/// channel up, as Asterisk's outgoing-application calls do.
+pub fn spawn_app(pool: &PoolHandle, core: Arc<Core>, chan: ChannelId, app: String, data: String) {
+    pool.start(async move {
+        if needs_pool(&app) {
+            to_pool().await;
+        }
         let name = core.channels.get(chan).map(|c| c.name).unwrap_or_default();
         log::info!("    -- Executing {app}(\"{name}\", \"{data}\")");
         core.channels.update(chan, |c| {
             c.application = app.clone();
             c.app_data = data.clone();
         });
-        let parked = matches!(execute(&core, chan, &app, &data, ""), Next::Park(_));
+        let parked = matches!(execute(&core, chan, &app, &data, "").await, Next::Park(_));
         if !parked && alive(&core, chan) {
             let _ = core.hangup(chan, Cause::NORMAL_CLEARING);
         }
-    })
-    .map_err(|e| {
-        log::error!("cannot start a PBX thread: {e}");
-        Cause::CONGESTION
-    })
+    });
 }
 
-fn alive(core: &Core, chan: ChannelId) -> bool {
+/// Whether `app` may wait (for a timer, for a channel, or for its
+/// technology's driver to answer a request): such an application never
+/// runs on the thread that started the plan (chan_sip's driver, whose
+/// answer it would be waiting for), only on the pool.
+fn needs_pool(app: &str) -> bool {
+    ["dial", "wait", "echo"]
+        .iter()
+        .any(|a| app.eq_ignore_ascii_case(a))
+}
+
+pub(crate) fn alive(core: &Core, chan: ChannelId) -> bool {
     core.channels.exists(chan)
 }
 
-fn run(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: String, exten: String) {
+async fn run(
+    pool: PoolHandle,
+    core: Arc<Core>,
+    dp: Arc<Dialplan>,
+    chan: ChannelId,
+    context: String,
+    exten: String,
+) {
     let mut last = None;
-    let (context, parked) = run_steps(&core, &dp, chan, context, exten, &mut last);
+    let (context, parked) = run_steps(&core, &dp, chan, context, exten, &mut last).await;
     let Some(snapshot) = last else { return };
     match parked {
         None => run_h(&core, &dp, &context, snapshot),
         // Only a dialplan with an `h` extension leaves anything behind.
         Some(ids) if dp.find(&context, "h").is_some() => {
             let registry = core.clone();
+            // The hook runs on whichever thread removes the channel (a SIP
+            // driver's): the `h` extension is handed on to the pool.
             registry.channels.when_gone(&ids, move || {
-                let run = move || run_h(&core, &dp, &context, snapshot);
-                if let Err(e) = crate::threads::run(run) {
-                    log::error!("cannot start a PBX thread for the h extension: {e}");
-                }
+                pool.spawn(async move { run_h(&core, &dp, &context, snapshot) });
             });
         }
         Some(_) => {}
@@ -87,7 +113,7 @@ fn run(core: Arc<Core>, dp: Arc<Dialplan>, chan: ChannelId, context: String, ext
 /// bridge. `last` keeps the channel as it was after its last step
 /// (variables included) for the `h` extension; returns the context
 /// execution ended in, and the channels a parked call waits on.
-fn run_steps(
+async fn run_steps(
     core: &Arc<Core>,
     dp: &Dialplan,
     chan: ChannelId,
@@ -130,6 +156,12 @@ fn run_steps(
             hangup_as_is(core, chan);
             return (context, None);
         };
+        if needs_pool(&step.app) && !crate::pool::on_pool() {
+            // Moves the plan to the pool and looks again: the channel may
+            // have changed meanwhile.
+            to_pool().await;
+            continue;
+        }
         let data = substitute(&step.data, &|v| lookup(dp, &ch, &exten, &context, prio, v));
         core.channels.update(chan, |c| {
             c.context = ctx.name.clone();
@@ -145,7 +177,7 @@ fn run_steps(
             ch.name
         );
         let ctx_name = ctx.name.clone();
-        let next = execute(core, chan, &step.app, &data, &ctx_name);
+        let next = execute(core, chan, &step.app, &data, &ctx_name).await;
         match core.channels.get(chan) {
             Some(now) => *last = Some(now),
             None => return (ctx_name, None),
@@ -242,18 +274,46 @@ fn run_h(core: &Core, dp: &Dialplan, context: &str, mut ch: Channel) {
     }
 }
 
-/// Sleeps up to `d`, returning early (false) if the channel hangs up.
-fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
-    let end = Instant::now() + d;
-    let signal = Signal::new();
-    core.channels.watch(&[chan], &signal);
-    while Instant::now() < end && alive(core, chan) {
-        signal.wait(
-            end.saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(500)),
-        );
+/// Channels watched by a waiting application: unwatched when it is
+/// dropped, so a plan that ends (or a task dropped when the pool stops)
+/// leaves no signal behind in the registry.
+pub(crate) struct Watch<'a> {
+    core: &'a Core,
+    ids: Vec<ChannelId>,
+    signal: Arc<Signal>,
+}
+
+impl<'a> Watch<'a> {
+    /// Watches `ids` from now on.
+    pub(crate) fn new(core: &'a Core, ids: Vec<ChannelId>) -> Watch<'a> {
+        let signal = Signal::new();
+        core.channels.watch(&ids, &signal);
+        Watch { core, ids, signal }
     }
-    core.channels.unwatch(&[chan], &signal);
+
+    /// Waits for a change of a watched channel (state, progress, gone) or
+    /// until `deadline`, holding no thread.
+    pub(crate) async fn changed(&self, deadline: Instant) {
+        let _ = tokio::time::timeout_at(deadline.into(), self.signal.raised()).await;
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.core.channels.unwatch(&self.ids, &self.signal);
+    }
+}
+
+/// Sleeps up to `d`, returning early (false) if the channel hangs up.
+async fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    let watch = Watch::new(core, vec![chan]);
+    // Every change of the channel wakes us (its removal too); only a hangup
+    // ends the wait early.
+    while Instant::now() < end && alive(core, chan) {
+        watch.changed(end).await;
+    }
+    drop(watch);
     alive(core, chan)
 }
 
@@ -261,7 +321,7 @@ fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
 /// `ast_hangup` at the end of the dialplan): a failed Dial left USER_BUSY
 /// there, so chan_sip answers the caller `486 Busy Here`, not the `603
 /// Declined` of a normal clearing. A channel without one is a normal clearing.
-fn hangup_as_is(core: &Core, chan: ChannelId) {
+pub(crate) fn hangup_as_is(core: &Core, chan: ChannelId) {
     let cause = core
         .channels
         .get(chan)
@@ -271,13 +331,13 @@ fn hangup_as_is(core: &Core, chan: ChannelId) {
     let _ = core.hangup(chan, cause);
 }
 
-fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
+pub(crate) fn set_var(core: &Core, chan: ChannelId, name: &str, value: &str) {
     core.channels
         .update(chan, |c| crate::vars::store(&mut c.vars, name, value));
 }
 
 /// Asterisk's `handle_cause` in app_dial: what DIALSTATUS a failed request gives.
-fn dialstatus(cause: Cause) -> &'static str {
+pub(crate) fn dialstatus(cause: Cause) -> &'static str {
     match cause.0 {
         17 => "BUSY",
         34 | 42 => "CONGESTION",
@@ -286,7 +346,7 @@ fn dialstatus(cause: Cause) -> &'static str {
     }
 }
 
-fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &str) -> Next {
+async fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &str) -> Next {
     let args: Vec<&str> = if data.is_empty() {
         Vec::new()
     } else {
@@ -337,7 +397,7 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
                 .first()
                 .and_then(|a| a.trim().parse().ok())
                 .unwrap_or(0.0);
-            if wait(core, chan, Duration::from_secs_f64(secs.max(0.0))) {
+            if wait(core, chan, Duration::from_secs_f64(secs.max(0.0))).await {
                 Next::Continue
             } else {
                 Next::Stop
@@ -388,196 +448,13 @@ fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, context: &s
                 goto_target(&a, context, core, chan)
             }
         },
-        "dial" => dial(core, chan, &args),
+        "dial" => crate::dial::dial(core, chan, &args).await,
         other => {
             log::warn!("No application '{other}' for extension in context '{context}': hanging up");
             hangup_as_is(core, chan);
             Next::Stop
         }
     }
-}
-
-/// `Dial(Tech/res[&Tech/res…][,timeout])`: calls every target at once; the first
-/// to answer is bridged with the caller and the others are hung up
-/// (ANSWERED_ELSEWHERE). Ringing is passed back to the caller. DIALSTATUS is
-/// ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION or CHANUNAVAIL as app_dial sets it.
-///
-/// The caller's hangup cause follows app_dial too: a target that cannot be
-/// requested (the last one) or called, or that hangs up (busy, congested,
-/// rejected…), leaves its cause on the caller, so `${HANGUPCAUSE}` names it
-/// and the caller's eventual hangup carries it (chan_sip: 486 for USER_BUSY,
-/// 488 for BEARERCAPABILITY_NOTAVAIL…); an answer sets NORMAL_CLEARING; a
-/// Dial timeout leaves it as it was.
-fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
-    let targets = args.first().copied().unwrap_or("");
-    let timeout = args
-        .get(1)
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .filter(|t| *t > 0)
-        .map(Duration::from_secs);
-    let caps = core
-        .channels
-        .get(chan)
-        .map(|c| Capabilities::of(&c.codecs))
-        .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
-    let mut status = "CHANUNAVAIL";
-    let mut outs = Vec::new();
-    let list: Vec<&str> = targets
-        .split('&')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    for (i, t) in list.iter().copied().enumerate() {
-        let Some((tech, resource)) = t.split_once('/') else {
-            log::warn!("Dial: bad target '{t}'");
-            continue;
-        };
-        match core.request(tech, caps, resource, Some(chan)) {
-            Ok(out) => {
-                let vars = core
-                    .channels
-                    .get(chan)
-                    .map(|c| crate::vars::inherited(&c.vars))
-                    .unwrap_or_default();
-                core.channels.update(out, |c| c.vars.extend(vars));
-                match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
-                    Ok(()) => {
-                        log::info!("    -- Called {t}");
-                        outs.push(out);
-                    }
-                    Err(c) => {
-                        log::info!(
-                            "    -- Couldn't call {t} (cause {} - {})",
-                            c.0,
-                            c.description()
-                        );
-                        status = dialstatus(c);
-                        core.channels.set_cause(chan, c);
-                        let _ = core.hangup(out, c);
-                    }
-                }
-            }
-            Err(c) => {
-                log::info!(
-                    "Unable to create channel of type '{tech}' (cause {} - {})",
-                    c.0,
-                    c.description()
-                );
-                status = dialstatus(c);
-                if i + 1 == list.len() {
-                    core.channels.set_cause(chan, c);
-                }
-            }
-        }
-    }
-    if outs.is_empty() {
-        set_var(core, chan, "DIALSTATUS", status);
-        return Next::Continue;
-    }
-    let started = Instant::now();
-    let mut ringing_sent = false;
-    // The callee whose early media the caller hears (the first to signal
-    // progress), as app_dial passes AST_CONTROL_PROGRESS on.
-    let mut early: Option<ChannelId> = None;
-    let signal = Signal::new();
-    let mut watched = outs.clone();
-    watched.push(chan);
-    core.channels.watch(&watched, &signal);
-    let answered = loop {
-        if !alive(core, chan) {
-            for o in &outs {
-                let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
-            }
-            return Next::Stop; // the caller hung up: DIALSTATUS=CANCEL, nothing left to run
-        }
-        let mut still = Vec::new();
-        let mut up = None;
-        for o in &outs {
-            match core.channels.state(*o) {
-                Some(sirius_abi::ChannelState::Up) => up = Some(*o),
-                Some(state) => {
-                    if state == sirius_abi::ChannelState::Ringing && !ringing_sent {
-                        let _ = core.indicate(chan, Indication::Ringing);
-                        ringing_sent = true;
-                    }
-                    if early.is_none() && core.channels.progress(*o) {
-                        early = Some(*o);
-                        let _ = core.indicate(chan, Indication::Progress);
-                        if let Err(c) = core.early_media(chan, *o) {
-                            log::debug!("no early media from {o} to {chan}: cause {}", c.0);
-                        }
-                    }
-                    still.push(*o);
-                }
-                None => {
-                    if early == Some(*o) {
-                        early = None; // another callee's progress may follow
-                    }
-                    let cause = core
-                        .channels
-                        .ended_cause(*o)
-                        .unwrap_or(Cause::NORMAL_CLEARING);
-                    core.channels.set_cause(chan, cause);
-                    status = dialstatus(cause);
-                }
-            }
-        }
-        if let Some(winner) = up {
-            for o in outs.iter().filter(|o| **o != winner) {
-                let _ = core.hangup(*o, Cause::ANSWERED_ELSEWHERE);
-            }
-            break winner;
-        }
-        outs = still;
-        if outs.is_empty() {
-            set_var(core, chan, "DIALSTATUS", status);
-            return Next::Continue;
-        }
-        if timeout.is_some_and(|t| started.elapsed() >= t) {
-            for o in &outs {
-                let _ = core.hangup(*o, Cause::NO_ANSWER);
-            }
-            set_var(core, chan, "DIALSTATUS", "NOANSWER");
-            return Next::Continue;
-        }
-        // Woken by every change of a watched leg (state, progress, gone):
-        // nothing to poll; the only deadline is Dial's own timeout.
-        let left = timeout.map_or(Duration::from_secs(3600), |t| {
-            t.saturating_sub(started.elapsed())
-        });
-        signal.wait(left);
-    };
-    core.channels.unwatch(&watched, &signal);
-    set_var(core, chan, "DIALSTATUS", "ANSWER");
-    core.channels.set_cause(chan, Cause::NORMAL_CLEARING);
-    if core
-        .channels
-        .get(chan)
-        .is_some_and(|c| c.state != sirius_abi::ChannelState::Up)
-    {
-        if let Err(c) = core.answer(chan) {
-            let _ = core.hangup(answered, c);
-            let _ = core.hangup(chan, c);
-            return Next::Stop;
-        }
-    }
-    // Bridge: a hangup on either leg now hangs up the other (Core::channel_gone).
-    let Ok(how) = core.bridge(chan, answered) else {
-        // A leg hung up before the bridge was made; the other was hung up too.
-        return Next::Stop;
-    };
-    let name = |id: ChannelId| {
-        core.channels
-            .get(id)
-            .map_or_else(|| id.to_string(), |c| c.name)
-    };
-    log::info!(
-        "    -- {} answered {}; bridged ({how})",
-        name(answered),
-        name(chan)
-    );
-    // The media flows without us; a hangup on either leg ends both.
-    Next::Park(vec![chan, answered])
 }
 
 fn goto_target(args: &[&str], context: &str, core: &Core, chan: ChannelId) -> Next {

@@ -1,0 +1,195 @@
+//! `Dial`: app_dial's parallel ring, on the PBX pool. While the targets
+//! ring the call holds no thread: it awaits a change of any of its legs
+//! (ringing, progress, answer, hangup) or its timeout.
+
+use crate::exec::{alive, dialstatus, set_var, Next, Watch};
+use sirius_abi::{Capabilities, Cause, ChannelId, Codec, Indication};
+use sirius_core::Core;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `Dial(Tech/res[&Tech/res…][,timeout])`: calls every target at once; the first
+/// to answer is bridged with the caller and the others are hung up
+/// (ANSWERED_ELSEWHERE). Ringing is passed back to the caller. DIALSTATUS is
+/// ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION or CHANUNAVAIL as app_dial sets it.
+///
+/// The caller's hangup cause follows app_dial too: a target that cannot be
+/// requested (the last one) or called, or that hangs up (busy, congested,
+/// rejected…), leaves its cause on the caller, so `${HANGUPCAUSE}` names it
+/// and the caller's eventual hangup carries it (chan_sip: 486 for USER_BUSY,
+/// 488 for BEARERCAPABILITY_NOTAVAIL…); an answer sets NORMAL_CLEARING; a
+/// Dial timeout leaves it as it was.
+///
+/// The technology calls that wait for a driver's answer (`call`, the
+/// bridge, early media) run on a pool worker, briefly: chan_sip answers
+/// them in one turn of its driver.
+pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Next {
+    let targets = args.first().copied().unwrap_or("");
+    let timeout = args
+        .get(1)
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .map(Duration::from_secs);
+    let caps = core
+        .channels
+        .get(chan)
+        .map(|c| Capabilities::of(&c.codecs))
+        .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
+    let mut status = "CHANUNAVAIL";
+    let mut outs = Vec::new();
+    let list: Vec<&str> = targets
+        .split('&')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    for (i, t) in list.iter().copied().enumerate() {
+        let Some((tech, resource)) = t.split_once('/') else {
+            log::warn!("Dial: bad target '{t}'");
+            continue;
+        };
+        match core.request(tech, caps, resource, Some(chan)) {
+            Ok(out) => {
+                let vars = core
+                    .channels
+                    .get(chan)
+                    .map(|c| crate::vars::inherited(&c.vars))
+                    .unwrap_or_default();
+                core.channels.update(out, |c| c.vars.extend(vars));
+                match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
+                    Ok(()) => {
+                        log::info!("    -- Called {t}");
+                        outs.push(out);
+                    }
+                    Err(c) => {
+                        log::info!(
+                            "    -- Couldn't call {t} (cause {} - {})",
+                            c.0,
+                            c.description()
+                        );
+                        status = dialstatus(c);
+                        core.channels.set_cause(chan, c);
+                        let _ = core.hangup(out, c);
+                    }
+                }
+            }
+            Err(c) => {
+                log::info!(
+                    "Unable to create channel of type '{tech}' (cause {} - {})",
+                    c.0,
+                    c.description()
+                );
+                status = dialstatus(c);
+                if i + 1 == list.len() {
+                    core.channels.set_cause(chan, c);
+                }
+            }
+        }
+    }
+    if outs.is_empty() {
+        set_var(core, chan, "DIALSTATUS", status);
+        return Next::Continue;
+    }
+    let started = Instant::now();
+    let mut ringing_sent = false;
+    // The callee whose early media the caller hears (the first to signal
+    // progress), as app_dial passes AST_CONTROL_PROGRESS on.
+    let mut early: Option<ChannelId> = None;
+    let mut watched = outs.clone();
+    watched.push(chan);
+    let watch = Watch::new(core, watched);
+    // The only deadline is Dial's own timeout; without one, an hour at a
+    // time (every change of a leg wakes us anyway).
+    let deadline = |now: Instant| timeout.map_or(now + Duration::from_secs(3600), |t| started + t);
+    let answered = loop {
+        if !alive(core, chan) {
+            for o in &outs {
+                let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
+            }
+            return Next::Stop; // the caller hung up: DIALSTATUS=CANCEL, nothing left to run
+        }
+        let mut still = Vec::new();
+        let mut up = None;
+        for o in &outs {
+            match core.channels.state(*o) {
+                Some(sirius_abi::ChannelState::Up) => up = Some(*o),
+                Some(state) => {
+                    if state == sirius_abi::ChannelState::Ringing && !ringing_sent {
+                        let _ = core.indicate(chan, Indication::Ringing);
+                        ringing_sent = true;
+                    }
+                    if early.is_none() && core.channels.progress(*o) {
+                        early = Some(*o);
+                        let _ = core.indicate(chan, Indication::Progress);
+                        if let Err(c) = core.early_media(chan, *o) {
+                            log::debug!("no early media from {o} to {chan}: cause {}", c.0);
+                        }
+                    }
+                    still.push(*o);
+                }
+                None => {
+                    if early == Some(*o) {
+                        early = None; // another callee's progress may follow
+                    }
+                    let cause = core
+                        .channels
+                        .ended_cause(*o)
+                        .unwrap_or(Cause::NORMAL_CLEARING);
+                    core.channels.set_cause(chan, cause);
+                    status = dialstatus(cause);
+                }
+            }
+        }
+        if let Some(winner) = up {
+            for o in outs.iter().filter(|o| **o != winner) {
+                let _ = core.hangup(*o, Cause::ANSWERED_ELSEWHERE);
+            }
+            break winner;
+        }
+        outs = still;
+        if outs.is_empty() {
+            set_var(core, chan, "DIALSTATUS", status);
+            return Next::Continue;
+        }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            for o in &outs {
+                let _ = core.hangup(*o, Cause::NO_ANSWER);
+            }
+            set_var(core, chan, "DIALSTATUS", "NOANSWER");
+            return Next::Continue;
+        }
+        // Woken by every change of a watched leg (state, progress, gone):
+        // nothing to poll, and no thread held meanwhile.
+        watch.changed(deadline(Instant::now())).await;
+    };
+    drop(watch);
+    set_var(core, chan, "DIALSTATUS", "ANSWER");
+    core.channels.set_cause(chan, Cause::NORMAL_CLEARING);
+    if core
+        .channels
+        .get(chan)
+        .is_some_and(|c| c.state != sirius_abi::ChannelState::Up)
+    {
+        if let Err(c) = core.answer(chan) {
+            let _ = core.hangup(answered, c);
+            let _ = core.hangup(chan, c);
+            return Next::Stop;
+        }
+    }
+    // Bridge: a hangup on either leg now hangs up the other (Core::channel_gone).
+    let Ok(how) = core.bridge(chan, answered) else {
+        // A leg hung up before the bridge was made; the other was hung up too.
+        return Next::Stop;
+    };
+    let name = |id: ChannelId| {
+        core.channels
+            .get(id)
+            .map_or_else(|| id.to_string(), |c| c.name)
+    };
+    log::info!(
+        "    -- {} answered {}; bridged ({how})",
+        name(answered),
+        name(chan)
+    );
+    // The media flows without us; a hangup on either leg ends both.
+    Next::Park(vec![chan, answered])
+}

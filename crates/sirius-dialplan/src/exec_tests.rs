@@ -1,0 +1,220 @@
+//! The dialplan on the PBX pool, driven through the core with the
+//! in-process `Rec` technology (sirius-core's `test_support`): no socket,
+//! no plugin. The test plays the far ends by changing the callees' states
+//! in the channel registry, as a technology's driver would.
+
+use crate::dialplan::Dialplan;
+use crate::pool::Pool;
+use crate::DialplanEngine;
+use sirius_abi::{Cause, ChannelId, ChannelState};
+use sirius_core::test_support::{core_with, leg, Recorder};
+use sirius_core::Core;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A core with the dialable recorder and `extensions` as its dialplan,
+/// on a pool of `threads` workers.
+struct Pbx {
+    core: Arc<Core>,
+    engine: Arc<DialplanEngine>,
+    rec: Recorder,
+    _dir: tempfile::TempDir,
+}
+
+fn pbx(extensions: &str, threads: usize) -> Pbx {
+    let rec = Recorder::dialable();
+    let (core, dir) = core_with(&rec);
+    let dp = Dialplan::parse(Path::new("extensions.toml"), extensions).unwrap();
+    let pool = Pool::with_threads(threads).unwrap();
+    let engine = Arc::new(DialplanEngine::with_dialplan(
+        PathBuf::from("extensions.toml"),
+        dp,
+        pool,
+    ));
+    core.set_pbx_engine(engine.clone());
+    Pbx {
+        core,
+        engine,
+        rec,
+        _dir: dir,
+    }
+}
+
+/// Waits (up to 20 s) until `cond` holds: the plans run on other threads.
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn var(core: &Core, chan: ChannelId, name: &str) -> Option<String> {
+    core.channels.get(chan)?.vars.get(name).cloned()
+}
+
+/// The outbound leg Dial requested for `caller` (the recorder names it
+/// after the dial string's resource).
+fn callee_of(core: &Core, resource: &str) -> Option<ChannelId> {
+    core.channels
+        .snapshot()
+        .into_iter()
+        .find(|c| c.resource == resource && c.direction == sirius_abi::Direction::Outbound)
+        .map(|c| c.id)
+}
+
+/// Threads of this process, from `/proc/self/task`.
+fn process_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+#[test]
+fn thousands_of_ringing_dials_wait_on_no_more_threads_than_the_pool_has() {
+    const CALLS: usize = 2_000;
+    let size = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pbx = pbx(
+        r#"[demo]
+"600" = ["Dial(Rec/callee)", "Hangup()"]
+"#,
+        size,
+    );
+    let core = &pbx.core;
+    let before = process_threads();
+    let callers: Vec<ChannelId> = (0..CALLS).map(|_| leg(core, "caller")).collect();
+    for c in &callers {
+        core.pbx_start(*c).unwrap();
+    }
+    // Every Dial has placed its call and rings: 2,000 callers + 2,000 callees.
+    until("every Dial rings", || {
+        core.channels.active_channels() == 2 * CALLS
+            && callers.iter().all(|c| {
+                core.channels
+                    .get(*c)
+                    .is_some_and(|ch| ch.application == "Dial")
+            })
+    });
+    // The pool started its workers and no thread more, however many wait.
+    assert_eq!(pbx.engine.pool().threads_started(), size);
+    // A thread per waiting call would be 2,000 more threads in the process;
+    // the slack is for other tests running alongside this one.
+    let during = process_threads();
+    assert!(
+        during < before + 32,
+        "{during} threads with {CALLS} Dials waiting ({before} before, pool of {size})"
+    );
+    // Every callee answers: each Dial wakes, bridges and gives its task up.
+    let callees: Vec<ChannelId> = core
+        .channels
+        .snapshot()
+        .into_iter()
+        .filter(|c| c.direction == sirius_abi::Direction::Outbound)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(callees.len(), CALLS);
+    for c in &callees {
+        core.channels.set_state(*c, ChannelState::Up);
+    }
+    until("every call is bridged", || {
+        callers
+            .iter()
+            .all(|c| var(core, *c, "DIALSTATUS").as_deref() == Some("ANSWER"))
+            && callers.iter().all(|c| {
+                core.channels
+                    .get(*c)
+                    .is_some_and(|ch| ch.bridged_to.is_some())
+            })
+    });
+    assert_eq!(pbx.engine.pool().threads_started(), size);
+    // A hangup on either leg ends both.
+    for c in &callees {
+        core.channel_gone(*c, Cause::NORMAL_CLEARING);
+    }
+    assert_eq!(core.channels.active_channels(), 0);
+}
+
+#[test]
+fn a_dial_ends_on_answer_busy_or_timeout_with_app_dials_statuses() {
+    let pbx = pbx(
+        r#"[demo]
+"600" = ["Dial(Rec/${CALLERID(num)},30)", "Wait(30)"]
+"601" = ["Dial(Rec/${CALLERID(num)},1)", "Wait(30)"]
+"#,
+        2,
+    );
+    let (core, rec) = (&pbx.core, &pbx.rec);
+    let call = |who: &str, exten: &str| {
+        let caller = leg(core, "caller");
+        core.channels.update(caller, |c| {
+            c.caller_num = who.into();
+            c.exten = exten.into();
+        });
+        core.pbx_start(caller).unwrap();
+        until("the callee rings", || callee_of(core, who).is_some());
+        (caller, callee_of(core, who).unwrap())
+    };
+
+    // Answered: bridged, ANSWER, a normal clearing on the caller.
+    let (caller, callee) = call("answers", "600");
+    core.channels.set_state(callee, ChannelState::Ringing);
+    core.channels.set_state(callee, ChannelState::Up);
+    until("bridged", || {
+        core.channels.get(caller).and_then(|c| c.bridged_to) == Some(callee)
+    });
+    assert_eq!(var(core, caller, "DIALSTATUS").as_deref(), Some("ANSWER"));
+    assert_eq!(
+        core.channels.get(caller).unwrap().cause,
+        Cause::NORMAL_CLEARING
+    );
+    core.channel_gone(callee, Cause::NORMAL_CLEARING);
+    assert!(!core.channels.exists(caller), "the bridge took the caller");
+
+    // Busy: the callee's cause becomes the caller's; the plan goes on.
+    let (caller, callee) = call("busy", "600");
+    core.channel_gone(callee, Cause::USER_BUSY);
+    until("BUSY", || {
+        var(core, caller, "DIALSTATUS").as_deref() == Some("BUSY")
+    });
+    assert_eq!(core.channels.get(caller).unwrap().cause, Cause::USER_BUSY);
+    until("the next step runs", || {
+        core.channels
+            .get(caller)
+            .is_some_and(|c| c.application == "Wait")
+    });
+    // The caller leaves while the plan waits: Wait ends at once.
+    core.channel_gone(caller, Cause::NORMAL_CLEARING);
+    assert!(!core.channels.exists(caller));
+
+    // Nobody answers within Dial's 1 s: NOANSWER, the callee hung up.
+    let started = Instant::now();
+    let (caller, callee) = call("sleeps", "601");
+    until("NOANSWER", || {
+        var(core, caller, "DIALSTATUS").as_deref() == Some("NOANSWER")
+    });
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(!core.channels.exists(callee));
+    assert_eq!(core.channels.ended_cause(callee), Some(Cause::NO_ANSWER));
+    assert!(rec.hangups.lock().contains(&callee));
+    core.hangup(caller, Cause::NORMAL_CLEARING).unwrap();
+}
+
+#[test]
+fn a_plan_that_never_waits_runs_to_its_end_inside_pbx_start() {
+    let pbx = pbx(
+        r#"[demo]
+"600" = ["Answer()", "Set(X=1)", "Busy()"]
+"#,
+        1,
+    );
+    let (core, rec) = (&pbx.core, &pbx.rec);
+    let caller = leg(core, "caller");
+    core.pbx_start(caller).unwrap();
+    // No other thread was involved: the call is over when pbx_start returns.
+    assert!(!core.channels.exists(caller));
+    assert_eq!(core.channels.ended_cause(caller), Some(Cause::BUSY));
+    assert_eq!(*rec.hangups.lock(), vec![caller]);
+}

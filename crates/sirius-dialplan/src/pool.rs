@@ -1,0 +1,236 @@
+//! The PBX pool: every call's dialplan is a task on a fixed set of worker
+//! threads, one per core (a tokio multi-thread runtime the dialplan engine
+//! owns), instead of an OS thread per call.
+//!
+//! Why: a thread per call means a thread per *waiting* call. Under load up
+//! to 1,830 dialplan threads slept in Dial waiting for an answer, and 45 %
+//! of their time went to futexes and context switches (issue #11). A task
+//! that waits is a few hundred bytes in a waker list
+//! ([`sirius_core::channels::Signal::raised`]) and a timer entry; the
+//! workers only run plans that have something to do.
+//!
+//! Why tokio and not a hand-made executor: the workspace already has it,
+//! its timer wheel gives each waiting application its timeout without a
+//! thread, and a runtime built with `worker_threads(n)` starts exactly `n`
+//! threads (none more unless `spawn_blocking`/`block_in_place` are used,
+//! which this crate never does).
+//!
+//! No hop for simple plans: [`PoolHandle::start`] first runs the plan on
+//! the thread that starts it (chan_sip's driver, in `pbx_start`) until the
+//! plan reaches an application that waits or asks its technology for a
+//! reply ([`to_pool`]); only then does it move to the pool. `Answer`,
+//! `Hangup`, `Busy`, `Set`, `Goto`… never leave the starting thread, so
+//! such a call costs no wake-up of another thread at all. Applications that
+//! wait (`Wait`) or call a technology method that waits for its driver's
+//! answer (`Dial`'s `call` and bridge, `Echo`) must not run there: the
+//! driver would be waiting for itself.
+//!
+//! Panics: each poll of a plan (the inline one included) runs under
+//! `catch_unwind`; a panicking application ends its own call's task and
+//! nothing else (the panic hook has already reported it), as the old
+//! per-call threads did.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+/// The name of the pool's worker threads (`top -H`, `/proc/<pid>/task/*/comm`).
+pub const THREAD_NAME: &str = "pbx";
+
+/// Why the pool could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The runtime's worker threads could not be created.
+    #[error("cannot start the PBX pool of {threads} threads: {source}")]
+    Start {
+        /// How many workers were asked for.
+        threads: usize,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+thread_local! {
+    /// Whether this thread is one of a pool's workers: [`to_pool`] is then
+    /// already where it needs to be.
+    static ON_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A boxed plan: what the pool runs.
+type Plan = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The worker threads and their runtime. Dropping it stops the workers
+/// without waiting (tasks still waiting are dropped, their watches undone
+/// by their guards); that is allowed even from inside a task, where the
+/// last reference to the core, and so to the engine, may go.
+pub struct Pool {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: PoolHandle,
+    size: usize,
+    started: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    /// One worker per core (`std::thread::available_parallelism`).
+    pub fn per_core() -> Result<Pool, PoolError> {
+        Pool::with_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// A pool of exactly `threads` workers (at least one).
+    pub fn with_threads(threads: usize) -> Result<Pool, PoolError> {
+        let threads = threads.max(1);
+        let started = Arc::new(AtomicUsize::new(0));
+        let count = started.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(THREAD_NAME)
+            .enable_time()
+            .on_thread_start(move || {
+                count.fetch_add(1, Ordering::Relaxed);
+                ON_POOL.with(|p| p.set(true));
+            })
+            .build()
+            .map_err(|source| PoolError::Start { threads, source })?;
+        Ok(Pool {
+            handle: PoolHandle(runtime.handle().clone()),
+            runtime: Some(runtime),
+            size: threads,
+            started,
+        })
+    }
+
+    /// What starts plans on this pool.
+    pub fn handle(&self) -> &PoolHandle {
+        &self.handle
+    }
+
+    /// How many workers the pool has.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// How many threads the pool has started so far: never more than
+    /// [`Pool::size`], however many calls wait.
+    pub fn threads_started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Starts plans on a [`Pool`]; cheap to clone (a call's task keeps one to
+/// start its `h` extension later).
+#[derive(Clone)]
+pub struct PoolHandle(tokio::runtime::Handle);
+
+impl PoolHandle {
+    /// Runs `plan` on the calling thread until it first has to wait (or
+    /// awaits [`to_pool`]), then on the pool. A plan that never waits runs
+    /// entirely here: no other thread is woken for it.
+    pub fn start(&self, plan: impl Future<Output = ()> + Send + 'static) {
+        let mut plan: Plan = Box::pin(plan);
+        let polled = {
+            // Inside the runtime's context, so a timer made by the first
+            // steps registers with the pool's clock.
+            let _context = self.0.enter();
+            let mut cx = Context::from_waker(Waker::noop());
+            catch_unwind(AssertUnwindSafe(|| plan.as_mut().poll(&mut cx)))
+        };
+        // Pending: the pool polls it again at once, with a waker of its own
+        // (whatever the noop waker registered is replaced then).
+        if let Ok(Poll::Pending) = polled {
+            self.spawn_plan(plan);
+        }
+    }
+
+    /// Runs `plan` on the pool from its start (work handed on from a
+    /// thread that must not run it, like a channel registry hook).
+    pub fn spawn(&self, plan: impl Future<Output = ()> + Send + 'static) {
+        self.spawn_plan(Box::pin(plan));
+    }
+
+    fn spawn_plan(&self, plan: Plan) {
+        drop(self.0.spawn(Caught(plan)));
+    }
+}
+
+/// A plan whose every poll runs under `catch_unwind`: a panic ends this
+/// plan (already reported by the panic hook), not the worker's other tasks.
+struct Caught(Plan);
+
+impl Future for Caught {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let plan = &mut self.0;
+        catch_unwind(AssertUnwindSafe(|| plan.as_mut().poll(cx))).unwrap_or(Poll::Ready(()))
+    }
+}
+
+/// Resolves at once on a pool worker; elsewhere (the thread that started
+/// the plan) it is pending once, which moves the plan to the pool (see
+/// [`PoolHandle::start`]).
+pub fn to_pool() -> impl Future<Output = ()> {
+    std::future::poll_fn(|cx| {
+        if ON_POOL.with(|p| p.get()) {
+            Poll::Ready(())
+        } else {
+            // Woken at once, as `yield_now`: whoever polls it goes on.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+}
+
+/// Whether the calling thread is a pool worker.
+pub fn on_pool() -> bool {
+    ON_POOL.with(|p| p.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_plan_that_never_waits_runs_on_the_starting_thread() {
+        let pool = Pool::with_threads(2).unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.handle().start(async move {
+            tx.send(std::thread::current().id()).unwrap();
+        });
+        assert_eq!(rx.try_recv().unwrap(), std::thread::current().id());
+    }
+
+    #[test]
+    fn a_plan_moves_to_the_pool_when_it_asks_and_a_panic_spares_the_workers() {
+        let pool = Pool::with_threads(1).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let report = tx.clone();
+        pool.handle().start(async move {
+            report.send(("before", on_pool())).unwrap();
+            to_pool().await;
+            report.send(("after", on_pool())).unwrap();
+            panic!("an application's bug");
+        });
+        assert_eq!(rx.recv().unwrap(), ("before", false));
+        assert_eq!(rx.recv().unwrap(), ("after", true));
+        // The worker survived its task's panic and runs the next plan.
+        pool.handle()
+            .spawn(async move { tx.send(("next", on_pool())).unwrap() });
+        assert_eq!(rx.recv().unwrap(), ("next", true));
+        assert_eq!(pool.threads_started(), 1);
+        // A panic on the starting thread is caught there too.
+        pool.handle().start(async { panic!("inline") });
+    }
+}
