@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// How many free pairs a request tries before giving up: a pair can fail
 /// to bind when another process holds one of its ports.
-const ATTEMPTS: usize = 16;
+const ATTEMPTS: usize = 64;
 
 /// Pairs bound ahead when a range comes into force.
 pub const PREBIND: usize = 32;
