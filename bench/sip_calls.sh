@@ -370,4 +370,9 @@ report=bench/report-sip_calls.md
   awk '{printf "| %s | %s | %s | %s | %s | %s | %s/%s |\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$mem"
 } > "$report"
 echo "wrote $report" >&2
-python3 bench/plot_sip_calls.py || echo "no plot (see bench/plot_sip_calls.py)" >&2
+# The first Python with matplotlib (a pyenv python3 may shadow Debian's).
+for py in python3 /usr/bin/python3 ""; do
+  if [ -n "$py" ] && "$py" -c 'import matplotlib' 2>/dev/null; then break; fi
+done
+if [ -n "$py" ]; then "$py" bench/plot_sip_calls.py || echo "no plot" >&2
+else echo "no plot: matplotlib missing (apt-get install python3-matplotlib)" >&2; fi
