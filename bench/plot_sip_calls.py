@@ -15,9 +15,10 @@ import statistics
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-SYSTEMS = (("Sirius", "o-"), ("direct", "s--"), ("Kamailio", "^-."))
+SYSTEMS = (("Sirius", "o-", "C0"), ("direct", "s--", "C1"), ("Kamailio", "^-.", "C2"))
 # Columns of the per-run table after run, rate and system.
-COLUMNS = ("load", "cps", "failed", "refused", "retrans", "p50", "p99", "cpu_us", "lag_ms")
+COLUMNS = ("load", "cps", "failed", "refused", "retrans", "p50", "p99", "cpu_us", "lag_ms",
+           "unexpected")
 
 
 def runs(report):
@@ -77,10 +78,10 @@ def main():
          [s for s in SYSTEMS if s[0] == "Sirius"]),
     )
     for ax, column, ylabel, title, systems in panels:
-        for system, style in systems:
+        for system, style, color in systems:
             x, med, err = spread(rows, system, column)
             if x:
-                ax.errorbar(x, med, yerr=err, fmt=style, capsize=3, label=system)
+                ax.errorbar(x, med, yerr=err, fmt=style, color=color, capsize=3, label=system)
         ax.set_xlabel("offered calls/s")
         ax.set_ylabel(ylabel)
         ax.set_title(title)

@@ -36,6 +36,7 @@ top=$(echo "$RATES" | tr ' ' '\n' | sort -n | tail -1)
 # Right after the top rate, one more Sirius step at this rate: is it clean again?
 AFTER_RATE="${AFTER_RATE:-$(( top / 2 ))}"
 KAMAILIO="${KAMAILIO:-/usr/sbin/kamailio}"
+# KEEP=1 keeps the work directory (configurations, sipp and daemon output).
 KAMAILIO_PORT=25090                            # bench/kamailio.cfg listens here
 uac_sf="$PWD/bench/uac.xml"
 command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" >&2; exit 1; }
@@ -55,7 +56,7 @@ cleanup() {
   if [ -f "$work/pids" ]; then
     while read -r p; do kill "$p" 2>/dev/null || true; done < "$work/pids"
   fi
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 # shellcheck source=bench/pbx.sh
@@ -65,30 +66,35 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 
 percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} i=int(NR*p/100); if (i<1) i=1; printf "%.1f", a[i]}'; }
 
-# Retransmissions in a sipp output file's message table, per direction: prints
-# "forward backward", forward being the rows of requests from the UAC towards
-# the UAS ("INVITE ---------->" sent by the UAC, "----------> INVITE" received
-# by the UAS), backward the responses. The table's second count is Retrans:
-# for a sent message the retransmissions sipp made, for a received one the
-# duplicates it got.
+# Retransmissions in a sipp output file's message table, per direction, and
+# unexpected messages: prints "forward backward unexpected", forward being the
+# rows of requests from the UAC towards the UAS ("INVITE ---------->" sent by
+# the UAC, "----------> INVITE" received by the UAS), backward the responses.
+# A row's counts are Messages, Retrans (for a sent message the
+# retransmissions sipp made, for a received one the duplicates it got),
+# Timeout and, for a received message, Unexpected-Msg.
 retrans_of() {
   awk '$1 ~ /^-+>$/ || $2 ~ /^-+>$/ || $1 ~ /^<-+$/ || $2 ~ /^<-+$/ {
     arrow = ($1 ~ /^(-+>|<-+)$/) ? $1 : $2
     n = 0
-    for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+$/) { n++; if (n == 2) { r = $i; break } }
+    for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+$/) { c[++n] = $i }
     if (n < 2) next
-    if (arrow ~ />$/) fwd += r; else bwd += r
-  } END {print fwd + 0, bwd + 0}' "$1"
+    if (arrow ~ />$/) fwd += c[2]; else bwd += c[2]
+    if (n >= 4) unexp += c[4]
+  } END {print fwd + 0, bwd + 0, unexp + 0}' "$1"
 }
 
 # One step: a sipp UAS on 25070 and a sipp UAC on 25080 calling $2 at $1
 # calls/s; $3 overrides the hold time (ms), $4 the call count. Prints
-# "achieved ok failed p50 p99 refused retrans seconds": latency in ms from
-# sipp's rtd trace; refused: calls answered 503; seconds: the step's length.
+# "achieved ok failed p50 p99 refused retrans seconds unexpected": achieved:
+# calls completed per second of the offering (see below); failed: calls
+# neither completed nor refused; latency in ms from sipp's rtd trace;
+# refused: calls answered 503; seconds: how long the UAC ran; unexpected:
+# messages either sipp did not expect (a 500 instead of a 180, say).
 step() {
   local rate=$1 target=$2 hold=${3:-$HOLD_MS} calls=${4:-$(( $1 * DURATION ))} dir
   local limit=$(( calls / rate + hold / 1000 + 40 ))   # seconds: sipp's own bound
-  dir=$(mktemp -d -p "$work")
+  dir=$(mktemp -d -p "$work" "step-$(date +%H%M%S)-XXXX")   # in the order run
   sipp -sn uas -p 25070 -i 127.0.0.1 -nostdin -m "$calls" -timeout "$((limit + 10))s" \
       -buff_size 8388608 > "$dir/uas.out" 2>&1 &
   local uas=$!; track "$uas"
@@ -109,9 +115,11 @@ step() {
   # The 503 row of sipp's message table: "503 <----------  N ...".
   refused=$(awk '$1 == "503" && $2 ~ /^</ {print $3}' "$dir/uac.out" | tail -1)
   refused=${refused:-0}
-  # bench/uac.xml counts a refused call as failed: what is left failed otherwise.
-  failed=$(( ${failed:-0} - refused ))
-  local rtt p50=n/a p99=n/a
+  # Failed: neither completed nor refused. bench/uac.xml counts a refused call
+  # as failed; a call still waiting when sipp's timeout ends the run is in
+  # neither of sipp's counts.
+  failed=$(( calls - ok - refused ))
+  local rtt p50=n/a p99=n/a span=0
   rtt=$(find "$dir" -maxdepth 1 -name '*_rtt.csv' | head -1)
   if [ -n "$rtt" ]; then
     # Date_ms;response_time_ms;rtd_no. Steady state only: calls set up in the
@@ -120,16 +128,24 @@ step() {
     steady() { awk -F';' 'NR == 2 {t0 = $1} NR > 1 && $1 >= t0 + 1000 {print $2}' "$rtt"; }
     p50=$(steady | percentile 50)
     p99=$(steady | percentile 99)
+    # When the last call was set up (ms from sipp's start).
+    span=$(awk -F';' 'NR > 1 && $1 > m {m = $1} END {print m + 0}' "$rtt")
   fi
   local secs; secs=$(echo "$end - $start" | bc)
   # Retransmissions per direction: the larger of what one sipp sent and what
   # the other received, so that one forwarded end to end counts once and one
   # made (or absorbed) by the box in the middle counts too.
-  local uf ub sf sb
-  read -r uf ub < <(retrans_of "$dir/uac.out")
-  read -r sf sb < <(retrans_of "$dir/uas.out")
+  local uf ub ux sf sb sx
+  read -r uf ub ux < <(retrans_of "$dir/uac.out")
+  read -r sf sb sx < <(retrans_of "$dir/uas.out")
   local retrans=$(( (uf > sf ? uf : sf) + (ub > sb ? ub : sb) ))
-  echo "$(echo "scale=1; $ok / $secs" | bc) $ok ${failed:-0} $p50 $p99 $refused $retrans $secs"
+  # Calls completed per second of the offering: over the time the offered
+  # rate takes to place the calls, or until the last call was set up when
+  # that was later (the UAC or the box in the middle falling behind). A call
+  # left hanging until sipp's timeout does not stretch it: it counts as failed.
+  local window
+  window=$(echo "scale=3; w = $calls / $rate; s = $span / 1000; if (s > w) w = s; w" | bc)
+  echo "$(echo "scale=1; $ok / $window" | bc) $ok $failed $p50 $p99 $refused $retrans $secs $(( ux + sx ))"
 }
 
 # Kamailio on bench/kamailio.cfg for at most $1 seconds; sets $kam (the
@@ -171,19 +187,19 @@ us_per_call() { if [ "$2" -gt 0 ]; then echo "scale=1; $1 * 1000000 / $hz / $2" 
 
 # One Sirius step at $1 calls/s, recorded as system $2.
 sirius_step() {
-  local load t0 t1 lag cps ok failed p50 p99 refused retrans secs
+  local load t0 t1 lag cps ok failed p50 p99 refused retrans secs unexp
   load=$(load1)
   t0=$(cpu_ticks "$pid")
   step "$1" 127.0.0.1:25060 > "$work/step.txt"
-  read -r cps ok failed p50 p99 refused retrans secs < "$work/step.txt"
+  read -r cps ok failed p50 p99 refused retrans secs unexp < "$work/step.txt"
   t1=$(cpu_ticks "$pid")
   # The lag of the seconds the step took (the current second first).
   lag=$(worst_lag $(( ${secs%.*} + 2 )))
-  echo "$run $1 $2 $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") $lag" >> "$raw"
+  echo "$run $1 $2 $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") $lag $unexp" >> "$raw"
   echo "  rate $1 $2: $cps cps, $failed failed, $refused 503, $retrans retransmissions, p99 $p99 ms, lag $lag ms (load $load)" >&2
 }
 
-raw="$work/ramp.tsv"     # run rate system load cps failed refused retrans p50 p99 cpu_us lag_ms
+raw="$work/ramp.tsv"     # run rate system load cps failed refused retrans p50 p99 cpu_us lag_ms unexpected
 mem="$work/memory.tsv"   # run idle_kb peak_calls peak_kb after_kb threads files_soft files_hard
 : > "$raw"; : > "$mem"
 nrates=$(echo "$RATES" | wc -w)
@@ -191,30 +207,35 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC'); load_start=$(cut -d' ' -f1-3 /proc/loa
 for run in $(seq "$RUNS"); do
   echo "run $run of $RUNS" >&2
   # The ramp: Sirius with overload control on ($LIMITS).
-  write_pbx_config "${LIMITS//; /$'\n'}"
+  # RTP ports of its own, below the kernel's ephemeral ports and away from
+  # the default 10000-20000 that other daemons and tests on a shared machine
+  # use: a trial at 500 calls/s there logged "no free RTP/RTCP port pair" two
+  # seconds into the step, with thousands of pairs never used (each bind
+  # failed), and answered those calls 500.
+  write_pbx_config "${LIMITS//; /$'\n'}" $'rtpstart = 20000\nrtpend = 32000'
   start_pbx; track "$pid"
   if [ -n "$KAMAILIO" ]; then start_kamailio $(( nrates * 3 * (DURATION + PAUSE + 60) + 60 )); fi
   for rate in $RATES; do
     sleep "$PAUSE"
     sirius_step "$rate" Sirius
+    # Right after the top rate (no pause): back to AFTER_RATE.
+    if [ "$rate" = "$top" ] && [ "$AFTER_RATE" -gt 0 ]; then sirius_step "$AFTER_RATE" Sirius-after; fi
 
     sleep "$PAUSE"; load=$(load1)
     step "$rate" 127.0.0.1:25070 > "$work/step.txt"
-    read -r cps ok failed p50 p99 refused retrans secs < "$work/step.txt"
-    echo "$run $rate direct $load $cps $failed $refused $retrans $p50 $p99 n/a n/a" >> "$raw"
+    read -r cps ok failed p50 p99 refused retrans secs unexp < "$work/step.txt"
+    echo "$run $rate direct $load $cps $failed $refused $retrans $p50 $p99 n/a n/a $unexp" >> "$raw"
     echo "  rate $rate direct: $cps cps, $failed failed, $retrans retransmissions, p99 $p99 ms (load $load)" >&2
 
     if [ -n "$KAMAILIO" ]; then
       sleep "$PAUSE"; load=$(load1)
       t0=$(kam_ticks)
       step "$rate" "127.0.0.1:$KAMAILIO_PORT" > "$work/step.txt"
-      read -r cps ok failed p50 p99 refused retrans secs < "$work/step.txt"
+      read -r cps ok failed p50 p99 refused retrans secs unexp < "$work/step.txt"
       t1=$(kam_ticks)
-      echo "$run $rate Kamailio $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") n/a" >> "$raw"
+      echo "$run $rate Kamailio $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") n/a $unexp" >> "$raw"
       echo "  rate $rate Kamailio: $cps cps, $failed failed, $refused 503, $retrans retransmissions, p99 $p99 ms (load $load)" >&2
     fi
-    # Right after the top rate (no pause): back to AFTER_RATE.
-    if [ "$rate" = "$top" ] && [ "$AFTER_RATE" -gt 0 ]; then sirius_step "$AFTER_RATE" Sirius-after; fi
   done
   [ -z "$KAMAILIO" ] || stop_kamailio
   stop_pbx; untrack "$pid"
@@ -283,15 +304,16 @@ report=bench/report-sip_calls.md
   echo "with ${PAUSE} s of quiet before each. Cells: min / median / max over the runs (one value when all agree)."
   echo
   echo "Columns: *load*: the 1-minute load average just before the step (min–max); *calls/s*: calls completed per"
-  echo "second (goodput); *failed*: calls that failed other than by a 503; *503*: calls refused for load (Sirius runs"
+  echo "second of the offering (goodput); *failed*: calls neither completed nor refused; *503*: calls refused for load (Sirius runs"
   echo "with overload control: ${LIMITS}); *retrans*: SIP retransmissions, per direction the larger of"
   echo "what one sipp sent and the other received; *p50/p99*: INVITE to 200 OK (sipp rtd) in ms, calls after the step's"
   echo "first second only (sipp's rtd clock ticks in 4 ms steps: 0 means under 4 ms); *CPU µs/call*: the daemon's"
   echo "CPU time (all of Kamailio's processes) over the step divided by the calls completed; *worst lag*: Sirius's"
-  echo "worst per-second event-loop lag over the step (\`sip show lag\`: how late a due timer ran, the stall detector)."
+  echo "worst per-second event-loop lag over the step (\`sip show lag\`: how late a due timer ran, the stall detector);"
+  echo "*unexpected*: messages either sipp did not expect (a 500 instead of a 180, say)."
   echo
-  echo "| offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms | unexpected |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   # shellcheck disable=SC2086 # the rates, one a word
   for rate in $(printf '%s\n' $RATES "$AFTER_RATE" | sort -nu); do
     for s in $systems; do
@@ -299,7 +321,7 @@ report=bench/report-sip_calls.md
       loads=$(col "$rate" "$s" 4 | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {if (lo == hi) print lo; else print lo "–" hi}')
       echo "| $rate | $s | $loads | $(col "$rate" "$s" 5 | mmm %.1f) | $(col "$rate" "$s" 6 | mmm %d) | $(col "$rate" "$s" 7 | mmm %d)" \
            "| $(col "$rate" "$s" 8 | mmm %d) | $(col "$rate" "$s" 9 | mmm %.1f) | $(col "$rate" "$s" 10 | mmm %.1f)" \
-           "| $(col "$rate" "$s" 11 | mmm %.1f) | $(col "$rate" "$s" 12 | mmm %.1f) |"
+           "| $(col "$rate" "$s" 11 | mmm %.1f) | $(col "$rate" "$s" 12 | mmm %.1f) | $(col "$rate" "$s" 13 | mmm %d) |"
     done
   done
   echo
@@ -361,8 +383,8 @@ report=bench/report-sip_calls.md
   echo
   echo "## Per run"
   echo
-  echo "| run | offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| run | offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms | unexpected |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   awk '{printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; print ""}' "$raw"
   echo
   echo "| run | RSS idle kB | calls up at the peak | RSS at the peak kB | RSS ${AFTER_S} s after kB | threads | open files soft/hard |"
