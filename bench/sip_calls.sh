@@ -207,12 +207,13 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC'); load_start=$(cut -d' ' -f1-3 /proc/loa
 for run in $(seq "$RUNS"); do
   echo "run $run of $RUNS" >&2
   # The ramp: Sirius with overload control on ($LIMITS).
-  # RTP ports of its own, below the kernel's ephemeral ports and away from
-  # the default 10000-20000 that other daemons and tests on a shared machine
-  # use: a trial at 500 calls/s there logged "no free RTP/RTCP port pair" two
-  # seconds into the step, with thousands of pairs never used (each bind
-  # failed), and answered those calls 500.
-  write_pbx_config "${LIMITS//; /$'\n'}" $'rtpstart = 20000\nrtpend = 32000'
+  # RTP ports of its own (5,000 pairs, as many as the default range), below
+  # the kernel's ephemeral ports and away from the ranges other daemons and
+  # tests on a shared machine bind: the default 10000-20000 and the blackbox
+  # tests' 30000-31999. A trial in each logged "no free RTP/RTCP port pair"
+  # two seconds into a 500 calls/s step, thousands of pairs never used (16
+  # binds in a row failed), and answered those calls 500.
+  write_pbx_config "${LIMITS//; /$'\n'}" $'rtpstart = 20000\nrtpend = 29999'
   start_pbx; track "$pid"
   if [ -n "$KAMAILIO" ]; then start_kamailio $(( nrates * 3 * (DURATION + PAUSE + 60) + 60 )); fi
   for rate in $RATES; do
