@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work is set by the script that sources this
 # Shared by the benchmark scripts (sourced, not run): a throw-away Sirius
 # configuration in $work — UAC peer on 25060 whose calls Dial the UAS peer on
 # 127.0.0.1:25070 — and starting/stopping the release daemon on it.
