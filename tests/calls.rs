@@ -82,6 +82,25 @@ fn an_answered_call_ends_when_the_caller_hangs_up() {
     );
 }
 
+/// As Asterisk: a call's progress lines are VERBOSE, written at the
+/// verbose level that asks for them and not at all below it; notices stay.
+#[test]
+fn at_verbose_0_a_call_writes_no_progress_lines() {
+    let d = pbx();
+    d.rx("core set verbose 0").ok();
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "100", "-d", "100"]);
+    assert_eq!(code, 0, "{out}");
+    d.rx("core set verbose 3").ok();
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "100", "-d", "100"]);
+    assert_eq!(code, 0, "{out}");
+    let log = d.messages();
+    assert!(!log.contains("SIP/sipp-00000001"), "{log}");
+    assert!(
+        log.contains("] VERBOSE:     -- Hungup 'SIP/sipp-00000002' (NORMAL_CLEARING, 16)"),
+        "{log}"
+    );
+}
+
 #[test]
 fn the_pbx_hangs_up_an_answered_call_with_bye() {
     let d = pbx();

@@ -85,7 +85,8 @@ impl CoreServices for HostServices {
             ],
         });
         if spec.direction == Direction::Inbound {
-            log::info!(
+            sirius_abi::verbose!(
+                3,
                 "Incoming call on '{}' to {}@{}",
                 info.name,
                 spec.exten,

@@ -57,11 +57,12 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
                 core.channels.update(out, |c| c.vars.extend(vars));
                 match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
                     Ok(()) => {
-                        log::info!("    -- Called {t}");
+                        sirius_abi::verbose!(3, "    -- Called {t}");
                         outs.push(out);
                     }
                     Err(c) => {
-                        log::info!(
+                        sirius_abi::verbose!(
+                            3,
                             "    -- Couldn't call {t} (cause {} - {})",
                             c.0,
                             c.description()
@@ -185,7 +186,8 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
             .get(id)
             .map_or_else(|| id.to_string(), |c| c.name)
     };
-    log::info!(
+    sirius_abi::verbose!(
+        3,
         "    -- {} answered {}; bridged ({how})",
         name(answered),
         name(chan)

@@ -57,7 +57,7 @@ pub fn spawn_app(pool: &PoolHandle, core: Arc<Core>, chan: ChannelId, app: Strin
             to_pool().await;
         }
         let name = core.channels.get(chan).map(|c| c.name).unwrap_or_default();
-        log::info!("    -- Executing {app}(\"{name}\", \"{data}\")");
+        sirius_abi::verbose!(3, "    -- Executing {app}(\"{name}\", \"{data}\")");
         core.channels.update(chan, |c| {
             c.application = app.clone();
             c.app_data = data.clone();
@@ -130,7 +130,8 @@ async fn run_steps(
         let Some((ctx, ext)) = dp.find(&context, &exten) else {
             // Asterisk sends a call that lands on a missing extension to `i`.
             if exten != "i" && dp.find(&context, "i").is_some() {
-                log::info!(
+                sirius_abi::verbose!(
+                    3,
                     "    -- Sent into invalid extension '{exten}' in context '{context}' on {}",
                     ch.name
                 );
@@ -149,8 +150,9 @@ async fn run_steps(
         let Some(step) = ext.steps.iter().find(|s| s.priority == prio) else {
             // Autofallthrough: the extension ran out of priorities.
             let status = crate::vars::fetch(&ch.vars, "DIALSTATUS").map_or("UNKNOWN", |s| s);
-            log::info!(
-                "Auto fallthrough, channel '{}' status is '{status}'",
+            sirius_abi::verbose!(
+                2,
+                "  == Auto fallthrough, channel '{}' status is '{status}'",
                 ch.name
             );
             hangup_as_is(core, chan);
@@ -170,7 +172,8 @@ async fn run_steps(
             c.application = step.app.clone();
             c.app_data = data.clone();
         });
-        log::info!(
+        sirius_abi::verbose!(
+            3,
             "    -- Executing [{exten}@{}:{prio}] {}(\"{}\", \"{data}\") in new stack",
             ctx.name,
             step.app,
@@ -236,7 +239,8 @@ fn run_h(core: &Core, dp: &Dialplan, context: &str, mut ch: Channel) {
             return;
         };
         let data = substitute(&step.data, &|v| lookup(dp, &ch, "h", &ctx.name, prio, v));
-        log::info!(
+        sirius_abi::verbose!(
+            3,
             "    -- Executing [h@{}:{prio}] {}(\"{}\", \"{data}\") in new stack",
             ctx.name,
             step.app,
