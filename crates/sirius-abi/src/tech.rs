@@ -35,6 +35,9 @@ pub trait ChannelTech: Send + Sync + Clone {
     ) -> RResult<ChannelId, Cause>;
 
     /// Places the call on a channel created by `request_call` (`ast_call`).
+    /// A technology may queue it and refuse later by hanging the channel up
+    /// with the cause (chan_sip does: a dialplan task must not wait for its
+    /// driver); an error returned here is refused at once.
     fn call(&self, chan: ChannelId, dest: RString, timeout_ms: u32) -> RResult<(), Cause>;
 
     /// Answers an inbound channel.

@@ -53,7 +53,7 @@ pub enum Command {
     /// `call`: send the INVITE. The answer says at once whether the call was
     /// placed (call-limit refusals are the caller's to see, as `sip_call`
     /// returning -1 is in Asterisk); later failures end the channel.
-    Place(ChannelId, std::sync::mpsc::Sender<Result<(), Cause>>),
+    Place(ChannelId),
     /// The core bridges two of our channels: relay their RTP. The answer
     /// says at once whether the native bridge runs (else the core falls
     /// back to its generic bridge).
@@ -459,9 +459,7 @@ pub async fn run(
                     d.shutdown(&mut buf).await;
                     let _ = ack.send(());
                 }
-                Command::Place(c, reply) => {
-                    let _ = reply.send(d.ep.place(now(), c));
-                }
+                Command::Place(c) => d.input(Input::Place(c)),
                 Command::Calls(reply) => {
                     let _ = reply.send(d.ep.calls() as u32);
                 }

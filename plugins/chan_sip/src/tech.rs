@@ -265,14 +265,14 @@ impl ChannelDriver for SipTech {
         Ok(info.id)
     }
 
+    /// Queued, not waited for: the driver may be busy with thousands of
+    /// messages, and the dialplan task calling this would hold one of the
+    /// PBX pool's few workers meanwhile (under load the pool then starved
+    /// and Dials queued behind each other). A refusal (call-limit, a second
+    /// `call`) hangs the channel up with its cause instead, which Dial
+    /// reads as any callee's end (DIALSTATUS, HANGUPCAUSE).
     fn call(&self, chan: ChannelId, _dest: &str, _timeout_ms: u32) -> Result<(), Cause> {
-        let (reply, result) = std::sync::mpsc::channel();
-        self.send(crate::driver::Command::Place(chan, reply))?;
-        // One turn of the monitor; bounded so a stopping module cannot hang a
-        // dialplan thread.
-        result
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .unwrap_or(Err(Cause::FAILURE))
+        self.send(crate::driver::Command::Place(chan))
     }
 
     fn answer(&self, chan: ChannelId) -> Result<(), Cause> {

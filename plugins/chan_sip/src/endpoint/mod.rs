@@ -122,6 +122,11 @@ pub enum Input<'a> {
     Indicate(ChannelId, sirius_abi::Indication),
     /// `request_call` created an outbound channel.
     NewOutbound(OutboundSetup),
+    /// `call()`: send the INVITE of an outbound channel. The core does not
+    /// wait for the outcome (a dialplan task must not hold a worker while
+    /// this thread is busy): a refusal hangs the channel up with its cause,
+    /// which Dial reads as it reads any callee's end.
+    Place(ChannelId),
     /// The core bridged two of our channels (or one with itself: Echo).
     Bridge(ChannelId, ChannelId),
     /// The core ended the native bridge (or early-media link) between two
@@ -396,6 +401,12 @@ impl Endpoint {
             Input::Hangup(c, cause) => self.hangup_call(now, c, cause),
             Input::Indicate(c, ind) => self.indicate_call(now, c, ind),
             Input::NewOutbound(setup) => self.new_outbound(setup, env),
+            Input::Place(c) => {
+                if let Err(cause) = self.place(now, c) {
+                    self.take_session(c);
+                    self.host(HostAction::Hangup(c, cause));
+                }
+            }
             Input::Bridge(a, b) => {
                 let _ = self.bridge(a, b, env);
             }

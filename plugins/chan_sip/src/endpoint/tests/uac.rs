@@ -289,3 +289,23 @@ fn a_redirect_to_a_name_waits_for_its_lookup() {
     );
     assert!(h.ep.sessions.get(chan).is_some(), "the first call goes on");
 }
+
+/// `call()` is not waited for (a dialplan task must not hold a PBX worker
+/// while the driver is busy): a leg over bob's call-limit is refused by
+/// hanging its channel up with USER_BUSY, which Dial reads as a busy
+/// callee, and no INVITE goes out for it.
+#[test]
+fn a_placed_leg_over_the_call_limit_is_hung_up_with_user_busy() {
+    let mut h = Harness::new(&SIP_TOML.replace("port = 5064\n", "port = 5064\ncall-limit = 1\n"));
+    let (first, _) = placed_outbound(&mut h, 100);
+    let second = ChannelId(101);
+    new_outbound_to_bob(&mut h, second);
+    h.host_actions();
+    h.input(Input::Place(second));
+    assert!(h.sent().is_empty(), "no INVITE for the leg over the limit");
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(second, Cause::USER_BUSY)]
+    );
+    assert_eq!(h.ep.calls(), 1, "the first leg goes on: {first}");
+}
