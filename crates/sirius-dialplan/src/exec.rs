@@ -437,7 +437,7 @@ async fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, conte
                     return Next::Stop;
                 }
             }
-            if let Err(c) = core.echo(chan) {
+            if let Err(c) = crate::pool::blocking(|| core.echo(chan)) {
                 log::warn!("Echo is not supported on this channel: {c}");
                 return Next::Continue;
             }

@@ -125,7 +125,14 @@ fn thousands_of_ringing_dials_wait_on_no_more_threads_than_the_pool_has() {
                     .is_some_and(|ch| ch.bridged_to.is_some())
             })
     });
-    assert_eq!(pbx.engine.pool().threads_started(), size);
+    // Each bridge runs outside the pool's hold (`pool::blocking`): tokio
+    // lends a thread to carry the worker's other plans meanwhile, and
+    // reuses it. A few, however many calls bridge; never one per call.
+    let started = pbx.engine.pool().threads_started();
+    assert!(
+        started < size + 64,
+        "{started} threads started for {CALLS} bridges (pool of {size})"
+    );
     // A hangup on either leg ends both.
     for c in &callees {
         core.channel_gone(*c, Cause::NORMAL_CLEARING);
