@@ -301,7 +301,7 @@ clean_rates() {
   done
   echo "${out# }"
 }
-report=bench/report-sip_calls.md
+report="${REPORT:-bench/report-sip_calls.md}"
 {
   echo "# Signalling benchmark: Sirius, sipp to sipp and Kamailio"
   echo
