@@ -48,14 +48,13 @@ impl LagMeter {
             self.past.push_front(self.current.1);
             self.past.truncate(SECONDS);
             self.current = (self.current.0 + second, Duration::ZERO);
-            if self.past.len() == SECONDS && self.current.1.is_zero() {
-                // Long idle: skip ahead instead of looping over every second.
-                let behind = now.saturating_duration_since(self.current.0).as_secs();
-                if behind > SECONDS as u64 {
-                    self.past.clear();
-                    self.past.resize(SECONDS, Duration::ZERO);
-                    self.current.0 += Duration::from_secs(behind);
-                }
+            // Long idle: every second left to close reads zero; skip them
+            // instead of looping over each.
+            let behind = now.saturating_duration_since(self.current.0).as_secs();
+            if behind > SECONDS as u64 {
+                self.past.clear();
+                self.past.resize(SECONDS, Duration::ZERO);
+                self.current.0 += Duration::from_secs(behind);
             }
         }
     }

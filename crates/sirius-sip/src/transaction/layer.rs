@@ -66,6 +66,40 @@ struct Tx {
 }
 
 impl Tx {
+    /// A transaction in its first state, no timer armed yet.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        key: Key,
+        client: bool,
+        invite: bool,
+        state: State,
+        peer: SocketAddr,
+        transport: Transport,
+        request: Message,
+        interval: Duration,
+    ) -> Tx {
+        Tx {
+            key,
+            client,
+            invite,
+            state,
+            peer,
+            transport,
+            request: Some(Box::new(request)),
+            outgoing: None,
+            ack: None,
+            retransmit_at: None,
+            interval,
+            timeout_at: None,
+            terminate_at: None,
+            linger: Duration::ZERO,
+            scheduled: None,
+            cancel_pending: false,
+            acked: false,
+            dialog_key: None,
+        }
+    }
+
     /// The earliest deadline, with the duration it was set ahead (the
     /// timer list it belongs to): retransmissions by their interval, Timers
     /// B/F/H/L/M by 64·T1, the linger timers (D, I, J, K) by their own.
@@ -235,30 +269,15 @@ impl TransactionLayer {
         let invite = req.method() == Some(&Method::Invite);
         let bytes = req.to_bytes();
         let t1 = self.cfg.t1;
-        let tx = Tx {
-            key,
-            client: true,
-            invite,
-            state: if invite {
-                State::Calling
-            } else {
-                State::Trying
-            },
-            peer: dest,
-            transport,
-            request: Some(Box::new(req)),
-            outgoing: Some(bytes.clone()),
-            ack: None,
-            retransmit_at: (!transport.is_reliable()).then(|| now + t1),
-            interval: t1,
-            timeout_at: Some(now + 64 * t1),
-            terminate_at: None,
-            linger: Duration::ZERO,
-            scheduled: None,
-            cancel_pending: false,
-            acked: false,
-            dialog_key: None,
+        let state = if invite {
+            State::Calling
+        } else {
+            State::Trying
         };
+        let mut tx = Tx::new(key, true, invite, state, dest, transport, req, t1);
+        tx.outgoing = Some(bytes.clone());
+        tx.retransmit_at = (!transport.is_reliable()).then(|| now + t1);
+        tx.timeout_at = Some(now + 64 * t1);
         let id = self.txs.insert(tx).ok_or(TxError::Full)?;
         self.keys.insert(key, id);
         self.reschedule(id);
@@ -421,31 +440,23 @@ impl TransactionLayer {
         } else {
             None
         };
-        // No room (16 million live): unanswered, like a lost datagram.
-        let Some(id) = self.txs.insert(Tx {
+        let state = if invite {
+            State::Proceeding
+        } else {
+            State::Trying
+        };
+        let tx = Tx::new(
             key,
-            client: false,
+            false,
             invite,
-            state: if invite {
-                State::Proceeding
-            } else {
-                State::Trying
-            },
-            peer: source,
+            state,
+            source,
             transport,
-            request: Some(Box::new(msg.clone())),
-            outgoing: None,
-            ack: None,
-            retransmit_at: None,
-            interval: self.cfg.t1,
-            timeout_at: None,
-            terminate_at: None,
-            linger: Duration::ZERO,
-            scheduled: None,
-            cancel_pending: false,
-            acked: false,
-            dialog_key: None,
-        }) else {
+            msg.clone(),
+            self.cfg.t1,
+        );
+        // No room (16 million live): unanswered, like a lost datagram.
+        let Some(id) = self.txs.insert(tx) else {
             return;
         };
         self.keys.insert(key, id);
