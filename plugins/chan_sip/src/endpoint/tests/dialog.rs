@@ -398,21 +398,30 @@ fn a_reload_while_registering_keeps_the_lines_answer() {
     assert!(h.ep.shared.outbound.lock()[0].registered());
 }
 
+/// Alice (answered, ACKed) natively bridged with bob (answered): her 200.
+fn glare_setup(h: &mut Harness) -> Message {
+    let (a, ok_a) = answered_inbound(h);
+    let (b, _) = answered_outbound(h, 100);
+    h.input(Input::Bridge(a, b));
+    h.take();
+    ok_a
+}
+
+/// Alice's re-INVITE in the dialog of `ok_a`, offering `dir`.
+fn alice_offer(ok_a: &Message, cseq: u32, dir: &str) -> Message {
+    let mut m = in_dialog("INVITE", ok_a, ALICE, cseq, &format!("r{cseq}"));
+    m.set_body("application/sdp", sdp(40_000, dir));
+    m
+}
+
 /// One re-INVITE at a time (RFC 3261 §14.1): an unhold that comes while
 /// our hold re-INVITE to bob is unanswered waits for its answer; an offer
 /// from bob meanwhile gets 491 Request Pending.
 #[test]
 fn re_invites_wait_for_each_other_and_glare_gets_491() {
     let mut h = Harness::new(SIP_TOML);
-    let (a, ok_a) = answered_inbound(&mut h);
-    let (b, _) = answered_outbound(&mut h, 100);
-    h.input(Input::Bridge(a, b));
-    h.take();
-    let offer = |cseq: u32, dir: &str| {
-        let mut m = in_dialog("INVITE", &ok_a, ALICE, cseq, &format!("r{cseq}"));
-        m.set_body("application/sdp", sdp(40_000, dir));
-        m
-    };
+    let ok_a = glare_setup(&mut h);
+    let offer = |cseq: u32, dir: &str| alice_offer(&ok_a, cseq, dir);
     h.recv(&offer(2, "sendonly"), ALICE);
     let hold = h
         .sent()
@@ -454,15 +463,8 @@ fn re_invites_wait_for_each_other_and_glare_gets_491() {
 #[test]
 fn a_491_to_our_re_invite_is_retried_after_the_rfcs_random_wait() {
     let mut h = Harness::new(SIP_TOML);
-    let (a, ok_a) = answered_inbound(&mut h);
-    let (b, _) = answered_outbound(&mut h, 100);
-    h.input(Input::Bridge(a, b));
-    h.take();
-    let offer = |cseq: u32, dir: &str| {
-        let mut m = in_dialog("INVITE", &ok_a, ALICE, cseq, &format!("g{cseq}"));
-        m.set_body("application/sdp", sdp(40_000, dir));
-        m
-    };
+    let ok_a = glare_setup(&mut h);
+    let offer = |cseq: u32, dir: &str| alice_offer(&ok_a, cseq, dir);
     let to_bob = |h: &mut Harness, method: Method| -> Vec<Message> {
         h.sent()
             .into_iter()
