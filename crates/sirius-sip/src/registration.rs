@@ -141,6 +141,11 @@ impl Registration {
         }
     }
 
+    /// The Call-ID every REGISTER of this registration carries.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
     /// Current state.
     pub fn state(&self) -> RegState {
         self.state

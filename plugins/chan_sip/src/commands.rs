@@ -41,8 +41,13 @@ pub fn run(
         ["sip", "show", "peer", name] => show_peer(shared, name),
         ["sip", "show", "settings"] => Ok(show_settings(shared)),
         ["sip", "show", "registry"] => Ok(show_registry(shared)),
-        ["sip", "show", "lag"] => Ok(shared.lag.lock().render(std::time::Instant::now())),
-        ["sip", "show", "channels"] => ask(shared, crate::driver::Command::ShowChannels),
+        ["sip", "show", "lag"] => {
+            let mut guards: Vec<_> = shared.lag.iter().map(|m| m.lock()).collect();
+            let mut meters: Vec<&mut crate::lag::LagMeter> =
+                guards.iter_mut().map(|g| &mut **g).collect();
+            Ok(crate::lag::render(&mut meters, std::time::Instant::now()))
+        }
+        ["sip", "show", "channels"] => show_channels(shared),
         ["sip", "show", "inuse"] => ask(shared, |tx| crate::driver::Command::ShowInuse(false, tx)),
         ["sip", "show", "inuse", "all"] => {
             ask(shared, |tx| crate::driver::Command::ShowInuse(true, tx))
@@ -54,9 +59,10 @@ pub fn run(
             if !shared.qualify.lock().contains_key(*name) {
                 return Err(format!("Peer '{name}' is not monitored (qualify is off)"));
             }
+            // Pokes run on the first shard (crate::shards).
             shared
-                .commands
-                .send(crate::driver::Command::QualifyNow(name.to_string()))
+                .shards
+                .send(0, crate::driver::Command::QualifyNow(name.to_string()))
                 .map_err(|_| "chan_sip is stopping".to_string())?;
             Ok(format!("Qualifying peer '{name}'"))
         }
@@ -286,19 +292,39 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
     Ok(o)
 }
 
-/// A table only the endpoint can build (it owns the sessions), asked of
-/// the driver and waited for, briefly.
+/// A table only an endpoint can build, asked of the first shard's driver
+/// and waited for, briefly.
 fn ask(
     shared: &Shared,
     cmd: impl FnOnce(std::sync::mpsc::Sender<String>) -> crate::driver::Command,
 ) -> Result<String, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     shared
-        .commands
-        .send(cmd(tx))
+        .shards
+        .send(0, cmd(tx))
         .map_err(|_| "chan_sip is stopping".to_string())?;
     rx.recv_timeout(std::time::Duration::from_secs(2))
         .map_err(|_| "chan_sip did not answer in time".to_string())
+}
+
+/// `sip show channels`: every shard's sessions (each owns its own), in
+/// channel order.
+fn show_channels(shared: &Shared) -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    shared
+        .shards
+        .broadcast(|| crate::driver::Command::ShowChannels(tx.clone()));
+    drop(tx);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut rows = Vec::new();
+    for _ in 0..shared.shards.count() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(r) => rows.push(r),
+            Err(_) => return Err("chan_sip did not answer in time".to_string()),
+        }
+    }
+    Ok(crate::session::render_channels(rows))
 }
 
 fn show_registry(shared: &Shared) -> String {

@@ -79,6 +79,9 @@ pub struct General {
     /// get 503 with Retry-After, so that the calls in progress keep their
     /// timing; 0 for no limit.
     pub maxlag: u32,
+    /// SIP signalling threads (shards of the endpoint, by Call-ID; each
+    /// with its own relay thread): 0 for one per core. Read at load only.
+    pub sipthreads: u32,
     /// How long a blocked address stays blocked, seconds.
     pub authblocktime: u32,
     /// RFC 4028 session timers: `accept` (run them when the far end asks),
@@ -196,6 +199,7 @@ impl Default for General {
             // Well short of T1 (500 ms), when callers start retransmitting,
             // and well above what scheduling alone causes on a busy machine.
             maxlag: 200,
+            sipthreads: 0,
             authblocktime: 300,
             session_timers: SessionTimers::Accept,
             session_expires: 1800,

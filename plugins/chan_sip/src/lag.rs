@@ -91,30 +91,68 @@ impl LagMeter {
             .fold(self.current.1, Duration::max)
     }
 
+    /// The worst lateness of each second, the current one first.
+    fn seconds(&mut self, now: Instant) -> Vec<Duration> {
+        self.roll(now);
+        std::iter::once(self.current.1)
+            .chain(self.past.iter().copied())
+            .collect()
+    }
+
     /// `sip show lag`: the current second, then each past one, newest first,
     /// in milliseconds.
     pub fn render(&mut self, now: Instant) -> String {
-        self.roll(now);
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "SIP event loop lag (how late a due timer ran), worst per second, newest first:"
-        );
-        let _ = writeln!(
-            out,
-            "Worst: {:.1} ms in the last 10 s, {:.1} ms in the last {SECONDS} s, {:.1} ms since load",
-            ms(self.worst_within(now, 10)),
-            ms(self.worst_within(now, SECONDS)),
-            ms(self.worst)
-        );
-        let per_second: Vec<String> = std::iter::once(self.current.1)
-            .chain(self.past.iter().copied())
-            .map(|d| format!("{:.1}", ms(d)))
-            .collect();
-        let _ = writeln!(out, "Per second (ms): {}", per_second.join(" "));
-        out
+        render(&mut [self], now)
     }
+}
+
+/// `sip show lag` over every shard's loop: the figures are the worst of
+/// any loop (what a caller on the worst shard saw), then, with several
+/// shards, each one's seconds on a line of its own.
+pub fn render(meters: &mut [&mut LagMeter], now: Instant) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let worst_of = |f: &mut dyn FnMut(&mut LagMeter) -> Duration, meters: &mut [&mut LagMeter]| {
+        meters
+            .iter_mut()
+            .map(|m| f(m))
+            .fold(Duration::ZERO, Duration::max)
+    };
+    let last10 = worst_of(&mut |m| m.worst_within(now, 10), meters);
+    let last60 = worst_of(&mut |m| m.worst_within(now, SECONDS), meters);
+    let ever = worst_of(&mut |m| m.worst, meters);
+    let each: Vec<Vec<Duration>> = meters.iter_mut().map(|m| m.seconds(now)).collect();
+    let mut merged = vec![Duration::ZERO; each.iter().map(Vec::len).max().unwrap_or(0)];
+    for series in &each {
+        for (slot, d) in merged.iter_mut().zip(series) {
+            *slot = (*slot).max(*d);
+        }
+    }
+    let line = |series: &[Duration]| {
+        series
+            .iter()
+            .map(|&d| format!("{:.1}", ms(d)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "SIP event loop lag (how late a due timer ran), worst per second, newest first:"
+    );
+    let _ = writeln!(
+        out,
+        "Worst: {:.1} ms in the last 10 s, {:.1} ms in the last {SECONDS} s, {:.1} ms since load",
+        ms(last10),
+        ms(last60),
+        ms(ever)
+    );
+    let _ = writeln!(out, "Per second (ms): {}", line(&merged));
+    if each.len() > 1 {
+        for (k, series) in each.iter().enumerate() {
+            let _ = writeln!(out, "Thread {k} (ms): {}", line(series));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -175,5 +213,22 @@ mod tests {
         assert_eq!(m.past.len(), SECONDS);
         m.record(later, later + Duration::from_millis(7));
         assert_eq!(m.worst_within(later, 1), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn several_loops_show_the_worst_of_each_second_and_each_loop() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut a = LagMeter::new(t0);
+        let mut b = LagMeter::new(t0);
+        a.record(t0 + ms(100), t0 + ms(130)); // second 0: 30 ms on a
+        b.record(t0 + ms(1_100), t0 + ms(1_140)); // second 1: 40 ms on b
+        let text = render(&mut [&mut a, &mut b], t0 + ms(2_500));
+        assert!(text.contains("Per second (ms): 0.0 40.0 30.0\n"), "{text}");
+        assert!(text.contains("Thread 0 (ms): 0.0 0.0 30.0\n"), "{text}");
+        assert!(text.contains("Thread 1 (ms): 0.0 40.0 0.0\n"), "{text}");
+        assert!(text.contains("40.0 ms since load"), "{text}");
+        // One loop: no per-thread lines.
+        assert!(!a.render(t0 + ms(2_500)).contains("Thread"));
     }
 }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod driver;
 pub mod endpoint;
 pub mod epoll;
+pub mod inuse;
 pub mod lag;
 pub mod outbound;
 pub mod registrar;
@@ -27,6 +28,7 @@ pub mod relay;
 pub mod rfc4733;
 pub mod rtp_ports;
 pub mod session;
+pub mod shards;
 pub mod tech;
 pub mod transport;
 
@@ -102,14 +104,17 @@ pub struct Shared {
     pub qualify: Mutex<outbound::QualifyMap>,
     /// Outbound registrations.
     pub outbound: Mutex<Vec<outbound::OutboundReg>>,
-    /// Commands to the monitor.
-    pub commands: tokio::sync::mpsc::UnboundedSender<driver::Command>,
+    /// The endpoint's shards: their command queues, and which channel
+    /// lives on which.
+    pub shards: shards::Shards,
+    /// Calls in progress per peer, across the shards.
+    pub in_use: Arc<inuse::InUse>,
     /// RTP packets relayed by native bridges since load.
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// RTCP packets relayed by native bridges since load.
     pub rtcp_relayed: Arc<std::sync::atomic::AtomicU64>,
-    /// How late the event loop runs (`sip show lag`).
-    pub lag: Mutex<lag::LagMeter>,
+    /// How late each shard's event loop runs (`sip show lag`), by shard.
+    pub lag: Vec<Mutex<lag::LagMeter>>,
     /// RTP/RTCP port pairs for calls.
     pub rtp_ports: rtp_ports::RtpPorts,
 }
@@ -182,7 +187,8 @@ impl Shared {
 
 struct ChanSip {
     shared: Arc<Shared>,
-    io: Mutex<Option<IoContext>>,
+    /// One runtime (one thread) per shard.
+    io: Mutex<Vec<IoContext>>,
     stop: tokio::sync::watch::Sender<bool>,
     tech: Arc<tech::SipTech>,
 }
@@ -219,14 +225,38 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
     let bind = running.cfg.general.udpbindaddr;
     let std_socket = bind_udp(bind).map_err(|e| failed(format!("cannot bind UDP {bind}: {e}")))?;
     let bound = std_socket.local_addr().map_err(|e| failed(e.to_string()))?;
-    let io = IoContext::new("chan_sip", 1)
-        .map_err(|e| failed(format!("cannot start the SIP monitor: {e}")))?;
-    let socket = io
-        .block_on(async { tokio::net::UdpSocket::from_std(std_socket) })
-        .map_err(|e| failed(format!("UDP socket: {e}")))?;
+    let threads = match running.cfg.general.sipthreads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    }
+    .min(64);
+    // One runtime per shard, each a thread with its own reactor, and each
+    // its own descriptor of the one UDP socket (crate::shards).
+    let mut ios = Vec::with_capacity(threads);
+    for k in 0..threads {
+        let name = if threads == 1 {
+            "chan_sip".to_string()
+        } else {
+            format!("chan_sip{k}")
+        };
+        ios.push(
+            IoContext::new(&name, 1)
+                .map_err(|e| failed(format!("cannot start the SIP monitor: {e}")))?,
+        );
+    }
+    let mut sockets = Vec::with_capacity(threads);
+    for io in &ios {
+        let fd = std_socket
+            .try_clone()
+            .map_err(|e| failed(format!("UDP socket: {e}")))?;
+        sockets.push(
+            io.block_on(async { tokio::net::UdpSocket::from_std(fd) })
+                .map_err(|e| failed(format!("UDP socket: {e}")))?,
+        );
+    }
     let listener = if running.cfg.general.tcpenable {
         let addr = running.cfg.general.tcpbindaddr.unwrap_or(bound);
-        let l = io
+        let l = ios[0]
             .block_on(async { tokio::net::TcpListener::bind(addr).await })
             .map_err(|e| failed(format!("cannot bind TCP {addr}: {e}")))?;
         Some(l)
@@ -239,7 +269,10 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
     };
     let store = host.data_dir().join("registrations.json");
     let registrar = Registrar::new(&running.cfg.general.realm, Some(store), unix_now());
-    let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads)
+        .map(|_| tokio::sync::mpsc::unbounded_channel())
+        .unzip();
+    let now = std::time::Instant::now();
     let shared = Arc::new(Shared {
         host,
         config_path,
@@ -252,38 +285,58 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         stopping: AtomicBool::new(false),
         qualify: Mutex::new(outbound::QualifyMap::new()),
         outbound: Mutex::new(Vec::new()),
-        commands,
+        shards: shards::Shards::new(senders),
+        in_use: Arc::new(inuse::InUse::default()),
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        lag: Mutex::new(lag::LagMeter::new(std::time::Instant::now())),
+        lag: (0..threads)
+            .map(|_| Mutex::new(lag::LagMeter::new(now)))
+            .collect(),
         rtp_ports: rtp_ports::RtpPorts::new(),
     });
     driver::reconcile(&shared, std::time::Instant::now());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let driver = io.spawn(driver::run(
-        shared.clone(),
-        socket,
-        listener,
-        stop_rx.clone(),
-        command_rx,
-    ));
-    // The driver is the whole module: if it dies (a panic in the endpoint
-    // or a socket it cannot live without), the core must stop sending
-    // calls here at once rather than time each one out.
-    let watch_host = shared.host.clone();
-    io.spawn(async move {
-        let ended = driver.await;
-        if *stop_rx.borrow() {
-            return; // unload: an orderly stop
-        }
-        let why = match ended {
-            Err(e) if e.is_panic() => "the SIP driver panicked".to_string(),
-            Err(e) => format!("the SIP driver was cancelled: {e}"),
-            Ok(()) => "the SIP driver stopped".to_string(),
+    let (tcp_tx, tcp_rx) = tokio::sync::mpsc::unbounded_channel();
+    let tcp = Arc::new(Mutex::new(transport::TcpConnections::new(tcp_tx)));
+    let mut listener = listener;
+    let mut tcp_rx = Some(tcp_rx);
+    for (k, ((io, socket), commands)) in ios.iter().zip(sockets).zip(receivers).enumerate() {
+        let shard = driver::ShardIo {
+            home: shards::Home {
+                index: k,
+                count: threads,
+            },
+            socket,
+            listener: listener.take(),
+            tcp: tcp.clone(),
+            tcp_events: tcp_rx.take(),
         };
-        log::error!("{why}; chan_sip can take no more calls");
-        watch_host.plugin_failed(&why);
-    });
+        let driver = io.spawn(driver::run(
+            shared.clone(),
+            shard,
+            stop_rx.clone(),
+            commands,
+        ));
+        // A driver is a part of the module nothing replaces: if one dies (a
+        // panic in the endpoint or a socket it cannot live without), the
+        // core must stop sending calls here at once rather than time each
+        // one out.
+        let watch_host = shared.host.clone();
+        let stop_rx = stop_rx.clone();
+        io.spawn(async move {
+            let ended = driver.await;
+            if *stop_rx.borrow() {
+                return; // unload: an orderly stop
+            }
+            let why = match ended {
+                Err(e) if e.is_panic() => format!("the SIP driver (thread {k}) panicked"),
+                Err(e) => format!("the SIP driver (thread {k}) was cancelled: {e}"),
+                Ok(()) => format!("the SIP driver (thread {k}) stopped"),
+            };
+            log::error!("{why}; chan_sip can take no more calls");
+            watch_host.plugin_failed(&why);
+        });
+    }
     log::info!("SIP listening on UDP {bound}");
     if let Some(t) = tcp_bound {
         log::info!("SIP listening on TCP {t}");
@@ -291,7 +344,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
     let tech = Arc::new(tech::SipTech::new(shared.clone()));
     Ok(Box::new(ChanSip {
         shared,
-        io: Mutex::new(Some(io)),
+        io: Mutex::new(ios),
         stop,
         tech,
     }))
@@ -323,6 +376,9 @@ impl PluginImpl for ChanSip {
         {
             log::warn!("bind address changes take effect when chan_sip is loaded again");
         }
+        if new.cfg.general.sipthreads != old.sipthreads {
+            log::warn!("sipthreads takes effect when chan_sip is loaded again");
+        }
         self.shared
             .registrar
             .lock()
@@ -331,7 +387,7 @@ impl PluginImpl for ChanSip {
         *self.shared.running.write() = Arc::new(new);
         // Registrations and pokes follow the new file: lines that left are
         // unregistered, new ones start, qualify follows the peers.
-        let _ = self.shared.commands.send(driver::Command::Reconcile);
+        let _ = self.shared.shards.send(0, driver::Command::Reconcile);
         Ok(format!(
             "Reloaded {} ({n} peers)",
             self.shared.config_path.display()
@@ -347,16 +403,19 @@ impl PluginImpl for ChanSip {
         // The monitor hangs up every call, inbound and outbound, then unregisters
         // (Expires: 0) before it stops; bounded wait.
         let (ack, done) = std::sync::mpsc::channel();
-        if self
-            .shared
-            .commands
-            .send(driver::Command::Shutdown(ack))
-            .is_ok()
-        {
-            let _ = done.recv_timeout(Duration::from_secs(3));
+        self.shared
+            .shards
+            .broadcast(|| driver::Command::Shutdown(ack.clone()));
+        drop(ack);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        for _ in 0..self.shared.shards.count() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if done.recv_timeout(left).is_err() {
+                break;
+            }
         }
         let _ = self.stop.send(true);
-        if let Some(io) = self.io.lock().take() {
+        for io in self.io.lock().drain(..) {
             io.shutdown(Duration::from_secs(2));
         }
         // Bindings changed in the last moments are on disk before the

@@ -60,7 +60,7 @@ impl OutboundReg {
             (None, Some(_)) => Some(cfg.user.clone()),
             (None, None) => None,
         };
-        let sm = Registration::new(RegConfig {
+        let reg_cfg = RegConfig {
             user: cfg.aor_user().into(),
             authuser,
             secret: cfg.secret.clone(),
@@ -72,7 +72,20 @@ impl OutboundReg {
             via_port: Some(bound.port()),
             retry_base: Duration::from_secs(20),
             retry_max: Duration::from_secs(600),
-        });
+        };
+        // Registrations run on the first shard: their Call-ID must hash
+        // there, or the registrar's answers would reach another shard
+        // (crate::shards). Half the draws do with two shards.
+        let home = crate::shards::Home {
+            index: 0,
+            count: shared.shards.count(),
+        };
+        let sm = loop {
+            let sm = Registration::new(reg_cfg.clone());
+            if home.owns(sm.call_id()) {
+                break sm;
+            }
+        };
         Ok(OutboundReg {
             cfg,
             dest,

@@ -93,16 +93,22 @@ impl SipTech {
     /// driver is gone.
     pub fn calls(&self) -> u32 {
         let (reply, count) = std::sync::mpsc::channel();
-        if self.send(crate::driver::Command::Calls(reply)).is_err() {
-            return 0;
-        }
-        count
-            .recv_timeout(std::time::Duration::from_secs(2))
-            .unwrap_or(0)
+        let shards = &self.shared.shards;
+        shards.broadcast(|| crate::driver::Command::Calls(reply.clone()));
+        drop(reply);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        (0..shards.count())
+            .map_while(|_| {
+                count
+                    .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                    .ok()
+            })
+            .sum()
     }
 
-    fn send(&self, cmd: crate::driver::Command) -> Result<(), Cause> {
-        self.shared.commands.send(cmd).map_err(|_| Cause::FAILURE)
+    /// Queues `cmd` for the shard `chan` lives on.
+    fn send(&self, chan: ChannelId, cmd: crate::driver::Command) -> Result<(), Cause> {
+        self.shared.shards.send_for(chan, cmd)
     }
 }
 
@@ -243,6 +249,10 @@ impl ChannelDriver for SipTech {
             codecs: codecs.clone().into(),
             accountcode: "".into(),
         })?;
+        // With the channel that asked for it, so that both legs of the
+        // call share a shard (crate::shards).
+        let home = self.shared.shards.home_for_outbound(requestor);
+        self.shared.shards.settle(info.id, home);
         let ruri = format!("sip:{exten}@{addr}{}", transport.uri_param());
         let setup = crate::driver::OutboundSetup {
             chan: info.id,
@@ -256,9 +266,12 @@ impl ChannelDriver for SipTech {
             caller_name,
         };
         if self
-            .send(crate::driver::Command::NewOutbound(setup))
+            .shared
+            .shards
+            .send(home, crate::driver::Command::NewOutbound(setup))
             .is_err()
         {
+            self.shared.shards.forget(info.id);
             self.shared.host.channel_hangup(info.id, Cause::FAILURE);
             return Err(Cause::FAILURE);
         }
@@ -272,30 +285,38 @@ impl ChannelDriver for SipTech {
     /// `call`) hangs the channel up with its cause instead, which Dial
     /// reads as any callee's end (DIALSTATUS, HANGUPCAUSE).
     fn call(&self, chan: ChannelId, _dest: &str, _timeout_ms: u32) -> Result<(), Cause> {
-        self.send(crate::driver::Command::Place(chan))
+        self.send(chan, crate::driver::Command::Place(chan))
     }
 
     fn answer(&self, chan: ChannelId) -> Result<(), Cause> {
-        self.send(crate::driver::Command::Answer(chan))
+        self.send(chan, crate::driver::Command::Answer(chan))
     }
 
     fn hangup(&self, chan: ChannelId, cause: Cause) -> Result<(), Cause> {
-        self.send(crate::driver::Command::Hangup(chan, cause))
+        self.send(chan, crate::driver::Command::Hangup(chan, cause))
     }
 
     fn indicate(&self, chan: ChannelId, indication: sirius_abi::Indication) -> Result<(), Cause> {
-        self.send(crate::driver::Command::Indicate(chan, indication))
+        self.send(chan, crate::driver::Command::Indicate(chan, indication))
     }
 
-    /// Answered by the driver at once (one turn; bounded so a stopping
-    /// module cannot hang a dialplan thread): a refusal makes the core use
-    /// its generic bridge.
+    /// Accepted at once when both legs live on one shard, and queued to
+    /// it: waiting for the shard's answer held a PBX worker for a turn of a
+    /// busy driver per call, and under load answered calls queued for
+    /// their bridge holding their RTP ports (issue #11). Legs of two shards
+    /// are refused, so the core uses its generic bridge. What the shard may
+    /// still find (a leg that left meanwhile, no relay thread) it logs; the
+    /// leg's own hangup ends the bridge as usual.
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
-        let (reply, result) = std::sync::mpsc::channel();
-        self.send(crate::driver::Command::Bridge(a, b, reply))?;
-        result
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .unwrap_or(Err(Cause::FAILURE))
+        let shards = &self.shared.shards;
+        let (home_a, home_b) = (shards.home(a), shards.home(b));
+        if home_a != home_b {
+            log::debug!(
+                "no native bridge between {a} and {b}: their calls run on different SIP threads"
+            );
+            return Err(Cause::FACILITY_NOT_IMPLEMENTED);
+        }
+        shards.send(home_a, crate::driver::Command::Bridge(a, b))
     }
 
     /// Queued behind whatever the core asked before (a hangup of one of
@@ -303,7 +324,7 @@ impl ChannelDriver for SipTech {
     /// pair still relayed or not, and a notice about a pair no longer
     /// relayed does nothing.
     fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
-        self.send(crate::driver::Command::Unbridge(a, b))
+        self.send(a, crate::driver::Command::Unbridge(a, b))
     }
 
     fn device_state(&self, resource: &str) -> DeviceState {

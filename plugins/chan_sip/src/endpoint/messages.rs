@@ -71,6 +71,17 @@ impl Endpoint {
         format!("{};rport", self.via(transport))
     }
 
+    /// A Call-ID of ours at `host` that hashes to this shard, so that the
+    /// answers to what carries it come back here (crate::shards).
+    pub(crate) fn new_call_id(&mut self, host: std::net::IpAddr) -> String {
+        loop {
+            let id = format!("{}@{host}", self.tokens.token());
+            if self.home.owns(&id) {
+                return id;
+            }
+        }
+    }
+
     /// A request outside any dialog from `from_user` at our address: fresh
     /// branch, tag and Call-ID (OPTIONS pokes, outgoing INVITEs).
     pub(crate) fn new_request(
@@ -90,10 +101,8 @@ impl Endpoint {
             format!("<sip:{from_user}@{bound}>;tag={}", self.tokens.token()),
         );
         m.push(HeaderName::To, format!("<{ruri}>"));
-        m.push(
-            HeaderName::CallId,
-            format!("{}@{}", self.tokens.token(), bound.ip()),
-        );
+        let call_id = self.new_call_id(bound.ip());
+        m.push(HeaderName::CallId, call_id);
         m.push(HeaderName::CSeq, cseq);
         let contact = self.shared.contact_uri(from_user, transport);
         m.push(HeaderName::Contact, format!("<{contact}>"));

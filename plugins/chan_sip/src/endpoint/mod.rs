@@ -296,6 +296,9 @@ pub struct Endpoint {
     /// counted against).
     pub(crate) now: Instant,
     pub(crate) out: VecDeque<Output>,
+    /// Which shard this is ([`crate::shards`]): the Call-IDs it makes hash
+    /// here, and only the first shard runs registrations and pokes.
+    pub(crate) home: crate::shards::Home,
 }
 
 impl Endpoint {
@@ -321,7 +324,14 @@ impl Endpoint {
             dns: dns::Dns::default(),
             now,
             out: VecDeque::new(),
+            home: crate::shards::Home::SINGLE,
         }
+    }
+
+    /// This endpoint as shard `home` of several.
+    pub fn with_home(mut self, home: crate::shards::Home) -> Endpoint {
+        self.home = home;
+        self
     }
 
     /// The next thing for the driver to do.
@@ -334,20 +344,10 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let q = self
-            .shared
-            .qualify
-            .lock()
-            .values()
-            .filter_map(|q| q.poll_timeout())
-            .min();
-        let r = self
-            .shared
-            .outbound
-            .lock()
-            .iter()
-            .filter_map(|r| r.sm.poll_timeout())
-            .min();
+        let (q, r) = match self.home.runs_clients() {
+            true => self.client_timeout(),
+            false => (None, None),
+        };
         let congest = self.congest_timers.first().map(|(t, _)| *t);
         let session = self.session_timers.first().map(|(t, _)| *t);
         let glare = self.glare_timers.first().map(|(t, _)| *t);
@@ -365,6 +365,25 @@ impl Endpoint {
         .min()
     }
 
+    /// When the next qualify poke and the next registration step are due.
+    fn client_timeout(&self) -> (Option<Instant>, Option<Instant>) {
+        let q = self
+            .shared
+            .qualify
+            .lock()
+            .values()
+            .filter_map(|q| q.poll_timeout())
+            .min();
+        let r = self
+            .shared
+            .outbound
+            .lock()
+            .iter()
+            .filter_map(|r| r.sm.poll_timeout())
+            .min();
+        (q, r)
+    }
+
     /// Calls in progress, either way.
     pub fn calls(&self) -> usize {
         self.sessions.len()
@@ -380,7 +399,9 @@ impl Endpoint {
     /// Starts the `[[register]]` lines and the housekeeping timer.
     pub fn start(&mut self, now: Now) {
         self.next_housekeeping = Some(now.mono + HOUSEKEEPING);
-        self.start_registrations(now.mono);
+        if self.home.runs_clients() {
+            self.start_registrations(now.mono);
+        }
     }
 
     /// Takes one input.
@@ -425,7 +446,9 @@ impl Endpoint {
                     self.hangup_call(now, c, Cause::NORMAL_CLEARING);
                     self.host(HostAction::Hangup(c, Cause::NORMAL_CLEARING));
                 }
-                self.unregister_all(now.mono);
+                if self.home.runs_clients() {
+                    self.unregister_all(now.mono);
+                }
             }
         }
         self.drain_events(now, env);
@@ -458,7 +481,9 @@ impl Endpoint {
             self.session_timers.pop_first();
             self.session_timer_due(now, chan, at);
         }
-        self.client_timers(now.mono);
+        if self.home.runs_clients() {
+            self.client_timers(now.mono);
+        }
         if self.next_housekeeping.is_some_and(|t| t <= now.mono) {
             self.next_housekeeping = Some(now.mono + HOUSEKEEPING);
             self.housekeeping(now, env);
@@ -475,7 +500,10 @@ impl Endpoint {
     /// second and found none in the benchmarks' hundreds of thousands of
     /// calls.)
     fn housekeeping(&mut self, now: Now, env: &mut dyn Env) {
-        let gone = self.shared.registrar.lock().expire(now.unix);
+        let gone = match self.home.runs_clients() {
+            true => self.shared.registrar.lock().expire(now.unix),
+            false => Vec::new(),
+        };
         for peer in gone {
             self.event(
                 "PeerStatus",

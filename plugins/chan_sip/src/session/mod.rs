@@ -27,6 +27,7 @@ mod uac;
 mod uas;
 pub(crate) mod usage;
 mod view;
+pub use view::render_channels;
 
 use crate::endpoint::{Endpoint, MediaAction, Now};
 use sirius_abi::{ChannelId, Codec};
@@ -255,8 +256,6 @@ pub(crate) struct Sessions {
     by_invite: HashMap<TxId, ChannelId>,
     /// Sessions by dialog (in-dialog requests).
     by_dialog: HashMap<DialogId, ChannelId>,
-    /// Sessions per peer: call-limit, `sip show inuse`.
-    in_use: HashMap<String, u32>,
 }
 
 impl Sessions {
@@ -331,11 +330,6 @@ impl Sessions {
             .map_or_else(|| chan.to_string(), |s| s.name.clone())
     }
 
-    /// Calls in progress with `peer`, either way (chan_sip's `inUse`).
-    pub fn in_use(&self, peer: &str) -> u32 {
-        self.in_use.get(peer).copied().unwrap_or(0)
-    }
-
     /// A UAC session's auto-congest deadline.
     pub fn congest_at(&self, chan: ChannelId) -> Option<Instant> {
         match self.map.get(&chan)?.role {
@@ -347,9 +341,6 @@ impl Sessions {
     fn insert(&mut self, chan: ChannelId, s: Box<Session>) {
         if let Role::Uas { tx, .. } = s.role {
             self.by_invite.insert(tx, chan);
-        }
-        if let Some(p) = &s.peer {
-            *self.in_use.entry(p.clone()).or_default() += 1;
         }
         self.map.insert(chan, s);
     }
@@ -367,25 +358,23 @@ impl Sessions {
                 self.by_dialog.remove(f);
             }
         }
-        if let Some(p) = &s.peer {
-            if let Some(n) = self.in_use.get_mut(p) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.in_use.remove(p);
-                }
-            }
-        }
         Some(s)
     }
 }
 
 impl Endpoint {
-    /// Registers a session: indexes, the peer's in-use count, the module's
-    /// use count.
-    pub(crate) fn put_session(&mut self, chan: ChannelId, s: Session) {
+    /// Registers a session: indexes, the module's use count; the place in
+    /// its peer's count that admitting it took is its own now.
+    pub(crate) fn put_session(
+        &mut self,
+        chan: ChannelId,
+        s: Session,
+        count: crate::inuse::CallCount,
+    ) {
         let peer = s.peer.clone();
         self.sessions.insert(chan, Box::new(s));
-        self.device_changed(peer, true);
+        let n = count.keep();
+        self.device_changed(peer, n, true);
     }
 
     /// Removes a session and everything that points at it: its client
@@ -419,15 +408,21 @@ impl Endpoint {
             self.owners.remove(&tx);
         }
         self.media(MediaAction::Release(chan));
-        self.device_changed(s.peer.clone(), false);
+        if let Some(p) = &s.peer {
+            let left = self.shared.in_use.release(p);
+            self.device_changed(Some(p.clone()), left, false);
+        }
         Some(s)
     }
 
-    /// A peer's first call began or its last one ended: its device state
-    /// (`SIP/<peer>`) goes to the core, InUse or NotInUse.
-    fn device_changed(&mut self, peer: Option<String>, up: bool) {
+    /// A peer's count of calls changed to `count`: at its first call or
+    /// after its last, its device state (`SIP/<peer>`) goes to the core,
+    /// InUse or NotInUse. (With several shards two changes may reach the
+    /// core in the other order than the counts changed; the next change
+    /// sets it right.)
+    fn device_changed(&mut self, peer: Option<String>, count: u32, up: bool) {
         let Some(peer) = peer else { return };
-        let state = match (self.sessions.in_use(&peer), up) {
+        let state = match (count, up) {
             (1, true) => sirius_abi::DeviceState::InUse,
             (0, false) => sirius_abi::DeviceState::NotInUse,
             _ => return, // in use before and after: no change

@@ -4,6 +4,7 @@
 
 use super::{invite_summary, timer, Role, Session};
 use crate::endpoint::{Endpoint, Env, HostAction, Lookup, MediaAction, Now, StreamKind};
+use crate::inuse::CallCount;
 use sirius_abi::{Cause, ChannelId, ChannelState};
 use sirius_sip::message::{HeaderName, Message, Method, Uri};
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
@@ -94,6 +95,9 @@ impl Endpoint {
             }
         };
         let sdp_id = self.tokens.next_u64() >> 32;
+        // Counted against its peer from now (call() refuses it there when
+        // over call-limit, as chan_sip's sip_call does); never refused here.
+        let count = CallCount::take(&self.shared.in_use, setup.peer.as_deref());
         let dtmf_info = {
             let running = self.shared.running();
             setup
@@ -144,6 +148,7 @@ impl Endpoint {
                 dtmf_info,
                 answer: None,
             },
+            count,
         );
     }
 
@@ -174,7 +179,7 @@ impl Endpoint {
         let peer = s.peer.as_ref().and_then(|n| running.peers.get(n));
         if let Some(p) = peer.filter(|p| p.call_limit > 0) {
             // This leg is already counted: over the limit when the count exceeds it.
-            let inuse = self.sessions.in_use(&p.name);
+            let inuse = self.shared.in_use.get(&p.name);
             if inuse > p.call_limit {
                 log::warn!(
                     "Call to peer '{}' rejected due to usage limit of {}",

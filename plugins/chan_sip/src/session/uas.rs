@@ -8,6 +8,7 @@ use crate::causes::cause_to_sip;
 use crate::config::SessionTimers;
 use crate::config::{General, Peer, PeerType};
 use crate::endpoint::{Endpoint, Env, HostAction, Now, StreamKind};
+use crate::inuse::CallCount;
 use crate::registrar::AuthOutcome;
 use sirius_abi::{Cause, ChannelId, ChannelSpec, ChannelState, Direction};
 use sirius_sip::message::{build, HeaderName, Message, Uri};
@@ -86,25 +87,29 @@ impl Endpoint {
             }
             return self.refuse_for_load(now, tx, msg, source);
         }
-        // call-limit: calls in progress with this peer, in and out (update_call_counter).
-        if let Some(p) = peer.filter(|p| p.call_limit > 0) {
-            let inuse = self.sessions.in_use(&p.name);
-            if inuse >= p.call_limit {
-                log::info!(
-                    "Call from peer '{}' rejected due to usage limit of {}",
-                    p.name,
-                    p.call_limit
-                );
-                return self.respond(
-                    now,
-                    tx,
-                    msg,
-                    source,
-                    (480, "Temporarily Unavailable (Call limit)"),
-                    &[],
-                );
-            }
-        }
+        // call-limit: calls in progress with this peer, in and out
+        // (update_call_counter). The place is taken now, under the table's
+        // lock (another shard may be admitting a call of the same peer); a
+        // refusal below gives it back.
+        let limit = peer.map_or(0, |p| p.call_limit);
+        let count =
+            match CallCount::admit(&self.shared.in_use, peer.map(|p| p.name.as_str()), limit) {
+                Ok(count) => count,
+                Err(_) => {
+                    log::info!(
+                        "Call from peer '{}' rejected due to usage limit of {limit}",
+                        peer.map_or("", |p| p.name.as_str()),
+                    );
+                    return self.respond(
+                        now,
+                        tx,
+                        msg,
+                        source,
+                        (480, "Temporarily Unavailable (Call limit)"),
+                        &[],
+                    );
+                }
+            };
         // RFC 4028: what the caller asks of a session timer, granted with
         // the INVITE's 200; refused here when too short (422) or unwanted.
         let timers = peer.map_or_else(|| g.timers(), |p| p.timers);
@@ -274,6 +279,7 @@ impl Endpoint {
                     Box::new(sd)
                 }),
             },
+            count,
         );
         if let Err(cause) = env.pbx_start(info.id) {
             self.take_session(info.id);

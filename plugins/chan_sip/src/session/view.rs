@@ -6,28 +6,52 @@ use crate::endpoint::Endpoint;
 use sirius_abi::ChannelId;
 use sirius_sip::message::Uri;
 
+#[allow(clippy::too_many_arguments)] // the eight columns
+fn channel_row(a: &str, b: &str, c: &str, d: &str, e: &str, f: &str, g: &str, h: &str) -> String {
+    format!(
+        "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<7.7}  {:<15.15}  {:<10.10}  {:<10.10}\n",
+        a, b, c, d, e, f, g, h
+    )
+}
+
+/// `sip show channels` from the shards' rows: the header, every leg in
+/// channel order, the count.
+pub fn render_channels(shards: Vec<Vec<(ChannelId, String)>>) -> String {
+    let mut out = channel_row(
+        "Peer",
+        "User/ANR",
+        "Call ID",
+        "Format",
+        "Hold",
+        "Last Message",
+        "Expiry",
+        "Peer",
+    );
+    let mut legs: Vec<(ChannelId, String)> = shards.into_iter().flatten().collect();
+    legs.sort_by_key(|(chan, _)| *chan);
+    for (_, r) in &legs {
+        out.push_str(r);
+    }
+    let n = legs.len();
+    out.push_str(&format!(
+        "{n} active SIP dialog{}\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    out
+}
+
 impl Endpoint {
     /// `sip show channels` in chan_sip's layout (`__sip_show_channels`): one row
     /// per call leg, in channel order. Asterisk also lists OPTIONS and REGISTER
     /// dialogs until they are destroyed; Sirius keeps those as transactions
     /// only, so every row here is a call.
     pub fn show_channels(&self) -> String {
-        let row = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str, g: &str, h: &str| {
-            format!(
-                "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<7.7}  {:<15.15}  {:<10.10}  {:<10.10}\n",
-                a, b, c, d, e, f, g, h
-            )
-        };
-        let mut out = row(
-            "Peer",
-            "User/ANR",
-            "Call ID",
-            "Format",
-            "Hold",
-            "Last Message",
-            "Expiry",
-            "Peer",
-        );
+        render_channels(vec![self.channel_rows()])
+    }
+
+    /// This endpoint's rows of `sip show channels` (each shard gives its
+    /// own; [`render_channels`] puts them together).
+    pub fn channel_rows(&self) -> Vec<(ChannelId, String)> {
         let mut legs: Vec<(ChannelId, String)> = Vec::new();
         for chan in self.sessions.channels() {
             let Some(s) = self.sessions.get(chan) else {
@@ -46,7 +70,7 @@ impl Endpoint {
             let names: Vec<&str> = s.codecs.iter().map(|c| c.name()).collect();
             legs.push((
                 chan,
-                row(
+                channel_row(
                     &s.dest.ip().to_string(),
                     &user,
                     s.invite.as_ref().and_then(|i| i.call_id()).unwrap_or(""),
@@ -58,16 +82,7 @@ impl Endpoint {
                 ),
             ));
         }
-        legs.sort_by_key(|(chan, _)| *chan);
-        for (_, r) in &legs {
-            out.push_str(r);
-        }
-        let n = legs.len();
-        out.push_str(&format!(
-            "{n} active SIP dialog{}\n",
-            if n == 1 { "" } else { "s" }
-        ));
-        out
+        legs
     }
 
     /// `sip show inuse [all]`: `* Peer name  In use  Limit`, in use shown as
@@ -91,7 +106,7 @@ impl Endpoint {
         names.sort();
         for n in names {
             let p = &running.peers[n];
-            let used = self.sessions.in_use(n);
+            let used = self.shared.in_use.get(n);
             if !all && p.call_limit == 0 && used == 0 {
                 continue;
             }

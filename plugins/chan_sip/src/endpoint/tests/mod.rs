@@ -60,6 +60,11 @@ impl CoreServices for NoHost {
 
 /// The module's shared state on `sip_toml`, bound to 127.0.0.1:5060.
 fn shared(sip_toml: &str) -> Arc<Shared> {
+    shared_over(sip_toml, 1)
+}
+
+/// The same, for `shards` endpoint shards.
+fn shared_over(sip_toml: &str, shards: usize) -> Arc<Shared> {
     let cfg: SipConfig =
         sirius_conf::parse_toml(std::path::Path::new("sip.toml"), sip_toml).expect("sip.toml");
     let peers = cfg
@@ -69,7 +74,9 @@ fn shared(sip_toml: &str) -> Arc<Shared> {
         .map(|p| (p.name.clone(), p))
         .collect();
     let realm = cfg.general.realm.clone();
-    let (commands, _) = tokio::sync::mpsc::unbounded_channel();
+    let senders = (0..shards)
+        .map(|_| tokio::sync::mpsc::unbounded_channel().0)
+        .collect();
     let host =
         sirius_abi::guest::Host::new(CoreServices_TO::from_ptr(RArc::new(NoHost), TD_Opaque));
     Arc::new(Shared {
@@ -84,10 +91,13 @@ fn shared(sip_toml: &str) -> Arc<Shared> {
         stopping: Default::default(),
         qualify: Default::default(),
         outbound: Default::default(),
-        commands,
+        shards: crate::shards::Shards::new(senders),
+        in_use: Default::default(),
         rtp_relayed: Default::default(),
         rtcp_relayed: Default::default(),
-        lag: parking_lot::Mutex::new(crate::lag::LagMeter::new(std::time::Instant::now())),
+        lag: (0..shards)
+            .map(|_| parking_lot::Mutex::new(crate::lag::LagMeter::new(std::time::Instant::now())))
+            .collect(),
         rtp_ports: crate::rtp_ports::RtpPorts::new(),
     })
 }
@@ -194,12 +204,18 @@ impl Harness {
     fn new(sip_toml: &str) -> Harness {
         let shared = shared(sip_toml);
         crate::driver::reconcile(&shared, Instant::now());
+        Harness::on(shared, crate::shards::Home::SINGLE)
+    }
+
+    /// Shard `home` of the module whose shared state is `shared` (already
+    /// reconciled).
+    fn on(shared: Arc<Shared>, home: crate::shards::Home) -> Harness {
         let t0 = Instant::now();
         let now = Now {
             mono: t0,
             unix: 1_800_000_000,
         };
-        let mut ep = Endpoint::new(shared, 7, t0);
+        let mut ep = Endpoint::new(shared, 7 + home.index as u64, t0).with_home(home);
         ep.start(now);
         let mut h = Harness {
             ep,
@@ -459,6 +475,7 @@ fn new_outbound_to_bob(h: &mut Harness, chan: ChannelId) {
 mod dialog;
 mod dtmf;
 mod liveness;
+mod shards;
 mod uac;
 mod uas;
 mod usage;
