@@ -10,6 +10,8 @@ const SIP_TOML: &str = r#"
 udpbindaddr = "127.0.0.1:0"
 rtpstart = 30000
 rtpend = 30999
+# Two SIP threads whatever the machine: calls land on both, by Call-ID.
+sipthreads = 2
 
 [peers.sipp]
 type = "peer"
@@ -1052,6 +1054,33 @@ fn a_bridged_call_relays_rtp_both_ways() {
         .map(|l| l.split(' ').map(|v| v.parse().unwrap()).collect())
         .unwrap_or_else(|| panic!("no per-second lags in {lag:?}"));
     assert!(!per_second.is_empty() && per_second.len() <= 61, "{lag}");
+    // The worst of the two SIP threads, then each thread's own seconds.
+    assert!(
+        lag.contains("\nThread 0 (ms): ") && lag.contains("\nThread 1 (ms): "),
+        "{lag}"
+    );
+}
+
+/// Calls land on both SIP threads by their Call-IDs (sipp's are
+/// `<n>-<pid>@<ip>`; twenty of them all on one thread would be a one in
+/// half a million chance): every one of them is answered, ended, and
+/// leaves nothing behind, whichever thread read its datagrams.
+#[test]
+fn calls_on_both_sip_threads_complete() {
+    let d = pbx();
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = free_udp_port().to_string();
+    let (code, out) = sipp(&[
+        &target, "-p", &port, "-sn", "uac", "-s", "100", "-d", "100", "-m", "20", "-l", "1", "-r",
+        "20",
+    ]);
+    assert_eq!(code, 0, "twenty calls, each answered and ended:\n{out}");
+    d.wait_for("core show channels count", Duration::from_secs(5), |o| {
+        o.starts_with("0 active channels")
+    });
+    d.wait_for("sip show channels", Duration::from_secs(5), |o| {
+        o.contains("0 active SIP dialogs")
+    });
 }
 
 #[test]
