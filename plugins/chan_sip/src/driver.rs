@@ -168,10 +168,20 @@ impl Env for HostEnv {
         self.relay.is_some()
     }
 
+    /// The latest of the shards' loops: shard 0 reads every datagram, so
+    /// its lag delays every call, and a late shard delays its own.
     fn loop_lag(&mut self) -> Duration {
-        self.shared.lag[self.home.index]
-            .lock()
-            .now_late(Instant::now())
+        let now = Instant::now();
+        self.shared
+            .lag
+            .iter()
+            .map(|m| m.lock().now_late(now))
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn media_free(&mut self) -> usize {
+        self.shared.rtp_ports.free_pairs().unwrap_or(usize::MAX)
     }
 
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {

@@ -240,8 +240,7 @@ impl RtpPorts {
 
     /// Pairs free in the range in force, unbound and bound (`None` before
     /// the first request).
-    #[cfg(test)]
-    fn free_pairs(&self) -> Option<usize> {
+    pub fn free_pairs(&self) -> Option<usize> {
         self.pool
             .lock()
             .as_ref()

@@ -261,6 +261,10 @@ pub trait Env {
     /// compares with `maxlag`. The endpoint reads no clock, so the driver,
     /// which runs the loop, measures it.
     fn loop_lag(&mut self) -> Duration;
+    /// RTP/RTCP pairs left in the port range (those another program holds
+    /// count as free until a bind finds them taken): admission refuses a
+    /// call that would find none, before any work is spent on it.
+    fn media_free(&mut self) -> usize;
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the

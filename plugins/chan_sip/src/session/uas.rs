@@ -21,6 +21,10 @@ use std::time::Duration;
 /// Seconds a caller refused for load (503) is asked to wait.
 const RETRY_AFTER_SECS: u32 = 2;
 
+/// RTP/RTCP pairs a new inbound call needs free to be admitted: its own
+/// and its callee's leg.
+const MEDIA_HEADROOM: usize = 2;
+
 /// Matches the peer an INVITE comes from: by From user for friends and
 /// users, by source address for static peers (port too, unless insecure=port).
 fn match_peer<'a>(
@@ -83,6 +87,18 @@ impl Endpoint {
                     "SIP event loop {} ms late (maxlag {} ms): refusing new calls with 503 (logged once a second)",
                     lag.as_millis(),
                     g.maxlag
+                );
+            }
+            return self.refuse_for_load(now, tx, msg, source);
+        }
+        // RTP ports for this leg and the one a Dial makes: without them the
+        // call would fail after a channel, a dialplan and (for the callee's
+        // leg) an INVITE were spent on it. Refused now, at the cost of a 503.
+        let free = env.media_free();
+        if free < MEDIA_HEADROOM {
+            if self.first_refusal_this_second(now) {
+                log::warn!(
+                    "RTP port range nearly exhausted ({free} pairs left): refusing new calls with 503 (logged once a second)"
                 );
             }
             return self.refuse_for_load(now, tx, msg, source);

@@ -119,6 +119,8 @@ struct FakeEnv {
     bridges: std::collections::HashMap<ChannelId, ChannelId>,
     /// The event loop's lag the driver would measure.
     lag: Duration,
+    /// RTP pairs left in the range (`None`: plenty).
+    media_free: Option<usize>,
 }
 
 impl Env for FakeEnv {
@@ -158,6 +160,10 @@ impl Env for FakeEnv {
 
     fn loop_lag(&mut self) -> Duration {
         self.lag
+    }
+
+    fn media_free(&mut self) -> usize {
+        self.media_free.unwrap_or(usize::MAX)
     }
 }
 

@@ -95,6 +95,24 @@ fn a_loop_running_late_refuses_new_calls_with_503_and_nothing_allocated() {
     assert_eq!(h.env.allocated.len(), 1, "maxlag = 0: no limit");
 }
 
+/// Admission on RTP ports (issue #11): a call that would find no pair for
+/// itself and its callee's leg gets 503 with Retry-After before a channel
+/// or a port is taken for it, instead of failing after both legs were set up.
+#[test]
+fn a_call_without_ports_for_both_legs_is_refused_before_anything_is_allocated() {
+    let mut h = Harness::new(SIP_TOML);
+    h.env.media_free = Some(1);
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let r = h.expect_one(ALICE);
+    assert_eq!(r.code(), Some(503));
+    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("2"));
+    assert!(h.env.allocated.is_empty() && h.env.reserved.is_empty());
+    assert!(h.host_actions().is_empty());
+    h.env.media_free = Some(2);
+    h.recv(&alice_invite("100", "in-2"), ALICE);
+    assert_eq!(h.env.allocated.len(), 1, "two pairs left: let in");
+}
+
 #[test]
 fn a_cancelled_inbound_call_gets_200_and_487() {
     let mut h = Harness::new(SIP_TOML);
