@@ -89,7 +89,12 @@ impl Endpoint {
         let (rtp_port, video_port) = match ports {
             Ok(ports) => ports,
             Err(e) => {
-                log::error!("no RTP port for an outbound call: {e}");
+                // Under overload this is every call for a while: once a second.
+                if self.first_refusal_this_second(self.now) {
+                    log::error!(
+                        "no RTP port for an outbound call: {e} (calls fail with CONGESTION; logged once a second)"
+                    );
+                }
                 self.media(MediaAction::Release(chan));
                 return self.host(HostAction::Hangup(chan, Cause::CONGESTION));
             }

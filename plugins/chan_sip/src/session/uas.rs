@@ -82,7 +82,7 @@ impl Endpoint {
         // late too (retransmissions, then more load); new calls wait.
         let lag = env.loop_lag();
         if g.maxlag > 0 && lag > Duration::from_millis(u64::from(g.maxlag)) {
-            if self.first_refusal_this_second(now) {
+            if self.first_refusal_this_second(now.mono) {
                 log::warn!(
                     "SIP event loop {} ms late (maxlag {} ms): refusing new calls with 503 (logged once a second)",
                     lag.as_millis(),
@@ -96,7 +96,7 @@ impl Endpoint {
         // leg) an INVITE were spent on it. Refused now, at the cost of a 503.
         let free = env.media_free();
         if free < MEDIA_HEADROOM {
-            if self.first_refusal_this_second(now) {
+            if self.first_refusal_this_second(now.mono) {
                 log::warn!(
                     "RTP port range nearly exhausted ({free} pairs left): refusing new calls with 503 (logged once a second)"
                 );
@@ -237,7 +237,7 @@ impl Endpoint {
         let (rtp_port, video_port) = match ports {
             Ok(ports) => ports,
             Err(e) => {
-                if self.first_refusal_this_second(now) {
+                if self.first_refusal_this_second(now.mono) {
                     log::error!(
                         "no RTP port for '{}': {e} (rtpstart-rtpend full? refusing calls with 503; logged once a second)",
                         info.name
@@ -317,12 +317,12 @@ impl Endpoint {
 
     /// Whether a refusal is the first of its second, to be logged: under
     /// overload a line per refused call would be thousands a second.
-    fn first_refusal_this_second(&mut self, now: Now) -> bool {
+    pub(crate) fn first_refusal_this_second(&mut self, now: std::time::Instant) -> bool {
         let first = self
             .last_refusal_log
-            .is_none_or(|t| now.mono.saturating_duration_since(t) >= Duration::from_secs(1));
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
         if first {
-            self.last_refusal_log = Some(now.mono);
+            self.last_refusal_log = Some(now);
         }
         first
     }
