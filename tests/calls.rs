@@ -773,8 +773,10 @@ fn a_busy_callee_sets_dialstatus_busy() {
     let callee = SippProcess::start(callee_port, &["-sf", &sf("uas_busy.xml"), "-m", "1"]);
     let (code, out) = call(&d, &["-sf", &sf("uac_busy.xml"), "-s", "201"]);
     assert_eq!(
-        code, 0,
-        "DIALSTATUS=BUSY must lead to Busy() and a 486 for the caller:\n{out}"
+        code,
+        0,
+        "DIALSTATUS=BUSY must lead to Busy() and a 486 for the caller:\n{out}\n{}",
+        d.messages()
     );
     assert_eq!(callee.finish(), Some(0));
 }

@@ -132,6 +132,9 @@ struct HostEnv {
     /// could not start: calls then go up without media).
     relay: Option<RelayEngine>,
     relays: HashMap<ChannelId, NativeBridge>,
+    /// Pairs set aside for inbound legs' callees ([`Env::set_aside`]), and
+    /// once handed over, for the outbound leg that takes them.
+    spares: HashMap<ChannelId, MediaPair>,
 }
 
 impl Env for HostEnv {
@@ -147,12 +150,21 @@ impl Env for HostEnv {
     }
 
     fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
-        let (rtp, rtcp) = self.shared.bind_media().map_err(|e| e.to_string())?;
-        let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
-        let pair = MediaPair {
-            rtp: Arc::new(rtp),
-            rtcp: Arc::new(rtcp),
+        let spare = match kind {
+            StreamKind::Audio => self.spares.remove(&chan),
+            StreamKind::Video => None,
         };
+        let pair = match spare {
+            Some(pair) => pair,
+            None => {
+                let (rtp, rtcp) = self.shared.bind_media().map_err(|e| e.to_string())?;
+                MediaPair {
+                    rtp: Arc::new(rtp),
+                    rtcp: Arc::new(rtcp),
+                }
+            }
+        };
+        let port = pair.rtp.local_addr().map_err(|e| e.to_string())?.port();
         let call = self.media.entry(chan).or_insert(CallMedia {
             audio: None,
             video: None,
@@ -182,6 +194,24 @@ impl Env for HostEnv {
 
     fn media_free(&mut self) -> usize {
         self.shared.rtp_ports.free_pairs().unwrap_or(usize::MAX)
+    }
+
+    fn set_aside(&mut self, chan: ChannelId) -> bool {
+        let Ok((rtp, rtcp)) = self.shared.bind_media() else {
+            return false;
+        };
+        let pair = MediaPair {
+            rtp: Arc::new(rtp),
+            rtcp: Arc::new(rtcp),
+        };
+        self.spares.insert(chan, pair);
+        true
+    }
+
+    fn hand_over(&mut self, from: ChannelId, to: ChannelId) {
+        if let Some(pair) = self.spares.remove(&from) {
+            self.spares.insert(to, pair);
+        }
     }
 
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
@@ -350,9 +380,13 @@ impl HostEnv {
                 engine.send_dtmf(handle, index, digit, ms);
             }
             MediaAction::Unbridge(chan) => self.stop_relay(chan),
+            MediaAction::DropSpare(chan) => {
+                self.spares.remove(&chan);
+            }
             MediaAction::Release(chan) => {
                 self.stop_relay(chan);
                 self.media.remove(&chan);
+                self.spares.remove(&chan);
                 self.shared.shards.forget(chan);
             }
         }
@@ -456,6 +490,7 @@ pub async fn run(
             media: HashMap::new(),
             relay,
             relays: HashMap::new(),
+            spares: HashMap::new(),
         },
         home,
         socket: io.socket,

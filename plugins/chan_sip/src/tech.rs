@@ -264,6 +264,7 @@ impl ChannelDriver for SipTech {
             codecs,
             caller,
             caller_name,
+            requestor,
         };
         if self
             .shared

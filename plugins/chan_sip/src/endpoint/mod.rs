@@ -228,6 +228,9 @@ pub enum MediaAction {
     /// The relay this leg is in ends (the core unbridged it): stop it, on
     /// both legs; their ports stay, the calls go on.
     Unbridge(ChannelId),
+    /// The pair set aside for this inbound leg's callee
+    /// ([`Env::set_aside`]) is not needed any more: back to the range.
+    DropSpare(ChannelId),
 }
 
 /// Which of a call's media streams (each an RTP/RTCP pair of its own).
@@ -265,6 +268,15 @@ pub trait Env {
     /// count as free until a bind finds them taken): admission refuses a
     /// call that would find none, before any work is spent on it.
     fn media_free(&mut self) -> usize;
+    /// Sets a second RTP/RTCP pair aside for an inbound leg, for the leg a
+    /// Dial will make for it ([`Env::hand_over`]): admitting a call takes the
+    /// ports of both its legs at once, so that under load a call is refused
+    /// whole before its work is done, not after, for want of its callee's
+    /// ports. False when the range has none left.
+    fn set_aside(&mut self, chan: ChannelId) -> bool;
+    /// The pair set aside for `from` goes to the outbound leg `to`: its next
+    /// audio [`Env::reserve_media`] takes it. Nothing when none was set aside.
+    fn hand_over(&mut self, from: ChannelId, to: ChannelId);
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the

@@ -47,6 +47,9 @@ pub struct OutboundSetup {
     pub caller: String,
     /// The caller's name, the From display name (empty: none).
     pub caller_name: String,
+    /// The channel that asked for this one (a Dial's caller): the RTP pair
+    /// set aside when that call was admitted is this leg's.
+    pub requestor: Option<ChannelId>,
 }
 
 /// A caller ID number as the user part of a SIP URI (RFC 3261 §25.1 `user`):
@@ -77,6 +80,9 @@ impl Endpoint {
                 .map_or_else(|| running.cfg.general.timers(), |p| p.timers)
         };
         let video = super::has_video(&setup.codecs);
+        if let Some(caller) = setup.requestor {
+            env.hand_over(caller, chan);
+        }
         let ports = env
             .reserve_media(chan, StreamKind::Audio)
             .and_then(|audio| {

@@ -248,6 +248,19 @@ impl Endpoint {
                 return self.refuse_for_load(now, tx, msg, source);
             }
         };
+        // The callee's pair too, now (see Env::set_aside): under load the
+        // range runs out here, before a dialplan and a second leg are spent.
+        if !env.set_aside(info.id) {
+            if self.first_refusal_this_second(now.mono) {
+                log::warn!(
+                    "no RTP port left for the callee of '{}' (rtpstart-rtpend full? refusing calls with 503; logged once a second)",
+                    info.name
+                );
+            }
+            self.media(crate::endpoint::MediaAction::Release(info.id));
+            self.host(HostAction::Hangup(info.id, Cause::CONGESTION));
+            return self.refuse_for_load(now, tx, msg, source);
+        }
         let dtmf_info = peer.is_some_and(|p| p.dtmfmode.ends_with("info"));
         // Registered before the dialplan starts: its thread may answer at once.
         let local_tag = self.tokens.token();
@@ -425,6 +438,9 @@ impl Endpoint {
         let Some((tx, mut ok)) = self.uas_response(chan, 200, "OK") else {
             return;
         };
+        // Answered: a Dial that needed the callee's pair has made its leg
+        // (Dial answers its caller after the callee), or none will soon.
+        self.media(crate::endpoint::MediaAction::DropSpare(chan));
         ok.push(HeaderName::Allow, self.caps.allow());
         let (timers, granted) = self
             .sessions

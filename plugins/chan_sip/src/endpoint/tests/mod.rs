@@ -121,6 +121,13 @@ struct FakeEnv {
     lag: Duration,
     /// RTP pairs left in the range (`None`: plenty).
     media_free: Option<usize>,
+    /// Inbound legs with a pair set aside for their callee (or, handed
+    /// over, outbound legs about to take it).
+    spares: Vec<ChannelId>,
+    /// Audio reservations served from a spare.
+    from_spare: Vec<ChannelId>,
+    /// No pair left to set aside.
+    no_spare: bool,
 }
 
 impl Env for FakeEnv {
@@ -142,6 +149,13 @@ impl Env for FakeEnv {
     }
 
     fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
+        if let Some(i) = self.spares.iter().position(|c| *c == chan) {
+            if kind == StreamKind::Audio {
+                self.spares.remove(i);
+                self.from_spare.push(chan);
+                return Ok(12_000 + 2 * self.from_spare.len() as u16);
+            }
+        }
         self.reserved.push((chan, kind));
         Ok(10_000 + 2 * self.reserved.len() as u16)
     }
@@ -164,6 +178,20 @@ impl Env for FakeEnv {
 
     fn media_free(&mut self) -> usize {
         self.media_free.unwrap_or(usize::MAX)
+    }
+
+    fn set_aside(&mut self, chan: ChannelId) -> bool {
+        if self.no_spare {
+            return false;
+        }
+        self.spares.push(chan);
+        true
+    }
+
+    fn hand_over(&mut self, from: ChannelId, to: ChannelId) {
+        if let Some(i) = self.spares.iter().position(|c| *c == from) {
+            self.spares[i] = to;
+        }
     }
 }
 
@@ -251,7 +279,11 @@ impl Harness {
                         if let Some(p) = bridges.remove(c) {
                             bridges.remove(&p);
                         }
+                        if matches!(m, MediaAction::Release(_)) {
+                            self.env.spares.retain(|s| s != c);
+                        }
                     }
+                    MediaAction::DropSpare(c) => self.env.spares.retain(|s| s != c),
                     _ => {}
                 }
             }
@@ -475,6 +507,7 @@ fn new_outbound_to_bob(h: &mut Harness, chan: ChannelId) {
         codecs: vec![Codec::PCMU],
         caller: "100".into(),
         caller_name: "Alice".into(),
+        requestor: None,
     }));
 }
 

@@ -46,7 +46,12 @@ fn an_inbound_call_rings_is_answered_and_ends_with_the_callers_bye() {
         h.host_actions(),
         vec![HostAction::Hangup(chan, Cause::NORMAL_CLEARING)]
     );
-    assert_eq!(h.media_actions(), vec![MediaAction::Release(chan)]);
+    // The pair set aside for a callee went back at the answer (this plan
+    // dialled nobody); the call's own pair at its end.
+    assert_eq!(
+        h.media_actions(),
+        vec![MediaAction::DropSpare(chan), MediaAction::Release(chan)]
+    );
     assert_eq!(h.ep.calls(), 0);
 }
 
@@ -111,6 +116,54 @@ fn a_call_without_ports_for_both_legs_is_refused_before_anything_is_allocated() 
     h.env.media_free = Some(2);
     h.recv(&alice_invite("100", "in-2"), ALICE);
     assert_eq!(h.env.allocated.len(), 1, "two pairs left: let in");
+}
+
+/// Admitting a call takes the ports of both its legs: a pair is set aside
+/// for the callee, and the leg a Dial makes for the call takes it instead
+/// of binding one of its own.
+#[test]
+fn an_inbound_call_sets_a_pair_aside_for_the_leg_its_dial_makes() {
+    let mut h = Harness::new(SIP_TOML);
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let a = h.env.started[0];
+    assert_eq!(h.env.spares, vec![a]);
+    assert_eq!(h.env.reserved, vec![(a, StreamKind::Audio)]);
+    let b = ChannelId(100);
+    h.input(Input::NewOutbound(OutboundSetup {
+        chan: b,
+        dest: addr(BOB),
+        transport: Transport::Udp,
+        ruri: format!("sip:bob@{BOB}"),
+        peer: Some("bob".into()),
+        name: "SIP/bob-00000064".into(),
+        codecs: vec![Codec::PCMU],
+        caller: "100".into(),
+        caller_name: "Alice".into(),
+        requestor: Some(a),
+    }));
+    assert_eq!(h.env.from_spare, vec![b], "bob's leg took alice's spare");
+    assert_eq!(h.env.reserved.len(), 1, "and bound nothing of its own");
+    assert!(h.env.spares.is_empty());
+}
+
+/// No pair left for the callee: the call is refused whole (503 with
+/// Retry-After), its channel and its own pair given back at once.
+#[test]
+fn a_call_whose_callee_would_find_no_port_is_refused_with_503() {
+    let mut h = Harness::new(SIP_TOML);
+    h.env.no_spare = true;
+    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let r = h.expect_one(ALICE);
+    assert_eq!(r.code(), Some(503));
+    assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("2"));
+    let chan = h.env.allocated[0].0;
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::Hangup(chan, Cause::CONGESTION)]
+    );
+    assert_eq!(h.media_actions(), vec![MediaAction::Release(chan)]);
+    assert!(h.env.started.is_empty(), "no dialplan for it");
+    assert_eq!(h.ep.calls(), 0);
 }
 
 #[test]

@@ -96,6 +96,7 @@ fn our_offer_puts_video_codecs_in_m_video_only() {
         codecs: vec![Codec::PCMU, Codec::H263],
         caller: "100".into(),
         caller_name: String::new(),
+        requestor: None,
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();
@@ -177,6 +178,7 @@ fn placed_outbound_with(h: &mut Harness, chan: u64, codecs: Vec<Codec>) -> (Chan
         codecs,
         caller: "100".into(),
         caller_name: String::new(),
+        requestor: None,
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();
