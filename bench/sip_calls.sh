@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"                              # cold-start runs
-RATES="${RATES:-1000 2000 3000 4000 6000}"     # offered calls/s, one step each
+RATES="${RATES:-2000 4000 6000 8000}"          # offered calls/s, one step each
 DURATION="${DURATION:-15}"                     # seconds of calls per step
 HOLD_MS="${HOLD_MS:-0}"                        # how long each ramp call stays up
 HELD_CALLS="${HELD_CALLS:-4000}"               # concurrent calls for the memory figures
@@ -351,7 +351,12 @@ report="${REPORT:-bench/report-sip_calls.md}"
       echo "* Overload: at $over cps offered (≥ 2× the clean maximum, $clean_max), Sirius's goodput (median) was $med calls/s," \
            "$(echo "scale=1; 100 * $med / $clean_max" | bc) % of the clean maximum (goal: ≥ 90 %)."
     else
-      echo "* Overload: no rate of at least 2× the clean maximum ($clean_max cps) was offered."
+      # sipp on this machine may not reach twice the clean maximum: say what
+      # the top rate offered shows instead, as a ratio of it.
+      med=$(col "$top" Sirius 5 | mmm %.1f | awk -F' / ' '{print (NF == 3) ? $2 : $1}')
+      echo "* Overload: no rate of at least 2× the clean maximum ($clean_max cps) was offered. At the top rate," \
+           "$top cps ($(echo "scale=2; $top / $clean_max" | bc)× the clean maximum), Sirius's goodput (median) was $med calls/s," \
+           "$(echo "scale=1; 100 * $med / $clean_max" | bc) % of the clean maximum."
     fi
   fi
   sirius_clean=$(clean_rates Sirius)
