@@ -72,6 +72,16 @@ pub trait PbxEngine: Send + Sync {
         app: &str,
         data: &str,
     ) -> Result<(), Cause>;
+
+    /// Waits, holding no thread, for the originated call `chan` to be
+    /// answered (up to [`crate::originate::ANSWER_TIMEOUT`]), then hands
+    /// the outcome to [`Core::originate_answered`].
+    fn await_answer(
+        &self,
+        core: &Arc<Core>,
+        chan: ChannelId,
+        target: crate::originate::OriginateTarget,
+    );
 }
 
 /// The PBX core.
@@ -105,7 +115,7 @@ pub struct Core {
     /// technology never existed.
     pub(crate) failed_techs: RwLock<BTreeMap<String, String>>,
     pub(crate) modules: Mutex<Vec<Module>>,
-    pbx: RwLock<Option<Arc<dyn PbxEngine>>>,
+    pub(crate) pbx: RwLock<Option<Arc<dyn PbxEngine>>>,
     refusing_calls: AtomicBool,
     shutdown: watch::Sender<Option<ShutdownMode>>,
     /// CPU load, sampled when `maxload` is set.

@@ -2,11 +2,10 @@
 //! runs the dialplan (or one application) on it — Asterisk's
 //! `ast_pbx_outgoing_exten` / `ast_pbx_outgoing_app`.
 
-use crate::channels::Signal;
 use crate::core::Core;
-use sirius_abi::{Capabilities, Cause, ChannelId, ChannelState, Codec};
+use sirius_abi::{Capabilities, Cause, ChannelId, Codec};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the far end may ring before the originated call is given up
 /// (Asterisk's CLI originate waits 30 s).
@@ -42,37 +41,30 @@ impl Core {
         resource: &str,
         target: OriginateTarget,
     ) -> Result<ChannelId, Cause> {
+        // What runs once it answers needs the PBX engine, and so does the
+        // wait for the answer (a task on its pool, not a thread per call).
+        let Some(engine) = self.pbx.read().clone() else {
+            log::warn!("No dialplan is loaded: cannot originate a call to {tech}/{resource}");
+            return Err(Cause::NO_ROUTE_DESTINATION);
+        };
         let caps = Capabilities::of(&[Codec::PCMU, Codec::PCMA]);
         let chan = self.request(tech, caps, resource, None)?;
         if let Err(c) = self.call(chan, resource, ANSWER_TIMEOUT.as_millis() as u32) {
             let _ = self.hangup(chan, c);
             return Err(c);
         }
-        let core = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("originate-{}", chan.0))
-            .spawn(move || core.run_originated(chan, target));
-        if let Err(e) = spawned {
-            log::error!("cannot start an originate thread: {e}");
-            let _ = self.hangup(chan, Cause::CONGESTION);
-            return Err(Cause::CONGESTION);
-        }
+        engine.await_answer(self, chan, target);
         Ok(chan)
     }
 
-    fn run_originated(self: Arc<Self>, chan: ChannelId, target: OriginateTarget) {
-        let signal = Signal::new();
-        self.channels.watch(&[chan], &signal);
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
-        let answered = loop {
-            match self.channels.get(chan) {
-                None => break false,
-                Some(c) if c.state == ChannelState::Up => break true,
-                Some(_) if Instant::now() >= deadline => break false,
-                Some(_) => signal.wait(deadline.saturating_duration_since(Instant::now())),
-            }
-        };
-        self.channels.unwatch(&[chan], &signal);
+    /// An originated call was answered (`answered`), or not within
+    /// [`ANSWER_TIMEOUT`], or failed: start `target` on it, or end it.
+    pub fn originate_answered(
+        self: &Arc<Self>,
+        chan: ChannelId,
+        answered: bool,
+        target: OriginateTarget,
+    ) {
         let name = self.channels.get(chan).map(|c| c.name);
         if !answered {
             match name {

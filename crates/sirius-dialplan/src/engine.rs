@@ -103,6 +103,21 @@ impl PbxEngine for DialplanEngine {
         Ok(())
     }
 
+    fn await_answer(
+        &self,
+        core: &Arc<Core>,
+        chan: ChannelId,
+        target: sirius_core::originate::OriginateTarget,
+    ) {
+        let core = core.clone();
+        self.pool.handle().spawn(async move {
+            let answered =
+                crate::exec::answered_within(&core, chan, sirius_core::originate::ANSWER_TIMEOUT)
+                    .await;
+            core.originate_answered(chan, answered, target);
+        });
+    }
+
     fn reload(&self) -> Result<String, String> {
         let dp = Dialplan::load(&self.path).map_err(|e| e.to_string())?;
         *self.current.write() = Arc::new(dp);

@@ -308,6 +308,21 @@ impl Drop for Watch<'_> {
     }
 }
 
+/// Whether `chan` is answered within `d` (false when it goes or the time
+/// runs out first), holding no thread while it rings.
+pub(crate) async fn answered_within(core: &Core, chan: ChannelId, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    let watch = Watch::new(core, vec![chan]);
+    loop {
+        match core.channels.state(chan) {
+            None => return false,
+            Some(sirius_abi::ChannelState::Up) => return true,
+            Some(_) if Instant::now() >= end => return false,
+            Some(_) => watch.changed(end).await,
+        }
+    }
+}
+
 /// Sleeps up to `d`, returning early (false) if the channel hangs up.
 async fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
     let end = Instant::now() + d;
