@@ -168,7 +168,7 @@ fn views(m: &Message) -> usize {
 /// Serialises into `buf`, reused from message to message.
 fn serialise(m: &Message, buf: &mut Vec<u8>) {
     buf.clear();
-    buf.extend_from_slice(&m.to_bytes());
+    m.write_to(buf);
 }
 
 fn run(phase: &str, iterations: u64) -> usize {

@@ -11,17 +11,18 @@
 pub mod build;
 pub mod grammar;
 mod headers;
+mod names;
 mod parse;
 mod types;
 pub(crate) mod uri;
 
-pub use headers::{Header, HeaderName, Headers};
+pub use headers::{Header, HeaderName, Headers, OtherName};
 pub use parse::{parse_datagram, Framer, Limits, ParseError};
 pub use types::BRANCH_MAGIC;
 pub use types::{CSeq, NameAddr, Params, Via};
 pub use uri::{Host, Uri, UriError};
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// A SIP method. Methods are case-sensitive (RFC 3261 §7.1): `invite` and
 /// `IN%56ITE` are extension methods, not INVITE.
@@ -257,37 +258,93 @@ impl Message {
     /// Writes the message. `Content-Length` is always written from the body's
     /// actual length (any stored value is replaced), last among the headers.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut head = String::with_capacity(512 + self.headers.len() * 48);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write_to(&mut out);
+        out
+    }
+
+    /// The length of [`Message::to_bytes`]'s output, computed without writing it.
+    pub fn encoded_len(&self) -> usize {
+        let start = match &self.start {
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            } => method.as_str().len() + uri.len() + version.len() + 4,
+            StartLine::Response {
+                version,
+                code,
+                reason,
+            } => version.len() + decimal_len(usize::from(*code)) + reason.len() + 4,
+        };
+        start
+            + self.headers.encoded_len(&HeaderName::ContentLength)
+            + "Content-Length: \r\n\r\n".len()
+            + decimal_len(self.body.len())
+            + self.body.len()
+    }
+
+    /// Appends the message to `out`, as [`Message::to_bytes`] writes it: a
+    /// sender serialises into one buffer it keeps, with no allocation once
+    /// the buffer has grown to its largest message.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len());
         match &self.start {
             StartLine::Request {
                 method,
                 uri,
                 version,
             } => {
-                let _ = write!(head, "{method} {uri} {version}\r\n");
+                out.extend_from_slice(method.as_str().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(uri.as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(version.as_bytes());
             }
             StartLine::Response {
                 version,
                 code,
                 reason,
             } => {
-                let _ = write!(head, "{version} {code} {reason}\r\n");
+                out.extend_from_slice(version.as_bytes());
+                out.push(b' ');
+                push_decimal(out, usize::from(*code));
+                out.push(b' ');
+                out.extend_from_slice(reason.as_bytes());
             }
         }
-        for h in self.headers.iter() {
-            if *h.name == HeaderName::ContentLength {
-                continue;
-            }
-            head.push_str(h.name.as_str());
-            head.push_str(": ");
-            head.push_str(h.value);
-            head.push_str("\r\n");
-        }
-        let _ = write!(head, "Content-Length: {}\r\n\r\n", self.body.len());
-        let mut out = head.into_bytes();
+        out.extend_from_slice(b"\r\n");
+        self.headers.write_to(out, &HeaderName::ContentLength);
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, self.body.len());
+        out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(&self.body);
-        out
     }
+}
+
+/// Digits of `n` in decimal.
+fn decimal_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
+/// Appends `n` in decimal (what `write!` did, without the formatting machinery).
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 impl fmt::Display for Message {
