@@ -1,81 +1,150 @@
 //! Typed views of the header values transactions and dialogs depend on.
 //! Each is parsed strictly: what RFC 4475 calls invalid is refused here.
 
-use super::grammar::{find_unquoted, is_token, is_ws, quoted_string, split_list};
+use super::grammar::{
+    find_unquoted, find_ws, is_token, is_ws, quoted_string, split_list, trim_lws, trim_lws_start,
+};
 use super::uri::{split_hostport, Host, Uri, UriError};
 use super::Method;
 use std::fmt;
 
 /// Generic parameters `;name[=value]`, in order. Names compare case-insensitively.
+///
+/// Held as their normalised text (`;a=1;b;c="x y"`: no LWS around `;` and
+/// `=`), one string where there was a vector of owned names and values: the
+/// parameters of a Via or a To cost one allocation, none when there are
+/// none, and a lookup scans a few dozen bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Params(Vec<(String, Option<String>)>);
+pub struct Params(String);
 
 impl Params {
     /// Parses `;a=1;b;c="x y"` (leading `;` required, LWS around `;` and `=` allowed).
     pub fn parse(s: &str) -> Result<Params, String> {
-        let mut out = Vec::new();
-        let mut rest = s.trim();
+        let mut out = String::new();
+        let mut rest = trim_lws(s);
         while !rest.is_empty() {
             let Some(r) = rest.strip_prefix(';') else {
                 return Err(format!("expected ';' before '{rest}'"));
             };
-            let r = r.trim_start();
+            let r = trim_lws_start(r);
             let end = find_unquoted(r, b';').unwrap_or(r.len());
-            let item = r[..end].trim();
-            let (name, value) = match item.find('=') {
+            let item = trim_lws(&r[..end]);
+            let (name, value) = match item.bytes().position(|b| b == b'=') {
                 Some(eq) => {
-                    let v = item[eq + 1..].trim();
+                    let v = trim_lws(&item[eq + 1..]);
                     let v_ok = if v.starts_with('"') {
                         quoted_string(v).is_some_and(|(_, rest)| rest.is_empty())
                     } else {
-                        !v.is_empty() && !v.bytes().any(is_ws) && !v.contains(',')
+                        !v.is_empty() && !v.bytes().any(|b| is_ws(b) || b == b',')
                     };
                     if !v_ok {
                         return Err(format!("bad parameter value in '{item}'"));
                     }
-                    (item[..eq].trim(), Some(v.to_string()))
+                    (trim_lws(&item[..eq]), Some(v))
                 }
                 None => (item, None),
             };
             if !is_token(name) {
                 return Err(format!("bad parameter name '{name}'"));
             }
-            out.push((name.to_string(), value));
+            if out.capacity() == 0 {
+                out.reserve(s.len());
+            }
+            out.push(';');
+            out.push_str(name);
+            if let Some(v) = value {
+                out.push('=');
+                out.push_str(v);
+            }
             rest = &r[end..];
         }
         Ok(Params(out))
     }
 
+    /// Each parameter: where it starts in the text (after its `;`), where
+    /// its name ends, where it ends. One pass over the bytes: a `;` inside
+    /// a quoted value does not end it.
+    fn spans(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let b = self.0.as_bytes();
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= b.len() {
+                return None;
+            }
+            let start = at + 1;
+            let mut i = start;
+            while i < b.len() && b[i] != b'=' && b[i] != b';' {
+                i += 1;
+            }
+            let name = i;
+            let mut quoted = false;
+            while i < b.len() && (quoted || b[i] != b';') {
+                match b[i] {
+                    b'\\' if quoted => i += 1,
+                    b'"' => quoted = !quoted,
+                    _ => {}
+                }
+                i += 1;
+            }
+            let end = i.min(b.len());
+            at = end;
+            Some((start, name, end))
+        })
+    }
+
+    /// The parameters in order: name and value (`None` without one).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+        self.spans().map(|(start, name, end)| {
+            let value = (name < end).then(|| &self.0[name + 1..end]);
+            (&self.0[start..name], value)
+        })
+    }
+
+    fn find(&self, name: &str) -> Option<(usize, usize, usize)> {
+        self.spans()
+            .find(|&(start, n, _)| self.0[start..n].eq_ignore_ascii_case(name))
+    }
+
     /// Value of a parameter (`Some("")` is impossible: valueless gives `None` here,
     /// use [`Params::has`] to test presence).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.as_deref())
+            .and_then(|(_, v)| v)
     }
 
     /// Whether a parameter is present, with or without a value.
     pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.find(name).is_some()
     }
 
-    /// Sets (replacing) a parameter.
+    /// Sets (replacing) a parameter; a replaced one keeps its name's spelling.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
-        let v = value.map(str::to_string);
-        match self
-            .0
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some(slot) => slot.1 = v,
-            None => self.0.push((name.to_string(), v)),
+        let assign = |s: &mut String| {
+            if let Some(v) = value {
+                s.push('=');
+                s.push_str(v);
+            }
+        };
+        match self.find(name) {
+            Some((_, n, end)) => {
+                let mut tail = String::with_capacity(value.map_or(0, |v| v.len() + 1));
+                assign(&mut tail);
+                self.0.replace_range(n..end, &tail);
+            }
+            None => {
+                self.0.push(';');
+                self.0.push_str(name);
+                assign(&mut self.0);
+            }
         }
     }
 
     /// Removes a parameter.
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        while let Some((start, _, end)) = self.find(name) {
+            self.0.replace_range(start - 1..end, "");
+        }
     }
 
     /// Whether there are none.
@@ -85,19 +154,13 @@ impl Params {
 
     /// Number of parameters.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.spans().count()
     }
 }
 
 impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, v) in &self.0 {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 
@@ -120,33 +183,33 @@ pub const BRANCH_MAGIC: &str = "z9hG4bK";
 impl Via {
     /// Parses one Via value (LWS allowed around the slashes, as RFC 4475 3.1.1.1 does).
     pub fn parse(v: &str) -> Result<Via, String> {
-        let mut parts = Vec::with_capacity(3);
-        let mut rest = v;
-        for _ in 0..2 {
-            let slash = rest.find('/').ok_or_else(|| format!("bad Via '{v}'"))?;
-            parts.push(rest[..slash].trim());
-            rest = rest[slash + 1..].trim_start();
-        }
-        if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" {
+        let (name, rest) = v.split_once('/').ok_or_else(|| format!("bad Via '{v}'"))?;
+        let (version, rest) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("bad Via '{v}'"))?;
+        if !trim_lws(name).eq_ignore_ascii_case("SIP") || trim_lws(version) != "2.0" {
             return Err(format!("bad Via protocol in '{v}'"));
         }
-        let tend = rest
-            .find([' ', '\t'])
-            .ok_or_else(|| format!("no sent-by in Via '{v}'"))?;
+        let rest = trim_lws_start(rest);
+        let tend = find_ws(rest).ok_or_else(|| format!("no sent-by in Via '{v}'"))?;
         let transport = &rest[..tend];
         if !is_token(transport) {
             return Err(format!("bad Via transport '{transport}'"));
         }
-        let rest = rest[tend..].trim_start();
+        let rest = trim_lws_start(&rest[tend..]);
         let pend = rest.find(';').unwrap_or(rest.len());
-        let sent_by = rest[..pend].trim();
-        // LWS is allowed around the ':' of sent-by.
-        let sent_by: String = sent_by
-            .split(':')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(":");
-        let (host, port) = split_hostport(&sent_by)?;
+        let sent_by = trim_lws(&rest[..pend]);
+        let (host, port) = if sent_by.bytes().any(is_ws) {
+            // LWS is allowed around the ':' of sent-by.
+            let joined: String = sent_by
+                .split(':')
+                .map(trim_lws)
+                .collect::<Vec<_>>()
+                .join(":");
+            split_hostport(&joined)?
+        } else {
+            split_hostport(sent_by)?
+        };
         let params = Params::parse(&rest[pend..])?;
         Ok(Via {
             transport: transport.to_ascii_uppercase(),
@@ -184,13 +247,11 @@ impl Via {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SIP/2.0/{} {}{}",
-            self.transport,
-            self.sent_by(),
-            self.params
-        )
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        fmt::Display::fmt(&self.params, f)
     }
 }
 
@@ -206,11 +267,9 @@ pub struct CSeq {
 impl CSeq {
     /// Parses `0009 INVITE` (leading zeros allowed, LWS between).
     pub fn parse(v: &str) -> Result<CSeq, String> {
-        let v = v.trim();
-        let split = v
-            .find([' ', '\t'])
-            .ok_or_else(|| format!("bad CSeq '{v}'"))?;
-        let (num, method) = (&v[..split], v[split..].trim());
+        let v = trim_lws(v);
+        let split = find_ws(v).ok_or_else(|| format!("bad CSeq '{v}'"))?;
+        let (num, method) = (&v[..split], trim_lws(&v[split..]));
         if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("bad CSeq number '{num}'"));
         }
@@ -260,7 +319,7 @@ impl NameAddr {
     /// unquoted display name, or spaces inside `<…>` are errors (RFC 4475 3.1.2.6,
     /// 3.1.2.14, 3.1.2.15).
     pub fn parse(v: &str) -> Result<NameAddr, String> {
-        let v = v.trim();
+        let v = trim_lws(v);
         if v == "*" {
             return Ok(NameAddr {
                 display: None,
@@ -275,9 +334,9 @@ impl NameAddr {
         let (display, after_display) = if v.starts_with('"') {
             let (d, rest) =
                 quoted_string(v).ok_or_else(|| format!("unterminated quoted string in '{v}'"))?;
-            (Some(d.to_string()), rest.trim_start())
+            (Some(d.to_string()), trim_lws_start(rest))
         } else if let Some(lt) = find_unquoted(v, b'<') {
-            let words = v[..lt].trim();
+            let words = trim_lws(&v[..lt]);
             if !words.is_empty()
                 && !words
                     .split([' ', '\t'])
@@ -313,7 +372,7 @@ impl NameAddr {
         }
         // addr-spec: header parameters start at the first ';' (RFC 3261 §20.10).
         let end = after_display.find(';').unwrap_or(after_display.len());
-        let uri = after_display[..end].trim();
+        let uri = trim_lws(&after_display[..end]);
         if uri.is_empty() || uri.bytes().any(is_ws) || uri.contains(',') {
             return Err(format!("bad addr-spec '{uri}'"));
         }
