@@ -77,7 +77,16 @@ impl<'a> Iterator for ListIter<'a> {
         }
         let bytes = v.as_bytes();
         let (mut quoted, mut angle) = (false, false);
-        let mut i = 0;
+        // Most values have no quote and no `<` before their first comma (a
+        // Via, a Supported): one vectorised search settles those.
+        let mut i = match memchr::memchr3(b',', b'"', b'<', bytes) {
+            None => bytes.len(),
+            Some(at) if bytes[at] == b',' => {
+                self.rest = Some(&v[at + 1..]);
+                return Some(v[..at].trim());
+            }
+            Some(at) => at,
+        };
         while i < bytes.len() {
             match bytes[i] {
                 b'\\' if quoted => i += 1,
@@ -125,17 +134,21 @@ pub fn is_ws(b: u8) -> bool {
 /// `str::trim` decodes characters to find Unicode white space, which SIP's
 /// grammar does not treat as white space anyway, at several times the cost.
 pub fn trim_lws(s: &str) -> &str {
-    trim_lws_start(s).trim_end_matches(is_lws_char)
+    let b = s.as_bytes();
+    let (mut from, mut to) = (0, b.len());
+    while from < to && is_ws(b[from]) {
+        from += 1;
+    }
+    while to > from && is_ws(b[to - 1]) {
+        to -= 1;
+    }
+    &s[from..to]
 }
 
 /// `s` without the SP and HTAB it starts with.
 pub fn trim_lws_start(s: &str) -> &str {
     let n = s.bytes().take_while(|&b| is_ws(b)).count();
     &s[n..]
-}
-
-fn is_lws_char(c: char) -> bool {
-    c == ' ' || c == '\t'
 }
 
 /// Where the first SP or HTAB of `s` is.

@@ -2,7 +2,8 @@
 //! Each is parsed strictly: what RFC 4475 calls invalid is refused here.
 
 use super::grammar::{
-    find_unquoted, find_ws, is_token, is_ws, quoted_string, split_list, trim_lws, trim_lws_start,
+    find_unquoted, find_ws, is_token, is_token_byte, is_ws, quoted_string, split_list, trim_lws,
+    trim_lws_start,
 };
 use super::uri::{split_hostport, Host, Uri, UriError};
 use super::Method;
@@ -20,6 +21,9 @@ pub struct Params(String);
 impl Params {
     /// Parses `;a=1;b;c="x y"` (leading `;` required, LWS around `;` and `=` allowed).
     pub fn parse(s: &str) -> Result<Params, String> {
+        if is_plain(s) {
+            return Ok(Params(s.to_string()));
+        }
         let mut out = String::new();
         let mut rest = trim_lws(s);
         while !rest.is_empty() {
@@ -77,6 +81,12 @@ impl Params {
                 i += 1;
             }
             let name = i;
+            // A value without quotes ends at the next ';': found by memchr.
+            match memchr::memchr2(b';', b'"', &b[i..]) {
+                None => i = b.len(),
+                Some(k) if b[i + k] == b';' => i += k,
+                Some(k) => i += k,
+            }
             let mut quoted = false;
             while i < b.len() && (quoted || b[i] != b';') {
                 match b[i] {
@@ -162,6 +172,39 @@ impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether `s` is parameters already in normalised form, with plain
+/// values: `;name[=value]`, each name a token, each value non-empty and free
+/// of LWS, `,`, `;` and `"`. Such text is its own normal form and is kept
+/// as it is, after one pass; anything else takes the general parser.
+fn is_plain(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b';' {
+            return false;
+        }
+        let name = i + 1;
+        i = name;
+        while i < b.len() && is_token_byte(b[i]) {
+            i += 1;
+        }
+        if i == name {
+            return false;
+        }
+        if i < b.len() && b[i] == b'=' {
+            let value = i + 1;
+            i = value;
+            while i < b.len() && !matches!(b[i], b';' | b' ' | b'\t' | b',' | b'"') {
+                i += 1;
+            }
+            if i == value {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// One Via value: `SIP/2.0/UDP host:port;branch=…`.
