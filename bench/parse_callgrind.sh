@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE="${1:-}"
 N1="${N1:-200}" N2="${N2:-1200}"
-PHASES="${PHASES:-parse views serialise respond all}"
+PHASES="${PHASES:-parse views owned_views serialise respond all}"
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/before" 2>/dev/null || true; rm -rf "$work"' EXIT
 # One target directory for both builds: the dependencies are built once.
@@ -30,8 +30,10 @@ labels=()
 if [ -n "$BEFORE" ]; then
   git worktree add -f --detach "$work/before" "$BEFORE" >/dev/null 2>&1
   # The benchmark is newer than the old revision: the same file, built there,
-  # serialising with to_bytes where the old API has no write_to.
-  sed 's/m\.write_to(buf)/buf.extend_from_slice(\&m.to_bytes())/' \
+  # serialising with to_bytes where the old API has no write_to, reading the
+  # owned views where it has no borrowed ones.
+  sed 's/m\.write_to(buf)/buf.extend_from_slice(\&m.to_bytes())/;
+       s/top_via_ref()/top_via()/; s/from_ref()/from_header()/; s/to_ref()/to_header()/' \
     crates/sirius-sip/benches/hot_path.rs > "$work/before/crates/sirius-sip/benches/hot_path.rs"
   grep -q hot_path "$work/before/crates/sirius-sip/Cargo.toml" ||
     printf '\n[[bench]]\nname = "hot_path"\nharness = false\n' >> "$work/before/crates/sirius-sip/Cargo.toml"

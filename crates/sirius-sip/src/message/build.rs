@@ -2,40 +2,52 @@
 //! request (RFC 3261 §8.2.6), the ACK for a non-2xx final response (§17.1.1.3)
 //! and CANCEL (§9.1).
 
-use super::{HeaderName, Message, Method, NameAddr, Via};
-use std::net::SocketAddr;
+use super::{HeaderName, Headers, HostRef, Message, Method, ViaRef};
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
 /// A response to `req`: Via, From, To, Call-ID and CSeq copied (§8.2.6.2);
 /// the top Via gets `received` when the source IP differs from sent-by and
 /// `rport=<port>` when the client asked for it (RFC 3581).
+///
+/// The copied values are written straight into the response's header
+/// buffer, sized for them at once; the top Via is read in place and
+/// rewritten there too, so a response costs no allocation per header.
 pub fn response(req: &Message, code: u16, reason: &str, source: Option<SocketAddr>) -> Message {
     let mut r = Message::response(code, reason);
-    let mut first = true;
-    for v in req.headers.values(&HeaderName::Via) {
-        let value = match (first, source, Via::parse(v)) {
-            (true, Some(src), Ok(mut via)) => {
-                if via.host.to_string() != src.ip().to_string() {
-                    via.params.set("received", Some(&src.ip().to_string()));
-                }
-                if via.params.has("rport") {
-                    via.params.set("rport", Some(&src.port().to_string()));
-                    via.params.set("received", Some(&src.ip().to_string()));
-                }
-                via.to_string()
-            }
-            _ => v.to_string(),
-        };
-        r.push(HeaderName::Via, value);
-        first = false;
-    }
-    for name in [
+    const COPIED: [HeaderName; 4] = [
         HeaderName::From,
         HeaderName::To,
         HeaderName::CallId,
         HeaderName::CSeq,
-    ] {
+    ];
+    let bytes: usize = req
+        .headers
+        .all(&HeaderName::Via)
+        .map(str::len)
+        .sum::<usize>()
+        + COPIED
+            .iter()
+            .filter_map(|n| req.headers.get(n))
+            .map(str::len)
+            .sum::<usize>();
+    // Room for `received`, `rport` and a To tag the UAS adds.
+    r.headers = Headers::with_capacity(8, bytes + 96);
+    let mut vias = req.headers.values(&HeaderName::Via);
+    if let Some(top) = vias.next() {
+        match (source, ViaRef::parse(top)) {
+            (Some(src), Ok(via)) => r
+                .headers
+                .push_with(HeaderName::Via, |out| write_top_via(out, &via, src)),
+            _ => r.headers.push(HeaderName::Via, top),
+        }
+    }
+    for v in vias {
+        r.headers.push(HeaderName::Via, v);
+    }
+    for name in COPIED {
         if let Some(v) = req.headers.get(&name) {
-            r.push(name, v);
+            r.headers.push(name, v);
         }
     }
     // 100 Trying copies Timestamp (§8.2.6.1).
@@ -47,19 +59,54 @@ pub fn response(req: &Message, code: u16, reason: &str, source: Option<SocketAdd
     r
 }
 
-/// Adds a To tag to a response if the To header has none (UAS side, §8.2.6.2).
-pub fn set_to_tag(resp: &mut Message, tag: &str) {
-    if let Some(to) = resp
-        .headers
-        .get(&HeaderName::To)
-        .and_then(|v| NameAddr::parse(v).ok())
-    {
-        if to.tag().is_none() {
-            let mut to = to;
-            to.params.set("tag", Some(tag));
-            resp.headers.set(HeaderName::To, to.to_string());
+/// The top Via of a response in normal form (as [`super::Via`] writes it),
+/// with `received` set when the source differs from sent-by or `rport` was
+/// asked for, and `rport` given the source port (RFC 3581); both replaced in
+/// place when present, `received` appended otherwise.
+fn write_top_via(out: &mut String, via: &ViaRef<'_>, src: SocketAddr) {
+    let differs = match (via.host, src.ip()) {
+        (HostRef::V4(a), IpAddr::V4(b)) => a != b,
+        (HostRef::V6(a), IpAddr::V6(b)) => a != b,
+        _ => true,
+    };
+    let rport = via.params.has("rport");
+    let received = differs || rport;
+    out.push_str("SIP/2.0/");
+    out.extend(via.transport.chars().map(|c| c.to_ascii_uppercase()));
+    let _ = write!(out, " {}", via.host);
+    if let Some(p) = via.port {
+        let _ = write!(out, ":{p}");
+    }
+    let mut has_received = false;
+    for (name, value) in via.params.iter() {
+        out.push(';');
+        out.push_str(name);
+        if received && name.eq_ignore_ascii_case("received") {
+            has_received = true;
+            let _ = write!(out, "={}", src.ip());
+        } else if rport && name.eq_ignore_ascii_case("rport") {
+            let _ = write!(out, "={}", src.port());
+        } else if let Some(v) = value {
+            out.push('=');
+            out.push_str(v);
         }
     }
+    if received && !has_received {
+        let _ = write!(out, ";received={}", src.ip());
+    }
+}
+
+/// Adds a To tag to a response if the To header has none (UAS side, §8.2.6.2).
+pub fn set_to_tag(resp: &mut Message, tag: &str) {
+    let Some(to) = resp.to_ref() else {
+        return;
+    };
+    if to.tag().is_some() {
+        return;
+    }
+    let mut value = String::with_capacity(to.uri.len() + tag.len() + 64);
+    let _ = write!(value, "{to};tag={tag}");
+    resp.headers.set(HeaderName::To, value);
 }
 
 /// The ACK a client INVITE transaction sends for a 300–699 response:

@@ -102,6 +102,16 @@ impl Headers {
         self.items.push(Entry { name, start, end });
     }
 
+    /// Appends a header whose value `write` puts straight into the buffer:
+    /// a value formatted from parts (a Via rewritten for a response) costs
+    /// no `String` of its own.
+    pub fn push_with(&mut self, name: HeaderName, write: impl FnOnce(&mut String)) {
+        let start = self.buf.len();
+        write(&mut self.buf);
+        let end = self.buf.len();
+        self.items.push(Entry { name, start, end });
+    }
+
     /// Replaces every header of that name with one value (appended if absent).
     pub fn set(&mut self, name: HeaderName, value: impl AsRef<str>) {
         let (start, end) = self.store(value.as_ref());

@@ -15,12 +15,14 @@ mod names;
 mod parse;
 mod types;
 pub(crate) mod uri;
+mod views;
 
 pub use headers::{Header, HeaderName, Headers, OtherName};
 pub use parse::{parse_datagram, Framer, Limits, ParseError};
 pub use types::BRANCH_MAGIC;
 pub use types::{CSeq, NameAddr, Params, Via};
-pub use uri::{Host, Uri, UriError};
+pub use uri::{Host, HostRef, Uri, UriError};
+pub use views::{NameAddrRef, ParamsRef, ViaRef};
 
 use std::fmt;
 
@@ -235,24 +237,40 @@ impl Message {
 
     /// The topmost `Via`, parsed.
     pub fn top_via(&self) -> Option<Via> {
-        self.headers
-            .values(&HeaderName::Via)
-            .next()
-            .and_then(|v| Via::parse(v).ok())
+        self.top_via_ref().map(|v| v.to_via())
     }
 
     /// `From`, parsed.
     pub fn from_header(&self) -> Option<NameAddr> {
-        self.headers
-            .get(&HeaderName::From)
-            .and_then(|v| NameAddr::parse(v).ok())
+        self.from_ref().map(|a| a.to_name_addr())
     }
 
     /// `To`, parsed.
     pub fn to_header(&self) -> Option<NameAddr> {
+        self.to_ref().map(|a| a.to_name_addr())
+    }
+
+    /// The topmost `Via`, read in place: what transaction matching needs
+    /// (branch, sent-by) without an allocation.
+    pub fn top_via_ref(&self) -> Option<ViaRef<'_>> {
+        self.headers
+            .values(&HeaderName::Via)
+            .next()
+            .and_then(|v| ViaRef::parse(v).ok())
+    }
+
+    /// `From`, read in place (its tag without an allocation).
+    pub fn from_ref(&self) -> Option<NameAddrRef<'_>> {
+        self.headers
+            .get(&HeaderName::From)
+            .and_then(|v| NameAddrRef::parse(v).ok())
+    }
+
+    /// `To`, read in place (its tag without an allocation).
+    pub fn to_ref(&self) -> Option<NameAddrRef<'_>> {
         self.headers
             .get(&HeaderName::To)
-            .and_then(|v| NameAddr::parse(v).ok())
+            .and_then(|v| NameAddrRef::parse(v).ok())
     }
 
     /// Writes the message. `Content-Length` is always written from the body's

@@ -1,11 +1,10 @@
 //! Typed views of the header values transactions and dialogs depend on.
 //! Each is parsed strictly: what RFC 4475 calls invalid is refused here.
+//! They are built from the borrowed views of [`super::views`].
 
-use super::grammar::{
-    find_unquoted, find_ws, is_token, is_token_byte, is_ws, quoted_string, split_list, trim_lws,
-    trim_lws_start,
-};
-use super::uri::{split_hostport, Host, Uri, UriError};
+use super::grammar::{find_ws, is_token, trim_lws, ListIter};
+use super::uri::{Host, Uri, UriError};
+use super::views::{NameAddrRef, ParamsRef, ViaRef};
 use super::Method;
 use std::fmt;
 
@@ -21,48 +20,12 @@ pub struct Params(String);
 impl Params {
     /// Parses `;a=1;b;c="x y"` (leading `;` required, LWS around `;` and `=` allowed).
     pub fn parse(s: &str) -> Result<Params, String> {
-        if is_plain(s) {
-            return Ok(Params(s.to_string()));
-        }
-        let mut out = String::new();
-        let mut rest = trim_lws(s);
-        while !rest.is_empty() {
-            let Some(r) = rest.strip_prefix(';') else {
-                return Err(format!("expected ';' before '{rest}'"));
-            };
-            let r = trim_lws_start(r);
-            let end = find_unquoted(r, b';').unwrap_or(r.len());
-            let item = trim_lws(&r[..end]);
-            let (name, value) = match item.bytes().position(|b| b == b'=') {
-                Some(eq) => {
-                    let v = trim_lws(&item[eq + 1..]);
-                    let v_ok = if v.starts_with('"') {
-                        quoted_string(v).is_some_and(|(_, rest)| rest.is_empty())
-                    } else {
-                        !v.is_empty() && !v.bytes().any(|b| is_ws(b) || b == b',')
-                    };
-                    if !v_ok {
-                        return Err(format!("bad parameter value in '{item}'"));
-                    }
-                    (trim_lws(&item[..eq]), Some(v))
-                }
-                None => (item, None),
-            };
-            if !is_token(name) {
-                return Err(format!("bad parameter name '{name}'"));
-            }
-            if out.capacity() == 0 {
-                out.reserve(s.len());
-            }
-            out.push(';');
-            out.push_str(name);
-            if let Some(v) = value {
-                out.push('=');
-                out.push_str(v);
-            }
-            rest = &r[end..];
-        }
-        Ok(Params(out))
+        ParamsRef::parse(s).map(|p| p.to_params())
+    }
+
+    /// From text already in normal form.
+    pub(super) fn from_normalised(text: String) -> Params {
+        Params(text)
     }
 
     /// Each parameter: where it starts in the text (after its `;`), where
@@ -174,39 +137,6 @@ impl fmt::Display for Params {
     }
 }
 
-/// Whether `s` is parameters already in normalised form, with plain
-/// values: `;name[=value]`, each name a token, each value non-empty and free
-/// of LWS, `,`, `;` and `"`. Such text is its own normal form and is kept
-/// as it is, after one pass; anything else takes the general parser.
-fn is_plain(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b';' {
-            return false;
-        }
-        let name = i + 1;
-        i = name;
-        while i < b.len() && is_token_byte(b[i]) {
-            i += 1;
-        }
-        if i == name {
-            return false;
-        }
-        if i < b.len() && b[i] == b'=' {
-            let value = i + 1;
-            i = value;
-            while i < b.len() && !matches!(b[i], b';' | b' ' | b'\t' | b',' | b'"') {
-                i += 1;
-            }
-            if i == value {
-                return false;
-            }
-        }
-    }
-    true
-}
-
 /// One Via value: `SIP/2.0/UDP host:port;branch=…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
@@ -224,42 +154,10 @@ pub struct Via {
 pub const BRANCH_MAGIC: &str = "z9hG4bK";
 
 impl Via {
-    /// Parses one Via value (LWS allowed around the slashes, as RFC 4475 3.1.1.1 does).
+    /// Parses one Via value (LWS allowed around the slashes, as RFC 4475
+    /// 3.1.1.1 does, and around the `:` of sent-by).
     pub fn parse(v: &str) -> Result<Via, String> {
-        let (name, rest) = v.split_once('/').ok_or_else(|| format!("bad Via '{v}'"))?;
-        let (version, rest) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("bad Via '{v}'"))?;
-        if !trim_lws(name).eq_ignore_ascii_case("SIP") || trim_lws(version) != "2.0" {
-            return Err(format!("bad Via protocol in '{v}'"));
-        }
-        let rest = trim_lws_start(rest);
-        let tend = find_ws(rest).ok_or_else(|| format!("no sent-by in Via '{v}'"))?;
-        let transport = &rest[..tend];
-        if !is_token(transport) {
-            return Err(format!("bad Via transport '{transport}'"));
-        }
-        let rest = trim_lws_start(&rest[tend..]);
-        let pend = rest.find(';').unwrap_or(rest.len());
-        let sent_by = trim_lws(&rest[..pend]);
-        let (host, port) = if sent_by.bytes().any(is_ws) {
-            // LWS is allowed around the ':' of sent-by.
-            let joined: String = sent_by
-                .split(':')
-                .map(trim_lws)
-                .collect::<Vec<_>>()
-                .join(":");
-            split_hostport(&joined)?
-        } else {
-            split_hostport(sent_by)?
-        };
-        let params = Params::parse(&rest[pend..])?;
-        Ok(Via {
-            transport: transport.to_ascii_uppercase(),
-            host,
-            port,
-            params,
-        })
+        ViaRef::parse(v).map(|v| v.to_via())
     }
 
     /// A Via for a request we send.
@@ -362,75 +260,12 @@ impl NameAddr {
     /// unquoted display name, or spaces inside `<…>` are errors (RFC 4475 3.1.2.6,
     /// 3.1.2.14, 3.1.2.15).
     pub fn parse(v: &str) -> Result<NameAddr, String> {
-        let v = trim_lws(v);
-        if v == "*" {
-            return Ok(NameAddr {
-                display: None,
-                uri: "*".into(),
-                params: Params::default(),
-                star: true,
-            });
-        }
-        if v.is_empty() {
-            return Err("empty address".into());
-        }
-        let (display, after_display) = if v.starts_with('"') {
-            let (d, rest) =
-                quoted_string(v).ok_or_else(|| format!("unterminated quoted string in '{v}'"))?;
-            (Some(d.to_string()), trim_lws_start(rest))
-        } else if let Some(lt) = find_unquoted(v, b'<') {
-            let words = trim_lws(&v[..lt]);
-            if !words.is_empty()
-                && !words
-                    .split([' ', '\t'])
-                    .filter(|w| !w.is_empty())
-                    .all(is_token)
-            {
-                return Err(format!(
-                    "display name must be a token list or quoted: '{words}'"
-                ));
-            }
-            ((!words.is_empty()).then(|| words.to_string()), &v[lt..])
-        } else {
-            (None, v)
-        };
-        if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = inner
-                .find('>')
-                .ok_or_else(|| format!("missing '>' in '{v}'"))?;
-            let uri = &inner[..gt];
-            if uri.is_empty() || uri.bytes().any(is_ws) {
-                return Err(format!("whitespace inside <{uri}>"));
-            }
-            let params = Params::parse(&inner[gt + 1..])?;
-            return Ok(NameAddr {
-                display,
-                uri: uri.to_string(),
-                params,
-                star: false,
-            });
-        }
-        if display.is_some() {
-            return Err(format!("display name without <URI> in '{v}'"));
-        }
-        // addr-spec: header parameters start at the first ';' (RFC 3261 §20.10).
-        let end = after_display.find(';').unwrap_or(after_display.len());
-        let uri = trim_lws(&after_display[..end]);
-        if uri.is_empty() || uri.bytes().any(is_ws) || uri.contains(',') {
-            return Err(format!("bad addr-spec '{uri}'"));
-        }
-        let params = Params::parse(&after_display[end..])?;
-        Ok(NameAddr {
-            display: None,
-            uri: uri.to_string(),
-            params,
-            star: false,
-        })
+        NameAddrRef::parse(v).map(|a| a.to_name_addr())
     }
 
     /// Parses every value of a list line (`Contact: <a>, <b>`).
     pub fn parse_list(v: &str) -> Result<Vec<NameAddr>, String> {
-        split_list(v).into_iter().map(NameAddr::parse).collect()
+        ListIter::new(v).map(NameAddr::parse).collect()
     }
 
     /// The URI, when it is a SIP/SIPS URI.
