@@ -4,7 +4,7 @@
 
 use super::grammar::{find_ws, is_token, trim_lws, ListIter};
 use super::uri::{Host, Uri, UriError};
-use super::views::{NameAddrRef, ParamsRef, ViaRef};
+use super::views::{normal_span, NameAddrRef, ParamsRef, ViaRef};
 use super::Method;
 use std::fmt;
 
@@ -29,39 +29,13 @@ impl Params {
     }
 
     /// Each parameter: where it starts in the text (after its `;`), where
-    /// its name ends, where it ends. One pass over the bytes: a `;` inside
-    /// a quoted value does not end it.
+    /// its name ends, where it ends.
     fn spans(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        let b = self.0.as_bytes();
         let mut at = 0;
         std::iter::from_fn(move || {
-            if at >= b.len() {
-                return None;
-            }
-            let start = at + 1;
-            let mut i = start;
-            while i < b.len() && b[i] != b'=' && b[i] != b';' {
-                i += 1;
-            }
-            let name = i;
-            // A value without quotes ends at the next ';': found by memchr.
-            match memchr::memchr2(b';', b'"', &b[i..]) {
-                None => i = b.len(),
-                Some(k) if b[i + k] == b';' => i += k,
-                Some(k) => i += k,
-            }
-            let mut quoted = false;
-            while i < b.len() && (quoted || b[i] != b';') {
-                match b[i] {
-                    b'\\' if quoted => i += 1,
-                    b'"' => quoted = !quoted,
-                    _ => {}
-                }
-                i += 1;
-            }
-            let end = i.min(b.len());
-            at = end;
-            Some((start, name, end))
+            let span = normal_span(&self.0, at)?;
+            at = span.2;
+            Some(span)
         })
     }
 

@@ -17,27 +17,40 @@ use std::fmt;
 
 /// Parameters `;name[=value]` as written (LWS and all), validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ParamsRef<'a>(&'a str);
+pub struct ParamsRef<'a> {
+    text: &'a str,
+    /// In normal form (see [`is_plain`]): read by the quick scanner.
+    plain: bool,
+}
 
 impl<'a> ParamsRef<'a> {
     /// Validates `;a=1;b;c="x y"` (leading `;` required, LWS around `;` and
     /// `=` allowed), with the errors [`Params::parse`] gives.
     pub fn parse(s: &'a str) -> Result<ParamsRef<'a>, String> {
-        if !is_plain(s) {
+        let plain = is_plain(s);
+        if !plain {
             let mut rest = trim_lws(s);
             while let Some(item) = next_item(&mut rest)? {
                 check_item(item)?;
             }
         }
-        Ok(ParamsRef(s))
+        Ok(ParamsRef { text: s, plain })
     }
 
     /// The parameters in order: name and value (`None` without one), LWS trimmed.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
-        let mut rest = trim_lws(self.0);
+        let (text, plain) = (self.text, self.plain);
+        let (mut at, mut rest) = (0, trim_lws(text));
         std::iter::from_fn(move || {
-            let item = next_item(&mut rest).ok()??;
-            Some(split_item(item))
+            if plain {
+                let (start, name, end) = normal_span(text, at)?;
+                at = end;
+                let value = (name < end).then(|| &text[name + 1..end]);
+                Some((&text[start..name], value))
+            } else {
+                let item = next_item(&mut rest).ok()??;
+                Some(split_item(item))
+            }
         })
     }
 
@@ -55,20 +68,20 @@ impl<'a> ParamsRef<'a> {
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        trim_lws(self.0).is_empty()
+        trim_lws(self.text).is_empty()
     }
 
     /// The text as written.
     pub fn as_str(&self) -> &'a str {
-        self.0
+        self.text
     }
 
     /// The owned, normalised form (no LWS around `;` and `=`).
     pub fn to_params(&self) -> Params {
-        if is_plain(self.0) {
-            return Params::from_normalised(self.0.to_string());
+        if self.plain {
+            return Params::from_normalised(self.text.to_string());
         }
-        let mut out = String::with_capacity(self.0.len());
+        let mut out = String::with_capacity(self.text.len());
         for (name, value) in self.iter() {
             out.push(';');
             out.push_str(name);
@@ -79,6 +92,38 @@ impl<'a> ParamsRef<'a> {
         }
         Params::from_normalised(out)
     }
+}
+
+/// The parameter of normal-form `text` whose `;` is at `at`: where it
+/// starts (after the `;`), where its name ends, where it ends (the next
+/// `;` or the end). One pass over the bytes, memchr across plain values;
+/// a `;` inside a quoted value does not end it.
+pub(super) fn normal_span(text: &str, at: usize) -> Option<(usize, usize, usize)> {
+    let b = text.as_bytes();
+    if at >= b.len() {
+        return None;
+    }
+    let start = at + 1;
+    let mut i = start;
+    while i < b.len() && b[i] != b'=' && b[i] != b';' {
+        i += 1;
+    }
+    let name = i;
+    match memchr::memchr2(b';', b'"', &b[i..]) {
+        None => return Some((start, name, b.len())),
+        Some(k) if b[i + k] == b';' => return Some((start, name, i + k)),
+        Some(k) => i += k,
+    }
+    let mut quoted = false;
+    while i < b.len() && (quoted || b[i] != b';') {
+        match b[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+        i += 1;
+    }
+    Some((start, name, i.min(b.len())))
 }
 
 /// Whether `s` is parameters already in normalised form, with plain
