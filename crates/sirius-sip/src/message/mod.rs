@@ -17,6 +17,9 @@ mod types;
 pub(crate) mod uri;
 mod views;
 
+#[cfg(test)]
+mod repr_tests;
+
 pub use headers::{Header, HeaderName, Headers, OtherName};
 pub use parse::{parse_datagram, Framer, Limits, ParseError};
 pub use types::BRANCH_MAGIC;
