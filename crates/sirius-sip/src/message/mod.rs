@@ -27,6 +27,7 @@ pub use types::{CSeq, NameAddr, Params, Via};
 pub use uri::{Host, HostRef, Uri, UriError};
 pub use views::{NameAddrRef, ParamsRef, ViaRef};
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A SIP method. Methods are case-sensitive (RFC 3261 §7.1): `invite` and
@@ -124,17 +125,19 @@ pub enum StartLine {
         method: Method,
         /// The Request-URI, as received (validated by [`Uri::parse`] when used).
         uri: String,
-        /// `SIP/2.0` (others are answered 505 above the parser).
-        version: String,
+        /// `SIP/2.0` (others are answered 505 above the parser); the
+        /// constant, not a copy, when it is `SIP/2.0`.
+        version: Cow<'static, str>,
     },
     /// `SIP-Version SP Status-Code SP Reason-Phrase`.
     Response {
         /// `SIP/2.0`.
-        version: String,
+        version: Cow<'static, str>,
         /// 100–699.
         code: u16,
-        /// Reason phrase; may be empty, may be UTF-8.
-        reason: String,
+        /// Reason phrase; may be empty, may be UTF-8. The constant, not a
+        /// copy, when it is RFC 3261's phrase for the code.
+        reason: Cow<'static, str>,
     },
 }
 
@@ -152,6 +155,48 @@ pub struct Message {
 /// The SIP version this stack speaks.
 pub const SIP_VERSION: &str = "SIP/2.0";
 
+/// A start line's version: the constant when it is `SIP/2.0` (a message
+/// then costs no allocation for it), else a copy.
+pub(crate) fn version_text(v: &str) -> Cow<'static, str> {
+    if v == SIP_VERSION {
+        Cow::Borrowed(SIP_VERSION)
+    } else {
+        Cow::Owned(v.to_string())
+    }
+}
+
+/// RFC 3261's reason phrases for the codes a PBX sends and receives most.
+const REASONS: [(u16, &str); 20] = [
+    (100, "Trying"),
+    (180, "Ringing"),
+    (181, "Call Is Being Forwarded"),
+    (182, "Queued"),
+    (183, "Session Progress"),
+    (200, "OK"),
+    (202, "Accepted"),
+    (401, "Unauthorized"),
+    (403, "Forbidden"),
+    (404, "Not Found"),
+    (407, "Proxy Authentication Required"),
+    (408, "Request Timeout"),
+    (480, "Temporarily Unavailable"),
+    (481, "Call/Transaction Does Not Exist"),
+    (486, "Busy Here"),
+    (487, "Request Terminated"),
+    (488, "Not Acceptable Here"),
+    (500, "Server Internal Error"),
+    (503, "Service Unavailable"),
+    (603, "Decline"),
+];
+
+/// A reason phrase: the constant when it is the standard one for the code.
+pub(crate) fn reason_text(code: u16, reason: &str) -> Cow<'static, str> {
+    match REASONS.iter().find(|&&(c, r)| c == code && r == reason) {
+        Some(&(_, r)) => Cow::Borrowed(r),
+        None => Cow::Owned(reason.to_string()),
+    }
+}
+
 impl Message {
     /// A request with no headers.
     pub fn request(method: Method, uri: impl Into<String>) -> Message {
@@ -159,7 +204,7 @@ impl Message {
             start: StartLine::Request {
                 method,
                 uri: uri.into(),
-                version: SIP_VERSION.into(),
+                version: Cow::Borrowed(SIP_VERSION),
             },
             headers: Headers::default(),
             body: Vec::new(),
@@ -167,12 +212,12 @@ impl Message {
     }
 
     /// A response with no headers.
-    pub fn response(code: u16, reason: impl Into<String>) -> Message {
+    pub fn response(code: u16, reason: impl AsRef<str>) -> Message {
         Message {
             start: StartLine::Response {
-                version: SIP_VERSION.into(),
+                version: Cow::Borrowed(SIP_VERSION),
                 code,
-                reason: reason.into(),
+                reason: reason_text(code, reason.as_ref()),
             },
             headers: Headers::default(),
             body: Vec::new(),
