@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BEFORE="${1:-}"
 N1="${N1:-200}" N2="${N2:-1200}"
-PHASES="${PHASES:-parse views owned_views serialise respond all}"
+PHASES="${PHASES:-parse views owned_views serialise respond all call}"
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/before" 2>/dev/null || true; rm -rf "$work"' EXIT
 # One target directory for both builds: the dependencies are built once.
@@ -55,7 +55,7 @@ echo "|---|---|---|---|---|"
 for l in "${labels[@]}"; do
   for p in $PHASES; do
     per=5
-    [ "$p" = respond ] && per=1
+    case $p in respond | call) per=1 ;; esac
     a=$(ir "${bin[$l]}" "$p" "$N1")
     b=$(ir "${bin[$l]}" "$p" "$N2")
     instr=$(( (b - a) / ((N2 - N1) * per) ))

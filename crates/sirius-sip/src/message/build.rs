@@ -73,9 +73,19 @@ fn write_top_via(out: &mut String, via: &ViaRef<'_>, src: SocketAddr) {
     let received = differs || rport;
     out.push_str("SIP/2.0/");
     out.extend(via.transport.chars().map(|c| c.to_ascii_uppercase()));
-    let _ = write!(out, " {}", via.host);
+    out.push(' ');
+    match via.host {
+        HostRef::Name(n) => out.push_str(n),
+        HostRef::V4(a) => push_ip(out, IpAddr::V4(a)),
+        HostRef::V6(a) => {
+            out.push('[');
+            push_ip(out, IpAddr::V6(a));
+            out.push(']');
+        }
+    }
     if let Some(p) = via.port {
-        let _ = write!(out, ":{p}");
+        out.push(':');
+        push_decimal(out, p.into());
     }
     let mut has_received = false;
     for (name, value) in via.params.iter() {
@@ -83,17 +93,55 @@ fn write_top_via(out: &mut String, via: &ViaRef<'_>, src: SocketAddr) {
         out.push_str(name);
         if received && name.eq_ignore_ascii_case("received") {
             has_received = true;
-            let _ = write!(out, "={}", src.ip());
+            out.push('=');
+            push_ip(out, src.ip());
         } else if rport && name.eq_ignore_ascii_case("rport") {
-            let _ = write!(out, "={}", src.port());
+            out.push('=');
+            push_decimal(out, src.port().into());
         } else if let Some(v) = value {
             out.push('=');
             out.push_str(v);
         }
     }
     if received && !has_received {
-        let _ = write!(out, ";received={}", src.ip());
+        out.push_str(";received=");
+        push_ip(out, src.ip());
     }
+}
+
+/// Writes an address as `Display` does; IPv4 by hand (its `Display` goes
+/// through the formatting machinery for each octet, which cost more than
+/// the rest of the Via).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, o.into());
+            }
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 /// Adds a To tag to a response if the To header has none (UAS side, §8.2.6.2).
