@@ -18,12 +18,15 @@ N1="${N1:-200}" N2="${N2:-1200}"
 PHASES="${PHASES:-parse views owned_views serialise respond all call}"
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/before" 2>/dev/null || true; rm -rf "$work"' EXIT
-# One target directory for both builds: the dependencies are built once.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The old revision builds in a target directory of its own, kept for the
+# next run: sharing this one would make cargo take the old build's outputs
+# for this tree's (same package, same hash; its freshness check reads the
+# file list of whichever tree built last).
+before_target="$PWD/target/bench-before"
 
-build() { # directory -> executable path
-  (cd "$1" && cargo bench -p sirius-sip --bench hot_path --no-run 2>&1) |
-    sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1
+build() { # directory [target directory] -> executable path
+  (cd "$1" && CARGO_TARGET_DIR="${2:-$PWD/target}" cargo bench -p sirius-sip --bench hot_path --no-run 2>&1) |
+    sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1 | sed "s|^\([^/]\)|$1/\1|"
 }
 declare -A bin
 labels=()
@@ -37,7 +40,7 @@ if [ -n "$BEFORE" ]; then
     crates/sirius-sip/benches/hot_path.rs > "$work/before/crates/sirius-sip/benches/hot_path.rs"
   grep -q hot_path "$work/before/crates/sirius-sip/Cargo.toml" ||
     printf '\n[[bench]]\nname = "hot_path"\nharness = false\n' >> "$work/before/crates/sirius-sip/Cargo.toml"
-  bin[before]=$(build "$work/before")
+  bin[before]=$(build "$work/before" "$before_target")
   cp "${bin[before]}" "$work/hot_path_before"
   bin[before]="$work/hot_path_before"
   labels+=(before)
