@@ -220,6 +220,77 @@ impl Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Push(usize, String),
+        PushFront(usize, String),
+        Set(usize, String),
+        Remove(usize),
+    }
+
+    const NAMES: [&str; 4] = ["Via", "To", "X-Thing", "Subject"];
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let name = 0..NAMES.len();
+        let value = "[a-z;=<>\" ]{0,40}";
+        prop_oneof![
+            (name.clone(), value).prop_map(|(n, v)| Edit::Push(n, v)),
+            (name.clone(), value).prop_map(|(n, v)| Edit::PushFront(n, v)),
+            (name.clone(), value).prop_map(|(n, v)| Edit::Set(n, v)),
+            name.prop_map(Edit::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Any run of edits leaves the list a plain list of (name, value)
+        /// would hold, and the buffer never grows past a few times the most
+        /// that was ever live (dead bytes stay until the buffer must grow).
+        #[test]
+        fn edits_match_a_plain_list(edits in prop::collection::vec(edit(), 0..200)) {
+            let mut h = Headers::default();
+            let mut model: Vec<(HeaderName, String)> = Vec::new();
+            let mut peak = 0;
+            for e in edits {
+                match e {
+                    Edit::Push(n, v) => {
+                        h.push(HeaderName::parse(NAMES[n]), &v);
+                        model.push((HeaderName::parse(NAMES[n]), v));
+                    }
+                    Edit::PushFront(n, v) => {
+                        h.push_front(HeaderName::parse(NAMES[n]), &v);
+                        model.insert(0, (HeaderName::parse(NAMES[n]), v));
+                    }
+                    Edit::Set(n, v) => {
+                        let name = HeaderName::parse(NAMES[n]);
+                        h.set(name.clone(), &v);
+                        match model.iter().position(|(m, _)| *m == name) {
+                            Some(i) => {
+                                model[i].1 = v;
+                                let mut seen = 0;
+                                model.retain(|(m, _)| {
+                                    seen += usize::from(*m == name);
+                                    *m != name || seen == 1
+                                });
+                            }
+                            None => model.push((name, v)),
+                        }
+                    }
+                    Edit::Remove(n) => {
+                        let name = HeaderName::parse(NAMES[n]);
+                        h.remove(&name);
+                        model.retain(|(m, _)| *m != name);
+                    }
+                }
+                peak = peak.max(model.iter().map(|(_, v)| v.len()).sum::<usize>());
+                prop_assert!(h.buf.len() <= 4 * peak + 256, "{} for {peak}", h.buf.len());
+            }
+            let got: Vec<(HeaderName, String)> =
+                h.iter().map(|x| (x.name.clone(), x.value.to_string())).collect();
+            prop_assert_eq!(got, model);
+        }
+    }
 
     #[test]
     fn list_values_split_outside_quotes_and_brackets() {
