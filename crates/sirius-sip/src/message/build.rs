@@ -152,9 +152,32 @@ pub fn set_to_tag(resp: &mut Message, tag: &str) {
     if to.tag().is_some() {
         return;
     }
-    let mut value = String::with_capacity(to.uri.len() + tag.len() + 64);
+    // Written in normal form already (as every To this stack copies from a
+    // well-formed request is): the tag is appended to the value in place.
+    let raw = resp.headers.get(&HeaderName::To).unwrap_or_default();
+    if writes_as(&to, raw) {
+        resp.headers.extend_value(&HeaderName::To, |out| {
+            out.push_str(";tag=");
+            out.push_str(tag);
+        });
+        return;
+    }
+    let mut value = String::with_capacity(raw.len() + tag.len() + 8);
     let _ = write!(value, "{to};tag={tag}");
     resp.headers.set(HeaderName::To, value);
+}
+
+/// Whether `v`'s `Display` output is exactly `text`, found without writing it.
+fn writes_as(v: &impl std::fmt::Display, text: &str) -> bool {
+    struct Compare<'a>(&'a str);
+    impl std::fmt::Write for Compare<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 = self.0.strip_prefix(s).ok_or(std::fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut c = Compare(text);
+    write!(c, "{v}").is_ok() && c.0.is_empty()
 }
 
 /// The ACK a client INVITE transaction sends for a 300–699 response:

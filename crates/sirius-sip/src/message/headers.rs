@@ -131,6 +131,21 @@ impl Headers {
         }
     }
 
+    /// Appends to the first value of that name what `write` writes, the
+    /// value copied within the buffer (a To gaining its tag: no `String` of
+    /// its own). Returns whether there was such a header.
+    pub fn extend_value(&mut self, name: &HeaderName, write: impl FnOnce(&mut String)) -> bool {
+        let Some(i) = self.items.iter().position(|e| e.name == *name) else {
+            return false;
+        };
+        let (old_start, old_end) = (self.items[i].start, self.items[i].end);
+        let start = self.buf.len();
+        self.buf.extend_from_within(old_start..old_end);
+        write(&mut self.buf);
+        (self.items[i].start, self.items[i].end) = (start, self.buf.len());
+        true
+    }
+
     /// Inserts a header before all others (a new top Via, a Route).
     pub fn push_front(&mut self, name: HeaderName, value: impl AsRef<str>) {
         let (start, end) = self.store(value.as_ref());

@@ -174,3 +174,22 @@ fn line_ends_and_white_space() {
     let m = parse("SIP/2.0 200 OK\r\nSubject: \u{a0}x\u{a0}\r\n\r\n");
     assert_eq!(m.headers.get(&HeaderName::Subject), Some("\u{a0}x\u{a0}"));
 }
+
+#[test]
+fn a_to_tag_is_appended_in_place_or_written_in_normal_form() {
+    let base = "SIP/2.0 200 OK\r\nCall-ID: c\r\n";
+    let mut m = parse(&format!("{base}To: \"B\" <sip:b@x>;x=1\r\n\r\n"));
+    build::set_to_tag(&mut m, "t1");
+    assert_eq!(
+        m.headers.get(&HeaderName::To),
+        Some("\"B\" <sip:b@x>;x=1;tag=t1")
+    );
+    assert_eq!(m.call_id(), Some("c"));
+    // Not in normal form: rewritten as NameAddr writes it, as before.
+    let mut m = parse(&format!("{base}To: sip:b@x ; x = 1\r\n\r\n"));
+    build::set_to_tag(&mut m, "t2");
+    assert_eq!(m.headers.get(&HeaderName::To), Some("<sip:b@x>;x=1;tag=t2"));
+    // A tag already there stays.
+    build::set_to_tag(&mut m, "t3");
+    assert_eq!(m.to_ref().unwrap().tag(), Some("t2"));
+}
