@@ -263,9 +263,8 @@ fn run(phase: &str, iterations: u64) -> usize {
     for i in 0..iterations {
         match phase {
             "call" => {
-                // A call a millisecond: transactions linger 32 s, so the
-                // layer holds about 100,000 of them once warm, as at 3,000
-                // calls a second.
+                // A call a simulated millisecond; answered transactions
+                // linger (32 s) and are timed out as the clock passes.
                 let now = t0 + Duration::from_millis(i);
                 for (k, req) in requests.iter_mut().enumerate() {
                     let m = parse(std::str::from_utf8(req.number(i)).expect("text"));

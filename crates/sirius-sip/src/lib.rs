@@ -32,7 +32,7 @@
 //! | parse | 7,100 | 3 |
 //! | parse, then top Via, CSeq, From and To read in place | 11,900 | 3 |
 //! | serialise into a reused buffer | 2,200 | 0 |
-//! | one UAS call through the transaction layer (3 requests in, 3 responses out) | 66,000 per call | 32 per call |
+//! | one UAS call through the transaction layer (3 requests in, 3 responses out) | 66,000 per call | 31 per call |
 //!
 //! The header section is copied once per message and values are ranges of
 //! it; see [`message`]. `cargo bench -p sirius-sip --bench parse` gives the
