@@ -104,7 +104,8 @@ impl Headers {
 
     /// Appends a header whose value `write` puts straight into the buffer:
     /// a value formatted from parts (a Via rewritten for a response) costs
-    /// no `String` of its own.
+    /// no `String` of its own. `write` must only append (what it removed
+    /// would turn the values it held into empty strings).
     pub fn push_with(&mut self, name: HeaderName, write: impl FnOnce(&mut String)) {
         let start = self.buf.len();
         write(&mut self.buf);
@@ -133,7 +134,8 @@ impl Headers {
 
     /// Appends to the first value of that name what `write` writes, the
     /// value copied within the buffer (a To gaining its tag: no `String` of
-    /// its own). Returns whether there was such a header.
+    /// its own). Returns whether there was such a header. As with
+    /// [`Headers::push_with`], `write` must only append.
     pub fn extend_value(&mut self, name: &HeaderName, write: impl FnOnce(&mut String)) -> bool {
         let Some(i) = self.items.iter().position(|e| e.name == *name) else {
             return false;

@@ -264,7 +264,7 @@ fn line_end(b: &[u8], from: usize) -> Result<(usize, usize), ParseError> {
 /// The range of `b[from..to]` without the SP and HTAB around it (RFC 3261
 /// LWS after unfolding). By hand: `trim_matches` with a char pattern costs
 /// several times as many instructions on lines this short.
-fn trim_lws(b: &[u8], mut from: usize, mut to: usize) -> (usize, usize) {
+fn lws_range(b: &[u8], mut from: usize, mut to: usize) -> (usize, usize) {
     while from < to && is_ws(b[from]) {
         from += 1;
     }
@@ -281,9 +281,8 @@ fn parse_headers(section: &str, limits: &Limits) -> Result<Headers, ParseError> 
     let b = section.as_bytes();
     let mut h = Headers {
         buf: String::with_capacity(section.len()),
-        // An INVITE from a softphone has 12 to 20 lines; one in 24 bytes
-        // covers them without a second allocation, and a long folded value
-        // costs no more than a grow.
+        // A header line is rarely shorter than 24 bytes: one entry per 24
+        // bytes of section holds them all in the first allocation.
         items: Vec::with_capacity((b.len() / 24).clamp(4, limits.max_headers.max(4))),
     };
     h.buf.push_str(section);
@@ -317,7 +316,7 @@ fn parse_headers(section: &str, limits: &Limits) -> Result<Headers, ParseError> 
         }
         let name = HeaderName::parse(&section[pos..name_end]);
         // The buffer begins with `section`: offsets in one are offsets in the other.
-        let mut range = trim_lws(b, colon + 1, end);
+        let mut range = lws_range(b, colon + 1, end);
         let line_len = end - pos;
         pos = next;
         if pos < b.len() && is_ws(b[pos]) {
@@ -373,7 +372,7 @@ fn unfold(
                 len: raw,
             });
         }
-        let (from, to) = trim_lws(b, *pos, end);
+        let (from, to) = lws_range(b, *pos, end);
         let piece = &section[from..to];
         if !piece.is_empty() {
             if h.buf.len() > start {
