@@ -66,6 +66,7 @@ impl Params {
     }
 
     /// Sets (replacing) a parameter; a replaced one keeps its name's spelling.
+    /// The value is written as given: one holding `;` must come quoted.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         let assign = |s: &mut String| {
             if let Some(v) = value {
