@@ -314,14 +314,14 @@ impl DialogTable {
 
     /// Classifies a request by its Call-ID and tags (local = To tag, remote = From tag).
     pub fn classify(&self, req: &Message) -> Classified {
-        let Some(to_tag) = req.to_header().and_then(|t| t.tag().map(str::to_string)) else {
+        let Some(to_tag) = req.to_ref().and_then(|t| t.tag().map(str::to_string)) else {
             return Classified::OutOfDialog;
         };
         let id = DialogId {
             call_id: req.call_id().unwrap_or_default().to_string(),
             local_tag: to_tag,
             remote_tag: req
-                .from_header()
+                .from_ref()
                 .and_then(|f| f.tag().map(str::to_string))
                 .unwrap_or_default(),
         };

@@ -22,18 +22,21 @@
 //!
 //! ## Performance
 //!
-//! `cargo bench -p sirius-sip` (criterion, one core of the 2-core development
-//! machine, shared, 2026-11-22), for a 890-byte INVITE with SDP from a softphone:
+//! Counted, not timed, since the development machines are two shared
+//! cores: `bench/parse_callgrind.sh` runs `benches/hot_path.rs` under
+//! callgrind (2026-12-02, `bench/report-parse.md`). Per message of a call
+//! (INVITE with SDP, 180, 200 with SDP, ACK, BYE):
 //!
-//! | what | time | rate |
+//! | what | instructions | allocations |
 //! |---|---|---|
-//! | parse | 2.7 µs | ~370,000 / s |
-//! | parse + read Via, CSeq, From, To | 4.9 µs | ~200,000 / s |
-//! | serialise | 0.38 µs | ~2,600,000 / s |
-//! | transaction layer, one UAS call (INVITE, 100, 200, ACK, BYE, 200) | 24 µs | ~41,000 calls / s |
+//! | parse | 7,100 | 3 |
+//! | parse, then top Via, CSeq, From and To read in place | 11,900 | 3 |
+//! | serialise into a reused buffer | 2,200 | 0 |
+//! | one UAS call through the transaction layer (3 requests in, 3 responses out) | 66,000 per call | 31 per call |
 //!
-//! Parsing is one memchr-driven pass; header values share one arena string per
-//! message (two allocations per parse instead of one per header).
+//! The header section is copied once per message and values are ranges of
+//! it; see [`message`]. `cargo bench -p sirius-sip --bench parse` gives the
+//! same paths in time (criterion).
 
 pub mod auth;
 pub mod dialog;

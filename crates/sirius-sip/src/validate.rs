@@ -8,7 +8,7 @@
 
 use crate::message::uri::UriError;
 use crate::message::{
-    CSeq, HeaderName, Message, Method, NameAddr, StartLine, Uri, Via, SIP_VERSION,
+    CSeq, HeaderName, Message, Method, NameAddrRef, StartLine, Uri, ViaRef, SIP_VERSION,
 };
 
 /// A request refused before processing, with the response to send.
@@ -111,12 +111,12 @@ fn check_common(msg: &Message) -> Result<CSeq, Rejection> {
         return Err(Rejection::bad("Missing Via header"));
     }
     for v in msg.headers.values(&HeaderName::Via) {
-        Via::parse(v).map_err(|e| Rejection::bad(format!("Bad Via: {e}")))?;
+        ViaRef::parse(v).map_err(|e| Rejection::bad(format!("Bad Via: {e}")))?;
     }
     let from = single(msg, HeaderName::From)?;
-    NameAddr::parse(from).map_err(|e| Rejection::bad(format!("Bad From: {e}")))?;
+    NameAddrRef::parse(from).map_err(|e| Rejection::bad(format!("Bad From: {e}")))?;
     let to = single(msg, HeaderName::To)?;
-    NameAddr::parse(to).map_err(|e| Rejection::bad(format!("Bad To: {e}")))?;
+    NameAddrRef::parse(to).map_err(|e| Rejection::bad(format!("Bad To: {e}")))?;
     let call_id = single(msg, HeaderName::CallId)?;
     if !is_call_id(call_id) {
         return Err(Rejection::bad("Bad Call-ID"));
@@ -132,7 +132,7 @@ fn check_common(msg: &Message) -> Result<CSeq, Rejection> {
         return Err(Rejection::bad("Multiple Content-Length headers"));
     }
     for c in msg.headers.values(&HeaderName::Contact) {
-        NameAddr::parse(c).map_err(|e| Rejection::bad(format!("Bad Contact: {e}")))?;
+        NameAddrRef::parse(c).map_err(|e| Rejection::bad(format!("Bad Contact: {e}")))?;
     }
     if let Some(e) = msg.headers.get(&HeaderName::Expires) {
         if !bounded_number(e, u32::MAX as u64) {

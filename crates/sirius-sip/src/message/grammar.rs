@@ -1,8 +1,26 @@
 //! RFC 3261 §25 lexical rules used by the typed header parsers.
 
+/// `token` characters as a table: the parser tests every byte of every
+/// header name, and a lookup is one load where the test it replaces was a
+/// range check and a scan of eight punctuation bytes.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// `token` characters: alphanum and `-.!%*_+`'~`.
 pub fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN[usize::from(b)]
 }
 
 /// Whether `s` is a non-empty token.
@@ -19,26 +37,73 @@ pub fn is_word_byte(b: u8) -> bool {
 /// `<…>`). Elements are trimmed; empty elements are kept so that strict parsers
 /// can reject `a,,b`.
 pub fn split_list(v: &str) -> Vec<&str> {
-    let bytes = v.as_bytes();
-    let mut out = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    let (mut quoted, mut angle) = (false, false);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => angle = true,
-            b'>' if !quoted => angle = false,
-            b',' if !quoted && !angle => {
-                out.push(v[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
+    ListIter::new(v).collect()
+}
+
+/// The elements of a list header value, as [`split_list`] cuts them, one at a
+/// time: reading the first Via of a message allocates nothing.
+#[derive(Debug, Clone)]
+pub struct ListIter<'a> {
+    rest: Option<&'a str>,
+    split: bool,
+}
+
+impl<'a> ListIter<'a> {
+    /// The elements of `v`.
+    pub fn new(v: &'a str) -> ListIter<'a> {
+        ListIter {
+            rest: Some(v),
+            split: true,
         }
-        i += 1;
     }
-    out.push(v[start..].trim());
-    out
+
+    /// `v` as the one element (the value of a header that is not a list).
+    pub fn single(v: &'a str) -> ListIter<'a> {
+        ListIter {
+            rest: Some(v),
+            split: false,
+        }
+    }
+}
+
+impl<'a> Iterator for ListIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let v = self.rest?;
+        if !self.split {
+            self.rest = None;
+            return Some(v);
+        }
+        let bytes = v.as_bytes();
+        let (mut quoted, mut angle) = (false, false);
+        // Most values have no quote and no `<` before their first comma (a
+        // Via, a Supported): one vectorised search settles those.
+        let mut i = match memchr::memchr3(b',', b'"', b'<', bytes) {
+            None => bytes.len(),
+            Some(at) if bytes[at] == b',' => {
+                self.rest = Some(&v[at + 1..]);
+                return Some(v[..at].trim());
+            }
+            Some(at) => at,
+        };
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b'<' if !quoted => angle = true,
+                b'>' if !quoted => angle = false,
+                b',' if !quoted && !angle => {
+                    self.rest = Some(&v[i + 1..]);
+                    return Some(v[..i].trim());
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.rest = None;
+        Some(v.trim())
+    }
 }
 
 /// Reads a quoted string at the start of `s` (which begins with `"`), honouring
@@ -63,6 +128,32 @@ pub fn quoted_string(s: &str) -> Option<(&str, &str)> {
 /// Whether a byte is linear white space (after unfolding: SP or HTAB).
 pub fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
+}
+
+/// `s` without the SP and HTAB around it (LWS, after unfolding). By bytes:
+/// `str::trim` decodes characters to find Unicode white space, which SIP's
+/// grammar does not treat as white space anyway, at several times the cost.
+pub fn trim_lws(s: &str) -> &str {
+    let b = s.as_bytes();
+    let (mut from, mut to) = (0, b.len());
+    while from < to && is_ws(b[from]) {
+        from += 1;
+    }
+    while to > from && is_ws(b[to - 1]) {
+        to -= 1;
+    }
+    &s[from..to]
+}
+
+/// `s` without the SP and HTAB it starts with.
+pub fn trim_lws_start(s: &str) -> &str {
+    let n = s.bytes().take_while(|&b| is_ws(b)).count();
+    &s[n..]
+}
+
+/// Where the first SP or HTAB of `s` is.
+pub fn find_ws(s: &str) -> Option<usize> {
+    s.bytes().position(is_ws)
 }
 
 /// Finds the first top-level occurrence of `needle` (not inside quotes).

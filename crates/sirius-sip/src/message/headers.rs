@@ -1,156 +1,17 @@
-//! Header names (with RFC 3261 §7.3.3 compact forms) and the ordered header list.
+//! The ordered header list of a message, over one buffer.
+//!
+//! A parsed message keeps its header section as received, copied once into
+//! the list's buffer, and each header is a name and the range of its value
+//! in that buffer: parsing allocates the buffer and the list of entries and
+//! nothing per header. A value that is not a plain slice of what was
+//! received (a folded header, unfolded; a header added or set later) is
+//! appended to the buffer's end. Bytes a `set` or `remove` left unreferenced
+//! stay until the buffer next has to grow, when the live values are packed
+//! again if they are less than half of it.
 
-use super::grammar::split_list;
+use super::grammar::ListIter;
+pub use super::names::{HeaderName, OtherName};
 use std::fmt;
-
-macro_rules! header_names {
-    ($( $variant:ident => $text:literal $(, $compact:literal)? ; )*) => {
-        /// A header field name. Known names are variants (matched
-        /// case-insensitively, compact forms expanded); others keep their spelling.
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub enum HeaderName {
-            $(
-                #[doc = $text]
-                $variant,
-            )*
-            /// An extension header, as spelled on the wire.
-            Other(String),
-        }
-
-        impl HeaderName {
-            /// The canonical (long) spelling.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $( HeaderName::$variant => $text, )*
-                    HeaderName::Other(s) => s,
-                }
-            }
-
-            /// Parses a header name, expanding compact forms.
-            pub fn parse(name: &str) -> HeaderName {
-                if name.len() == 1 {
-                    let c = name.as_bytes()[0].to_ascii_lowercase();
-                    $( $( if c == $compact { return HeaderName::$variant; } )? )*
-                }
-                // Most peers write the canonical spelling: an exact match compiles to a
-                // length switch and one memcmp. Then the case-insensitive scan,
-                // dispatched on the first letter (this runs for every header line).
-                match name {
-                    $( $text => return HeaderName::$variant, )*
-                    _ => {}
-                }
-                let first = name.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
-                $(
-                    if $text.as_bytes()[0].to_ascii_lowercase() == first && name.eq_ignore_ascii_case($text) {
-                        return HeaderName::$variant;
-                    }
-                )*
-                HeaderName::Other(name.to_string())
-            }
-        }
-    };
-}
-
-header_names! {
-    Accept => "Accept";
-    AcceptContact => "Accept-Contact", b'a';
-    AcceptEncoding => "Accept-Encoding";
-    AcceptLanguage => "Accept-Language";
-    AlertInfo => "Alert-Info";
-    Allow => "Allow";
-    AllowEvents => "Allow-Events", b'u';
-    AuthenticationInfo => "Authentication-Info";
-    Authorization => "Authorization";
-    CallId => "Call-ID", b'i';
-    CallInfo => "Call-Info";
-    Contact => "Contact", b'm';
-    ContentDisposition => "Content-Disposition";
-    ContentEncoding => "Content-Encoding", b'e';
-    ContentLanguage => "Content-Language";
-    ContentLength => "Content-Length", b'l';
-    ContentType => "Content-Type", b'c';
-    CSeq => "CSeq";
-    Date => "Date";
-    ErrorInfo => "Error-Info";
-    Event => "Event", b'o';
-    Expires => "Expires";
-    From => "From", b'f';
-    Identity => "Identity", b'y';
-    InReplyTo => "In-Reply-To";
-    MaxForwards => "Max-Forwards";
-    MinExpires => "Min-Expires";
-    MinSE => "Min-SE";
-    MimeVersion => "MIME-Version";
-    Organization => "Organization";
-    Priority => "Priority";
-    Reason => "Reason";
-    ProxyAuthenticate => "Proxy-Authenticate";
-    ProxyAuthorization => "Proxy-Authorization";
-    ProxyRequire => "Proxy-Require";
-    RAck => "RAck";
-    RecordRoute => "Record-Route";
-    ReferTo => "Refer-To", b'r';
-    ReferredBy => "Referred-By", b'b';
-    RejectContact => "Reject-Contact", b'j';
-    Replaces => "Replaces";
-    ReplyTo => "Reply-To";
-    RequestDisposition => "Request-Disposition", b'd';
-    Require => "Require";
-    RetryAfter => "Retry-After";
-    Route => "Route";
-    RSeq => "RSeq";
-    Server => "Server";
-    SessionExpires => "Session-Expires", b'x';
-    Subject => "Subject", b's';
-    SubscriptionState => "Subscription-State";
-    Supported => "Supported", b'k';
-    Timestamp => "Timestamp";
-    To => "To", b't';
-    Unsupported => "Unsupported";
-    UserAgent => "User-Agent";
-    Via => "Via", b'v';
-    Warning => "Warning";
-    WwwAuthenticate => "WWW-Authenticate";
-}
-
-impl HeaderName {
-    /// Whether several values may share one header line, comma-separated
-    /// (RFC 3261 §7.3.1). Authorization-like headers and Date are not lists.
-    pub fn is_list(&self) -> bool {
-        use HeaderName::*;
-        matches!(
-            self,
-            Accept
-                | AcceptContact
-                | AcceptEncoding
-                | AcceptLanguage
-                | AlertInfo
-                | Allow
-                | AllowEvents
-                | CallInfo
-                | Contact
-                | ContentEncoding
-                | ContentLanguage
-                | ErrorInfo
-                | InReplyTo
-                | ProxyRequire
-                | RecordRoute
-                | RejectContact
-                | Require
-                | Route
-                | Supported
-                | Unsupported
-                | Via
-                | Warning
-        )
-    }
-}
-
-impl fmt::Display for HeaderName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One header field line, borrowed from a [`Headers`] list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,15 +22,20 @@ pub struct Header<'a> {
     pub value: &'a str,
 }
 
+/// One entry: a name and where its value lies in the buffer.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub(super) name: HeaderName,
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
 /// Header fields in wire order.
-///
-/// Values live in one arena string per message rather than one `String` each:
-/// parsing a typical INVITE then costs two allocations instead of twenty.
-/// Replaced values leave their old bytes in the arena until the message is dropped.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Headers {
-    arena: String,
-    items: Vec<(HeaderName, u32, u32)>,
+    /// The header section as received, then every value stored since.
+    pub(super) buf: String,
+    pub(super) items: Vec<Entry>,
 }
 
 impl PartialEq for Headers {
@@ -180,96 +46,158 @@ impl PartialEq for Headers {
 
 impl Eq for Headers {}
 
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|h| (h.name, h.value)))
+            .finish()
+    }
+}
+
 impl Headers {
     /// An empty list with room for `n` headers and `bytes` of values.
     pub fn with_capacity(n: usize, bytes: usize) -> Headers {
         Headers {
-            arena: String::with_capacity(bytes),
+            buf: String::with_capacity(bytes),
             items: Vec::with_capacity(n),
         }
     }
 
-    fn store(&mut self, value: &str) -> (u32, u32) {
-        let start = self.arena.len() as u32;
-        self.arena.push_str(value);
-        (start, self.arena.len() as u32)
+    /// Appends `value` to the buffer; its range.
+    fn store(&mut self, value: &str) -> (usize, usize) {
+        if self.buf.len() + value.len() > self.buf.capacity() {
+            self.compact(value.len());
+        }
+        let start = self.buf.len();
+        self.buf.push_str(value);
+        (start, self.buf.len())
     }
 
-    fn value_at(&self, start: u32, end: u32) -> &str {
-        &self.arena[start as usize..end as usize]
+    /// Before the buffer grows: packs the live values if they are less than
+    /// half of it, so a message edited again and again (a stored request
+    /// whose Via and CSeq are rewritten for each resend) stays its own size.
+    fn compact(&mut self, more: usize) {
+        let live: usize = self.items.iter().map(|e| e.end - e.start).sum();
+        if live * 2 >= self.buf.len() {
+            return;
+        }
+        let mut packed = String::with_capacity((live + more).max(64) * 2);
+        for e in &mut self.items {
+            let start = packed.len();
+            packed.push_str(&self.buf[e.start..e.end]);
+            (e.start, e.end) = (start, packed.len());
+        }
+        self.buf = packed;
+    }
+
+    fn value(&self, e: &Entry) -> &str {
+        // Ranges always lie on the buffer's char boundaries; `get` keeps a
+        // broken invariant from panicking.
+        self.buf.get(e.start..e.end).unwrap_or_default()
     }
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl AsRef<str>) {
-        let (a, b) = self.store(value.as_ref());
-        self.items.push((name, a, b));
+        let (start, end) = self.store(value.as_ref());
+        self.items.push(Entry { name, start, end });
+    }
+
+    /// Appends a header whose value `write` puts straight into the buffer:
+    /// a value formatted from parts (a Via rewritten for a response) costs
+    /// no `String` of its own. `write` must only append (what it removed
+    /// would turn the values it held into empty strings).
+    pub fn push_with(&mut self, name: HeaderName, write: impl FnOnce(&mut String)) {
+        let start = self.buf.len();
+        write(&mut self.buf);
+        let end = self.buf.len();
+        self.items.push(Entry { name, start, end });
     }
 
     /// Replaces every header of that name with one value (appended if absent).
     pub fn set(&mut self, name: HeaderName, value: impl AsRef<str>) {
-        let (a, b) = self.store(value.as_ref());
-        match self.items.iter().position(|(n, _, _)| *n == name) {
+        let (start, end) = self.store(value.as_ref());
+        match self.items.iter().position(|e| e.name == name) {
             Some(i) => {
-                self.items[i].1 = a;
-                self.items[i].2 = b;
+                (self.items[i].start, self.items[i].end) = (start, end);
                 let mut seen = 0;
-                self.items.retain(|(n, _, _)| {
-                    if *n != name {
+                self.items.retain(|e| {
+                    if e.name != name {
                         return true;
                     }
                     seen += 1;
                     seen == 1
                 });
             }
-            None => self.items.push((name, a, b)),
+            None => self.items.push(Entry { name, start, end }),
         }
+    }
+
+    /// Appends to the first value of that name what `write` writes, the
+    /// value copied within the buffer (a To gaining its tag: no `String` of
+    /// its own). Returns whether there was such a header. As with
+    /// [`Headers::push_with`], `write` must only append.
+    pub fn extend_value(&mut self, name: &HeaderName, write: impl FnOnce(&mut String)) -> bool {
+        let Some(i) = self.items.iter().position(|e| e.name == *name) else {
+            return false;
+        };
+        let (old_start, old_end) = (self.items[i].start, self.items[i].end);
+        let start = self.buf.len();
+        self.buf.extend_from_within(old_start..old_end);
+        write(&mut self.buf);
+        (self.items[i].start, self.items[i].end) = (start, self.buf.len());
+        true
     }
 
     /// Inserts a header before all others (a new top Via, a Route).
     pub fn push_front(&mut self, name: HeaderName, value: impl AsRef<str>) {
-        let (a, b) = self.store(value.as_ref());
-        self.items.insert(0, (name, a, b));
+        let (start, end) = self.store(value.as_ref());
+        self.items.insert(0, Entry { name, start, end });
     }
 
     /// Removes every header of that name.
     pub fn remove(&mut self, name: &HeaderName) {
-        self.items.retain(|(n, _, _)| n != name);
+        self.items.retain(|e| e.name != *name);
     }
 
     /// The first line of that name.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
         self.items
             .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|&(_, a, b)| self.value_at(a, b))
+            .find(|e| e.name == *name)
+            .map(|e| self.value(e))
     }
 
     /// Every line of that name, as written.
     pub fn all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
         self.items
             .iter()
-            .filter(move |(n, _, _)| n == name)
-            .map(|&(_, a, b)| self.value_at(a, b))
+            .filter(move |e| e.name == *name)
+            .map(|e| self.value(e))
     }
 
     /// Every value of that name: lines in order, each list line split at its commas
     /// (commas inside quotes and `<…>` do not split).
     pub fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
         let list = name.is_list();
-        self.all(name)
-            .flat_map(move |v| if list { split_list(v) } else { vec![v] })
+        self.all(name).flat_map(move |v| {
+            if list {
+                ListIter::new(v)
+            } else {
+                ListIter::single(v)
+            }
+        })
     }
 
     /// Number of lines of that name.
     pub fn count(&self, name: &HeaderName) -> usize {
-        self.items.iter().filter(|(n, _, _)| n == name).count()
+        self.items.iter().filter(|e| e.name == *name).count()
     }
 
     /// Iterates over all lines.
     pub fn iter(&self) -> impl Iterator<Item = Header<'_>> {
-        self.items.iter().map(|(n, a, b)| Header {
-            name: n,
-            value: self.value_at(*a, *b),
+        self.items.iter().map(|e| Header {
+            name: &e.name,
+            value: self.value(e),
         })
     }
 
@@ -282,34 +210,103 @@ impl Headers {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+
+    /// Bytes [`Headers::write_to`] writes, `skip` left out.
+    pub(super) fn encoded_len(&self, skip: &HeaderName) -> usize {
+        self.items
+            .iter()
+            .filter(|e| e.name != *skip)
+            .map(|e| e.name.as_str().len() + 4 + (e.end - e.start))
+            .sum()
+    }
+
+    /// Writes `Name: value\r\n` for every line but those named `skip`.
+    pub(super) fn write_to(&self, out: &mut Vec<u8>, skip: &HeaderName) {
+        for e in &self.items {
+            if e.name == *skip {
+                continue;
+            }
+            out.extend_from_slice(e.name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(self.value(e).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    #[test]
-    fn compact_forms_expand_and_names_are_case_insensitive() {
-        for (c, long) in [
-            ("v", "Via"),
-            ("f", "From"),
-            ("t", "To"),
-            ("i", "Call-ID"),
-            ("m", "Contact"),
-            ("l", "Content-Length"),
-            ("c", "Content-Type"),
-            ("k", "Supported"),
-            ("s", "Subject"),
-            ("e", "Content-Encoding"),
-            ("o", "Event"),
-            ("u", "Allow-Events"),
-            ("V", "Via"),
-        ] {
-            assert_eq!(HeaderName::parse(c).as_str(), long, "{c}");
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Push(usize, String),
+        PushFront(usize, String),
+        Set(usize, String),
+        Remove(usize),
+    }
+
+    const NAMES: [&str; 4] = ["Via", "To", "X-Thing", "Subject"];
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let name = 0..NAMES.len();
+        let value = "[a-z;=<>\" ]{0,40}";
+        prop_oneof![
+            (name.clone(), value).prop_map(|(n, v)| Edit::Push(n, v)),
+            (name.clone(), value).prop_map(|(n, v)| Edit::PushFront(n, v)),
+            (name.clone(), value).prop_map(|(n, v)| Edit::Set(n, v)),
+            name.prop_map(Edit::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Any run of edits leaves the list a plain list of (name, value)
+        /// would hold, and the buffer never grows past a few times the most
+        /// that was ever live (dead bytes stay until the buffer must grow).
+        #[test]
+        fn edits_match_a_plain_list(edits in prop::collection::vec(edit(), 0..200)) {
+            let mut h = Headers::default();
+            let mut model: Vec<(HeaderName, String)> = Vec::new();
+            let mut peak = 0;
+            for e in edits {
+                match e {
+                    Edit::Push(n, v) => {
+                        h.push(HeaderName::parse(NAMES[n]), &v);
+                        model.push((HeaderName::parse(NAMES[n]), v));
+                    }
+                    Edit::PushFront(n, v) => {
+                        h.push_front(HeaderName::parse(NAMES[n]), &v);
+                        model.insert(0, (HeaderName::parse(NAMES[n]), v));
+                    }
+                    Edit::Set(n, v) => {
+                        let name = HeaderName::parse(NAMES[n]);
+                        h.set(name.clone(), &v);
+                        match model.iter().position(|(m, _)| *m == name) {
+                            Some(i) => {
+                                model[i].1 = v;
+                                let mut seen = 0;
+                                model.retain(|(m, _)| {
+                                    seen += usize::from(*m == name);
+                                    *m != name || seen == 1
+                                });
+                            }
+                            None => model.push((name, v)),
+                        }
+                    }
+                    Edit::Remove(n) => {
+                        let name = HeaderName::parse(NAMES[n]);
+                        h.remove(&name);
+                        model.retain(|(m, _)| *m != name);
+                    }
+                }
+                peak = peak.max(model.iter().map(|(_, v)| v.len()).sum::<usize>());
+                prop_assert!(h.buf.len() <= 4 * peak + 256, "{} for {peak}", h.buf.len());
+            }
+            let got: Vec<(HeaderName, String)> =
+                h.iter().map(|x| (x.name.clone(), x.value.to_string())).collect();
+            prop_assert_eq!(got, model);
         }
-        assert_eq!(HeaderName::parse("cseq"), HeaderName::CSeq);
-        assert_eq!(HeaderName::parse("X-Foo").as_str(), "X-Foo");
-        assert_eq!(HeaderName::parse("z"), HeaderName::Other("z".into()));
     }
 
     #[test]
@@ -327,5 +324,29 @@ mod tests {
         h.set(HeaderName::Contact, "<sip:d@w>");
         assert_eq!(h.count(&HeaderName::Contact), 1);
         assert_eq!(h.get(&HeaderName::Contact), Some("<sip:d@w>"));
+    }
+
+    #[test]
+    fn edits_keep_order_and_the_buffer_stays_small() {
+        let mut h = Headers::default();
+        h.push(HeaderName::Via, "SIP/2.0/UDP a;branch=z9hG4bK1");
+        h.push(HeaderName::CSeq, "1 INVITE");
+        h.push_front(HeaderName::Via, "SIP/2.0/UDP b;branch=z9hG4bK2");
+        for i in 0..10_000 {
+            h.set(HeaderName::CSeq, format!("{i} INVITE"));
+        }
+        let all: Vec<_> = h.iter().map(|h| (h.name.as_str(), h.value)).collect();
+        assert_eq!(
+            all,
+            [
+                ("Via", "SIP/2.0/UDP b;branch=z9hG4bK2"),
+                ("Via", "SIP/2.0/UDP a;branch=z9hG4bK1"),
+                ("CSeq", "9999 INVITE"),
+            ]
+        );
+        assert!(h.buf.capacity() < 1024, "{}", h.buf.capacity());
+        h.remove(&HeaderName::Via);
+        assert_eq!(h.len(), 1);
+        assert_eq!(format!("{h:?}"), r#"[(CSeq, "9999 INVITE")]"#);
     }
 }

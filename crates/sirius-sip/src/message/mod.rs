@@ -7,21 +7,38 @@
 //! into its start line and an ordered list of (canonical name, unfolded value)
 //! pairs; typed views (Via, CSeq, name-addr…) parse a value only when asked,
 //! which keeps the hot path at one pass over the bytes.
+//!
+//! The hot path allocates per message, not per header (issue #11): the
+//! header section is copied once into the list's buffer and values are
+//! ranges of it ([`Headers`]); extension names are held inline; the borrowed
+//! views ([`ViaRef`], [`NameAddrRef`], [`ParamsRef`]) read a branch or a tag
+//! in place; `SIP/2.0` and the standard reason phrases are constants, not
+//! copies; [`Message::write_to`] serialises into the caller's buffer.
+//! Parsing a message costs three allocations (the buffer, the list, and the
+//! Request-URI or the body), where it cost sixteen
+//! (`crates/sirius-sip/benches/hot_path.rs`, `bench/report-parse.md`).
 
 pub mod build;
 pub mod grammar;
 mod headers;
+mod names;
 mod parse;
 mod types;
 pub(crate) mod uri;
+mod views;
 
-pub use headers::{Header, HeaderName, Headers};
+#[cfg(test)]
+mod repr_tests;
+
+pub use headers::{Header, HeaderName, Headers, OtherName};
 pub use parse::{parse_datagram, Framer, Limits, ParseError};
 pub use types::BRANCH_MAGIC;
 pub use types::{CSeq, NameAddr, Params, Via};
-pub use uri::{Host, Uri, UriError};
+pub use uri::{Host, HostRef, Uri, UriError};
+pub use views::{NameAddrRef, ParamsRef, ViaRef};
 
-use std::fmt::{self, Write as _};
+use std::borrow::Cow;
+use std::fmt;
 
 /// A SIP method. Methods are case-sensitive (RFC 3261 §7.1): `invite` and
 /// `IN%56ITE` are extension methods, not INVITE.
@@ -118,17 +135,19 @@ pub enum StartLine {
         method: Method,
         /// The Request-URI, as received (validated by [`Uri::parse`] when used).
         uri: String,
-        /// `SIP/2.0` (others are answered 505 above the parser).
-        version: String,
+        /// `SIP/2.0` (others are answered 505 above the parser); the
+        /// constant, not a copy, when it is `SIP/2.0`.
+        version: Cow<'static, str>,
     },
     /// `SIP-Version SP Status-Code SP Reason-Phrase`.
     Response {
         /// `SIP/2.0`.
-        version: String,
+        version: Cow<'static, str>,
         /// 100–699.
         code: u16,
-        /// Reason phrase; may be empty, may be UTF-8.
-        reason: String,
+        /// Reason phrase; may be empty, may be UTF-8. The constant, not a
+        /// copy, when it is RFC 3261's phrase for the code.
+        reason: Cow<'static, str>,
     },
 }
 
@@ -146,6 +165,48 @@ pub struct Message {
 /// The SIP version this stack speaks.
 pub const SIP_VERSION: &str = "SIP/2.0";
 
+/// A start line's version: the constant when it is `SIP/2.0` (a message
+/// then costs no allocation for it), else a copy.
+pub(crate) fn version_text(v: &str) -> Cow<'static, str> {
+    if v == SIP_VERSION {
+        Cow::Borrowed(SIP_VERSION)
+    } else {
+        Cow::Owned(v.to_string())
+    }
+}
+
+/// RFC 3261's reason phrases for the codes a PBX sends and receives most.
+const REASONS: [(u16, &str); 20] = [
+    (100, "Trying"),
+    (180, "Ringing"),
+    (181, "Call Is Being Forwarded"),
+    (182, "Queued"),
+    (183, "Session Progress"),
+    (200, "OK"),
+    (202, "Accepted"),
+    (401, "Unauthorized"),
+    (403, "Forbidden"),
+    (404, "Not Found"),
+    (407, "Proxy Authentication Required"),
+    (408, "Request Timeout"),
+    (480, "Temporarily Unavailable"),
+    (481, "Call/Transaction Does Not Exist"),
+    (486, "Busy Here"),
+    (487, "Request Terminated"),
+    (488, "Not Acceptable Here"),
+    (500, "Server Internal Error"),
+    (503, "Service Unavailable"),
+    (603, "Decline"),
+];
+
+/// A reason phrase: the constant when it is the standard one for the code.
+pub(crate) fn reason_text(code: u16, reason: &str) -> Cow<'static, str> {
+    match REASONS.iter().find(|&&(c, r)| c == code && r == reason) {
+        Some(&(_, r)) => Cow::Borrowed(r),
+        None => Cow::Owned(reason.to_string()),
+    }
+}
+
 impl Message {
     /// A request with no headers.
     pub fn request(method: Method, uri: impl Into<String>) -> Message {
@@ -153,7 +214,7 @@ impl Message {
             start: StartLine::Request {
                 method,
                 uri: uri.into(),
-                version: SIP_VERSION.into(),
+                version: Cow::Borrowed(SIP_VERSION),
             },
             headers: Headers::default(),
             body: Vec::new(),
@@ -161,12 +222,12 @@ impl Message {
     }
 
     /// A response with no headers.
-    pub fn response(code: u16, reason: impl Into<String>) -> Message {
+    pub fn response(code: u16, reason: impl AsRef<str>) -> Message {
         Message {
             start: StartLine::Response {
-                version: SIP_VERSION.into(),
+                version: Cow::Borrowed(SIP_VERSION),
                 code,
-                reason: reason.into(),
+                reason: reason_text(code, reason.as_ref()),
             },
             headers: Headers::default(),
             body: Vec::new(),
@@ -234,60 +295,132 @@ impl Message {
 
     /// The topmost `Via`, parsed.
     pub fn top_via(&self) -> Option<Via> {
-        self.headers
-            .values(&HeaderName::Via)
-            .next()
-            .and_then(|v| Via::parse(v).ok())
+        self.top_via_ref().map(|v| v.to_via())
     }
 
     /// `From`, parsed.
     pub fn from_header(&self) -> Option<NameAddr> {
-        self.headers
-            .get(&HeaderName::From)
-            .and_then(|v| NameAddr::parse(v).ok())
+        self.from_ref().map(|a| a.to_name_addr())
     }
 
     /// `To`, parsed.
     pub fn to_header(&self) -> Option<NameAddr> {
+        self.to_ref().map(|a| a.to_name_addr())
+    }
+
+    /// The topmost `Via`, read in place: what transaction matching needs
+    /// (branch, sent-by) without an allocation.
+    pub fn top_via_ref(&self) -> Option<ViaRef<'_>> {
+        self.headers
+            .values(&HeaderName::Via)
+            .next()
+            .and_then(|v| ViaRef::parse(v).ok())
+    }
+
+    /// `From`, read in place (its tag without an allocation).
+    pub fn from_ref(&self) -> Option<NameAddrRef<'_>> {
+        self.headers
+            .get(&HeaderName::From)
+            .and_then(|v| NameAddrRef::parse(v).ok())
+    }
+
+    /// `To`, read in place (its tag without an allocation).
+    pub fn to_ref(&self) -> Option<NameAddrRef<'_>> {
         self.headers
             .get(&HeaderName::To)
-            .and_then(|v| NameAddr::parse(v).ok())
+            .and_then(|v| NameAddrRef::parse(v).ok())
     }
 
     /// Writes the message. `Content-Length` is always written from the body's
     /// actual length (any stored value is replaced), last among the headers.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut head = String::with_capacity(512 + self.headers.len() * 48);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write_to(&mut out);
+        out
+    }
+
+    /// The length of [`Message::to_bytes`]'s output, computed without writing it.
+    pub fn encoded_len(&self) -> usize {
+        let start = match &self.start {
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            } => method.as_str().len() + uri.len() + version.len() + 4,
+            StartLine::Response {
+                version,
+                code,
+                reason,
+            } => version.len() + decimal_len(usize::from(*code)) + reason.len() + 4,
+        };
+        start
+            + self.headers.encoded_len(&HeaderName::ContentLength)
+            + "Content-Length: \r\n\r\n".len()
+            + decimal_len(self.body.len())
+            + self.body.len()
+    }
+
+    /// Appends the message to `out`, as [`Message::to_bytes`] writes it: a
+    /// sender serialises into one buffer it keeps, with no allocation once
+    /// the buffer has grown to its largest message.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len());
         match &self.start {
             StartLine::Request {
                 method,
                 uri,
                 version,
             } => {
-                let _ = write!(head, "{method} {uri} {version}\r\n");
+                out.extend_from_slice(method.as_str().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(uri.as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(version.as_bytes());
             }
             StartLine::Response {
                 version,
                 code,
                 reason,
             } => {
-                let _ = write!(head, "{version} {code} {reason}\r\n");
+                out.extend_from_slice(version.as_bytes());
+                out.push(b' ');
+                push_decimal(out, usize::from(*code));
+                out.push(b' ');
+                out.extend_from_slice(reason.as_bytes());
             }
         }
-        for h in self.headers.iter() {
-            if *h.name == HeaderName::ContentLength {
-                continue;
-            }
-            head.push_str(h.name.as_str());
-            head.push_str(": ");
-            head.push_str(h.value);
-            head.push_str("\r\n");
-        }
-        let _ = write!(head, "Content-Length: {}\r\n\r\n", self.body.len());
-        let mut out = head.into_bytes();
+        out.extend_from_slice(b"\r\n");
+        self.headers.write_to(out, &HeaderName::ContentLength);
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, self.body.len());
+        out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(&self.body);
-        out
     }
+}
+
+/// Digits of `n` in decimal.
+fn decimal_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
+/// Appends `n` in decimal (what `write!` did, without the formatting machinery).
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 impl fmt::Display for Message {

@@ -1,81 +1,98 @@
 //! Typed views of the header values transactions and dialogs depend on.
 //! Each is parsed strictly: what RFC 4475 calls invalid is refused here.
+//! They are built from the borrowed views of [`super::views`].
 
-use super::grammar::{find_unquoted, is_token, is_ws, quoted_string, split_list};
-use super::uri::{split_hostport, Host, Uri, UriError};
+use super::grammar::{find_ws, is_token, trim_lws, ListIter};
+use super::uri::{Host, Uri, UriError};
+use super::views::{normal_span, NameAddrRef, ParamsRef, ViaRef};
 use super::Method;
 use std::fmt;
 
 /// Generic parameters `;name[=value]`, in order. Names compare case-insensitively.
+///
+/// Held as their normalised text (`;a=1;b;c="x y"`: no LWS around `;` and
+/// `=`), one string where there was a vector of owned names and values: the
+/// parameters of a Via or a To cost one allocation, none when there are
+/// none, and a lookup scans a few dozen bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Params(Vec<(String, Option<String>)>);
+pub struct Params(String);
 
 impl Params {
     /// Parses `;a=1;b;c="x y"` (leading `;` required, LWS around `;` and `=` allowed).
     pub fn parse(s: &str) -> Result<Params, String> {
-        let mut out = Vec::new();
-        let mut rest = s.trim();
-        while !rest.is_empty() {
-            let Some(r) = rest.strip_prefix(';') else {
-                return Err(format!("expected ';' before '{rest}'"));
-            };
-            let r = r.trim_start();
-            let end = find_unquoted(r, b';').unwrap_or(r.len());
-            let item = r[..end].trim();
-            let (name, value) = match item.find('=') {
-                Some(eq) => {
-                    let v = item[eq + 1..].trim();
-                    let v_ok = if v.starts_with('"') {
-                        quoted_string(v).is_some_and(|(_, rest)| rest.is_empty())
-                    } else {
-                        !v.is_empty() && !v.bytes().any(is_ws) && !v.contains(',')
-                    };
-                    if !v_ok {
-                        return Err(format!("bad parameter value in '{item}'"));
-                    }
-                    (item[..eq].trim(), Some(v.to_string()))
-                }
-                None => (item, None),
-            };
-            if !is_token(name) {
-                return Err(format!("bad parameter name '{name}'"));
-            }
-            out.push((name.to_string(), value));
-            rest = &r[end..];
-        }
-        Ok(Params(out))
+        ParamsRef::parse(s).map(|p| p.to_params())
+    }
+
+    /// From text already in normal form.
+    pub(super) fn from_normalised(text: String) -> Params {
+        Params(text)
+    }
+
+    /// Each parameter: where it starts in the text (after its `;`), where
+    /// its name ends, where it ends.
+    fn spans(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let span = normal_span(&self.0, at)?;
+            at = span.2;
+            Some(span)
+        })
+    }
+
+    /// The parameters in order: name and value (`None` without one).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+        self.spans().map(|(start, name, end)| {
+            let value = (name < end).then(|| &self.0[name + 1..end]);
+            (&self.0[start..name], value)
+        })
+    }
+
+    fn find(&self, name: &str) -> Option<(usize, usize, usize)> {
+        self.spans()
+            .find(|&(start, n, _)| self.0[start..n].eq_ignore_ascii_case(name))
     }
 
     /// Value of a parameter (`Some("")` is impossible: valueless gives `None` here,
     /// use [`Params::has`] to test presence).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.as_deref())
+            .and_then(|(_, v)| v)
     }
 
     /// Whether a parameter is present, with or without a value.
     pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.find(name).is_some()
     }
 
-    /// Sets (replacing) a parameter.
+    /// Sets (replacing) a parameter; a replaced one keeps its name's spelling.
+    /// The value is written as given: one holding `;` must come quoted.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
-        let v = value.map(str::to_string);
-        match self
-            .0
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some(slot) => slot.1 = v,
-            None => self.0.push((name.to_string(), v)),
+        let assign = |s: &mut String| {
+            if let Some(v) = value {
+                s.push('=');
+                s.push_str(v);
+            }
+        };
+        match self.find(name) {
+            Some((_, n, end)) => {
+                let mut tail = String::with_capacity(value.map_or(0, |v| v.len() + 1));
+                assign(&mut tail);
+                self.0.replace_range(n..end, &tail);
+            }
+            None => {
+                self.0.push(';');
+                self.0.push_str(name);
+                assign(&mut self.0);
+            }
         }
     }
 
     /// Removes a parameter.
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        while let Some((start, _, end)) = self.find(name) {
+            self.0.replace_range(start - 1..end, "");
+        }
     }
 
     /// Whether there are none.
@@ -85,19 +102,13 @@ impl Params {
 
     /// Number of parameters.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.spans().count()
     }
 }
 
 impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, v) in &self.0 {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 
@@ -118,42 +129,10 @@ pub struct Via {
 pub const BRANCH_MAGIC: &str = "z9hG4bK";
 
 impl Via {
-    /// Parses one Via value (LWS allowed around the slashes, as RFC 4475 3.1.1.1 does).
+    /// Parses one Via value (LWS allowed around the slashes, as RFC 4475
+    /// 3.1.1.1 does, and around the `:` of sent-by).
     pub fn parse(v: &str) -> Result<Via, String> {
-        let mut parts = Vec::with_capacity(3);
-        let mut rest = v;
-        for _ in 0..2 {
-            let slash = rest.find('/').ok_or_else(|| format!("bad Via '{v}'"))?;
-            parts.push(rest[..slash].trim());
-            rest = rest[slash + 1..].trim_start();
-        }
-        if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" {
-            return Err(format!("bad Via protocol in '{v}'"));
-        }
-        let tend = rest
-            .find([' ', '\t'])
-            .ok_or_else(|| format!("no sent-by in Via '{v}'"))?;
-        let transport = &rest[..tend];
-        if !is_token(transport) {
-            return Err(format!("bad Via transport '{transport}'"));
-        }
-        let rest = rest[tend..].trim_start();
-        let pend = rest.find(';').unwrap_or(rest.len());
-        let sent_by = rest[..pend].trim();
-        // LWS is allowed around the ':' of sent-by.
-        let sent_by: String = sent_by
-            .split(':')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(":");
-        let (host, port) = split_hostport(&sent_by)?;
-        let params = Params::parse(&rest[pend..])?;
-        Ok(Via {
-            transport: transport.to_ascii_uppercase(),
-            host,
-            port,
-            params,
-        })
+        ViaRef::parse(v).map(|v| v.to_via())
     }
 
     /// A Via for a request we send.
@@ -184,13 +163,11 @@ impl Via {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SIP/2.0/{} {}{}",
-            self.transport,
-            self.sent_by(),
-            self.params
-        )
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        fmt::Display::fmt(&self.params, f)
     }
 }
 
@@ -206,11 +183,9 @@ pub struct CSeq {
 impl CSeq {
     /// Parses `0009 INVITE` (leading zeros allowed, LWS between).
     pub fn parse(v: &str) -> Result<CSeq, String> {
-        let v = v.trim();
-        let split = v
-            .find([' ', '\t'])
-            .ok_or_else(|| format!("bad CSeq '{v}'"))?;
-        let (num, method) = (&v[..split], v[split..].trim());
+        let v = trim_lws(v);
+        let split = find_ws(v).ok_or_else(|| format!("bad CSeq '{v}'"))?;
+        let (num, method) = (&v[..split], trim_lws(&v[split..]));
         if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("bad CSeq number '{num}'"));
         }
@@ -260,75 +235,12 @@ impl NameAddr {
     /// unquoted display name, or spaces inside `<…>` are errors (RFC 4475 3.1.2.6,
     /// 3.1.2.14, 3.1.2.15).
     pub fn parse(v: &str) -> Result<NameAddr, String> {
-        let v = v.trim();
-        if v == "*" {
-            return Ok(NameAddr {
-                display: None,
-                uri: "*".into(),
-                params: Params::default(),
-                star: true,
-            });
-        }
-        if v.is_empty() {
-            return Err("empty address".into());
-        }
-        let (display, after_display) = if v.starts_with('"') {
-            let (d, rest) =
-                quoted_string(v).ok_or_else(|| format!("unterminated quoted string in '{v}'"))?;
-            (Some(d.to_string()), rest.trim_start())
-        } else if let Some(lt) = find_unquoted(v, b'<') {
-            let words = v[..lt].trim();
-            if !words.is_empty()
-                && !words
-                    .split([' ', '\t'])
-                    .filter(|w| !w.is_empty())
-                    .all(is_token)
-            {
-                return Err(format!(
-                    "display name must be a token list or quoted: '{words}'"
-                ));
-            }
-            ((!words.is_empty()).then(|| words.to_string()), &v[lt..])
-        } else {
-            (None, v)
-        };
-        if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = inner
-                .find('>')
-                .ok_or_else(|| format!("missing '>' in '{v}'"))?;
-            let uri = &inner[..gt];
-            if uri.is_empty() || uri.bytes().any(is_ws) {
-                return Err(format!("whitespace inside <{uri}>"));
-            }
-            let params = Params::parse(&inner[gt + 1..])?;
-            return Ok(NameAddr {
-                display,
-                uri: uri.to_string(),
-                params,
-                star: false,
-            });
-        }
-        if display.is_some() {
-            return Err(format!("display name without <URI> in '{v}'"));
-        }
-        // addr-spec: header parameters start at the first ';' (RFC 3261 §20.10).
-        let end = after_display.find(';').unwrap_or(after_display.len());
-        let uri = after_display[..end].trim();
-        if uri.is_empty() || uri.bytes().any(is_ws) || uri.contains(',') {
-            return Err(format!("bad addr-spec '{uri}'"));
-        }
-        let params = Params::parse(&after_display[end..])?;
-        Ok(NameAddr {
-            display: None,
-            uri: uri.to_string(),
-            params,
-            star: false,
-        })
+        NameAddrRef::parse(v).map(|a| a.to_name_addr())
     }
 
     /// Parses every value of a list line (`Contact: <a>, <b>`).
     pub fn parse_list(v: &str) -> Result<Vec<NameAddr>, String> {
-        split_list(v).into_iter().map(NameAddr::parse).collect()
+        ListIter::new(v).map(NameAddr::parse).collect()
     }
 
     /// The URI, when it is a SIP/SIPS URI.

@@ -1,7 +1,7 @@
 //! SIP and SIPS URIs (RFC 3261 §19.1). Escapes are kept as received: `%00`
 //! stays three characters, so a URI is written back exactly as it came.
 
-use super::grammar::is_ws;
+use super::grammar::{is_ws, trim_lws, trim_lws_start};
 use super::types::Params;
 use std::fmt;
 
@@ -19,14 +19,35 @@ pub enum Host {
 impl Host {
     /// Parses `hostname`, `IPv4address` or `[IPv6address]`.
     pub fn parse(s: &str) -> Result<Host, String> {
+        HostRef::parse(s).map(|h| h.to_host())
+    }
+}
+
+/// A host read in place: a name borrowed, an address parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostRef<'a> {
+    /// A domain name, as written.
+    Name(&'a str),
+    /// An IPv4 address.
+    V4(std::net::Ipv4Addr),
+    /// An IPv6 reference (written in brackets).
+    V6(std::net::Ipv6Addr),
+}
+
+impl<'a> HostRef<'a> {
+    /// Parses `hostname`, `IPv4address` or `[IPv6address]`.
+    pub fn parse(s: &'a str) -> Result<HostRef<'a>, String> {
         if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             return inner
                 .parse()
-                .map(Host::V6)
+                .map(HostRef::V6)
                 .map_err(|_| format!("bad IPv6 reference '{s}'"));
         }
-        if let Ok(v4) = s.parse() {
-            return Ok(Host::V4(v4));
+        // Only what starts with a digit can be an IPv4 address: names skip the attempt.
+        if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+            if let Ok(v4) = s.parse() {
+                return Ok(HostRef::V4(v4));
+            }
         }
         let ok = !s.is_empty()
             && s.bytes()
@@ -34,9 +55,18 @@ impl Host {
             && !s.starts_with('-')
             && !s.starts_with('.');
         if ok {
-            Ok(Host::Name(s.to_string()))
+            Ok(HostRef::Name(s))
         } else {
             Err(format!("bad host '{s}'"))
+        }
+    }
+
+    /// The owned form.
+    pub fn to_host(&self) -> Host {
+        match *self {
+            HostRef::Name(n) => Host::Name(n.to_string()),
+            HostRef::V4(a) => Host::V4(a),
+            HostRef::V6(a) => Host::V6(a),
         }
     }
 }
@@ -163,12 +193,18 @@ impl Uri {
 
 /// Splits `host[:port]`, with IPv6 references in brackets.
 pub fn split_hostport(s: &str) -> Result<(Host, Option<u16>), String> {
+    split_hostport_ref(s).map(|(h, p)| (h.to_host(), p))
+}
+
+/// Splits `host[:port]` in place, LWS allowed around the colon (a Via's
+/// sent-by may have it; a URI never reaches here with white space).
+pub fn split_hostport_ref(s: &str) -> Result<(HostRef<'_>, Option<u16>), String> {
     let (h, p) = if s.starts_with('[') {
         match s.find(']') {
             Some(end) => {
-                let rest = &s[end + 1..];
+                let rest = trim_lws_start(&s[end + 1..]);
                 match rest.strip_prefix(':') {
-                    Some(p) => (&s[..=end], Some(p)),
+                    Some(p) => (&s[..=end], Some(trim_lws(p))),
                     None if rest.is_empty() => (&s[..=end], None),
                     None => return Err(format!("bad host:port '{s}'")),
                 }
@@ -177,16 +213,26 @@ pub fn split_hostport(s: &str) -> Result<(Host, Option<u16>), String> {
         }
     } else {
         match s.rfind(':') {
-            Some(c) => (&s[..c], Some(&s[c + 1..])),
+            Some(c) => (trim_lws(&s[..c]), Some(trim_lws(&s[c + 1..]))),
             None => (s, None),
         }
     };
-    let host = Host::parse(h)?;
+    let host = HostRef::parse(h)?;
     let port = match p {
         None => None,
         Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port '{p}'"))?),
     };
     Ok((host, port))
+}
+
+impl fmt::Display for HostRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostRef::Name(n) => f.write_str(n),
+            HostRef::V4(a) => write!(f, "{a}"),
+            HostRef::V6(a) => write!(f, "[{a}]"),
+        }
+    }
 }
 
 impl fmt::Display for Uri {

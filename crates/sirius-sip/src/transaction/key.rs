@@ -15,7 +15,7 @@
 //! key), and the seeds are random per process, so a peer cannot aim for it.
 
 use crate::message::{HeaderName, Message, Method, BRANCH_MAGIC};
-use crate::message::{Host, Via};
+use crate::message::{HostRef, ViaRef};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
@@ -144,7 +144,7 @@ impl Keyer {
     /// Client side: the top Via branch plus the CSeq method (a CANCEL shares
     /// its INVITE's branch but is a different transaction).
     pub(crate) fn client(&self, msg: &Message) -> Option<Key> {
-        let via = msg.top_via()?;
+        let via = msg.top_via_ref()?;
         let branch = via.branch()?;
         let method = msg.cseq()?.method;
         Some(self.key(|h| {
@@ -167,7 +167,7 @@ impl Keyer {
     }
 
     fn server_as(&self, msg: &Message, method: &Method) -> Option<Key> {
-        let via = msg.top_via()?;
+        let via = msg.top_via_ref()?;
         let method = if *method == Method::Ack {
             "INVITE"
         } else {
@@ -185,7 +185,7 @@ impl Keyer {
                 }))
             }
             _ => {
-                let from = msg.from_header();
+                let from = msg.from_ref();
                 let from_tag = from.as_ref().and_then(|f| f.tag()).unwrap_or_default();
                 let ruri = msg.request_uri().unwrap_or_default();
                 let call_id = msg.call_id().unwrap_or_default();
@@ -219,15 +219,15 @@ impl Keyer {
 }
 
 /// sent-by compared as §17.2.3 does: host case-insensitively, port as written.
-fn sent_by(h: &mut dyn Hasher, via: &Via) {
-    match &via.host {
-        Host::Name(n) => {
+fn sent_by(h: &mut dyn Hasher, via: &ViaRef<'_>) {
+    match via.host {
+        HostRef::Name(n) => {
             for b in n.bytes() {
                 h.write_u8(b.to_ascii_lowercase());
             }
         }
-        Host::V4(a) => h.write(&a.octets()),
-        Host::V6(a) => h.write(&a.octets()),
+        HostRef::V4(a) => h.write(&a.octets()),
+        HostRef::V6(a) => h.write(&a.octets()),
     }
     h.write_u8(SEP);
     h.write_u32(via.port.map_or(0, |p| u32::from(p) + 1));
