@@ -121,7 +121,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
                     if early.is_none() && core.channels.progress(*o) {
                         early = Some(*o);
                         let _ = core.indicate(chan, Indication::Progress);
-                        if let Err(c) = crate::pool::blocking(|| core.early_media(chan, *o)) {
+                        if let Err(c) = core.early_media(chan, *o) {
                             log::debug!("no early media from {o} to {chan}: cause {}", c.0);
                         }
                     }
@@ -177,7 +177,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         }
     }
     // Bridge: a hangup on either leg now hangs up the other (Core::channel_gone).
-    let Ok(how) = crate::pool::blocking(|| core.bridge(chan, answered)) else {
+    let Ok(how) = core.bridge(chan, answered) else {
         // A leg hung up before the bridge was made; the other was hung up too.
         return Next::Stop;
     };

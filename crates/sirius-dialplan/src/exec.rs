@@ -69,14 +69,14 @@ pub fn spawn_app(pool: &PoolHandle, core: Arc<Core>, chan: ChannelId, app: Strin
     });
 }
 
-/// Whether `app` may wait (for a timer, for a channel, or for its
-/// technology's driver to answer a request): such an application never
-/// runs on the thread that started the plan (chan_sip's driver, whose
-/// answer it would be waiting for), only on the pool.
+/// Whether `app` is sure to wait (for a timer) before it does anything:
+/// the plan moves to the pool first. Dial and Echo start on the thread
+/// that started the plan (chan_sip's driver): their requests to the
+/// technology are queued, not waited for, so Dial's callee is requested and
+/// called, and Echo's loop set up, without a hop to a pool worker and back;
+/// Dial moves to the pool when it first waits for its callees.
 fn needs_pool(app: &str) -> bool {
-    ["dial", "wait", "echo"]
-        .iter()
-        .any(|a| app.eq_ignore_ascii_case(a))
+    app.eq_ignore_ascii_case("wait")
 }
 
 pub(crate) fn alive(core: &Core, chan: ChannelId) -> bool {
@@ -452,7 +452,7 @@ async fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, conte
                     return Next::Stop;
                 }
             }
-            if let Err(c) = crate::pool::blocking(|| core.echo(chan)) {
+            if let Err(c) = core.echo(chan) {
                 log::warn!("Echo is not supported on this channel: {c}");
                 return Next::Continue;
             }

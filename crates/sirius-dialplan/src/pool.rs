@@ -12,20 +12,22 @@
 //! Why tokio and not a hand-made executor: the workspace already has it,
 //! its timer wheel gives each waiting application its timeout without a
 //! thread, and a runtime built with `worker_threads(n)` starts exactly `n`
-//! threads for the plans. One call may block a worker: a technology's
-//! `native_bridge` answers after a turn of its driver (chan_sip's is its SIP
-//! thread, busy under load). That call goes through [`blocking`]
-//! (`block_in_place`): the worker's other plans move to another thread
-//! meanwhile, so a busy driver slows the bridging call, not every call.
+//! threads for the plans. A technology method a plan calls must answer at
+//! once (chan_sip queues `call` and `native_bridge` to its driver): a
+//! method that waited for its driver would hold one of a few workers. (The
+//! bridge once went through tokio's `block_in_place` for that; under load
+//! each bridge then handed the worker's queue to another thread, and the
+//! profile at 4,000 calls/s was a third task switching.)
 //!
 //! No hop for simple plans: [`PoolHandle::start`] first runs the plan on
 //! the thread that starts it (chan_sip's driver, in `pbx_start`) until the
 //! plan reaches an application that waits or asks its technology for a
 //! reply ([`to_pool`]); only then does it move to the pool. `Answer`,
 //! `Hangup`, `Busy`, `Set`, `Goto`… never leave the starting thread, so
-//! such a call costs no wake-up of another thread at all. Applications that
-//! wait (`Wait`) or call a technology method that waits for its driver's
-//! answer (`Dial`'s `call` and bridge, `Echo`) must not run there: the
+//! such a call costs no wake-up of another thread at all. `Dial` requests
+//! and calls its callees there too (chan_sip queues both) and moves to the
+//! pool when it first waits for them; `Echo` never leaves. A technology
+//! method that waited for its own driver could not be called there: the
 //! driver would be waiting for itself.
 //!
 //! Panics: each poll of a plan (the inline one included) runs under
@@ -117,8 +119,7 @@ impl Pool {
     }
 
     /// How many threads the pool has started so far: [`Pool::size`]
-    /// workers, however many calls wait, and the few threads tokio lends
-    /// while a worker is inside [`blocking`].
+    /// workers, however many calls wait or bridge.
     pub fn threads_started(&self) -> usize {
         self.started.load(Ordering::Relaxed)
     }
@@ -199,20 +200,6 @@ pub fn to_pool() -> impl Future<Output = ()> {
 /// Whether the calling thread is a pool worker.
 pub fn on_pool() -> bool {
     ON_POOL.with(|p| p.get())
-}
-
-/// Runs `f`, which may wait for another thread (a technology's driver),
-/// without holding the pool: on a worker, its other plans are handed to
-/// another thread while `f` runs (tokio's `block_in_place`). Found under
-/// load: with two workers each waiting a driver turn per bridge, answered
-/// calls queued for their bridge, held their RTP ports, and new calls were
-/// refused for lack of ports at 6,000 calls/s.
-pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    if on_pool() {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
-    }
 }
 
 #[cfg(test)]
