@@ -45,14 +45,14 @@ static void on_usr1(int sig) { (void)sig; asked = 1; }
 
 /* The ports are fixed (the callee's SDP names them), and other programs on
  * the machine take ephemeral ports in the range for a moment: a busy port is
- * tried again for up to five seconds before giving up. */
+ * tried again for up to thirty seconds before giving up. */
 static int bind_udp(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	for (int tries = 0; fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) < 0; tries++) {
-		if (errno != EADDRINUSE || tries == 50) {
+		if (errno != EADDRINUSE || tries == 300) {
 			fprintf(stderr, "c_relay: port %d: %s\n", port, strerror(errno));
 			exit(1);
 		}

@@ -42,6 +42,7 @@ ECHO_PORT="${ECHO_PORT:-26000}"      # the callee's echo socket (-mp)
 CALLER_PORT="${CALLER_PORT:-27000}"  # the caller's SDP port (-mp)
 RTP_START="${RTP_START:-10000}"      # Sirius's RTP range (chan_sip's default)
 RTP_END="${RTP_END:-20000}"
+SIPTHREADS="${SIPTHREADS:-}"         # chan_sip's shards, each with a relay thread (default: one per core)
 REPORT="${REPORT:-bench/report-rtp_relay.md}"
 PKTS_PER_CALL=$(( AUDIO_S * 50 ))  # 20 ms packets
 # Socket buffers for sipp's media sockets: its echo receives every call's
@@ -63,7 +64,7 @@ cleanup() {
 trap cleanup EXIT
 untrack() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 . bench/pbx.sh
-write_pbx_config "" "rtpstart = $RTP_START"$'\n'"rtpend = $RTP_END"
+write_pbx_config "" "rtpstart = $RTP_START"$'\n'"rtpend = $RTP_END${SIPTHREADS:+$'\n'sipthreads = $SIPTHREADS}"
 sed -i "s/127.0.0.1:25060/127.0.0.1:$SIP_PORT/; s/^port = 25070/port = $UAS_PORT/" "$work/etc/sip.toml"
 # µ-law silence (0xff): the relay neither decodes nor cares what it carries.
 python3 -c "import sys; sys.stdout.buffer.write(b'\xff' * 160 * $PKTS_PER_CALL)" > "$work/ulaw.raw"
@@ -125,6 +126,10 @@ step() {
   kill "$uas" 2>/dev/null || true; wait "$uas" 2>/dev/null || true; untrack "$uas"
   local ok sent got loss cpu_us
   ok=$(awk -F'|' '/Successful call/ {gsub(/ /,"",$3); print $3}' "$work/uac.out" | tail -1)
+  if [ "${ok:-0}" = 0 ]; then
+    echo "run $run, $label: no call completed; the caller said:" >&2
+    tail -5 "$work/uac.out" >&2
+  fi
   sent=$(( ${ok:-0} * PKTS_PER_CALL * 2 ))
   got=$(( r1 - r0 ))
   loss=$(echo "scale=2; 100 * ($sent - $got) / ($sent + 0.001)" | bc)
@@ -164,17 +169,19 @@ for run in $(seq "$RUNS"); do
   kill "$cpid"; wait "$cpid" 2>/dev/null || true; untrack "$cpid"
 done
 
-# min / median / max of column $2 of the rows labelled $1 (one value when all agree).
+# min / median / max of column $2 of the rows labelled $1 (one value when all
+# agree), over the steps in which calls completed (a failed step is in the
+# per-run rows, not in the figures).
 spread() {
-  awk -v l="$1" -v c="$2" '$2 == l {print $c}' "$rows" | sort -g | awk '
+  awk -v l="$1" -v c="$2" '$2 == l && $4 > 0 && $c ~ /^[0-9.]+$/ {print $c}' "$rows" | sort -g | awk '
     {v[NR] = $1} END {
       if (NR == 0) { print "n/a"; exit }
       m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
       if (v[1] == v[NR]) print v[1]; else printf "%s / %s / %s\n", v[1], m, v[NR] }'
 }
 # Per run, Sirius's steady-state µs per packet over the C relay's.
-ratios=$(awk '$2 == "sirius" {s[$1] = $13} $2 == "c_relay" {c[$1] = $13}
-  END {for (r in s) if (r in c && c[r] > 0) printf "%s %.2f\n", r, s[r] / c[r]}' "$rows" | sort -n)
+ratios=$(awk '$4 > 0 && $2 == "sirius" {s[$1] = $13} $4 > 0 && $2 == "c_relay" {c[$1] = $13}
+  END {for (r in s) if (r in c && s[r] > 0 && c[r] > 0) printf "%s %.2f\n", r, s[r] / c[r]}' "$rows" | sort -n)
 ratio_spread=$(echo "$ratios" | awk '{print $2}' | sort -g | awk '
   {v[NR] = $1} END {
     if (NR == 0) { print "n/a"; exit }
@@ -196,7 +203,8 @@ ratio_spread=$(echo "$ratios" | awk '{print $2}' | sort -g | awk '
   echo "| loss % | $(spread sirius 7) | $(spread c_relay 7) |"
   echo "| load before the step (1 min) | $(spread sirius 3) | $(spread c_relay 3) |"
   echo
-  echo "**Sirius / C relay, CPU per packet in the steady state, per run: $ratio_spread** (min / median / max)."
+  echo "**Sirius / C relay, CPU per packet in the steady state, per run: $ratio_spread** (min / median / max"
+  echo "over the runs where both completed their calls)."
   echo
   echo "Per run:"
   echo

@@ -10,7 +10,7 @@
 //! payload type for `telephone-event` in its SDP; when the two differ, the
 //! relay renumbers event packets on the way (the payload itself is the same).
 
-use crate::epoll::Epoll;
+use crate::epoll::{Batch, Epoll, BATCH};
 use crate::rtp_ports::RtpSocket;
 use parking_lot::Mutex;
 use sirius_sip::sdp::SessionDescription;
@@ -93,27 +93,34 @@ impl RemoteMedia {
     }
 }
 
-/// When the packet is G.711 the receiving far end does not accept but the
-/// other law is, translates it (µ-law <-> A-law, Asterisk's generic bridge
-/// with a translator, done here on the packet). RTP header length honours
-/// CSRCs and the extension bit; anything unusual is left alone.
-fn translate_g711(packet: &mut [u8], accepts: &[u8]) {
+/// Which G.711 law a far end needs the other law's packets translated to,
+/// worked out once per SDP rather than per packet: `[µ-law packets, A-law
+/// packets]`, true where the far end takes only the other law (Asterisk's
+/// generic bridge with a translator, done here on the packet). Empty
+/// `accepts` (unknown): relay as is.
+fn g711_swaps(accepts: &[u8]) -> [bool; 2] {
     use sirius_abi::Codec;
-    if packet.len() < 12 || accepts.is_empty() || packet[0] >> 6 != 2 {
-        return;
-    }
     // The static payload types of G.711 (RFC 3551): 0 µ-law, 8 A-law.
     let pt_of = |c: Codec| if c == Codec::PCMU { 0 } else { 8 };
-    let from = match packet[1] & 0x7f {
-        0 => Codec::PCMU,
-        8 => Codec::PCMA,
+    let needs = |from| {
+        sirius_media::translate::g711_target(from, |c| accepts.contains(&pt_of(c))).is_some()
+    };
+    [needs(Codec::PCMU), needs(Codec::PCMA)]
+}
+
+/// Translates a G.711 packet into the other law where `swaps` (from
+/// [`g711_swaps`]) says its far end needs it. RTP header length honours
+/// CSRCs and the extension bit; anything unusual is left alone.
+fn translate_g711(packet: &mut [u8], swaps: [bool; 2]) {
+    use sirius_abi::Codec;
+    if packet.len() < 12 || packet[0] >> 6 != 2 {
+        return;
+    }
+    let (from, to, to_pt) = match packet[1] & 0x7f {
+        0 if swaps[0] => (Codec::PCMU, Codec::PCMA, 8),
+        8 if swaps[1] => (Codec::PCMA, Codec::PCMU, 0),
         _ => return,
     };
-    let Some(to) = sirius_media::translate::g711_target(from, |c| accepts.contains(&pt_of(c)))
-    else {
-        return;
-    };
-    let to_pt = pt_of(to);
     let mut header = 12 + 4 * usize::from(packet[0] & 0x0f);
     if packet[0] & 0x10 != 0 {
         let Some(ext) = packet.get(header + 2..header + 4) else {
@@ -172,6 +179,9 @@ pub enum Stream {
 /// packets leave by (itself for an echo).
 struct Entry {
     leg: Leg,
+    /// What packets towards this leg's far end need translated
+    /// ([`g711_swaps`] of its `g711`).
+    swaps: [bool; 2],
     out: usize,
     stream: Stream,
     /// When a packet last arrived (or the entry was made): `rtptimeout`.
@@ -211,51 +221,69 @@ impl Table {
         }
     }
 
-    /// Reads one packet from `token`'s socket and sends it on from its
-    /// partner's; returns the stream it counted to.
-    fn relay_one(
+    /// Reads the packets waiting on `token`'s socket (one `recvmmsg`, most
+    /// often one packet) and sends them on from its partner's (one
+    /// `sendmmsg`): the stream they count to and how many left.
+    fn relay_ready(
         &mut self,
         token: usize,
-        buf: &mut [u8],
+        batch: &mut Batch,
         now: Instant,
         report: &DtmfReport,
-    ) -> Option<Stream> {
+    ) -> Option<(Stream, u64)> {
+        batch.clear();
         let a = self.slots.get_mut(token)?.as_mut()?;
-        let (n, src) = a.leg.socket.recv_from(buf).ok()?;
-        a.last_rx = now;
-        if a.leg.learn || a.leg.remote.is_none() {
-            a.leg.remote = Some(src);
-        }
-        let (out, from_dtmf, stream) = (a.out, a.leg.dtmf_pt, a.stream);
-        let packet = &mut buf[..n];
-        // Cheapest test first: only a telephone-event packet looks at
-        // whether the other leg takes DTMF as INFO.
-        let event = from_dtmf.is_some_and(|pt| packet.len() > 1 && packet[1] & 0x7f == pt);
-        let info = match event && out != token {
-            true => self.slots.get(out)?.as_ref()?.leg.info_dtmf,
-            false => None,
-        };
-        if let Some(tag) = info {
-            // An event for a leg that takes INFO: reported, not sent.
-            let a = self.slots.get_mut(token)?.as_mut()?;
-            let e = crate::rfc4733::parse(packet)?;
-            if e.end && a.last_event != Some(e.timestamp) {
-                a.last_event = Some(e.timestamp);
-                report(tag, e.digit, u32::from(e.duration) / 8);
-            }
+        let n = batch.recv(a.leg.socket.as_fd()).ok()?;
+        if n == 0 {
             return None;
         }
+        a.last_rx = now;
+        if a.leg.learn || a.leg.remote.is_none() {
+            // The last packet's source, as packet by packet would leave it.
+            a.leg.remote = batch.source(n - 1).or(a.leg.remote);
+        }
+        let (out, from_dtmf, stream) = (a.out, a.leg.dtmf_pt, a.stream);
+        let echo = out == token;
+        if let Some(from_pt) = from_dtmf.filter(|_| !echo) {
+            // Cheapest test first: only a telephone-event packet looks at
+            // whether the other leg takes DTMF as INFO.
+            let is_event = |p: &[u8]| p.len() > 1 && p[1] & 0x7f == from_pt;
+            if (0..n).any(|i| is_event(batch.packet(i))) {
+                if let Some(tag) = self.slots.get(out)?.as_ref()?.leg.info_dtmf {
+                    let a = self.slots.get_mut(token)?.as_mut()?;
+                    for i in 0..n {
+                        let packet = batch.packet(i);
+                        if !is_event(packet) {
+                            continue;
+                        }
+                        // An event for a leg that takes INFO: reported
+                        // (once per digit), not sent.
+                        if let Some(e) = crate::rfc4733::parse(packet) {
+                            if e.end && a.last_event != Some(e.timestamp) {
+                                a.last_event = Some(e.timestamp);
+                                report(tag, e.digit, u32::from(e.duration) / 8);
+                            }
+                        }
+                        batch.drop_packet(i);
+                    }
+                }
+            }
+        }
         let b = self.slots.get(out)?.as_ref()?;
-        if out != token {
-            renumber(packet, from_dtmf, b.leg.dtmf_pt);
-            translate_g711(packet, &b.leg.g711);
+        if !echo && (from_dtmf.is_some() || b.swaps != [false; 2]) {
+            for i in 0..n {
+                let packet = batch.packet_mut(i);
+                renumber(packet, from_dtmf, b.leg.dtmf_pt);
+                translate_g711(packet, b.swaps);
+            }
         }
         // An echo goes back to where the leg's SDP says it receives, like
         // any relayed packet, not to the packet's source, unless the peer
         // is behind NAT (comedia) or gave no address: then the source it
         // was learned from above.
         let dest = b.leg.remote?;
-        b.leg.socket.send_to(packet, dest).ok().map(|_| stream)
+        let sent = batch.send(b.leg.socket.as_fd(), dest);
+        Some((stream, sent as u64))
     }
 }
 
@@ -359,6 +387,7 @@ impl RelayEngine {
             .map(|leg| {
                 let socket = leg.socket.clone();
                 let t = table.insert(Entry {
+                    swaps: g711_swaps(&leg.g711),
                     leg,
                     out: usize::MAX,
                     stream,
@@ -420,6 +449,7 @@ impl RelayEngine {
             if e.stream == Stream::Rtp {
                 e.leg.dtmf_pt = dtmf_pt;
                 e.leg.g711 = g711.to_vec();
+                e.swaps = g711_swaps(g711);
             }
         }
     }
@@ -482,7 +512,7 @@ impl Drop for RelayEngine {
 
 fn relay_thread(inner: &Inner, wake: &UnixDatagram, report: &DtmfReport) {
     let mut events = Vec::with_capacity(256);
-    let mut buf = vec![0u8; 2048];
+    let mut batch = Batch::new();
     while !inner.stop.load(Ordering::SeqCst) {
         let ops = std::mem::take(&mut *inner.ops.lock());
         for op in ops {
@@ -526,10 +556,17 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram, report: &DtmfReport) {
                     let mut b = [0u8; 8];
                     while wake.recv(&mut b).is_ok() {}
                 }
-                t => match table.relay_one(t as usize, &mut buf, now, report) {
-                    Some(Stream::Rtp) => rtp += 1,
-                    Some(Stream::Rtcp) => rtcp += 1,
-                    None => {}
+                // Edge-triggered: read until a read leaves the socket empty
+                // (fewer packets than a batch holds), nearly always the first.
+                t => loop {
+                    match table.relay_ready(t as usize, &mut batch, now, report) {
+                        Some((Stream::Rtp, n)) => rtp += n,
+                        Some((Stream::Rtcp, n)) => rtcp += n,
+                        None => {}
+                    }
+                    if batch.count() < BATCH {
+                        break;
+                    }
                 },
             }
         }
@@ -541,7 +578,7 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram, report: &DtmfReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::{renumber, translate_g711, RemoteMedia};
+    use super::{g711_swaps, renumber, translate_g711, RemoteMedia};
 
     #[test]
     fn g711_is_translated_only_where_the_far_end_needs_it() {
@@ -549,12 +586,23 @@ mod tests {
         assert_eq!(RemoteMedia::from_sdp(sdp).g711, vec![8]);
         let mut pkt = vec![0x80, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
         pkt.extend_from_slice(&[0xff; 160]); // µ-law silence
-        translate_g711(&mut pkt, &[8]);
+        translate_g711(&mut pkt, g711_swaps(&[8]));
         assert_eq!(pkt[1], 8);
         assert!(pkt[12..].iter().all(|b| *b == 0xd5), "A-law silence");
         let mut same = pkt.clone();
-        translate_g711(&mut same, &[8, 0]);
+        translate_g711(&mut same, g711_swaps(&[8, 0]));
         assert_eq!(same, pkt, "accepted as is: untouched");
+        translate_g711(&mut same, g711_swaps(&[]));
+        assert_eq!(same, pkt, "unknown: untouched");
+        translate_g711(&mut same, g711_swaps(&[0]));
+        assert_eq!(same[1], 0, "back to µ-law for a µ-law-only far end");
+        let mut ulaw = vec![0xd5; 160];
+        sirius_media::translate::transcode_g711(
+            &mut ulaw,
+            sirius_abi::Codec::PCMA,
+            sirius_abi::Codec::PCMU,
+        );
+        assert_eq!(same[12..], ulaw[..], "A-law silence as µ-law");
     }
 
     #[test]
@@ -701,6 +749,81 @@ mod tests {
         assert_eq!((buf[1] & 0x7f, e.digit, e.end), (101, '#', false));
         engine.remove(bridge);
         drop(engine);
+    }
+
+    /// Packets that waited together on a leg's socket are read in one call
+    /// and leave together, in order, each translated (µ-law to an A-law
+    /// leg), a telephone event towards an INFO leg reported and left out;
+    /// the leg's last-packet time moves, and the count is what left.
+    #[test]
+    fn packets_waiting_together_are_relayed_together_each_as_alone() {
+        use std::os::fd::AsFd;
+        let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = reports.clone();
+        let report: super::DtmfReport =
+            Box::new(move |tag, digit, ms| seen.lock().unwrap().push((tag, digit, ms)));
+        let (alice, bob) = (phone(), phone());
+        let mut a = leg(None, true);
+        a.dtmf_pt = Some(101);
+        let mut b = leg(Some(bob.local_addr().unwrap()), false);
+        b.g711 = vec![8];
+        b.info_dtmf = Some(7);
+        let a_addr = a.socket.local_addr().unwrap();
+        let a_socket = a.socket.clone();
+        let mut table = super::Table::default();
+        let t0 = std::time::Instant::now();
+        let entry = |leg: super::Leg, out| super::Entry {
+            swaps: g711_swaps(&leg.g711),
+            leg,
+            out,
+            stream: super::Stream::Rtp,
+            last_rx: t0,
+            last_event: None,
+        };
+        let ta = table.insert(entry(a, 1));
+        let tb = table.insert(entry(b, 0));
+        assert_eq!((ta, tb), (0, 1));
+        let voice = |seq: u8| {
+            let mut p = vec![0x80, 0x00, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1];
+            p.extend_from_slice(&[0xff; 160]); // µ-law silence
+            p
+        };
+        let event = crate::rfc4733::packets(101, '5', 100, 1, 1, 800)
+            .pop()
+            .unwrap();
+        let sent = [voice(1), event, voice(2), voice(3)];
+        for p in &sent {
+            alice.send_to(p, a_addr).unwrap();
+        }
+        let ep = crate::epoll::Epoll::new().unwrap();
+        ep.add(a_socket.as_fd(), 0).unwrap();
+        let (mut events, mut batch) = (Vec::with_capacity(4), super::Batch::new());
+        let (mut relayed, mut reads) = (0, 0);
+        let later = t0 + std::time::Duration::from_secs(1);
+        while relayed < 3 {
+            ep.wait(&mut events, 2000).unwrap();
+            assert!(!events.is_empty(), "the packets never came");
+            // Edge-triggered: drained as the relay thread does.
+            loop {
+                let done = table.relay_ready(0, &mut batch, later, &report);
+                relayed += done.map_or(0, |(_, n)| n);
+                reads += 1;
+                if batch.count() < super::BATCH {
+                    break;
+                }
+            }
+        }
+        assert!(reads <= 4, "one read per waiting batch");
+        let mut buf = [0u8; 256];
+        for seq in 1..=3 {
+            let (n, _) = bob.recv_from(&mut buf).unwrap();
+            assert_eq!((n, buf[1], buf[3]), (172, 8, seq), "A-law, in order");
+            assert!(buf[12..n].iter().all(|b| *b == 0xd5), "A-law silence");
+        }
+        assert_eq!(*reports.lock().unwrap(), vec![(7, '5', 100)]);
+        let a = table.slots[0].as_ref().unwrap();
+        assert_eq!(a.last_rx, later);
+        assert_eq!(a.leg.remote, Some(alice.local_addr().unwrap()), "learned");
     }
 
     #[test]
