@@ -190,7 +190,7 @@ ratio_spread=$(echo "$ratios" | awk '{print $2}' | sort -g | awk '
 {
   echo "# RTP relay benchmark"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD), $RUNS runs."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git describe --always --dirty), $RUNS runs."
   echo "$CALLS calls set up at $RATE/s, each held ${HOLD_MS} ms; the caller streams ${AUDIO_S} s of G.711 µ-law with sipp's"
   echo "rtp_stream ($PKTS_PER_CALL packets), the callee echoes every packet: each packet crosses the relay twice."
   echo "Each run: a fresh Sirius, then the minimal C relay (bench/c_relay.c) carrying the same streams."

@@ -185,15 +185,20 @@ impl Batch {
         let io = &mut *self.io;
         // SAFETY: the headers point at buffers and names inside `io`, valid
         // for writing for their stated lengths while `io` is borrowed here.
+        // The system call itself, not glibc's `recvmmsg`: that one is a
+        // thread cancellation point, and switching asynchronous
+        // cancellation on and off around the call was 2 % of the relay
+        // thread's time (the relay thread is never cancelled).
         let r = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 fd.as_raw_fd(),
                 io.msgs.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
+                std::ptr::null_mut::<libc::timespec>(),
             )
-        };
+        } as libc::c_int;
         match check(r) {
             Ok(n) => {
                 self.n = n as usize;
