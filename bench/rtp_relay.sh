@@ -24,7 +24,8 @@
 #     RTP_START=50000 RTP_END=54999 bench/rtp_relay.sh     # ports of one's own
 #
 # The C relay takes ECHO_PORT + 4 .. ECHO_PORT + 4 × CALLS + 2 (a pair every
-# 4 ports), after Sirius has stopped: keep that clear of other programs.
+# 4 ports), after Sirius has stopped: keep that clear of other programs and
+# of CALLER_PORT (checked below).
 # Reports relayed packets against the number sent, CPU per relayed packet
 # (Sirius's with its signalling, so an upper bound) and the peak packet rate.
 # Writes bench/report-rtp_relay.md (REPORT=… elsewhere). Loopback only.
@@ -39,7 +40,9 @@ SIP_PORT="${SIP_PORT:-25060}"  # Sirius
 UAS_PORT="${UAS_PORT:-25070}"  # the sipp callee
 UAC_PORT="${UAC_PORT:-25080}"  # the sipp caller
 ECHO_PORT="${ECHO_PORT:-26000}"      # the callee's echo socket (-mp)
-CALLER_PORT="${CALLER_PORT:-27000}"  # the caller's SDP port (-mp)
+# The caller's SDP port (-mp; 27000 before the C relay): below the echo, as
+# the C relay's pairs take the ports above it.
+CALLER_PORT="${CALLER_PORT:-25500}"
 RTP_START="${RTP_START:-10000}"      # Sirius's RTP range (chan_sip's default)
 RTP_END="${RTP_END:-20000}"
 SIPTHREADS="${SIPTHREADS:-}"         # chan_sip's shards, each with a relay thread (default: one per core)
@@ -49,6 +52,9 @@ PKTS_PER_CALL=$(( AUDIO_S * 50 ))  # 20 ms packets
 # packets on one socket, which overflows at the default size (the loss was
 # all there). Capped by net.core.rmem_max.
 RTP_BUF=4194304
+if [ "$CALLER_PORT" -ge "$ECHO_PORT" ] && [ "$CALLER_PORT" -le $(( ECHO_PORT + 4 * CALLS + 3 )) ]; then
+  echo "CALLER_PORT $CALLER_PORT is among the C relay's ports ($ECHO_PORT + 4 .. + 4 × CALLS + 2)" >&2; exit 1
+fi
 command -v sipp >/dev/null || { echo "sipp missing: apt-get install sip-tester" >&2; exit 1; }
 cargo build --release --workspace --quiet
 work=$(mktemp -d)
