@@ -275,6 +275,15 @@ pub enum Classified {
     Unknown,
 }
 
+/// Shrinks a hash map whose entries fill less than a quarter of its room
+/// to twice their number (at least 64): the room of a burst goes, and a
+/// table that grows again does not rehash at once.
+fn shrink_map<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+        m.shrink_to((m.len() * 2).max(64));
+    }
+}
+
 /// The dialogs of an endpoint.
 #[derive(Debug, Default)]
 pub struct DialogTable {
@@ -310,6 +319,15 @@ impl DialogTable {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.dialogs.is_empty()
+    }
+
+    /// After a burst: gives back the room of a table now mostly empty. A
+    /// hash table keeps the room of its largest size (8,000 held calls'
+    /// dialogs took 5 MB, kept after they ended); this rehashes the few
+    /// dialogs left into a table twice their number, a small cost once, so
+    /// the endpoint calls it when many calls have ended, not per removal.
+    pub fn shrink(&mut self) {
+        shrink_map(&mut self.dialogs);
     }
 
     /// Classifies a request by its Call-ID and tags (local = To tag, remote = From tag).
@@ -490,5 +508,40 @@ mod tests {
         bye.headers
             .set(HeaderName::To, "Bob <sip:bob@biloxi.example.com>;tag=nope");
         assert_eq!(table.classify(&bye), Classified::Unknown);
+    }
+
+    #[test]
+    fn a_table_emptied_after_a_burst_gives_its_room_back() {
+        let inv = invite();
+        let mut table = DialogTable::default();
+        let ids: Vec<DialogId> = (0..4000)
+            .map(|i| {
+                let d = Dialog::from_uas(&inv, &format!("t{i}"), "sip:bob@h", 7).unwrap();
+                let id = d.id.clone();
+                table.insert(d);
+                id
+            })
+            .collect();
+        let full = table.dialogs.capacity();
+        // Still over a quarter full: kept as it is (it may fill again).
+        for id in &ids[..2000] {
+            table.remove(id);
+        }
+        table.shrink();
+        // (Removals leave tombstones that count against the capacity.)
+        assert!(table.dialogs.capacity() > full * 3 / 4);
+        // Under a quarter full: room for twice the dialogs left.
+        for id in &ids[2000..3900] {
+            table.remove(id);
+        }
+        table.shrink();
+        assert!(
+            table.dialogs.capacity() < full / 8,
+            "{}",
+            table.dialogs.capacity()
+        );
+        assert!(table.dialogs.capacity() >= 200);
+        assert_eq!(table.len(), 100);
+        assert!(table.get(&ids[3999]).is_some());
     }
 }

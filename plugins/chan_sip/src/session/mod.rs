@@ -22,6 +22,7 @@
 mod dialog;
 mod dtmf;
 mod liveness;
+mod memory;
 pub(crate) mod timer;
 mod uac;
 mod uas;
@@ -257,6 +258,8 @@ pub(crate) struct Sessions {
     by_dialog: HashMap<DialogId, ChannelId>,
     /// Sessions per peer: call-limit, `sip show inuse`.
     in_use: HashMap<String, u32>,
+    /// What was live at most since memory was last given back (`memory.rs`).
+    pub high_water: memory::HighWater,
 }
 
 impl Sessions {
@@ -342,6 +345,14 @@ impl Sessions {
             Role::Uac { congest_at, .. } => congest_at,
             Role::Uas { .. } => None,
         }
+    }
+
+    /// After a burst: the indexes give back the room of their largest size.
+    fn shrink(&mut self) {
+        memory::shrink_map(&mut self.map);
+        memory::shrink_map(&mut self.by_invite);
+        memory::shrink_map(&mut self.by_dialog);
+        memory::shrink_map(&mut self.in_use);
     }
 
     fn insert(&mut self, chan: ChannelId, s: Box<Session>) {
