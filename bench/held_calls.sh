@@ -8,20 +8,22 @@
 #   RUNS=1 HELD_CALLS=1000 WRAP="heaptrack -o /tmp/h" bench/held_calls.sh
 #
 # Prints one line per run ("run idle_kb peak_calls peak_kb after_kb
-# kib_per_call after_minus_idle_mb") and min / median / max. Ports are its
-# own by default (SIP 45060, sipp UAS 45070, UAC 45080, RTP 40000-59999:
-# away from the benchmarks' 25060-25090 and 35060-35080), so that it can run
-# beside another benchmark; WRAP runs the daemon under a profiler
-# (heaptrack, valgrind --tool=massif); NO_BUILD=1 skips the build.
+# kib_per_call after_minus_idle_mb") and min / median / max. SIP ports
+# are its own by default (Sirius 62060, sipp UAS 62070, UAC 62080: above
+# the kernel's ephemeral ports, away from the benchmarks' 25060-25090 and
+# 35060-35080), RTP 10000-39999 (RTP_START, RTP_END: 7,500 calls; a
+# benchmark's memory step binds in 10000-60000 too, and a block of ports
+# another daemon holds makes calls fail, so run one at a time); WRAP runs the daemon under a profiler (heaptrack, valgrind
+# --tool=massif); NO_BUILD=1 skips the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 HELD_CALLS="${HELD_CALLS:-4000}"
 HELD_RATE="${HELD_RATE:-500}"
 AFTER_S="${AFTER_S:-60}"
-export SIP_PORT="${SIP_PORT:-45060}" UAS_PORT="${UAS_PORT:-45070}"
-UAC_PORT="${UAC_PORT:-45080}"
-RTP_START="${RTP_START:-40000}" RTP_END="${RTP_END:-59999}"
+export SIP_PORT="${SIP_PORT:-62060}" UAS_PORT="${UAS_PORT:-62070}"
+UAC_PORT="${UAC_PORT:-62080}"
+RTP_START="${RTP_START:-10000}" RTP_END="${RTP_END:-39999}"
 # Two port pairs a call (four ports): the range must hold them.
 if [ $(( (RTP_END - RTP_START + 1) / 4 )) -lt "$HELD_CALLS" ]; then
   echo "RTP range $RTP_START-$RTP_END holds fewer than $HELD_CALLS calls" >&2; exit 1

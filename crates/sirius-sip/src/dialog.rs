@@ -8,7 +8,6 @@
 //! To tag names no dialog gets 481 ([`DialogTable::classify`]).
 
 use crate::message::{HeaderName, Message, Method, NameAddr, Via};
-use std::collections::HashMap;
 
 /// Dialog identifier, from our side's point of view.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -275,40 +274,71 @@ pub enum Classified {
     Unknown,
 }
 
-/// Shrinks a hash map whose entries fill less than a quarter of its room
-/// to twice their number (at least 64): the room of a burst goes, and a
-/// table that grows again does not rehash at once.
-fn shrink_map<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
-    if m.capacity() > 64 && m.len() < m.capacity() / 4 {
-        m.shrink_to((m.len() * 2).max(64));
+/// The dialogs of an endpoint.
+///
+/// Each dialog is boxed and found by the id inside it: the table holds a
+/// pointer per slot, not a copy of the id (three strings) beside a
+/// 200-byte dialog. A hash table runs between under half and seven-eighths
+/// full, and both legs of a held call have a dialog, so the inline layout
+/// took about 1.3 KiB per held call at 4,000 calls (16,384 slots for 8,000
+/// dialogs), a tenth of it all (issue #11, `bench/report-memory.md`).
+#[derive(Default)]
+pub struct DialogTable {
+    dialogs: hashbrown::HashTable<Box<Dialog>>,
+    hasher: foldhash::quality::RandomState,
+}
+
+impl std::fmt::Debug for DialogTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialogTable")
+            .field("len", &self.dialogs.len())
+            .finish()
     }
 }
 
-/// The dialogs of an endpoint.
-#[derive(Debug, Default)]
-pub struct DialogTable {
-    dialogs: HashMap<DialogId, Dialog>,
-}
-
 impl DialogTable {
-    /// Stores a dialog.
+    fn hash(&self, id: &DialogId) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    /// Stores a dialog (replacing one with the same id).
     pub fn insert(&mut self, d: Dialog) {
-        self.dialogs.insert(d.id.clone(), d);
+        let hash = self.hash(&d.id);
+        let hasher = &self.hasher;
+        match self.dialogs.entry(
+            hash,
+            |x| x.id == d.id,
+            |x| std::hash::BuildHasher::hash_one(hasher, &x.id),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => **e.get_mut() = d,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(Box::new(d));
+            }
+        }
     }
 
     /// A dialog, to read.
     pub fn get(&self, id: &DialogId) -> Option<&Dialog> {
-        self.dialogs.get(id)
+        self.dialogs
+            .find(self.hash(id), |x| x.id == *id)
+            .map(|b| &**b)
     }
 
     /// Removes a dialog.
     pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
-        self.dialogs.remove(id)
+        let hash = self.hash(id);
+        match self.dialogs.find_entry(hash, |x| x.id == *id) {
+            Ok(e) => Some(*e.remove().0),
+            Err(_) => None,
+        }
     }
 
     /// A dialog by id.
     pub fn get_mut(&mut self, id: &DialogId) -> Option<&mut Dialog> {
-        self.dialogs.get_mut(id)
+        let hash = self.hash(id);
+        self.dialogs
+            .find_mut(hash, |x| x.id == *id)
+            .map(|b| &mut **b)
     }
 
     /// Number of dialogs.
@@ -322,12 +352,18 @@ impl DialogTable {
     }
 
     /// After a burst: gives back the room of a table now mostly empty. A
-    /// hash table keeps the room of its largest size (8,000 held calls'
-    /// dialogs took 5 MB, kept after they ended); this rehashes the few
-    /// dialogs left into a table twice their number, a small cost once, so
-    /// the endpoint calls it when many calls have ended, not per removal.
+    /// hash table keeps the room of its largest size; when less than a
+    /// quarter of it is used, this rehashes the dialogs left into a table
+    /// twice their number (at least 64), a small cost once, so the endpoint
+    /// calls it when many calls have ended, not per removal.
     pub fn shrink(&mut self) {
-        shrink_map(&mut self.dialogs);
+        let (len, cap) = (self.dialogs.len(), self.dialogs.capacity());
+        if cap > 64 && len < cap / 4 {
+            let hasher = &self.hasher;
+            self.dialogs.shrink_to((len * 2).max(64), |x| {
+                std::hash::BuildHasher::hash_one(hasher, &x.id)
+            });
+        }
     }
 
     /// Classifies a request by its Call-ID and tags (local = To tag, remote = From tag).
@@ -343,7 +379,7 @@ impl DialogTable {
                 .and_then(|f| f.tag().map(str::to_string))
                 .unwrap_or_default(),
         };
-        if self.dialogs.contains_key(&id) {
+        if self.get(&id).is_some() {
             Classified::InDialog(id)
         } else {
             Classified::Unknown

@@ -254,8 +254,12 @@ pub(crate) struct Sessions {
     map: HashMap<ChannelId, Box<Session>>,
     /// UAS sessions by their INVITE server transaction (CANCEL, ACK, Timer L).
     by_invite: HashMap<TxId, ChannelId>,
-    /// Sessions by dialog (in-dialog requests).
-    by_dialog: HashMap<DialogId, ChannelId>,
+    /// Sessions by dialog (in-dialog requests): the dialog id's hash and
+    /// the channel, the id itself found in the session (its dialog or one
+    /// of its forks), not copied: a copy of the id as the key took a slot
+    /// of 80 bytes and three strings per leg (issue #11).
+    by_dialog: hashbrown::HashTable<(u64, ChannelId)>,
+    dialog_hasher: std::collections::hash_map::RandomState,
     /// Sessions per peer: call-limit, `sip show inuse`.
     in_use: HashMap<String, u32>,
     /// What was live at most since memory was last given back (`memory.rs`).
@@ -286,9 +290,46 @@ impl Sessions {
         self.by_invite.get(&tx).copied()
     }
 
+    fn dialog_hash(&self, id: &DialogId) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.dialog_hasher, id)
+    }
+
     /// The session of a dialog.
     pub fn by_dialog(&self, id: &DialogId) -> Option<ChannelId> {
-        self.by_dialog.get(id).copied()
+        let hash = self.dialog_hash(id);
+        let has = |chan: ChannelId| {
+            self.map.get(&chan).is_some_and(|s| {
+                s.dialog.as_ref() == Some(id)
+                    || matches!(&s.role, Role::Uac { forks, .. } if forks.contains(id))
+            })
+        };
+        self.by_dialog
+            .find(hash, |&(h, chan)| h == hash && has(chan))
+            .map(|&(_, chan)| chan)
+    }
+
+    /// Indexes `chan` under `id` (which the session must hold by now).
+    fn index_dialog(&mut self, id: &DialogId, chan: ChannelId) {
+        let hash = self.dialog_hash(id);
+        if self
+            .by_dialog
+            .find(hash, |&(h, c)| h == hash && c == chan)
+            .is_none()
+        {
+            self.by_dialog
+                .insert_unique(hash, (hash, chan), |&(h, _)| h);
+        }
+    }
+
+    /// Forgets `chan` under `id`.
+    fn unindex_dialog(&mut self, id: &DialogId, chan: ChannelId) {
+        let hash = self.dialog_hash(id);
+        if let Ok(e) = self
+            .by_dialog
+            .find_entry(hash, |&(h, c)| h == hash && c == chan)
+        {
+            e.remove();
+        }
     }
 
     /// An early dialog of a UAC session (one fork): requests in it reach
@@ -297,8 +338,8 @@ impl Sessions {
         if let Some(s) = self.map.get_mut(&chan) {
             if let Role::Uac { forks, .. } = &mut s.role {
                 if !forks.contains(&id) {
-                    self.by_dialog.insert(id.clone(), chan);
-                    forks.push(id);
+                    forks.push(id.clone());
+                    self.index_dialog(&id, chan);
                 }
             }
         }
@@ -314,7 +355,7 @@ impl Sessions {
         };
         let forks = std::mem::take(forks);
         for f in &forks {
-            self.by_dialog.remove(f);
+            self.unindex_dialog(f, chan);
         }
         forks
     }
@@ -322,8 +363,8 @@ impl Sessions {
     /// The session's dialog is confirmed (or its early dialog known).
     pub fn set_dialog(&mut self, chan: ChannelId, id: DialogId) {
         if let Some(s) = self.map.get_mut(&chan) {
-            self.by_dialog.insert(id.clone(), chan);
-            s.dialog = Some(id);
+            s.dialog = Some(id.clone());
+            self.index_dialog(&id, chan);
         }
     }
 
@@ -351,7 +392,10 @@ impl Sessions {
     fn shrink(&mut self) {
         memory::shrink_map(&mut self.map);
         memory::shrink_map(&mut self.by_invite);
-        memory::shrink_map(&mut self.by_dialog);
+        let (len, cap) = (self.by_dialog.len(), self.by_dialog.capacity());
+        if cap > 64 && len < cap / 4 {
+            self.by_dialog.shrink_to((len * 2).max(64), |&(h, _)| h);
+        }
         memory::shrink_map(&mut self.in_use);
     }
 
@@ -371,11 +415,11 @@ impl Sessions {
             self.by_invite.remove(&tx);
         }
         if let Some(d) = &s.dialog {
-            self.by_dialog.remove(d);
+            self.unindex_dialog(d, chan);
         }
         if let Role::Uac { forks, .. } = &s.role {
             for f in forks {
-                self.by_dialog.remove(f);
+                self.unindex_dialog(f, chan);
             }
         }
         if let Some(p) = &s.peer {
