@@ -119,14 +119,17 @@ impl<V> KeyMap<V> {
     /// Gives back the room of shards that are mostly empty after a burst,
     /// keeping at least `floor` entries' worth in all.
     ///
-    /// A shard at its floor cannot shrink, but a burst that filled an
-    /// eighth of it has written to every page of its table (keys spread
-    /// over all of it), and those pages stay resident while the table
-    /// lives: 5.4 MB for the default floors, idle or not (issue #11). So a
-    /// shard back under 1/64 full after such a burst moves its few entries
-    /// to a fresh table of the same room, whose pages are touched only as it
-    /// fills, and the old one goes back to the allocator: once per burst
-    /// and shard, a rehash of at most a few dozen entries.
+    /// A shard at its floor does not shrink that way, but a burst that
+    /// filled a 64th of it has written to nearly every page of its table
+    /// (keys spread over all of it: a page holds about 170 entries'
+    /// slots), and those pages stay resident while the table lives: 5.4 MB
+    /// for the default floors, idle or not (issue #11). So a shard back
+    /// under 1/256 full after such a burst moves its few entries to a small
+    /// table (twice their number) and the old one goes back to the
+    /// allocator: once per burst and shard, a rehash of at most a few dozen
+    /// entries. The next burst grows it again a shard at a
+    /// time, each doubling moving at most a sixteenth of the entries (the
+    /// floor only spares the first burst those).
     pub(crate) fn shrink(&mut self, floor: usize) {
         let floor = floor / SHARDS;
         // The room of a table made for `floor` entries (a power of two
@@ -137,8 +140,9 @@ impl<V> KeyMap<V> {
             if cap > base && m.len() < cap / 8 {
                 m.shrink_to((m.len() * 2).max(floor));
                 *peak = m.len();
-            } else if *peak >= base / 8 && m.len() < base / 64 && base >= 1024 {
-                let mut fresh = Shard::with_capacity_and_hasher(floor, Default::default());
+            } else if *peak >= base / 64 && m.len() < base / 256 {
+                let mut fresh =
+                    Shard::with_capacity_and_hasher((m.len() * 2).max(64), Default::default());
                 fresh.extend(m.drain());
                 *m = fresh;
                 *peak = m.len();
@@ -273,7 +277,7 @@ mod tests {
         let floor = SHARDS * 4096;
         let mut m: KeyMap<u64> = KeyMap::with_capacity(floor);
         let room = m.capacity();
-        // A burst: a quarter of the room, then all but a few go.
+        // A burst: a quarter of the room, then all but one a shard go.
         let n = (room / 4) as u64;
         for i in 0..n {
             m.insert(key(i), i);
@@ -284,9 +288,9 @@ mod tests {
             m.remove(&key(i));
         }
         m.shrink(floor);
-        // Fresh tables of the same room, the entries left in them, and no
-        // second rebuild until another burst.
-        assert_eq!(m.capacity(), room);
+        // Small fresh tables, the entries left in them, and no second
+        // rebuild until another burst.
+        assert!(m.capacity() < room / 16, "{}", m.capacity());
         assert!(m.peaks.iter().all(|&p| p == 1), "{:?}", m.peaks);
         assert_eq!(m.len(), 16);
         assert!((0..16).all(|i| m.get(&key(i)) == Some(&i)));
