@@ -122,4 +122,13 @@ mod tests {
         shrink_map(&mut small);
         assert_eq!(small.capacity(), cap, "small tables are left alone");
     }
+
+    #[test]
+    fn a_client_usage_slot_stays_small() {
+        // Every slot of the owners table is as large as the largest usage;
+        // a held call's INVITE keeps one for the 32 s its transaction
+        // lingers (messages in a usage are boxed for that).
+        let size = std::mem::size_of::<crate::endpoint::Owner>();
+        assert!(size <= 48, "{size}");
+    }
 }
