@@ -2,6 +2,8 @@
 # Shared by the benchmark scripts (sourced, not run): a throw-away Sirius
 # configuration in $work — UAC peer on 25060 whose calls Dial the UAS peer on
 # 127.0.0.1:25070 — and starting/stopping the release daemon on it.
+# SIP_PORT and UAS_PORT override those two ports (a run beside another
+# benchmark); WRAP runs the daemon under a tool (heaptrack, valgrind).
 
 # Writes $work/etc; extra lines for sirius.toml's [general] in $1, for
 # sip.toml's [general] in $2.
@@ -20,7 +22,7 @@ CONF
   printf 'autoload = false\nload = ["chan_sip"]\n' > "$work/etc/modules.toml"
   cat > "$work/etc/sip.toml" <<CONF
 [general]
-udpbindaddr = "127.0.0.1:25060"
+udpbindaddr = "127.0.0.1:${SIP_PORT:-25060}"
 ${2:-}
 [peers.uac]
 type = "peer"
@@ -30,7 +32,7 @@ context = "bench"
 [peers.uas]
 type = "peer"
 host = "127.0.0.1"
-port = 25070
+port = ${UAS_PORT:-25070}
 CONF
   printf '[bench]\n"_X." = ["Dial(SIP/uas,10)", "Hangup()"]\n' > "$work/etc/extensions.toml"
 }
@@ -38,7 +40,8 @@ CONF
 # Starts the daemon on $work/etc; sets $pid once its console answers.
 start_pbx() {
   rm -rf "$work/run"
-  "$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius-$RANDOM.out" 2>&1 &
+  # shellcheck disable=SC2086 # WRAP is a command line, split on purpose
+  ${WRAP:-} "$PWD/target/release/sirius" -f -C "$work/etc" > "$work/sirius-$RANDOM.out" 2>&1 &
   pid=$!
   for _ in $(seq 50); do [ -S "$work/run/sirius.ctl" ] && break; sleep 0.1; done
   sleep 0.5

@@ -62,12 +62,102 @@ pub struct Channel {
     /// Whether a dialplan (PBX) runs on it: such a channel counts as a call.
     pub pbx: bool,
     /// Channel variables (`Set()`, `${DIALSTATUS}`…).
-    pub vars: std::collections::BTreeMap<String, String>,
+    pub vars: Vars,
+}
+
+/// A channel's variables, sorted by name, each name and value allocated to
+/// its length. A channel has a handful (a held call's legs, one or two):
+/// a `BTreeMap` took 544 bytes for its first node alone, about a twentieth
+/// of a held call's memory (issue #11, `bench/report-memory.md`); lookups
+/// by binary search over a few entries cost no more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vars(Vec<(Box<str>, Box<str>)>);
+
+impl Vars {
+    /// An empty set.
+    pub fn new() -> Vars {
+        Vars::default()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+
+    /// A variable's value, by its exact name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.find(name).ok().map(|i| &*self.0[i].1)
+    }
+
+    /// Sets a variable; returns the value it replaces.
+    pub fn insert(&mut self, name: &str, value: &str) -> Option<String> {
+        match self.find(name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value.into()).into()),
+            Err(i) => {
+                // One more slot, not the doubling a push makes.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name.into(), value.into()));
+                None
+            }
+        }
+    }
+
+    /// Removes a variable; returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let i = self.find(name).ok()?;
+        Some(self.0.remove(i).1.into())
+    }
+
+    /// Name and value of each, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Vars {
+    type Item = (&'a str, &'a str);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Box<str>, Box<str>)>,
+        fn(&'a (Box<str>, Box<str>)) -> (&'a str, &'a str),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Extend<(K, V)> for Vars {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k.as_ref(), v.as_ref());
+        }
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Vars {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Vars {
+        let mut v = Vars::new();
+        v.extend(iter);
+        v
+    }
 }
 
 /// All live channels, with Asterisk's counters.
 pub struct ChannelRegistry {
-    channels: RwLock<BTreeMap<ChannelId, Channel>>,
+    /// Each channel boxed: ids only grow, so a B-tree's nodes split with
+    /// the newest key and every node left behind stays about half full;
+    /// with 470-byte channels inline that was 860 bytes a channel, boxed
+    /// it is the channel and 16 bytes (memory per held call, issue #11).
+    channels: RwLock<BTreeMap<ChannelId, Box<Channel>>>,
     /// Causes of recently ended channels, for whoever waited on them (Dial's
     /// DIALSTATUS). Bounded: the oldest entries go first.
     ended: parking_lot::Mutex<std::collections::VecDeque<(ChannelId, Cause)>>,
@@ -142,9 +232,9 @@ impl ChannelRegistry {
             progress: false,
             early_media: None,
             pbx: false,
-            vars: std::collections::BTreeMap::new(),
+            vars: Vars::new(),
         };
-        self.channels.write().insert(id, chan);
+        self.channels.write().insert(id, Box::new(chan));
         ChannelInfo {
             id,
             name: name.into(),
@@ -274,7 +364,7 @@ impl ChannelRegistry {
     /// The cause of the hangup wins (a BYE after a failed Dial is a normal
     /// clearing); the channel's own cause stays when the hangup gives none.
     pub fn remove(&self, id: ChannelId, cause: Cause) -> Option<Channel> {
-        let mut c = self.channels.write().remove(&id)?;
+        let mut c = *self.channels.write().remove(&id)?;
         if c.pbx {
             self.active_calls.fetch_sub(1, Ordering::Relaxed);
         }
@@ -327,25 +417,29 @@ impl ChannelRegistry {
 
     /// A copy of one channel.
     pub fn get(&self, id: ChannelId) -> Option<Channel> {
-        self.channels.read().get(&id).cloned()
+        self.channels.read().get(&id).map(|c| (**c).clone())
     }
 
     /// Finds a channel by exact name, or by unique prefix of its name.
     pub fn find(&self, name: &str) -> Option<Channel> {
         let chans = self.channels.read();
         if let Some(c) = chans.values().find(|c| c.name.eq_ignore_ascii_case(name)) {
-            return Some(c.clone());
+            return Some((**c).clone());
         }
         let mut prefixed = chans.values().filter(|c| c.name.starts_with(name));
         match (prefixed.next(), prefixed.next()) {
-            (Some(c), None) => Some(c.clone()),
+            (Some(c), None) => Some((**c).clone()),
             _ => None,
         }
     }
 
     /// Copies of all channels, oldest first.
     pub fn snapshot(&self) -> Vec<Channel> {
-        self.channels.read().values().cloned().collect()
+        self.channels
+            .read()
+            .values()
+            .map(|c| (**c).clone())
+            .collect()
     }
 
     /// Live channels.
@@ -362,6 +456,19 @@ impl ChannelRegistry {
             .count()
     }
 
+    /// After a burst (`memory.rs`): the waiter and hook indexes give back
+    /// the room of their largest size (the channels' own tree shrinks as it
+    /// empties).
+    pub fn shrink(&self) {
+        fn shrink_map<K: Eq + std::hash::Hash, V>(m: &mut std::collections::HashMap<K, V>) {
+            if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+                m.shrink_to((m.len() * 2).max(64));
+            }
+        }
+        shrink_map(&mut self.watchers.lock());
+        shrink_map(&mut self.gone_hooks.lock());
+    }
+
     /// Channels running a dialplan (`ast_active_calls`).
     pub fn active_calls(&self) -> usize {
         self.active_calls.load(Ordering::Relaxed) as usize
@@ -376,6 +483,25 @@ impl ChannelRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vars_stay_sorted_and_take_only_their_room() {
+        let mut v = Vars::new();
+        assert_eq!(v.insert("DIALSTATUS", "RINGING"), None);
+        assert_eq!(v.insert("ANSWEREDTIME", "0"), None);
+        assert_eq!(v.insert("DIALSTATUS", "ANSWER"), Some("RINGING".into()));
+        assert_eq!(v.get("DIALSTATUS"), Some("ANSWER"));
+        assert_eq!(v.get("NOPE"), None);
+        assert_eq!(
+            v.iter().collect::<Vec<_>>(),
+            vec![("ANSWEREDTIME", "0"), ("DIALSTATUS", "ANSWER")]
+        );
+        assert_eq!(v.0.capacity(), 2, "one slot per variable, not a doubling");
+        assert_eq!(v.remove("ANSWEREDTIME"), Some("0".into()));
+        assert_eq!(v.remove("ANSWEREDTIME"), None);
+        let copy: Vars = (&v).into_iter().collect();
+        assert_eq!(copy, v);
+    }
 
     fn spec(tech: &str, resource: &str, direction: Direction) -> ChannelSpec {
         ChannelSpec {

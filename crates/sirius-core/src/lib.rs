@@ -25,6 +25,7 @@ pub mod limits;
 pub mod load;
 pub mod loader;
 pub mod logging;
+pub mod memory;
 pub mod originate;
 pub mod sched;
 pub mod services;

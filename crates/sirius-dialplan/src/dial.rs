@@ -54,7 +54,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
                     .get(chan)
                     .map(|c| crate::vars::inherited(&c.vars))
                     .unwrap_or_default();
-                core.channels.update(out, |c| c.vars.extend(vars));
+                core.channels.update(out, |c| c.vars.extend(&vars));
                 match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
                     Ok(()) => {
                         sirius_abi::verbose!(3, "    -- Called {t}");

@@ -526,7 +526,7 @@ fn lookup(dp: &Dialplan, c: &Channel, exten: &str, context: &str, prio: u32, nam
         // Asterisk's HANGUPCAUSE: the Q.850 cause once the channel has one.
         "HANGUPCAUSE" if c.cause.0 != 0 => c.cause.0.to_string(),
         _ => crate::vars::fetch(&c.vars, name)
-            .cloned()
+            .map(str::to_string)
             .or_else(|| dp.globals.get(name).cloned())
             .unwrap_or_default(),
     }

@@ -51,7 +51,7 @@ fn until(what: &str, cond: impl Fn() -> bool) {
 }
 
 fn var(core: &Core, chan: ChannelId, name: &str) -> Option<String> {
-    core.channels.get(chan)?.vars.get(name).cloned()
+    core.channels.get(chan)?.vars.get(name).map(str::to_string)
 }
 
 /// The outbound leg Dial requested for `caller` (the recorder names it

@@ -2,13 +2,13 @@
 //! nested `${${X}}`, and `$[expression]` (see [`crate::expr`]), expanded
 //! inside out as Asterisk's `pbx_substitute_variables` does.
 
-use std::collections::BTreeMap;
+use sirius_core::channels::Vars;
 
 /// Sets a channel variable as `Set()` does. The name keeps its inheritance
 /// prefix, as Asterisk stores it: `_VAR` is copied to the channels this one
 /// dials (without the underscore there), `__VAR` to them and on to every
 /// channel they dial in turn. Setting `VAR` with another prefix replaces it.
-pub fn store(vars: &mut BTreeMap<String, String>, name: &str, value: &str) {
+pub fn store(vars: &mut Vars, name: &str, value: &str) {
     let base = name.trim_start_matches('_');
     for prefix in ["", "_", "__"] {
         vars.remove(&format!("{prefix}{base}"));
@@ -18,11 +18,11 @@ pub fn store(vars: &mut BTreeMap<String, String>, name: &str, value: &str) {
         1 => "_",
         _ => "__",
     };
-    vars.insert(format!("{prefix}{base}"), value.to_string());
+    vars.insert(&format!("{prefix}{base}"), value);
 }
 
 /// A channel variable by its name without prefix (`${VAR}` finds `__VAR`).
-pub fn fetch<'a>(vars: &'a BTreeMap<String, String>, name: &str) -> Option<&'a String> {
+pub fn fetch<'a>(vars: &'a Vars, name: &str) -> Option<&'a str> {
     vars.get(name)
         .or_else(|| vars.get(&format!("_{name}")))
         .or_else(|| vars.get(&format!("__{name}")))
@@ -30,11 +30,11 @@ pub fn fetch<'a>(vars: &'a BTreeMap<String, String>, name: &str) -> Option<&'a S
 
 /// The variables a dialled channel inherits (Asterisk's
 /// `ast_channel_inherit_variables`): `_VAR` as `VAR`, `__VAR` as `__VAR`.
-pub fn inherited(vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub fn inherited(vars: &Vars) -> Vars {
     vars.iter()
         .filter_map(|(k, v)| match k.strip_prefix('_') {
-            Some(rest) if rest.starts_with('_') => Some((k.clone(), v.clone())),
-            Some(rest) => Some((rest.to_string(), v.clone())),
+            Some(rest) if rest.starts_with('_') => Some((k, v)),
+            Some(rest) => Some((rest, v)),
             None => None,
         })
         .collect()
@@ -126,26 +126,29 @@ fn expand_one(inner: &str, get: &dyn Fn(&str) -> String) -> String {
 #[cfg(test)]
 mod tests {
     use super::{fetch, inherited, store, substitute};
-    use std::collections::BTreeMap;
+    use sirius_core::channels::Vars;
 
     #[test]
     fn inheritance_prefixes_are_kept_and_passed_on_as_asterisk_does() {
-        let mut v = BTreeMap::new();
+        let mut v = Vars::new();
         store(&mut v, "PLAIN", "p");
         store(&mut v, "_ONCE", "1");
         store(&mut v, "__ALWAYS", "2");
-        assert_eq!(fetch(&v, "ONCE").map(String::as_str), Some("1"));
-        assert_eq!(fetch(&v, "ALWAYS").map(String::as_str), Some("2"));
+        assert_eq!(fetch(&v, "ONCE"), Some("1"));
+        assert_eq!(fetch(&v, "ALWAYS"), Some("2"));
         let child = inherited(&v);
         assert_eq!(
-            child.into_iter().collect::<Vec<_>>(),
-            vec![("ONCE".into(), "1".into()), ("__ALWAYS".into(), "2".into())]
+            child.iter().collect::<Vec<_>>(),
+            vec![("ONCE", "1"), ("__ALWAYS", "2")]
         );
         let grandchild = inherited(&inherited(&v));
-        assert_eq!(grandchild.keys().collect::<Vec<_>>(), vec!["__ALWAYS"]);
+        assert_eq!(
+            grandchild.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec!["__ALWAYS"]
+        );
         store(&mut v, "ONCE", "plain now");
         assert_eq!(v.get("_ONCE"), None);
-        assert_eq!(fetch(&v, "ONCE").map(String::as_str), Some("plain now"));
+        assert_eq!(fetch(&v, "ONCE"), Some("plain now"));
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    sirius_core::memory::start(&core);
     log::info!("{}", version_line());
     log::info!(
         "Configuration directory {}",

@@ -387,6 +387,11 @@ impl HostEnv {
                 self.stop_relay(chan);
                 self.media.remove(&chan);
                 self.spares.remove(&chan);
+                // After a burst the tables give back their room (the
+                // sessions' own do the same, crate::session::memory).
+                crate::session::memory::shrink_map(&mut self.media);
+                crate::session::memory::shrink_map(&mut self.relays);
+                crate::session::memory::shrink_map(&mut self.spares);
                 self.shared.shards.forget(chan);
             }
         }

@@ -61,6 +61,9 @@ const SHARDS: usize = 16;
 /// Sixteen tables grow one at a time, each moving a sixteenth.
 pub(crate) struct KeyMap<V> {
     shards: Vec<Shard<V>>,
+    /// Each shard's most entries since its table was allocated: whether a
+    /// burst has written over the whole table (see [`KeyMap::shrink`]).
+    peaks: Vec<usize>,
 }
 
 impl<V> std::fmt::Debug for KeyMap<V> {
@@ -76,6 +79,7 @@ impl<V> KeyMap<V> {
             shards: (0..SHARDS)
                 .map(|_| Shard::with_capacity_and_hasher(capacity / SHARDS, Default::default()))
                 .collect(),
+            peaks: vec![0; SHARDS],
         }
     }
 
@@ -93,7 +97,9 @@ impl<V> KeyMap<V> {
 
     pub(crate) fn insert(&mut self, k: Key, v: V) -> Option<V> {
         let s = self.shard(&k);
-        self.shards[s].insert(k, v)
+        let old = self.shards[s].insert(k, v);
+        self.peaks[s] = self.peaks[s].max(self.shards[s].len());
+        old
     }
 
     pub(crate) fn remove(&mut self, k: &Key) -> Option<V> {
@@ -112,11 +118,34 @@ impl<V> KeyMap<V> {
 
     /// Gives back the room of shards that are mostly empty after a burst,
     /// keeping at least `floor` entries' worth in all.
+    ///
+    /// A shard at its floor does not shrink that way, but a burst that
+    /// filled a 64th of it has written to nearly every page of its table
+    /// (keys spread over all of it: a page holds about 170 entries'
+    /// slots), and those pages stay resident while the table lives: 5.4 MB
+    /// for the default floors, idle or not (issue #11). So a shard back
+    /// under 1/256 full after such a burst moves its few entries to a small
+    /// table (twice their number) and the old one goes back to the
+    /// allocator: once per burst and shard, a rehash of at most a few dozen
+    /// entries. The next burst grows it again a shard at a
+    /// time, each doubling moving at most a sixteenth of the entries (the
+    /// floor only spares the first burst those).
     pub(crate) fn shrink(&mut self, floor: usize) {
         let floor = floor / SHARDS;
-        for m in &mut self.shards {
-            if m.capacity() > floor.max(64) && m.len() < m.capacity() / 8 {
+        // The room of a table made for `floor` entries (a power of two
+        // buckets, seven-eighths of them usable).
+        let base = (floor.max(64) * 8 / 7).next_power_of_two() / 8 * 7;
+        for (m, peak) in self.shards.iter_mut().zip(&mut self.peaks) {
+            let cap = m.capacity();
+            if cap > base && m.len() < cap / 8 {
                 m.shrink_to((m.len() * 2).max(floor));
+                *peak = m.len();
+            } else if *peak >= base / 64 && m.len() < base / 256 {
+                let mut fresh =
+                    Shard::with_capacity_and_hasher((m.len() * 2).max(64), Default::default());
+                fresh.extend(m.drain());
+                *m = fresh;
+                *peak = m.len();
             }
         }
     }
@@ -231,4 +260,44 @@ fn sent_by(h: &mut dyn Hasher, via: &ViaRef<'_>) {
     }
     h.write_u8(SEP);
     h.write_u32(via.port.map_or(0, |p| u32::from(p) + 1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key for shard `i % SHARDS`, spread over the shard's table.
+    fn key(i: u64) -> Key {
+        let spread = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Key((u128::from(i % SHARDS as u64) << 124) | u128::from(spread))
+    }
+
+    #[test]
+    fn a_shard_written_over_by_a_burst_gets_a_fresh_table_once_empty() {
+        let floor = SHARDS * 4096;
+        let mut m: KeyMap<u64> = KeyMap::with_capacity(floor);
+        let room = m.capacity();
+        // A burst: a quarter of the room, then all but one a shard go.
+        let n = (room / 4) as u64;
+        for i in 0..n {
+            m.insert(key(i), i);
+        }
+        m.shrink(floor);
+        assert!(m.peaks.iter().all(|&p| p as u64 >= n / SHARDS as u64 - 1));
+        for i in 16..n {
+            m.remove(&key(i));
+        }
+        m.shrink(floor);
+        // Small fresh tables, the entries left in them, and no second
+        // rebuild until another burst.
+        assert!(m.capacity() < room / 16, "{}", m.capacity());
+        assert!(m.peaks.iter().all(|&p| p == 1), "{:?}", m.peaks);
+        assert_eq!(m.len(), 16);
+        assert!((0..16).all(|i| m.get(&key(i)) == Some(&i)));
+        // A small load does not count as a burst.
+        m.insert(key(100), 100);
+        m.remove(&key(100));
+        m.shrink(floor);
+        assert!(m.peaks.iter().all(|&p| p <= 2));
+    }
 }

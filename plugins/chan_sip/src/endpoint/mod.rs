@@ -531,6 +531,9 @@ impl Endpoint {
             );
         }
         self.check_rtp(now, env);
+        // After a burst, the tables and the allocator give back what the
+        // calls gone left (crate::session::memory).
+        self.give_back_memory();
     }
 
     pub(crate) fn host(&mut self, action: HostAction) {

@@ -420,7 +420,7 @@ impl Endpoint {
         let ack = d.request(Method::Ack, &via, cseq);
         let hop = self.route_hop(&ack).unwrap_or(dest);
         self.layer.send_stateless(hop, transport, &ack);
-        usage.ack = Some(ack);
+        usage.ack = Some(Box::new(ack));
         self.own(tx, usage);
         self.note_msg(chan, "Tx: ACK".into());
         if !msg.body.is_empty() {

@@ -212,7 +212,9 @@ impl Endpoint {
 
     /// Once a second: bridged calls whose far end has sent no RTP for
     /// `rtptimeout` seconds (`rtpholdtimeout` while held either way) are
-    /// hung up, as Asterisk does.
+    /// hung up, as Asterisk does; then, after a burst, memory goes back
+    /// (`memory.rs`: called from here because this is housekeeping's
+    /// per-second hook into the sessions).
     pub(crate) fn check_rtp(&mut self, now: Now, env: &mut dyn Env) {
         let mut dead = Vec::new();
         for chan in self.sessions.channels() {

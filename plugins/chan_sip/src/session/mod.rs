@@ -22,6 +22,7 @@
 mod dialog;
 mod dtmf;
 mod liveness;
+pub(crate) mod memory;
 pub(crate) mod timer;
 mod uac;
 mod uas;
@@ -254,8 +255,14 @@ pub(crate) struct Sessions {
     map: HashMap<ChannelId, Box<Session>>,
     /// UAS sessions by their INVITE server transaction (CANCEL, ACK, Timer L).
     by_invite: HashMap<TxId, ChannelId>,
-    /// Sessions by dialog (in-dialog requests).
-    by_dialog: HashMap<DialogId, ChannelId>,
+    /// Sessions by dialog (in-dialog requests): the dialog id's hash and
+    /// the channel, the id itself found in the session (its dialog or one
+    /// of its forks), not copied: a copy of the id as the key took a slot
+    /// of 80 bytes and three strings per leg (issue #11).
+    by_dialog: hashbrown::HashTable<(u64, ChannelId)>,
+    dialog_hasher: std::collections::hash_map::RandomState,
+    /// What was live at most since memory was last given back (`memory.rs`).
+    pub high_water: memory::HighWater,
 }
 
 impl Sessions {
@@ -282,9 +289,46 @@ impl Sessions {
         self.by_invite.get(&tx).copied()
     }
 
+    fn dialog_hash(&self, id: &DialogId) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.dialog_hasher, id)
+    }
+
     /// The session of a dialog.
     pub fn by_dialog(&self, id: &DialogId) -> Option<ChannelId> {
-        self.by_dialog.get(id).copied()
+        let hash = self.dialog_hash(id);
+        let has = |chan: ChannelId| {
+            self.map.get(&chan).is_some_and(|s| {
+                s.dialog.as_ref() == Some(id)
+                    || matches!(&s.role, Role::Uac { forks, .. } if forks.contains(id))
+            })
+        };
+        self.by_dialog
+            .find(hash, |&(h, chan)| h == hash && has(chan))
+            .map(|&(_, chan)| chan)
+    }
+
+    /// Indexes `chan` under `id` (which the session must hold by now).
+    fn index_dialog(&mut self, id: &DialogId, chan: ChannelId) {
+        let hash = self.dialog_hash(id);
+        if self
+            .by_dialog
+            .find(hash, |&(h, c)| h == hash && c == chan)
+            .is_none()
+        {
+            self.by_dialog
+                .insert_unique(hash, (hash, chan), |&(h, _)| h);
+        }
+    }
+
+    /// Forgets `chan` under `id`.
+    fn unindex_dialog(&mut self, id: &DialogId, chan: ChannelId) {
+        let hash = self.dialog_hash(id);
+        if let Ok(e) = self
+            .by_dialog
+            .find_entry(hash, |&(h, c)| h == hash && c == chan)
+        {
+            e.remove();
+        }
     }
 
     /// An early dialog of a UAC session (one fork): requests in it reach
@@ -293,8 +337,8 @@ impl Sessions {
         if let Some(s) = self.map.get_mut(&chan) {
             if let Role::Uac { forks, .. } = &mut s.role {
                 if !forks.contains(&id) {
-                    self.by_dialog.insert(id.clone(), chan);
-                    forks.push(id);
+                    forks.push(id.clone());
+                    self.index_dialog(&id, chan);
                 }
             }
         }
@@ -310,7 +354,7 @@ impl Sessions {
         };
         let forks = std::mem::take(forks);
         for f in &forks {
-            self.by_dialog.remove(f);
+            self.unindex_dialog(f, chan);
         }
         forks
     }
@@ -318,8 +362,8 @@ impl Sessions {
     /// The session's dialog is confirmed (or its early dialog known).
     pub fn set_dialog(&mut self, chan: ChannelId, id: DialogId) {
         if let Some(s) = self.map.get_mut(&chan) {
-            self.by_dialog.insert(id.clone(), chan);
-            s.dialog = Some(id);
+            s.dialog = Some(id.clone());
+            self.index_dialog(&id, chan);
         }
     }
 
@@ -338,6 +382,16 @@ impl Sessions {
         }
     }
 
+    /// After a burst: the indexes give back the room of their largest size.
+    fn shrink(&mut self) {
+        memory::shrink_map(&mut self.map);
+        memory::shrink_map(&mut self.by_invite);
+        let (len, cap) = (self.by_dialog.len(), self.by_dialog.capacity());
+        if cap > 64 && len < cap / 4 {
+            self.by_dialog.shrink_to((len * 2).max(64), |&(h, _)| h);
+        }
+    }
+
     fn insert(&mut self, chan: ChannelId, s: Box<Session>) {
         if let Role::Uas { tx, .. } = s.role {
             self.by_invite.insert(tx, chan);
@@ -351,11 +405,11 @@ impl Sessions {
             self.by_invite.remove(&tx);
         }
         if let Some(d) = &s.dialog {
-            self.by_dialog.remove(d);
+            self.unindex_dialog(d, chan);
         }
         if let Role::Uac { forks, .. } = &s.role {
             for f in forks {
-                self.by_dialog.remove(f);
+                self.unindex_dialog(f, chan);
             }
         }
         Some(s)

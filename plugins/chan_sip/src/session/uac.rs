@@ -770,7 +770,7 @@ impl Endpoint {
             self.own(
                 tx,
                 super::usage::Cancelled {
-                    invite,
+                    invite: Box::new(invite),
                     dest: s.dest,
                     transport: s.transport,
                 },

@@ -39,8 +39,12 @@ impl ClientUsage for Invite {
 pub(crate) struct ReInvite {
     /// The session's channel.
     pub(crate) chan: ChannelId,
-    /// The ACK we sent for the 2xx.
-    pub(crate) ack: Option<Message>,
+    /// The ACK we sent for the 2xx (boxed, as `Cancelled`'s INVITE: a
+    /// usage lives inline in the endpoint's `owners` table, whose every slot
+    /// is as large as the largest usage; with these two messages inline a
+    /// slot took 190 bytes, and a held call's INVITE keeps its slot for the
+    /// 32 s its transaction lingers).
+    pub(crate) ack: Option<Box<Message>>,
 }
 
 impl ClientUsage for ReInvite {
@@ -82,8 +86,9 @@ impl ClientUsage for Refresh {
 /// a 2xx that crosses the CANCEL still makes a call, which we must ACK and
 /// then end with a BYE (RFC 3261 §9.1, §15).
 pub(crate) struct Cancelled {
-    /// The INVITE, to build the ACK and the dialog from.
-    pub(crate) invite: Message,
+    /// The INVITE, to build the ACK and the dialog from (boxed: see
+    /// [`ReInvite::ack`]).
+    pub(crate) invite: Box<Message>,
     /// Where it went.
     pub(crate) dest: SocketAddr,
     /// Over what.
