@@ -35,6 +35,10 @@ PAUSE="${PAUSE:-2}"                            # seconds of quiet before each st
 # "maxcalls = 200"; maxload reads the whole machine's CPU, so others' load
 # would refuse calls: not used by default.
 LIMITS="${LIMITS:-}"
+# SIP_GENERAL adds sip.toml [general] lines to the ramp's Sirius ("; "
+# between them), e.g. "sipthreads = 1": one SIP thread has a clean maximum
+# sipp can offer twice of, which two threads on this machine do not.
+SIP_GENERAL="${SIP_GENERAL:-}"
 top=$(echo "$RATES" | tr ' ' '\n' | sort -n | tail -1)
 # Right after the top rate, one more Sirius step at this rate: is it clean again?
 AFTER_RATE="${AFTER_RATE:-$(( top / 2 ))}"
@@ -220,7 +224,7 @@ for run in $(seq "$RUNS"); do
   # tests' 30000-31999. A trial in each logged "no free RTP/RTCP port pair"
   # two seconds into a 500 calls/s step, thousands of pairs never used (16
   # binds in a row failed), and answered those calls 500.
-  write_pbx_config "${LIMITS//; /$'\n'}" $'rtpstart = 20000\nrtpend = 29999'
+  write_pbx_config "${LIMITS//; /$'\n'}" $'rtpstart = 20000\nrtpend = 29999\n'"${SIP_GENERAL//; /$'\n'}"
   start_pbx; track "$pid"
   if [ -n "$KAMAILIO" ]; then start_kamailio $(( nrates * 3 * (DURATION + PAUSE + 60) + 60 )); fi
   for rate in $RATES; do
