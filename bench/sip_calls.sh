@@ -105,8 +105,9 @@ step() {
   # The UAS takes more calls than the step makes (it is stopped when the
   # UAC is done): after an overloaded step, the box in the middle still
   # retransmits INVITEs of callee legs the last UAS never answered (Timer B,
-  # 32 s), and a UAS counting those as its calls stopped before the step's
-  # last ones (seen: 211 calls of a Sirius-after step answered 603).
+  # 32 s), and a UAS counting those as its calls can stop before the step's
+  # last ones (suspected for the 211 calls of a Sirius-after step that got
+  # 603 at its very end; not confirmed).
   sipp -sn uas -p 25070 -i 127.0.0.1 -nostdin -m "$(( calls + calls / 10 + 100 ))" -timeout "$((limit + 10))s" \
       -buff_size 8388608 > "$dir/uas.out" 2>&1 &
   local uas=$!; track "$uas"
