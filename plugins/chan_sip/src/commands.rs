@@ -310,19 +310,12 @@ fn ask(
 /// `sip show channels`: every shard's sessions (each owns its own), in
 /// channel order.
 fn show_channels(shared: &Shared) -> Result<String, String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    shared
-        .shards
-        .broadcast(|| crate::driver::Command::ShowChannels(tx.clone()));
-    drop(tx);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    let mut rows = Vec::new();
-    for _ in 0..shared.shards.count() {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(r) => rows.push(r),
-            Err(_) => return Err("chan_sip did not answer in time".to_string()),
-        }
+    let rows = shared.shards.gather(
+        crate::driver::Command::ShowChannels,
+        std::time::Duration::from_secs(2),
+    );
+    if rows.len() < shared.shards.count() {
+        return Err("chan_sip did not answer in time".to_string());
     }
     Ok(crate::session::render_channels(rows))
 }

@@ -112,6 +112,17 @@ struct MediaPair {
     rtcp: Arc<RtpSocket>,
 }
 
+impl MediaPair {
+    /// A pair from the range in force.
+    fn bind(shared: &Shared) -> std::io::Result<MediaPair> {
+        let (rtp, rtcp) = shared.bind_media()?;
+        Ok(MediaPair {
+            rtp: Arc::new(rtp),
+            rtcp: Arc::new(rtcp),
+        })
+    }
+}
+
 /// A call's media sockets: audio always, video when negotiated (boxed:
 /// most calls have none, and the table of every call's media holds this
 /// inline).
@@ -156,13 +167,7 @@ impl Env for HostEnv {
         };
         let pair = match spare {
             Some(pair) => pair,
-            None => {
-                let (rtp, rtcp) = self.shared.bind_media().map_err(|e| e.to_string())?;
-                MediaPair {
-                    rtp: Arc::new(rtp),
-                    rtcp: Arc::new(rtcp),
-                }
-            }
+            None => MediaPair::bind(&self.shared).map_err(|e| e.to_string())?,
         };
         let port = pair.rtp.local_addr().map_err(|e| e.to_string())?.port();
         let call = self.media.entry(chan).or_insert(CallMedia {
@@ -197,12 +202,8 @@ impl Env for HostEnv {
     }
 
     fn set_aside(&mut self, chan: ChannelId) -> bool {
-        let Ok((rtp, rtcp)) = self.shared.bind_media() else {
+        let Ok(pair) = MediaPair::bind(&self.shared) else {
             return false;
-        };
-        let pair = MediaPair {
-            rtp: Arc::new(rtp),
-            rtcp: Arc::new(rtcp),
         };
         self.spares.insert(chan, pair);
         true

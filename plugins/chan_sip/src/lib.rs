@@ -402,18 +402,9 @@ impl PluginImpl for ChanSip {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // The monitor hangs up every call, inbound and outbound, then unregisters
         // (Expires: 0) before it stops; bounded wait.
-        let (ack, done) = std::sync::mpsc::channel();
         self.shared
             .shards
-            .broadcast(|| driver::Command::Shutdown(ack.clone()));
-        drop(ack);
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        for _ in 0..self.shared.shards.count() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if done.recv_timeout(left).is_err() {
-                break;
-            }
-        }
+            .gather(driver::Command::Shutdown, Duration::from_secs(3));
         let _ = self.stop.send(true);
         for io in self.io.lock().drain(..) {
             io.shutdown(Duration::from_secs(2));

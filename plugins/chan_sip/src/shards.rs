@@ -153,6 +153,27 @@ impl Shards {
         }
     }
 
+    /// Asks every shard the command `make` builds around a reply channel
+    /// and collects the answers, waiting `within` in all: one per shard, or
+    /// fewer when one did not answer in time (or is gone).
+    pub fn gather<T>(
+        &self,
+        make: impl Fn(std::sync::mpsc::Sender<T>) -> Command,
+        within: std::time::Duration,
+    ) -> Vec<T> {
+        let (reply, answers) = std::sync::mpsc::channel();
+        self.broadcast(|| make(reply.clone()));
+        drop(reply);
+        let deadline = std::time::Instant::now() + within;
+        (0..self.count())
+            .map_while(|_| {
+                answers
+                    .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                    .ok()
+            })
+            .collect()
+    }
+
     /// The shard `chan` lives on.
     pub fn home(&self, chan: ChannelId) -> usize {
         if self.count() <= 1 {

@@ -92,17 +92,13 @@ impl SipTech {
     /// endpoint that owns them (no mirror to keep in step); 0 once the
     /// driver is gone.
     pub fn calls(&self) -> u32 {
-        let (reply, count) = std::sync::mpsc::channel();
-        let shards = &self.shared.shards;
-        shards.broadcast(|| crate::driver::Command::Calls(reply.clone()));
-        drop(reply);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        (0..shards.count())
-            .map_while(|_| {
-                count
-                    .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-                    .ok()
-            })
+        self.shared
+            .shards
+            .gather(
+                crate::driver::Command::Calls,
+                std::time::Duration::from_secs(2),
+            )
+            .into_iter()
             .sum()
     }
 

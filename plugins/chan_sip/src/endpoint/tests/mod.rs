@@ -497,6 +497,11 @@ fn placed_outbound(h: &mut Harness, chan: u64) -> (ChannelId, Message) {
 
 /// The core's `request_call` for bob: an outbound channel, not placed yet.
 fn new_outbound_to_bob(h: &mut Harness, chan: ChannelId) {
+    dial_bob_for(h, chan, None);
+}
+
+/// The same, asked for by `requestor` (a Dial's caller).
+fn dial_bob_for(h: &mut Harness, chan: ChannelId, requestor: Option<ChannelId>) {
     h.input(Input::NewOutbound(OutboundSetup {
         chan,
         dest: addr(BOB),
@@ -507,7 +512,7 @@ fn new_outbound_to_bob(h: &mut Harness, chan: ChannelId) {
         codecs: vec![Codec::PCMU],
         caller: "100".into(),
         caller_name: "Alice".into(),
-        requestor: None,
+        requestor,
     }));
 }
 

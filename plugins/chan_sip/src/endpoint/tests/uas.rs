@@ -129,18 +129,7 @@ fn an_inbound_call_sets_a_pair_aside_for_the_leg_its_dial_makes() {
     assert_eq!(h.env.spares, vec![a]);
     assert_eq!(h.env.reserved, vec![(a, StreamKind::Audio)]);
     let b = ChannelId(100);
-    h.input(Input::NewOutbound(OutboundSetup {
-        chan: b,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:bob@{BOB}"),
-        peer: Some("bob".into()),
-        name: "SIP/bob-00000064".into(),
-        codecs: vec![Codec::PCMU],
-        caller: "100".into(),
-        caller_name: "Alice".into(),
-        requestor: Some(a),
-    }));
+    dial_bob_for(&mut h, b, Some(a));
     assert_eq!(h.env.from_spare, vec![b], "bob's leg took alice's spare");
     assert_eq!(h.env.reserved.len(), 1, "and bound nothing of its own");
     assert!(h.env.spares.is_empty());
