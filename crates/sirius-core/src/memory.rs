@@ -22,25 +22,8 @@ pub const TICK_MS: u32 = 5_000;
 /// Fewer channels gone than this since the high-water mark is no burst.
 pub const MIN_DROP: usize = 256;
 
-/// The most channels live since the last give-back.
-#[derive(Debug, Default)]
-pub struct HighWater {
-    high: usize,
-}
-
-impl HighWater {
-    /// Records `live`; true when it has fallen to half of the high-water
-    /// mark and by at least [`MIN_DROP`], which then starts again from `live`.
-    pub fn fallen(&mut self, live: usize) -> bool {
-        self.high = self.high.max(live);
-        if self.high - live >= MIN_DROP && live <= self.high / 2 {
-            self.high = live;
-            true
-        } else {
-            false
-        }
-    }
-}
+/// The channels live since the last give-back.
+type HighWater = sirius_media::burst::HighWater<MIN_DROP>;
 
 /// Starts looking at the core's channels every [`TICK_MS`] on its scheduler
 /// thread (until the core is dropped or the scheduler stops).

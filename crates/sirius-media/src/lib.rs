@@ -9,10 +9,12 @@
 //!
 //! * [`io`]: [`io::IoContext`], a named tokio runtime of the plugin's own (a
 //!   cdylib's tokio cannot see the host's runtime);
+//! * [`burst`]: when a burst of calls has passed (memory given back then);
 //! * [`translate`]: which codecs translate, and G.711 µ-law ↔ A-law, used both by
 //!   the core's generic bridge and by a plugin relaying media natively.
 //!
 //! `sirius-core` re-exports both modules (`sirius_core::io`, `sirius_core::translate`).
 
+pub mod burst;
 pub mod io;
 pub mod translate;

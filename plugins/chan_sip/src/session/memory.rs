@@ -19,25 +19,8 @@ use std::collections::HashMap;
 /// worth a rehash and a collection.
 const MIN_DROP: usize = 512;
 
-/// The most entries live since the last give-back.
-#[derive(Debug, Default)]
-pub(crate) struct HighWater {
-    high: usize,
-}
-
-impl HighWater {
-    /// Records `live`; true when it has fallen to half of the high-water
-    /// mark and by at least [`MIN_DROP`], which then starts again from `live`.
-    pub fn fallen(&mut self, live: usize) -> bool {
-        self.high = self.high.max(live);
-        if self.high - live >= MIN_DROP && live <= self.high / 2 {
-            self.high = live;
-            true
-        } else {
-            false
-        }
-    }
-}
+/// The entries live since the last give-back.
+pub(crate) type HighWater = sirius_media::burst::HighWater<MIN_DROP>;
 
 /// Shrinks a hash map whose entries fill less than a quarter of its room to
 /// twice their number (at least 64): the room of a burst goes, and a table
