@@ -20,7 +20,7 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show settings", "Show SIP global settings", "Usage: sip show settings\n       Provides detailed list of the configuration of the SIP channel."),
         row("sip show channels", "List active SIP channels", "Usage: sip show channels\n       Lists all currently active SIP calls (dialogs)."),
         row("sip show inuse", "List all inuse/limits", "Usage: sip show inuse [all]\n       List all SIP peers' calls in use and their call-limit."),
-        row("sip show lag", "Show how late the SIP event loop runs", "Usage: sip show lag\n       Shows the worst lateness of the SIP event loop's timers in each of the last 60 seconds:\n       the time the loop spent on other work while a timer was due (a stall detector)."),
+        row("sip show lag", "Show how late the SIP event loop runs", "Usage: sip show lag\n       Shows the worst lateness of the SIP event loop's timers in each of the last 60 seconds:\n       the time the loop spent on other work while a timer was due (a stall detector),\n       then how long received datagrams waited before they were handled (the input queue)."),
         row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
         row("sip qualify peer", "Send an OPTIONS packet to a peer", "Usage: sip qualify peer <name>\n       Send a SIP OPTIONS request to a peer to check if it is up."),
         row("sip reload", "Reload SIP configuration", "Usage: sip reload\n       Reloads SIP configuration from sip.toml"),
@@ -42,10 +42,17 @@ pub fn run(
         ["sip", "show", "settings"] => Ok(show_settings(shared)),
         ["sip", "show", "registry"] => Ok(show_registry(shared)),
         ["sip", "show", "lag"] => {
-            let mut guards: Vec<_> = shared.lag.iter().map(|m| m.lock()).collect();
-            let mut meters: Vec<&mut crate::lag::LagMeter> =
-                guards.iter_mut().map(|g| &mut **g).collect();
-            Ok(crate::lag::render(&mut meters, std::time::Instant::now()))
+            let now = std::time::Instant::now();
+            let render = |meters: &[parking_lot::Mutex<crate::lag::LagMeter>],
+                          f: fn(&mut [&mut crate::lag::LagMeter], std::time::Instant) -> String| {
+                let mut guards: Vec<_> = meters.iter().map(|m| m.lock()).collect();
+                let mut refs: Vec<&mut crate::lag::LagMeter> =
+                    guards.iter_mut().map(|g| &mut **g).collect();
+                f(&mut refs, now)
+            };
+            let timers = render(&shared.lag, crate::lag::render);
+            let waits = render(&shared.wait, crate::lag::render_waits);
+            Ok(format!("{timers}\n{waits}"))
         }
         ["sip", "show", "channels"] => show_channels(shared),
         ["sip", "show", "inuse"] => ask(shared, |tx| crate::driver::Command::ShowInuse(false, tx)),

@@ -24,8 +24,9 @@ use sirius_abi::{Cause, ChannelId, ChannelInfo, ChannelSpec};
 use sirius_sip::transaction::{Transmit, Transport};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
@@ -74,7 +75,7 @@ pub enum Command {
     /// `sip show inuse [all]`.
     ShowInuse(bool, std::sync::mpsc::Sender<String>),
     /// A datagram another shard read whose Call-ID belongs here.
-    Datagram(Vec<u8>, SocketAddr),
+    Datagram(Vec<u8>, SocketAddr, Option<SystemTime>),
     /// A message shard 0 framed from a TCP connection, whose Call-ID
     /// belongs here.
     Stream(sirius_sip::message::Message, SocketAddr),
@@ -185,13 +186,17 @@ impl Env for HostEnv {
         self.relay.is_some()
     }
 
-    /// The latest of the shards' loops: shard 0 reads every datagram, so
-    /// its lag delays every call, and a late shard delays its own.
+    /// The latest of the shards' loops and input queues: shard 0 reads
+    /// every datagram, so its lag delays every call, and a late shard
+    /// delays its own. A loop can keep its timers on time while its input
+    /// waits (the queue filling under overload): the wait of the latest
+    /// datagram counts as lag too.
     fn loop_lag(&mut self) -> Duration {
         let now = Instant::now();
         self.shared
             .lag
             .iter()
+            .chain(&self.shared.wait)
             .map(|m| m.lock().now_late(now))
             .max()
             .unwrap_or_default()
@@ -526,7 +531,7 @@ pub async fn run(
         let deadline = d.ep.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             r = recv(&d.socket, &mut buf, home) => match r {
-                Ok((n, src)) => d.datagram(&buf[..n], src),
+                Ok((n, src, stamp)) => d.datagram(&buf[..n], src, stamp),
                 Err(e) => log::warn!("UDP receive failed: {e}"),
             },
             r = accept(&d.listener) => match r {
@@ -577,7 +582,7 @@ pub async fn run(
                 Command::NewOutbound(setup) => d.input(Input::NewOutbound(setup)),
                 Command::Bridge(a, b) => d.input(Input::Bridge(a, b)),
                 Command::Unbridge(a, b) => d.input(Input::Unbridge(a, b)),
-                Command::Datagram(data, src) => d.datagram_here(&data, src),
+                Command::Datagram(data, src, stamp) => d.datagram_here(&data, src, stamp),
                 Command::Stream(msg, src) => d.stream_here(msg, src),
                 Command::TransportError(peer) => d.input(Input::TransportError {
                     peer,
@@ -607,24 +612,34 @@ impl Driver {
 
     /// A datagram this shard read: handled here, or passed to the shard
     /// its Call-ID belongs to.
-    fn datagram(&mut self, data: &[u8], src: SocketAddr) {
+    fn datagram(&mut self, data: &[u8], src: SocketAddr, stamp: Option<SystemTime>) {
         if self.home.count > 1 {
             if let Some(id) = peek_call_id(data) {
                 let owner = shard_of(id, self.home.count);
                 if owner != self.home.index {
-                    let cmd = Command::Datagram(data.to_vec(), src);
+                    let cmd = Command::Datagram(data.to_vec(), src, stamp);
                     let _ = self.env.shared.shards.send(owner, cmd);
                     return;
                 }
             }
         }
-        self.datagram_here(data, src);
+        self.datagram_here(data, src, stamp);
     }
 
-    fn datagram_here(&mut self, data: &[u8], src: SocketAddr) {
+    /// Handles a datagram of this shard's, noting how long it waited since
+    /// the kernel received it (admission control reads that).
+    fn datagram_here(&mut self, data: &[u8], src: SocketAddr, stamp: Option<SystemTime>) {
         self.trace("read from", Transport::Udp, src, data);
+        let now = now();
+        if stamp.is_some() {
+            let waited = crate::stamped::age(stamp);
+            let received = now.mono.checked_sub(waited).unwrap_or(now.mono);
+            self.env.shared.wait[self.home.index]
+                .lock()
+                .record(received, now.mono);
+        }
         self.ep
-            .handle(now(), Input::Datagram { data, src }, &mut self.env);
+            .handle(now, Input::Datagram { data, src }, &mut self.env);
     }
 
     fn stream_here(&mut self, msg: sirius_sip::message::Message, peer: SocketAddr) {
@@ -741,7 +756,7 @@ impl Driver {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
         while self.ep.unregistering() {
             tokio::select! {
-                r = recv(&self.socket, buf, self.home) => if let Ok((n, src)) = r { self.datagram(&buf[..n], src) },
+                r = recv(&self.socket, buf, self.home) => if let Ok((n, src, stamp)) = r { self.datagram(&buf[..n], src, stamp) },
                 Some(ev) = tcp_event(&mut self.tcp_events) => self.tcp_event(ev),
                 _ = tokio::time::sleep_until(deadline) => break,
             }
@@ -774,9 +789,15 @@ async fn recv(
     socket: &UdpSocket,
     buf: &mut [u8],
     home: Home,
-) -> std::io::Result<(usize, SocketAddr)> {
+) -> std::io::Result<(usize, SocketAddr, Option<SystemTime>)> {
     match home.index {
-        0 => socket.recv_from(buf).await,
+        0 => {
+            socket
+                .async_io(tokio::io::Interest::READABLE, || {
+                    crate::stamped::recv(socket.as_fd(), buf)
+                })
+                .await
+        }
         _ => std::future::pending().await,
     }
 }

@@ -337,7 +337,7 @@ fn to_storage(addr: SocketAddr, st: &mut libc::sockaddr_storage) -> libc::sockle
 }
 
 /// The address the kernel wrote (IPv4 or IPv6; anything else: `None`).
-fn from_storage(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(crate) fn from_storage(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(st.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.

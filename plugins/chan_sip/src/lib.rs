@@ -29,6 +29,7 @@ pub mod rfc4733;
 pub mod rtp_ports;
 pub mod session;
 pub mod shards;
+pub mod stamped;
 pub mod tech;
 pub mod transport;
 
@@ -115,6 +116,9 @@ pub struct Shared {
     pub rtcp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// How late each shard's event loop runs (`sip show lag`), by shard.
     pub lag: Vec<Mutex<lag::LagMeter>>,
+    /// How long the datagrams each shard handled had waited since the
+    /// kernel received them (`sip show lag`), by shard.
+    pub wait: Vec<Mutex<lag::LagMeter>>,
     /// RTP/RTCP port pairs for calls.
     pub rtp_ports: rtp_ports::RtpPorts,
 }
@@ -204,16 +208,62 @@ fn running_from(path: &std::path::Path) -> Result<Running, String> {
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // The default receive buffer drops datagrams at a few thousand calls per second.
-    for size in [8 << 20, 4 << 20, 1 << 20] {
-        if s.set_recv_buffer_size(size).is_ok() {
-            break;
+    // The default receive buffer drops datagrams at a few thousand calls per
+    // second. The kernel charges a loopback datagram of 600 bytes about
+    // 1,280 against the buffer, so 8 MB (what SO_RCVBUF gives when
+    // net.core.rmem_max allows 4 MB) holds 6,500 datagrams: 120 ms of input
+    // at 8,000 calls/s, less than admission control's `maxlag` lets the
+    // queue wait before it refuses calls, so the kernel dropped ACKs and
+    // BYEs before Sirius refused a call (issue #11). With CAP_NET_ADMIN
+    // (root) SO_RCVBUFFORCE passes rmem_max, as Kamailio's and OpenSIPS's
+    // buffer probing would with a raised limit; without it, the largest
+    // the limit allows.
+    let forced = recv_buffer_force(&s, 32 << 20).is_ok();
+    if !forced {
+        for size in [8 << 20, 4 << 20, 1 << 20] {
+            if s.set_recv_buffer_size(size).is_ok() {
+                break;
+            }
+        }
+    }
+    if let Ok(size) = s.recv_buffer_size() {
+        if size < 8 << 20 {
+            log::warn!(
+                "SIP UDP receive buffer is {} KB (net.core.rmem_max); under overload the kernel may drop datagrams before maxlag refuses calls",
+                size >> 10
+            );
         }
     }
     let _ = s.set_send_buffer_size(4 << 20);
     s.set_nonblocking(true)?;
+    // Each datagram's arrival time: how long it waited is what admission
+    // control reads under overload (stamped.rs says why).
+    if let Err(e) = stamped::enable(std::os::fd::AsFd::as_fd(&s)) {
+        log::warn!("SO_TIMESTAMPNS on the SIP socket: {e}; admission control sees only timer lag");
+    }
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+/// SO_RCVBUFFORCE: a receive buffer past net.core.rmem_max, for a process
+/// with CAP_NET_ADMIN. The kernel doubles the figure for its bookkeeping.
+fn recv_buffer_force(s: &socket2::Socket, size: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `v` is a valid c_int for the stated length during the call.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
@@ -290,6 +340,9 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         lag: (0..threads)
+            .map(|_| Mutex::new(lag::LagMeter::new(now)))
+            .collect(),
+        wait: (0..threads)
             .map(|_| Mutex::new(lag::LagMeter::new(now)))
             .collect(),
         rtp_ports: rtp_ports::RtpPorts::new(),

@@ -260,7 +260,8 @@ pub trait Env {
     /// relay carries it: the one record of which legs are bridged.
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId>;
     /// How late the event loop runs now (the lateness of its latest due
-    /// timer, [`crate::lag::LagMeter::now_late`]): what admission control
+    /// timer, or how long the latest datagram waited in the input queue,
+    /// whichever is later; [`crate::lag::LagMeter::now_late`]): what admission control
     /// compares with `maxlag`. The endpoint reads no clock, so the driver,
     /// which runs the loop, measures it.
     fn loop_lag(&mut self) -> Duration;

@@ -98,6 +98,9 @@ fn shared_over(sip_toml: &str, shards: usize) -> Arc<Shared> {
         lag: (0..shards)
             .map(|_| parking_lot::Mutex::new(crate::lag::LagMeter::new(std::time::Instant::now())))
             .collect(),
+        wait: (0..shards)
+            .map(|_| parking_lot::Mutex::new(crate::lag::LagMeter::new(std::time::Instant::now())))
+            .collect(),
         rtp_ports: crate::rtp_ports::RtpPorts::new(),
     })
 }
