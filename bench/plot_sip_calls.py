@@ -18,7 +18,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 SYSTEMS = (("Sirius", "o-", "C0"), ("direct", "s--", "C1"), ("Kamailio", "^-.", "C2"))
 # Columns of the per-run table after run, rate and system.
 COLUMNS = ("load", "cps", "failed", "refused", "retrans", "p50", "p99", "cpu_us", "lag_ms",
-           "unexpected")
+           "unexpected", "wait_ms")
 
 
 def runs(report):

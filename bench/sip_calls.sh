@@ -199,12 +199,21 @@ worst_lag() {
                    END {if (!found) print "n/a"}'
 }
 
+# The worst of the first $1 per-second input waits of `sip show lag` (ms):
+# how long a datagram waited between the kernel receiving it and the
+# endpoint handling it, which admission control reads as well as the lag.
+worst_wait() {
+  rx "sip show lag" 2>/dev/null |
+    awk -v n="$1" '/^Waits per second/ {w = 0; for (i = 5; i <= NF && i < 5 + n; i++) if ($i + 0 > w) w = $i + 0; printf "%.1f", w; found = 1}
+                   END {if (!found) print "n/a"}'
+}
+
 # CPU per call (µs) from a tick count $1 and $2 calls.
 us_per_call() { if [ "$2" -gt 0 ]; then echo "scale=1; $1 * 1000000 / $hz / $2" | bc; else echo n/a; fi; }
 
 # One Sirius step at $1 calls/s, recorded as system $2.
 sirius_step() {
-  local load t0 t1 lag cps ok failed p50 p99 refused retrans secs unexp
+  local load t0 t1 lag wait cps ok failed p50 p99 refused retrans secs unexp
   load=$(load1)
   t0=$(cpu_ticks "$pid")
   step "$1" 127.0.0.1:25060 > "$work/step.txt"
@@ -212,11 +221,12 @@ sirius_step() {
   t1=$(cpu_ticks "$pid")
   # The lag of the seconds the step took (the current second first).
   lag=$(worst_lag $(( ${secs%.*} + 2 )))
-  echo "$run $1 $2 $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") $lag $unexp" >> "$raw"
-  echo "  rate $1 $2: $cps cps, $failed failed, $refused 503, $retrans retransmissions, p99 $p99 ms, lag $lag ms (load $load)" >&2
+  wait=$(worst_wait $(( ${secs%.*} + 2 )))
+  echo "$run $1 $2 $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") $lag $unexp $wait" >> "$raw"
+  echo "  rate $1 $2: $cps cps, $failed failed, $refused 503, $retrans retransmissions, p99 $p99 ms, lag $lag ms, wait $wait ms (load $load)" >&2
 }
 
-raw="$work/ramp.tsv"     # run rate system load cps failed refused retrans p50 p99 cpu_us lag_ms unexpected
+raw="$work/ramp.tsv"     # run rate system load cps failed refused retrans p50 p99 cpu_us lag_ms unexpected wait_ms
 mem="$work/memory.tsv"   # run idle_kb peak_calls peak_kb after_kb threads files_soft files_hard
 : > "$raw"; : > "$mem"
 nrates=$(echo "$RATES" | wc -w)
@@ -242,7 +252,7 @@ for run in $(seq "$RUNS"); do
     sleep "$PAUSE"; load=$(load1)
     step "$rate" 127.0.0.1:25070 > "$work/step.txt"
     read -r cps ok failed p50 p99 refused retrans secs unexp < "$work/step.txt"
-    echo "$run $rate direct $load $cps $failed $refused $retrans $p50 $p99 n/a n/a $unexp" >> "$raw"
+    echo "$run $rate direct $load $cps $failed $refused $retrans $p50 $p99 n/a n/a $unexp n/a" >> "$raw"
     echo "  rate $rate direct: $cps cps, $failed failed, $retrans retransmissions, p99 $p99 ms (load $load)" >&2
 
     if [ -n "$KAMAILIO" ]; then
@@ -251,7 +261,7 @@ for run in $(seq "$RUNS"); do
       step "$rate" "127.0.0.1:$KAMAILIO_PORT" > "$work/step.txt"
       read -r cps ok failed p50 p99 refused retrans secs unexp < "$work/step.txt"
       t1=$(kam_ticks)
-      echo "$run $rate Kamailio $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") n/a $unexp" >> "$raw"
+      echo "$run $rate Kamailio $load $cps $failed $refused $retrans $p50 $p99 $(us_per_call $(( t1 - t0 )) "$ok") n/a $unexp n/a" >> "$raw"
       echo "  rate $rate Kamailio: $cps cps, $failed failed, $refused 503, $retrans retransmissions, p99 $p99 ms (load $load)" >&2
     fi
   done
@@ -328,10 +338,12 @@ report="${REPORT:-bench/report-sip_calls.md}"
   echo "first second only (sipp's rtd clock ticks in 4 ms steps: 0 means under 4 ms); *CPU µs/call*: the daemon's"
   echo "CPU time (all of Kamailio's processes) over the step divided by the calls completed; *worst lag*: Sirius's"
   echo "worst per-second event-loop lag over the step (\`sip show lag\`: how late a due timer ran, the stall detector);"
-  echo "*unexpected*: messages either sipp did not expect (a 500 instead of a 180, say)."
+  echo "*unexpected*: messages either sipp did not expect (a 500 instead of a 180, say); *worst wait*: the longest a"
+  echo "received datagram waited before Sirius handled it (\`sip show lag\`'s input waits: the socket's queue and the"
+  echo "hand-over to its call's thread), which admission control compares with \`maxlag\` as it does the lag."
   echo
-  echo "| offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms | unexpected |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms | unexpected | worst wait ms |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   # shellcheck disable=SC2086 # the rates, one a word
   for rate in $(printf '%s\n' $RATES "$AFTER_RATE" | sort -nu); do
     for s in $systems; do
@@ -339,7 +351,8 @@ report="${REPORT:-bench/report-sip_calls.md}"
       loads=$(col "$rate" "$s" 4 | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {if (lo == hi) print lo; else print lo "–" hi}')
       echo "| $rate | $s | $loads | $(col "$rate" "$s" 5 | mmm %.1f) | $(col "$rate" "$s" 6 | mmm %d) | $(col "$rate" "$s" 7 | mmm %d)" \
            "| $(col "$rate" "$s" 8 | mmm %d) | $(col "$rate" "$s" 9 | mmm %.1f) | $(col "$rate" "$s" 10 | mmm %.1f)" \
-           "| $(col "$rate" "$s" 11 | mmm %.1f) | $(col "$rate" "$s" 12 | mmm %.1f) | $(col "$rate" "$s" 13 | mmm %d) |"
+           "| $(col "$rate" "$s" 11 | mmm %.1f) | $(col "$rate" "$s" 12 | mmm %.1f) | $(col "$rate" "$s" 13 | mmm %d)" \
+           "| $(col "$rate" "$s" 14 | mmm %.1f) |"
     done
   done
   echo
@@ -413,8 +426,8 @@ report="${REPORT:-bench/report-sip_calls.md}"
   echo
   echo "## Per run"
   echo
-  echo "| run | offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms | unexpected |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| run | offered cps | system | load | calls/s | failed | 503 | retrans | p50 ms | p99 ms | CPU µs/call | worst lag ms | unexpected | worst wait ms |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   awk '{printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; print ""}' "$raw"
   echo
   echo "| run | RSS idle kB | calls up at the peak | RSS at the peak kB | RSS ${AFTER_S} s after kB | threads | open files soft/hard |"
