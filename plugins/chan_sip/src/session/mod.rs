@@ -23,6 +23,7 @@ mod dialog;
 mod dtmf;
 mod liveness;
 pub(crate) mod memory;
+mod retry;
 pub(crate) mod timer;
 mod uac;
 mod uas;
