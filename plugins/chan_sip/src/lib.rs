@@ -218,7 +218,9 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     // (root) SO_RCVBUFFORCE passes rmem_max, as Kamailio's and OpenSIPS's
     // buffer probing would with a raised limit; without it, the largest
     // the limit allows.
-    let forced = recv_buffer_force(&s, 32 << 20).is_ok();
+    // (The kernel doubles the figure for its bookkeeping.)
+    let forced =
+        stamped::set_option(std::os::fd::AsFd::as_fd(&s), libc::SO_RCVBUFFORCE, 32 << 20).is_ok();
     if !forced {
         for size in [8 << 20, 4 << 20, 1 << 20] {
             if s.set_recv_buffer_size(size).is_ok() {
@@ -243,27 +245,6 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     }
     s.bind(&addr.into())?;
     Ok(s.into())
-}
-
-/// SO_RCVBUFFORCE: a receive buffer past net.core.rmem_max, for a process
-/// with CAP_NET_ADMIN. The kernel doubles the figure for its bookkeeping.
-fn recv_buffer_force(s: &socket2::Socket, size: usize) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let v = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `v` is a valid c_int for the stated length during the call.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {

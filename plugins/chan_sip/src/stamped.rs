@@ -22,14 +22,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Asks the kernel to stamp every datagram `fd` receives.
 pub fn enable(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a valid c_int for the stated length during the call.
+    set_option(fd, libc::SO_TIMESTAMPNS, 1)
+}
+
+/// Sets a SOL_SOCKET option that takes an int (socket2 has no call for
+/// SO_TIMESTAMPNS or SO_RCVBUFFORCE).
+pub fn set_option(fd: BorrowedFd<'_>, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `value` is a valid c_int for the stated length during the call.
     let r = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
+            name,
+            (&value as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
