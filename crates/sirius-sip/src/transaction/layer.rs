@@ -186,6 +186,15 @@ impl TransactionLayer {
         self.timers.first().map(|(t, _)| t)
     }
 
+    /// Whether `req` belongs to a server transaction we have (a
+    /// retransmission, or an ACK for our final response): what a
+    /// stateless answer must not pre-empt.
+    pub fn has_server(&self, req: &Message) -> bool {
+        self.keyer
+            .server(req)
+            .is_some_and(|k| self.keys.get(&k).is_some())
+    }
+
     /// The request a transaction was created for.
     pub fn request(&self, tx: TxId) -> Option<&Message> {
         self.txs.get(tx).and_then(|t| t.request.as_deref())

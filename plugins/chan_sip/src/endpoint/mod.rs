@@ -41,6 +41,7 @@ pub(crate) use usage::{ClientUsage, Fire, Owner};
 #[cfg(test)]
 mod tests;
 
+use crate::session::RETRY_AFTER_SECS;
 use crate::Shared;
 use sirius_abi::{Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState};
 use sirius_sip::dialog::{Classified, DialogTable};
@@ -426,12 +427,12 @@ impl Endpoint {
         self.now = now.mono;
         match input {
             Input::Datagram { data, src } => match parse_datagram(data, &Limits::default()) {
-                Ok(msg) => self.on_message(now, msg, src, Transport::Udp),
+                Ok(msg) => self.on_message(now, msg, src, Transport::Udp, env),
                 Err(ParseError::KeepAlive) => {}
                 // Not a message we can address a response to: dropped (RFC 3261 §18.3).
                 Err(e) => log::debug!("dropping unparseable datagram from {src}: {e}"),
             },
-            Input::Stream { msg, src } => self.on_message(now, msg, src, Transport::Tcp),
+            Input::Stream { msg, src } => self.on_message(now, msg, src, Transport::Tcp, env),
             Input::TransportError { peer, transport } => {
                 self.layer.transport_error(peer, transport)
             }
@@ -551,8 +552,18 @@ impl Endpoint {
 
     /// A parsed message from either transport: validation, then the
     /// transaction layer.
-    fn on_message(&mut self, now: Now, msg: Message, src: SocketAddr, transport: Transport) {
+    fn on_message(
+        &mut self,
+        now: Now,
+        msg: Message,
+        src: SocketAddr,
+        transport: Transport,
+        env: &mut dyn Env,
+    ) {
         if msg.is_request() {
+            if self.refused_for_lag(now, &msg, src, transport, env) {
+                return;
+            }
             if let Err(rej) = inspect_request(&msg, &self.caps) {
                 if msg.method() != Some(&Method::Ack) {
                     log::debug!(
@@ -575,6 +586,48 @@ impl Endpoint {
             return;
         }
         self.layer.on_message(now.mono, msg, src, transport);
+    }
+
+    /// Admission on our own lag (issue #11, item 6): while the loop or its
+    /// input queue runs later than `maxlag`, a new call (an INVITE outside
+    /// a dialog that no transaction of ours knows) gets `503` with
+    /// `Retry-After` statelessly, before a transaction, a peer lookup or
+    /// authentication is spent on it: under overload the refusals are most
+    /// of the traffic, and each costs the parse, the 503 and the ACK's
+    /// parse, a small part of a call's work, so the calls let in keep the
+    /// thread (goodput holds at twice the clean rate). The caller's ACK
+    /// matches nothing and is dropped; a retransmitted INVITE is judged
+    /// again.
+    fn refused_for_lag(
+        &mut self,
+        now: Now,
+        msg: &Message,
+        src: SocketAddr,
+        transport: Transport,
+        env: &mut dyn Env,
+    ) -> bool {
+        let maxlag = self.shared.running().cfg.general.maxlag;
+        if maxlag == 0
+            || msg.method() != Some(&Method::Invite)
+            || msg.to_ref().is_some_and(|t| t.tag().is_some())
+        {
+            return false;
+        }
+        let lag = env.loop_lag();
+        if lag <= Duration::from_millis(u64::from(maxlag)) || self.layer.has_server(msg) {
+            return false;
+        }
+        if self.first_refusal_this_second(now.mono) {
+            log::warn!(
+                "SIP event loop {} ms late (maxlag {maxlag} ms): refusing new calls with 503 (logged once a second)",
+                lag.as_millis(),
+            );
+        }
+        let mut r = build::response(msg, 503, "Service Unavailable", Some(src));
+        build::set_to_tag(&mut r, &self.tokens.token());
+        r.push(HeaderName::RetryAfter, RETRY_AFTER_SECS.to_string());
+        self.layer.send_stateless(src, transport, &r);
+        true
     }
 
     /// What the transaction layer has for its user.

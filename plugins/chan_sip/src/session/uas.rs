@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Seconds a caller refused for load (503) is asked to wait.
-const RETRY_AFTER_SECS: u32 = 2;
+pub(crate) const RETRY_AFTER_SECS: u32 = 2;
 
 /// RTP/RTCP pairs a new inbound call needs free to be admitted: its own
 /// and its callee's leg.
@@ -78,19 +78,8 @@ impl Endpoint {
                 AuthOutcome::Ignore => return,
             }
         }
-        // Admission: a loop running late would make every call in progress
-        // late too (retransmissions, then more load); new calls wait.
-        let lag = env.loop_lag();
-        if g.maxlag > 0 && lag > Duration::from_millis(u64::from(g.maxlag)) {
-            if self.first_refusal_this_second(now.mono) {
-                log::warn!(
-                    "SIP event loop {} ms late (maxlag {} ms): refusing new calls with 503 (logged once a second)",
-                    lag.as_millis(),
-                    g.maxlag
-                );
-            }
-            return self.refuse_for_load(now, tx, msg, source);
-        }
+        // (A loop running late refused the call before it got here:
+        // Endpoint::refused_for_lag.)
         // RTP ports for this leg and the one a Dial makes: without them the
         // call would fail after a channel, a dialplan and (for the callee's
         // leg) an INVITE were spent on it. Refused now, at the cost of a 503.

@@ -72,27 +72,53 @@ fn a_refused_dialplan_gets_503_with_retry_after_and_frees_the_call() {
     assert_eq!(h.ep.calls(), 0);
 }
 
-/// Admission on our own lag (issue #11): while the event loop runs later
-/// than `maxlag` (200 ms by default), a new call gets 503 with Retry-After
-/// before anything is allocated for it; below it, calls go in as usual;
-/// `maxlag = 0` never refuses.
+/// Admission on our own lag (issue #11): while the event loop (or its
+/// input queue) runs later than `maxlag` (200 ms by default), a new call
+/// gets 503 with Retry-After statelessly — no transaction, nothing
+/// allocated — and its ACK is dropped; a call already let in keeps its
+/// transaction (its retransmitted INVITE is not refused); below the limit,
+/// calls go in as usual; `maxlag = 0` never refuses.
 #[test]
 fn a_loop_running_late_refuses_new_calls_with_503_and_nothing_allocated() {
     let mut h = Harness::new(SIP_TOML);
     h.env.lag = Duration::from_millis(201);
-    h.recv(&alice_invite("100", "in-1"), ALICE);
+    let invite = alice_invite("100", "in-1");
+    h.recv(&invite, ALICE);
     let r = h.expect_one(ALICE);
     assert_eq!(r.code(), Some(503));
     assert_eq!(r.headers.get(&HeaderName::RetryAfter), Some("2"));
+    assert!(
+        r.to_ref().and_then(|t| t.tag()).is_some(),
+        "a To tag for the ACK"
+    );
     assert!(h.env.allocated.is_empty() && h.env.reserved.is_empty());
     assert!(h.host_actions().is_empty());
+    assert_eq!(h.ep.layer.len(), 0, "refused statelessly: no transaction");
+    h.recv(&build::ack_for_non_2xx(&invite, &r), ALICE);
+    assert!(
+        h.sent().is_empty(),
+        "the ACK matches nothing and is dropped"
+    );
+    assert_eq!(h.ep.layer.len(), 0);
+
     h.env.lag = Duration::from_millis(200);
-    h.recv(&alice_invite("100", "in-2"), ALICE);
+    let admitted = alice_invite("100", "in-2");
+    h.recv(&admitted, ALICE);
     assert_eq!(
         h.env.allocated.len(),
         1,
         "at the limit, not over it: let in"
     );
+    h.sent();
+    // Late again: the admitted call's retransmitted INVITE is its
+    // transaction's (a 100 again at most), not a new call to refuse.
+    h.env.lag = Duration::from_secs(1);
+    h.recv(&admitted, ALICE);
+    assert!(
+        h.sent().iter().all(|(_, m)| m.code() != Some(503)),
+        "a retransmission is not refused"
+    );
+    assert_eq!(h.env.allocated.len(), 1);
 
     let mut h = Harness::new(&SIP_TOML.replace("[general]\n", "[general]\nmaxlag = 0\n"));
     h.env.lag = Duration::from_secs(5);
