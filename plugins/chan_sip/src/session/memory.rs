@@ -50,9 +50,17 @@ impl Endpoint {
         self.sessions.shrink();
         self.dialogs.shrink();
         shrink_map(&mut self.owners);
-        // SAFETY: takes no pointer; mimalloc allows it on any thread, any time.
-        unsafe { mi_collect(true) };
+        collect_thread_heap();
     }
+}
+
+/// Gives back at once the memory this thread's mimalloc heap holds free:
+/// each thread's heap is its own, so every thread that allocated through a
+/// burst must call it once the burst is over (the SIP thread here, the
+/// relay thread when it goes idle).
+pub(crate) fn collect_thread_heap() {
+    // SAFETY: takes no pointer; mimalloc allows it on any thread, any time.
+    unsafe { mi_collect(true) };
 }
 
 #[cfg(test)]
