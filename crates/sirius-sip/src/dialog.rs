@@ -7,7 +7,8 @@
 //! lower than the last one is refused with 500 (§12.2.2), and a request whose
 //! To tag names no dialog gets 481 ([`DialogTable::classify`]).
 
-use crate::message::{HeaderName, Message, Method, NameAddr, Via};
+use crate::message::{HeaderName, Headers, Message, Method, NameAddr, Via};
+use std::fmt::Write as _;
 
 /// Dialog identifier, from our side's point of view.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -240,28 +241,62 @@ impl Dialog {
         } else {
             (self.remote_target.clone(), self.route_set.clone())
         };
+        let via = via.to_string();
+        let contact = !matches!(method, Method::Ack | Method::Bye | Method::Cancel);
+        // The header lists made to measure: grown a header at a time they
+        // kept room for eight headers and up to twice the bytes, and a
+        // 2xx's ACK is kept for as long as the call lasts (issue #11).
+        let bytes = via.len()
+            + 2
+            + routes.iter().map(String::len).sum::<usize>()
+            + self.local_uri.len()
+            + self.remote_uri.len()
+            + 2 * ";tag=".len()
+            + self.id.local_tag.len()
+            + self.id.remote_tag.len()
+            + self.id.call_id.len()
+            + CSEQ_DIGITS
+            + method.as_str().len()
+            + if contact {
+                self.local_contact.len() + 2
+            } else {
+                0
+            };
         let mut m = Message::request(method.clone(), ruri);
-        m.push(HeaderName::Via, via.to_string());
+        m.headers = Headers::with_capacity(6 + routes.len() + usize::from(contact), bytes);
+        m.push(HeaderName::Via, via);
         m.push(HeaderName::MaxForwards, "70");
         for r in routes {
             m.push(HeaderName::Route, r);
         }
-        m.push(
-            HeaderName::From,
-            format!("{};tag={}", self.local_uri, self.id.local_tag),
-        );
-        m.push(
-            HeaderName::To,
-            format!("{};tag={}", self.remote_uri, self.id.remote_tag),
-        );
-        m.push(HeaderName::CallId, self.id.call_id.clone());
-        m.push(HeaderName::CSeq, format!("{seq} {method}"));
-        if !matches!(method, Method::Ack | Method::Bye | Method::Cancel) {
-            m.push(HeaderName::Contact, format!("<{}>", self.local_contact));
+        let tagged = |b: &mut String, uri: &str, tag: &str| {
+            b.push_str(uri);
+            b.push_str(";tag=");
+            b.push_str(tag);
+        };
+        m.headers.push_with(HeaderName::From, |b| {
+            tagged(b, &self.local_uri, &self.id.local_tag)
+        });
+        m.headers.push_with(HeaderName::To, |b| {
+            tagged(b, &self.remote_uri, &self.id.remote_tag)
+        });
+        m.push(HeaderName::CallId, &self.id.call_id);
+        m.headers.push_with(HeaderName::CSeq, |b| {
+            let _ = write!(b, "{seq} {method}");
+        });
+        if contact {
+            m.headers.push_with(HeaderName::Contact, |b| {
+                b.push('<');
+                b.push_str(&self.local_contact);
+                b.push('>');
+            });
         }
         m
     }
 }
+
+/// The most a CSeq number and the space after it take (u32).
+const CSEQ_DIGITS: usize = 11;
 
 /// How an incoming request relates to the dialogs we have.
 #[derive(Debug, Clone, PartialEq, Eq)]

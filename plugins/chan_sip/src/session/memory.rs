@@ -19,8 +19,31 @@ use std::collections::HashMap;
 /// worth a rehash and a collection.
 const MIN_DROP: usize = 512;
 
-/// The entries live since the last give-back.
-pub(crate) type HighWater = sirius_media::burst::HighWater<MIN_DROP>;
+/// The entries live since the last give-back, and whether the last of a
+/// burst's are still to go.
+#[derive(Debug, Default)]
+pub(crate) struct HighWater {
+    high: sirius_media::burst::HighWater<MIN_DROP>,
+    /// A give-back happened and not everything has gone since: the halvings
+    /// stop short of nothing (the last at a few hundred entries, less than
+    /// [`MIN_DROP`] from there), and what those entries held — the last
+    /// calls' sessions, transactions lingering 32 s — was freed into pages
+    /// no one collected (issue #11). So once they are all gone, one more.
+    tail: bool,
+}
+
+impl HighWater {
+    /// Records `live`; true when memory should go back: it has fallen to
+    /// half of its high-water mark (and by at least [`MIN_DROP`]), or to
+    /// nothing after such a fall.
+    pub(crate) fn fallen(&mut self, live: usize) -> bool {
+        if self.high.fallen(live) {
+            self.tail = live > 0;
+            return true;
+        }
+        live == 0 && std::mem::take(&mut self.tail)
+    }
+}
 
 /// Shrinks a hash map whose entries fill less than a quarter of its room to
 /// twice their number (at least 64): the room of a burst goes, and a table
@@ -50,9 +73,17 @@ impl Endpoint {
         self.sessions.shrink();
         self.dialogs.shrink();
         shrink_map(&mut self.owners);
-        // SAFETY: takes no pointer; mimalloc allows it on any thread, any time.
-        unsafe { mi_collect(true) };
+        collect_thread_heap();
     }
+}
+
+/// Gives back at once the memory this thread's mimalloc heap holds free:
+/// each thread's heap is its own, so every thread that allocated through a
+/// burst must call it once the burst is over (the SIP thread here, the
+/// relay thread when it goes idle).
+pub(crate) fn collect_thread_heap() {
+    // SAFETY: takes no pointer; mimalloc allows it on any thread, any time.
+    unsafe { mi_collect(true) };
 }
 
 #[cfg(test)]
@@ -73,6 +104,8 @@ mod tests {
         assert!(h.fallen(1900));
         assert!(h.fallen(600));
         assert!(!h.fallen(100), "down by less than MIN_DROP");
+        assert!(h.fallen(0), "the last gone after a give-back");
+        assert!(!h.fallen(0), "once");
         // A small load coming and going is no burst, even down to nothing.
         let mut h = HighWater::default();
         for live in [400, 0, 500, 0, 300] {
