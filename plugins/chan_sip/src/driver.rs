@@ -189,17 +189,14 @@ impl Env for HostEnv {
     /// The latest of the shards' loops and input queues: shard 0 reads
     /// every datagram, so its lag delays every call, and a late shard
     /// delays its own. A loop can keep its timers on time while its input
-    /// waits (the queue filling under overload): the wait of the latest
-    /// datagram counts as lag too.
+    /// waits (the queue filling under overload): a standing wait (the
+    /// least of the last 100 ms, [`crate::lag::LagMeter::standing`])
+    /// counts as lag too.
     fn loop_lag(&mut self) -> Duration {
         let now = Instant::now();
-        self.shared
-            .lag
-            .iter()
-            .chain(&self.shared.wait)
-            .map(|m| m.lock().now_late(now))
-            .max()
-            .unwrap_or_default()
+        let timers = self.shared.lag.iter().map(|m| m.lock().now_late(now));
+        let waits = self.shared.wait.iter().map(|m| m.lock().standing(now));
+        timers.chain(waits).max().unwrap_or_default()
     }
 
     fn media_free(&mut self) -> usize {
