@@ -261,8 +261,9 @@ pub trait Env {
     /// relay carries it: the one record of which legs are bridged.
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId>;
     /// How late the event loop runs now (the lateness of its latest due
-    /// timer, or how long the latest datagram waited in the input queue,
-    /// whichever is later; [`crate::lag::LagMeter::now_late`]): what admission control
+    /// timer, [`crate::lag::LagMeter::now_late`], or the input queue's
+    /// standing wait, [`crate::lag::LagMeter::standing`], whichever is
+    /// later): what admission control
     /// compares with `maxlag`. The endpoint reads no clock, so the driver,
     /// which runs the loop, measures it.
     fn loop_lag(&mut self) -> Duration;
@@ -581,12 +582,8 @@ impl Endpoint {
                         rej.code,
                         rej.reason
                     );
-                    let mut r = build::response(&msg, rej.code, &rej.reason, Some(src));
-                    build::set_to_tag(&mut r, &self.tokens.token());
-                    for (n, v) in &rej.headers {
-                        r.push(n.clone(), v);
-                    }
-                    self.layer.send_stateless(src, transport, &r);
+                    let status = (rej.code, rej.reason.as_ref());
+                    self.respond_stateless(&msg, src, transport, status, &rej.headers);
                 }
                 return;
             }
@@ -632,11 +629,28 @@ impl Endpoint {
                 lag.as_millis(),
             );
         }
-        let mut r = build::response(msg, 503, "Service Unavailable", Some(src));
-        build::set_to_tag(&mut r, &self.tokens.token());
-        r.push(HeaderName::RetryAfter, RETRY_AFTER_SECS.to_string());
-        self.layer.send_stateless(src, transport, &r);
+        let retry = [(HeaderName::RetryAfter, RETRY_AFTER_SECS.to_string())];
+        let status = (503, "Service Unavailable");
+        self.respond_stateless(msg, src, transport, status, &retry);
         true
+    }
+
+    /// A final response to `req` outside any transaction, with a To tag of
+    /// ours (for the caller's ACK) and `extra` headers.
+    fn respond_stateless(
+        &mut self,
+        req: &Message,
+        src: SocketAddr,
+        transport: Transport,
+        (code, reason): (u16, &str),
+        extra: &[(HeaderName, String)],
+    ) {
+        let mut r = build::response(req, code, reason, Some(src));
+        build::set_to_tag(&mut r, &self.tokens.token());
+        for (n, v) in extra {
+            r.push(n.clone(), v);
+        }
+        self.layer.send_stateless(src, transport, &r);
     }
 
     /// What the transaction layer has for its user.
