@@ -1,0 +1,350 @@
+//! The host side of the endpoint's [`Env`] on one shard: what the endpoint
+//! asks of the core and the machine (channels, RTP ports, the loop's lag),
+//! answered at once, and the media it drives: every call's RTP sockets, the
+//! relay thread and the native bridges running on it. Split from the driver
+//! loop (`driver.rs`), which owns the sockets and the clock and only hands
+//! this to the endpoint.
+
+use crate::endpoint::{Env, LegMedia, MediaAction, StreamKind};
+use crate::relay::{Leg, RelayEngine, RelayHandle, Stream};
+use crate::rtp_ports::RtpSocket;
+use crate::shards::Home;
+use crate::Shared;
+use sirius_abi::{Cause, ChannelId, ChannelInfo, ChannelSpec};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A stream's RTP and RTCP sockets (back to the port range's pool, bound,
+/// when the call and the relay are both done with them).
+struct MediaPair {
+    rtp: Arc<RtpSocket>,
+    rtcp: Arc<RtpSocket>,
+}
+
+impl MediaPair {
+    /// A pair from the range in force.
+    fn bind(shared: &Shared) -> std::io::Result<MediaPair> {
+        let (rtp, rtcp) = shared.bind_media()?;
+        Ok(MediaPair {
+            rtp: Arc::new(rtp),
+            rtcp: Arc::new(rtcp),
+        })
+    }
+}
+
+/// A call's media sockets: audio always, video when negotiated (boxed:
+/// most calls have none, and the table of every call's media holds this
+/// inline).
+struct CallMedia {
+    audio: Option<MediaPair>,
+    video: Option<Box<MediaPair>>,
+}
+
+/// What the endpoint asks of the host and the machine, answered at once,
+/// and the media it drives: every call's RTP sockets, the relay thread and
+/// the native bridges running on it.
+pub(crate) struct HostEnv {
+    pub(crate) shared: Arc<Shared>,
+    /// Which shard this driver runs.
+    home: Home,
+    media: HashMap<ChannelId, CallMedia>,
+    /// The packet mover of native bridges and echoes (none if its thread
+    /// could not start: calls then go up without media).
+    relay: Option<RelayEngine>,
+    relays: HashMap<ChannelId, NativeBridge>,
+    /// Pairs set aside for inbound legs' callees ([`Env::set_aside`]), and
+    /// once handed over, for the outbound leg that takes them.
+    spares: HashMap<ChannelId, MediaPair>,
+}
+
+impl Env for HostEnv {
+    fn channel_alloc(&mut self, spec: ChannelSpec) -> Result<ChannelInfo, Cause> {
+        let info = self.shared.host.channel_alloc(spec)?;
+        // The core's requests about it (answer, hangup…) come here.
+        self.shared.shards.settle(info.id, self.home.index);
+        Ok(info)
+    }
+
+    fn pbx_start(&mut self, chan: ChannelId) -> Result<(), Cause> {
+        self.shared.host.pbx_start(chan)
+    }
+
+    fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
+        let spare = match kind {
+            StreamKind::Audio => self.spares.remove(&chan),
+            StreamKind::Video => None,
+        };
+        let pair = match spare {
+            Some(pair) => pair,
+            None => MediaPair::bind(&self.shared).map_err(|e| e.to_string())?,
+        };
+        let port = pair.rtp.local_addr().map_err(|e| e.to_string())?.port();
+        let call = self.media.entry(chan).or_insert(CallMedia {
+            audio: None,
+            video: None,
+        });
+        match kind {
+            StreamKind::Audio => call.audio = Some(pair),
+            StreamKind::Video => call.video = Some(Box::new(pair)),
+        }
+        Ok(port)
+    }
+
+    fn relay_ready(&mut self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// The latest of the shards' loops and input queues: shard 0 reads
+    /// every datagram, so its lag delays every call, and a late shard
+    /// delays its own. A loop can keep its timers on time while its input
+    /// waits (the queue filling under overload): a standing wait (the
+    /// least of the last 100 ms, [`crate::lag::LagMeter::standing`])
+    /// counts as lag too.
+    fn loop_lag(&mut self) -> Duration {
+        let now = Instant::now();
+        let timers = self.shared.lag.iter().map(|m| m.lock().now_late(now));
+        let waits = self.shared.wait.iter().map(|m| m.lock().standing(now));
+        timers.chain(waits).max().unwrap_or_default()
+    }
+
+    fn media_free(&mut self) -> usize {
+        self.shared.rtp_ports.free_pairs().unwrap_or(usize::MAX)
+    }
+
+    fn set_aside(&mut self, chan: ChannelId) -> bool {
+        let Ok(pair) = MediaPair::bind(&self.shared) else {
+            return false;
+        };
+        self.spares.insert(chan, pair);
+        true
+    }
+
+    fn hand_over(&mut self, from: ChannelId, to: ChannelId) {
+        if let Some(pair) = self.spares.remove(&from) {
+            self.spares.insert(to, pair);
+        }
+    }
+
+    fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
+        self.relays.get(&chan).map(|b| b.partner)
+    }
+
+    fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration> {
+        let engine = self.relay.as_ref()?;
+        let bridge = self.relays.get(&chan)?;
+        // The handles sit under the bridge's first channel (leg 0); the
+        // second channel is leg 1 of its partner's.
+        let (handle, index) = match bridge.handles.first() {
+            Some(h) => (h, 0),
+            None => (self.relays.get(&bridge.partner)?.handles.first()?, 1),
+        };
+        let last = engine.last_rx(handle, index)?;
+        Some(now.saturating_duration_since(last))
+    }
+}
+
+impl HostEnv {
+    /// The environment of shard `home`, its media moved by `relay`.
+    pub(crate) fn new(shared: Arc<Shared>, home: Home, relay: Option<RelayEngine>) -> HostEnv {
+        HostEnv {
+            shared,
+            home,
+            media: HashMap::new(),
+            relay,
+            relays: HashMap::new(),
+            spares: HashMap::new(),
+        }
+    }
+
+    /// The RTP and RTCP legs of one of our channels' streams, for a relay.
+    /// The far end's RTCP port is the one after its RTP port (RFC 3550 §11).
+    fn legs(&self, leg: &LegMedia, kind: StreamKind) -> Option<(Leg, Leg)> {
+        let call = self.media.get(&leg.chan)?;
+        let (pair, remote, dtmf_pt, g711, info_dtmf) = match kind {
+            StreamKind::Audio => (
+                call.audio.as_ref()?,
+                leg.remote.addr,
+                leg.remote.dtmf_pt,
+                leg.remote.g711.clone(),
+                leg.info_dtmf.then_some(leg.chan.0),
+            ),
+            StreamKind::Video if leg.video => (
+                &**call.video.as_ref()?,
+                leg.remote.video,
+                None,
+                Vec::new(),
+                None,
+            ),
+            StreamKind::Video => return None,
+        };
+        let remote_rtcp = remote.map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)));
+        // The relay thread and the call share the sockets (no second
+        // descriptor per leg: 10,000 calls hold 40,000 of them already).
+        Some((
+            Leg {
+                socket: pair.rtp.clone(),
+                remote,
+                learn: leg.learn,
+                dtmf_pt,
+                g711,
+                info_dtmf,
+            },
+            Leg {
+                socket: pair.rtcp.clone(),
+                remote: remote_rtcp,
+                learn: leg.learn,
+                dtmf_pt: None,
+                g711: Vec::new(),
+                info_dtmf: None,
+            },
+        ))
+    }
+
+    pub(crate) fn media(&mut self, action: MediaAction) {
+        match action {
+            MediaAction::Bridge(a, b) => {
+                let Some(engine) = &self.relay else {
+                    return log::warn!("cannot bridge natively: no relay thread");
+                };
+                let (Some((ra, ca)), Some((rb, cb))) = (
+                    self.legs(&a, StreamKind::Audio),
+                    self.legs(&b, StreamKind::Audio),
+                ) else {
+                    return log::warn!("cannot bridge {} and {}: no media", a.chan, b.chan);
+                };
+                let mut handles = vec![
+                    engine.bridge(ra, rb, Stream::Rtp),
+                    engine.bridge(ca, cb, Stream::Rtcp),
+                ];
+                // Video is relayed when both legs negotiated it; a leg
+                // without (m=video 0) leaves the call audio only.
+                if let (Some((va, vca)), Some((vb, vcb))) = (
+                    self.legs(&a, StreamKind::Video),
+                    self.legs(&b, StreamKind::Video),
+                ) {
+                    handles.push(engine.bridge(va, vb, Stream::Rtp));
+                    handles.push(engine.bridge(vca, vcb, Stream::Rtcp));
+                }
+                self.relays.insert(
+                    a.chan,
+                    NativeBridge {
+                        partner: b.chan,
+                        handles,
+                    },
+                );
+                self.relays.insert(
+                    b.chan,
+                    NativeBridge {
+                        partner: a.chan,
+                        handles: Vec::new(),
+                    },
+                );
+            }
+            MediaAction::Echo(leg) => {
+                let Some(engine) = &self.relay else {
+                    return log::warn!("cannot echo natively: no relay thread");
+                };
+                // The media comes back; RTCP does not (a phone's own reports
+                // returned to it would describe a stream it never received).
+                let Some((rtp, _rtcp)) = self.legs(&leg, StreamKind::Audio) else {
+                    return;
+                };
+                let mut handles = vec![engine.echo(rtp, Stream::Rtp)];
+                if let Some((video, _)) = self.legs(&leg, StreamKind::Video) {
+                    handles.push(engine.echo(video, Stream::Rtp));
+                }
+                self.relays.insert(
+                    leg.chan,
+                    NativeBridge {
+                        partner: leg.chan,
+                        handles,
+                    },
+                );
+            }
+            MediaAction::Remote(chan, media) => {
+                let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) else {
+                    return;
+                };
+                // The relay handles sit under the bridge's first channel, leg 0;
+                // the second channel is leg 1 of its partner's handles. In
+                // order: audio RTP, audio RTCP, then video RTP and RTCP.
+                let (handles, index) = if bridge.handles.is_empty() {
+                    (self.relays.get(&bridge.partner).map(|b| &b.handles), 1)
+                } else {
+                    (Some(&bridge.handles), 0)
+                };
+                let rtcp = |a: Option<SocketAddr>| {
+                    a.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
+                };
+                for (k, h) in handles.into_iter().flatten().enumerate() {
+                    match k {
+                        0 => engine.set_remote(h, index, media.addr, media.dtmf_pt, &media.g711),
+                        1 => engine.set_remote(h, index, rtcp(media.addr), None, &[]),
+                        2 => engine.set_remote(h, index, media.video, None, &[]),
+                        _ => engine.set_remote(h, index, rtcp(media.video), None, &[]),
+                    }
+                }
+            }
+            MediaAction::Dtmf(chan, digit, ms) => {
+                let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) else {
+                    return;
+                };
+                let (handle, index) = match bridge.handles.first() {
+                    Some(h) => (h, 0),
+                    None => match self
+                        .relays
+                        .get(&bridge.partner)
+                        .and_then(|b| b.handles.first())
+                    {
+                        Some(h) => (h, 1),
+                        None => return,
+                    },
+                };
+                engine.send_dtmf(handle, index, digit, ms);
+            }
+            MediaAction::Unbridge(chan) => self.stop_relay(chan),
+            MediaAction::DropSpare(chan) => {
+                self.spares.remove(&chan);
+            }
+            MediaAction::Release(chan) => {
+                self.stop_relay(chan);
+                self.media.remove(&chan);
+                self.spares.remove(&chan);
+                // After a burst the tables give back their room (the
+                // sessions' own do the same, crate::session::memory).
+                crate::session::memory::shrink_map(&mut self.media);
+                crate::session::memory::shrink_map(&mut self.relays);
+                crate::session::memory::shrink_map(&mut self.spares);
+                self.shared.shards.forget(chan);
+            }
+        }
+    }
+
+    /// Stops the relay `chan` is in, both legs' side of it (its partner's
+    /// entry goes too); the sockets stay with their calls.
+    fn stop_relay(&mut self, chan: ChannelId) {
+        let Some(bridge) = self.relays.remove(&chan) else {
+            return;
+        };
+        let other = self.relays.remove(&bridge.partner);
+        if let Some(engine) = &self.relay {
+            for h in bridge
+                .handles
+                .into_iter()
+                .chain(other.into_iter().flat_map(|o| o.handles))
+            {
+                engine.remove(h);
+            }
+        }
+    }
+}
+
+/// A native bridge (or echo) as the driver keeps it: listed under both of
+/// its channels, the relay handles under the first, so that whichever leg
+/// ends first removes it once.
+struct NativeBridge {
+    partner: ChannelId,
+    handles: Vec<RelayHandle>,
+}
