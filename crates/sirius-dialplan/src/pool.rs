@@ -38,7 +38,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -143,42 +143,78 @@ impl PoolHandle {
     /// awaits [`to_pool`]), then on the pool. A plan that never waits runs
     /// entirely here: no other thread is woken for it.
     pub fn start(&self, plan: impl Future<Output = ()> + Send + 'static) {
-        let mut plan: Plan = Box::pin(plan);
-        let polled = {
-            // Inside the runtime's context, so a timer made by the first
-            // steps registers with the pool's clock.
-            let _context = self.0.enter();
-            let mut cx = Context::from_waker(Waker::noop());
-            catch_unwind(AssertUnwindSafe(|| plan.as_mut().poll(&mut cx)))
-        };
-        // Pending: the pool polls it again at once, with a waker of its own
-        // (whatever the noop waker registered is replaced then).
-        if let Ok(Poll::Pending) = polled {
-            self.spawn_plan(plan);
-        }
+        let task = PlanTask::new(self, Box::pin(plan));
+        // Inside the runtime's context, so a timer made by the first steps
+        // registers with the pool's clock.
+        let _context = self.0.enter();
+        task.poll_here();
     }
 
     /// Runs `plan` on the pool from its start (work handed on from a
     /// thread that must not run it, like a channel registry hook).
     pub fn spawn(&self, plan: impl Future<Output = ()> + Send + 'static) {
-        self.spawn_plan(Box::pin(plan));
-    }
-
-    fn spawn_plan(&self, plan: Plan) {
-        drop(self.0.spawn(Caught(plan)));
+        std::task::Wake::wake(PlanTask::new(self, Box::pin(plan)));
     }
 }
 
-/// A plan whose every poll runs under `catch_unwind`: a panic ends this
-/// plan (already reported by the panic hook), not the worker's other tasks.
-struct Caught(Plan);
+/// A plan and what runs it: polled on the thread that started it, then on
+/// a pool worker each time it is woken.
+///
+/// Why not a tokio task from the first wait on: a plan that had to wait
+/// (Dial ringing its callees) was spawned at once, and a worker woke only
+/// to poll it, find nothing had happened yet and register its waker: a
+/// thread switch per call for nothing. Here the starting thread's poll
+/// already registers the plan's own waker, and a worker first runs it when
+/// there is something to do (the callee rings or answers, a timer expires).
+///
+/// ```text
+///   start --poll on the starting thread--> Pending --wake--> queued
+///     |                                       ^                | a poll spawned on the pool
+///     +--Ready / panic--> done                +---Pending<-----+ (Ready / panic: done)
+/// ```
+struct PlanTask {
+    /// `None` once the plan has finished (or panicked).
+    plan: parking_lot::Mutex<Option<Plan>>,
+    /// A poll is already queued on the pool: more wakes add nothing.
+    queued: AtomicBool,
+    pool: tokio::runtime::Handle,
+}
 
-impl Future for Caught {
-    type Output = ();
+impl PlanTask {
+    fn new(pool: &PoolHandle, plan: Plan) -> Arc<PlanTask> {
+        Arc::new(PlanTask {
+            plan: parking_lot::Mutex::new(Some(plan)),
+            queued: AtomicBool::new(false),
+            pool: pool.0.clone(),
+        })
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let plan = &mut self.0;
-        catch_unwind(AssertUnwindSafe(|| plan.as_mut().poll(cx))).unwrap_or(Poll::Ready(()))
+    /// Polls the plan once with its own waker, on this thread. A panic
+    /// ends this plan (the panic hook has already reported it), not the
+    /// thread's other work.
+    fn poll_here(self: &Arc<Self>) {
+        let waker = Waker::from(self.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut slot = self.plan.lock();
+        let Some(plan) = slot.as_mut() else { return };
+        match catch_unwind(AssertUnwindSafe(|| plan.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(())) | Err(_) => *slot = None,
+        }
+    }
+}
+
+impl std::task::Wake for PlanTask {
+    fn wake(self: Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        drop(pool.spawn(async move {
+            // Cleared before the poll: a wake during it queues another.
+            self.queued.store(false, Ordering::Release);
+            self.poll_here();
+        }));
     }
 }
 
@@ -237,5 +273,58 @@ mod tests {
         assert_eq!(pool.threads_started(), 1);
         // A panic on the starting thread is caught there too.
         pool.handle().start(async { panic!("inline") });
+    }
+    #[test]
+    fn a_waiting_plan_is_run_on_the_pool_only_once_woken() {
+        use std::sync::atomic::AtomicUsize;
+        // A future pending until `gate` is opened, counting its polls and
+        // keeping the last waker it was given.
+        struct Gate {
+            open: Arc<AtomicBool>,
+            polls: Arc<AtomicUsize>,
+            waker: Arc<parking_lot::Mutex<Option<Waker>>>,
+        }
+        impl Future for Gate {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                self.polls.fetch_add(1, Ordering::SeqCst);
+                if self.open.load(Ordering::SeqCst) {
+                    return Poll::Ready(());
+                }
+                *self.waker.lock() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+        let pool = Pool::with_threads(1).unwrap();
+        let (open, polls) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let waker = Arc::new(parking_lot::Mutex::new(None::<Waker>));
+        let gate = Gate {
+            open: open.clone(),
+            polls: polls.clone(),
+            waker: waker.clone(),
+        };
+        let (tx, rx) = mpsc::channel();
+        pool.handle().start(async move {
+            gate.await;
+            tx.send(on_pool()).unwrap();
+        });
+        // Polled once, here; nothing queued on the pool: a worker that ran
+        // it now would poll it a second time for nothing.
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        let check = pool.handle().clone();
+        let (seen_tx, seen_rx) = mpsc::channel();
+        check.spawn(async move { seen_tx.send(()).unwrap() });
+        seen_rx.recv().unwrap(); // the worker has run what was queued
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        // Woken twice: the plan runs to its end once.
+        open.store(true, Ordering::SeqCst);
+        let w = waker.lock().take().expect("the plan left its waker");
+        w.wake_by_ref();
+        w.wake();
+        assert!(rx.recv().unwrap(), "the woken plan runs on the pool");
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
     }
 }

@@ -71,14 +71,23 @@ pub enum Command {
     Calls(std::sync::mpsc::Sender<u32>),
     /// `sip show inuse [all]`.
     ShowInuse(bool, std::sync::mpsc::Sender<String>),
-    /// A datagram another shard read whose Call-ID belongs here.
-    Datagram(Vec<u8>, SocketAddr, Option<SystemTime>),
+    /// Datagrams shard 0 read whose Call-IDs belong here, in the order
+    /// they came: one command (one wake-up of this shard) per batch read.
+    Datagrams(Vec<Handed>),
     /// A message shard 0 framed from a TCP connection, whose Call-ID
     /// belongs here.
     Stream(sirius_sip::message::Message, SocketAddr),
     /// A TCP connection failed: this shard's requests waiting on it get no
     /// answer.
     TransportError(SocketAddr),
+}
+
+/// A datagram read on shard 0 for another shard: its bytes, its source and
+/// the kernel's receive stamp (the other shard's admission reads its wait).
+pub struct Handed {
+    data: Vec<u8>,
+    src: SocketAddr,
+    stamp: Option<SystemTime>,
 }
 
 /// Brings qualify pokes and outbound registrations in line with the
@@ -115,6 +124,9 @@ struct Driver {
     listener: Option<TcpListener>,
     tcp: Arc<Mutex<TcpConnections>>,
     tcp_events: Option<mpsc::UnboundedReceiver<TcpEvent>>,
+    /// Datagrams read here for other shards, by shard, handed over once
+    /// per batch read ([`Driver::hand_over`]).
+    outbox: Vec<Vec<Handed>>,
 }
 
 /// What one shard's driver runs on.
@@ -174,6 +186,7 @@ pub async fn run(
         listener: io.listener,
         tcp: io.tcp,
         tcp_events: io.tcp_events,
+        outbox: (0..home.count).map(|_| Vec::new()).collect(),
     };
     let mut buf = vec![0u8; 65_536];
     d.ep.start(now());
@@ -193,11 +206,30 @@ pub async fn run(
             })
     });
     d.flush().await;
+    // One timer entry for the loop's life, moved when the endpoint's next
+    // deadline moves: a `sleep_until` made afresh each turn registered and
+    // removed a timer-wheel entry per datagram.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now() + IDLE);
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
+    // Set once the timer has fired: it is armed again whatever the deadline.
+    let mut fired = false;
     loop {
         let deadline = d.ep.poll_timeout().map(tokio::time::Instant::from_std);
+        if fired || deadline != armed {
+            fired = false;
+            timer
+                .as_mut()
+                .reset(deadline.unwrap_or_else(|| tokio::time::Instant::now() + IDLE));
+            armed = deadline;
+        }
         tokio::select! {
             r = recv(&d.socket, &mut buf, home) => match r {
-                Ok((n, src, stamp)) => d.datagram(&buf[..n], src, stamp),
+                Ok((n, src, stamp)) => {
+                    d.datagram(&buf[..n], src, stamp);
+                    d.flush().await;
+                    d.read_more(&mut buf).await;
+                }
                 Err(e) => log::warn!("UDP receive failed: {e}"),
             },
             r = accept(&d.listener) => match r {
@@ -205,61 +237,40 @@ pub async fn run(
                 Err(e) => log::warn!("TCP accept failed: {e}"),
             },
             Some(ev) = tcp_event(&mut d.tcp_events) => d.tcp_event(ev),
-            _ = sleep_until(deadline) => {
-                let now = now();
-                if let Some(due) = deadline {
+            _ = &mut timer => {
+                fired = true;
+                // Nothing due (the idle timer): it only moves on.
+                if let Some(due) = armed {
+                    let now = now();
                     d.env.shared.lag[home.index].lock().record(due.into_std(), now.mono);
+                    d.ep.handle_timeout(now, &mut d.env);
                 }
-                d.ep.handle_timeout(now, &mut d.env)
             }
-            Some(cmd) = commands.recv() => match cmd {
-                Command::Shutdown(ack) => {
-                    d.shutdown(&mut buf).await;
-                    let _ = ack.send(());
+            Some(cmd) = commands.recv() => {
+                // The rest of what is queued, up to a batch's worth of
+                // inputs (a hand-over of datagrams counts each), before the
+                // timers and the socket are looked at again: one wake-up of
+                // this thread serves a burst.
+                let mut done = d.command(cmd, &mut buf).await;
+                while done < BATCH {
+                    let Ok(cmd) = commands.try_recv() else { break };
+                    d.flush().await;
+                    tokio::task::consume_budget().await;
+                    done += d.command(cmd, &mut buf).await;
                 }
-                Command::Place(c) => d.input(Input::Place(c)),
-                Command::Calls(reply) => {
-                    let _ = reply.send(d.ep.calls() as u32);
-                }
-                Command::ShowChannels(reply) => {
-                    let _ = reply.send(d.ep.channel_rows());
-                }
-                Command::ShowInuse(all, reply) => {
-                    let _ = reply.send(d.ep.show_inuse(all));
-                }
-                Command::Reconcile => {
-                    // DNS lookups of registrar names may block for seconds:
-                    // off the thread that carries every call.
-                    let shared = d.env.shared.clone();
-                    tokio::task::spawn_blocking(move || {
-                        reconcile(&shared, Instant::now());
-                        let _ = shared.shards.send(home.index, Command::Reconciled);
-                    });
-                }
-                Command::Reconciled => d.input(Input::Reconcile),
-                Command::Resolved(host, port, result) => {
-                    d.input(Input::Resolved { host, port, result })
-                }
-                Command::RelayDtmf(c, digit, ms) => d.input(Input::RelayDtmf(c, digit, ms)),
-                Command::QualifyNow(peer) => d.input(Input::QualifyNow(peer)),
-                Command::Answer(c) => d.input(Input::Answer(c)),
-                Command::Hangup(c, cause) => d.input(Input::Hangup(c, cause)),
-                Command::Indicate(c, ind) => d.input(Input::Indicate(c, ind)),
-                Command::NewOutbound(setup) => d.input(Input::NewOutbound(setup)),
-                Command::Bridge(a, b) => d.input(Input::Bridge(a, b)),
-                Command::Unbridge(a, b) => d.input(Input::Unbridge(a, b)),
-                Command::Datagram(data, src, stamp) => d.datagram_here(&data, src, stamp),
-                Command::Stream(msg, src) => d.stream_here(msg, src),
-                Command::TransportError(peer) => d.input(Input::TransportError {
-                    peer,
-                    transport: Transport::Tcp,
-                }),
-            },
+            }
             _ = stop.changed() => break,
         }
         d.flush().await;
     }
 }
+
+/// The most datagrams read, or commands taken, in one turn of the loop
+/// before its timers and other sources are looked at again.
+const BATCH: usize = 32;
+
+/// How far ahead the loop's timer stands when the endpoint has nothing due.
+const IDLE: Duration = Duration::from_secs(3600);
 
 impl Driver {
     fn input(&mut self, input: Input<'_>) {
@@ -276,20 +287,124 @@ impl Driver {
         }
     }
 
-    /// A datagram this shard read: handled here, or passed to the shard
-    /// its Call-ID belongs to.
+    /// A datagram this shard read: handled here, or put aside for the
+    /// shard its Call-ID belongs to.
     fn datagram(&mut self, data: &[u8], src: SocketAddr, stamp: Option<SystemTime>) {
         if self.home.count > 1 {
             if let Some(id) = peek_call_id(data) {
                 let owner = shard_of(id, self.home.count);
                 if owner != self.home.index {
-                    let cmd = Command::Datagram(data.to_vec(), src, stamp);
-                    let _ = self.env.shared.shards.send(owner, cmd);
+                    self.outbox[owner].push(Handed {
+                        data: data.to_vec(),
+                        src,
+                        stamp,
+                    });
                     return;
                 }
             }
         }
         self.datagram_here(data, src, stamp);
+    }
+
+    /// After one datagram, the ones already queued behind it (up to
+    /// [`BATCH`] in all): read without going back to the runtime, each of
+    /// this shard's handled and answered at once, the others' handed over
+    /// together at the end. Under load a batch is full, and the other
+    /// shard is woken once per batch, not once per datagram.
+    async fn read_more(&mut self, buf: &mut [u8]) {
+        for _ in 1..BATCH {
+            let read = self.socket.try_io(tokio::io::Interest::READABLE, || {
+                crate::stamped::recv(self.socket.as_fd(), buf)
+            });
+            match read {
+                Ok((n, src, stamp)) => {
+                    self.datagram(&buf[..n], src, stamp);
+                    self.flush().await;
+                    // Each datagram spends the task's cooperative budget,
+                    // as the awaited read did: the runtime still gets to
+                    // its timers and other tasks every hundred or so.
+                    tokio::task::consume_budget().await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("UDP receive failed: {e}");
+                    break;
+                }
+            }
+        }
+        self.hand_over();
+    }
+
+    /// Sends every shard its datagrams put aside, one command each.
+    fn hand_over(&mut self) {
+        for (owner, batch) in self.outbox.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let batch = std::mem::take(batch);
+                let _ = self
+                    .env
+                    .shared
+                    .shards
+                    .send(owner, Command::Datagrams(batch));
+            }
+        }
+    }
+
+    /// What the core, the console or another shard asked; returns how many
+    /// inputs that was (a hand-over's datagrams each count).
+    async fn command(&mut self, cmd: Command, buf: &mut [u8]) -> usize {
+        let home = self.home;
+        match cmd {
+            Command::Shutdown(ack) => {
+                self.shutdown(buf).await;
+                let _ = ack.send(());
+            }
+            Command::Place(c) => self.input(Input::Place(c)),
+            Command::Calls(reply) => {
+                let _ = reply.send(self.ep.calls() as u32);
+            }
+            Command::ShowChannels(reply) => {
+                let _ = reply.send(self.ep.channel_rows());
+            }
+            Command::ShowInuse(all, reply) => {
+                let _ = reply.send(self.ep.show_inuse(all));
+            }
+            Command::Reconcile => {
+                // DNS lookups of registrar names may block for seconds:
+                // off the thread that carries every call.
+                let shared = self.env.shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    reconcile(&shared, Instant::now());
+                    let _ = shared.shards.send(home.index, Command::Reconciled);
+                });
+            }
+            Command::Reconciled => self.input(Input::Reconcile),
+            Command::Resolved(host, port, result) => {
+                self.input(Input::Resolved { host, port, result })
+            }
+            Command::RelayDtmf(c, digit, ms) => self.input(Input::RelayDtmf(c, digit, ms)),
+            Command::QualifyNow(peer) => self.input(Input::QualifyNow(peer)),
+            Command::Answer(c) => self.input(Input::Answer(c)),
+            Command::Hangup(c, cause) => self.input(Input::Hangup(c, cause)),
+            Command::Indicate(c, ind) => self.input(Input::Indicate(c, ind)),
+            Command::NewOutbound(setup) => self.input(Input::NewOutbound(setup)),
+            Command::Bridge(a, b) => self.input(Input::Bridge(a, b)),
+            Command::Unbridge(a, b) => self.input(Input::Unbridge(a, b)),
+            Command::Datagrams(batch) => {
+                let n = batch.len();
+                for h in batch {
+                    self.datagram_here(&h.data, h.src, h.stamp);
+                    self.flush().await;
+                    tokio::task::consume_budget().await;
+                }
+                return n;
+            }
+            Command::Stream(msg, src) => self.stream_here(msg, src),
+            Command::TransportError(peer) => self.input(Input::TransportError {
+                peer,
+                transport: Transport::Tcp,
+            }),
+        }
+        1
     }
 
     /// Handles a datagram of this shard's, noting how long it waited since
@@ -422,7 +537,10 @@ impl Driver {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
         while self.ep.unregistering() {
             tokio::select! {
-                r = recv(&self.socket, buf, self.home) => if let Ok((n, src, stamp)) = r { self.datagram(&buf[..n], src, stamp) },
+                r = recv(&self.socket, buf, self.home) => if let Ok((n, src, stamp)) = r {
+                    self.datagram(&buf[..n], src, stamp);
+                    self.hand_over();
+                },
                 Some(ev) = tcp_event(&mut self.tcp_events) => self.tcp_event(ev),
                 _ = tokio::time::sleep_until(deadline) => break,
             }
@@ -472,13 +590,6 @@ async fn recv(
 async fn tcp_event(events: &mut Option<mpsc::UnboundedReceiver<TcpEvent>>) -> Option<TcpEvent> {
     match events {
         Some(e) => e.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }
