@@ -151,13 +151,22 @@ impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Vars {
     }
 }
 
+/// How many locks the channel table is split into (consecutive ids fall
+/// under different locks).
+const LOCK_SHARDS: usize = 16;
+
 /// All live channels, with Asterisk's counters.
 pub struct ChannelRegistry {
     /// Each channel boxed: ids only grow, so a B-tree's nodes split with
     /// the newest key and every node left behind stays about half full;
     /// with 470-byte channels inline that was 860 bytes a channel, boxed
     /// it is the channel and 16 bytes (memory per held call, issue #11).
-    channels: RwLock<BTreeMap<ChannelId, Box<Channel>>>,
+    ///
+    /// Split in [`LOCK_SHARDS`] by id, each under its own lock: with one
+    /// lock, the SIP threads and the PBX pool's workers (four threads on two
+    /// cores) queued on it for every step of every call, and a holder
+    /// preempted by the load generator left the others spinning (issue #11).
+    channels: [RwLock<BTreeMap<ChannelId, Box<Channel>>>; LOCK_SHARDS],
     /// Causes of recently ended channels, for whoever waited on them (Dial's
     /// DIALSTATUS). Bounded: the oldest entries go first.
     ended: parking_lot::Mutex<std::collections::VecDeque<(ChannelId, Cause)>>,
@@ -184,7 +193,7 @@ impl ChannelRegistry {
     /// An empty registry.
     pub fn new() -> ChannelRegistry {
         ChannelRegistry {
-            channels: RwLock::new(BTreeMap::new()),
+            channels: std::array::from_fn(|_| RwLock::new(BTreeMap::new())),
             ended: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             watchers: parking_lot::Mutex::new(std::collections::HashMap::new()),
             gone_hooks: parking_lot::Mutex::new(std::collections::HashMap::new()),
@@ -193,6 +202,11 @@ impl ChannelRegistry {
             calls_processed: AtomicU64::new(0),
             active_calls: AtomicU64::new(0),
         }
+    }
+
+    /// The part of the table `id` lives in.
+    fn table(&self, id: ChannelId) -> &RwLock<BTreeMap<ChannelId, Box<Channel>>> {
+        &self.channels[(id.0 % LOCK_SHARDS as u64) as usize]
     }
 
     /// Creates a channel named `<tech>/<resource>-<8 hex digits>` (`ast_channel_alloc`).
@@ -234,7 +248,7 @@ impl ChannelRegistry {
             pbx: false,
             vars: Vars::new(),
         };
-        self.channels.write().insert(id, Box::new(chan));
+        self.table(id).write().insert(id, Box::new(chan));
         ChannelInfo {
             id,
             name: name.into(),
@@ -244,7 +258,7 @@ impl ChannelRegistry {
 
     /// Applies `f` to a channel; false if it no longer exists.
     pub fn update(&self, id: ChannelId, f: impl FnOnce(&mut Channel)) -> bool {
-        let found = match self.channels.write().get_mut(&id) {
+        let found = match self.table(id).write().get_mut(&id) {
             Some(c) => {
                 f(c);
                 true
@@ -364,7 +378,7 @@ impl ChannelRegistry {
     /// The cause of the hangup wins (a BYE after a failed Dial is a normal
     /// clearing); the channel's own cause stays when the hangup gives none.
     pub fn remove(&self, id: ChannelId, cause: Cause) -> Option<Channel> {
-        let mut c = *self.channels.write().remove(&id)?;
+        let mut c = *self.table(id).write().remove(&id)?;
         if c.pbx {
             self.active_calls.fetch_sub(1, Ordering::Relaxed);
         }
@@ -402,58 +416,82 @@ impl ChannelRegistry {
 
     /// Whether a channel exists (no copy: for loops that only need that).
     pub fn exists(&self, id: ChannelId) -> bool {
-        self.channels.read().contains_key(&id)
+        self.table(id).read().contains_key(&id)
     }
 
     /// A channel's state (no copy of the rest).
     pub fn state(&self, id: ChannelId) -> Option<ChannelState> {
-        self.channels.read().get(&id).map(|c| c.state)
+        self.table(id).read().get(&id).map(|c| c.state)
     }
 
     /// Whether the far end of a channel signalled progress (early media).
     pub fn progress(&self, id: ChannelId) -> bool {
-        self.channels.read().get(&id).is_some_and(|c| c.progress)
+        self.table(id).read().get(&id).is_some_and(|c| c.progress)
     }
 
     /// A copy of one channel.
     pub fn get(&self, id: ChannelId) -> Option<Channel> {
-        self.channels.read().get(&id).map(|c| (**c).clone())
+        self.table(id).read().get(&id).map(|c| (**c).clone())
     }
 
     /// Finds a channel by exact name, or by unique prefix of its name.
     pub fn find(&self, name: &str) -> Option<Channel> {
-        let chans = self.channels.read();
-        if let Some(c) = chans.values().find(|c| c.name.eq_ignore_ascii_case(name)) {
-            return Some((**c).clone());
+        // Copies of the matches only, the oldest first.
+        let matching = |keep: &dyn Fn(&Channel) -> bool| {
+            let mut found: Vec<Channel> = self
+                .channels
+                .iter()
+                .flat_map(|t| {
+                    let t = t.read();
+                    t.values()
+                        .filter(|c| keep(c))
+                        .map(|c| (**c).clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            found.sort_by_key(|c| c.id);
+            found
+        };
+        if let Some(c) = matching(&|c| c.name.eq_ignore_ascii_case(name))
+            .into_iter()
+            .next()
+        {
+            return Some(c);
         }
-        let mut prefixed = chans.values().filter(|c| c.name.starts_with(name));
+        let mut prefixed = matching(&|c| c.name.starts_with(name)).into_iter();
         match (prefixed.next(), prefixed.next()) {
-            (Some(c), None) => Some((**c).clone()),
+            (Some(c), None) => Some(c),
             _ => None,
         }
     }
 
     /// Copies of all channels, oldest first.
     pub fn snapshot(&self) -> Vec<Channel> {
-        self.channels
-            .read()
-            .values()
-            .map(|c| (**c).clone())
-            .collect()
+        let mut all: Vec<Channel> = self
+            .channels
+            .iter()
+            .flat_map(|t| t.read().values().map(|c| (**c).clone()).collect::<Vec<_>>())
+            .collect();
+        all.sort_by_key(|c| c.id);
+        all
     }
 
     /// Live channels.
     pub fn active_channels(&self) -> usize {
-        self.channels.read().len()
+        self.channels.iter().map(|t| t.read().len()).sum()
     }
 
     /// Live channels of one technology (`Test`, `SIP`), for a plugin's use count.
     pub fn count_tech(&self, tech: &str) -> usize {
         self.channels
-            .read()
-            .values()
-            .filter(|c| c.tech.eq_ignore_ascii_case(tech))
-            .count()
+            .iter()
+            .map(|t| {
+                t.read()
+                    .values()
+                    .filter(|c| c.tech.eq_ignore_ascii_case(tech))
+                    .count()
+            })
+            .sum()
     }
 
     /// After a burst (`memory.rs`): the waiter and hook indexes give back
@@ -576,6 +614,29 @@ mod tests {
         assert_eq!(r.find("SIP/bob-00000002").map(|c| c.id), Some(b.id));
         assert_eq!(r.find("SIP/bob").map(|c| c.id), Some(b.id), "unique prefix");
         assert!(r.find("SIP/").is_none(), "ambiguous prefix");
+    }
+
+    #[test]
+    fn a_table_split_under_several_locks_still_lists_finds_and_counts_in_order() {
+        let r = ChannelRegistry::new();
+        let n = LOCK_SHARDS * 2 + 3;
+        let ids: Vec<ChannelId> = (0..n)
+            .map(|i| {
+                r.alloc(&spec("SIP", &format!("p{i}"), Direction::Inbound))
+                    .id
+            })
+            .collect();
+        r.alloc(&spec("Test", "x", Direction::Inbound));
+        let listed: Vec<ChannelId> = r.snapshot().iter().map(|c| c.id).collect();
+        assert_eq!(&listed[..n], &ids[..], "oldest first across the locks");
+        assert_eq!(r.active_channels(), n + 1);
+        assert_eq!(r.count_tech("sip"), n);
+        // "SIP/p1" prefixes p1, p10.. p19: ambiguous; "SIP/p7-" only p7.
+        assert!(r.find("SIP/p1").is_none());
+        assert_eq!(r.find("SIP/p7-").map(|c| c.id), Some(ids[7]));
+        assert!(r.remove(ids[7], Cause::NORMAL_CLEARING).is_some());
+        assert!(!r.exists(ids[7]) && r.exists(ids[8]));
+        assert_eq!(r.active_channels(), n);
     }
 
     #[test]
