@@ -17,6 +17,8 @@
 //!   streams, late offer, no-common-codec).
 //! * [`transaction`]: RFC 3261 §17 client and server transactions with every
 //!   timer (A–M), matching, CANCEL/ACK rules, reliable-transport variants.
+//! * [`refer`]: the grammar of transfer: `Refer-To`, `Replaces`, sipfrag
+//!   bodies, `Event`, `Subscription-State`, `Refer-Sub`.
 //! * [`validate`]: what a UAS answers to a request it cannot accept
 //!   (400/416/420/505/…), per RFC 3261 §8.2 and the RFC 4475 corpus.
 //!
@@ -42,6 +44,7 @@ pub mod auth;
 pub mod dialog;
 pub mod message;
 pub mod qualify;
+pub mod refer;
 pub mod registration;
 pub mod sdp;
 pub mod transaction;

@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use sirius_sip::auth::params::AuthHeader;
 use sirius_sip::message::{parse_datagram, CSeq, Framer, HeaderName, Limits, NameAddr, Uri, Via};
+use sirius_sip::refer::{parse_sipfrag, Event, ReferTo, Replaces, SubState};
 use sirius_sip::sdp::SessionDescription;
 use sirius_sip::validate::{inspect_request, inspect_response, Capabilities};
 
@@ -32,7 +33,12 @@ fn exercise(data: &[u8]) {
         for h in m.headers.iter() {
             let _ = AuthHeader::parse(h.value);
             let _ = NameAddr::parse_list(h.value);
+            // The transfer grammar reads these from any header value.
+            let _ = ReferTo::parse(h.value).map(|r| r.exten());
+            let _ = Replaces::parse(h.value);
+            let _ = (SubState::parse(h.value), Event::parse(h.value));
         }
+        let _ = parse_sipfrag(&m.body);
         if let Some(u) = m.request_uri() {
             let _ = Uri::parse(u);
         }
