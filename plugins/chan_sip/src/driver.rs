@@ -127,6 +127,8 @@ struct Driver {
     /// Datagrams read here for other shards, by shard, handed over once
     /// per batch read ([`Driver::hand_over`]).
     outbox: Vec<Vec<Handed>>,
+    /// This turn's SIP datagrams, written together at its end.
+    sends: crate::outbox::Outbox,
 }
 
 /// What one shard's driver runs on.
@@ -187,6 +189,7 @@ pub async fn run(
         tcp: io.tcp,
         tcp_events: io.tcp_events,
         outbox: (0..home.count).map(|_| Vec::new()).collect(),
+        sends: crate::outbox::Outbox::default(),
     };
     let mut buf = vec![0u8; 65_536];
     d.ep.start(now());
@@ -206,6 +209,7 @@ pub async fn run(
             })
     });
     d.flush().await;
+    d.send_all().await;
     // One timer entry for the loop's life, moved when the endpoint's next
     // deadline moves: a `sleep_until` made afresh each turn registered and
     // removed a timer-wheel entry per datagram.
@@ -262,6 +266,7 @@ pub async fn run(
             _ = stop.changed() => break,
         }
         d.flush().await;
+        d.send_all().await;
     }
 }
 
@@ -499,12 +504,31 @@ impl Driver {
     async fn transmit(&mut self, t: Transmit) {
         self.trace("send to", t.transport, t.dest, &t.data);
         match t.transport {
-            Transport::Udp => {
-                if let Err(e) = self.socket.send_to(&t.data, t.dest).await {
-                    log::warn!("UDP send to {} failed: {e}", t.dest);
-                }
-            }
+            // Written at the end of the turn ([`Driver::send_all`]).
+            Transport::Udp => self.sends.push(t.data, t.dest),
             Transport::Tcp => self.tcp.lock().send(t.dest, t.data),
+        }
+    }
+
+    /// Writes the turn's datagrams (`crate::outbox` says why together),
+    /// waiting for room in the socket's buffer if it is full.
+    async fn send_all(&mut self) {
+        let (socket, sends) = (&self.socket, &mut self.sends);
+        while !sends.is_empty() {
+            // Through the runtime's readiness, so that a full buffer clears
+            // it and `writable` then waits for room.
+            let sent = socket.try_io(tokio::io::Interest::WRITABLE, || {
+                sends.send(socket.as_fd(), &mut |dest, e| {
+                    log::warn!("UDP send to {dest} failed: {e}")
+                })
+            });
+            if sent.is_ok() {
+                break;
+            }
+            if let Err(e) = socket.writable().await {
+                log::warn!("UDP socket not writable: {e}");
+                break;
+            }
         }
     }
 
@@ -534,6 +558,7 @@ impl Driver {
     async fn shutdown(&mut self, buf: &mut [u8]) {
         self.input(Input::Shutdown);
         self.flush().await;
+        self.send_all().await;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
         while self.ep.unregistering() {
             tokio::select! {
@@ -545,6 +570,7 @@ impl Driver {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
             self.flush().await;
+            self.send_all().await;
         }
         if self.home.index == 0 {
             self.tcp.lock().close_all();

@@ -302,7 +302,7 @@ impl Batch {
 }
 
 /// Writes `addr` for the kernel into `st`; returns its length.
-fn to_storage(addr: SocketAddr, st: &mut libc::sockaddr_storage) -> libc::socklen_t {
+pub(crate) fn to_storage(addr: SocketAddr, st: &mut libc::sockaddr_storage) -> libc::socklen_t {
     let at = (st as *mut libc::sockaddr_storage).cast::<u8>();
     let len = match addr {
         SocketAddr::V4(a) => {

@@ -24,6 +24,7 @@ pub mod host_env;
 pub mod inuse;
 pub mod lag;
 pub mod outbound;
+pub mod outbox;
 pub mod registrar;
 pub mod relay;
 pub mod rfc4733;
