@@ -68,6 +68,16 @@ impl BridgeRegistry {
         ended
     }
 
+    /// The bridge of `a` and `b` ends with both legs alive (a transfer
+    /// takes one of them elsewhere); returns it.
+    pub fn remove_pair(&self, a: ChannelId, b: ChannelId) -> Option<Bridge> {
+        let mut bridges = self.bridges.lock();
+        let at = bridges
+            .iter()
+            .position(|x| x.channels.contains(&a) && x.channels.contains(&b))?;
+        Some(bridges.remove(at))
+    }
+
     /// The bridges, oldest first.
     pub fn snapshot(&self) -> Vec<Bridge> {
         self.bridges.lock().clone()

@@ -307,10 +307,20 @@ impl ChannelRegistry {
     /// thread blocked in a wait (at 10,000 held calls, 10,000 stacks).
     /// `f` runs on whichever thread removes the channel, with no registry
     /// lock held: it should only hand work on.
-    pub fn when_gone(&self, ids: &[ChannelId], f: impl FnOnce() + Send + 'static) {
-        let hook = GoneHook(std::sync::Arc::new(parking_lot::Mutex::new(Some(
-            Box::new(f),
-        ))));
+    ///
+    /// `owner` is the channel whose dialplan left the hook behind: a
+    /// transfer that starts a new dialplan on it cancels the old one's
+    /// ([`ChannelRegistry::cancel_gone_hooks`]), so its `h` runs once.
+    pub fn when_gone(
+        &self,
+        ids: &[ChannelId],
+        owner: ChannelId,
+        f: impl FnOnce() + Send + 'static,
+    ) {
+        let hook = GoneHook {
+            owner,
+            f: std::sync::Arc::new(parking_lot::Mutex::new(Some(Box::new(f)))),
+        };
         let mut hooks = self.gone_hooks.lock();
         // Checked under the hooks lock: `remove` takes the channel out first
         // and the hooks second, so a channel seen here is seen there too.
@@ -319,8 +329,27 @@ impl ChannelRegistry {
             return hook.fire();
         }
         for id in ids {
-            hooks.entry(*id).or_default().push(GoneHook(hook.0.clone()));
+            hooks.entry(*id).or_default().push(GoneHook {
+                owner,
+                f: hook.f.clone(),
+            });
         }
+    }
+
+    /// Drops, without running them, the hooks `owner`'s dialplan left
+    /// behind (under every channel they wait on): its call goes on in a
+    /// new dialplan (a transfer). Returns how many hooks were cancelled.
+    pub fn cancel_gone_hooks(&self, owner: ChannelId) -> usize {
+        let mut cancelled = 0;
+        for list in self.gone_hooks.lock().values() {
+            for hook in list.iter().filter(|h| h.owner == owner) {
+                // The closure is shared by the hook's copies: taken once.
+                if hook.f.lock().take().is_some() {
+                    cancelled += 1;
+                }
+            }
+        }
+        cancelled
     }
 
     /// Channels with a [`ChannelRegistry::when_gone`] hook pending.
@@ -565,7 +594,7 @@ mod tests {
         let b = r.alloc(&spec("SIP", "bob", Direction::Outbound)).id;
         let runs = Arc::new(AtomicU32::new(0));
         let n = runs.clone();
-        r.when_gone(&[a, b], move || {
+        r.when_gone(&[a, b], a, move || {
             n.fetch_add(1, Ordering::SeqCst);
         });
         assert_eq!(runs.load(Ordering::SeqCst), 0, "both still up");
@@ -576,10 +605,36 @@ mod tests {
         assert_eq!(r.pending_gone_hooks(), 0);
         // Registered after a channel went: runs at once.
         let n = runs.clone();
-        r.when_gone(&[a], move || {
+        r.when_gone(&[a], a, move || {
             n.fetch_add(1, Ordering::SeqCst);
         });
         assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_cancelled_gone_hook_never_runs_and_only_its_owners_hooks_are_cancelled() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let r = ChannelRegistry::new();
+        let a = r.alloc(&spec("SIP", "a", Direction::Inbound)).id;
+        let b = r.alloc(&spec("SIP", "b", Direction::Outbound)).id;
+        let runs = std::sync::Arc::new(AtomicU32::new(0));
+        let (ra, rb) = (runs.clone(), runs.clone());
+        // a's dialplan waits on both legs; b's on b alone.
+        r.when_gone(&[a, b], a, move || {
+            ra.fetch_add(1, Ordering::SeqCst);
+        });
+        r.when_gone(&[b], b, move || {
+            rb.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(
+            r.cancel_gone_hooks(a),
+            1,
+            "one hook, listed under two channels"
+        );
+        assert_eq!(r.cancel_gone_hooks(a), 0);
+        r.remove(b, Cause::NORMAL_CLEARING);
+        r.remove(a, Cause::NORMAL_CLEARING);
+        assert_eq!(runs.load(Ordering::SeqCst), 10, "only b's hook ran");
     }
 
     #[test]
@@ -666,13 +721,17 @@ mod tests {
 }
 
 /// A closure shared by the channels it waits on; the first to go runs it.
-struct GoneHook(std::sync::Arc<parking_lot::Mutex<Option<HookFn>>>);
+struct GoneHook {
+    /// The channel whose dialplan left it.
+    owner: ChannelId,
+    f: std::sync::Arc<parking_lot::Mutex<Option<HookFn>>>,
+}
 
 type HookFn = Box<dyn FnOnce() + Send>;
 
 impl GoneHook {
     fn fire(&self) {
-        let f = self.0.lock().take();
+        let f = self.f.lock().take();
         if let Some(f) = f {
             f();
         }

@@ -61,6 +61,11 @@ pub trait PbxEngine: Send + Sync {
     /// `dialplan show [context]`.
     fn show(&self, context: Option<&str>) -> Result<String, String>;
 
+    /// Whether `exten` (or a pattern matching it) exists in `context`: a
+    /// transfer to a number the transferor's context lacks is refused before
+    /// the transferee leaves its bridge.
+    fn exists(&self, context: &str, exten: &str) -> bool;
+
     /// `dialplan reload`: all or nothing; on error the running dialplan stays.
     fn reload(&self) -> Result<String, String>;
 
@@ -225,7 +230,7 @@ impl Core {
             .into_result()
     }
 
-    fn tech_of(&self, chan: ChannelId) -> Result<TechEntry, Cause> {
+    pub(crate) fn tech_of(&self, chan: ChannelId) -> Result<TechEntry, Cause> {
         let c = self
             .channels
             .get(chan)
@@ -370,7 +375,7 @@ impl Core {
     /// Tells `tech` that the native bridge or early-media link it made
     /// between `link`'s legs is over (`ChannelTech::native_unbridge`). A
     /// refusal changes nothing here: the core's records are already right.
-    fn tell_unbridged(tech: &TechEntry, (a, b): (ChannelId, ChannelId)) {
+    pub(crate) fn tell_unbridged(tech: &TechEntry, (a, b): (ChannelId, ChannelId)) {
         if let Err(c) = tech.tech.native_unbridge(a, b).into_result() {
             log::debug!(
                 "{}: native_unbridge({a}, {b}): cause {}",
@@ -568,7 +573,7 @@ impl Core {
     /// Whether this is the first call refused for load in the current second:
     /// under overload thousands are refused a second, and one log line per
     /// refusal would add to the load it reports.
-    fn first_refusal_this_second(&self) -> bool {
+    pub(crate) fn first_refusal_this_second(&self) -> bool {
         let sec = self.started.elapsed().as_secs();
         self.refusal_logged.swap(sec, Ordering::Relaxed) != sec
     }

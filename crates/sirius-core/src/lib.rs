@@ -31,6 +31,7 @@ pub mod sched;
 pub mod services;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
+pub mod transfer;
 
 pub use crate::core::{version_line, Core, PbxEngine, ShutdownMode, TechEntry, VERSION};
 pub use sirius_abi as abi;

@@ -86,6 +86,10 @@ impl PbxEngine for DialplanEngine {
         self.current().show(context)
     }
 
+    fn exists(&self, context: &str, exten: &str) -> bool {
+        self.current().find(context, exten).is_some()
+    }
+
     fn run_app(
         &self,
         core: &Arc<Core>,

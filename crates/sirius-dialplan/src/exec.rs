@@ -101,7 +101,7 @@ async fn run(
             let registry = core.clone();
             // The hook runs on whichever thread removes the channel (a SIP
             // driver's): the `h` extension is handed on to the pool.
-            registry.channels.when_gone(&ids, move || {
+            registry.channels.when_gone(&ids, chan, move || {
                 pool.spawn(async move { run_h(&core, &dp, &context, snapshot) });
             });
         }

@@ -272,3 +272,64 @@ fn originated_calls_wait_for_their_answer_on_the_pool() {
         core.channel_gone(*c, Cause::NORMAL_CLEARING);
     }
 }
+
+#[test]
+fn a_blind_transfer_moves_the_bridged_caller_to_the_target_and_the_transferor_may_leave() {
+    let pbx = pbx(
+        r#"[demo]
+"600" = ["Dial(Rec/bob,30)", "Hangup()"]
+"700" = ["Set(WENT=700)", "Wait(30)"]
+"h" = ["NoOp(end)"]
+"#,
+        2,
+    );
+    let (core, rec) = (&pbx.core, &pbx.rec);
+    let caller = leg(core, "alice");
+    core.pbx_start(caller).unwrap();
+    until("bob rings", || callee_of(core, "bob").is_some());
+    let bob = callee_of(core, "bob").unwrap();
+    core.channels.set_state(bob, ChannelState::Up);
+    until("bridged", || {
+        core.channels.get(caller).and_then(|c| c.bridged_to) == Some(bob)
+    });
+    rec.take_log();
+
+    // A target the context lacks: refused, the call as it was.
+    assert_eq!(
+        core.blind_transfer(bob, "demo", "999"),
+        Err(Cause::UNALLOCATED)
+    );
+    assert_eq!(core.channels.get(caller).unwrap().bridged_to, Some(bob));
+    // Not bridged: nothing to transfer.
+    let lone = leg(core, "lone");
+    assert_eq!(
+        core.blind_transfer(lone, "demo", "700"),
+        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    );
+
+    // Bob transfers alice to 700.
+    assert_eq!(core.blind_transfer(bob, "demo", "700"), Ok(caller));
+    // A simple bridge (the recorder bridges nothing natively): nothing to
+    // tell the technology (the native case: sirius-core's transfer tests).
+    assert!(rec.take_log().is_empty());
+    until("alice runs 700", || {
+        var(core, caller, "WENT").as_deref() == Some("700")
+    });
+    let bob_name = core.channels.get(bob).unwrap().name;
+    assert_eq!(var(core, caller, "BLINDTRANSFER"), Some(bob_name));
+    assert_eq!(core.channels.get(bob).unwrap().bridged_to, None);
+    assert!(
+        core.bridges.snapshot().is_empty(),
+        "the bridge record ended"
+    );
+
+    // Bob leaves: alice is no longer bridged to him and stays in 700.
+    core.channel_gone(bob, Cause::NORMAL_CLEARING);
+    assert!(core.channels.exists(caller), "the transferee lives on");
+    until("alice waits in 700", || {
+        core.channels
+            .get(caller)
+            .is_some_and(|c| c.exten == "700" && c.application == "Wait")
+    });
+    core.channel_gone(caller, Cause::NORMAL_CLEARING);
+}
