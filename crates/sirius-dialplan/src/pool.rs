@@ -38,7 +38,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -69,9 +69,11 @@ thread_local! {
 type Plan = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The worker threads and their runtime. Dropping it stops the workers
-/// without waiting (tasks still waiting are dropped, their watches undone
-/// by their guards); that is allowed even from inside a task, where the
-/// last reference to the core, and so to the engine, may go.
+/// without waiting; that is allowed even from inside a task, where the
+/// last reference to the core, and so to the engine, may go. A plan that
+/// waits is kept by the wakers it left (a channel's watch list, a timer),
+/// not by the pool: it is dropped, its watches undone by their guards, when
+/// those go (its channels end) or when a wake finds the pool gone.
 pub struct Pool {
     runtime: Option<tokio::runtime::Runtime>,
     handle: PoolHandle,
@@ -144,6 +146,7 @@ impl PoolHandle {
     /// entirely here: no other thread is woken for it.
     pub fn start(&self, plan: impl Future<Output = ()> + Send + 'static) {
         let task = PlanTask::new(self, Box::pin(plan));
+        task.state.store(RUNNING, Ordering::Release);
         // Inside the runtime's context, so a timer made by the first steps
         // registers with the pool's clock.
         let _context = self.0.enter();
@@ -168,53 +171,112 @@ impl PoolHandle {
 /// there is something to do (the callee rings or answers, a timer expires).
 ///
 /// ```text
-///   start --poll on the starting thread--> Pending --wake--> queued
-///     |                                       ^                | a poll spawned on the pool
-///     +--Ready / panic--> done                +---Pending<-----+ (Ready / panic: done)
+///             start (polled on the starting thread)
+///                 |
+///   IDLE --wake--> QUEUED --a worker polls--> RUNNING --Pending--> IDLE
+///    ^                ^                        |   |
+///    |                +--Pending, woken meanwhile   +--wake--> NOTIFIED (no second poller)
+///    |                   (NOTIFIED)                         |
+///    +------------------------------------------------------+ Ready / panic: DONE
 /// ```
 struct PlanTask {
-    /// `None` once the plan has finished (or panicked).
+    /// `None` once the plan has finished (or panicked). Only one thread
+    /// polls at a time (`state`), so the lock is never waited on.
     plan: parking_lot::Mutex<Option<Plan>>,
-    /// A poll is already queued on the pool: more wakes add nothing.
-    queued: AtomicBool,
+    /// [`IDLE`], [`QUEUED`], [`RUNNING`], [`NOTIFIED`] or [`DONE`].
+    state: AtomicU8,
     pool: tokio::runtime::Handle,
 }
+
+/// Waiting for a wake.
+const IDLE: u8 = 0;
+/// A poll is queued on the pool: more wakes add nothing.
+const QUEUED: u8 = 1;
+/// Being polled.
+const RUNNING: u8 = 2;
+/// Woken while being polled: the poller queues one more poll when it ends
+/// (a worker sent to poll at once would only wait for the running poll).
+const NOTIFIED: u8 = 3;
+/// Finished: wakes are ignored.
+const DONE: u8 = 4;
 
 impl PlanTask {
     fn new(pool: &PoolHandle, plan: Plan) -> Arc<PlanTask> {
         Arc::new(PlanTask {
             plan: parking_lot::Mutex::new(Some(plan)),
-            queued: AtomicBool::new(false),
+            state: AtomicU8::new(IDLE),
             pool: pool.0.clone(),
         })
     }
 
-    /// Polls the plan once with its own waker, on this thread. A panic
-    /// ends this plan (the panic hook has already reported it), not the
-    /// thread's other work.
+    /// Polls the plan once with its own waker, on this thread (the state
+    /// already `RUNNING`). A panic ends this plan (the panic hook has
+    /// already reported it), not the thread's other work.
     fn poll_here(self: &Arc<Self>) {
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
-        let mut slot = self.plan.lock();
-        let Some(plan) = slot.as_mut() else { return };
-        match catch_unwind(AssertUnwindSafe(|| plan.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => {}
-            Ok(Poll::Ready(())) | Err(_) => *slot = None,
+        let done = {
+            let mut slot = self.plan.lock();
+            match slot.as_mut() {
+                None => true,
+                Some(plan) => {
+                    match catch_unwind(AssertUnwindSafe(|| plan.as_mut().poll(&mut cx))) {
+                        Ok(Poll::Pending) => false,
+                        Ok(Poll::Ready(())) | Err(_) => {
+                            *slot = None;
+                            true
+                        }
+                    }
+                }
+            }
+        };
+        if done {
+            self.state.store(DONE, Ordering::Release);
+            return;
         }
+        // Pending: back to idle, unless a wake came meanwhile.
+        if self
+            .state
+            .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            self.state.store(QUEUED, Ordering::Release);
+            self.queue();
+        }
+    }
+
+    /// One poll of this plan on the pool.
+    fn queue(self: &Arc<Self>) {
+        let task = self.clone();
+        drop(self.pool.spawn(async move {
+            task.state.store(RUNNING, Ordering::Release);
+            task.poll_here();
+        }));
     }
 }
 
 impl std::task::Wake for PlanTask {
     fn wake(self: Arc<Self>) {
-        if self.queued.swap(true, Ordering::AcqRel) {
-            return;
+        std::task::Wake::wake_by_ref(&self);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                IDLE => QUEUED,
+                RUNNING => NOTIFIED,
+                _ => return, // queued, notified or done: nothing to add
+            };
+            match self
+                .state
+                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if next == QUEUED => return self.queue(),
+                Ok(_) => return,
+                Err(now) => state = now,
+            }
         }
-        let pool = self.pool.clone();
-        drop(pool.spawn(async move {
-            // Cleared before the poll: a wake during it queues another.
-            self.queued.store(false, Ordering::Release);
-            self.poll_here();
-        }));
     }
 }
 
@@ -276,7 +338,7 @@ mod tests {
     }
     #[test]
     fn a_waiting_plan_is_run_on_the_pool_only_once_woken() {
-        use std::sync::atomic::AtomicUsize;
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
         // A future pending until `gate` is opened, counting its polls and
         // keeping the last waker it was given.
         struct Gate {

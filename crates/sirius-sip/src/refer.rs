@@ -137,7 +137,7 @@ fn tel_number(rest: &str) -> Result<String, ReferToError> {
         .chars()
         .filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
         .collect();
-    let valid = !digits.is_empty()
+    let valid = digits.trim_start_matches('+').chars().any(|c| c != '+')
         && digits.char_indices().all(|(i, c)| {
             c.is_ascii_digit()
                 || matches!(c, '*' | '#' | 'A'..='D' | 'a'..='d')
@@ -162,6 +162,10 @@ pub fn unescape(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits, nothing else (from_str_radix takes a '+').
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -278,7 +282,7 @@ pub const SIPFRAG: &str = "message/sipfrag;version=2.0";
 pub fn parse_sipfrag(body: &[u8]) -> Option<u16> {
     let text = std::str::from_utf8(body).ok()?;
     let line = text.lines().next()?.trim();
-    let rest = line.strip_prefix("SIP/2.0")?;
+    let rest = line.strip_prefix("SIP/2.0 ")?;
     let code = rest.split_whitespace().next()?;
     if code.len() != 3 {
         return None;
@@ -514,6 +518,7 @@ mod tests {
         assert_eq!(parse_sipfrag(b"SIP/2.0 200 OK"), Some(200));
         assert_eq!(parse_sipfrag(b"INVITE sip:a@b SIP/2.0\r\n"), None);
         assert_eq!(parse_sipfrag(b"SIP/2.0 99 Odd\r\n"), None);
+        assert_eq!(parse_sipfrag(b"SIP/2.0200 OK\r\n"), None);
         let active = SubState::Active { expires: 180 };
         assert_eq!(active.to_string(), "active;expires=180");
         let done = SubState::Terminated {

@@ -313,8 +313,8 @@ impl Driver {
 
     /// After one datagram, the ones already queued behind it (up to
     /// [`BATCH`] in all): read without going back to the runtime, each of
-    /// this shard's handled and answered at once, the others' handed over
-    /// together at the end. Under load a batch is full, and the other
+    /// this shard's handled at once (its answers leave with the turn's
+    /// `sendmmsg`), the others' handed over together at the end. Under load a batch is full, and the other
     /// shard is woken once per batch, not once per datagram.
     async fn read_more(&mut self, buf: &mut [u8]) {
         for _ in 1..BATCH {

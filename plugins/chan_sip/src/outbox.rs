@@ -10,7 +10,8 @@
 //! event-loop lags). One `sendmmsg` per turn queues every datagram before
 //! the return to user space, so the peer is woken once and finds them all.
 //! The price is latency: a response leaves when its turn ends (a batch of
-//! at most 32 inputs, about a millisecond), not at once.
+//! about 32 inputs, up to twice that when a hand-over of datagrams
+//! completes it: one or two milliseconds), not at once.
 
 use std::io;
 use std::net::SocketAddr;
