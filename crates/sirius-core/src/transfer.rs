@@ -21,7 +21,7 @@
 //!   at exten@ctx priority 1 ───▶ Ok(transferee); event BlindTransfer
 //! ```
 
-use crate::core::Core;
+use crate::core::{Core, PbxEngine};
 use sirius_abi::{Cause, ChannelId};
 use std::sync::Arc;
 
@@ -67,10 +67,27 @@ impl Core {
         context: &str,
         exten: &str,
     ) -> Result<(), Cause> {
+        let engine = self.engine_with(context, exten)?;
+        self.start_at(&engine, chan, context, exten)
+    }
+
+    /// The dialplan engine, once `exten` is known to exist in `context`.
+    fn engine_with(&self, context: &str, exten: &str) -> Result<Arc<dyn PbxEngine>, Cause> {
         let engine = self.pbx.read().clone().ok_or(Cause::NO_ROUTE_DESTINATION)?;
-        if !engine.exists(context, exten) {
-            return Err(Cause::UNALLOCATED);
+        match engine.exists(context, exten) {
+            true => Ok(engine),
+            false => Err(Cause::UNALLOCATED),
         }
+    }
+
+    /// The work of [`Core::async_goto`] once the target is checked.
+    fn start_at(
+        self: &Arc<Self>,
+        engine: &Arc<dyn PbxEngine>,
+        chan: ChannelId,
+        context: &str,
+        exten: &str,
+    ) -> Result<(), Cause> {
         self.channels.cancel_gone_hooks(chan);
         let moved = self.channels.update(chan, |c| {
             c.context = context.to_string();
@@ -133,10 +150,9 @@ impl Core {
             .channels
             .get(transferee)
             .ok_or(Cause::INVALID_CALL_REFERENCE)?;
-        let engine = self.pbx.read().clone().ok_or(Cause::NO_ROUTE_DESTINATION)?;
-        if !engine.exists(context, exten) {
-            return Err(Cause::UNALLOCATED);
-        }
+        // Checked before the transferee leaves its bridge: a refusal leaves
+        // the call as it was.
+        let engine = self.engine_with(context, exten)?;
         if !self.unbridge(from.id, transferee) {
             return Err(Cause::INVALID_CALL_REFERENCE);
         }
@@ -155,7 +171,7 @@ impl Core {
             to.name,
             from.name
         );
-        self.async_goto(transferee, context, exten)?;
+        self.start_at(&engine, transferee, context, exten)?;
         Ok((transferee, to.name))
     }
 }

@@ -126,7 +126,7 @@ struct Driver {
     tcp_events: Option<mpsc::UnboundedReceiver<TcpEvent>>,
     /// Datagrams read here for other shards, by shard, handed over once
     /// per batch read ([`Driver::hand_over`]).
-    outbox: Vec<Vec<Handed>>,
+    for_shards: Vec<Vec<Handed>>,
     /// This turn's SIP datagrams, written together at its end.
     sends: crate::outbox::Outbox,
 }
@@ -188,7 +188,7 @@ pub async fn run(
         listener: io.listener,
         tcp: io.tcp,
         tcp_events: io.tcp_events,
-        outbox: (0..home.count).map(|_| Vec::new()).collect(),
+        for_shards: (0..home.count).map(|_| Vec::new()).collect(),
         sends: crate::outbox::Outbox::default(),
     };
     let mut buf = vec![0u8; 65_536];
@@ -208,7 +208,7 @@ pub async fn run(
                 );
             })
     });
-    d.flush().await;
+    d.flush();
     d.send_all().await;
     // One timer entry for the loop's life, moved when the endpoint's next
     // deadline moves: a `sleep_until` made afresh each turn registered and
@@ -231,7 +231,7 @@ pub async fn run(
             r = recv(&d.socket, &mut buf, home) => match r {
                 Ok((n, src, stamp)) => {
                     d.datagram(&buf[..n], src, stamp);
-                    d.flush().await;
+                    d.flush();
                     d.read_more(&mut buf).await;
                 }
                 Err(e) => log::warn!("UDP receive failed: {e}"),
@@ -258,14 +258,14 @@ pub async fn run(
                 let mut done = d.command(cmd, &mut buf).await;
                 while done < BATCH {
                     let Ok(cmd) = commands.try_recv() else { break };
-                    d.flush().await;
+                    d.flush();
                     tokio::task::consume_budget().await;
                     done += d.command(cmd, &mut buf).await;
                 }
             }
             _ = stop.changed() => break,
         }
-        d.flush().await;
+        d.flush();
         d.send_all().await;
     }
 }
@@ -299,7 +299,7 @@ impl Driver {
             if let Some(id) = peek_call_id(data) {
                 let owner = shard_of(id, self.home.count);
                 if owner != self.home.index {
-                    self.outbox[owner].push(Handed {
+                    self.for_shards[owner].push(Handed {
                         data: data.to_vec(),
                         src,
                         stamp,
@@ -314,8 +314,9 @@ impl Driver {
     /// After one datagram, the ones already queued behind it (up to
     /// [`BATCH`] in all): read without going back to the runtime, each of
     /// this shard's handled at once (its answers leave with the turn's
-    /// `sendmmsg`), the others' handed over together at the end. Under load a batch is full, and the other
-    /// shard is woken once per batch, not once per datagram.
+    /// `sendmmsg`), the others' handed over together at the end. Under load
+    /// a batch is full, and the other shard is woken once per batch, not
+    /// once per datagram.
     async fn read_more(&mut self, buf: &mut [u8]) {
         for _ in 1..BATCH {
             let read = self.socket.try_io(tokio::io::Interest::READABLE, || {
@@ -324,7 +325,7 @@ impl Driver {
             match read {
                 Ok((n, src, stamp)) => {
                     self.datagram(&buf[..n], src, stamp);
-                    self.flush().await;
+                    self.flush();
                     // Each datagram spends the task's cooperative budget,
                     // as the awaited read did: the runtime still gets to
                     // its timers and other tasks every hundred or so.
@@ -342,7 +343,7 @@ impl Driver {
 
     /// Sends every shard its datagrams put aside, one command each.
     fn hand_over(&mut self) {
-        for (owner, batch) in self.outbox.iter_mut().enumerate() {
+        for (owner, batch) in self.for_shards.iter_mut().enumerate() {
             if !batch.is_empty() {
                 let batch = std::mem::take(batch);
                 let _ = self
@@ -398,7 +399,7 @@ impl Driver {
                 let n = batch.len();
                 for h in batch {
                     self.datagram_here(&h.data, h.src, h.stamp);
-                    self.flush().await;
+                    self.flush();
                     tokio::task::consume_budget().await;
                 }
                 return n;
@@ -479,10 +480,10 @@ impl Driver {
     }
 
     /// Performs everything the endpoint asked for.
-    async fn flush(&mut self) {
+    fn flush(&mut self) {
         while let Some(o) = self.ep.poll() {
             match o {
-                Output::Transmit(t) => self.transmit(t).await,
+                Output::Transmit(t) => self.transmit(t),
                 Output::Host(h) => self.host(h),
                 Output::Media(m) => self.env.media(m),
                 // A lookup may block for seconds: on a blocking thread, the
@@ -501,7 +502,7 @@ impl Driver {
         }
     }
 
-    async fn transmit(&mut self, t: Transmit) {
+    fn transmit(&mut self, t: Transmit) {
         self.trace("send to", t.transport, t.dest, &t.data);
         match t.transport {
             // Written at the end of the turn ([`Driver::send_all`]).
@@ -557,7 +558,7 @@ impl Driver {
     /// are waited for, a second at most.
     async fn shutdown(&mut self, buf: &mut [u8]) {
         self.input(Input::Shutdown);
-        self.flush().await;
+        self.flush();
         self.send_all().await;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
         while self.ep.unregistering() {
@@ -569,7 +570,7 @@ impl Driver {
                 Some(ev) = tcp_event(&mut self.tcp_events) => self.tcp_event(ev),
                 _ = tokio::time::sleep_until(deadline) => break,
             }
-            self.flush().await;
+            self.flush();
             self.send_all().await;
         }
         if self.home.index == 0 {
