@@ -9,7 +9,7 @@ use crate::{Capabilities, Cause, ChannelId, Frame, TechInfo};
 use abi_stable::abi_stability::abi_checking::{
     check_layout_compatibility_with_globals, CheckingGlobals,
 };
-use abi_stable::std_types::{RArc, ROption, RResult, RString};
+use abi_stable::std_types::{RArc, ROption, RResult, RString, RVec};
 use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 
@@ -337,4 +337,113 @@ fn an_indication_newer_than_the_plugin_reads_as_unknown_not_as_garbage() {
     // SAFETY: as above.
     let busy: crate::Indication_NE = unsafe { std::mem::transmute(busy) };
     assert_eq!(busy.as_enum().ok(), Some(&crate::Indication::Busy));
+}
+
+/// `CoreServices` as cores before the transfer services declared it (up to
+/// `device_state_changed`): what a newer plugin meets on an older core.
+mod services_before_transfer {
+    use crate::services::{LogLevel, SchedCallbackBox};
+    use crate::{
+        Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec,
+        DeviceState_NE, Frame,
+    };
+    use abi_stable::sabi_trait;
+    use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec, Tuple2};
+
+    #[sabi_trait]
+    pub trait CoreServices: Send + Sync + Clone {
+        fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
+        fn max_log_level(&self) -> LogLevel;
+        fn sched_add(&self, delay_ms: u32, cb: SchedCallbackBox) -> u64;
+        fn sched_del(&self, id: u64) -> bool;
+        fn channel_alloc(&self, spec: ChannelSpec) -> RResult<ChannelInfo, Cause>;
+        fn channel_set_state(&self, id: ChannelId, state: ChannelState);
+        fn channel_set_codecs(&self, id: ChannelId, codecs: RVec<Codec>);
+        fn channel_hangup(&self, id: ChannelId, cause: Cause);
+        fn queue_frame(&self, id: ChannelId, frame: Frame);
+        fn pbx_start(&self, id: ChannelId) -> RResult<(), Cause>;
+        fn post_event(&self, name: RStr<'_>, fields: RVec<Tuple2<RString, RString>>);
+        fn config_dir(&self) -> RString;
+        fn data_dir(&self) -> RString;
+        fn translatable(&self, from: Capabilities, to: Capabilities) -> bool;
+        #[sabi(last_prefix_field)]
+        fn channel_caller_id(&self, id: ChannelId) -> ROption<Tuple2<RString, RString>>;
+        fn plugin_failed(&self, reason: RString) {
+            let _ = reason;
+        }
+        fn device_state_changed(&self, device: RStr<'_>, state: DeviceState_NE) {
+            let _ = (device, state);
+        }
+    }
+
+    pub type CoreServicesArc = CoreServices_TO<'static, RArc<()>>;
+
+    /// An older core: it answers `pbx_start` with a cause of its own.
+    #[derive(Clone)]
+    pub struct OldCore;
+
+    impl CoreServices for OldCore {
+        fn log(&self, _: LogLevel, _: RStr<'_>, _: RStr<'_>) {}
+        fn max_log_level(&self) -> LogLevel {
+            LogLevel::Off
+        }
+        fn sched_add(&self, _: u32, _: SchedCallbackBox) -> u64 {
+            0
+        }
+        fn sched_del(&self, _: u64) -> bool {
+            false
+        }
+        fn channel_alloc(&self, _: ChannelSpec) -> RResult<ChannelInfo, Cause> {
+            RResult::RErr(Cause::CONGESTION)
+        }
+        fn channel_set_state(&self, _: ChannelId, _: ChannelState) {}
+        fn channel_set_codecs(&self, _: ChannelId, _: RVec<Codec>) {}
+        fn channel_hangup(&self, _: ChannelId, _: Cause) {}
+        fn queue_frame(&self, _: ChannelId, _: Frame) {}
+        fn pbx_start(&self, _: ChannelId) -> RResult<(), Cause> {
+            RResult::RErr(Cause::USER_BUSY)
+        }
+        fn post_event(&self, _: RStr<'_>, _: RVec<Tuple2<RString, RString>>) {}
+        fn config_dir(&self) -> RString {
+            RString::new()
+        }
+        fn data_dir(&self) -> RString {
+            RString::new()
+        }
+        fn translatable(&self, _: Capabilities, _: Capabilities) -> bool {
+            false
+        }
+        fn channel_caller_id(&self, _: ChannelId) -> ROption<Tuple2<RString, RString>> {
+            ROption::RNone
+        }
+    }
+}
+
+#[test]
+fn a_plugin_asking_an_older_core_for_a_transfer_gets_the_defaults() {
+    use abi_stable::sabi_trait::TD_Opaque;
+    let (old, new) = (
+        <services_before_transfer::CoreServicesArc as StableAbi>::LAYOUT,
+        <crate::CoreServicesArc as StableAbi>::LAYOUT,
+    );
+    // The plugin (new) receives the core's (old) object: the plugin's view
+    // has more methods than the core's vtable.
+    assert!(loader_accepts(new, old), "a new plugin on an older core");
+    assert!(loader_accepts(old, new), "an old plugin on a newer core");
+    let core: services_before_transfer::CoreServicesArc =
+        services_before_transfer::CoreServices_TO::from_ptr(
+            RArc::new(services_before_transfer::OldCore),
+            TD_Opaque,
+        );
+    // SAFETY: what handing the services object across does, after the check
+    // above (as in the ChannelTech tests).
+    let seen: crate::CoreServicesArc = unsafe { std::mem::transmute(core) };
+    let chan = ChannelId(7);
+    // A prefix method reaches the old core…
+    assert_eq!(seen.pbx_start(chan).into_result(), Err(Cause::USER_BUSY));
+    // …the new ones answer their defaults: no transfer, no variables.
+    let refused = seen.channel_blind_transfer(chan, "demo".into(), "700".into(), RVec::new());
+    assert_eq!(refused.into_result(), Err(Cause::FACILITY_NOT_IMPLEMENTED));
+    assert!(seen.channel_get_var(chan, "X".into()).is_none());
+    seen.channel_set_var(chan, "X".into(), "1".into());
 }

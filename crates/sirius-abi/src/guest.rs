@@ -202,6 +202,46 @@ impl Host {
         self.services
             .device_state_changed(RStr::from_str(device), state.to_ne())
     }
+
+    /// Blind transfer of `transferor`'s bridge partner to `exten@context`,
+    /// `vars` set on it first (see [`CoreServices::channel_blind_transfer`]);
+    /// the transferee.
+    ///
+    /// [`CoreServices::channel_blind_transfer`]: crate::CoreServices::channel_blind_transfer
+    pub fn channel_blind_transfer(
+        &self,
+        transferor: ChannelId,
+        context: &str,
+        exten: &str,
+        vars: &[(&str, String)],
+    ) -> Result<ChannelId, Cause> {
+        let vars = vars
+            .iter()
+            .map(|(k, v)| Tuple2(RString::from(*k), RString::from(v.as_str())))
+            .collect();
+        self.services
+            .channel_blind_transfer(
+                transferor,
+                RStr::from_str(context),
+                RStr::from_str(exten),
+                vars,
+            )
+            .into_result()
+    }
+
+    /// A channel variable's value.
+    pub fn channel_get_var(&self, id: ChannelId, name: &str) -> Option<String> {
+        self.services
+            .channel_get_var(id, RStr::from_str(name))
+            .into_option()
+            .map(RString::into_string)
+    }
+
+    /// Sets a channel variable.
+    pub fn channel_set_var(&self, id: ChannelId, name: &str, value: &str) {
+        self.services
+            .channel_set_var(id, RStr::from_str(name), RStr::from_str(value))
+    }
 }
 
 /// Runs `body` on a thread of its own, named `name`, and reports to the core

@@ -79,8 +79,9 @@ pub type SchedCallbackBox = SchedCallback_TO<'static, RBox<()>>;
 /// A prefix type like [`crate::ChannelTech`]: the prefix ends at
 /// [`CoreServices::channel_caller_id`], the last service of interface 1.
 /// Services added since go after it with a default body, which a newer plugin
-/// runs when an older core lacks them; [`CoreServices::plugin_failed`] and
-/// [`CoreServices::device_state_changed`] are the first two.
+/// runs when an older core lacks them: [`CoreServices::plugin_failed`],
+/// [`CoreServices::device_state_changed`], then the transfer services
+/// ([`CoreServices::channel_blind_transfer`], channel variables).
 #[sabi_trait]
 pub trait CoreServices: Send + Sync + Clone {
     /// Logs one record through the host logger (console, log file, remote consoles).
@@ -159,6 +160,40 @@ pub trait CoreServices: Send + Sync + Clone {
     /// Default: nothing (a core without it keeps no device states).
     fn device_state_changed(&self, device: RStr<'_>, state: DeviceState_NE) {
         let _ = (device, state);
+    }
+
+    /// Blind transfer (`ast_bridge_transfer_blind`): the channel bridged to
+    /// `transferor` leaves the bridge and runs the dialplan at
+    /// `exten@context`, with `vars` set on it first; the transferor's leg
+    /// stays up, its technology ends it (a SIP leg still owes its NOTIFYs).
+    /// The caller chooses `context` (the transferor's: a transfer has no
+    /// rights the transferor lacks). Returns the transferee. Errors leave
+    /// the call as it was: `FACILITY_NOT_IMPLEMENTED` when the transferor
+    /// is in no bridge, `UNALLOCATED` when the extension does not exist,
+    /// `NO_ROUTE_DESTINATION` without a dialplan. Default (an older core):
+    /// `FACILITY_NOT_IMPLEMENTED`.
+    fn channel_blind_transfer(
+        &self,
+        transferor: ChannelId,
+        context: RStr<'_>,
+        exten: RStr<'_>,
+        vars: RVec<Tuple2<RString, RString>>,
+    ) -> RResult<ChannelId, Cause> {
+        let _ = (transferor, context, exten, vars);
+        RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+    }
+
+    /// A channel variable (`${TRANSFER_CONTEXT}`); `None` when unset or the
+    /// channel is gone. Default (an older core): `None`.
+    fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
+        let _ = (id, name);
+        ROption::RNone
+    }
+
+    /// Sets a channel variable (`Set()`); an empty value is kept as empty.
+    /// Default (an older core): nothing.
+    fn channel_set_var(&self, id: ChannelId, name: RStr<'_>, value: RStr<'_>) {
+        let _ = (id, name, value);
     }
 }
 

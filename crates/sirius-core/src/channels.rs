@@ -101,6 +101,31 @@ impl Vars {
         }
     }
 
+    /// Sets a variable as `Set()` does. The name keeps its inheritance
+    /// prefix, as Asterisk stores it: `_VAR` is copied to the channels this
+    /// one dials (without the underscore there), `__VAR` to them and on to
+    /// every channel they dial in turn. Setting `VAR` with another prefix
+    /// replaces it.
+    pub fn store(&mut self, name: &str, value: &str) {
+        let base = name.trim_start_matches('_');
+        for prefix in ["", "_", "__"] {
+            self.remove(&format!("{prefix}{base}"));
+        }
+        let prefix = match name.len() - base.len() {
+            0 => "",
+            1 => "_",
+            _ => "__",
+        };
+        self.insert(&format!("{prefix}{base}"), value);
+    }
+
+    /// A variable by its name without prefix (`${VAR}` finds `__VAR`).
+    pub fn fetch(&self, name: &str) -> Option<&str> {
+        self.get(name)
+            .or_else(|| self.get(&format!("_{name}")))
+            .or_else(|| self.get(&format!("__{name}")))
+    }
+
     /// Removes a variable; returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
         let i = self.find(name).ok()?;
@@ -350,6 +375,41 @@ impl ChannelRegistry {
             }
         }
         cancelled
+    }
+
+    /// The hooks `owner`'s dialplan left on `from` wait on `to` instead:
+    /// a transfer took `from` out of the owner's call (a blind transfer's
+    /// transferee now runs a plan of its own; an attended transfer's new
+    /// pair replaces the old). A hook already waiting on `to` is not
+    /// doubled. Returns how many moved.
+    pub fn retarget_gone_hooks(&self, owner: ChannelId, from: ChannelId, to: ChannelId) -> usize {
+        let mut hooks = self.gone_hooks.lock();
+        let Some(list) = hooks.get_mut(&from) else {
+            return 0;
+        };
+        let (moving, staying): (Vec<GoneHook>, Vec<GoneHook>) =
+            list.drain(..).partition(|h| h.owner == owner);
+        *list = staying;
+        if list.is_empty() {
+            hooks.remove(&from);
+        }
+        let moved = moving.len();
+        if moved == 0 {
+            return 0;
+        }
+        // `to` went already: its hooks fired and are gone, so these fire now.
+        if !self.exists(to) {
+            drop(hooks);
+            moving.iter().for_each(GoneHook::fire);
+            return moved;
+        }
+        let target = hooks.entry(to).or_default();
+        for hook in moving {
+            if !target.iter().any(|h| std::sync::Arc::ptr_eq(&h.f, &hook.f)) {
+                target.push(hook);
+            }
+        }
+        moved
     }
 
     /// Channels with a [`ChannelRegistry::when_gone`] hook pending.
@@ -635,6 +695,39 @@ mod tests {
         r.remove(b, Cause::NORMAL_CLEARING);
         r.remove(a, Cause::NORMAL_CLEARING);
         assert_eq!(runs.load(Ordering::SeqCst), 10, "only b's hook ran");
+    }
+
+    #[test]
+    fn a_retargeted_gone_hook_waits_on_its_new_channel_and_not_on_the_old() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let r = ChannelRegistry::new();
+        let a = r.alloc(&spec("SIP", "a", Direction::Inbound)).id;
+        let b = r.alloc(&spec("SIP", "b", Direction::Outbound)).id;
+        let c = r.alloc(&spec("SIP", "c", Direction::Outbound)).id;
+        let runs = std::sync::Arc::new(AtomicU32::new(0));
+        let n = runs.clone();
+        r.when_gone(&[a, b], a, move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(r.retarget_gone_hooks(b, b, c), 0, "b owns no hook");
+        // b was transferred away: a's hook waits on a alone (not doubled).
+        assert_eq!(r.retarget_gone_hooks(a, b, a), 1);
+        r.remove(b, Cause::NORMAL_CLEARING);
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "b's end is not a's");
+        // Moved to c, a new partner: c's end runs it, once.
+        assert_eq!(r.retarget_gone_hooks(a, a, c), 1);
+        r.remove(c, Cause::NORMAL_CLEARING);
+        r.remove(a, Cause::NORMAL_CLEARING);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(r.pending_gone_hooks(), 0);
+        // Onto a channel already gone: it runs at once.
+        let d = r.alloc(&spec("SIP", "d", Direction::Inbound)).id;
+        let n = runs.clone();
+        r.when_gone(&[d], d, move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(r.retarget_gone_hooks(d, d, a), 1);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
     #[test]

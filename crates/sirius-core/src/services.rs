@@ -173,6 +173,38 @@ impl CoreServices for HostServices {
         }
     }
 
+    fn channel_blind_transfer(
+        &self,
+        transferor: ChannelId,
+        context: RStr<'_>,
+        exten: RStr<'_>,
+        vars: RVec<Tuple2<RString, RString>>,
+    ) -> RResult<ChannelId, Cause> {
+        let Some(core) = self.core() else {
+            return RResult::RErr(Cause::FAILURE);
+        };
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|Tuple2(k, v)| (k.into(), v.into()))
+            .collect();
+        core.blind_transfer(transferor, context.as_str(), exten.as_str(), &vars)
+            .into()
+    }
+
+    fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
+        self.core()
+            .and_then(|core| core.channels.get(id))
+            .and_then(|c| c.vars.fetch(name.as_str()).map(RString::from))
+            .into()
+    }
+
+    fn channel_set_var(&self, id: ChannelId, name: RStr<'_>, value: RStr<'_>) {
+        if let Some(core) = self.core() {
+            core.channels
+                .update(id, |c| c.vars.store(name.as_str(), value.as_str()));
+        }
+    }
+
     fn device_state_changed(&self, device: RStr<'_>, state: DeviceState_NE) {
         let Some(core) = self.core() else { return };
         let state = DeviceState::from_ne(&state);
@@ -231,6 +263,100 @@ mod tests {
             core.request("Nope", caps, "x", None),
             Err(Cause::NOSUCHDRIVER)
         );
+    }
+
+    /// A dialplan with one extension, `700` in `demo`, that records whom it
+    /// started and what their variables were then.
+    #[derive(Default)]
+    struct OneExten {
+        started: parking_lot::Mutex<Vec<(sirius_abi::ChannelId, Option<String>)>>,
+    }
+
+    impl crate::core::PbxEngine for OneExten {
+        fn start(
+            &self,
+            core: &Arc<crate::core::Core>,
+            chan: sirius_abi::ChannelId,
+        ) -> Result<(), Cause> {
+            let referred = core
+                .channels
+                .get(chan)
+                .and_then(|c| c.vars.fetch("SIPREFERREDBYHDR").map(str::to_string));
+            self.started.lock().push((chan, referred));
+            Ok(())
+        }
+        fn show(&self, _: Option<&str>) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn exists(&self, context: &str, exten: &str) -> bool {
+            (context, exten) == ("demo", "700")
+        }
+        fn reload(&self) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn run_app(
+            &self,
+            _: &Arc<crate::core::Core>,
+            _: sirius_abi::ChannelId,
+            _: &str,
+            _: &str,
+        ) -> Result<(), Cause> {
+            Ok(())
+        }
+        fn await_answer(
+            &self,
+            _: &Arc<crate::core::Core>,
+            _: sirius_abi::ChannelId,
+            _: crate::originate::OriginateTarget,
+        ) {
+        }
+    }
+
+    #[test]
+    fn a_plugin_transfers_blind_and_reads_and_sets_variables_through_its_services() {
+        use abi_stable::std_types::{RString, Tuple2};
+        let rec = Recorder::native();
+        let (core, _dir) = core_with(&rec);
+        let engine = Arc::new(OneExten::default());
+        core.set_pbx_engine(engine.clone());
+        let (a, b) = (leg(&core, "a"), leg(&core, "b"));
+        core.bridge(a, b).unwrap();
+        let services = HostServices::new(Arc::downgrade(&core), "test");
+
+        // Variables: set with an inheritance prefix, read by the bare name.
+        services.channel_set_var(a, "__TRANSFER_CONTEXT".into(), "demo".into());
+        assert_eq!(
+            services
+                .channel_get_var(a, "TRANSFER_CONTEXT".into())
+                .into_option(),
+            Some(RString::from("demo"))
+        );
+        assert!(services.channel_get_var(a, "NOPE".into()).is_none());
+        let gone = sirius_abi::ChannelId(9_999);
+        services.channel_set_var(gone, "X".into(), "1".into());
+        assert!(services.channel_get_var(gone, "X".into()).is_none());
+
+        // A target the context lacks: refused, still bridged.
+        let vars = || {
+            vec![Tuple2(
+                RString::from("__SIPREFERREDBYHDR"),
+                RString::from("<sip:a@pbx>"),
+            )]
+            .into()
+        };
+        let refused = services.channel_blind_transfer(a, "demo".into(), "701".into(), vars());
+        assert_eq!(refused.into_result(), Err(Cause::UNALLOCATED));
+        assert_eq!(core.channels.get(b).unwrap().bridged_to, Some(a));
+        // a transfers b: b leaves the bridge, its vars set before it starts.
+        let done = services.channel_blind_transfer(a, "demo".into(), "700".into(), vars());
+        assert_eq!(done.into_result(), Ok(b));
+        assert_eq!(
+            *engine.started.lock(),
+            vec![(b, Some("<sip:a@pbx>".to_string()))]
+        );
+        assert_eq!(core.channels.get(b).unwrap().bridged_to, None);
+        assert_eq!(core.channels.get(b).unwrap().exten, "700");
+        assert!(rec.take_log().iter().any(|l| l.starts_with("unbridge")));
     }
 
     #[test]

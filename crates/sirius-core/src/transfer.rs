@@ -105,6 +105,10 @@ impl Core {
     /// (the caller chooses the context: the transferor's, so the transfer
     /// has no rights the transferor lacks). Returns the transferee.
     ///
+    /// `vars` are set on the transferee before its new dialplan starts
+    /// (chan_sip's `SIPTRANSFER`, `SIPREFERREDBYHDR`…, as Asterisk's
+    /// `refer_blind_callback` sets them), so its first step can read them.
+    ///
     /// Errors leave the call as it was: `FACILITY_NOT_IMPLEMENTED` when the
     /// transferor is in no bridge, `UNALLOCATED` when the extension does
     /// not exist in `context`, `INVALID_CALL_REFERENCE` when a leg is gone.
@@ -113,12 +117,13 @@ impl Core {
         transferor: ChannelId,
         context: &str,
         exten: &str,
+        vars: &[(String, String)],
     ) -> Result<ChannelId, Cause> {
         let from = self
             .channels
             .get(transferor)
             .ok_or(Cause::INVALID_CALL_REFERENCE)?;
-        let outcome = self.move_transferee(&from, context, exten);
+        let outcome = self.move_transferee(&from, context, exten, vars);
         let (result, transferee_name) = match &outcome {
             Ok((_, name)) => ("Success", name.clone()),
             Err(c) if *c == Cause::UNALLOCATED => ("Invalid", String::new()),
@@ -144,6 +149,7 @@ impl Core {
         from: &crate::channels::Channel,
         context: &str,
         exten: &str,
+        vars: &[(String, String)],
     ) -> Result<(ChannelId, String), Cause> {
         let transferee = from.bridged_to.ok_or(Cause::FACILITY_NOT_IMPLEMENTED)?;
         let to = self
@@ -160,7 +166,15 @@ impl Core {
         self.channels.update(transferee, |c| {
             c.vars.insert("BLINDTRANSFER", &from.name);
             c.vars.remove("ATTENDEDTRANSFER");
+            for (k, v) in vars {
+                c.vars.store(k, v);
+            }
         });
+        // The transferor's dialplan (a Dial parked on both legs) now waits
+        // on the transferor alone: the transferee's end is no longer its
+        // call's end (its `h` runs when the transferor goes).
+        self.channels
+            .retarget_gone_hooks(from.id, transferee, from.id);
         self.channels.update(from.id, |c| {
             c.vars.insert("BLINDTRANSFER", &to.name);
             c.vars.remove("ATTENDEDTRANSFER");
@@ -210,7 +224,7 @@ mod tests {
         core.bridge(a, b).unwrap();
         let mut events = core.events.subscribe();
         assert_eq!(
-            core.blind_transfer(a, "demo", "700"),
+            core.blind_transfer(a, "demo", "700", &[]),
             Err(Cause::NO_ROUTE_DESTINATION)
         );
         assert_eq!(core.channels.get(b).unwrap().bridged_to, Some(a));

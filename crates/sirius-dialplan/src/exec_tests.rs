@@ -296,19 +296,19 @@ fn a_blind_transfer_moves_the_bridged_caller_to_the_target_and_the_transferor_ma
 
     // A target the context lacks: refused, the call as it was.
     assert_eq!(
-        core.blind_transfer(bob, "demo", "999"),
+        core.blind_transfer(bob, "demo", "999", &[]),
         Err(Cause::UNALLOCATED)
     );
     assert_eq!(core.channels.get(caller).unwrap().bridged_to, Some(bob));
     // Not bridged: nothing to transfer.
     let lone = leg(core, "lone");
     assert_eq!(
-        core.blind_transfer(lone, "demo", "700"),
+        core.blind_transfer(lone, "demo", "700", &[]),
         Err(Cause::FACILITY_NOT_IMPLEMENTED)
     );
 
     // Bob transfers alice to 700.
-    assert_eq!(core.blind_transfer(bob, "demo", "700"), Ok(caller));
+    assert_eq!(core.blind_transfer(bob, "demo", "700", &[]), Ok(caller));
     // A simple bridge (the recorder bridges nothing natively): nothing to
     // tell the technology (the native case: sirius-core's transfer tests).
     assert!(rec.take_log().is_empty());

@@ -4,28 +4,15 @@
 
 use sirius_core::channels::Vars;
 
-/// Sets a channel variable as `Set()` does. The name keeps its inheritance
-/// prefix, as Asterisk stores it: `_VAR` is copied to the channels this one
-/// dials (without the underscore there), `__VAR` to them and on to every
-/// channel they dial in turn. Setting `VAR` with another prefix replaces it.
+/// Sets a channel variable as `Set()` does ([`Vars::store`]: the name keeps
+/// its inheritance prefix, `_VAR` or `__VAR`).
 pub fn store(vars: &mut Vars, name: &str, value: &str) {
-    let base = name.trim_start_matches('_');
-    for prefix in ["", "_", "__"] {
-        vars.remove(&format!("{prefix}{base}"));
-    }
-    let prefix = match name.len() - base.len() {
-        0 => "",
-        1 => "_",
-        _ => "__",
-    };
-    vars.insert(&format!("{prefix}{base}"), value);
+    vars.store(name, value)
 }
 
 /// A channel variable by its name without prefix (`${VAR}` finds `__VAR`).
 pub fn fetch<'a>(vars: &'a Vars, name: &str) -> Option<&'a str> {
-    vars.get(name)
-        .or_else(|| vars.get(&format!("_{name}")))
-        .or_else(|| vars.get(&format!("__{name}")))
+    vars.fetch(name)
 }
 
 /// The variables a dialled channel inherits (Asterisk's
