@@ -98,6 +98,10 @@ pub struct General {
     pub rtptimeout: u32,
     /// The same for a call on hold (`rtpholdtimeout`; 0: never).
     pub rtpholdtimeout: u32,
+    /// Whether peers may transfer calls with REFER (Asterisk's
+    /// `allowtransfer`, default yes); a peer's own setting wins. Refused
+    /// transfers get `603 Declined`.
+    pub allowtransfer: bool,
 }
 
 /// `session-timers =` (Asterisk's names).
@@ -207,6 +211,7 @@ impl Default for General {
             session_refresher: Refresher::Uas,
             rtptimeout: 0,
             rtpholdtimeout: 0,
+            allowtransfer: true,
         }
     }
 }
@@ -312,6 +317,8 @@ pub struct PeerConfig {
     pub rtptimeout: Option<u32>,
     /// `[general]`'s `rtpholdtimeout` for this peer.
     pub rtpholdtimeout: Option<u32>,
+    /// `[general]`'s `allowtransfer` for this peer.
+    pub allowtransfer: Option<bool>,
 }
 
 mod register;
@@ -414,6 +421,8 @@ pub struct Peer {
     pub description: String,
     /// Session timers and RTP timeouts.
     pub timers: Timers,
+    /// May transfer calls (REFER).
+    pub allowtransfer: bool,
 }
 
 /// The configuration failed a check beyond the TOML schema.
@@ -610,6 +619,7 @@ impl SipConfig {
                 callerid: p.callerid.clone(),
                 description: p.description.clone().unwrap_or_default(),
                 timers,
+                allowtransfer: p.allowtransfer.unwrap_or(self.general.allowtransfer),
             });
         }
         Ok(out)

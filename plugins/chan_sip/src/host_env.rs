@@ -71,6 +71,22 @@ impl Env for HostEnv {
         self.shared.host.pbx_start(chan)
     }
 
+    fn channel_var(&mut self, chan: ChannelId, name: &str) -> Option<String> {
+        self.shared.host.channel_get_var(chan, name)
+    }
+
+    fn blind_transfer(
+        &mut self,
+        transferor: ChannelId,
+        context: &str,
+        exten: &str,
+        vars: &[(&str, String)],
+    ) -> Result<ChannelId, Cause> {
+        self.shared
+            .host
+            .channel_blind_transfer(transferor, context, exten, vars)
+    }
+
     fn reserve_media(&mut self, chan: ChannelId, kind: StreamKind) -> Result<u16, String> {
         let spare = match kind {
             StreamKind::Audio => self.spares.remove(&chan),

@@ -64,7 +64,9 @@ use crate::session::Sessions;
 pub fn capabilities() -> Capabilities {
     use Method::*;
     Capabilities {
-        methods: vec![Invite, Ack, Cancel, Options, Bye, Register, Update, Info],
+        methods: vec![
+            Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer,
+        ],
         extensions: vec!["timer".into()],
         content_types: vec![
             "application/sdp".into(),
@@ -280,6 +282,19 @@ pub trait Env {
     /// The pair set aside for `from` goes to the outbound leg `to`: its next
     /// audio [`Env::reserve_media`] takes it. Nothing when none was set aside.
     fn hand_over(&mut self, from: ChannelId, to: ChannelId);
+    /// A channel variable (`TRANSFER_CONTEXT`), by its name without
+    /// inheritance prefix.
+    fn channel_var(&mut self, chan: ChannelId, name: &str) -> Option<String>;
+    /// The core's blind transfer: `transferor`'s bridge partner leaves the
+    /// bridge and runs `exten@context`, `vars` set on it first; the
+    /// transferee. An error leaves the call as it was.
+    fn blind_transfer(
+        &mut self,
+        transferor: ChannelId,
+        context: &str,
+        exten: &str,
+        vars: &[(&str, String)],
+    ) -> Result<ChannelId, Cause>;
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
@@ -307,6 +322,11 @@ pub struct Endpoint {
     /// session's own `timer_due` when they come (re-arming leaves stale
     /// entries behind instead of searching for the old one).
     pub(crate) session_timers: std::collections::BTreeSet<(Instant, ChannelId)>,
+    /// Transfers by REFER being reported (`session::refer`).
+    pub(crate) refers: crate::session::refer::Refers,
+    /// Their deadlines (end of the report, the transferor's grace), checked
+    /// against the transfer's own when they come.
+    pub(crate) refer_timers: std::collections::BTreeSet<(Instant, u64)>,
     next_housekeeping: Option<Instant>,
     pub(crate) tokens: Tokens,
     /// Names met in messages, looked up without blocking.
@@ -347,6 +367,8 @@ impl Endpoint {
             glare_timers: std::collections::BTreeSet::new(),
             last_refusal_log: None,
             session_timers: std::collections::BTreeSet::new(),
+            refers: Default::default(),
+            refer_timers: std::collections::BTreeSet::new(),
             next_housekeeping: None,
             tokens: Tokens::new(seed),
             dns: dns::Dns::default(),
@@ -379,6 +401,7 @@ impl Endpoint {
         let congest = self.congest_timers.first().map(|(t, _)| *t);
         let session = self.session_timers.first().map(|(t, _)| *t);
         let glare = self.glare_timers.first().map(|(t, _)| *t);
+        let refer = self.refer_timers.first().map(|(t, _)| *t);
         [
             self.layer.poll_timeout(),
             q,
@@ -386,6 +409,7 @@ impl Endpoint {
             congest,
             session,
             glare,
+            refer,
             self.next_housekeeping,
         ]
         .into_iter()
@@ -435,6 +459,9 @@ impl Endpoint {
     /// Takes one input.
     pub fn handle(&mut self, now: Now, input: Input<'_>, env: &mut dyn Env) {
         self.now = now.mono;
+        if !self.refers.is_empty() {
+            self.refer_progress(now, &input);
+        }
         match input {
             Input::Datagram { data, src } => match parse_datagram(data, &Limits::default()) {
                 Ok(msg) => self.on_message(now, msg, src, Transport::Udp, env),
@@ -508,6 +535,13 @@ impl Endpoint {
             }
             self.session_timers.pop_first();
             self.session_timer_due(now, chan, at);
+        }
+        while let Some(&(at, key)) = self.refer_timers.first() {
+            if at > now.mono {
+                break;
+            }
+            self.refer_timers.pop_first();
+            self.refer_timer_due(now, key, at);
         }
         if self.home.runs_clients() {
             self.client_timers(now.mono);

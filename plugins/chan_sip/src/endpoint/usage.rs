@@ -98,6 +98,8 @@ owners! {
     Refresh(crate::session::usage::Refresh),
     /// The INVITE of an outbound call we cancelled.
     Cancelled(crate::session::usage::Cancelled),
+    /// A NOTIFY reporting a transfer's progress (REFER).
+    ReferNotify(crate::session::refer::ReferNotify),
     /// A request whose answer changes nothing.
     Fire(Fire),
 }

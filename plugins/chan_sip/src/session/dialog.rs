@@ -65,7 +65,10 @@ impl Endpoint {
             let (code, reason) = e.status();
             return self.respond(now, tx, msg, source, (code, reason), &[]);
         }
-        self.dialogs.remove(id);
+        // A transfer still reporting keeps the dialog (its NOTIFYs).
+        if !self.refers.holds(id) {
+            self.dialogs.remove(id);
+        }
         self.respond(now, tx, msg, source, (200, "OK"), &[]);
         if let Some(chan) = self.sessions.by_dialog(id) {
             // A BYE in the early dialog of our 1xx: the INVITE still waits
@@ -73,6 +76,10 @@ impl Endpoint {
             self.uas_terminated(now, chan);
             self.take_session(chan);
             self.host(HostAction::Hangup(chan, Cause::NORMAL_CLEARING));
+            if !self.refers.is_empty() {
+                self.refer_transferee_gone(now, chan, Cause::NORMAL_CLEARING);
+                self.refer_transferor_gone(id);
+            }
         }
     }
 
@@ -107,6 +114,9 @@ impl Endpoint {
         }
         if method == Method::Info {
             return self.on_info(now, env, tx, msg, source, chan);
+        }
+        if method == Method::Refer {
+            return self.on_refer(now, env, tx, msg, source, transport, id, chan);
         }
         if !matches!(method, Method::Invite | Method::Update) {
             return self.respond(now, tx, msg, source, (200, "OK"), &[]);
@@ -282,7 +292,7 @@ impl Endpoint {
     /// Our re-INVITE saying `other` is held (sendonly) or not (sendrecv);
     /// while one is still in progress, or we wait to retry after a 491,
     /// the wish is kept and sent after it.
-    fn send_hold(&mut self, now: Now, other: ChannelId, held: bool) {
+    pub(crate) fn send_hold(&mut self, now: Now, other: ChannelId, held: bool) {
         let waiting = self
             .sessions
             .get(other)

@@ -23,6 +23,7 @@ mod dialog;
 mod dtmf;
 mod liveness;
 pub(crate) mod memory;
+pub(crate) mod refer;
 mod retry;
 pub(crate) mod timer;
 mod uac;
@@ -562,11 +563,18 @@ impl Endpoint {
     /// Sends BYE in a confirmed dialog, with the Q.850 cause as `Reason`.
     pub(crate) fn send_bye(&mut self, now: Now, s: &Session, cause: sirius_abi::Cause) {
         let Some(id) = &s.dialog else { return };
-        let Some(mut d) = self.dialogs.remove(id) else {
-            return;
-        };
         let via = self.via(s.transport);
-        let mut bye = d.request(Method::Bye, &via, None);
+        // A transfer still reporting keeps the dialog (its NOTIFYs).
+        let mut bye = match self.refers.holds(id) {
+            true => match self.dialogs.get_mut(id) {
+                Some(d) => d.request(Method::Bye, &via, None),
+                None => return,
+            },
+            false => match self.dialogs.remove(id) {
+                Some(mut d) => d.request(Method::Bye, &via, None),
+                None => return,
+            },
+        };
         bye.push(HeaderName::Reason, format!("Q.850;cause={}", cause.0));
         let hop = self.route_hop(&bye).unwrap_or(s.dest);
         self.send_client(bye, hop, s.transport, crate::endpoint::Fire, now.mono);

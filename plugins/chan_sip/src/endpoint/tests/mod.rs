@@ -105,6 +105,9 @@ fn shared_over(sip_toml: &str, shards: usize) -> Arc<Shared> {
     })
 }
 
+/// A blind transfer asked of the core: transferor, context, exten, variables.
+type Transfer = (ChannelId, String, String, Vec<(String, String)>);
+
 /// The core and the machine as the endpoint sees them through [`Env`].
 #[derive(Default)]
 struct FakeEnv {
@@ -131,6 +134,13 @@ struct FakeEnv {
     from_spare: Vec<ChannelId>,
     /// No pair left to set aside.
     no_spare: bool,
+    /// Channel variables the core would answer with.
+    vars: std::collections::HashMap<(ChannelId, String), String>,
+    /// Blind transfers asked for: transferor, context, exten, variables.
+    transfers: Vec<Transfer>,
+    /// What the core answers a blind transfer with (`None`: the
+    /// transferor's bridge partner, from `bridges`).
+    transfer_result: Option<Result<ChannelId, Cause>>,
 }
 
 impl Env for FakeEnv {
@@ -194,6 +204,30 @@ impl Env for FakeEnv {
     fn hand_over(&mut self, from: ChannelId, to: ChannelId) {
         if let Some(i) = self.spares.iter().position(|c| *c == from) {
             self.spares[i] = to;
+        }
+    }
+
+    fn channel_var(&mut self, chan: ChannelId, name: &str) -> Option<String> {
+        self.vars.get(&(chan, name.to_string())).cloned()
+    }
+
+    fn blind_transfer(
+        &mut self,
+        transferor: ChannelId,
+        context: &str,
+        exten: &str,
+        vars: &[(&str, String)],
+    ) -> Result<ChannelId, Cause> {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.clone()));
+        self.transfers
+            .push((transferor, context.into(), exten.into(), vars.collect()));
+        match self.transfer_result {
+            Some(r) => r,
+            None => self
+                .bridges
+                .get(&transferor)
+                .copied()
+                .ok_or(Cause::FACILITY_NOT_IMPLEMENTED),
         }
     }
 }
@@ -522,6 +556,7 @@ fn dial_bob_for(h: &mut Harness, chan: ChannelId, requestor: Option<ChannelId>) 
 mod dialog;
 mod dtmf;
 mod liveness;
+mod refer;
 mod shards;
 mod uac;
 mod uas;

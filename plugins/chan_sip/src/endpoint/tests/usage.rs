@@ -15,6 +15,7 @@ fn owners(h: &Harness) -> Vec<&'static str> {
                 Owner::ReInvite(_) => "reinvite",
                 Owner::Refresh(_) => "refresh",
                 Owner::Cancelled(_) => "cancelled",
+                Owner::ReferNotify(_) => "refer-notify",
                 Owner::Fire(_) => "fire",
             })
             .collect();

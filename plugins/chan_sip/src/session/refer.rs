@@ -1,0 +1,547 @@
+//! Blind transfer by REFER (RFC 3515): the REFER usage of a call's dialog
+//! and the implicit subscription that reports the transfer's progress.
+//!
+//! ```text
+//!  REFER in a call's dialog
+//!    │ no session / guest ─▶ 481 / 403      allowtransfer = no ─▶ 603
+//!    │ Refer-To missing, several, not sip/sips/tel ─▶ 400
+//!    │ a transfer of this dialog still reported ─▶ 491, the 5th ─▶ 403
+//!    ▼
+//!  202 Accepted, NOTIFY "100 Trying" (active)
+//!    │ core: blind_transfer(transferor, TRANSFER_CONTEXT or peer context, exten)
+//!    ├─ refused (no such extension, not bridged) ─▶ final NOTIFY 404 / 503;
+//!    │                                              the transferor keeps its call
+//!    ▼ made: the transferee runs the target in the dialplan
+//!  Reporting ── transferee's Ringing/Progress ─▶ NOTIFY 180 / 183 (active)
+//!    │  bridged with an answered leg ─▶ final NOTIFY 200 OK
+//!    │  its busy, congestion, hangup ─▶ final NOTIFY 486 / 503 / cause
+//!    │  180 s and nothing final ─▶ final NOTIFY (last status), reason=timeout
+//!    ▼ final NOTIFY answered (or failed: 481, 408, Timer F)
+//!  Ending: the transferor's BYE (the seed's order), or ours 4 s later
+//! ```
+//!
+//! One NOTIFY is in flight at a time (RFC 6665 §4.2.2): a newer status
+//! waits for the last one's answer, replacing any older one waiting; the
+//! final one is always sent. The dialog outlives the transferor's BYE while
+//! the subscription reports (RFC 5057 dialog usages): `on_bye` and
+//! `send_bye` leave a dialog a subscription holds in the table.
+//!
+//! The progress is read on the transferee, which lives on this shard (it
+//! was the transferor's bridge partner, and both legs of a call share a
+//! shard): the core's indications, bridge and hangup of that channel,
+//! as Asterisk's `res_pjsip_refer` watches the transferee's frames.
+
+use crate::causes::cause_to_sip;
+use crate::endpoint::{ClientUsage, Endpoint, Env, Now};
+use sirius_abi::{Cause, ChannelId};
+use sirius_sip::dialog::{DialogId, DialogState};
+use sirius_sip::message::{HeaderName, Message, Method};
+use sirius_sip::refer::{sipfrag, ReferTo, SubState, SIPFRAG};
+use sirius_sip::transaction::{Transport, TxId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long a transfer is reported at most (`Subscription-State:
+/// active;expires=180`); then the last status goes as the final one.
+const REPORT_FOR: Duration = Duration::from_secs(180);
+/// After a transfer made and reported, how long the transferor has to
+/// send its BYE (as seed 002 shows) before we end its leg ourselves.
+pub(crate) const TRANSFEROR_GRACE: Duration = Duration::from_secs(4);
+/// REFERs accepted in one dialog (a bound on what one call can start).
+const REFERS_PER_DIALOG: u8 = 4;
+/// NOTIFYs sent for one transfer, the final one included.
+const NOTIFIES_PER_TRANSFER: u8 = 8;
+
+/// One transfer being reported to its transferor.
+pub(crate) struct ReferSub {
+    /// The transferor's dialog, where the NOTIFYs go.
+    dialog: DialogId,
+    /// Where the transferor's requests go when no route set says otherwise.
+    dest: SocketAddr,
+    transport: Transport,
+    /// The leg that sent the REFER.
+    transferor: ChannelId,
+    /// Its bridge partner while its progress is watched.
+    transferee: Option<ChannelId>,
+    /// The core moved the transferee: the transferor's leg has nothing
+    /// left to do once the outcome is reported.
+    moved: bool,
+    /// `Event: refer;id=<CSeq of the REFER>` from a dialog's second REFER on.
+    event_id: Option<u32>,
+    /// The last status sent.
+    sent: Option<u16>,
+    /// The next one, waiting for the NOTIFY in flight: (code, reason, final).
+    queued: Option<(u16, String, bool)>,
+    /// A NOTIFY waits for its answer.
+    in_flight: bool,
+    /// The final NOTIFY went out (`terminated`).
+    final_sent: bool,
+    /// Why the subscription ends (`noresource`, `timeout`).
+    end_reason: &'static str,
+    /// When reporting stops.
+    expires: Instant,
+    /// NOTIFYs sent.
+    notifies: u8,
+    /// The transferor's leg ends at this instant (after the final report)
+    /// unless its own BYE came first.
+    end_transferor_at: Option<Instant>,
+}
+
+/// The endpoint's transfers, by id, transferee and dialog.
+#[derive(Default)]
+pub(crate) struct Refers {
+    subs: HashMap<u64, ReferSub>,
+    by_transferee: HashMap<ChannelId, u64>,
+    by_dialog: HashMap<DialogId, u64>,
+    /// REFERs accepted per dialog (bounded by [`REFERS_PER_DIALOG`]);
+    /// forgotten with the dialog's last transfer.
+    per_dialog: HashMap<DialogId, u8>,
+    next: u64,
+}
+
+impl Refers {
+    /// Whether a transfer still reports in dialog `id`: the dialog stays
+    /// in the table after a BYE.
+    pub(crate) fn holds(&self, id: &DialogId) -> bool {
+        self.by_dialog.contains_key(id)
+    }
+
+    /// Whether nothing is being transferred (the common case: the hooks on
+    /// every input cost one check).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    /// Transfers in progress.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.subs.len()
+    }
+}
+
+/// The NOTIFY of a transfer report: its answer lets the next one go.
+pub(crate) struct ReferNotify {
+    id: u64,
+}
+
+impl ClientUsage for ReferNotify {
+    fn on_response(self, ep: &mut Endpoint, now: Now, tx: TxId, _: &Message, code: u16) {
+        match code {
+            100..=199 => ep.own(tx, self),
+            200..=299 => ep.refer_notified(now, self.id),
+            // 481, 408 and the like end the subscription (RFC 6665 §4.1.2.2).
+            _ => ep.refer_sub_failed(now, self.id, code),
+        }
+    }
+
+    fn on_timeout(self, ep: &mut Endpoint, now: Now, _: TxId) {
+        ep.refer_sub_failed(now, self.id, 408);
+    }
+}
+
+impl Endpoint {
+    /// A REFER in the dialog of call `chan` (see the module's diagram).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_refer(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        transport: Transport,
+        id: &DialogId,
+        chan: Option<ChannelId>,
+    ) {
+        let Some((chan, s)) = chan.and_then(|c| Some((c, self.sessions.get(c)?))) else {
+            return self.no_such_call(now, tx, msg, source);
+        };
+        let confirmed = self
+            .dialogs
+            .get(id)
+            .is_some_and(|d| d.state == DialogState::Confirmed);
+        let (peer_name, dest) = (s.peer.clone(), s.dest);
+        let running = self.shared.running();
+        let peer = peer_name.as_ref().and_then(|p| running.peers.get(p));
+        let refusal = match (confirmed, peer) {
+            (false, _) => Some((481, "Call/Transaction Does Not Exist")),
+            // A guest has no context of its own to transfer with.
+            (true, None) => Some((403, "Forbidden")),
+            (true, Some(p)) if !p.allowtransfer => Some((603, "Declined")),
+            _ => None,
+        };
+        if let Some(status) = refusal {
+            return self.respond(now, tx, msg, source, status, &[]);
+        }
+        let peer_context = peer.map(|p| p.context.clone()).unwrap_or_default();
+        drop(running);
+        let refer_to = match msg.headers.count(&HeaderName::ReferTo) {
+            1 => msg
+                .headers
+                .get(&HeaderName::ReferTo)
+                .map(ReferTo::parse)
+                .and_then(Result::ok),
+            _ => None,
+        };
+        let Some(refer_to) = refer_to else {
+            log::info!(
+                "REFER from {source} refused: Refer-To missing, repeated or not a sip, sips or tel URI"
+            );
+            return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]);
+        };
+        if self.refers.holds(id) {
+            return self.respond(now, tx, msg, source, (491, "Request Pending"), &[]);
+        }
+        let count = self.refers.per_dialog.get(id).copied().unwrap_or(0);
+        if count >= REFERS_PER_DIALOG {
+            return self.respond(now, tx, msg, source, (403, "Forbidden"), &[]);
+        }
+        self.refers.per_dialog.insert(id.clone(), count + 1);
+        let contact = format!("<{}>", self.shared.contact_uri("", transport));
+        self.respond(
+            now,
+            tx,
+            msg,
+            source,
+            (202, "Accepted"),
+            &[(HeaderName::Contact, contact)],
+        );
+        self.note_msg(chan, "Rx: REFER".into());
+        let key = self.refers.next;
+        self.refers.next += 1;
+        let event_id = (count > 0).then(|| msg.cseq().map(|c| c.seq)).flatten();
+        let expires = now.mono + REPORT_FOR;
+        self.refers.subs.insert(
+            key,
+            ReferSub {
+                dialog: id.clone(),
+                dest,
+                transport,
+                transferor: chan,
+                transferee: None,
+                moved: false,
+                event_id,
+                sent: None,
+                queued: None,
+                in_flight: false,
+                final_sent: false,
+                end_reason: "noresource",
+                expires,
+                notifies: 0,
+                end_transferor_at: None,
+            },
+        );
+        self.refers.by_dialog.insert(id.clone(), key);
+        self.refer_timers.insert((expires, key));
+        self.refer_status(now, key, 100, "Trying", false);
+
+        if refer_to.replaces.is_some() {
+            // Attended transfer is not built yet: the transferor learns it
+            // failed and keeps both its calls.
+            return self.refer_status(now, key, 501, "Not Implemented", true);
+        }
+        let context = env
+            .channel_var(chan, "TRANSFER_CONTEXT")
+            .filter(|c| !c.is_empty())
+            .unwrap_or(peer_context);
+        let exten = match refer_to.exten() {
+            e if e.is_empty() => "s".to_string(),
+            e => e,
+        };
+        // What Asterisk's chan_sip and res_pjsip_refer leave on the transferee.
+        let mut vars = vec![
+            ("SIPTRANSFER", "yes".to_string()),
+            ("SIPREFERRINGCONTEXT", context.clone()),
+        ];
+        if let Some(v) = msg.headers.get(&HeaderName::ReferTo) {
+            vars.push(("SIPREFERTOHDR", v.to_string()));
+        }
+        if let Some(v) = msg.headers.get(&HeaderName::ReferredBy) {
+            // Inherited by the legs the transferee dials: their INVITEs
+            // carry it (RFC 3892).
+            vars.push(("__SIPREFERREDBYHDR", v.to_string()));
+        }
+        match env.blind_transfer(chan, &context, &exten, &vars) {
+            Ok(transferee) => {
+                if let Some(sub) = self.refers.subs.get_mut(&key) {
+                    sub.transferee = Some(transferee);
+                    sub.moved = true;
+                }
+                self.refers.by_transferee.insert(transferee, key);
+                // The seed's flow holds the call first; the transferee was
+                // put on hold through us, and must hear the target.
+                if self.sessions.get(transferee).is_some_and(|t| t.local_hold) {
+                    self.send_hold(now, transferee, false);
+                }
+            }
+            Err(cause) => {
+                let (code, reason) = refused_transfer(cause);
+                log::info!(
+                    "Blind transfer to {exten}@{context} by {} refused: {code} {reason}",
+                    self.sessions.name(chan)
+                );
+                self.refer_status(now, key, code, reason, true);
+            }
+        }
+    }
+
+    /// What happens to a transferee, read from the inputs about it before
+    /// they are handled: its progress is reported to the transferor.
+    pub(crate) fn refer_progress(&mut self, now: Now, input: &crate::endpoint::Input<'_>) {
+        use crate::endpoint::Input;
+        use sirius_abi::Indication;
+        match input {
+            Input::Indicate(c, ind) => {
+                let Some(&key) = self.refers.by_transferee.get(c) else {
+                    return;
+                };
+                match ind {
+                    Indication::Ringing => self.refer_status(now, key, 180, "Ringing", false),
+                    Indication::Progress => {
+                        self.refer_status(now, key, 183, "Session Progress", false)
+                    }
+                    Indication::Busy => self.refer_status(now, key, 486, "Busy Here", true),
+                    Indication::Congestion => {
+                        self.refer_status(now, key, 503, "Service Unavailable", true)
+                    }
+                    _ => {}
+                }
+            }
+            Input::Bridge(a, b) => {
+                for (t, other) in [(a, b), (b, a)] {
+                    let Some(&key) = self.refers.by_transferee.get(t) else {
+                        continue;
+                    };
+                    // Early media from a leg still ringing is progress; an
+                    // answered one (or Echo, or a leg not ours) is the end.
+                    let early = self
+                        .sessions
+                        .get(*other)
+                        .and_then(|s| s.dialog.as_ref())
+                        .and_then(|d| self.dialogs.get(d))
+                        .is_none_or(|d| d.state == DialogState::Early)
+                        && self.sessions.get(*other).is_some()
+                        && other != t;
+                    match early {
+                        true => self.refer_status(now, key, 183, "Session Progress", false),
+                        false => self.refer_status(now, key, 200, "OK", true),
+                    }
+                }
+            }
+            Input::Hangup(c, cause) => self.refer_transferee_gone(now, *c, *cause),
+            _ => {}
+        }
+    }
+
+    /// The transferee's call ended before the target answered (the core
+    /// hung it up, or its far end sent BYE): the cause is the final report.
+    pub(crate) fn refer_transferee_gone(&mut self, now: Now, chan: ChannelId, cause: Cause) {
+        let Some(key) = self.refers.by_transferee.remove(&chan) else {
+            return;
+        };
+        let (code, reason) = match cause.0 {
+            // Ended without a cause of its own: the target was not reached.
+            0 | 16 => (503, "Service Unavailable"),
+            _ => cause_to_sip(cause),
+        };
+        self.refer_status(now, key, code, reason, true);
+    }
+
+    /// Reports `code` to the transferor: at once, or after the NOTIFY in
+    /// flight. A status already sent is not sent again; nothing follows a
+    /// final one.
+    fn refer_status(&mut self, now: Now, key: u64, code: u16, reason: &str, last: bool) {
+        let Some(sub) = self.refers.subs.get_mut(&key) else {
+            return;
+        };
+        if sub.final_sent || (!last && sub.sent == Some(code)) {
+            return;
+        }
+        if sub.in_flight {
+            // A final one waiting is never replaced by a provisional one.
+            if !sub.queued.as_ref().is_some_and(|q| q.2) {
+                sub.queued = Some((code, reason.to_string(), last));
+            }
+            return;
+        }
+        // Room is kept for the final one.
+        if !last && sub.notifies + 1 >= NOTIFIES_PER_TRANSFER {
+            return;
+        }
+        if last {
+            if let Some(t) = sub.transferee.take() {
+                self.refers.by_transferee.remove(&t);
+            }
+        }
+        self.send_refer_notify(now, key, code, reason, last);
+    }
+
+    fn send_refer_notify(&mut self, now: Now, key: u64, code: u16, reason: &str, last: bool) {
+        let Some(sub) = self.refers.subs.get(&key) else {
+            return;
+        };
+        let (dialog, dest, transport) = (sub.dialog.clone(), sub.dest, sub.transport);
+        let state = match last {
+            true => SubState::Terminated {
+                reason: sub.end_reason.into(),
+            },
+            false => SubState::Active {
+                expires: sub.expires.saturating_duration_since(now.mono).as_secs() as u32,
+            },
+        };
+        let event = match sub.event_id {
+            Some(n) => format!("refer;id={n}"),
+            None => "refer".into(),
+        };
+        let via = self.via(transport);
+        let Some(d) = self.dialogs.get_mut(&dialog) else {
+            // The dialog is gone (our own BYE at shutdown): nobody to tell.
+            return self.refer_finished(now, key);
+        };
+        let mut req = d.request(Method::Notify, &via, None);
+        req.push(HeaderName::Event, &event);
+        req.push(HeaderName::SubscriptionState, state.to_string());
+        req.set_body(SIPFRAG, sipfrag(code, reason));
+        let hop = self.route_hop(&req).unwrap_or(dest);
+        let sent = self.send_client(req, hop, transport, ReferNotify { id: key }, now.mono);
+        let Some(sub) = self.refers.subs.get_mut(&key) else {
+            return;
+        };
+        sub.sent = Some(code);
+        sub.notifies += 1;
+        sub.in_flight = sent.is_some();
+        sub.final_sent = last;
+        if sent.is_none() {
+            self.refer_finished(now, key);
+        }
+    }
+
+    /// A NOTIFY was answered 2xx: the next status goes, or after the final
+    /// one the transfer is over.
+    pub(crate) fn refer_notified(&mut self, now: Now, key: u64) {
+        let Some(sub) = self.refers.subs.get_mut(&key) else {
+            return;
+        };
+        sub.in_flight = false;
+        if sub.final_sent {
+            return self.refer_finished(now, key);
+        }
+        if let Some((code, reason, last)) = sub.queued.take() {
+            self.refer_status(now, key, code, &reason, last);
+        }
+    }
+
+    /// The transferor refused a NOTIFY or never answered it: the
+    /// subscription is over (RFC 6665 §4.1.2.2); a transfer made still
+    /// ends the transferor's leg.
+    pub(crate) fn refer_sub_failed(&mut self, now: Now, key: u64, code: u16) {
+        if let Some(sub) = self.refers.subs.get(&key) {
+            log::debug!(
+                "transfer report to {} ended by {code}",
+                self.sessions.name(sub.transferor)
+            );
+        }
+        self.refer_finished(now, key);
+    }
+
+    /// Reporting is over. When the transferee was moved, the transferor's
+    /// leg has nothing left to do: it ends after [`TRANSFEROR_GRACE`]
+    /// unless its own BYE comes first (a refused transfer leaves the call
+    /// as it was).
+    fn refer_finished(&mut self, now: Now, key: u64) {
+        let Some(sub) = self.refers.subs.get_mut(&key) else {
+            return;
+        };
+        if sub.end_transferor_at.is_some() {
+            return; // already waiting for the transferor's BYE
+        }
+        if sub.moved && self.sessions.get(sub.transferor).is_some() {
+            let at = now.mono + TRANSFEROR_GRACE;
+            sub.end_transferor_at = Some(at);
+            sub.in_flight = false;
+            sub.final_sent = true;
+            self.refer_timers.insert((at, key));
+            return;
+        }
+        self.refer_forget(key);
+    }
+
+    /// Drops every record of transfer `key`; its dialog goes too when no
+    /// call uses it any more (the transferor's BYE came during the report).
+    fn refer_forget(&mut self, key: u64) {
+        let Some(sub) = self.refers.subs.remove(&key) else {
+            return;
+        };
+        if let Some(t) = sub.transferee {
+            self.refers.by_transferee.remove(&t);
+        }
+        self.refers.by_dialog.remove(&sub.dialog);
+        if self.sessions.by_dialog(&sub.dialog).is_none() {
+            self.dialogs.remove(&sub.dialog);
+            self.refers.per_dialog.remove(&sub.dialog);
+        }
+    }
+
+    /// A transfer's deadline: the report runs out (the last status goes as
+    /// final, `reason=timeout`), or the transferor's grace is over.
+    pub(crate) fn refer_timer_due(&mut self, now: Now, key: u64, at: Instant) {
+        let Some(sub) = self.refers.subs.get_mut(&key) else {
+            return;
+        };
+        if sub.end_transferor_at == Some(at) {
+            let t = sub.transferor;
+            self.refer_forget(key);
+            if self.sessions.get(t).is_some() {
+                sirius_abi::verbose!(
+                    3,
+                    "    -- {} transferred its call and did not hang up: ending it",
+                    self.sessions.name(t)
+                );
+                self.hangup_call(now, t, Cause::NORMAL_CLEARING);
+                self.host(crate::endpoint::HostAction::Hangup(
+                    t,
+                    Cause::NORMAL_CLEARING,
+                ));
+            }
+            return;
+        }
+        if sub.expires != at || sub.final_sent {
+            return;
+        }
+        sub.end_reason = "timeout";
+        let code = sub.sent.unwrap_or(100);
+        let reason = match code {
+            180 => "Ringing",
+            183 => "Session Progress",
+            _ => "Trying",
+        };
+        self.refer_status(now, key, code, reason, true);
+    }
+
+    /// The transferor's leg ended (its BYE): a transfer made needs no
+    /// grace timer any more.
+    pub(crate) fn refer_transferor_gone(&mut self, id: &DialogId) {
+        let Some(&key) = self.refers.by_dialog.get(id) else {
+            return;
+        };
+        if self
+            .refers
+            .subs
+            .get(&key)
+            .is_some_and(|s| s.end_transferor_at.is_some())
+        {
+            self.refer_forget(key);
+        }
+    }
+}
+
+/// The final report of a transfer the core refused.
+fn refused_transfer(cause: Cause) -> (u16, &'static str) {
+    match cause {
+        Cause::UNALLOCATED | Cause::NO_ROUTE_DESTINATION => (404, "Not Found"),
+        Cause::FACILITY_NOT_IMPLEMENTED => (503, "Service Unavailable"),
+        Cause::INVALID_CALL_REFERENCE => (603, "Declined"),
+        c => cause_to_sip(c),
+    }
+}
