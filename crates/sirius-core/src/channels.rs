@@ -523,6 +523,12 @@ impl ChannelRegistry {
         self.table(id).read().get(&id).map(|c| (**c).clone())
     }
 
+    /// What `f` reads of a channel, without the copy [`ChannelRegistry::get`]
+    /// makes (a variable asked for on every outbound leg).
+    pub fn read<T>(&self, id: ChannelId, f: impl FnOnce(&Channel) -> T) -> Option<T> {
+        self.table(id).read().get(&id).map(|c| f(c))
+    }
+
     /// Finds a channel by exact name, or by unique prefix of its name.
     pub fn find(&self, name: &str) -> Option<Channel> {
         // Copies of the matches only, the oldest first.

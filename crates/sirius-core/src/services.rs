@@ -193,8 +193,11 @@ impl CoreServices for HostServices {
 
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
         self.core()
-            .and_then(|core| core.channels.get(id))
-            .and_then(|c| c.vars.fetch(name.as_str()).map(RString::from))
+            .and_then(|core| {
+                core.channels
+                    .read(id, |c| c.vars.fetch(name.as_str()).map(RString::from))
+            })
+            .flatten()
             .into()
     }
 

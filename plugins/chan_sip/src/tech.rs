@@ -233,6 +233,10 @@ impl ChannelDriver for SipTech {
         let (caller, caller_name) = requestor
             .and_then(|r| self.shared.host.channel_caller_id(r))
             .unwrap_or_default();
+        // A transferred call's target learns who referred it (RFC 3892):
+        // the REFER's Referred-By, left on the transferee (and inherited).
+        let referred_by =
+            requestor.and_then(|r| self.shared.host.channel_get_var(r, "SIPREFERREDBYHDR"));
         let info = self.shared.host.channel_alloc(sirius_abi::ChannelSpec {
             tech: "SIP".into(),
             resource: peer.clone().unwrap_or_else(|| addr.ip().to_string()).into(),
@@ -260,6 +264,7 @@ impl ChannelDriver for SipTech {
             codecs,
             caller,
             caller_name,
+            referred_by,
             requestor,
         };
         if self

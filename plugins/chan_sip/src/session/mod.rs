@@ -443,6 +443,9 @@ impl Endpoint {
     /// with it), its ports go back.
     pub(crate) fn take_session(&mut self, chan: ChannelId) -> Option<Box<Session>> {
         let s = self.sessions.remove(chan)?;
+        if !self.refers.referred_by.is_empty() {
+            self.refers.referred_by.remove(&chan);
+        }
         if let Role::Uac { tx: Some(tx), .. } = s.role {
             self.owners.remove(&tx);
         }

@@ -98,6 +98,9 @@ pub(crate) struct Refers {
     /// forgotten with the dialog's last transfer.
     per_dialog: HashMap<DialogId, u8>,
     next: u64,
+    /// `Referred-By` for the INVITE of an outbound leg not placed yet (kept
+    /// here, not in every session, for the few legs that have one).
+    pub(crate) referred_by: HashMap<ChannelId, String>,
 }
 
 impl Refers {

@@ -38,6 +38,8 @@ pub struct OutboundSetup {
     /// The channel that asked for this one (a Dial's caller): the RTP pair
     /// set aside when that call was admitted is this leg's.
     pub requestor: Option<ChannelId>,
+    /// `Referred-By` for the INVITE: the leg calls a transfer's target.
+    pub referred_by: Option<String>,
 }
 
 /// A caller ID number as the user part of a SIP URI (RFC 3261 §25.1 `user`):
@@ -59,6 +61,9 @@ impl Endpoint {
     /// against its peer) from now, with its RTP pair; nothing is sent yet.
     pub(crate) fn new_outbound(&mut self, setup: OutboundSetup, env: &mut dyn Env) {
         let chan = setup.chan;
+        if let Some(by) = setup.referred_by {
+            self.refers.referred_by.insert(chan, by);
+        }
         let timers = {
             let running = self.shared.running();
             setup
@@ -216,6 +221,9 @@ impl Endpoint {
             }
         }
         inv.push(HeaderName::Allow, self.caps.allow());
+        if let Some(by) = self.refers.referred_by.remove(&chan) {
+            inv.push(HeaderName::ReferredBy, by);
+        }
         timer::offer(&timers, &mut inv, None);
         inv.set_body(
             "application/sdp",

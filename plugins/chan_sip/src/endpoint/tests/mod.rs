@@ -550,6 +550,7 @@ fn dial_bob_for(h: &mut Harness, chan: ChannelId, requestor: Option<ChannelId>) 
         caller: "100".into(),
         caller_name: "Alice".into(),
         requestor,
+        referred_by: None,
     }));
 }
 

@@ -351,3 +351,32 @@ fn an_unanswered_notify_is_retransmitted_then_given_up() {
         .host_actions()
         .contains(&HostAction::Hangup(a, Cause::NORMAL_CLEARING)));
 }
+
+/// The target of a transfer learns who referred the call: the REFER's
+/// Referred-By, read by `request_call` from the transferee, goes on the
+/// INVITE (RFC 3892, as pjsip's refer_outgoing_request).
+#[test]
+fn a_transfer_targets_invite_carries_referred_by() {
+    let mut h = Harness::new(SIP_TOML);
+    let chan = ChannelId(5);
+    h.input(Input::NewOutbound(OutboundSetup {
+        chan,
+        dest: addr(BOB),
+        transport: Transport::Udp,
+        ruri: format!("sip:bob@{BOB}"),
+        peer: Some("bob".into()),
+        name: "SIP/bob-00000005".into(),
+        codecs: vec![Codec::PCMU],
+        caller: "100".into(),
+        caller_name: String::new(),
+        requestor: None,
+        referred_by: Some("<sip:alice@127.0.0.1>".into()),
+    }));
+    h.input(Input::Place(chan));
+    let invite = h.expect_one(BOB);
+    assert_eq!(
+        header(&invite, HeaderName::ReferredBy),
+        "<sip:alice@127.0.0.1>"
+    );
+    assert!(h.ep.refers.referred_by.is_empty(), "used once");
+}

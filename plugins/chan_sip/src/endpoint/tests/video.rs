@@ -97,6 +97,7 @@ fn our_offer_puts_video_codecs_in_m_video_only() {
         caller: "100".into(),
         caller_name: String::new(),
         requestor: None,
+        referred_by: None,
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();
@@ -179,6 +180,7 @@ fn placed_outbound_with(h: &mut Harness, chan: u64, codecs: Vec<Codec>) -> (Chan
         caller: "100".into(),
         caller_name: String::new(),
         requestor: None,
+        referred_by: None,
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();

@@ -1,0 +1,247 @@
+//! Call transfer with real peers (issue #12): seed 002's blind transfer by
+//! REFER, played by sipp message for message: a transferor (sipp UAC)
+//! calls the transferee (a sipp UAS reached by Dial), holds, REFERs it to
+//! 6003 and hangs up once told the target answered; the transferee goes
+//! on with the target (a second sipp UAS).
+
+use sirius_blackbox::{free_udp_port, Daemon, SippProcess};
+use std::path::Path;
+use std::time::Duration;
+
+#[path = "calls_common.rs"]
+mod common;
+use common::*;
+
+/// The PBX: `sipp` (the transferor) in context `test`; `callee` (the
+/// transferee) and `carol` (the target) at fixed ports.
+fn transfer_pbx(callee_port: u16, carol_port: u16) -> Daemon {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n\
+         [peers.carol]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {carol_port}\n"
+    );
+    let ext = r#"
+[test]
+"200" = ["Dial(SIP/callee,10)", "Hangup()"]
+"6003" = ["Verbose(2,transferred by ${BLINDTRANSFER} (SIPTRANSFER=${SIPTRANSFER}))", "Dial(SIP/carol,5)", "Verbose(2,after the target: ${DIALSTATUS})", "Hangup()"]
+"h" = ["Verbose(2,h ran for ${CHANNEL})"]
+"#;
+    pbx_with(&sip, ext)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The transferor's sipp run: scenario `scenario`, REFER to `target`.
+fn transferor(d: &Daemon, scenario: &str, target: &str, trace: &Path) -> (i32, String) {
+    call(
+        d,
+        &[
+            "-sf",
+            &sf(scenario),
+            "-s",
+            "200",
+            "-key",
+            "target",
+            target,
+            "-trace_msg",
+            "-message_file",
+            trace.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The messages of a sipp trace that are NOTIFYs we sent, in order.
+fn notifies(trace: &str) -> Vec<String> {
+    trace
+        .split("message received")
+        .skip(1)
+        .filter_map(|m| {
+            let start = m.find("NOTIFY sip:")?;
+            Some(m[start..].to_string())
+        })
+        .collect()
+}
+
+fn seed_flow(scenario: &str, held: bool) {
+    let (callee_port, carol_port) = (free_udp_port(), free_udp_port());
+    let d = transfer_pbx(callee_port, carol_port);
+    let dir = d.root.path();
+    let (t_trace, c_trace, carol_trace) = (
+        dir.join("transferor.log"),
+        dir.join("transferee.log"),
+        dir.join("carol.log"),
+    );
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_transferee.xml"),
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            c_trace.to_str().unwrap(),
+        ],
+    );
+    let carol = SippProcess::start(
+        carol_port,
+        &[
+            "-sn",
+            "uas",
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            carol_trace.to_str().unwrap(),
+        ],
+    );
+    let (code, out) = transferor(&d, scenario, "6003", &t_trace);
+    assert_eq!(
+        code,
+        0,
+        "transferor: call, REFER, 202, NOTIFYs, BYE:\n{out}\n{}",
+        read(&t_trace)
+    );
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "transferee: answered, re-INVITEs, then its own BYE:\n{}\n{}",
+        read(&c_trace),
+        d.messages()
+    );
+    assert_eq!(
+        carol.finish(),
+        Some(0),
+        "target: called, answered, BYE passed on from the transferee:\n{}",
+        read(&carol_trace)
+    );
+
+    // What the transferor was told, in seed 002's order.
+    let t = read(&t_trace);
+    let reports = notifies(&t);
+    assert!(reports.len() >= 2, "{t}");
+    let first = &reports[0];
+    assert!(first.contains("Event: refer"), "{first}");
+    assert!(
+        first.contains("Subscription-State: active;expires=180"),
+        "{first}"
+    );
+    assert!(
+        first.contains("Content-Type: message/sipfrag;version=2.0"),
+        "{first}"
+    );
+    assert!(first.contains("\nSIP/2.0 100 Trying"), "{first}");
+    let last = reports.last().unwrap();
+    assert!(
+        last.contains("Subscription-State: terminated;reason=noresource"),
+        "{last}"
+    );
+    assert!(last.contains("\nSIP/2.0 200 OK"), "{last}");
+    assert!(
+        t.find("SIP/2.0 202 Accepted").unwrap() < t.find("NOTIFY sip:").unwrap(),
+        "202 before the first NOTIFY:\n{t}"
+    );
+
+    // The transferee heard the hold (when there was one) and its end.
+    let c = read(&c_trace);
+    let reinvites = c.matches("INVITE sip:transferee@").count();
+    match held {
+        true => {
+            assert_eq!(reinvites, 2, "hold, then unhold:\n{c}");
+            let (hold, unhold) = (
+                c.find("a=sendonly").unwrap(),
+                c.rfind("a=sendrecv").unwrap(),
+            );
+            assert!(hold < unhold, "{c}");
+        }
+        false => assert_eq!(reinvites, 0, "{c}"),
+    }
+    // The target was called for the transferee, with who referred it.
+    let carol_msgs = read(&carol_trace);
+    assert!(
+        carol_msgs.contains("Referred-By: <sip:sipp@127.0.0.1:"),
+        "{carol_msgs}"
+    );
+
+    let log = d.wait_for_log("h ran for SIP/sipp-", Duration::from_secs(10));
+    assert!(
+        log.contains("    -- Blind transfer of 'SIP/callee-"),
+        "{log}"
+    );
+    assert!(log.contains("' to 6003@test by 'SIP/sipp-"), "{log}");
+    assert!(
+        log.contains("transferred by SIP/sipp-") && log.contains("(SIPTRANSFER=yes)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("-- SIP/carol-00000003 answered SIP/callee-00000002; bridged"),
+        "{log}"
+    );
+    d.wait_for("core show channels count", Duration::from_secs(10), |o| {
+        o.starts_with("0 active channels")
+    });
+}
+
+#[test]
+fn seed_002s_blind_transfer_after_hold_reaches_the_target_and_reports_it() {
+    seed_flow("uac_refer_blind.xml", true);
+}
+
+#[test]
+fn a_blind_transfer_without_hold_goes_the_same_way() {
+    seed_flow("uac_refer_blind_nohold.xml", false);
+}
+
+/// A busy target: the final NOTIFY carries 486, and the transferee
+/// follows the dialplan after its Dial (DIALSTATUS BUSY), then is hung up.
+#[test]
+fn a_busy_target_is_reported_with_486_and_the_transferee_follows_the_dialplan() {
+    let (callee_port, carol_port) = (free_udp_port(), free_udp_port());
+    let d = transfer_pbx(callee_port, carol_port);
+    let t_trace = d.root.path().join("transferor.log");
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
+    let carol = SippProcess::start(carol_port, &["-sf", &sf("uas_busy.xml"), "-m", "1"]);
+    let (code, out) = transferor(&d, "uac_refer_blind_nohold.xml", "6003", &t_trace);
+    assert_eq!(code, 0, "{out}\n{}", read(&t_trace));
+    assert_eq!(carol.finish(), Some(0), "the target answered 486");
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "the transferee hung up by the PBX"
+    );
+    let t = read(&t_trace);
+    let last = notifies(&t).pop().unwrap();
+    assert!(last.contains("\nSIP/2.0 486 Busy Here"), "{last}");
+    assert!(last.contains("terminated;reason=noresource"), "{last}");
+    let log = d.wait_for_log("after the target: BUSY", Duration::from_secs(10));
+    assert!(
+        log.contains("    -- Blind transfer of 'SIP/callee-"),
+        "{log}"
+    );
+    d.wait_for("core show channels count", Duration::from_secs(10), |o| {
+        o.starts_with("0 active channels")
+    });
+}
+
+/// A target the transferor's context lacks: the final NOTIFY says 404 and
+/// nothing moved; the transferor then ends its call as usual.
+#[test]
+fn a_transfer_to_an_unknown_extension_is_reported_with_404_and_nothing_moves() {
+    let (callee_port, carol_port) = (free_udp_port(), free_udp_port());
+    let d = transfer_pbx(callee_port, carol_port);
+    let t_trace = d.root.path().join("transferor.log");
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
+    let (code, out) = transferor(&d, "uac_refer_blind_nohold.xml", "9999", &t_trace);
+    assert_eq!(code, 0, "{out}\n{}", read(&t_trace));
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "the transferee stayed bridged and got the PBX's BYE when the transferor hung up"
+    );
+    let t = read(&t_trace);
+    let last = notifies(&t).pop().unwrap();
+    assert!(last.contains("\nSIP/2.0 404 Not Found"), "{last}");
+    let log = d.messages();
+    assert!(!log.contains("Blind transfer of"), "{log}");
+}
