@@ -550,3 +550,48 @@ pub fn media_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
         }
     }
 }
+
+/// An RTP-shaped packet with sequence number `seq`.
+pub fn rtp(seq: u16) -> Vec<u8> {
+    let mut pkt = vec![0x80, 0x00];
+    pkt.extend_from_slice(&seq.to_be_bytes());
+    pkt.extend_from_slice(&[0u8; 168]);
+    pkt
+}
+
+/// Sends from `from` to the PBX's port `to` until `sink` receives one
+/// packet (the relay is ready), within 5 s; then `n` more, each of which
+/// must arrive. The count that arrived.
+pub fn first_then(from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocket, n: u16) -> u16 {
+    sink.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seq = 1000;
+    loop {
+        from.send_to(&rtp(seq), ("127.0.0.1", to)).unwrap();
+        if sink.recv_from(&mut buf).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing relayed to {:?}",
+            sink.local_addr()
+        );
+        seq += 1;
+    }
+    sink.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut got = 0;
+    for seq in 0..n {
+        from.send_to(&rtp(seq), ("127.0.0.1", to)).unwrap();
+        // Drain late copies of the readiness probes first.
+        while let Ok((len, _)) = sink.recv_from(&mut buf) {
+            if len >= 4 && buf[2..4] == seq.to_be_bytes() {
+                got += 1;
+                break;
+            }
+        }
+    }
+    got
+}

@@ -2,8 +2,8 @@
 //! session timers, RTP timeouts, and saying only what we support.
 
 use sirius_blackbox::{
-    free_udp_port, media_pair, scenario, sdp_port_after, sipp, sipp_within, wait_port, Daemon,
-    SippProcess,
+    first_then, free_udp_port, media_pair, rtp, scenario, sdp_port_after, sipp, sipp_within,
+    wait_port, Daemon, SippProcess,
 };
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -40,51 +40,6 @@ fn pbx(callee_port: u16, general: &str) -> Daemon {
             "\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n"
         );
     Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)])
-}
-
-/// An RTP-shaped packet with sequence number `seq`.
-fn rtp(seq: u16) -> Vec<u8> {
-    let mut pkt = vec![0x80, 0x00];
-    pkt.extend_from_slice(&seq.to_be_bytes());
-    pkt.extend_from_slice(&[0u8; 168]);
-    pkt
-}
-
-/// Sends from `from` to the PBX's port `to` until `sink` receives one
-/// packet (the relay is ready), within 5 s; then `n` more, each of which
-/// must arrive. The count that arrived.
-fn first_then(from: &UdpSocket, to: u16, sink: &UdpSocket, n: u16) -> u16 {
-    sink.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut buf = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut seq = 1000;
-    loop {
-        from.send_to(&rtp(seq), ("127.0.0.1", to)).unwrap();
-        if sink.recv_from(&mut buf).is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing relayed to {:?}",
-            sink.local_addr()
-        );
-        seq += 1;
-    }
-    sink.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut got = 0;
-    for seq in 0..n {
-        from.send_to(&rtp(seq), ("127.0.0.1", to)).unwrap();
-        // Drain late copies of the readiness probes first.
-        while let Ok((len, _)) = sink.recv_from(&mut buf) {
-            if len >= 4 && buf[2..4] == seq.to_be_bytes() {
-                got += 1;
-                break;
-            }
-        }
-    }
-    got
 }
 
 /// A sipp caller dialling extension 200 and the sipp callee it reaches,

@@ -4,7 +4,7 @@
 //! 6003 and hangs up once told the target answered; the transferee goes
 //! on with the target (a second sipp UAS).
 
-use sirius_blackbox::{free_udp_port, Daemon, SippProcess};
+use sirius_blackbox::{first_then, free_udp_port, media_pair, wait_port, Daemon, SippProcess};
 use std::path::Path;
 use std::time::Duration;
 
@@ -244,4 +244,141 @@ fn a_transfer_to_an_unknown_extension_is_reported_with_404_and_nothing_moves() {
     assert!(last.contains("\nSIP/2.0 404 Not Found"), "{last}");
     let log = d.messages();
     assert!(!log.contains("Blind transfer of"), "{log}");
+}
+
+/// A real softphone transfers: baresip (bob) calls alice through the PBX,
+/// then presses transfer (`/transfer sip:6003@…`); alice (a sipp UAS
+/// whose media is a socket of this test) is connected to carol (the same)
+/// and they hear each other; bob's leg is gone.
+#[test]
+fn baresip_blind_transfers_its_caller_to_a_third_phone_and_they_talk() {
+    use std::io::{BufRead, Write};
+    let (alice_port, carol_port) = (free_udp_port(), free_udp_port());
+    let sip = format!(
+        "{SIP_TOML}\n[peers.bob]\nhost = \"dynamic\"\nsecret = \"bob-secret\"\ncontext = \"test\"\n\
+         allow = [\"ulaw\"]\nnat = [\"force_rport\", \"comedia\"]\n\n\
+         [peers.alice]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {alice_port}\n\n\
+         [peers.carol]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {carol_port}\n"
+    );
+    let ext = r#"
+[test]
+"200" = ["Dial(SIP/alice,20)", "Hangup()"]
+"6003" = ["Dial(SIP/carol,10)", "Hangup()"]
+"#;
+    let d = pbx_with(&sip, ext);
+    let dir = d.root.path().to_path_buf();
+    let ((a_rtp, _a_rtcp), (c_rtp, _c_rtcp)) = (media_pair(), media_pair());
+    let (alice_trace, carol_trace) = (dir.join("alice.log"), dir.join("carol.log"));
+    let sipp_uas = |port: u16, media: &std::net::UdpSocket, trace: &Path| {
+        let mport = media.local_addr().unwrap().port().to_string();
+        SippProcess::start(
+            port,
+            &[
+                "-sf",
+                &sf("uas_media.xml"),
+                "-key",
+                "mport",
+                &mport,
+                "-m",
+                "1",
+                "-trace_msg",
+                "-message_file",
+                trace.to_str().unwrap(),
+            ],
+        )
+    };
+    let alice = sipp_uas(alice_port, &a_rtp, &alice_trace);
+    let carol = sipp_uas(carol_port, &c_rtp, &carol_trace);
+
+    let cfg = tempfile::tempdir().unwrap();
+    let (bob_sip, bob_rtp) = (free_udp_port(), free_udp_port());
+    let config = format!(
+        "sip_listen 127.0.0.1:{bob_sip}\nsip_transports udp\n\
+         audio_player aubridge,speaker\naudio_source ausine,440\naudio_alert aubridge,speaker\n\
+         ausrc_srate 48000\nauplay_srate 48000\nausrc_channels 2\nauplay_channels 2\n\
+         rtp_ports {bob_rtp}-{}\n\
+         module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n\
+         module ausine.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\n",
+        bob_rtp + 9
+    );
+    std::fs::write(cfg.path().join("config"), config).unwrap();
+    std::fs::write(
+        cfg.path().join("accounts"),
+        format!(
+            "<sip:bob@127.0.0.1:{};transport=udp>;auth_pass=bob-secret;regint=60\n",
+            d.sip_port()
+        ),
+    )
+    .unwrap();
+    std::fs::write(cfg.path().join("contacts"), "").unwrap();
+    let mut bob = std::process::Command::new("timeout")
+        .args(["40", "baresip", "-f"])
+        .arg(cfg.path())
+        .args(["-e", "/dial 200", "-t", "30"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("baresip (apt-get install baresip; scripts/test does)");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = bob.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut said = String::new();
+    let mut wait_for = |text: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !said.contains(text) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => said.push_str(&(line + "\n")),
+                Err(_) => panic!("baresip never said '{text}':\n{said}"),
+            }
+        }
+        said.clone()
+    };
+    wait_for("Call established: sip:200@127.0.0.1");
+    let mut stdin = bob.stdin.take().unwrap();
+    writeln!(stdin, "/transfer sip:6003@127.0.0.1:{}", d.sip_port()).unwrap();
+    stdin.flush().unwrap();
+
+    // Alice now talks with carol, both ways, through the PBX's relay.
+    let alice_leg = wait_port(&alice_trace, "INVITE sip:");
+    let carol_leg = wait_port(&carol_trace, "INVITE sip:");
+    assert_eq!(
+        first_then(&a_rtp, alice_leg, &c_rtp, 20),
+        20,
+        "alice -> carol"
+    );
+    assert_eq!(
+        first_then(&c_rtp, carol_leg, &a_rtp, 20),
+        20,
+        "carol -> alice"
+    );
+    d.wait_for("core show channels", Duration::from_secs(10), |o| {
+        o.contains("2 active channels") && !o.contains("SIP/bob-")
+    });
+    let log = d.messages();
+    assert!(
+        log.contains("    -- Blind transfer of 'SIP/alice-"),
+        "{log}"
+    );
+    assert!(log.contains("' to 6003@test by 'SIP/bob-"), "{log}");
+    assert_eq!(d.rx("channel request hangup all").ok().lines().count(), 2);
+    assert_eq!(alice.finish(), Some(0), "alice: the PBX's BYE");
+    assert_eq!(carol.finish(), Some(0), "carol: the PBX's BYE");
+    d.wait_for("core show channels count", Duration::from_secs(10), |o| {
+        o.starts_with("0 active channels")
+    });
+    assert!(
+        wait_for("transferring call to sip:6003@").contains("Call established"),
+        "{said}"
+    );
+    drop(stdin);
+    let _ = bob.kill();
+    let _ = bob.wait();
 }
