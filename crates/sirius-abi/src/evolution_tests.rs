@@ -444,6 +444,10 @@ fn a_plugin_asking_an_older_core_for_a_transfer_gets_the_defaults() {
     // …the new ones answer their defaults: no transfer, no variables.
     let refused = seen.channel_blind_transfer(chan, "demo".into(), "700".into(), RVec::new());
     assert_eq!(refused.into_result(), Err(Cause::FACILITY_NOT_IMPLEMENTED));
+    assert_eq!(
+        seen.channel_attended_transfer(chan, chan).into_result(),
+        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    );
     assert!(seen.channel_get_var(chan, "X".into()).is_none());
     seen.channel_set_var(chan, "X".into(), "1".into());
 }

@@ -229,6 +229,21 @@ impl Host {
             .into_result()
     }
 
+    /// Attended transfer of `t1`'s partner to `t2`'s (see
+    /// [`CoreServices::channel_attended_transfer`]): (transferee, target).
+    ///
+    /// [`CoreServices::channel_attended_transfer`]: crate::CoreServices::channel_attended_transfer
+    pub fn channel_attended_transfer(
+        &self,
+        t1: ChannelId,
+        t2: ChannelId,
+    ) -> Result<(ChannelId, ChannelId), Cause> {
+        self.services
+            .channel_attended_transfer(t1, t2)
+            .into_result()
+            .map(|Tuple2(a, c)| (a, c))
+    }
+
     /// A channel variable's value.
     pub fn channel_get_var(&self, id: ChannelId, name: &str) -> Option<String> {
         self.services

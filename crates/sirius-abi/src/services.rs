@@ -183,6 +183,23 @@ pub trait CoreServices: Send + Sync + Clone {
         RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
     }
 
+    /// Attended transfer (`ast_bridge_transfer_attended`): the transferor's
+    /// two legs `t1` (to the transferee) and `t2` (its consultation call to
+    /// the target); the transferee and the target are bridged to each other
+    /// and `t2` is hung up; `t1` is left to its technology. Returns
+    /// (transferee, target). Errors leave both calls as they were:
+    /// `FACILITY_NOT_IMPLEMENTED` when a leg is in no bridge,
+    /// `INVALID_CALL_REFERENCE` when one is gone. Default (an older core):
+    /// `FACILITY_NOT_IMPLEMENTED`.
+    fn channel_attended_transfer(
+        &self,
+        t1: ChannelId,
+        t2: ChannelId,
+    ) -> RResult<Tuple2<ChannelId, ChannelId>, Cause> {
+        let _ = (t1, t2);
+        RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+    }
+
     /// A channel variable (`${TRANSFER_CONTEXT}`); `None` when unset or the
     /// channel is gone. Default (an older core): `None`.
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {

@@ -191,6 +191,19 @@ impl CoreServices for HostServices {
             .into()
     }
 
+    fn channel_attended_transfer(
+        &self,
+        t1: ChannelId,
+        t2: ChannelId,
+    ) -> RResult<Tuple2<ChannelId, ChannelId>, Cause> {
+        let Some(core) = self.core() else {
+            return RResult::RErr(Cause::FAILURE);
+        };
+        core.attended_transfer(t1, t2)
+            .map(|(a, c)| Tuple2(a, c))
+            .into()
+    }
+
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
         self.core()
             .and_then(|core| {

@@ -143,6 +143,86 @@ impl Core {
         outcome.map(|(id, _)| id)
     }
 
+    /// Attended transfer (`ast_bridge_transfer_attended`): the transferor
+    /// talks to the transferee on `t1` and to the target on `t2` (its
+    /// consultation call); the transferee and the target are bridged to
+    /// each other, and `t2` is hung up. `t1` is left to its technology (a
+    /// SIP leg still owes its NOTIFY). Returns (transferee, target).
+    ///
+    /// ```text
+    ///   a ══ t1 (transferor) t2 ══ c        a ══ c      t1: left to its tech
+    ///                              ──▶                  t2: hung up
+    /// ```
+    ///
+    /// The dialplans parked on the old pairs wait on the new one: a plan
+    /// owned by `a` waited on (a, t1) and now waits on (a, c); one owned by
+    /// `t1` waits on `t1` alone (likewise for `c` and `t2`), so each `h`
+    /// runs once, when its own call ends. Errors leave both calls as they
+    /// were: `FACILITY_NOT_IMPLEMENTED` when either leg is in no bridge or
+    /// the two calls are one, `INVALID_CALL_REFERENCE` when a leg is gone.
+    pub fn attended_transfer(
+        self: &Arc<Self>,
+        t1: ChannelId,
+        t2: ChannelId,
+    ) -> Result<(ChannelId, ChannelId), Cause> {
+        let get = |id| self.channels.get(id).ok_or(Cause::INVALID_CALL_REFERENCE);
+        let outcome = (|| {
+            let (first, second) = (get(t1)?, get(t2)?);
+            let a = first.bridged_to.ok_or(Cause::FACILITY_NOT_IMPLEMENTED)?;
+            let c = second.bridged_to.ok_or(Cause::FACILITY_NOT_IMPLEMENTED)?;
+            if a == t2 || a == t1 || c == t2 {
+                return Err(Cause::FACILITY_NOT_IMPLEMENTED);
+            }
+            let (a_name, c_name) = (get(a)?.name, get(c)?.name);
+            if !self.unbridge(t1, a) {
+                return Err(Cause::INVALID_CALL_REFERENCE);
+            }
+            if !self.unbridge(t2, c) {
+                // Put the first call back as it was.
+                let _ = self.bridge(t1, a);
+                return Err(Cause::INVALID_CALL_REFERENCE);
+            }
+            for (owner, from, to) in [(a, t1, c), (c, t2, a), (t1, a, t1), (t2, c, t2)] {
+                self.channels.retarget_gone_hooks(owner, from, to);
+            }
+            for x in [a, c] {
+                self.channels.update(x, |ch| {
+                    ch.vars.insert("ATTENDEDTRANSFER", &first.name);
+                    ch.vars.remove("BLINDTRANSFER");
+                });
+            }
+            sirius_abi::verbose!(
+                3,
+                "    -- Attended transfer of '{a_name}' to '{c_name}' (by '{}' and '{}')",
+                first.name,
+                second.name
+            );
+            self.bridge(a, c)?;
+            let _ = self.hangup(t2, Cause::NORMAL_CLEARING);
+            Ok(((a, a_name), (c, c_name), first.name, second.name))
+        })();
+        let (result, fields) = match &outcome {
+            Ok(((_, a), (_, c), n1, n2)) => {
+                ("Success", [n1.clone(), n2.clone(), a.clone(), c.clone()])
+            }
+            Err(_) => ("Fail", Default::default()),
+        };
+        let [orig, second, transferee, target] = fields;
+        self.events.publish(crate::events::Event {
+            name: "AttendedTransfer".into(),
+            fields: vec![
+                ("Result".into(), result.into()),
+                ("OrigTransfererChannel".into(), orig),
+                ("SecondTransfererChannel".into(), second),
+                ("TransfereeChannel".into(), transferee),
+                ("TransferTargetChannel".into(), target),
+                ("DestType".into(), "Bridge".into()),
+                ("IsExternal".into(), "Yes".into()),
+            ],
+        });
+        outcome.map(|((a, _), (c, _), _, _)| (a, c))
+    }
+
     /// The work of [`Core::blind_transfer`]: the transferee and its name.
     fn move_transferee(
         self: &Arc<Self>,
@@ -214,6 +294,66 @@ mod tests {
         core.channel_gone(a, Cause::NORMAL_CLEARING);
         assert!(core.channels.exists(b));
         assert!(rec.take_log().iter().all(|l| !l.starts_with("hangup")));
+    }
+
+    #[test]
+    fn an_attended_transfer_bridges_the_transferee_with_the_target_and_ends_the_consultation() {
+        let rec = Recorder::native();
+        let (core, _dir) = core_with(&rec);
+        let (a, t1, t2, c) = (
+            leg(&core, "a"),
+            leg(&core, "t1"),
+            leg(&core, "t2"),
+            leg(&core, "c"),
+        );
+        core.bridge(a, t1).unwrap();
+        // Not yet a consultation call: refused, nothing changes.
+        assert_eq!(
+            core.attended_transfer(t1, t2),
+            Err(Cause::FACILITY_NOT_IMPLEMENTED)
+        );
+        assert_eq!(core.channels.get(a).unwrap().bridged_to, Some(t1));
+        core.bridge(t2, c).unwrap();
+        // a's dialplan (a Dial of t1) waits on its call.
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let r = ran.clone();
+        core.channels.when_gone(&[a, t1], a, move || {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut events = core.events.subscribe();
+        rec.take_log();
+
+        assert_eq!(core.attended_transfer(t1, t2), Ok((a, c)));
+        let log = rec.take_log();
+        let pos = |p: &str| log.iter().position(|l| l.starts_with(p));
+        assert!(
+            pos(&format!("unbridge {} {}", a.0, t1.0)).is_some()
+                || pos(&format!("unbridge {} {}", t1.0, a.0)).is_some(),
+            "{log:?}"
+        );
+        assert!(pos(&format!("hangup {}", t2.0)).is_some(), "{log:?}");
+        assert_eq!(core.channels.get(a).unwrap().bridged_to, Some(c));
+        assert_eq!(core.channels.get(c).unwrap().bridged_to, Some(a));
+        assert!(!core.channels.exists(t2), "the consultation call ended");
+        assert!(core.channels.exists(t1), "t1 is its technology's to end");
+        let t1_name = core.channels.get(t1).unwrap().name;
+        for x in [a, c] {
+            assert_eq!(
+                core.channels.get(x).unwrap().vars.get("ATTENDEDTRANSFER"),
+                Some(t1_name.as_str())
+            );
+        }
+        let e = std::iter::from_fn(|| events.try_recv().ok())
+            .find(|e| e.name == "AttendedTransfer")
+            .expect("an AttendedTransfer event");
+        assert_eq!(e.get("Result"), Some("Success"));
+        // The transferor leaves: nothing else ends, a's plan still waits…
+        core.channel_gone(t1, Cause::NORMAL_CLEARING);
+        assert!(core.channels.exists(a) && core.channels.exists(c));
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // …until its new call ends.
+        core.channel_gone(c, Cause::NORMAL_CLEARING);
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
