@@ -80,6 +80,8 @@ pub enum Command {
     /// A TCP connection failed: this shard's requests waiting on it get no
     /// answer.
     TransportError(SocketAddr),
+    /// Another shard's endpoint asks or tells this one about calls.
+    Shard(crate::endpoint::ShardMsg),
 }
 
 /// A datagram read on shard 0 for another shard: its bytes, its source and
@@ -405,6 +407,7 @@ impl Driver {
                 return n;
             }
             Command::Stream(msg, src) => self.stream_here(msg, src),
+            Command::Shard(msg) => self.input(Input::Shard(msg)),
             Command::TransportError(peer) => self.input(Input::TransportError {
                 peer,
                 transport: Transport::Tcp,
@@ -486,6 +489,11 @@ impl Driver {
                 Output::Transmit(t) => self.transmit(t),
                 Output::Host(h) => self.host(h),
                 Output::Media(m) => self.env.media(m),
+                Output::Shard(k, msg) => {
+                    if self.env.shared.shards.send(k, Command::Shard(msg)).is_err() {
+                        log::warn!("SIP thread {k} is gone: a message for it is dropped");
+                    }
+                }
                 // A lookup may block for seconds: on a blocking thread, the
                 // answer back through the command queue.
                 Output::Resolve { host, port } => {

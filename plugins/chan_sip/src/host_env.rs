@@ -75,6 +75,14 @@ impl Env for HostEnv {
         self.shared.host.channel_get_var(chan, name)
     }
 
+    fn attended_transfer(
+        &mut self,
+        t1: ChannelId,
+        t2: ChannelId,
+    ) -> Result<(ChannelId, ChannelId), Cause> {
+        self.shared.host.channel_attended_transfer(t1, t2)
+    }
+
     fn blind_transfer(
         &mut self,
         transferor: ChannelId,

@@ -53,6 +53,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::session::attended::{FoundLeg, ShardMsg};
 pub use crate::session::OutboundSetup;
 use crate::session::Sessions;
 
@@ -153,6 +154,8 @@ pub enum Input<'a> {
     /// The relay took a digit out of the RTP towards this channel, whose
     /// far end takes DTMF as SIP INFO: send it one (digit, ms).
     RelayDtmf(ChannelId, char, u32),
+    /// Another shard asks or tells something about calls.
+    Shard(ShardMsg),
 }
 
 /// What the driver must do for the endpoint.
@@ -164,6 +167,8 @@ pub enum Output {
     Host(HostAction),
     /// Change what the RTP relay does.
     Media(MediaAction),
+    /// Carry a message to shard `0` (it arrives there as [`Input::Shard`]).
+    Shard(usize, ShardMsg),
     /// Look a host name up (A/AAAA) off the endpoint's thread and answer
     /// with [`Input::Resolved`].
     Resolve {
@@ -295,6 +300,13 @@ pub trait Env {
         exten: &str,
         vars: &[(&str, String)],
     ) -> Result<ChannelId, Cause>;
+    /// The core's attended transfer: `t1`'s partner is bridged with `t2`'s,
+    /// `t2` hung up; (transferee, target).
+    fn attended_transfer(
+        &mut self,
+        t1: ChannelId,
+        t2: ChannelId,
+    ) -> Result<(ChannelId, ChannelId), Cause>;
 }
 
 /// Tags, branches and Call-IDs: 64 random bits each, from a generator the
@@ -490,6 +502,7 @@ impl Endpoint {
             Input::QualifyNow(peer) => self.poke(&peer, now.mono),
             Input::Reconcile => self.reconcile(now.mono),
             Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),
+            Input::Shard(msg) => self.on_shard(now, msg, env),
             Input::Resolved { host, port, result } => {
                 self.dns.resolved(&host, port, result, now.mono);
                 self.redirects_resolved(now);

@@ -19,6 +19,7 @@
 //! `dialog.rs` what both do inside it; `usage.rs` the session's client
 //! transactions as usages of the endpoint's owner table.
 
+pub(crate) mod attended;
 mod dialog;
 mod dtmf;
 mod liveness;

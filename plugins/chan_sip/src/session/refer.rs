@@ -86,6 +86,9 @@ pub(crate) struct ReferSub {
     /// The transferor's leg ends at this instant (after the final report)
     /// unless its own BYE came first.
     end_transferor_at: Option<Instant>,
+    /// Another shard is asked for the call a Replaces names; no answer by
+    /// then is "no such call" (`attended.rs`).
+    finding: Option<Instant>,
 }
 
 /// The endpoint's transfers, by id, transferee and dialog.
@@ -114,6 +117,33 @@ impl Refers {
     /// every input cost one check).
     pub(crate) fn is_empty(&self) -> bool {
         self.subs.is_empty()
+    }
+
+    /// Transfer `key` waits for another shard's answer until `at`.
+    pub(crate) fn finding(&mut self, key: u64, at: Instant) {
+        if let Some(s) = self.subs.get_mut(&key) {
+            s.finding = Some(at);
+        }
+    }
+
+    /// Another shard answered for transfer `key`: true when it still waited.
+    pub(crate) fn found(&mut self, key: u64) -> bool {
+        self.subs
+            .get_mut(&key)
+            .is_some_and(|s| s.finding.take().is_some())
+    }
+
+    /// The leg that sent transfer `key`'s REFER.
+    pub(crate) fn transferor_of(&self, key: u64) -> Option<ChannelId> {
+        self.subs.get(&key).map(|s| s.transferor)
+    }
+
+    /// The core made transfer `key` (attended): the transferor's leg has
+    /// nothing left to do once it is told.
+    pub(crate) fn made(&mut self, key: u64) {
+        if let Some(s) = self.subs.get_mut(&key) {
+            s.moved = true;
+        }
     }
 
     /// Transfers in progress.
@@ -193,6 +223,14 @@ impl Endpoint {
             );
             return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]);
         };
+        if refer_to
+            .replaces
+            .as_ref()
+            .is_some_and(|r| r.dialog_id() == *id)
+        {
+            // A call cannot replace itself.
+            return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]);
+        }
         if self.refers.holds(id) {
             return self.respond(now, tx, msg, source, (491, "Request Pending"), &[]);
         }
@@ -233,16 +271,15 @@ impl Endpoint {
                 expires,
                 notifies: 0,
                 end_transferor_at: None,
+                finding: None,
             },
         );
         self.refers.by_dialog.insert(id.clone(), key);
         self.refer_timers.insert((expires, key));
         self.refer_status(now, key, 100, "Trying", false);
 
-        if refer_to.replaces.is_some() {
-            // Attended transfer is not built yet: the transferor learns it
-            // failed and keeps both its calls.
-            return self.refer_status(now, key, 501, "Not Implemented", true);
+        if let Some(replaces) = &refer_to.replaces {
+            return self.refer_replaces(now, env, key, replaces);
         }
         let context = env
             .channel_var(chan, "TRANSFER_CONTEXT")
@@ -354,7 +391,7 @@ impl Endpoint {
     /// Reports `code` to the transferor: at once, or after the NOTIFY in
     /// flight. A status already sent is not sent again; nothing follows a
     /// final one.
-    fn refer_status(&mut self, now: Now, key: u64, code: u16, reason: &str, last: bool) {
+    pub(crate) fn refer_status(&mut self, now: Now, key: u64, code: u16, reason: &str, last: bool) {
         let Some(sub) = self.refers.subs.get_mut(&key) else {
             return;
         };
@@ -509,6 +546,10 @@ impl Endpoint {
             }
             return;
         }
+        if sub.finding == Some(at) {
+            sub.finding = None;
+            return self.refer_status(now, key, 481, "Call/Transaction Does Not Exist", true);
+        }
         if sub.expires != at || sub.final_sent {
             return;
         }
@@ -540,7 +581,7 @@ impl Endpoint {
 }
 
 /// The final report of a transfer the core refused.
-fn refused_transfer(cause: Cause) -> (u16, &'static str) {
+pub(crate) fn refused_transfer(cause: Cause) -> (u16, &'static str) {
     match cause {
         Cause::UNALLOCATED | Cause::NO_ROUTE_DESTINATION => (404, "Not Found"),
         Cause::FACILITY_NOT_IMPLEMENTED => (503, "Service Unavailable"),

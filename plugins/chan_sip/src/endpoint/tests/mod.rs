@@ -138,6 +138,8 @@ struct FakeEnv {
     vars: std::collections::HashMap<(ChannelId, String), String>,
     /// Blind transfers asked for: transferor, context, exten, variables.
     transfers: Vec<Transfer>,
+    /// Attended transfers asked for: (t1, t2).
+    attended: Vec<(ChannelId, ChannelId)>,
     /// What the core answers a blind transfer with (`None`: the
     /// transferor's bridge partner, from `bridges`).
     transfer_result: Option<Result<ChannelId, Cause>>,
@@ -204,6 +206,20 @@ impl Env for FakeEnv {
     fn hand_over(&mut self, from: ChannelId, to: ChannelId) {
         if let Some(i) = self.spares.iter().position(|c| *c == from) {
             self.spares[i] = to;
+        }
+    }
+
+    fn attended_transfer(
+        &mut self,
+        t1: ChannelId,
+        t2: ChannelId,
+    ) -> Result<(ChannelId, ChannelId), Cause> {
+        self.attended.push((t1, t2));
+        let a = self.bridges.get(&t1).copied();
+        let c = self.bridges.get(&t2).copied();
+        match (a, c) {
+            (Some(a), Some(c)) => Ok((a, c)),
+            _ => Err(Cause::FACILITY_NOT_IMPLEMENTED),
         }
     }
 
@@ -554,6 +570,7 @@ fn dial_bob_for(h: &mut Harness, chan: ChannelId, requestor: Option<ChannelId>) 
     }));
 }
 
+mod attended;
 mod dialog;
 mod dtmf;
 mod liveness;

@@ -1,0 +1,194 @@
+//! Attended transfer: a REFER whose Refer-To carries `Replaces` naming the
+//! transferor's other call (RFC 5589 §7). The transferee (the REFER's
+//! call's other party) is bridged with the target (the other call's), and
+//! both of the transferor's legs end.
+//!
+//! ```text
+//!  REFER (call 1) Refer-To: <…?Replaces=call 2>     202, NOTIFY 100 (refer.rs)
+//!    │ call 2's shard = shard_of(its Call-ID)
+//!    ├─ here: its session, at once
+//!    └─ another shard: ShardMsg::Find ─▶ there ─▶ ShardMsg::Found (2 s at most)
+//!    ▼
+//!  none / ended ─▶ NOTIFY 481    another peer's call ─▶ NOTIFY 403
+//!  still ringing (semi-attended, not built) ─▶ NOTIFY 503
+//!    ▼ core: attended_transfer(call 1's leg, call 2's leg)
+//!  transferee ══ target bridged (across shards: the target's media is lent,
+//!  `lend.rs`), call 2's leg hung up by the core (BYE), NOTIFY 200; call 1's
+//!  leg ends as a blind transfer's does (its BYE, or ours 4 s later)
+//! ```
+//!
+//! The Refer-To's user part is not dialled: the target is already in a call.
+//! Only the same peer's two calls can be joined this way (a REFER cannot
+//! take over somebody else's call by naming its dialog).
+
+use super::refer::refused_transfer;
+use crate::endpoint::{Endpoint, Env, Now, Output};
+use sirius_abi::{Cause, ChannelId};
+use sirius_sip::dialog::{DialogId, DialogState};
+use sirius_sip::refer::Replaces;
+use std::time::Duration;
+
+/// How long another shard has to say whether it holds the named call.
+pub(crate) const FIND_WAIT: Duration = Duration::from_secs(2);
+
+/// What a shard tells another about one of its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundLeg {
+    /// The call's channel.
+    pub chan: ChannelId,
+    /// The peer it counts against (`None`: a guest).
+    pub peer: Option<String>,
+    /// Its dialog is confirmed (answered), not early.
+    pub confirmed: bool,
+}
+
+/// What one shard asks or tells another about calls (the driver carries
+/// it as a command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardMsg {
+    /// Which call has dialog `id`? (A REFER with Replaces on shard `from`.)
+    Find {
+        /// The asker's transfer.
+        ticket: u64,
+        /// The asking shard.
+        from: usize,
+        /// The dialog named.
+        id: DialogId,
+    },
+    /// The answer to [`ShardMsg::Find`].
+    Found {
+        /// The asker's transfer.
+        ticket: u64,
+        /// The call, if this shard has it.
+        leg: Option<FoundLeg>,
+    },
+    /// A leg of this shard was transferred by another shard's REFER: take
+    /// it off hold if we put it on hold.
+    Unhold(ChannelId),
+}
+
+impl Endpoint {
+    /// The call of dialog `id` on this shard.
+    pub(crate) fn find_leg(&self, id: &DialogId) -> Option<FoundLeg> {
+        let chan = self.sessions.by_dialog(id)?;
+        let s = self.sessions.get(chan)?;
+        let confirmed = self
+            .dialogs
+            .get(id)
+            .is_some_and(|d| d.state == DialogState::Confirmed);
+        Some(FoundLeg {
+            chan,
+            peer: s.peer.clone(),
+            confirmed,
+        })
+    }
+
+    /// The attended half of a REFER, once 202 and NOTIFY 100 are out: find
+    /// the call `replaces` names, here or on its shard.
+    pub(crate) fn refer_replaces(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        key: u64,
+        replaces: &Replaces,
+    ) {
+        let id = replaces.dialog_id();
+        let k = crate::shards::shard_of(id.call_id.as_bytes(), self.home.count);
+        if k == self.home.index {
+            let leg = self.find_leg(&id);
+            return self.refer_replaces_found(now, env, key, leg);
+        }
+        let deadline = now.mono + FIND_WAIT;
+        self.refers.finding(key, deadline);
+        self.refer_timers.insert((deadline, key));
+        let from = self.home.index;
+        self.out.push_back(Output::Shard(
+            k,
+            ShardMsg::Find {
+                ticket: key,
+                from,
+                id,
+            },
+        ));
+    }
+
+    /// The named call is known (or known not to exist): the transfer is
+    /// made or refused, and the transferor told.
+    pub(crate) fn refer_replaces_found(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        key: u64,
+        leg: Option<FoundLeg>,
+    ) {
+        let Some(t1) = self.refers.transferor_of(key) else {
+            return;
+        };
+        let peer = self.sessions.get(t1).and_then(|s| s.peer.clone());
+        let outcome = match leg {
+            None => Err((481, "Call/Transaction Does Not Exist")),
+            Some(l) if l.peer.is_none() || l.peer != peer => Err((403, "Forbidden")),
+            // Semi-attended (the target still ringing): not built yet.
+            Some(l) if !l.confirmed => Err((503, "Service Unavailable")),
+            Some(l) => env
+                .attended_transfer(t1, l.chan)
+                .map_err(|cause| match cause {
+                    Cause::INVALID_CALL_REFERENCE => (603, "Declined"),
+                    c => refused_transfer(c),
+                }),
+        };
+        match outcome {
+            Ok((a, c)) => {
+                self.refers.made(key);
+                // Each was put on hold through us, likely: both must hear.
+                for x in [a, c] {
+                    self.unhold_anywhere(now, x);
+                }
+                self.refer_status(now, key, 200, "OK", true);
+            }
+            Err((code, reason)) => {
+                log::info!(
+                    "Attended transfer by {} refused: {code} {reason}",
+                    self.sessions.name(t1)
+                );
+                self.refer_status(now, key, code, reason, true);
+            }
+        }
+    }
+
+    /// Takes `chan` off hold if we held it: here, or on its own shard.
+    fn unhold_anywhere(&mut self, now: Now, chan: ChannelId) {
+        match self.sessions.get(chan) {
+            Some(s) if s.local_hold => self.send_hold(now, chan, false),
+            Some(_) => {}
+            None => {
+                let home = self.shared.shards.home(chan);
+                if home != self.home.index {
+                    self.out
+                        .push_back(Output::Shard(home, ShardMsg::Unhold(chan)));
+                }
+            }
+        }
+    }
+
+    /// A message from another shard.
+    pub(crate) fn on_shard(&mut self, now: Now, msg: ShardMsg, env: &mut dyn Env) {
+        match msg {
+            ShardMsg::Find { ticket, from, id } => {
+                let leg = self.find_leg(&id);
+                self.out
+                    .push_back(Output::Shard(from, ShardMsg::Found { ticket, leg }));
+            }
+            ShardMsg::Found { ticket, leg } => {
+                if self.refers.found(ticket) {
+                    self.refer_replaces_found(now, env, ticket, leg);
+                }
+            }
+            ShardMsg::Unhold(chan) => {
+                if self.sessions.get(chan).is_some_and(|s| s.local_hold) {
+                    self.send_hold(now, chan, false);
+                }
+            }
+        }
+    }
+}
