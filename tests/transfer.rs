@@ -382,3 +382,195 @@ fn baresip_blind_transfers_its_caller_to_a_third_phone_and_they_talk() {
     let _ = bob.kill();
     let _ = bob.wait();
 }
+
+/// chan_sip's `shards::shard_of` (FNV-1a of the Call-ID, modulo the
+/// threads), copied: chan_sip is a plugin, not a dependency of the tests.
+/// The test picks Call-IDs with it to put two calls on one SIP thread or
+/// on two.
+fn shard_of(call_id: &str, count: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in call_id.trim().as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % count as u64) as usize
+}
+
+/// A Call-ID of the form `<prefix>-<n>` on SIP thread `k` of two.
+fn call_id_on(k: usize, prefix: &str) -> String {
+    (0..)
+        .map(|n| format!("{prefix}-{n}"))
+        .find(|id| shard_of(id, 2) == k)
+        .unwrap()
+}
+
+/// The tag of `header` in the first 200 OK of a sipp trace.
+fn tag_in_ok(trace: &str, header: &str) -> Option<String> {
+    let ok = &trace[trace.find("SIP/2.0 200 OK")?..];
+    let line = ok.lines().find(|l| l.starts_with(header))?;
+    let tag = &line[line.find(";tag=")? + 5..];
+    Some(tag.split(';').next()?.trim().to_string())
+}
+
+/// The transferor (peer sipp) calls the target carol (6003, its consultation
+/// call) and then the transferee alice (200), and REFERs the call to alice
+/// with Replaces naming the one to carol: alice and carol end up talking to
+/// each other, both of the transferor's calls end. `across`: the two calls
+/// on different SIP threads (the media of one leg is then relayed by the
+/// other thread's relay).
+fn attended(across: bool) {
+    let (alice_port, carol_port) = (free_udp_port(), free_udp_port());
+    let sip = format!(
+        "{}\n[peers.alice]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {alice_port}\n\n\
+         [peers.carol]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {carol_port}\n",
+        SIP_TOML.replace("call-limit = 1", "call-limit = 4")
+    );
+    let ext = r#"
+[test]
+"200" = ["Dial(SIP/alice,10)", "Hangup()"]
+"6003" = ["Dial(SIP/carol,10)", "Hangup()"]
+"#;
+    let d = pbx_with(&sip, ext);
+    let dir = d.root.path().to_path_buf();
+    let ((a_rtp, _a_rtcp), (c_rtp, _c_rtcp)) = (media_pair(), media_pair());
+    let (alice_trace, carol_trace) = (dir.join("alice.log"), dir.join("carol.log"));
+    let uas = |port: u16, media: &std::net::UdpSocket, trace: &Path| {
+        let mport = media.local_addr().unwrap().port().to_string();
+        SippProcess::start(
+            port,
+            &[
+                "-sf",
+                &sf("uas_media.xml"),
+                "-key",
+                "mport",
+                &mport,
+                "-m",
+                "1",
+                "-trace_msg",
+                "-message_file",
+                trace.to_str().unwrap(),
+            ],
+        )
+    };
+    let alice = uas(alice_port, &a_rtp, &alice_trace);
+    let carol = uas(carol_port, &c_rtp, &carol_trace);
+
+    // The consultation call, to carol, on thread 1; it waits for the BYE
+    // the transfer brings.
+    let (consult_id, main_id) = (
+        call_id_on(1, "consult"),
+        call_id_on(if across { 0 } else { 1 }, "main"),
+    );
+    let (b_media, _) = media_pair();
+    let b_mport = b_media.local_addr().unwrap().port().to_string();
+    let b_trace = dir.join("consultation.log");
+    let consultation = {
+        let target = format!("127.0.0.1:{}", d.sip_port());
+        let (port, trace) = (free_udp_port().to_string(), b_trace.clone());
+        let (mport, cid, scenario) = (
+            b_mport.clone(),
+            consult_id.clone(),
+            sf("uac_media_wait_bye.xml"),
+        );
+        std::thread::spawn(move || {
+            let trace = trace.to_str().unwrap().to_string();
+            sirius_blackbox::sipp(&[
+                &target,
+                "-p",
+                &port,
+                "-m",
+                "1",
+                "-sf",
+                &scenario,
+                "-s",
+                "6003",
+                "-key",
+                "mport",
+                &mport,
+                "-cid_str",
+                &cid,
+                "-trace_msg",
+                "-message_file",
+                &trace,
+            ])
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (pbx_tag, our_tag) = loop {
+        let t = read(&b_trace);
+        if let (Some(to), Some(from)) = (tag_in_ok(&t, "To:"), tag_in_ok(&t, "From:")) {
+            break (to, from);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 200 for the consultation call:\n{t}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    let t_trace = dir.join("transferor.log");
+    let replaces = format!("{consult_id}%3Bto-tag%3D{pbx_tag}%3Bfrom-tag%3D{our_tag}");
+    let (code, out) = call(
+        &d,
+        &[
+            "-sf",
+            &sf("uac_refer_attended.xml"),
+            "-s",
+            "200",
+            "-key",
+            "target",
+            "6003",
+            "-key",
+            "replaces",
+            &replaces,
+            "-cid_str",
+            &main_id,
+            "-trace_msg",
+            "-message_file",
+            t_trace.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{}\n{}", read(&t_trace), d.messages());
+    let (code, out) = consultation.join().unwrap();
+    assert_eq!(code, 0, "the consultation call ended by the PBX:\n{out}");
+    let last = notifies(&read(&t_trace)).pop().unwrap();
+    assert!(last.contains("\nSIP/2.0 200 OK"), "{last}");
+
+    // Alice and carol hear each other.
+    let alice_leg = wait_port(&alice_trace, "INVITE sip:");
+    let carol_leg = wait_port(&carol_trace, "INVITE sip:");
+    assert_eq!(
+        first_then(&a_rtp, alice_leg, &c_rtp, 20),
+        20,
+        "alice -> carol"
+    );
+    assert_eq!(
+        first_then(&c_rtp, carol_leg, &a_rtp, 20),
+        20,
+        "carol -> alice"
+    );
+    let log = d.messages();
+    assert!(
+        log.contains("    -- Attended transfer of 'SIP/alice-") && log.contains("' to 'SIP/carol-"),
+        "{log}"
+    );
+    d.wait_for("core show channels", Duration::from_secs(10), |o| {
+        o.contains("2 active channels") && !o.contains("SIP/sipp-")
+    });
+    assert_eq!(d.rx("channel request hangup all").ok().lines().count(), 2);
+    assert_eq!(alice.finish(), Some(0), "alice: the PBX's BYE");
+    assert_eq!(carol.finish(), Some(0), "carol: the PBX's BYE");
+    d.wait_for("core show channels count", Duration::from_secs(10), |o| {
+        o.starts_with("0 active channels")
+    });
+}
+
+#[test]
+fn an_attended_transfer_joins_the_transferee_and_the_target() {
+    attended(false);
+}
+
+#[test]
+fn an_attended_transfer_joins_calls_of_two_sip_threads() {
+    attended(true);
+}

@@ -82,6 +82,34 @@ pub enum Command {
     TransportError(SocketAddr),
     /// Another shard's endpoint asks or tells this one about calls.
     Shard(crate::endpoint::ShardMsg),
+    /// The core bridged `chan` (of this shard) with `partner` of shard
+    /// `to`: lend `chan`'s media to that shard's relay.
+    Lend {
+        /// Ours.
+        chan: ChannelId,
+        /// The other leg's shard.
+        to: usize,
+        /// The other leg.
+        partner: ChannelId,
+    },
+    /// Shard `from` lends us a leg: its sockets and how to relay it, to be
+    /// bridged with our `partner`.
+    Borrow {
+        /// The leg as the relay needs it.
+        leg: Box<crate::endpoint::LegMedia>,
+        /// Its sockets.
+        media: Box<crate::host_env::CallMedia>,
+        /// Ours.
+        partner: ChannelId,
+        /// The lender.
+        from: usize,
+    },
+    /// A leg we borrowed moved its media (its lender's re-INVITE).
+    LentRemote(ChannelId, crate::relay::RemoteMedia),
+    /// The lender takes a borrowed leg back: stop relaying it.
+    Return(ChannelId),
+    /// The borrower let a lent leg go.
+    Returned(ChannelId),
 }
 
 /// A datagram read on shard 0 for another shard: its bytes, its source and
@@ -408,6 +436,21 @@ impl Driver {
             }
             Command::Stream(msg, src) => self.stream_here(msg, src),
             Command::Shard(msg) => self.input(Input::Shard(msg)),
+            Command::Lend { chan, to, partner } => self.input(Input::Lend { chan, to, partner }),
+            Command::Borrow {
+                leg,
+                media,
+                partner,
+                from,
+            } => {
+                self.env.borrow(leg.chan, from, *media);
+                self.input(Input::Borrowed(*leg, partner));
+            }
+            Command::LentRemote(chan, media) => self
+                .env
+                .media(crate::endpoint::MediaAction::Remote(chan, media)),
+            Command::Return(chan) => self.env.give_back(chan),
+            Command::Returned(chan) => self.env.returned(chan),
             Command::TransportError(peer) => self.input(Input::TransportError {
                 peer,
                 transport: Transport::Tcp,

@@ -5,6 +5,7 @@
 //! loop (`driver.rs`), which owns the sockets and the clock and only hands
 //! this to the endpoint.
 
+use crate::driver::Command;
 use crate::endpoint::{Env, LegMedia, MediaAction, StreamKind};
 use crate::relay::{Leg, RelayEngine, RelayHandle, Stream};
 use crate::rtp_ports::RtpSocket;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 /// A stream's RTP and RTCP sockets (back to the port range's pool, bound,
 /// when the call and the relay are both done with them).
+#[derive(Clone)]
 struct MediaPair {
     rtp: Arc<RtpSocket>,
     rtcp: Arc<RtpSocket>,
@@ -37,7 +39,8 @@ impl MediaPair {
 /// A call's media sockets: audio always, video when negotiated (boxed:
 /// most calls have none, and the table of every call's media holds this
 /// inline).
-struct CallMedia {
+#[derive(Clone)]
+pub struct CallMedia {
     audio: Option<MediaPair>,
     video: Option<Box<MediaPair>>,
 }
@@ -57,6 +60,14 @@ pub(crate) struct HostEnv {
     /// Pairs set aside for inbound legs' callees ([`Env::set_aside`]), and
     /// once handed over, for the outbound leg that takes them.
     spares: HashMap<ChannelId, MediaPair>,
+    /// Legs of this shard whose media another shard's relay carries (a
+    /// bridge across shards, made by a transfer): that shard, and the leg
+    /// there they are bridged with.
+    lent: HashMap<ChannelId, (usize, ChannelId)>,
+    /// Legs of other shards whose media this shard's relay carries: their
+    /// shard and their sockets (shared with the lender; the ports go back
+    /// when both let go).
+    borrowed: HashMap<ChannelId, (usize, CallMedia)>,
 }
 
 impl Env for HostEnv {
@@ -152,7 +163,8 @@ impl Env for HostEnv {
     }
 
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
-        self.relays.get(&chan).map(|b| b.partner)
+        let here = self.relays.get(&chan).map(|b| b.partner);
+        here.or_else(|| self.lent.get(&chan).map(|&(_, partner)| partner))
     }
 
     fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration> {
@@ -179,13 +191,18 @@ impl HostEnv {
             relay,
             relays: HashMap::new(),
             spares: HashMap::new(),
+            lent: HashMap::new(),
+            borrowed: HashMap::new(),
         }
     }
 
     /// The RTP and RTCP legs of one of our channels' streams, for a relay.
     /// The far end's RTCP port is the one after its RTP port (RFC 3550 §11).
     fn legs(&self, leg: &LegMedia, kind: StreamKind) -> Option<(Leg, Leg)> {
-        let call = self.media.get(&leg.chan)?;
+        let call = match self.media.get(&leg.chan) {
+            Some(call) => call,
+            None => &self.borrowed.get(&leg.chan)?.1,
+        };
         let (pair, remote, dtmf_pt, g711, info_dtmf) = match kind {
             StreamKind::Audio => (
                 call.audio.as_ref()?,
@@ -288,6 +305,14 @@ impl HostEnv {
                 );
             }
             MediaAction::Remote(chan, media) => {
+                if let Some(&(to, _)) = self.lent.get(&chan) {
+                    // The relay that carries this leg runs on shard `to`.
+                    let _ = self
+                        .shared
+                        .shards
+                        .send(to, Command::LentRemote(chan, media));
+                    return;
+                }
                 let (Some(engine), Some(bridge)) = (&self.relay, self.relays.get(&chan)) else {
                     return;
                 };
@@ -328,12 +353,13 @@ impl HostEnv {
                 };
                 engine.send_dtmf(handle, index, digit, ms);
             }
-            MediaAction::Unbridge(chan) => self.stop_relay(chan),
+            MediaAction::Unbridge(chan) => self.end_relay(chan),
+            MediaAction::Lend(leg, to, partner) => self.lend(leg, to, partner),
             MediaAction::DropSpare(chan) => {
                 self.spares.remove(&chan);
             }
             MediaAction::Release(chan) => {
-                self.stop_relay(chan);
+                self.end_relay(chan);
                 self.media.remove(&chan);
                 self.spares.remove(&chan);
                 // After a burst the tables give back their room (the
@@ -344,6 +370,57 @@ impl HostEnv {
                 self.shared.shards.forget(chan);
             }
         }
+    }
+
+    /// Ends the relay `chan` is in, wherever it runs: here (a borrowed leg
+    /// in it goes back to its shard), or on the shard `chan` is lent to.
+    fn end_relay(&mut self, chan: ChannelId) {
+        let partner = self.relays.get(&chan).map(|b| b.partner);
+        self.stop_relay(chan);
+        for x in [Some(chan), partner].into_iter().flatten() {
+            if let Some((home, _)) = self.borrowed.remove(&x) {
+                let _ = self.shared.shards.send(home, Command::Returned(x));
+            }
+            if let Some((to, _)) = self.lent.remove(&x) {
+                let _ = self.shared.shards.send(to, Command::Return(x));
+            }
+        }
+    }
+
+    /// The core bridged `leg` (ours) with `partner` on shard `to`: that
+    /// shard's relay carries both, with `leg`'s sockets (shared, not
+    /// moved: the call stays ours, its signalling and its ports).
+    fn lend(&mut self, leg: LegMedia, to: usize, partner: ChannelId) {
+        let Some(media) = self.media.get(&leg.chan).cloned() else {
+            return log::warn!("cannot lend {}: no media", leg.chan);
+        };
+        self.end_relay(leg.chan);
+        self.lent.insert(leg.chan, (to, partner));
+        let from = self.home.index;
+        let borrow = Command::Borrow {
+            leg: Box::new(leg),
+            media: Box::new(media),
+            partner,
+            from,
+        };
+        let _ = self.shared.shards.send(to, borrow);
+    }
+
+    /// Shard `from` lends `chan`'s sockets to this shard's relay.
+    pub(crate) fn borrow(&mut self, chan: ChannelId, from: usize, media: CallMedia) {
+        self.borrowed.insert(chan, (from, media));
+    }
+
+    /// The lender of `chan` takes it back (its call ended, or the core
+    /// unbridged it there): the relay stops, the sockets are let go.
+    pub(crate) fn give_back(&mut self, chan: ChannelId) {
+        self.stop_relay(chan);
+        self.borrowed.remove(&chan);
+    }
+
+    /// The borrower of `chan` let it go.
+    pub(crate) fn returned(&mut self, chan: ChannelId) {
+        self.lent.remove(&chan);
     }
 
     /// Stops the relay `chan` is in, both legs' side of it (its partner's

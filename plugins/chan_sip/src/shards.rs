@@ -29,9 +29,13 @@
 //! Clients that are not calls (`[[register]]` lines, qualify pokes) run on
 //! shard 0 only.
 //!
-//! A native bridge between legs of two shards is refused (the core then uses
-//! its generic bridge): no flow makes one today, since both legs of a Dial
-//! share a home; transfer will have to move a leg (issue #12).
+//! Only a transfer joins legs of two shards (both legs of a Dial share a
+//! home; an attended transfer bridges the far ends of two calls whose
+//! Call-IDs hash apart). Such a bridge runs on the first leg's relay with
+//! the second leg's sockets *lent* to it (`Command::Lend`/`Borrow`, shared
+//! `Arc`s): the lending shard keeps the call, its signalling and its ports,
+//! and forwards what changes the relay (the far end's new address, the end
+//! of the call); a hold crosses as a [`crate::endpoint::ShardMsg`].
 
 use crate::driver::Command;
 use parking_lot::Mutex;

@@ -313,10 +313,14 @@ impl ChannelDriver for SipTech {
         let shards = &self.shared.shards;
         let (home_a, home_b) = (shards.home(a), shards.home(b));
         if home_a != home_b {
-            log::debug!(
-                "no native bridge between {a} and {b}: their calls run on different SIP threads"
-            );
-            return Err(Cause::FACILITY_NOT_IMPLEMENTED);
+            // Legs of two shards (a transfer joined them): `a`'s relay
+            // carries both, `b`'s shard lends it b's sockets.
+            let lend = crate::driver::Command::Lend {
+                chan: b,
+                to: home_a,
+                partner: a,
+            };
+            return shards.send(home_b, lend);
         }
         shards.send(home_a, crate::driver::Command::Bridge(a, b))
     }

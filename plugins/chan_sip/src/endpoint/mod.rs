@@ -156,6 +156,19 @@ pub enum Input<'a> {
     RelayDtmf(ChannelId, char, u32),
     /// Another shard asks or tells something about calls.
     Shard(ShardMsg),
+    /// The core bridged our channel `chan` with `partner` of shard `to`:
+    /// lend it to that shard's relay.
+    Lend {
+        /// Ours.
+        chan: ChannelId,
+        /// The shard of the other leg.
+        to: usize,
+        /// The other leg.
+        partner: ChannelId,
+    },
+    /// Another shard lent us `leg` (its sockets are in the environment
+    /// now): relay it with our `partner`.
+    Borrowed(LegMedia, ChannelId),
 }
 
 /// What the driver must do for the endpoint.
@@ -239,6 +252,9 @@ pub enum MediaAction {
     /// The pair set aside for this inbound leg's callee
     /// ([`Env::set_aside`]) is not needed any more: back to the range.
     DropSpare(ChannelId),
+    /// The core bridged this leg with one of shard `1` (channel `2`): that
+    /// shard's relay carries both (a bridge across shards, after a transfer).
+    Lend(LegMedia, usize, ChannelId),
 }
 
 /// Which of a call's media streams (each an RTP/RTCP pair of its own).
@@ -503,6 +519,8 @@ impl Endpoint {
             Input::Reconcile => self.reconcile(now.mono),
             Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),
             Input::Shard(msg) => self.on_shard(now, msg, env),
+            Input::Lend { chan, to, partner } => self.lend_leg(chan, to, partner, env),
+            Input::Borrowed(leg, partner) => self.bridge_borrowed(leg, partner),
             Input::Resolved { host, port, result } => {
                 self.dns.resolved(&host, port, result, now.mono);
                 self.redirects_resolved(now);

@@ -65,6 +65,9 @@ pub enum ShardMsg {
     /// A leg of this shard was transferred by another shard's REFER: take
     /// it off hold if we put it on hold.
     Unhold(ChannelId),
+    /// The leg of another shard bridged with this shard's leg put the call
+    /// on hold (true) or took it off: pass it on to our leg.
+    Hold(ChannelId, bool),
 }
 
 impl Endpoint {
@@ -187,6 +190,11 @@ impl Endpoint {
             ShardMsg::Unhold(chan) => {
                 if self.sessions.get(chan).is_some_and(|s| s.local_hold) {
                     self.send_hold(now, chan, false);
+                }
+            }
+            ShardMsg::Hold(chan, held) => {
+                if self.sessions.get(chan).is_some() {
+                    self.send_hold(now, chan, held);
                 }
             }
         }

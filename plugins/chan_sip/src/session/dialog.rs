@@ -233,7 +233,43 @@ impl Endpoint {
         if other == chan {
             return; // Echo: nobody else to tell.
         }
+        if self.sessions.get(other).is_none() {
+            // Bridged across shards (lent media): its own shard re-INVITEs it.
+            let home = self.shared.shards.home(other);
+            if home != self.home.index {
+                let msg = crate::endpoint::ShardMsg::Hold(other, held);
+                self.out
+                    .push_back(crate::endpoint::Output::Shard(home, msg));
+            }
+            return;
+        }
         self.send_hold(now, other, held);
+    }
+
+    /// The core bridged our `chan` with `partner` of shard `to`: its media
+    /// goes to that shard's relay.
+    pub(crate) fn lend_leg(
+        &mut self,
+        chan: ChannelId,
+        to: usize,
+        partner: ChannelId,
+        env: &mut dyn Env,
+    ) {
+        if env.bridged_with(chan).is_some() {
+            return log::warn!("{} is already in a native bridge", self.sessions.name(chan));
+        }
+        if let Some(leg) = self.leg_media(chan) {
+            self.media(MediaAction::Lend(leg, to, partner));
+        }
+    }
+
+    /// Another shard lent us `leg`: relayed with our `partner`; when that
+    /// leg is gone by now, the loan ends at once.
+    pub(crate) fn bridge_borrowed(&mut self, leg: LegMedia, partner: ChannelId) {
+        match self.leg_media(partner) {
+            Some(ours) => self.media(MediaAction::Bridge(ours, leg)),
+            None => self.media(MediaAction::Unbridge(leg.chan)),
+        }
     }
 
     /// Whether our re-INVITE on `chan` still waits for its final response:

@@ -199,3 +199,59 @@ fn the_other_call_is_found_on_its_own_shard() {
         b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n"
     );
 }
+
+/// A bridge across shards (the core joined legs of two after a transfer):
+/// the lender hands its leg to the other shard's relay, the borrower
+/// relays it with its own leg (or gives it back when that leg is gone),
+/// and a hold on the lender's side reaches the borrower's leg through a
+/// shard message.
+#[test]
+fn a_leg_of_another_shard_is_lent_to_the_relay_of_its_partner() {
+    let shared = shared_over(SIP_TOML, 2);
+    crate::driver::reconcile(&shared, Instant::now());
+    let mut lender = Harness::on(shared.clone(), Home { index: 1, count: 2 });
+    let (a, ok_a) = answered_inbound(&mut lender);
+    lender.take();
+    let theirs = ChannelId(77);
+    shared.shards.settle(theirs, 0);
+    lender.input(Input::Lend {
+        chan: a,
+        to: 0,
+        partner: theirs,
+    });
+    let leg = match lender.media_actions().as_slice() {
+        [MediaAction::Lend(leg, 0, p)] if leg.chan == a && *p == theirs => leg.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(leg.remote.addr, Some(addr("127.0.0.1:40000")));
+    // A second bridge of the same leg is refused.
+    lender.input(Input::Lend {
+        chan: a,
+        to: 0,
+        partner: ChannelId(78),
+    });
+    assert!(lender.media_actions().is_empty());
+    // Alice holds: the borrower's leg is told through its shard.
+    let mut hold = in_dialog("INVITE", &ok_a, ALICE, 2, "hold");
+    hold.set_body("application/sdp", sdp(40_000, "sendonly"));
+    lender.recv(&hold, ALICE);
+    assert!(lender
+        .take()
+        .iter()
+        .any(|o| matches!(o, Output::Shard(0, ShardMsg::Hold(c, true)) if *c == theirs)));
+
+    // The borrower relays it with its own leg…
+    let mut borrower = Harness::on(shared.clone(), Home { index: 0, count: 2 });
+    let (b, _) = answered_outbound(&mut borrower, 100);
+    borrower.take();
+    borrower.input(Input::Borrowed(leg.clone(), b));
+    match borrower.media_actions().as_slice() {
+        [MediaAction::Bridge(ours, lent)] => {
+            assert_eq!((ours.chan, lent), (b, &leg));
+        }
+        other => panic!("{other:?}"),
+    }
+    // …or, its own leg gone by then, ends the loan at once.
+    borrower.input(Input::Borrowed(leg, ChannelId(999)));
+    assert_eq!(borrower.media_actions(), vec![MediaAction::Unbridge(a)]);
+}

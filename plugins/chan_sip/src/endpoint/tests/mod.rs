@@ -328,6 +328,9 @@ impl Harness {
                     MediaAction::Echo(l) => {
                         bridges.insert(l.chan, l.chan);
                     }
+                    MediaAction::Lend(l, _, partner) => {
+                        bridges.insert(l.chan, *partner);
+                    }
                     MediaAction::Release(c) | MediaAction::Unbridge(c) => {
                         if let Some(p) = bridges.remove(c) {
                             bridges.remove(&p);
