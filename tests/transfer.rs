@@ -574,3 +574,55 @@ fn an_attended_transfer_joins_the_transferee_and_the_target() {
 fn an_attended_transfer_joins_calls_of_two_sip_threads() {
     attended(true);
 }
+
+/// `channel redirect` from the console: a caller waiting in one extension
+/// goes on in another, from the priority given, and its old dialplan stops.
+#[test]
+fn channel_redirect_moves_a_call_to_another_extension() {
+    let d = pbx_with(
+        SIP_TOML,
+        r#"
+[test]
+"100" = ["Answer()", "Wait(20)", "Verbose(2,not redirected)", "Hangup()"]
+"300" = ["Verbose(2,skipped)", "Verbose(2,redirected to ${EXTEN} at ${PRIORITY})", "Hangup()"]
+"#,
+    );
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let caller = std::thread::spawn(move || {
+        let port = free_udp_port().to_string();
+        sirius_blackbox::sipp(&[
+            &target,
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-sf",
+            &sf("uac_remote_bye.xml"),
+            "-s",
+            "100",
+        ])
+    });
+    let chans = d.wait_for("core show channels", Duration::from_secs(10), |o| {
+        o.contains("Wait(20)")
+    });
+    let name = chans
+        .split_whitespace()
+        .find(|w| w.starts_with("SIP/sipp-"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        d.rx(&format!("channel redirect {name} 300,2")).ok(),
+        format!("Channel '{name}' successfully redirected to test,300,2\n")
+    );
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "the caller got the PBX's BYE:\n{out}");
+    let log = d.wait_for_log("redirected to 300 at 2", Duration::from_secs(5));
+    assert!(
+        !log.contains("skipped") && !log.contains("not redirected"),
+        "{log}"
+    );
+    assert!(d
+        .rx("channel redirect SIP/nobody 300,1")
+        .failed()
+        .starts_with("Channel 'SIP/nobody' not found"));
+}

@@ -63,6 +63,10 @@ pub struct Channel {
     pub pbx: bool,
     /// Channel variables (`Set()`, `${DIALSTATUS}`…).
     pub vars: Vars,
+    /// Which run of the dialplan owns the channel: one more at each async
+    /// goto (a transfer, `channel redirect`). A run that finds another
+    /// number stops at its next step, without `h` (the new run owns it).
+    pub plan: u32,
 }
 
 /// A channel's variables, sorted by name, each name and value allocated to
@@ -272,6 +276,7 @@ impl ChannelRegistry {
             early_media: None,
             pbx: false,
             vars: Vars::new(),
+            plan: 0,
         };
         self.table(id).write().insert(id, Box::new(chan));
         ChannelInfo {

@@ -68,7 +68,31 @@ impl Core {
         exten: &str,
     ) -> Result<(), Cause> {
         let engine = self.engine_with(context, exten)?;
-        self.start_at(&engine, chan, context, exten)
+        self.start_at(&engine, chan, (context, exten, 1))
+    }
+
+    /// `channel redirect`: `chan` goes on at `exten@context`, `priority`
+    /// (Asterisk's async goto of a channel from outside). A bridged
+    /// channel leaves its bridge and the other party is hung up, as the
+    /// other side of a two-party bridge is in Asterisk when one leaves.
+    pub fn redirect(
+        self: &Arc<Self>,
+        chan: ChannelId,
+        context: &str,
+        exten: &str,
+        priority: u32,
+    ) -> Result<(), Cause> {
+        let engine = self.engine_with(context, exten)?;
+        let peer = self
+            .channels
+            .get(chan)
+            .ok_or(Cause::INVALID_CALL_REFERENCE)?
+            .bridged_to;
+        if let Some(p) = peer {
+            self.unbridge(chan, p);
+            let _ = self.hangup(p, Cause::NORMAL_CLEARING);
+        }
+        self.start_at(&engine, chan, (context, exten, priority.max(1)))
     }
 
     /// The dialplan engine, once `exten` is known to exist in `context`.
@@ -85,14 +109,14 @@ impl Core {
         self: &Arc<Self>,
         engine: &Arc<dyn PbxEngine>,
         chan: ChannelId,
-        context: &str,
-        exten: &str,
+        (context, exten, priority): (&str, &str, u32),
     ) -> Result<(), Cause> {
         self.channels.cancel_gone_hooks(chan);
         let moved = self.channels.update(chan, |c| {
             c.context = context.to_string();
             c.exten = exten.to_string();
-            c.priority = 1;
+            c.priority = priority;
+            c.plan = c.plan.wrapping_add(1);
         });
         if !moved {
             return Err(Cause::INVALID_CALL_REFERENCE);
@@ -265,7 +289,7 @@ impl Core {
             to.name,
             from.name
         );
-        self.start_at(&engine, transferee, context, exten)?;
+        self.start_at(&engine, transferee, (context, exten, 1))?;
         Ok((transferee, to.name))
     }
 }

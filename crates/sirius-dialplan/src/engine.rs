@@ -69,13 +69,14 @@ impl PbxEngine for DialplanEngine {
                 Err(Cause::UNALLOCATED)
             }
             Some((ctx, _)) => {
+                // From the channel's priority: 1 for a new call, another
+                // after `channel redirect` to one.
                 crate::exec::spawn(
                     self.pool.handle(),
                     core.clone(),
                     dp.clone(),
                     chan,
-                    ctx.name.clone(),
-                    c.exten.clone(),
+                    (ctx.name.clone(), c.exten.clone(), c.priority.max(1)),
                 );
                 Ok(())
             }

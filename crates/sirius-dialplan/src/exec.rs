@@ -43,10 +43,15 @@ pub fn spawn(
     core: Arc<Core>,
     dp: Arc<Dialplan>,
     chan: ChannelId,
-    context: String,
-    exten: String,
+    (context, exten, priority): (String, String, u32),
 ) {
-    pool.start(run(pool.clone(), core, dp, chan, context, exten));
+    pool.start(run(
+        pool.clone(),
+        core,
+        dp,
+        chan,
+        (context, exten, priority),
+    ));
 }
 
 /// Runs one application on `chan` (an originated call), then hangs the
@@ -88,11 +93,10 @@ async fn run(
     core: Arc<Core>,
     dp: Arc<Dialplan>,
     chan: ChannelId,
-    context: String,
-    exten: String,
+    at: (String, String, u32),
 ) {
     let mut last = None;
-    let (context, parked) = run_steps(&core, &dp, chan, context, exten, &mut last).await;
+    let (context, parked) = run_steps(&core, &dp, chan, at, &mut last).await;
     let Some(snapshot) = last else { return };
     match parked {
         None => run_h(&core, &dp, &context, snapshot),
@@ -117,15 +121,22 @@ async fn run_steps(
     core: &Arc<Core>,
     dp: &Dialplan,
     chan: ChannelId,
-    mut context: String,
-    mut exten: String,
+    (mut context, mut exten, mut prio): (String, String, u32),
     last: &mut Option<Channel>,
 ) -> (String, Option<Vec<ChannelId>>) {
-    let mut prio: u32 = 1;
+    // A run another one replaced (transfer, redirect) stops at its next
+    // step and leaves `h` to the new one.
+    let Some(mine) = core.channels.read(chan, |c| c.plan) else {
+        return (context, None);
+    };
     loop {
         let Some(ch) = core.channels.get(chan) else {
             return (context, None);
         };
+        if ch.plan != mine {
+            *last = None;
+            return (context, None);
+        }
         *last = Some(ch.clone());
         let Some((ctx, ext)) = dp.find(&context, &exten) else {
             // Asterisk sends a call that lands on a missing extension to `i`.
@@ -182,6 +193,10 @@ async fn run_steps(
         let ctx_name = ctx.name.clone();
         let next = execute(core, chan, &step.app, &data, &ctx_name).await;
         match core.channels.get(chan) {
+            Some(now) if now.plan != mine => {
+                *last = None;
+                return (ctx_name, None);
+            }
             Some(now) => *last = Some(now),
             None => return (ctx_name, None),
         }
@@ -327,13 +342,15 @@ pub(crate) async fn answered_within(core: &Core, chan: ChannelId, d: Duration) -
 async fn wait(core: &Core, chan: ChannelId, d: Duration) -> bool {
     let end = Instant::now() + d;
     let watch = Watch::new(core, vec![chan]);
-    // Every change of the channel wakes us (its removal too); only a hangup
-    // ends the wait early.
-    while Instant::now() < end && alive(core, chan) {
+    let plan = core.channels.read(chan, |c| c.plan);
+    let mine = || core.channels.read(chan, |c| c.plan) == plan && plan.is_some();
+    // Every change of the channel wakes us (its removal too); a hangup, or
+    // a new dialplan taking the channel over, ends the wait early.
+    while Instant::now() < end && mine() {
         watch.changed(end).await;
     }
     drop(watch);
-    alive(core, chan)
+    mine()
 }
 
 /// Hangs `chan` up with the cause it already carries (Asterisk's

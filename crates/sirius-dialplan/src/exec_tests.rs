@@ -333,3 +333,62 @@ fn a_blind_transfer_moves_the_bridged_caller_to_the_target_and_the_transferor_ma
     });
     core.channel_gone(caller, Cause::NORMAL_CLEARING);
 }
+
+#[test]
+fn a_redirected_channel_leaves_its_wait_and_runs_the_target_from_the_given_priority() {
+    let pbx = pbx(
+        r#"[demo]
+"600" = ["Wait(30)", "Hangup()"]
+"601" = ["Dial(Rec/bob,30)", "Hangup()"]
+"800" = ["Set(A=1)", "Set(B=2)", "Wait(30)"]
+"#,
+        2,
+    );
+    let (core, rec) = (&pbx.core, &pbx.rec);
+    let caller = leg(core, "alice");
+    core.pbx_start(caller).unwrap();
+    until("alice waits in 600", || {
+        core.channels
+            .get(caller)
+            .is_some_and(|c| c.application == "Wait")
+    });
+    assert_eq!(
+        core.redirect(caller, "demo", "999", 1),
+        Err(Cause::UNALLOCATED)
+    );
+    assert_eq!(core.redirect(caller, "demo", "800", 2), Ok(()));
+    until("alice waits in 800", || {
+        core.channels
+            .get(caller)
+            .is_some_and(|c| c.exten == "800" && c.application == "Wait")
+    });
+    assert_eq!(var(core, caller, "B").as_deref(), Some("2"));
+    assert_eq!(var(core, caller, "A"), None, "started at priority 2");
+    assert!(
+        core.channels.exists(caller),
+        "the old run's Hangup() never ran"
+    );
+    core.channel_gone(caller, Cause::NORMAL_CLEARING);
+
+    // A bridged call: the other party is hung up, the redirected one goes on.
+    let caller = leg(core, "carol");
+    core.channels.update(caller, |c| c.exten = "601".into());
+    core.pbx_start(caller).unwrap();
+    until("bob rings", || callee_of(core, "bob").is_some());
+    let bob = callee_of(core, "bob").unwrap();
+    core.channels.set_state(bob, ChannelState::Up);
+    until("bridged", || {
+        core.channels.get(caller).and_then(|c| c.bridged_to) == Some(bob)
+    });
+    rec.take_log();
+    assert_eq!(core.redirect(caller, "demo", "800", 1), Ok(()));
+    until("carol runs 800", || var(core, caller, "B").is_some());
+    assert!(
+        rec.take_log()
+            .iter()
+            .any(|l| l.starts_with(&format!("hangup {}", bob.0))),
+        "bob hung up"
+    );
+    assert_eq!(core.channels.get(caller).unwrap().bridged_to, None);
+    core.channel_gone(caller, Cause::NORMAL_CLEARING);
+}

@@ -1,7 +1,8 @@
 //! `channel request hangup <channel>|all`: ends calls from the console, as in
 //! Asterisk (`handle_softhangup` in main/cli.c); `channel originate`: places
 //! a call that runs the dialplan or one application once answered
-//! (res_clioriginate.c).
+//! (res_clioriginate.c); `channel redirect`: sends a call elsewhere in the
+//! dialplan (res_clioriginate's sibling in main/cli.c, `handle_redirect`).
 
 use crate::table::{Args, Command, CommandError, CommandResult};
 use sirius_abi::Cause;
@@ -63,9 +64,66 @@ fn originate(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     Ok(String::new())
 }
 
+fn redirect_command() -> Command {
+    Command {
+        words: "channel redirect",
+        summary: "Redirect a call",
+        usage: "Usage: channel redirect <channel> <[[context,]exten,]priority>\n    Redirect an active channel to a specified extension.",
+        handler: redirect,
+        complete: Some(|core, _, pos| match pos {
+            2 => core.channels.snapshot().into_iter().map(|c| c.name).collect(),
+            _ => Vec::new(),
+        }),
+    }
+}
+
+/// `[[context,]exten,]priority`, the missing parts the channel's own.
+fn redirect_target(dest: &str, (context, exten): (&str, &str)) -> Option<(String, String, u32)> {
+    let parts: Vec<&str> = dest.split(',').map(str::trim).collect();
+    let (c, e, p) = match parts.as_slice() {
+        [p] => (context, exten, *p),
+        [e, p] => (context, *e, *p),
+        [c, e, p] => (*c, *e, *p),
+        _ => return None,
+    };
+    let prio = p.parse::<u32>().ok().filter(|n| *n > 0)?;
+    (!c.is_empty() && !e.is_empty()).then(|| (c.to_string(), e.to_string(), prio))
+}
+
+/// Moves a channel to another place in the dialplan; a bridged call's
+/// other party is hung up (as the other side of a two-party bridge is in
+/// Asterisk when one leaves).
+fn redirect(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let [name, dest] = args.rest else {
+        return Err(CommandError::Usage);
+    };
+    let Some(chan) = core.channels.find(name) else {
+        return Err(CommandError::Failed(format!("Channel '{name}' not found")));
+    };
+    let Some((context, exten, prio)) = redirect_target(dest, (&chan.context, &chan.exten)) else {
+        return Err(CommandError::Usage);
+    };
+    let failed = |why: String| {
+        CommandError::Failed(format!(
+            "Channel '{}' failed to be redirected to {dest} ({why})",
+            chan.name
+        ))
+    };
+    match core.redirect(chan.id, &context, &exten, prio) {
+        Ok(()) => Ok(format!(
+            "Channel '{}' successfully redirected to {context},{exten},{prio}",
+            chan.name
+        )),
+        Err(c) if c == Cause::UNALLOCATED => Err(failed(format!(
+            "no extension '{exten}' in context '{context}'"
+        ))),
+        Err(c) => Err(failed(c.description().to_string())),
+    }
+}
+
 /// The `channel` group.
 pub fn commands() -> Vec<Command> {
-    vec![originate_command(), Command {
+    vec![originate_command(), redirect_command(), Command {
         words: "channel request hangup",
         summary: "Request a hangup on a given channel",
         usage: "Usage: channel request hangup <channel>|<all>\n       Request that a channel be hung up. The hangup takes effect\n       the next time the driver reads or writes from the channel.\n       If 'all' is specified instead of a channel name, all channels\n       will see the hangup request.",
@@ -110,4 +168,21 @@ fn request_hangup(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
         out.push_str(&format!("Requested Hangup on channel '{}'\n", c.name));
     }
     Ok(out.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_target;
+
+    #[test]
+    fn a_redirect_target_takes_what_it_lacks_from_the_channel() {
+        let here = ("demo", "100");
+        let t = |d| redirect_target(d, here);
+        assert_eq!(t("3"), Some(("demo".into(), "100".into(), 3)));
+        assert_eq!(t("600,1"), Some(("demo".into(), "600".into(), 1)));
+        assert_eq!(t("other, 700 ,2"), Some(("other".into(), "700".into(), 2)));
+        for bad in ["", "x", "600,0", "a,b,c,1", "600,one", ",600,1"] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+    }
 }

@@ -783,7 +783,7 @@ impl Endpoint {
     ) {
         let method = msg.method().cloned().unwrap_or(Method::Ack);
         match (&method, self.dialogs.classify(&msg)) {
-            (Method::Bye, Classified::InDialog(id)) => self.on_bye(now, tx, &msg, source, &id),
+            (Method::Bye, Classified::InDialog(id)) => self.on_bye(now, env, tx, &msg, source, &id),
             (Method::Cancel, _) => self.on_cancel(now, tx, &msg, source, cancels),
             (_, Classified::InDialog(id)) => {
                 self.on_in_dialog(now, env, tx, &msg, source, transport, &id)

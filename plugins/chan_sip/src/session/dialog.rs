@@ -56,6 +56,7 @@ impl Endpoint {
     pub(crate) fn on_bye(
         &mut self,
         now: Now,
+        env: &mut dyn Env,
         tx: TxId,
         msg: &Message,
         source: SocketAddr,
@@ -74,6 +75,9 @@ impl Endpoint {
             // A BYE in the early dialog of our 1xx: the INVITE still waits
             // for its final response (RFC 3261 §15.1.2).
             self.uas_terminated(now, chan);
+            // BYE/Also: the other party goes on, transferred, before the
+            // sender's leg (and with it, once, its bridge) ends.
+            self.bye_also(env, chan, msg);
             self.take_session(chan);
             self.host(HostAction::Hangup(chan, Cause::NORMAL_CLEARING));
             if !self.refers.is_empty() {

@@ -281,27 +281,15 @@ impl Endpoint {
         if let Some(replaces) = &refer_to.replaces {
             return self.refer_replaces(now, env, key, replaces);
         }
-        let context = env
-            .channel_var(chan, "TRANSFER_CONTEXT")
-            .filter(|c| !c.is_empty())
-            .unwrap_or(peer_context);
-        let exten = match refer_to.exten() {
-            e if e.is_empty() => "s".to_string(),
-            e => e,
-        };
-        // What Asterisk's chan_sip and res_pjsip_refer leave on the transferee.
-        let mut vars = vec![
-            ("SIPTRANSFER", "yes".to_string()),
-            ("SIPREFERRINGCONTEXT", context.clone()),
-        ];
-        if let Some(v) = msg.headers.get(&HeaderName::ReferTo) {
-            vars.push(("SIPREFERTOHDR", v.to_string()));
-        }
-        if let Some(v) = msg.headers.get(&HeaderName::ReferredBy) {
-            // Inherited by the legs the transferee dials: their INVITEs
-            // carry it (RFC 3892).
-            vars.push(("__SIPREFERREDBYHDR", v.to_string()));
-        }
+        let referred_by = msg.headers.get(&HeaderName::ReferredBy);
+        let refer_to_value = msg.headers.get(&HeaderName::ReferTo).unwrap_or_default();
+        let (context, exten, vars) = blind_target(
+            env,
+            chan,
+            peer_context,
+            (&refer_to, refer_to_value),
+            referred_by,
+        );
         match env.blind_transfer(chan, &context, &exten, &vars) {
             Ok(transferee) => {
                 if let Some(sub) = self.refers.subs.get_mut(&key) {
@@ -576,6 +564,78 @@ impl Endpoint {
             .is_some_and(|s| s.end_transferor_at.is_some())
         {
             self.refer_forget(key);
+        }
+    }
+}
+
+/// Where a blind transfer by `chan` goes, and what the transferee
+/// carries there: `TRANSFER_CONTEXT` of the transferor's channel, else its
+/// peer's context (the transferor's rights, never more); the Refer-To's
+/// user part (`s` when it has none); the variables Asterisk's chan_sip and
+/// res_pjsip_refer leave on the transferee.
+fn blind_target(
+    env: &mut dyn Env,
+    chan: ChannelId,
+    peer_context: String,
+    (refer_to, refer_to_value): (&ReferTo, &str),
+    referred_by: Option<&str>,
+) -> (String, String, Vec<(&'static str, String)>) {
+    let context = env
+        .channel_var(chan, "TRANSFER_CONTEXT")
+        .filter(|c| !c.is_empty())
+        .unwrap_or(peer_context);
+    let exten = match refer_to.exten() {
+        e if e.is_empty() => "s".to_string(),
+        e => e,
+    };
+    let mut vars = vec![
+        ("SIPTRANSFER", "yes".to_string()),
+        ("SIPREFERRINGCONTEXT", context.clone()),
+        ("SIPREFERTOHDR", refer_to_value.to_string()),
+    ];
+    if let Some(v) = referred_by {
+        // Inherited by the legs the transferee dials: their INVITEs carry
+        // it (RFC 3892).
+        vars.push(("__SIPREFERREDBYHDR", v.to_string()));
+    }
+    (context, exten, vars)
+}
+
+impl Endpoint {
+    /// The obsolete transfer of RFC 2543 (seed 002's "BYE/ALSO"): a BYE
+    /// from a peer, in a bridged call, with `Also: <sip:6003@pbx>`. The
+    /// other party is blind-transferred there as by a REFER, before the
+    /// BYE ends the sender's leg; nobody is told the outcome (the dialog is
+    /// over). A guest, a peer with `allowtransfer = false` or an `Also`
+    /// that is not a sip/sips/tel URI: the BYE is just a BYE.
+    pub(crate) fn bye_also(&mut self, env: &mut dyn Env, chan: ChannelId, msg: &Message) {
+        let also = HeaderName::Other("also".into());
+        let Some(value) = msg.headers.get(&also) else {
+            return;
+        };
+        let Some(peer) = self.sessions.get(chan).and_then(|s| s.peer.clone()) else {
+            return;
+        };
+        let running = self.shared.running();
+        let Some(context) = running
+            .peers
+            .get(&peer)
+            .filter(|p| p.allowtransfer)
+            .map(|p| p.context.clone())
+        else {
+            return;
+        };
+        drop(running);
+        let Ok(target) = ReferTo::parse(value) else {
+            return log::info!("BYE/Also from {peer}: '{value}' is not a transfer target");
+        };
+        if target.replaces.is_some() {
+            return;
+        }
+        let (context, exten, vars) = blind_target(env, chan, context, (&target, value), None);
+        if let Err(cause) = env.blind_transfer(chan, &context, &exten, &vars) {
+            let (code, reason) = refused_transfer(cause);
+            log::info!("BYE/Also to {exten}@{context} by {peer} refused: {code} {reason}");
         }
     }
 }

@@ -380,3 +380,36 @@ fn a_transfer_targets_invite_carries_referred_by() {
     );
     assert!(h.ep.refers.referred_by.is_empty(), "used once");
 }
+
+/// Seed 002's BYE/Also: alice hangs up naming a target; bob is
+/// blind-transferred there before her leg ends. A guest's or a bad Also
+/// is just a BYE.
+#[test]
+fn a_bye_with_also_transfers_the_other_party_first() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, _b, ok_a) = bridged(&mut h);
+    let mut bye = in_dialog("BYE", &ok_a, ALICE, 2, "bye-also");
+    bye.push(HeaderName::Other("Also".into()), "<sip:6003@127.0.0.1>");
+    h.recv(&bye, ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(200));
+    assert_eq!(h.env.transfers.len(), 1);
+    assert_eq!(
+        (
+            h.env.transfers[0].0,
+            &*h.env.transfers[0].1,
+            &*h.env.transfers[0].2
+        ),
+        (a, "phones", "6003")
+    );
+    assert!(h
+        .host_actions()
+        .contains(&HostAction::Hangup(a, Cause::NORMAL_CLEARING)));
+
+    let mut h = Harness::new(SIP_TOML);
+    let (_, _, ok_a) = bridged(&mut h);
+    let mut bye = in_dialog("BYE", &ok_a, ALICE, 2, "bye-also");
+    bye.push(HeaderName::Other("Also".into()), "<mailto:x@y>");
+    h.recv(&bye, ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(200));
+    assert!(h.env.transfers.is_empty());
+}
