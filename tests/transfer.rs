@@ -626,3 +626,78 @@ fn channel_redirect_moves_a_call_to_another_extension() {
         .failed()
         .starts_with("Channel 'SIP/nobody' not found"));
 }
+
+/// Seed 002's third-party call control (click-to-dial): a dialer's REFER
+/// outside any dialog asks the PBX to call alice and connect her to 6003;
+/// alice answers, 6003 runs in her context (Dial carol), and the dialer
+/// hears NOTIFY 100, 180 and the terminating 200.
+#[test]
+fn a_refer_outside_a_call_calls_the_phone_and_connects_it_to_the_target() {
+    let (alice_port, carol_port) = (free_udp_port(), free_udp_port());
+    let sip = format!(
+        "{SIP_TOML}\n[peers.alice]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {alice_port}\ncontext = \"office\"\n\n\
+         [peers.carol]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {carol_port}\n"
+    );
+    let ext = r#"
+[office]
+"6003" = ["Verbose(2,connecting ${CHANNEL} to carol)", "Dial(SIP/carol,10)", "Hangup()"]
+"#;
+    let d = pbx_with(&sip, ext);
+    let dir = d.root.path().to_path_buf();
+    let (alice_trace, carol_trace, t_trace) = (
+        dir.join("alice.log"),
+        dir.join("carol.log"),
+        dir.join("dialer.log"),
+    );
+    let uas = |port: u16, trace: &Path| {
+        SippProcess::start(
+            port,
+            &[
+                "-sn",
+                "uas",
+                "-m",
+                "1",
+                "-trace_msg",
+                "-message_file",
+                trace.to_str().unwrap(),
+            ],
+        )
+    };
+    let alice = uas(alice_port, &alice_trace);
+    let carol = uas(carol_port, &carol_trace);
+    let (code, out) = call(
+        &d,
+        &[
+            "-sf",
+            &sf("uac_refer_out_of_dialog.xml"),
+            "-s",
+            "alice",
+            "-key",
+            "target",
+            "6003",
+            "-cid_str",
+            "3@dialer.foo.com",
+            "-trace_msg",
+            "-message_file",
+            t_trace.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{}\n{}", read(&t_trace), d.messages());
+    let t = read(&t_trace);
+    assert!(t.contains("SIP/2.0 202 Accepted"), "{t}");
+    assert!(t.contains("Call-ID: 3@dialer.foo.com"), "{t}");
+    let reports = notifies(&t);
+    assert!(reports[0].contains("\nSIP/2.0 100 Trying"), "{t}");
+    let last = reports.last().unwrap();
+    assert!(last.contains("\nSIP/2.0 200 OK"), "{last}");
+    assert!(last.contains("terminated;reason=noresource"), "{last}");
+    let log = d.wait_for_log("connecting SIP/alice-", Duration::from_secs(10));
+    assert!(log.contains("-- Executing [6003@office:1]"), "{log}");
+    d.wait_for("core show channels", Duration::from_secs(10), |o| {
+        o.contains("2 active channels")
+    });
+    assert!(read(&carol_trace).contains("INVITE sip:carol@"));
+    assert_eq!(d.rx("channel request hangup all").ok().lines().count(), 2);
+    assert_eq!(alice.finish(), Some(0), "alice: called, then the PBX's BYE");
+    assert_eq!(carol.finish(), Some(0), "carol: called, then the PBX's BYE");
+}

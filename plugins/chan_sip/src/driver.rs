@@ -598,6 +598,14 @@ impl Driver {
             }
             HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
+            HostAction::StartPbx(c) => {
+                if let Err(cause) = host.pbx_start(c) {
+                    // The core frees the channel; our leg ends with a BYE.
+                    host.channel_hangup(c, cause);
+                    let home = self.home.index;
+                    let _ = self.env.shared.shards.send(home, Command::Hangup(c, cause));
+                }
+            }
             HostAction::Event { name, fields } => {
                 let fields: Vec<(&str, String)> = fields;
                 host.post_event(name, &fields);

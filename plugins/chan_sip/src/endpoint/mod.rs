@@ -209,6 +209,9 @@ pub enum HostAction {
     DeviceState(String, sirius_abi::DeviceState),
     /// The codecs the call carries now that offer/answer agreed on them.
     SetCodecs(ChannelId, Vec<sirius_abi::Codec>),
+    /// Run the dialplan on an answered channel of ours (a leg called for a
+    /// REFER outside a dialog); a refusal hangs it up.
+    StartPbx(ChannelId),
     /// An event for the core's bus (`PeerStatus`, `Registry`, `Hold`…).
     Event {
         /// Its name.
@@ -362,6 +365,9 @@ pub struct Endpoint {
     /// The time of the input being handled (what a cached name's age is
     /// counted against).
     pub(crate) now: Instant,
+    /// Its Unix time, for what needs a [`Now`] deep in a usage
+    /// ([`Endpoint::clock`]).
+    now_unix: u64,
     pub(crate) out: VecDeque<Output>,
     /// Which shard this is ([`crate::shards`]): the Call-IDs it makes hash
     /// here, and only the first shard runs registrations and pokes.
@@ -401,6 +407,7 @@ impl Endpoint {
             tokens: Tokens::new(seed),
             dns: dns::Dns::default(),
             now,
+            now_unix: 0,
             out: VecDeque::new(),
             home: crate::shards::Home::SINGLE,
         }
@@ -487,6 +494,7 @@ impl Endpoint {
     /// Takes one input.
     pub fn handle(&mut self, now: Now, input: Input<'_>, env: &mut dyn Env) {
         self.now = now.mono;
+        self.now_unix = now.unix;
         if !self.refers.is_empty() {
             self.refer_progress(now, &input);
         }
@@ -543,6 +551,7 @@ impl Endpoint {
     /// Timers that came due by `now`.
     pub fn handle_timeout(&mut self, now: Now, env: &mut dyn Env) {
         self.now = now.mono;
+        self.now_unix = now.unix;
         self.layer.handle_timeout(now.mono);
         while let Some(&(at, chan)) = self.congest_timers.first() {
             if at > now.mono {
@@ -611,6 +620,14 @@ impl Endpoint {
         // After a burst, the tables and the allocator give back what the
         // calls gone left (crate::session::memory).
         self.give_back_memory();
+    }
+
+    /// The time of the input being handled.
+    pub(crate) fn clock(&self) -> Now {
+        Now {
+            mono: self.now,
+            unix: self.now_unix,
+        }
     }
 
     pub(crate) fn host(&mut self, action: HostAction) {
@@ -806,6 +823,9 @@ impl Endpoint {
             }
             (Method::Invite, Classified::OutOfDialog) => {
                 self.on_invite(now, env, tx, &msg, source, transport)
+            }
+            (Method::Refer, Classified::OutOfDialog) => {
+                self.on_refer_out_of_dialog(now, env, tx, &msg, source, transport)
             }
             // Unknown dialogs, a BYE outside one, anything else left.
             _ => self.no_such_call(now, tx, &msg, source),

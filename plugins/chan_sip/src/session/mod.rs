@@ -26,6 +26,7 @@ mod liveness;
 pub(crate) mod memory;
 pub(crate) mod refer;
 mod retry;
+mod third_party;
 pub(crate) mod timer;
 mod uac;
 mod uas;

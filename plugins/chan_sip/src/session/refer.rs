@@ -60,8 +60,9 @@ pub(crate) struct ReferSub {
     /// Where the transferor's requests go when no route set says otherwise.
     dest: SocketAddr,
     transport: Transport,
-    /// The leg that sent the REFER.
-    transferor: ChannelId,
+    /// The leg that sent the REFER (none for a REFER outside a dialog:
+    /// click-to-dial, `third_party.rs`).
+    transferor: Option<ChannelId>,
     /// Its bridge partner while its progress is watched.
     transferee: Option<ChannelId>,
     /// The core moved the transferee: the transferor's leg has nothing
@@ -104,6 +105,9 @@ pub(crate) struct Refers {
     /// `Referred-By` for the INVITE of an outbound leg not placed yet (kept
     /// here, not in every session, for the few legs that have one).
     pub(crate) referred_by: HashMap<ChannelId, String>,
+    /// Legs called for a REFER outside a dialog: their dialplan starts
+    /// when they answer (`third_party.rs`).
+    start_pbx: std::collections::HashSet<ChannelId>,
 }
 
 impl Refers {
@@ -117,6 +121,21 @@ impl Refers {
     /// every input cost one check).
     pub(crate) fn is_empty(&self) -> bool {
         self.subs.is_empty()
+    }
+
+    /// `chan`'s dialplan starts when it answers.
+    pub(crate) fn start_pbx_on_answer(&mut self, chan: ChannelId) {
+        self.start_pbx.insert(chan);
+    }
+
+    /// Whether `chan` was to start its dialplan on answer (once).
+    pub(crate) fn take_start_pbx(&mut self, chan: ChannelId) -> bool {
+        self.start_pbx.remove(&chan)
+    }
+
+    /// Whether `chan`'s progress is reported to somebody.
+    pub(crate) fn watches(&self, chan: ChannelId) -> bool {
+        self.by_transferee.contains_key(&chan)
     }
 
     /// Transfer `key` waits for another shard's answer until `at`.
@@ -135,7 +154,7 @@ impl Refers {
 
     /// The leg that sent transfer `key`'s REFER.
     pub(crate) fn transferor_of(&self, key: u64) -> Option<ChannelId> {
-        self.subs.get(&key).map(|s| s.transferor)
+        self.subs.get(&key).and_then(|s| s.transferor)
     }
 
     /// The core made transfer `key` (attended): the transferor's leg has
@@ -249,34 +268,8 @@ impl Endpoint {
             &[(HeaderName::Contact, contact)],
         );
         self.note_msg(chan, "Rx: REFER".into());
-        let key = self.refers.next;
-        self.refers.next += 1;
         let event_id = (count > 0).then(|| msg.cseq().map(|c| c.seq)).flatten();
-        let expires = now.mono + REPORT_FOR;
-        self.refers.subs.insert(
-            key,
-            ReferSub {
-                dialog: id.clone(),
-                dest,
-                transport,
-                transferor: chan,
-                transferee: None,
-                moved: false,
-                event_id,
-                sent: None,
-                queued: None,
-                in_flight: false,
-                final_sent: false,
-                end_reason: "noresource",
-                expires,
-                notifies: 0,
-                end_transferor_at: None,
-                finding: None,
-            },
-        );
-        self.refers.by_dialog.insert(id.clone(), key);
-        self.refer_timers.insert((expires, key));
-        self.refer_status(now, key, 100, "Trying", false);
+        let key = self.start_report(now, id, (dest, transport), Some(chan), event_id);
 
         if let Some(replaces) = &refer_to.replaces {
             return self.refer_replaces(now, env, key, replaces);
@@ -292,11 +285,8 @@ impl Endpoint {
         );
         match env.blind_transfer(chan, &context, &exten, &vars) {
             Ok(transferee) => {
-                if let Some(sub) = self.refers.subs.get_mut(&key) {
-                    sub.transferee = Some(transferee);
-                    sub.moved = true;
-                }
-                self.refers.by_transferee.insert(transferee, key);
+                self.refers.made(key);
+                self.refer_watch(key, transferee);
                 // The seed's flow holds the call first; the transferee was
                 // put on hold through us, and must hear the target.
                 if self.sessions.get(transferee).is_some_and(|t| t.local_hold) {
@@ -311,6 +301,52 @@ impl Endpoint {
                 );
                 self.refer_status(now, key, code, reason, true);
             }
+        }
+    }
+
+    /// Starts reporting a transfer accepted in `dialog` (202 sent): the
+    /// subscription, its deadline, and `NOTIFY 100 Trying` at once. Its key.
+    pub(crate) fn start_report(
+        &mut self,
+        now: Now,
+        dialog: &DialogId,
+        (dest, transport): (SocketAddr, Transport),
+        transferor: Option<ChannelId>,
+        event_id: Option<u32>,
+    ) -> u64 {
+        let key = self.refers.next;
+        self.refers.next += 1;
+        let expires = now.mono + REPORT_FOR;
+        let sub = ReferSub {
+            dialog: dialog.clone(),
+            dest,
+            transport,
+            transferor,
+            transferee: None,
+            moved: false,
+            event_id,
+            sent: None,
+            queued: None,
+            in_flight: false,
+            final_sent: false,
+            end_reason: "noresource",
+            expires,
+            notifies: 0,
+            end_transferor_at: None,
+            finding: None,
+        };
+        self.refers.subs.insert(key, sub);
+        self.refers.by_dialog.insert(dialog.clone(), key);
+        self.refer_timers.insert((expires, key));
+        self.refer_status(now, key, 100, "Trying", false);
+        key
+    }
+
+    /// Transfer `key`'s outcome is `leg`'s: its progress is reported.
+    pub(crate) fn refer_watch(&mut self, key: u64, leg: ChannelId) {
+        if let Some(sub) = self.refers.subs.get_mut(&key) {
+            sub.transferee = Some(leg);
+            self.refers.by_transferee.insert(leg, key);
         }
     }
 
@@ -358,6 +394,28 @@ impl Endpoint {
                 }
             }
             Input::Hangup(c, cause) => self.refer_transferee_gone(now, *c, *cause),
+            _ => {}
+        }
+    }
+
+    /// What a leg we called reports itself (its INVITE's responses): for a
+    /// leg called for a REFER outside a dialog, ringing, progress, the
+    /// answer (which starts its dialplan and is the final report).
+    pub(crate) fn refer_leg_progress(&mut self, chan: ChannelId, code: u16) {
+        if !self.refers.watches(chan) {
+            return;
+        }
+        let now = self.clock();
+        let Some(&key) = self.refers.by_transferee.get(&chan) else {
+            return;
+        };
+        match code {
+            180 => self.refer_status(now, key, 180, "Ringing", false),
+            183 => self.refer_status(now, key, 183, "Session Progress", false),
+            200..=299 => {
+                self.refer_leg_answered(chan);
+                self.refer_status(now, key, 200, "OK", true);
+            }
             _ => {}
         }
     }
@@ -467,7 +525,9 @@ impl Endpoint {
         if let Some(sub) = self.refers.subs.get(&key) {
             log::debug!(
                 "transfer report to {} ended by {code}",
-                self.sessions.name(sub.transferor)
+                sub.transferor
+                    .map(|t| self.sessions.name(t))
+                    .unwrap_or_default()
             );
         }
         self.refer_finished(now, key);
@@ -484,7 +544,11 @@ impl Endpoint {
         if sub.end_transferor_at.is_some() {
             return; // already waiting for the transferor's BYE
         }
-        if sub.moved && self.sessions.get(sub.transferor).is_some() {
+        if sub.moved
+            && sub
+                .transferor
+                .is_some_and(|t| self.sessions.get(t).is_some())
+        {
             let at = now.mono + TRANSFEROR_GRACE;
             sub.end_transferor_at = Some(at);
             sub.in_flight = false;
@@ -520,7 +584,7 @@ impl Endpoint {
         if sub.end_transferor_at == Some(at) {
             let t = sub.transferor;
             self.refer_forget(key);
-            if self.sessions.get(t).is_some() {
+            if let Some(t) = t.filter(|t| self.sessions.get(*t).is_some()) {
                 sirius_abi::verbose!(
                     3,
                     "    -- {} transferred its call and did not hang up: ending it",

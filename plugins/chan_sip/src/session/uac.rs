@@ -317,6 +317,7 @@ impl Endpoint {
             180 => {
                 s.ringing = true;
                 self.early_fork(chan, msg);
+                self.refer_leg_progress(chan, 180);
                 return self.host(HostAction::SetState(chan, ChannelState::Ringing));
             }
             // Progress: its SDP (early media) is where the callee's media
@@ -330,6 +331,7 @@ impl Endpoint {
                     self.media_moved(chan, media);
                 }
                 self.host(HostAction::SetState(chan, ChannelState::Ringing));
+                self.refer_leg_progress(chan, 183);
                 return self.host(HostAction::Progress(chan));
             }
             401 | 407 if first_challenge => self.authorized_retry(chan, msg),
@@ -341,7 +343,8 @@ impl Endpoint {
             },
             200..=299 => {
                 let Some(ack) = ack else {
-                    return self.confirm_uac(now.mono, chan, msg);
+                    self.confirm_uac(now.mono, chan, msg);
+                    return self.refer_leg_progress(chan, code);
                 };
                 // A retransmitted 2xx: the same ACK again. A 2xx from
                 // another fork (a forking proxy: a different To tag) made a
@@ -475,6 +478,11 @@ impl Endpoint {
     pub(super) fn end_uac(&mut self, chan: ChannelId, cause: Cause) {
         self.take_session(chan);
         self.host(HostAction::Hangup(chan, cause));
+        if self.refers.watches(chan) {
+            // A leg called for a REFER: its failure is the final report.
+            let now = self.clock();
+            self.refer_transferee_gone(now, chan, cause);
+        }
     }
 
     /// A 2xx from a second fork of an answered INVITE: acknowledged and

@@ -27,7 +27,7 @@ const MEDIA_HEADROOM: usize = 2;
 
 /// Matches the peer an INVITE comes from: by From user for friends and
 /// users, by source address for static peers (port too, unless insecure=port).
-fn match_peer<'a>(
+pub(crate) fn match_peer<'a>(
     running: &'a crate::Running,
     msg: &Message,
     source: SocketAddr,

@@ -579,6 +579,7 @@ mod dtmf;
 mod liveness;
 mod refer;
 mod shards;
+mod third_party;
 mod uac;
 mod uas;
 mod usage;
