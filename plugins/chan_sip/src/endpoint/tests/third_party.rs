@@ -122,10 +122,8 @@ fn refers_outside_a_dialog_that_cannot_be_served_get_a_final_response() {
     }
     let stranger = "127.0.0.1:5999";
     let mut m = click_to_dial("bob", "<sip:6003@127.0.0.1>");
-    m.headers.set(
-        HeaderName::From,
-        "<sip:mallory@127.0.0.1>;tag=m".to_string(),
-    );
+    m.headers
+        .set(HeaderName::From, "<sip:mallory@127.0.0.1>;tag=m");
     h.recv(&m, stranger);
     assert_eq!(h.expect_one(stranger).code(), Some(403));
     assert!(h.env.allocated.is_empty());
