@@ -14,7 +14,7 @@ use abi_stable::type_layout::TypeLayout;
 use abi_stable::StableAbi;
 
 /// `ChannelTech` as the first v2 plugins were built: the prefix and nothing
-/// after it (before `native_unbridge`).
+/// after it (before `native_unbridge` and `transfer`).
 mod v2_0 {
     use super::*;
     use crate::{DeviceState_NE, Indication_NE};
@@ -73,8 +73,12 @@ mod v2_1 {
             RResult::ROk(())
         }
 
-        /// New in "2.1": what a core runs when the plugin predates it.
         fn transfer(&self, _chan: ChannelId, _dest: RString) -> RResult<(), Cause> {
+            RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+        }
+
+        /// New in "2.1": what a core runs when the plugin predates it.
+        fn join(&self, _chan: ChannelId, _call: RString) -> RResult<(), Cause> {
             RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
         }
     }
@@ -240,7 +244,7 @@ fn a_newer_core_calling_a_method_an_older_plugin_lacks_gets_its_default() {
     );
     // …the missing one runs the default body, on the core's side.
     assert_eq!(
-        seen_by_2_1.transfer(chan, "bob".into()).into_result(),
+        seen_by_2_1.join(chan, "bob".into()).into_result(),
         Err(Cause::FACILITY_NOT_IMPLEMENTED)
     );
 }
@@ -308,6 +312,12 @@ fn a_plugin_built_before_native_unbridge_loads_and_the_notice_runs_the_default()
         Err(Cause::BUSY)
     );
     assert_eq!(seen_by_core.native_unbridge(a, b).into_result(), Ok(()));
+    // Transfer() on a channel of a plugin built before `transfer`: refused,
+    // which the dialplan reports as UNSUPPORTED.
+    assert_eq!(
+        seen_by_core.transfer(a, "600".into()).into_result(),
+        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    );
 }
 
 #[test]

@@ -69,6 +69,10 @@ pub trait ChannelDriver: Send + Sync + 'static {
     fn native_unbridge(&self, _a: ChannelId, _b: ChannelId) -> Result<(), Cause> {
         Ok(())
     }
+    /// See [`ChannelTech::transfer`]. Technologies without one refuse.
+    fn transfer(&self, _chan: ChannelId, _dest: &str) -> Result<(), Cause> {
+        Err(Cause::FACILITY_NOT_IMPLEMENTED)
+    }
 }
 
 /// A plugin instance, in plain Rust.
@@ -244,6 +248,14 @@ impl Host {
             .map(|Tuple2(a, c)| (a, c))
     }
 
+    /// The outcome of a [`ChannelTech::transfer`] the technology made
+    /// (see [`CoreServices::channel_transfer_result`]).
+    ///
+    /// [`CoreServices::channel_transfer_result`]: crate::CoreServices::channel_transfer_result
+    pub fn channel_transfer_result(&self, id: ChannelId, result: Result<(), Cause>) {
+        self.services.channel_transfer_result(id, result.into())
+    }
+
     /// A channel variable's value.
     pub fn channel_get_var(&self, id: ChannelId, name: &str) -> Option<String> {
         self.services
@@ -394,6 +406,9 @@ impl ChannelTech for GuardedTech {
     }
     fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
         guard("native_unbridge", || self.0.native_unbridge(a, b))
+    }
+    fn transfer(&self, chan: ChannelId, dest: RString) -> RResult<(), Cause> {
+        guard("transfer", || self.0.transfer(chan, dest.as_str()))
     }
     fn device_state(&self, resource: RString) -> DeviceState_NE {
         guard_or("device_state", DeviceState::Unknown, || {

@@ -28,7 +28,11 @@ use abi_stable::StableAbi;
 ///   technology that a native bridge or early-media link it made has ended),
 ///   after `ChannelTech`'s prefix with a default that does nothing, so plugins
 ///   built before it load and run that default. No version bump: that is what
-///   the prefix is for.
+///   the prefix is for. Then `ChannelTech::transfer` (default: not
+///   implemented) and the transfer services of `CoreServices`
+///   (`channel_blind_transfer`, `channel_attended_transfer`,
+///   `channel_transfer_result`, `channel_get_var`, `channel_set_var`), each
+///   with a default.
 ///
 /// Adding a method after a trait's last prefix field (with a default body), or a
 /// variant to a non-exhaustive enum, keeps the version: built plugins still load.

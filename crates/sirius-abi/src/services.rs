@@ -200,6 +200,14 @@ pub trait CoreServices: Send + Sync + Clone {
         RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
     }
 
+    /// The outcome of a transfer the core asked of the technology
+    /// (`ChannelTech::transfer`): `Ok` once the far end accepted it (a SIP
+    /// `202`), the cause of its refusal or its silence otherwise. The
+    /// dialplan's `Transfer()` waits for it. Default (an older core): nothing.
+    fn channel_transfer_result(&self, id: ChannelId, result: RResult<(), Cause>) {
+        let _ = (id, result);
+    }
+
     /// A channel variable (`${TRANSFER_CONTEXT}`); `None` when unset or the
     /// channel is gone. Default (an older core): `None`.
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {

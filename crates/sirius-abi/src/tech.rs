@@ -80,6 +80,17 @@ pub trait ChannelTech: Send + Sync + Clone {
     fn native_unbridge(&self, _a: ChannelId, _b: ChannelId) -> RResult<(), Cause> {
         RResult::ROk(())
     }
+
+    /// Asks the far end of `chan` to call `dest` instead (`ast_transfer`,
+    /// the dialplan's `Transfer()`): a SIP technology sends REFER. The
+    /// answer only says whether the request went out; the outcome comes
+    /// later through `CoreServices::channel_transfer_result`.
+    /// Default (a technology built before it, or one without transfer):
+    /// `FACILITY_NOT_IMPLEMENTED`, which `Transfer()` reports as
+    /// `TRANSFERSTATUS=UNSUPPORTED`.
+    fn transfer(&self, _chan: ChannelId, _dest: RString) -> RResult<(), Cause> {
+        RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+    }
 }
 
 /// A channel technology object as the core holds it.

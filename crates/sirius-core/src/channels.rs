@@ -67,6 +67,9 @@ pub struct Channel {
     /// goto (a transfer, `channel redirect`). A run that finds another
     /// number stops at its next step, without `h` (the new run owns it).
     pub plan: u32,
+    /// The outcome of the transfer its technology was last asked for
+    /// (`Transfer()`); `None` while none was asked or none came yet.
+    pub transfer: Option<Result<(), Cause>>,
 }
 
 /// A channel's variables, sorted by name, each name and value allocated to
@@ -277,6 +280,7 @@ impl ChannelRegistry {
             pbx: false,
             vars: Vars::new(),
             plan: 0,
+            transfer: None,
         };
         self.table(id).write().insert(id, Box::new(chan));
         ChannelInfo {

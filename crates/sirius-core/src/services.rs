@@ -204,6 +204,12 @@ impl CoreServices for HostServices {
             .into()
     }
 
+    fn channel_transfer_result(&self, id: ChannelId, result: RResult<(), Cause>) {
+        if let Some(core) = self.core() {
+            core.transfer_result(id, result.into_result());
+        }
+    }
+
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
         self.core()
             .and_then(|core| {

@@ -29,6 +29,9 @@ pub struct Recorder {
     /// destination), as a real technology would, instead of refusing with
     /// CONGESTION: the test then rings and answers it through the registry.
     pub dialable: bool,
+    /// `transfer` is accepted (logged as `transfer <chan> <dest>`); else
+    /// the default, not implemented.
+    pub transfers: bool,
     /// The core the recorder allocates requested legs in (set by [`core_with`]).
     core: Arc<std::sync::OnceLock<std::sync::Weak<Core>>>,
 }
@@ -47,6 +50,15 @@ impl Recorder {
         Recorder {
             dialable: true,
             ..Recorder::default()
+        }
+    }
+
+    /// A dialable recorder whose `transfer` is accepted (see
+    /// [`Recorder::transfers`]).
+    pub fn transferring() -> Recorder {
+        Recorder {
+            transfers: true,
+            ..Recorder::dialable()
         }
     }
 
@@ -128,6 +140,13 @@ impl ChannelTech for Recorder {
     }
     fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> RResult<(), Cause> {
         self.log.lock().push(format!("unbridge {} {}", a.0, b.0));
+        RResult::ROk(())
+    }
+    fn transfer(&self, chan: ChannelId, dest: RString) -> RResult<(), Cause> {
+        if !self.transfers {
+            return RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED);
+        }
+        self.log.lock().push(format!("transfer {} {dest}", chan.0));
         RResult::ROk(())
     }
 }

@@ -71,6 +71,22 @@ impl Core {
         self.start_at(&engine, chan, (context, exten, 1))
     }
 
+    /// Asks `chan`'s technology to have its far end call `dest` (Asterisk's
+    /// `ast_transfer`, the dialplan's `Transfer()`): a SIP leg gets a REFER.
+    /// `Ok` means the request went out; its outcome arrives later in the
+    /// channel's `transfer` ([`Core::transfer_result`]).
+    pub fn transfer(&self, chan: ChannelId, dest: &str) -> Result<(), Cause> {
+        let entry = self.tech_of(chan)?;
+        self.channels.update(chan, |c| c.transfer = None);
+        entry.tech.transfer(chan, dest.into()).into_result()
+    }
+
+    /// The technology's word on the transfer of `chan`: whoever waits on
+    /// the channel (`Transfer()`) is woken.
+    pub fn transfer_result(&self, chan: ChannelId, result: Result<(), Cause>) {
+        self.channels.update(chan, |c| c.transfer = Some(result));
+    }
+
     /// `channel redirect`: `chan` goes on at `exten@context`, `priority`
     /// (Asterisk's async goto of a channel from outside). A bridged
     /// channel leaves its bridge and the other party is hung up, as the

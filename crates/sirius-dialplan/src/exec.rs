@@ -81,7 +81,7 @@ pub fn spawn_app(pool: &PoolHandle, core: Arc<Core>, chan: ChannelId, app: Strin
 /// called, and Echo's loop set up, without a hop to a pool worker and back;
 /// Dial moves to the pool when it first waits for its callees.
 fn needs_pool(app: &str) -> bool {
-    app.eq_ignore_ascii_case("wait")
+    app.eq_ignore_ascii_case("wait") || app.eq_ignore_ascii_case("transfer")
 }
 
 pub(crate) fn alive(core: &Core, chan: ChannelId) -> bool {
@@ -485,6 +485,7 @@ async fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, conte
             }
         },
         "dial" => crate::dial::dial(core, chan, &args).await,
+        "transfer" => crate::transfer::transfer(core, chan, &args).await,
         other => {
             log::warn!("No application '{other}' for extension in context '{context}': hanging up");
             hangup_as_is(core, chan);

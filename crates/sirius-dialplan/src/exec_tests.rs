@@ -23,7 +23,11 @@ struct Pbx {
 }
 
 fn pbx(extensions: &str, threads: usize) -> Pbx {
-    let rec = Recorder::dialable();
+    pbx_on(Recorder::dialable(), extensions, threads)
+}
+
+/// The same with a technology of the test's choosing.
+fn pbx_on(rec: Recorder, extensions: &str, threads: usize) -> Pbx {
     let (core, dir) = core_with(&rec);
     let dp = Dialplan::parse(Path::new("extensions.toml"), extensions).unwrap();
     let pool = Pool::with_threads(threads).unwrap();
@@ -391,4 +395,50 @@ fn a_redirected_channel_leaves_its_wait_and_runs_the_target_from_the_given_prior
     );
     assert_eq!(core.channels.get(caller).unwrap().bridged_to, None);
     core.channel_gone(caller, Cause::NORMAL_CLEARING);
+}
+
+#[test]
+fn transfer_reports_unsupported_failure_or_success_in_transferstatus() {
+    let ext = r#"[demo]
+"600" = ["Transfer(700)", "Set(FIRST=${TRANSFERSTATUS})", "Transfer(IAX2/700)", "Set(OTHER=${TRANSFERSTATUS})", "Transfer(Rec/701)", "Set(LAST=${TRANSFERSTATUS})", "Wait(30)"]
+"#;
+    // A technology without transfer.
+    let pbx = pbx(ext, 2);
+    let core = &pbx.core;
+    let a = leg(core, "alice");
+    core.pbx_start(a).unwrap();
+    until("three transfers tried", || var(core, a, "LAST").is_some());
+    assert_eq!(var(core, a, "FIRST").as_deref(), Some("UNSUPPORTED"));
+    assert_eq!(
+        var(core, a, "OTHER").as_deref(),
+        Some("FAILURE"),
+        "not its technology"
+    );
+    core.channel_gone(a, Cause::NORMAL_CLEARING);
+
+    // One that transfers: the plan waits for its word, holding no thread.
+    let pbx = pbx_on(Recorder::transferring(), ext, 2);
+    let (core, rec) = (&pbx.core, &pbx.rec);
+    let a = leg(core, "alice");
+    core.pbx_start(a).unwrap();
+    until("the first transfer asked", || {
+        rec.log
+            .lock()
+            .iter()
+            .any(|l| l == &format!("transfer {} 700", a.0))
+    });
+    assert_eq!(var(core, a, "FIRST"), None, "waiting for the far end");
+    core.transfer_result(a, Ok(()));
+    until("the first outcome", || var(core, a, "FIRST").is_some());
+    assert_eq!(var(core, a, "FIRST").as_deref(), Some("SUCCESS"));
+    until("the third transfer asked", || {
+        rec.log
+            .lock()
+            .iter()
+            .any(|l| l == &format!("transfer {} 701", a.0))
+    });
+    core.transfer_result(a, Err(Cause::CALL_REJECTED));
+    until("the last outcome", || var(core, a, "LAST").is_some());
+    assert_eq!(var(core, a, "LAST").as_deref(), Some("FAILURE"));
+    core.channel_gone(a, Cause::NORMAL_CLEARING);
 }

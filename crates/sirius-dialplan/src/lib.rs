@@ -16,6 +16,7 @@ mod exec_tests;
 pub mod expr;
 pub mod pattern;
 pub mod pool;
+mod transfer;
 pub mod vars;
 
 pub use dialplan::{Dialplan, DialplanError};
