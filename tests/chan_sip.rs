@@ -63,6 +63,13 @@ fn chan_sip_registers_the_sip_channel_type() {
         types.contains("\nSIP              Session Initiation Protocol (SIP)        yes"),
         "{types}"
     );
+    // Transfer: yes, since Transfer() sends a REFER (tests/transfer.rs).
+    let sip = types.lines().find(|l| l.starts_with("SIP ")).unwrap();
+    assert_eq!(
+        sip.split_whitespace().rev().take(4).collect::<Vec<_>>(),
+        ["yes", "yes", "no", "yes"],
+        "Transfer, Indications, Presencestate, Devicestate: {sip}"
+    );
 }
 
 #[test]

@@ -222,7 +222,7 @@ fn a_session_timer_nobody_refreshes_ends_the_call_with_bye() {
 }
 
 /// Say only what works: OPTIONS lists exactly what is implemented (UPDATE,
-/// INFO, REFER and session timers included; no SUBSCRIBE), and an INVITE
+/// INFO, REFER, NOTIFY and session timers included; no SUBSCRIBE), and an INVITE
 /// requiring an extension we lack gets 420 naming it.
 #[test]
 fn options_says_only_what_works_and_an_unknown_require_gets_420() {
@@ -244,10 +244,11 @@ fn options_says_only_what_works_and_an_unknown_require_gets_420() {
     assert_eq!(code, 0, "{out}");
     let msgs = std::fs::read_to_string(trace).unwrap();
     assert!(
-        msgs.contains("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER\n")
-            || msgs.contains(
-                "Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER\r\n"
-            ),
+        msgs.contains(
+            "Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY\n"
+        ) || msgs.contains(
+            "Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY\r\n"
+        ),
         "{msgs}"
     );
     assert!(msgs.contains("Supported: timer"), "{msgs}");

@@ -701,3 +701,42 @@ fn a_refer_outside_a_call_calls_the_phone_and_connects_it_to_the_target() {
     assert_eq!(alice.finish(), Some(0), "alice: called, then the PBX's BYE");
     assert_eq!(carol.finish(), Some(0), "carol: called, then the PBX's BYE");
 }
+
+/// The dialplan's `Transfer(6005)` on a SIP caller: the caller gets a REFER
+/// naming 6005 at the PBX, accepts it (TRANSFERSTATUS=SUCCESS) and reports
+/// the outcome; its final NOTIFY 200 ends the call with a BYE.
+#[test]
+fn transfer_in_the_dialplan_sends_a_refer_and_hangs_up_once_it_succeeded() {
+    let d = pbx_with(
+        SIP_TOML,
+        r#"
+[test]
+"700" = ["Answer()", "Transfer(6005)", "Verbose(2,TRANSFERSTATUS=${TRANSFERSTATUS})", "Wait(10)"]
+"#,
+    );
+    let trace = d.root.path().join("transferred.log");
+    let (code, out) = call(
+        &d,
+        &[
+            "-sf",
+            &sf("uac_transferred.xml"),
+            "-s",
+            "700",
+            "-trace_msg",
+            "-message_file",
+            trace.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{}\n{}", read(&trace), d.messages());
+    let t = read(&trace);
+    assert!(
+        t.contains(&format!("Refer-To: <sip:6005@127.0.0.1:{}>", d.sip_port())),
+        "{t}"
+    );
+    assert!(t.contains("Referred-By: <sip:127.0.0.1:"), "{t}");
+    let log = d.wait_for_log("TRANSFERSTATUS=SUCCESS", Duration::from_secs(5));
+    assert!(log.contains("asked to transfer to 6005"), "{log}");
+    d.wait_for("core show channels count", Duration::from_secs(10), |o| {
+        o.starts_with("0 active channels")
+    });
+}

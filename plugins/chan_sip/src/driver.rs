@@ -110,6 +110,8 @@ pub enum Command {
     Return(ChannelId),
     /// The borrower let a lent leg go.
     Returned(ChannelId),
+    /// `Transfer()`: ask the far end of a call to call this instead.
+    Transfer(ChannelId, String),
 }
 
 /// A datagram read on shard 0 for another shard: its bytes, its source and
@@ -451,6 +453,7 @@ impl Driver {
                 .media(crate::endpoint::MediaAction::Remote(chan, media)),
             Command::Return(chan) => self.env.give_back(chan),
             Command::Returned(chan) => self.env.returned(chan),
+            Command::Transfer(chan, dest) => self.input(Input::Transfer(chan, dest)),
             Command::TransportError(peer) => self.input(Input::TransportError {
                 peer,
                 transport: Transport::Tcp,
@@ -598,6 +601,7 @@ impl Driver {
             }
             HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
+            HostAction::TransferResult(c, result) => host.channel_transfer_result(c, result),
             HostAction::StartPbx(c) => {
                 if let Err(cause) = host.pbx_start(c) {
                     // The core frees the channel; our leg ends with a BYE.

@@ -117,7 +117,7 @@ impl ChannelDriver for SipTech {
             devicestate: true,
             presencestate: false,
             indications: true,
-            transfer: false,
+            transfer: true,
         }
     }
 
@@ -329,6 +329,15 @@ impl ChannelDriver for SipTech {
     /// the legs, say), as every command is: the endpoint then finds the
     /// pair still relayed or not, and a notice about a pair no longer
     /// relayed does nothing.
+    /// `Transfer()`: queued to the call's thread, which sends the REFER;
+    /// the outcome comes back as `channel_transfer_result`.
+    fn transfer(&self, chan: ChannelId, dest: &str) -> Result<(), Cause> {
+        self.send(
+            chan,
+            crate::driver::Command::Transfer(chan, dest.to_string()),
+        )
+    }
+
     fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
         self.send(a, crate::driver::Command::Unbridge(a, b))
     }

@@ -66,13 +66,14 @@ pub fn capabilities() -> Capabilities {
     use Method::*;
     Capabilities {
         methods: vec![
-            Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer,
+            Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer, Notify,
         ],
         extensions: vec!["timer".into()],
         content_types: vec![
             "application/sdp".into(),
             "application/dtmf-relay".into(),
             "application/dtmf".into(),
+            "message/sipfrag".into(),
         ],
     }
 }
@@ -169,6 +170,9 @@ pub enum Input<'a> {
     /// Another shard lent us `leg` (its sockets are in the environment
     /// now): relay it with our `partner`.
     Borrowed(LegMedia, ChannelId),
+    /// The core asks the far end of a call to call `1` instead
+    /// (`Transfer()`): a REFER.
+    Transfer(ChannelId, String),
 }
 
 /// What the driver must do for the endpoint.
@@ -212,6 +216,8 @@ pub enum HostAction {
     /// Run the dialplan on an answered channel of ours (a leg called for a
     /// REFER outside a dialog); a refusal hangs it up.
     StartPbx(ChannelId),
+    /// The outcome of the transfer the core asked for (`Transfer()`).
+    TransferResult(ChannelId, Result<(), Cause>),
     /// An event for the core's bus (`PeerStatus`, `Registry`, `Hold`…).
     Event {
         /// Its name.
@@ -529,6 +535,7 @@ impl Endpoint {
             Input::Shard(msg) => self.on_shard(now, msg, env),
             Input::Lend { chan, to, partner } => self.lend_leg(chan, to, partner, env),
             Input::Borrowed(leg, partner) => self.bridge_borrowed(leg, partner),
+            Input::Transfer(c, dest) => self.send_refer(now, c, &dest),
             Input::Resolved { host, port, result } => {
                 self.dns.resolved(&host, port, result, now.mono);
                 self.redirects_resolved(now);

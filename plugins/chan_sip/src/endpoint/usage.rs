@@ -100,6 +100,8 @@ owners! {
     Cancelled(crate::session::usage::Cancelled),
     /// A NOTIFY reporting a transfer's progress (REFER).
     ReferNotify(crate::session::refer::ReferNotify),
+    /// Our REFER (the dialplan's `Transfer()`).
+    ReferOut(crate::session::refer_out::ReferOut),
     /// A request whose answer changes nothing.
     Fire(Fire),
 }

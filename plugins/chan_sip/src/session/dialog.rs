@@ -122,6 +122,9 @@ impl Endpoint {
         if method == Method::Refer {
             return self.on_refer(now, env, tx, msg, source, transport, id, chan);
         }
+        if method == Method::Notify {
+            return self.on_notify(now, tx, msg, source, chan);
+        }
         if !matches!(method, Method::Invite | Method::Update) {
             return self.respond(now, tx, msg, source, (200, "OK"), &[]);
         }

@@ -108,6 +108,9 @@ pub(crate) struct Refers {
     /// Legs called for a REFER outside a dialog: their dialplan starts
     /// when they answer (`third_party.rs`).
     start_pbx: std::collections::HashSet<ChannelId>,
+    /// Channels whose far end we asked to transfer (`refer_out.rs`): a
+    /// NOTIFY reporting success ends them.
+    pub(crate) referring: std::collections::HashSet<ChannelId>,
 }
 
 impl Refers {

@@ -413,3 +413,84 @@ fn a_bye_with_also_transfers_the_other_party_first() {
     assert_eq!(h.expect_one(ALICE).code(), Some(200));
     assert!(h.env.transfers.is_empty());
 }
+
+/// `Transfer(600)` on alice's call: a REFER in her dialog; her 202 is a
+/// success for the dialplan; her NOTIFY with a final 2xx ends our leg.
+#[test]
+fn transfer_sends_a_refer_and_a_notify_of_success_ends_the_call() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, ok_a) = answered_inbound(&mut h);
+    h.take();
+    h.input(Input::Transfer(a, "600".into()));
+    let refer = h.expect_one(ALICE);
+    assert_eq!(refer.method(), Some(&Method::Refer));
+    assert_eq!(
+        header(&refer, HeaderName::ReferTo),
+        "<sip:600@127.0.0.1:5060>"
+    );
+    assert_eq!(
+        header(&refer, HeaderName::ReferredBy),
+        "<sip:127.0.0.1:5060>"
+    );
+    assert_eq!(refer.call_id(), ok_a.call_id());
+    h.recv(&reply(&refer, 202, "Accepted", "a1"), ALICE);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::TransferResult(a, Ok(()))]
+    );
+
+    // Her reports: 100 (nothing happens), then 200 (our leg ends).
+    for (cseq, frag, state) in [
+        (2, "SIP/2.0 100 Trying\r\n", "active;expires=60"),
+        (3, "SIP/2.0 200 OK\r\n", "terminated;reason=noresource"),
+    ] {
+        let mut n = in_dialog("NOTIFY", &ok_a, ALICE, cseq, &format!("n{cseq}"));
+        n.push(HeaderName::Event, "refer");
+        n.push(HeaderName::SubscriptionState, state);
+        n.set_body("message/sipfrag;version=2.0", frag.as_bytes().to_vec());
+        h.recv(&n, ALICE);
+    }
+    let sent = h.sent();
+    let codes: Vec<_> = sent.iter().filter_map(|(_, m)| m.code()).collect();
+    assert_eq!(codes, [200, 200]);
+    assert!(
+        sent.iter().any(|(_, m)| m.method() == Some(&Method::Bye)),
+        "{sent:#?}"
+    );
+    assert!(h
+        .host_actions()
+        .contains(&HostAction::Hangup(a, Cause::NORMAL_CLEARING)));
+}
+
+/// The far end refuses the REFER: the dialplan hears the cause, the call
+/// goes on. A NOTIFY of another package gets 489.
+#[test]
+fn a_refused_transfer_is_a_failure_and_other_events_get_489() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, ok_a) = answered_inbound(&mut h);
+    h.take();
+    h.input(Input::Transfer(a, "bob@example.com".into()));
+    let refer = h.expect_one(ALICE);
+    assert_eq!(header(&refer, HeaderName::ReferTo), "<sip:bob@example.com>");
+    h.recv(&reply(&refer, 603, "Declined", "a1"), ALICE);
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::TransferResult(a, Err(Cause::CALL_REJECTED))]
+    );
+    let mut n = in_dialog("NOTIFY", &ok_a, ALICE, 2, "n-presence");
+    n.push(HeaderName::Event, "presence");
+    h.recv(&n, ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(489));
+    // A call not answered yet cannot be transferred this way.
+    h.recv(&alice_invite("100", "in-2"), ALICE);
+    let ringing = *h.env.started.last().unwrap();
+    h.take();
+    h.input(Input::Transfer(ringing, "600".into()));
+    assert_eq!(
+        h.host_actions(),
+        vec![HostAction::TransferResult(
+            ringing,
+            Err(Cause::FACILITY_NOT_IMPLEMENTED)
+        )]
+    );
+}

@@ -16,6 +16,7 @@ fn owners(h: &Harness) -> Vec<&'static str> {
                 Owner::Refresh(_) => "refresh",
                 Owner::Cancelled(_) => "cancelled",
                 Owner::ReferNotify(_) => "refer-notify",
+                Owner::ReferOut(_) => "refer-out",
                 Owner::Fire(_) => "fire",
             })
             .collect();
