@@ -461,3 +461,78 @@ fn a_plugin_asking_an_older_core_for_a_transfer_gets_the_defaults() {
     assert!(seen.channel_get_var(chan, "X".into()).is_none());
     seen.channel_set_var(chan, "X".into(), "1".into());
 }
+
+/// `CoreServices` as the first transfer services left it (up to
+/// `channel_set_var`): later services must come after these, in this order.
+mod services_first_transfer {
+    use crate::services::{LogLevel, SchedCallbackBox};
+    use crate::{
+        Capabilities, Cause, ChannelId, ChannelInfo, ChannelSpec, ChannelState, Codec,
+        DeviceState_NE, Frame,
+    };
+    use abi_stable::sabi_trait;
+    use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec, Tuple2};
+
+    #[sabi_trait]
+    pub trait CoreServices: Send + Sync + Clone {
+        fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
+        fn max_log_level(&self) -> LogLevel;
+        fn sched_add(&self, delay_ms: u32, cb: SchedCallbackBox) -> u64;
+        fn sched_del(&self, id: u64) -> bool;
+        fn channel_alloc(&self, spec: ChannelSpec) -> RResult<ChannelInfo, Cause>;
+        fn channel_set_state(&self, id: ChannelId, state: ChannelState);
+        fn channel_set_codecs(&self, id: ChannelId, codecs: RVec<Codec>);
+        fn channel_hangup(&self, id: ChannelId, cause: Cause);
+        fn queue_frame(&self, id: ChannelId, frame: Frame);
+        fn pbx_start(&self, id: ChannelId) -> RResult<(), Cause>;
+        fn post_event(&self, name: RStr<'_>, fields: RVec<Tuple2<RString, RString>>);
+        fn config_dir(&self) -> RString;
+        fn data_dir(&self) -> RString;
+        fn translatable(&self, from: Capabilities, to: Capabilities) -> bool;
+        #[sabi(last_prefix_field)]
+        fn channel_caller_id(&self, id: ChannelId) -> ROption<Tuple2<RString, RString>>;
+        fn plugin_failed(&self, reason: RString) {
+            let _ = reason;
+        }
+        fn device_state_changed(&self, device: RStr<'_>, state: DeviceState_NE) {
+            let _ = (device, state);
+        }
+        fn channel_blind_transfer(
+            &self,
+            transferor: ChannelId,
+            context: RStr<'_>,
+            exten: RStr<'_>,
+            vars: RVec<Tuple2<RString, RString>>,
+        ) -> RResult<ChannelId, Cause> {
+            let _ = (transferor, context, exten, vars);
+            RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+        }
+        fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
+            let _ = (id, name);
+            ROption::RNone
+        }
+        fn channel_set_var(&self, id: ChannelId, name: RStr<'_>, value: RStr<'_>) {
+            let _ = (id, name, value);
+        }
+    }
+
+    pub type CoreServicesArc = CoreServices_TO<'static, RArc<()>>;
+}
+
+#[test]
+fn services_are_only_ever_appended() {
+    let (first, now) = (
+        <services_first_transfer::CoreServicesArc as StableAbi>::LAYOUT,
+        <crate::CoreServicesArc as StableAbi>::LAYOUT,
+    );
+    // A method inserted before channel_get_var would move its slot: the
+    // layout check compares the methods in order and refuses it.
+    assert!(
+        loader_accepts(now, first),
+        "a plugin of then on a core of now"
+    );
+    assert!(
+        loader_accepts(first, now),
+        "a plugin of now on a core of then"
+    );
+}

@@ -81,7 +81,9 @@ pub type SchedCallbackBox = SchedCallback_TO<'static, RBox<()>>;
 /// Services added since go after it with a default body, which a newer plugin
 /// runs when an older core lacks them: [`CoreServices::plugin_failed`],
 /// [`CoreServices::device_state_changed`], then the transfer services
-/// ([`CoreServices::channel_blind_transfer`], channel variables).
+/// ([`CoreServices::channel_blind_transfer`], channel variables, attended
+/// transfer, a transfer's outcome). Always append, in the order added: a
+/// method inserted before another moves that one's vtable slot.
 #[sabi_trait]
 pub trait CoreServices: Send + Sync + Clone {
     /// Logs one record through the host logger (console, log file, remote consoles).
@@ -183,6 +185,19 @@ pub trait CoreServices: Send + Sync + Clone {
         RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
     }
 
+    /// A channel variable (`${TRANSFER_CONTEXT}`); `None` when unset or the
+    /// channel is gone. Default (an older core): `None`.
+    fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
+        let _ = (id, name);
+        ROption::RNone
+    }
+
+    /// Sets a channel variable (`Set()`); an empty value is kept as empty.
+    /// Default (an older core): nothing.
+    fn channel_set_var(&self, id: ChannelId, name: RStr<'_>, value: RStr<'_>) {
+        let _ = (id, name, value);
+    }
+
     /// Attended transfer (`ast_bridge_transfer_attended`): the transferor's
     /// two legs `t1` (to the transferee) and `t2` (its consultation call to
     /// the target); the transferee and the target are bridged to each other
@@ -206,19 +221,6 @@ pub trait CoreServices: Send + Sync + Clone {
     /// dialplan's `Transfer()` waits for it. Default (an older core): nothing.
     fn channel_transfer_result(&self, id: ChannelId, result: RResult<(), Cause>) {
         let _ = (id, result);
-    }
-
-    /// A channel variable (`${TRANSFER_CONTEXT}`); `None` when unset or the
-    /// channel is gone. Default (an older core): `None`.
-    fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
-        let _ = (id, name);
-        ROption::RNone
-    }
-
-    /// Sets a channel variable (`Set()`); an empty value is kept as empty.
-    /// Default (an older core): nothing.
-    fn channel_set_var(&self, id: ChannelId, name: RStr<'_>, value: RStr<'_>) {
-        let _ = (id, name, value);
     }
 }
 

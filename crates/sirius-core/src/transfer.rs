@@ -305,7 +305,14 @@ impl Core {
             to.name,
             from.name
         );
-        self.start_at(&engine, transferee, (context, exten, 1))?;
+        if let Err(cause) = self.start_at(&engine, transferee, (context, exten, 1)) {
+            // The new dialplan did not start: the call goes back as it was
+            // (the contract: an error leaves the call as it was).
+            self.channels
+                .retarget_gone_hooks(from.id, from.id, transferee);
+            let _ = self.bridge(from.id, transferee);
+            return Err(cause);
+        }
         Ok((transferee, to.name))
     }
 }

@@ -68,6 +68,27 @@ pub enum ShardMsg {
     /// The leg of another shard bridged with this shard's leg put the call
     /// on hold (true) or took it off: pass it on to our leg.
     Hold(ChannelId, bool),
+    /// Shard `from`'s transfer `ticket` moved our leg `chan`: report its
+    /// progress there.
+    Watch {
+        /// Ours.
+        chan: ChannelId,
+        /// The transferor's shard.
+        from: usize,
+        /// Its transfer.
+        ticket: u64,
+    },
+    /// The progress of a leg another shard watches for transfer `ticket`.
+    Progress {
+        /// The transfer.
+        ticket: u64,
+        /// The sipfrag status.
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+        /// The final report.
+        last: bool,
+    },
 }
 
 impl Endpoint {
@@ -160,7 +181,7 @@ impl Endpoint {
     }
 
     /// Takes `chan` off hold if we held it: here, or on its own shard.
-    fn unhold_anywhere(&mut self, now: Now, chan: ChannelId) {
+    pub(crate) fn unhold_anywhere(&mut self, now: Now, chan: ChannelId) {
         match self.sessions.get(chan) {
             Some(s) if s.local_hold => self.send_hold(now, chan, false),
             Some(_) => {}
@@ -197,6 +218,13 @@ impl Endpoint {
                     self.send_hold(now, chan, held);
                 }
             }
+            ShardMsg::Watch { chan, from, ticket } => self.refer_watch_for(chan, from, ticket),
+            ShardMsg::Progress {
+                ticket,
+                code,
+                reason,
+                last,
+            } => self.refer_status(now, ticket, code, &reason, last),
         }
     }
 }

@@ -69,6 +69,7 @@ impl Endpoint {
         // A transfer still reporting keeps the dialog (its NOTIFYs).
         if !self.refers.holds(id) {
             self.dialogs.remove(id);
+            self.refers.dialog_gone(id);
         }
         self.respond(now, tx, msg, source, (200, "OK"), &[]);
         if let Some(chan) = self.sessions.by_dialog(id) {
@@ -81,7 +82,6 @@ impl Endpoint {
             self.take_session(chan);
             self.host(HostAction::Hangup(chan, Cause::NORMAL_CLEARING));
             if !self.refers.is_empty() {
-                self.refer_transferee_gone(now, chan, Cause::NORMAL_CLEARING);
                 self.refer_transferor_gone(id);
             }
         }

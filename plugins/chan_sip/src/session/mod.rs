@@ -449,6 +449,12 @@ impl Endpoint {
         if !self.refers.referred_by.is_empty() {
             self.refers.referred_by.remove(&chan);
         }
+        if self.refers.watches(chan) {
+            // A transferee (or a leg called for a REFER) whose call ended
+            // under it: the transfer's report ends too.
+            let now = self.clock();
+            self.refer_transferee_left(now, chan);
+        }
         if let Role::Uac { tx: Some(tx), .. } = s.role {
             self.owners.remove(&tx);
         }
@@ -577,7 +583,10 @@ impl Endpoint {
                 None => return,
             },
             false => match self.dialogs.remove(id) {
-                Some(mut d) => d.request(Method::Bye, &via, None),
+                Some(mut d) => {
+                    self.refers.dialog_gone(id);
+                    d.request(Method::Bye, &via, None)
+                }
                 None => return,
             },
         };

@@ -26,10 +26,15 @@
 //! the subscription reports (RFC 5057 dialog usages): `on_bye` and
 //! `send_bye` leave a dialog a subscription holds in the table.
 //!
-//! The progress is read on the transferee, which lives on this shard (it
-//! was the transferor's bridge partner, and both legs of a call share a
-//! shard): the core's indications, bridge and hangup of that channel,
-//! as Asterisk's `res_pjsip_refer` watches the transferee's frames.
+//! The progress is read on the transferee: the core's indications, bridge
+//! and hangup of that channel, as Asterisk's `res_pjsip_refer` watches the
+//! transferee's frames, and the end of its call under it (487). The
+//! transferee is usually on this shard (it was the transferor's bridge
+//! partner, and both legs of a Dial share a shard); after calls were joined
+//! across shards by an earlier transfer it may be on another, which then
+//! reports back (`ShardMsg::Watch`, `ShardMsg::Progress`). A transferee
+//! whose new dialplan ends normally without a bridge (an IVR, a Playback)
+//! got where it was sent: `200 OK`.
 
 use crate::causes::cause_to_sip;
 use crate::endpoint::{ClientUsage, Endpoint, Env, Now};
@@ -111,6 +116,9 @@ pub(crate) struct Refers {
     /// Channels whose far end we asked to transfer (`refer_out.rs`): a
     /// NOTIFY reporting success ends them.
     pub(crate) referring: std::collections::HashSet<ChannelId>,
+    /// Legs of ours whose progress another shard's transfer reports: that
+    /// shard and its transfer's key.
+    remote: HashMap<ChannelId, (usize, u64)>,
 }
 
 impl Refers {
@@ -123,7 +131,7 @@ impl Refers {
     /// Whether nothing is being transferred (the common case: the hooks on
     /// every input cost one check).
     pub(crate) fn is_empty(&self) -> bool {
-        self.subs.is_empty()
+        self.subs.is_empty() && self.remote.is_empty()
     }
 
     /// `chan`'s dialplan starts when it answers.
@@ -136,9 +144,27 @@ impl Refers {
         self.start_pbx.remove(&chan)
     }
 
+    /// Dialog `id` is gone: its REFER count goes with it.
+    pub(crate) fn dialog_gone(&mut self, id: &DialogId) {
+        if !self.per_dialog.is_empty() {
+            self.per_dialog.remove(id);
+        }
+    }
+
+    /// Whether a transfer `key` is still being reported.
+    pub(crate) fn exists(&self, key: u64) -> bool {
+        self.subs.contains_key(&key)
+    }
+
+    /// Dialogs with a REFER count (tests: nothing is left behind).
+    #[cfg(test)]
+    pub(crate) fn counted_dialogs(&self) -> usize {
+        self.per_dialog.len()
+    }
+
     /// Whether `chan`'s progress is reported to somebody.
     pub(crate) fn watches(&self, chan: ChannelId) -> bool {
-        self.by_transferee.contains_key(&chan)
+        self.by_transferee.contains_key(&chan) || self.remote.contains_key(&chan)
     }
 
     /// Transfer `key` waits for another shard's answer until `at`.
@@ -273,6 +299,9 @@ impl Endpoint {
         self.note_msg(chan, "Rx: REFER".into());
         let event_id = (count > 0).then(|| msg.cseq().map(|c| c.seq)).flatten();
         let key = self.start_report(now, id, (dest, transport), Some(chan), event_id);
+        if !self.refers.exists(key) {
+            return; // not even the NOTIFY 100 could be sent: nothing moves
+        }
 
         if let Some(replaces) = &refer_to.replaces {
             return self.refer_replaces(now, env, key, replaces);
@@ -292,8 +321,18 @@ impl Endpoint {
                 self.refer_watch(key, transferee);
                 // The seed's flow holds the call first; the transferee was
                 // put on hold through us, and must hear the target.
-                if self.sessions.get(transferee).is_some_and(|t| t.local_hold) {
-                    self.send_hold(now, transferee, false);
+                self.unhold_anywhere(now, transferee);
+                // A transferee of another shard (calls joined across shards
+                // by an earlier transfer) reports from there.
+                let home = self.shared.shards.home(transferee);
+                if self.sessions.get(transferee).is_none() && home != self.home.index {
+                    let watch = crate::endpoint::ShardMsg::Watch {
+                        chan: transferee,
+                        from: self.home.index,
+                        ticket: key,
+                    };
+                    self.out
+                        .push_back(crate::endpoint::Output::Shard(home, watch));
                 }
             }
             Err(cause) => {
@@ -360,26 +399,20 @@ impl Endpoint {
         use sirius_abi::Indication;
         match input {
             Input::Indicate(c, ind) => {
-                let Some(&key) = self.refers.by_transferee.get(c) else {
-                    return;
+                let (code, reason, last) = match ind {
+                    Indication::Ringing => (180, "Ringing", false),
+                    Indication::Progress => (183, "Session Progress", false),
+                    Indication::Busy => (486, "Busy Here", true),
+                    Indication::Congestion => (503, "Service Unavailable", true),
+                    _ => return,
                 };
-                match ind {
-                    Indication::Ringing => self.refer_status(now, key, 180, "Ringing", false),
-                    Indication::Progress => {
-                        self.refer_status(now, key, 183, "Session Progress", false)
-                    }
-                    Indication::Busy => self.refer_status(now, key, 486, "Busy Here", true),
-                    Indication::Congestion => {
-                        self.refer_status(now, key, 503, "Service Unavailable", true)
-                    }
-                    _ => {}
-                }
+                self.report_on(now, *c, code, reason, last);
             }
             Input::Bridge(a, b) => {
                 for (t, other) in [(a, b), (b, a)] {
-                    let Some(&key) = self.refers.by_transferee.get(t) else {
+                    if !self.refers.watches(*t) {
                         continue;
-                    };
+                    }
                     // Early media from a leg still ringing is progress; an
                     // answered one (or Echo, or a leg not ours) is the end.
                     let early = self
@@ -391,13 +424,46 @@ impl Endpoint {
                         && self.sessions.get(*other).is_some()
                         && other != t;
                     match early {
-                        true => self.refer_status(now, key, 183, "Session Progress", false),
-                        false => self.refer_status(now, key, 200, "OK", true),
+                        true => self.report_on(now, *t, 183, "Session Progress", false),
+                        false => self.report_on(now, *t, 200, "OK", true),
                     }
                 }
             }
             Input::Hangup(c, cause) => self.refer_transferee_gone(now, *c, *cause),
             _ => {}
+        }
+    }
+
+    /// Reports `code` for the watched leg `chan`: to the transfer here, or
+    /// to the shard whose REFER watches it (a transferee on this shard,
+    /// its transferor on another: calls joined across shards earlier).
+    fn report_on(&mut self, now: Now, chan: ChannelId, code: u16, reason: &str, last: bool) {
+        if let Some(&key) = self.refers.by_transferee.get(&chan) {
+            if last {
+                self.refers.by_transferee.remove(&chan);
+            }
+            return self.refer_status(now, key, code, reason, last);
+        }
+        let Some(&(home, key)) = self.refers.remote.get(&chan) else {
+            return;
+        };
+        if last {
+            self.refers.remote.remove(&chan);
+        }
+        let msg = crate::endpoint::ShardMsg::Progress {
+            ticket: key,
+            code,
+            reason: reason.to_string(),
+            last,
+        };
+        self.out
+            .push_back(crate::endpoint::Output::Shard(home, msg));
+    }
+
+    /// Shard `from`'s transfer `key` watches our leg `chan`.
+    pub(crate) fn refer_watch_for(&mut self, chan: ChannelId, from: usize, key: u64) {
+        if self.sessions.get(chan).is_some() {
+            self.refers.remote.insert(chan, (from, key));
         }
     }
 
@@ -426,15 +492,19 @@ impl Endpoint {
     /// The transferee's call ended before the target answered (the core
     /// hung it up, or its far end sent BYE): the cause is the final report.
     pub(crate) fn refer_transferee_gone(&mut self, now: Now, chan: ChannelId, cause: Cause) {
-        let Some(key) = self.refers.by_transferee.remove(&chan) else {
-            return;
-        };
         let (code, reason) = match cause.0 {
-            // Ended without a cause of its own: the target was not reached.
-            0 | 16 => (503, "Service Unavailable"),
+            // Its dialplan ended normally without bridging it (a Playback,
+            // an IVR): the transferee got where it was sent.
+            0 | 16 => (200, "OK"),
             _ => cause_to_sip(cause),
         };
-        self.refer_status(now, key, code, reason, true);
+        self.report_on(now, chan, code, reason, true);
+    }
+
+    /// A watched leg's call ended under it (its far end's BYE, no RTP, a
+    /// session timer, shutdown) before the outcome was known.
+    pub(crate) fn refer_transferee_left(&mut self, now: Now, chan: ChannelId) {
+        self.report_on(now, chan, 487, "Request Terminated", true);
     }
 
     /// Reports `code` to the transferor: at once, or after the NOTIFY in

@@ -105,6 +105,9 @@ impl Endpoint {
         accepted.push(HeaderName::Contact, format!("<{contact}>"));
         self.send_response(now, tx, accepted);
         let key = self.start_report(now, &id, (source, transport), None, None);
+        if !self.refers.exists(key) {
+            return; // not even the NOTIFY 100 could be sent: nobody is called
+        }
 
         let exten = match refer_to.exten() {
             e if e.is_empty() => "s".to_string(),

@@ -476,13 +476,13 @@ impl Endpoint {
     /// Forgets an outbound session (its transactions no longer reach it)
     /// and hangs its channel up with `cause`.
     pub(super) fn end_uac(&mut self, chan: ChannelId, cause: Cause) {
-        self.take_session(chan);
-        self.host(HostAction::Hangup(chan, cause));
         if self.refers.watches(chan) {
             // A leg called for a REFER: its failure is the final report.
             let now = self.clock();
             self.refer_transferee_gone(now, chan, cause);
         }
+        self.take_session(chan);
+        self.host(HostAction::Hangup(chan, cause));
     }
 
     /// A 2xx from a second fork of an answered INVITE: acknowledged and

@@ -255,3 +255,38 @@ fn a_leg_of_another_shard_is_lent_to_the_relay_of_its_partner() {
     borrower.input(Input::Borrowed(leg, ChannelId(999)));
     assert_eq!(borrower.media_actions(), vec![MediaAction::Unbridge(a)]);
 }
+
+/// A blind transfer whose transferee lives on another shard (the two were
+/// joined across shards by an earlier transfer): that shard reports the
+/// transferee's ringing and answer back to the transferor's.
+#[test]
+fn a_transferee_of_another_shard_reports_its_progress_back() {
+    let shared = shared_over(SIP_TOML, 2);
+    crate::driver::reconcile(&shared, Instant::now());
+    let mut first = Harness::on(shared.clone(), Home { index: 0, count: 2 });
+    let mut second = Harness::on(shared.clone(), Home { index: 1, count: 2 });
+    let (a, _, ok1) = alice_call(&mut first, &call_id_on(0, "one"), 100);
+    let (_, t, _) = alice_call(&mut second, &call_id_on(1, "two"), 200);
+    shared.shards.settle(t, 1);
+    // The core's view: alice's first call is bridged to t now.
+    first.env.bridges.insert(a, t);
+    let mut refer = in_dialog("REFER", &ok1, ALICE, 2, "blind");
+    refer.push(HeaderName::ReferTo, "<sip:6003@127.0.0.1>");
+    first.recv(&refer, ALICE);
+    assert_eq!(first.env.transfers.len(), 1);
+    pump(&mut [&mut first, &mut second]);
+    second.input(Input::Indicate(t, Indication::Ringing));
+    pump(&mut [&mut first, &mut second]);
+    assert_eq!(
+        reports(&mut first),
+        ["SIP/2.0 100 Trying\r\n", "SIP/2.0 180 Ringing\r\n"]
+    );
+    let (c, _) = answered_outbound(&mut second, 300);
+    second.input(Input::Bridge(t, c));
+    pump(&mut [&mut first, &mut second]);
+    assert_eq!(reports(&mut first), ["SIP/2.0 200 OK\r\n"]);
+    assert!(
+        second.ep.refers.is_empty(),
+        "the watch ended with the report"
+    );
+}

@@ -129,6 +129,7 @@ fn a_refer_transfers_the_bridge_partner_and_reports_ringing_then_200() {
     assert!(late.is_empty(), "no BYE of ours: {late:#?}");
     assert_eq!(h.ep.refers.len(), 0);
     assert!(h.ep.dialogs.get(&dialog_of(&ok_a)).is_none(), "dialog gone");
+    assert_eq!(h.ep.refers.counted_dialogs(), 0, "its REFER count too");
 }
 
 /// The dialog of alice's call as we hold it (our tag is the 200's To tag).
@@ -165,6 +166,8 @@ fn a_transferor_that_stays_is_ended_after_its_grace() {
     assert!(h
         .host_actions()
         .contains(&HostAction::Hangup(a, Cause::NORMAL_CLEARING)));
+    assert_eq!(h.ep.refers.len(), 0);
+    assert_eq!(h.ep.refers.counted_dialogs(), 0, "nothing left behind");
 }
 
 /// A busy target: the transferee's end is the final report (486), and the
@@ -240,6 +243,23 @@ fn a_refused_transfer_is_reported_and_the_call_goes_on() {
     let sent = h.sent();
     assert_eq!(sent[0].1.code(), Some(202));
     assert_eq!(header(&sent[1].1, HeaderName::Event), "refer;id=3");
+    h.recv(&reply(&sent[1].1, 200, "OK", "a1"), ALICE);
+    // She hangs up meanwhile: the report goes on in the dialog, then the
+    // dialog and its count go.
+    h.recv(&in_dialog("BYE", &ok_a, ALICE, 4, "bye"), ALICE);
+    assert!(
+        h.ep.dialogs.get(&dialog_of(&ok_a)).is_some(),
+        "kept for the NOTIFYs"
+    );
+    h.input(Input::Bridge(ChannelId(100), ChannelId(100)));
+    for (_, m) in h.sent() {
+        if m.method() == Some(&Method::Notify) {
+            h.recv(&reply(&m, 200, "OK", "a1"), ALICE);
+        }
+    }
+    assert_eq!(h.ep.refers.len(), 0);
+    assert!(h.ep.dialogs.get(&dialog_of(&ok_a)).is_none());
+    assert_eq!(h.ep.refers.counted_dialogs(), 0);
 }
 
 /// Requests that cannot be a transfer are answered before any 202.
