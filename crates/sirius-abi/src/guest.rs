@@ -256,6 +256,21 @@ impl Host {
         self.services.channel_transfer_result(id, result.into())
     }
 
+    /// Call pickup: `picker` answered in place of `ringing` (see
+    /// [`CoreServices::channel_pickup`]).
+    ///
+    /// [`CoreServices::channel_pickup`]: crate::CoreServices::channel_pickup
+    pub fn channel_pickup(&self, ringing: ChannelId, picker: ChannelId) -> Result<(), Cause> {
+        self.services.channel_pickup(ringing, picker).into_result()
+    }
+
+    /// `new` replaces `old` in its bridge (see [`CoreServices::channel_replace`]).
+    ///
+    /// [`CoreServices::channel_replace`]: crate::CoreServices::channel_replace
+    pub fn channel_replace(&self, old: ChannelId, new: ChannelId) -> Result<(), Cause> {
+        self.services.channel_replace(old, new).into_result()
+    }
+
     /// A channel variable's value.
     pub fn channel_get_var(&self, id: ChannelId, name: &str) -> Option<String> {
         self.services

@@ -222,6 +222,22 @@ pub trait CoreServices: Send + Sync + Clone {
     fn channel_transfer_result(&self, id: ChannelId, result: RResult<(), Cause>) {
         let _ = (id, result);
     }
+
+    /// Call pickup (INVITE with Replaces naming a ringing leg): `picker`, a
+    /// new inbound call, is answered and connected instead of `ringing`,
+    /// which is hung up. Default (an older core): `FACILITY_NOT_IMPLEMENTED`.
+    fn channel_pickup(&self, ringing: ChannelId, picker: ChannelId) -> RResult<(), Cause> {
+        let _ = (ringing, picker);
+        RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+    }
+
+    /// INVITE with Replaces naming an answered call: `new` takes `old`'s
+    /// place in its bridge (answered), `old` is hung up. Default (an older
+    /// core): `FACILITY_NOT_IMPLEMENTED`.
+    fn channel_replace(&self, old: ChannelId, new: ChannelId) -> RResult<(), Cause> {
+        let _ = (old, new);
+        RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
+    }
 }
 
 /// The services object as plugins hold it.

@@ -121,6 +121,9 @@ pub struct Core {
     pub(crate) failed_techs: RwLock<BTreeMap<String, String>>,
     pub(crate) modules: Mutex<Vec<Module>>,
     pub(crate) pbx: RwLock<Option<Arc<dyn PbxEngine>>>,
+    /// Ringing callees picked up by another phone (`Core::pickup`): the
+    /// callee's id, the picker's. The Dial that rang the callee takes it.
+    pub(crate) pickups: Mutex<std::collections::HashMap<ChannelId, ChannelId>>,
     refusing_calls: AtomicBool,
     shutdown: watch::Sender<Option<ShutdownMode>>,
     /// CPU load, sampled when `maxload` is set.
@@ -156,6 +159,7 @@ impl Core {
             failed_techs: RwLock::new(BTreeMap::new()),
             modules: Mutex::new(Vec::new()),
             pbx: RwLock::new(None),
+            pickups: Mutex::new(std::collections::HashMap::new()),
             refusing_calls: AtomicBool::new(false),
             shutdown: watch::channel(None).0,
             load,

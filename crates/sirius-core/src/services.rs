@@ -210,6 +210,20 @@ impl CoreServices for HostServices {
         }
     }
 
+    fn channel_pickup(&self, ringing: ChannelId, picker: ChannelId) -> RResult<(), Cause> {
+        match self.core() {
+            Some(core) => core.pickup(ringing, picker).into(),
+            None => RResult::RErr(Cause::FAILURE),
+        }
+    }
+
+    fn channel_replace(&self, old: ChannelId, new: ChannelId) -> RResult<(), Cause> {
+        match self.core() {
+            Some(core) => core.replace(old, new).into(),
+            None => RResult::RErr(Cause::FAILURE),
+        }
+    }
+
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
         self.core()
             .and_then(|core| {

@@ -71,6 +71,78 @@ impl Core {
         self.start_at(&engine, chan, (context, exten, 1))
     }
 
+    /// Call pickup (RFC 3891's INVITE with Replaces naming an early dialog,
+    /// Asterisk's `ast_do_pickup`): `picker`, a new inbound call, takes the
+    /// place of `ringing`, a callee still ringing for a Dial. The callee's
+    /// leg is hung up (ANSWERED_ELSEWHERE: "call completed elsewhere") and
+    /// the Dial that rang it answers `picker` instead (`take_pickup`).
+    pub fn pickup(&self, ringing: ChannelId, picker: ChannelId) -> Result<(), Cause> {
+        let state = self
+            .channels
+            .state(ringing)
+            .ok_or(Cause::INVALID_CALL_REFERENCE)?;
+        if state == sirius_abi::ChannelState::Up || !self.channels.exists(picker) {
+            return Err(Cause::INVALID_CALL_REFERENCE);
+        }
+        self.pickups.lock().insert(ringing, picker);
+        sirius_abi::verbose!(
+            3,
+            "    -- {} picked up {}",
+            self.channel_name(picker),
+            self.channel_name(ringing)
+        );
+        let _ = self.hangup(ringing, Cause::ANSWERED_ELSEWHERE);
+        Ok(())
+    }
+
+    /// The picker of `callee` (a Dial's ringing leg that just went), once.
+    pub fn take_pickup(&self, callee: ChannelId) -> Option<ChannelId> {
+        let mut pickups = self.pickups.lock();
+        let picker = pickups.remove(&callee);
+        // A picker whose Dial ended first is not left behind.
+        pickups.retain(|_, p| self.channels.exists(*p));
+        picker
+    }
+
+    /// RFC 3891's INVITE with Replaces naming a confirmed dialog: `new`, a
+    /// new inbound call, takes the place of `old` in its bridge; `old` is
+    /// hung up, its partner stays and talks to `new` (answered here). The
+    /// dialplan parked on the old pair waits on the new one.
+    pub fn replace(&self, old: ChannelId, new: ChannelId) -> Result<(), Cause> {
+        let partner = self
+            .channels
+            .get(old)
+            .ok_or(Cause::INVALID_CALL_REFERENCE)?
+            .bridged_to
+            .ok_or(Cause::FACILITY_NOT_IMPLEMENTED)?;
+        if !self.channels.exists(new) || !self.unbridge(old, partner) {
+            return Err(Cause::INVALID_CALL_REFERENCE);
+        }
+        self.channels.retarget_gone_hooks(partner, old, new);
+        self.channels.retarget_gone_hooks(old, partner, old);
+        sirius_abi::verbose!(
+            3,
+            "    -- {} replaces {}",
+            self.channel_name(new),
+            self.channel_name(old)
+        );
+        if let Err(c) = self
+            .answer(new)
+            .and_then(|_| self.bridge(partner, new).map(|_| ()))
+        {
+            let _ = self.bridge(partner, old);
+            return Err(c);
+        }
+        let _ = self.hangup(old, Cause::NORMAL_CLEARING);
+        Ok(())
+    }
+
+    fn channel_name(&self, id: ChannelId) -> String {
+        self.channels
+            .read(id, |c| c.name.clone())
+            .unwrap_or_else(|| id.to_string())
+    }
+
     /// Asks `chan`'s technology to have its far end call `dest` (Asterisk's
     /// `ast_transfer`, the dialplan's `Transfer()`): a SIP leg gets a REFER.
     /// `Ok` means the request went out; its outcome arrives later in the
@@ -401,6 +473,34 @@ mod tests {
         // …until its new call ends.
         core.channel_gone(c, Cause::NORMAL_CLEARING);
         assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_replacing_call_takes_the_old_legs_place_in_its_bridge() {
+        let rec = Recorder::native();
+        let (core, _dir) = core_with(&rec);
+        let (a, old, new) = (leg(&core, "a"), leg(&core, "old"), leg(&core, "new"));
+        assert_eq!(
+            core.replace(old, new),
+            Err(Cause::FACILITY_NOT_IMPLEMENTED),
+            "not in a bridge"
+        );
+        core.bridge(a, old).unwrap();
+        rec.take_log();
+        assert_eq!(core.replace(old, new), Ok(()));
+        assert_eq!(core.channels.get(a).unwrap().bridged_to, Some(new));
+        assert_eq!(core.channels.get(new).unwrap().bridged_to, Some(a));
+        assert!(!core.channels.exists(old));
+        let log = rec.take_log();
+        assert!(
+            log.iter()
+                .any(|l| l == &format!("bridge {} {}", a.0, new.0)),
+            "{log:?}"
+        );
+        assert!(
+            log.iter().any(|l| l == &format!("hangup {}", old.0)),
+            "{log:?}"
+        );
     }
 
     #[test]

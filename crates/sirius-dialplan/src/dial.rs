@@ -101,6 +101,8 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
     // The only deadline is Dial's own timeout; without one, an hour at a
     // time (every change of a leg wakes us anyway).
     let deadline = |now: Instant| timeout.map_or(now + Duration::from_secs(3600), |t| started + t);
+    // A callee's ringing picked up by another phone: that phone's call.
+    let mut picked: Option<ChannelId> = None;
     let answered = loop {
         if !alive(core, chan) {
             for o in &outs {
@@ -130,6 +132,13 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
                 None => {
                     if early == Some(*o) {
                         early = None; // another callee's progress may follow
+                    }
+                    if let Some(picker) = core.take_pickup(*o) {
+                        // Another phone picked this callee's ringing up
+                        // (INVITE with Replaces): it is the answer.
+                        picked = Some(picker);
+                        up = Some(picker);
+                        continue;
                     }
                     let cause = core
                         .channels
@@ -163,6 +172,12 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         watch.changed(deadline(Instant::now())).await;
     };
     drop(watch);
+    if picked == Some(answered) {
+        if let Err(c) = core.answer(answered) {
+            let _ = core.hangup(chan, c);
+            return Next::Stop;
+        }
+    }
     set_var(core, chan, "DIALSTATUS", "ANSWER");
     core.channels.set_cause(chan, Cause::NORMAL_CLEARING);
     if core

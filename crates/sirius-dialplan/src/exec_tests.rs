@@ -442,3 +442,43 @@ fn transfer_reports_unsupported_failure_or_success_in_transferstatus() {
     assert_eq!(var(core, a, "LAST").as_deref(), Some("FAILURE"));
     core.channel_gone(a, Cause::NORMAL_CLEARING);
 }
+
+#[test]
+fn a_ringing_callee_picked_up_by_another_phone_connects_the_caller_to_it() {
+    let pbx = pbx(
+        r#"[demo]
+"600" = ["Dial(Rec/bob,30)", "Hangup()"]
+"#,
+        2,
+    );
+    let (core, rec) = (&pbx.core, &pbx.rec);
+    let caller = leg(core, "alice");
+    core.pbx_start(caller).unwrap();
+    until("bob rings", || callee_of(core, "bob").is_some());
+    let bob = callee_of(core, "bob").unwrap();
+    core.channels.set_state(bob, ChannelState::Ringing);
+    rec.take_log();
+    // Carol's phone picks bob's ringing up (INVITE with Replaces).
+    let carol = leg(core, "carol");
+    // An answered call is not picked up.
+    assert_eq!(
+        core.pickup(caller, carol),
+        Err(Cause::INVALID_CALL_REFERENCE)
+    );
+    assert_eq!(core.pickup(bob, carol), Ok(()));
+    until("alice bridged to carol", || {
+        core.channels.get(caller).and_then(|c| c.bridged_to) == Some(carol)
+    });
+    assert_eq!(var(core, caller, "DIALSTATUS").as_deref(), Some("ANSWER"));
+    assert!(!core.channels.exists(bob), "bob's leg ended");
+    assert_eq!(
+        core.channels.ended_cause(bob),
+        Some(Cause::ANSWERED_ELSEWHERE)
+    );
+    assert_eq!(
+        core.channels.state(carol),
+        Some(ChannelState::Up),
+        "answered"
+    );
+    core.channel_gone(carol, Cause::NORMAL_CLEARING);
+}
