@@ -740,3 +740,148 @@ fn transfer_in_the_dialplan_sends_a_refer_and_hangs_up_once_it_succeeded() {
         o.starts_with("0 active channels")
     });
 }
+
+/// The tag of `header` in the first message starting with `start` in a
+/// sipp trace.
+fn tag_after(trace: &str, start: &str, header: &str) -> Option<String> {
+    let at = trace.find(start)?;
+    let line = trace[at..].lines().find(|l| l.starts_with(header))?;
+    let tag = &line[line.find(";tag=")? + 5..];
+    Some(tag.split(';').next()?.trim().to_string())
+}
+
+/// Call pickup with RFC 3891: the caller's Dial rings the callee; another
+/// phone of the same peer sends an INVITE whose Replaces names that
+/// ringing dialog: the callee gets CANCEL, the picker is answered and talks
+/// with the caller. A Replaces naming nothing gets 481.
+#[test]
+fn an_invite_with_replaces_picks_up_a_ringing_call() {
+    let callee_port = free_udp_port();
+    let sip = format!(
+        "{}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\ncontext = \"test\"\n",
+        SIP_TOML.replace("call-limit = 1", "call-limit = 4")
+    );
+    let d = pbx_with(
+        &sip,
+        r#"
+[test]
+"200" = ["Dial(SIP/callee,20)", "Hangup()"]
+"#,
+    );
+    let dir = d.root.path().to_path_buf();
+    let callee_trace = dir.join("callee.log");
+    let callee = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_ring_cancel.xml"),
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            callee_trace.to_str().unwrap(),
+        ],
+    );
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let caller = {
+        let target = target.clone();
+        std::thread::spawn(move || {
+            let port = free_udp_port().to_string();
+            sirius_blackbox::sipp(&[
+                &target,
+                "-p",
+                &port,
+                "-m",
+                "1",
+                "-sf",
+                &sf("uac_remote_bye.xml"),
+                "-s",
+                "200",
+                "-cid_str",
+                &call_id_on(0, "caller"),
+            ])
+        })
+    };
+    // The ringing dialog as the PBX holds it: our tag is the INVITE's From
+    // tag, the callee's its 180's To tag.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (call_id, ours, theirs) = loop {
+        let t = read(&callee_trace);
+        let found = (|| {
+            let at = t.find("INVITE sip:")?;
+            let cid = t[at..].lines().find(|l| l.starts_with("Call-ID:"))?[8..]
+                .trim()
+                .to_string();
+            Some((
+                cid,
+                tag_after(&t, "INVITE sip:", "From:")?,
+                tag_after(&t, "SIP/2.0 180", "To:")?,
+            ))
+        })();
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the callee never rang:\n{t}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let replaces = format!("{call_id};to-tag={ours};from-tag={theirs}");
+    let picker = {
+        let target = target.clone();
+        std::thread::spawn(move || {
+            let port = free_udp_port().to_string();
+            sirius_blackbox::sipp(&[
+                &target,
+                "-p",
+                &port,
+                "-m",
+                "1",
+                "-sf",
+                &sf("uac_replaces.xml"),
+                "-s",
+                "300",
+                "-key",
+                "replaces",
+                &replaces,
+                "-cid_str",
+                &call_id_on(1, "picker"),
+            ])
+        })
+    };
+    assert_eq!(
+        callee.finish(),
+        Some(0),
+        "the callee: CANCEL, 487\n{}",
+        read(&callee_trace)
+    );
+    let log = d.wait_for_log(" picked up SIP/callee-", Duration::from_secs(10));
+    d.wait_for("core show channels", Duration::from_secs(10), |o| {
+        o.contains("2 active channels") && !o.contains("SIP/callee-")
+    });
+    assert!(log.contains("answered SIP/sipp-00000001; bridged"), "{log}");
+    assert_eq!(d.rx("channel request hangup all").ok().lines().count(), 2);
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(
+        code, 0,
+        "the caller: answered by the picker, then BYE:\n{out}"
+    );
+    let (code, out) = picker.join().unwrap();
+    assert_eq!(code, 0, "the picker: 200, then BYE:\n{out}");
+
+    // Nothing to replace: 481.
+    let (code, out) = call(
+        &d,
+        &[
+            "-sf",
+            &sf("uac_replaces_481.xml"),
+            "-s",
+            "300",
+            "-key",
+            "replaces",
+            "nothing@here;to-tag=a;from-tag=b",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+}

@@ -86,6 +86,14 @@ impl Env for HostEnv {
         self.shared.host.channel_get_var(chan, name)
     }
 
+    fn pickup(&mut self, ringing: ChannelId, picker: ChannelId) -> Result<(), Cause> {
+        self.shared.host.channel_pickup(ringing, picker)
+    }
+
+    fn replace(&mut self, old: ChannelId, new: ChannelId) -> Result<(), Cause> {
+        self.shared.host.channel_replace(old, new)
+    }
+
     fn attended_transfer(
         &mut self,
         t1: ChannelId,

@@ -68,7 +68,7 @@ pub fn capabilities() -> Capabilities {
         methods: vec![
             Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer, Notify,
         ],
-        extensions: vec!["timer".into()],
+        extensions: vec!["timer".into(), "replaces".into()],
         content_types: vec![
             "application/sdp".into(),
             "application/dtmf-relay".into(),
@@ -325,6 +325,11 @@ pub trait Env {
         exten: &str,
         vars: &[(&str, String)],
     ) -> Result<ChannelId, Cause>;
+    /// Call pickup: `picker` answered and connected in place of the ringing
+    /// callee `ringing`, which is hung up.
+    fn pickup(&mut self, ringing: ChannelId, picker: ChannelId) -> Result<(), Cause>;
+    /// `new` takes `old`'s place in its bridge (answered); `old` hung up.
+    fn replace(&mut self, old: ChannelId, new: ChannelId) -> Result<(), Cause>;
     /// The core's attended transfer: `t1`'s partner is bridged with `t2`'s,
     /// `t2` hung up; (transferee, target).
     fn attended_transfer(
@@ -629,6 +634,18 @@ impl Endpoint {
         self.give_back_memory();
     }
 
+    /// `Supported:` as we send it: the option tags we implement, `timer`
+    /// only where session timers are on (a peer with `session-timers =
+    /// "refuse"`).
+    pub(crate) fn supported(&self, timers: bool) -> String {
+        let tags = self.caps.extensions.iter();
+        let tags: Vec<&str> = tags
+            .filter(|t| timers || *t != "timer")
+            .map(String::as_str)
+            .collect();
+        tags.join(", ")
+    }
+
     /// The time of the input being handled.
     pub(crate) fn clock(&self) -> Now {
         Now {
@@ -824,7 +841,7 @@ impl Endpoint {
                     &[
                         (HeaderName::Allow, allow),
                         (HeaderName::Accept, ACCEPT.into()),
-                        (HeaderName::Supported, "timer".into()),
+                        (HeaderName::Supported, self.supported(true)),
                     ],
                 );
             }

@@ -40,6 +40,8 @@ pub struct FoundLeg {
     pub peer: Option<String>,
     /// Its dialog is confirmed (answered), not early.
     pub confirmed: bool,
+    /// We sent its INVITE (a Dial's callee), not the far end.
+    pub uac: bool,
 }
 
 /// What one shard asks or tells another about calls (the driver carries
@@ -54,6 +56,8 @@ pub enum ShardMsg {
         from: usize,
         /// The dialog named.
         id: DialogId,
+        /// For an INVITE with Replaces (`replaces.rs`), not a REFER.
+        invite: bool,
     },
     /// The answer to [`ShardMsg::Find`].
     Found {
@@ -61,6 +65,8 @@ pub enum ShardMsg {
         ticket: u64,
         /// The call, if this shard has it.
         leg: Option<FoundLeg>,
+        /// As the question said.
+        invite: bool,
     },
     /// A leg of this shard was transferred by another shard's REFER: take
     /// it off hold if we put it on hold.
@@ -104,6 +110,7 @@ impl Endpoint {
             chan,
             peer: s.peer.clone(),
             confirmed,
+            uac: matches!(s.role, super::Role::Uac { .. }),
         })
     }
 
@@ -132,6 +139,7 @@ impl Endpoint {
                 ticket: key,
                 from,
                 id,
+                invite: false,
             },
         ));
     }
@@ -198,12 +206,34 @@ impl Endpoint {
     /// A message from another shard.
     pub(crate) fn on_shard(&mut self, now: Now, msg: ShardMsg, env: &mut dyn Env) {
         match msg {
-            ShardMsg::Find { ticket, from, id } => {
+            ShardMsg::Find {
+                ticket,
+                from,
+                id,
+                invite,
+            } => {
                 let leg = self.find_leg(&id);
-                self.out
-                    .push_back(Output::Shard(from, ShardMsg::Found { ticket, leg }));
+                let found = ShardMsg::Found {
+                    ticket,
+                    leg,
+                    invite,
+                };
+                self.out.push_back(Output::Shard(from, found));
             }
-            ShardMsg::Found { ticket, leg } => {
+            ShardMsg::Found {
+                ticket,
+                leg,
+                invite: true,
+            } => {
+                if let Some(p) = self.refers.replacing.remove(&ticket) {
+                    self.replace_found(now, env, p.chan, p.early_only, leg);
+                }
+            }
+            ShardMsg::Found {
+                ticket,
+                leg,
+                invite: false,
+            } => {
                 if self.refers.found(ticket) {
                     self.refer_replaces_found(now, env, ticket, leg);
                 }

@@ -180,9 +180,10 @@ impl Endpoint {
         build::set_to_tag(&mut ok, &local_tag);
         let contact = self.shared.contact_uri("", transport);
         ok.push(HeaderName::Contact, format!("<{contact}>"));
-        if timers.mode != SessionTimers::Refuse {
-            ok.push(HeaderName::Supported, "timer");
-        }
+        ok.push(
+            HeaderName::Supported,
+            self.supported(timers.mode != SessionTimers::Refuse),
+        );
         if let Some(t) = granted {
             t.stamp(&mut ok, false);
         }

@@ -26,6 +26,7 @@ mod liveness;
 pub(crate) mod memory;
 pub(crate) mod refer;
 pub(crate) mod refer_out;
+pub(crate) mod replaces;
 mod retry;
 mod third_party;
 pub(crate) mod timer;

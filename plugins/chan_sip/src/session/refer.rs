@@ -119,6 +119,9 @@ pub(crate) struct Refers {
     /// Legs of ours whose progress another shard's transfer reports: that
     /// shard and its transfer's key.
     remote: HashMap<ChannelId, (usize, u64)>,
+    /// INVITEs with Replaces waiting for another shard's answer, by ticket
+    /// (`replaces.rs`; tickets and transfer keys are one counter).
+    pub(crate) replacing: HashMap<u64, crate::session::replaces::PendingReplace>,
 }
 
 impl Refers {
@@ -131,7 +134,7 @@ impl Refers {
     /// Whether nothing is being transferred (the common case: the hooks on
     /// every input cost one check).
     pub(crate) fn is_empty(&self) -> bool {
-        self.subs.is_empty() && self.remote.is_empty()
+        self.subs.is_empty() && self.remote.is_empty() && self.replacing.is_empty()
     }
 
     /// `chan`'s dialplan starts when it answers.
@@ -165,6 +168,12 @@ impl Refers {
     /// Whether `chan`'s progress is reported to somebody.
     pub(crate) fn watches(&self, chan: ChannelId) -> bool {
         self.by_transferee.contains_key(&chan) || self.remote.contains_key(&chan)
+    }
+
+    /// A fresh key or ticket.
+    pub(crate) fn next_ticket(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
     }
 
     /// Transfer `key` waits for another shard's answer until `at`.
@@ -356,8 +365,7 @@ impl Endpoint {
         transferor: Option<ChannelId>,
         event_id: Option<u32>,
     ) -> u64 {
-        let key = self.refers.next;
-        self.refers.next += 1;
+        let key = self.refers.next_ticket();
         let expires = now.mono + REPORT_FOR;
         let sub = ReferSub {
             dialog: dialog.clone(),
@@ -651,6 +659,9 @@ impl Endpoint {
     /// A transfer's deadline: the report runs out (the last status goes as
     /// final, `reason=timeout`), or the transferor's grace is over.
     pub(crate) fn refer_timer_due(&mut self, now: Now, key: u64, at: Instant) {
+        if self.refers.replacing.contains_key(&key) {
+            return self.replace_timed_out(now, key, at);
+        }
         let Some(sub) = self.refers.subs.get_mut(&key) else {
             return;
         };

@@ -168,16 +168,14 @@ pub(crate) fn grant(t: &Timers, a: &Asked) -> Grant {
     })
 }
 
-/// The headers our INVITE carries (RFC 4028 §7.1): with `originate`, the
-/// interval we want and our Min-SE; with `accept`, that we support timers.
+/// The timer headers our INVITE carries (RFC 4028 §7.1): with `originate`,
+/// the interval we want and our Min-SE (`Supported: timer`, with `accept`
+/// too, is added with the other option tags by the caller).
 pub(crate) fn offer(t: &Timers, m: &mut Message, interval: Option<u32>) {
+    // (`Supported: timer` is the caller's to add, with the other tags.)
     match t.mode {
-        SessionTimers::Refuse => {}
-        SessionTimers::Accept => {
-            m.push(HeaderName::Supported, "timer");
-        }
+        SessionTimers::Refuse | SessionTimers::Accept => {}
         SessionTimers::Originate => {
-            m.push(HeaderName::Supported, "timer");
             let se = interval.unwrap_or(t.expires);
             m.push(HeaderName::SessionExpires, se.to_string());
             m.push(HeaderName::MinSE, t.minse.min(se).to_string());

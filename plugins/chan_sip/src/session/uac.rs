@@ -224,6 +224,10 @@ impl Endpoint {
         if let Some(by) = self.refers.referred_by.remove(&chan) {
             inv.push(HeaderName::ReferredBy, by);
         }
+        inv.push(
+            HeaderName::Supported,
+            self.supported(timers.mode != crate::config::SessionTimers::Refuse),
+        );
         timer::offer(&timers, &mut inv, None);
         inv.set_body(
             "application/sdp",

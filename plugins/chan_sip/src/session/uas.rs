@@ -12,6 +12,7 @@ use crate::inuse::CallCount;
 use crate::registrar::AuthOutcome;
 use sirius_abi::{Cause, ChannelId, ChannelSpec, ChannelState, Direction};
 use sirius_sip::message::{build, HeaderName, Message, Uri};
+use sirius_sip::refer::Replaces;
 use sirius_sip::sdp::negotiate::answer as sdp_answer;
 use sirius_sip::sdp::{Direction as SdpDirection, SessionDescription};
 use sirius_sip::transaction::{Transport, TxId};
@@ -77,6 +78,19 @@ impl Endpoint {
                 AuthOutcome::Respond(r) => return self.send_response(now, tx, *r),
                 AuthOutcome::Ignore => return,
             }
+        }
+        // RFC 3891: a call that replaces one of ours (session/replaces.rs);
+        // only an authenticated peer may, one Replaces that parses.
+        let replaces = match msg.headers.count(&HeaderName::Replaces) {
+            0 => None,
+            1 => match msg.headers.get(&HeaderName::Replaces).map(Replaces::parse) {
+                Some(Ok(r)) => Some(r),
+                _ => return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]),
+            },
+            _ => return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]),
+        };
+        if replaces.is_some() && peer.is_none() {
+            return self.respond(now, tx, msg, source, (403, "Forbidden"), &[]);
         }
         // (A loop running late refused the call before it got here:
         // Endpoint::refused_for_lag.)
@@ -299,6 +313,10 @@ impl Endpoint {
             },
             count,
         );
+        if let Some(r) = &replaces {
+            // No dialplan: the call takes another's place once found.
+            return self.invite_replaces(now, env, info.id, r);
+        }
         if let Err(cause) = env.pbx_start(info.id) {
             self.take_session(info.id);
             self.host(HostAction::Hangup(info.id, cause));
@@ -331,7 +349,12 @@ impl Endpoint {
 
     /// A response on a UAS session's INVITE transaction, with our To tag
     /// (and Contact on a 2xx): the transaction, the response.
-    fn uas_response(&self, chan: ChannelId, code: u16, reason: &str) -> Option<(TxId, Message)> {
+    pub(crate) fn uas_response(
+        &self,
+        chan: ChannelId,
+        code: u16,
+        reason: &str,
+    ) -> Option<(TxId, Message)> {
         let s = self.sessions.get(chan)?;
         let Role::Uas { tx, local_tag, .. } = &s.role else {
             return None;
@@ -435,9 +458,8 @@ impl Endpoint {
             .sessions
             .get(chan)
             .map_or((None, None), |s| (Some(s.timers), s.timer));
-        if timers.is_some_and(|t| t.mode != SessionTimers::Refuse) {
-            ok.push(HeaderName::Supported, "timer");
-        }
+        let timers_on = timers.is_some_and(|t| t.mode != SessionTimers::Refuse);
+        ok.push(HeaderName::Supported, self.supported(timers_on));
         if let Some(t) = granted {
             t.stamp(&mut ok, false);
         }

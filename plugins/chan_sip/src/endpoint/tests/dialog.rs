@@ -108,7 +108,10 @@ fn options_lists_what_we_allow_and_support() {
         r.headers.get(&HeaderName::Allow),
         Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY")
     );
-    assert_eq!(r.headers.get(&HeaderName::Supported), Some("timer"));
+    assert_eq!(
+        r.headers.get(&HeaderName::Supported),
+        Some("timer, replaces")
+    );
 }
 
 /// Alice and bob, both answered and natively bridged: alice's channel,

@@ -29,7 +29,10 @@ fn a_session_the_far_end_stops_refreshing_expires_with_bye() {
         Some("90;refresher=uac")
     );
     assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
-    assert_eq!(ok.headers.get(&HeaderName::Supported), Some("timer"));
+    assert_eq!(
+        ok.headers.get(&HeaderName::Supported),
+        Some("timer, replaces")
+    );
     h.recv(&in_dialog("ACK", &ok, ALICE, 1, "ack"), ALICE);
 
     // A refresh at 50 s (an UPDATE) moves the expiry to 110 s.
@@ -124,7 +127,10 @@ fn we_refresh_an_originated_timer_with_update_and_a_481_ends_the_call() {
     let (chan, invite) = placed_outbound(&mut h, 100);
     assert_eq!(invite.headers.get(&HeaderName::SessionExpires), Some("120"));
     assert_eq!(invite.headers.get(&HeaderName::MinSE), Some("90"));
-    assert_eq!(invite.headers.get(&HeaderName::Supported), Some("timer"));
+    assert_eq!(
+        invite.headers.get(&HeaderName::Supported),
+        Some("timer, replaces")
+    );
     let mut ok = reply(&invite, 200, "OK", "b1");
     ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
     ok.push(HeaderName::SessionExpires, "120;refresher=uac");

@@ -138,6 +138,8 @@ struct FakeEnv {
     vars: std::collections::HashMap<(ChannelId, String), String>,
     /// Blind transfers asked for: transferor, context, exten, variables.
     transfers: Vec<Transfer>,
+    /// Pickups and replacements asked for: (what, old, new).
+    replaced: Vec<(&'static str, ChannelId, ChannelId)>,
     /// Attended transfers asked for: (t1, t2).
     attended: Vec<(ChannelId, ChannelId)>,
     /// What the core answers a blind transfer with (`None`: the
@@ -207,6 +209,16 @@ impl Env for FakeEnv {
         if let Some(i) = self.spares.iter().position(|c| *c == from) {
             self.spares[i] = to;
         }
+    }
+
+    fn pickup(&mut self, ringing: ChannelId, picker: ChannelId) -> Result<(), Cause> {
+        self.replaced.push(("pickup", ringing, picker));
+        Ok(())
+    }
+
+    fn replace(&mut self, old: ChannelId, new: ChannelId) -> Result<(), Cause> {
+        self.replaced.push(("replace", old, new));
+        Ok(())
     }
 
     fn attended_transfer(
@@ -578,6 +590,7 @@ mod dialog;
 mod dtmf;
 mod liveness;
 mod refer;
+mod replaces;
 mod shards;
 mod third_party;
 mod uac;

@@ -23,7 +23,10 @@ fn outbound_challenge(code: u16, challenge: &str, answer: HeaderName) {
         .starts_with("\"Alice\" <sip:100@127.0.0.1:5060>;tag="));
     // Session timers are the one extension we implement (accepted, not
     // asked for, by default).
-    assert_eq!(invite.headers.get(&HeaderName::Supported), Some("timer"));
+    assert_eq!(
+        invite.headers.get(&HeaderName::Supported),
+        Some("timer, replaces")
+    );
     assert_eq!(invite.headers.get(&HeaderName::SessionExpires), None);
     let offer = String::from_utf8(invite.body.clone()).unwrap();
     assert!(offer.contains("m=audio 10002 RTP/AVP 0 101"), "{offer}");

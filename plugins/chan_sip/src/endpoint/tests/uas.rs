@@ -33,7 +33,10 @@ fn an_inbound_call_rings_is_answered_and_ends_with_the_callers_bye() {
     let answer = String::from_utf8(ok.body.clone()).unwrap();
     assert!(answer.contains("m=audio 10002 RTP/AVP 0 101"), "{answer}");
     // Nothing claimed that is not implemented; no timer nobody asked for.
-    assert_eq!(ok.headers.get(&HeaderName::Supported), Some("timer"));
+    assert_eq!(
+        ok.headers.get(&HeaderName::Supported),
+        Some("timer, replaces")
+    );
     assert_eq!(ok.headers.get(&HeaderName::SessionExpires), None);
 
     h.recv(&in_dialog("ACK", &ok, ALICE, 1, "ack"), ALICE);
