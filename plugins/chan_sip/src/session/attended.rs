@@ -10,7 +10,8 @@
 //!    └─ another shard: ShardMsg::Find ─▶ there ─▶ ShardMsg::Found (2 s at most)
 //!    ▼
 //!  none / ended ─▶ NOTIFY 481    another peer's call ─▶ NOTIFY 403
-//!  still ringing (semi-attended, not built) ─▶ NOTIFY 503
+//!  still ringing (semi-attended) ─▶ blind to the Refer-To's extension (as
+//!  refer.rs does), the consultation call ended
 //!    ▼ core: attended_transfer(call 1's leg, call 2's leg)
 //!  transferee ══ target bridged (across shards: the target's media is lent,
 //!  `lend.rs`), call 2's leg hung up by the core (BYE), NOTIFY 200; call 1's
@@ -84,6 +85,9 @@ pub enum ShardMsg {
         /// Its transfer.
         ticket: u64,
     },
+    /// Another shard's transfer ends our call `chan` (a consultation call
+    /// overtaken by a semi-attended transfer).
+    End(ChannelId),
     /// The progress of a leg another shard watches for transfer `ticket`.
     Progress {
         /// The transfer.
@@ -157,10 +161,32 @@ impl Endpoint {
             return;
         };
         let peer = self.sessions.get(t1).and_then(|s| s.peer.clone());
+        let fallback = self.refers.fallback.remove(&key);
         let outcome = match leg {
             None => Err((481, "Call/Transaction Does Not Exist")),
             Some(l) if l.peer.is_none() || l.peer != peer => Err((403, "Forbidden")),
-            // Semi-attended (the target still ringing): not built yet.
+            // Semi-attended: the transferor hangs up its consultation call
+            // while the target still rings. The transferee is sent to the
+            // extension the consultation call dialled (the Refer-To's), as
+            // a blind transfer, and the consultation call ends (its Dial
+            // stops ringing the target, the transferee's rings it anew).
+            Some(l) if !l.confirmed && !l.uac => {
+                let Some(target) = fallback else {
+                    return self.refer_status(now, key, 503, "Service Unavailable", true);
+                };
+                sirius_abi::verbose!(
+                    3,
+                    "    -- {} transfers before its consultation call is answered: blind to {}@{}",
+                    self.sessions.name(t1),
+                    target.1,
+                    target.0
+                );
+                self.blind_move(now, env, key, t1, target);
+                if self.refers.watches_any_for(key) {
+                    self.end_anywhere(now, l.chan);
+                }
+                return;
+            }
             Some(l) if !l.confirmed => Err((503, "Service Unavailable")),
             Some(l) => env
                 .attended_transfer(t1, l.chan)
@@ -185,6 +211,22 @@ impl Endpoint {
                 );
                 self.refer_status(now, key, code, reason, true);
             }
+        }
+    }
+
+    /// Ends the call of `chan` (BYE, or a final response while it rings),
+    /// here or on its own shard.
+    fn end_anywhere(&mut self, now: Now, chan: ChannelId) {
+        if self.sessions.get(chan).is_some() {
+            self.hangup_call(now, chan, Cause::NORMAL_CLEARING);
+            return self.host(crate::endpoint::HostAction::Hangup(
+                chan,
+                Cause::NORMAL_CLEARING,
+            ));
+        }
+        let home = self.shared.shards.home(chan);
+        if home != self.home.index {
+            self.out.push_back(Output::Shard(home, ShardMsg::End(chan)));
         }
     }
 
@@ -249,6 +291,7 @@ impl Endpoint {
                 }
             }
             ShardMsg::Watch { chan, from, ticket } => self.refer_watch_for(chan, from, ticket),
+            ShardMsg::End(chan) => self.end_anywhere(now, chan),
             ShardMsg::Progress {
                 ticket,
                 code,

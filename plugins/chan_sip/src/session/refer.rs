@@ -119,6 +119,9 @@ pub(crate) struct Refers {
     /// Legs of ours whose progress another shard's transfer reports: that
     /// shard and its transfer's key.
     remote: HashMap<ChannelId, (usize, u64)>,
+    /// An attended transfer's blind fallback (`blind_move`), for a
+    /// consultation call found still ringing (semi-attended transfer).
+    pub(crate) fallback: HashMap<u64, BlindTarget>,
     /// INVITEs with Replaces waiting for another shard's answer, by ticket
     /// (`replaces.rs`; tickets and transfer keys are one counter).
     pub(crate) replacing: HashMap<u64, crate::session::replaces::PendingReplace>,
@@ -168,6 +171,11 @@ impl Refers {
     /// Whether `chan`'s progress is reported to somebody.
     pub(crate) fn watches(&self, chan: ChannelId) -> bool {
         self.by_transferee.contains_key(&chan) || self.remote.contains_key(&chan)
+    }
+
+    /// Whether transfer `key` moved a transferee (its report goes on).
+    pub(crate) fn watches_any_for(&self, key: u64) -> bool {
+        self.subs.get(&key).is_some_and(|s| s.moved)
     }
 
     /// A fresh key or ticket.
@@ -312,18 +320,34 @@ impl Endpoint {
             return; // not even the NOTIFY 100 could be sent: nothing moves
         }
 
-        if let Some(replaces) = &refer_to.replaces {
-            return self.refer_replaces(now, env, key, replaces);
-        }
         let referred_by = msg.headers.get(&HeaderName::ReferredBy);
         let refer_to_value = msg.headers.get(&HeaderName::ReferTo).unwrap_or_default();
-        let (context, exten, vars) = blind_target(
+        let target = blind_target(
             env,
             chan,
             peer_context,
             (&refer_to, refer_to_value),
             referred_by,
         );
+        if let Some(replaces) = &refer_to.replaces {
+            // Kept for a consultation call found still ringing: the
+            // transfer is then made blind to the Refer-To's extension.
+            self.refers.fallback.insert(key, target);
+            return self.refer_replaces(now, env, key, replaces);
+        }
+        self.blind_move(now, env, key, chan, target);
+    }
+
+    /// The blind transfer of `chan`'s partner to `target` (context, exten,
+    /// variables); transfer `key` reports it.
+    pub(crate) fn blind_move(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        key: u64,
+        chan: ChannelId,
+        (context, exten, vars): BlindTarget,
+    ) {
         match env.blind_transfer(chan, &context, &exten, &vars) {
             Ok(transferee) => {
                 self.refers.made(key);
@@ -643,6 +667,7 @@ impl Endpoint {
     /// Drops every record of transfer `key`; its dialog goes too when no
     /// call uses it any more (the transferor's BYE came during the report).
     fn refer_forget(&mut self, key: u64) {
+        self.refers.fallback.remove(&key);
         let Some(sub) = self.refers.subs.remove(&key) else {
             return;
         };
@@ -716,6 +741,9 @@ impl Endpoint {
     }
 }
 
+/// A blind transfer's context, extension and the transferee's variables.
+pub(crate) type BlindTarget = (String, String, Vec<(&'static str, String)>);
+
 /// Where a blind transfer by `chan` goes, and what the transferee
 /// carries there: `TRANSFER_CONTEXT` of the transferor's channel, else its
 /// peer's context (the transferor's rights, never more); the Refer-To's
@@ -727,7 +755,7 @@ fn blind_target(
     peer_context: String,
     (refer_to, refer_to_value): (&ReferTo, &str),
     referred_by: Option<&str>,
-) -> (String, String, Vec<(&'static str, String)>) {
+) -> BlindTarget {
     let context = env
         .channel_var(chan, "TRANSFER_CONTEXT")
         .filter(|c| !c.is_empty())

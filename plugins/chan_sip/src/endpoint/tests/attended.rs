@@ -290,3 +290,38 @@ fn a_transferee_of_another_shard_reports_its_progress_back() {
         "the watch ended with the report"
     );
 }
+
+/// Semi-attended: alice REFERs call 1 to her consultation call while it
+/// still rings. Her transferee goes to the consultation's extension as in
+/// a blind transfer, and the ringing consultation call ends.
+#[test]
+fn a_refer_naming_a_ringing_consultation_call_falls_back_to_blind() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a1, _, ok1) = alice_call(&mut h, "in-1", 100);
+    h.recv(&alice_invite("6003", "in-2"), ALICE);
+    let a2 = *h.env.started.last().unwrap();
+    h.input(Input::Indicate(a2, Indication::Ringing));
+    let ringing = h.expect_one(ALICE);
+    let ours = ringing.to_ref().unwrap().tag().unwrap().to_string();
+    let refer_to = format!("<sip:6003@127.0.0.1?Replaces=in-2%3Bto-tag%3D{ours}%3Bfrom-tag%3Da1>");
+    h.recv(&refer_with(&ok1, 2, &refer_to), ALICE);
+    assert!(h.env.attended.is_empty());
+    assert_eq!(h.env.transfers.len(), 1);
+    assert_eq!(
+        (
+            h.env.transfers[0].0,
+            &*h.env.transfers[0].1,
+            &*h.env.transfers[0].2
+        ),
+        (a1, "phones", "6003")
+    );
+    let sent = h.sent();
+    assert!(
+        sent.iter()
+            .any(|(_, m)| m.code() == Some(603) && m.call_id() == Some("in-2")),
+        "the consultation call ended: {sent:#?}"
+    );
+    assert!(h
+        .host_actions()
+        .contains(&HostAction::Hangup(a2, Cause::NORMAL_CLEARING)));
+}
