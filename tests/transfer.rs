@@ -885,3 +885,77 @@ fn an_invite_with_replaces_picks_up_a_ringing_call() {
     );
     assert_eq!(code, 0, "{out}");
 }
+
+/// RFC 3725 across a transfer: once blind-transferred to carol, the
+/// transferee moves its media the way a third-party controller does (a
+/// re-INVITE without SDP, the PBX's offer in the 200, its answer in the
+/// ACK with a new port): carol's media follows it at once, both ways.
+#[test]
+fn a_transferee_moving_its_media_with_a_late_offer_still_talks_to_the_target() {
+    let (callee_port, carol_port) = (free_udp_port(), free_udp_port());
+    let d = transfer_pbx(callee_port, carol_port);
+    let dir = d.root.path().to_path_buf();
+    let ((a1, _), (a2, _a2c), (c_rtp, _c_rtcp)) = (media_pair(), media_pair(), media_pair());
+    let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port().to_string();
+    let (alice_trace, carol_trace, t_trace) = (
+        dir.join("alice.log"),
+        dir.join("carol.log"),
+        dir.join("transferor.log"),
+    );
+    let alice = SippProcess::start(
+        callee_port,
+        &[
+            "-sf",
+            &sf("uas_transferee_3pcc.xml"),
+            "-key",
+            "mport",
+            &port(&a1),
+            "-key",
+            "mport2",
+            &port(&a2),
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            alice_trace.to_str().unwrap(),
+        ],
+    );
+    let carol = SippProcess::start(
+        carol_port,
+        &[
+            "-sf",
+            &sf("uas_media.xml"),
+            "-key",
+            "mport",
+            &port(&c_rtp),
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            carol_trace.to_str().unwrap(),
+        ],
+    );
+    let (code, out) = transferor(&d, "uac_refer_blind_nohold.xml", "6003", &t_trace);
+    assert_eq!(code, 0, "{out}\n{}", read(&t_trace));
+    // Alice's own late-offer re-INVITE is done when her ACK is out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !read(&alice_trace).contains("CSeq: 1 ACK") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no late-offer re-INVITE:\n{}",
+            read(&alice_trace)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alice_leg = wait_port(&alice_trace, "INVITE sip:");
+    let carol_leg = wait_port(&carol_trace, "INVITE sip:");
+    assert_eq!(
+        first_then(&c_rtp, carol_leg, &a2, 20),
+        20,
+        "carol -> alice's new port"
+    );
+    assert_eq!(first_then(&a2, alice_leg, &c_rtp, 20), 20, "alice -> carol");
+    assert_eq!(d.rx("channel request hangup all").ok().lines().count(), 2);
+    assert_eq!(alice.finish(), Some(0), "{}", read(&alice_trace));
+    assert_eq!(carol.finish(), Some(0));
+}
