@@ -959,3 +959,111 @@ fn a_transferee_moving_its_media_with_a_late_offer_still_talks_to_the_target() {
     assert_eq!(alice.finish(), Some(0), "{}", read(&alice_trace));
     assert_eq!(carol.finish(), Some(0));
 }
+
+/// "The transferee hears ringing meanwhile": between the transfer and the
+/// target's answer, the transferee gets ringback (RTP from the PBX, 440 +
+/// 480 Hz in µ-law) on its media port; once the target answers it hears the
+/// target instead.
+#[test]
+fn a_transferee_hears_ringback_while_the_target_rings() {
+    let (callee_port, carol_port) = (free_udp_port(), free_udp_port());
+    let d = transfer_pbx(callee_port, carol_port);
+    let dir = d.root.path().to_path_buf();
+    let ((a_rtp, _a_rtcp), (c_rtp, _c_rtcp)) = (media_pair(), media_pair());
+    let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port().to_string();
+    let (alice_trace, carol_trace) = (dir.join("alice.log"), dir.join("carol.log"));
+    let uas = |p: u16, scenario: &str, media: &std::net::UdpSocket, trace: &Path| {
+        SippProcess::start(
+            p,
+            &[
+                "-sf",
+                &sf(scenario),
+                "-key",
+                "mport",
+                &port(media),
+                "-m",
+                "1",
+                "-trace_msg",
+                "-message_file",
+                trace.to_str().unwrap(),
+            ],
+        )
+    };
+    let alice = uas(callee_port, "uas_media.xml", &a_rtp, &alice_trace);
+    let carol = uas(carol_port, "uas_ring_media.xml", &c_rtp, &carol_trace);
+    let transfer = {
+        let (target, t_trace) = (
+            format!("127.0.0.1:{}", d.sip_port()),
+            dir.join("transferor.log"),
+        );
+        std::thread::spawn(move || {
+            let port = free_udp_port().to_string();
+            sirius_blackbox::sipp(&[
+                &target,
+                "-p",
+                &port,
+                "-m",
+                "1",
+                "-sf",
+                &sf("uac_refer_blind_nohold.xml"),
+                "-s",
+                "200",
+                "-key",
+                "target",
+                "6003",
+                "-trace_msg",
+                "-message_file",
+                t_trace.to_str().unwrap(),
+            ])
+        })
+    };
+    // Carol rings for 1.5 s: what reaches alice meanwhile is the tone.
+    a_rtp
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (mut packets, mut loudest) = (0, 0u16);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while packets < 25 && std::time::Instant::now() < deadline {
+        let Ok((n, _)) = a_rtp.recv_from(&mut buf) else {
+            continue;
+        };
+        assert!(
+            n == 172 && buf[0] == 0x80 && buf[1] & 0x7f == 0,
+            "PCMU RTP: {n} bytes"
+        );
+        packets += 1;
+        loudest = buf[12..n]
+            .iter()
+            .map(|&b| ulaw_peak(b))
+            .fold(loudest, u16::max);
+    }
+    assert_eq!(packets, 25, "ringback packets");
+    assert!(loudest > 2_000, "a tone, not silence: peak {loudest}");
+    let (code, out) = transfer.join().unwrap();
+    assert_eq!(code, 0, "{out}");
+    // Carol answered: alice hears her (the tone stopped for the relay).
+    let alice_leg = wait_port(&alice_trace, "INVITE sip:");
+    let carol_leg = wait_port(&carol_trace, "INVITE sip:");
+    assert_eq!(
+        first_then(&c_rtp, carol_leg, &a_rtp, 20),
+        20,
+        "carol -> alice"
+    );
+    assert_eq!(
+        first_then(&a_rtp, alice_leg, &c_rtp, 20),
+        20,
+        "alice -> carol"
+    );
+    assert_eq!(d.rx("channel request hangup all").ok().lines().count(), 2);
+    assert_eq!(alice.finish(), Some(0));
+    assert_eq!(carol.finish(), Some(0));
+}
+
+/// The magnitude of a µ-law sample (ITU-T G.711).
+fn ulaw_peak(u: u8) -> u16 {
+    let u = !u;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = u16::from(u & 0x0f);
+    (((mantissa << 3) + 0x84) << exponent) - 0x84
+}

@@ -68,6 +68,8 @@ pub(crate) struct HostEnv {
     /// shard and their sockets (shared with the lender; the ports go back
     /// when both let go).
     borrowed: HashMap<ChannelId, (usize, CallMedia)>,
+    /// Legs hearing a tone (`crate::tones`): the task sending it.
+    tones: HashMap<ChannelId, tokio::task::AbortHandle>,
 }
 
 impl Env for HostEnv {
@@ -201,6 +203,7 @@ impl HostEnv {
             spares: HashMap::new(),
             lent: HashMap::new(),
             borrowed: HashMap::new(),
+            tones: HashMap::new(),
         }
     }
 
@@ -252,6 +255,16 @@ impl HostEnv {
     }
 
     pub(crate) fn media(&mut self, action: MediaAction) {
+        // Whatever relays a leg, or ends it, ends its tone first.
+        match &action {
+            MediaAction::Bridge(a, b) => {
+                self.stop_tone(a.chan);
+                self.stop_tone(b.chan);
+            }
+            MediaAction::Echo(l) | MediaAction::Lend(l, ..) => self.stop_tone(l.chan),
+            MediaAction::Release(c) | MediaAction::StopTone(c) => self.stop_tone(*c),
+            _ => {}
+        }
         match action {
             MediaAction::Bridge(a, b) => {
                 let Some(engine) = &self.relay else {
@@ -363,6 +376,8 @@ impl HostEnv {
             }
             MediaAction::Unbridge(chan) => self.end_relay(chan),
             MediaAction::Lend(leg, to, partner) => self.lend(leg, to, partner),
+            MediaAction::Ringback(leg) => self.ringback(leg),
+            MediaAction::StopTone(_) => {}
             MediaAction::DropSpare(chan) => {
                 self.spares.remove(&chan);
             }
@@ -412,6 +427,47 @@ impl HostEnv {
             from,
         };
         let _ = self.shared.shards.send(to, borrow);
+    }
+
+    /// Ringback to `leg` from its own socket, a packet every 20 ms on this
+    /// driver's runtime, until stopped; none for a leg whose media a relay
+    /// carries (the other side's media is what it hears then).
+    fn ringback(&mut self, leg: LegMedia) {
+        let relayed = self.relays.contains_key(&leg.chan)
+            || self.lent.contains_key(&leg.chan)
+            || self.borrowed.contains_key(&leg.chan);
+        let socket = self
+            .media
+            .get(&leg.chan)
+            .and_then(|m| m.audio.as_ref())
+            .map(|pair| pair.rtp.clone());
+        let (Some(socket), Some(dest), false) = (socket, leg.remote.addr, relayed) else {
+            return;
+        };
+        self.stop_tone(leg.chan);
+        // A µ-law phone gets µ-law; one that takes only A-law, A-law.
+        let pt = match leg.remote.g711.as_slice() {
+            [8] => 8,
+            _ => 0,
+        };
+        let ssrc = (leg.chan.0 as u32).wrapping_mul(0x9e37_79b1) ^ std::process::id();
+        let task = tokio::spawn(async move {
+            let mut tone = crate::tones::Ringback::new(pt, ssrc);
+            let mut every = tokio::time::interval(crate::tones::FRAME);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                // A full socket buffer drops a packet of tone: no matter.
+                let _ = socket.send_to(&tone.next_packet(), dest);
+            }
+        });
+        self.tones.insert(leg.chan, task.abort_handle());
+    }
+
+    fn stop_tone(&mut self, chan: ChannelId) {
+        if let Some(task) = self.tones.remove(&chan) {
+            task.abort();
+        }
     }
 
     /// Shard `from` lends `chan`'s sockets to this shard's relay.

@@ -33,6 +33,7 @@ pub mod session;
 pub mod shards;
 pub mod stamped;
 pub mod tech;
+pub mod tones;
 pub mod transport;
 
 use config::{Peer, SipConfig};

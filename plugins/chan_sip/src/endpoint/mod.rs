@@ -264,6 +264,11 @@ pub enum MediaAction {
     /// The core bridged this leg with one of shard `1` (channel `2`): that
     /// shard's relay carries both (a bridge across shards, after a transfer).
     Lend(LegMedia, usize, ChannelId),
+    /// Play ringback to this answered leg (`crate::tones`) until its media
+    /// is relayed or [`MediaAction::StopTone`]; nothing when it is relayed.
+    Ringback(LegMedia),
+    /// Stop the tone this leg hears, if any.
+    StopTone(ChannelId),
 }
 
 /// Which of a call's media streams (each an RTP/RTCP pair of its own).

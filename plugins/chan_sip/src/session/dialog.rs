@@ -496,7 +496,7 @@ impl Endpoint {
     }
 
     /// A leg as the relay needs it.
-    fn leg_media(&self, chan: ChannelId) -> Option<LegMedia> {
+    pub(crate) fn leg_media(&self, chan: ChannelId) -> Option<LegMedia> {
         let s = self.sessions.get(chan)?;
         let learn = s
             .peer

@@ -502,7 +502,7 @@ impl Endpoint {
     pub(crate) fn indicate_call(&mut self, now: Now, chan: ChannelId, ind: sirius_abi::Indication) {
         use sirius_abi::Indication::*;
         if !self.uas_pending(chan) {
-            return;
+            return self.answered_indication(chan, ind);
         }
         let (code, reason, is_final) = match ind {
             Ringing => (180, "Ringing", false),
@@ -526,6 +526,28 @@ impl Endpoint {
             self.uas_final_sent(chan);
         } else if let Some(s) = self.sessions.get_mut(chan) {
             s.ringing = true;
+        }
+    }
+
+    /// An indication for a leg already answered (either way): there is no
+    /// response left to carry it, so ringing is heard as a ringback tone
+    /// (a transferee while its target rings), as Asterisk plays the
+    /// indication's tone; anything else stops it.
+    fn answered_indication(&mut self, chan: ChannelId, ind: sirius_abi::Indication) {
+        let confirmed = self
+            .sessions
+            .get(chan)
+            .and_then(|s| s.dialog.as_ref())
+            .and_then(|d| self.dialogs.get(d))
+            .is_some_and(|d| d.state == sirius_sip::dialog::DialogState::Confirmed);
+        if !confirmed {
+            return;
+        }
+        match (ind, self.leg_media(chan)) {
+            (sirius_abi::Indication::Ringing, Some(leg)) => {
+                self.media(crate::endpoint::MediaAction::Ringback(leg))
+            }
+            _ => self.media(crate::endpoint::MediaAction::StopTone(chan)),
         }
     }
 

@@ -514,3 +514,31 @@ fn a_refused_transfer_is_a_failure_and_other_events_get_489() {
         )]
     );
 }
+
+/// An answered leg asked to ring (a transferee while its target rings)
+/// hears ringback from the relay's side; anything else stops it. A leg
+/// still ringing answers the indication with a response instead.
+#[test]
+fn an_answered_leg_asked_to_ring_hears_ringback() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, _) = answered_inbound(&mut h);
+    h.take();
+    h.input(Input::Indicate(a, Indication::Ringing));
+    match h.media_actions().as_slice() {
+        [MediaAction::Ringback(leg)] => {
+            assert_eq!(leg.chan, a);
+            assert_eq!(leg.remote.addr, Some(addr("127.0.0.1:40000")));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.sent().is_empty(), "no SIP message for it");
+    h.input(Input::Indicate(a, Indication::Progress));
+    assert_eq!(h.media_actions(), vec![MediaAction::StopTone(a)]);
+    // A call not answered yet gets its 180 as before.
+    h.recv(&alice_invite("100", "in-2"), ALICE);
+    let ringing = *h.env.started.last().unwrap();
+    h.take();
+    h.input(Input::Indicate(ringing, Indication::Ringing));
+    assert_eq!(h.expect_one(ALICE).code(), Some(180));
+    assert!(h.media_actions().is_empty());
+}
