@@ -1067,3 +1067,27 @@ fn ulaw_peak(u: u8) -> u16 {
     let mantissa = u16::from(u & 0x0f);
     (((mantissa << 3) + 0x84) << exponent) - 0x84
 }
+
+/// RFC 4488 with a real peer: a REFER with `Refer-Sub: false` (and
+/// `Require: norefersub`, which is supported) is answered 202 with
+/// `Refer-Sub: false`, no NOTIFY follows, and the transfer happens.
+#[test]
+fn a_refer_without_subscription_transfers_and_sends_no_notify() {
+    let (callee_port, carol_port) = (free_udp_port(), free_udp_port());
+    let d = transfer_pbx(callee_port, carol_port);
+    let t_trace = d.root.path().join("transferor.log");
+    let callee = SippProcess::start(callee_port, &["-sn", "uas", "-m", "1"]);
+    let carol = SippProcess::start(carol_port, &["-sn", "uas", "-m", "1"]);
+    let (code, out) = transferor(&d, "uac_refer_nosub.xml", "6003", &t_trace);
+    assert_eq!(code, 0, "{out}\n{}", read(&t_trace));
+    let t = read(&t_trace);
+    assert!(t.contains("Refer-Sub: false"), "{t}");
+    assert!(!t.contains("NOTIFY sip:"), "{t}");
+    d.wait_for_log(
+        " -- SIP/carol-00000003 answered SIP/callee-00000002",
+        Duration::from_secs(10),
+    );
+    assert_eq!(d.rx("channel request hangup all").ok().lines().count(), 2);
+    assert_eq!(callee.finish(), Some(0));
+    assert_eq!(carol.finish(), Some(0));
+}

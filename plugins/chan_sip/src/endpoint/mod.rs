@@ -68,7 +68,7 @@ pub fn capabilities() -> Capabilities {
         methods: vec![
             Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer, Notify,
         ],
-        extensions: vec!["timer".into(), "replaces".into()],
+        extensions: vec!["timer".into(), "replaces".into(), "norefersub".into()],
         content_types: vec![
             "application/sdp".into(),
             "application/dtmf-relay".into(),

@@ -181,7 +181,7 @@ impl Endpoint {
                     target.1,
                     target.0
                 );
-                self.blind_move(now, env, key, t1, target);
+                let _ = self.blind_move(now, env, key, t1, target);
                 if self.refers.watches_any_for(key) {
                     self.end_anywhere(now, l.chan);
                 }

@@ -41,7 +41,7 @@ use crate::endpoint::{ClientUsage, Endpoint, Env, Now};
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::dialog::{DialogId, DialogState};
 use sirius_sip::message::{HeaderName, Message, Method};
-use sirius_sip::refer::{sipfrag, ReferTo, SubState, SIPFRAG};
+use sirius_sip::refer::{refer_sub_false, sipfrag, ReferTo, SubState, REFER_SUB, SIPFRAG};
 use sirius_sip::transaction::{Transport, TxId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -95,6 +95,9 @@ pub(crate) struct ReferSub {
     /// Another shard is asked for the call a Replaces names; no answer by
     /// then is "no such call" (`attended.rs`).
     finding: Option<Instant>,
+    /// `Refer-Sub: false` (RFC 4488): nothing is reported; the outcome
+    /// only ends the transferor's leg.
+    silent: bool,
 }
 
 /// The endpoint's transfers, by id, transferee and dialog.
@@ -305,21 +308,8 @@ impl Endpoint {
         }
         self.refers.per_dialog.insert(id.clone(), count + 1);
         let contact = format!("<{}>", self.shared.contact_uri("", transport));
-        self.respond(
-            now,
-            tx,
-            msg,
-            source,
-            (202, "Accepted"),
-            &[(HeaderName::Contact, contact)],
-        );
         self.note_msg(chan, "Rx: REFER".into());
         let event_id = (count > 0).then(|| msg.cseq().map(|c| c.seq)).flatten();
-        let key = self.start_report(now, id, (dest, transport), Some(chan), event_id);
-        if !self.refers.exists(key) {
-            return; // not even the NOTIFY 100 could be sent: nothing moves
-        }
-
         let referred_by = msg.headers.get(&HeaderName::ReferredBy);
         let refer_to_value = msg.headers.get(&HeaderName::ReferTo).unwrap_or_default();
         let target = blind_target(
@@ -329,17 +319,54 @@ impl Endpoint {
             (&refer_to, refer_to_value),
             referred_by,
         );
+        // RFC 4488: no subscription asked for (an attended transfer keeps
+        // its reports: the REFER is answered before the other call is found).
+        let no_sub = refer_to.replaces.is_none()
+            && msg
+                .headers
+                .get(&HeaderName::parse(REFER_SUB))
+                .is_some_and(refer_sub_false);
+        if no_sub {
+            let how = (event_id, true);
+            let key = self.start_report(now, id, (dest, transport), Some(chan), how);
+            let (status, extra) = match self.blind_move(now, env, key, chan, target) {
+                Ok(()) => (
+                    (202, "Accepted"),
+                    vec![
+                        (HeaderName::Contact, contact),
+                        (HeaderName::parse(REFER_SUB), "false".to_string()),
+                    ],
+                ),
+                Err(status) => (status, Vec::new()),
+            };
+            return self.respond(now, tx, msg, source, status, &extra);
+        }
+        self.respond(
+            now,
+            tx,
+            msg,
+            source,
+            (202, "Accepted"),
+            &[(HeaderName::Contact, contact)],
+        );
+        let how = (event_id, false);
+        let key = self.start_report(now, id, (dest, transport), Some(chan), how);
+        if !self.refers.exists(key) {
+            return; // not even the NOTIFY 100 could be sent: nothing moves
+        }
+
         if let Some(replaces) = &refer_to.replaces {
             // Kept for a consultation call found still ringing: the
             // transfer is then made blind to the Refer-To's extension.
             self.refers.fallback.insert(key, target);
             return self.refer_replaces(now, env, key, replaces);
         }
-        self.blind_move(now, env, key, chan, target);
+        let _ = self.blind_move(now, env, key, chan, target);
     }
 
     /// The blind transfer of `chan`'s partner to `target` (context, exten,
-    /// variables); transfer `key` reports it.
+    /// variables); transfer `key` reports it. The refusal's status, if the
+    /// core refused.
     pub(crate) fn blind_move(
         &mut self,
         now: Now,
@@ -347,7 +374,7 @@ impl Endpoint {
         key: u64,
         chan: ChannelId,
         (context, exten, vars): BlindTarget,
-    ) {
+    ) -> Result<(), (u16, &'static str)> {
         match env.blind_transfer(chan, &context, &exten, &vars) {
             Ok(transferee) => {
                 self.refers.made(key);
@@ -367,6 +394,7 @@ impl Endpoint {
                     self.out
                         .push_back(crate::endpoint::Output::Shard(home, watch));
                 }
+                Ok(())
             }
             Err(cause) => {
                 let (code, reason) = refused_transfer(cause);
@@ -375,6 +403,7 @@ impl Endpoint {
                     self.sessions.name(chan)
                 );
                 self.refer_status(now, key, code, reason, true);
+                Err((code, reason))
             }
         }
     }
@@ -387,7 +416,7 @@ impl Endpoint {
         dialog: &DialogId,
         (dest, transport): (SocketAddr, Transport),
         transferor: Option<ChannelId>,
-        event_id: Option<u32>,
+        (event_id, silent): (Option<u32>, bool),
     ) -> u64 {
         let key = self.refers.next_ticket();
         let expires = now.mono + REPORT_FOR;
@@ -408,11 +437,14 @@ impl Endpoint {
             notifies: 0,
             end_transferor_at: None,
             finding: None,
+            silent,
         };
         self.refers.subs.insert(key, sub);
         self.refers.by_dialog.insert(dialog.clone(), key);
         self.refer_timers.insert((expires, key));
-        self.refer_status(now, key, 100, "Trying", false);
+        if !silent {
+            self.refer_status(now, key, 100, "Trying", false);
+        }
         key
     }
 
@@ -564,6 +596,15 @@ impl Endpoint {
             if let Some(t) = sub.transferee.take() {
                 self.refers.by_transferee.remove(&t);
             }
+        }
+        if sub.silent {
+            // Refer-Sub: false: nobody to tell; the end still ends things.
+            if last {
+                sub.sent = Some(code);
+                sub.final_sent = true;
+                self.refer_finished(now, key);
+            }
+            return;
         }
         self.send_refer_notify(now, key, code, reason, last);
     }

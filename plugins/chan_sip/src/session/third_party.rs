@@ -104,7 +104,7 @@ impl Endpoint {
         );
         accepted.push(HeaderName::Contact, format!("<{contact}>"));
         self.send_response(now, tx, accepted);
-        let key = self.start_report(now, &id, (source, transport), None, None);
+        let key = self.start_report(now, &id, (source, transport), None, (None, false));
         if !self.refers.exists(key) {
             return; // not even the NOTIFY 100 could be sent: nobody is called
         }

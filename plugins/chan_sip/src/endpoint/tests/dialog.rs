@@ -110,7 +110,7 @@ fn options_lists_what_we_allow_and_support() {
     );
     assert_eq!(
         r.headers.get(&HeaderName::Supported),
-        Some("timer, replaces")
+        Some("timer, replaces, norefersub")
     );
 }
 

@@ -31,7 +31,7 @@ fn a_session_the_far_end_stops_refreshing_expires_with_bye() {
     assert_eq!(ok.headers.get(&HeaderName::Require), Some("timer"));
     assert_eq!(
         ok.headers.get(&HeaderName::Supported),
-        Some("timer, replaces")
+        Some("timer, replaces, norefersub")
     );
     h.recv(&in_dialog("ACK", &ok, ALICE, 1, "ack"), ALICE);
 
@@ -129,7 +129,7 @@ fn we_refresh_an_originated_timer_with_update_and_a_481_ends_the_call() {
     assert_eq!(invite.headers.get(&HeaderName::MinSE), Some("90"));
     assert_eq!(
         invite.headers.get(&HeaderName::Supported),
-        Some("timer, replaces")
+        Some("timer, replaces, norefersub")
     );
     let mut ok = reply(&invite, 200, "OK", "b1");
     ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));

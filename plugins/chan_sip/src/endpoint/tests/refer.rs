@@ -542,3 +542,39 @@ fn an_answered_leg_asked_to_ring_hears_ringback() {
     assert_eq!(h.expect_one(ALICE).code(), Some(180));
     assert!(h.media_actions().is_empty());
 }
+
+/// RFC 4488: `Refer-Sub: false` asks for no subscription. The transfer is
+/// made before the answer, which says so (`202` with `Refer-Sub: false`, or
+/// the refusal's status); no NOTIFY is ever sent; the transferor's leg still
+/// ends once the transferee reached the target (4 s later, without its BYE).
+#[test]
+fn a_refer_without_subscription_gets_no_notify() {
+    let mut h = Harness::new(SIP_TOML);
+    let (a, b, ok_a) = bridged(&mut h);
+    let mut r = refer(&ok_a, 2, "<sip:6003@127.0.0.1>");
+    r.push(HeaderName::parse("Refer-Sub"), "false");
+    r.push(HeaderName::Require, "norefersub");
+    h.recv(&r, ALICE);
+    let accepted = h.expect_one(ALICE);
+    assert_eq!(accepted.code(), Some(202));
+    assert_eq!(header(&accepted, HeaderName::parse("Refer-Sub")), "false");
+    assert_eq!(h.env.transfers.len(), 1);
+    h.input(Input::Unbridge(a, b));
+    h.input(Input::Bridge(b, b)); // the target answered (Echo)
+    h.advance_to(3_999);
+    assert!(h.sent().is_empty(), "no NOTIFY");
+    h.advance_to(4_000);
+    assert_eq!(h.expect_one(ALICE).method(), Some(&Method::Bye));
+
+    // Refused: the REFER's answer carries the status, nothing else follows.
+    let mut h = Harness::new(SIP_TOML);
+    let (_, _, ok_a) = bridged(&mut h);
+    h.env.transfer_result = Some(Err(Cause::UNALLOCATED));
+    let mut r = refer(&ok_a, 2, "<sip:999@127.0.0.1>");
+    r.push(HeaderName::parse("Refer-Sub"), "false");
+    h.recv(&r, ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(404));
+    h.advance_to(60_000);
+    assert!(h.sent().iter().all(|(_, m)| !m.is_request()), "no request");
+    assert_eq!(h.ep.refers.len(), 0);
+}

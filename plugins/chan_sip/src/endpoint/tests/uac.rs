@@ -25,7 +25,7 @@ fn outbound_challenge(code: u16, challenge: &str, answer: HeaderName) {
     // asked for, by default).
     assert_eq!(
         invite.headers.get(&HeaderName::Supported),
-        Some("timer, replaces")
+        Some("timer, replaces, norefersub")
     );
     assert_eq!(invite.headers.get(&HeaderName::SessionExpires), None);
     let offer = String::from_utf8(invite.body.clone()).unwrap();

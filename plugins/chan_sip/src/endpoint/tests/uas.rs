@@ -35,7 +35,7 @@ fn an_inbound_call_rings_is_answered_and_ends_with_the_callers_bye() {
     // Nothing claimed that is not implemented; no timer nobody asked for.
     assert_eq!(
         ok.headers.get(&HeaderName::Supported),
-        Some("timer, replaces")
+        Some("timer, replaces, norefersub")
     );
     assert_eq!(ok.headers.get(&HeaderName::SessionExpires), None);
 
