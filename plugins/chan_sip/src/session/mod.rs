@@ -20,6 +20,7 @@
 //! transactions as usages of the endpoint's owner table.
 
 pub(crate) mod attended;
+mod blind;
 mod dialog;
 mod dtmf;
 mod liveness;

@@ -8,6 +8,7 @@ use crate::config::SipConfig;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, ROption, RResult, RStr, RString, RVec, Tuple2};
 use sirius_abi::services::{CoreServices, CoreServices_TO, LogLevel, SchedCallbackBox};
+use sirius_abi::ChannelState;
 use sirius_abi::{Capabilities, Codec, Frame, Indication};
 use sirius_sip::message::{build, parse_datagram, HeaderName, Limits, Message, Method};
 
