@@ -2,7 +2,10 @@
 //! REFER, played by sipp message for message: a transferor (sipp UAC)
 //! calls the transferee (a sipp UAS reached by Dial), holds, REFERs it to
 //! 6003 and hangs up once told the target answered; the transferee goes
-//! on with the target (a second sipp UAS).
+//! on with the target (a second sipp UAS). Then busy and unknown targets,
+//! baresip pressing transfer, attended transfer (on one SIP thread and
+//! across two), `Refer-Sub: false`, RFC 3725 media moves after a transfer,
+//! and the ringback a transferee hears.
 
 use sirius_blackbox::{first_then, free_udp_port, media_pair, wait_port, SippProcess};
 use std::path::Path;
