@@ -2,8 +2,7 @@
 //! the dialplan's `Transfer()`, `channel redirect`, click-to-dial (a REFER
 //! outside a call) and call pickup (INVITE with Replaces).
 
-use sirius_blackbox::{free_udp_port, SippProcess};
-use std::path::Path;
+use sirius_blackbox::free_udp_port;
 use std::time::Duration;
 
 #[path = "calls_common.rs"]
@@ -25,21 +24,7 @@ fn channel_redirect_moves_a_call_to_another_extension() {
 "300" = ["Verbose(2,skipped)", "Verbose(2,redirected to ${EXTEN} at ${PRIORITY})", "Hangup()"]
 "#,
     );
-    let target = format!("127.0.0.1:{}", d.sip_port());
-    let caller = std::thread::spawn(move || {
-        let port = free_udp_port().to_string();
-        sirius_blackbox::sipp(&[
-            &target,
-            "-p",
-            &port,
-            "-m",
-            "1",
-            "-sf",
-            &sf("uac_remote_bye.xml"),
-            "-s",
-            "100",
-        ])
-    });
+    let caller = caller_in_thread(&d, "uac_remote_bye.xml", "100", &[]);
     let chans = d.wait_for("core show channels", Duration::from_secs(10), |o| {
         o.contains("Wait(20)")
     });
@@ -87,22 +72,8 @@ fn a_refer_outside_a_call_calls_the_phone_and_connects_it_to_the_target() {
         dir.join("carol.log"),
         dir.join("dialer.log"),
     );
-    let uas = |port: u16, trace: &Path| {
-        SippProcess::start(
-            port,
-            &[
-                "-sn",
-                "uas",
-                "-m",
-                "1",
-                "-trace_msg",
-                "-message_file",
-                trace.to_str().unwrap(),
-            ],
-        )
-    };
-    let alice = uas(alice_port, &alice_trace);
-    let carol = uas(carol_port, &carol_trace);
+    let alice = phone(alice_port, "uas", &[], &alice_trace);
+    let carol = phone(carol_port, "uas", &[], &carol_trace);
     let (code, out) = call(
         &d,
         &[
@@ -199,38 +170,11 @@ fn an_invite_with_replaces_picks_up_a_ringing_call() {
     );
     let dir = d.root.path().to_path_buf();
     let callee_trace = dir.join("callee.log");
-    let callee = SippProcess::start(
-        callee_port,
-        &[
-            "-sf",
-            &sf("uas_ring_cancel.xml"),
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            callee_trace.to_str().unwrap(),
-        ],
-    );
-    let target = format!("127.0.0.1:{}", d.sip_port());
-    let caller = {
-        let target = target.clone();
-        std::thread::spawn(move || {
-            let port = free_udp_port().to_string();
-            sirius_blackbox::sipp(&[
-                &target,
-                "-p",
-                &port,
-                "-m",
-                "1",
-                "-sf",
-                &sf("uac_remote_bye.xml"),
-                "-s",
-                "200",
-                "-cid_str",
-                &call_id_on(0, "caller"),
-            ])
-        })
-    };
+    let callee = phone(callee_port, "uas_ring_cancel.xml", &[], &callee_trace);
+    // The caller on SIP thread 0, the picker (below) on thread 1: the
+    // pickup joins calls of two threads.
+    let on_0 = ["-cid_str".to_string(), call_id_on(0, "caller")];
+    let caller = caller_in_thread(&d, "uac_remote_bye.xml", "200", &on_0);
     // The ringing dialog as the PBX holds it: our tag is the INVITE's From
     // tag, the callee's its 180's To tag.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -257,28 +201,14 @@ fn an_invite_with_replaces_picks_up_a_ringing_call() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let replaces = format!("{call_id};to-tag={ours};from-tag={theirs}");
-    let picker = {
-        let target = target.clone();
-        std::thread::spawn(move || {
-            let port = free_udp_port().to_string();
-            sirius_blackbox::sipp(&[
-                &target,
-                "-p",
-                &port,
-                "-m",
-                "1",
-                "-sf",
-                &sf("uac_replaces.xml"),
-                "-s",
-                "300",
-                "-key",
-                "replaces",
-                &replaces,
-                "-cid_str",
-                &call_id_on(1, "picker"),
-            ])
-        })
-    };
+    let args = [
+        "-key",
+        "replaces",
+        &replaces,
+        "-cid_str",
+        &call_id_on(1, "picker"),
+    ];
+    let picker = caller_in_thread(&d, "uac_replaces.xml", "300", &args.map(String::from));
     assert_eq!(
         callee.finish(),
         Some(0),

@@ -27,30 +27,8 @@ fn seed_flow(scenario: &str, held: bool) {
         dir.join("transferee.log"),
         dir.join("carol.log"),
     );
-    let callee = SippProcess::start(
-        callee_port,
-        &[
-            "-sf",
-            &sf("uas_transferee.xml"),
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            c_trace.to_str().unwrap(),
-        ],
-    );
-    let carol = SippProcess::start(
-        carol_port,
-        &[
-            "-sn",
-            "uas",
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            carol_trace.to_str().unwrap(),
-        ],
-    );
+    let callee = phone(callee_port, "uas_transferee.xml", &[], &c_trace);
+    let carol = phone(carol_port, "uas", &[], &carol_trace);
     let (code, out) = transferor(&d, scenario, "6003", &t_trace);
     assert_eq!(
         code,
@@ -360,26 +338,18 @@ fn attended(across: bool) {
     let dir = d.root.path().to_path_buf();
     let ((a_rtp, _a_rtcp), (c_rtp, _c_rtcp)) = (media_pair(), media_pair());
     let (alice_trace, carol_trace) = (dir.join("alice.log"), dir.join("carol.log"));
-    let uas = |port: u16, media: &std::net::UdpSocket, trace: &Path| {
-        let mport = media.local_addr().unwrap().port().to_string();
-        SippProcess::start(
-            port,
-            &[
-                "-sf",
-                &sf("uas_media.xml"),
-                "-key",
-                "mport",
-                &mport,
-                "-m",
-                "1",
-                "-trace_msg",
-                "-message_file",
-                trace.to_str().unwrap(),
-            ],
-        )
-    };
-    let alice = uas(alice_port, &a_rtp, &alice_trace);
-    let carol = uas(carol_port, &c_rtp, &carol_trace);
+    let alice = phone(
+        alice_port,
+        "uas_media.xml",
+        &[("mport", port_of(&a_rtp))],
+        &alice_trace,
+    );
+    let carol = phone(
+        carol_port,
+        "uas_media.xml",
+        &[("mport", port_of(&c_rtp))],
+        &carol_trace,
+    );
 
     // The consultation call, to carol, on thread 1; it waits for the BYE
     // the transfer brings.
@@ -511,44 +481,18 @@ fn a_transferee_moving_its_media_with_a_late_offer_still_talks_to_the_target() {
     let d = transfer_pbx(callee_port, carol_port);
     let dir = d.root.path().to_path_buf();
     let ((a1, _), (a2, _a2c), (c_rtp, _c_rtcp)) = (media_pair(), media_pair(), media_pair());
-    let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port().to_string();
     let (alice_trace, carol_trace, t_trace) = (
         dir.join("alice.log"),
         dir.join("carol.log"),
         dir.join("transferor.log"),
     );
-    let alice = SippProcess::start(
-        callee_port,
-        &[
-            "-sf",
-            &sf("uas_transferee_3pcc.xml"),
-            "-key",
-            "mport",
-            &port(&a1),
-            "-key",
-            "mport2",
-            &port(&a2),
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            alice_trace.to_str().unwrap(),
-        ],
-    );
-    let carol = SippProcess::start(
+    let moves = [("mport", port_of(&a1)), ("mport2", port_of(&a2))];
+    let alice = phone(callee_port, "uas_transferee_3pcc.xml", &moves, &alice_trace);
+    let carol = phone(
         carol_port,
-        &[
-            "-sf",
-            &sf("uas_media.xml"),
-            "-key",
-            "mport",
-            &port(&c_rtp),
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            carol_trace.to_str().unwrap(),
-        ],
+        "uas_media.xml",
+        &[("mport", port_of(&c_rtp))],
+        &carol_trace,
     );
     let (code, out) = transferor(&d, "uac_refer_blind_nohold.xml", "6003", &t_trace);
     assert_eq!(code, 0, "{out}\n{}", read(&t_trace));
@@ -585,53 +529,30 @@ fn a_transferee_hears_ringback_while_the_target_rings() {
     let d = transfer_pbx(callee_port, carol_port);
     let dir = d.root.path().to_path_buf();
     let ((a_rtp, _a_rtcp), (c_rtp, _c_rtcp)) = (media_pair(), media_pair());
-    let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port().to_string();
     let (alice_trace, carol_trace) = (dir.join("alice.log"), dir.join("carol.log"));
-    let uas = |p: u16, scenario: &str, media: &std::net::UdpSocket, trace: &Path| {
-        SippProcess::start(
-            p,
-            &[
-                "-sf",
-                &sf(scenario),
-                "-key",
-                "mport",
-                &port(media),
-                "-m",
-                "1",
-                "-trace_msg",
-                "-message_file",
-                trace.to_str().unwrap(),
-            ],
-        )
-    };
-    let alice = uas(callee_port, "uas_media.xml", &a_rtp, &alice_trace);
-    let carol = uas(carol_port, "uas_ring_media.xml", &c_rtp, &carol_trace);
-    let transfer = {
-        let (target, t_trace) = (
-            format!("127.0.0.1:{}", d.sip_port()),
-            dir.join("transferor.log"),
-        );
-        std::thread::spawn(move || {
-            let port = free_udp_port().to_string();
-            sirius_blackbox::sipp(&[
-                &target,
-                "-p",
-                &port,
-                "-m",
-                "1",
-                "-sf",
-                &sf("uac_refer_blind_nohold.xml"),
-                "-s",
-                "200",
-                "-key",
-                "target",
-                "6003",
-                "-trace_msg",
-                "-message_file",
-                t_trace.to_str().unwrap(),
-            ])
-        })
-    };
+    let alice = phone(
+        callee_port,
+        "uas_media.xml",
+        &[("mport", port_of(&a_rtp))],
+        &alice_trace,
+    );
+    let ringing = [("mport", port_of(&c_rtp))];
+    let carol = phone(carol_port, "uas_ring_media.xml", &ringing, &carol_trace);
+    let t_trace = dir.join("transferor.log").to_str().unwrap().to_string();
+    let args = [
+        "-key",
+        "target",
+        "6003",
+        "-trace_msg",
+        "-message_file",
+        &t_trace,
+    ];
+    let transfer = caller_in_thread(
+        &d,
+        "uac_refer_blind_nohold.xml",
+        "200",
+        &args.map(String::from),
+    );
     // Carol rings for 1.5 s: what reaches alice meanwhile is the tone.
     a_rtp
         .set_read_timeout(Some(Duration::from_millis(200)))

@@ -95,3 +95,60 @@ pub fn tag_after(trace: &str, start: &str, header: &str) -> Option<String> {
     let tag = &line[line.find(";tag=")? + 5..];
     Some(tag.split(';').next()?.trim().to_string())
 }
+
+/// A sipp phone answering calls at `port`: `scenario` is a file of
+/// `tests/scenarios` or `uas` (sipp's own); `keys` become `-key name value`
+/// (`mport`: its media socket); its messages are traced to `trace`.
+pub fn phone(
+    port: u16,
+    scenario: &str,
+    keys: &[(&str, String)],
+    trace: &Path,
+) -> sirius_blackbox::SippProcess {
+    let file = sf(scenario);
+    let mut args: Vec<&str> = match scenario {
+        "uas" => vec!["-sn", "uas"],
+        _ => vec!["-sf", &file],
+    };
+    for (k, v) in keys {
+        args.extend(["-key", k, v]);
+    }
+    args.extend(["-m", "1", "-trace_msg", "-message_file"]);
+    args.push(trace.to_str().unwrap());
+    sirius_blackbox::SippProcess::start(port, &args)
+}
+
+/// The port of a media socket, for `-key mport`.
+pub fn port_of(socket: &std::net::UdpSocket) -> String {
+    socket.local_addr().unwrap().port().to_string()
+}
+
+/// A sipp caller running `scenario` to `service` at the PBX on a thread of
+/// its own (it stays in its call while the test goes on), with `extra`
+/// arguments; its exit code and output when joined.
+pub fn caller_in_thread(
+    d: &Daemon,
+    scenario: &str,
+    service: &str,
+    extra: &[String],
+) -> std::thread::JoinHandle<(i32, String)> {
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let port = sirius_blackbox::free_udp_port().to_string();
+    let (file, service) = (sf(scenario), service.to_string());
+    let extra = extra.to_vec();
+    std::thread::spawn(move || {
+        let mut args = vec![
+            target.as_str(),
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-sf",
+            &file,
+            "-s",
+            &service,
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        sirius_blackbox::sipp(&args)
+    })
+}
