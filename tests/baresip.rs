@@ -2,7 +2,7 @@
 //! digest auth and calls the echo test; its own audio (a 440 Hz tone from
 //! its `ausine` source) comes back to it through Sirius.
 
-use sirius_blackbox::{free_udp_port, Daemon};
+use sirius_blackbox::{baresip_config, Daemon};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -26,29 +26,7 @@ const EXTENSIONS: &str = r#"
 #[test]
 fn baresip_registers_and_hears_itself_through_the_echo_test() {
     let d = Daemon::with_chan_sip(&[("sip.toml", SIP_TOML), ("extensions.toml", EXTENSIONS)]);
-    let cfg = tempfile::tempdir().unwrap();
-    let (sip, rtp) = (free_udp_port(), free_udp_port());
-    // A headless phone: a sine tone as microphone, a virtual bridge device as
-    // speaker (no sound card here), G.711 only.
-    let config = format!(
-        "sip_listen 127.0.0.1:{sip}\nsip_transports udp\n\
-         audio_player aubridge,speaker\naudio_source ausine,440\naudio_alert aubridge,speaker\n\
-         ausrc_srate 48000\nauplay_srate 48000\nausrc_channels 2\nauplay_channels 2\n\
-         rtp_ports {rtp}-{}\n\
-         module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n\
-         module ausine.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\n",
-        rtp + 9
-    );
-    std::fs::write(cfg.path().join("config"), config).unwrap();
-    std::fs::write(
-        cfg.path().join("accounts"),
-        format!(
-            "<sip:alice@127.0.0.1:{};transport=udp>;auth_pass=alice-secret;regint=60\n",
-            d.sip_port()
-        ),
-    )
-    .unwrap();
-    std::fs::write(cfg.path().join("contacts"), "").unwrap();
+    let cfg = baresip_config("alice", "alice-secret", d.sip_port());
     let out = Command::new("timeout")
         .args(["30", "baresip", "-f"])
         .arg(cfg.path())

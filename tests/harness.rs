@@ -595,3 +595,27 @@ pub fn first_then(from: &std::net::UdpSocket, to: u16, sink: &std::net::UdpSocke
     }
     got
 }
+
+/// A headless baresip's configuration directory: a sine tone as microphone,
+/// a virtual bridge device as speaker (no sound card here), G.711 only, its
+/// SIP and RTP on free loopback ports, and one account `user` with
+/// `password` registering to the PBX at `pbx_port`.
+pub fn baresip_config(user: &str, password: &str, pbx_port: u16) -> tempfile::TempDir {
+    let cfg = tempfile::tempdir().unwrap();
+    let (sip, rtp) = (free_udp_port(), free_udp_port());
+    let config = format!(
+        "sip_listen 127.0.0.1:{sip}\nsip_transports udp\n\
+         audio_player aubridge,speaker\naudio_source ausine,440\naudio_alert aubridge,speaker\n\
+         ausrc_srate 48000\nauplay_srate 48000\nausrc_channels 2\nauplay_channels 2\n\
+         rtp_ports {rtp}-{}\n\
+         module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n\
+         module ausine.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\n",
+        rtp + 9
+    );
+    std::fs::write(cfg.path().join("config"), config).unwrap();
+    let account =
+        format!("<sip:{user}@127.0.0.1:{pbx_port};transport=udp>;auth_pass={password};regint=60\n");
+    std::fs::write(cfg.path().join("accounts"), account).unwrap();
+    std::fs::write(cfg.path().join("contacts"), "").unwrap();
+    cfg
+}

@@ -223,27 +223,7 @@ fn baresip_blind_transfers_its_caller_to_a_third_phone_and_they_talk() {
     let alice = sipp_uas(alice_port, &a_rtp, &alice_trace);
     let carol = sipp_uas(carol_port, &c_rtp, &carol_trace);
 
-    let cfg = tempfile::tempdir().unwrap();
-    let (bob_sip, bob_rtp) = (free_udp_port(), free_udp_port());
-    let config = format!(
-        "sip_listen 127.0.0.1:{bob_sip}\nsip_transports udp\n\
-         audio_player aubridge,speaker\naudio_source ausine,440\naudio_alert aubridge,speaker\n\
-         ausrc_srate 48000\nauplay_srate 48000\nausrc_channels 2\nauplay_channels 2\n\
-         rtp_ports {bob_rtp}-{}\n\
-         module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n\
-         module ausine.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\n",
-        bob_rtp + 9
-    );
-    std::fs::write(cfg.path().join("config"), config).unwrap();
-    std::fs::write(
-        cfg.path().join("accounts"),
-        format!(
-            "<sip:bob@127.0.0.1:{};transport=udp>;auth_pass=bob-secret;regint=60\n",
-            d.sip_port()
-        ),
-    )
-    .unwrap();
-    std::fs::write(cfg.path().join("contacts"), "").unwrap();
+    let cfg = sirius_blackbox::baresip_config("bob", "bob-secret", d.sip_port());
     let mut bob = std::process::Command::new("timeout")
         .args(["40", "baresip", "-f"])
         .arg(cfg.path())
