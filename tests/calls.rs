@@ -279,3 +279,71 @@ fn calls_on_both_sip_threads_complete() {
         o.contains("0 active SIP dialogs")
     });
 }
+
+/// `maxload` counts Sirius's own CPU time, not the machine's: with every
+/// CPU kept busy by another program (a build in another shell), a call
+/// still goes through (issue #16: 999 of 1,000 calls got 503 that way).
+#[test]
+fn maxload_ignores_what_other_programs_run() {
+    let d = Daemon::start_with(
+        Setup::chan_sip(&[("sip.toml", SIP_TOML), ("extensions.toml", EXTENSIONS)]),
+        "maxload = 0.5",
+    );
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hogs: Vec<std::process::Child> = (0..cpus)
+        .map(|_| {
+            std::process::Command::new("timeout")
+                .args(["20", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("sh")
+        })
+        .collect();
+    // Wait until the machine is busy: most of every CPU's time over the
+    // last 600 ms (longer than the load sampler smooths over).
+    let jiffies = || -> (u64, u64) {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let v: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let total: u64 = v.iter().sum();
+        (
+            total - v.get(3).copied().unwrap_or(0) - v.get(4).copied().unwrap_or(0),
+            total,
+        )
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let (b0, t0) = jiffies();
+        std::thread::sleep(Duration::from_millis(600));
+        let (b1, t1) = jiffies();
+        if t1 > t0 && (b1 - b0) as f64 / (t1 - t0) as f64 >= 0.8 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the hogs never made the machine busy"
+        );
+    }
+    let (code, out) = call(&d, &["-sn", "uac", "-s", "103"]);
+    for mut h in hogs {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    assert_eq!(
+        code,
+        0,
+        "the call must not get 503:\n{out}\n{}",
+        d.messages()
+    );
+    assert!(
+        !d.messages().contains("Maximum load limit"),
+        "{}",
+        d.messages()
+    );
+}

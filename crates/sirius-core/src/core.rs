@@ -548,7 +548,7 @@ impl Core {
             if busy > maxload {
                 if self.first_refusal_this_second() {
                     log::warn!(
-                        "Maximum loadavg limit of {maxload:.2} load exceeded by new call (CPU {busy:.2} busy): refusing calls"
+                        "Maximum load limit of {maxload:.2} exceeded by new call (Sirius uses {busy:.2} of the CPUs): refusing calls"
                     );
                 }
                 return Err(Cause::CONGESTION);
