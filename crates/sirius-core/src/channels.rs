@@ -70,6 +70,9 @@ pub struct Channel {
     /// The outcome of the transfer its technology was last asked for
     /// (`Transfer()`); `None` while none was asked or none came yet.
     pub transfer: Option<Result<(), Cause>>,
+    /// The channel whose dialplan requested this one (a Dial's caller): a
+    /// ringing callee may only be picked up for a Dial that waits on it.
+    pub dialed_by: Option<ChannelId>,
 }
 
 /// A channel's variables, sorted by name, each name and value allocated to
@@ -281,6 +284,7 @@ impl ChannelRegistry {
             vars: Vars::new(),
             plan: 0,
             transfer: None,
+            dialed_by: None,
         };
         self.table(id).write().insert(id, Box::new(chan));
         ChannelInfo {

@@ -228,10 +228,14 @@ impl Core {
             );
             return Err(Cause::BEARERCAPABILITY_NOTAVAIL);
         }
-        entry
+        let chan = entry
             .tech
             .request_call(caps, dest.into(), requestor.into())
-            .into_result()
+            .into_result()?;
+        if let Some(r) = requestor {
+            self.channels.update(chan, |c| c.dialed_by = Some(r));
+        }
+        Ok(chan)
     }
 
     pub(crate) fn tech_of(&self, chan: ChannelId) -> Result<TechEntry, Cause> {

@@ -84,6 +84,12 @@ impl Core {
         if state == sirius_abi::ChannelState::Up || !self.channels.exists(picker) {
             return Err(Cause::INVALID_CALL_REFERENCE);
         }
+        // Only a leg a live dialplan rings (a Dial's callee) has somebody
+        // to take the picker; a click-to-dial or originated leg has not.
+        let dialer = self.channels.read(ringing, |c| c.dialed_by).flatten();
+        if !dialer.is_some_and(|d| self.channels.exists(d)) {
+            return Err(Cause::INVALID_CALL_REFERENCE);
+        }
         self.pickups.lock().insert(ringing, picker);
         sirius_abi::verbose!(
             3,
@@ -177,6 +183,8 @@ impl Core {
             .ok_or(Cause::INVALID_CALL_REFERENCE)?
             .bridged_to;
         if let Some(p) = peer {
+            // The old plan's `h` must not run when the partner goes now.
+            self.channels.cancel_gone_hooks(chan);
             self.unbridge(chan, p);
             let _ = self.hangup(p, Cause::NORMAL_CLEARING);
         }

@@ -107,6 +107,10 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         if !alive(core, chan) {
             for o in &outs {
                 let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
+                // A phone that picked a callee up has nobody to talk to.
+                if let Some(picker) = core.take_pickup(*o) {
+                    let _ = core.hangup(picker, Cause::NORMAL_CLEARING);
+                }
             }
             return Next::Stop; // the caller hung up: DIALSTATUS=CANCEL, nothing left to run
         }
@@ -156,7 +160,15 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
             break winner;
         }
         outs = still;
+        // The ringing this Dial passed on stops with it (an answered
+        // caller hears it as a tone: Asterisk stops indications here too).
+        let stop_ringing = |ringing_sent: bool| {
+            if ringing_sent {
+                let _ = core.indicate(chan, Indication::StopTones);
+            }
+        };
         if outs.is_empty() {
+            stop_ringing(ringing_sent);
             set_var(core, chan, "DIALSTATUS", status);
             return Next::Continue;
         }
@@ -164,6 +176,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
             for o in &outs {
                 let _ = core.hangup(*o, Cause::NO_ANSWER);
             }
+            stop_ringing(ringing_sent);
             set_var(core, chan, "DIALSTATUS", "NOANSWER");
             return Next::Continue;
         }

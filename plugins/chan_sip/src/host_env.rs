@@ -465,6 +465,9 @@ impl HostEnv {
     }
 
     fn stop_tone(&mut self, chan: ChannelId) {
+        if self.tones.is_empty() {
+            return;
+        }
         if let Some(task) = self.tones.remove(&chan) {
             task.abort();
         }

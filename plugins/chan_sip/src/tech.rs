@@ -306,7 +306,8 @@ impl ChannelDriver for SipTech {
     /// it: waiting for the shard's answer held a PBX worker for a turn of a
     /// busy driver per call, and under load answered calls queued for
     /// their bridge holding their RTP ports (issue #11). Legs of two shards
-    /// are refused, so the core uses its generic bridge. What the shard may
+    /// (joined by a transfer) are bridged on the first leg's shard with the
+    /// second leg's sockets lent to it (`Command::Lend`). What the shard may
     /// still find (a leg that left meanwhile, no relay thread) it logs; the
     /// leg's own hangup ends the bridge as usual.
     fn native_bridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
@@ -325,10 +326,6 @@ impl ChannelDriver for SipTech {
         shards.send(home_a, crate::driver::Command::Bridge(a, b))
     }
 
-    /// Queued behind whatever the core asked before (a hangup of one of
-    /// the legs, say), as every command is: the endpoint then finds the
-    /// pair still relayed or not, and a notice about a pair no longer
-    /// relayed does nothing.
     /// `Transfer()`: queued to the call's thread, which sends the REFER;
     /// the outcome comes back as `channel_transfer_result`.
     fn transfer(&self, chan: ChannelId, dest: &str) -> Result<(), Cause> {
@@ -338,6 +335,10 @@ impl ChannelDriver for SipTech {
         )
     }
 
+    /// Queued behind whatever the core asked before (a hangup of one of
+    /// the legs, say), as every command is: the endpoint then finds the
+    /// pair still relayed or not, and a notice about a pair no longer
+    /// relayed does nothing.
     fn native_unbridge(&self, a: ChannelId, b: ChannelId) -> Result<(), Cause> {
         self.send(a, crate::driver::Command::Unbridge(a, b))
     }

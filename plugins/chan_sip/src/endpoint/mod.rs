@@ -82,7 +82,7 @@ pub fn capabilities() -> Capabilities {
 }
 
 /// `Accept`, as we really accept it.
-pub(crate) const ACCEPT: &str = "application/sdp";
+pub(crate) const ACCEPT: &str = "application/sdp, message/sipfrag";
 
 /// How often the registrar's bindings are expired and lost calls swept.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);

@@ -448,10 +448,10 @@ impl Endpoint {
     /// with it), its ports go back.
     pub(crate) fn take_session(&mut self, chan: ChannelId) -> Option<Box<Session>> {
         let s = self.sessions.remove(chan)?;
-        if !self.refers.referred_by.is_empty() {
-            self.refers.referred_by.remove(&chan);
+        if !self.refers.is_idle() {
+            self.refers.forget_leg(chan);
         }
-        if self.refers.watches(chan) {
+        if !self.refers.is_empty() && self.refers.watches(chan) {
             // A transferee (or a leg called for a REFER) whose call ended
             // under it: the transfer's report ends too.
             let now = self.clock();

@@ -183,6 +183,19 @@ impl Refers {
         self.subs.get(&key).is_some_and(|s| s.moved)
     }
 
+    /// Whether no leg has any transfer state at all (one check per ended
+    /// session in the common case).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.referred_by.is_empty() && self.start_pbx.is_empty() && self.referring.is_empty()
+    }
+
+    /// A leg ended: what was kept for it alone goes.
+    pub(crate) fn forget_leg(&mut self, chan: ChannelId) {
+        self.referred_by.remove(&chan);
+        self.start_pbx.remove(&chan);
+        self.referring.remove(&chan);
+    }
+
     /// A fresh key or ticket.
     pub(crate) fn next_ticket(&mut self) -> u64 {
         self.next += 1;
@@ -537,6 +550,11 @@ impl Endpoint {
     /// leg called for a REFER outside a dialog, ringing, progress, the
     /// answer (which starts its dialplan and is the final report).
     pub(crate) fn refer_leg_progress(&mut self, chan: ChannelId, code: u16) {
+        // Answered: its dialplan starts whether or not anybody is still
+        // told (the dialer's subscription may have ended first).
+        if (200..300).contains(&code) {
+            self.refer_leg_answered(chan);
+        }
         if !self.refers.watches(chan) {
             return;
         }
@@ -547,10 +565,7 @@ impl Endpoint {
         match code {
             180 => self.refer_status(now, key, 180, "Ringing", false),
             183 => self.refer_status(now, key, 183, "Session Progress", false),
-            200..=299 => {
-                self.refer_leg_answered(chan);
-                self.refer_status(now, key, 200, "OK", true);
-            }
+            200..=299 => self.refer_status(now, key, 200, "OK", true),
             _ => {}
         }
     }
