@@ -224,9 +224,15 @@ impl Endpoint {
                 Cause::NORMAL_CLEARING,
             ));
         }
+        self.tell_home_of(chan, ShardMsg::End(chan));
+    }
+
+    /// Sends `msg` to the shard `chan` lives on, when that is another one
+    /// (a leg of ours is handled here, not told).
+    pub(crate) fn tell_home_of(&mut self, chan: ChannelId, msg: ShardMsg) {
         let home = self.shared.shards.home(chan);
         if home != self.home.index {
-            self.out.push_back(Output::Shard(home, ShardMsg::End(chan)));
+            self.out.push_back(Output::Shard(home, msg));
         }
     }
 
@@ -235,13 +241,7 @@ impl Endpoint {
         match self.sessions.get(chan) {
             Some(s) if s.local_hold => self.send_hold(now, chan, false),
             Some(_) => {}
-            None => {
-                let home = self.shared.shards.home(chan);
-                if home != self.home.index {
-                    self.out
-                        .push_back(Output::Shard(home, ShardMsg::Unhold(chan)));
-                }
-            }
+            None => self.tell_home_of(chan, ShardMsg::Unhold(chan)),
         }
     }
 

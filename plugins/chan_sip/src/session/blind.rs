@@ -82,6 +82,15 @@ impl Endpoint {
     }
 }
 
+/// The request's one `Refer-To`, parsed; `None` when it has none, several,
+/// or one that is not a sip/sips/tel name-addr (a REFER answers that 400).
+pub(crate) fn single_refer_to(msg: &Message) -> Option<ReferTo> {
+    if msg.headers.count(&HeaderName::ReferTo) != 1 {
+        return None;
+    }
+    ReferTo::parse(msg.headers.get(&HeaderName::ReferTo)?).ok()
+}
+
 /// The final report of a transfer the core refused.
 pub(crate) fn refused_transfer(cause: Cause) -> (u16, &'static str) {
     match cause {

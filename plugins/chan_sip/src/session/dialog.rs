@@ -243,13 +243,8 @@ impl Endpoint {
         }
         if self.sessions.get(other).is_none() {
             // Bridged across shards (lent media): its own shard re-INVITEs it.
-            let home = self.shared.shards.home(other);
-            if home != self.home.index {
-                let msg = crate::endpoint::ShardMsg::Hold(other, held);
-                self.out
-                    .push_back(crate::endpoint::Output::Shard(home, msg));
-            }
-            return;
+            let msg = crate::endpoint::ShardMsg::Hold(other, held);
+            return self.tell_home_of(other, msg);
         }
         self.send_hold(now, other, held);
     }

@@ -41,9 +41,9 @@ use crate::endpoint::{ClientUsage, Endpoint, Env, Now};
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::dialog::{DialogId, DialogState};
 use sirius_sip::message::{HeaderName, Message, Method};
-use sirius_sip::refer::{refer_sub_false, sipfrag, ReferTo, SubState, REFER_SUB, SIPFRAG};
+use sirius_sip::refer::{refer_sub_false, sipfrag, SubState, REFER_SUB, SIPFRAG};
 
-pub(crate) use super::blind::{blind_target, refused_transfer, BlindTarget};
+pub(crate) use super::blind::{blind_target, refused_transfer, single_refer_to, BlindTarget};
 use sirius_sip::transaction::{Transport, TxId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -292,15 +292,7 @@ impl Endpoint {
         }
         let peer_context = peer.map(|p| p.context.clone()).unwrap_or_default();
         drop(running);
-        let refer_to = match msg.headers.count(&HeaderName::ReferTo) {
-            1 => msg
-                .headers
-                .get(&HeaderName::ReferTo)
-                .map(ReferTo::parse)
-                .and_then(Result::ok),
-            _ => None,
-        };
-        let Some(refer_to) = refer_to else {
+        let Some(refer_to) = single_refer_to(msg) else {
             log::info!(
                 "REFER from {source} refused: Refer-To missing, repeated or not a sip, sips or tel URI"
             );
@@ -399,15 +391,13 @@ impl Endpoint {
                 self.unhold_anywhere(now, transferee);
                 // A transferee of another shard (calls joined across shards
                 // by an earlier transfer) reports from there.
-                let home = self.shared.shards.home(transferee);
-                if self.sessions.get(transferee).is_none() && home != self.home.index {
+                if self.sessions.get(transferee).is_none() {
                     let watch = crate::endpoint::ShardMsg::Watch {
                         chan: transferee,
                         from: self.home.index,
                         ticket: key,
                     };
-                    self.out
-                        .push_back(crate::endpoint::Output::Shard(home, watch));
+                    self.tell_home_of(transferee, watch);
                 }
                 Ok(())
             }

@@ -24,7 +24,6 @@ use crate::endpoint::{Endpoint, Env, HostAction, Now, OutboundSetup};
 use crate::registrar::AuthOutcome;
 use sirius_abi::{ChannelSpec, ChannelState, Direction};
 use sirius_sip::message::{build, HeaderName, Message, Uri};
-use sirius_sip::refer::ReferTo;
 use sirius_sip::transaction::{Transport, TxId};
 use std::net::SocketAddr;
 
@@ -71,15 +70,7 @@ impl Endpoint {
         };
         let sender = sender.name.clone();
         drop(running);
-        let refer_to = match msg.headers.count(&HeaderName::ReferTo) {
-            1 => msg
-                .headers
-                .get(&HeaderName::ReferTo)
-                .map(ReferTo::parse)
-                .and_then(Result::ok)
-                .filter(|r| r.replaces.is_none()),
-            _ => None,
-        };
+        let refer_to = super::refer::single_refer_to(msg).filter(|r| r.replaces.is_none());
         let Some(refer_to) = refer_to else {
             return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]);
         };
