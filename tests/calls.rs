@@ -290,14 +290,30 @@ fn maxload_ignores_what_other_programs_run() {
         "maxload = 0.5",
     );
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let hogs: Vec<std::process::Child> = (0..cpus)
-        .map(|_| {
-            std::process::Command::new("timeout")
-                .args(["20", "sh", "-c", "while :; do :; done"])
-                .spawn()
-                .expect("sh")
-        })
-        .collect();
+    /// The busy loops, stopped when dropped (a failed assertion too). With
+    /// SIGTERM, which `timeout` passes on to its shell: a SIGKILL ends
+    /// `timeout` alone and leaves the loop spinning for ever.
+    struct Hogs(Vec<std::process::Child>);
+    impl Drop for Hogs {
+        fn drop(&mut self) {
+            for h in &mut self.0 {
+                let _ = std::process::Command::new("kill")
+                    .arg(h.id().to_string())
+                    .status();
+                let _ = h.wait();
+            }
+        }
+    }
+    let hogs = Hogs(
+        (0..cpus)
+            .map(|_| {
+                std::process::Command::new("timeout")
+                    .args(["20", "sh", "-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("sh")
+            })
+            .collect(),
+    );
     // Wait until the machine is busy: most of every CPU's time over the
     // last 600 ms (longer than the load sampler smooths over).
     let jiffies = || -> (u64, u64) {
@@ -331,10 +347,7 @@ fn maxload_ignores_what_other_programs_run() {
         );
     }
     let (code, out) = call(&d, &["-sn", "uac", "-s", "103"]);
-    for mut h in hogs {
-        let _ = h.kill();
-        let _ = h.wait();
-    }
+    drop(hogs);
     assert_eq!(
         code,
         0,
