@@ -284,6 +284,21 @@ impl Host {
         self.services
             .channel_set_var(id, RStr::from_str(name), RStr::from_str(value))
     }
+
+    /// This thread starts a turn of its event loop (see
+    /// [`CoreServices::turn_started`]): the core keeps the work it raises
+    /// for [`Host::turn_ended`].
+    ///
+    /// [`CoreServices::turn_started`]: crate::CoreServices::turn_started
+    pub fn turn_started(&self) {
+        self.services.turn_started()
+    }
+
+    /// Ends the turn: runs on this thread what the core kept for it. Call it
+    /// holding none of the plugin's locks.
+    pub fn turn_ended(&self) {
+        self.services.turn_ended()
+    }
 }
 
 /// Runs `body` on a thread of its own, named `name`, and reports to the core

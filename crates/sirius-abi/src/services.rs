@@ -82,7 +82,8 @@ pub type SchedCallbackBox = SchedCallback_TO<'static, RBox<()>>;
 /// runs when an older core lacks them: [`CoreServices::plugin_failed`],
 /// [`CoreServices::device_state_changed`], then the transfer services
 /// ([`CoreServices::channel_blind_transfer`], channel variables, attended
-/// transfer, a transfer's outcome). Always append, in the order added: a
+/// transfer, a transfer's outcome, pickup and replace), then a plugin
+/// thread's turns ([`CoreServices::turn_started`]). Always append, in the order added: a
 /// method inserted before another moves that one's vtable slot.
 #[sabi_trait]
 pub trait CoreServices: Send + Sync + Clone {
@@ -238,6 +239,23 @@ pub trait CoreServices: Send + Sync + Clone {
         let _ = (old, new);
         RResult::RErr(Cause::FACILITY_NOT_IMPLEMENTED)
     }
+
+    /// The calling thread starts a turn of its event loop: until
+    /// [`CoreServices::turn_ended`], work the core would hand to the PBX
+    /// pool because of what this thread reports (a dialplan in `Dial` woken
+    /// by its callee's ringing or answer) is kept for the end of the turn
+    /// instead, where the plugin holds nothing and the thread runs it itself:
+    /// no other thread is woken for it. A thread that never marks its turns
+    /// loses nothing (its wakes go to the pool). Default (an older core):
+    /// nothing.
+    fn turn_started(&self) {}
+
+    /// Ends the turn [`CoreServices::turn_started`] began: runs the work
+    /// kept for it on this thread (a few rounds; the rest goes to the pool)
+    /// and stops keeping work. The plugin must hold none of its own locks:
+    /// that work calls its technology methods. Default (an older core):
+    /// nothing.
+    fn turn_ended(&self) {}
 }
 
 /// The services object as plugins hold it.

@@ -6,6 +6,7 @@
 //! * [`io`]: IO contexts — a tokio runtime per owner (the core's console, each plugin's monitor);
 //! * [`channels`]: the channel registry, with Asterisk's counters;
 //! * [`core`]: [`Core`], channel technologies, `request`/`call`/`hangup`, shutdown;
+//! * [`deferred`]: work a plugin thread defers to the end of its turn (a woken dialplan);
 //! * [`devstate`]: device states pushed by plugins, and subscriptions to their changes;
 //! * [`loader`]: the module loader (`module load|unload|reload`, autoload);
 //! * [`services`]: the `CoreServices` each plugin is given;
@@ -19,6 +20,7 @@ pub mod bridges;
 pub mod channels;
 pub mod config;
 pub mod core;
+pub mod deferred;
 pub mod devstate;
 pub mod events;
 pub mod limits;

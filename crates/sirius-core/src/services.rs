@@ -110,8 +110,14 @@ impl CoreServices for HostServices {
 
     fn channel_caller_id(&self, id: ChannelId) -> ROption<Tuple2<RString, RString>> {
         self.core()
-            .and_then(|core| core.channels.get(id))
-            .map(|c| Tuple2(RString::from(c.caller_num), RString::from(c.caller_name)))
+            .and_then(|core| {
+                core.channels.read(id, |c| {
+                    Tuple2(
+                        RString::from(c.caller_num.as_str()),
+                        RString::from(c.caller_name.as_str()),
+                    )
+                })
+            })
             .into()
     }
 
@@ -222,6 +228,14 @@ impl CoreServices for HostServices {
             Some(core) => core.replace(old, new).into(),
             None => RResult::RErr(Cause::FAILURE),
         }
+    }
+
+    fn turn_started(&self) {
+        crate::deferred::turn_started();
+    }
+
+    fn turn_ended(&self) {
+        crate::deferred::turn_ended();
     }
 
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {

@@ -32,8 +32,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         .map(Duration::from_secs);
     let caps = core
         .channels
-        .get(chan)
-        .map(|c| Capabilities::of(&c.codecs))
+        .read(chan, |c| Capabilities::of(&c.codecs))
         .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
     let mut status = "CHANUNAVAIL";
     let mut outs = Vec::new();
@@ -51,8 +50,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
             Ok(out) => {
                 let vars = core
                     .channels
-                    .get(chan)
-                    .map(|c| crate::vars::inherited(&c.vars))
+                    .read(chan, |c| crate::vars::inherited(&c.vars))
                     .unwrap_or_default();
                 core.channels.update(out, |c| c.vars.extend(&vars));
                 match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
@@ -195,8 +193,8 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
     core.channels.set_cause(chan, Cause::NORMAL_CLEARING);
     if core
         .channels
-        .get(chan)
-        .is_some_and(|c| c.state != sirius_abi::ChannelState::Up)
+        .state(chan)
+        .is_some_and(|state| state != sirius_abi::ChannelState::Up)
     {
         if let Err(c) = core.answer(chan) {
             let _ = core.hangup(answered, c);
@@ -211,8 +209,8 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
     };
     let name = |id: ChannelId| {
         core.channels
-            .get(id)
-            .map_or_else(|| id.to_string(), |c| c.name)
+            .read(id, |c| c.name.clone())
+            .unwrap_or_else(|| id.to_string())
     };
     sirius_abi::verbose!(
         3,

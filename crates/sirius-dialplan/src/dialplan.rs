@@ -331,24 +331,26 @@ impl Dialplan {
     /// Finds the extension for `exten` in `context`, then in its includes
     /// (depth first, in order, each context visited once), as Asterisk does.
     pub fn find(&self, context: &str, exten: &str) -> Option<(&Context, &Extension)> {
-        let mut seen = Vec::new();
-        self.find_in(context, exten, &mut seen)
+        self.find_in(context, exten, &mut Vec::new())
     }
 
-    fn find_in<'a>(
+    /// Looks in `context`, then in what it includes, never twice in one
+    /// context (include loops). Allocates nothing unless it follows an
+    /// include: it runs several times for each step of every call.
+    fn find_in<'a: 's, 's>(
         &'a self,
-        context: &str,
+        context: &'s str,
         exten: &str,
-        seen: &mut Vec<String>,
+        seen: &mut Vec<&'s str>,
     ) -> Option<(&'a Context, &'a Extension)> {
-        if seen.iter().any(|s| s == context) {
-            return None;
-        }
-        seen.push(context.to_string());
         let c = self.contexts.get(context)?;
         if let Some(e) = c.extensions.iter().find(|e| e.pattern.matches(exten)) {
             return Some((c, e));
         }
+        if c.includes.is_empty() || seen.contains(&context) {
+            return None;
+        }
+        seen.push(context);
         c.includes
             .iter()
             .find_map(|(inc, _)| self.find_in(inc, exten, seen))

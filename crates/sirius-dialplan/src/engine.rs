@@ -53,11 +53,9 @@ impl DialplanEngine {
 
 impl PbxEngine for DialplanEngine {
     fn start(&self, core: &Arc<Core>, chan: ChannelId) -> Result<(), Cause> {
-        let Some(c) = core.channels.get(chan) else {
-            return Err(Cause::INVALID_CALL_REFERENCE);
-        };
         let dp = self.current();
-        match dp.find(&c.context, &c.exten) {
+        // What the plan starts at, read without copying the channel.
+        let start = core.channels.read(chan, |c| match dp.find(&c.context, &c.exten) {
             None => {
                 log::info!(
                     "Call from '{}' ({}) to extension '{}' rejected because extension not found in context '{}'.",
@@ -68,19 +66,13 @@ impl PbxEngine for DialplanEngine {
                 );
                 Err(Cause::UNALLOCATED)
             }
-            Some((ctx, _)) => {
-                // From the channel's priority: 1 for a new call, another
-                // after `channel redirect` to one.
-                crate::exec::spawn(
-                    self.pool.handle(),
-                    core.clone(),
-                    dp.clone(),
-                    chan,
-                    (ctx.name.clone(), c.exten.clone(), c.priority.max(1)),
-                );
-                Ok(())
-            }
-        }
+            // From the channel's priority: 1 for a new call, another after
+            // `channel redirect` to one.
+            Some((ctx, _)) => Ok((ctx.name.clone(), c.exten.clone(), c.priority.max(1))),
+        });
+        let at = start.ok_or(Cause::INVALID_CALL_REFERENCE)??;
+        crate::exec::spawn(self.pool.handle(), core.clone(), dp.clone(), chan, at);
+        Ok(())
     }
 
     fn show(&self, context: Option<&str>) -> Result<String, String> {

@@ -529,11 +529,25 @@ impl Driver {
     }
 
     /// Performs everything the endpoint asked for.
+    ///
+    /// What the host actions wake in the core (a dialplan in `Dial` whose
+    /// callee rang or answered) runs on this thread at the end, not on a
+    /// PBX worker woken for it (`sirius_core::deferred` says why): the
+    /// actions are the turn, marked only around this synchronous loop so
+    /// that the marking can never outlive it. The plan's requests to us
+    /// come back as commands, for the next turn.
     fn flush(&mut self) {
+        let mut turn = false;
         while let Some(o) = self.ep.poll() {
             match o {
                 Output::Transmit(t) => self.transmit(t),
-                Output::Host(h) => self.host(h),
+                Output::Host(h) => {
+                    if !turn {
+                        turn = true;
+                        self.env.shared.host.turn_started();
+                    }
+                    self.host(h)
+                }
                 Output::Media(m) => self.env.media(m),
                 Output::Shard(k, msg) => {
                     if self.env.shared.shards.send(k, Command::Shard(msg)).is_err() {
@@ -553,6 +567,9 @@ impl Driver {
                     });
                 }
             }
+        }
+        if turn {
+            self.env.shared.host.turn_ended();
         }
     }
 
