@@ -312,3 +312,64 @@ fn dialplan_show_and_atomic_reload() {
         "{show}"
     );
 }
+
+/// Issue #16's first-hour defects: a start on a broken extensions.toml
+/// runs an empty dialplan that `dialplan reload` replaces once the file is
+/// mended (it said "No dialplan is loaded" until a restart); `module
+/// reload` without a name reloads the dialplan too; an unknown application
+/// or a Goto to a missing label is refused at reload, naming file, line,
+/// extension and priority.
+#[test]
+fn a_broken_dialplan_at_start_is_mended_by_a_reload() {
+    let d = sirius_blackbox::Daemon::start(sirius_blackbox::Setup {
+        modules_toml: "autoload = false\n",
+        modules_dir: None,
+        files: &[("extensions.toml", "[demo]\n\"600\" = [\"Answer(\"]\n")],
+    });
+    let log = d.messages();
+    assert!(
+        log.contains("extensions.toml:2: missing ')' in 'Answer('; running with an empty dialplan"),
+        "{log}"
+    );
+    assert!(d
+        .rx("dialplan show")
+        .ok()
+        .contains("-= 0 extensions (0 priorities) in 0 contexts. =-"));
+    let write = |text: &str| std::fs::write(d.etc().join("extensions.toml"), text).unwrap();
+    write("[demo]\n\"600\" = [\"Answer()\", \"Playbak(hello)\"]\n");
+    let out = d.rx("dialplan reload").failed();
+    assert!(
+        out.contains("extensions.toml:2: no application 'Playbak' (extension '600' of context 'demo', priority 2)"),
+        "{out}"
+    );
+    write("[demo]\n\"600\" = [\"Answer()\", \"Goto(again)\"]\n");
+    let out = d.rx("dialplan reload").failed();
+    assert!(
+        out.contains("extensions.toml:2: Goto to priority or label 'again', which extension '600' of context 'demo' does not have (extension '600' of context 'demo', priority 2)"),
+        "{out}"
+    );
+    write("[demo]\n\"600\" = [\"Answer()\", \"again: Wait(1)\", \"Goto(again)\"]\n");
+    assert_eq!(
+        d.rx("dialplan reload").ok().trim_end(),
+        "Dialplan reloaded."
+    );
+    assert!(d.rx("dialplan show demo").ok().contains("'600' =>"));
+    // `module reload` alone reloads the dialplan as well.
+    write("[demo]\n\"700\" = [\"NoOp(hello)\"]\n");
+    assert_eq!(d.rx("module reload").ok().trim_end(), "Dialplan reloaded.");
+    let show = d.rx("dialplan show").ok();
+    assert!(
+        show.contains("'700' =>") && !show.contains("'600'"),
+        "{show}"
+    );
+    // A broken file: reported, the running dialplan stays.
+    write("[demo]\n\"800\" = [\"Nope()\"]\n");
+    let out = d.rx("module reload").failed();
+    assert!(
+        out.starts_with("The dialplan could not be reloaded: ")
+            && out
+                .contains("no application 'Nope' (extension '800' of context 'demo', priority 1)"),
+        "{out}"
+    );
+    assert!(d.rx("dialplan show").ok().contains("'700' =>"));
+}

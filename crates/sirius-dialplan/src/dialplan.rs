@@ -59,6 +59,26 @@ pub struct Context {
     pub extensions: Vec<Extension>,
 }
 
+/// The applications a step may run (`exec.rs`), in lower case; anything
+/// else is refused when the file is loaded.
+pub const APPLICATIONS: &[&str] = &[
+    "answer",
+    "busy",
+    "congestion",
+    "dial",
+    "echo",
+    "goto",
+    "gotoif",
+    "hangup",
+    "noop",
+    "progress",
+    "ringing",
+    "set",
+    "transfer",
+    "verbose",
+    "wait",
+];
+
 /// A loaded dialplan.
 #[derive(Debug, Clone, Default)]
 pub struct Dialplan {
@@ -325,7 +345,99 @@ impl Dialplan {
                 }
             }
         }
+        dp.check_steps()
+            .map_err(|(line, reason)| DialplanError::Invalid {
+                file: path.display().to_string(),
+                line,
+                reason,
+            })?;
         Ok(dp)
+    }
+
+    /// What would only fail once a call got there, found at load time so
+    /// that `dialplan reload` refuses it and names the line: an application
+    /// Sirius does not have, a `Goto`/`GotoIf` whose fixed target (no
+    /// `${…}` in it) names an unknown context, a priority or label its
+    /// extension lacks, or an extension its context lacks when that context
+    /// has no `i` to send the call to.
+    fn check_steps(&self) -> Result<(), (usize, String)> {
+        for c in self.contexts.values() {
+            for e in &c.extensions {
+                for step in &e.steps {
+                    let at = || {
+                        format!(
+                            "(extension '{}' of context '{}', priority {})",
+                            e.pattern, c.name, step.priority
+                        )
+                    };
+                    let app = step.app.to_ascii_lowercase();
+                    if !APPLICATIONS.contains(&app.as_str()) {
+                        return Err((step.line, format!("no application '{}' {}", step.app, at())));
+                    }
+                    let targets: Vec<&str> = match app.as_str() {
+                        "goto" => vec![step.data.as_str()],
+                        "gotoif" => {
+                            let rest = step.data.split_once('?').map_or("", |(_, r)| r);
+                            let (yes, no) = rest.split_once(':').unwrap_or((rest, ""));
+                            vec![yes, no]
+                        }
+                        _ => Vec::new(),
+                    };
+                    for t in targets {
+                        let t = t.trim();
+                        if t.is_empty() || t.contains('$') {
+                            continue; // nothing to go to, or known only at run time
+                        }
+                        if let Err(why) = self.check_goto(c, e, t) {
+                            return Err((step.line, format!("{why} {}", at())));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a fixed `Goto` target (`[[context,]exten,]priority|label`)
+    /// from extension `from` of context `ctx` exists.
+    fn check_goto(&self, ctx: &Context, from: &Extension, target: &str) -> Result<(), String> {
+        let parts: Vec<&str> = target.split(',').map(str::trim).collect();
+        let (context, exten, prio) = match parts.as_slice() {
+            [p] => (ctx.name.as_str(), None, *p),
+            [e, p] => (ctx.name.as_str(), Some(*e), *p),
+            [c, e, p] => (*c, Some(*e), *p),
+            _ => return Err(format!("Goto target '{target}' has too many parts")),
+        };
+        let ext = match exten {
+            // The same extension: the one this step is in.
+            None => from,
+            Some(x) => match self.find(context, x) {
+                Some((_, ext)) => ext,
+                None if !self.contexts.contains_key(context) => {
+                    return Err(format!("Goto to unknown context '{context}'"));
+                }
+                // As in Asterisk, the call then goes to the context's
+                // invalid-extension handler: a way to reach `i` on purpose.
+                None if self.find(context, "i").is_some() => return Ok(()),
+                None => {
+                    return Err(format!(
+                        "Goto to extension '{x}', which context '{context}' does not have"
+                    ))
+                }
+            },
+        };
+        let found = match prio.parse::<u32>() {
+            Ok(n) => ext.steps.iter().any(|s| s.priority == n),
+            Err(_) => ext.steps.iter().any(|s| s.label.as_deref() == Some(prio)),
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(format!(
+                "Goto to priority or label '{prio}', which extension '{}' of context '{context}' does not have",
+                ext.pattern
+            ))
+        }
     }
 
     /// Finds the extension for `exten` in `context`, then in its includes
@@ -526,5 +638,44 @@ include = ["internal"]
             "extensions.toml:2: extension '1' must be a list of steps"
         );
         assert!(err("[a\n").starts_with("extensions.toml:1:"));
+    }
+
+    #[test]
+    fn unknown_applications_and_missing_goto_targets_are_refused_at_load() {
+        let err = |t: &str| {
+            Dialplan::parse(Path::new("extensions.toml"), t)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("[a]\n\"1\" = [\"Answer()\", \"Playbak(hello)\"]\n"),
+            "extensions.toml:2: no application 'Playbak' (extension '1' of context 'a', priority 2)"
+        );
+        assert_eq!(
+            err("[a]\n\"1\" = [\n \"NoOp()\",\n \"Goto(nowhere)\"]\n"),
+            "extensions.toml:4: Goto to priority or label 'nowhere', which extension '1' of context 'a' does not have (extension '1' of context 'a', priority 2)"
+        );
+        assert_eq!(
+            err("[a]\n\"1\" = [\"Goto(2,1)\"]\n"),
+            "extensions.toml:2: Goto to extension '2', which context 'a' does not have (extension '1' of context 'a', priority 1)"
+        );
+        // With an `i` extension there, that is where such a Goto goes.
+        Dialplan::parse(
+            Path::new("extensions.toml"),
+            "[a]\n\"1\" = [\"Goto(2,1)\"]\n\"i\" = [\"Busy()\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            err("[a]\n\"1\" = [\"Goto(b,2,1)\"]\n"),
+            "extensions.toml:2: Goto to unknown context 'b' (extension '1' of context 'a', priority 1)"
+        );
+        assert_eq!(
+            err("[a]\n\"1\" = [\"GotoIf($[1]?20,5:top)\", \"top: NoOp()\"]\n\"_2X\" = [\"NoOp()\"]\n"),
+            "extensions.toml:2: Goto to priority or label '5', which extension '_2X' of context 'a' does not have (extension '1' of context 'a', priority 1)",
+            "a condition's own $[...] is not a variable target"
+        );
+        // What is only known at run time, or exists, passes.
+        let ok = "[a]\ninclude = [\"b\"]\n\"1\" = [\"top: NoOp()\", \"Goto(top)\", \"Goto(2)\", \"Goto(${X})\", \"Goto(b,5,again)\", \"GotoIf(${C}?top:)\", \"goto(20,1)\"]\n[b]\n\"_X\" = [\"again: Wait(1)\"]\n\"_2X\" = [\"NoOp()\"]\n";
+        Dialplan::parse(Path::new("extensions.toml"), ok).unwrap();
     }
 }

@@ -31,6 +31,20 @@ impl DialplanEngine {
         Ok(DialplanEngine::with_dialplan(path, dp, Pool::per_core()?))
     }
 
+    /// An engine with an empty dialplan (every call gets 404) that
+    /// `dialplan reload` fills from `path`: the daemon's start when the file
+    /// is broken, so that mending it needs no restart.
+    pub fn empty(path: PathBuf) -> Result<DialplanEngine, crate::pool::PoolError> {
+        let dp = Dialplan {
+            file: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            ),
+            ..Dialplan::default()
+        };
+        Ok(DialplanEngine::with_dialplan(path, dp, Pool::per_core()?))
+    }
+
     /// An engine running `dp` (as if loaded from `path`) on `pool`.
     pub fn with_dialplan(path: PathBuf, dp: Dialplan, pool: Pool) -> DialplanEngine {
         DialplanEngine {

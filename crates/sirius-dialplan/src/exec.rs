@@ -231,6 +231,8 @@ async fn run_steps(
                 exten: e,
                 target,
             } => {
+                let from =
+                    format!("priority {prio} of extension '{exten}' in context '{ctx_name}'");
                 context = c;
                 exten = e;
                 let Some((_, ext)) = dp.find(&context, &exten) else {
@@ -247,7 +249,7 @@ async fn run_steps(
                     {
                         Some(s) => s.priority,
                         None => {
-                            log::warn!("Goto: no label '{target}' in {exten}@{context}");
+                            log::warn!("Goto from {from}: no priority or label '{target}' in extension '{exten}' of context '{context}': hanging up");
                             hangup_as_is(core, chan);
                             return (context, None);
                         }
@@ -525,7 +527,13 @@ async fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, conte
         "dial" => crate::dial::dial(core, chan, &args).await,
         "transfer" => crate::transfer::transfer(core, chan, &args).await,
         other => {
-            log::warn!("No application '{other}' for extension in context '{context}': hanging up");
+            // The loader refuses unknown applications in extensions.toml;
+            // this is an originate's (`channel originate … application X`).
+            let (exten, prio) = core
+                .channels
+                .read(chan, |c| (c.exten.clone(), c.priority))
+                .unwrap_or_default();
+            log::warn!("No application '{other}' for extension '{exten}' in context '{context}', priority {prio}: hanging up");
             hangup_as_is(core, chan);
             Next::Stop
         }

@@ -144,19 +144,19 @@ impl Pattern {
         let Some(elements) = &self.elements else {
             return self.text == exten;
         };
-        let chars: Vec<char> = exten.chars().collect();
-        let mut i = 0;
+        // Walked, not collected: it runs for every step of every call.
+        let mut chars = exten.chars();
         for e in elements {
             match e {
-                Element::Set(s) => match chars.get(i) {
-                    Some(c) if s.contains(c) => i += 1,
+                Element::Set(s) => match chars.next() {
+                    Some(c) if s.contains(&c) => {}
                     _ => return false,
                 },
-                Element::OneOrMore => return i < chars.len(),
+                Element::OneOrMore => return chars.next().is_some(),
                 Element::ZeroOrMore => return true,
             }
         }
-        i == chars.len()
+        chars.next().is_none()
     }
 
     /// Asterisk's try order: exact before patterns, then by specificity.

@@ -93,9 +93,26 @@ pub fn run(opts: Options) -> ExitCode {
         Err(e) => log::warn!("Could not raise the open files limit to {maxfiles}: {e}"),
     }
     // The dialplan first: modules may start taking calls as soon as they load.
-    match sirius_dialplan::DialplanEngine::load(core.paths.config_dir.join("extensions.toml")) {
+    let extensions = core.paths.config_dir.join("extensions.toml");
+    match sirius_dialplan::DialplanEngine::load(extensions.clone()) {
         Ok(engine) => core.set_pbx_engine(Arc::new(engine)),
-        Err(e) => log::error!("{e}; running without a dialplan (every call is refused with 404)"),
+        // A broken file: an empty dialplan runs (every call is refused with
+        // 404) so that `dialplan reload` loads the file once it is mended,
+        // without a restart.
+        Err(sirius_dialplan::DialplanError::Pool(e)) => {
+            log::error!("{e}; running without a dialplan (every call is refused with 404)")
+        }
+        Err(e) => match sirius_dialplan::DialplanEngine::empty(extensions) {
+            Ok(engine) => {
+                log::error!(
+                    "{e}; running with an empty dialplan (every call is refused with 404) until `dialplan reload` loads a mended file"
+                );
+                core.set_pbx_engine(Arc::new(engine));
+            }
+            Err(pool) => log::error!(
+                "{e}; {pool}; running without a dialplan (every call is refused with 404)"
+            ),
+        },
     }
     let results = core.autoload();
     let loaded = results

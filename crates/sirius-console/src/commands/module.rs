@@ -118,6 +118,24 @@ fn reload(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
         args.rest.to_vec()
     };
     let mut out = Vec::new();
+    // Without a name, everything that reloads, the dialplan first, as
+    // Asterisk's `module reload` reloads pbx_config with the rest. A
+    // dialplan that fails stays as it was; the modules reload all the same.
+    let mut failed = false;
+    if args.rest.is_empty() {
+        if let Some(engine) = core.pbx_engine() {
+            match engine.reload() {
+                Ok(r) => {
+                    *core.last_reload.lock() = std::time::Instant::now();
+                    out.push(r);
+                }
+                Err(e) => {
+                    failed = true;
+                    out.push(format!("The dialplan could not be reloaded: {e}"));
+                }
+            }
+        }
+    }
     for n in &names {
         let shown = format!("{}.so", module_name(n));
         match core.reload_module(n) {
@@ -128,11 +146,13 @@ fn reload(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
                 }
             }
             Err(e) => {
-                return Err(CommandError::Failed(format!(
-                    "The module '{shown}' could not be reloaded: {e}"
-                )))
+                out.push(format!("The module '{shown}' could not be reloaded: {e}"));
+                return Err(CommandError::Failed(out.join("\n")));
             }
         }
+    }
+    if failed {
+        return Err(CommandError::Failed(out.join("\n")));
     }
     Ok(out.join("\n"))
 }
