@@ -1,6 +1,7 @@
 //! chan_sip driven by a real peer (sipp, Debian's sip-tester) on 127.0.0.1.
 
 use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Kamailio, SippProcess};
+use std::time::Duration;
 
 const SIP_TOML: &str = r#"
 [general]
@@ -255,7 +256,6 @@ fn sipp_uas(file: &str, port: u16, extra: &[&str]) -> SippProcess {
 
 #[test]
 fn an_outbound_registration_reaches_registered_and_unregisters_on_unload() {
-    use std::time::Duration;
     let reg_port = free_udp_port();
     let registrar = sipp_uas("registrar_uas.xml", reg_port, &["-m", "1"]);
     let cfg = format!(
@@ -304,7 +304,6 @@ fn an_outbound_registration_reaches_registered_and_unregisters_on_unload() {
 
 #[test]
 fn a_peer_that_stops_answering_goes_unreachable() {
-    use std::time::Duration;
     let peer_port = free_udp_port();
     let responder = sipp_uas("options_uas.xml", peer_port, &[]);
     let cfg = format!(
@@ -401,7 +400,6 @@ fn sip_debug_can_follow_one_address_or_one_peer() {
 
 #[test]
 fn outbound_registrations_over_udp_and_tcp_reach_registered_at_kamailio_and_end_with_expires_0() {
-    use std::time::Duration;
     let kamailio = Kamailio::start("carol", "carol-pw");
     let k = kamailio.port;
     let cfg = format!(
@@ -445,7 +443,6 @@ fn outbound_registrations_over_udp_and_tcp_reach_registered_at_kamailio_and_end_
 /// `[[register]]` line added to it starts registering.
 #[test]
 fn a_register_line_added_on_reload_registers() {
-    use std::time::Duration;
     let reg_port = free_udp_port();
     let registrar = sipp_uas("registrar_uas.xml", reg_port, &["-m", "1"]);
     let d = Daemon::with_chan_sip(&[("sip.toml", SIP_TOML)]);
@@ -466,4 +463,59 @@ fn a_register_line_added_on_reload_registers() {
         "Unloaded chan_sip.so"
     );
     assert_eq!(registrar.finish(), Some(0));
+}
+
+/// Issue #16 item 3: an out-of-dialog flood from one source holds no memory.
+/// 30,000 OPTIONS (50 in flight at a time, each its own Call-ID and
+/// branch): every one is answered 200, RSS stays within a few MB of idle
+/// during the flood and after it (each used to leave a transaction for
+/// 32 s: 500,000 of them took 245 MB).
+#[test]
+fn an_options_flood_is_answered_without_holding_memory() {
+    let d = pbx();
+    let idle = d.rss_kib();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let port = d.sip_port(); // (asks the console: once)
+    let pbx_addr = ("127.0.0.1", port);
+    // 50 in flight: their answers fit the socket's default receive buffer.
+    let (total, window) = (30_000u32, 50u32);
+    let (mut answered, mut peak) = (0u32, idle);
+    let mut buf = [0u8; 2048];
+    for start in (0..total).step_by(window as usize) {
+        for n in start..start + window {
+            let req = format!(
+                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-fl{n}\r\n\
+                 From: <sip:flood@127.0.0.1>;tag=f{n}\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: flood-{n}\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            sock.send_to(req.as_bytes(), pbx_addr).unwrap();
+        }
+        for _ in 0..window {
+            let n = sock.recv(&mut buf).expect("every OPTIONS is answered");
+            assert!(buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"));
+            answered += 1;
+        }
+        if start % 5_000 == 0 {
+            peak = peak.max(d.rss_kib());
+        }
+    }
+    assert_eq!(answered, total);
+    let after = d.rss_kib();
+    assert!(
+        peak.saturating_sub(idle) < 8 * 1024 && after.saturating_sub(idle) < 8 * 1024,
+        "RSS idle {idle} KiB, peak {peak} KiB, after {after} KiB"
+    );
+    // And the PBX is still itself.
+    let (code, out) = sipp(&[
+        &format!("127.0.0.1:{}", d.sip_port()),
+        "-sf",
+        scenario("options.xml").to_str().unwrap(),
+        "-m",
+        "1",
+        "-p",
+        &free_udp_port().to_string(),
+    ]);
+    assert_eq!(code, 0, "{out}");
 }

@@ -245,6 +245,19 @@ impl Daemon {
         std::fs::read_to_string(self.root.path().join("log").join("messages")).unwrap_or_default()
     }
 
+    /// The daemon's resident memory now, KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .expect("VmRSS")
+    }
+
     /// Waits (bounded) for the daemon process to exit; returns its exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;

@@ -192,6 +192,27 @@ impl TcpPhone {
         }
     }
 
+    /// OPTIONS on this connection; the response.
+    fn options(&mut self, pbx_port: u16) -> Message {
+        let me = self.local_port();
+        let mut m = Message::request(
+            sirius_sip::message::Method::Options,
+            format!("sip:127.0.0.1:{pbx_port}"),
+        );
+        m.push(
+            HeaderName::Via,
+            format!("SIP/2.0/TCP 127.0.0.1:{me};branch=z9hG4bK-opt{me}"),
+        );
+        m.push(HeaderName::From, format!("<sip:probe@127.0.0.1>;tag=o{me}"));
+        m.push(HeaderName::To, format!("<sip:127.0.0.1:{pbx_port}>"));
+        m.push(HeaderName::CallId, format!("opt-{me}"));
+        m.push(HeaderName::CSeq, "1 OPTIONS");
+        m.push(HeaderName::MaxForwards, "70");
+        m.set_body("", Vec::new());
+        self.send(&m);
+        self.recv()
+    }
+
     fn register(&mut self, user: &str, password: &str, pbx_port: u16) {
         let me = self.local_port();
         let uri = format!("sip:127.0.0.1:{pbx_port}");
@@ -294,4 +315,103 @@ fn an_unframable_stream_is_closed_and_the_pbx_carries_on() {
         &free_udp_port().to_string(),
     ]);
     assert_eq!(code, 0, "a new connection still works:\n{out}");
+}
+
+/// Issue #16 item 1: a REGISTER followed on the same stream by bytes that
+/// cannot be framed still gets its 401 before the connection closes (the
+/// responses queued before the error used to be dropped with it).
+#[test]
+fn a_framing_error_after_a_valid_register_still_gets_its_401() {
+    let d = pbx("");
+    let mut s = TcpStream::connect(("127.0.0.1", d.sip_port())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = s.local_addr().unwrap().port();
+    let register = format!(
+        "REGISTER sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{me};branch=z9hG4bK-fr1\r\n\
+         From: <sip:alice@127.0.0.1>;tag=fr{me}\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: framing-{me}\r\n\
+         CSeq: 1 REGISTER\r\nContact: <sip:alice@127.0.0.1:{me};transport=tcp>\r\nMax-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n",
+        port = d.sip_port()
+    );
+    // Then a message without Content-Length: its end cannot be known.
+    let bad = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-x\r\n\
+               From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: bad\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    s.write_all(format!("{register}{bad}").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the connection must end, not hang: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("SIP/2.0 401 Unauthorized\r\n")
+            && text.contains(&format!("Call-ID: framing-{me}\r\n")),
+        "{text}"
+    );
+    d.wait_for_log("unframable stream", Duration::from_secs(5));
+}
+
+/// Issue #16 item 1: idle connections that never authenticate. One address
+/// opening 200 of them takes `tcpauthperaddress` (5) slots, the rest are
+/// refused at once, the 5 close after `tcpauthtimeout` (2 s); a client at
+/// another address is served meanwhile, and a connection that registered
+/// stays open past the timeout.
+#[test]
+fn an_idle_connection_flood_leaves_room_for_other_clients() {
+    let sip = SIP_TOML.replace(
+        "tcpenable = true\n",
+        "tcpenable = true\ntcpauthtimeout = 2\ntcpauthlimit = 20\ntcpauthperaddress = 5\n",
+    );
+    let d = Daemon::with_chan_sip(&[("sip.toml", &sip), ("extensions.toml", EXTENSIONS)]);
+    // A phone that registers first: trusted, not counted.
+    let mut phone = TcpPhone::connect(d.sip_port());
+    phone.register("alice", "alice-secret", d.sip_port());
+    let mut flood: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", d.sip_port())).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        })
+        .collect();
+    d.wait_for_log(
+        "5 unauthenticated connections open from 127.0.0.1 (tcpauthperaddress)",
+        Duration::from_secs(5),
+    );
+    // Another address is served while the flood's connections are open.
+    let (code, out) = sipp(&[
+        &format!("127.0.0.1:{}", d.sip_port()),
+        "-t",
+        "t1",
+        "-i",
+        "127.0.0.2",
+        "-sf",
+        &sf("options.xml"),
+        "-m",
+        "1",
+        "-p",
+        &free_udp_port().to_string(),
+    ]);
+    assert_eq!(code, 0, "a client at 127.0.0.2 is served:\n{out}");
+    // Every flood connection ends: 195 at once, 5 after the auth timeout.
+    let mut buf = [0u8; 64];
+    for s in &mut flood {
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("a flood connection must be closed: {other:?}"),
+        }
+    }
+    d.wait_for_log(
+        "not authenticated within 2 s (tcpauthtimeout)",
+        Duration::from_secs(5),
+    );
+    // The registered connection outlived the timeout.
+    assert_eq!(phone.options(d.sip_port()).code(), Some(200));
+    // And the flooding address is served again.
+    let mut again = TcpPhone::connect(d.sip_port());
+    assert_eq!(again.options(d.sip_port()).code(), Some(200));
 }

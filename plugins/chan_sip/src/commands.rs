@@ -1,4 +1,4 @@
-//! `sip show peers|peer|settings`, `sip reload`, `sip set debug` — Asterisk's
+//! `sip show peers|peer|settings|banned`, `sip unban`, `sip reload`, `sip set debug` — Asterisk's
 //! layouts (chan_sip.c `_sip_show_peers`, `_sip_show_peer`, `sip_show_settings`).
 
 use crate::config::Peer;
@@ -22,6 +22,8 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show inuse", "List all inuse/limits", "Usage: sip show inuse [all]\n       List all SIP peers' calls in use and their call-limit."),
         row("sip show lag", "Show how late the SIP event loop runs", "Usage: sip show lag\n       Shows the worst lateness of the SIP event loop's timers in each of the last 60 seconds:\n       the time the loop spent on other work while a timer was due (a stall detector),\n       then how long received datagrams waited before they were handled (the input queue)."),
         row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
+        row("sip show banned", "List addresses and users locked out", "Usage: sip show banned\n       Lists the (address, username) pairs refused with 403 after too many failed\n       authentications (authfailures within 60 s), and the seconds left on each."),
+        row("sip unban", "Lift the lockouts of an address", "Usage: sip unban <address>\n       Lifts every lockout of the address and forgets its failed authentications."),
         row("sip qualify peer", "Send an OPTIONS packet to a peer", "Usage: sip qualify peer <name>\n       Send a SIP OPTIONS request to a peer to check if it is up."),
         row("sip reload", "Reload SIP configuration", "Usage: sip reload\n       Reloads SIP configuration from sip.toml"),
         row("sip set debug", "Enable/Disable SIP debugging", "Usage: sip set debug {on|off|ip <host[:port]>|peer <peer>}\n       Enables or disables the SIP message trace in the log, for all traffic or one address."),
@@ -55,6 +57,20 @@ pub fn run(
             Ok(format!("{timers}\n{waits}"))
         }
         ["sip", "show", "channels"] => show_channels(shared),
+        ["sip", "show", "banned"] => Ok(show_banned(shared)),
+        ["sip", "unban", addr] => {
+            let ip: std::net::IpAddr = addr
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| format!("'{addr}' is not an IP address"))?;
+            let lifted = shared.registrar.lock().lockout().unban(ip, unix_now());
+            Ok(match lifted {
+                0 => format!("{ip} was not locked out"),
+                1 => format!("Lifted 1 lockout of {ip}"),
+                n => format!("Lifted {n} lockouts of {ip}"),
+            })
+        }
         ["sip", "show", "inuse"] => ask(shared, |tx| crate::driver::Command::ShowInuse(false, tx)),
         ["sip", "show", "inuse", "all"] => {
             ask(shared, |tx| crate::driver::Command::ShowInuse(true, tx))
@@ -325,6 +341,27 @@ fn show_channels(shared: &Shared) -> Result<String, String> {
         return Err("chan_sip did not answer in time".to_string());
     }
     Ok(crate::session::render_channels(rows))
+}
+
+/// `sip show banned`: the brute-force lockouts in force.
+fn show_banned(shared: &Shared) -> String {
+    let row =
+        |a: &str, b: &str, c: &str, d: &str| format!("{a:<39.39} {b:<20.20} {c:>8.8} {d:>10.10}\n");
+    let mut o = row("Address", "Username", "Failures", "Expires(s)");
+    let bans = shared.registrar.lock().lockout().banned(unix_now());
+    for b in &bans {
+        o += &row(
+            &b.ip.to_string(),
+            &b.user,
+            &b.failures.to_string(),
+            &b.left.to_string(),
+        );
+    }
+    o += &match bans.len() {
+        1 => "1 lockout in force.".to_string(),
+        n => format!("{n} lockouts in force."),
+    };
+    o
 }
 
 fn show_registry(shared: &Shared) -> String {

@@ -48,6 +48,14 @@ pub struct General {
     /// TCP listen address; unset: the UDP socket's address and port, so one
     /// `host:port` in Via and Contact serves both transports.
     pub tcpbindaddr: Option<SocketAddr>,
+    /// Seconds a client's TCP connection may stay open before a request on
+    /// it passes authentication (Asterisk's `tcpauthtimeout`).
+    pub tcpauthtimeout: u32,
+    /// Unauthenticated TCP connections open at once (Asterisk's `tcpauthlimit`).
+    pub tcpauthlimit: u32,
+    /// Unauthenticated TCP connections open at once from one address (ours:
+    /// one host's flood takes only this many of `tcpauthlimit`).
+    pub tcpauthperaddress: u32,
     /// Digest realm.
     pub realm: String,
     /// Context for guests.
@@ -187,6 +195,9 @@ impl Default for General {
             udpbindaddr: "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!()),
             tcpenable: false,
             tcpbindaddr: None,
+            tcpauthtimeout: 30,
+            tcpauthlimit: 100,
+            tcpauthperaddress: 10,
             realm: "sirius".into(),
             context: "default".into(),
             allowguest: false,

@@ -269,7 +269,10 @@ pub async fn run(
                 Err(e) => log::warn!("UDP receive failed: {e}"),
             },
             r = accept(&d.listener) => match r {
-                Ok((stream, peer)) => d.tcp.lock().adopt(stream, peer),
+                Ok((stream, peer)) => {
+                    let policy = crate::transport::TcpPolicy::of(&d.env.shared.running().cfg.general);
+                    d.tcp.lock().adopt(stream, peer, &policy)
+                }
                 Err(e) => log::warn!("TCP accept failed: {e}"),
             },
             Some(ev) = tcp_event(&mut d.tcp_events) => d.tcp_event(ev),
@@ -549,6 +552,7 @@ impl Driver {
                     self.host(h)
                 }
                 Output::Media(m) => self.env.media(m),
+                Output::Trusted(peer) => self.tcp.lock().trust(peer),
                 Output::Shard(k, msg) => {
                     if self.env.shared.shards.send(k, Command::Shard(msg)).is_err() {
                         log::warn!("SIP thread {k} is gone: a message for it is dropped");

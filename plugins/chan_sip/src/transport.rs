@@ -11,22 +11,71 @@
 //! - a request to an address with no connection opens one, and the requests
 //!   after it reuse it.
 //!
+//! - a response whose connection is gone goes to the top Via's `received`
+//!   address and sent-by port (§18.2.2), not to the client's ephemeral port.
+//!
+//! Connections a client opens are *untrusted* until a request on them
+//! passes authentication (a REGISTER answered 200, an INVITE or REFER from
+//! a known peer): untrusted ones are closed after `tcpauthtimeout` seconds,
+//! and at most `tcpauthlimit` of them are open at once, `tcpauthperaddress`
+//! from one address, so an idle-connection flood from one host takes a few
+//! slots and times out, and other clients are still served (Asterisk's
+//! `tcpauthtimeout`/`tcpauthlimit`; the per-address cap is ours).
+//!
+//! ```text
+//!   accept ──cap reached──► closed at once (logged once a second)
+//!     │
+//!     ▼
+//!   untrusted ──tcpauthtimeout──► closed
+//!     │ a request passes authentication
+//!     ▼
+//!   trusted ──far end closes / error──► gone
+//!     (any state) ──unframable bytes──► reading stops; what is queued is
+//!                                       written for LINGER, then closed
+//! ```
+//!
 //! Written by hand over tokio: the SIP crates on crates.io bring their own
 //! transaction layers and runtimes, and what is needed here is only a framed
 //! socket per peer.
 
 use sirius_sip::message::{Framer, Limits, Message, ParseError};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-/// Connections beyond this many are refused when accepted, so that a flood of
-/// idle connections cannot exhaust file descriptors (Asterisk's `tcpauthlimit`
-/// plays this part).
+/// Connections beyond this many are refused when accepted, trusted or not:
+/// the file descriptors' last line of defence.
 pub const MAX_CONNECTIONS: usize = 4096;
+
+/// How long a connection whose bytes stopped framing keeps writing what was
+/// queued for it (the responses to the valid messages before the bad bytes,
+/// which other SIP threads may still be answering) before it closes.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The limits on connections clients open (`sip.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpPolicy {
+    /// An untrusted connection is closed after this long (`tcpauthtimeout`).
+    pub auth_timeout: Duration,
+    /// Untrusted connections open at once, all addresses (`tcpauthlimit`).
+    pub auth_limit: usize,
+    /// Untrusted connections open at once from one address (`tcpauthperaddress`).
+    pub per_address: usize,
+}
+
+impl TcpPolicy {
+    /// From `[general]`.
+    pub fn of(g: &crate::config::General) -> TcpPolicy {
+        TcpPolicy {
+            auth_timeout: Duration::from_secs(u64::from(g.tcpauthtimeout.max(1))),
+            auth_limit: g.tcpauthlimit as usize,
+            per_address: g.tcpauthperaddress as usize,
+        }
+    }
+}
 
 /// How long opening a connection may take before the requests waiting for it
 /// fail as a transport error.
@@ -55,6 +104,15 @@ pub enum TcpEvent {
 struct Conn {
     id: u64,
     out: mpsc::UnboundedSender<Vec<u8>>,
+    /// Set (and sent to the task, which then stops its auth timer) once a
+    /// request on it passed authentication; `None` for one we opened.
+    trust: Option<watch::Sender<bool>>,
+}
+
+impl Conn {
+    fn untrusted(&self) -> bool {
+        self.trust.as_ref().is_some_and(|t| !*t.borrow())
+    }
 }
 
 /// The live connections, by the far end's address.
@@ -63,6 +121,11 @@ pub struct TcpConnections {
     next_id: u64,
     events: mpsc::UnboundedSender<TcpEvent>,
     limits: Limits,
+    /// Untrusted connections by address (entries removed at zero).
+    untrusted: HashMap<IpAddr, usize>,
+    untrusted_total: usize,
+    /// When a refusal was last logged (at most once a second).
+    refusal_logged: Option<Instant>,
 }
 
 impl TcpConnections {
@@ -73,20 +136,90 @@ impl TcpConnections {
             next_id: 1,
             events,
             limits: Limits::default(),
+            untrusted: HashMap::new(),
+            untrusted_total: 0,
+            refusal_logged: None,
         }
     }
 
-    /// Takes over a connection the listener accepted. Refused (closed at
-    /// once) when the table is full.
-    pub fn adopt(&mut self, stream: TcpStream, peer: SocketAddr) {
-        if self.conns.len() >= MAX_CONNECTIONS {
-            log::warn!(
-                "SIP/TCP: refusing the connection from {peer}: {MAX_CONNECTIONS} connections open"
-            );
-            return;
+    /// Takes over a connection the listener accepted, untrusted. Refused
+    /// (closed at once) when the table, the untrusted ones or this
+    /// address's untrusted ones are at their limit.
+    pub fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, policy: &TcpPolicy) {
+        let from_here = self.untrusted.get(&peer.ip()).copied().unwrap_or(0);
+        let full = if self.conns.len() >= MAX_CONNECTIONS {
+            Some(format!("{MAX_CONNECTIONS} connections open"))
+        } else if self.untrusted_total >= policy.auth_limit {
+            Some(format!(
+                "{} unauthenticated connections open (tcpauthlimit)",
+                self.untrusted_total
+            ))
+        } else if from_here >= policy.per_address {
+            Some(format!(
+                "{from_here} unauthenticated connections open from {} (tcpauthperaddress)",
+                peer.ip()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = full {
+            let now = Instant::now();
+            if self
+                .refusal_logged
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            {
+                self.refusal_logged = Some(now);
+                log::warn!("SIP/TCP: refusing the connection from {peer}: {why} (logged at most once a second)");
+            }
+            return; // dropped: closed
         }
         log::debug!("SIP/TCP: connection from {peer}");
-        self.start(peer, Some(stream));
+        *self.untrusted.entry(peer.ip()).or_default() += 1;
+        self.untrusted_total += 1;
+        let (trust, trusted) = watch::channel(false);
+        self.start(
+            peer,
+            Some((stream, trusted, policy.auth_timeout)),
+            Some(trust),
+        );
+    }
+
+    /// A request from `peer` passed authentication: its connection is
+    /// trusted from now on (no timeout, not counted against the limits).
+    pub fn trust(&mut self, peer: SocketAddr) {
+        let Some(c) = self.conns.get(&peer) else {
+            return;
+        };
+        if c.untrusted() {
+            if let Some(t) = &c.trust {
+                let _ = t.send(true);
+            }
+            self.uncount(peer.ip());
+        }
+    }
+
+    /// How many connections are open, and how many of them untrusted.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.conns.len(), self.untrusted_total)
+    }
+
+    fn uncount(&mut self, ip: IpAddr) {
+        self.untrusted_total = self.untrusted_total.saturating_sub(1);
+        if let Some(n) = self.untrusted.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.untrusted.remove(&ip);
+            }
+        }
+    }
+
+    /// Forgets a connection, and its place among the untrusted.
+    fn remove(&mut self, peer: SocketAddr) {
+        if let Some(c) = self.conns.remove(&peer) {
+            if c.untrusted() {
+                self.uncount(peer.ip());
+            }
+        }
     }
 
     /// Queues `data` for `dest` on its connection, opening one if there is
@@ -101,8 +234,19 @@ impl TcpConnections {
             },
             None => data,
         };
+        // A response whose request's connection is gone: to the top Via's
+        // received address and sent-by port (§18.2.2), where the client
+        // listens, not the ephemeral port it connected from.
+        let dest = response_target(&data).unwrap_or(dest);
+        if let Some(c) = self.conns.get(&dest) {
+            if let Err(mpsc::error::SendError(data)) = c.out.send(data) {
+                let out = self.start(dest, None, None);
+                let _ = out.send(data);
+            }
+            return;
+        }
         log::debug!("SIP/TCP: connecting to {dest}");
-        let out = self.start(dest, None);
+        let out = self.start(dest, None, None);
         let _ = out.send(data);
     }
 
@@ -110,7 +254,7 @@ impl TcpConnections {
     /// the same address replaced it. Returns whether it was the current one.
     pub fn closed(&mut self, peer: SocketAddr, id: u64) -> bool {
         if self.conns.get(&peer).is_some_and(|c| c.id == id) {
-            self.conns.remove(&peer);
+            self.remove(peer);
             true
         } else {
             false
@@ -121,46 +265,78 @@ impl TcpConnections {
     /// queued is written.
     pub fn close_all(&mut self) {
         self.conns.clear();
+        self.untrusted.clear();
+        self.untrusted_total = 0;
     }
 
+    /// Starts a connection's task: an accepted stream (with its trust
+    /// signal and auth timeout) or, without one, a connection we open.
     fn start(
         &mut self,
         peer: SocketAddr,
-        stream: Option<TcpStream>,
+        accepted: Option<(TcpStream, watch::Receiver<bool>, Duration)>,
+        trust: Option<watch::Sender<bool>>,
     ) -> mpsc::UnboundedSender<Vec<u8>> {
         let id = self.next_id;
         self.next_id += 1;
         let (out, rx) = mpsc::unbounded_channel();
+        // A connection replaced under the same address gives its place back.
+        self.remove(peer);
         self.conns.insert(
             peer,
             Conn {
                 id,
                 out: out.clone(),
+                trust,
             },
         );
         let events = self.events.clone();
         let limits = self.limits;
         tokio::spawn(async move {
-            let error = connection(stream, peer, rx, &events, limits).await;
+            let error = connection(accepted, peer, rx, &events, limits).await;
             let _ = events.send(TcpEvent::Closed { peer, id, error });
         });
         out
     }
 }
 
+/// Where a response goes when its request's connection is gone (RFC 3261
+/// §18.2.2): the top Via's `received` address (else its sent-by host, when
+/// that is an address) and its sent-by port (5060 when it has none).
+/// `None` for a request, or a Via without a usable address.
+fn response_target(data: &[u8]) -> Option<SocketAddr> {
+    if !data.starts_with(b"SIP/2.0 ") {
+        return None;
+    }
+    let msg = sirius_sip::message::parse_datagram(data, &Limits::default()).ok()?;
+    let via = msg.top_via()?;
+    use sirius_sip::message::Host;
+    let ip: IpAddr = match (via.params.get("received"), &via.host) {
+        (Some(r), _) => r
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?,
+        (None, Host::V4(a)) => IpAddr::V4(*a),
+        (None, Host::V6(a)) => IpAddr::V6(*a),
+        (None, Host::Name(_)) => return None,
+    };
+    Some(SocketAddr::new(ip, via.port.unwrap_or(5060)))
+}
+
 /// One connection's life: connect if needed, then read and write until
 /// either side ends. Returns the error that ended it, `None` when orderly.
 async fn connection(
-    stream: Option<TcpStream>,
+    accepted: Option<(TcpStream, watch::Receiver<bool>, Duration)>,
     peer: SocketAddr,
     mut out: mpsc::UnboundedReceiver<Vec<u8>>,
     events: &mpsc::UnboundedSender<TcpEvent>,
     limits: Limits,
 ) -> Option<String> {
-    let stream = match stream {
-        Some(s) => s,
+    let (stream, auth) = match accepted {
+        Some((s, trusted, timeout)) => (s, Some((trusted, timeout))),
         None => match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
-            Ok(Ok(s)) => s,
+            Ok(Ok(s)) => (s, None),
             Ok(Err(e)) => return Some(format!("cannot connect: {e}")),
             Err(_) => return Some(format!("cannot connect: no answer in {CONNECT_TIMEOUT:?}")),
         },
@@ -170,7 +346,9 @@ async fn connection(
     let (mut rd, mut wr) = stream.into_split();
     let reader = async {
         let mut framer = Framer::new(limits);
-        let mut buf = vec![0u8; 16 * 1024];
+        // Small: an idle connection costs little (the framer grows for the
+        // rare large message).
+        let mut buf = vec![0u8; 4 * 1024];
         loop {
             let n = match rd.read(&mut buf).await {
                 Ok(0) => return None,
@@ -189,8 +367,13 @@ async fn connection(
                         let _ = events.send(TcpEvent::Ping(peer));
                     }
                     // The stream cannot be framed any more: nothing after this
-                    // point can be trusted, so the connection ends (§18.3).
-                    Err(e) => return Some(format!("unframable stream: {e}")),
+                    // point can be trusted, so the connection ends (§18.3),
+                    // once the responses to the messages before it are
+                    // written: the writer goes on while this lingers.
+                    Err(e) => {
+                        tokio::time::sleep(LINGER).await;
+                        return Some(format!("unframable stream: {e}"));
+                    }
                 }
             }
         }
@@ -205,8 +388,61 @@ async fn connection(
         let _ = wr.shutdown().await;
         None
     };
+    // An accepted connection must be trusted within its timeout.
+    let unauthenticated = async {
+        let Some((mut trusted, timeout)) = auth else {
+            return std::future::pending().await;
+        };
+        // (The borrow `wait_for` returns is dropped here, before the await.)
+        let in_time = tokio::time::timeout(timeout, trusted.wait_for(|t| *t))
+            .await
+            .is_ok();
+        if in_time {
+            // Trusted, or the table forgot it (unload): no timer any more.
+            return std::future::pending().await;
+        }
+        Some(format!(
+            "not authenticated within {} s (tcpauthtimeout)",
+            timeout.as_secs()
+        ))
+    };
     tokio::select! {
         e = reader => e,
         e = writer => e,
+        e = unauthenticated => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::response_target;
+
+    #[test]
+    fn a_response_without_its_connection_goes_to_the_via() {
+        let resp = |via: &str| {
+            format!("SIP/2.0 401 Unauthorized\r\nVia: {via}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n")
+                .into_bytes()
+        };
+        assert_eq!(
+            response_target(&resp(
+                "SIP/2.0/TCP 10.0.0.5:5070;branch=z9hG4bK1;received=192.0.2.9"
+            )),
+            Some("192.0.2.9:5070".parse().unwrap())
+        );
+        assert_eq!(
+            response_target(&resp("SIP/2.0/TCP 10.0.0.5;branch=z9hG4bK1")),
+            Some("10.0.0.5:5060".parse().unwrap())
+        );
+        assert_eq!(
+            response_target(&resp("SIP/2.0/TCP [2001:db8::1]:5062;branch=z9hG4bK1")),
+            Some("[2001:db8::1]:5062".parse().unwrap())
+        );
+        // A name without received: no address to use (the caller keeps its own).
+        assert_eq!(
+            response_target(&resp("SIP/2.0/TCP phone.example;branch=z9hG4bK1")),
+            None
+        );
+        // A request is not a response.
+        assert_eq!(response_target(b"OPTIONS sip:x SIP/2.0\r\n\r\n"), None);
     }
 }

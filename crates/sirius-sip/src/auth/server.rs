@@ -1,8 +1,9 @@
 //! Challenging and verifying (the registrar and inbound-call side).
 //!
-//! Nonces carry their issue time and an HMAC-SHA256 over it and the realm, so
-//! no table of issued nonces is needed: any nonce we did not make fails the
-//! MAC, and an old one is reported stale (`stale=true`: the phone retries with
+//! Nonces carry their issue time and an HMAC-SHA256 over it, the realm and a
+//! *scope* (the registrar passes the address the challenge goes to), so no
+//! table of issued nonces is needed: any nonce we did not make, or made for
+//! another address, fails the MAC, and an old one is reported stale (`stale=true`: the phone retries with
 //! the new nonce without asking the user). Replays are refused by tracking the
 //! highest nonce-count seen per nonce (and single use for qop-less digests).
 
@@ -21,9 +22,15 @@ pub enum Verdict {
     Ok,
     /// Right password, expired nonce: challenge again with `stale=true`.
     Stale,
-    /// Wrong, malformed, foreign or replayed. The reason is for the log only;
-    /// the peer gets the same 401 whatever it is.
+    /// The credentials answer a challenge we sent to this scope, and they
+    /// are wrong: what a brute-force lockout counts. The reason is for the
+    /// log only; the peer gets the same 401 whatever it is.
     Failed(&'static str),
+    /// Not an answer to a challenge of ours for this scope: malformed, a
+    /// nonce we did not make (or made for another address), another realm,
+    /// a replay. Challenged again like a failure, never counted as one (a
+    /// spoofed packet never saw our nonce; a replay may be a retransmission).
+    Rejected(&'static str),
 }
 
 /// Issues and verifies digest nonces for one realm.
@@ -66,29 +73,45 @@ impl DigestServer {
         &self.realm
     }
 
-    fn mac(&self, ts: u64, salt: u64) -> String {
+    fn mac(&self, ts: u64, salt: u64, scope: &[u8]) -> String {
         let mut m = HmacSha256::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         m.update(&ts.to_be_bytes());
         m.update(&salt.to_be_bytes());
         m.update(self.realm.as_bytes());
+        // Length-prefixed: realm and scope cannot trade bytes.
+        m.update(&(scope.len() as u64).to_be_bytes());
+        m.update(scope);
         hex(&m.finalize().into_bytes()[..16])
     }
 
-    /// A fresh nonce at `now` (Unix seconds): 16 hex digits of time, 16 of a
-    /// random salt (two challenges in the same second must differ, or the second
-    /// client's nc=1 would look like a replay), 32 of MAC over both.
+    /// A fresh nonce at `now` (Unix seconds) with no scope.
     pub fn nonce(&self, now: u64) -> String {
-        let salt: u64 = rand::random();
-        format!("{now:016x}{salt:016x}{}", self.mac(now, salt))
+        self.nonce_for(now, b"")
     }
 
-    /// The `WWW-Authenticate` (or `Proxy-Authenticate`) value.
+    /// A fresh nonce at `now` (Unix seconds) for `scope`: 16 hex digits of
+    /// time, 16 of a random salt (two challenges in the same second must
+    /// differ, or the second client's nc=1 would look like a replay), 32 of
+    /// MAC over both, the realm and the scope.
+    pub fn nonce_for(&self, now: u64, scope: &[u8]) -> String {
+        let salt: u64 = rand::random();
+        format!("{now:016x}{salt:016x}{}", self.mac(now, salt, scope))
+    }
+
+    /// The `WWW-Authenticate` (or `Proxy-Authenticate`) value, no scope.
     pub fn challenge(&self, now: u64, stale: bool) -> String {
+        self.challenge_for(now, stale, b"")
+    }
+
+    /// The `WWW-Authenticate` (or `Proxy-Authenticate`) value with a nonce
+    /// only an answer checked with the same `scope` accepts (the registrar
+    /// passes the source address).
+    pub fn challenge_for(&self, now: u64, stale: bool, scope: &[u8]) -> String {
         let mut v = format!(
             "Digest realm={}, nonce={}, algorithm=MD5, qop=\"auth\"",
             quote(&self.realm),
-            quote(&self.nonce(now))
+            quote(&self.nonce_for(now, scope))
         );
         if stale {
             v.push_str(", stale=true");
@@ -96,18 +119,34 @@ impl DigestServer {
         v
     }
 
-    /// Checks a nonce: `Some(issued)` if ours, `None` otherwise.
-    fn nonce_time(&self, nonce: &str) -> Option<u64> {
+    /// Checks a nonce: `Some(issued)` if ours for `scope`, `None` otherwise.
+    fn nonce_time(&self, nonce: &str, scope: &[u8]) -> Option<u64> {
         if nonce.len() != 64 || !nonce.is_ascii() {
             return None;
         }
         let ts = u64::from_str_radix(&nonce[..16], 16).ok()?;
         let salt = u64::from_str_radix(&nonce[16..32], 16).ok()?;
-        ct_eq(&nonce.as_bytes()[32..], self.mac(ts, salt).as_bytes()).then_some(ts)
+        ct_eq(
+            &nonce.as_bytes()[32..],
+            self.mac(ts, salt, scope).as_bytes(),
+        )
+        .then_some(ts)
+    }
+
+    /// Whether `creds` answer a challenge of ours for `scope` (whatever the
+    /// password): for a failure the registrar cannot check otherwise (a
+    /// username it does not know), to decide whether it counts.
+    pub fn issued_for(&self, creds: &AuthHeader, scope: &[u8]) -> bool {
+        creds.is_digest()
+            && creds.get("realm") == Some(self.realm.as_str())
+            && creds
+                .get("nonce")
+                .is_some_and(|n| self.nonce_time(n, scope).is_some())
     }
 
     /// Verifies `Authorization` credentials for `method` against the user's HA1
-    /// (`MD5(user:realm:password)`, so plain passwords need not be kept).
+    /// (`MD5(user:realm:password)`, so plain passwords need not be kept),
+    /// for a challenge made without a scope.
     pub fn verify(
         &mut self,
         creds: &AuthHeader,
@@ -116,25 +155,39 @@ impl DigestServer {
         user_ha1: &str,
         now: u64,
     ) -> Verdict {
+        self.verify_for(creds, method, body, user_ha1, now, b"")
+    }
+
+    /// [`DigestServer::verify`] for a challenge made for `scope`
+    /// ([`DigestServer::challenge_for`]).
+    pub fn verify_for(
+        &mut self,
+        creds: &AuthHeader,
+        method: &str,
+        body: &[u8],
+        user_ha1: &str,
+        now: u64,
+        scope: &[u8],
+    ) -> Verdict {
         if !creds.is_digest() {
-            return Verdict::Failed("not a Digest authorization");
+            return Verdict::Rejected("not a Digest authorization");
         }
         let (Some(nonce), Some(uri), Some(resp)) =
             (creds.get("nonce"), creds.get("uri"), creds.get("response"))
         else {
-            return Verdict::Failed("incomplete credentials");
+            return Verdict::Rejected("incomplete credentials");
         };
         if creds.get("realm") != Some(self.realm.as_str()) {
-            return Verdict::Failed("wrong realm");
+            return Verdict::Rejected("wrong realm");
         }
         if creds
             .get("algorithm")
             .is_some_and(|a| !a.eq_ignore_ascii_case("md5"))
         {
-            return Verdict::Failed("unsupported algorithm");
+            return Verdict::Rejected("unsupported algorithm");
         }
-        let Some(issued) = self.nonce_time(nonce) else {
-            return Verdict::Failed("nonce not issued by us");
+        let Some(issued) = self.nonce_time(nonce, scope) else {
+            return Verdict::Rejected("nonce not issued by us (to this address)");
         };
         let qop = creds.get("qop");
         let (nc_text, cnonce) = (
@@ -145,10 +198,10 @@ impl DigestServer {
             Some(q) if q.eq_ignore_ascii_case("auth") || q.eq_ignore_ascii_case("auth-int") => {
                 match u32::from_str_radix(nc_text, 16) {
                     Ok(n) if n > 0 && nc_text.len() == 8 && !cnonce.is_empty() => n,
-                    _ => return Verdict::Failed("bad nc or cnonce"),
+                    _ => return Verdict::Rejected("bad nc or cnonce"),
                 }
             }
-            Some(_) => return Verdict::Failed("unsupported qop"),
+            Some(_) => return Verdict::Rejected("unsupported qop"),
             None => 0,
         };
         let expected = response(user_ha1, nonce, method, uri, qop, nc_text, cnonce, body);
@@ -161,7 +214,7 @@ impl DigestServer {
         // Replay: nc must grow; a qop-less nonce is good once.
         match self.seen.get_mut(nonce) {
             Some((last, _)) if nc == 0 || nc <= *last => {
-                return Verdict::Failed("replayed nonce count")
+                return Verdict::Rejected("replayed nonce count")
             }
             Some((last, _)) => *last = nc,
             None => {
@@ -212,7 +265,7 @@ mod tests {
         assert_eq!(s.verify(&c1, "REGISTER", b"", &ha1, 1001), Verdict::Ok);
         assert_eq!(
             s.verify(&c1, "REGISTER", b"", &ha1, 1002),
-            Verdict::Failed("replayed nonce count")
+            Verdict::Rejected("replayed nonce count")
         );
         let c2 = AuthHeader::parse(
             &Challenge {
@@ -251,7 +304,7 @@ mod tests {
         let foreign = creds(&other, 1000, "secret", 1);
         assert_eq!(
             s.verify(&foreign, "REGISTER", b"", &ha1, 1001),
-            Verdict::Failed("nonce not issued by us")
+            Verdict::Rejected("nonce not issued by us (to this address)")
         );
         assert!(s.challenge(5, true).ends_with("stale=true"));
         // Two challenges in the same second are different nonces, both usable with nc=1.
@@ -274,8 +327,42 @@ mod tests {
         });
         assert_eq!(
             s.verify(&odd, "REGISTER", b"", &ha1, 2000),
-            Verdict::Failed("nonce not issued by us")
+            Verdict::Rejected("nonce not issued by us (to this address)")
         );
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn a_scoped_nonce_is_good_only_for_its_scope() {
+        let mut s = DigestServer::new("sirius", [9; 32], 300);
+        let ha1 = s.ha1("alice", "secret");
+        let answer = |s: &DigestServer, scope: &[u8], password: &str| {
+            let ch = Challenge::parse(&s.challenge_for(1000, false, scope), false).unwrap();
+            AuthHeader::parse(
+                &ch.authorize("alice", password, "REGISTER", "sip:x", b"", "c0ffee", 1)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let mine = answer(&s, b"192.0.2.7", "secret");
+        assert!(s.issued_for(&mine, b"192.0.2.7"));
+        assert!(!s.issued_for(&mine, b"192.0.2.8"));
+        // The right password through another address: not an answer to
+        // that address's challenge.
+        assert_eq!(
+            s.verify_for(&mine, "REGISTER", b"", &ha1, 1001, b"192.0.2.8"),
+            Verdict::Rejected("nonce not issued by us (to this address)")
+        );
+        assert_eq!(
+            s.verify_for(&mine, "REGISTER", b"", &ha1, 1001, b"192.0.2.7"),
+            Verdict::Ok
+        );
+        let wrong = answer(&s, b"192.0.2.7", "guess");
+        assert_eq!(
+            s.verify_for(&wrong, "REGISTER", b"", &ha1, 1001, b"192.0.2.7"),
+            Verdict::Failed("wrong password")
+        );
+        // Unscoped and scoped nonces do not mix.
+        assert!(!s.issued_for(&mine, b""));
     }
 }

@@ -98,6 +98,10 @@ pub enum Output {
     Host(HostAction),
     /// Change what the RTP relay does.
     Media(MediaAction),
+    /// A request from this TCP peer passed authentication: its connection
+    /// is trusted (`tcpauthtimeout` and the limits on unauthenticated
+    /// connections no longer apply to it).
+    Trusted(SocketAddr),
     /// Carry a message to shard `0` (it arrives there as [`Input::Shard`]).
     Shard(usize, ShardMsg),
     /// Look a host name up (A/AAAA) off the endpoint's thread and answer

@@ -516,11 +516,33 @@ impl Endpoint {
                 }
                 return;
             }
+            // An OPTIONS outside a dialog (a qualify, a keep-alive, a
+            // scanner) is answered statelessly (RFC 3261 §8.2.7; a
+            // retransmission is answered again): no transaction lingers
+            // 32 s for it, so a flood of them holds no memory (issue #16).
+            if msg.method() == Some(&Method::Options)
+                && msg.to_ref().is_none_or(|t| t.tag().is_none())
+            {
+                let server = self.shared.running().cfg.general.useragent.clone();
+                let mut headers = vec![(HeaderName::Server, server)];
+                headers.extend(self.options_headers());
+                self.respond_stateless(&msg, src, transport, (200, "OK"), &headers);
+                return;
+            }
         } else if inspect_response(&msg).is_err() {
             log::debug!("dropping malformed response from {src}");
             return;
         }
         self.layer.on_message(now.mono, msg, src, transport);
+    }
+
+    /// What an answer to OPTIONS says we do.
+    fn options_headers(&self) -> [(HeaderName, String); 3] {
+        [
+            (HeaderName::Allow, self.caps.allow()),
+            (HeaderName::Accept, ACCEPT.into()),
+            (HeaderName::Supported, self.supported(true)),
+        ]
     }
 
     /// Admission on our own lag (issue #11, item 6): while the loop or its
@@ -653,20 +675,11 @@ impl Endpoint {
                 self.on_in_dialog(now, env, tx, &msg, source, transport, &id)
             }
             (Method::Register, _) => self.on_register(now, tx, &msg, source, transport),
+            // (One outside a dialog was answered statelessly already:
+            // this is one naming a dialog we do not know.)
             (Method::Options, _) => {
-                let allow = self.caps.allow();
-                self.respond(
-                    now,
-                    tx,
-                    &msg,
-                    source,
-                    (200, "OK"),
-                    &[
-                        (HeaderName::Allow, allow),
-                        (HeaderName::Accept, ACCEPT.into()),
-                        (HeaderName::Supported, self.supported(true)),
-                    ],
-                );
+                let headers = self.options_headers();
+                self.respond(now, tx, &msg, source, (200, "OK"), &headers);
             }
             (Method::Invite, Classified::OutOfDialog) => {
                 self.on_invite(now, env, tx, &msg, source, transport)
@@ -710,9 +723,10 @@ impl Endpoint {
                 ],
             );
         }
-        if let Some(r) = out.response {
-            self.send_response(now, tx, r);
+        // A REGISTER accepted over TCP makes its connection trusted.
+        if transport == Transport::Tcp && out.response.code() == Some(200) {
+            self.out.push_back(Output::Trusted(source));
         }
-        // None: the source is blocked; the transaction ends unanswered.
+        self.send_response(now, tx, out.response);
     }
 }

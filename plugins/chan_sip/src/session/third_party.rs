@@ -54,7 +54,9 @@ impl Endpoint {
         match auth {
             AuthOutcome::Ok => {}
             AuthOutcome::Respond(r) => return self.send_response(now, tx, *r),
-            AuthOutcome::Ignore => return,
+        }
+        if transport == Transport::Tcp {
+            self.out.push_back(crate::endpoint::Output::Trusted(source));
         }
         if !sender.allowtransfer {
             return self.respond(now, tx, msg, source, (603, "Declined"), &[]);

@@ -76,8 +76,13 @@ impl Endpoint {
             match auth {
                 AuthOutcome::Ok => {}
                 AuthOutcome::Respond(r) => return self.send_response(now, tx, *r),
-                AuthOutcome::Ignore => return,
             }
+        }
+        // A TCP connection that carried an authenticated INVITE, or one
+        // from a peer's own address, is trusted (transport.rs).
+        let by_address = peer.is_some_and(|p| p.addr.is_some_and(|a| a.ip() == source.ip()));
+        if transport == Transport::Tcp && ((needs_auth && peer.is_some()) || by_address) {
+            self.out.push_back(crate::endpoint::Output::Trusted(source));
         }
         // RFC 3891: a call that replaces one of ours (session/replaces.rs);
         // only an authenticated peer may, one Replaces that parses.
