@@ -519,3 +519,58 @@ fn an_options_flood_is_answered_without_holding_memory() {
     ]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// Hints (`[context.hints]` in extensions.toml) and `core show hints` in
+/// Asterisk's layout: each hint's devices combined into its extension state.
+#[test]
+fn core_show_hints_lists_each_hint_with_its_extension_state() {
+    let none = pbx();
+    assert_eq!(
+        none.rx("core show hints").ok().trim_end(),
+        "There are no registered dialplan hints"
+    );
+    drop(none);
+    let extensions = "[demo]\n\"6001\" = [\"Dial(SIP/alice,20)\"]\n\n[demo.hints]\n\
+                      \"6001\" = \"SIP/alice\"\n\"6002\" = \"SIP/bob&SIP/alice\"\n\"6009\" = \"SIP/nobody\"\n";
+    let d = Daemon::with_chan_sip(&[("sip.toml", SIP_TOML), ("extensions.toml", extensions)]);
+    let row = |hint: &str, devices: &str, state: &str| {
+        format!(
+            "{:<30.30}: {:<60.60}  State:{:<15.15} Presence:{:<15.15} Watchers {:>2}\n",
+            hint, devices, state, "not_set", 0
+        )
+    };
+    let show = d.rx("core show hints").ok();
+    assert!(
+        show.starts_with("\n    -= Registered Asterisk Dial Plan Hints =-\n"),
+        "{show}"
+    );
+    // alice and bob are dynamic and not registered: unavailable; a device
+    // no technology knows is unavailable too.
+    for r in [
+        row("6001@demo", "SIP/alice", "Unavailable"),
+        row("6002@demo", "SIP/bob&SIP/alice", "Unavailable"),
+        row("6009@demo", "SIP/nobody", "Unavailable"),
+    ] {
+        assert!(show.contains(&r), "{r}\nnot in:\n{show}");
+    }
+    assert!(
+        show.ends_with("----------------\n- 3 hints registered\n"),
+        "{show}"
+    );
+    // Once alice registers, both hints she is in show Idle.
+    let (code, out) = register(
+        &d,
+        "register_accepted.xml",
+        "alice",
+        "alice-secret",
+        free_udp_port(),
+    );
+    assert_eq!(code, 0, "{out}");
+    let show = d.rx("core show hints").ok();
+    for r in [
+        row("6001@demo", "SIP/alice", "Idle"),
+        row("6002@demo", "SIP/bob&SIP/alice", "Idle"),
+    ] {
+        assert!(show.contains(&r), "{r}\nnot in:\n{show}");
+    }
+}

@@ -87,6 +87,12 @@ pub trait PbxEngine: Send + Sync {
         chan: ChannelId,
         target: crate::originate::OriginateTarget,
     );
+
+    /// The hints of the dialplan in force, by context then extension.
+    /// Default: none.
+    fn hints(&self) -> Vec<crate::hints::Hint> {
+        Vec::new()
+    }
 }
 
 /// The PBX core.

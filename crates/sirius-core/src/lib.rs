@@ -7,6 +7,7 @@
 //! * [`channels`]: the channel registry, with Asterisk's counters;
 //! * [`core`]: [`Core`], channel technologies, `request`/`call`/`hangup`, shutdown;
 //! * [`deferred`]: work a plugin thread defers to the end of its turn (a woken dialplan);
+//! * [`hints`]: hints and extension state (device states combined, `core show hints`);
 //! * [`devstate`]: device states pushed by plugins, and subscriptions to their changes;
 //! * [`loader`]: the module loader (`module load|unload|reload`, autoload);
 //! * [`services`]: the `CoreServices` each plugin is given;
@@ -23,6 +24,7 @@ pub mod core;
 pub mod deferred;
 pub mod devstate;
 pub mod events;
+pub mod hints;
 pub mod limits;
 pub mod load;
 pub mod loader;

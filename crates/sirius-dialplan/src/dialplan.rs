@@ -14,7 +14,15 @@
 //! Each top-level table is a context (`globals` holds global variables), each
 //! key an extension and its value the steps, numbered 1, 2, 3… as Asterisk's
 //! `n` priorities are. A step may carry a label (`again: Wait(1)`). `include`
-//! lists contexts searched after this one, in order.
+//! lists contexts searched after this one, in order. A context's `hints`
+//! table maps extensions to the devices whose state they show (Asterisk's
+//! `exten => 6001,hint,SIP/alice`):
+//!
+//! ```toml
+//! [demo.hints]
+//! "6001" = "SIP/alice"
+//! "6000" = "SIP/alice&SIP/bob"
+//! ```
 
 use crate::pattern::Pattern;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -57,6 +65,8 @@ pub struct Context {
     pub includes: Vec<(String, usize)>,
     /// Extensions in the order they are tried (exact first, then by specificity).
     pub extensions: Vec<Extension>,
+    /// Hints: extension, devices (`Tech/resource`), line.
+    pub hints: Vec<(String, Vec<String>, usize)>,
 }
 
 /// The applications a step may run (`exec.rs`), in lower case; anything
@@ -113,10 +123,12 @@ pub enum DialplanError {
     Pool(#[from] crate::pool::PoolError),
 }
 
-/// A key's value: a list of steps (extensions, `include`) or a string (globals).
+/// A key's value: a list of steps (extensions, `include`), a string
+/// (globals) or a table of strings (`hints`).
 enum Entry {
     List(Vec<Spanned<String>>),
     Text(String),
+    Table(Vec<(Spanned<String>, Spanned<String>)>),
 }
 
 impl<'de> Deserialize<'de> for Entry {
@@ -136,6 +148,13 @@ impl<'de> Deserialize<'de> for Entry {
                     v.push(s);
                 }
                 Ok(Entry::List(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    v.push((k, map.next_value::<Spanned<String>>()?));
+                }
+                Ok(Entry::Table(v))
             }
         }
         d.deserialize_any(V)
@@ -195,6 +214,34 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// A hint's devices: `Tech/resource` joined by `&`. A presence provider
+/// after a comma (Asterisk's `SIP/alice,CustomPresence:alice`) is refused:
+/// Sirius has no presence state yet.
+fn parse_hint(exten: &str, value: &str) -> Result<Vec<String>, String> {
+    if exten.is_empty() || exten.starts_with('_') {
+        return Err(format!(
+            "hint '{exten}': a hint names one extension, not a pattern"
+        ));
+    }
+    if value.contains(',') {
+        return Err(format!(
+            "hint '{exten}': presence state providers (after ',') are not supported"
+        ));
+    }
+    let devices: Vec<String> = value.split('&').map(|d| d.trim().to_string()).collect();
+    for d in &devices {
+        match d.split_once('/') {
+            Some((tech, res)) if !tech.is_empty() && !res.is_empty() => {}
+            _ => {
+                return Err(format!(
+                    "hint '{exten}': '{d}' is not a device (Tech/resource, as SIP/alice)"
+                ))
+            }
+        }
+    }
+    Ok(devices)
 }
 
 /// Splits `label: App(data)` / `App(data)` / `App`.
@@ -263,7 +310,7 @@ impl Dialplan {
                         Entry::Text(t) => {
                             dp.globals.insert(k.get_ref().clone(), t);
                         }
-                        Entry::List(_) => {
+                        Entry::List(_) | Entry::Table(_) => {
                             return Err(invalid(
                                 k.span().start,
                                 format!("global '{}' must be a string", k.get_ref()),
@@ -278,6 +325,25 @@ impl Dialplan {
                 ..Context::default()
             };
             for (k, v) in keys {
+                if k.get_ref() == "hints" {
+                    let Entry::Table(hints) = v else {
+                        return Err(invalid(
+                            k.span().start,
+                            "'hints' must be a table of extension = \"Tech/device[&Tech/device…]\""
+                                .into(),
+                        ));
+                    };
+                    for (exten, devices) in hints {
+                        let devices = parse_hint(exten.get_ref(), devices.get_ref())
+                            .map_err(|e| invalid(exten.span().start, e))?;
+                        c.hints.push((
+                            exten.get_ref().clone(),
+                            devices,
+                            line_of(text, exten.span().start),
+                        ));
+                    }
+                    continue;
+                }
                 let Entry::List(items) = v else {
                     return Err(invalid(
                         k.span().start,
@@ -638,6 +704,50 @@ include = ["internal"]
             "extensions.toml:2: extension '1' must be a list of steps"
         );
         assert!(err("[a\n").starts_with("extensions.toml:1:"));
+    }
+
+    #[test]
+    fn hints_map_extensions_to_devices_and_bad_ones_name_their_line() {
+        let d = Dialplan::parse(
+            Path::new("extensions.toml"),
+            "[demo]\n\"6001\" = [\"Dial(SIP/alice,20)\"]\n\n[demo.hints]\n\"6001\" = \"SIP/alice\"\n\"6000\" = \"SIP/alice & SIP/bob\"\n",
+        )
+        .unwrap();
+        let hints = &d.contexts["demo"].hints;
+        assert_eq!(
+            hints,
+            &[
+                ("6001".to_string(), vec!["SIP/alice".to_string()], 5),
+                (
+                    "6000".to_string(),
+                    vec!["SIP/alice".to_string(), "SIP/bob".to_string()],
+                    6
+                )
+            ]
+        );
+        // A hint is not an extension one can call.
+        assert!(d.find("demo", "6000").is_none());
+        let err = |t: &str| {
+            Dialplan::parse(Path::new("extensions.toml"), t)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("[demo.hints]\n\"6001\" = \"alice\"\n"),
+            "extensions.toml:2: hint '6001': 'alice' is not a device (Tech/resource, as SIP/alice)"
+        );
+        assert_eq!(
+            err("[demo.hints]\n\"_6XXX\" = \"SIP/alice\"\n"),
+            "extensions.toml:2: hint '_6XXX': a hint names one extension, not a pattern"
+        );
+        assert_eq!(
+            err("[demo.hints]\n\"6001\" = \"SIP/alice,CustomPresence:alice\"\n"),
+            "extensions.toml:2: hint '6001': presence state providers (after ',') are not supported"
+        );
+        assert_eq!(
+            err("[demo]\nhints = [\"SIP/alice\"]\n"),
+            "extensions.toml:2: 'hints' must be a table of extension = \"Tech/device[&Tech/device…]\""
+        );
     }
 
     #[test]

@@ -89,6 +89,25 @@ impl PbxEngine for DialplanEngine {
         Ok(())
     }
 
+    fn hints(&self) -> Vec<sirius_core::hints::Hint> {
+        let dp = self.current();
+        let mut v: Vec<sirius_core::hints::Hint> = dp
+            .contexts
+            .values()
+            .flat_map(|c| {
+                c.hints
+                    .iter()
+                    .map(|(exten, devices, _)| sirius_core::hints::Hint {
+                        context: c.name.clone(),
+                        exten: exten.clone(),
+                        devices: devices.clone(),
+                    })
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.context, &a.exten).cmp(&(&b.context, &b.exten)));
+        v
+    }
+
     fn show(&self, context: Option<&str>) -> Result<String, String> {
         self.current().show(context)
     }

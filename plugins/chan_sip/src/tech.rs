@@ -350,6 +350,15 @@ impl ChannelDriver for SipTech {
             Some(p) if p.dynamic && self.shared.registrar.lock().binding(resource).is_none() => {
                 DeviceState::Unavailable
             }
+            // A qualified peer that stopped answering is unreachable, as
+            // Asterisk's sip_devicestate says (a lamp shows it offline).
+            Some(p)
+                if self.shared.qualify.lock().get(&p.name).is_some_and(|q| {
+                    q.status() == sirius_sip::qualify::PeerStatus::Unreachable
+                }) =>
+            {
+                DeviceState::Unavailable
+            }
             Some(_) => DeviceState::NotInUse,
         }
     }

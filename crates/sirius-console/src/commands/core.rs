@@ -14,6 +14,7 @@ pub fn commands() -> Vec<Command> {
         Command { words: "core show version", summary: "Display version info", usage: "Usage: core show version\n       Shows Sirius version information.", handler: show_version, complete: None },
         Command { words: "core show uptime", summary: "Show uptime information", usage: "Usage: core show uptime [seconds]\n       Shows Sirius uptime information.\n       The seconds word returns the uptime in seconds only.", handler: show_uptime, complete: Some(|_, _, pos| if pos == 3 { vec!["seconds".into()] } else { Vec::new() }) },
         Command { words: "core show settings", summary: "Show some core settings", usage: "Usage: core show settings\n       Show core misc settings", handler: show_settings, complete: None },
+        Command { words: "core show hints", summary: "Show dialplan hints", usage: "Usage: core show hints\n       List registered hints.\n       Hint details are shown in five columns. In order from left to right, they are:\n       1. Hint extension URI.\n       2. List of mapped device state identifiers.\n       3. Current extension state. The aggregate of mapped device states.\n       4. Current presence state (not_set: Sirius has no presence providers).\n       5. Watchers - number of subscriptions watching this hint.", handler: show_hints, complete: None },
         Command { words: "core show channeltypes", summary: "List available channel types", usage: "Usage: core show channeltypes\n       Lists available channel types registered in your\n       Sirius server.", handler: show_channeltypes, complete: None },
         Command { words: "core show channels", summary: "Display information on channels", usage: "Usage: core show channels [concise|verbose|count]\n       Lists currently defined channels and some information about them. If\n       'concise' is specified, the format is abridged and in a more easily\n       machine parsable format. If 'verbose' is specified, the output includes\n       more and longer fields. If 'count' is specified only the channel and call\n       count is output.", handler: show_channels, complete: Some(|_, _, pos| if pos == 3 { vec!["concise".into(), "verbose".into(), "count".into()] } else { Vec::new() }) },
         Command { words: "core show channel", summary: "Display information on a specific channel", usage: "Usage: core show channel <channel>\n       Shows lots of information about the specified channel.", handler: show_channel, complete: Some(|core, _, pos| if pos == 3 { core.channels.snapshot().into_iter().map(|c| c.name).collect() } else { Vec::new() }) },
@@ -139,6 +140,29 @@ fn yes_no(b: bool) -> &'static str {
     } else {
         "no"
     }
+}
+
+/// `core show hints` in Asterisk's layout (`handle_show_hints`). Watchers
+/// are 0: nothing subscribes to hints yet.
+fn show_hints(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let hints = core.hints();
+    if hints.is_empty() {
+        return Ok("There are no registered dialplan hints".into());
+    }
+    let mut o = String::from("\n    -= Registered Asterisk Dial Plan Hints =-\n");
+    for h in &hints {
+        o += &format!(
+            "{:<30.30}: {:<60.60}  State:{:<15.15} Presence:{:<15.15} Watchers {:>2}\n",
+            format!("{}@{}", h.exten, h.context),
+            h.devices.join("&"),
+            core.hint_state(h).as_str(),
+            "not_set",
+            0
+        );
+    }
+    o += "----------------\n";
+    o += &format!("- {} hints registered", hints.len());
+    Ok(o)
 }
 
 fn show_channeltypes(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
