@@ -460,6 +460,12 @@ fn a_plugin_asking_an_older_core_for_a_transfer_gets_the_defaults() {
     );
     assert!(seen.channel_get_var(chan, "X".into()).is_none());
     seen.channel_set_var(chan, "X".into(), "1".into());
+    // Services added since answer their defaults too: no turns, no hints.
+    seen.turn_started();
+    seen.turn_ended();
+    let host = crate::guest::Host::new(seen.clone());
+    assert_eq!(host.hint_watch("demo", "6001", |_| {}), None);
+    host.hint_unwatch(1);
 }
 
 /// `CoreServices` as the first transfer services left it (up to

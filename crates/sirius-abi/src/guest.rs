@@ -299,6 +299,27 @@ impl Host {
     pub fn turn_ended(&self) {
         self.services.turn_ended()
     }
+
+    /// Watches the hint of `exten@context` (see [`CoreServices::hint_watch`]):
+    /// `f` gets each new state (`AST_EXTENSION_*` bits). The watch's id and
+    /// the state now; `None` without such a hint.
+    ///
+    /// [`CoreServices::hint_watch`]: crate::CoreServices::hint_watch
+    pub fn hint_watch<F>(&self, context: &str, exten: &str, f: F) -> Option<(u64, i32)>
+    where
+        F: FnMut(i32) + Send + 'static,
+    {
+        let cb = crate::services::HintCallback_TO::from_value(HintClosure(f), TD_Opaque);
+        self.services
+            .hint_watch(RStr::from_str(context), RStr::from_str(exten), cb)
+            .into_option()
+            .map(|t| (t.0, t.1))
+    }
+
+    /// Ends a hint watch.
+    pub fn hint_unwatch(&self, id: u64) {
+        self.services.hint_unwatch(id)
+    }
 }
 
 /// Runs `body` on a thread of its own, named `name`, and reports to the core
@@ -331,6 +352,18 @@ where
 }
 
 struct ClosureCallback<F>(F);
+
+/// A closure as a [`crate::services::HintCallback`].
+struct HintClosure<F>(F);
+
+impl<F: FnMut(i32) + Send> crate::services::HintCallback for HintClosure<F> {
+    fn changed(&mut self, state: i32) {
+        // Called from the core: a panic must not unwind across the boundary.
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| (self.0)(state))) {
+            log::error!("hint callback panicked: {}", panic_message(&*p));
+        }
+    }
+}
 
 impl<F: FnMut() -> u32 + Send> SchedCallback for ClosureCallback<F> {
     fn run(&mut self) -> u32 {

@@ -74,6 +74,19 @@ pub trait SchedCallback: Send {
 /// An owned scheduler callback object.
 pub type SchedCallbackBox = SchedCallback_TO<'static, RBox<()>>;
 
+/// Told when a watched hint's extension state changes (Asterisk's
+/// `ast_extension_state_add` callback). Runs on the thread that reported
+/// the device change, often the plugin's own: queue the work, do not block.
+#[sabi_trait]
+pub trait HintCallback: Send {
+    /// The new state, Asterisk's `AST_EXTENSION_*` bits: 0 idle, 1 in use,
+    /// 2 busy, 4 unavailable, 8 ringing, 16 on hold (9: in use and ringing).
+    fn changed(&mut self, state: i32);
+}
+
+/// An owned hint callback object.
+pub type HintCallbackBox = HintCallback_TO<'static, RBox<()>>;
+
 /// The host's services, one object per loaded module.
 ///
 /// A prefix type like [`crate::ChannelTech`]: the prefix ends at
@@ -83,7 +96,8 @@ pub type SchedCallbackBox = SchedCallback_TO<'static, RBox<()>>;
 /// [`CoreServices::device_state_changed`], then the transfer services
 /// ([`CoreServices::channel_blind_transfer`], channel variables, attended
 /// transfer, a transfer's outcome, pickup and replace), then a plugin
-/// thread's turns ([`CoreServices::turn_started`]). Always append, in the order added: a
+/// thread's turns ([`CoreServices::turn_started`]), then hint watches
+/// ([`CoreServices::hint_watch`]). Always append, in the order added: a
 /// method inserted before another moves that one's vtable slot.
 #[sabi_trait]
 pub trait CoreServices: Send + Sync + Clone {
@@ -256,6 +270,26 @@ pub trait CoreServices: Send + Sync + Clone {
     /// that work calls its technology methods. Default (an older core):
     /// nothing.
     fn turn_ended(&self) {}
+
+    /// Watches the hint of `exten@context` (`ast_extension_state_add`):
+    /// `cb` hears every change of its extension state until
+    /// [`CoreServices::hint_unwatch`]. Returns the watch's id and the state
+    /// now (the bits [`HintCallback::changed`] takes); `None` when the
+    /// dialplan has no such hint. Default (an older core): `None`.
+    fn hint_watch(
+        &self,
+        context: RStr<'_>,
+        exten: RStr<'_>,
+        cb: HintCallbackBox,
+    ) -> ROption<Tuple2<u64, i32>> {
+        let _ = (context, exten, cb);
+        ROption::RNone
+    }
+
+    /// Ends a watch [`CoreServices::hint_watch`] made. Default: nothing.
+    fn hint_unwatch(&self, id: u64) {
+        let _ = id;
+    }
 }
 
 /// The services object as plugins hold it.

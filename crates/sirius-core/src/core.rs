@@ -119,6 +119,8 @@ pub struct Core {
     pub log: Arc<LogHub>,
     /// Device states pushed by plugins, and their subscribers.
     pub devstates: crate::devstate::DeviceStates,
+    /// Who watches which hint (`Core::watch_hint`).
+    pub(crate) hint_watches: crate::hints::HintWatches,
     pub(crate) techs: RwLock<BTreeMap<String, TechEntry>>,
     /// Technologies whose plugin failed (lower-case type → module), until the
     /// module is unloaded: requests for them fail at once with
@@ -161,6 +163,7 @@ impl Core {
             events: EventBus::default(),
             log,
             devstates: crate::devstate::DeviceStates::new(),
+            hint_watches: crate::hints::HintWatches::default(),
             techs: RwLock::new(BTreeMap::new()),
             failed_techs: RwLock::new(BTreeMap::new()),
             modules: Mutex::new(Vec::new()),

@@ -14,7 +14,10 @@
 //! ```
 
 use crate::core::Core;
+use parking_lot::Mutex;
 use sirius_abi::DeviceState;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 /// One hint: an extension and the devices whose state it shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,21 @@ impl ExtensionState {
             ExtensionState::Ringing => "Ringing",
             ExtensionState::InUseRinging => "InUse&Ringing",
             ExtensionState::Hold => "Hold",
+        }
+    }
+
+    /// Asterisk's `AST_EXTENSION_*` bits for it (what crosses the plugin
+    /// boundary): 0 idle, 1 in use, 2 busy, 4 unavailable, 8 ringing, 16
+    /// on hold, 9 in use and ringing.
+    pub fn bits(self) -> i32 {
+        match self {
+            ExtensionState::Idle => 0,
+            ExtensionState::InUse => 1,
+            ExtensionState::Busy => 2,
+            ExtensionState::Unavailable => 4,
+            ExtensionState::Ringing => 8,
+            ExtensionState::InUseRinging => 9,
+            ExtensionState::Hold => 16,
         }
     }
 
@@ -114,7 +132,121 @@ pub fn aggregate(states: impl IntoIterator<Item = DeviceState>) -> DeviceState {
     combined
 }
 
+/// What a watcher of a hint is told: its new extension state.
+pub type HintCallback = Box<dyn FnMut(ExtensionState) + Send>;
+
+struct Watch {
+    hint: Hint,
+    /// The state last told (only changes are told).
+    last: ExtensionState,
+    callback: Arc<Mutex<HintCallback>>,
+}
+
+/// The watches of hints (Asterisk's `ast_extension_state_add`), fed by the
+/// device-state changes the technologies push.
+#[derive(Default)]
+pub struct HintWatches {
+    inner: Mutex<Watches>,
+}
+
+#[derive(Default)]
+struct Watches {
+    next: u64,
+    by_id: HashMap<u64, Watch>,
+    /// The device-state subscription, made at the first watch.
+    devices: Option<crate::devstate::Subscription>,
+}
+
 impl Core {
+    /// Watches the hint of `exten@context`: `callback` is told each change of
+    /// its extension state from now on, on the thread that reported the
+    /// device change (quick, non-blocking work only: a plugin queues a
+    /// NOTIFY to its own thread). Returns the watch's id and the state now;
+    /// `None` when the dialplan has no such hint. The hint's devices are
+    /// the ones it has now: a reload that changes them applies to new
+    /// watches.
+    pub fn watch_hint(
+        self: &Arc<Self>,
+        context: &str,
+        exten: &str,
+        callback: HintCallback,
+    ) -> Option<(u64, ExtensionState)> {
+        let hint = self
+            .hints()
+            .into_iter()
+            .find(|h| h.context == context && h.exten == exten)?;
+        let state = self.hint_state(&hint);
+        let mut w = self.hint_watches.inner.lock();
+        if w.devices.is_none() {
+            let core: Weak<Core> = Arc::downgrade(self);
+            w.devices = Some(self.devstates.subscribe(move |change| {
+                if let Some(core) = core.upgrade() {
+                    core.hint_device_changed(&change.device);
+                }
+            }));
+        }
+        w.next += 1;
+        let id = w.next;
+        w.by_id.insert(
+            id,
+            Watch {
+                hint,
+                last: state,
+                callback: Arc::new(Mutex::new(callback)),
+            },
+        );
+        Some((id, state))
+    }
+
+    /// Ends a watch; false when it was not there.
+    pub fn unwatch_hint(&self, id: u64) -> bool {
+        self.hint_watches.inner.lock().by_id.remove(&id).is_some()
+    }
+
+    /// How many watch `exten@context` (`core show hints`' Watchers).
+    pub fn hint_watchers(&self, context: &str, exten: &str) -> usize {
+        self.hint_watches
+            .inner
+            .lock()
+            .by_id
+            .values()
+            .filter(|w| w.hint.context == context && w.hint.exten == exten)
+            .count()
+    }
+
+    /// A device changed: the watches of hints it is in learn their new
+    /// state, if it changed. States are worked out and callbacks run
+    /// without the watches' lock held (a callback may unwatch).
+    fn hint_device_changed(&self, device: &str) {
+        let affected: Vec<(u64, Hint)> = self
+            .hint_watches
+            .inner
+            .lock()
+            .by_id
+            .iter()
+            .filter(|(_, w)| w.hint.devices.iter().any(|d| d == device))
+            .map(|(id, w)| (*id, w.hint.clone()))
+            .collect();
+        // In the order the watches were made: each watcher hears its own
+        // changes in order, and tests see one sequence.
+        let mut affected = affected;
+        affected.sort_by_key(|(id, _)| *id);
+        for (id, hint) in affected {
+            let state = self.hint_state(&hint);
+            let callback = {
+                let mut w = self.hint_watches.inner.lock();
+                match w.by_id.get_mut(&id) {
+                    Some(watch) if watch.last != state => {
+                        watch.last = state;
+                        watch.callback.clone()
+                    }
+                    _ => continue,
+                }
+            };
+            (callback.lock())(state);
+        }
+    }
+
     /// A device's state (`ast_device_state`): the last one its technology
     /// reported, else what the technology says when asked, `Invalid` for a
     /// technology nobody registered.
@@ -159,6 +291,101 @@ mod tests {
         assert_eq!(aggregate([Ringing, NotInUse]), Ringing);
         assert_eq!(aggregate([OnHold, NotInUse]), OnHold);
         assert_eq!(aggregate([Busy, InUse]), Busy);
+    }
+
+    /// A dialplan of two hints: `6001@demo` (Rec/alice) and `6000@demo`
+    /// (Rec/alice&Rec/bob).
+    struct TwoHints;
+
+    impl crate::core::PbxEngine for TwoHints {
+        fn start(&self, _: &Arc<Core>, _: sirius_abi::ChannelId) -> Result<(), sirius_abi::Cause> {
+            Ok(())
+        }
+        fn show(&self, _: Option<&str>) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn exists(&self, _: &str, _: &str) -> bool {
+            false
+        }
+        fn reload(&self) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn run_app(
+            &self,
+            _: &Arc<Core>,
+            _: sirius_abi::ChannelId,
+            _: &str,
+            _: &str,
+        ) -> Result<(), sirius_abi::Cause> {
+            Ok(())
+        }
+        fn await_answer(
+            &self,
+            _: &Arc<Core>,
+            _: sirius_abi::ChannelId,
+            _: crate::originate::OriginateTarget,
+        ) {
+        }
+        fn hints(&self) -> Vec<Hint> {
+            let hint = |exten: &str, devices: &[&str]| Hint {
+                context: "demo".into(),
+                exten: exten.into(),
+                devices: devices.iter().map(|d| d.to_string()).collect(),
+            };
+            vec![
+                hint("6000", &["Rec/alice", "Rec/bob"]),
+                hint("6001", &["Rec/alice"]),
+            ]
+        }
+    }
+
+    #[test]
+    fn a_hint_watcher_hears_each_change_of_its_extension_state_once() {
+        let rec = crate::test_support::Recorder::default();
+        let (core, _dir) = crate::test_support::core_with(&rec);
+        core.set_pbx_engine(Arc::new(TwoHints));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let watch = |exten: &str| {
+            let s = seen.clone();
+            let name = exten.to_string();
+            core.watch_hint(
+                "demo",
+                exten,
+                Box::new(move |state| s.lock().push(format!("{name} {}", state.as_str()))),
+            )
+        };
+        assert!(watch("6009").is_none(), "no such hint");
+        // The test technology answers Unknown when asked: idle.
+        let (one, now) = watch("6001").unwrap();
+        assert_eq!(now, ExtensionState::Idle);
+        let (all, _) = watch("6000").unwrap();
+        assert_eq!(core.hint_watchers("demo", "6001"), 1);
+        core.devstates.changed("Rec/alice", Ringing);
+        core.devstates.changed("Rec/bob", InUse);
+        // A change that leaves a hint's state as it was is not told.
+        core.devstates.changed("Rec/carol", InUse);
+        core.devstates.changed("Rec/alice", NotInUse);
+        assert_eq!(
+            *seen.lock(),
+            [
+                "6001 Ringing",
+                "6000 Ringing",
+                "6000 InUse&Ringing",
+                "6001 Idle",
+                "6000 InUse"
+            ]
+        );
+        assert!(core.unwatch_hint(one) && !core.unwatch_hint(one));
+        seen.lock().clear();
+        core.devstates.changed("Rec/alice", Unavailable);
+        core.devstates.changed("Rec/bob", NotInUse);
+        assert_eq!(
+            *seen.lock(),
+            ["6000 Idle"],
+            "6001 no longer watched; 6000: InUse then Idle"
+        );
+        assert!(core.unwatch_hint(all));
+        assert_eq!(core.hint_watchers("demo", "6000"), 0);
     }
 
     #[test]

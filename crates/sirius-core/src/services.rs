@@ -238,6 +238,30 @@ impl CoreServices for HostServices {
         crate::deferred::turn_ended();
     }
 
+    fn hint_watch(
+        &self,
+        context: RStr<'_>,
+        exten: RStr<'_>,
+        mut cb: sirius_abi::services::HintCallbackBox,
+    ) -> ROption<Tuple2<u64, i32>> {
+        let Some(core) = self.core() else {
+            return ROption::RNone;
+        };
+        core.watch_hint(
+            context.as_str(),
+            exten.as_str(),
+            Box::new(move |state| cb.changed(state.bits())),
+        )
+        .map(|(id, state)| Tuple2(id, state.bits()))
+        .into()
+    }
+
+    fn hint_unwatch(&self, id: u64) {
+        if let Some(core) = self.core() {
+            core.unwatch_hint(id);
+        }
+    }
+
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
         self.core()
             .and_then(|core| {

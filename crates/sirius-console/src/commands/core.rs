@@ -142,8 +142,7 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
-/// `core show hints` in Asterisk's layout (`handle_show_hints`). Watchers
-/// are 0: nothing subscribes to hints yet.
+/// `core show hints` in Asterisk's layout (`handle_show_hints`).
 fn show_hints(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
     let hints = core.hints();
     if hints.is_empty() {
@@ -157,7 +156,7 @@ fn show_hints(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
             h.devices.join("&"),
             core.hint_state(h).as_str(),
             "not_set",
-            0
+            core.hint_watchers(&h.context, &h.exten)
         );
     }
     o += "----------------\n";
