@@ -51,12 +51,15 @@ impl ClientUsage for ReferOut {
 /// address, where the phone's INVITE comes back to the dialplan.
 pub(crate) fn refer_to(dest: &str, ours: SocketAddr) -> String {
     let dest = dest.trim();
-    let bare = dest
-        .strip_prefix("sip:")
-        .or_else(|| dest.strip_prefix("sips:"))
-        .unwrap_or(dest);
+    // A `sips:` destination stays `sips:`: the transfer must not lose the
+    // TLS the dialplan asked for.
+    let (scheme, bare) = match (dest.strip_prefix("sip:"), dest.strip_prefix("sips:")) {
+        (Some(b), _) => ("sip", b),
+        (None, Some(b)) => ("sips", b),
+        (None, None) => ("sip", dest),
+    };
     match bare.contains('@') {
-        true => format!("<sip:{bare}>"),
+        true => format!("<{scheme}:{bare}>"),
         false => format!("<sip:{}@{ours}>", crate::session::uac::escape_user(bare)),
     }
 }
@@ -105,7 +108,10 @@ impl Endpoint {
 
     /// A NOTIFY in a call's dialog: the far end reports the transfer we
     /// asked for. 200 to each; a final 2xx ends our leg (the phone is with
-    /// the target now). Another event package than `refer`: 489.
+    /// the target now). Another event package than `refer`: 489. A report
+    /// with no REFER of ours waiting for it (none sent, or its subscription
+    /// already ended): 481, as RFC 6665 §4.1.3 says of a NOTIFY matching
+    /// no subscription.
     pub(crate) fn on_notify(
         &mut self,
         now: Now,
@@ -118,10 +124,11 @@ impl Endpoint {
         if event.is_none_or(|e| e.package != "refer") {
             return self.respond(now, tx, msg, source, (489, "Bad Event"), &[]);
         }
-        self.respond(now, tx, msg, source, (200, "OK"), &[]);
         let Some(chan) = chan.filter(|c| self.refers.referring.contains(c)) else {
-            return;
+            let status = (481, "Call/Transaction Does Not Exist");
+            return self.respond(now, tx, msg, source, status, &[]);
         };
+        self.respond(now, tx, msg, source, (200, "OK"), &[]);
         match parse_sipfrag(&msg.body) {
             Some(200..=299) => {
                 self.refers.referring.remove(&chan);
@@ -156,5 +163,9 @@ mod tests {
             "<sip:bob@example.com>"
         );
         assert_eq!(refer_to("#9 0", ours), "<sip:%239%200@127.0.0.1:5060>");
+        assert_eq!(
+            refer_to("sips:bob@example.com", ours),
+            "<sips:bob@example.com>"
+        );
     }
 }

@@ -483,7 +483,8 @@ fn transfer_sends_a_refer_and_a_notify_of_success_ends_the_call() {
 }
 
 /// The far end refuses the REFER: the dialplan hears the cause, the call
-/// goes on. A NOTIFY of another package gets 489.
+/// goes on. A NOTIFY of another package gets 489, one of a transfer nobody
+/// waits for 481.
 #[test]
 fn a_refused_transfer_is_a_failure_and_other_events_get_489() {
     let mut h = Harness::new(SIP_TOML);
@@ -501,6 +502,24 @@ fn a_refused_transfer_is_a_failure_and_other_events_get_489() {
     n.push(HeaderName::Event, "presence");
     h.recv(&n, ALICE);
     assert_eq!(h.expect_one(ALICE).code(), Some(489));
+    // A report of a transfer no REFER of ours waits for (this one was
+    // refused): no such subscription, 481 (RFC 6665 §4.1.3).
+    let mut n = in_dialog("NOTIFY", &ok_a, ALICE, 3, "n-refer");
+    n.push(HeaderName::Event, "refer");
+    n.push(
+        HeaderName::SubscriptionState,
+        "terminated;reason=noresource",
+    );
+    n.set_body(
+        "message/sipfrag;version=2.0",
+        b"SIP/2.0 200 OK\r\n".to_vec(),
+    );
+    h.recv(&n, ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(481));
+    assert!(!h
+        .host_actions()
+        .iter()
+        .any(|a| matches!(a, HostAction::Hangup(..))));
     // A call not answered yet cannot be transferred this way.
     h.recv(&alice_invite("100", "in-2"), ALICE);
     let ringing = *h.env.started.last().unwrap();
