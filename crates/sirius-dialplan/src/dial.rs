@@ -89,6 +89,9 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         return Next::Continue;
     }
     let started = Instant::now();
+    // The dialplan run this Dial belongs to: a redirect (or transfer) of
+    // the caller starts another, and this Dial then gives up its callees.
+    let mine = core.channels.read(chan, |c| c.plan);
     let mut ringing_sent = false;
     // The callee whose early media the caller hears (the first to signal
     // progress), as app_dial passes AST_CONTROL_PROGRESS on.
@@ -111,6 +114,21 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
                 }
             }
             return Next::Stop; // the caller hung up: DIALSTATUS=CANCEL, nothing left to run
+        }
+        if core.channels.read(chan, |c| c.plan) != mine {
+            // Redirected while its callees ring: they are hung up (as
+            // app_dial does on an async goto), the caller's ringing stops,
+            // and the new run owns the caller.
+            for o in &outs {
+                let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
+                if let Some(picker) = core.take_pickup(*o) {
+                    let _ = core.hangup(picker, Cause::NORMAL_CLEARING);
+                }
+            }
+            if ringing_sent {
+                let _ = core.indicate(chan, Indication::StopTones);
+            }
+            return Next::Stop;
         }
         let mut still = Vec::new();
         let mut up = None;

@@ -395,6 +395,34 @@ fn a_redirected_channel_leaves_its_wait_and_runs_the_target_from_the_given_prior
     );
     assert_eq!(core.channels.get(caller).unwrap().bridged_to, None);
     core.channel_gone(caller, Cause::NORMAL_CLEARING);
+
+    // Redirected while its Dial rings: the callee is hung up, the new run
+    // goes on, the old Dial's Hangup() never runs.
+    let caller = leg(core, "dave");
+    core.channels.update(caller, |c| c.exten = "601".into());
+    core.pbx_start(caller).unwrap();
+    until("bob rings again", || callee_of(core, "bob").is_some());
+    let bob = callee_of(core, "bob").unwrap();
+    core.channels.set_state(bob, ChannelState::Ringing);
+    rec.take_log();
+    assert_eq!(core.redirect(caller, "demo", "800", 1), Ok(()));
+    until("dave runs 800", || {
+        core.channels
+            .get(caller)
+            .is_some_and(|c| c.exten == "800" && c.application == "Wait")
+    });
+    until("bob hung up", || !core.channels.exists(bob));
+    assert!(
+        rec.take_log()
+            .iter()
+            .any(|l| l.starts_with(&format!("hangup {}", bob.0))),
+        "the ringing callee was hung up"
+    );
+    assert!(
+        core.channels.exists(caller),
+        "the old Dial's Hangup() never ran"
+    );
+    core.channel_gone(caller, Cause::NORMAL_CLEARING);
 }
 
 #[test]
