@@ -135,11 +135,18 @@ pub fn aggregate(states: impl IntoIterator<Item = DeviceState>) -> DeviceState {
 /// What a watcher of a hint is told: its new extension state.
 pub type HintCallback = Box<dyn FnMut(ExtensionState) + Send>;
 
-struct Watch {
-    hint: Hint,
+/// What one watch keeps under its own lock: a change is worked out,
+/// compared and told under it, so a watcher hears its states in order even
+/// when two SIP threads report devices of its hint at once.
+struct Told {
     /// The state last told (only changes are told).
     last: ExtensionState,
-    callback: Arc<Mutex<HintCallback>>,
+    callback: HintCallback,
+}
+
+struct Watch {
+    hint: Hint,
+    told: Arc<Mutex<Told>>,
 }
 
 /// The watches of hints (Asterisk's `ast_extension_state_add`), fed by the
@@ -175,26 +182,36 @@ impl Core {
             .hints()
             .into_iter()
             .find(|h| h.context == context && h.exten == exten)?;
+        let told = Arc::new(Mutex::new(Told {
+            last: ExtensionState::Unavailable,
+            callback,
+        }));
+        // Held until the first state is known: a change reported meanwhile
+        // waits for it, then compares with it (nothing is missed).
+        let mut first = told.lock();
+        let id = {
+            let mut w = self.hint_watches.inner.lock();
+            if w.devices.is_none() {
+                let core: Weak<Core> = Arc::downgrade(self);
+                w.devices = Some(self.devstates.subscribe(move |change| {
+                    if let Some(core) = core.upgrade() {
+                        core.hint_device_changed(&change.device);
+                    }
+                }));
+            }
+            w.next += 1;
+            let id = w.next;
+            w.by_id.insert(
+                id,
+                Watch {
+                    hint: hint.clone(),
+                    told: told.clone(),
+                },
+            );
+            id
+        };
         let state = self.hint_state(&hint);
-        let mut w = self.hint_watches.inner.lock();
-        if w.devices.is_none() {
-            let core: Weak<Core> = Arc::downgrade(self);
-            w.devices = Some(self.devstates.subscribe(move |change| {
-                if let Some(core) = core.upgrade() {
-                    core.hint_device_changed(&change.device);
-                }
-            }));
-        }
-        w.next += 1;
-        let id = w.next;
-        w.by_id.insert(
-            id,
-            Watch {
-                hint,
-                last: state,
-                callback: Arc::new(Mutex::new(callback)),
-            },
-        );
+        first.last = state;
         Some((id, state))
     }
 
@@ -215,35 +232,28 @@ impl Core {
     }
 
     /// A device changed: the watches of hints it is in learn their new
-    /// state, if it changed. States are worked out and callbacks run
-    /// without the watches' lock held (a callback may unwatch).
+    /// state, if it changed. Each watch works its state out, compares and
+    /// tells under its own lock, not the table's (a callback may unwatch;
+    /// it must not report device states itself).
     fn hint_device_changed(&self, device: &str) {
-        let affected: Vec<(u64, Hint)> = self
+        let mut affected: Vec<(u64, Hint, Arc<Mutex<Told>>)> = self
             .hint_watches
             .inner
             .lock()
             .by_id
             .iter()
             .filter(|(_, w)| w.hint.devices.iter().any(|d| d == device))
-            .map(|(id, w)| (*id, w.hint.clone()))
+            .map(|(id, w)| (*id, w.hint.clone(), w.told.clone()))
             .collect();
-        // In the order the watches were made: each watcher hears its own
-        // changes in order, and tests see one sequence.
-        let mut affected = affected;
-        affected.sort_by_key(|(id, _)| *id);
-        for (id, hint) in affected {
+        // In the order the watches were made: tests see one sequence.
+        affected.sort_by_key(|(id, ..)| *id);
+        for (_, hint, told) in affected {
+            let mut told = told.lock();
             let state = self.hint_state(&hint);
-            let callback = {
-                let mut w = self.hint_watches.inner.lock();
-                match w.by_id.get_mut(&id) {
-                    Some(watch) if watch.last != state => {
-                        watch.last = state;
-                        watch.callback.clone()
-                    }
-                    _ => continue,
-                }
-            };
-            (callback.lock())(state);
+            if told.last != state {
+                told.last = state;
+                (told.callback)(state);
+            }
         }
     }
 

@@ -34,6 +34,10 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         .channels
         .read(chan, |c| Capabilities::of(&c.codecs))
         .unwrap_or_else(|| Capabilities::of(&[Codec::PCMU, Codec::PCMA]));
+    // The dialplan run this Dial belongs to, read before any callee is
+    // requested: a redirect (or transfer) of the caller starts another
+    // run, and this Dial then gives up its callees.
+    let mine = core.channels.read(chan, |c| c.plan);
     let mut status = "CHANUNAVAIL";
     let mut outs = Vec::new();
     let list: Vec<&str> = targets
@@ -89,9 +93,6 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         return Next::Continue;
     }
     let started = Instant::now();
-    // The dialplan run this Dial belongs to: a redirect (or transfer) of
-    // the caller starts another, and this Dial then gives up its callees.
-    let mine = core.channels.read(chan, |c| c.plan);
     let mut ringing_sent = false;
     // The callee whose early media the caller hears (the first to signal
     // progress), as app_dial passes AST_CONTROL_PROGRESS on.
@@ -117,16 +118,14 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
         }
         if core.channels.read(chan, |c| c.plan) != mine {
             // Redirected while its callees ring: they are hung up (as
-            // app_dial does on an async goto), the caller's ringing stops,
-            // and the new run owns the caller.
+            // app_dial does on an async goto). The caller's indications
+            // are the new run's now: none is sent from here (a StopTones
+            // could cancel the ringing the new run already started).
             for o in &outs {
                 let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
                 if let Some(picker) = core.take_pickup(*o) {
                     let _ = core.hangup(picker, Cause::NORMAL_CLEARING);
                 }
-            }
-            if ringing_sent {
-                let _ = core.indicate(chan, Indication::StopTones);
             }
             return Next::Stop;
         }

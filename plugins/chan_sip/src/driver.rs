@@ -505,7 +505,7 @@ impl Driver {
                         .send(owner, Command::Stream(msg, peer));
                 }
             }
-            TcpEvent::Ping(peer) => self.tcp.lock().send(peer, b"\r\n".to_vec()),
+            TcpEvent::Ping(peer) => self.tcp.lock().send_on_open(peer, b"\r\n".to_vec()),
             TcpEvent::Closed { peer, id, error } => {
                 if !self.tcp.lock().closed(peer, id) {
                     return;

@@ -210,10 +210,20 @@ impl Registrar {
                 if ip.is_ipv4() { "IPV4" } else { "IPV6" },
                 g.authblocktime
             ),
-            lockout::Counted::Untracked => log::warn!(
-                "the lockout table is full ({} pairs): a failure of '{user}' from '{source}' is not counted",
-                lockout::MAX_PAIRS
+            lockout::Counted::AddressLocked(n) => log::warn!(
+                target: "security",
+                "SecurityEvent=\"SessionLimit\",Service=\"SIP\",AccountID=\"{user}\",RemoteAddress=\"{}/UDP/{ip}\",Reason=\"{n} failed authentications in 60 s over several usernames; every username refused from this address for {} s\"",
+                if ip.is_ipv4() { "IPV4" } else { "IPV6" },
+                g.authblocktime
             ),
+            lockout::Counted::Untracked => {
+                if self.lockout.log_full(now) {
+                    log::warn!(
+                        "the lockout table is full ({} entries): a failure of '{user}' from '{source}' is not counted (logged at most once a second)",
+                        lockout::MAX_PAIRS
+                    )
+                }
+            }
             lockout::Counted::Counted(_) => {}
         }
     }

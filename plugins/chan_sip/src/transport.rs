@@ -104,15 +104,12 @@ pub enum TcpEvent {
 struct Conn {
     id: u64,
     out: mpsc::UnboundedSender<Vec<u8>>,
-    /// Set (and sent to the task, which then stops its auth timer) once a
-    /// request on it passed authentication; `None` for one we opened.
+    /// Counted among the untrusted (the one owner of that fact: cleared
+    /// when the count is given back, so it is given back once).
+    counted: bool,
+    /// Tells the task it is trusted (its auth timer stops); `None` for one
+    /// we opened to a peer of ours.
     trust: Option<watch::Sender<bool>>,
-}
-
-impl Conn {
-    fn untrusted(&self) -> bool {
-        self.trust.as_ref().is_some_and(|t| !*t.borrow())
-    }
 }
 
 /// The live connections, by the far end's address.
@@ -121,6 +118,9 @@ pub struct TcpConnections {
     next_id: u64,
     events: mpsc::UnboundedSender<TcpEvent>,
     limits: Limits,
+    /// The limits the last accept was made under (the response fallback,
+    /// which has no configuration at hand, applies them too).
+    policy: TcpPolicy,
     /// Untrusted connections by address (entries removed at zero).
     untrusted: HashMap<IpAddr, usize>,
     untrusted_total: usize,
@@ -136,9 +136,47 @@ impl TcpConnections {
             next_id: 1,
             events,
             limits: Limits::default(),
+            policy: TcpPolicy {
+                auth_timeout: Duration::from_secs(30),
+                auth_limit: 100,
+                per_address: 10,
+            },
             untrusted: HashMap::new(),
             untrusted_total: 0,
             refusal_logged: None,
+        }
+    }
+
+    /// Why an untrusted connection with `peer` may not be opened now, if
+    /// it may not.
+    fn refusal(&self, peer: SocketAddr) -> Option<String> {
+        let ip = peer.ip().to_canonical();
+        let from_here = self.untrusted.get(&ip).copied().unwrap_or(0);
+        if self.conns.len() >= MAX_CONNECTIONS {
+            Some(format!("{MAX_CONNECTIONS} connections open"))
+        } else if self.untrusted_total >= self.policy.auth_limit {
+            Some(format!(
+                "{} unauthenticated connections open (tcpauthlimit)",
+                self.untrusted_total
+            ))
+        } else if from_here >= self.policy.per_address {
+            Some(format!(
+                "{from_here} unauthenticated connections open from {ip} (tcpauthperaddress)"
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Logs a refusal, at most once a second.
+    fn log_refusal(&mut self, what: &str, why: &str) {
+        let now = Instant::now();
+        if self
+            .refusal_logged
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.refusal_logged = Some(now);
+            log::warn!("SIP/TCP: refusing {what}: {why} (logged at most once a second)");
         }
     }
 
@@ -146,54 +184,26 @@ impl TcpConnections {
     /// (closed at once) when the table, the untrusted ones or this
     /// address's untrusted ones are at their limit.
     pub fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, policy: &TcpPolicy) {
-        let from_here = self.untrusted.get(&peer.ip()).copied().unwrap_or(0);
-        let full = if self.conns.len() >= MAX_CONNECTIONS {
-            Some(format!("{MAX_CONNECTIONS} connections open"))
-        } else if self.untrusted_total >= policy.auth_limit {
-            Some(format!(
-                "{} unauthenticated connections open (tcpauthlimit)",
-                self.untrusted_total
-            ))
-        } else if from_here >= policy.per_address {
-            Some(format!(
-                "{from_here} unauthenticated connections open from {} (tcpauthperaddress)",
-                peer.ip()
-            ))
-        } else {
-            None
-        };
-        if let Some(why) = full {
-            let now = Instant::now();
-            if self
-                .refusal_logged
-                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-            {
-                self.refusal_logged = Some(now);
-                log::warn!("SIP/TCP: refusing the connection from {peer}: {why} (logged at most once a second)");
-            }
+        self.policy = *policy;
+        if let Some(why) = self.refusal(peer) {
+            self.log_refusal(&format!("the connection from {peer}"), &why);
             return; // dropped: closed
         }
         log::debug!("SIP/TCP: connection from {peer}");
-        *self.untrusted.entry(peer.ip()).or_default() += 1;
-        self.untrusted_total += 1;
-        let (trust, trusted) = watch::channel(false);
-        self.start(
-            peer,
-            Some((stream, trusted, policy.auth_timeout)),
-            Some(trust),
-        );
+        self.start(peer, Some(stream), true);
     }
 
     /// A request from `peer` passed authentication: its connection is
     /// trusted from now on (no timeout, not counted against the limits).
     pub fn trust(&mut self, peer: SocketAddr) {
-        let Some(c) = self.conns.get(&peer) else {
+        let Some(c) = self.conns.get_mut(&peer) else {
             return;
         };
-        if c.untrusted() {
-            if let Some(t) = &c.trust {
-                let _ = t.send(true);
-            }
+        if let Some(t) = &c.trust {
+            // Stored even when the task has ended (`send` would not).
+            t.send_replace(true);
+        }
+        if std::mem::take(&mut c.counted) {
             self.uncount(peer.ip());
         }
     }
@@ -203,7 +213,13 @@ impl TcpConnections {
         (self.conns.len(), self.untrusted_total)
     }
 
+    fn count(&mut self, ip: IpAddr) {
+        *self.untrusted.entry(ip.to_canonical()).or_default() += 1;
+        self.untrusted_total += 1;
+    }
+
     fn uncount(&mut self, ip: IpAddr) {
+        let ip = ip.to_canonical();
         self.untrusted_total = self.untrusted_total.saturating_sub(1);
         if let Some(n) = self.untrusted.get_mut(&ip) {
             *n -= 1;
@@ -213,10 +229,10 @@ impl TcpConnections {
         }
     }
 
-    /// Forgets a connection, and its place among the untrusted.
+    /// Forgets a connection, and gives back its place among the untrusted.
     fn remove(&mut self, peer: SocketAddr) {
         if let Some(c) = self.conns.remove(&peer) {
-            if c.untrusted() {
+            if c.counted {
                 self.uncount(peer.ip());
             }
         }
@@ -236,18 +252,43 @@ impl TcpConnections {
         };
         // A response whose request's connection is gone: to the top Via's
         // received address and sent-by port (§18.2.2), where the client
-        // listens, not the ephemeral port it connected from.
-        let dest = response_target(&data).unwrap_or(dest);
-        if let Some(c) = self.conns.get(&dest) {
-            if let Err(mpsc::error::SendError(data)) = c.out.send(data) {
-                let out = self.start(dest, None, None);
-                let _ = out.send(data);
+        // listens, not the ephemeral port it connected from. The client
+        // chose that address: the connection is untrusted and counted as
+        // an accepted one is (limits, auth timeout), and one that already
+        // exists there is someone else's (another phone behind the same
+        // NAT), so the response is dropped rather than misdelivered.
+        if let Some(target) = response_target(&data) {
+            if self.conns.contains_key(&target) {
+                log::debug!("SIP/TCP: a response for {dest} is dropped: its connection is gone and {target} is another's");
+                return;
             }
+            if let Some(why) = self.refusal(target) {
+                self.log_refusal(&format!("a connection to {target} for a response"), &why);
+                return;
+            }
+            log::debug!("SIP/TCP: connecting to {target} for a response");
+            let out = self.start(target, None, true);
+            let _ = out.send(data);
+            return;
+        }
+        if self.conns.len() >= MAX_CONNECTIONS {
+            self.log_refusal(
+                &format!("a connection to {dest}"),
+                &format!("{MAX_CONNECTIONS} connections open"),
+            );
             return;
         }
         log::debug!("SIP/TCP: connecting to {dest}");
-        let out = self.start(dest, None, None);
+        let out = self.start(dest, None, false);
         let _ = out.send(data);
+    }
+
+    /// Queues `data` on an open connection with `dest` only (a keep-alive
+    /// pong: a ping's sender closed is not worth a new connection).
+    pub fn send_on_open(&mut self, dest: SocketAddr, data: Vec<u8>) {
+        if let Some(c) = self.conns.get(&dest) {
+            let _ = c.out.send(data);
+        }
     }
 
     /// A connection reported its end: forget it unless a newer connection to
@@ -269,31 +310,40 @@ impl TcpConnections {
         self.untrusted_total = 0;
     }
 
-    /// Starts a connection's task: an accepted stream (with its trust
-    /// signal and auth timeout) or, without one, a connection we open.
+    /// Starts a connection's task on an accepted `stream`, or connecting
+    /// to `peer`; an `untrusted` one is counted and must be trusted within
+    /// the auth timeout.
     fn start(
         &mut self,
         peer: SocketAddr,
-        accepted: Option<(TcpStream, watch::Receiver<bool>, Duration)>,
-        trust: Option<watch::Sender<bool>>,
+        stream: Option<TcpStream>,
+        untrusted: bool,
     ) -> mpsc::UnboundedSender<Vec<u8>> {
         let id = self.next_id;
         self.next_id += 1;
         let (out, rx) = mpsc::unbounded_channel();
         // A connection replaced under the same address gives its place back.
         self.remove(peer);
+        let (trust, auth) = if untrusted {
+            self.count(peer.ip());
+            let (tx, rx) = watch::channel(false);
+            (Some(tx), Some((rx, self.policy.auth_timeout)))
+        } else {
+            (None, None)
+        };
         self.conns.insert(
             peer,
             Conn {
                 id,
                 out: out.clone(),
+                counted: untrusted,
                 trust,
             },
         );
         let events = self.events.clone();
         let limits = self.limits;
         tokio::spawn(async move {
-            let error = connection(accepted, peer, rx, &events, limits).await;
+            let error = connection(stream, auth, peer, rx, &events, limits).await;
             let _ = events.send(TcpEvent::Closed { peer, id, error });
         });
         out
@@ -327,16 +377,17 @@ fn response_target(data: &[u8]) -> Option<SocketAddr> {
 /// One connection's life: connect if needed, then read and write until
 /// either side ends. Returns the error that ended it, `None` when orderly.
 async fn connection(
-    accepted: Option<(TcpStream, watch::Receiver<bool>, Duration)>,
+    stream: Option<TcpStream>,
+    auth: Option<(watch::Receiver<bool>, Duration)>,
     peer: SocketAddr,
     mut out: mpsc::UnboundedReceiver<Vec<u8>>,
     events: &mpsc::UnboundedSender<TcpEvent>,
     limits: Limits,
 ) -> Option<String> {
-    let (stream, auth) = match accepted {
-        Some((s, trusted, timeout)) => (s, Some((trusted, timeout))),
+    let stream = match stream {
+        Some(s) => s,
         None => match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
-            Ok(Ok(s)) => (s, None),
+            Ok(Ok(s)) => s,
             Ok(Err(e)) => return Some(format!("cannot connect: {e}")),
             Err(_) => return Some(format!("cannot connect: no answer in {CONNECT_TIMEOUT:?}")),
         },
@@ -388,7 +439,7 @@ async fn connection(
         let _ = wr.shutdown().await;
         None
     };
-    // An accepted connection must be trusted within its timeout.
+    // An untrusted connection must be trusted within its timeout.
     let unauthenticated = async {
         let Some((mut trusted, timeout)) = auth else {
             return std::future::pending().await;

@@ -450,11 +450,25 @@ impl Endpoint {
                     ("Cause", "Expired".into()),
                 ],
             );
+            self.registration_state(&peer, false);
         }
         self.check_rtp(now, env);
         // After a burst, the tables and the allocator give back what the
         // calls gone left (crate::session::memory).
         self.give_back_memory();
+    }
+
+    /// A dynamic peer registered or lost its registration: its device state
+    /// goes to the core (in use when it has calls, else idle; unavailable
+    /// once unregistered), so hints and their watchers follow registrations
+    /// and not only calls.
+    fn registration_state(&mut self, peer: &str, registered: bool) {
+        let state = match (registered, self.shared.in_use.get(peer)) {
+            (false, _) => sirius_abi::DeviceState::Unavailable,
+            (true, 0) => sirius_abi::DeviceState::NotInUse,
+            (true, _) => sirius_abi::DeviceState::InUse,
+        };
+        self.host(HostAction::DeviceState(format!("SIP/{peer}"), state));
     }
 
     /// `Supported:` as we send it: the option tags we implement, `timer`
@@ -710,6 +724,7 @@ impl Endpoint {
             &running.peers,
         );
         if let Some((peer, binding)) = out.changed {
+            self.registration_state(&peer, binding.is_some());
             let (status, addr) = match &binding {
                 Some(b) => ("Registered", b.addr.to_string()),
                 None => ("Unregistered", String::new()),

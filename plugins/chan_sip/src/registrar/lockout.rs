@@ -10,6 +10,10 @@
 //! * the lock is on the pair: the guilty username from that address gets
 //!   `403 Forbidden` (not silence: the phone shows why), its neighbours keep
 //!   registering and calling;
+//! * an address that sprays usernames (ten times `authfailures` failures in
+//!   the window, whatever the usernames) is refused as a whole for the block
+//!   time: per-pair counting alone never catches `authfailures - 1` guesses
+//!   at each of many users, and could fill the table;
 //! * each refused attempt is logged at most once a second per pair;
 //! * `sip show banned` lists the locks, `sip unban <address>` lifts them;
 //! * the table is pruned of pairs whose window and lock are over, and is
@@ -33,8 +37,17 @@ use std::net::IpAddr;
 const WINDOW_S: u64 = 60;
 
 /// The most pairs tracked at once (an address cannot grow it alone: only
-/// failures answering our challenges to it count).
+/// failures answering our challenges to it count, and a spraying address is
+/// locked as a whole after [`SPRAY_FACTOR`] × `authfailures` of them).
 pub const MAX_PAIRS: usize = 100_000;
+
+/// An address failing this many times `authfailures` in the window, over
+/// any usernames, is locked as a whole.
+pub const SPRAY_FACTOR: u32 = 10;
+
+/// The key of an address's all-usernames count (no username is empty: an
+/// attempt without one is never counted).
+const ANY: &str = "";
 
 #[derive(Debug, Default, Clone)]
 struct Pair {
@@ -65,6 +78,8 @@ pub enum Counted {
     Counted(u32),
     /// This failure locked the pair.
     Locked(u32),
+    /// This failure locked the whole address (a spray of usernames).
+    AddressLocked(u32),
     /// The pair is new and the table is full: not tracked.
     Untracked,
 }
@@ -74,6 +89,8 @@ pub enum Counted {
 pub struct Lockout {
     pairs: HashMap<(IpAddr, String), Pair>,
     pruned: u64,
+    /// When the table being full was last logged.
+    full_logged: Option<u64>,
 }
 
 impl Lockout {
@@ -83,16 +100,33 @@ impl Lockout {
         if self.pairs.is_empty() {
             return None;
         }
-        self.pairs
-            .get(&(ip, user.to_string()))
-            .filter(|p| p.locked_until > now)
-            .map(|p| p.locked_until - now)
+        let ip = ip.to_canonical();
+        let left = |key: &str| {
+            self.pairs
+                .get(&(ip, key.to_string()))
+                .filter(|p| p.locked_until > now)
+                .map(|p| p.locked_until - now)
+        };
+        left(user).or_else(|| left(ANY))
+    }
+
+    /// Whether the table being full should be logged now (once a second).
+    pub fn log_full(&mut self, now: u64) -> bool {
+        self.full_logged != Some(now) && {
+            self.full_logged = Some(now);
+            true
+        }
     }
 
     /// Whether a refused attempt of the locked pair should be logged now
     /// (at most once a second per pair).
     pub fn log_refusal(&mut self, ip: IpAddr, user: &str, now: u64) -> bool {
-        match self.pairs.get_mut(&(ip, user.to_string())) {
+        let ip = ip.to_canonical();
+        let key = match self.pairs.get(&(ip, user.to_string())) {
+            Some(p) if p.locked_until > now => user,
+            _ => ANY,
+        };
+        match self.pairs.get_mut(&(ip, key.to_string())) {
             Some(p) if p.logged != Some(now) => {
                 p.logged = Some(now);
                 true
@@ -105,7 +139,18 @@ impl Lockout {
     /// seconds at the `limit`-th within the window (0: never locks).
     pub fn fail(&mut self, ip: IpAddr, user: &str, now: u64, limit: u32, block_s: u32) -> Counted {
         self.prune(now);
-        let key = (ip, user.to_string());
+        let ip = ip.to_canonical();
+        // The address's own count first: a spray of usernames locks it.
+        let any = self.count(ip, ANY, now, limit.saturating_mul(SPRAY_FACTOR), block_s);
+        if let Counted::Locked(n) = any {
+            return Counted::AddressLocked(n);
+        }
+        self.count(ip, user, now, limit, block_s)
+    }
+
+    /// Counts one failure under (`ip`, `key`), locking at `limit` (0: never).
+    fn count(&mut self, ip: IpAddr, key: &str, now: u64, limit: u32, block_s: u32) -> Counted {
+        let key = (ip, key.to_string());
         if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
             return Counted::Untracked;
         }
@@ -133,7 +178,12 @@ impl Lockout {
             .filter(|(_, p)| p.locked_until > now)
             .map(|((ip, user), p)| Ban {
                 ip: *ip,
-                user: user.clone(),
+                // The address as a whole (a spray of usernames).
+                user: if user == ANY {
+                    "*".into()
+                } else {
+                    user.clone()
+                },
                 failures: p.count,
                 left: p.locked_until - now,
             })
@@ -145,6 +195,7 @@ impl Lockout {
     /// Lifts every lock (and forgets every failure) of `ip`; how many
     /// locks were lifted.
     pub fn unban(&mut self, ip: IpAddr, now: u64) -> usize {
+        let ip = ip.to_canonical();
         let before = self.banned(now).len();
         self.pairs.retain(|(a, _), _| *a != ip);
         before - self.banned(now).len()
@@ -209,10 +260,10 @@ mod tests {
         l.fail(NAT, "alice", 1010, 3, 300);
         assert_eq!(l.fail(NAT, "alice", 1071, 3, 300), Counted::Counted(1));
         l.fail(NAT, "bob", 1071, 3, 300);
-        assert_eq!(l.len(), 2);
-        // Another pair's failure two minutes later prunes both.
+        assert_eq!(l.len(), 3, "alice, bob and the address's own count");
+        // Another pair's failure two minutes later prunes them all.
         l.fail(NAT, "carol", 1200, 3, 300);
-        assert_eq!(l.len(), 1);
+        assert_eq!(l.len(), 2, "carol and the address's count, afresh");
     }
 
     #[test]
@@ -259,12 +310,45 @@ mod tests {
     #[test]
     fn the_table_is_bounded() {
         let mut l = Lockout::default();
-        for i in 0..MAX_PAIRS {
-            l.fail(NAT, &i.to_string(), 1000, 10, 60);
+        // Many addresses (a spray from one is locked long before).
+        let addr = |i: usize| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32));
+        for i in 0..MAX_PAIRS / 2 {
+            l.fail(addr(i), "u", 1000, 10, 60);
         }
-        assert_eq!(l.fail(NAT, "one more", 1000, 10, 60), Counted::Untracked);
+        assert_eq!(l.len(), MAX_PAIRS, "a pair and an address count each");
+        assert_eq!(
+            l.fail(addr(MAX_PAIRS), "u", 1000, 10, 60),
+            Counted::Untracked
+        );
         // A tracked pair still counts.
-        assert_eq!(l.fail(NAT, "0", 1000, 10, 60), Counted::Counted(2));
+        assert_eq!(l.fail(addr(0), "u", 1000, 10, 60), Counted::Counted(2));
         assert_eq!(l.len(), MAX_PAIRS);
+        assert!(l.log_full(1000) && !l.log_full(1000) && l.log_full(1001));
+    }
+
+    #[test]
+    fn an_address_spraying_usernames_is_locked_as_a_whole() {
+        let mut l = Lockout::default();
+        // Two guesses at each of many users (authfailures 3: no pair locks).
+        let mut n = 0;
+        let mut last = Counted::Untracked;
+        for user in 0..20 {
+            for _ in 0..2 {
+                n += 1;
+                last = l.fail(NAT, &format!("user{user}"), 1000, 3, 300);
+                if n == 30 {
+                    break;
+                }
+            }
+            if n == 30 {
+                break;
+            }
+        }
+        assert_eq!(last, Counted::AddressLocked(30), "10 x authfailures");
+        assert_eq!(l.locked(NAT, "someone-else", 1001), Some(299));
+        let b = l.banned(1001);
+        assert_eq!((b.len(), b[0].user.as_str()), (1, "*"), "{b:?}");
+        assert_eq!(l.unban(NAT, 1001), 1);
+        assert_eq!(l.locked(NAT, "someone-else", 1001), None);
     }
 }

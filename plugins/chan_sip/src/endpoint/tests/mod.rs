@@ -591,6 +591,7 @@ mod dialog;
 mod dtmf;
 mod liveness;
 mod refer;
+mod registrations;
 mod replaces;
 mod shards;
 mod third_party;

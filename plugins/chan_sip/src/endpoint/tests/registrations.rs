@@ -1,0 +1,72 @@
+//! A dynamic peer's registrations move its device state: hints and their
+//! watchers follow a phone that registers and one that leaves, not only its
+//! calls.
+
+use super::*;
+use sirius_abi::DeviceState;
+use sirius_sip::auth::client::Challenge;
+
+const CAROL: &str = "127.0.0.1:5070";
+
+const TOML: &str = r#"
+[general]
+udpbindaddr = "127.0.0.1:5060"
+
+[peers.carol]
+host = "dynamic"
+secret = "carol-secret"
+"#;
+
+/// A REGISTER from carol with `expires`, answering `challenge` (nonce
+/// count `nc`) when given.
+fn register(cseq: u32, expires: u32, challenge: Option<(&Challenge, u32)>) -> Message {
+    let mut m = Message::request(Method::Register, "sip:127.0.0.1:5060");
+    m.push(
+        HeaderName::Via,
+        format!("SIP/2.0/UDP {CAROL};branch=z9hG4bK-reg-{cseq}"),
+    );
+    m.push(HeaderName::From, "<sip:carol@127.0.0.1>;tag=c1");
+    m.push(HeaderName::To, "<sip:carol@127.0.0.1>");
+    m.push(HeaderName::CallId, "reg-carol");
+    m.push(HeaderName::CSeq, format!("{cseq} REGISTER"));
+    m.push(HeaderName::Contact, format!("<sip:carol@{CAROL}>"));
+    m.push(HeaderName::Expires, expires.to_string());
+    if let Some((c, nc)) = challenge {
+        let value = c
+            .authorize(
+                "carol",
+                "carol-secret",
+                "REGISTER",
+                "sip:127.0.0.1:5060",
+                b"",
+                "0a4f",
+                nc,
+            )
+            .unwrap();
+        m.push(c.answer_header(), value);
+    }
+    m.set_body("", Vec::new());
+    m
+}
+
+#[test]
+fn registering_and_leaving_push_the_peers_device_state() {
+    let mut h = Harness::new(TOML);
+    h.recv(&register(1, 300, None), CAROL);
+    let challenge = h.expect_one(CAROL);
+    assert_eq!(challenge.code(), Some(401));
+    assert!(h.device_states().is_empty(), "a challenge changes nothing");
+    let c = Challenge::from_response(&challenge).unwrap().remove(0);
+    h.recv(&register(2, 300, Some((&c, 1))), CAROL);
+    assert_eq!(h.expect_one(CAROL).code(), Some(200));
+    assert_eq!(
+        h.device_states(),
+        [("SIP/carol".to_string(), DeviceState::NotInUse)]
+    );
+    h.recv(&register(3, 0, Some((&c, 2))), CAROL);
+    assert_eq!(h.expect_one(CAROL).code(), Some(200));
+    assert_eq!(
+        h.device_states(),
+        [("SIP/carol".to_string(), DeviceState::Unavailable)]
+    );
+}
