@@ -83,6 +83,21 @@ fn aor_user(req: &Message) -> Option<String> {
     Uri::parse(&to.uri).ok()?.user
 }
 
+/// A request's `Authorization` credentials, parsed, and the username they
+/// give ("" without any).
+fn credentials(req: &Message) -> (Option<AuthHeader>, String) {
+    let creds = req
+        .headers
+        .get(&HeaderName::Authorization)
+        .and_then(|v| AuthHeader::parse(v).ok());
+    let user = creds
+        .as_ref()
+        .and_then(|c| c.get("username"))
+        .unwrap_or("")
+        .to_string();
+    (creds, user)
+}
+
 /// What a nonce is bound to: the address the challenge went to, so that
 /// only an answer from there verifies, and counts as a failure if wrong.
 fn scope(ip: IpAddr) -> [u8; 16] {
@@ -268,15 +283,7 @@ impl Registrar {
         g: &General,
         peer: Option<&Peer>,
     ) -> AuthOutcome {
-        let creds = req
-            .headers
-            .get(&HeaderName::Authorization)
-            .and_then(|v| AuthHeader::parse(v).ok());
-        let user = creds
-            .as_ref()
-            .and_then(|c| c.get("username"))
-            .unwrap_or("")
-            .to_string();
+        let (creds, user) = credentials(req);
         if let Some(r) = self.refuse_locked(req, source, &user, now, g) {
             return AuthOutcome::Respond(Box::new(r));
         }
@@ -336,15 +343,7 @@ impl Registrar {
             response: r,
             changed: None,
         };
-        let creds = req
-            .headers
-            .get(&HeaderName::Authorization)
-            .and_then(|v| AuthHeader::parse(v).ok());
-        let user = creds
-            .as_ref()
-            .and_then(|c| c.get("username"))
-            .unwrap_or("")
-            .to_string();
+        let (creds, user) = credentials(req);
         if let Some(r) = self.refuse_locked(req, source, &user, now, g) {
             return none(r);
         }
