@@ -11,6 +11,8 @@
 //!   nonces, replay protection).
 //! * [`dialog`]: dialog identity, route sets, target refresh, CSeq rules,
 //!   in-dialog requests, 481 classification.
+//! * [`dialog_info`]: busy-lamp bodies (RFC 4235 `application/dialog-info+xml`)
+//!   and subscription expiry grants (RFC 6665).
 //! * [`registration`], [`qualify`]: outbound registration (Asterisk's state
 //!   names, digest, refresh, back-off, `Expires: 0`) and OPTIONS pokes.
 //! * [`sdp`]: SDP parsing/writing and RFC 3264 offer/answer (hold, rejected
@@ -42,6 +44,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod dialog_info;
 pub mod message;
 pub mod qualify;
 pub mod refer;
