@@ -1,6 +1,8 @@
 //! chan_sip driven by a real peer (sipp, Debian's sip-tester) on 127.0.0.1.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, Kamailio, SippProcess};
+use sirius_blackbox::{
+    free_udp_port, scenario, sipp, sipp_options, sipp_register, Daemon, Kamailio, SippProcess,
+};
 use std::time::Duration;
 
 const SIP_TOML: &str = r#"
@@ -30,26 +32,6 @@ qualify = 500
 
 fn pbx() -> Daemon {
     Daemon::with_chan_sip(&[("sip.toml", SIP_TOML)])
-}
-
-fn register(d: &Daemon, file: &str, user: &str, password: &str, local_port: u16) -> (i32, String) {
-    let target = format!("127.0.0.1:{}", d.sip_port());
-    let port = local_port.to_string();
-    sipp(&[
-        &target,
-        "-sf",
-        scenario(file).to_str().unwrap(),
-        "-s",
-        user,
-        "-au",
-        user,
-        "-ap",
-        password,
-        "-p",
-        &port,
-        "-m",
-        "1",
-    ])
 }
 
 #[test]
@@ -104,7 +86,14 @@ fn options_are_answered_200_with_what_we_support() {
 fn register_with_digest_creates_a_binding_seen_in_sip_show_peers() {
     let d = pbx();
     let port = free_udp_port();
-    let (code, out) = register(&d, "register_accepted.xml", "alice", "alice-secret", port);
+    let (code, out) = sipp_register(
+        &d,
+        "register_accepted.xml",
+        "alice",
+        "alice-secret",
+        port,
+        1,
+    );
     assert_eq!(
         code, 0,
         "REGISTER with the right password must end in 200:\n{out}"
@@ -139,20 +128,22 @@ fn register_with_digest_creates_a_binding_seen_in_sip_show_peers() {
 #[test]
 fn a_wrong_password_and_an_unknown_user_get_the_same_401_and_no_binding() {
     let d = pbx();
-    let (code, out) = register(
+    let (code, out) = sipp_register(
         &d,
         "register_rejected.xml",
         "bob",
         "not-bobs",
         free_udp_port(),
+        1,
     );
     assert_eq!(code, 0, "wrong password must be answered 401:\n{out}");
-    let (code, out) = register(
+    let (code, out) = sipp_register(
         &d,
         "register_rejected.xml",
         "mallory",
         "whatever",
         free_udp_port(),
+        1,
     );
     assert_eq!(
         code, 0,
@@ -180,7 +171,15 @@ fn bindings_survive_a_restart() {
     let mut d = pbx();
     let port = free_udp_port();
     assert_eq!(
-        register(&d, "register_accepted.xml", "alice", "alice-secret", port).0,
+        sipp_register(
+            &d,
+            "register_accepted.xml",
+            "alice",
+            "alice-secret",
+            port,
+            1
+        )
+        .0,
         0
     );
     d.restart();
@@ -233,16 +232,7 @@ fn chan_sip_unloads_and_loads_again_on_the_same_port() {
         d.rx("module load chan_sip").ok().trim_end(),
         "Loaded chan_sip.so"
     );
-    let target = format!("127.0.0.1:{}", d.sip_port());
-    let (code, out) = sipp(&[
-        &target,
-        "-sf",
-        scenario("options.xml").to_str().unwrap(),
-        "-m",
-        "1",
-        "-p",
-        &free_udp_port().to_string(),
-    ]);
+    let (code, out) = sipp_options(&d, &[]);
     assert_eq!(code, 0, "OPTIONS after reload:\n{out}");
     let _ = port_before;
 }
@@ -508,15 +498,7 @@ fn an_options_flood_is_answered_without_holding_memory() {
         "RSS idle {idle} KiB, peak {peak} KiB, after {after} KiB"
     );
     // And the PBX is still itself.
-    let (code, out) = sipp(&[
-        &format!("127.0.0.1:{}", d.sip_port()),
-        "-sf",
-        scenario("options.xml").to_str().unwrap(),
-        "-m",
-        "1",
-        "-p",
-        &free_udp_port().to_string(),
-    ]);
+    let (code, out) = sipp_options(&d, &[]);
     assert_eq!(code, 0, "{out}");
 }
 
@@ -558,12 +540,13 @@ fn core_show_hints_lists_each_hint_with_its_extension_state() {
         "{show}"
     );
     // Once alice registers, both hints she is in show Idle.
-    let (code, out) = register(
+    let (code, out) = sipp_register(
         &d,
         "register_accepted.xml",
         "alice",
         "alice-secret",
         free_udp_port(),
+        1,
     );
     assert_eq!(code, 0, "{out}");
     let show = d.rx("core show hints").ok();

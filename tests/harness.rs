@@ -320,6 +320,59 @@ pub fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// sipp registering `user` with `password` through `file` (a scenario of
+/// `tests/scenarios/` taking `-s`/`-au`/`-ap`), `calls` times one after the
+/// other, from `local_port`.
+pub fn sipp_register(
+    d: &Daemon,
+    file: &str,
+    user: &str,
+    password: &str,
+    local_port: u16,
+    calls: u32,
+) -> (i32, String) {
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let (port, calls) = (local_port.to_string(), calls.to_string());
+    sipp(&[
+        &target,
+        "-sf",
+        scenario(file).to_str().unwrap(),
+        "-s",
+        user,
+        "-au",
+        user,
+        "-ap",
+        password,
+        "-p",
+        &port,
+        "-m",
+        &calls,
+        "-l",
+        "1",
+    ])
+}
+
+/// One OPTIONS from sipp (`tests/scenarios/options.xml`) to the daemon, from
+/// a port of its own; `extra` adds sipp arguments (`-t t1`, `-i 127.0.0.2`).
+pub fn sipp_options(d: &Daemon, extra: &[&str]) -> (i32, String) {
+    let (target, port) = (
+        format!("127.0.0.1:{}", d.sip_port()),
+        free_udp_port().to_string(),
+    );
+    let file = scenario("options.xml");
+    let mut args = vec![
+        target.as_str(),
+        "-sf",
+        file.to_str().unwrap(),
+        "-m",
+        "1",
+        "-p",
+        &port,
+    ];
+    args.extend_from_slice(extra);
+    sipp(&args)
+}
+
 /// Runs sipp (from Debian's sip-tester) to completion, bounded in time; returns
 /// its exit code (0: every call succeeded) and its output.
 pub fn sipp(args: &[&str]) -> (i32, String) {

@@ -2,7 +2,7 @@
 //! locked attempt answered 403, only answers to our own challenges counted,
 //! `sip show banned` / `sip unban`.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon};
+use sirius_blackbox::{free_udp_port, sipp_register, Daemon};
 use sirius_sip::auth::client::Challenge;
 use sirius_sip::message::{parse_datagram, Limits, Message};
 use std::net::UdpSocket;
@@ -24,41 +24,38 @@ host = "dynamic"
 secret = "bob-secret"
 "#;
 
-/// sipp registering `user` with `password` through `file`, `calls` times
-/// one after the other, from a port of its own on 127.0.0.1.
-fn register(d: &Daemon, file: &str, user: &str, password: &str, calls: u32) -> (i32, String) {
-    let target = format!("127.0.0.1:{}", d.sip_port());
-    let (port, calls) = (free_udp_port().to_string(), calls.to_string());
-    sipp(&[
-        &target,
-        "-sf",
-        scenario(file).to_str().unwrap(),
-        "-s",
-        user,
-        "-au",
-        user,
-        "-ap",
-        password,
-        "-p",
-        &port,
-        "-m",
-        &calls,
-        "-l",
-        "1",
-    ])
-}
-
 #[test]
 fn a_locked_user_gets_403_and_its_neighbour_at_the_same_address_still_registers() {
     let d = Daemon::with_chan_sip(&[("sip.toml", SIP_TOML)]);
     // Three wrong passwords for bob from 127.0.0.1, each answered 401.
-    let (code, out) = register(&d, "register_rejected.xml", "bob", "guess", 3);
+    let (code, out) = sipp_register(
+        &d,
+        "register_rejected.xml",
+        "bob",
+        "guess",
+        free_udp_port(),
+        3,
+    );
     assert_eq!(code, 0, "{out}");
     // Now even bob's right password is refused there, with a 403.
-    let (code, out) = register(&d, "register_locked.xml", "bob", "bob-secret", 1);
+    let (code, out) = sipp_register(
+        &d,
+        "register_locked.xml",
+        "bob",
+        "bob-secret",
+        free_udp_port(),
+        1,
+    );
     assert_eq!(code, 0, "a locked pair gets 403:\n{out}\n{}", d.messages());
     // Alice, behind the same address, is not affected.
-    let (code, out) = register(&d, "register_accepted.xml", "alice", "alice-secret", 1);
+    let (code, out) = sipp_register(
+        &d,
+        "register_accepted.xml",
+        "alice",
+        "alice-secret",
+        free_udp_port(),
+        1,
+    );
     assert_eq!(code, 0, "the neighbour registers:\n{out}\n{}", d.messages());
     let banned = d.rx("sip show banned").ok();
     let row = banned
@@ -92,7 +89,14 @@ fn a_locked_user_gets_403_and_its_neighbour_at_the_same_address_still_registers(
         .ok()
         .trim_end()
         .ends_with("0 lockouts in force."));
-    let (code, out) = register(&d, "register_accepted.xml", "bob", "bob-secret", 1);
+    let (code, out) = sipp_register(
+        &d,
+        "register_accepted.xml",
+        "bob",
+        "bob-secret",
+        free_udp_port(),
+        1,
+    );
     assert_eq!(code, 0, "unbanned:\n{out}");
     assert_eq!(
         d.rx("sip unban 127.0.0.1").ok().trim_end(),

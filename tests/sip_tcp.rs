@@ -2,7 +2,7 @@
 //! (a phone that registers and then takes a call on its own connection, which
 //! sipp cannot play: it maps an incoming INVITE with a new Call-ID to no call).
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, Daemon, SippProcess};
+use sirius_blackbox::{free_udp_port, scenario, sipp, sipp_options, Daemon, SippProcess};
 use sirius_sip::auth::client::Challenge;
 use sirius_sip::message::{build, Framer, HeaderName, Limits, Message};
 use std::io::{Read, Write};
@@ -303,17 +303,7 @@ fn an_unframable_stream_is_closed_and_the_pbx_carries_on() {
         "the PBX closes the connection"
     );
     d.wait_for_log("unframable stream", Duration::from_secs(5));
-    let (code, out) = sipp(&[
-        &format!("127.0.0.1:{}", d.sip_port()),
-        "-t",
-        "t1",
-        "-sf",
-        &sf("options.xml"),
-        "-m",
-        "1",
-        "-p",
-        &free_udp_port().to_string(),
-    ]);
+    let (code, out) = sipp_options(&d, &["-t", "t1"]);
     assert_eq!(code, 0, "a new connection still works:\n{out}");
 }
 
@@ -382,19 +372,7 @@ fn an_idle_connection_flood_leaves_room_for_other_clients() {
         Duration::from_secs(5),
     );
     // Another address is served while the flood's connections are open.
-    let (code, out) = sipp(&[
-        &format!("127.0.0.1:{}", d.sip_port()),
-        "-t",
-        "t1",
-        "-i",
-        "127.0.0.2",
-        "-sf",
-        &sf("options.xml"),
-        "-m",
-        "1",
-        "-p",
-        &free_udp_port().to_string(),
-    ]);
+    let (code, out) = sipp_options(&d, &["-t", "t1", "-i", "127.0.0.2"]);
     assert_eq!(code, 0, "a client at 127.0.0.2 is served:\n{out}");
     // Every flood connection ends: 195 at once, 5 after the auth timeout.
     let mut buf = [0u8; 64];

@@ -208,11 +208,6 @@ impl TcpConnections {
         }
     }
 
-    /// How many connections are open, and how many of them untrusted.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.conns.len(), self.untrusted_total)
-    }
-
     fn count(&mut self, ip: IpAddr) {
         *self.untrusted.entry(ip.to_canonical()).or_default() += 1;
         self.untrusted_total += 1;
