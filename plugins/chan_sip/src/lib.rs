@@ -136,6 +136,37 @@ impl Shared {
 }
 
 impl Shared {
+    /// Peer `name`'s device state (`sip_devicestate`), the one answer for
+    /// the core's question and for what the endpoint pushes: its legs
+    /// first (held, ringing, busy at its call-limit, in use), then whether
+    /// it can be reached (a dynamic peer unregistered, or a qualified one
+    /// that stopped answering, is unavailable; a lamp shows it offline).
+    /// `Invalid` for no such peer.
+    pub fn device_state(&self, name: &str) -> sirius_abi::DeviceState {
+        use sirius_abi::DeviceState;
+        let running = self.running();
+        let Some(p) = running.peers.get(name) else {
+            return DeviceState::Invalid;
+        };
+        if let Some(state) = self.in_use.busy_state(name, p.call_limit) {
+            return state;
+        }
+        if p.dynamic && self.registrar.lock().binding(name).is_none() {
+            return DeviceState::Unavailable;
+        }
+        let unreachable = self
+            .qualify
+            .lock()
+            .get(name)
+            .is_some_and(|q| q.status() == sirius_sip::qualify::PeerStatus::Unreachable);
+        match unreachable {
+            true => DeviceState::Unavailable,
+            false => DeviceState::NotInUse,
+        }
+    }
+}
+
+impl Shared {
     /// The configuration in force.
     pub fn running(&self) -> Arc<Running> {
         self.running.read().clone()

@@ -344,23 +344,7 @@ impl ChannelDriver for SipTech {
     }
 
     fn device_state(&self, resource: &str) -> DeviceState {
-        let running = self.shared.running();
-        match running.peers.get(resource) {
-            None => DeviceState::Invalid,
-            Some(p) if p.dynamic && self.shared.registrar.lock().binding(resource).is_none() => {
-                DeviceState::Unavailable
-            }
-            // A qualified peer that stopped answering is unreachable, as
-            // Asterisk's sip_devicestate says (a lamp shows it offline).
-            Some(p)
-                if self.shared.qualify.lock().get(&p.name).is_some_and(|q| {
-                    q.status() == sirius_sip::qualify::PeerStatus::Unreachable
-                }) =>
-            {
-                DeviceState::Unavailable
-            }
-            Some(_) => DeviceState::NotInUse,
-        }
+        self.shared.device_state(resource)
     }
 }
 

@@ -71,18 +71,7 @@ impl Endpoint {
         );
         // The device state follows: an unreachable peer is unavailable to
         // hints and their watchers; back, it is idle or in use.
-        use sirius_abi::DeviceState;
-        use sirius_sip::qualify::PeerStatus;
-        let state = match (c.to, self.shared.in_use.get(name)) {
-            (PeerStatus::Unreachable, _) => DeviceState::Unavailable,
-            (PeerStatus::Unknown, _) => return,
-            (_, 0) => DeviceState::NotInUse,
-            (_, _) => DeviceState::InUse,
-        };
-        self.host(crate::endpoint::HostAction::DeviceState(
-            format!("SIP/{name}"),
-            state,
-        ));
+        self.device_update(name);
     }
 
     /// Qualify and registration timers that came due.

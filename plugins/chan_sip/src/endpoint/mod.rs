@@ -450,7 +450,7 @@ impl Endpoint {
                     ("Cause", "Expired".into()),
                 ],
             );
-            self.registration_state(&peer, false);
+            self.device_update(&peer);
         }
         self.check_rtp(now, env);
         // After a burst, the tables and the allocator give back what the
@@ -458,17 +458,17 @@ impl Endpoint {
         self.give_back_memory();
     }
 
-    /// A dynamic peer registered or lost its registration: its device state
-    /// goes to the core (in use when it has calls, else idle; unavailable
-    /// once unregistered), so hints and their watchers follow registrations
-    /// and not only calls.
-    fn registration_state(&mut self, peer: &str, registered: bool) {
-        let state = match (registered, self.shared.in_use.get(peer)) {
-            (false, _) => sirius_abi::DeviceState::Unavailable,
-            (true, 0) => sirius_abi::DeviceState::NotInUse,
-            (true, _) => sirius_abi::DeviceState::InUse,
-        };
-        self.host(HostAction::DeviceState(format!("SIP/{peer}"), state));
+    /// Something a peer's device state is made of changed (a call, a leg
+    /// ringing or held, its registration, its qualify status): the state
+    /// ([`crate::Shared::device_state`]) goes to the core when it differs
+    /// from the one told last, so hints and their watchers (busy lamps)
+    /// follow. (With several shards two changes may reach the core in the
+    /// other order than they happened; the next change sets it right.)
+    pub(crate) fn device_update(&mut self, peer: &str) {
+        let state = self.shared.device_state(peer);
+        if state != sirius_abi::DeviceState::Invalid && self.shared.in_use.note_told(peer, state) {
+            self.host(HostAction::DeviceState(format!("SIP/{peer}"), state));
+        }
     }
 
     /// `Supported:` as we send it: the option tags we implement, `timer`
@@ -724,7 +724,7 @@ impl Endpoint {
             &running.peers,
         );
         if let Some((peer, binding)) = out.changed {
-            self.registration_state(&peer, binding.is_some());
+            self.device_update(&peer);
             let (status, addr) = match &binding {
                 Some(b) => ("Registered", b.addr.to_string()),
                 None => ("Unregistered", String::new()),

@@ -206,11 +206,11 @@ impl Endpoint {
     /// The far end's re-INVITE said whether it holds the call: logged, an
     /// event, and a change passed on to the bridged leg.
     fn set_held(&mut self, now: Now, env: &mut dyn Env, chan: ChannelId, held: bool) {
-        let Some(s) = self.sessions.get_mut(chan) else {
+        let Some(s) = self.sessions.get(chan) else {
             return;
         };
-        let was_held = std::mem::replace(&mut s.held, held);
-        let name = s.name.clone();
+        let (was_held, name) = (s.held, s.name.clone());
+        self.mark_leg(chan, crate::inuse::Mark::Held, held);
         if was_held != held {
             self.pass_hold_on(now, env, chan, held);
         }

@@ -439,8 +439,10 @@ impl Endpoint {
     ) {
         let peer = s.peer.clone();
         self.sessions.insert(chan, Box::new(s));
-        let n = count.keep();
-        self.device_changed(peer, n, true);
+        count.keep();
+        if let Some(peer) = peer {
+            self.device_update(&peer);
+        }
     }
 
     /// Removes a session and everything that points at it: its client
@@ -484,28 +486,46 @@ impl Endpoint {
         }
         self.media(MediaAction::Release(chan));
         if let Some(p) = &s.peer {
-            let left = self.shared.in_use.release(p);
-            self.device_changed(Some(p.clone()), left, false);
+            use crate::inuse::Mark;
+            let uac = matches!(s.role, Role::Uac { .. });
+            if s.ringing && uac {
+                self.shared.in_use.mark(p, Mark::Ringing, false);
+            }
+            if s.held {
+                self.shared.in_use.mark(p, Mark::Held, false);
+            }
+            self.shared.in_use.release(p);
+            self.device_update(p);
         }
         Some(s)
     }
 
-    /// A peer's count of calls changed to `count`: at its first call or
-    /// after its last, its device state (`SIP/<peer>`) goes to the core,
-    /// InUse or NotInUse. (With several shards two changes may reach the
-    /// core in the other order than the counts changed; the next change
-    /// sets it right.)
-    fn device_changed(&mut self, peer: Option<String>, count: u32, up: bool) {
-        let Some(peer) = peer else { return };
-        let state = match (count, up) {
-            (1, true) => sirius_abi::DeviceState::InUse,
-            (0, false) => sirius_abi::DeviceState::NotInUse,
-            _ => return, // in use before and after: no change
+    /// Whether `chan`'s leg rings (`Mark::Ringing`: a call to its peer got
+    /// a 180/183) or is held by its far end (`Mark::Held`): the session's
+    /// flag, and the peer's counts with it, change together, and the
+    /// peer's device state follows.
+    pub(crate) fn mark_leg(&mut self, chan: ChannelId, mark: crate::inuse::Mark, on: bool) {
+        use crate::inuse::Mark;
+        let Some(s) = self.sessions.get_mut(chan) else {
+            return;
         };
-        self.host(crate::endpoint::HostAction::DeviceState(
-            format!("SIP/{peer}"),
-            state,
-        ));
+        let flag = match mark {
+            // Only a leg we called counts as its peer ringing (an inbound
+            // call we ring back is the peer calling out).
+            Mark::Ringing if matches!(s.role, Role::Uas { .. }) => {
+                s.ringing = on;
+                return;
+            }
+            Mark::Ringing => &mut s.ringing,
+            Mark::Held => &mut s.held,
+        };
+        if std::mem::replace(flag, on) == on {
+            return;
+        }
+        if let Some(peer) = s.peer.clone() {
+            self.shared.in_use.mark(&peer, mark, on);
+            self.device_update(&peer);
+        }
     }
 
     /// Records the last request sent or received on a call.

@@ -319,7 +319,7 @@ impl Endpoint {
         let may_redirect = *redirects < MAX_REDIRECTS;
         let retry = match code {
             180 => {
-                s.ringing = true;
+                self.mark_leg(chan, crate::inuse::Mark::Ringing, true);
                 self.early_fork(chan, msg);
                 self.refer_leg_progress(chan, 180);
                 return self.host(HostAction::SetState(chan, ChannelState::Ringing));
@@ -328,7 +328,7 @@ impl Endpoint {
             // comes from and goes to until the answer; the core hears of it
             // as a control frame (AST_CONTROL_PROGRESS) and Dial passes it on.
             183 => {
-                s.ringing = true;
+                self.mark_leg(chan, crate::inuse::Mark::Ringing, true);
                 self.early_fork(chan, msg);
                 if !msg.body.is_empty() {
                     let media = crate::relay::RemoteMedia::from_sdp(&msg.body);
@@ -441,8 +441,8 @@ impl Endpoint {
                 s.codecs.clone_from(&agreed);
                 narrowed = Some(agreed);
             }
-            s.ringing = false;
         }
+        self.mark_leg(chan, crate::inuse::Mark::Ringing, false);
         // The early dialogs go: the answering fork's is replaced by the
         // confirmed one, the others' branches were cancelled by the proxy.
         for fork in self.sessions.take_forks(chan) {

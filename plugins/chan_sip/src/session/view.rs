@@ -90,23 +90,12 @@ impl Endpoint {
     /// a call-limit or a call.
     pub fn show_inuse(&self, all: bool) -> String {
         let running = self.shared.running();
-        let mut ringing: std::collections::HashMap<&str, u32> = Default::default();
-        let mut held: std::collections::HashMap<&str, u32> = Default::default();
-        for chan in self.sessions.channels() {
-            let Some(s) = self.sessions.get(chan) else {
-                continue;
-            };
-            if let Some(p) = s.peer.as_deref() {
-                *ringing.entry(p).or_default() += u32::from(s.ringing);
-                *held.entry(p).or_default() += u32::from(s.held);
-            }
-        }
         let mut o = format!("{:<25} {:<15} {:<15} \n", "* Peer name", "In use", "Limit");
         let mut names: Vec<&String> = running.peers.keys().collect();
         names.sort();
         for n in names {
             let p = &running.peers[n];
-            let used = self.shared.in_use.get(n);
+            let (used, ringing, held) = self.shared.in_use.counts(n);
             if !all && p.call_limit == 0 && used == 0 {
                 continue;
             }
@@ -115,11 +104,7 @@ impl Endpoint {
             } else {
                 p.call_limit.to_string()
             };
-            let counts = format!(
-                "{used}/{}/{}",
-                ringing.get(n.as_str()).copied().unwrap_or(0),
-                held.get(n.as_str()).copied().unwrap_or(0)
-            );
+            let counts = format!("{used}/{ringing}/{held}");
             o += &format!("{:<25} {:<15} {:<15} \n", n, counts, limit);
         }
         o

@@ -312,3 +312,51 @@ fn a_placed_leg_over_the_call_limit_is_hung_up_with_user_busy() {
     );
     assert_eq!(h.ep.calls(), 1, "the first leg goes on: {first}");
 }
+
+/// A callee's device state as a busy lamp shows it: in use once called,
+/// ringing with its 180, in use again when it answers, on hold when it
+/// holds, free when the call ends (chan_sip's `sip_devicestate` order); a
+/// state is told once, not again for the same.
+#[test]
+fn a_callee_ringing_shows_in_its_device_state() {
+    use sirius_abi::DeviceState::*;
+    let mut h = Harness::new(SIP_TOML);
+    let bob = |s| vec![("SIP/bob".to_string(), s)];
+    let (b, invite) = placed_outbound(&mut h, 100);
+    assert_eq!(h.device_states(), bob(InUse));
+    h.recv(&reply(&invite, 180, "Ringing", "b1"), BOB);
+    assert_eq!(h.device_states(), bob(Ringing));
+    let mut progress = reply(&invite, 183, "Session Progress", "b1");
+    progress.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&progress, BOB);
+    assert_eq!(h.device_states(), vec![], "still ringing: nothing new");
+    let mut ok = reply(&invite, 200, "OK", "b1");
+    ok.push(HeaderName::Contact, format!("<sip:bob@{BOB}>"));
+    ok.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&ok, BOB);
+    assert_eq!(h.device_states(), bob(InUse));
+    assert_eq!(h.ep.shared.in_use.counts("bob"), (1, 0, 0));
+    // Bob holds: his re-INVITE in the dialog (he is the far end, so his
+    // From is our To).
+    let mut hold = parse(&format!(
+        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKhold1\n\
+         From: <sip:bob@{BOB}>;tag=b1\n\
+         To: {}\n\
+         Call-ID: {}\n\
+         CSeq: 7 INVITE\n\
+         Contact: <sip:bob@{BOB}>\n\
+         Content-Length: 0\n\n",
+        invite.headers.get(&HeaderName::From).unwrap(),
+        invite.headers.get(&HeaderName::CallId).unwrap(),
+    ));
+    hold.set_body("application/sdp", sdp(41_000, "sendonly"));
+    h.recv(&hold, BOB);
+    assert_eq!(h.device_states(), bob(OnHold));
+    assert_eq!(h.ep.shared.in_use.counts("bob"), (1, 0, 1));
+    h.input(Input::Hangup(b, Cause::NORMAL_CLEARING));
+    let after = h.device_states();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(matches!(after[0].1, NotInUse | Unavailable), "{after:?}");
+    assert_eq!(h.ep.shared.in_use.counts("bob"), (0, 0, 0));
+}
