@@ -64,7 +64,7 @@ impl Lamp {
 }
 
 /// Escapes text for an XML attribute or element.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -113,6 +113,23 @@ pub fn body(entity: &str, exten: &str, version: u32, lamp: Lamp) -> String {
     }
     b.push_str("</dialog>\n</dialog-info>\n");
     b
+}
+
+/// Asterisk's name for an extension state given as `AST_EXTENSION_*` bits
+/// (`ast_extension_state2str`), as `sip show subscriptions` and `core show
+/// hints` print it.
+pub fn extension_state_name(bits: i32) -> &'static str {
+    match bits {
+        0 => "Idle",
+        1 => "InUse",
+        2 => "Busy",
+        4 => "Unavailable",
+        8 => "Ringing",
+        9 => "InUse&Ringing",
+        16 => "Hold",
+        17 => "InUse&Hold",
+        _ => "Unknown",
+    }
 }
 
 /// The bounds a notifier grants subscriptions within (Asterisk's

@@ -19,6 +19,7 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show peer", "Show details on specific SIP peer", "Usage: sip show peer <name>\n       Shows all details on one SIP peer and the current status."),
         row("sip show settings", "Show SIP global settings", "Usage: sip show settings\n       Provides detailed list of the configuration of the SIP channel."),
         row("sip show channels", "List active SIP channels", "Usage: sip show channels\n       Lists all currently active SIP calls (dialogs)."),
+        row("sip show subscriptions", "List active SIP subscriptions", "Usage: sip show subscriptions\n       Lists active SIP subscriptions for extension state (busy lamps)."),
         row("sip show inuse", "List all inuse/limits", "Usage: sip show inuse [all]\n       List all SIP peers' calls in use and their call-limit."),
         row("sip show lag", "Show how late the SIP event loop runs", "Usage: sip show lag\n       Shows the worst lateness of the SIP event loop's timers in each of the last 60 seconds:\n       the time the loop spent on other work while a timer was due (a stall detector),\n       then how long received datagrams waited before they were handled (the input queue)."),
         row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
@@ -57,6 +58,7 @@ pub fn run(
             Ok(format!("{timers}\n{waits}"))
         }
         ["sip", "show", "channels"] => show_channels(shared),
+        ["sip", "show", "subscriptions"] => show_subscriptions(shared),
         ["sip", "show", "banned"] => Ok(show_banned(shared)),
         ["sip", "unban", addr] => {
             let ip: std::net::IpAddr = addr
@@ -328,6 +330,20 @@ fn ask(
         .map_err(|_| "chan_sip is stopping".to_string())?;
     rx.recv_timeout(std::time::Duration::from_secs(2))
         .map_err(|_| "chan_sip did not answer in time".to_string())
+}
+
+/// `sip show subscriptions`: every shard's subscriptions, by Call-ID.
+fn show_subscriptions(shared: &Shared) -> Result<String, String> {
+    let rows = shared.shards.gather(
+        crate::driver::Command::ShowSubscriptions,
+        std::time::Duration::from_secs(2),
+    );
+    if rows.len() < shared.shards.count() {
+        return Err("chan_sip did not answer in time".to_string());
+    }
+    Ok(crate::session::render_subscriptions(
+        rows.into_iter().flatten().collect(),
+    ))
 }
 
 /// `sip show channels`: every shard's sessions (each owns its own), in

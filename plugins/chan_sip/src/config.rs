@@ -110,6 +110,34 @@ pub struct General {
     /// `allowtransfer`, default yes); a peer's own setting wins. Refused
     /// transfers get `603 Declined`.
     pub allowtransfer: bool,
+    /// Whether peers may subscribe to extension states (busy lamps, RFC
+    /// 6665 `SUBSCRIBE`; Asterisk's `allowsubscribe`, default yes); a
+    /// peer's own setting wins. Refused subscriptions get `403`.
+    pub allowsubscribe: bool,
+    /// The context whose hints subscriptions read (`subscribecontext`);
+    /// unset: the subscriber's own context.
+    pub subscribecontext: Option<String>,
+    /// Shortest subscription granted, seconds (shorter: `423`); unset:
+    /// `minexpiry`, as Asterisk's `subminexpiry`.
+    pub subminexpiry: Option<u32>,
+    /// Longest subscription granted, seconds (longer ones are cut); unset:
+    /// `maxexpiry`, as Asterisk's `submaxexpiry`.
+    pub submaxexpiry: Option<u32>,
+}
+
+impl General {
+    /// How long subscriptions are granted: `subminexpiry`/`submaxexpiry`
+    /// (else the registration bounds), `defaultexpiry` when a SUBSCRIBE
+    /// names none (Asterisk has no subscription default of its own).
+    pub fn subscription_bounds(&self) -> sirius_sip::dialog_info::ExpiryBounds {
+        let min = self.subminexpiry.unwrap_or(self.minexpiry).max(1);
+        let max = self.submaxexpiry.unwrap_or(self.maxexpiry).max(min);
+        sirius_sip::dialog_info::ExpiryBounds {
+            min,
+            max,
+            default: self.defaultexpiry.clamp(min, max),
+        }
+    }
 }
 
 /// `session-timers =` (Asterisk's names).
@@ -223,6 +251,10 @@ impl Default for General {
             rtptimeout: 0,
             rtpholdtimeout: 0,
             allowtransfer: true,
+            allowsubscribe: true,
+            subscribecontext: None,
+            subminexpiry: None,
+            submaxexpiry: None,
         }
     }
 }
@@ -330,6 +362,11 @@ pub struct PeerConfig {
     pub rtpholdtimeout: Option<u32>,
     /// `[general]`'s `allowtransfer` for this peer.
     pub allowtransfer: Option<bool>,
+    /// `[general]`'s `allowsubscribe` for this peer.
+    pub allowsubscribe: Option<bool>,
+    /// The context whose hints this peer's subscriptions read; unset:
+    /// `[general]`'s `subscribecontext`, else the peer's `context`.
+    pub subscribecontext: Option<String>,
 }
 
 mod register;
@@ -434,6 +471,10 @@ pub struct Peer {
     pub timers: Timers,
     /// May transfer calls (REFER).
     pub allowtransfer: bool,
+    /// May subscribe to extension states.
+    pub allowsubscribe: bool,
+    /// Where its subscriptions look hints up.
+    pub subscribecontext: String,
 }
 
 /// The configuration failed a check beyond the TOML schema.
@@ -631,6 +672,13 @@ impl SipConfig {
                 description: p.description.clone().unwrap_or_default(),
                 timers,
                 allowtransfer: p.allowtransfer.unwrap_or(self.general.allowtransfer),
+                allowsubscribe: p.allowsubscribe.unwrap_or(self.general.allowsubscribe),
+                subscribecontext: p
+                    .subscribecontext
+                    .clone()
+                    .or_else(|| self.general.subscribecontext.clone())
+                    .or_else(|| p.context.clone())
+                    .unwrap_or_else(|| self.general.context.clone()),
             });
         }
         Ok(out)

@@ -112,6 +112,10 @@ pub enum Command {
     Returned(ChannelId),
     /// `Transfer()`: ask the far end of a call to call this instead.
     Transfer(ChannelId, String),
+    /// The hint subscription `0` watches changed to state `1`.
+    HintChanged(u64, i32),
+    /// `sip show subscriptions`: this shard's rows, by Call-ID.
+    ShowSubscriptions(std::sync::mpsc::Sender<Vec<(String, String)>>),
 }
 
 /// A datagram read on shard 0 for another shard: its bytes, its source and
@@ -457,6 +461,10 @@ impl Driver {
             Command::Return(chan) => self.env.give_back(chan),
             Command::Returned(chan) => self.env.returned(chan),
             Command::Transfer(chan, dest) => self.input(Input::Transfer(chan, dest)),
+            Command::HintChanged(key, state) => self.input(Input::HintChanged { key, state }),
+            Command::ShowSubscriptions(reply) => {
+                let _ = reply.send(self.ep.subscription_rows());
+            }
             Command::TransportError(peer) => self.input(Input::TransportError {
                 peer,
                 transport: Transport::Tcp,
@@ -621,6 +629,7 @@ impl Driver {
                 host.queue_frame(c, sirius_abi::Frame::dtmf_end(digit, ms))
             }
             HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
+            HostAction::HintUnwatch(id) => host.hint_unwatch(id),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
             HostAction::TransferResult(c, result) => host.channel_transfer_result(c, result),
             HostAction::StartPbx(c) => {
@@ -638,14 +647,15 @@ impl Driver {
         }
     }
 
-    /// Module unload: every call ends, every line unregisters; the answers
-    /// are waited for, a second at most.
+    /// Module unload: every call ends, every line unregisters, every
+    /// subscription gets its final NOTIFY; the answers are waited for, a
+    /// second at most.
     async fn shutdown(&mut self, buf: &mut [u8]) {
         self.input(Input::Shutdown);
         self.flush();
         self.send_all().await;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
-        while self.ep.unregistering() {
+        while self.ep.unregistering() || self.ep.subscriptions_ending() {
             tokio::select! {
                 r = recv(&self.socket, buf, self.home) => if let Ok((n, src, stamp)) = r {
                     self.datagram(&buf[..n], src, stamp);

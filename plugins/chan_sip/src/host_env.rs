@@ -141,6 +141,21 @@ impl Env for HostEnv {
         self.relay.is_some()
     }
 
+    /// The core calls back on whatever thread reported the device change
+    /// (often this one, inside its own turn): the change is queued to this
+    /// shard as a command, never handled in the callback. The callback
+    /// holds the module's state weakly, so a watch left behind keeps
+    /// nothing alive.
+    fn hint_watch(&mut self, context: &str, exten: &str, key: u64) -> Option<(u64, i32)> {
+        let shared = Arc::downgrade(&self.shared);
+        let home = self.home.index;
+        self.shared.host.hint_watch(context, exten, move |state| {
+            if let Some(shared) = shared.upgrade() {
+                let _ = shared.shards.send(home, Command::HintChanged(key, state));
+            }
+        })
+    }
+
     /// The latest of the shards' loops and input queues: shard 0 reads
     /// every datagram, so its lag delays every call, and a late shard
     /// delays its own. A loop can keep its timers on time while its input

@@ -41,7 +41,7 @@ struct PeerUse {
 /// What a leg may be counted as, besides being a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
-    /// A call to the peer rings its phone (a 180/183 came, no answer yet).
+    /// A call to the peer rings its phone (made, not answered yet).
     Ringing,
     /// The peer's phone put its call on hold.
     Held,

@@ -87,6 +87,13 @@ pub enum Input<'a> {
     /// The core asks the far end of a call to call `1` instead
     /// (`Transfer()`): a REFER.
     Transfer(ChannelId, String),
+    /// The hint a subscription watches changed ([`super::Env::hint_watch`]).
+    HintChanged {
+        /// The subscription.
+        key: u64,
+        /// Its extension state now (`AST_EXTENSION_*` bits).
+        state: i32,
+    },
 }
 
 /// What the driver must do for the endpoint.
@@ -134,6 +141,8 @@ pub enum HostAction {
     /// Run the dialplan on an answered channel of ours (a leg called for a
     /// REFER outside a dialog); a refusal hangs it up.
     StartPbx(ChannelId),
+    /// A hint watch ([`super::Env::hint_watch`]) is no longer needed.
+    HintUnwatch(u64),
     /// The outcome of the transfer the core asked for (`Transfer()`).
     TransferResult(ChannelId, Result<(), Cause>),
     /// An event for the core's bus (`PeerStatus`, `Registry`, `Hold`…).

@@ -69,7 +69,7 @@ pub fn capabilities() -> Capabilities {
     use Method::*;
     Capabilities {
         methods: vec![
-            Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer, Notify,
+            Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer, Notify, Subscribe,
         ],
         extensions: vec!["timer".into(), "replaces".into(), "norefersub".into()],
         content_types: vec![
@@ -110,6 +110,12 @@ pub trait Env {
     /// How long `chan`'s far end has sent no RTP as of `now`; `None` when
     /// nothing reads its socket (not bridged).
     fn media_idle(&mut self, chan: ChannelId, now: Instant) -> Option<Duration>;
+    /// Watches the hint of `exten@context` for subscription `key`
+    /// (`ast_extension_state_add`): each change of its extension state comes
+    /// back as [`Input::HintChanged`] on this shard, until
+    /// [`HostAction::HintUnwatch`]. The watch's id and the state now
+    /// (`AST_EXTENSION_*` bits); `None` when the dialplan has no such hint.
+    fn hint_watch(&mut self, context: &str, exten: &str, key: u64) -> Option<(u64, i32)>;
     /// Whether native bridges can run (the relay thread started).
     fn relay_ready(&mut self) -> bool;
     /// The channel `chan`'s media is relayed with (itself for Echo), as the
@@ -192,6 +198,11 @@ pub struct Endpoint {
     /// Their deadlines (end of the report, the transferor's grace), checked
     /// against the transfer's own when they come.
     pub(crate) refer_timers: std::collections::BTreeSet<(Instant, u64)>,
+    /// Subscriptions to extension states (`session::subscribe`).
+    pub(crate) subscriptions: crate::session::subscribe::Subscriptions,
+    /// Their deadlines, checked against the subscription's own when they
+    /// come (a refresh leaves the old entry behind).
+    pub(crate) sub_timers: std::collections::BTreeSet<(Instant, u64)>,
     next_housekeeping: Option<Instant>,
     pub(crate) tokens: Tokens,
     /// Names met in messages, looked up without blocking.
@@ -237,6 +248,8 @@ impl Endpoint {
             session_timers: std::collections::BTreeSet::new(),
             refers: Default::default(),
             refer_timers: std::collections::BTreeSet::new(),
+            subscriptions: Default::default(),
+            sub_timers: std::collections::BTreeSet::new(),
             next_housekeeping: None,
             tokens: Tokens::new(seed),
             dns: dns::Dns::default(),
@@ -271,6 +284,7 @@ impl Endpoint {
         let session = self.session_timers.first().map(|(t, _)| *t);
         let glare = self.glare_timers.first().map(|(t, _)| *t);
         let refer = self.refer_timers.first().map(|(t, _)| *t);
+        let sub = self.sub_timers.first().map(|(t, _)| *t);
         [
             self.layer.poll_timeout(),
             q,
@@ -279,6 +293,7 @@ impl Endpoint {
             session,
             glare,
             refer,
+            sub,
             self.next_housekeeping,
         ]
         .into_iter()
@@ -378,7 +393,9 @@ impl Endpoint {
                 if self.home.runs_clients() {
                     self.unregister_all(now.mono);
                 }
+                self.end_subscriptions(now);
             }
+            Input::HintChanged { key, state } => self.hint_changed(now, key, state),
         }
         self.drain_events(now, env);
     }
@@ -417,6 +434,13 @@ impl Endpoint {
             }
             self.refer_timers.pop_first();
             self.refer_timer_due(now, key, at);
+        }
+        while let Some(&(at, key)) = self.sub_timers.first() {
+            if at > now.mono {
+                break;
+            }
+            self.sub_timers.pop_first();
+            self.sub_timer_due(now, key, at);
         }
         if self.home.runs_clients() {
             self.client_timers(now.mono);
@@ -551,11 +575,15 @@ impl Endpoint {
     }
 
     /// What an answer to OPTIONS says we do.
-    fn options_headers(&self) -> [(HeaderName, String); 3] {
+    fn options_headers(&self) -> [(HeaderName, String); 4] {
         [
             (HeaderName::Allow, self.caps.allow()),
             (HeaderName::Accept, ACCEPT.into()),
             (HeaderName::Supported, self.supported(true)),
+            (
+                HeaderName::AllowEvents,
+                crate::session::subscribe::PACKAGES.into(),
+            ),
         ]
     }
 
@@ -700,6 +728,9 @@ impl Endpoint {
             }
             (Method::Refer, Classified::OutOfDialog) => {
                 self.on_refer_out_of_dialog(now, env, tx, &msg, source, transport)
+            }
+            (Method::Subscribe, Classified::OutOfDialog) => {
+                self.on_subscribe(now, env, tx, &msg, source, transport)
             }
             // Unknown dialogs, a BYE outside one, anything else left.
             _ => self.no_such_call(now, tx, &msg, source),

@@ -102,6 +102,8 @@ owners! {
     ReferNotify(crate::session::refer::ReferNotify),
     /// Our REFER (the dialplan's `Transfer()`).
     ReferOut(crate::session::refer_out::ReferOut),
+    /// A NOTIFY telling a subscriber an extension's state.
+    SubNotify(crate::session::subscribe::SubNotify),
     /// A request whose answer changes nothing.
     Fire(Fire),
 }

@@ -66,6 +66,11 @@ impl Endpoint {
             let (code, reason) = e.status();
             return self.respond(now, tx, msg, source, (code, reason), &[]);
         }
+        // A BYE ends an INVITE usage; a busy-lamp subscription's dialog has
+        // none, and the subscription goes on (RFC 5057 §5.4).
+        if self.subscriptions.by_dialog(id).is_some() {
+            return self.no_such_call(now, tx, msg, source);
+        }
         // A transfer still reporting keeps the dialog (its NOTIFYs).
         if !self.refers.holds(id) {
             self.dialogs.remove(id);
@@ -125,14 +130,31 @@ impl Endpoint {
         if method == Method::Notify {
             return self.on_notify(now, tx, msg, source, chan);
         }
+        if method == Method::Subscribe {
+            // A refresh of a subscription; one in a call's dialog is not
+            // something we serve (chan_sip's answer).
+            return match self.subscriptions.by_dialog(id) {
+                Some(key) => self.on_resubscribe(now, env, tx, msg, source, key),
+                None => self.respond(
+                    now,
+                    tx,
+                    msg,
+                    source,
+                    (403, "Forbidden (within dialog)"),
+                    &[],
+                ),
+            };
+        }
         if !matches!(method, Method::Invite | Method::Update) {
             return self.respond(now, tx, msg, source, (200, "OK"), &[]);
         }
-        d.refresh_target(msg);
-        let local_tag = d.id.local_tag.clone();
+        // Only a call's re-INVITE or UPDATE moves its target (one in a
+        // subscription's dialog gets 481 and changes nothing).
         let Some(chan) = chan.filter(|c| self.sessions.get(*c).is_some()) else {
             return self.no_such_call(now, tx, msg, source);
         };
+        d.refresh_target(msg);
+        let local_tag = d.id.local_tag.clone();
         if !msg.body.is_empty() && self.reinvite_pending(chan) {
             // Glare: both sides offered at once (RFC 3261 §14.2, RFC 3311).
             return self.respond(now, tx, msg, source, (491, "Request Pending"), &[]);

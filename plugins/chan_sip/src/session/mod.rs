@@ -29,12 +29,14 @@ pub(crate) mod refer;
 pub(crate) mod refer_out;
 pub(crate) mod replaces;
 mod retry;
+pub(crate) mod subscribe;
 mod third_party;
 pub(crate) mod timer;
 pub(crate) mod uac;
 mod uas;
 pub(crate) mod usage;
 mod view;
+pub use subscribe::render_subscriptions;
 pub use view::render_channels;
 
 use crate::endpoint::{Endpoint, MediaAction, Now};
@@ -126,7 +128,8 @@ pub(crate) struct Session {
     pub held: bool,
     /// Our last hold/unhold re-INVITE on this leg.
     pub reinvite: Option<TxId>,
-    /// Ringing: a 180/183 went out (UAS) or came in (UAC), no answer yet.
+    /// Ringing: a 180/183 went out (UAS), or a call we make is not answered
+    /// yet (UAC: from the leg's creation, as chan_sip counts `inRinging`).
     pub ringing: bool,
     /// Session-timer settings and RTP timeouts (the peer's, or `[general]`'s).
     pub timers: crate::config::Timers,
@@ -438,6 +441,11 @@ impl Endpoint {
         count: crate::inuse::CallCount,
     ) {
         let peer = s.peer.clone();
+        if let (Some(p), Role::Uac { .. }, true) = (&peer, &s.role, s.ringing) {
+            self.shared
+                .in_use
+                .mark(p, crate::inuse::Mark::Ringing, true);
+        }
         self.sessions.insert(chan, Box::new(s));
         count.keep();
         if let Some(peer) = peer {
@@ -500,8 +508,8 @@ impl Endpoint {
         Some(s)
     }
 
-    /// Whether `chan`'s leg rings (`Mark::Ringing`: a call to its peer got
-    /// a 180/183) or is held by its far end (`Mark::Held`): the session's
+    /// Whether `chan`'s leg rings (`Mark::Ringing`: a call to its peer not
+    /// answered yet) or is held by its far end (`Mark::Held`): the session's
     /// flag, and the peer's counts with it, change together, and the
     /// peer's device state follows.
     pub(crate) fn mark_leg(&mut self, chan: ChannelId, mark: crate::inuse::Mark, on: bool) {

@@ -139,7 +139,10 @@ impl Endpoint {
                 last_msg: String::new(),
                 held: false,
                 reinvite: None,
-                ringing: false,
+                // A leg we call rings its peer until it answers, as
+                // chan_sip counts `inRinging` from `sip_call` on: a busy
+                // lamp blinks at once, not after an "in use" flash.
+                ringing: true,
                 timers,
                 timer: None,
                 timer_due: None,
@@ -319,7 +322,6 @@ impl Endpoint {
         let may_redirect = *redirects < MAX_REDIRECTS;
         let retry = match code {
             180 => {
-                self.mark_leg(chan, crate::inuse::Mark::Ringing, true);
                 self.early_fork(chan, msg);
                 self.refer_leg_progress(chan, 180);
                 return self.host(HostAction::SetState(chan, ChannelState::Ringing));
@@ -328,7 +330,6 @@ impl Endpoint {
             // comes from and goes to until the answer; the core hears of it
             // as a control frame (AST_CONTROL_PROGRESS) and Dial passes it on.
             183 => {
-                self.mark_leg(chan, crate::inuse::Mark::Ringing, true);
                 self.early_fork(chan, msg);
                 if !msg.body.is_empty() {
                     let media = crate::relay::RemoteMedia::from_sdp(&msg.body);

@@ -106,11 +106,15 @@ fn options_lists_what_we_allow_and_support() {
     assert_eq!(r.code(), Some(200));
     assert_eq!(
         r.headers.get(&HeaderName::Allow),
-        Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY")
+        Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE")
     );
     assert_eq!(
         r.headers.get(&HeaderName::Supported),
         Some("timer, replaces, norefersub")
+    );
+    assert_eq!(
+        r.headers.get(&HeaderName::AllowEvents),
+        Some("dialog, presence")
     );
 }
 

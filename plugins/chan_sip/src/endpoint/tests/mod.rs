@@ -113,6 +113,11 @@ type Transfer = (ChannelId, String, String, Vec<(String, String)>);
 #[derive(Default)]
 struct FakeEnv {
     next_chan: u64,
+    /// Hints the dialplan would have: (context, exten) → extension state.
+    hints: std::collections::HashMap<(String, String), i32>,
+    /// Hint watches made (watch id → subscription key) and not ended.
+    watches: std::collections::HashMap<u64, u64>,
+    next_watch: u64,
     allocated: Vec<(ChannelId, ChannelSpec)>,
     started: Vec<ChannelId>,
     refuse_pbx: Option<Cause>,
@@ -184,6 +189,13 @@ impl Env for FakeEnv {
 
     fn relay_ready(&mut self) -> bool {
         !self.no_relay
+    }
+
+    fn hint_watch(&mut self, context: &str, exten: &str, key: u64) -> Option<(u64, i32)> {
+        let state = *self.hints.get(&(context.to_string(), exten.to_string()))?;
+        self.next_watch += 1;
+        self.watches.insert(self.next_watch, key);
+        Some((self.next_watch, state))
     }
 
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
@@ -355,6 +367,11 @@ impl Harness {
                     MediaAction::DropSpare(c) => self.env.spares.retain(|s| s != c),
                     _ => {}
                 }
+            }
+            // The driver's side of hint watches: an unwatch ends one (an
+            // unknown or second unwatch is a bug the tests must see).
+            if let Output::Host(HostAction::HintUnwatch(id)) = &o {
+                assert!(self.env.watches.remove(id).is_some(), "unwatch of {id}");
             }
             self.pending.push_back(o);
         }
@@ -594,6 +611,7 @@ mod refer;
 mod registrations;
 mod replaces;
 mod shards;
+mod subscribe;
 mod third_party;
 mod uac;
 mod uas;

@@ -313,8 +313,8 @@ fn a_placed_leg_over_the_call_limit_is_hung_up_with_user_busy() {
     assert_eq!(h.ep.calls(), 1, "the first leg goes on: {first}");
 }
 
-/// A callee's device state as a busy lamp shows it: in use once called,
-/// ringing with its 180, in use again when it answers, on hold when it
+/// A callee's device state as a busy lamp shows it: ringing once called
+/// (chan_sip's `inRinging` from `sip_call`), in use when it answers, on hold when it
 /// holds, free when the call ends (chan_sip's `sip_devicestate` order); a
 /// state is told once, not again for the same.
 #[test]
@@ -323,9 +323,9 @@ fn a_callee_ringing_shows_in_its_device_state() {
     let mut h = Harness::new(SIP_TOML);
     let bob = |s| vec![("SIP/bob".to_string(), s)];
     let (b, invite) = placed_outbound(&mut h, 100);
-    assert_eq!(h.device_states(), bob(InUse));
-    h.recv(&reply(&invite, 180, "Ringing", "b1"), BOB);
     assert_eq!(h.device_states(), bob(Ringing));
+    h.recv(&reply(&invite, 180, "Ringing", "b1"), BOB);
+    assert_eq!(h.device_states(), vec![]);
     let mut progress = reply(&invite, 183, "Session Progress", "b1");
     progress.set_body("application/sdp", sdp(41_000, "sendrecv"));
     h.recv(&progress, BOB);
@@ -358,5 +358,29 @@ fn a_callee_ringing_shows_in_its_device_state() {
     let after = h.device_states();
     assert_eq!(after.len(), 1, "{after:?}");
     assert!(matches!(after[0].1, NotInUse | Unavailable), "{after:?}");
+    assert_eq!(h.ep.shared.in_use.counts("bob"), (0, 0, 0));
+}
+
+/// A call to a peer that ends before an answer (refused, or hung up while
+/// it rings) leaves none of its counts behind.
+#[test]
+fn an_unanswered_callee_leg_leaves_no_count_behind() {
+    use sirius_abi::DeviceState::*;
+    let mut h = Harness::new(SIP_TOML);
+    let (_, invite) = placed_outbound(&mut h, 100);
+    assert_eq!(h.ep.shared.in_use.counts("bob"), (1, 1, 0));
+    h.recv(&reply(&invite, 486, "Busy Here", "b1"), BOB);
+    assert_eq!(h.ep.shared.in_use.counts("bob"), (0, 0, 0));
+    let states: Vec<_> = h.device_states().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(states.first(), Some(&Ringing));
+    assert!(
+        matches!(states.last(), Some(NotInUse | Unavailable)),
+        "{states:?}"
+    );
+    h.sent(); // the ACK of the 486
+
+    let (b, _) = placed_outbound(&mut h, 101);
+    assert_eq!(h.ep.shared.in_use.counts("bob"), (1, 1, 0));
+    h.input(Input::Hangup(b, Cause::NORMAL_CLEARING));
     assert_eq!(h.ep.shared.in_use.counts("bob"), (0, 0, 0));
 }

@@ -17,6 +17,7 @@ fn owners(h: &Harness) -> Vec<&'static str> {
                 Owner::Cancelled(_) => "cancelled",
                 Owner::ReferNotify(_) => "refer-notify",
                 Owner::ReferOut(_) => "refer-out",
+                Owner::SubNotify(_) => "sub-notify",
                 Owner::Fire(_) => "fire",
             })
             .collect();

@@ -1,0 +1,652 @@
+//! Subscriptions to extension states (RFC 6665 with the `dialog` package of
+//! RFC 4235, and the `presence` package of RFC 3856): the busy-lamp usage of
+//! the dialog a SUBSCRIBE makes. A phone watches `6001` and is told, by
+//! NOTIFY, whenever the hint of `6001` changes (idle, ringing, in use, on
+//! hold, unavailable): a dialog-info body for `Event: dialog`, a PIDF one
+//! for `Event: presence`.
+//!
+//! ```text
+//!  SUBSCRIBE sip:6001@pbx  Event: dialog|presence   (outside any dialog)
+//!    │ another package ─▶ 489 (Allow-Events: dialog, presence)
+//!    │ Accept without the package's body type ─▶ 406
+//!    │ digest as for an INVITE (401 first; unknown users the same)
+//!    │ allowsubscribe = no ─▶ 403        Expires < subminexpiry ─▶ 423
+//!    │ no hint 6001 in the subscriber's subscribecontext ─▶ 404
+//!    ▼
+//!  200 (Expires: granted), NOTIFY active;expires=N (version 0)
+//!    │
+//!  Active ─ the hint changes ─▶ NOTIFY (one in flight; changes meanwhile
+//!    │                           collapse to the latest state)
+//!    │    ─ SUBSCRIBE in the dialog ─▶ 200, NOTIFY of the state now
+//!    │    ─ a NOTIFY answered 481, or never answered (Timer F) ─▶ gone
+//!    ├─ SUBSCRIBE Expires: 0 ─▶ 200, NOTIFY terminated;reason=timeout ─▶ gone
+//!    ├─ no refresh by the deadline ─▶ NOTIFY terminated;reason=timeout ─▶ gone
+//!    ├─ a refresh finds the hint gone ─▶ 404, NOTIFY terminated;reason=noresource
+//!    └─ the module stops ─▶ NOTIFY terminated;reason=deactivated ─▶ gone
+//! ```
+//!
+//! Where Sirius follows RFC 6665 over chan_sip's habits: `489` names the
+//! packages it has in `Allow-Events`; `Subscription-State: active` says
+//! how long is left (`expires=`); a SUBSCRIBE without `Accept` gets the
+//! package's default body, dialog-info (chan_sip answers it 489). Like
+//! chan_sip: the 200 is followed at once by a NOTIFY, a refresh too; the
+//! subscriber is authenticated as for a call, by From user; a NOTIFY's
+//! other errors leave the subscription as it was.
+//!
+//! The hint's state is the core's (`Env::hint_watch`): its changes come in
+//! as [`crate::endpoint::Input::HintChanged`] on this subscription's shard,
+//! the one its Call-ID routes to.
+
+use crate::endpoint::{ClientUsage, Endpoint, Env, HostAction, Now};
+use crate::registrar::AuthOutcome;
+use sirius_sip::dialog::DialogId;
+use sirius_sip::dialog_info::{self, Granted, Lamp};
+use sirius_sip::message::{build, HeaderName, Message, Method, Uri};
+use sirius_sip::pidf::{self, Presence};
+use sirius_sip::refer::SubState;
+use sirius_sip::transaction::{Transport, TxId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The event packages we notify, as `Allow-Events` lists them.
+pub(crate) const PACKAGES: &str = "dialog, presence";
+
+/// An event package we notify, and its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Package {
+    /// `Event: dialog`, `application/dialog-info+xml` (busy lamps).
+    Dialog,
+    /// `Event: presence`, `application/pidf+xml`.
+    Presence,
+}
+
+impl Package {
+    /// The package a request names (`Event: dialog;id=1` → dialog); `None`
+    /// for none or one we do not serve (case-sensitive, RFC 6665 §8.2.1).
+    fn of(msg: &Message) -> Option<Package> {
+        let v = msg.headers.get(&HeaderName::Event)?;
+        match v.split(';').next().unwrap_or("").trim() {
+            "dialog" => Some(Package::Dialog),
+            "presence" => Some(Package::Presence),
+            _ => None,
+        }
+    }
+
+    /// Its `Event` value.
+    fn event(self) -> &'static str {
+        match self {
+            Package::Dialog => "dialog",
+            Package::Presence => "presence",
+        }
+    }
+
+    /// Its body's MIME type.
+    fn content_type(self) -> &'static str {
+        match self {
+            Package::Dialog => dialog_info::CONTENT_TYPE,
+            Package::Presence => pidf::CONTENT_TYPE,
+        }
+    }
+
+    /// What `sip show subscriptions` calls it (chan_sip's names).
+    fn text(self) -> &'static str {
+        match self {
+            Package::Dialog => "dialog-info+xml",
+            Package::Presence => "pidf+xml",
+        }
+    }
+
+    /// What a body of this package shows for a hint's state: two states
+    /// that show the same need no NOTIFY.
+    fn shown(self, bits: i32) -> Shown {
+        match self {
+            Package::Dialog => Shown::Lamp(Lamp::from_extension_state(bits)),
+            Package::Presence => Shown::Presence(Presence::from_extension_state(bits)),
+        }
+    }
+}
+
+/// What a NOTIFY showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Lamp(Lamp),
+    Presence(Presence),
+}
+
+/// Subscriptions one shard holds at most: a bound on what subscribers can
+/// make us keep (each also holds a dialog and a hint watch). Past it, a new
+/// one gets `503`.
+const MAX_SUBSCRIPTIONS: usize = 20_000;
+
+/// One subscriber watching one hint.
+pub(crate) struct Subscription {
+    /// The dialog the SUBSCRIBE made: where the NOTIFYs go.
+    dialog: DialogId,
+    /// Where the subscriber's requests came from (NOTIFYs go there when no
+    /// route set says otherwise).
+    dest: SocketAddr,
+    transport: Transport,
+    /// Who subscribed: the From user (`sip show subscriptions`' User).
+    user: String,
+    /// What it subscribed to.
+    package: Package,
+    /// The SUBSCRIBE's `Event` value, `id` parameter included: every
+    /// NOTIFY carries it back (RFC 6665 §8.2.1).
+    event: String,
+    /// The hint watched: its extension and context.
+    exten: String,
+    context: String,
+    /// The URI subscribed to (the SUBSCRIBE's To, without parameters): the
+    /// body's `entity`.
+    entity: String,
+    /// The core's watch, while there is one.
+    watch: Option<u64>,
+    /// The hint's state as last heard (`AST_EXTENSION_*` bits).
+    state: i32,
+    /// What the last NOTIFY showed.
+    sent: Option<Shown>,
+    /// The next NOTIFY's `version`.
+    version: u32,
+    /// Seconds granted by the last SUBSCRIBE.
+    granted: u32,
+    /// When it ends without a refresh.
+    expires: Instant,
+    /// A NOTIFY waits for its answer.
+    in_flight: bool,
+    /// The next NOTIFY goes even if the lamp is unchanged (a refresh asks
+    /// for the state).
+    force: bool,
+    /// It ends: the reason the final NOTIFY gives.
+    ending: Option<&'static str>,
+    /// The final NOTIFY went out.
+    final_sent: bool,
+}
+
+/// A shard's subscriptions, by key and by dialog.
+#[derive(Default)]
+pub(crate) struct Subscriptions {
+    subs: HashMap<u64, Subscription>,
+    by_dialog: HashMap<DialogId, u64>,
+    next: u64,
+}
+
+impl Subscriptions {
+    /// How many.
+    pub(crate) fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// The subscription of dialog `id`.
+    pub(crate) fn by_dialog(&self, id: &DialogId) -> Option<u64> {
+        self.by_dialog.get(id).copied()
+    }
+}
+
+/// The NOTIFY of subscription `key`: its answer lets the next one go.
+pub(crate) struct SubNotify {
+    key: u64,
+}
+
+impl ClientUsage for SubNotify {
+    fn on_response(self, ep: &mut Endpoint, now: Now, tx: TxId, _: &Message, code: u16) {
+        if code < 200 {
+            return ep.own(tx, self);
+        }
+        ep.sub_notify_answered(now, self.key, code);
+    }
+
+    /// No answer (Timer F) or the transport failed: the subscriber is gone
+    /// (RFC 6665 §4.2.2).
+    fn on_timeout(self, ep: &mut Endpoint, _: Now, _: TxId) {
+        ep.sub_forget(self.key);
+    }
+}
+
+/// Whether the subscriber reads `package`'s bodies: no `Accept` (the
+/// package's default, RFC 4235 §4.1, RFC 3856 §6.6), or one listing its
+/// type or a wildcard.
+fn accepts(msg: &Message, package: Package) -> bool {
+    let mut types = msg
+        .headers
+        .values(&HeaderName::Accept)
+        .flat_map(|v| v.split(','))
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|t| !t.is_empty())
+        .peekable();
+    if types.peek().is_none() {
+        return true;
+    }
+    types.any(|t| t == package.content_type() || t == "application/*" || t == "*/*")
+}
+
+/// The `Expires` asked for; `None` when absent or unreadable (the default
+/// is granted then).
+fn expires_asked(msg: &Message) -> Option<u32> {
+    msg.headers
+        .get(&HeaderName::Expires)
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The SUBSCRIBE's To URI without its parameters: what the body names.
+fn entity(msg: &Message) -> String {
+    let uri = msg.to_ref().map(|t| t.uri.to_string()).unwrap_or_default();
+    match uri.split_once(';') {
+        Some((bare, _)) => bare.to_string(),
+        None => uri,
+    }
+}
+
+impl Endpoint {
+    /// A SUBSCRIBE outside any dialog (see the module's diagram).
+    pub(crate) fn on_subscribe(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        let Some(package) = Package::of(msg) else {
+            let allow = [(HeaderName::AllowEvents, PACKAGES.to_string())];
+            return self.respond(now, tx, msg, source, (489, "Bad Event"), &allow);
+        };
+        if self
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // Unloading: every subscription is being ended, and a new one
+            // would hold a watch nobody ends.
+            let retry = [(HeaderName::RetryAfter, "60".to_string())];
+            return self.respond(now, tx, msg, source, (503, "Service Unavailable"), &retry);
+        }
+        if !accepts(msg, package) {
+            let accept = [(HeaderName::Accept, package.content_type().to_string())];
+            return self.respond(now, tx, msg, source, (406, "Not Acceptable"), &accept);
+        }
+        let running = self.shared.running();
+        let g = &running.cfg.general;
+        let peer = super::uas::match_peer(&running, msg, source);
+        let auth =
+            self.shared
+                .registrar
+                .lock()
+                .authenticate(msg, "SUBSCRIBE", source, now.unix, g, peer);
+        if let AuthOutcome::Respond(r) = auth {
+            return self.send_response(now, tx, *r);
+        }
+        let Some(peer) = peer else {
+            return self.respond(now, tx, msg, source, (403, "Forbidden"), &[]);
+        };
+        if transport == Transport::Tcp {
+            self.out.push_back(crate::endpoint::Output::Trusted(source));
+        }
+        if !peer.allowsubscribe {
+            return self.respond(now, tx, msg, source, (403, "Forbidden (policy)"), &[]);
+        }
+        let granted = g.subscription_bounds().grant(expires_asked(msg));
+        if let Granted::TooBrief(min) = granted {
+            let min = [(HeaderName::MinExpires, min.to_string())];
+            return self.respond(now, tx, msg, source, (423, "Interval Too Brief"), &min);
+        }
+        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            log::warn!("SUBSCRIBE from {source} refused: {MAX_SUBSCRIPTIONS} subscriptions held");
+            return self.respond(now, tx, msg, source, (503, "Service Unavailable"), &[]);
+        }
+        let exten = Uri::parse(msg.request_uri().unwrap_or_default())
+            .ok()
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        let (context, user) = (peer.subscribecontext.clone(), peer.name.clone());
+        drop(running);
+        let key = self.subscriptions.next;
+        let Some((watch, state)) = env.hint_watch(&context, &exten, key) else {
+            log::debug!("SUBSCRIBE from {source} to {exten}@{context}: no such hint");
+            return self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
+        };
+        self.subscriptions.next += 1;
+        // The subscription's dialog, made by this 200.
+        let tag = self.tokens.token();
+        let contact = self.shared.contact_uri(&exten, transport);
+        let dialog = match sirius_sip::dialog::Dialog::from_uas(msg, &tag, &contact, 0) {
+            Ok(d) => d,
+            Err(e) => {
+                self.host(HostAction::HintUnwatch(watch));
+                log::info!("SUBSCRIBE from {source}: no dialog can be made ({e})");
+                return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]);
+            }
+        };
+        let id = dialog.id.clone();
+        self.dialogs.insert(dialog);
+        let secs = match granted {
+            Granted::For(n) => n,
+            _ => 0,
+        };
+        let mut ok = build::response(msg, 200, "OK", Some(source));
+        build::set_to_tag(&mut ok, &tag);
+        ok.push(HeaderName::Expires, secs.to_string());
+        ok.push(HeaderName::Contact, format!("<{contact}>"));
+        self.send_response(now, tx, ok);
+        let expires = now.mono + Duration::from_secs(u64::from(secs));
+        let sub = Subscription {
+            dialog: id.clone(),
+            dest: source,
+            transport,
+            user,
+            package,
+            event: msg
+                .headers
+                .get(&HeaderName::Event)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            exten,
+            context,
+            entity: entity(msg),
+            watch: Some(watch),
+            state,
+            sent: None,
+            version: 0,
+            granted: secs,
+            expires,
+            in_flight: false,
+            force: true,
+            ending: None,
+            final_sent: false,
+        };
+        log::debug!(
+            "{} subscribes to {}@{} for {secs} s (Call-ID {})",
+            sub.user,
+            sub.exten,
+            sub.context,
+            id.call_id
+        );
+        self.subscriptions.subs.insert(key, sub);
+        self.subscriptions.by_dialog.insert(id, key);
+        if secs == 0 {
+            // A fetch (RFC 6665 §4.4.3): the state now, and it is over.
+            self.sub_end(key, "timeout");
+        } else {
+            self.sub_timers.insert((expires, key));
+        }
+        self.sub_flush(now, key);
+    }
+
+    /// A SUBSCRIBE in subscription `key`'s dialog: a refresh, or `Expires:
+    /// 0` ending it. Either way a NOTIFY of the state now follows the 200.
+    pub(crate) fn on_resubscribe(
+        &mut self,
+        now: Now,
+        env: &mut dyn Env,
+        tx: TxId,
+        msg: &Message,
+        source: SocketAddr,
+        key: u64,
+    ) {
+        let bounds = self.shared.running().cfg.general.subscription_bounds();
+        let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
+            return self.no_such_call(now, tx, msg, source);
+        };
+        if Package::of(msg) != Some(sub.package) {
+            // Another package in this dialog would be a second
+            // subscription sharing it, which we do not make.
+            let allow = [(HeaderName::AllowEvents, sub.package.event().to_string())];
+            return self.respond(now, tx, msg, source, (489, "Bad Event"), &allow);
+        }
+        if sub.ending.is_some() {
+            // Already ending: as if it were gone (RFC 6665 §4.1.2.2).
+            return self.respond(
+                now,
+                tx,
+                msg,
+                source,
+                (481, "Subscription Does Not Exist"),
+                &[],
+            );
+        }
+        let secs = match bounds.grant(expires_asked(msg)) {
+            Granted::TooBrief(min) => {
+                let min = [(HeaderName::MinExpires, min.to_string())];
+                return self.respond(now, tx, msg, source, (423, "Interval Too Brief"), &min);
+            }
+            Granted::End => 0,
+            Granted::For(n) => n,
+        };
+        let (context, exten) = (sub.context.clone(), sub.exten.clone());
+        if secs > 0 {
+            // The hint as the dialplan has it now (a reload may have
+            // changed its devices, or removed it): a new watch for the old.
+            let Some((watch, state)) = env.hint_watch(&context, &exten, key) else {
+                self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
+                self.sub_end(key, "noresource");
+                return self.sub_flush(now, key);
+            };
+            let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
+                return;
+            };
+            if let Some(old) = sub.watch.replace(watch) {
+                self.out
+                    .push_back(crate::endpoint::Output::Host(HostAction::HintUnwatch(old)));
+            }
+            sub.state = state;
+        }
+        let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
+            return;
+        };
+        sub.granted = secs;
+        sub.force = true;
+        let dialog = sub.dialog.clone();
+        if secs > 0 {
+            self.sub_timers.remove(&(sub.expires, key));
+            sub.expires = now.mono + Duration::from_secs(u64::from(secs));
+            self.sub_timers.insert((sub.expires, key));
+        }
+        let contact = self.dialogs.get_mut(&dialog).map(|d| {
+            d.refresh_target(msg);
+            d.local_contact.clone()
+        });
+        let mut ok = build::response(msg, 200, "OK", Some(source));
+        ok.push(HeaderName::Expires, secs.to_string());
+        // A target refresh's 2xx names our target (RFC 6665 §4.1.2.1), the
+        // last one too.
+        if let Some(c) = contact {
+            ok.push(HeaderName::Contact, format!("<{c}>"));
+        }
+        self.send_response(now, tx, ok);
+        if secs == 0 {
+            self.sub_end(key, "timeout");
+        }
+        self.sub_flush(now, key);
+    }
+
+    /// The hint subscription `key` watches changed to `state`.
+    pub(crate) fn hint_changed(&mut self, now: Now, key: u64, state: i32) {
+        if let Some(sub) = self.subscriptions.subs.get_mut(&key) {
+            sub.state = state;
+            self.sub_flush(now, key);
+        }
+    }
+
+    /// Subscription `key` ends for `reason`: its watch goes now, its final
+    /// NOTIFY when none is in flight.
+    fn sub_end(&mut self, key: u64, reason: &'static str) {
+        let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
+            return;
+        };
+        if sub.ending.is_none() {
+            sub.ending = Some(reason);
+        }
+        if let Some(w) = sub.watch.take() {
+            self.host(HostAction::HintUnwatch(w));
+        }
+    }
+
+    /// Sends subscription `key` the NOTIFY it is owed, if one is and none
+    /// is in flight: the state when its lamp changed (or a refresh asked
+    /// for it), the final one once it ends.
+    fn sub_flush(&mut self, now: Now, key: u64) {
+        let Some(sub) = self.subscriptions.subs.get(&key) else {
+            return;
+        };
+        if sub.in_flight || sub.final_sent {
+            return;
+        }
+        let shown = sub.package.shown(sub.state);
+        let last = sub.ending.is_some();
+        if !last && !sub.force && sub.sent == Some(shown) {
+            return;
+        }
+        let state = match sub.ending {
+            Some(reason) => SubState::Terminated {
+                reason: reason.into(),
+            },
+            None => SubState::Active {
+                expires: sub.expires.saturating_duration_since(now.mono).as_secs() as u32,
+            },
+        };
+        let body = match shown {
+            Shown::Lamp(lamp) => dialog_info::body(&sub.entity, &sub.exten, sub.version, lamp),
+            Shown::Presence(p) => pidf::body(&sub.entity, &sub.exten, p),
+        };
+        let (package, event) = (sub.package, sub.event.clone());
+        let (dialog, dest, transport) = (sub.dialog.clone(), sub.dest, sub.transport);
+        let via = self.via(transport);
+        let Some(d) = self.dialogs.get_mut(&dialog) else {
+            return self.sub_forget(key);
+        };
+        let mut req = d.request(Method::Notify, &via, None);
+        req.push(HeaderName::Event, event);
+        req.push(HeaderName::SubscriptionState, state.to_string());
+        req.set_body(package.content_type(), body.into_bytes());
+        let hop = self.route_hop(&req).unwrap_or(dest);
+        let sent = self.send_client(req, hop, transport, SubNotify { key }, now.mono);
+        let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
+            return;
+        };
+        sub.version += 1;
+        sub.sent = Some(shown);
+        sub.force = false;
+        sub.in_flight = sent.is_some();
+        sub.final_sent = last;
+        if sent.is_none() {
+            self.sub_forget(key);
+        }
+    }
+
+    /// A NOTIFY of subscription `key` was answered `code`: an answer that
+    /// ends the usage (481, and the others RFC 5057 §5.1 lists) ends it;
+    /// after the final one it is over; otherwise the next state, if any,
+    /// goes (other errors change nothing, as in chan_sip).
+    fn sub_notify_answered(&mut self, now: Now, key: u64, code: u16) {
+        let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
+            return;
+        };
+        sub.in_flight = false;
+        let ends_usage = matches!(code, 404 | 405 | 410 | 416 | 480..=485 | 489 | 501 | 604);
+        if ends_usage || sub.final_sent {
+            if ends_usage {
+                log::debug!(
+                    "{}'s subscription to {} ended by {code}",
+                    sub.user,
+                    sub.exten
+                );
+            }
+            return self.sub_forget(key);
+        }
+        self.sub_flush(now, key);
+    }
+
+    /// Drops subscription `key`: its watch, its dialog.
+    pub(crate) fn sub_forget(&mut self, key: u64) {
+        let Some(sub) = self.subscriptions.subs.remove(&key) else {
+            return;
+        };
+        self.subscriptions.by_dialog.remove(&sub.dialog);
+        self.sub_timers.remove(&(sub.expires, key));
+        if let Some(w) = sub.watch {
+            self.host(HostAction::HintUnwatch(w));
+        }
+        self.dialogs.remove(&sub.dialog);
+    }
+
+    /// A subscription's deadline came (checked against its own: a refresh
+    /// leaves the old entry behind): it ends, `reason=timeout`.
+    pub(crate) fn sub_timer_due(&mut self, now: Now, key: u64, at: Instant) {
+        if self
+            .subscriptions
+            .subs
+            .get(&key)
+            .is_some_and(|s| s.expires == at && s.ending.is_none())
+        {
+            self.sub_end(key, "timeout");
+            self.sub_flush(now, key);
+        }
+    }
+
+    /// The module stops: every subscriber is told its subscription is over
+    /// (`deactivated`: it may subscribe again at once, RFC 6665 §4.1.3, and
+    /// finds the module back after a reload).
+    pub(crate) fn end_subscriptions(&mut self, now: Now) {
+        let keys: Vec<u64> = self.subscriptions.subs.keys().copied().collect();
+        for key in keys {
+            self.sub_end(key, "deactivated");
+            self.sub_flush(now, key);
+        }
+    }
+
+    /// Whether a subscription still waits to send or hear back its final
+    /// NOTIFY (the driver's shutdown waits for them, briefly).
+    pub fn subscriptions_ending(&self) -> bool {
+        self.subscriptions.subs.values().any(|s| s.ending.is_some())
+    }
+
+    /// `sip show subscriptions`: this shard's rows, by Call-ID, in
+    /// chan_sip's layout (see [`render_subscriptions`]).
+    pub fn subscription_rows(&self) -> Vec<(String, String)> {
+        self.subscriptions
+            .subs
+            .values()
+            .map(|s| {
+                let row = format!(
+                    "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {:06}\n",
+                    s.dest.ip().to_string(),
+                    s.user,
+                    s.dialog.call_id,
+                    format!("{}@{}", s.exten, s.context),
+                    dialog_info::extension_state_name(s.state),
+                    s.package.text(),
+                    "<none>",
+                    s.granted,
+                );
+                (s.dialog.call_id.clone(), row)
+            })
+            .collect()
+    }
+}
+
+/// `sip show subscriptions` from every shard's rows: chan_sip's header,
+/// the rows by Call-ID, and the count.
+pub fn render_subscriptions(mut rows: Vec<(String, String)>) -> String {
+    rows.sort();
+    let mut o = format!(
+        "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {:<6.6}\n",
+        "Peer", "User", "Call ID", "Extension", "Last state", "Type", "Mailbox", "Expiry"
+    );
+    for (_, row) in &rows {
+        o += row;
+    }
+    let n = rows.len();
+    o += &format!(
+        "{n} active SIP subscription{}\n",
+        if n == 1 { "" } else { "s" }
+    );
+    o
+}
