@@ -222,7 +222,7 @@ fn a_session_timer_nobody_refreshes_ends_the_call_with_bye() {
 }
 
 /// Say only what works: OPTIONS lists exactly what is implemented (UPDATE,
-/// INFO, REFER, NOTIFY, SUBSCRIBE for the `dialog` and `presence` packages and session
+/// INFO, REFER, NOTIFY, SUBSCRIBE for the `dialog`, `presence` and `message-summary` packages and session
 /// timers included; no PUBLISH, no MESSAGE), and an INVITE
 /// requiring an extension we lack gets 420 naming it.
 #[test]
@@ -249,7 +249,10 @@ fn options_says_only_what_works_and_an_unknown_require_gets_420() {
         line("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE"),
         "{msgs}"
     );
-    assert!(line("Allow-Events: dialog, presence"), "{msgs}");
+    assert!(
+        line("Allow-Events: dialog, presence, message-summary"),
+        "{msgs}"
+    );
     assert!(msgs.contains("Supported: timer"), "{msgs}");
     let (code, out) = sipp(&[
         &target,

@@ -1,7 +1,8 @@
 //! Busy-lamp subscriptions with real peers (issue #13): a sipp phone
 //! subscribes to a hinted extension (`Event: dialog`), authenticates, and
 //! follows a call to it NOTIFY by NOTIFY; `sip show subscriptions` lists it;
-//! a presence fetch gets a PIDF body.
+//! a presence fetch gets a PIDF body; message-waiting lights follow `mwi
+//! update`, subscribed or not.
 
 use sirius_blackbox::{free_udp_port, scenario, sipp, SippProcess};
 use std::time::Duration;
@@ -167,9 +168,111 @@ fn a_presence_fetch_gets_pidf_and_an_unknown_package_489() {
     assert!(d.rx("core show hints").ok().contains("Watchers  0"));
 
     let _ = std::fs::remove_file(&trace);
-    let (code, _) = run("message-summary;x=1", "application/simple-message-summary");
+    let (code, _) = run("as-feature-event", "application/x-as-feature-event+xml");
     assert_ne!(code, 0, "refused");
     let t = std::fs::read_to_string(&trace).unwrap_or_default();
     assert!(t.contains("SIP/2.0 489 Bad Event"), "{t}");
-    assert!(t.contains("Allow-Events: dialog, presence"), "{t}");
+    assert!(
+        t.contains("Allow-Events: dialog, presence, message-summary"),
+        "{t}"
+    );
+}
+
+/// Message waiting (RFC 3842) both ways: a phone that only listens (a static
+/// peer with `mailbox`) is sent its counts when chan_sip starts and when
+/// `mwi update` changes them; a phone that subscribes to message-summary
+/// (here a fetch) gets them in its NOTIFY. `mwi show` lists the mailbox.
+#[test]
+fn message_waiting_lights_follow_mwi_update() {
+    let phone_port = free_udp_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (l_trace, f_trace) = (
+        dir.path().join("listener.log"),
+        dir.path().join("fetch.log"),
+    );
+    // The listening phone first: chan_sip tells it its counts as it starts.
+    let listener = SippProcess::start(
+        phone_port,
+        &[
+            "-sf",
+            scenario("uas_mwi.xml").to_str().unwrap(),
+            "-m",
+            "2",
+            "-trace_msg",
+            "-message_file",
+            l_trace.to_str().unwrap(),
+        ],
+    );
+    let sip = format!(
+        "{SIP_TOML}\n[peers.phone]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {phone_port}\nmailbox = \"1234@default\"\nvmexten = \"*97\"\n\n\
+         [peers.watcher]\ntype = \"friend\"\nhost = \"dynamic\"\nsecret = \"w-secret\"\ncontext = \"test\"\nmailbox = \"1234\"\n"
+    );
+    let d = pbx_with(&sip, "[test]\n\"100\" = [\"Hangup()\"]\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&l_trace)
+        .unwrap_or_default()
+        .contains("Messages-Waiting: no")
+    {
+        assert!(std::time::Instant::now() < deadline, "no MWI at start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        d.rx("mwi update 1234 2 1").ok().trim_end(),
+        "Mailbox 1234@default: 2 new, 1 old"
+    );
+    assert_eq!(listener.finish(), Some(0), "{}", d.messages());
+    let t = std::fs::read_to_string(&l_trace).unwrap();
+    let n = notifies(&t);
+    assert_eq!(n.len(), 2, "{t}");
+    assert!(n[0].contains("Voice-Message: 0/0 (0/0)"), "{}", n[0]);
+    assert!(n[1].contains("Messages-Waiting: yes"), "{}", n[1]);
+    assert!(
+        n[1].contains("Message-Account: sip:*97@127.0.0.1:"),
+        "{}",
+        n[1]
+    );
+    assert!(n[1].contains("Voice-Message: 2/1 (0/0)"), "{}", n[1]);
+    assert!(
+        !n[1].contains("Subscription-State"),
+        "unsolicited: {}",
+        n[1]
+    );
+
+    // Subscribed: the watcher's own mailbox (1234@default) in its NOTIFY.
+    let (code, out) = sipp(&[
+        &format!("127.0.0.1:{}", d.sip_port()),
+        "-p",
+        &free_udp_port().to_string(),
+        "-m",
+        "1",
+        "-sf",
+        scenario("uac_subscribe_fetch.xml").to_str().unwrap(),
+        "-s",
+        "1234",
+        "-au",
+        "watcher",
+        "-ap",
+        "w-secret",
+        "-key",
+        "event",
+        "message-summary",
+        "-key",
+        "accept",
+        "application/simple-message-summary",
+        "-trace_msg",
+        "-message_file",
+        f_trace.to_str().unwrap(),
+    ]);
+    let t = std::fs::read_to_string(&f_trace).unwrap_or_default();
+    assert_eq!(code, 0, "{out}\n{t}");
+    let n = &notifies(&t)[0];
+    assert!(n.contains("Event: message-summary"), "{n}");
+    assert!(n.contains("Voice-Message: 2/1 (0/0)"), "{n}");
+    let show = d.rx("mwi show").ok();
+    assert!(show.contains("1234@default"), "{show}");
+    assert!(show.contains("1 mailbox"), "{show}");
+    assert!(d
+        .rx("mwi update 12 34 x")
+        .failed()
+        .contains("'x' is not a message count"));
 }

@@ -466,6 +466,8 @@ fn a_plugin_asking_an_older_core_for_a_transfer_gets_the_defaults() {
     let host = crate::guest::Host::new(seen.clone());
     assert_eq!(host.hint_watch("demo", "6001", |_| {}), None);
     host.hint_unwatch(1);
+    assert_eq!(host.mwi_watch("1234@default", |_, _| {}), None);
+    host.mwi_unwatch(1);
 }
 
 /// `CoreServices` as the first transfer services left it (up to

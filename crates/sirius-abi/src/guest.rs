@@ -320,6 +320,27 @@ impl Host {
     pub fn hint_unwatch(&self, id: u64) {
         self.services.hint_unwatch(id)
     }
+
+    /// Watches mailboxes (see [`CoreServices::mwi_watch`]): `f` gets their
+    /// summed counts (new, old) each time the sum changes. The watch's id
+    /// and the counts now; `None` when a name is not a mailbox.
+    ///
+    /// [`CoreServices::mwi_watch`]: crate::CoreServices::mwi_watch
+    pub fn mwi_watch<F>(&self, mailboxes: &str, f: F) -> Option<(u64, u32, u32)>
+    where
+        F: FnMut(u32, u32) + Send + 'static,
+    {
+        let cb = crate::services::MwiCallback_TO::from_value(MwiClosure(f), TD_Opaque);
+        self.services
+            .mwi_watch(RStr::from_str(mailboxes), cb)
+            .into_option()
+            .map(|t| (t.0, t.1, t.2))
+    }
+
+    /// Ends a mailbox watch.
+    pub fn mwi_unwatch(&self, id: u64) {
+        self.services.mwi_unwatch(id)
+    }
 }
 
 /// Runs `body` on a thread of its own, named `name`, and reports to the core
@@ -355,6 +376,18 @@ struct ClosureCallback<F>(F);
 
 /// A closure as a [`crate::services::HintCallback`].
 struct HintClosure<F>(F);
+
+/// A closure as a [`crate::services::MwiCallback`].
+struct MwiClosure<F>(F);
+
+impl<F: FnMut(u32, u32) + Send> crate::services::MwiCallback for MwiClosure<F> {
+    fn changed(&mut self, new: u32, old: u32) {
+        // Called from the core: a panic must not unwind across the boundary.
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| (self.0)(new, old))) {
+            log::error!("mwi callback panicked: {}", panic_message(&*p));
+        }
+    }
+}
 
 impl<F: FnMut(i32) + Send> crate::services::HintCallback for HintClosure<F> {
     fn changed(&mut self, state: i32) {

@@ -9,7 +9,7 @@ use crate::{
     Frame,
 };
 use abi_stable::sabi_trait;
-use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString, RVec, Tuple2};
+use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString, RVec, Tuple2, Tuple3};
 use abi_stable::StableAbi;
 
 /// Log levels at the boundary, numbered as `log::Level` (1 = error … 5 = trace).
@@ -87,6 +87,17 @@ pub trait HintCallback: Send {
 /// An owned hint callback object.
 pub type HintCallbackBox = HintCallback_TO<'static, RBox<()>>;
 
+/// Told when a watched set of mailboxes' message counts change (Asterisk's
+/// MWI subscription). Runs on the thread that changed them: queue the work.
+#[sabi_trait]
+pub trait MwiCallback: Send {
+    /// The new sums over the watched mailboxes: new and old messages.
+    fn changed(&mut self, new: u32, old: u32);
+}
+
+/// An owned MWI callback object.
+pub type MwiCallbackBox = MwiCallback_TO<'static, RBox<()>>;
+
 /// The host's services, one object per loaded module.
 ///
 /// A prefix type like [`crate::ChannelTech`]: the prefix ends at
@@ -97,7 +108,8 @@ pub type HintCallbackBox = HintCallback_TO<'static, RBox<()>>;
 /// ([`CoreServices::channel_blind_transfer`], channel variables, attended
 /// transfer, a transfer's outcome, pickup and replace), then a plugin
 /// thread's turns ([`CoreServices::turn_started`]), then hint watches
-/// ([`CoreServices::hint_watch`]). Always append, in the order added: a
+/// ([`CoreServices::hint_watch`]), then mailbox watches
+/// ([`CoreServices::mwi_watch`]). Always append, in the order added: a
 /// method inserted before another moves that one's vtable slot.
 #[sabi_trait]
 pub trait CoreServices: Send + Sync + Clone {
@@ -288,6 +300,21 @@ pub trait CoreServices: Send + Sync + Clone {
 
     /// Ends a watch [`CoreServices::hint_watch`] made. Default: nothing.
     fn hint_unwatch(&self, id: u64) {
+        let _ = id;
+    }
+
+    /// Watches mailboxes (`box@context`, comma-separated: a peer's
+    /// `mailbox`): `cb` hears their summed counts each time the sum changes,
+    /// until [`CoreServices::mwi_unwatch`]. Returns the watch's id and the
+    /// counts now (id, new, old); `None` when a name is not a mailbox.
+    /// Default (an older core): `None`.
+    fn mwi_watch(&self, mailboxes: RStr<'_>, cb: MwiCallbackBox) -> ROption<Tuple3<u64, u32, u32>> {
+        let _ = (mailboxes, cb);
+        ROption::RNone
+    }
+
+    /// Ends a watch [`CoreServices::mwi_watch`] made. Default: nothing.
+    fn mwi_unwatch(&self, id: u64) {
         let _ = id;
     }
 }

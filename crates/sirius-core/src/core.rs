@@ -121,6 +121,8 @@ pub struct Core {
     pub devstates: crate::devstate::DeviceStates,
     /// Who watches which hint (`Core::watch_hint`).
     pub(crate) hint_watches: crate::hints::HintWatches,
+    /// Message-waiting counts per mailbox, and their watchers (`mwi.rs`).
+    pub mwi: crate::mwi::Mailboxes,
     pub(crate) techs: RwLock<BTreeMap<String, TechEntry>>,
     /// Technologies whose plugin failed (lower-case type → module), until the
     /// module is unloaded: requests for them fail at once with
@@ -164,6 +166,7 @@ impl Core {
             log,
             devstates: crate::devstate::DeviceStates::new(),
             hint_watches: crate::hints::HintWatches::default(),
+            mwi: crate::mwi::Mailboxes::default(),
             techs: RwLock::new(BTreeMap::new()),
             failed_techs: RwLock::new(BTreeMap::new()),
             modules: Mutex::new(Vec::new()),

@@ -8,6 +8,7 @@
 //! * [`core`]: [`Core`], channel technologies, `request`/`call`/`hangup`, shutdown;
 //! * [`deferred`]: work a plugin thread defers to the end of its turn (a woken dialplan);
 //! * [`hints`]: hints and extension state (device states combined, `core show hints`);
+//! * [`mwi`]: message-waiting counts per mailbox and their watchers (`mwi update`);
 //! * [`devstate`]: device states pushed by plugins, and subscriptions to their changes;
 //! * [`loader`]: the module loader (`module load|unload|reload`, autoload);
 //! * [`services`]: the `CoreServices` each plugin is given;
@@ -30,6 +31,7 @@ pub mod load;
 pub mod loader;
 pub mod logging;
 pub mod memory;
+pub mod mwi;
 pub mod originate;
 pub mod sched;
 pub mod services;

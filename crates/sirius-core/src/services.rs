@@ -262,6 +262,29 @@ impl CoreServices for HostServices {
         }
     }
 
+    fn mwi_watch(
+        &self,
+        mailboxes: RStr<'_>,
+        mut cb: sirius_abi::services::MwiCallbackBox,
+    ) -> ROption<abi_stable::std_types::Tuple3<u64, u32, u32>> {
+        let Some(core) = self.core() else {
+            return ROption::RNone;
+        };
+        let Ok(boxes) = crate::mwi::mailbox_list(mailboxes.as_str()) else {
+            return ROption::RNone;
+        };
+        let (id, (new, old)) = core
+            .mwi
+            .watch(boxes, Box::new(move |new, old| cb.changed(new, old)));
+        ROption::RSome(abi_stable::std_types::Tuple3(id, new, old))
+    }
+
+    fn mwi_unwatch(&self, id: u64) {
+        if let Some(core) = self.core() {
+            core.mwi.unwatch(id);
+        }
+    }
+
     fn channel_get_var(&self, id: ChannelId, name: RStr<'_>) -> ROption<RString> {
         self.core()
             .and_then(|core| {

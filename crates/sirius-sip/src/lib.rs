@@ -14,6 +14,7 @@
 //! * [`dialog_info`]: busy-lamp bodies (RFC 4235 `application/dialog-info+xml`)
 //!   and subscription expiry grants (RFC 6665).
 //! * [`pidf`]: presence bodies (RFC 3863 `application/pidf+xml`, RPID).
+//! * [`mwi`]: message-waiting bodies (RFC 3842 `application/simple-message-summary`).
 //! * [`registration`], [`qualify`]: outbound registration (Asterisk's state
 //!   names, digest, refresh, back-off, `Expires: 0`) and OPTIONS pokes.
 //! * [`sdp`]: SDP parsing/writing and RFC 3264 offer/answer (hold, rejected
@@ -47,6 +48,7 @@ pub mod auth;
 pub mod dialog;
 pub mod dialog_info;
 pub mod message;
+pub mod mwi;
 pub mod pidf;
 pub mod qualify;
 pub mod refer;

@@ -123,6 +123,9 @@ pub struct General {
     /// Longest subscription granted, seconds (longer ones are cut); unset:
     /// `maxexpiry`, as Asterisk's `submaxexpiry`.
     pub submaxexpiry: Option<u32>,
+    /// The extension phones call for their messages, named in MWI
+    /// NOTIFYs' `Message-Account` (Asterisk's `vmexten`).
+    pub vmexten: String,
 }
 
 impl General {
@@ -255,6 +258,7 @@ impl Default for General {
             subscribecontext: None,
             subminexpiry: None,
             submaxexpiry: None,
+            vmexten: "asterisk".into(),
         }
     }
 }
@@ -367,6 +371,11 @@ pub struct PeerConfig {
     /// The context whose hints this peer's subscriptions read; unset:
     /// `[general]`'s `subscribecontext`, else the peer's `context`.
     pub subscribecontext: Option<String>,
+    /// The mailboxes whose message-waiting light the peer shows
+    /// (`1234@default`, comma-separated; a bare `1234` is in `default`).
+    pub mailbox: Option<String>,
+    /// `[general]`'s `vmexten` for this peer.
+    pub vmexten: Option<String>,
 }
 
 mod register;
@@ -475,6 +484,10 @@ pub struct Peer {
     pub allowsubscribe: bool,
     /// Where its subscriptions look hints up.
     pub subscribecontext: String,
+    /// Its mailboxes (`box@context,…`), for message waiting.
+    pub mailbox: Option<String>,
+    /// The extension its phone calls for messages.
+    pub vmexten: String,
 }
 
 /// The configuration failed a check beyond the TOML schema.
@@ -631,6 +644,21 @@ impl SipConfig {
                     return Err(err(name, format!("unknown nat setting '{n}'")));
                 }
             }
+            if let Some(m) = &p.mailbox {
+                let bad = |b: &str| {
+                    b.is_empty()
+                        || b.chars().any(char::is_whitespace)
+                        || b.starts_with('@')
+                        || b.ends_with('@')
+                        || b.matches('@').count() > 1
+                };
+                if m.split(',').any(bad) {
+                    return Err(err(
+                        name,
+                        format!("mailbox '{m}' is not box[@context][,box[@context]…]"),
+                    ));
+                }
+            }
             for i in &p.insecure {
                 if !["port", "invite"].contains(&i.as_str()) {
                     return Err(err(name, format!("unknown insecure setting '{i}'")));
@@ -679,6 +707,11 @@ impl SipConfig {
                     .or_else(|| self.general.subscribecontext.clone())
                     .or_else(|| p.context.clone())
                     .unwrap_or_else(|| self.general.context.clone()),
+                mailbox: p.mailbox.clone(),
+                vmexten: p
+                    .vmexten
+                    .clone()
+                    .unwrap_or_else(|| self.general.vmexten.clone()),
             });
         }
         Ok(out)
@@ -686,88 +719,4 @@ impl SipConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_peers_and_reports_bad_values_with_their_peer() {
-        let text = r#"
-[general]
-udpbindaddr = "127.0.0.1:5070"
-realm = "example"
-
-[peers.alice]
-host = "dynamic"
-secret = "s3cret"
-context = "demo"
-call-limit = 2
-qualify = true
-allow = ["alaw", "ulaw"]
-nat = ["force_rport", "comedia"]
-
-[peers.trunk]
-type = "peer"
-host = "127.0.0.1"
-port = 5080
-qualify = 500
-insecure = ["invite"]
-"#;
-        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), text).unwrap();
-        let peers = cfg.resolve_peers("sip.toml").unwrap();
-        let alice = &peers[0];
-        assert!(alice.dynamic && alice.force_rport && alice.comedia);
-        assert_eq!(alice.codecs, vec![Codec::PCMA, Codec::PCMU]);
-        assert_eq!(alice.qualify_maxms, Some(2000));
-        assert_eq!(
-            alice.ha1.as_deref(),
-            Some(sirius_sip::auth::ha1("alice", "example", "s3cret").as_str())
-        );
-        let trunk = &peers[1];
-        assert_eq!(
-            (trunk.addr, trunk.qualify_maxms, trunk.insecure_invite),
-            (Some("127.0.0.1:5080".parse().unwrap()), Some(500), true)
-        );
-        assert_eq!(trunk.codecs, DEFAULT_CODECS.to_vec());
-        assert_eq!(trunk.transports, vec![Transport::Udp]);
-
-        let named = text.replace(
-            "host = \"127.0.0.1\"",
-            "host = \"localhost\"\ntransport = \"tcp,udp\"",
-        );
-        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &named).unwrap();
-        let trunk = cfg.resolve_peers("sip.toml").unwrap().remove(1);
-        assert!(trunk
-            .addr
-            .is_some_and(|a| a.ip().is_loopback() && a.port() == 5080));
-        assert_eq!(trunk.transports, vec![Transport::Tcp, Transport::Udp]);
-        let sctp = named.replace("tcp,udp", "sctp");
-        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &sctp).unwrap();
-        assert_eq!(
-            cfg.resolve_peers("sip.toml").unwrap_err().to_string(),
-            "sip.toml: peer 'trunk': unknown transport 'sctp' (udp or tcp)"
-        );
-
-        let bad = text.replace("allow = [\"alaw\", \"ulaw\"]", "allow = [\"g7231x\"]");
-        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &bad).unwrap();
-        assert_eq!(
-            cfg.resolve_peers("sip.toml").unwrap_err().to_string(),
-            "sip.toml: peer 'alice': unknown codec 'g7231x' in allow"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("sip.toml");
-        std::fs::write(&file, "[general]\nrtpstart = 20000\nrtpend = 10000\n").unwrap();
-        let e = SipConfig::load(&file).unwrap_err().to_string();
-        assert!(
-            e.ends_with("sip.toml: [general]: rtpstart 20000 must be below rtpend 10000"),
-            "{e}"
-        );
-        let typo = text.replace("call-limit", "calllimit");
-        let e = sirius_conf::parse_toml::<SipConfig>(Path::new("sip.toml"), &typo)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("sip.toml:10: unknown field `calllimit`"),
-            "{e}"
-        );
-    }
-}
+mod tests;

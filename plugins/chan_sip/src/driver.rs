@@ -114,6 +114,8 @@ pub enum Command {
     Transfer(ChannelId, String),
     /// The hint subscription `0` watches changed to state `1`.
     HintChanged(u64, i32),
+    /// The mailboxes `0` watches have counts `1` now.
+    MwiChanged(crate::endpoint::MwiTarget, sirius_sip::mwi::Counts),
     /// `sip show subscriptions`: this shard's rows, by Call-ID.
     ShowSubscriptions(std::sync::mpsc::Sender<Vec<(String, String)>>),
 }
@@ -228,7 +230,7 @@ pub async fn run(
         sends: crate::outbox::Outbox::default(),
     };
     let mut buf = vec![0u8; 65_536];
-    d.ep.start(now());
+    d.ep.start(now(), &mut d.env);
     // Pairs bound ahead, off this thread: a cold start begins warm.
     let ahead = d.env.shared.clone();
     let _ = (home.index == 0).then(|| {
@@ -462,6 +464,7 @@ impl Driver {
             Command::Returned(chan) => self.env.returned(chan),
             Command::Transfer(chan, dest) => self.input(Input::Transfer(chan, dest)),
             Command::HintChanged(key, state) => self.input(Input::HintChanged { key, state }),
+            Command::MwiChanged(target, counts) => self.input(Input::MwiChanged { target, counts }),
             Command::ShowSubscriptions(reply) => {
                 let _ = reply.send(self.ep.subscription_rows());
             }
@@ -630,6 +633,7 @@ impl Driver {
             }
             HostAction::DeviceState(device, state) => host.device_state_changed(&device, state),
             HostAction::HintUnwatch(id) => host.hint_unwatch(id),
+            HostAction::MwiUnwatch(id) => host.mwi_unwatch(id),
             HostAction::Hangup(c, cause) => host.channel_hangup(c, cause),
             HostAction::TransferResult(c, result) => host.channel_transfer_result(c, result),
             HostAction::StartPbx(c) => {

@@ -146,6 +146,25 @@ impl Env for HostEnv {
     /// shard as a command, never handled in the callback. The callback
     /// holds the module's state weakly, so a watch left behind keeps
     /// nothing alive.
+    /// As [`Env::hint_watch`]'s callback: queued to this shard.
+    fn mwi_watch(
+        &mut self,
+        mailboxes: &str,
+        target: crate::endpoint::MwiTarget,
+    ) -> Option<(u64, sirius_sip::mwi::Counts)> {
+        let shared = Arc::downgrade(&self.shared);
+        let home = self.home.index;
+        let (id, new, old) = self.shared.host.mwi_watch(mailboxes, move |new, old| {
+            if let Some(shared) = shared.upgrade() {
+                let counts = sirius_sip::mwi::Counts { new, old };
+                let _ = shared
+                    .shards
+                    .send(home, Command::MwiChanged(target.clone(), counts));
+            }
+        })?;
+        Some((id, sirius_sip::mwi::Counts { new, old }))
+    }
+
     fn hint_watch(&mut self, context: &str, exten: &str, key: u64) -> Option<(u64, i32)> {
         let shared = Arc::downgrade(&self.shared);
         let home = self.home.index;

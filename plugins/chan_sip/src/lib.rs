@@ -23,6 +23,7 @@ pub mod epoll;
 pub mod host_env;
 pub mod inuse;
 pub mod lag;
+pub mod mwi;
 pub mod outbound;
 pub mod outbox;
 pub mod registrar;
@@ -113,6 +114,8 @@ pub struct Shared {
     pub shards: shards::Shards,
     /// Calls in progress per peer, across the shards.
     pub in_use: Arc<inuse::InUse>,
+    /// Peers' mailbox counts and message-summary subscriptions (`mwi.rs`).
+    pub mwi: mwi::PeerMwi,
     /// RTP packets relayed by native bridges since load.
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// RTCP packets relayed by native bridges since load.
@@ -352,6 +355,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         outbound: Mutex::new(Vec::new()),
         shards: shards::Shards::new(senders),
         in_use: Arc::new(inuse::InUse::default()),
+        mwi: Default::default(),
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         lag: (0..threads)

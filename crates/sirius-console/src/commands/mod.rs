@@ -6,6 +6,7 @@ pub mod core;
 pub mod dialplan;
 pub mod help;
 pub mod module;
+pub mod mwi;
 
 /// Asterisk's `ESS()`: the plural "s" for counts other than one.
 pub fn ess(n: impl Into<u64>) -> &'static str {

@@ -87,6 +87,14 @@ pub enum Input<'a> {
     /// The core asks the far end of a call to call `1` instead
     /// (`Transfer()`): a REFER.
     Transfer(ChannelId, String),
+    /// The mailboxes a subscription or a peer watches have new counts
+    /// ([`super::Env::mwi_watch`]).
+    MwiChanged {
+        /// Who watches them.
+        target: MwiTarget,
+        /// Their summed counts now.
+        counts: sirius_sip::mwi::Counts,
+    },
     /// The hint a subscription watches changed ([`super::Env::hint_watch`]).
     HintChanged {
         /// The subscription.
@@ -94,6 +102,15 @@ pub enum Input<'a> {
         /// Its extension state now (`AST_EXTENSION_*` bits).
         state: i32,
     },
+}
+
+/// Who watches a set of mailboxes ([`super::Env::mwi_watch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MwiTarget {
+    /// A message-summary subscription, by key.
+    Subscription(u64),
+    /// A peer told without a subscription (`crate::mwi`), by name.
+    Peer(String),
 }
 
 /// What the driver must do for the endpoint.
@@ -143,6 +160,8 @@ pub enum HostAction {
     StartPbx(ChannelId),
     /// A hint watch ([`super::Env::hint_watch`]) is no longer needed.
     HintUnwatch(u64),
+    /// A mailbox watch ([`super::Env::mwi_watch`]) is no longer needed.
+    MwiUnwatch(u64),
     /// The outcome of the transfer the core asked for (`Transfer()`).
     TransferResult(ChannelId, Result<(), Cause>),
     /// An event for the core's bus (`PeerStatus`, `Registry`, `Hold`…).

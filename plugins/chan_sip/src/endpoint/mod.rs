@@ -37,7 +37,7 @@ mod io;
 mod messages;
 mod usage;
 
-pub use io::{HostAction, Input, LegMedia, MediaAction, Output, StreamKind};
+pub use io::{HostAction, Input, LegMedia, MediaAction, MwiTarget, Output, StreamKind};
 
 pub(crate) use dns::Lookup;
 pub(crate) use usage::{ClientUsage, Fire, Owner};
@@ -116,6 +116,15 @@ pub trait Env {
     /// [`HostAction::HintUnwatch`]. The watch's id and the state now
     /// (`AST_EXTENSION_*` bits); `None` when the dialplan has no such hint.
     fn hint_watch(&mut self, context: &str, exten: &str, key: u64) -> Option<(u64, i32)>;
+    /// Watches mailboxes (`box@context,…`) for `target`: each change of
+    /// their summed counts comes back as [`Input::MwiChanged`] on this
+    /// shard, until [`HostAction::MwiUnwatch`]. The watch's id and the
+    /// counts now; `None` when a name is not a mailbox.
+    fn mwi_watch(
+        &mut self,
+        mailboxes: &str,
+        target: MwiTarget,
+    ) -> Option<(u64, sirius_sip::mwi::Counts)>;
     /// Whether native bridges can run (the relay thread started).
     fn relay_ready(&mut self) -> bool;
     /// The channel `chan`'s media is relayed with (itself for Echo), as the
@@ -203,6 +212,9 @@ pub struct Endpoint {
     /// Their deadlines, checked against the subscription's own when they
     /// come (a refresh leaves the old entry behind).
     pub(crate) sub_timers: std::collections::BTreeSet<(Instant, u64)>,
+    /// Peers' mailboxes watched for unsolicited MWI (shard 0; `crate::mwi`):
+    /// the watch's id and the `mailbox` key it was made for.
+    pub(crate) mwi_watches: std::collections::HashMap<String, (u64, String)>,
     next_housekeeping: Option<Instant>,
     pub(crate) tokens: Tokens,
     /// Names met in messages, looked up without blocking.
@@ -250,6 +262,7 @@ impl Endpoint {
             refer_timers: std::collections::BTreeSet::new(),
             subscriptions: Default::default(),
             sub_timers: std::collections::BTreeSet::new(),
+            mwi_watches: std::collections::HashMap::new(),
             next_housekeeping: None,
             tokens: Tokens::new(seed),
             dns: dns::Dns::default(),
@@ -332,11 +345,15 @@ impl Endpoint {
             .any(|o| matches!(o, Owner::Register(_)))
     }
 
-    /// Starts the `[[register]]` lines and the housekeeping timer.
-    pub fn start(&mut self, now: Now) {
+    /// Starts the `[[register]]` lines, the peers' mailbox watches and the
+    /// housekeeping timer.
+    pub fn start(&mut self, now: Now, env: &mut dyn Env) {
+        self.now = now.mono;
+        self.now_unix = now.unix;
         self.next_housekeeping = Some(now.mono + HOUSEKEEPING);
         if self.home.runs_clients() {
             self.start_registrations(now.mono);
+            self.mwi_reconcile(env);
         }
     }
 
@@ -373,7 +390,10 @@ impl Endpoint {
             }
             Input::Unbridge(a, b) => self.unbridge(a, b, env),
             Input::QualifyNow(peer) => self.poke(&peer, now.mono),
-            Input::Reconcile => self.reconcile(now.mono),
+            Input::Reconcile => {
+                self.reconcile(now.mono);
+                self.mwi_reconcile(env);
+            }
             Input::RelayDtmf(c, digit, ms) => self.send_info_dtmf(now, c, digit, ms),
             Input::Shard(msg) => self.on_shard(now, msg, env),
             Input::Lend { chan, to, partner } => self.lend_leg(chan, to, partner, env),
@@ -394,8 +414,13 @@ impl Endpoint {
                     self.unregister_all(now.mono);
                 }
                 self.end_subscriptions(now);
+                self.mwi_unwatch_all();
             }
             Input::HintChanged { key, state } => self.hint_changed(now, key, state),
+            Input::MwiChanged { target, counts } => match target {
+                MwiTarget::Subscription(key) => self.mailbox_changed(now, key, counts),
+                MwiTarget::Peer(peer) => self.peer_mailbox_changed(&peer, counts),
+            },
         }
         self.drain_events(now, env);
     }
@@ -756,6 +781,10 @@ impl Endpoint {
         );
         if let Some((peer, binding)) = out.changed {
             self.device_update(&peer);
+            if binding.is_some() {
+                // A phone that registers learns its messages (chan_sip).
+                self.send_unsolicited_mwi(&peer);
+            }
             let (status, addr) = match &binding {
                 Some(b) => ("Registered", b.addr.to_string()),
                 None => ("Unregistered", String::new()),

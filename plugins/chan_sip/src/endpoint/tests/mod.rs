@@ -94,6 +94,7 @@ fn shared_over(sip_toml: &str, shards: usize) -> Arc<Shared> {
         outbound: Default::default(),
         shards: crate::shards::Shards::new(senders),
         in_use: Default::default(),
+        mwi: Default::default(),
         rtp_relayed: Default::default(),
         rtcp_relayed: Default::default(),
         lag: (0..shards)
@@ -117,6 +118,10 @@ struct FakeEnv {
     hints: std::collections::HashMap<(String, String), i32>,
     /// Hint watches made (watch id → subscription key) and not ended.
     watches: std::collections::HashMap<u64, u64>,
+    /// Mailbox counts the core would have, by mailbox as the peer names it.
+    mailboxes: std::collections::HashMap<String, sirius_sip::mwi::Counts>,
+    /// Mailbox watches made and not ended.
+    mwi_watches: std::collections::HashMap<u64, MwiTarget>,
     next_watch: u64,
     allocated: Vec<(ChannelId, ChannelSpec)>,
     started: Vec<ChannelId>,
@@ -196,6 +201,25 @@ impl Env for FakeEnv {
         self.next_watch += 1;
         self.watches.insert(self.next_watch, key);
         Some((self.next_watch, state))
+    }
+
+    fn mwi_watch(
+        &mut self,
+        mailboxes: &str,
+        target: MwiTarget,
+    ) -> Option<(u64, sirius_sip::mwi::Counts)> {
+        let counts = mailboxes
+            .split(',')
+            .map(|m| self.mailboxes.get(m).copied().unwrap_or_default())
+            .fold(sirius_sip::mwi::Counts::default(), |a, c| {
+                sirius_sip::mwi::Counts {
+                    new: a.new + c.new,
+                    old: a.old + c.old,
+                }
+            });
+        self.next_watch += 1;
+        self.mwi_watches.insert(self.next_watch, target);
+        Some((self.next_watch, counts))
     }
 
     fn bridged_with(&mut self, chan: ChannelId) -> Option<ChannelId> {
@@ -322,13 +346,22 @@ impl Harness {
     /// Shard `home` of the module whose shared state is `shared` (already
     /// reconciled).
     fn on(shared: Arc<Shared>, home: crate::shards::Home) -> Harness {
+        Harness::on_env(shared, home, |_| {})
+    }
+
+    /// The same, with the core and the machine set up by `setup` before
+    /// the endpoint starts.
+    fn on_env(
+        shared: Arc<Shared>,
+        home: crate::shards::Home,
+        setup: impl FnOnce(&mut FakeEnv),
+    ) -> Harness {
         let t0 = Instant::now();
         let now = Now {
             mono: t0,
             unix: 1_800_000_000,
         };
-        let mut ep = Endpoint::new(shared, 7 + home.index as u64, t0).with_home(home);
-        ep.start(now);
+        let ep = Endpoint::new(shared, 7 + home.index as u64, t0).with_home(home);
         let mut h = Harness {
             ep,
             env: FakeEnv::default(),
@@ -336,6 +369,8 @@ impl Harness {
             now,
             pending: VecDeque::new(),
         };
+        setup(&mut h.env);
+        h.ep.start(now, &mut h.env);
         h.collect();
         h
     }
@@ -372,6 +407,9 @@ impl Harness {
             // unknown or second unwatch is a bug the tests must see).
             if let Output::Host(HostAction::HintUnwatch(id)) = &o {
                 assert!(self.env.watches.remove(id).is_some(), "unwatch of {id}");
+            }
+            if let Output::Host(HostAction::MwiUnwatch(id)) = &o {
+                assert!(self.env.mwi_watches.remove(id).is_some(), "unwatch of {id}");
             }
             self.pending.push_back(o);
         }

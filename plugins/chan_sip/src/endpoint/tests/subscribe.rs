@@ -387,7 +387,10 @@ fn refusals_say_why() {
     };
     let r = refused(&mut h, "6001", "Event: as-feature-event\n", 1);
     assert_eq!(r.code(), Some(489));
-    assert_eq!(header(&r, HeaderName::AllowEvents), "dialog, presence");
+    assert_eq!(
+        header(&r, HeaderName::AllowEvents),
+        "dialog, presence, message-summary"
+    );
     let r = refused(&mut h, "6001", "", 2);
     assert_eq!(r.code(), Some(489), "no Event");
     let r = refused(
@@ -502,4 +505,127 @@ fn sip_show_subscriptions_lists_them_as_chan_sip_does() {
             .last(),
         Some("0 active SIP subscriptions")
     );
+}
+
+/// Alice with `mailbox = "1234"`, her mailbox holding `counts` in the core.
+fn with_mailbox(new: u32, old: u32) -> Harness {
+    let toml = SIP_TOML.replace(
+        "context = \"phones\"\n",
+        "context = \"phones\"\nmailbox = \"1234\"\n",
+    );
+    let shared = shared(&toml);
+    crate::driver::reconcile(&shared, Instant::now());
+    let mut h = Harness::on_env(shared, crate::shards::Home::SINGLE, |env| {
+        env.mailboxes
+            .insert("1234".into(), sirius_sip::mwi::Counts { new, old });
+    });
+    h.collect();
+    h
+}
+
+/// Without a subscription, a peer with a mailbox is told its counts when
+/// the module starts and whenever they change, in a NOTIFY outside any
+/// dialog (no Subscription-State), as chan_sip's unsolicited MWI; once it
+/// subscribes to message-summary, only the subscription tells it.
+#[test]
+fn a_peer_with_a_mailbox_is_told_its_messages_unsolicited() {
+    use crate::endpoint::MwiTarget;
+    use sirius_sip::mwi::Counts;
+    let mut h = with_mailbox(2, 1);
+    let n = one_notify(&mut h);
+    assert_eq!(header(&n, HeaderName::Event), "message-summary");
+    assert_eq!(
+        header(&n, HeaderName::ContentType),
+        "application/simple-message-summary"
+    );
+    assert_eq!(header(&n, HeaderName::SubscriptionState), "");
+    assert!(n.to_ref().unwrap().tag().is_none(), "outside any dialog");
+    assert_eq!(
+        body(&n),
+        "Messages-Waiting: yes\r\nMessage-Account: sip:asterisk@127.0.0.1:5060\r\nVoice-Message: 2/1 (0/0)\r\n"
+    );
+    let alice = MwiTarget::Peer("alice".into());
+    h.input(Input::MwiChanged {
+        target: alice.clone(),
+        counts: Counts { new: 0, old: 3 },
+    });
+    let n = one_notify(&mut h);
+    assert!(body(&n).starts_with("Messages-Waiting: no\r\n"));
+    assert!(body(&n).contains("Voice-Message: 0/3 (0/0)"));
+
+    // She subscribes: the subscription's NOTIFYs, and no unsolicited ones.
+    h.recv(
+        &subscribe(
+            "1234",
+            "mwi-1",
+            "Event: message-summary\nAccept: application/simple-message-summary\nExpires: 600\n",
+        ),
+        ALICE,
+    );
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    let first = &sent[1].1;
+    assert_eq!(header(first, HeaderName::Event), "message-summary");
+    assert_eq!(
+        header(first, HeaderName::SubscriptionState),
+        "active;expires=600"
+    );
+    assert!(
+        body(first).contains("Voice-Message: 2/1 (0/0)"),
+        "the core's counts now"
+    );
+    h.recv(&reply(first, 200, "OK", "lamp"), ALICE);
+    let sub = *h
+        .env
+        .mwi_watches
+        .iter()
+        .find_map(|(_, t)| match t {
+            MwiTarget::Subscription(k) => Some(k),
+            _ => None,
+        })
+        .unwrap();
+    h.input(Input::MwiChanged {
+        target: alice.clone(),
+        counts: Counts { new: 1, old: 3 },
+    });
+    h.input(Input::MwiChanged {
+        target: MwiTarget::Subscription(sub),
+        counts: Counts { new: 1, old: 3 },
+    });
+    let n = one_notify(&mut h);
+    assert_eq!(
+        header(&n, HeaderName::SubscriptionState),
+        "active;expires=600",
+        "the subscription's, not an unsolicited one"
+    );
+    assert!(body(&n).contains("Voice-Message: 1/3 (0/0)"));
+    h.recv(&reply(&n, 200, "OK", "lamp"), ALICE);
+    let rows = h.ep.subscription_rows();
+    assert!(
+        rows[0]
+            .1
+            .contains("--               <none>         mwi             1234       000600"),
+        "{rows:?}"
+    );
+    // The subscription ends: unsolicited NOTIFYs again.
+    h.input(Input::Shutdown);
+    let n = one_notify(&mut h);
+    h.recv(&reply(&n, 200, "OK", "lamp"), ALICE);
+    assert!(!h.ep.shared.mwi.is_subscribed("alice"));
+    assert!(h.env.mwi_watches.is_empty(), "every mailbox watch ended");
+}
+
+/// A peer without a mailbox subscribing to message-summary: 404.
+#[test]
+fn message_summary_without_a_mailbox_is_404() {
+    let mut h = with_hint(0);
+    h.recv(
+        &subscribe("1234", "mwi-2", "Event: message-summary\n"),
+        ALICE,
+    );
+    let r = h.expect_one(ALICE);
+    assert_eq!(r.code(), Some(404));
+    assert!(r
+        .to_bytes()
+        .starts_with(b"SIP/2.0 404 Not Found (no mailbox)\r\n"));
 }

@@ -1,21 +1,24 @@
-//! Subscriptions to extension states (RFC 6665 with the `dialog` package of
-//! RFC 4235, and the `presence` package of RFC 3856): the busy-lamp usage of
-//! the dialog a SUBSCRIBE makes. A phone watches `6001` and is told, by
-//! NOTIFY, whenever the hint of `6001` changes (idle, ringing, in use, on
-//! hold, unavailable): a dialog-info body for `Event: dialog`, a PIDF one
-//! for `Event: presence`.
+//! Subscriptions (RFC 6665): the usage of the dialog a SUBSCRIBE makes. A
+//! phone watches `6001` and is told, by NOTIFY, whenever the hint of `6001`
+//! changes (idle, ringing, in use, on hold, unavailable): a dialog-info body
+//! for `Event: dialog` (RFC 4235 busy lamps), a PIDF one for `Event:
+//! presence` (RFC 3856). Or it watches its own mailboxes (`Event:
+//! message-summary`, RFC 3842) and is told their message counts: the
+//! mailboxes are the subscriber's `mailbox` key, whatever the Request-URI
+//! names, as in chan_sip.
 //!
 //! ```text
-//!  SUBSCRIBE sip:6001@pbx  Event: dialog|presence   (outside any dialog)
-//!    │ another package ─▶ 489 (Allow-Events: dialog, presence)
+//!  SUBSCRIBE sip:6001@pbx  Event: dialog|presence|message-summary (no dialog)
+//!    │ another package ─▶ 489 (Allow-Events: dialog, presence, message-summary)
 //!    │ Accept without the package's body type ─▶ 406
 //!    │ digest as for an INVITE (401 first; unknown users the same)
 //!    │ allowsubscribe = no ─▶ 403        Expires < subminexpiry ─▶ 423
 //!    │ no hint 6001 in the subscriber's subscribecontext ─▶ 404
+//!    │ message-summary from a peer without a mailbox ─▶ 404
 //!    ▼
 //!  200 (Expires: granted), NOTIFY active;expires=N (version 0)
 //!    │
-//!  Active ─ the hint changes ─▶ NOTIFY (one in flight; changes meanwhile
+//!  Active ─ the hint (mailboxes) change ─▶ NOTIFY (one in flight; changes meanwhile
 //!    │                           collapse to the latest state)
 //!    │    ─ SUBSCRIBE in the dialog ─▶ 200, NOTIFY of the state now
 //!    │    ─ a NOTIFY answered 481, or never answered (Timer F) ─▶ gone
@@ -33,93 +36,45 @@
 //! subscriber is authenticated as for a call, by From user; a NOTIFY's
 //! other errors leave the subscription as it was.
 //!
-//! The hint's state is the core's (`Env::hint_watch`): its changes come in
-//! as [`crate::endpoint::Input::HintChanged`] on this subscription's shard,
-//! the one its Call-ID routes to.
+//! The hint's state and the mailboxes' counts are the core's
+//! (`Env::hint_watch`, `Env::mwi_watch`): their changes come in as
+//! [`crate::endpoint::Input::HintChanged`] and
+//! [`crate::endpoint::Input::MwiChanged`] on this subscription's shard, the
+//! one its Call-ID routes to.
 
 use crate::endpoint::{ClientUsage, Endpoint, Env, HostAction, Now};
 use crate::registrar::AuthOutcome;
 use sirius_sip::dialog::DialogId;
-use sirius_sip::dialog_info::{self, Granted, Lamp};
+use sirius_sip::dialog_info::Granted;
 use sirius_sip::message::{build, HeaderName, Message, Method, Uri};
-use sirius_sip::pidf::{self, Presence};
+use sirius_sip::mwi::Counts;
 use sirius_sip::refer::SubState;
 use sirius_sip::transaction::{Transport, TxId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// The event packages we notify, as `Allow-Events` lists them.
-pub(crate) const PACKAGES: &str = "dialog, presence";
-
-/// An event package we notify, and its body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Package {
-    /// `Event: dialog`, `application/dialog-info+xml` (busy lamps).
-    Dialog,
-    /// `Event: presence`, `application/pidf+xml`.
-    Presence,
-}
-
-impl Package {
-    /// The package a request names (`Event: dialog;id=1` → dialog); `None`
-    /// for none or one we do not serve (case-sensitive, RFC 6665 §8.2.1).
-    fn of(msg: &Message) -> Option<Package> {
-        let v = msg.headers.get(&HeaderName::Event)?;
-        match v.split(';').next().unwrap_or("").trim() {
-            "dialog" => Some(Package::Dialog),
-            "presence" => Some(Package::Presence),
-            _ => None,
-        }
-    }
-
-    /// Its `Event` value.
-    fn event(self) -> &'static str {
-        match self {
-            Package::Dialog => "dialog",
-            Package::Presence => "presence",
-        }
-    }
-
-    /// Its body's MIME type.
-    fn content_type(self) -> &'static str {
-        match self {
-            Package::Dialog => dialog_info::CONTENT_TYPE,
-            Package::Presence => pidf::CONTENT_TYPE,
-        }
-    }
-
-    /// What `sip show subscriptions` calls it (chan_sip's names).
-    fn text(self) -> &'static str {
-        match self {
-            Package::Dialog => "dialog-info+xml",
-            Package::Presence => "pidf+xml",
-        }
-    }
-
-    /// What a body of this package shows for a hint's state: two states
-    /// that show the same need no NOTIFY.
-    fn shown(self, bits: i32) -> Shown {
-        match self {
-            Package::Dialog => Shown::Lamp(Lamp::from_extension_state(bits)),
-            Package::Presence => Shown::Presence(Presence::from_extension_state(bits)),
-        }
-    }
-}
-
-/// What a NOTIFY showed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shown {
-    Lamp(Lamp),
-    Presence(Presence),
-}
+mod package;
+mod view;
+pub(crate) use package::PACKAGES;
+use package::{accepts, body, Package, Source};
+pub use view::render_subscriptions;
 
 /// Subscriptions one shard holds at most: a bound on what subscribers can
 /// make us keep (each also holds a dialog and a hint watch). Past it, a new
 /// one gets `503`.
 const MAX_SUBSCRIPTIONS: usize = 20_000;
 
-/// One subscriber watching one hint.
+/// A watch the core keeps for a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// A hint's (`Env::hint_watch`).
+    Hint(u64),
+    /// Mailboxes' (`Env::mwi_watch`).
+    Mailbox(u64),
+}
+
+/// One subscriber watching one hint, or its mailboxes.
 pub(crate) struct Subscription {
     /// The dialog the SUBSCRIBE made: where the NOTIFYs go.
     dialog: DialogId,
@@ -141,11 +96,16 @@ pub(crate) struct Subscription {
     /// body's `entity`.
     entity: String,
     /// The core's watch, while there is one.
-    watch: Option<u64>,
-    /// The hint's state as last heard (`AST_EXTENSION_*` bits).
-    state: i32,
+    watch: Option<Watch>,
+    /// What it watches, as last heard.
+    source: Source,
+    /// The mailboxes of a message-summary subscription.
+    mailbox: Option<String>,
+    /// Where messages are fetched (`Message-Account`: the subscriber's
+    /// `vmexten` at our address).
+    account: String,
     /// What the last NOTIFY showed.
-    sent: Option<Shown>,
+    sent: Option<package::Shown>,
     /// The next NOTIFY's `version`.
     version: u32,
     /// Seconds granted by the last SUBSCRIBE.
@@ -201,29 +161,6 @@ impl ClientUsage for SubNotify {
     fn on_timeout(self, ep: &mut Endpoint, _: Now, _: TxId) {
         ep.sub_forget(self.key);
     }
-}
-
-/// Whether the subscriber reads `package`'s bodies: no `Accept` (the
-/// package's default, RFC 4235 §4.1, RFC 3856 §6.6), or one listing its
-/// type or a wildcard.
-fn accepts(msg: &Message, package: Package) -> bool {
-    let mut types = msg
-        .headers
-        .values(&HeaderName::Accept)
-        .flat_map(|v| v.split(','))
-        .map(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .filter(|t| !t.is_empty())
-        .peekable();
-    if types.peek().is_none() {
-        return true;
-    }
-    types.any(|t| t == package.content_type() || t == "application/*" || t == "*/*")
 }
 
 /// The `Expires` asked for; `None` when absent or unreadable (the default
@@ -306,11 +243,29 @@ impl Endpoint {
             .and_then(|u| u.user)
             .unwrap_or_default();
         let (context, user) = (peer.subscribecontext.clone(), peer.name.clone());
+        let account = self.shared.contact_uri(&peer.vmexten, transport);
+        let mailbox = peer.mailbox.clone();
         drop(running);
         let key = self.subscriptions.next;
-        let Some((watch, state)) = env.hint_watch(&context, &exten, key) else {
-            log::debug!("SUBSCRIBE from {source} to {exten}@{context}: no such hint");
-            return self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
+        let (watch, first) = match package {
+            Package::MessageSummary => {
+                let Some(boxes) = &mailbox else {
+                    let status = (404, "Not Found (no mailbox)");
+                    return self.respond(now, tx, msg, source, status, &[]);
+                };
+                let target = crate::endpoint::MwiTarget::Subscription(key);
+                let Some((w, counts)) = env.mwi_watch(boxes, target) else {
+                    return self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
+                };
+                (Watch::Mailbox(w), Source::Mailbox(counts))
+            }
+            _ => {
+                let Some((w, state)) = env.hint_watch(&context, &exten, key) else {
+                    log::debug!("SUBSCRIBE from {source} to {exten}@{context}: no such hint");
+                    return self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
+                };
+                (Watch::Hint(w), Source::Hint(state))
+            }
         };
         self.subscriptions.next += 1;
         // The subscription's dialog, made by this 200.
@@ -319,7 +274,7 @@ impl Endpoint {
         let dialog = match sirius_sip::dialog::Dialog::from_uas(msg, &tag, &contact, 0) {
             Ok(d) => d,
             Err(e) => {
-                self.host(HostAction::HintUnwatch(watch));
+                self.unwatch(watch);
                 log::info!("SUBSCRIBE from {source}: no dialog can be made ({e})");
                 return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]);
             }
@@ -352,7 +307,9 @@ impl Endpoint {
             context,
             entity: entity(msg),
             watch: Some(watch),
-            state,
+            source: first,
+            mailbox,
+            account,
             sent: None,
             version: 0,
             granted: secs,
@@ -369,6 +326,11 @@ impl Endpoint {
             sub.context,
             id.call_id
         );
+        if package == Package::MessageSummary {
+            // Its peer's light is this subscription's now: no unsolicited
+            // NOTIFYs (crate::mwi) while it lasts.
+            self.shared.mwi.subscribed(&sub.user, true);
+        }
         self.subscriptions.subs.insert(key, sub);
         self.subscriptions.by_dialog.insert(id, key);
         if secs == 0 {
@@ -421,7 +383,7 @@ impl Endpoint {
             Granted::For(n) => n,
         };
         let (context, exten) = (sub.context.clone(), sub.exten.clone());
-        if secs > 0 {
+        if secs > 0 && matches!(sub.source, Source::Hint(_)) {
             // The hint as the dialplan has it now (a reload may have
             // changed its devices, or removed it): a new watch for the old.
             let Some((watch, state)) = env.hint_watch(&context, &exten, key) else {
@@ -432,11 +394,10 @@ impl Endpoint {
             let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
                 return;
             };
-            if let Some(old) = sub.watch.replace(watch) {
-                self.out
-                    .push_back(crate::endpoint::Output::Host(HostAction::HintUnwatch(old)));
+            sub.source = Source::Hint(state);
+            if let Some(old) = sub.watch.replace(Watch::Hint(watch)) {
+                self.unwatch(old);
             }
-            sub.state = state;
         }
         let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
             return;
@@ -470,9 +431,25 @@ impl Endpoint {
     /// The hint subscription `key` watches changed to `state`.
     pub(crate) fn hint_changed(&mut self, now: Now, key: u64, state: i32) {
         if let Some(sub) = self.subscriptions.subs.get_mut(&key) {
-            sub.state = state;
+            sub.source = Source::Hint(state);
             self.sub_flush(now, key);
         }
+    }
+
+    /// The mailboxes subscription `key` watches have `counts` now.
+    pub(crate) fn mailbox_changed(&mut self, now: Now, key: u64, counts: Counts) {
+        if let Some(sub) = self.subscriptions.subs.get_mut(&key) {
+            sub.source = Source::Mailbox(counts);
+            self.sub_flush(now, key);
+        }
+    }
+
+    /// Ends a watch of the core's.
+    fn unwatch(&mut self, w: Watch) {
+        self.host(match w {
+            Watch::Hint(id) => HostAction::HintUnwatch(id),
+            Watch::Mailbox(id) => HostAction::MwiUnwatch(id),
+        });
     }
 
     /// Subscription `key` ends for `reason`: its watch goes now, its final
@@ -485,7 +462,7 @@ impl Endpoint {
             sub.ending = Some(reason);
         }
         if let Some(w) = sub.watch.take() {
-            self.host(HostAction::HintUnwatch(w));
+            self.unwatch(w);
         }
     }
 
@@ -499,7 +476,7 @@ impl Endpoint {
         if sub.in_flight || sub.final_sent {
             return;
         }
-        let shown = sub.package.shown(sub.state);
+        let shown = sub.package.shown(sub.source);
         let last = sub.ending.is_some();
         if !last && !sub.force && sub.sent == Some(shown) {
             return;
@@ -512,10 +489,7 @@ impl Endpoint {
                 expires: sub.expires.saturating_duration_since(now.mono).as_secs() as u32,
             },
         };
-        let body = match shown {
-            Shown::Lamp(lamp) => dialog_info::body(&sub.entity, &sub.exten, sub.version, lamp),
-            Shown::Presence(p) => pidf::body(&sub.entity, &sub.exten, p),
-        };
+        let body = body(shown, &sub.entity, &sub.exten, sub.version, &sub.account);
         let (package, event) = (sub.package, sub.event.clone());
         let (dialog, dest, transport) = (sub.dialog.clone(), sub.dest, sub.transport);
         let via = self.via(transport);
@@ -572,7 +546,10 @@ impl Endpoint {
         self.subscriptions.by_dialog.remove(&sub.dialog);
         self.sub_timers.remove(&(sub.expires, key));
         if let Some(w) = sub.watch {
-            self.host(HostAction::HintUnwatch(w));
+            self.unwatch(w);
+        }
+        if sub.package == Package::MessageSummary {
+            self.shared.mwi.subscribed(&sub.user, false);
         }
         self.dialogs.remove(&sub.dialog);
     }
@@ -607,46 +584,4 @@ impl Endpoint {
     pub fn subscriptions_ending(&self) -> bool {
         self.subscriptions.subs.values().any(|s| s.ending.is_some())
     }
-
-    /// `sip show subscriptions`: this shard's rows, by Call-ID, in
-    /// chan_sip's layout (see [`render_subscriptions`]).
-    pub fn subscription_rows(&self) -> Vec<(String, String)> {
-        self.subscriptions
-            .subs
-            .values()
-            .map(|s| {
-                let row = format!(
-                    "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {:06}\n",
-                    s.dest.ip().to_string(),
-                    s.user,
-                    s.dialog.call_id,
-                    format!("{}@{}", s.exten, s.context),
-                    dialog_info::extension_state_name(s.state),
-                    s.package.text(),
-                    "<none>",
-                    s.granted,
-                );
-                (s.dialog.call_id.clone(), row)
-            })
-            .collect()
-    }
-}
-
-/// `sip show subscriptions` from every shard's rows: chan_sip's header,
-/// the rows by Call-ID, and the count.
-pub fn render_subscriptions(mut rows: Vec<(String, String)>) -> String {
-    rows.sort();
-    let mut o = format!(
-        "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {:<6.6}\n",
-        "Peer", "User", "Call ID", "Extension", "Last state", "Type", "Mailbox", "Expiry"
-    );
-    for (_, row) in &rows {
-        o += row;
-    }
-    let n = rows.len();
-    o += &format!(
-        "{n} active SIP subscription{}\n",
-        if n == 1 { "" } else { "s" }
-    );
-    o
 }
