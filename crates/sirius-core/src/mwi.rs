@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Told a watched set of mailboxes' new total (new, old). Runs on the
-/// thread that changed the counts: quick, non-blocking work only.
+/// thread that changed the counts, under its watch's lock: quick,
+/// non-blocking work only, and never a change of the counts it watches
+/// (that would wait on its own lock).
 pub type MwiCallback = Box<dyn FnMut(u32, u32) + Send>;
 
 /// A mailbox name that is not `box[@context]`.

@@ -490,6 +490,17 @@ pub struct Peer {
     pub vmexten: String,
 }
 
+/// A `vmexten` must be a SIP URI's user part as written (it becomes the
+/// `From`, `Contact` and `Message-Account` user of MWI NOTIFYs): RFC 3261's
+/// unreserved and user-unreserved characters.
+fn check_vmexten(v: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(c);
+    match !v.is_empty() && v.chars().all(ok) {
+        true => Ok(()),
+        false => Err(format!("vmexten '{v}' is not a SIP user part")),
+    }
+}
+
 /// The configuration failed a check beyond the TOML schema.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -590,10 +601,12 @@ impl SipConfig {
                 reason: format!("rtpstart {} must be below rtpend {}", g.rtpstart, g.rtpend),
             });
         }
-        check_timers(&g.timers()).map_err(|reason| SipConfigError::General {
-            file: path.display().to_string(),
-            reason,
-        })?;
+        check_timers(&g.timers())
+            .and_then(|_| check_vmexten(&g.vmexten))
+            .map_err(|reason| SipConfigError::General {
+                file: path.display().to_string(),
+                reason,
+            })?;
         let peers = cfg.resolve_peers(&path.display().to_string())?;
         Ok((cfg, peers))
     }
@@ -658,6 +671,22 @@ impl SipConfig {
                         format!("mailbox '{m}' is not box[@context][,box[@context]…]"),
                     ));
                 }
+                // `1234` and `1234@default` are one mailbox: named twice, its
+                // messages would count twice.
+                let mut ids: Vec<String> = m
+                    .split(',')
+                    .map(|b| match b.contains('@') {
+                        true => b.to_string(),
+                        false => format!("{b}@default"),
+                    })
+                    .collect();
+                ids.sort();
+                if ids.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(err(name, format!("mailbox '{m}' names a mailbox twice")));
+                }
+            }
+            if let Some(v) = &p.vmexten {
+                check_vmexten(v).map_err(|e| err(name, e))?;
             }
             for i in &p.insecure {
                 if !["port", "invite"].contains(&i.as_str()) {

@@ -141,11 +141,6 @@ impl Env for HostEnv {
         self.relay.is_some()
     }
 
-    /// The core calls back on whatever thread reported the device change
-    /// (often this one, inside its own turn): the change is queued to this
-    /// shard as a command, never handled in the callback. The callback
-    /// holds the module's state weakly, so a watch left behind keeps
-    /// nothing alive.
     /// As [`Env::hint_watch`]'s callback: queued to this shard.
     fn mwi_watch(
         &mut self,
@@ -165,6 +160,11 @@ impl Env for HostEnv {
         Some((id, sirius_sip::mwi::Counts { new, old }))
     }
 
+    /// The core calls back on whatever thread reported the device change
+    /// (often this one, inside its own turn): the change is queued to this
+    /// shard as a command, never handled in the callback. The callback
+    /// holds the module's state weakly, so a watch left behind keeps
+    /// nothing alive.
     fn hint_watch(&mut self, context: &str, exten: &str, key: u64) -> Option<(u64, i32)> {
         let shared = Arc::downgrade(&self.shared);
         let home = self.home.index;

@@ -68,12 +68,29 @@ impl PeerMwi {
     }
 }
 
+/// A peer's mailboxes watched by shard 0.
+pub(crate) struct PeerWatch {
+    /// The core's watch.
+    id: u64,
+    /// The `mailbox` key it was made for.
+    boxes: String,
+    /// Its generation: changes carry it, and one from a watch a reload
+    /// replaced is dropped.
+    generation: u64,
+}
+
 impl Endpoint {
     /// Watches the mailboxes of every peer that has some (shard 0, at load
     /// and after a reload): new or changed `mailbox` keys are watched (and
     /// the peer told the counts now), removed ones unwatched.
     pub(crate) fn mwi_reconcile(&mut self, env: &mut dyn Env) {
-        if !self.home.runs_clients() {
+        // While unloading (a reload's late answer), a watch made now would
+        // outlive the module.
+        let stopping = self
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if !self.home.runs_clients() || stopping {
             return;
         }
         let running = self.shared.running();
@@ -86,12 +103,12 @@ impl Endpoint {
         let gone: Vec<String> = self
             .mwi_watches
             .iter()
-            .filter(|(peer, (_, boxes))| wanted.get(*peer) != Some(boxes))
+            .filter(|(peer, w)| wanted.get(*peer) != Some(&w.boxes))
             .map(|(peer, _)| peer.clone())
             .collect();
         for peer in gone {
-            if let Some((id, _)) = self.mwi_watches.remove(&peer) {
-                self.host(HostAction::MwiUnwatch(id));
+            if let Some(w) = self.mwi_watches.remove(&peer) {
+                self.host(HostAction::MwiUnwatch(w.id));
             }
             self.shared.mwi.set(&peer, None);
         }
@@ -100,9 +117,16 @@ impl Endpoint {
             if self.mwi_watches.contains_key(&peer) {
                 continue;
             }
-            match env.mwi_watch(&boxes, MwiTarget::Peer(peer.clone())) {
+            self.mwi_generation += 1;
+            let generation = self.mwi_generation;
+            match env.mwi_watch(&boxes, MwiTarget::Peer(peer.clone(), generation)) {
                 Some((id, counts)) => {
-                    self.mwi_watches.insert(peer.clone(), (id, boxes));
+                    let w = PeerWatch {
+                        id,
+                        boxes,
+                        generation,
+                    };
+                    self.mwi_watches.insert(peer.clone(), w);
                     self.shared.mwi.set(&peer, Some(counts));
                     fresh.push(peer);
                 }
@@ -114,11 +138,11 @@ impl Endpoint {
         }
     }
 
-    /// A peer's mailboxes have `counts` now: it is told, unless a
-    /// subscription of its own does that.
-    pub(crate) fn peer_mailbox_changed(&mut self, peer: &str, counts: Counts) {
-        if !self.mwi_watches.contains_key(peer) {
-            return; // a watch ended since (a reload)
+    /// A peer's mailboxes have `counts` now (as its watch of `generation`
+    /// heard): it is told, unless a subscription of its own does that.
+    pub(crate) fn peer_mailbox_changed(&mut self, peer: &str, generation: u64, counts: Counts) {
+        if self.mwi_watches.get(peer).map(|w| w.generation) != Some(generation) {
+            return; // a watch a reload ended or replaced since
         }
         self.shared.mwi.set(peer, Some(counts));
         self.send_unsolicited_mwi(peer);
@@ -126,8 +150,8 @@ impl Endpoint {
 
     /// Ends every peer's watch (the module stops).
     pub(crate) fn mwi_unwatch_all(&mut self) {
-        for (_, (id, _)) in std::mem::take(&mut self.mwi_watches) {
-            self.host(HostAction::MwiUnwatch(id));
+        for (_, w) in std::mem::take(&mut self.mwi_watches) {
+            self.host(HostAction::MwiUnwatch(w.id));
         }
     }
 

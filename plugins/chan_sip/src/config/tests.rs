@@ -112,9 +112,19 @@ vmexten = "8500"
     assert_eq!(alice.subscribecontext, "office");
     assert_eq!(bob.subscribecontext, "blf");
     assert_eq!(alice.mailbox.as_deref(), Some("1234@default,1235"));
-    assert_eq!((alice.vmexten.as_str(), bob.vmexten.as_str()), ("*97", "8500"));
-    let bad = "[peers.carol]\nmailbox = \"12 34\"\n";
-    let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), bad).unwrap();
-    let e = cfg.resolve_peers("sip.toml").unwrap_err().to_string();
-    assert!(e.contains("carol") && e.contains("mailbox '12 34'"), "{e}");
+    assert_eq!(
+        (alice.vmexten.as_str(), bob.vmexten.as_str()),
+        ("*97", "8500")
+    );
+    for (bad, says) in [
+        ("mailbox = \"12 34\"", "mailbox '12 34'"),
+        ("mailbox = \"1234,1234@default\"", "names a mailbox twice"),
+        ("vmexten = \"\"", "vmexten '' is not"),
+        ("vmexten = \"a b\"", "vmexten 'a b' is not"),
+    ] {
+        let text = format!("[peers.carol]\n{bad}\n");
+        let cfg: SipConfig = sirius_conf::parse_toml(Path::new("sip.toml"), &text).unwrap();
+        let e = cfg.resolve_peers("sip.toml").unwrap_err().to_string();
+        assert!(e.contains("carol") && e.contains(says), "{e}");
+    }
 }

@@ -109,8 +109,10 @@ pub enum Input<'a> {
 pub enum MwiTarget {
     /// A message-summary subscription, by key.
     Subscription(u64),
-    /// A peer told without a subscription (`crate::mwi`), by name.
-    Peer(String),
+    /// A peer told without a subscription (`crate::mwi`), by name, and the
+    /// watch's generation (a change heard from a watch a reload replaced
+    /// is dropped).
+    Peer(String, u64),
 }
 
 /// What the driver must do for the endpoint.

@@ -212,9 +212,10 @@ pub struct Endpoint {
     /// Their deadlines, checked against the subscription's own when they
     /// come (a refresh leaves the old entry behind).
     pub(crate) sub_timers: std::collections::BTreeSet<(Instant, u64)>,
-    /// Peers' mailboxes watched for unsolicited MWI (shard 0; `crate::mwi`):
-    /// the watch's id and the `mailbox` key it was made for.
-    pub(crate) mwi_watches: std::collections::HashMap<String, (u64, String)>,
+    /// Peers' mailboxes watched for unsolicited MWI (shard 0; `crate::mwi`).
+    pub(crate) mwi_watches: std::collections::HashMap<String, crate::mwi::PeerWatch>,
+    /// The generation of the next of those watches.
+    pub(crate) mwi_generation: u64,
     next_housekeeping: Option<Instant>,
     pub(crate) tokens: Tokens,
     /// Names met in messages, looked up without blocking.
@@ -263,6 +264,7 @@ impl Endpoint {
             subscriptions: Default::default(),
             sub_timers: std::collections::BTreeSet::new(),
             mwi_watches: std::collections::HashMap::new(),
+            mwi_generation: 0,
             next_housekeeping: None,
             tokens: Tokens::new(seed),
             dns: dns::Dns::default(),
@@ -419,7 +421,7 @@ impl Endpoint {
             Input::HintChanged { key, state } => self.hint_changed(now, key, state),
             Input::MwiChanged { target, counts } => match target {
                 MwiTarget::Subscription(key) => self.mailbox_changed(now, key, counts),
-                MwiTarget::Peer(peer) => self.peer_mailbox_changed(&peer, counts),
+                MwiTarget::Peer(peer, gen) => self.peer_mailbox_changed(&peer, gen, counts),
             },
         }
         self.drain_events(now, env);
@@ -779,11 +781,11 @@ impl Endpoint {
             &running.cfg.general,
             &running.peers,
         );
+        let mut registered = None;
         if let Some((peer, binding)) = out.changed {
             self.device_update(&peer);
             if binding.is_some() {
-                // A phone that registers learns its messages (chan_sip).
-                self.send_unsolicited_mwi(&peer);
+                registered = Some(peer.clone());
             }
             let (status, addr) = match &binding {
                 Some(b) => ("Registered", b.addr.to_string()),
@@ -803,5 +805,10 @@ impl Endpoint {
             self.out.push_back(Output::Trusted(source));
         }
         self.send_response(now, tx, out.response);
+        if let Some(peer) = registered {
+            // A phone that registers learns its messages, after its 200
+            // (as chan_sip).
+            self.send_unsolicited_mwi(&peer);
+        }
     }
 }

@@ -375,6 +375,21 @@ impl Harness {
         h
     }
 
+    /// `sip reload` with `sip_toml`: the new configuration in force, then
+    /// the endpoint told.
+    fn reload(&mut self, sip_toml: &str) {
+        let cfg: SipConfig =
+            sirius_conf::parse_toml(std::path::Path::new("sip.toml"), sip_toml).expect("sip.toml");
+        let peers = cfg
+            .resolve_peers("sip.toml")
+            .expect("peers")
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        *self.ep.shared.running.write() = Arc::new(crate::Running { cfg, peers });
+        self.input(Input::Reconcile);
+    }
+
     fn collect(&mut self) {
         while let Some(o) = self.ep.poll() {
             // The driver's side of the relay, which the endpoint asks.

@@ -70,3 +70,53 @@ fn registering_and_leaving_push_the_peers_device_state() {
         [("SIP/carol".to_string(), DeviceState::Unavailable)]
     );
 }
+
+/// Unsolicited MWI follows registrations and reloads: carol (dynamic, with
+/// a mailbox) is told nothing while unregistered, her counts right after
+/// the 200 to her REGISTER; a reload that changes her `mailbox` ends the old
+/// watch and makes a new one (and tells her the new counts); one that
+/// removes it ends the watch.
+#[test]
+fn a_registering_phone_learns_its_messages_and_reloads_move_the_watch() {
+    use crate::endpoint::MwiTarget;
+    let toml = format!("{TOML}mailbox = \"1234\"\n");
+    let shared = shared(&toml);
+    crate::driver::reconcile(&shared, Instant::now());
+    let mut h = Harness::on_env(shared, crate::shards::Home::SINGLE, |env| {
+        env.mailboxes
+            .insert("1234".into(), sirius_sip::mwi::Counts { new: 1, old: 0 });
+        env.mailboxes.insert(
+            "99@sales".into(),
+            sirius_sip::mwi::Counts { new: 0, old: 7 },
+        );
+    });
+    h.collect();
+    assert!(h.sent().is_empty(), "not registered: nowhere to send");
+    assert_eq!(h.env.mwi_watches.len(), 1);
+    h.recv(&register(1, 300, None), CAROL);
+    let c = Challenge::from_response(&h.expect_one(CAROL))
+        .unwrap()
+        .remove(0);
+    h.recv(&register(2, 300, Some((&c, 1))), CAROL);
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[0].1.code(), Some(200), "the 200 first");
+    let n = &sent[1].1;
+    assert_eq!(n.method(), Some(&Method::Notify));
+    assert_eq!(n.request_uri(), Some(format!("sip:carol@{CAROL}").as_str()));
+    assert!(String::from_utf8_lossy(&n.body).contains("Voice-Message: 1/0 (0/0)"));
+
+    // Reload: another mailbox.
+    h.reload(&format!("{TOML}mailbox = \"99@sales\"\n"));
+    assert_eq!(h.env.mwi_watches.len(), 1, "the old watch ended");
+    assert!(matches!(
+        h.env.mwi_watches.values().next(),
+        Some(MwiTarget::Peer(p, _)) if p == "carol"
+    ));
+    let n = h.expect_one(CAROL);
+    assert!(String::from_utf8_lossy(&n.body).contains("Voice-Message: 0/7 (0/0)"));
+    // Reload: no mailbox.
+    h.reload(TOML);
+    assert!(h.env.mwi_watches.is_empty());
+    assert!(h.ep.shared.mwi.counts("carol").is_none());
+}

@@ -544,7 +544,13 @@ fn a_peer_with_a_mailbox_is_told_its_messages_unsolicited() {
         body(&n),
         "Messages-Waiting: yes\r\nMessage-Account: sip:asterisk@127.0.0.1:5060\r\nVoice-Message: 2/1 (0/0)\r\n"
     );
-    let alice = MwiTarget::Peer("alice".into());
+    let alice = h
+        .env
+        .mwi_watches
+        .values()
+        .find(|t| matches!(t, MwiTarget::Peer(..)))
+        .cloned()
+        .unwrap();
     h.input(Input::MwiChanged {
         target: alice.clone(),
         counts: Counts { new: 0, old: 3 },
@@ -607,12 +613,45 @@ fn a_peer_with_a_mailbox_is_told_its_messages_unsolicited() {
             .contains("--               <none>         mwi             1234       000600"),
         "{rows:?}"
     );
-    // The subscription ends: unsolicited NOTIFYs again.
-    h.input(Input::Shutdown);
-    let n = one_notify(&mut h);
-    h.recv(&reply(&n, 200, "OK", "lamp"), ALICE);
+    // A refresh keeps the mailbox; the subscription ends (Expires: 0):
+    // unsolicited NOTIFYs again.
+    h.recv(&resubscribe_mwi(&sent[0].1, 2, 600), ALICE);
+    let again = h.sent();
+    assert_eq!(again[0].1.code(), Some(200));
+    h.recv(&reply(&again[1].1, 200, "OK", "lamp"), ALICE);
+    h.recv(&resubscribe_mwi(&sent[0].1, 3, 0), ALICE);
+    let last = h.sent();
+    assert_eq!(
+        header(&last[1].1, HeaderName::SubscriptionState),
+        "terminated;reason=timeout"
+    );
+    h.recv(&reply(&last[1].1, 200, "OK", "lamp"), ALICE);
     assert!(!h.ep.shared.mwi.is_subscribed("alice"));
+    h.input(Input::MwiChanged {
+        target: alice.clone(),
+        counts: Counts { new: 0, old: 4 },
+    });
+    let n = one_notify(&mut h);
+    assert_eq!(header(&n, HeaderName::SubscriptionState), "", "unsolicited");
+    assert!(body(&n).contains("Voice-Message: 0/4 (0/0)"));
+    // A change heard from a watch a reload replaced is dropped.
+    let MwiTarget::Peer(name, generation) = alice else {
+        unreachable!()
+    };
+    h.input(Input::MwiChanged {
+        target: MwiTarget::Peer(name, generation + 1),
+        counts: Counts { new: 9, old: 9 },
+    });
+    assert!(h.sent().is_empty());
+    h.input(Input::Shutdown);
     assert!(h.env.mwi_watches.is_empty(), "every mailbox watch ended");
+}
+
+/// A message-summary SUBSCRIBE in the dialog `ok` made.
+fn resubscribe_mwi(ok: &Message, cseq: u32, expires: u32) -> Message {
+    let mut m = resubscribe(ok, cseq, expires);
+    m.headers.set(HeaderName::Event, "message-summary");
+    m
 }
 
 /// A peer without a mailbox subscribing to message-summary: 404.
@@ -628,4 +667,48 @@ fn message_summary_without_a_mailbox_is_404() {
     assert!(r
         .to_bytes()
         .starts_with(b"SIP/2.0 404 Not Found (no mailbox)\r\n"));
+}
+
+/// A message-summary subscription refreshed after a reload changed its
+/// peer's `mailbox` watches the new mailboxes; one refreshed after the key
+/// was removed gets 404 and ends (`noresource`).
+#[test]
+fn a_refresh_follows_the_peers_mailbox_after_a_reload() {
+    let mut h = with_mailbox(2, 1);
+    let n = one_notify(&mut h); // unsolicited, at start
+    h.recv(&reply(&n, 200, "OK", "lamp"), ALICE);
+    h.env.mailboxes.insert(
+        "77@sales".into(),
+        sirius_sip::mwi::Counts { new: 5, old: 0 },
+    );
+    h.recv(
+        &subscribe("1234", "mwi-3", "Event: message-summary\nExpires: 600\n"),
+        ALICE,
+    );
+    let sent = h.sent();
+    let ok = sent[0].1.clone();
+    h.recv(&reply(&sent[1].1, 200, "OK", "lamp"), ALICE);
+    let moved = SIP_TOML.replace(
+        "context = \"phones\"\n",
+        "context = \"phones\"\nmailbox = \"77@sales\"\n",
+    );
+    h.reload(&moved);
+    h.sent(); // shard 0's own watch moved too (its peer is subscribed: no NOTIFY)
+    h.recv(&resubscribe_mwi(&ok, 2, 600), ALICE);
+    let sent = h.sent();
+    assert_eq!(sent[0].1.code(), Some(200));
+    assert!(body(&sent[1].1).contains("Voice-Message: 5/0 (0/0)"));
+    h.recv(&reply(&sent[1].1, 200, "OK", "lamp"), ALICE);
+    let rows = h.ep.subscription_rows();
+    assert!(rows[0].1.contains("77@sales"), "{rows:?}");
+    h.reload(SIP_TOML);
+    h.recv(&resubscribe_mwi(&ok, 3, 600), ALICE);
+    let sent = h.sent();
+    assert_eq!(sent[0].1.code(), Some(404));
+    assert_eq!(
+        header(&sent[1].1, HeaderName::SubscriptionState),
+        "terminated;reason=noresource"
+    );
+    h.recv(&reply(&sent[1].1, 200, "OK", "lamp"), ALICE);
+    assert!(h.env.mwi_watches.is_empty());
 }

@@ -398,6 +398,30 @@ impl Endpoint {
             if let Some(old) = sub.watch.replace(Watch::Hint(watch)) {
                 self.unwatch(old);
             }
+        } else if secs > 0 && self.mailbox_moved(key) {
+            // The subscriber's `mailbox` changed in a reload: its own
+            // mailboxes now, or none left to tell it of.
+            let boxes = self.subscriptions.subs.get(&key).and_then(|s| {
+                let running = self.shared.running();
+                running.peers.get(&s.user).and_then(|p| p.mailbox.clone())
+            });
+            let target = crate::endpoint::MwiTarget::Subscription(key);
+            let watched = boxes
+                .as_ref()
+                .and_then(|b| env.mwi_watch(b, target).map(|w| (b.clone(), w)));
+            let Some((boxes, (watch, counts))) = watched else {
+                self.respond(now, tx, msg, source, (404, "Not Found (no mailbox)"), &[]);
+                self.sub_end(key, "noresource");
+                return self.sub_flush(now, key);
+            };
+            let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
+                return;
+            };
+            sub.source = Source::Mailbox(counts);
+            sub.mailbox = Some(boxes);
+            if let Some(old) = sub.watch.replace(Watch::Mailbox(watch)) {
+                self.unwatch(old);
+            }
         }
         let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
             return;
@@ -442,6 +466,23 @@ impl Endpoint {
             sub.source = Source::Mailbox(counts);
             self.sub_flush(now, key);
         }
+    }
+
+    /// Whether message-summary subscription `key` watches other mailboxes
+    /// than its peer's `mailbox` key names now (a reload changed it).
+    fn mailbox_moved(&self, key: u64) -> bool {
+        let Some(sub) = self.subscriptions.subs.get(&key) else {
+            return false;
+        };
+        if sub.package != Package::MessageSummary {
+            return false;
+        }
+        let running = self.shared.running();
+        let now = running
+            .peers
+            .get(&sub.user)
+            .and_then(|p| p.mailbox.as_ref());
+        now != sub.mailbox.as_ref()
     }
 
     /// Ends a watch of the core's.
