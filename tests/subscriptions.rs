@@ -237,6 +237,14 @@ fn message_waiting_lights_follow_mwi_update() {
         "unsolicited: {}",
         n[1]
     );
+    let peer = d.rx("sip show peer phone").ok();
+    for l in [
+        "  Mailbox      : 1234@default\n",
+        "  VM Extension : *97\n",
+        "  LastMsgsSent : 2/1\n",
+    ] {
+        assert!(peer.contains(l), "{l} not in:\n{peer}");
+    }
 
     // Subscribed: the watcher's own mailbox (1234@default) in its NOTIFY.
     let (code, out) = sipp(&[

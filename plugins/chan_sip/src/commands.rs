@@ -265,6 +265,11 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
         },
     );
     o += &line("Context", &p.context);
+    o += &line("Subscr.Cont.", &p.subscribecontext);
+    o += &line("Mailbox", p.mailbox.as_deref().unwrap_or(""));
+    o += &line("VM Extension", &p.vmexten);
+    let sent = shared.mwi.counts(&p.name).unwrap_or_default();
+    o += &line("LastMsgsSent", &format!("{}/{}", sent.new, sent.old));
     o += &line("Call limit", &p.call_limit.to_string());
     o += &line("Dynamic", yes_no(p.dynamic));
     o += &line("Callerid", p.callerid.as_deref().unwrap_or(""));
@@ -309,6 +314,20 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
     o += &line("Status", &status(shared, p).0);
     o += &line("Useragent", b.map_or("", |b| b.useragent.as_str()));
     o += &line("Reg. Contact", b.map_or("", |b| b.contact.as_str()));
+    // Every other contact the peer registered (max_contacts), newest first,
+    // each with where it is and how long it has left.
+    o += &line("Max contacts", &p.max_contacts.to_string());
+    for c in reg.contacts(name).iter().skip(1) {
+        o += &line(
+            "Contact",
+            &format!(
+                "{} ({}, {} s)",
+                c.contact,
+                c.addr,
+                c.expires_at.saturating_sub(now)
+            ),
+        );
+    }
     o += &line(
         "Qualify",
         &p.qualify_maxms

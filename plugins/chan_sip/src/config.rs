@@ -376,6 +376,10 @@ pub struct PeerConfig {
     pub mailbox: Option<String>,
     /// `[general]`'s `vmexten` for this peer.
     pub vmexten: Option<String>,
+    /// Contacts the peer may register at once (pjsip's `max_contacts`,
+    /// default 1: a new one replaces the old); a call rings them all.
+    #[serde(alias = "max_contacts")]
+    pub max_contacts: Option<u32>,
 }
 
 mod register;
@@ -488,7 +492,13 @@ pub struct Peer {
     pub mailbox: Option<String>,
     /// The extension its phone calls for messages.
     pub vmexten: String,
+    /// Contacts it may register at once.
+    pub max_contacts: u32,
 }
+
+/// The most contacts one peer may register (each is rung by every call to
+/// it: a bound on what one REGISTER can make a call cost).
+pub const MAX_CONTACTS: u32 = 20;
 
 /// A `vmexten` must be a SIP URI's user part as written (it becomes the
 /// `From`, `Contact` and `Message-Account` user of MWI NOTIFYs): RFC 3261's
@@ -688,6 +698,14 @@ impl SipConfig {
             if let Some(v) = &p.vmexten {
                 check_vmexten(v).map_err(|e| err(name, e))?;
             }
+            if p.max_contacts
+                .is_some_and(|n| !(1..=MAX_CONTACTS).contains(&n))
+            {
+                return Err(err(
+                    name,
+                    format!("max-contacts must be 1 to {MAX_CONTACTS}"),
+                ));
+            }
             for i in &p.insecure {
                 if !["port", "invite"].contains(&i.as_str()) {
                     return Err(err(name, format!("unknown insecure setting '{i}'")));
@@ -741,6 +759,7 @@ impl SipConfig {
                     .vmexten
                     .clone()
                     .unwrap_or_else(|| self.general.vmexten.clone()),
+                max_contacts: p.max_contacts.unwrap_or(1),
             });
         }
         Ok(out)

@@ -57,7 +57,9 @@ impl Binding {
 /// Registrar state.
 pub struct Registrar {
     digest: DigestServer,
-    bindings: BTreeMap<String, Binding>,
+    /// Each registered peer's contacts, newest first (at most its
+    /// `max_contacts`).
+    bindings: BTreeMap<String, Vec<Binding>>,
     store: Option<store::Store>,
     lockout: lockout::Lockout,
 }
@@ -74,7 +76,8 @@ pub enum AuthOutcome {
 pub struct Outcome {
     /// The response to send.
     pub response: Message,
-    /// A peer whose binding changed: (name, new binding or None if removed).
+    /// A peer whose bindings changed: (name, its newest binding, or None
+    /// when it has none left).
     pub changed: Option<(String, Option<Binding>)>,
 }
 
@@ -113,10 +116,13 @@ impl Registrar {
         let bindings = store
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<BTreeMap<String, Binding>>(&b).ok())
+            .and_then(|b| store::decode(&b))
             .unwrap_or_default()
             .into_iter()
-            .filter(|(_, b)| b.expires_at > now)
+            .filter_map(|(peer, mut list)| {
+                list.retain(|b| b.expires_at > now);
+                (!list.is_empty()).then_some((peer, list))
+            })
             .collect();
         Registrar {
             digest: DigestServer::with_random_key(realm, 300),
@@ -126,13 +132,19 @@ impl Registrar {
         }
     }
 
-    /// The current binding of a peer.
+    /// A peer's newest binding: where a request for it goes when one
+    /// contact is enough (a poke, an MWI NOTIFY).
     pub fn binding(&self, peer: &str) -> Option<&Binding> {
-        self.bindings.get(peer)
+        self.bindings.get(peer).and_then(|l| l.first())
     }
 
-    /// All bindings.
-    pub fn bindings(&self) -> &BTreeMap<String, Binding> {
+    /// Every contact of a peer, newest first (a call rings them all).
+    pub fn contacts(&self, peer: &str) -> &[Binding] {
+        self.bindings.get(peer).map_or(&[], Vec::as_slice)
+    }
+
+    /// The registered peers, each with its contacts.
+    pub fn bindings(&self) -> &BTreeMap<String, Vec<Binding>> {
         &self.bindings
     }
 
@@ -158,19 +170,27 @@ impl Registrar {
         }
     }
 
-    /// Drops expired bindings; returns the peers that lost theirs.
+    /// Drops expired contacts; returns the peers that lost their last one.
     pub fn expire(&mut self, now: u64) -> Vec<String> {
-        let gone: Vec<String> = self
-            .bindings
-            .iter()
-            .filter(|(_, b)| b.expires_at <= now)
-            .map(|(n, _)| n.clone())
-            .collect();
+        let mut changed = false;
+        let mut gone = Vec::new();
+        for (n, list) in self.bindings.iter_mut() {
+            let before = list.len();
+            list.retain(|b| b.expires_at > now);
+            if list.len() != before {
+                changed = true;
+                if list.is_empty() {
+                    log::info!("Registration for peer '{n}' expired");
+                    gone.push(n.clone());
+                } else {
+                    log::info!("A contact of peer '{n}' expired");
+                }
+            }
+        }
         for n in &gone {
             self.bindings.remove(n);
-            log::info!("Registration for peer '{n}' expired");
         }
-        if !gone.is_empty() {
+        if changed {
             self.persist();
         }
         gone
@@ -437,75 +457,104 @@ impl Registrar {
             .values(&HeaderName::Contact)
             .filter_map(|c| NameAddr::parse(c).ok())
             .collect();
-        let mut changed = None;
-        match contacts.first() {
-            None => {} // a query: answer with the current binding
-            Some(c) if c.star => {
-                if header_expires != Some(0) {
-                    return Outcome {
-                        response: self.reply(req, source, 400, "Bad Request", g),
-                        changed: None,
-                    };
+        let asked = |c: &NameAddr| {
+            c.params
+                .get("expires")
+                .and_then(|e| e.parse::<u32>().ok())
+                .or(header_expires)
+                .unwrap_or(g.defaultexpiry)
+        };
+        let mut changed = false;
+        if contacts.iter().any(|c| c.star) {
+            // `Contact: *` removes every contact, and only with Expires: 0
+            // and alone (RFC 3261 §10.2.2).
+            if header_expires != Some(0) || contacts.len() > 1 {
+                return Outcome {
+                    response: self.reply(req, source, 400, "Bad Request", g),
+                    changed: None,
+                };
+            }
+            if self.bindings.remove(&peer.name).is_some() {
+                log::info!("Unregistered SIP '{}'", peer.name);
+                changed = true;
+            }
+        } else {
+            if contacts
+                .iter()
+                .any(|c| (1..g.minexpiry).contains(&asked(c)))
+            {
+                let mut r = self.reply(req, source, 423, "Interval Too Brief", g);
+                r.push(HeaderName::MinExpires, g.minexpiry.to_string());
+                return Outcome {
+                    response: r,
+                    changed: None,
+                };
+            }
+            let useragent = req
+                .headers
+                .get(&HeaderName::UserAgent)
+                .unwrap_or("")
+                .to_string();
+            let had = self.bindings.contains_key(&peer.name);
+            let list = self.bindings.entry(peer.name.clone()).or_default();
+            for c in &contacts {
+                let asked = asked(c);
+                let at = list.iter().position(|b| b.contact == c.uri);
+                if asked == 0 {
+                    if let Some(i) = at {
+                        list.remove(i);
+                        changed = true;
+                    }
+                    continue;
                 }
-                if self.bindings.remove(&peer.name).is_some() {
-                    changed = Some((peer.name.clone(), None));
+                let b = Binding {
+                    contact: c.uri.clone(),
+                    addr: source,
+                    expires_at: now + u64::from(asked.min(g.maxexpiry)),
+                    useragent: useragent.clone(),
+                    tcp: transport == Transport::Tcp,
+                };
+                let old = at.map(|i| list.remove(i));
+                if old.as_ref().is_none_or(|o| o.addr != b.addr) {
+                    log::info!("Registered SIP '{}' at {}", peer.name, source);
+                }
+                // Newest first; past `max_contacts` the oldest goes (a
+                // phone that re-registers from a new address replaces its
+                // old self, as chan_sip's one binding did).
+                list.insert(0, b);
+                changed = true;
+                while list.len() > peer.max_contacts.max(1) as usize {
+                    if let Some(gone) = list.pop() {
+                        log::info!(
+                            "Peer '{}' has {} contact(s) at most (max_contacts): {} replaced",
+                            peer.name,
+                            peer.max_contacts.max(1),
+                            gone.contact
+                        );
+                    }
                 }
             }
-            Some(c) => {
-                let asked = c
-                    .params
-                    .get("expires")
-                    .and_then(|e| e.parse::<u32>().ok())
-                    .or(header_expires)
-                    .unwrap_or(g.defaultexpiry);
-                if asked == 0 {
-                    if self.bindings.remove(&peer.name).is_some() {
-                        log::info!("Unregistered SIP '{}'", peer.name);
-                        changed = Some((peer.name.clone(), None));
-                    }
-                } else {
-                    if asked < g.minexpiry {
-                        let mut r = self.reply(req, source, 423, "Interval Too Brief", g);
-                        r.push(HeaderName::MinExpires, g.minexpiry.to_string());
-                        return Outcome {
-                            response: r,
-                            changed: None,
-                        };
-                    }
-                    let granted = asked.min(g.maxexpiry);
-                    let b = Binding {
-                        contact: c.uri.clone(),
-                        addr: source,
-                        expires_at: now + u64::from(granted),
-                        useragent: req
-                            .headers
-                            .get(&HeaderName::UserAgent)
-                            .unwrap_or("")
-                            .to_string(),
-                        tcp: transport == Transport::Tcp,
-                    };
-                    let is_new = self
-                        .bindings
-                        .get(&peer.name)
-                        .is_none_or(|old| old.contact != b.contact || old.addr != b.addr);
-                    if is_new {
-                        log::info!("Registered SIP '{}' at {}", peer.name, source);
-                    }
-                    self.bindings.insert(peer.name.clone(), b.clone());
-                    changed = Some((peer.name.clone(), Some(b)));
+            if list.is_empty() {
+                self.bindings.remove(&peer.name);
+                if had {
+                    log::info!("Unregistered SIP '{}'", peer.name);
                 }
             }
         }
+        let changed = changed.then(|| (peer.name.clone(), self.binding(&peer.name).cloned()));
         if changed.is_some() {
             self.persist();
         }
         let mut r = self.reply(req, source, 200, "OK", g);
-        if let Some(b) = self.bindings.get(&peer.name) {
+        for b in self.contacts(&peer.name) {
             let left = b.expires_at.saturating_sub(now);
             r.push(
                 HeaderName::Contact,
                 format!("<{}>;expires={left}", b.contact),
             );
+        }
+        if let Some(b) = self.binding(&peer.name) {
+            let left = b.expires_at.saturating_sub(now);
             r.push(HeaderName::Expires, left.to_string());
         }
         r.push(
@@ -522,221 +571,4 @@ impl Registrar {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::SipConfig;
-    use sirius_sip::auth::client::Challenge;
-    use sirius_sip::message::{parse_datagram, Limits};
-
-    fn setup() -> (General, HashMap<String, Peer>) {
-        let cfg: SipConfig = sirius_conf::parse_toml(
-            std::path::Path::new("sip.toml"),
-            "[general]\nrealm = \"sirius\"\nauthfailures = 3\n[peers.alice]\nsecret = \"pw\"\n[peers.carol]\nsecret = \"pw2\"\n[peers.trunk]\nhost = \"127.0.0.1\"\n",
-        )
-        .unwrap();
-        let peers = cfg
-            .resolve_peers("sip.toml")
-            .unwrap()
-            .into_iter()
-            .map(|p| (p.name.clone(), p))
-            .collect();
-        (cfg.general, peers)
-    }
-
-    fn register(user: &str, cseq: u32, auth: Option<String>, expires: u32) -> Message {
-        let mut t = format!(
-            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK{cseq}\r\nFrom: <sip:{user}@127.0.0.1>;tag=f\r\n\
-             To: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@127.0.0.1:5062>\r\nExpires: {expires}\r\n"
-        );
-        if let Some(a) = auth {
-            t.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        t.push_str("Content-Length: 0\r\n\r\n");
-        parse_datagram(t.as_bytes(), &Limits::default()).unwrap()
-    }
-
-    /// A registrar with the settings and peers of [`setup`], and one phone
-    /// at `src` sending it REGISTERs over UDP.
-    struct Phone {
-        reg: Registrar,
-        g: General,
-        peers: HashMap<String, Peer>,
-        src: SocketAddr,
-    }
-
-    impl Phone {
-        fn new(src: &str, store: Option<std::path::PathBuf>) -> Phone {
-            let (g, peers) = setup();
-            Phone {
-                reg: Registrar::new("sirius", store, 1000),
-                g,
-                peers,
-                src: src.parse().unwrap(),
-            }
-        }
-
-        /// One REGISTER at `now`.
-        fn ask(&mut self, req: &Message, now: u64) -> Outcome {
-            self.reg
-                .handle(req, self.src, Transport::Udp, now, &self.g, &self.peers)
-        }
-
-        /// The response to one REGISTER at time 1000.
-        fn send(&mut self, req: &Message) -> Message {
-            self.ask(req, 1000).response
-        }
-
-        /// REGISTER as `user` with CSeq `cseq` (challenged), then again with
-        /// CSeq `cseq + 1` answering the challenge with `pw`: the second
-        /// outcome.
-        fn login(&mut self, user: &str, cseq: u32, pw: &str, expires: u32) -> Outcome {
-            let ch = self.send(&register(user, cseq, None, expires));
-            let auth = answer(&ch, user, pw);
-            self.ask(&register(user, cseq + 1, Some(auth), expires), 1000)
-        }
-    }
-
-    fn answer(ch: &Message, user: &str, pw: &str) -> String {
-        let c = Challenge::from_response(ch).unwrap().remove(0);
-        c.authorize(user, pw, "REGISTER", "sip:127.0.0.1", b"", "abcd", 1)
-            .unwrap()
-    }
-
-    #[test]
-    fn challenge_register_persist_unregister() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("registrations.json");
-        let mut phone = Phone::new("127.0.0.1:5062", Some(store.clone()));
-        let r = phone.send(&register("alice", 1, None, 300));
-        assert_eq!(r.code(), Some(401));
-        let auth = answer(&r, "alice", "pw");
-        let out = phone.ask(&register("alice", 2, Some(auth), 300), 1000);
-        let ok = out.response;
-        assert_eq!(ok.code(), Some(200));
-        assert_eq!(
-            ok.headers.get(&HeaderName::Contact),
-            Some("<sip:alice@127.0.0.1:5062>;expires=300")
-        );
-        assert!(out.changed.unwrap().1.is_some());
-        // Survives a restart.
-        phone.reg.flush();
-        let again = Registrar::new("sirius", Some(store.clone()), 1100);
-        assert_eq!(again.binding("alice").unwrap().addr, phone.src);
-        // And is gone after expiry.
-        let mut later = Registrar::new("sirius", Some(store.clone()), 1100);
-        assert_eq!(later.expire(1300), vec!["alice".to_string()]);
-        drop(later);
-        assert!(Registrar::new("sirius", Some(store), 1300)
-            .binding("alice")
-            .is_none());
-    }
-
-    #[test]
-    fn unknown_users_get_the_same_answer_as_wrong_passwords_and_a_guessed_user_is_locked_out() {
-        let mut phone = Phone::new("127.0.0.1:5099", None);
-        let ch = phone.send(&register("alice", 1, None, 300));
-        let wrong = phone.send(&register(
-            "alice",
-            2,
-            Some(answer(&ch, "alice", "nope")),
-            300,
-        ));
-        let ch2 = phone.send(&register("mallory", 1, None, 300));
-        let unknown = phone.send(&register(
-            "mallory",
-            2,
-            Some(answer(&ch2, "mallory", "x")),
-            300,
-        ));
-        for r in [&wrong, &unknown, &ch2] {
-            assert_eq!(r.code(), Some(401));
-            let c = Challenge::from_response(r).unwrap().remove(0);
-            assert_eq!(
-                (c.realm.as_str(), c.stale, c.qop.clone()),
-                ("sirius", false, vec!["auth".to_string()])
-            );
-        }
-        assert!(phone.reg.binding("alice").is_none() && phone.reg.binding("mallory").is_none());
-        // A static peer cannot register either (same answer).
-        let t = phone.send(&register("trunk", 1, Some(answer(&ch, "trunk", "x")), 300));
-        assert_eq!(t.code(), Some(401));
-        // Alice has failed once (above); two more wrong passwords follow.
-        let ip = phone.src.ip();
-        assert_eq!(phone.reg.lockout().locked(ip, "alice", 1000), None);
-        for cseq in [3, 5] {
-            let ch = phone.send(&register("alice", cseq, None, 300));
-            let r = phone.send(&register(
-                "alice",
-                cseq + 1,
-                Some(answer(&ch, "alice", "nope")),
-                300,
-            ));
-            assert_eq!(r.code(), Some(401));
-        }
-        // Three wrong passwords for alice from this address (authfailures =
-        // 3): her right one is now refused there with a 403 ...
-        assert_eq!(phone.reg.lockout().locked(ip, "alice", 1000), Some(300));
-        assert_eq!(
-            phone.login("alice", 7, "pw", 300).response.code(),
-            Some(403)
-        );
-        // ... while carol, behind the same address, registers.
-        assert_eq!(
-            phone.login("carol", 1, "pw2", 300).response.code(),
-            Some(200)
-        );
-        // A request without credentials is challenged as ever.
-        assert_eq!(
-            phone.send(&register("alice", 9, None, 300)).code(),
-            Some(401)
-        );
-        // The lock ends on time.
-        let ch = phone.ask(&register("alice", 10, None, 300), 1301).response;
-        let ok = phone.ask(
-            &register("alice", 11, Some(answer(&ch, "alice", "pw")), 300),
-            1301,
-        );
-        assert_eq!(ok.response.code(), Some(200));
-    }
-
-    #[test]
-    fn an_answer_to_another_address_s_challenge_is_not_counted() {
-        let mut phone = Phone::new("192.0.2.1:5060", None);
-        let ch = phone.send(&register("alice", 1, None, 300));
-        let wrong = answer(&ch, "alice", "nope");
-        // The same credentials, from another address: challenged again,
-        // never counted (a spoofer cannot lock alice out).
-        phone.src = "192.0.2.2:5060".parse().unwrap();
-        for cseq in 2..10 {
-            let r = phone.send(&register("alice", cseq, Some(wrong.clone()), 300));
-            assert_eq!(r.code(), Some(401));
-        }
-        assert!(phone.reg.lockout().banned(1000).is_empty());
-        assert_eq!(phone.reg.lockout().len(), 0);
-        // Nor is a right password through another address's nonce accepted.
-        let right = answer(&ch, "alice", "pw");
-        let r = phone.send(&register("alice", 11, Some(right), 300));
-        assert_eq!(r.code(), Some(401));
-        assert!(phone.reg.binding("alice").is_none());
-    }
-
-    #[test]
-    fn expiry_rules() {
-        let mut phone = Phone::new("127.0.0.1:5062", None);
-        let brief = phone.login("alice", 1, "pw", 30).response;
-        assert_eq!(
-            (brief.code(), brief.headers.get(&HeaderName::MinExpires)),
-            (Some(423), Some("60"))
-        );
-        let ok = phone.login("alice", 3, "pw", 99999).response;
-        assert_eq!(
-            ok.headers.get(&HeaderName::Expires),
-            Some("3600"),
-            "capped at maxexpiry"
-        );
-        let gone = phone.login("alice", 5, "pw", 0);
-        assert_eq!(gone.response.code(), Some(200));
-        assert_eq!(gone.changed, Some(("alice".into(), None)));
-        assert!(phone.reg.binding("alice").is_none());
-    }
-}
+mod tests;

@@ -254,6 +254,23 @@ impl ChannelDriver for SipTech {
         let home = self.shared.shards.home_for_outbound(requestor);
         self.shared.shards.settle(info.id, home);
         let ruri = format!("sip:{exten}@{addr}{}", transport.uri_param());
+        // A dynamic peer registered from several phones (max_contacts):
+        // the newest is called above, the others ring beside it.
+        let forks = match (&peer, running.peers.get(peer.as_deref().unwrap_or(""))) {
+            (Some(name), Some(p)) if p.addr.is_none() => {
+                let reg = self.shared.registrar.lock();
+                reg.contacts(name)
+                    .iter()
+                    .skip(1)
+                    .map(|b| crate::session::fork::ForkTarget {
+                        dest: b.addr,
+                        transport: b.transport(),
+                        ruri: format!("sip:{exten}@{}{}", b.addr, b.transport().uri_param()),
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let setup = crate::driver::OutboundSetup {
             chan: info.id,
             dest: addr,
@@ -266,6 +283,7 @@ impl ChannelDriver for SipTech {
             caller_name,
             referred_by,
             requestor,
+            forks,
         };
         if self
             .shared

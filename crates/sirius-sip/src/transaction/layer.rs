@@ -60,9 +60,33 @@ struct Tx {
     /// The deadline entered in the timer lists, if any (older entries for
     /// this transaction are stale and skipped).
     scheduled: Option<Instant>,
-    cancel_pending: bool,
+    /// A CANCEL waits for a provisional response (RFC 3261 §9.1), and why.
+    cancel_pending: Option<CancelReason>,
     acked: bool,
     dialog_key: Option<Key>,
+}
+
+/// Why we cancel an INVITE, as its CANCEL's `Reason` (RFC 3326) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// No `Reason` header.
+    None,
+    /// Another branch of a forked call answered: `Reason: SIP;cause=200;
+    /// text="Call completed elsewhere"` (RFC 3326 §2; phones then log no
+    /// missed call).
+    CompletedElsewhere,
+}
+
+impl CancelReason {
+    /// The `Reason` header's value, if any.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            CancelReason::None => None,
+            CancelReason::CompletedElsewhere => {
+                Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+            }
+        }
+    }
 }
 
 impl Tx {
@@ -94,7 +118,7 @@ impl Tx {
             terminate_at: None,
             linger: Duration::ZERO,
             scheduled: None,
-            cancel_pending: false,
+            cancel_pending: None,
             acked: false,
             dialog_key: None,
         }
@@ -299,20 +323,33 @@ impl TransactionLayer {
     /// is held and sent when one arrives; after a final response it is not sent.
     /// Returns the CANCEL's own transaction when it went out now.
     pub fn cancel(&mut self, now: Instant, invite: TxId) -> Result<Option<TxId>, TxError> {
+        self.cancel_with(now, invite, CancelReason::None)
+    }
+
+    /// [`TransactionLayer::cancel`] saying why (RFC 3326 `Reason`).
+    pub fn cancel_with(
+        &mut self,
+        now: Instant,
+        invite: TxId,
+        reason: CancelReason,
+    ) -> Result<Option<TxId>, TxError> {
         let tx = self.txs.get_mut(invite).ok_or(TxError::Unknown(invite))?;
         if !tx.client || !tx.invite {
             return Err(TxError::WrongKind);
         }
         match tx.state {
             State::Calling => {
-                tx.cancel_pending = true;
+                tx.cancel_pending = Some(reason);
                 Ok(None)
             }
             State::Proceeding => {
                 let Some(request) = &tx.request else {
                     return Ok(None);
                 };
-                let c = build::cancel(request);
+                let mut c = build::cancel(request);
+                if let Some(r) = reason.header() {
+                    c.push(crate::message::HeaderName::Reason, r);
+                }
                 let (dest, transport) = (tx.peer, tx.transport);
                 self.send_request(now, c, dest, transport).map(Some)
             }
@@ -494,13 +531,13 @@ impl TransactionLayer {
         let Some(tx) = self.txs.get_mut(id) else {
             return;
         };
-        let mut send_cancel = false;
+        let mut send_cancel = None;
         let mut deliver = true;
         if tx.invite {
             match (tx.state, code) {
                 (State::Calling | State::Proceeding, 100..=199) => {
-                    if tx.state == State::Calling && tx.cancel_pending {
-                        send_cancel = true;
+                    if tx.state == State::Calling {
+                        send_cancel = tx.cancel_pending;
                     }
                     tx.state = State::Proceeding;
                     tx.retransmit_at = None;
@@ -562,8 +599,8 @@ impl TransactionLayer {
         if deliver {
             self.events.push_back(Event::Response { tx: id, msg });
         }
-        if send_cancel {
-            let _ = self.cancel(now, id);
+        if let Some(reason) = send_cancel {
+            let _ = self.cancel_with(now, id, reason);
         }
     }
 

@@ -30,7 +30,7 @@ mod layer;
 mod slab;
 mod timers;
 
-pub use layer::TransactionLayer;
+pub use layer::{CancelReason, TransactionLayer};
 
 use crate::message::Message;
 use std::net::SocketAddr;

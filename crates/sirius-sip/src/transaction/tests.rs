@@ -226,6 +226,36 @@ fn cancel_waits_for_a_provisional_response() {
     assert!(c.to_header().unwrap().tag().is_none());
 }
 
+/// A CANCEL says why when asked (RFC 3326), sent at once in Proceeding or
+/// held until a provisional response in Calling.
+#[test]
+fn a_cancel_for_a_call_completed_elsewhere_carries_its_reason() {
+    let mut l = TransactionLayer::new(Config::default());
+    let t0 = Instant::now();
+    let reason = Some("SIP;cause=200;text=\"Call completed elsewhere\"");
+    for (n, held) in [(1, true), (2, false)] {
+        let req = request("INVITE", &format!("z9hG4bKr{n}"));
+        let tx = l
+            .send_request(t0, req.clone(), peer(), Transport::Udp)
+            .unwrap();
+        drain(&mut l);
+        if !held {
+            l.on_message(t0, reply(&req, 180), peer(), Transport::Udp);
+            drain(&mut l);
+        }
+        let sent = l.cancel_with(t0, tx, crate::transaction::CancelReason::CompletedElsewhere);
+        assert_eq!(sent.unwrap().is_some(), !held);
+        if held {
+            assert!(drain(&mut l).is_empty());
+            l.on_message(t0, reply(&req, 183), peer(), Transport::Udp);
+        }
+        let out = drain(&mut l);
+        let c = parse_datagram(&out[0].data, &Limits::default()).unwrap();
+        assert_eq!(c.method(), Some(&Method::Cancel));
+        assert_eq!(c.headers.get(&HeaderName::Reason), reason);
+    }
+}
+
 #[test]
 fn server_invite_sends_trying_absorbs_retransmissions_and_retransmits_errors_until_ack() {
     let mut l = TransactionLayer::new(Config::default());

@@ -102,6 +102,8 @@ owners! {
     ReferNotify(crate::session::refer::ReferNotify),
     /// Our REFER (the dialplan's `Transfer()`).
     ReferOut(crate::session::refer_out::ReferOut),
+    /// The INVITE to one more contact of a peer (`max_contacts`).
+    ForkBranch(crate::session::fork::ForkBranch),
     /// A NOTIFY telling a subscriber an extension's state.
     SubNotify(crate::session::subscribe::SubNotify),
     /// A request whose answer changes nothing.

@@ -19,8 +19,25 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The bindings as saved: peer name → binding.
-pub type Snapshot = BTreeMap<String, Binding>;
+/// The bindings as saved: peer name → its contacts, newest first.
+pub type Snapshot = BTreeMap<String, Vec<Binding>>;
+
+/// What a saved file may hold: today's lists, or (written before
+/// `max_contacts`) one binding per peer, read as a list of one.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Saved {
+    Lists(Snapshot),
+    Single(BTreeMap<String, Binding>),
+}
+
+/// Reads a saved file's bytes, either form.
+pub fn decode(bytes: &[u8]) -> Option<Snapshot> {
+    match serde_json::from_slice::<Saved>(bytes).ok()? {
+        Saved::Lists(l) => Some(l),
+        Saved::Single(s) => Some(s.into_iter().map(|(k, b)| (k, vec![b])).collect()),
+    }
+}
 
 /// Why the registrations could not be saved.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +198,7 @@ mod tests {
         let mut state = Snapshot::new();
         for n in 0..2000u64 {
             // Phones come, re-register and go, as after an outage.
-            state.insert(format!("phone{}", n % 50), binding(n));
+            state.insert(format!("phone{}", n % 50), vec![binding(n)]);
             if n % 7 == 0 {
                 state.remove(&format!("phone{}", (n + 3) % 50));
             }
@@ -196,10 +213,24 @@ mod tests {
         // One more change, then the store goes (chan_sip unloading): the
         // change is on disk when the drop returns.
         state.clear();
-        state.insert("last".into(), binding(7));
+        state.insert("last".into(), vec![binding(7), binding(8)]);
         store.save(state.clone());
         drop(store);
         assert_eq!(read(&path), state);
+    }
+
+    /// A file written before `max_contacts` (one binding per peer) reads
+    /// as lists of one; today's lists read as they are.
+    #[test]
+    fn a_file_of_single_bindings_is_migrated() {
+        let old: std::collections::BTreeMap<String, Binding> =
+            [("alice".to_string(), binding(1))].into();
+        let bytes = serde_json::to_vec(&old).unwrap();
+        let read = decode(&bytes).unwrap();
+        assert_eq!(read["alice"], vec![binding(1)]);
+        let new: Snapshot = [("bob".to_string(), vec![binding(2), binding(3)])].into();
+        assert_eq!(decode(&serde_json::to_vec(&new).unwrap()).unwrap(), new);
+        assert!(decode(b"not json").is_none());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(crate) mod attended;
 mod blind;
 mod dialog;
 mod dtmf;
+pub(crate) mod fork;
 mod liveness;
 pub(crate) mod memory;
 pub(crate) mod refer;
@@ -94,6 +95,9 @@ pub(crate) enum Role {
         /// Early dialogs, one per To tag of the 1xx that came (a forking
         /// proxy gives several); the 2xx confirms one, the rest go.
         forks: Vec<DialogId>,
+        /// The INVITEs to the peer's other contacts (`max_contacts`), when
+        /// it registered several (`fork.rs`).
+        forking: Option<Box<fork::Forking>>,
     },
 }
 
@@ -469,6 +473,12 @@ impl Endpoint {
         }
         if let Role::Uac { tx: Some(tx), .. } = s.role {
             self.owners.remove(&tx);
+        }
+        if let Role::Uac {
+            forking: Some(f), ..
+        } = &s.role
+        {
+            self.forget_branches(f);
         }
         // Early dialogs end with the session (a confirmed one is the BYE's
         // to end, after this).

@@ -173,6 +173,8 @@ impl Endpoint {
             caller_name: String::new(),
             requestor: None,
             referred_by: None,
+            // The phone asked to call: its newest contact.
+            forks: Vec::new(),
         };
         self.new_outbound(setup, env);
         self.refers.start_pbx_on_answer(info.id);

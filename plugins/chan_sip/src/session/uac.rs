@@ -40,6 +40,8 @@ pub struct OutboundSetup {
     pub requestor: Option<ChannelId>,
     /// `Referred-By` for the INVITE: the leg calls a transfer's target.
     pub referred_by: Option<String>,
+    /// The peer's other contacts, rung too (`max_contacts`, `fork.rs`).
+    pub forks: Vec<super::fork::ForkTarget>,
 }
 
 /// A caller ID number as the user part of a SIP URI (RFC 3261 §25.1 `user`):
@@ -126,6 +128,7 @@ impl Endpoint {
                     asked_interval: None,
                     pending_redirect: None,
                     forks: Vec::new(),
+                    forking: super::fork::Forking::new(setup.forks),
                 },
                 dest: setup.dest,
                 transport: setup.transport,
@@ -237,6 +240,22 @@ impl Endpoint {
             sirius_sip::sdp::negotiate::offer(&local).to_bytes(),
         );
         self.send_invite(now.mono, chan, inv);
+        let forked = self
+            .sessions
+            .get(chan)
+            .filter(|s| {
+                matches!(
+                    &s.role,
+                    Role::Uac {
+                        forking: Some(_),
+                        ..
+                    }
+                )
+            })
+            .and_then(|s| s.invite.clone());
+        if let Some(invite) = forked {
+            self.place_branches(now, chan, &invite);
+        }
         // Still there unless the send failed (the call is then already ended).
         let at = congest_after.map(|d| now.mono + d);
         if let Some(Role::Uac {
@@ -348,6 +367,9 @@ impl Endpoint {
             },
             200..=299 => {
                 let Some(ack) = ack else {
+                    // The peer's other phones stop ringing.
+                    let elsewhere = sirius_sip::transaction::CancelReason::CompletedElsewhere;
+                    self.cancel_branches(now, chan, None, elsewhere);
                     self.confirm_uac(now.mono, chan, msg);
                     return self.refer_leg_progress(chan, code);
                 };
@@ -372,6 +394,8 @@ impl Endpoint {
         };
         match retry {
             Some(invite) => self.send_invite(now.mono, chan, invite),
+            // The peer's other phones may still answer.
+            None if self.own_invite_failed(chan, code) => {}
             None => self.end_uac(chan, crate::causes::sip_to_cause(code)),
         }
     }
@@ -584,10 +608,22 @@ impl Endpoint {
         if s.dialog.is_some() {
             return self.send_bye(now, &s, cause);
         }
+        // Another callee of the Dial answered: this phone logs no missed
+        // call (RFC 3326, as chan_sip says it for ANSWERED_ELSEWHERE).
+        let reason = match cause {
+            Cause::ANSWERED_ELSEWHERE => sirius_sip::transaction::CancelReason::CompletedElsewhere,
+            _ => sirius_sip::transaction::CancelReason::None,
+        };
+        if let Role::Uac {
+            forking: Some(f), ..
+        } = &s.role
+        {
+            self.cancel_taken_branches(now, f, reason);
+        }
         let Role::Uac { tx: Some(tx), .. } = s.role else {
             return;
         };
-        if let Err(e) = self.layer.cancel(now.mono, tx) {
+        if let Err(e) = self.layer.cancel_with(now.mono, tx, reason) {
             log::debug!("cannot cancel {tx:?}: {e}");
         }
         if let Some(invite) = s.invite {

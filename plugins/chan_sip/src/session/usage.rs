@@ -29,7 +29,10 @@ impl ClientUsage for Invite {
     /// auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
     /// signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
     fn on_timeout(self, ep: &mut Endpoint, _: Now, _: TxId) {
-        ep.auto_congest(self.chan);
+        // The peer's other phones (max_contacts) may still answer.
+        if !ep.own_invite_failed(self.chan, 408) {
+            ep.auto_congest(self.chan);
+        }
     }
 }
 

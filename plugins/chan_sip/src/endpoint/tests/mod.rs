@@ -653,12 +653,14 @@ fn dial_bob_for(h: &mut Harness, chan: ChannelId, requestor: Option<ChannelId>) 
         caller_name: "Alice".into(),
         requestor,
         referred_by: None,
+        forks: Vec::new(),
     }));
 }
 
 mod attended;
 mod dialog;
 mod dtmf;
+mod fork;
 mod liveness;
 mod refer;
 mod registrations;

@@ -391,6 +391,7 @@ fn a_transfer_targets_invite_carries_referred_by() {
         caller_name: String::new(),
         requestor: None,
         referred_by: Some("<sip:alice@127.0.0.1>".into()),
+        forks: Vec::new(),
     }));
     h.input(Input::Place(chan));
     let invite = h.expect_one(BOB);

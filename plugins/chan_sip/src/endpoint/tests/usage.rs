@@ -18,6 +18,7 @@ fn owners(h: &Harness) -> Vec<&'static str> {
                 Owner::ReferNotify(_) => "refer-notify",
                 Owner::ReferOut(_) => "refer-out",
                 Owner::SubNotify(_) => "sub-notify",
+                Owner::ForkBranch(_) => "fork-branch",
                 Owner::Fire(_) => "fire",
             })
             .collect();

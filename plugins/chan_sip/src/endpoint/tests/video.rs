@@ -98,6 +98,7 @@ fn our_offer_puts_video_codecs_in_m_video_only() {
         caller_name: String::new(),
         requestor: None,
         referred_by: None,
+        forks: Vec::new(),
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();
@@ -181,6 +182,7 @@ fn placed_outbound_with(h: &mut Harness, chan: u64, codecs: Vec<Codec>) -> (Chan
         caller_name: String::new(),
         requestor: None,
         referred_by: None,
+        forks: Vec::new(),
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();
