@@ -79,6 +79,24 @@ pub struct Outcome {
     /// A peer whose bindings changed: (name, its newest binding, or None
     /// when it has none left).
     pub changed: Option<(String, Option<Binding>)>,
+    /// This REGISTER added or refreshed a contact (not only removed one).
+    pub refreshed: bool,
+}
+
+/// Whether two Contact URIs name the same contact (RFC 3261 §10.3's
+/// comparison, §19.1.4, as far as a registrar needs it: scheme, user, host
+/// case-insensitively, port, not the parameters); text equality when
+/// either does not parse.
+fn same_contact(a: &str, b: &str) -> bool {
+    match (Uri::parse(a), Uri::parse(b)) {
+        (Ok(x), Ok(y)) => {
+            x.scheme.eq_ignore_ascii_case(&y.scheme)
+                && x.user == y.user
+                && x.host.to_string().eq_ignore_ascii_case(&y.host.to_string())
+                && x.port == y.port
+        }
+        _ => a == b,
+    }
 }
 
 fn aor_user(req: &Message) -> Option<String> {
@@ -362,6 +380,7 @@ impl Registrar {
         let none = |r| Outcome {
             response: r,
             changed: None,
+            refreshed: false,
         };
         let (creds, user) = credentials(req);
         if let Some(r) = self.refuse_locked(req, source, &user, now, g) {
@@ -465,6 +484,7 @@ impl Registrar {
                 .unwrap_or(g.defaultexpiry)
         };
         let mut changed = false;
+        let mut refreshed = false;
         if contacts.iter().any(|c| c.star) {
             // `Contact: *` removes every contact, and only with Expires: 0
             // and alone (RFC 3261 §10.2.2).
@@ -472,6 +492,7 @@ impl Registrar {
                 return Outcome {
                     response: self.reply(req, source, 400, "Bad Request", g),
                     changed: None,
+                    refreshed: false,
                 };
             }
             if self.bindings.remove(&peer.name).is_some() {
@@ -488,6 +509,7 @@ impl Registrar {
                 return Outcome {
                     response: r,
                     changed: None,
+                    refreshed: false,
                 };
             }
             let useragent = req
@@ -499,10 +521,16 @@ impl Registrar {
             let list = self.bindings.entry(peer.name.clone()).or_default();
             for c in &contacts {
                 let asked = asked(c);
-                let at = list.iter().position(|b| b.contact == c.uri);
+                let at = list.iter().position(|b| same_contact(&b.contact, &c.uri));
                 if asked == 0 {
                     if let Some(i) = at {
                         list.remove(i);
+                        changed = true;
+                    } else if peer.max_contacts <= 1 && !list.is_empty() {
+                        // One contact: Expires 0 ends the registration
+                        // whatever the Contact says, as chan_sip's single
+                        // binding did.
+                        list.clear();
                         changed = true;
                     }
                     continue;
@@ -523,6 +551,7 @@ impl Registrar {
                 // old self, as chan_sip's one binding did).
                 list.insert(0, b);
                 changed = true;
+                refreshed = true;
                 while list.len() > peer.max_contacts.max(1) as usize {
                     if let Some(gone) = list.pop() {
                         log::info!(
@@ -566,6 +595,7 @@ impl Registrar {
         Outcome {
             response: r,
             changed,
+            refreshed,
         }
     }
 }

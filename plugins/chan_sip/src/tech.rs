@@ -159,18 +159,28 @@ impl ChannelDriver for SipTech {
                 return Err(Cause::UNREGISTERED);
             }
         }
-        let (addr, transport, exten, peer, codecs) = match &target {
+        let (addr, transport, exten, peer, codecs, others) = match &target {
             Target::Peer { peer, exten } => {
                 let p = &running.peers[peer];
-                let binding = || {
-                    let reg = self.shared.registrar.lock();
-                    reg.binding(peer).map(|b| (b.addr, b.transport()))
+                // A static peer's address, or every contact the peer
+                // registered (one snapshot, newest first, each address
+                // once): the newest is called, the others ring beside it.
+                let mut contacts: Vec<(std::net::SocketAddr, Transport)> = match p.addr {
+                    Some(a) => vec![(a, p.transports[0])],
+                    None => {
+                        let reg = self.shared.registrar.lock();
+                        reg.contacts(peer)
+                            .iter()
+                            .map(|b| (b.addr, b.transport()))
+                            .collect()
+                    }
                 };
-                let (addr, transport) = p
-                    .addr
-                    .map(|a| (a, p.transports[0]))
-                    .or_else(binding)
-                    .ok_or(Cause::UNREGISTERED)?;
+                let mut seen = std::collections::HashSet::new();
+                contacts.retain(|c| seen.insert(*c));
+                if contacts.is_empty() {
+                    return Err(Cause::UNREGISTERED);
+                }
+                let (addr, transport) = contacts.remove(0);
                 if self
                     .shared
                     .qualify
@@ -208,6 +218,7 @@ impl ChannelDriver for SipTech {
                     exten.clone().unwrap_or_else(|| p.username.clone()),
                     Some(peer.clone()),
                     codecs,
+                    contacts,
                 )
             }
             Target::Address { addr, exten } => {
@@ -225,6 +236,7 @@ impl ChannelDriver for SipTech {
                     exten.clone().unwrap_or_else(|| "s".into()),
                     None,
                     codecs,
+                    Vec::new(),
                 )
             }
         };
@@ -255,22 +267,15 @@ impl ChannelDriver for SipTech {
         self.shared.shards.settle(info.id, home);
         let ruri = format!("sip:{exten}@{addr}{}", transport.uri_param());
         // A dynamic peer registered from several phones (max_contacts):
-        // the newest is called above, the others ring beside it.
-        let forks = match (&peer, running.peers.get(peer.as_deref().unwrap_or(""))) {
-            (Some(name), Some(p)) if p.addr.is_none() => {
-                let reg = self.shared.registrar.lock();
-                reg.contacts(name)
-                    .iter()
-                    .skip(1)
-                    .map(|b| crate::session::fork::ForkTarget {
-                        dest: b.addr,
-                        transport: b.transport(),
-                        ruri: format!("sip:{exten}@{}{}", b.addr, b.transport().uri_param()),
-                    })
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
+        // the others ring beside the newest.
+        let forks = others
+            .into_iter()
+            .map(|(dest, transport)| crate::session::fork::ForkTarget {
+                dest,
+                transport,
+                ruri: format!("sip:{exten}@{dest}{}", transport.uri_param()),
+            })
+            .collect();
         let setup = crate::driver::OutboundSetup {
             chan: info.id,
             dest: addr,

@@ -784,7 +784,7 @@ impl Endpoint {
         let mut registered = None;
         if let Some((peer, binding)) = out.changed {
             self.device_update(&peer);
-            if binding.is_some() {
+            if out.refreshed {
                 registered = Some(peer.clone());
             }
             let (status, addr) = match &binding {

@@ -280,3 +280,43 @@ fn several_contacts_per_peer() {
     assert_eq!(reg.expire(2000), vec!["line".to_string()]);
     assert!(reg.binding("line").is_none());
 }
+
+/// With one contact (the default), `Expires: 0` ends the registration
+/// whatever its Contact says, as chan_sip's single binding; a contact
+/// written differently (case, parameters) is the same contact.
+#[test]
+fn one_contact_unregisters_as_chan_sip_did() {
+    let cfg: SipConfig = sirius_conf::parse_toml(
+        std::path::Path::new("sip.toml"),
+        "[peers.line]\nmax-contacts = 2\n[peers.solo]\n",
+    )
+    .unwrap();
+    let g = cfg.general.clone();
+    let peers: HashMap<String, Peer> = cfg
+        .resolve_peers("sip.toml")
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
+    let mut reg = Registrar::new("sirius", None, 1000);
+    let mut send = |user: &str, contact: &str, expires: u32, n: u32| {
+        let t = format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKone{n}\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=f\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: one-{user}\r\n\
+             CSeq: {n} REGISTER\r\nContact: <{contact}>\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let m = parse_datagram(t.as_bytes(), &Limits::default()).unwrap();
+        let src: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        reg.handle(&m, src, Transport::Udp, 1000, &g, &peers)
+    };
+    assert!(send("solo", "sip:solo@127.0.0.1:5070", 300, 1).refreshed);
+    let out = send("solo", "sip:other@10.0.0.1", 0, 2);
+    assert!(!out.refreshed);
+    assert!(out.changed.unwrap().1.is_none(), "unregistered");
+    send("line", "sip:line@127.0.0.1:5070;transport=udp", 300, 3);
+    send("line", "sip:line@127.0.0.1:5071", 300, 4);
+    let out = send("line", "sip:line@127.0.0.1:5070;ob", 0, 5);
+    assert!(!out.refreshed, "a removal refreshes nothing");
+    let left = out.changed.unwrap().1.unwrap();
+    assert_eq!(left.contact, "sip:line@127.0.0.1:5071");
+}

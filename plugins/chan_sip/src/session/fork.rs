@@ -102,6 +102,16 @@ impl Forking {
     }
 }
 
+/// What the session's own INVITE failing means for the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnFailure {
+    /// Another phone still rings: the call waits for it.
+    Wait,
+    /// Nothing rings any more: the call ends with this final response,
+    /// the best any phone gave (its own when it was the only one).
+    End(u16),
+}
+
 /// A branch's INVITE transaction: its responses reach the session.
 pub(crate) struct ForkBranch {
     chan: ChannelId,
@@ -144,6 +154,16 @@ impl Endpoint {
             }
             let via = self.via_rport(t.transport);
             inv.headers.set(HeaderName::Via, via);
+            // Our Contact names the transport that phone is reached over.
+            let user = inv
+                .headers
+                .get(&HeaderName::Contact)
+                .and_then(|c| sirius_sip::message::NameAddr::parse(c).ok())
+                .and_then(|n| sirius_sip::message::Uri::parse(&n.uri).ok())
+                .and_then(|u| u.user)
+                .unwrap_or_default();
+            let contact = self.shared.contact_uri(&user, t.transport);
+            inv.headers.set(HeaderName::Contact, format!("<{contact}>"));
             let sent = self
                 .layer
                 .send_request(now.mono, inv.clone(), t.dest, t.transport);
@@ -178,15 +198,35 @@ impl Endpoint {
         self.forking_mut(chan)?.branches.get_mut(index)
     }
 
-    /// The session's own INVITE failed with `code`: while a branch still
-    /// rings, the call waits for it (true); the failure is remembered.
-    pub(crate) fn own_invite_failed(&mut self, chan: ChannelId, code: u16) -> bool {
+    /// The session's own INVITE failed for good with `code` (a final
+    /// response no retry follows, or Timer B as 408): the call waits while
+    /// another phone rings, else ends with the best response any gave.
+    /// While it waits, the finished transaction is no longer the session's
+    /// (a hangup then has nothing of it to cancel).
+    pub(crate) fn own_invite_failed(&mut self, chan: ChannelId, code: u16) -> OwnFailure {
         let Some(f) = self.forking_mut(chan) else {
-            return false;
+            return OwnFailure::End(code);
         };
         f.failed(code);
         f.own_failed = true;
-        f.pending()
+        if !f.pending() {
+            return OwnFailure::End(f.best.unwrap_or(code));
+        }
+        let own = match self.sessions.get_mut(chan).map(|s| &mut s.role) {
+            Some(Role::Uac {
+                tx,
+                pending_redirect,
+                ..
+            }) => {
+                *pending_redirect = None;
+                tx.take()
+            }
+            _ => None,
+        };
+        if let Some(tx) = own {
+            self.owners.remove(&tx);
+        }
+        OwnFailure::Wait
     }
 
     /// A branch failed (or timed out): once every INVITE has, the call
@@ -237,8 +277,15 @@ impl Endpoint {
             s.dest = target.dest;
             s.transport = target.transport;
             s.invite = Some(*invite);
-            if let Role::Uac { tx: own, .. } = &mut s.role {
+            if let Role::Uac {
+                tx: own,
+                pending_redirect,
+                ..
+            } = &mut s.role
+            {
                 *own = Some(tx);
+                // A redirect of the own INVITE waiting for a name is moot.
+                *pending_redirect = None;
             }
         }
         if let Some(b) = self.branch_mut(chan, index) {
@@ -272,20 +319,10 @@ impl Endpoint {
             return;
         };
         let (dest, transport) = (s.dest, s.transport);
-        // The session's own INVITE is cancelled when a branch won, unless
-        // it already failed (its transaction is over).
+        // The session's own INVITE is cancelled when a branch won (one that
+        // failed is no longer the session's: `own_invite_failed`).
         let own = match &mut s.role {
-            Role::Uac {
-                tx,
-                forking: Some(f),
-                ..
-            } if keep.is_some() && !f.own_failed => tx.take(),
-            Role::Uac { tx, .. } if keep.is_some() => {
-                if let Some(t) = tx.take() {
-                    self.owners.remove(&t);
-                }
-                None
-            }
+            Role::Uac { tx, .. } if keep.is_some() => tx.take(),
             _ => None,
         };
         let own_invite = s.invite.clone();

@@ -197,7 +197,12 @@ impl Endpoint {
             match self.redirected_retry(chan, &resp, code) {
                 Redirect::Retry(invite) => self.send_invite(now.mono, chan, invite),
                 Redirect::Wait => {}
-                Redirect::Fail => self.end_uac(chan, crate::causes::sip_to_cause(code)),
+                Redirect::Fail => match self.own_invite_failed(chan, code) {
+                    super::fork::OwnFailure::Wait => {}
+                    super::fork::OwnFailure::End(best) => {
+                        self.end_uac(chan, crate::causes::sip_to_cause(best))
+                    }
+                },
             }
         }
     }

@@ -395,8 +395,12 @@ impl Endpoint {
         match retry {
             Some(invite) => self.send_invite(now.mono, chan, invite),
             // The peer's other phones may still answer.
-            None if self.own_invite_failed(chan, code) => {}
-            None => self.end_uac(chan, crate::causes::sip_to_cause(code)),
+            None => match self.own_invite_failed(chan, code) {
+                super::fork::OwnFailure::Wait => {}
+                super::fork::OwnFailure::End(best) => {
+                    self.end_uac(chan, crate::causes::sip_to_cause(best))
+                }
+            },
         }
     }
 
@@ -449,9 +453,12 @@ impl Endpoint {
             if let Role::Uac {
                 ack: slot,
                 asked_interval,
+                pending_redirect,
                 ..
             } = &mut s.role
             {
+                // A redirect waiting for a name is moot once answered.
+                *pending_redirect = None;
                 *slot = Some(Box::new(ack));
                 s.timer = timer::accepted(&s.timers, ok, *asked_interval);
             }
@@ -505,12 +512,22 @@ impl Endpoint {
     /// Forgets an outbound session (its transactions no longer reach it)
     /// and hangs its channel up with `cause`.
     pub(super) fn end_uac(&mut self, chan: ChannelId, cause: Cause) {
+        let now = self.clock();
         if self.refers.watches(chan) {
             // A leg called for a REFER: its failure is the final report.
-            let now = self.clock();
             self.refer_transferee_gone(now, chan, cause);
         }
-        self.take_session(chan);
+        if let Some(s) = self.take_session(chan) {
+            // The peer's other phones stop ringing (a 2xx crossing the
+            // CANCEL is ACKed and ended).
+            if let Role::Uac {
+                forking: Some(f), ..
+            } = &s.role
+            {
+                let reason = sirius_sip::transaction::CancelReason::None;
+                self.cancel_taken_branches(now, f, reason);
+            }
+        }
         self.host(HostAction::Hangup(chan, cause));
     }
 

@@ -29,9 +29,14 @@ impl ClientUsage for Invite {
     /// auto_congest fires at the same moment (SIP_TRANS_TIMEOUT) and
     /// signals congestion, so Dial ends with DIALSTATUS=CONGESTION.
     fn on_timeout(self, ep: &mut Endpoint, _: Now, _: TxId) {
-        // The peer's other phones (max_contacts) may still answer.
-        if !ep.own_invite_failed(self.chan, 408) {
-            ep.auto_congest(self.chan);
+        // The peer's other phones (max_contacts) may still answer; once
+        // none rings, the best answer any gave (congestion when none did).
+        match ep.own_invite_failed(self.chan, 408) {
+            crate::session::fork::OwnFailure::Wait => {}
+            crate::session::fork::OwnFailure::End(408) => ep.auto_congest(self.chan),
+            crate::session::fork::OwnFailure::End(best) => {
+                ep.end_uac(self.chan, crate::causes::sip_to_cause(best))
+            }
         }
     }
 }

@@ -169,3 +169,51 @@ fn one_phone_refuses_and_the_other_answers() {
     );
     assert_eq!(h.ep.owners.len(), 1, "only the answered INVITE");
 }
+
+/// The newest phone refuses last: the call still ends with the best
+/// refusal any phone gave (a busy other phone), not its own; its INVITE
+/// timing out while the other was busy is busy too, not congestion.
+#[test]
+fn the_best_refusal_wins_whichever_phone_refuses_last() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, one, two) = forked_call(&mut h);
+    h.recv(&reply(&two, 486, "Busy Here", "p2"), BOB2);
+    h.recv(&reply(&one, 404, "Not Found", "p1"), BOB);
+    assert!(h
+        .host_actions()
+        .contains(&HostAction::Hangup(chan, Cause::USER_BUSY)));
+
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, _, two) = forked_call(&mut h);
+    h.recv(&reply(&two, 486, "Busy Here", "p2"), BOB2);
+    h.advance_to(40_000); // Timer B of the newest phone's INVITE
+    assert!(h
+        .host_actions()
+        .contains(&HostAction::Hangup(chan, Cause::USER_BUSY)));
+}
+
+/// The newest phone refused while the other rings: a hangup then cancels
+/// only the one still ringing, and nothing is left in the owner table but
+/// that cancelled INVITE.
+#[test]
+fn a_hangup_after_one_refusal_cancels_only_the_phone_still_ringing() {
+    let mut h = Harness::new(SIP_TOML);
+    let (chan, one, two) = forked_call(&mut h);
+    h.recv(&reply(&two, 180, "Ringing", "p2"), BOB2);
+    h.recv(&reply(&one, 480, "Temporarily Unavailable", "p1"), BOB);
+    assert!(h
+        .host_actions()
+        .iter()
+        .all(|a| !matches!(a, HostAction::Hangup(..))));
+    h.sent();
+    h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
+    let cancels: Vec<_> = h
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Cancel))
+        .collect();
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].0, addr(BOB2));
+    assert_eq!(cancels[0].1.headers.get(&HeaderName::Reason), None);
+    assert_eq!(h.ep.owners.len(), 1, "only the cancelled INVITE");
+}
