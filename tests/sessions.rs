@@ -250,7 +250,7 @@ fn options_says_only_what_works_and_an_unknown_require_gets_420() {
         "{msgs}"
     );
     assert!(
-        line("Allow-Events: dialog, presence, message-summary"),
+        line("Allow-Events: dialog, presence, message-summary, call-info"),
         "{msgs}"
     );
     assert!(msgs.contains("Supported: timer"), "{msgs}");

@@ -173,7 +173,7 @@ fn a_presence_fetch_gets_pidf_and_an_unknown_package_489() {
     let t = std::fs::read_to_string(&trace).unwrap_or_default();
     assert!(t.contains("SIP/2.0 489 Bad Event"), "{t}");
     assert!(
-        t.contains("Allow-Events: dialog, presence, message-summary"),
+        t.contains("Allow-Events: dialog, presence, message-summary, call-info"),
         "{t}"
     );
 }

@@ -20,6 +20,7 @@ pub fn specs() -> Vec<CommandSpec> {
         row("sip show settings", "Show SIP global settings", "Usage: sip show settings\n       Provides detailed list of the configuration of the SIP channel."),
         row("sip show channels", "List active SIP channels", "Usage: sip show channels\n       Lists all currently active SIP calls (dialogs)."),
         row("sip show subscriptions", "List active SIP subscriptions", "Usage: sip show subscriptions\n       Lists active SIP subscriptions for extension state (busy lamps)."),
+        row("sip show sharedlines", "List shared lines and their appearances", "Usage: sip show sharedlines\n       Lists every shared line (a peer with shared-appearances) and the state of each\n       appearance in use: alerting, progressing, active or held, with whom and on which channel."),
         row("sip show inuse", "List all inuse/limits", "Usage: sip show inuse [all]\n       List all SIP peers' calls in use and their call-limit."),
         row("sip show lag", "Show how late the SIP event loop runs", "Usage: sip show lag\n       Shows the worst lateness of the SIP event loop's timers in each of the last 60 seconds:\n       the time the loop spent on other work while a timer was due (a stall detector),\n       then how long received datagrams waited before they were handled (the input queue)."),
         row("sip show registry", "List SIP registration status", "Usage: sip show registry\n       Lists all registration requests and status."),
@@ -59,6 +60,17 @@ pub fn run(
         }
         ["sip", "show", "channels"] => show_channels(shared),
         ["sip", "show", "subscriptions"] => show_subscriptions(shared),
+        ["sip", "show", "sharedlines"] => {
+            let running = shared.running();
+            let mut lines: Vec<(String, u32)> = running
+                .peers
+                .values()
+                .filter(|p| p.shared_appearances > 0)
+                .map(|p| (p.name.clone(), p.shared_appearances))
+                .collect();
+            lines.sort();
+            Ok(crate::sca::render_sharedlines(&lines, &shared.lines))
+        }
         ["sip", "show", "banned"] => Ok(show_banned(shared)),
         ["sip", "unban", addr] => {
             let ip: std::net::IpAddr = addr

@@ -380,6 +380,9 @@ pub struct PeerConfig {
     /// default 1: a new one replaces the old); a call rings them all.
     #[serde(alias = "max_contacts")]
     pub max_contacts: Option<u32>,
+    /// A shared line (Shared Call Appearance): how many calls it holds at
+    /// once, each shown to its phones by `Event: call-info`; 0: not one.
+    pub shared_appearances: u32,
 }
 
 mod register;
@@ -494,6 +497,8 @@ pub struct Peer {
     pub vmexten: String,
     /// Contacts it may register at once.
     pub max_contacts: u32,
+    /// Appearances, when it is a shared line (0: it is not).
+    pub shared_appearances: u32,
 }
 
 /// The most contacts one peer may register (each is rung by every call to
@@ -698,6 +703,15 @@ impl SipConfig {
             if let Some(v) = &p.vmexten {
                 check_vmexten(v).map_err(|e| err(name, e))?;
             }
+            if p.shared_appearances > crate::sca::MAX_APPEARANCES {
+                return Err(err(
+                    name,
+                    format!(
+                        "shared-appearances must be 0 to {}",
+                        crate::sca::MAX_APPEARANCES
+                    ),
+                ));
+            }
             if p.max_contacts
                 .is_some_and(|n| !(1..=MAX_CONTACTS).contains(&n))
             {
@@ -760,6 +774,7 @@ impl SipConfig {
                     .clone()
                     .unwrap_or_else(|| self.general.vmexten.clone()),
                 max_contacts: p.max_contacts.unwrap_or(1),
+                shared_appearances: p.shared_appearances,
             });
         }
         Ok(out)

@@ -30,6 +30,7 @@ pub mod registrar;
 pub mod relay;
 pub mod rfc4733;
 pub mod rtp_ports;
+pub mod sca;
 pub mod session;
 pub mod shards;
 pub mod stamped;
@@ -116,6 +117,8 @@ pub struct Shared {
     pub in_use: Arc<inuse::InUse>,
     /// Peers' mailbox counts and message-summary subscriptions (`mwi.rs`).
     pub mwi: mwi::PeerMwi,
+    /// Shared lines' appearances in use (`sca`).
+    pub lines: sca::Lines,
     /// RTP packets relayed by native bridges since load.
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// RTCP packets relayed by native bridges since load.
@@ -356,6 +359,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         shards: shards::Shards::new(senders),
         in_use: Arc::new(inuse::InUse::default()),
         mwi: Default::default(),
+        lines: Default::default(),
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         lag: (0..threads)

@@ -88,6 +88,9 @@ pub enum ShardMsg {
     /// Another shard's transfer ends our call `chan` (a consultation call
     /// overtaken by a semi-attended transfer).
     End(ChannelId),
+    /// A shared line's appearances changed (`crate::sca`): this shard's
+    /// call-info subscribers of it are told.
+    LineChanged(String),
     /// The progress of a leg another shard watches for transfer `ticket`.
     Progress {
         /// The transfer.
@@ -292,6 +295,7 @@ impl Endpoint {
             }
             ShardMsg::Watch { chan, from, ticket } => self.refer_watch_for(chan, from, ticket),
             ShardMsg::End(chan) => self.end_anywhere(now, chan),
+            ShardMsg::LineChanged(line) => self.line_subscribers_flush(&line),
             ShardMsg::Progress {
                 ticket,
                 code,

@@ -286,13 +286,27 @@ impl Endpoint {
         if let Some(leg) = self.leg_media(chan) {
             self.media(MediaAction::Lend(leg, to, partner));
         }
+        self.unhold_for_new_partner(chan);
+    }
+
+    /// `chan` is bridged anew with a leg of another shard (whose far end's
+    /// hold we cannot see from here): if we held it for its old partner (a
+    /// shared line's member holding the call), it hears the new one now.
+    fn unhold_for_new_partner(&mut self, chan: ChannelId) {
+        if self.sessions.get(chan).is_some_and(|s| s.local_hold) {
+            let now = self.clock();
+            self.send_hold(now, chan, false);
+        }
     }
 
     /// Another shard lent us `leg`: relayed with our `partner`; when that
     /// leg is gone by now, the loan ends at once.
     pub(crate) fn bridge_borrowed(&mut self, leg: LegMedia, partner: ChannelId) {
         match self.leg_media(partner) {
-            Some(ours) => self.media(MediaAction::Bridge(ours, leg)),
+            Some(ours) => {
+                self.media(MediaAction::Bridge(ours, leg));
+                self.unhold_for_new_partner(partner);
+            }
             None => self.media(MediaAction::Unbridge(leg.chan)),
         }
     }
@@ -579,6 +593,18 @@ impl Endpoint {
             MediaAction::Bridge(la, lb)
         };
         self.media(action);
+        if a != b {
+            // A leg we put on hold for its old partner (a shared line's
+            // member holding it) is bridged with one that is not held: it
+            // hears its new partner, so we take it off hold.
+            let now = self.clock();
+            for (x, y) in [(a, b), (b, a)] {
+                let partner_held = self.sessions.get(y).is_some_and(|s| s.held);
+                if self.sessions.get(x).is_some_and(|s| s.local_hold) && !partner_held {
+                    self.send_hold(now, x, false);
+                }
+            }
+        }
         Ok(())
     }
 

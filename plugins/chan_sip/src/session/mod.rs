@@ -503,6 +503,9 @@ impl Endpoint {
             self.owners.remove(&tx);
         }
         self.media(MediaAction::Release(chan));
+        if s.peer.is_some() {
+            self.sca_release(chan, s.peer.as_deref());
+        }
         if let Some(p) = &s.peer {
             use crate::inuse::Mark;
             let uac = matches!(s.role, Role::Uac { .. });
@@ -540,6 +543,17 @@ impl Endpoint {
         if std::mem::replace(flag, on) == on {
             return;
         }
+        if mark == Mark::Held {
+            // A shared line's appearance shows its member's hold.
+            let state = match on {
+                true => crate::sca::ApState::Held,
+                false => crate::sca::ApState::Active,
+            };
+            self.sca_state(chan, state);
+        }
+        let Some(s) = self.sessions.get(chan) else {
+            return;
+        };
         if let Some(peer) = s.peer.clone() {
             self.shared.in_use.mark(&peer, mark, on);
             self.device_update(&peer);

@@ -218,8 +218,32 @@ impl Endpoint {
             escape_user(caller)
         };
         let display = caller_name.replace('\\', "\\\\").replace('"', "\\\"");
+        // A call to a shared line takes one of its appearances, showing
+        // the caller (crate::sca); a line with none free is busy.
+        let caller_uri = format!("<sip:{from_user}@{}>", self.shared.bound.ip());
+        let caller_addr = match display.is_empty() {
+            true => caller_uri,
+            false => format!("\"{display}\" {caller_uri}"),
+        };
+        let appearance = match self.sca_seize_for_call(chan, caller_addr) {
+            Ok(a) => a,
+            Err(cause) => {
+                self.take_session(chan);
+                return Err(cause);
+            }
+        };
         let local = self.local_media(&codecs, ports, origin, SdpDirection::SendRecv);
         let mut inv = self.new_request(Method::Invite, ruri, &from_user, transport);
+        if let (Some(i), Some(line)) = (
+            appearance,
+            self.sessions.get(chan).and_then(|s| s.peer.clone()),
+        ) {
+            let uri = self.line_uri(&line);
+            inv.push(
+                HeaderName::CallInfo,
+                format!("<{uri}>;appearance-index={i}"),
+            );
+        }
         if !display.is_empty() {
             if let Some(from) = inv.headers.get(&HeaderName::From).map(str::to_string) {
                 inv.headers
@@ -475,6 +499,7 @@ impl Endpoint {
             }
         }
         self.mark_leg(chan, crate::inuse::Mark::Ringing, false);
+        self.sca_state(chan, crate::sca::ApState::Active);
         // The early dialogs go: the answering fork's is replaced by the
         // confirmed one, the others' branches were cancelled by the proxy.
         for fork in self.sessions.take_forks(chan) {

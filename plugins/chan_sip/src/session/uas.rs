@@ -318,6 +318,12 @@ impl Endpoint {
             },
             count,
         );
+        // A shared line's member taking a held call over (seed 003), or
+        // calling out on the line.
+        if let Some(index) = self.sca_pickup_of(info.id, msg) {
+            return self.sca_pickup(now, env, info.id, index);
+        }
+        self.sca_member_call(info.id, msg);
         if let Some(r) = &replaces {
             // No dialplan: the call takes another's place once found.
             return self.invite_replaces(now, env, info.id, r);
@@ -472,6 +478,7 @@ impl Endpoint {
             ok.set_body("application/sdp", sd.to_bytes());
         }
         self.send_response(now, tx, ok);
+        self.sca_state(chan, crate::sca::ApState::Active);
         // The early dialog of our 1xx becomes the confirmed one; without a
         // 1xx before, the dialog starts here.
         self.uas_early_dialog(chan);

@@ -114,7 +114,7 @@ fn options_lists_what_we_allow_and_support() {
     );
     assert_eq!(
         r.headers.get(&HeaderName::AllowEvents),
-        Some("dialog, presence, message-summary")
+        Some("dialog, presence, message-summary, call-info")
     );
 }
 

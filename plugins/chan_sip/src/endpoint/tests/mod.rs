@@ -95,6 +95,7 @@ fn shared_over(sip_toml: &str, shards: usize) -> Arc<Shared> {
         shards: crate::shards::Shards::new(senders),
         in_use: Default::default(),
         mwi: Default::default(),
+        lines: Default::default(),
         rtp_relayed: Default::default(),
         rtcp_relayed: Default::default(),
         lag: (0..shards)
@@ -665,6 +666,7 @@ mod liveness;
 mod refer;
 mod registrations;
 mod replaces;
+mod sca;
 mod shards;
 mod subscribe;
 mod third_party;

@@ -389,7 +389,7 @@ fn refusals_say_why() {
     assert_eq!(r.code(), Some(489));
     assert_eq!(
         header(&r, HeaderName::AllowEvents),
-        "dialog, presence, message-summary"
+        "dialog, presence, message-summary, call-info"
     );
     let r = refused(&mut h, "6001", "", 2);
     assert_eq!(r.code(), Some(489), "no Event");

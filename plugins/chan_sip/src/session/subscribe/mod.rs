@@ -248,6 +248,18 @@ impl Endpoint {
         drop(running);
         let key = self.subscriptions.next;
         let (watch, first) = match package {
+            Package::CallInfo => {
+                // A shared line's phones watch their own line: the
+                // Request-URI names it, and the subscriber is it.
+                if self.shared_line(Some(&exten)).is_none() {
+                    return self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
+                }
+                if user != exten {
+                    let status = (403, "Forbidden (not a member of the line)");
+                    return self.respond(now, tx, msg, source, status, &[]);
+                }
+                (None, Source::Line)
+            }
             Package::MessageSummary => {
                 let Some(boxes) = &mailbox else {
                     let status = (404, "Not Found (no mailbox)");
@@ -257,14 +269,14 @@ impl Endpoint {
                 let Some((w, counts)) = env.mwi_watch(boxes, target) else {
                     return self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
                 };
-                (Watch::Mailbox(w), Source::Mailbox(counts))
+                (Some(Watch::Mailbox(w)), Source::Mailbox(counts))
             }
             _ => {
                 let Some((w, state)) = env.hint_watch(&context, &exten, key) else {
                     log::debug!("SUBSCRIBE from {source} to {exten}@{context}: no such hint");
                     return self.respond(now, tx, msg, source, (404, "Not Found"), &[]);
                 };
-                (Watch::Hint(w), Source::Hint(state))
+                (Some(Watch::Hint(w)), Source::Hint(state))
             }
         };
         self.subscriptions.next += 1;
@@ -274,7 +286,9 @@ impl Endpoint {
         let dialog = match sirius_sip::dialog::Dialog::from_uas(msg, &tag, &contact, 0) {
             Ok(d) => d,
             Err(e) => {
-                self.unwatch(watch);
+                if let Some(w) = watch {
+                    self.unwatch(w);
+                }
                 log::info!("SUBSCRIBE from {source}: no dialog can be made ({e})");
                 return self.respond(now, tx, msg, source, (400, "Bad Request"), &[]);
             }
@@ -306,7 +320,7 @@ impl Endpoint {
             exten,
             context,
             entity: entity(msg),
-            watch: Some(watch),
+            watch,
             source: first,
             mailbox,
             account,
@@ -485,6 +499,22 @@ impl Endpoint {
         now != sub.mailbox.as_ref()
     }
 
+    /// Shared line `line` changed: its call-info subscribers on this shard
+    /// are told the new `Call-Info`.
+    pub(crate) fn line_subscribers_flush(&mut self, line: &str) {
+        let now = self.clock();
+        let keys: Vec<u64> = self
+            .subscriptions
+            .subs
+            .iter()
+            .filter(|(_, s)| s.package == Package::CallInfo && s.exten == line)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.sub_flush(now, key);
+        }
+    }
+
     /// Ends a watch of the core's.
     fn unwatch(&mut self, w: Watch) {
         self.host(match w {
@@ -517,9 +547,18 @@ impl Endpoint {
         if sub.in_flight || sub.final_sent {
             return;
         }
-        let shown = sub.package.shown(sub.source);
+        let shown = match sub.source {
+            Source::Line => {
+                let uri = self.line_uri(&sub.exten);
+                package::Shown::CallInfo(self.shared.lines.call_info(&sub.exten, &uri))
+            }
+            source => sub.package.shown(source),
+        };
+        let Some(sub) = self.subscriptions.subs.get(&key) else {
+            return;
+        };
         let last = sub.ending.is_some();
-        if !last && !sub.force && sub.sent == Some(shown) {
+        if !last && !sub.force && sub.sent.as_ref() == Some(&shown) {
             return;
         }
         let state = match sub.ending {
@@ -530,7 +569,13 @@ impl Endpoint {
                 expires: sub.expires.saturating_duration_since(now.mono).as_secs() as u32,
             },
         };
-        let body = body(shown, &sub.entity, &sub.exten, sub.version, &sub.account);
+        let body = body(
+            shown.clone(),
+            &sub.entity,
+            &sub.exten,
+            sub.version,
+            &sub.account,
+        );
         let (package, event) = (sub.package, sub.event.clone());
         let (dialog, dest, transport) = (sub.dialog.clone(), sub.dest, sub.transport);
         let via = self.via(transport);
@@ -540,7 +585,13 @@ impl Endpoint {
         let mut req = d.request(Method::Notify, &via, None);
         req.push(HeaderName::Event, event);
         req.push(HeaderName::SubscriptionState, state.to_string());
-        req.set_body(package.content_type(), body.into_bytes());
+        match &shown {
+            // A call-info NOTIFY says it all in its Call-Info header.
+            package::Shown::CallInfo(v) => {
+                req.push(HeaderName::CallInfo, v);
+            }
+            _ => req.set_body(package.content_type(), body.into_bytes()),
+        }
         let hop = self.route_hop(&req).unwrap_or(dest);
         let sent = self.send_client(req, hop, transport, SubNotify { key }, now.mono);
         let Some(sub) = self.subscriptions.subs.get_mut(&key) else {

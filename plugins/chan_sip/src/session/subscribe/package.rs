@@ -10,7 +10,7 @@ use sirius_sip::mwi::{self, Counts};
 use sirius_sip::pidf::{self, Presence};
 
 /// The event packages we notify, as `Allow-Events` lists them.
-pub(crate) const PACKAGES: &str = "dialog, presence, message-summary";
+pub(crate) const PACKAGES: &str = "dialog, presence, message-summary, call-info";
 
 /// An event package we notify, and its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,9 @@ pub(super) enum Package {
     Presence,
     /// `Event: message-summary`, `application/simple-message-summary`.
     MessageSummary,
+    /// `Event: call-info` (a shared line's appearances, in a `Call-Info`
+    /// header; no body).
+    CallInfo,
 }
 
 /// What a subscription watches, as last heard from the core.
@@ -30,14 +33,19 @@ pub(super) enum Source {
     Hint(i32),
     /// A peer's mailboxes' summed counts.
     Mailbox(Counts),
+    /// A shared line's appearances (read from `crate::sca::Lines` when a
+    /// NOTIFY is due).
+    Line,
 }
 
 /// What a NOTIFY showed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Shown {
     Lamp(Lamp),
     Presence(Presence),
     Mwi(Counts),
+    /// The `Call-Info` value.
+    CallInfo(String),
 }
 
 impl Package {
@@ -49,6 +57,7 @@ impl Package {
             "dialog" => Some(Package::Dialog),
             "presence" => Some(Package::Presence),
             "message-summary" => Some(Package::MessageSummary),
+            "call-info" => Some(Package::CallInfo),
             _ => None,
         }
     }
@@ -59,6 +68,7 @@ impl Package {
             Package::Dialog => "dialog",
             Package::Presence => "presence",
             Package::MessageSummary => "message-summary",
+            Package::CallInfo => "call-info",
         }
     }
 
@@ -68,6 +78,8 @@ impl Package {
             Package::Dialog => dialog_info::CONTENT_TYPE,
             Package::Presence => pidf::CONTENT_TYPE,
             Package::MessageSummary => mwi::CONTENT_TYPE,
+            // No body: what any Accept takes.
+            Package::CallInfo => "*/*",
         }
     }
 
@@ -77,6 +89,7 @@ impl Package {
             Package::Dialog => "dialog-info+xml",
             Package::Presence => "pidf+xml",
             Package::MessageSummary => "mwi",
+            Package::CallInfo => "call-info",
         }
     }
 
@@ -92,6 +105,9 @@ impl Package {
             // A hint state for a mailbox subscription cannot come (each
             // watch reports its own kind); shown as no messages.
             (Package::MessageSummary, Source::Hint(_)) => Shown::Mwi(Counts::default()),
+            // A line is rendered by the subscription (it reads the line);
+            // these pairs do not occur.
+            (_, Source::Line) | (Package::CallInfo, _) => Shown::CallInfo(String::new()),
         }
     }
 }
@@ -104,6 +120,7 @@ pub(super) fn body(shown: Shown, entity: &str, exten: &str, version: u32, accoun
         Shown::Lamp(lamp) => dialog_info::body(entity, exten, version, lamp),
         Shown::Presence(p) => pidf::body(entity, exten, p),
         Shown::Mwi(c) => mwi::body(account, c),
+        Shown::CallInfo(_) => String::new(),
     }
 }
 
@@ -111,6 +128,9 @@ pub(super) fn body(shown: Shown, entity: &str, exten: &str, version: u32, accoun
 /// package's default, RFC 4235 §4.1, RFC 3856 §6.6, RFC 3842 §4.1), or one
 /// listing its type or a wildcard.
 pub(super) fn accepts(msg: &Message, package: Package) -> bool {
+    if package == Package::CallInfo {
+        return true; // its NOTIFYs carry no body
+    }
     let mut types = msg
         .headers
         .values(&HeaderName::Accept)

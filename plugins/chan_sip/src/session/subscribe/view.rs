@@ -27,6 +27,7 @@ impl Endpoint {
                         "<none>".to_string(),
                     ),
                     (_, Source::Mailbox(_)) => ("--".into(), "<none>", "<none>".into()),
+                    (_, Source::Line) => (s.exten.clone(), "<none>", "<none>".into()),
                 };
                 let row = format!(
                     "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {:06}\n",

@@ -1,0 +1,239 @@
+//! Shared Call Appearance (seed 003, crate::sca): a line's phones subscribe
+//! to call-info and see each call's appearance; a call to the line carries
+//! its appearance index; another phone takes a held call over.
+
+use super::*;
+
+/// The line's phones: one at BOB, one here.
+const PHONE2: &str = "127.0.0.1:5068";
+
+const TOML: &str = r#"
+[general]
+udpbindaddr = "127.0.0.1:5060"
+
+[peers.alice]
+host = "127.0.0.1"
+port = 5062
+context = "phones"
+
+[peers.line]
+host = "127.0.0.1"
+port = 5064
+context = "phones"
+shared-appearances = 2
+"#;
+
+/// The line's phone at `from` subscribes to its call-info: the 200, the
+/// first NOTIFY (answered).
+fn subscribed(h: &mut Harness, from: &str) -> (Message, Message) {
+    h.recv(
+        &parse(&format!(
+            "SUBSCRIBE sip:line@127.0.0.1:5060 SIP/2.0\n\
+             Via: SIP/2.0/UDP {from};branch=z9hG4bK-ci-{from}\n\
+             Max-Forwards: 70\n\
+             From: <sip:line@127.0.0.1>;tag=ci\n\
+             To: <sip:line@127.0.0.1>\n\
+             Call-ID: ci-{from}\n\
+             CSeq: 32099 SUBSCRIBE\n\
+             Contact: <sip:line@{from}>\n\
+             Expires: 3600\n\
+             Event: call-info\n\
+             Content-Length: 0\n\n"
+        )),
+        from,
+    );
+    let sent = h.sent();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    let (ok, n) = (sent[0].1.clone(), sent[1].1.clone());
+    h.recv(&reply(&n, 200, "OK", "ci"), from);
+    (ok, n)
+}
+
+/// The NOTIFYs sent since the last look, each answered: their Call-Info.
+fn call_infos(h: &mut Harness, to: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (dest, m) in h.sent() {
+        if dest == addr(to) && m.method() == Some(&Method::Notify) {
+            out.push(
+                m.headers
+                    .get(&HeaderName::CallInfo)
+                    .unwrap_or("")
+                    .to_string(),
+            );
+            h.recv(&reply(&m, 200, "OK", "ci"), to);
+        }
+    }
+    out
+}
+
+const IDLE: &str = "<sip:line@127.0.0.1>;appearance-index=*;appearance-state=idle";
+
+/// A call to the line rings its phone with `Call-Info: …;appearance-index=1`
+/// and shows alerting with the caller; the answer shows active, the
+/// phone's hold held; the other phone's INVITE naming appearance 1 (From
+/// and To the line, no user in the Request-URI) takes the call over: the
+/// core puts it in the held call's place, the appearance is active again,
+/// and the old phone's leg ending does not free it; the new leg's end does.
+#[test]
+fn the_seed_003_story() {
+    let mut h = Harness::new(TOML);
+    let (ok, n) = subscribed(&mut h, PHONE2);
+    assert_eq!(ok.code(), Some(200));
+    assert_eq!(n.headers.get(&HeaderName::Event), Some("call-info"));
+    assert_eq!(n.headers.get(&HeaderName::CallInfo), Some(IDLE));
+    assert_eq!(
+        n.headers.get(&HeaderName::SubscriptionState),
+        Some("active;expires=3600")
+    );
+    assert!(n.body.is_empty());
+    assert_eq!(n.headers.get(&HeaderName::ContentType), None);
+
+    // Alice calls the line (Dial): its phone rings with the appearance.
+    let chan = ChannelId(100);
+    h.input(Input::NewOutbound(OutboundSetup {
+        chan,
+        dest: addr(BOB),
+        transport: Transport::Udp,
+        ruri: format!("sip:line@{BOB}"),
+        peer: Some("line".into()),
+        name: "SIP/line-00000064".into(),
+        codecs: vec![Codec::PCMU],
+        caller: "100".into(),
+        caller_name: "Alice".into(),
+        requestor: None,
+        referred_by: None,
+        forks: Vec::new(),
+    }));
+    h.input(Input::Place(chan));
+    let sent = h.sent();
+    let invite = sent
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(
+        invite.headers.get(&HeaderName::CallInfo),
+        Some("<sip:line@127.0.0.1>;appearance-index=1")
+    );
+    let notify = sent
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Notify))
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(
+        notify.headers.get(&HeaderName::CallInfo),
+        Some(
+            "<sip:line@127.0.0.1>;appearance-index=1;appearance-state=alerting;\
+             appearance-uri=\"\\\"Alice\\\" <sip:100@127.0.0.1>\",\
+             <sip:line@127.0.0.1>;appearance-index=*;appearance-state=idle"
+        )
+    );
+    h.recv(&reply(&notify, 200, "OK", "ci"), PHONE2);
+    let mut answer = reply(&invite, 200, "OK", "p1");
+    answer.push(HeaderName::Contact, format!("<sip:line@{BOB}>"));
+    answer.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&answer, BOB);
+    let active = call_infos(&mut h, PHONE2);
+    assert_eq!(active.len(), 1);
+    assert!(
+        active[0].starts_with("<sip:line@127.0.0.1>;appearance-index=1;appearance-state=active;")
+    );
+
+    // The phone holds.
+    let mut hold = parse(&format!(
+        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKhold\n\
+         From: <sip:line@{BOB}>;tag=p1\n\
+         To: {}\n\
+         Call-ID: {}\n\
+         CSeq: 2 INVITE\n\
+         Contact: <sip:line@{BOB}>\n\
+         Content-Length: 0\n\n",
+        invite.headers.get(&HeaderName::From).unwrap(),
+        invite.headers.get(&HeaderName::CallId).unwrap(),
+    ));
+    hold.set_body("application/sdp", sdp(41_000, "sendonly"));
+    h.recv(&hold, BOB);
+    let held = call_infos(&mut h, PHONE2);
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(
+        held[0].contains("appearance-index=1;appearance-state=held;"),
+        "{held:?}"
+    );
+
+    // The other phone takes it over (seed step 5).
+    let mut pickup = parse(&format!(
+        "INVITE sip:127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bKpick\n\
+         From: <sip:line@127.0.0.1>;tag=d7e0\n\
+         To: <sip:line@127.0.0.1>\n\
+         Call-ID: pickup-1\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:line@{PHONE2}>\n\
+         Call-Info: <sip:127.0.0.1:5060>;appearance-index=1\n\
+         Content-Length: 0\n\n"
+    ));
+    pickup.set_body("application/sdp", sdp(43_000, "sendrecv"));
+    h.recv(&pickup, PHONE2);
+    let (what, old, taker) = *h.env.replaced.last().expect("the core asked to replace");
+    assert_eq!((what, old), ("replace", chan));
+    assert!(!h.env.started.contains(&taker), "no dialplan for the taker");
+    let active = call_infos(&mut h, PHONE2);
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert!(active[0].contains("appearance-index=1;appearance-state=active;"));
+    // The core hangs the old phone's leg up: the appearance stays.
+    h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
+    assert!(call_infos(&mut h, PHONE2).is_empty());
+    // The new leg ends: idle.
+    h.input(Input::Hangup(taker, Cause::NORMAL_CLEARING));
+    assert_eq!(call_infos(&mut h, PHONE2), [IDLE]);
+}
+
+/// A line with both appearances in use refuses a third call (busy); a
+/// phone not of the line cannot watch it (403), nor anybody a peer that is
+/// not a shared line (404).
+#[test]
+fn a_full_line_is_busy_and_only_its_phones_watch_it() {
+    let mut h = Harness::new(TOML);
+    for n in 1..=3u64 {
+        let chan = ChannelId(100 + n);
+        h.input(Input::NewOutbound(OutboundSetup {
+            chan,
+            dest: addr(BOB),
+            transport: Transport::Udp,
+            ruri: format!("sip:line@{BOB}"),
+            peer: Some("line".into()),
+            name: format!("SIP/line-{n}"),
+            codecs: vec![Codec::PCMU],
+            caller: "100".into(),
+            caller_name: String::new(),
+            requestor: None,
+            referred_by: None,
+            forks: Vec::new(),
+        }));
+        h.input(Input::Place(chan));
+    }
+    assert!(h
+        .host_actions()
+        .contains(&HostAction::Hangup(ChannelId(103), Cause::USER_BUSY)));
+    let sub = |user: &str, target: &str| {
+        parse(&format!(
+            "SUBSCRIBE sip:{target}@127.0.0.1:5060 SIP/2.0\n\
+             Via: SIP/2.0/UDP {ALICE};branch=z9hG4bK-ci-{user}-{target}\n\
+             From: <sip:{user}@127.0.0.1>;tag=x\n\
+             To: <sip:{target}@127.0.0.1>\n\
+             Call-ID: ci-{user}-{target}\n\
+             CSeq: 1 SUBSCRIBE\n\
+             Contact: <sip:{user}@{ALICE}>\n\
+             Event: call-info\n\
+             Content-Length: 0\n\n"
+        ))
+    };
+    h.sent();
+    h.recv(&sub("alice", "line"), ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(403));
+    h.recv(&sub("alice", "alice"), ALICE);
+    assert_eq!(h.expect_one(ALICE).code(), Some(404));
+}

@@ -1,0 +1,208 @@
+//! Where the sessions move a shared line's appearances (see the module's
+//! diagram): a call to the line seizes one when placed and shows the caller
+//! alerting, the answer makes it active, the member's hold held, the end
+//! frees it; a member's own call seizes the index its INVITE names (or the
+//! lowest free). Every change is told to the line's call-info subscribers,
+//! on every shard.
+
+use super::{ApState, Appearance};
+use crate::endpoint::{Endpoint, Output, ShardMsg};
+use sirius_abi::{Cause, ChannelId};
+use sirius_sip::message::Message;
+
+impl Endpoint {
+    /// The shared line a peer is, and its number of appearances; `None`
+    /// for a peer that is not one.
+    pub(crate) fn shared_line(&self, peer: Option<&str>) -> Option<(String, u32)> {
+        let peer = peer?;
+        let running = self.shared.running();
+        let p = running.peers.get(peer)?;
+        (p.shared_appearances > 0).then(|| (p.name.clone(), p.shared_appearances))
+    }
+
+    /// The URI a `Call-Info` names line `line` by: the line at our address
+    /// (the seed's `<sip:osas_shared@192.168.2.2>`).
+    pub(crate) fn line_uri(&self, line: &str) -> String {
+        format!("sip:{line}@{}", self.shared.bound.ip())
+    }
+
+    /// Line `line` changed: its call-info subscribers here are told, and
+    /// every other shard tells its own.
+    pub(crate) fn line_changed(&mut self, line: &str) {
+        self.line_subscribers_flush(line);
+        for k in (0..self.home.count).filter(|k| *k != self.home.index) {
+            let msg = ShardMsg::LineChanged(line.to_string());
+            self.out.push_back(Output::Shard(k, msg));
+        }
+    }
+
+    /// A call to shared line `chan`'s peer is being placed: it takes an
+    /// appearance, alerting, showing `caller` (a name-addr); the index its
+    /// INVITEs carry in `Call-Info`. `Ok(None)`: not a shared line. A line
+    /// with every appearance in use is busy.
+    pub(crate) fn sca_seize_for_call(
+        &mut self,
+        chan: ChannelId,
+        caller: String,
+    ) -> Result<Option<u32>, Cause> {
+        let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
+        let Some((line, max)) = self.shared_line(peer.as_deref()) else {
+            return Ok(None);
+        };
+        let ap = Appearance {
+            state: ApState::Alerting,
+            uri: Some(caller),
+            chan,
+            shard: self.home.index,
+            name: self.sessions.name(chan),
+        };
+        match self.shared.lines.seize(&line, max, None, ap) {
+            Ok(i) => {
+                self.line_changed(&line);
+                Ok(Some(i))
+            }
+            Err(e) => {
+                log::info!("Call to shared line '{line}' refused: {e}");
+                Err(Cause::USER_BUSY)
+            }
+        }
+    }
+
+    /// A member of a shared line calls out (`invite`, its session `chan`):
+    /// it takes the appearance its `Call-Info` names if free (else the
+    /// lowest free one), progressing, showing whom it calls. A line with
+    /// every appearance in use still lets the call through, unshown.
+    pub(crate) fn sca_member_call(&mut self, chan: ChannelId, invite: &Message) {
+        let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
+        let Some((line, max)) = self.shared_line(peer.as_deref()) else {
+            return;
+        };
+        let callee = invite
+            .headers
+            .get(&sirius_sip::message::HeaderName::To)
+            .and_then(|t| sirius_sip::message::NameAddr::parse(t).ok())
+            .map(|n| format!("<{}>", n.uri));
+        let ap = Appearance {
+            state: ApState::Progressing,
+            uri: callee,
+            chan,
+            shard: self.home.index,
+            name: self.sessions.name(chan),
+        };
+        let wanted = super::appearance_index(invite);
+        match self.shared.lines.seize(&line, max, wanted, ap) {
+            Ok(_) => self.line_changed(&line),
+            Err(e) => log::info!("Call from shared line '{line}' not shown: {e}"),
+        }
+    }
+
+    /// `chan`'s appearance (if it holds one) is in `state` now.
+    pub(crate) fn sca_state(&mut self, chan: ChannelId, state: ApState) {
+        let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
+        let Some((line, _)) = self.shared_line(peer.as_deref()) else {
+            return;
+        };
+        if self.shared.lines.set_state(&line, chan, state) {
+            log::info!(
+                "shared line '{line}': {}'s appearance is {}",
+                self.sessions.name(chan),
+                state.as_str()
+            );
+            self.line_changed(&line);
+        }
+    }
+
+    /// `chan`'s call (with `peer`) ended: its appearance is free.
+    pub(crate) fn sca_release(&mut self, chan: ChannelId, peer: Option<&str>) {
+        let Some((line, _)) = self.shared_line(peer) else {
+            return;
+        };
+        if self.shared.lines.release(&line, chan) {
+            self.line_changed(&line);
+        }
+    }
+}
+
+impl Endpoint {
+    /// Whether `invite` (its session `chan` made) is a member of a shared
+    /// line taking a held call over (seed 003 step 5): From and To both
+    /// the line (the subscriber's own line), no To tag, and a `Call-Info`
+    /// naming an appearance that is held. The Request-URI is not read: it
+    /// differs by phone (the line, or the server without a user).
+    pub(crate) fn sca_pickup_of(&self, chan: ChannelId, invite: &Message) -> Option<u32> {
+        let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
+        let (line, _) = self.shared_line(peer.as_deref())?;
+        let user = |h: Option<sirius_sip::message::NameAddrRef<'_>>| {
+            h.and_then(|n| sirius_sip::message::Uri::parse(n.uri).ok())
+                .and_then(|u| u.user)
+        };
+        let to = invite.to_ref();
+        if to.as_ref().is_some_and(|t| t.tag().is_some()) {
+            return None;
+        }
+        let (from_user, to_user) = (user(invite.from_ref()), user(to));
+        if from_user.as_deref() != Some(line.as_str()) || to_user.as_deref() != Some(line.as_str())
+        {
+            return None;
+        }
+        let index = super::appearance_index(invite)?;
+        let held = self.shared.lines.get(&line, index)?;
+        (held.state == ApState::Held).then_some(index)
+    }
+
+    /// The member's new call `chan` takes appearance `index` over: the
+    /// core puts it in the held call's place (answered; the old member's
+    /// leg is hung up, its BYE sent), the appearance is the new leg's and
+    /// active. Refused (the call went or was taken meanwhile): 481.
+    pub(crate) fn sca_pickup(
+        &mut self,
+        now: crate::endpoint::Now,
+        env: &mut dyn crate::endpoint::Env,
+        chan: ChannelId,
+        index: u32,
+    ) {
+        let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
+        let Some((line, _)) = self.shared_line(peer.as_deref()) else {
+            return;
+        };
+        let Some(before) = self.shared.lines.get(&line, index) else {
+            return self.refuse_pickup(now, chan);
+        };
+        let old = before.chan;
+        let name = self.sessions.name(chan);
+        if !self
+            .shared
+            .lines
+            .take_over(&line, index, (chan, &name), self.home.index)
+        {
+            return self.refuse_pickup(now, chan);
+        }
+        sirius_abi::verbose!(
+            3,
+            "    -- {} takes appearance {index} of '{line}' over from {}",
+            self.sessions.name(chan),
+            before.name
+        );
+        match env.replace(old, chan) {
+            Ok(()) => self.line_changed(&line),
+            Err(cause) => {
+                log::info!("taking appearance {index} of '{line}' over failed: {cause:?}");
+                // The appearance goes back to the held call.
+                self.shared.lines.take_over_back(&line, index, before);
+                self.refuse_pickup(now, chan);
+            }
+        }
+    }
+
+    fn refuse_pickup(&mut self, now: crate::endpoint::Now, chan: ChannelId) {
+        if let Some((tx, r)) = self.uas_response(chan, 481, "Call/Transaction Does Not Exist") {
+            self.send_response(now, tx, r);
+        }
+        if self.take_session(chan).is_some() {
+            self.host(crate::endpoint::HostAction::Hangup(
+                chan,
+                Cause::INVALID_CALL_REFERENCE,
+            ));
+        }
+    }
+}

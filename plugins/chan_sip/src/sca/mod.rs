@@ -1,0 +1,396 @@
+//! Shared Call Appearance (seed 003; BroadWorks' call-info, as Kamailio's
+//! `sca` and OpenSIPS' `b2b_sca` serve it: docs/plans/sca-reference.md): a
+//! shared line is a peer with `shared-appearances = N` whose phones all
+//! register as the line (`max-contacts`); each call on the line holds one of
+//! its N appearances, and every phone subscribed to `Event: call-info` is
+//! told each appearance's state in a `Call-Info` header.
+//!
+//! ```text
+//!            inbound call to the line (Dial)      a member's own call
+//!   idle ──────────────▶ alerting            idle ──▶ progressing
+//!                          │ a phone answers            │ answered
+//!                          ▼                            ▼
+//!                        active ◀──── unhold ─── held  active
+//!                          │ ── hold (its phone) ──▶ ▲
+//!                          │                         │ another member's INVITE
+//!                          │                         │ with Call-Info index N:
+//!                          ▼                         │ takes the call over (active)
+//!   the call ends ───────▶ idle (the appearance is free again)
+//! ```
+//!
+//! One owner for the line state: [`Lines`], in the module's shared state (a
+//! line's calls may be on any shard); a change is told to every shard, whose
+//! call-info subscriptions of that line send the new `Call-Info`.
+
+use parking_lot::Mutex;
+use sirius_abi::ChannelId;
+use std::collections::{BTreeMap, HashMap};
+
+mod hooks;
+
+/// The most appearances a line may have.
+pub const MAX_APPEARANCES: u32 = 32;
+
+/// An appearance's state, as `appearance-state` names it (idle is an
+/// appearance no call holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApState {
+    /// A member's own call is being set up.
+    Progressing,
+    /// A call to the line rings its phones.
+    Alerting,
+    /// A member is on the call.
+    Active,
+    /// The member holding it put it on hold: another member may take it.
+    Held,
+}
+
+impl ApState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApState::Progressing => "progressing",
+            ApState::Alerting => "alerting",
+            ApState::Active => "active",
+            ApState::Held => "held",
+        }
+    }
+}
+
+/// One appearance in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appearance {
+    /// Its state.
+    pub state: ApState,
+    /// The other party, as `appearance-uri` shows it (a name-addr).
+    pub uri: Option<String>,
+    /// The member-side leg of the call holding it (the one answering for
+    /// the line).
+    pub chan: ChannelId,
+    /// The shard that leg lives on.
+    pub shard: usize,
+    /// That leg's channel name (`sip show sharedlines`).
+    pub name: String,
+}
+
+/// No appearance of the line is free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every appearance of the line is in use")]
+pub struct LineFull;
+
+/// Every shared line's appearances in use, by line and index.
+#[derive(Debug, Default)]
+pub struct Lines {
+    inner: Mutex<HashMap<String, BTreeMap<u32, Appearance>>>,
+}
+
+impl Lines {
+    /// Takes an appearance of `line` (of `max`) for `chan`: `wanted` when
+    /// it is free and within the line, else the lowest free one.
+    pub fn seize(
+        &self,
+        line: &str,
+        max: u32,
+        wanted: Option<u32>,
+        ap: Appearance,
+    ) -> Result<u32, LineFull> {
+        let mut inner = self.inner.lock();
+        let apps = inner.entry(line.to_string()).or_default();
+        let free = |i: &u32| !apps.contains_key(i);
+        let index = wanted
+            .filter(|i| (1..=max).contains(i) && free(i))
+            .or_else(|| (1..=max).find(free))
+            .ok_or(LineFull)?;
+        apps.insert(index, ap);
+        Ok(index)
+    }
+
+    /// The index `chan` holds on `line`.
+    pub fn index_of(&self, line: &str, chan: ChannelId) -> Option<u32> {
+        let inner = self.inner.lock();
+        inner
+            .get(line)?
+            .iter()
+            .find(|(_, a)| a.chan == chan)
+            .map(|(i, _)| *i)
+    }
+
+    /// Appearance `index` of `line`.
+    pub fn get(&self, line: &str, index: u32) -> Option<Appearance> {
+        self.inner.lock().get(line)?.get(&index).cloned()
+    }
+
+    /// `chan`'s appearance is in `state` now; whether that changed it.
+    pub fn set_state(&self, line: &str, chan: ChannelId, state: ApState) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(a) = inner
+            .get_mut(line)
+            .and_then(|apps| apps.values_mut().find(|a| a.chan == chan))
+        else {
+            return false;
+        };
+        std::mem::replace(&mut a.state, state) != state
+    }
+
+    /// Appearance `index` passes to `chan` (of `shard`), active: another
+    /// member took the held call over. False when it is not held.
+    pub fn take_over(
+        &self,
+        line: &str,
+        index: u32,
+        (chan, name): (ChannelId, &str),
+        shard: usize,
+    ) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) else {
+            return false;
+        };
+        if a.state != ApState::Held {
+            return false;
+        }
+        a.state = ApState::Active;
+        a.chan = chan;
+        a.name = name.to_string();
+        a.shard = shard;
+        true
+    }
+
+    /// A takeover failed: appearance `index` is `chan`'s again, held.
+    pub fn take_over_back(&self, line: &str, index: u32, old: Appearance) {
+        let mut inner = self.inner.lock();
+        if let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) {
+            *a = old;
+        }
+    }
+
+    /// `chan`'s call ended: its appearance is free; whether it held one.
+    pub fn release(&self, line: &str, chan: ChannelId) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(apps) = inner.get_mut(line) else {
+            return false;
+        };
+        let before = apps.len();
+        apps.retain(|_, a| a.chan != chan);
+        let changed = apps.len() != before;
+        if apps.is_empty() {
+            inner.remove(line);
+        }
+        changed
+    }
+
+    /// Every line's appearances in use (`sip show sharedlines`).
+    pub fn snapshot(&self) -> Vec<(String, Vec<(u32, Appearance)>)> {
+        let inner = self.inner.lock();
+        let mut v: Vec<(String, Vec<(u32, Appearance)>)> = inner
+            .iter()
+            .map(|(l, apps)| {
+                let list = apps.iter().map(|(i, a)| (*i, a.clone())).collect();
+                (l.clone(), list)
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The `Call-Info` value a call-info NOTIFY carries for `line`
+    /// (`line_uri` names it): each appearance in use by index, then every
+    /// other one idle (`appearance-index=*`), as Kamailio's `sca` and the
+    /// seed's presence server write it.
+    pub fn call_info(&self, line: &str, line_uri: &str) -> String {
+        let inner = self.inner.lock();
+        let mut parts: Vec<String> = Vec::new();
+        for (i, a) in inner.get(line).into_iter().flatten() {
+            let mut p = format!(
+                "<{line_uri}>;appearance-index={i};appearance-state={}",
+                a.state.as_str()
+            );
+            if let Some(u) = &a.uri {
+                p.push_str(";appearance-uri=");
+                p.push_str(&quote(u));
+            }
+            parts.push(p);
+        }
+        parts.push(format!(
+            "<{line_uri}>;appearance-index=*;appearance-state=idle"
+        ));
+        parts.join(",")
+    }
+}
+
+/// `sip show sharedlines`: every shared line of `lines` (name, number of
+/// appearances) with its appearances in use, and the totals.
+pub fn render_sharedlines(lines: &[(String, u32)], state: &Lines) -> String {
+    let row = |a: &str, b: &str, c: &str, d: &str, e: &str| {
+        format!("{a:<16.16} {b:<6.6} {c:<12.12} {d:<36.36} {e}\n")
+    };
+    let mut o = row("Line", "Index", "State", "Appearance URI", "Channel");
+    let snapshot = state.snapshot();
+    let mut used = 0;
+    for (line, max) in lines {
+        let apps = snapshot
+            .iter()
+            .find(|(l, _)| l == line)
+            .map(|(_, a)| a.as_slice())
+            .unwrap_or_default();
+        used += apps.len();
+        if apps.is_empty() {
+            o += &row(line, "*", "idle", "", &format!("(of {max})"));
+        }
+        for (i, a) in apps {
+            o += &row(
+                line,
+                &i.to_string(),
+                a.state.as_str(),
+                a.uri.as_deref().unwrap_or(""),
+                &a.name,
+            );
+        }
+    }
+    let n = lines.len();
+    o += &format!(
+        "{n} shared line{}, {used} appearance{} in use\n",
+        if n == 1 { "" } else { "s" },
+        if used == 1 { "" } else { "s" }
+    );
+    o
+}
+
+/// A quoted-string (RFC 3261 §25.1): `"` and `\` escaped.
+fn quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
+/// The `appearance-index` a request's `Call-Info` names (a number; `*` and
+/// anything else are none). Parameters in any order, several entries
+/// comma-separated: the first with an index counts.
+pub fn appearance_index(msg: &sirius_sip::message::Message) -> Option<u32> {
+    use sirius_sip::message::HeaderName;
+    msg.headers
+        .values(&HeaderName::CallInfo)
+        .flat_map(|v| v.split(','))
+        .find_map(|entry| {
+            entry.split(';').skip(1).find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                match k.trim().eq_ignore_ascii_case("appearance-index") {
+                    true => v.trim().parse().ok(),
+                    false => None,
+                }
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ap(chan: u64, state: ApState) -> Appearance {
+        Appearance {
+            state,
+            uri: None,
+            chan: ChannelId(chan),
+            shard: 0,
+            name: format!("SIP/line-{chan}"),
+        }
+    }
+
+    #[test]
+    fn appearances_are_taken_lowest_first_and_freed() {
+        let l = Lines::default();
+        assert_eq!(l.seize("line", 2, None, ap(1, ApState::Alerting)), Ok(1));
+        assert_eq!(
+            l.seize("line", 2, Some(1), ap(2, ApState::Progressing)),
+            Ok(2)
+        );
+        assert_eq!(
+            l.seize("line", 2, None, ap(3, ApState::Alerting)),
+            Err(LineFull)
+        );
+        assert!(l.set_state("line", ChannelId(1), ApState::Active));
+        assert!(!l.set_state("line", ChannelId(1), ApState::Active));
+        assert!(l.set_state("line", ChannelId(1), ApState::Held));
+        assert!(l.take_over("line", 1, (ChannelId(9), "SIP/line-9"), 1));
+        assert!(
+            !l.take_over("line", 1, (ChannelId(10), "SIP/line-10"), 1),
+            "not held any more"
+        );
+        assert_eq!(l.index_of("line", ChannelId(9)), Some(1));
+        assert!(
+            !l.release("line", ChannelId(1)),
+            "taken over: not its any more"
+        );
+        assert!(l.release("line", ChannelId(9)));
+        assert!(l.release("line", ChannelId(2)));
+        assert!(l.snapshot().is_empty());
+    }
+
+    /// The seed's idle NOTIFY, byte for byte, and a busy line as Kamailio
+    /// writes it (states by index, the caller quoted, idle last).
+    #[test]
+    fn call_info_reads_as_the_seed_and_kamailio_write_it() {
+        let l = Lines::default();
+        let uri = "sip:osas_shared@192.168.2.2";
+        assert_eq!(
+            l.call_info("osas_shared", uri),
+            "<sip:osas_shared@192.168.2.2>;appearance-index=*;appearance-state=idle"
+        );
+        let mut a = ap(1, ApState::Alerting);
+        a.uri = Some("\"Ovidiu Sas\" <sip:4164542289@192.168.2.2>".into());
+        l.seize("osas_shared", 2, None, a).unwrap();
+        assert_eq!(
+            l.call_info("osas_shared", uri),
+            "<sip:osas_shared@192.168.2.2>;appearance-index=1;appearance-state=alerting;\
+             appearance-uri=\"\\\"Ovidiu Sas\\\" <sip:4164542289@192.168.2.2>\",\
+             <sip:osas_shared@192.168.2.2>;appearance-index=*;appearance-state=idle"
+        );
+    }
+
+    #[test]
+    fn sip_show_sharedlines_lists_every_line() {
+        let l = Lines::default();
+        let mut a = ap(7, ApState::Held);
+        a.uri = Some("\"Alice\" <sip:100@pbx>".into());
+        l.seize("sales", 2, Some(2), a).unwrap();
+        let out = render_sharedlines(&[("sales".into(), 2), ("support".into(), 1)], &l);
+        assert_eq!(
+            out,
+            "Line             Index  State        Appearance URI                       Channel\n\
+             sales            2      held         \"Alice\" <sip:100@pbx>                SIP/line-7\n\
+             support          *      idle                                              (of 1)\n\
+             2 shared lines, 1 appearance in use\n"
+        );
+    }
+
+    #[test]
+    fn the_index_is_read_in_any_order() {
+        use sirius_sip::message::{parse_datagram, Limits};
+        let with = |ci: &str| {
+            let t = format!(
+                "INVITE sip:192.168.2.2:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\n\
+                 From: <sip:l@h>;tag=a\r\nTo: <sip:l@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n{ci}Content-Length: 0\r\n\r\n"
+            );
+            appearance_index(&parse_datagram(t.as_bytes(), &Limits::default()).unwrap())
+        };
+        assert_eq!(
+            with("Call-Info: <sip:192.168.2.2:5080>;appearance-index=1\r\n"),
+            Some(1)
+        );
+        assert_eq!(
+            with("Call-Info: <sip:h>;appearance-uri=\"x\";appearance-index=2;appearance-state=held\r\n"),
+            Some(2)
+        );
+        assert_eq!(
+            with("Call-Info: <sip:h>;appearance-index=*;appearance-state=idle\r\n"),
+            None
+        );
+        assert_eq!(with(""), None);
+    }
+}

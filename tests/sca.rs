@@ -1,0 +1,171 @@
+//! Shared Call Appearance with real peers (issue #13, seed 003): a line's
+//! phone watches `Event: call-info` while a call to the line rings its
+//! other phone (with `Call-Info: …;appearance-index=1`), is answered and
+//! held there, and is taken over by a third phone of the line (an INVITE
+//! without a user, From = To = the line, `Call-Info` naming appearance 1);
+//! the old phone's leg is released; the watcher sees idle, alerting,
+//! active, held, active and idle again.
+
+use sirius_blackbox::{free_udp_port, scenario, sipp, sipp_register, SippProcess};
+use std::time::Duration;
+
+#[path = "calls_common.rs"]
+mod common;
+use common::*;
+
+/// The NOTIFYs' `Call-Info` values in a sipp trace, in order.
+fn call_infos(trace: &str) -> Vec<String> {
+    trace
+        .split("message received")
+        .skip(1)
+        .filter(|m| m.contains("NOTIFY sip:"))
+        .filter_map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Call-Info:"))
+                .map(|l| l["Call-Info:".len()..].trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\n"
+    );
+    let ext = "[test]\n\"7000\" = [\"Dial(SIP/line,20)\", \"Hangup()\"]\n";
+    let d = pbx_with(&sip, ext);
+    let dir = d.root.path().to_path_buf();
+    let (w_trace, p1_trace, pick_trace) = (
+        dir.join("watcher.log"),
+        dir.join("phone1.log"),
+        dir.join("picker.log"),
+    );
+    let target = format!("127.0.0.1:{}", d.sip_port());
+    let (p1, pw, pick) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let (code, out) = sipp_register(&d, "register_accepted.xml", "line", "l-secret", p1, 1);
+    assert_eq!(code, 0, "{out}");
+    let watch = scenario("uac_sca_watch.xml");
+    let watcher = SippProcess::start(
+        pw,
+        &[
+            &target,
+            "-sf",
+            watch.to_str().unwrap(),
+            "-s",
+            "line",
+            "-au",
+            "line",
+            "-ap",
+            "l-secret",
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            w_trace.to_str().unwrap(),
+        ],
+    );
+    d.wait_for("sip show subscriptions", Duration::from_secs(10), |o| {
+        o.contains("1 active SIP subscription\n")
+    });
+    let hold = scenario("uas_sca_hold.xml");
+    let phone1 = SippProcess::start(
+        p1,
+        &[
+            "-sf",
+            hold.to_str().unwrap(),
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            p1_trace.to_str().unwrap(),
+        ],
+    );
+    // The caller: held, taken off hold by the takeover, then the PBX's BYE.
+    let caller = {
+        let target = target.clone();
+        let file = sf("uac_sca_caller.xml");
+        std::thread::spawn(move || {
+            sipp(&[
+                &target,
+                "-sf",
+                &file,
+                "-s",
+                "7000",
+                "-m",
+                "1",
+                "-p",
+                &free_udp_port().to_string(),
+            ])
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&w_trace)
+        .unwrap_or_default()
+        .contains("appearance-index=1;appearance-state=held")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never held:\n{}\n{}",
+            std::fs::read_to_string(&w_trace).unwrap_or_default(),
+            d.messages()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lines = d.rx("sip show sharedlines").ok();
+    assert!(
+        lines.contains("\nline             1      held         \"Ovidiu Sas\" <sip:4164542289@"),
+        "{lines}"
+    );
+    let (code, out) = sipp(&[
+        &target,
+        "-sf",
+        scenario("uac_sca_pickup.xml").to_str().unwrap(),
+        "-s",
+        "line",
+        "-au",
+        "line",
+        "-ap",
+        "l-secret",
+        "-m",
+        "1",
+        "-p",
+        &pick.to_string(),
+        "-trace_msg",
+        "-message_file",
+        pick_trace.to_str().unwrap(),
+    ]);
+    let t = std::fs::read_to_string(&pick_trace).unwrap_or_default();
+    assert_eq!(code, 0, "{out}\n{t}\n{}", d.messages());
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(
+        code, 0,
+        "the caller talked to the new phone, then the BYE: {out}"
+    );
+    assert_eq!(
+        phone1.finish(),
+        Some(0),
+        "phone 1: answered, held, released"
+    );
+    assert_eq!(watcher.finish(), Some(0), "{}", d.messages());
+    let seen = call_infos(&std::fs::read_to_string(&w_trace).unwrap());
+    let state = |s: &str| seen.iter().position(|c| c.contains(s));
+    let idle = "<sip:line@127.0.0.1>;appearance-index=*;appearance-state=idle";
+    assert_eq!(seen.first().map(String::as_str), Some(idle), "{seen:#?}");
+    let held = state("appearance-index=1;appearance-state=held").unwrap();
+    let active_after = seen[held..]
+        .iter()
+        .position(|c| c.contains("appearance-index=1;appearance-state=active"));
+    assert!(
+        active_after.is_some(),
+        "taken over: active again: {seen:#?}"
+    );
+    assert_eq!(seen.last().map(String::as_str), Some(idle), "{seen:#?}");
+    assert!(
+        seen.iter().any(|c| c.contains("appearance-uri=")),
+        "the caller is shown: {seen:#?}"
+    );
+    assert!(d
+        .rx("core show channels count")
+        .ok()
+        .starts_with("0 active channels"));
+}
