@@ -188,6 +188,11 @@ pub struct LegMedia {
     pub video: bool,
     /// The leg's far end takes DTMF as SIP INFO (`dtmfmode = "info"`).
     pub info_dtmf: bool,
+    /// Its far end holds the call (its phone said sendonly).
+    pub held: bool,
+    /// We hold it (our re-INVITE said sendonly): passed on from its
+    /// partner's hold.
+    pub local_hold: bool,
 }
 
 /// A change to the native RTP relay.

@@ -10,6 +10,14 @@ use crate::endpoint::{Endpoint, Output, ShardMsg};
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::message::Message;
 
+/// An IP address as a SIP URI's host (an IPv6 one in brackets).
+pub(crate) fn uri_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
 impl Endpoint {
     /// The shared line a peer is, and its number of appearances; `None`
     /// for a peer that is not one.
@@ -23,7 +31,7 @@ impl Endpoint {
     /// The URI a `Call-Info` names line `line` by: the line at our address
     /// (the seed's `<sip:osas_shared@192.168.2.2>`).
     pub(crate) fn line_uri(&self, line: &str) -> String {
-        format!("sip:{line}@{}", self.shared.bound.ip())
+        format!("sip:{line}@{}", uri_host(self.shared.bound.ip()))
     }
 
     /// Line `line` changed: its call-info subscribers here are told, and
@@ -98,8 +106,7 @@ impl Endpoint {
 
     /// `chan`'s appearance (if it holds one) is in `state` now.
     pub(crate) fn sca_state(&mut self, chan: ChannelId, state: ApState) {
-        let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
-        let Some((line, _)) = self.shared_line(peer.as_deref()) else {
+        let Some(line) = self.sca_line_of(chan) else {
             return;
         };
         if self.shared.lines.set_state(&line, chan, state) {
@@ -112,48 +119,85 @@ impl Endpoint {
         }
     }
 
-    /// `chan`'s call (with `peer`) ended: its appearance is free.
+    /// `chan`'s call (with `peer`) ended: its appearance is free. The line
+    /// is the one the appearance is on, whatever a reload did to the peer.
     pub(crate) fn sca_release(&mut self, chan: ChannelId, peer: Option<&str>) {
-        let Some((line, _)) = self.shared_line(peer) else {
+        if peer.is_none() {
+            return;
+        }
+        let Some(line) = self.sca_line_of(chan) else {
             return;
         };
         if self.shared.lines.release(&line, chan) {
             self.line_changed(&line);
         }
     }
+
+    /// The line `chan` holds an appearance of; none (cheaply) when no line
+    /// has any appearance in use.
+    fn sca_line_of(&self, chan: ChannelId) -> Option<String> {
+        self.shared.lines.line_of(chan)
+    }
+}
+
+/// What a member's INVITE is to its line's appearances.
+pub(crate) enum Pickup {
+    /// Not a takeover: a call of its own.
+    No,
+    /// It takes the held call on this appearance over.
+    Take(u32),
+    /// It names an appearance in use that is not held: refused (403).
+    Refuse,
 }
 
 impl Endpoint {
+    /// Refuses a takeover of a call that is not held.
+    pub(crate) fn sca_refuse_pickup(&mut self, now: crate::endpoint::Now, chan: ChannelId) {
+        self.refuse_pickup(now, chan, (403, "Forbidden (not held)"));
+    }
+
     /// Whether `invite` (its session `chan` made) is a member of a shared
-    /// line taking a held call over (seed 003 step 5): From and To both
-    /// the line (the subscriber's own line), no To tag, and a `Call-Info`
-    /// naming an appearance that is held. The Request-URI is not read: it
-    /// differs by phone (the line, or the server without a user).
-    pub(crate) fn sca_pickup_of(&self, chan: ChannelId, invite: &Message) -> Option<u32> {
+    /// line taking a call over (seed 003 step 5): From and To both the line
+    /// (the subscriber's own line), no To tag, and a `Call-Info` naming an
+    /// appearance in use. The Request-URI is not read: it differs by phone
+    /// (the line, or the server without a user).
+    pub(crate) fn sca_pickup_of(&self, chan: ChannelId, invite: &Message) -> Pickup {
         let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
-        let (line, _) = self.shared_line(peer.as_deref())?;
+        let Some((line, _)) = self.shared_line(peer.as_deref()) else {
+            return Pickup::No;
+        };
         let user = |h: Option<sirius_sip::message::NameAddrRef<'_>>| {
             h.and_then(|n| sirius_sip::message::Uri::parse(n.uri).ok())
                 .and_then(|u| u.user)
         };
         let to = invite.to_ref();
         if to.as_ref().is_some_and(|t| t.tag().is_some()) {
-            return None;
+            return Pickup::No;
         }
         let (from_user, to_user) = (user(invite.from_ref()), user(to));
         if from_user.as_deref() != Some(line.as_str()) || to_user.as_deref() != Some(line.as_str())
         {
-            return None;
+            return Pickup::No;
         }
-        let index = super::appearance_index(invite)?;
-        let held = self.shared.lines.get(&line, index)?;
-        (held.state == ApState::Held).then_some(index)
+        let Some(index) = super::appearance_index(invite) else {
+            return Pickup::No;
+        };
+        match self.shared.lines.get(&line, index) {
+            None => Pickup::No, // a free appearance: a call of the phone's own
+            Some(a) if a.state == ApState::Held => Pickup::Take(index),
+            // Only a held call is taken over (OpenSIPS and Asterisk refuse
+            // the others; Kamailio meant to).
+            Some(_) => Pickup::Refuse,
+        }
     }
 
     /// The member's new call `chan` takes appearance `index` over: the
     /// core puts it in the held call's place (answered; the old member's
-    /// leg is hung up, its BYE sent), the appearance is the new leg's and
-    /// active. Refused (the call went or was taken meanwhile): 481.
+    /// leg is hung up, its BYE sent), then the appearance is the new leg's,
+    /// active. The core first, the appearance after: the old leg's end,
+    /// which the replace causes, must not free it (and if it already did,
+    /// the appearance is taken again). Refused (the call went meanwhile):
+    /// 481.
     pub(crate) fn sca_pickup(
         &mut self,
         now: crate::endpoint::Now,
@@ -162,20 +206,15 @@ impl Endpoint {
         index: u32,
     ) {
         let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
-        let Some((line, _)) = self.shared_line(peer.as_deref()) else {
+        let Some((line, max)) = self.shared_line(peer.as_deref()) else {
             return;
         };
         let Some(before) = self.shared.lines.get(&line, index) else {
-            return self.refuse_pickup(now, chan);
+            return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
         };
-        let old = before.chan;
-        let name = self.sessions.name(chan);
-        if !self
-            .shared
-            .lines
-            .take_over(&line, index, (chan, &name), self.home.index)
-        {
-            return self.refuse_pickup(now, chan);
+        if let Err(cause) = env.replace(before.chan, chan) {
+            log::info!("taking appearance {index} of '{line}' over failed: {cause:?}");
+            return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
         }
         sirius_abi::verbose!(
             3,
@@ -183,25 +222,38 @@ impl Endpoint {
             self.sessions.name(chan),
             before.name
         );
-        match env.replace(old, chan) {
-            Ok(()) => self.line_changed(&line),
-            Err(cause) => {
-                log::info!("taking appearance {index} of '{line}' over failed: {cause:?}");
-                // The appearance goes back to the held call.
-                self.shared.lines.take_over_back(&line, index, before);
-                self.refuse_pickup(now, chan);
-            }
+        let name = self.sessions.name(chan);
+        let shard = self.home.index;
+        if !self
+            .shared
+            .lines
+            .reassign(&line, index, (chan, &name), shard)
+        {
+            let ap = Appearance {
+                state: ApState::Active,
+                uri: before.uri,
+                chan,
+                shard,
+                name,
+            };
+            let _ = self.shared.lines.seize(&line, max, Some(index), ap);
         }
+        self.line_changed(&line);
     }
 
-    fn refuse_pickup(&mut self, now: crate::endpoint::Now, chan: ChannelId) {
-        if let Some((tx, r)) = self.uas_response(chan, 481, "Call/Transaction Does Not Exist") {
+    fn refuse_pickup(
+        &mut self,
+        now: crate::endpoint::Now,
+        chan: ChannelId,
+        (code, reason): (u16, &str),
+    ) {
+        if let Some((tx, r)) = self.uas_response(chan, code, reason) {
             self.send_response(now, tx, r);
         }
         if self.take_session(chan).is_some() {
             self.host(crate::endpoint::HostAction::Hangup(
                 chan,
-                Cause::INVALID_CALL_REFERENCE,
+                crate::causes::sip_to_cause(code),
             ));
         }
     }

@@ -27,6 +27,7 @@ use sirius_abi::ChannelId;
 use std::collections::{BTreeMap, HashMap};
 
 mod hooks;
+pub(crate) use hooks::{uri_host, Pickup};
 
 /// The most appearances a line may have.
 pub const MAX_APPEARANCES: u32 = 32;
@@ -120,6 +121,16 @@ impl Lines {
         self.inner.lock().get(line)?.get(&index).cloned()
     }
 
+    /// The line whose appearance `chan` holds (what a session's end or
+    /// hold reads, not the configuration, which a reload may have changed).
+    pub fn line_of(&self, chan: ChannelId) -> Option<String> {
+        let inner = self.inner.lock();
+        inner
+            .iter()
+            .find(|(_, apps)| apps.values().any(|a| a.chan == chan))
+            .map(|(l, _)| l.clone())
+    }
+
     /// `chan`'s appearance is in `state` now; whether that changed it.
     pub fn set_state(&self, line: &str, chan: ChannelId, state: ApState) -> bool {
         let mut inner = self.inner.lock();
@@ -132,9 +143,10 @@ impl Lines {
         std::mem::replace(&mut a.state, state) != state
     }
 
-    /// Appearance `index` passes to `chan` (of `shard`), active: another
-    /// member took the held call over. False when it is not held.
-    pub fn take_over(
+    /// Appearance `index` passes to `chan` (of `shard`), active, whatever
+    /// its state: the core already put `chan` in the call's place. False
+    /// when the appearance is free.
+    pub fn reassign(
         &self,
         line: &str,
         index: u32,
@@ -145,22 +157,11 @@ impl Lines {
         let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) else {
             return false;
         };
-        if a.state != ApState::Held {
-            return false;
-        }
         a.state = ApState::Active;
         a.chan = chan;
         a.name = name.to_string();
         a.shard = shard;
         true
-    }
-
-    /// A takeover failed: appearance `index` is `chan`'s again, held.
-    pub fn take_over_back(&self, line: &str, index: u32, old: Appearance) {
-        let mut inner = self.inner.lock();
-        if let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) {
-            *a = old;
-        }
     }
 
     /// `chan`'s call ended: its appearance is free; whether it held one.
@@ -317,11 +318,12 @@ mod tests {
         assert!(l.set_state("line", ChannelId(1), ApState::Active));
         assert!(!l.set_state("line", ChannelId(1), ApState::Active));
         assert!(l.set_state("line", ChannelId(1), ApState::Held));
-        assert!(l.take_over("line", 1, (ChannelId(9), "SIP/line-9"), 1));
+        assert!(l.reassign("line", 1, (ChannelId(9), "SIP/line-9"), 1));
         assert!(
-            !l.take_over("line", 1, (ChannelId(10), "SIP/line-10"), 1),
-            "not held any more"
+            !l.reassign("line", 3, (ChannelId(10), "SIP/line-10"), 1),
+            "free"
         );
+        assert_eq!(l.line_of(ChannelId(9)).as_deref(), Some("line"));
         assert_eq!(l.index_of("line", ChannelId(9)), Some(1));
         assert!(
             !l.release("line", ChannelId(1)),

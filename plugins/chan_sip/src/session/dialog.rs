@@ -286,17 +286,6 @@ impl Endpoint {
         if let Some(leg) = self.leg_media(chan) {
             self.media(MediaAction::Lend(leg, to, partner));
         }
-        self.unhold_for_new_partner(chan);
-    }
-
-    /// `chan` is bridged anew with a leg of another shard (whose far end's
-    /// hold we cannot see from here): if we held it for its old partner (a
-    /// shared line's member holding the call), it hears the new one now.
-    fn unhold_for_new_partner(&mut self, chan: ChannelId) {
-        if self.sessions.get(chan).is_some_and(|s| s.local_hold) {
-            let now = self.clock();
-            self.send_hold(now, chan, false);
-        }
     }
 
     /// Another shard lent us `leg`: relayed with our `partner`; when that
@@ -304,8 +293,17 @@ impl Endpoint {
     pub(crate) fn bridge_borrowed(&mut self, leg: LegMedia, partner: ChannelId) {
         match self.leg_media(partner) {
             Some(ours) => {
+                // A leg we held for its old partner (a shared line's member
+                // holding the call) hears a new partner that does not hold:
+                // off hold, ours here, the lent one on its own shard.
+                let now = self.clock();
+                if ours.local_hold && !leg.held {
+                    self.send_hold(now, partner, false);
+                }
+                if leg.local_hold && !ours.held {
+                    self.unhold_anywhere(now, leg.chan);
+                }
                 self.media(MediaAction::Bridge(ours, leg));
-                self.unhold_for_new_partner(partner);
             }
             None => self.media(MediaAction::Unbridge(leg.chan)),
         }
@@ -540,6 +538,8 @@ impl Endpoint {
             learn,
             video: s.video_port.is_some() && super::has_video(&s.codecs),
             info_dtmf: s.dtmf_info,
+            held: s.held,
+            local_hold: s.local_hold,
         })
     }
 

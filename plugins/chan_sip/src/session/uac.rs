@@ -220,7 +220,10 @@ impl Endpoint {
         let display = caller_name.replace('\\', "\\\\").replace('"', "\\\"");
         // A call to a shared line takes one of its appearances, showing
         // the caller (crate::sca); a line with none free is busy.
-        let caller_uri = format!("<sip:{from_user}@{}>", self.shared.bound.ip());
+        let caller_uri = format!(
+            "<sip:{from_user}@{}>",
+            crate::sca::uri_host(self.shared.bound.ip())
+        );
         let caller_addr = match display.is_empty() {
             true => caller_uri,
             false => format!("\"{display}\" {caller_uri}"),

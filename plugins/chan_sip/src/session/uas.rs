@@ -320,8 +320,10 @@ impl Endpoint {
         );
         // A shared line's member taking a held call over (seed 003), or
         // calling out on the line.
-        if let Some(index) = self.sca_pickup_of(info.id, msg) {
-            return self.sca_pickup(now, env, info.id, index);
+        match self.sca_pickup_of(info.id, msg) {
+            crate::sca::Pickup::Take(index) => return self.sca_pickup(now, env, info.id, index),
+            crate::sca::Pickup::Refuse => return self.sca_refuse_pickup(now, info.id),
+            crate::sca::Pickup::No => {}
         }
         self.sca_member_call(info.id, msg);
         if let Some(r) = &replaces {

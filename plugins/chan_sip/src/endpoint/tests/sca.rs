@@ -237,3 +237,46 @@ fn a_full_line_is_busy_and_only_its_phones_watch_it() {
     h.recv(&sub("alice", "alice"), ALICE);
     assert_eq!(h.expect_one(ALICE).code(), Some(404));
 }
+
+/// A takeover of an appearance that is not held is refused (403); a call
+/// whose line a reload took away still frees its appearance when it ends.
+#[test]
+fn only_a_held_call_is_taken_over_and_a_reload_leaks_nothing() {
+    let mut h = Harness::new(TOML);
+    let chan = ChannelId(100);
+    h.input(Input::NewOutbound(OutboundSetup {
+        chan,
+        dest: addr(BOB),
+        transport: Transport::Udp,
+        ruri: format!("sip:line@{BOB}"),
+        peer: Some("line".into()),
+        name: "SIP/line-00000064".into(),
+        codecs: vec![Codec::PCMU],
+        caller: "100".into(),
+        caller_name: String::new(),
+        requestor: None,
+        referred_by: None,
+        forks: Vec::new(),
+    }));
+    h.input(Input::Place(chan));
+    h.sent();
+    let mut grab = parse(&format!(
+        "INVITE sip:127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bKgrab\n\
+         From: <sip:line@127.0.0.1>;tag=g1\n\
+         To: <sip:line@127.0.0.1>\n\
+         Call-ID: grab-1\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:line@{PHONE2}>\n\
+         Call-Info: <sip:127.0.0.1>;appearance-index=1\n\
+         Content-Length: 0\n\n"
+    ));
+    grab.set_body("application/sdp", sdp(43_000, "sendrecv"));
+    h.recv(&grab, PHONE2);
+    assert_eq!(h.expect_one(PHONE2).code(), Some(403), "alerting, not held");
+    assert!(h.env.replaced.is_empty());
+    // The line stops being shared; its call ends: the appearance goes.
+    h.reload(&TOML.replace("shared-appearances = 2\n", ""));
+    h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
+    assert!(h.ep.shared.lines.snapshot().is_empty());
+}
