@@ -169,3 +169,36 @@ fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
         .ok()
         .starts_with("0 active channels"));
 }
+
+/// RFC 3903 with a real peer: a line's phone PUBLISHes call-info, refreshes
+/// it with SIP-If-Match (a new SIP-ETag each time), is refused 412 for a
+/// stale tag, and removes it.
+#[test]
+fn a_phone_publishes_call_info() {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 1\n"
+    );
+    let d = pbx_with(&sip, "[test]\n\"1\" = [\"Hangup()\"]\n");
+    let trace = d.root.path().join("publish.log");
+    let (code, out) = sipp(&[
+        &format!("127.0.0.1:{}", d.sip_port()),
+        "-sf",
+        scenario("uac_publish.xml").to_str().unwrap(),
+        "-s",
+        "line",
+        "-au",
+        "line",
+        "-ap",
+        "l-secret",
+        "-m",
+        "1",
+        "-p",
+        &free_udp_port().to_string(),
+        "-trace_msg",
+        "-message_file",
+        trace.to_str().unwrap(),
+    ]);
+    let t = std::fs::read_to_string(&trace).unwrap_or_default();
+    assert_eq!(code, 0, "{out}\n{t}\n{}", d.messages());
+    assert!(t.contains("SIP/2.0 412 Conditional Request Failed"), "{t}");
+}

@@ -222,8 +222,8 @@ fn a_session_timer_nobody_refreshes_ends_the_call_with_bye() {
 }
 
 /// Say only what works: OPTIONS lists exactly what is implemented (UPDATE,
-/// INFO, REFER, NOTIFY, SUBSCRIBE for the `dialog`, `presence` and `message-summary` packages and session
-/// timers included; no PUBLISH, no MESSAGE), and an INVITE
+/// INFO, REFER, NOTIFY, SUBSCRIBE and PUBLISH for the packages served, and session
+/// timers included; no MESSAGE), and an INVITE
 /// requiring an extension we lack gets 420 naming it.
 #[test]
 fn options_says_only_what_works_and_an_unknown_require_gets_420() {
@@ -246,7 +246,7 @@ fn options_says_only_what_works_and_an_unknown_require_gets_420() {
     let msgs = std::fs::read_to_string(trace).unwrap();
     let line = |l: &str| msgs.lines().any(|m| m.trim_end() == l);
     assert!(
-        line("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE"),
+        line("Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE, PUBLISH"),
         "{msgs}"
     );
     assert!(

@@ -119,6 +119,8 @@ pub struct Shared {
     pub mwi: mwi::PeerMwi,
     /// Shared lines' appearances in use (`sca`).
     pub lines: sca::Lines,
+    /// PUBLISHed event state, by entity-tag (`sca::publish`).
+    pub publications: sca::Publications,
     /// RTP packets relayed by native bridges since load.
     pub rtp_relayed: Arc<std::sync::atomic::AtomicU64>,
     /// RTCP packets relayed by native bridges since load.
@@ -360,6 +362,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
         in_use: Arc::new(inuse::InUse::default()),
         mwi: Default::default(),
         lines: Default::default(),
+        publications: Default::default(),
         rtp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         rtcp_relayed: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         lag: (0..threads)

@@ -103,6 +103,8 @@ header_names! {
     RSeq => "RSeq";
     Server => "Server";
     SessionExpires => "Session-Expires", b'x';
+    SipETag => "SIP-ETag";
+    SipIfMatch => "SIP-If-Match";
     Subject => "Subject", b's';
     SubscriptionState => "Subscription-State";
     Supported => "Supported", b'k';

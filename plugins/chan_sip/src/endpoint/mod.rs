@@ -70,6 +70,7 @@ pub fn capabilities() -> Capabilities {
     Capabilities {
         methods: vec![
             Invite, Ack, Cancel, Options, Bye, Register, Update, Info, Refer, Notify, Subscribe,
+            Publish,
         ],
         extensions: vec!["timer".into(), "replaces".into(), "norefersub".into()],
         content_types: vec![
@@ -504,6 +505,9 @@ impl Endpoint {
             self.device_update(&peer);
         }
         self.check_rtp(now, env);
+        if self.home.runs_clients() {
+            self.shared.publications.expire(now.unix);
+        }
         // After a burst, the tables and the allocator give back what the
         // calls gone left (crate::session::memory).
         self.give_back_memory();
@@ -758,6 +762,9 @@ impl Endpoint {
             }
             (Method::Subscribe, Classified::OutOfDialog) => {
                 self.on_subscribe(now, env, tx, &msg, source, transport)
+            }
+            (Method::Publish, Classified::OutOfDialog) => {
+                self.on_publish(now, tx, &msg, source, transport)
             }
             // Unknown dialogs, a BYE outside one, anything else left.
             _ => self.no_such_call(now, tx, &msg, source),

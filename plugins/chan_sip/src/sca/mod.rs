@@ -27,7 +27,9 @@ use sirius_abi::ChannelId;
 use std::collections::{BTreeMap, HashMap};
 
 mod hooks;
+pub(crate) mod publish;
 pub(crate) use hooks::{uri_host, Pickup};
+pub use publish::Publications;
 
 /// The most appearances a line may have.
 pub const MAX_APPEARANCES: u32 = 32;
@@ -44,6 +46,9 @@ pub enum ApState {
     Active,
     /// The member holding it put it on hold: another member may take it.
     Held,
+    /// On hold, and private: its phone said so (a PUBLISH); no other member
+    /// may take it.
+    HeldPrivate,
 }
 
 impl ApState {
@@ -54,6 +59,7 @@ impl ApState {
             ApState::Alerting => "alerting",
             ApState::Active => "active",
             ApState::Held => "held",
+            ApState::HeldPrivate => "held-private",
         }
     }
 }
@@ -119,6 +125,16 @@ impl Lines {
     /// Appearance `index` of `line`.
     pub fn get(&self, line: &str, index: u32) -> Option<Appearance> {
         self.inner.lock().get(line)?.get(&index).cloned()
+    }
+
+    /// Appearance `index` of `line`, if in use, is in `state` now; whether
+    /// that changed it (what a phone PUBLISHed).
+    pub fn set_state_at(&self, line: &str, index: u32, state: ApState) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) else {
+            return false;
+        };
+        std::mem::replace(&mut a.state, state) != state
     }
 
     /// The line whose appearance `chan` holds (what a session's end or
@@ -268,6 +284,29 @@ fn quote(s: &str) -> String {
     }
     q.push('"');
     q
+}
+
+/// Each `appearance-index` a `Call-Info` value names (numbers only) with
+/// the `appearance-state` given beside it, if any.
+pub fn appearances_of(value: &str) -> Vec<(u32, Option<String>)> {
+    value
+        .split(',')
+        .filter_map(|entry| {
+            let mut index = None;
+            let mut state = None;
+            for p in entry.split(';').skip(1) {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "appearance-index" => index = v.trim().parse().ok(),
+                    "appearance-state" => state = Some(v.trim().to_ascii_lowercase()),
+                    _ => {}
+                }
+            }
+            Some((index?, state))
+        })
+        .collect()
 }
 
 /// The `appearance-index` a request's `Call-Info` names (a number; `*` and

@@ -106,7 +106,7 @@ fn options_lists_what_we_allow_and_support() {
     assert_eq!(r.code(), Some(200));
     assert_eq!(
         r.headers.get(&HeaderName::Allow),
-        Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE")
+        Some("INVITE, ACK, CANCEL, OPTIONS, BYE, REGISTER, UPDATE, INFO, REFER, NOTIFY, SUBSCRIBE, PUBLISH")
     );
     assert_eq!(
         r.headers.get(&HeaderName::Supported),

@@ -96,6 +96,7 @@ fn shared_over(sip_toml: &str, shards: usize) -> Arc<Shared> {
         in_use: Default::default(),
         mwi: Default::default(),
         lines: Default::default(),
+        publications: Default::default(),
         rtp_relayed: Default::default(),
         rtcp_relayed: Default::default(),
         lag: (0..shards)

@@ -280,3 +280,131 @@ fn only_a_held_call_is_taken_over_and_a_reload_leaks_nothing() {
     h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
     assert!(h.ep.shared.lines.snapshot().is_empty());
 }
+
+/// A PUBLISH of call-info from the line's phone `from`, CSeq `n`, with
+/// these extra header lines.
+fn publish(from: &str, n: u32, extra: &str) -> Message {
+    parse(&format!(
+        "PUBLISH sip:line@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-pub-{n}\n\
+         Max-Forwards: 70\n\
+         From: <sip:line@127.0.0.1>;tag=pub\n\
+         To: <sip:line@127.0.0.1>\n\
+         Call-ID: pub-{from}\n\
+         CSeq: {n} PUBLISH\n\
+         {extra}\
+         Content-Length: 0\n\n"
+    ))
+}
+
+/// RFC 3903 with call-info: an initial PUBLISH (a Call-Info required) gets
+/// a SIP-ETag and is applied (the appearance held-private, the watchers
+/// told, a takeover of it refused); a refresh with SIP-If-Match gets a new
+/// tag; an unknown tag 412; `Expires: 0` removes it; an event other than
+/// call-info 489; too short 423; the store forgets what expires.
+#[test]
+fn a_phone_publishes_its_private_hold() {
+    let mut h = Harness::new(TOML);
+    subscribed(&mut h, PHONE2);
+    let chan = ChannelId(100);
+    h.input(Input::NewOutbound(OutboundSetup {
+        chan,
+        dest: addr(BOB),
+        transport: Transport::Udp,
+        ruri: format!("sip:line@{BOB}"),
+        peer: Some("line".into()),
+        name: "SIP/line-00000064".into(),
+        codecs: vec![Codec::PCMU],
+        caller: "100".into(),
+        caller_name: String::new(),
+        requestor: None,
+        referred_by: None,
+        forks: Vec::new(),
+    }));
+    h.input(Input::Place(chan));
+    call_infos(&mut h, PHONE2);
+    h.sent();
+
+    let ci = "Call-Info: <sip:line@127.0.0.1>;appearance-index=1;appearance-state=held-private\n";
+    h.recv(
+        &publish(BOB, 1, &format!("Event: call-info\nExpires: 120\n{ci}")),
+        BOB,
+    );
+    let sent = h.sent();
+    let ok = sent
+        .iter()
+        .find(|(to, _)| *to == addr(BOB))
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(ok.code(), Some(200));
+    assert_eq!(ok.headers.get(&HeaderName::Expires), Some("120"));
+    let tag = ok.headers.get(&HeaderName::SipETag).unwrap().to_string();
+    let notify = sent
+        .iter()
+        .find(|(to, _)| *to == addr(PHONE2))
+        .unwrap()
+        .1
+        .clone();
+    assert!(notify
+        .headers
+        .get(&HeaderName::CallInfo)
+        .unwrap()
+        .contains("appearance-index=1;appearance-state=held-private"));
+    h.recv(&reply(&notify, 200, "OK", "ci"), PHONE2);
+
+    // Refresh: a new tag; the old one is gone.
+    h.recv(
+        &publish(BOB, 2, &format!("Event: call-info\nSIP-If-Match: {tag}\n")),
+        BOB,
+    );
+    let refreshed = h.expect_one(BOB);
+    let new_tag = refreshed
+        .headers
+        .get(&HeaderName::SipETag)
+        .unwrap()
+        .to_string();
+    assert_ne!(new_tag, tag);
+    h.recv(
+        &publish(BOB, 3, &format!("Event: call-info\nSIP-If-Match: {tag}\n")),
+        BOB,
+    );
+    assert_eq!(h.expect_one(BOB).code(), Some(412));
+    // Refusals.
+    h.recv(&publish(BOB, 4, "Event: call-info\n"), BOB);
+    assert_eq!(
+        h.expect_one(BOB).code(),
+        Some(400),
+        "an initial one says nothing"
+    );
+    h.recv(&publish(BOB, 5, &format!("Event: presence\n{ci}")), BOB);
+    let r = h.expect_one(BOB);
+    assert_eq!(r.code(), Some(489));
+    assert_eq!(r.headers.get(&HeaderName::AllowEvents), Some("call-info"));
+    h.recv(
+        &publish(BOB, 6, &format!("Event: call-info\nExpires: 10\n{ci}")),
+        BOB,
+    );
+    assert_eq!(h.expect_one(BOB).code(), Some(423));
+    // Removal.
+    h.recv(
+        &publish(
+            BOB,
+            7,
+            &format!("Event: call-info\nSIP-If-Match: {new_tag}\nExpires: 0\n"),
+        ),
+        BOB,
+    );
+    let gone = h.expect_one(BOB);
+    assert_eq!(gone.code(), Some(200));
+    assert_eq!(gone.headers.get(&HeaderName::Expires), Some("0"));
+    assert!(h.ep.shared.publications.is_empty());
+    // One more, left to expire.
+    h.recv(
+        &publish(BOB, 8, &format!("Event: call-info\nExpires: 60\n{ci}")),
+        BOB,
+    );
+    assert_eq!(h.ep.shared.publications.len(), 1);
+    h.advance_to(61_000);
+    assert!(h.ep.shared.publications.is_empty());
+}
