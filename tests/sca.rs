@@ -1,10 +1,13 @@
-//! Shared Call Appearance with real peers (issue #13, seed 003): a line's
-//! phone watches `Event: call-info` while a call to the line rings its
-//! other phone (with `Call-Info: …;appearance-index=1`), is answered and
-//! held there, and is taken over by a third phone of the line (an INVITE
-//! without a user, From = To = the line, `Call-Info` naming appearance 1);
-//! the old phone's leg is released; the watcher sees idle, alerting,
-//! active, held, active and idle again.
+//! Shared Call Appearance with real peers (issue #13, seed 003): both phones
+//! of a line register as the line; phone 2 watches `Event: call-info`; a
+//! call to the line rings both (each INVITE with `Call-Info:
+//! …;appearance-index=1`); phone 1 answers (phone 2's INVITE is cancelled
+//! "Call completed elsewhere") and holds; phone 2 takes the call over (an
+//! INVITE without a user, From = To = the line, `Call-Info` naming
+//! appearance 1); phone 1's leg is released; the watcher sees idle,
+//! alerting, active, held, active and idle again. (Phone 2 rings on the
+//! port it registered from, and watches and picks up from ports of its own:
+//! a sipp process plays one role.)
 
 use sirius_blackbox::{free_udp_port, scenario, sipp, sipp_register, SippProcess};
 use std::time::Duration;
@@ -30,20 +33,30 @@ fn call_infos(trace: &str) -> Vec<String> {
 #[test]
 fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
     let sip = format!(
-        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\n"
+        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\nmax-contacts = 2\n"
     );
     let ext = "[test]\n\"7000\" = [\"Dial(SIP/line,20)\", \"Hangup()\"]\n";
     let d = pbx_with(&sip, ext);
     let dir = d.root.path().to_path_buf();
-    let (w_trace, p1_trace, pick_trace) = (
+    let (w_trace, p1_trace, p2_trace, pick_trace) = (
         dir.join("watcher.log"),
         dir.join("phone1.log"),
+        dir.join("phone2.log"),
         dir.join("picker.log"),
     );
     let target = format!("127.0.0.1:{}", d.sip_port());
-    let (p1, pw, pick) = (free_udp_port(), free_udp_port(), free_udp_port());
-    let (code, out) = sipp_register(&d, "register_accepted.xml", "line", "l-secret", p1, 1);
-    assert_eq!(code, 0, "{out}");
+    let (p1, p2, pw, pick) = (
+        free_udp_port(),
+        free_udp_port(),
+        free_udp_port(),
+        free_udp_port(),
+    );
+    // Phone 2 last: the newest contact (the call's own INVITE), phone 1 the
+    // other branch of the fork, which answers.
+    for port in [p1, p2] {
+        let (code, out) = sipp_register(&d, "register_accepted.xml", "line", "l-secret", port, 1);
+        assert_eq!(code, 0, "{out}");
+    }
     let watch = scenario("uac_sca_watch.xml");
     let watcher = SippProcess::start(
         pw,
@@ -78,6 +91,19 @@ fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
             "-trace_msg",
             "-message_file",
             p1_trace.to_str().unwrap(),
+        ],
+    );
+    let ring = scenario("uas_ring_cancel.xml");
+    let phone2 = SippProcess::start(
+        p2,
+        &[
+            "-sf",
+            ring.to_str().unwrap(),
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            p2_trace.to_str().unwrap(),
         ],
     );
     // The caller: held, taken off hold by the takeover, then the PBX's BYE.
@@ -145,6 +171,16 @@ fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
         phone1.finish(),
         Some(0),
         "phone 1: answered, held, released"
+    );
+    assert_eq!(phone2.finish(), Some(0), "phone 2: rang, then the CANCEL");
+    let t2 = std::fs::read_to_string(&p2_trace).unwrap();
+    assert!(
+        t2.contains("Call-Info: <sip:line@127.0.0.1>;appearance-index=1"),
+        "{t2}"
+    );
+    assert!(
+        t2.contains("Reason: SIP;cause=200;text=\"Call completed elsewhere\""),
+        "{t2}"
     );
     assert_eq!(watcher.finish(), Some(0), "{}", d.messages());
     let seen = call_infos(&std::fs::read_to_string(&w_trace).unwrap());
