@@ -63,6 +63,7 @@ impl Endpoint {
             chan,
             shard: self.home.index,
             name: self.sessions.name(chan),
+            taking: None,
         };
         match self.shared.lines.seize(&line, max, None, ap) {
             Ok(i) => {
@@ -96,6 +97,7 @@ impl Endpoint {
             chan,
             shard: self.home.index,
             name: self.sessions.name(chan),
+            taking: None,
         };
         let wanted = super::appearance_index(invite);
         match self.shared.lines.seize(&line, max, wanted, ap) {
@@ -212,29 +214,42 @@ impl Endpoint {
         let Some(before) = self.shared.lines.get(&line, index) else {
             return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
         };
+        let name = self.sessions.name(chan);
+        let shard = self.home.index;
+        // Recorded before the core acts: the old leg's end, which the
+        // replace causes (maybe at once, on another shard), hands the
+        // appearance over instead of freeing it.
+        if !self
+            .shared
+            .lines
+            .begin_takeover(&line, index, (chan, &name), shard)
+        {
+            return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
+        }
         if let Err(cause) = env.replace(before.chan, chan) {
             log::info!("taking appearance {index} of '{line}' over failed: {cause:?}");
+            self.shared.lines.abort_takeover(&line, index);
             return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
         }
         sirius_abi::verbose!(
             3,
             "    -- {} takes appearance {index} of '{line}' over from {}",
-            self.sessions.name(chan),
+            name,
             before.name
         );
-        let name = self.sessions.name(chan);
-        let shard = self.home.index;
         if !self
             .shared
             .lines
             .reassign(&line, index, (chan, &name), shard)
         {
+            // Freed meanwhile (the call ended as it was taken): taken anew.
             let ap = Appearance {
                 state: ApState::Active,
                 uri: before.uri,
                 chan,
                 shard,
                 name,
+                taking: None,
             };
             let _ = self.shared.lines.seize(&line, max, Some(index), ap);
         }

@@ -78,6 +78,11 @@ pub struct Appearance {
     pub shard: usize,
     /// That leg's channel name (`sip show sharedlines`).
     pub name: String,
+    /// Another member is taking this held call over: its leg (channel,
+    /// name, shard). The old leg's end, which the takeover causes and
+    /// which may come on another shard before the takeover is recorded,
+    /// hands the appearance to it instead of freeing it.
+    pub taking: Option<(ChannelId, String, usize)>,
 }
 
 /// No appearance of the line is free.
@@ -159,6 +164,34 @@ impl Lines {
         std::mem::replace(&mut a.state, state) != state
     }
 
+    /// `chan` (of `shard`) starts taking held appearance `index` over
+    /// (see [`Appearance::taking`]); false when it is not held.
+    pub fn begin_takeover(
+        &self,
+        line: &str,
+        index: u32,
+        (chan, name): (ChannelId, &str),
+        shard: usize,
+    ) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) else {
+            return false;
+        };
+        if a.state != ApState::Held || a.taking.is_some() {
+            return false;
+        }
+        a.taking = Some((chan, name.to_string(), shard));
+        true
+    }
+
+    /// The takeover of appearance `index` failed: it stays the held call's.
+    pub fn abort_takeover(&self, line: &str, index: u32) {
+        let mut inner = self.inner.lock();
+        if let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) {
+            a.taking = None;
+        }
+    }
+
     /// Appearance `index` passes to `chan` (of `shard`), active, whatever
     /// its state: the core already put `chan` in the call's place. False
     /// when the appearance is free.
@@ -177,6 +210,7 @@ impl Lines {
         a.chan = chan;
         a.name = name.to_string();
         a.shard = shard;
+        a.taking = None;
         true
     }
 
@@ -187,8 +221,16 @@ impl Lines {
             return false;
         };
         let before = apps.len();
+        let mut handed = false;
+        for a in apps.values_mut().filter(|a| a.chan == chan) {
+            // Taken over: the new leg's now, not free.
+            if let Some((c, name, shard)) = a.taking.take() {
+                (a.chan, a.name, a.shard, a.state) = (c, name, shard, ApState::Active);
+                handed = true;
+            }
+        }
         apps.retain(|_, a| a.chan != chan);
-        let changed = apps.len() != before;
+        let changed = handed || apps.len() != before;
         if apps.is_empty() {
             inner.remove(line);
         }
@@ -339,6 +381,7 @@ mod tests {
             chan: ChannelId(chan),
             shard: 0,
             name: format!("SIP/line-{chan}"),
+            taking: None,
         }
     }
 
@@ -392,6 +435,30 @@ mod tests {
              appearance-uri=\"\\\"Ovidiu Sas\\\" <sip:4164542289@192.168.2.2>\",\
              <sip:osas_shared@192.168.2.2>;appearance-index=*;appearance-state=idle"
         );
+    }
+
+    /// The old leg's end racing the takeover it causes (on another shard)
+    /// hands the appearance to the taker, never frees it; a failed takeover
+    /// leaves it held.
+    #[test]
+    fn a_takeover_survives_the_old_legs_end_coming_first() {
+        let l = Lines::default();
+        l.seize("line", 2, None, ap(1, ApState::Held)).unwrap();
+        assert!(l.begin_takeover("line", 1, (ChannelId(9), "SIP/line-9"), 1));
+        assert!(
+            !l.begin_takeover("line", 1, (ChannelId(10), "SIP/line-10"), 1),
+            "one taker at a time"
+        );
+        assert!(l.release("line", ChannelId(1)), "changed: handed over");
+        let a = l.get("line", 1).unwrap();
+        assert_eq!((a.chan, a.state), (ChannelId(9), ApState::Active));
+        assert!(l.reassign("line", 1, (ChannelId(9), "SIP/line-9"), 1));
+        assert_eq!(l.get("line", 1).unwrap().taking, None);
+        l.set_state("line", ChannelId(9), ApState::Held);
+        assert!(l.begin_takeover("line", 1, (ChannelId(11), "SIP/line-11"), 0));
+        l.abort_takeover("line", 1);
+        assert!(l.release("line", ChannelId(9)), "no taker: freed");
+        assert!(l.get("line", 1).is_none());
     }
 
     #[test]
