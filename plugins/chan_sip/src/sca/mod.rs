@@ -132,14 +132,23 @@ impl Lines {
         self.inner.lock().get(line)?.get(&index).cloned()
     }
 
+    /// Runs `f` on appearance `index` of `line` under the lock; `None`
+    /// when it is free.
+    fn with<R>(&self, line: &str, index: u32, f: impl FnOnce(&mut Appearance) -> R) -> Option<R> {
+        let mut inner = self.inner.lock();
+        inner
+            .get_mut(line)
+            .and_then(|apps| apps.get_mut(&index))
+            .map(f)
+    }
+
     /// Appearance `index` of `line`, if in use, is in `state` now; whether
     /// that changed it (what a phone PUBLISHed).
     pub fn set_state_at(&self, line: &str, index: u32, state: ApState) -> bool {
-        let mut inner = self.inner.lock();
-        let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) else {
-            return false;
-        };
-        std::mem::replace(&mut a.state, state) != state
+        self.with(line, index, |a| {
+            std::mem::replace(&mut a.state, state) != state
+        })
+        .unwrap_or(false)
     }
 
     /// The line whose appearance `chan` holds (what a session's end or
@@ -173,23 +182,19 @@ impl Lines {
         (chan, name): (ChannelId, &str),
         shard: usize,
     ) -> bool {
-        let mut inner = self.inner.lock();
-        let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) else {
-            return false;
-        };
-        if a.state != ApState::Held || a.taking.is_some() {
-            return false;
-        }
-        a.taking = Some((chan, name.to_string(), shard));
-        true
+        self.with(line, index, |a| {
+            let free = a.state == ApState::Held && a.taking.is_none();
+            if free {
+                a.taking = Some((chan, name.to_string(), shard));
+            }
+            free
+        })
+        .unwrap_or(false)
     }
 
     /// The takeover of appearance `index` failed: it stays the held call's.
     pub fn abort_takeover(&self, line: &str, index: u32) {
-        let mut inner = self.inner.lock();
-        if let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) {
-            a.taking = None;
-        }
+        self.with(line, index, |a| a.taking = None);
     }
 
     /// Appearance `index` passes to `chan` (of `shard`), active, whatever
@@ -202,16 +207,11 @@ impl Lines {
         (chan, name): (ChannelId, &str),
         shard: usize,
     ) -> bool {
-        let mut inner = self.inner.lock();
-        let Some(a) = inner.get_mut(line).and_then(|apps| apps.get_mut(&index)) else {
-            return false;
-        };
-        a.state = ApState::Active;
-        a.chan = chan;
-        a.name = name.to_string();
-        a.shard = shard;
-        a.taking = None;
-        true
+        self.with(line, index, |a| {
+            (a.chan, a.name, a.shard) = (chan, name.to_string(), shard);
+            (a.state, a.taking) = (ApState::Active, None);
+        })
+        .is_some()
     }
 
     /// `chan`'s call ended: its appearance is free; whether it held one.

@@ -21,7 +21,6 @@
 
 use super::ApState;
 use crate::endpoint::{Endpoint, Now};
-use crate::registrar::AuthOutcome;
 use parking_lot::Mutex;
 use sirius_sip::message::{HeaderName, Message, Uri};
 use sirius_sip::transaction::{Transport, TxId};
@@ -127,26 +126,15 @@ impl Endpoint {
             let allow = [(HeaderName::AllowEvents, PUBLISH_EVENTS.to_string())];
             return self.respond(now, tx, msg, source, (489, "Bad Event"), &allow);
         }
-        let running = self.shared.running();
-        let g = &running.cfg.general;
-        let peer = crate::session::uas_match_peer(&running, msg, source);
-        let auth = self
-            .shared
-            .registrar
-            .lock()
-            .authenticate(msg, "PUBLISH", source, now.unix, g, peer);
-        if let AuthOutcome::Respond(r) = auth {
-            return self.send_response(now, tx, *r);
-        }
-        let Some(peer) = peer else {
-            return self.respond(now, tx, msg, source, (403, "Forbidden"), &[]);
+        let Some(peer) = self.authenticated_peer(now, (tx, msg), (source, transport), "PUBLISH")
+        else {
+            return;
         };
-        if transport == Transport::Tcp {
-            self.out.push_back(crate::endpoint::Output::Trusted(source));
-        }
-        let (min, max) = (g.minexpiry, g.maxexpiry);
-        let publisher = peer.name.clone();
-        drop(running);
+        let (min, max) = {
+            let g = &self.shared.running().cfg.general;
+            (g.minexpiry, g.maxexpiry)
+        };
+        let publisher = peer.name;
         let resource = Uri::parse(msg.request_uri().unwrap_or_default())
             .ok()
             .and_then(|u| u.user)

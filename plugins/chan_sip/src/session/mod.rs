@@ -52,7 +52,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use uac::OutboundSetup;
-pub(crate) use uas::match_peer as uas_match_peer;
 pub(crate) use uas::RETRY_AFTER_SECS;
 
 /// Who sent the INVITE, and what only that side keeps.

@@ -52,6 +52,42 @@ pub(crate) fn match_peer<'a>(
 }
 
 impl Endpoint {
+    /// The peer a request outside any dialog (a SUBSCRIBE, a PUBLISH)
+    /// comes from, authenticated as an INVITE would be (`method` in the
+    /// digest): unknown senders get the same challenge as wrong passwords,
+    /// then 403; a request that passed over TCP makes its connection
+    /// trusted. `None` once the request is answered.
+    pub(crate) fn authenticated_peer(
+        &mut self,
+        now: Now,
+        (tx, msg): (TxId, &Message),
+        (source, transport): (SocketAddr, Transport),
+        method: &str,
+    ) -> Option<Peer> {
+        let running = self.shared.running();
+        let peer = match_peer(&running, msg, source);
+        let auth = self.shared.registrar.lock().authenticate(
+            msg,
+            method,
+            source,
+            now.unix,
+            &running.cfg.general,
+            peer,
+        );
+        if let AuthOutcome::Respond(r) = auth {
+            self.send_response(now, tx, *r);
+            return None;
+        }
+        let Some(peer) = peer.cloned() else {
+            self.respond(now, tx, msg, source, (403, "Forbidden"), &[]);
+            return None;
+        };
+        if transport == Transport::Tcp {
+            self.out.push_back(crate::endpoint::Output::Trusted(source));
+        }
+        Some(peer)
+    }
+
     /// A new INVITE outside any dialog.
     pub(crate) fn on_invite(
         &mut self,

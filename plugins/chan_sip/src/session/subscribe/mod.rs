@@ -43,7 +43,6 @@
 //! one its Call-ID routes to.
 
 use crate::endpoint::{ClientUsage, Endpoint, Env, HostAction, Now};
-use crate::registrar::AuthOutcome;
 use sirius_sip::dialog::DialogId;
 use sirius_sip::dialog_info::Granted;
 use sirius_sip::message::{build, HeaderName, Message, Method, Uri};
@@ -209,27 +208,15 @@ impl Endpoint {
             let accept = [(HeaderName::Accept, package.content_type().to_string())];
             return self.respond(now, tx, msg, source, (406, "Not Acceptable"), &accept);
         }
-        let running = self.shared.running();
-        let g = &running.cfg.general;
-        let peer = super::uas::match_peer(&running, msg, source);
-        let auth =
-            self.shared
-                .registrar
-                .lock()
-                .authenticate(msg, "SUBSCRIBE", source, now.unix, g, peer);
-        if let AuthOutcome::Respond(r) = auth {
-            return self.send_response(now, tx, *r);
-        }
-        let Some(peer) = peer else {
-            return self.respond(now, tx, msg, source, (403, "Forbidden"), &[]);
+        let Some(peer) = self.authenticated_peer(now, (tx, msg), (source, transport), "SUBSCRIBE")
+        else {
+            return;
         };
-        if transport == Transport::Tcp {
-            self.out.push_back(crate::endpoint::Output::Trusted(source));
-        }
         if !peer.allowsubscribe {
             return self.respond(now, tx, msg, source, (403, "Forbidden (policy)"), &[]);
         }
-        let granted = g.subscription_bounds().grant(expires_asked(msg));
+        let bounds = self.shared.running().cfg.general.subscription_bounds();
+        let granted = bounds.grant(expires_asked(msg));
         if let Granted::TooBrief(min) = granted {
             let min = [(HeaderName::MinExpires, min.to_string())];
             return self.respond(now, tx, msg, source, (423, "Interval Too Brief"), &min);
@@ -242,10 +229,8 @@ impl Endpoint {
             .ok()
             .and_then(|u| u.user)
             .unwrap_or_default();
-        let (context, user) = (peer.subscribecontext.clone(), peer.name.clone());
         let account = self.shared.contact_uri(&peer.vmexten, transport);
-        let mailbox = peer.mailbox.clone();
-        drop(running);
+        let (context, user, mailbox) = (peer.subscribecontext, peer.name, peer.mailbox);
         let key = self.subscriptions.next;
         let (watch, first) = match package {
             Package::CallInfo => {
