@@ -35,6 +35,7 @@ mod client;
 mod dns;
 mod io;
 mod messages;
+mod register;
 mod usage;
 
 pub use io::{HostAction, Input, LegMedia, MediaAction, MwiTarget, Output, StreamKind};
@@ -768,54 +769,6 @@ impl Endpoint {
             }
             // Unknown dialogs, a BYE outside one, anything else left.
             _ => self.no_such_call(now, tx, &msg, source),
-        }
-    }
-
-    fn on_register(
-        &mut self,
-        now: Now,
-        tx: TxId,
-        msg: &Message,
-        source: SocketAddr,
-        transport: Transport,
-    ) {
-        let running = self.shared.running();
-        let out = self.shared.registrar.lock().handle(
-            msg,
-            source,
-            transport,
-            now.unix,
-            &running.cfg.general,
-            &running.peers,
-        );
-        let mut registered = None;
-        if let Some((peer, binding)) = out.changed {
-            self.device_update(&peer);
-            if out.refreshed {
-                registered = Some(peer.clone());
-            }
-            let (status, addr) = match &binding {
-                Some(b) => ("Registered", b.addr.to_string()),
-                None => ("Unregistered", String::new()),
-            };
-            self.event(
-                "PeerStatus",
-                vec![
-                    ("Peer", format!("SIP/{peer}")),
-                    ("PeerStatus", status.into()),
-                    ("Address", addr),
-                ],
-            );
-        }
-        // A REGISTER accepted over TCP makes its connection trusted.
-        if transport == Transport::Tcp && out.response.code() == Some(200) {
-            self.out.push_back(Output::Trusted(source));
-        }
-        self.send_response(now, tx, out.response);
-        if let Some(peer) = registered {
-            // A phone that registers learns its messages, after its 200
-            // (as chan_sip).
-            self.send_unsolicited_mwi(&peer);
         }
     }
 }
