@@ -3,16 +3,12 @@
 //! first answer wins, and the other phone's INVITE is cancelled with
 //! `Reason: SIP;cause=200;text="Call completed elsewhere"`.
 
-use sirius_blackbox::{free_udp_port, sipp_register, SippProcess};
+use sirius_blackbox::{free_udp_port, sipp_register, Sipp};
 use std::time::Duration;
 
 #[path = "calls_common.rs"]
 mod common;
 use common::*;
-
-fn to_refs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
 
 #[test]
 fn a_call_to_a_peer_on_two_phones_rings_both_and_cancels_the_other() {
@@ -36,22 +32,11 @@ fn a_call_to_a_peer_on_two_phones_rings_both_and_cancels_the_other() {
     );
     let dir = d.root.path().to_path_buf();
     let (a_trace, b_trace) = (dir.join("a.log"), dir.join("b.log"));
-    let trace = |p: &std::path::Path| {
-        vec![
-            "-m".to_string(),
-            "1".into(),
-            "-trace_msg".into(),
-            "-message_file".into(),
-            p.to_str().unwrap().to_string(),
-        ]
-    };
     // Phone a answers at once; phone b rings until cancelled.
-    let mut a_args = vec!["-sn".to_string(), "uas".into()];
-    a_args.extend(trace(&a_trace));
-    let mut b_args = vec!["-sf".to_string(), sf("uas_ring_cancel.xml")];
-    b_args.extend(trace(&b_trace));
-    let phone_a = SippProcess::start(a, &to_refs(&a_args));
-    let phone_b = SippProcess::start(b, &to_refs(&b_args));
+    let phone_a = Sipp::builtin("uas").trace(&a_trace).start(a);
+    let phone_b = Sipp::scenario("uas_ring_cancel.xml")
+        .trace(&b_trace)
+        .start(b);
     let (code, out) = call(&d, &["-sn", "uac", "-s", "300", "-d", "500"]);
     assert_eq!(code, 0, "{out}\n{}", d.messages());
     assert_eq!(phone_a.finish(), Some(0), "a: answered, then the BYE");

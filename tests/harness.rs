@@ -406,6 +406,113 @@ pub fn sipp_within(args: &[&str], limit: Duration) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// One sipp command line, said by what a test is about (a scenario, whom it
+/// calls, as whom, where it traces) rather than as a list of flags: the
+/// black-box tests of subscriptions, shared lines and contacts each ran sipp
+/// a handful of times with the same fifteen arguments in different orders.
+#[derive(Debug, Clone)]
+pub struct Sipp {
+    args: Vec<String>,
+}
+
+impl Sipp {
+    /// sipp playing `file` of `tests/scenarios/`, one call.
+    pub fn scenario(file: &str) -> Sipp {
+        let path = scenario(file).to_string_lossy().into_owned();
+        Sipp {
+            args: vec!["-sf".into(), path, "-m".into(), "1".into()],
+        }
+    }
+
+    /// sipp playing one of its built-in scenarios (`uas`, `uac`), one call.
+    pub fn builtin(name: &str) -> Sipp {
+        Sipp {
+            args: vec!["-sn".into(), name.into(), "-m".into(), "1".into()],
+        }
+    }
+
+    /// Sends to the daemon's SIP port.
+    pub fn to(mut self, d: &Daemon) -> Sipp {
+        self.args.insert(0, format!("127.0.0.1:{}", d.sip_port()));
+        self
+    }
+
+    /// The Request-URI user (`-s`).
+    pub fn service(self, user: &str) -> Sipp {
+        self.arg("-s").arg(user)
+    }
+
+    /// Digest credentials (`-au`/`-ap`).
+    pub fn auth(self, user: &str, password: &str) -> Sipp {
+        self.arg("-au").arg(user).arg("-ap").arg(password)
+    }
+
+    /// How many calls the scenario makes (`-m`), instead of one.
+    pub fn calls(mut self, n: u32) -> Sipp {
+        if let Some(i) = self.args.iter().position(|a| a == "-m") {
+            self.args[i + 1] = n.to_string();
+        }
+        self
+    }
+
+    /// A scenario `[key]` (`-key name value`).
+    pub fn key(self, name: &str, value: &str) -> Sipp {
+        self.arg("-key").arg(name).arg(value)
+    }
+
+    /// Every message sent and received, written to `file`.
+    pub fn trace(self, file: &Path) -> Sipp {
+        self.arg("-trace_msg")
+            .arg("-message_file")
+            .arg(&file.to_string_lossy())
+    }
+
+    /// Unexpected messages written to `file` (sipp's `-trace_err`).
+    pub fn errors(self, file: &Path) -> Sipp {
+        self.arg("-trace_err")
+            .arg("-error_file")
+            .arg(&file.to_string_lossy())
+    }
+
+    /// Any other sipp argument.
+    pub fn arg(mut self, a: &str) -> Sipp {
+        self.args.push(a.to_string());
+        self
+    }
+
+    /// Runs it to the end (bounded, see [`sipp`]) from a free local port.
+    pub fn run(&self) -> (i32, String) {
+        self.run_from(free_udp_port())
+    }
+
+    /// Runs it to the end from `port` (a port the daemon knows the phone by).
+    pub fn run_from(&self, port: u16) -> (i32, String) {
+        let port = port.to_string();
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        args.extend(["-p", &port]);
+        sipp(&args)
+    }
+
+    /// Starts it in the background on `port`.
+    pub fn start(&self, port: u16) -> SippProcess {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        SippProcess::start(port, &args)
+    }
+}
+
+/// Waits (bounded by `within`) until the file at `path` (a sipp trace) holds
+/// `text`; its contents then.
+#[track_caller]
+pub fn wait_for_file(path: &Path, text: &str, within: Duration) -> String {
+    let what = path.display().to_string();
+    wait_for_text(
+        || std::fs::read_to_string(path).unwrap_or_default(),
+        text,
+        within,
+        &what,
+    )
+}
+
 /// A sipp process in the background (a callee, a registrar, an OPTIONS
 /// responder), bound to `127.0.0.1:<port>`. Killed on drop.
 pub struct SippProcess(Child);
@@ -430,8 +537,32 @@ impl SippProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("sipp (apt-get install sip-tester)");
-        std::thread::sleep(Duration::from_millis(300));
-        SippProcess(child)
+        let mut process = SippProcess(child);
+        process.wait_bound(port);
+        process
+    }
+
+    /// Waits (bounded) until sipp has bound its port, which it does
+    /// before it reads the scenario's first message. Read from the kernel's
+    /// socket table rather than by trying to bind the port ourselves, which
+    /// would hold it for an instant in which sipp's own bind could fail.
+    fn wait_bound(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let local = format!("0100007F:{port:04X}");
+        let bound = |table: &str| {
+            std::fs::read_to_string(table)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        };
+        // UDP, or TCP for a sipp started with `-t t1`.
+        while !bound("/proc/net/udp") && !bound("/proc/net/tcp") {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return; // done already (or failed): `finish` says which
+            }
+            assert!(Instant::now() < deadline, "sipp never bound port {port}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits (bounded) for the scenario to end; sipp's exit status.

@@ -9,7 +9,7 @@
 //! port it registered from, and watches and picks up from ports of its own:
 //! a sipp process plays one role.)
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, sipp_register, SippProcess};
+use sirius_blackbox::{free_udp_port, sipp_register, wait_for_file, Sipp};
 use std::time::Duration;
 
 #[path = "calls_common.rs"]
@@ -44,7 +44,6 @@ fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
         dir.join("phone2.log"),
         dir.join("picker.log"),
     );
-    let target = format!("127.0.0.1:{}", d.sip_port());
     let (p1, p2, pw, pick) = (
         free_udp_port(),
         free_udp_port(),
@@ -57,109 +56,42 @@ fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
         let (code, out) = sipp_register(&d, "register_accepted.xml", "line", "l-secret", port, 1);
         assert_eq!(code, 0, "{out}");
     }
-    let watch = scenario("uac_sca_watch.xml");
-    let watcher = SippProcess::start(
-        pw,
-        &[
-            &target,
-            "-sf",
-            watch.to_str().unwrap(),
-            "-s",
-            "line",
-            "-au",
-            "line",
-            "-ap",
-            "l-secret",
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            w_trace.to_str().unwrap(),
-        ],
-    );
+    let watcher = Sipp::scenario("uac_sca_watch.xml")
+        .to(&d)
+        .service("line")
+        .auth("line", "l-secret")
+        .trace(&w_trace)
+        .start(pw);
     d.wait_for("sip show subscriptions", Duration::from_secs(10), |o| {
         o.contains("1 active SIP subscription\n")
     });
-    let hold = scenario("uas_sca_hold.xml");
-    let phone1 = SippProcess::start(
-        p1,
-        &[
-            "-sf",
-            hold.to_str().unwrap(),
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            p1_trace.to_str().unwrap(),
-        ],
-    );
-    let ring = scenario("uas_ring_cancel.xml");
-    let phone2 = SippProcess::start(
-        p2,
-        &[
-            "-sf",
-            ring.to_str().unwrap(),
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            p2_trace.to_str().unwrap(),
-        ],
-    );
+    let phone1 = Sipp::scenario("uas_sca_hold.xml")
+        .trace(&p1_trace)
+        .start(p1);
+    let phone2 = Sipp::scenario("uas_ring_cancel.xml")
+        .trace(&p2_trace)
+        .start(p2);
     // The caller: held, taken off hold by the takeover, then the PBX's BYE.
     let caller = {
-        let target = target.clone();
-        let file = sf("uac_sca_caller.xml");
-        std::thread::spawn(move || {
-            sipp(&[
-                &target,
-                "-sf",
-                &file,
-                "-s",
-                "7000",
-                "-m",
-                "1",
-                "-p",
-                &free_udp_port().to_string(),
-            ])
-        })
+        let caller = Sipp::scenario("uac_sca_caller.xml").to(&d).service("7000");
+        std::thread::spawn(move || caller.run())
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !std::fs::read_to_string(&w_trace)
-        .unwrap_or_default()
-        .contains("appearance-index=1;appearance-state=held")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never held:\n{}\n{}",
-            std::fs::read_to_string(&w_trace).unwrap_or_default(),
-            d.messages()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_file(
+        &w_trace,
+        "appearance-index=1;appearance-state=held",
+        Duration::from_secs(15),
+    );
     let lines = d.rx("sip show sharedlines").ok();
     assert!(
         lines.contains("\nline             1      held         \"Ovidiu Sas\" <sip:4164542289@"),
         "{lines}"
     );
-    let (code, out) = sipp(&[
-        &target,
-        "-sf",
-        scenario("uac_sca_pickup.xml").to_str().unwrap(),
-        "-s",
-        "line",
-        "-au",
-        "line",
-        "-ap",
-        "l-secret",
-        "-m",
-        "1",
-        "-p",
-        &pick.to_string(),
-        "-trace_msg",
-        "-message_file",
-        pick_trace.to_str().unwrap(),
-    ]);
+    let (code, out) = Sipp::scenario("uac_sca_pickup.xml")
+        .to(&d)
+        .service("line")
+        .auth("line", "l-secret")
+        .trace(&pick_trace)
+        .run_from(pick);
     let t = std::fs::read_to_string(&pick_trace).unwrap_or_default();
     assert_eq!(code, 0, "{out}\n{t}\n{}", d.messages());
     let (code, out) = caller.join().unwrap();
@@ -216,24 +148,12 @@ fn a_phone_publishes_call_info() {
     );
     let d = pbx_with(&sip, "[test]\n\"1\" = [\"Hangup()\"]\n");
     let trace = d.root.path().join("publish.log");
-    let (code, out) = sipp(&[
-        &format!("127.0.0.1:{}", d.sip_port()),
-        "-sf",
-        scenario("uac_publish.xml").to_str().unwrap(),
-        "-s",
-        "line",
-        "-au",
-        "line",
-        "-ap",
-        "l-secret",
-        "-m",
-        "1",
-        "-p",
-        &free_udp_port().to_string(),
-        "-trace_msg",
-        "-message_file",
-        trace.to_str().unwrap(),
-    ]);
+    let (code, out) = Sipp::scenario("uac_publish.xml")
+        .to(&d)
+        .service("line")
+        .auth("line", "l-secret")
+        .trace(&trace)
+        .run();
     let t = std::fs::read_to_string(&trace).unwrap_or_default();
     assert_eq!(code, 0, "{out}\n{t}\n{}", d.messages());
     assert!(t.contains("SIP/2.0 412 Conditional Request Failed"), "{t}");

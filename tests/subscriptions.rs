@@ -4,7 +4,7 @@
 //! a presence fetch gets a PIDF body; message-waiting lights follow `mwi
 //! update`, subscribed or not.
 
-use sirius_blackbox::{free_udp_port, scenario, sipp, SippProcess};
+use sirius_blackbox::{free_udp_port, wait_for_file, Sipp};
 use std::time::Duration;
 
 #[path = "calls_common.rs"]
@@ -36,30 +36,13 @@ fn a_busy_lamp_follows_a_call_to_its_extension() {
     let dir = d.root.path().to_path_buf();
     let (w_trace, c_trace) = (dir.join("watcher.log"), dir.join("callee.log"));
     let w_errors = dir.join("watcher.errors");
-    let target = format!("127.0.0.1:{}", d.sip_port());
-    let file = scenario("uac_subscribe_blf.xml");
-    let watcher = SippProcess::start(
-        watcher_port,
-        &[
-            &target,
-            "-sf",
-            file.to_str().unwrap(),
-            "-s",
-            "6001",
-            "-au",
-            "watcher",
-            "-ap",
-            "w-secret",
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            w_trace.to_str().unwrap(),
-            "-trace_err",
-            "-error_file",
-            w_errors.to_str().unwrap(),
-        ],
-    );
+    let watcher = Sipp::scenario("uac_subscribe_blf.xml")
+        .to(&d)
+        .service("6001")
+        .auth("watcher", "w-secret")
+        .trace(&w_trace)
+        .errors(&w_errors)
+        .start(watcher_port);
     let shown = d.wait_for("sip show subscriptions", Duration::from_secs(10), |o| {
         o.contains("1 active SIP subscription\n")
     });
@@ -73,18 +56,7 @@ fn a_busy_lamp_follows_a_call_to_its_extension() {
 
     // A call to 6001: the callee (sipp's own uas) rings and answers at
     // once; the caller hangs up after a second.
-    let callee = sirius_blackbox::SippProcess::start(
-        callee_port,
-        &[
-            "-sn",
-            "uas",
-            "-m",
-            "1",
-            "-trace_msg",
-            "-message_file",
-            c_trace.to_str().unwrap(),
-        ],
-    );
+    let callee = Sipp::builtin("uas").trace(&c_trace).start(callee_port);
     let (code, out) = call(&d, &["-sn", "uac", "-s", "6001", "-d", "1000"]);
     assert_eq!(code, 0, "{out}\n{}", d.messages());
     assert_eq!(callee.finish(), Some(0));
@@ -128,30 +100,14 @@ fn a_presence_fetch_gets_pidf_and_an_unknown_package_489() {
     let d = pbx_with(&sip, ext);
     let trace = d.root.path().join("fetch.log");
     let run = |event: &str, accept: &str| {
-        sipp(&[
-            &format!("127.0.0.1:{}", d.sip_port()),
-            "-p",
-            &free_udp_port().to_string(),
-            "-m",
-            "1",
-            "-sf",
-            scenario("uac_subscribe_fetch.xml").to_str().unwrap(),
-            "-s",
-            "6001",
-            "-au",
-            "watcher",
-            "-ap",
-            "w-secret",
-            "-key",
-            "event",
-            event,
-            "-key",
-            "accept",
-            accept,
-            "-trace_msg",
-            "-message_file",
-            trace.to_str().unwrap(),
-        ])
+        Sipp::scenario("uac_subscribe_fetch.xml")
+            .to(&d)
+            .service("6001")
+            .auth("watcher", "w-secret")
+            .key("event", event)
+            .key("accept", accept)
+            .trace(&trace)
+            .run()
     };
     let (code, out) = run("presence", "application/pidf+xml");
     let t = std::fs::read_to_string(&trace).unwrap_or_default();
@@ -191,31 +147,16 @@ fn message_waiting_lights_follow_mwi_update() {
         dir.path().join("fetch.log"),
     );
     // The listening phone first: chan_sip tells it its counts as it starts.
-    let listener = SippProcess::start(
-        phone_port,
-        &[
-            "-sf",
-            scenario("uas_mwi.xml").to_str().unwrap(),
-            "-m",
-            "2",
-            "-trace_msg",
-            "-message_file",
-            l_trace.to_str().unwrap(),
-        ],
-    );
+    let listener = Sipp::scenario("uas_mwi.xml")
+        .calls(2)
+        .trace(&l_trace)
+        .start(phone_port);
     let sip = format!(
         "{SIP_TOML}\n[peers.phone]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {phone_port}\nmailbox = \"1234@default\"\nvmexten = \"*97\"\n\n\
          [peers.watcher]\ntype = \"friend\"\nhost = \"dynamic\"\nsecret = \"w-secret\"\ncontext = \"test\"\nmailbox = \"1234\"\n"
     );
     let d = pbx_with(&sip, "[test]\n\"100\" = [\"Hangup()\"]\n");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&l_trace)
-        .unwrap_or_default()
-        .contains("Messages-Waiting: no")
-    {
-        assert!(std::time::Instant::now() < deadline, "no MWI at start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_file(&l_trace, "Messages-Waiting: no", Duration::from_secs(10));
     assert_eq!(
         d.rx("mwi update 1234 2 1").ok().trim_end(),
         "Mailbox 1234@default: 2 new, 1 old"
@@ -247,30 +188,14 @@ fn message_waiting_lights_follow_mwi_update() {
     }
 
     // Subscribed: the watcher's own mailbox (1234@default) in its NOTIFY.
-    let (code, out) = sipp(&[
-        &format!("127.0.0.1:{}", d.sip_port()),
-        "-p",
-        &free_udp_port().to_string(),
-        "-m",
-        "1",
-        "-sf",
-        scenario("uac_subscribe_fetch.xml").to_str().unwrap(),
-        "-s",
-        "1234",
-        "-au",
-        "watcher",
-        "-ap",
-        "w-secret",
-        "-key",
-        "event",
-        "message-summary",
-        "-key",
-        "accept",
-        "application/simple-message-summary",
-        "-trace_msg",
-        "-message_file",
-        f_trace.to_str().unwrap(),
-    ]);
+    let (code, out) = Sipp::scenario("uac_subscribe_fetch.xml")
+        .to(&d)
+        .service("1234")
+        .auth("watcher", "w-secret")
+        .key("event", "message-summary")
+        .key("accept", "application/simple-message-summary")
+        .trace(&f_trace)
+        .run();
     let t = std::fs::read_to_string(&f_trace).unwrap_or_default();
     assert_eq!(code, 0, "{out}\n{t}");
     let n = &notifies(&t)[0];

@@ -12,22 +12,13 @@ const BOB2: &str = "127.0.0.1:5066";
 fn forked_call(h: &mut Harness) -> (ChannelId, Message, Message) {
     let chan = ChannelId(100);
     h.input(Input::NewOutbound(OutboundSetup {
-        chan,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:bob@{BOB}"),
-        peer: Some("bob".into()),
-        name: "SIP/bob-00000064".into(),
-        codecs: vec![Codec::PCMU],
-        caller: "100".into(),
         caller_name: "Alice".into(),
-        requestor: None,
-        referred_by: None,
         forks: vec![ForkTarget {
             dest: addr(BOB2),
             transport: Transport::Udp,
             ruri: format!("sip:bob@{BOB2}"),
         }],
+        ..call_to("bob", chan)
     }));
     h.input(Input::Place(chan));
     let sent = h.sent();

@@ -641,21 +641,32 @@ fn new_outbound_to_bob(h: &mut Harness, chan: ChannelId) {
     dial_bob_for(h, chan, None);
 }
 
-/// The same, asked for by `requestor` (a Dial's caller).
-fn dial_bob_for(h: &mut Harness, chan: ChannelId, requestor: Option<ChannelId>) {
-    h.input(Input::NewOutbound(OutboundSetup {
+/// The core's `request_call` for `peer` at BOB as most tests want it: one
+/// contact, PCMU, caller `100` without a name, no requestor; a test changes
+/// what it is about with `OutboundSetup { field, ..call_to(peer, chan) }`.
+fn call_to(peer: &str, chan: ChannelId) -> OutboundSetup {
+    OutboundSetup {
         chan,
         dest: addr(BOB),
         transport: Transport::Udp,
-        ruri: format!("sip:bob@{BOB}"),
-        peer: Some("bob".into()),
-        name: "SIP/bob-00000064".into(),
+        ruri: format!("sip:{peer}@{BOB}"),
+        peer: Some(peer.into()),
+        name: format!("SIP/{peer}-{:08x}", chan.0),
         codecs: vec![Codec::PCMU],
         caller: "100".into(),
-        caller_name: "Alice".into(),
-        requestor,
+        caller_name: String::new(),
+        requestor: None,
         referred_by: None,
         forks: Vec::new(),
+    }
+}
+
+/// The same, asked for by `requestor` (a Dial's caller).
+fn dial_bob_for(h: &mut Harness, chan: ChannelId, requestor: Option<ChannelId>) {
+    h.input(Input::NewOutbound(OutboundSetup {
+        caller_name: "Alice".into(),
+        requestor,
+        ..call_to("bob", chan)
     }));
 }
 

@@ -380,18 +380,8 @@ fn a_transfer_targets_invite_carries_referred_by() {
     let mut h = Harness::new(SIP_TOML);
     let chan = ChannelId(5);
     h.input(Input::NewOutbound(OutboundSetup {
-        chan,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:bob@{BOB}"),
-        peer: Some("bob".into()),
-        name: "SIP/bob-00000005".into(),
-        codecs: vec![Codec::PCMU],
-        caller: "100".into(),
-        caller_name: String::new(),
-        requestor: None,
         referred_by: Some("<sip:alice@127.0.0.1>".into()),
-        forks: Vec::new(),
+        ..call_to("bob", chan)
     }));
     h.input(Input::Place(chan));
     let invite = h.expect_one(BOB);

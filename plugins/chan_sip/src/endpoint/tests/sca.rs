@@ -91,18 +91,8 @@ fn the_seed_003_story() {
     // Alice calls the line (Dial): its phone rings with the appearance.
     let chan = ChannelId(100);
     h.input(Input::NewOutbound(OutboundSetup {
-        chan,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:line@{BOB}"),
-        peer: Some("line".into()),
-        name: "SIP/line-00000064".into(),
-        codecs: vec![Codec::PCMU],
-        caller: "100".into(),
         caller_name: "Alice".into(),
-        requestor: None,
-        referred_by: None,
-        forks: Vec::new(),
+        ..call_to("line", chan)
     }));
     h.input(Input::Place(chan));
     let sent = h.sent();
@@ -199,20 +189,7 @@ fn a_full_line_is_busy_and_only_its_phones_watch_it() {
     let mut h = Harness::new(TOML);
     for n in 1..=3u64 {
         let chan = ChannelId(100 + n);
-        h.input(Input::NewOutbound(OutboundSetup {
-            chan,
-            dest: addr(BOB),
-            transport: Transport::Udp,
-            ruri: format!("sip:line@{BOB}"),
-            peer: Some("line".into()),
-            name: format!("SIP/line-{n}"),
-            codecs: vec![Codec::PCMU],
-            caller: "100".into(),
-            caller_name: String::new(),
-            requestor: None,
-            referred_by: None,
-            forks: Vec::new(),
-        }));
+        h.input(Input::NewOutbound(call_to("line", chan)));
         h.input(Input::Place(chan));
     }
     assert!(h
@@ -244,20 +221,7 @@ fn a_full_line_is_busy_and_only_its_phones_watch_it() {
 fn only_a_held_call_is_taken_over_and_a_reload_leaks_nothing() {
     let mut h = Harness::new(TOML);
     let chan = ChannelId(100);
-    h.input(Input::NewOutbound(OutboundSetup {
-        chan,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:line@{BOB}"),
-        peer: Some("line".into()),
-        name: "SIP/line-00000064".into(),
-        codecs: vec![Codec::PCMU],
-        caller: "100".into(),
-        caller_name: String::new(),
-        requestor: None,
-        referred_by: None,
-        forks: Vec::new(),
-    }));
+    h.input(Input::NewOutbound(call_to("line", chan)));
     h.input(Input::Place(chan));
     h.sent();
     let mut grab = parse(&format!(
@@ -307,20 +271,7 @@ fn a_phone_publishes_its_private_hold() {
     let mut h = Harness::new(TOML);
     subscribed(&mut h, PHONE2);
     let chan = ChannelId(100);
-    h.input(Input::NewOutbound(OutboundSetup {
-        chan,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:line@{BOB}"),
-        peer: Some("line".into()),
-        name: "SIP/line-00000064".into(),
-        codecs: vec![Codec::PCMU],
-        caller: "100".into(),
-        caller_name: String::new(),
-        requestor: None,
-        referred_by: None,
-        forks: Vec::new(),
-    }));
+    h.input(Input::NewOutbound(call_to("line", chan)));
     h.input(Input::Place(chan));
     call_infos(&mut h, PHONE2);
     h.sent();

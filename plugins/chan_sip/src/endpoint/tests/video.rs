@@ -87,18 +87,8 @@ fn our_offer_puts_video_codecs_in_m_video_only() {
     let mut h = Harness::new(&video_toml());
     let chan = ChannelId(100);
     h.input(Input::NewOutbound(OutboundSetup {
-        chan,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:bob@{BOB}"),
-        peer: Some("bob".into()),
-        name: "SIP/bob-00000064".into(),
         codecs: vec![Codec::PCMU, Codec::H263],
-        caller: "100".into(),
-        caller_name: String::new(),
-        requestor: None,
-        referred_by: None,
-        forks: Vec::new(),
+        ..call_to("bob", chan)
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();
@@ -171,18 +161,8 @@ fn a_late_offer_video_call_is_bridged_audio_and_video() {
 fn placed_outbound_with(h: &mut Harness, chan: u64, codecs: Vec<Codec>) -> (ChannelId, Message) {
     let chan = ChannelId(chan);
     h.input(Input::NewOutbound(OutboundSetup {
-        chan,
-        dest: addr(BOB),
-        transport: Transport::Udp,
-        ruri: format!("sip:bob@{BOB}"),
-        peer: Some("bob".into()),
-        name: "SIP/bob-00000064".into(),
         codecs,
-        caller: "100".into(),
-        caller_name: String::new(),
-        requestor: None,
-        referred_by: None,
-        forks: Vec::new(),
+        ..call_to("bob", chan)
     }));
     h.ep.place(h.now, chan).unwrap();
     h.collect();
