@@ -158,3 +158,151 @@ fn a_phone_publishes_call_info() {
     assert_eq!(code, 0, "{out}\n{t}\n{}", d.messages());
     assert!(t.contains("SIP/2.0 412 Conditional Request Failed"), "{t}");
 }
+
+/// An attribute's value in a dialog-info body (`call-id="…"`).
+fn attr(body: &str, name: &str) -> Option<String> {
+    let at = body.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(body[at..].split('"').next()?.to_string())
+}
+
+/// The same line in RFC 7463's form, with real peers: the watcher
+/// subscribes to `Event: dialog;shared` and is told the call as dialog-info
+/// (early, confirmed with the phone's dialog, held); the other phone takes
+/// the held call with `Replaces` naming that dialog (to-tag the PBX's,
+/// from-tag the phone's); the first phone's leg is released, the appearance
+/// stays with the call (confirmed, not held) and is freed when it ends.
+#[test]
+fn a_call_on_a_shared_line_is_taken_with_replaces_as_rfc_7463_has_it() {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\n"
+    );
+    let ext = "[test]\n\"7000\" = [\"Dial(SIP/line,20)\", \"Hangup()\"]\n";
+    let d = pbx_with(&sip, ext);
+    let dir = d.root.path().to_path_buf();
+    let (w_trace, p1_trace, pick_trace) = (
+        dir.join("watcher.log"),
+        dir.join("phone1.log"),
+        dir.join("picker.log"),
+    );
+    let (p1, pw) = (free_udp_port(), free_udp_port());
+    let (code, out) = sipp_register(&d, "register_accepted.xml", "line", "l-secret", p1, 1);
+    assert_eq!(code, 0, "{out}");
+    let watcher = Sipp::scenario("uac_sa_watch.xml")
+        .to(&d)
+        .service("line")
+        .auth("line", "l-secret")
+        .trace(&w_trace)
+        .start(pw);
+    d.wait_for("sip show subscriptions", Duration::from_secs(10), |o| {
+        o.contains("1 active SIP subscription\n")
+    });
+    let phone1 = Sipp::scenario("uas_sca_hold.xml")
+        .trace(&p1_trace)
+        .start(p1);
+    let caller = {
+        let caller = Sipp::scenario("uac_sca_caller.xml").to(&d).service("7000");
+        std::thread::spawn(move || caller.run())
+    };
+    let t = wait_for_file(&w_trace, "pval=\"no\"", Duration::from_secs(15));
+    // The held call's dialog, from the last NOTIFY so far.
+    let last = &t[t.rfind("NOTIFY sip:").unwrap()..];
+    let (call_id, phone_tag, pbx_tag) = (
+        attr(last, "call-id").expect("the phone's dialog"),
+        attr(last, "local-tag").unwrap(),
+        attr(last, "remote-tag").unwrap(),
+    );
+    assert!(last.contains("<sa:appearance>1</sa:appearance>"), "{last}");
+    assert!(
+        last.contains("<sa:exclusive>false</sa:exclusive>"),
+        "{last}"
+    );
+    let (code, out) = Sipp::scenario("uac_sa_replaces.xml")
+        .to(&d)
+        .service("line")
+        .auth("line", "l-secret")
+        .key("target", &call_id)
+        .key("totag", &pbx_tag)
+        .key("fromtag", &phone_tag)
+        .trace(&pick_trace)
+        .run();
+    let pt = std::fs::read_to_string(&pick_trace).unwrap_or_default();
+    assert_eq!(code, 0, "{out}\n{pt}\n{}", d.messages());
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, 0, "the caller talked to the new phone: {out}");
+    assert_eq!(
+        phone1.finish(),
+        Some(0),
+        "phone 1: answered, held, released"
+    );
+    let end = watcher.finish();
+    let t = std::fs::read_to_string(&w_trace).unwrap();
+    assert_eq!(end, Some(0), "{t}\n{}", d.messages());
+    let notifies: Vec<&str> = t
+        .split("message received")
+        .skip(1)
+        .filter(|m| m.contains("NOTIFY sip:"))
+        .collect();
+    let states: Vec<&str> = notifies
+        .iter()
+        .map(|n| {
+            if !n.contains("<dialog ") {
+                "idle"
+            } else if n.contains("pval=\"no\"") {
+                "held"
+            } else if n.contains("<state>confirmed</state>") {
+                "confirmed"
+            } else {
+                "early"
+            }
+        })
+        .collect();
+    assert_eq!(states.first(), Some(&"idle"), "{states:?}");
+    assert_eq!(states.last(), Some(&"idle"), "{states:?}");
+    let held = states.iter().position(|s| *s == "held").unwrap();
+    assert!(
+        states[held..].contains(&"confirmed"),
+        "taken: confirmed, not held: {states:?}"
+    );
+    assert!(states[..held].contains(&"early"), "rang first: {states:?}");
+    assert!(d
+        .rx("core show channels count")
+        .ok()
+        .starts_with("0 active channels"));
+}
+
+/// RFC 7463 §5.3.1 with a real peer: the line's phone PUBLISHes a seizure
+/// of appearance 2 (a `trying` dialog naming its coming INVITE's Call-ID),
+/// then calls out: the call holds appearance 2, not the lowest free one;
+/// another call's seizure of it is refused 400 while the call is up.
+#[test]
+fn a_phone_seizes_an_appearance_before_calling_out() {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\n"
+    );
+    let ext = "[test]\n\"7001\" = [\"Answer()\", \"Wait(3)\", \"Hangup()\"]\n";
+    let d = pbx_with(&sip, ext);
+    let trace = d.root.path().join("seize.log");
+    let phone = {
+        let phone = Sipp::scenario("uac_sa_seize.xml")
+            .to(&d)
+            .service("line")
+            .auth("line", "l-secret")
+            .key("dest", "7001")
+            .trace(&trace);
+        std::thread::spawn(move || phone.run())
+    };
+    let table = d.wait_for("sip show sharedlines", Duration::from_secs(10), |o| {
+        o.contains("\nline             2      active ")
+    });
+    assert!(!table.contains("\nline             1 "), "{table}");
+    let (code, out) = phone.join().unwrap();
+    let t = std::fs::read_to_string(&trace).unwrap_or_default();
+    assert_eq!(code, 0, "{out}\n{t}\n{}", d.messages());
+    assert!(
+        t.contains("SIP/2.0 400 Bad Request (appearance in use)"),
+        "{t}"
+    );
+    d.wait_for("sip show sharedlines", Duration::from_secs(5), |o| {
+        !o.contains("\nline             2 ")
+    });
+}

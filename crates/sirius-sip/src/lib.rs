@@ -54,5 +54,6 @@ pub mod qualify;
 pub mod refer;
 pub mod registration;
 pub mod sdp;
+pub mod shared_appearance;
 pub mod transaction;
 pub mod validate;

@@ -153,6 +153,18 @@ proptest! {
         exercise(&data);
     }
 
+    /// A member's PUBLISH body (RFC 7463) comes from the network too: any
+    /// text made of XML's pieces is read or refused, never a panic.
+    #[test]
+    fn shared_appearance_bodies_never_panic(pieces in prop::collection::vec(prop::sample::select(vec![
+        "<", ">", "/", "<?xml version='1.0'?>", "<dialog-info", "</dialog-info>", "<dialog", "</dialog>",
+        " call-id=\"", " local-tag='", "\"", "'", "=", "<sa:appearance>", "</sa:appearance>", "7", "0",
+        "-1", "<state>", "trying", "</state>", "<local>", "</local>", "<param pname='+sip.rendering' pval='no'/>",
+        "<!--", "-->", "&", "&amp;", "&#x", "&#99999999;", ";", "é", " ", "<sa:replaced-dialog", "/>",
+    ]), 0..50)) {
+        let _ = sirius_sip::shared_appearance::parse(&pieces.concat());
+    }
+
     #[test]
     fn stream_framing_is_independent_of_chunking(cuts in prop::collection::vec(1usize..80, 0..20)) {
         let stream = format!("\r\n\r\n{INVITE}{INVITE}");

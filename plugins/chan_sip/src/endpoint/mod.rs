@@ -79,6 +79,8 @@ pub fn capabilities() -> Capabilities {
             "application/dtmf-relay".into(),
             "application/dtmf".into(),
             "message/sipfrag".into(),
+            // A shared line's phones PUBLISH their dialogs (RFC 7463).
+            "application/dialog-info+xml".into(),
         ],
     }
 }
@@ -508,6 +510,9 @@ impl Endpoint {
         self.check_rtp(now, env);
         if self.home.runs_clients() {
             self.shared.publications.expire(now.unix);
+            for line in self.shared.lines.expire_seizures(now.unix) {
+                self.line_changed(&line);
+            }
         }
         // After a burst, the tables and the allocator give back what the
         // calls gone left (crate::session::memory).

@@ -9,6 +9,7 @@ use super::{ApState, Appearance};
 use crate::endpoint::{Endpoint, Output, ShardMsg};
 use sirius_abi::{Cause, ChannelId};
 use sirius_sip::message::Message;
+use sirius_sip::shared_appearance::DialogIds;
 
 /// An IP address as a SIP URI's host (an IPv6 one in brackets).
 pub(crate) fn uri_host(ip: std::net::IpAddr) -> String {
@@ -64,6 +65,9 @@ impl Endpoint {
             shard: self.home.index,
             name: self.sessions.name(chan),
             taking: None,
+            outgoing: false,
+            dialog: None,
+            seized: None,
         };
         match self.shared.lines.seize(&line, max, None, ap) {
             Ok(i) => {
@@ -98,7 +102,21 @@ impl Endpoint {
             shard: self.home.index,
             name: self.sessions.name(chan),
             taking: None,
+            outgoing: true,
+            dialog: None,
+            seized: None,
         };
+        // Seized ahead by a PUBLISH (RFC 7463): the appearance waits for
+        // this Call-ID.
+        let call_id = invite.call_id().unwrap_or_default();
+        if self
+            .shared
+            .lines
+            .claim_seized(&line, call_id, ap.clone())
+            .is_some()
+        {
+            return self.line_changed(&line);
+        }
         let wanted = super::appearance_index(invite);
         match self.shared.lines.seize(&line, max, wanted, ap) {
             Ok(_) => self.line_changed(&line),
@@ -111,7 +129,17 @@ impl Endpoint {
         let Some(line) = self.sca_line_of(chan) else {
             return;
         };
-        if self.shared.lines.set_state(&line, chan, state) {
+        // The phone's view of the leg's dialog: its tag is our remote one.
+        let dialog = self
+            .sessions
+            .get(chan)
+            .and_then(|s| s.dialog.as_ref())
+            .map(|d| DialogIds {
+                call_id: d.call_id.clone(),
+                local_tag: d.remote_tag.clone(),
+                remote_tag: d.local_tag.clone(),
+            });
+        if self.shared.lines.set_state(&line, chan, state, dialog) {
             log::info!(
                 "shared line '{line}': {}'s appearance is {}",
                 self.sessions.name(chan),
@@ -186,6 +214,8 @@ impl Endpoint {
         };
         match self.shared.lines.get(&line, index) {
             None => Pickup::No, // a free appearance: a call of the phone's own
+            // Seized ahead (RFC 7463): the seizing call's INVITE claims it.
+            Some(a) if a.chan == super::NO_LEG => Pickup::No,
             Some(a) if a.state == ApState::Held => Pickup::Take(index),
             // Only a held call is taken over (OpenSIPS and Asterisk refuse
             // the others; Kamailio meant to).
@@ -208,12 +238,52 @@ impl Endpoint {
         index: u32,
     ) {
         let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
-        let Some((line, max)) = self.shared_line(peer.as_deref()) else {
+        let Some((line, _)) = self.shared_line(peer.as_deref()) else {
             return;
         };
-        let Some(before) = self.shared.lines.get(&line, index) else {
-            return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
+        if let Err(status) = self.sca_take(env, chan, &line, index, true) {
+            self.refuse_pickup(now, chan, status);
+        }
+    }
+
+    /// A member's INVITE with `Replaces` (RFC 7463 §5.3.2) names the leg
+    /// `replaced`, which holds an appearance of the member's line: the new
+    /// call takes that appearance with the call, held or active; a private
+    /// one is refused (403). `None`: not a shared line's call, the plain
+    /// Replaces path goes on.
+    pub(crate) fn sca_replace(
+        &mut self,
+        env: &mut dyn crate::endpoint::Env,
+        chan: ChannelId,
+        replaced: ChannelId,
+    ) -> Option<Result<(), (u16, &'static str)>> {
+        let line = self.sca_line_of(replaced)?;
+        let peer = self.sessions.get(chan).and_then(|s| s.peer.clone());
+        if peer.as_deref() != Some(line.as_str()) {
+            return None; // not a member: a Replaces as any other
+        }
+        let index = self.shared.lines.index_of(&line, replaced)?;
+        Some(self.sca_take(env, chan, &line, index, false))
+    }
+
+    /// The member's new call `chan` takes appearance `index` of `line`
+    /// over (see [`Self::sca_pickup`]).
+    fn sca_take(
+        &mut self,
+        env: &mut dyn crate::endpoint::Env,
+        chan: ChannelId,
+        line: &str,
+        index: u32,
+        held_only: bool,
+    ) -> Result<(), (u16, &'static str)> {
+        let gone = (481, "Call/Transaction Does Not Exist");
+        let max = self.shared_line(Some(line)).map_or(index, |(_, m)| m);
+        let Some(before) = self.shared.lines.get(line, index) else {
+            return Err(gone);
         };
+        if before.state == ApState::HeldPrivate {
+            return Err((403, "Forbidden (held privately)"));
+        }
         let name = self.sessions.name(chan);
         let shard = self.home.index;
         // Recorded before the core acts: the old leg's end, which the
@@ -222,14 +292,14 @@ impl Endpoint {
         if !self
             .shared
             .lines
-            .begin_takeover(&line, index, (chan, &name), shard)
+            .begin_takeover(line, index, (chan, &name), shard, held_only)
         {
-            return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
+            return Err(gone);
         }
         if let Err(cause) = env.replace(before.chan, chan) {
             log::info!("taking appearance {index} of '{line}' over failed: {cause:?}");
-            self.shared.lines.abort_takeover(&line, index);
-            return self.refuse_pickup(now, chan, (481, "Call/Transaction Does Not Exist"));
+            self.shared.lines.abort_takeover(line, index);
+            return Err(gone);
         }
         sirius_abi::verbose!(
             3,
@@ -240,7 +310,7 @@ impl Endpoint {
         if !self
             .shared
             .lines
-            .reassign(&line, index, (chan, &name), shard)
+            .reassign(line, index, (chan, &name), shard)
         {
             // Freed meanwhile (the call ended as it was taken): taken anew.
             let ap = Appearance {
@@ -250,10 +320,14 @@ impl Endpoint {
                 shard,
                 name,
                 taking: None,
+                outgoing: before.outgoing,
+                dialog: None,
+                seized: None,
             };
-            let _ = self.shared.lines.seize(&line, max, Some(index), ap);
+            let _ = self.shared.lines.seize(line, max, Some(index), ap);
         }
-        self.line_changed(&line);
+        self.line_changed(line);
+        Ok(())
     }
 
     fn refuse_pickup(

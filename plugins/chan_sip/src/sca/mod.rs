@@ -6,8 +6,10 @@
 //! told each appearance's state in a `Call-Info` header.
 //!
 //! ```text
-//!            inbound call to the line (Dial)      a member's own call
-//!   idle ──────────────▶ alerting            idle ──▶ progressing
+//!                                     a member PUBLISHes a trying dialog
+//!                                     (RFC 7463): idle ──▶ seized ──┐ its INVITE
+//!            inbound call to the line (Dial)      a member's own call   ▼ (same Call-ID)
+//!   idle ──────────────▶ alerting            idle ──────────────▶ progressing
 //!                          │ a phone answers            │ answered
 //!                          ▼                            ▼
 //!                        active ◀──── unhold ─── held  active
@@ -24,6 +26,7 @@
 
 use parking_lot::Mutex;
 use sirius_abi::ChannelId;
+use sirius_sip::shared_appearance::{DialogIds, Direction, SharedDialog};
 use std::collections::{BTreeMap, HashMap};
 
 mod hooks;
@@ -38,6 +41,9 @@ pub const MAX_APPEARANCES: u32 = 32;
 /// appearance no call holds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApState {
+    /// A member announced the call it is about to make (RFC 7463's
+    /// seizure: a PUBLISHed `trying` dialog); no leg yet.
+    Seized,
     /// A member's own call is being set up.
     Progressing,
     /// A call to the line rings its phones.
@@ -55,6 +61,7 @@ impl ApState {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
+            ApState::Seized => "seized",
             ApState::Progressing => "progressing",
             ApState::Alerting => "alerting",
             ApState::Active => "active",
@@ -83,7 +90,24 @@ pub struct Appearance {
     /// which may come on another shard before the takeover is recorded,
     /// hands the appearance to it instead of freeing it.
     pub taking: Option<(ChannelId, String, usize)>,
+    /// The member called out (`initiator` in RFC 7463's dialog-info);
+    /// else the call came to the line.
+    pub outgoing: bool,
+    /// The member phone's dialog, as the phone sees it (local tag the
+    /// phone's), once answered: what another member's Replaces names.
+    pub dialog: Option<DialogIds>,
+    /// Seized ahead of its INVITE: that call's Call-ID, and until when
+    /// (Unix seconds) the seizure holds without it. The leg is [`NO_LEG`].
+    pub seized: Option<(String, u64)>,
 }
+
+/// The leg of a seized appearance, whose INVITE has not come: no channel
+/// (the core numbers its channels from 1).
+pub const NO_LEG: ChannelId = ChannelId(0);
+
+/// How long a seizure holds an appearance for an INVITE that does not come
+/// (BroadWorks' line-seize is granted 15 s; a PUBLISH asks for longer).
+pub const SEIZE_FOR: u64 = 30;
 
 /// No appearance of the line is free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -115,6 +139,54 @@ impl Lines {
             .ok_or(LineFull)?;
         apps.insert(index, ap);
         Ok(index)
+    }
+
+    /// The INVITE of a call seized ahead (its Call-ID `call_id`) came:
+    /// the seized appearance of `line` is `ap`'s now; its index.
+    pub fn claim_seized(&self, line: &str, call_id: &str, ap: Appearance) -> Option<u32> {
+        let mut inner = self.inner.lock();
+        let (i, a) = inner.get_mut(line)?.iter_mut().find(|(_, a)| {
+            a.chan == NO_LEG && a.seized.as_ref().is_some_and(|(c, _)| c == call_id)
+        })?;
+        *a = ap;
+        Some(*i)
+    }
+
+    /// A seizure of `line`'s appearance `index` by call `call_id` ends
+    /// (its dialog terminated before an INVITE); whether there was one.
+    pub fn unseize(&self, line: &str, index: u32, call_id: &str) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(apps) = inner.get_mut(line) else {
+            return false;
+        };
+        let mine = apps.get(&index).is_some_and(|a| {
+            a.chan == NO_LEG && a.seized.as_ref().is_some_and(|(c, _)| c == call_id)
+        });
+        if mine {
+            apps.remove(&index);
+            if apps.is_empty() {
+                inner.remove(line);
+            }
+        }
+        mine
+    }
+
+    /// Seizures whose INVITE never came by `now` (Unix seconds) end; the
+    /// lines that changed.
+    pub fn expire_seizures(&self, now: u64) -> Vec<String> {
+        let mut inner = self.inner.lock();
+        let mut changed = Vec::new();
+        for (line, apps) in inner.iter_mut() {
+            let before = apps.len();
+            apps.retain(|_, a| {
+                !(a.chan == NO_LEG && a.seized.as_ref().is_some_and(|(_, t)| *t <= now))
+            });
+            if apps.len() != before {
+                changed.push(line.clone());
+            }
+        }
+        inner.retain(|_, apps| !apps.is_empty());
+        changed
     }
 
     /// The index `chan` holds on `line`.
@@ -161,8 +233,15 @@ impl Lines {
             .map(|(l, _)| l.clone())
     }
 
-    /// `chan`'s appearance is in `state` now; whether that changed it.
-    pub fn set_state(&self, line: &str, chan: ChannelId, state: ApState) -> bool {
+    /// `chan`'s appearance is in `state` now, its phone's dialog `dialog`
+    /// when known; whether that changed it.
+    pub fn set_state(
+        &self,
+        line: &str,
+        chan: ChannelId,
+        state: ApState,
+        dialog: Option<DialogIds>,
+    ) -> bool {
         let mut inner = self.inner.lock();
         let Some(a) = inner
             .get_mut(line)
@@ -170,20 +249,44 @@ impl Lines {
         else {
             return false;
         };
-        std::mem::replace(&mut a.state, state) != state
+        let moved = dialog.is_some_and(|d| a.dialog.replace(d.clone()) != Some(d));
+        std::mem::replace(&mut a.state, state) != state || moved
     }
 
-    /// `chan` (of `shard`) starts taking held appearance `index` over
-    /// (see [`Appearance::taking`]); false when it is not held.
+    /// The appearance (line, index) whose member dialog is `ids` (as the
+    /// phone sees it): what a Replaces naming that dialog takes over.
+    pub fn by_dialog(&self, call_id: &str, our_tag: &str) -> Option<(String, u32, Appearance)> {
+        let inner = self.inner.lock();
+        inner.iter().find_map(|(line, apps)| {
+            apps.iter()
+                .find(|(_, a)| {
+                    a.dialog
+                        .as_ref()
+                        .is_some_and(|d| d.call_id == call_id && d.remote_tag == our_tag)
+                })
+                .map(|(i, a)| (line.clone(), *i, a.clone()))
+        })
+    }
+
+    /// `chan` (of `shard`) starts taking appearance `index` over (see
+    /// [`Appearance::taking`]); false when it may not: a call not held
+    /// (`held_only`: seed 003's takeover by `Call-Info`), a private one, or
+    /// one being taken already.
     pub fn begin_takeover(
         &self,
         line: &str,
         index: u32,
         (chan, name): (ChannelId, &str),
         shard: usize,
+        held_only: bool,
     ) -> bool {
         self.with(line, index, |a| {
-            let free = a.state == ApState::Held && a.taking.is_none();
+            let may = match a.state {
+                ApState::Held => true,
+                ApState::Active => !held_only,
+                _ => false,
+            };
+            let free = may && a.taking.is_none();
             if free {
                 a.taking = Some((chan, name.to_string(), shard));
             }
@@ -209,7 +312,7 @@ impl Lines {
     ) -> bool {
         self.with(line, index, |a| {
             (a.chan, a.name, a.shard) = (chan, name.to_string(), shard);
-            (a.state, a.taking) = (ApState::Active, None);
+            (a.state, a.taking, a.dialog) = (ApState::Active, None, None);
         })
         .is_some()
     }
@@ -226,6 +329,7 @@ impl Lines {
             // Taken over: the new leg's now, not free.
             if let Some((c, name, shard)) = a.taking.take() {
                 (a.chan, a.name, a.shard, a.state) = (c, name, shard, ApState::Active);
+                a.dialog = None; // the new leg's, when it is confirmed
                 handed = true;
             }
         }
@@ -273,6 +377,43 @@ impl Lines {
             "<{line_uri}>;appearance-index=*;appearance-state=idle"
         ));
         parts.join(",")
+    }
+}
+
+impl Lines {
+    /// `line`'s appearances in use as RFC 7463's dialog-info shows them
+    /// (`Event: dialog;shared`; see `sirius_sip::shared_appearance`).
+    pub fn shared_dialogs(&self, line: &str) -> Vec<SharedDialog> {
+        let inner = self.inner.lock();
+        let Some(apps) = inner.get(line) else {
+            return Vec::new();
+        };
+        apps.iter()
+            .map(|(i, a)| {
+                let (state, held, exclusive) = match a.state {
+                    ApState::Seized | ApState::Progressing => ("trying", false, false),
+                    ApState::Alerting => ("early", false, false),
+                    ApState::Active => ("confirmed", false, false),
+                    ApState::Held => ("confirmed", true, false),
+                    ApState::HeldPrivate => ("confirmed", true, true),
+                };
+                SharedDialog {
+                    // The leg's channel: unique, and kept while the call
+                    // holds the appearance on that leg.
+                    id: format!("{line}-{i}-{}", a.chan.0),
+                    appearance: *i,
+                    state,
+                    direction: match a.outgoing {
+                        true => Direction::Initiator,
+                        false => Direction::Recipient,
+                    },
+                    ids: a.dialog.clone(),
+                    held,
+                    exclusive,
+                    remote: a.uri.clone(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -382,6 +523,9 @@ mod tests {
             shard: 0,
             name: format!("SIP/line-{chan}"),
             taking: None,
+            outgoing: false,
+            dialog: None,
+            seized: None,
         }
     }
 
@@ -397,9 +541,9 @@ mod tests {
             l.seize("line", 2, None, ap(3, ApState::Alerting)),
             Err(LineFull)
         );
-        assert!(l.set_state("line", ChannelId(1), ApState::Active));
-        assert!(!l.set_state("line", ChannelId(1), ApState::Active));
-        assert!(l.set_state("line", ChannelId(1), ApState::Held));
+        assert!(l.set_state("line", ChannelId(1), ApState::Active, None));
+        assert!(!l.set_state("line", ChannelId(1), ApState::Active, None));
+        assert!(l.set_state("line", ChannelId(1), ApState::Held, None));
         assert!(l.reassign("line", 1, (ChannelId(9), "SIP/line-9"), 1));
         assert!(
             !l.reassign("line", 3, (ChannelId(10), "SIP/line-10"), 1),
@@ -444,9 +588,9 @@ mod tests {
     fn a_takeover_survives_the_old_legs_end_coming_first() {
         let l = Lines::default();
         l.seize("line", 2, None, ap(1, ApState::Held)).unwrap();
-        assert!(l.begin_takeover("line", 1, (ChannelId(9), "SIP/line-9"), 1));
+        assert!(l.begin_takeover("line", 1, (ChannelId(9), "SIP/line-9"), 1, true));
         assert!(
-            !l.begin_takeover("line", 1, (ChannelId(10), "SIP/line-10"), 1),
+            !l.begin_takeover("line", 1, (ChannelId(10), "SIP/line-10"), 1, true),
             "one taker at a time"
         );
         assert!(l.release("line", ChannelId(1)), "changed: handed over");
@@ -454,8 +598,8 @@ mod tests {
         assert_eq!((a.chan, a.state), (ChannelId(9), ApState::Active));
         assert!(l.reassign("line", 1, (ChannelId(9), "SIP/line-9"), 1));
         assert_eq!(l.get("line", 1).unwrap().taking, None);
-        l.set_state("line", ChannelId(9), ApState::Held);
-        assert!(l.begin_takeover("line", 1, (ChannelId(11), "SIP/line-11"), 0));
+        l.set_state("line", ChannelId(9), ApState::Held, None);
+        assert!(l.begin_takeover("line", 1, (ChannelId(11), "SIP/line-11"), 0, true));
         l.abort_takeover("line", 1);
         assert!(l.release("line", ChannelId(9)), "no taker: freed");
         assert!(l.get("line", 1).is_none());

@@ -1,14 +1,20 @@
-//! PUBLISH (RFC 3903) of `call-info` by a shared line's phones: a phone
-//! tells the line its own view of an appearance (on hold, privately), and
-//! every watcher of the line is told. The event state compositor keeps each
-//! publication by its entity-tag, across shards (a refresh may come with
-//! another Call-ID, so to another shard).
+//! PUBLISH (RFC 3903) by a shared line's phones, of `call-info` (BroadWorks)
+//! or `dialog;shared` (RFC 7463): a phone tells the line its own view of an
+//! appearance (on hold, privately; seized for the call it is about to make;
+//! the call its Replaces is about to take), and every watcher of the line
+//! is told. The event state compositor keeps each publication by its
+//! entity-tag, across shards (a refresh may come with another Call-ID, so to
+//! another shard).
 //!
 //! ```text
 //!  PUBLISH sip:line@pbx  Event: call-info   Call-Info: <…>;appearance-index=1;appearance-state=held-private
+//!                        Event: dialog;shared   application/dialog-info+xml (sa:appearance …)
 //!    │ another event ─▶ 489 (Allow-Events)    digest as for INVITE (401)
 //!    │ not a shared line 404, not its phone 403    Expires below minexpiry 423
-//!    ├─ no SIP-If-Match (initial): a Call-Info is required (400) ─▶ 200 SIP-ETag, Expires
+//!    │ dialog-info unreadable, an appearance in use by another call or
+//!    │ past the line's number, a replaced/joined dialog not that
+//!    │ appearance's ─▶ 400 (RFC 7463 §5.3.1-5.3.2)
+//!    ├─ no SIP-If-Match (initial): a Call-Info (a body) is required (400) ─▶ 200 SIP-ETag, Expires
 //!    ├─ SIP-If-Match unknown or expired ─▶ 412 Conditional Request Failed
 //!    ├─ SIP-If-Match, no Call-Info: a refresh ─▶ 200, a new SIP-ETag
 //!    ├─ SIP-If-Match with Call-Info: a modification ─▶ 200, a new SIP-ETag
@@ -17,18 +23,28 @@
 //!
 //! What a publication says about an appearance in use is applied to it
 //! (`held`, `held-private`, `active`); `idle` and appearances no call holds
-//! are the calls' to say, not a phone's.
+//! are the calls' to say, not a phone's, except RFC 7463's seizure: a
+//! `trying` dialog with a free appearance holds it for that dialog's INVITE
+//! (at most [`super::SEIZE_FOR`] seconds), and `terminated` gives it back.
 
-use super::ApState;
+use super::{ApState, Appearance, NO_LEG, SEIZE_FOR};
 use crate::endpoint::{Endpoint, Now};
 use parking_lot::Mutex;
 use sirius_sip::message::{HeaderName, Message, Uri};
+use sirius_sip::shared_appearance::{self, DialogIds, Published};
 use sirius_sip::transaction::{Transport, TxId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-/// The events PUBLISH serves.
-pub(crate) const PUBLISH_EVENTS: &str = "call-info";
+/// The events PUBLISH serves (`dialog` with the `shared` parameter only).
+pub(crate) const PUBLISH_EVENTS: &str = "call-info, dialog";
+
+/// What a publication is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    CallInfo,
+    SharedDialog,
+}
 
 /// One publication.
 #[derive(Debug, Clone)]
@@ -118,14 +134,15 @@ impl Endpoint {
         source: SocketAddr,
         transport: Transport,
     ) {
-        let event = msg
-            .headers
-            .get(&HeaderName::Event)
-            .map(|e| e.split(';').next().unwrap_or("").trim().to_string());
-        if event.as_deref() != Some("call-info") {
+        let event = msg.headers.get(&HeaderName::Event).unwrap_or_default();
+        let event = if shared_appearance::is_shared_dialog_event(event) {
+            Event::SharedDialog
+        } else if event.split(';').next().unwrap_or("").trim() == "call-info" {
+            Event::CallInfo
+        } else {
             let allow = [(HeaderName::AllowEvents, PUBLISH_EVENTS.to_string())];
             return self.respond(now, tx, msg, source, (489, "Bad Event"), &allow);
-        }
+        };
         let Some(peer) = self.authenticated_peer(now, (tx, msg), (source, transport), "PUBLISH")
         else {
             return;
@@ -158,12 +175,35 @@ impl Endpoint {
         let granted = asked.min(max);
         let if_match = msg.headers.get(&HeaderName::SipIfMatch).map(str::trim);
         let call_info: Vec<&str> = msg.headers.values(&HeaderName::CallInfo).collect();
+        // RFC 7463's body, read and checked before anything is kept.
+        let dialogs = match (event, msg.body.is_empty()) {
+            (Event::SharedDialog, false) => {
+                let read = std::str::from_utf8(&msg.body)
+                    .ok()
+                    .and_then(|b| shared_appearance::parse(b).ok());
+                let Some(dialogs) = read else {
+                    let status = (400, "Bad Request (unreadable dialog-info)");
+                    return self.respond(now, tx, msg, source, status, &[]);
+                };
+                if let Err(why) = self.check_shared(&resource, &dialogs) {
+                    log::info!("PUBLISH of '{resource}' from {source} refused: {why}");
+                    let status = (400, "Bad Request (appearance in use)");
+                    return self.respond(now, tx, msg, source, status, &[]);
+                }
+                Some(dialogs)
+            }
+            _ => None,
+        };
+        let says_something = match event {
+            Event::CallInfo => !call_info.is_empty(),
+            Event::SharedDialog => dialogs.is_some(),
+        };
         let publications = &self.shared.publications;
         let etag = self.tokens.token();
         let expires_at = now.unix + u64::from(granted);
         let outcome = match (if_match, granted) {
             // An initial publication says something, for a while.
-            (None, _) if call_info.is_empty() || granted == 0 => Err((400, "Bad Request")),
+            (None, _) if !says_something || granted == 0 => Err((400, "Bad Request")),
             (None, _) => {
                 publications.insert(etag.clone(), &resource, expires_at);
                 Ok(Some(etag))
@@ -184,7 +224,12 @@ impl Endpoint {
             Err(status) => return self.respond(now, tx, msg, source, status, &[]),
         };
         if etag.is_some() {
-            self.apply_call_info(&resource, &call_info);
+            match dialogs {
+                Some(d) => {
+                    self.apply_shared(&resource, &d, now.unix + SEIZE_FOR.min(granted.into()))
+                }
+                None => self.apply_call_info(&resource, &call_info),
+            }
         }
         let mut headers = vec![];
         if let Some(e) = etag {
@@ -194,6 +239,91 @@ impl Endpoint {
             headers.push((HeaderName::Expires, "0".to_string()));
         }
         self.respond(now, tx, msg, source, (200, "OK"), &headers);
+    }
+
+    /// Whether RFC 7463 dialogs a phone of `line` published may stand: each
+    /// appearance within the line, free or this very call's (seized by it,
+    /// or its dialog), and a replaced or joined dialog the one holding the
+    /// appearance named. The reason when not.
+    fn check_shared(&self, line: &str, dialogs: &[Published]) -> Result<(), String> {
+        let max = self.shared_line(Some(line)).map_or(0, |(_, m)| m);
+        for d in dialogs {
+            let Some(n) = d.appearance else {
+                continue; // a call without a number (§5.3.1): nothing held
+            };
+            if n > max {
+                return Err(format!("appearance {n} of {max}"));
+            }
+            let held_by = self.shared.lines.get(line, n);
+            if let Some(target) = d.replaced.as_ref().or(d.joined.as_ref()) {
+                match &held_by {
+                    Some(a) if a.dialog.as_ref().is_some_and(|x| same_dialog(x, target)) => {
+                        continue
+                    }
+                    _ => return Err(format!("appearance {n} does not hold the dialog named")),
+                }
+            }
+            let call_id = d.ids.as_ref().map(|i| i.call_id.as_str());
+            match &held_by {
+                None => {}
+                Some(a) if is_this_call(a, call_id) => {}
+                Some(_) if d.state == "terminated" => {}
+                Some(_) => return Err(format!("appearance {n} is another call's")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies dialogs [`Self::check_shared`] let stand: a `trying` one on
+    /// a free appearance seizes it until `seize_until`, a `terminated` one
+    /// gives its seizure back, a confirmed one held and exclusive makes its
+    /// appearance held-private (and no longer exclusive, held).
+    fn apply_shared(&mut self, line: &str, dialogs: &[Published], seize_until: u64) {
+        let max = self.shared_line(Some(line)).map_or(0, |(_, m)| m);
+        let mut changed = false;
+        for d in dialogs {
+            let (Some(n), Some(ids)) = (d.appearance, d.ids.as_ref()) else {
+                continue;
+            };
+            if d.replaced.is_some() || d.joined.is_some() {
+                continue; // the INVITE with Replaces/Join moves it
+            }
+            let lines = &self.shared.lines;
+            match (d.state.as_str(), lines.get(line, n)) {
+                ("terminated", _) => changed |= lines.unseize(line, n, &ids.call_id),
+                ("trying", None) => {
+                    let ap = Appearance {
+                        state: ApState::Seized,
+                        uri: None,
+                        chan: NO_LEG,
+                        shard: self.home.index,
+                        name: "(seized)".into(),
+                        taking: None,
+                        outgoing: true,
+                        dialog: None,
+                        seized: Some((ids.call_id.clone(), seize_until)),
+                    };
+                    match lines.seize(line, max, Some(n), ap) {
+                        Ok(i) if i == n => changed = true,
+                        // Taken on another shard meanwhile: not this one.
+                        Ok(i) => drop(lines.unseize(line, i, &ids.call_id)),
+                        Err(_) => {}
+                    }
+                }
+                ("confirmed", Some(a)) if a.chan != NO_LEG => {
+                    let state = match (d.held, d.exclusive, a.state) {
+                        (true, true, _) => ApState::HeldPrivate,
+                        (true, false, ApState::HeldPrivate) => ApState::Held,
+                        _ => continue,
+                    };
+                    changed |= lines.set_state_at(line, n, state);
+                }
+                _ => {}
+            }
+        }
+        if changed {
+            self.line_changed(line);
+        }
     }
 
     /// What a phone published about the line's appearances in use.
@@ -214,4 +344,23 @@ impl Endpoint {
             self.line_changed(line);
         }
     }
+}
+
+/// Whether appearance `a` is the call `call_id` names: seized for it, or
+/// its leg's dialog.
+fn is_this_call(a: &Appearance, call_id: Option<&str>) -> bool {
+    let Some(call_id) = call_id else {
+        return false;
+    };
+    a.seized.as_ref().is_some_and(|(c, _)| c == call_id)
+        || a.dialog.as_ref().is_some_and(|d| d.call_id == call_id)
+}
+
+/// Whether two views of a dialog name the same one: the Call-ID, and the
+/// two tags whichever side each view takes (a phone may name the dialog as
+/// its owner sees it, or as the far end does).
+fn same_dialog(a: &DialogIds, b: &DialogIds) -> bool {
+    a.call_id == b.call_id
+        && ((a.local_tag == b.local_tag && a.remote_tag == b.remote_tag)
+            || (a.local_tag == b.remote_tag && a.remote_tag == b.local_tag))
 }

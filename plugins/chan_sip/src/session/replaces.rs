@@ -95,7 +95,12 @@ impl Endpoint {
                 Err((403, "Forbidden"))
             }
             Some(l) if l.confirmed && early_only => Err((486, "Busy Here")),
-            Some(l) if l.confirmed => env.replace(l.chan, chan).map_err(cause_to_sip),
+            // A shared line's call taken by another of its phones: the
+            // appearance goes with it (RFC 7463 §5.3.2).
+            Some(l) if l.confirmed => match self.sca_replace(env, chan, l.chan) {
+                Some(taken) => taken,
+                None => env.replace(l.chan, chan).map_err(cause_to_sip),
+            },
             // RFC 3891 §3: an early dialog we did not start is not replaced.
             Some(l) if !l.uac => Err((481, "Call/Transaction Does Not Exist")),
             Some(l) => env.pickup(l.chan, chan).map_err(cause_to_sip),

@@ -242,9 +242,15 @@ impl Endpoint {
             self.sessions.get(chan).and_then(|s| s.peer.clone()),
         ) {
             let uri = self.line_uri(&line);
+            // The appearance in both forms: BroadWorks' Call-Info, and
+            // RFC 7463 §7's Alert-Info parameter (normal ringing).
             inv.push(
                 HeaderName::CallInfo,
                 format!("<{uri}>;appearance-index={i}"),
+            );
+            inv.push(
+                HeaderName::AlertInfo,
+                format!("<urn:alert:service:normal>;appearance={i}"),
             );
         }
         if !display.is_empty() {
@@ -502,7 +508,6 @@ impl Endpoint {
             }
         }
         self.mark_leg(chan, crate::inuse::Mark::Ringing, false);
-        self.sca_state(chan, crate::sca::ApState::Active);
         // The early dialogs go: the answering fork's is replaced by the
         // confirmed one, the others' branches were cancelled by the proxy.
         for fork in self.sessions.take_forks(chan) {
@@ -510,6 +515,8 @@ impl Endpoint {
         }
         self.sessions.set_dialog(chan, d.id.clone());
         self.dialogs.insert(d);
+        // After the dialog: a shared appearance shows its identifiers.
+        self.sca_state(chan, crate::sca::ApState::Active);
         // The answer's media, followed by a relay already running for
         // early media.
         let media = answer

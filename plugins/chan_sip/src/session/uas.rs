@@ -354,6 +354,12 @@ impl Endpoint {
             },
             count,
         );
+        if let Some(r) = &replaces {
+            // No dialplan: the call takes another's place once found (a
+            // shared line's appearance with it, and no new one: RFC 7463
+            // §5.3.2).
+            return self.invite_replaces(now, env, info.id, r);
+        }
         // A shared line's member taking a held call over (seed 003), or
         // calling out on the line.
         match self.sca_pickup_of(info.id, msg) {
@@ -362,10 +368,6 @@ impl Endpoint {
             crate::sca::Pickup::No => {}
         }
         self.sca_member_call(info.id, msg);
-        if let Some(r) = &replaces {
-            // No dialplan: the call takes another's place once found.
-            return self.invite_replaces(now, env, info.id, r);
-        }
         if let Err(cause) = env.pbx_start(info.id) {
             self.take_session(info.id);
             self.host(HostAction::Hangup(info.id, cause));
@@ -516,10 +518,11 @@ impl Endpoint {
             ok.set_body("application/sdp", sd.to_bytes());
         }
         self.send_response(now, tx, ok);
-        self.sca_state(chan, crate::sca::ApState::Active);
         // The early dialog of our 1xx becomes the confirmed one; without a
         // 1xx before, the dialog starts here.
         self.uas_early_dialog(chan);
+        // After the dialog: a shared appearance shows its identifiers.
+        self.sca_state(chan, crate::sca::ApState::Active);
         let early = self.sessions.get(chan).and_then(|s| s.dialog.clone());
         match early.and_then(|id| self.dialogs.get_mut(&id)) {
             Some(d) => d.confirm(),

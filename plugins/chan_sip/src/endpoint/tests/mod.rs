@@ -680,6 +680,7 @@ mod registrations;
 mod replaces;
 mod sca;
 mod shards;
+mod shared_dialog;
 mod subscribe;
 mod third_party;
 mod uac;

@@ -5,9 +5,9 @@
 use super::*;
 
 /// The line's phones: one at BOB, one here.
-const PHONE2: &str = "127.0.0.1:5068";
+pub(super) const PHONE2: &str = "127.0.0.1:5068";
 
-const TOML: &str = r#"
+pub(super) const TOML: &str = r#"
 [general]
 udpbindaddr = "127.0.0.1:5060"
 
@@ -331,7 +331,10 @@ fn a_phone_publishes_its_private_hold() {
     h.recv(&publish(BOB, 5, &format!("Event: presence\n{ci}")), BOB);
     let r = h.expect_one(BOB);
     assert_eq!(r.code(), Some(489));
-    assert_eq!(r.headers.get(&HeaderName::AllowEvents), Some("call-info"));
+    assert_eq!(
+        r.headers.get(&HeaderName::AllowEvents),
+        Some("call-info, dialog")
+    );
     h.recv(
         &publish(BOB, 6, &format!("Event: call-info\nExpires: 10\n{ci}")),
         BOB,

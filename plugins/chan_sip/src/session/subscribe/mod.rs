@@ -232,8 +232,13 @@ impl Endpoint {
         let account = self.shared.contact_uri(&peer.vmexten, transport);
         let (context, user, mailbox) = (peer.subscribecontext, peer.name, peer.mailbox);
         let key = self.subscriptions.next;
+        // RFC 7463's form to a line that is not shared is a plain busy lamp.
+        let package = match package {
+            Package::SharedDialog if self.shared_line(Some(&exten)).is_none() => Package::Dialog,
+            p => p,
+        };
         let (watch, first) = match package {
-            Package::CallInfo => {
+            Package::CallInfo | Package::SharedDialog => {
                 // A shared line's phones watch their own line: the
                 // Request-URI names it, and the subscriber is it.
                 if self.shared_line(Some(&exten)).is_none() {
@@ -356,7 +361,12 @@ impl Endpoint {
         let Some(sub) = self.subscriptions.subs.get_mut(&key) else {
             return self.no_such_call(now, tx, msg, source);
         };
-        if Package::of(msg) != Some(sub.package) {
+        let asked = match Package::of(msg) {
+            // Served as plain dialog from the start (not a shared line).
+            Some(Package::SharedDialog) if sub.package == Package::Dialog => Some(Package::Dialog),
+            p => p,
+        };
+        if asked != Some(sub.package) {
             // Another package in this dialog would be a second
             // subscription sharing it, which we do not make.
             let allow = [(HeaderName::AllowEvents, sub.package.event().to_string())];
@@ -492,7 +502,7 @@ impl Endpoint {
             .subscriptions
             .subs
             .iter()
-            .filter(|(_, s)| s.package == Package::CallInfo && s.exten == line)
+            .filter(|(_, s)| s.source == Source::Line && s.exten == line)
             .map(|(k, _)| *k)
             .collect();
         for key in keys {
@@ -533,6 +543,9 @@ impl Endpoint {
             return;
         }
         let shown = match sub.source {
+            Source::Line if sub.package == Package::SharedDialog => {
+                package::Shown::Shared(self.shared.lines.shared_dialogs(&sub.exten))
+            }
             Source::Line => {
                 let uri = self.line_uri(&sub.exten);
                 package::Shown::CallInfo(self.shared.lines.call_info(&sub.exten, &uri))

@@ -1,13 +1,16 @@
 //! The event packages a subscription can be to, and what their NOTIFYs
 //! say: `dialog` (RFC 4235 busy lamps), `presence` (RFC 3856, PIDF) and
-//! `message-summary` (RFC 3842 message waiting). The bodies themselves are
-//! sirius-sip's (`dialog_info`, `pidf`, `mwi`); this picks one, and says
-//! when two states would read the same (no NOTIFY then).
+//! `message-summary` (RFC 3842 message waiting), and a shared line's
+//! appearances as `call-info` (BroadWorks) or `dialog;shared` (RFC 7463).
+//! The bodies themselves are sirius-sip's (`dialog_info`, `pidf`, `mwi`,
+//! `shared_appearance`); this picks one, and says when two states would read
+//! the same (no NOTIFY then).
 
 use sirius_sip::dialog_info::{self, Lamp};
 use sirius_sip::message::{HeaderName, Message};
 use sirius_sip::mwi::{self, Counts};
 use sirius_sip::pidf::{self, Presence};
+use sirius_sip::shared_appearance::{self, SharedDialog};
 
 /// The event packages we notify, as `Allow-Events` lists them.
 pub(crate) const PACKAGES: &str = "dialog, presence, message-summary, call-info";
@@ -24,6 +27,10 @@ pub(super) enum Package {
     /// `Event: call-info` (a shared line's appearances, in a `Call-Info`
     /// header; no body).
     CallInfo,
+    /// `Event: dialog;shared` to a shared line (RFC 7463): its
+    /// appearances as dialog-info with `sa:appearance`. To anything else,
+    /// `dialog;shared` is served as plain `dialog`.
+    SharedDialog,
 }
 
 /// What a subscription watches, as last heard from the core.
@@ -46,6 +53,8 @@ pub(super) enum Shown {
     Mwi(Counts),
     /// The `Call-Info` value.
     CallInfo(String),
+    /// A shared line's appearances in use.
+    Shared(Vec<SharedDialog>),
 }
 
 impl Package {
@@ -53,6 +62,9 @@ impl Package {
     /// for none or one we do not serve (case-sensitive, RFC 6665 §8.2.1).
     pub(super) fn of(msg: &Message) -> Option<Package> {
         let v = msg.headers.get(&HeaderName::Event)?;
+        if shared_appearance::is_shared_dialog_event(v) {
+            return Some(Package::SharedDialog);
+        }
         match v.split(';').next().unwrap_or("").trim() {
             "dialog" => Some(Package::Dialog),
             "presence" => Some(Package::Presence),
@@ -65,7 +77,7 @@ impl Package {
     /// Its `Event` value.
     pub(super) fn event(self) -> &'static str {
         match self {
-            Package::Dialog => "dialog",
+            Package::Dialog | Package::SharedDialog => "dialog",
             Package::Presence => "presence",
             Package::MessageSummary => "message-summary",
             Package::CallInfo => "call-info",
@@ -75,7 +87,7 @@ impl Package {
     /// Its body's MIME type.
     pub(super) fn content_type(self) -> &'static str {
         match self {
-            Package::Dialog => dialog_info::CONTENT_TYPE,
+            Package::Dialog | Package::SharedDialog => dialog_info::CONTENT_TYPE,
             Package::Presence => pidf::CONTENT_TYPE,
             Package::MessageSummary => mwi::CONTENT_TYPE,
             // No body: what any Accept takes.
@@ -86,7 +98,7 @@ impl Package {
     /// What `sip show subscriptions` calls it (chan_sip's names).
     pub(super) fn text(self) -> &'static str {
         match self {
-            Package::Dialog => "dialog-info+xml",
+            Package::Dialog | Package::SharedDialog => "dialog-info+xml",
             Package::Presence => "pidf+xml",
             Package::MessageSummary => "mwi",
             Package::CallInfo => "call-info",
@@ -107,7 +119,9 @@ impl Package {
             (Package::MessageSummary, Source::Hint(_)) => Shown::Mwi(Counts::default()),
             // A line is rendered by the subscription (it reads the line);
             // these pairs do not occur.
-            (_, Source::Line) | (Package::CallInfo, _) => Shown::CallInfo(String::new()),
+            (_, Source::Line) | (Package::CallInfo | Package::SharedDialog, _) => {
+                Shown::CallInfo(String::new())
+            }
         }
     }
 }
@@ -121,6 +135,8 @@ pub(super) fn body(shown: Shown, entity: &str, exten: &str, version: u32, accoun
         Shown::Presence(p) => pidf::body(entity, exten, p),
         Shown::Mwi(c) => mwi::body(account, c),
         Shown::CallInfo(_) => String::new(),
+        // The line's AOR is both the entity and the local identity.
+        Shown::Shared(d) => shared_appearance::body(entity, version, entity, &d),
     }
 }
 
