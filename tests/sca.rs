@@ -259,9 +259,15 @@ fn a_call_on_a_shared_line_is_taken_with_replaces_as_rfc_7463_has_it() {
     assert_eq!(states.first(), Some(&"idle"), "{states:?}");
     assert_eq!(states.last(), Some(&"idle"), "{states:?}");
     let held = states.iter().position(|s| *s == "held").unwrap();
+    // Taken: the same appearance, the one call on the line, not held.
+    let taken = notifies[held..]
+        .iter()
+        .find(|n| n.contains("<state>confirmed</state>") && !n.contains("pval=\"no\""))
+        .unwrap_or_else(|| panic!("taken: confirmed, not held: {states:?}"));
+    assert_eq!(taken.matches("<dialog ").count(), 1, "{taken}");
     assert!(
-        states[held..].contains(&"confirmed"),
-        "taken: confirmed, not held: {states:?}"
+        taken.contains("<sa:appearance>1</sa:appearance>"),
+        "{taken}"
     );
     assert!(states[..held].contains(&"early"), "rang first: {states:?}");
     assert!(d

@@ -197,7 +197,9 @@ pub enum ParseError {
 /// The dialogs of a published dialog-info body. Elements are matched by
 /// their local names (any prefix: phones write `sa:appearance`, or declare
 /// the namespace as the default on the element), which in these two
-/// vocabularies do not collide.
+/// vocabularies do not collide. Comments, CDATA sections and processing
+/// instructions are skipped; a `>` inside a quoted attribute value does not
+/// end its tag. Linear in the body's length.
 pub fn parse(body: &str) -> Result<Vec<Published>, ParseError> {
     let mut out: Vec<Published> = Vec::new();
     let mut current: Option<Published> = None;
@@ -221,18 +223,24 @@ pub fn parse(body: &str) -> Result<Vec<Published>, ParseError> {
             }
         }
         rest = &rest[lt..];
-        if let Some(after) = rest.strip_prefix("<!--") {
-            let end = after.find("-->").ok_or(ParseError::Unterminated)?;
-            rest = &after[end + 3..];
+        let skipped = [("<!--", "-->"), ("<![CDATA[", "]]>"), ("<?", "?>")]
+            .into_iter()
+            .find_map(|(open, close)| {
+                let after = rest.strip_prefix(open)?;
+                Some(after.find(close).map(|end| &after[end + close.len()..]))
+            });
+        if let Some(after) = skipped {
+            rest = after.ok_or(ParseError::Unterminated)?;
             continue;
         }
-        let gt = rest.find('>').ok_or(ParseError::Unterminated)?;
+        let gt = tag_end(rest).ok_or(ParseError::Unterminated)?;
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
-        if tag.starts_with('?') || tag.starts_with('!') {
-            continue;
+        if tag.starts_with('!') {
+            continue; // a DOCTYPE
         }
         let closing = tag.starts_with('/');
+        let empty = tag.ends_with('/');
         let tag = tag.trim_start_matches('/').trim_end_matches('/');
         let name = tag.split_whitespace().next().unwrap_or("");
         let local = name.rsplit(':').next().unwrap_or(name);
@@ -248,16 +256,16 @@ pub fn parse(body: &str) -> Result<Vec<Published>, ParseError> {
         match local {
             "dialog-info" => seen_root = true,
             "dialog" => {
-                let ids = ids_of(tag);
+                in_local = false;
                 current = Some(Published {
-                    ids,
+                    ids: ids_of(tag),
                     ..Published::default()
                 });
             }
             "state" => text_of = Some("state"),
             "appearance" => text_of = Some("appearance"),
             "exclusive" => text_of = Some("exclusive"),
-            "local" => in_local = true,
+            "local" => in_local = !empty,
             "param" if in_local => {
                 let pname = attr(tag, "pname").unwrap_or_default();
                 let pval = attr(tag, "pval")
@@ -287,6 +295,20 @@ pub fn parse(body: &str) -> Result<Vec<Published>, ParseError> {
     Ok(out)
 }
 
+/// Where the tag `s` starts (`<…`) ends: its `>` outside quoted values.
+fn tag_end(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, b) in s.bytes().enumerate() {
+        match (quote, b) {
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), b) if b == q => quote = None,
+            (None, b'>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The `call-id`, `local-tag`, `remote-tag` attributes of a tag, when it
 /// has a `call-id`.
 fn ids_of(tag: &str) -> Option<DialogIds> {
@@ -297,29 +319,30 @@ fn ids_of(tag: &str) -> Option<DialogIds> {
     })
 }
 
-/// Attribute `name` of a start tag's text (`dialog id="x" call-id='y'`).
+/// Attribute `name` of a start tag's text (`dialog id="x" call-id='y'`),
+/// read pair by pair (a name inside another attribute's value is not it).
 fn attr(tag: &str, name: &str) -> Option<String> {
-    let mut rest = tag;
+    // Past the element's name.
+    let mut rest = tag.trim_start();
+    rest = &rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..];
     loop {
-        let at = rest.find(name)?;
-        let before = rest[..at].chars().last();
-        let after = rest[at + name.len()..].trim_start();
-        rest = &rest[at + name.len()..];
-        if !before.is_some_and(char::is_whitespace) {
-            continue;
+        rest = rest.trim_start();
+        let eq = rest.find('=')?;
+        let key = rest[..eq].trim();
+        let value = rest[eq + 1..].trim_start();
+        let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let value = &value[1..];
+        let end = value.find(quote)?;
+        if key == name {
+            return Some(unescape(&value[..end]));
         }
-        let Some(v) = after.strip_prefix('=') else {
-            continue;
-        };
-        let v = v.trim_start();
-        let quote = v.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-        let v = &v[1..];
-        let end = v.find(quote)?;
-        return Some(unescape(&v[..end]));
+        rest = &value[end + 1..];
     }
 }
 
-/// XML's five predefined entities, and numeric character references.
+/// XML's five predefined entities, and numeric character references; an
+/// `&` that starts none of them is kept. Looks at most a few bytes ahead
+/// for the `;`, so a body of `&`s costs its length, not its square.
 fn unescape(s: &str) -> String {
     if !s.contains('&') {
         return s.to_string();
@@ -329,24 +352,25 @@ fn unescape(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest.find(';') else {
-            break;
-        };
-        let entity = &rest[1..semi];
-        let c = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            e => e
-                .strip_prefix("#x")
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| e.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
+        // The longest reference we read is `&#x10FFFF;` (10 bytes).
+        let semi = rest.bytes().take(12).position(|b| b == b';');
+        let c = semi.and_then(|semi| {
+            let c = match &rest[1..semi] {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                e => e
+                    .strip_prefix("#x")
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| e.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, semi))
+        });
         match c {
-            Some(c) => {
+            Some((c, semi)) => {
                 out.push(c);
                 rest = &rest[semi + 1..];
             }
@@ -508,6 +532,38 @@ mod tests {
         assert_eq!((r.call_id.as_str(), r.local_tag.as_str()), ("c&2", "a"));
         assert_eq!(p[0].appearance, Some(1));
         assert!(p[0].held);
+    }
+
+    /// What a careless reader gets wrong: a `>` in a quoted value, an
+    /// attribute name inside another's value, CDATA, a `<local/>` before
+    /// the remote's target.
+    #[test]
+    fn markup_in_values_and_empty_elements_are_read_right() {
+        let b = "<dialog-info><dialog id=\"a>b call-id='no'\" call-id=\"c1\" local-tag='t'>\
+            <![CDATA[<dialog id=\"x\">]]><local/>\
+            <remote><target uri=\"sip:r\"><param pname=\"+sip.rendering\" pval=\"no\"/></target></remote>\
+            <state>confirmed</state></dialog></dialog-info>";
+        let p = parse(b).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].ids.as_ref().unwrap().call_id, "c1");
+        assert!(!p[0].held, "the remote's rendering is not our hold");
+        assert_eq!(p[0].state, "confirmed");
+    }
+
+    /// `&`s that start no reference are kept, each one (the reader looks
+    /// a few bytes ahead for a `;`, not to the end of the body).
+    #[test]
+    fn bare_ampersands_are_kept() {
+        let amps = "&".repeat(20_000);
+        let b = format!(
+            "<dialog-info><dialog call-id=\"{amps}\"><state>{amps}</state></dialog></dialog-info>"
+        );
+        let p = parse(&b).unwrap();
+        assert_eq!(p[0].state, amps);
+        assert_eq!(
+            unescape("&amp;&#x1F600;&#x110000;&x"),
+            "&\u{1F600}&#x110000;&x"
+        );
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl Endpoint {
             outgoing: false,
             dialog: None,
             seized: None,
+            exclusive: false,
         };
         match self.shared.lines.seize(&line, max, None, ap) {
             Ok(i) => {
@@ -105,6 +106,7 @@ impl Endpoint {
             outgoing: true,
             dialog: None,
             seized: None,
+            exclusive: false,
         };
         // Seized ahead by a PUBLISH (RFC 7463): the appearance waits for
         // this Call-ID.
@@ -216,7 +218,7 @@ impl Endpoint {
             None => Pickup::No, // a free appearance: a call of the phone's own
             // Seized ahead (RFC 7463): the seizing call's INVITE claims it.
             Some(a) if a.chan == super::NO_LEG => Pickup::No,
-            Some(a) if a.state == ApState::Held => Pickup::Take(index),
+            Some(a) if a.state == ApState::Held && a.takeable() => Pickup::Take(index),
             // Only a held call is taken over (OpenSIPS and Asterisk refuse
             // the others; Kamailio meant to).
             Some(_) => Pickup::Refuse,
@@ -241,7 +243,7 @@ impl Endpoint {
         let Some((line, _)) = self.shared_line(peer.as_deref()) else {
             return;
         };
-        if let Err(status) = self.sca_take(env, chan, &line, index, true) {
+        if let Err(status) = self.sca_take(env, chan, (&line, index), None, true) {
             self.refuse_pickup(now, chan, status);
         }
     }
@@ -263,17 +265,29 @@ impl Endpoint {
             return None; // not a member: a Replaces as any other
         }
         let index = self.shared.lines.index_of(&line, replaced)?;
-        Some(self.sca_take(env, chan, &line, index, false))
+        Some(self.sca_take(env, chan, (&line, index), Some(replaced), false))
+    }
+
+    /// A member's INVITE with Replaces took a call that held no appearance
+    /// of its line (another extension's call, or a ringing leg picked up):
+    /// the member is on a call now, which takes an appearance as its own
+    /// calls do (else the line would look idle, and take one call too many).
+    pub(crate) fn sca_replacing_call(&mut self, chan: ChannelId) {
+        let invite = self.sessions.get(chan).and_then(|s| s.invite.clone());
+        if let Some(invite) = invite {
+            self.sca_member_call(chan, &invite);
+        }
     }
 
     /// The member's new call `chan` takes appearance `index` of `line`
-    /// over (see [`Self::sca_pickup`]).
+    /// over (see [`Self::sca_pickup`]): the call of leg `expected` when
+    /// given (a Replaces names it), else whichever holds it.
     fn sca_take(
         &mut self,
         env: &mut dyn crate::endpoint::Env,
         chan: ChannelId,
-        line: &str,
-        index: u32,
+        (line, index): (&str, u32),
+        expected: Option<ChannelId>,
         held_only: bool,
     ) -> Result<(), (u16, &'static str)> {
         let gone = (481, "Call/Transaction Does Not Exist");
@@ -281,19 +295,25 @@ impl Endpoint {
         let Some(before) = self.shared.lines.get(line, index) else {
             return Err(gone);
         };
-        if before.state == ApState::HeldPrivate {
-            return Err((403, "Forbidden (held privately)"));
+        if expected.is_some_and(|e| e != before.chan) {
+            return Err(gone); // the appearance changed hands meanwhile
+        }
+        if !before.takeable() {
+            return Err((403, "Forbidden (private call)"));
         }
         let name = self.sessions.name(chan);
         let shard = self.home.index;
         // Recorded before the core acts: the old leg's end, which the
         // replace causes (maybe at once, on another shard), hands the
-        // appearance over instead of freeing it.
-        if !self
-            .shared
-            .lines
-            .begin_takeover(line, index, (chan, &name), shard, held_only)
-        {
+        // appearance over instead of freeing it. Refused if the appearance
+        // is no longer `before`'s call.
+        if !self.shared.lines.begin_takeover(
+            line,
+            index,
+            before.chan,
+            (chan, &name),
+            (shard, held_only),
+        ) {
             return Err(gone);
         }
         if let Err(cause) = env.replace(before.chan, chan) {
@@ -323,6 +343,7 @@ impl Endpoint {
                 outgoing: before.outgoing,
                 dialog: None,
                 seized: None,
+                exclusive: false,
             };
             let _ = self.shared.lines.seize(line, max, Some(index), ap);
         }

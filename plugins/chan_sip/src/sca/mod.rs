@@ -99,6 +99,25 @@ pub struct Appearance {
     /// Seized ahead of its INVITE: that call's Call-ID, and until when
     /// (Unix seconds) the seizure holds without it. The leg is [`NO_LEG`].
     pub seized: Option<(String, u64)>,
+    /// Its phone said no other may take or join it (RFC 7463's
+    /// `sa:exclusive`, in a PUBLISH), whether held or not.
+    pub exclusive: bool,
+}
+
+impl Appearance {
+    /// The state watchers are told: a held call its phone keeps exclusive
+    /// is held privately.
+    pub fn shown_state(&self) -> ApState {
+        match self.state {
+            ApState::Held if self.exclusive => ApState::HeldPrivate,
+            s => s,
+        }
+    }
+
+    /// Whether another phone may take it: not private, not exclusive.
+    pub fn takeable(&self) -> bool {
+        !self.exclusive && self.state != ApState::HeldPrivate
+    }
 }
 
 /// The leg of a seized appearance, whose INVITE has not come: no channel
@@ -218,9 +237,31 @@ impl Lines {
     /// that changed it (what a phone PUBLISHed).
     pub fn set_state_at(&self, line: &str, index: u32, state: ApState) -> bool {
         self.with(line, index, |a| {
-            std::mem::replace(&mut a.state, state) != state
+            // A seizure's state is its own until its INVITE comes.
+            a.chan != NO_LEG && std::mem::replace(&mut a.state, state) != state
         })
         .unwrap_or(false)
+    }
+
+    /// Appearance `index` of `line` is exclusive or not now (what its
+    /// phone PUBLISHed); whether that changed it.
+    pub fn set_exclusive(&self, line: &str, index: u32, exclusive: bool) -> bool {
+        self.with(line, index, |a| {
+            a.chan != NO_LEG && std::mem::replace(&mut a.exclusive, exclusive) != exclusive
+        })
+        .unwrap_or(false)
+    }
+
+    /// Takes exactly appearance `index` of `line` for `ap` (a seizure), in
+    /// one step under the lock; false when it is in use.
+    pub fn seize_exact(&self, line: &str, index: u32, ap: Appearance) -> bool {
+        let mut inner = self.inner.lock();
+        let apps = inner.entry(line.to_string()).or_default();
+        if apps.contains_key(&index) {
+            return false;
+        }
+        apps.insert(index, ap);
+        true
     }
 
     /// The line whose appearance `chan` holds (what a session's end or
@@ -250,35 +291,27 @@ impl Lines {
             return false;
         };
         let moved = dialog.is_some_and(|d| a.dialog.replace(d.clone()) != Some(d));
+        // A private hold stays private through the hold re-INVITE, which
+        // may come after the phone's PUBLISH saying so (another shard).
+        let state = match (a.state, state) {
+            (ApState::HeldPrivate, ApState::Held) => ApState::HeldPrivate,
+            (_, s) => s,
+        };
         std::mem::replace(&mut a.state, state) != state || moved
     }
 
-    /// The appearance (line, index) whose member dialog is `ids` (as the
-    /// phone sees it): what a Replaces naming that dialog takes over.
-    pub fn by_dialog(&self, call_id: &str, our_tag: &str) -> Option<(String, u32, Appearance)> {
-        let inner = self.inner.lock();
-        inner.iter().find_map(|(line, apps)| {
-            apps.iter()
-                .find(|(_, a)| {
-                    a.dialog
-                        .as_ref()
-                        .is_some_and(|d| d.call_id == call_id && d.remote_tag == our_tag)
-                })
-                .map(|(i, a)| (line.clone(), *i, a.clone()))
-        })
-    }
-
-    /// `chan` (of `shard`) starts taking appearance `index` over (see
-    /// [`Appearance::taking`]); false when it may not: a call not held
-    /// (`held_only`: seed 003's takeover by `Call-Info`), a private one, or
-    /// one being taken already.
+    /// `chan` (of `shard`) starts taking appearance `index`, the call of
+    /// leg `from`, over (see [`Appearance::taking`]); false when it may
+    /// not: another call holds it now, a call not held (`held_only`: seed
+    /// 003's takeover by `Call-Info`), a private or exclusive one, or one
+    /// being taken already.
     pub fn begin_takeover(
         &self,
         line: &str,
         index: u32,
+        from: ChannelId,
         (chan, name): (ChannelId, &str),
-        shard: usize,
-        held_only: bool,
+        (shard, held_only): (usize, bool),
     ) -> bool {
         self.with(line, index, |a| {
             let may = match a.state {
@@ -286,7 +319,7 @@ impl Lines {
                 ApState::Active => !held_only,
                 _ => false,
             };
-            let free = may && a.taking.is_none();
+            let free = a.chan == from && may && a.takeable() && a.taking.is_none();
             if free {
                 a.taking = Some((chan, name.to_string(), shard));
             }
@@ -313,6 +346,7 @@ impl Lines {
         self.with(line, index, |a| {
             (a.chan, a.name, a.shard) = (chan, name.to_string(), shard);
             (a.state, a.taking, a.dialog) = (ApState::Active, None, None);
+            a.exclusive = false; // the new phone's to say
         })
         .is_some()
     }
@@ -329,7 +363,9 @@ impl Lines {
             // Taken over: the new leg's now, not free.
             if let Some((c, name, shard)) = a.taking.take() {
                 (a.chan, a.name, a.shard, a.state) = (c, name, shard, ApState::Active);
-                a.dialog = None; // the new leg's, when it is confirmed
+                // The new leg's dialog when it is confirmed; its phone's
+                // exclusivity when it says.
+                (a.dialog, a.exclusive) = (None, false);
                 handed = true;
             }
         }
@@ -365,7 +401,7 @@ impl Lines {
         for (i, a) in inner.get(line).into_iter().flatten() {
             let mut p = format!(
                 "<{line_uri}>;appearance-index={i};appearance-state={}",
-                a.state.as_str()
+                a.shown_state().as_str()
             );
             if let Some(u) = &a.uri {
                 p.push_str(";appearance-uri=");
@@ -390,13 +426,13 @@ impl Lines {
         };
         apps.iter()
             .map(|(i, a)| {
-                let (state, held, exclusive) = match a.state {
-                    ApState::Seized | ApState::Progressing => ("trying", false, false),
-                    ApState::Alerting => ("early", false, false),
-                    ApState::Active => ("confirmed", false, false),
-                    ApState::Held => ("confirmed", true, false),
-                    ApState::HeldPrivate => ("confirmed", true, true),
+                let (state, held) = match a.state {
+                    ApState::Seized | ApState::Progressing => ("trying", false),
+                    ApState::Alerting => ("early", false),
+                    ApState::Active => ("confirmed", false),
+                    ApState::Held | ApState::HeldPrivate => ("confirmed", true),
                 };
+                let exclusive = !a.takeable();
                 SharedDialog {
                     // The leg's channel: unique, and kept while the call
                     // holds the appearance on that leg.
@@ -440,7 +476,7 @@ pub fn render_sharedlines(lines: &[(String, u32)], state: &Lines) -> String {
             o += &row(
                 line,
                 &i.to_string(),
-                a.state.as_str(),
+                a.shown_state().as_str(),
                 a.uri.as_deref().unwrap_or(""),
                 &a.name,
             );
@@ -526,6 +562,7 @@ mod tests {
             outgoing: false,
             dialog: None,
             seized: None,
+            exclusive: false,
         }
     }
 
@@ -581,6 +618,28 @@ mod tests {
         );
     }
 
+    /// Two seizures of one appearance (two phones, two shards): one wins,
+    /// the other is told so; the winner's is given back by its own call
+    /// only.
+    #[test]
+    fn a_seizure_is_won_once() {
+        let l = Lines::default();
+        let seizure = |call: &str| Appearance {
+            chan: NO_LEG,
+            seized: Some((call.to_string(), 100)),
+            ..ap(0, ApState::Seized)
+        };
+        assert!(l.seize_exact("line", 2, seizure("a")));
+        assert!(!l.seize_exact("line", 2, seizure("b")));
+        assert!(!l.unseize("line", 2, "b"));
+        assert!(!l.set_state_at("line", 2, ApState::Held), "no leg to hold");
+        assert_eq!(l.expire_seizures(99), Vec::<String>::new());
+        assert!(l.unseize("line", 2, "a"));
+        assert!(l.seize_exact("line", 2, seizure("b")));
+        assert_eq!(l.expire_seizures(100), ["line"]);
+        assert!(l.snapshot().is_empty());
+    }
+
     /// The old leg's end racing the takeover it causes (on another shard)
     /// hands the appearance to the taker, never frees it; a failed takeover
     /// leaves it held.
@@ -588,18 +647,31 @@ mod tests {
     fn a_takeover_survives_the_old_legs_end_coming_first() {
         let l = Lines::default();
         l.seize("line", 2, None, ap(1, ApState::Held)).unwrap();
-        assert!(l.begin_takeover("line", 1, (ChannelId(9), "SIP/line-9"), 1, true));
-        assert!(
-            !l.begin_takeover("line", 1, (ChannelId(10), "SIP/line-10"), 1, true),
-            "one taker at a time"
-        );
+        let take = |from: u64, by: u64, held_only: bool| {
+            let name = format!("SIP/line-{by}");
+            l.begin_takeover(
+                "line",
+                1,
+                ChannelId(from),
+                (ChannelId(by), &name),
+                (1, held_only),
+            )
+        };
+        assert!(!take(5, 9, true), "not the call named");
+        assert!(take(1, 9, true));
+        assert!(!take(1, 10, true), "one taker at a time");
         assert!(l.release("line", ChannelId(1)), "changed: handed over");
         let a = l.get("line", 1).unwrap();
         assert_eq!((a.chan, a.state), (ChannelId(9), ApState::Active));
         assert!(l.reassign("line", 1, (ChannelId(9), "SIP/line-9"), 1));
         assert_eq!(l.get("line", 1).unwrap().taking, None);
+        l.set_state("line", ChannelId(9), ApState::Active, None);
+        assert!(!take(9, 11, true), "active: only by Replaces");
+        l.set_exclusive("line", 1, true);
+        assert!(!take(9, 11, false), "exclusive: by nobody");
+        l.set_exclusive("line", 1, false);
         l.set_state("line", ChannelId(9), ApState::Held, None);
-        assert!(l.begin_takeover("line", 1, (ChannelId(11), "SIP/line-11"), 0, true));
+        assert!(take(9, 11, true));
         l.abort_takeover("line", 1);
         assert!(l.release("line", ChannelId(9)), "no taker: freed");
         assert!(l.get("line", 1).is_none());

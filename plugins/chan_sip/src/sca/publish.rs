@@ -39,6 +39,31 @@ use std::net::SocketAddr;
 /// The events PUBLISH serves (`dialog` with the `shared` parameter only).
 pub(crate) const PUBLISH_EVENTS: &str = "call-info, dialog";
 
+/// Why a phone's RFC 7463 publication is refused (always `400`, RFC 7463
+/// §5.3.1-5.3.2; the reason phrase says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Refusal {
+    /// The line has fewer appearances.
+    #[error("appearance {n} of a line of {max}")]
+    NoSuchAppearance { n: u32, max: u32 },
+    /// Another call holds (or seized) it.
+    #[error("appearance {0} is another call's")]
+    InUse(u32),
+    /// The replaced or joined dialog named is not the one holding it.
+    #[error("the dialog named does not hold appearance {0}")]
+    NotThatDialog(u32),
+}
+
+impl Refusal {
+    fn status(self) -> (u16, &'static str) {
+        match self {
+            Refusal::NoSuchAppearance { .. } => (400, "Bad Request (no such appearance)"),
+            Refusal::InUse(_) => (400, "Bad Request (appearance in use)"),
+            Refusal::NotThatDialog(_) => (400, "Bad Request (not that appearance's dialog)"),
+        }
+    }
+}
+
 /// What a publication is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {
@@ -187,8 +212,7 @@ impl Endpoint {
                 };
                 if let Err(why) = self.check_shared(&resource, &dialogs) {
                     log::info!("PUBLISH of '{resource}' from {source} refused: {why}");
-                    let status = (400, "Bad Request (appearance in use)");
-                    return self.respond(now, tx, msg, source, status, &[]);
+                    return self.respond(now, tx, msg, source, why.status(), &[]);
                 }
                 Some(dialogs)
             }
@@ -223,10 +247,16 @@ impl Endpoint {
             Ok(e) => e,
             Err(status) => return self.respond(now, tx, msg, source, status, &[]),
         };
-        if etag.is_some() {
+        if let Some(e) = &etag {
             match dialogs {
                 Some(d) => {
-                    self.apply_shared(&resource, &d, now.unix + SEIZE_FOR.min(granted.into()))
+                    let until = now.unix + SEIZE_FOR.min(granted.into());
+                    if let Err(why) = self.apply_shared(&resource, &d, until) {
+                        // Lost a race for the appearance: nothing is kept.
+                        self.shared.publications.remove(e, &resource, now.unix);
+                        log::info!("PUBLISH of '{resource}' from {source} refused: {why}");
+                        return self.respond(now, tx, msg, source, why.status(), &[]);
+                    }
                 }
                 None => self.apply_call_info(&resource, &call_info),
             }
@@ -244,15 +274,16 @@ impl Endpoint {
     /// Whether RFC 7463 dialogs a phone of `line` published may stand: each
     /// appearance within the line, free or this very call's (seized by it,
     /// or its dialog), and a replaced or joined dialog the one holding the
-    /// appearance named. The reason when not.
-    fn check_shared(&self, line: &str, dialogs: &[Published]) -> Result<(), String> {
+    /// appearance named (§5.3.2). A seizure's race with another shard's is
+    /// settled when it is applied ([`Self::apply_shared`]).
+    fn check_shared(&self, line: &str, dialogs: &[Published]) -> Result<(), Refusal> {
         let max = self.shared_line(Some(line)).map_or(0, |(_, m)| m);
         for d in dialogs {
             let Some(n) = d.appearance else {
                 continue; // a call without a number (§5.3.1): nothing held
             };
             if n > max {
-                return Err(format!("appearance {n} of {max}"));
+                return Err(Refusal::NoSuchAppearance { n, max });
             }
             let held_by = self.shared.lines.get(line, n);
             if let Some(target) = d.replaced.as_ref().or(d.joined.as_ref()) {
@@ -260,7 +291,7 @@ impl Endpoint {
                     Some(a) if a.dialog.as_ref().is_some_and(|x| same_dialog(x, target)) => {
                         continue
                     }
-                    _ => return Err(format!("appearance {n} does not hold the dialog named")),
+                    _ => return Err(Refusal::NotThatDialog(n)),
                 }
             }
             let call_id = d.ids.as_ref().map(|i| i.call_id.as_str());
@@ -268,19 +299,27 @@ impl Endpoint {
                 None => {}
                 Some(a) if is_this_call(a, call_id) => {}
                 Some(_) if d.state == "terminated" => {}
-                Some(_) => return Err(format!("appearance {n} is another call's")),
+                Some(_) => return Err(Refusal::InUse(n)),
             }
         }
         Ok(())
     }
 
     /// Applies dialogs [`Self::check_shared`] let stand: a `trying` one on
-    /// a free appearance seizes it until `seize_until`, a `terminated` one
-    /// gives its seizure back, a confirmed one held and exclusive makes its
-    /// appearance held-private (and no longer exclusive, held).
-    fn apply_shared(&mut self, line: &str, dialogs: &[Published], seize_until: u64) {
-        let max = self.shared_line(Some(line)).map_or(0, |(_, m)| m);
+    /// a free appearance seizes it until `seize_until` (atomically: a
+    /// seizure of the same appearance that won on another shard meanwhile
+    /// refuses this one, and nothing of it is kept), a `terminated` one
+    /// gives its seizure back, a confirmed one sets its appearance's
+    /// exclusivity (`sa:exclusive`: no other phone may take it).
+    fn apply_shared(
+        &mut self,
+        line: &str,
+        dialogs: &[Published],
+        seize_until: u64,
+    ) -> Result<(), Refusal> {
         let mut changed = false;
+        let mut seized: Vec<(u32, &str)> = Vec::new();
+        let mut outcome = Ok(());
         for d in dialogs {
             let (Some(n), Some(ids)) = (d.appearance, d.ids.as_ref()) else {
                 continue;
@@ -300,30 +339,35 @@ impl Endpoint {
                         name: "(seized)".into(),
                         taking: None,
                         outgoing: true,
-                        dialog: None,
+                        dialog: Some(ids.clone()),
                         seized: Some((ids.call_id.clone(), seize_until)),
+                        exclusive: d.exclusive,
                     };
-                    match lines.seize(line, max, Some(n), ap) {
-                        Ok(i) if i == n => changed = true,
-                        // Taken on another shard meanwhile: not this one.
-                        Ok(i) => drop(lines.unseize(line, i, &ids.call_id)),
-                        Err(_) => {}
+                    if !lines.seize_exact(line, n, ap) {
+                        outcome = Err(Refusal::InUse(n));
+                        break;
                     }
+                    seized.push((n, &ids.call_id));
+                    changed = true;
                 }
-                ("confirmed", Some(a)) if a.chan != NO_LEG => {
-                    let state = match (d.held, d.exclusive, a.state) {
-                        (true, true, _) => ApState::HeldPrivate,
-                        (true, false, ApState::HeldPrivate) => ApState::Held,
-                        _ => continue,
-                    };
-                    changed |= lines.set_state_at(line, n, state);
+                ("confirmed" | "early", Some(a)) if a.chan != NO_LEG => {
+                    changed |= lines.set_exclusive(line, n, d.exclusive);
+                    if d.held && d.exclusive {
+                        changed |= lines.set_state_at(line, n, ApState::HeldPrivate);
+                    }
                 }
                 _ => {}
             }
         }
-        if changed {
+        if outcome.is_err() {
+            // All or nothing: the seizures this PUBLISH made go again.
+            for (n, call_id) in seized {
+                self.shared.lines.unseize(line, n, call_id);
+            }
+        } else if changed {
             self.line_changed(line);
         }
+        outcome
     }
 
     /// What a phone published about the line's appearances in use.

@@ -99,11 +99,17 @@ impl Endpoint {
             // appearance goes with it (RFC 7463 §5.3.2).
             Some(l) if l.confirmed => match self.sca_replace(env, chan, l.chan) {
                 Some(taken) => taken,
-                None => env.replace(l.chan, chan).map_err(cause_to_sip),
+                None => env
+                    .replace(l.chan, chan)
+                    .map(|()| self.sca_replacing_call(chan))
+                    .map_err(cause_to_sip),
             },
             // RFC 3891 §3: an early dialog we did not start is not replaced.
             Some(l) if !l.uac => Err((481, "Call/Transaction Does Not Exist")),
-            Some(l) => env.pickup(l.chan, chan).map_err(cause_to_sip),
+            Some(l) => env
+                .pickup(l.chan, chan)
+                .map(|()| self.sca_replacing_call(chan))
+                .map_err(cause_to_sip),
         };
         if let Err((code, reason)) = outcome {
             self.refuse_replace(now, chan, code, reason);

@@ -222,6 +222,22 @@ fn a_call_on_the_line_in_rfc_7463_form() {
         .1
         .contains("<param pname=\"+sip.rendering\" pval=\"no\"/>"));
 
+    // A replaced-dialog that is not the appearance's: 400.
+    let wrong = dialog_info(
+        "take-0",
+        1,
+        "trying",
+        "<sa:replaced-dialog call-id=\"nope\" local-tag=\"p1\" remote-tag=\"x\"/>\n",
+    );
+    h.recv(&publish(PHONE2, 9, &wrong), PHONE2);
+    let r = h.expect_one(PHONE2);
+    assert!(
+        String::from_utf8(r.to_bytes())
+            .unwrap()
+            .starts_with("SIP/2.0 400 Bad Request (not that appearance's dialog)\r\n"),
+        "{r:?}"
+    );
+
     // The other phone takes it, RFC 7463 §5.3.2: it may say so first.
     let take = dialog_info(
         "take-1",
@@ -263,6 +279,23 @@ fn a_call_on_the_line_in_rfc_7463_form() {
         h.ep.shared.lines.index_of("line", taker),
         Some(1),
         "the appearance went with the call"
+    );
+    // The core answers the new call: its dialog is shown, the phone's view
+    // (the phone's tag local, ours remote).
+    h.input(Input::Answer(taker));
+    let (ok, mut seen) = answer_and_shown(&mut h, PHONE2);
+    assert_eq!(ok.code(), Some(200));
+    let new_tag = ok.to_ref().unwrap().tag().unwrap().to_string();
+    seen.extend(settled(&mut h, PHONE2));
+    let last = seen.last().expect("told");
+    let ids = last.0[0].ids.clone().expect("the new leg's dialog");
+    assert_eq!(
+        (
+            ids.call_id.as_str(),
+            ids.local_tag.as_str(),
+            ids.remote_tag.as_str()
+        ),
+        ("take-1", "t2", new_tag.as_str())
     );
     // The old leg ends (the core's BYE): the appearance stays the new leg's.
     h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
@@ -314,7 +347,23 @@ fn phones_seize_appearances_by_publish() {
     h.recv(&publish(PHONE2, 4, "<dialog-info><dialog"), PHONE2);
     assert_eq!(h.expect_one(PHONE2).code(), Some(400));
 
-    // The seizing phone's INVITE claims it, whatever else it names.
+    // A seizure given back (its dialog terminated) frees the appearance.
+    h.recv(
+        &publish(PHONE2, 10, &dialog_info("out-9", 1, "trying", "")),
+        PHONE2,
+    );
+    assert_eq!(answer_and_shown(&mut h, PHONE2).0.code(), Some(200));
+    assert!(h.ep.shared.lines.get("line", 1).is_some());
+    h.recv(
+        &publish(PHONE2, 11, &dialog_info("out-9", 1, "terminated", "")),
+        PHONE2,
+    );
+    assert_eq!(answer_and_shown(&mut h, PHONE2).0.code(), Some(200));
+    assert_eq!(h.ep.shared.lines.get("line", 1), None);
+    settled(&mut h, PHONE2);
+
+    // The seizing phone's INVITE (same Call-ID, no appearance named in it)
+    // claims appearance 2, not the lowest free one.
     let mut invite = parse(&format!(
         "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
          Via: SIP/2.0/UDP {BOB};branch=z9hG4bKout1\n\
@@ -392,4 +441,105 @@ fn phones_seize_appearances_by_publish() {
         r.headers.get(&HeaderName::AllowEvents),
         Some("call-info, dialog")
     );
+}
+
+/// `sa:exclusive` on an active call (RFC 7463 §9.1: others may not take
+/// it): shown, and a Replaces aimed at it refused (403) until the phone
+/// says otherwise.
+#[test]
+fn an_exclusive_call_is_not_taken() {
+    let mut h = Harness::new(TOML);
+    watching(&mut h, PHONE2);
+    let mut invite = parse(&format!(
+        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKex1\n\
+         From: <sip:line@127.0.0.1>;tag=e1\n\
+         To: <sip:100@127.0.0.1>\n\
+         Call-ID: ex-1\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:line@{BOB}>\n\
+         Content-Length: 0\n\n"
+    ));
+    invite.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    h.recv(&invite, BOB);
+    let chan = *h.env.started.last().unwrap();
+    h.input(Input::Answer(chan));
+    let (ok, _) = answer_and_shown(&mut h, BOB);
+    let our_tag = ok.to_ref().unwrap().tag().unwrap().to_string();
+    settled(&mut h, PHONE2);
+    let exclusive = |on: bool| {
+        dialog_info(
+            "ex-1",
+            1,
+            "confirmed",
+            &format!("<sa:exclusive>{on}</sa:exclusive>\n"),
+        )
+    };
+    h.recv(&publish(BOB, 1, &exclusive(true)), BOB);
+    let (ok, seen) = answer_and_shown(&mut h, BOB);
+    assert_eq!(ok.code(), Some(200));
+    let d = &seen.last().expect("told").0[0];
+    assert!(d.exclusive && !d.held, "{seen:?}");
+    let replace = |branch: &str| {
+        let mut m = parse(&format!(
+            "INVITE sip:line@127.0.0.1:5060 SIP/2.0\n\
+             Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bK{branch}\n\
+             From: <sip:line@127.0.0.1>;tag={branch}\n\
+             To: <sip:line@127.0.0.1>\n\
+             Call-ID: {branch}\n\
+             CSeq: 1 INVITE\n\
+             Contact: <sip:line@{PHONE2}>\n\
+             Replaces: ex-1;to-tag={our_tag};from-tag=e1\n\
+             Content-Length: 0\n\n"
+        ));
+        m.set_body("application/sdp", sdp(43_000, "sendrecv"));
+        m
+    };
+    h.recv(&replace("try1"), PHONE2);
+    let (r, _) = answer_and_shown(&mut h, PHONE2);
+    assert_eq!(r.code(), Some(403));
+    assert!(h.env.replaced.is_empty());
+    // Not exclusive any more: the active call is taken (Replaces may take
+    // an active call, unlike seed 003's Call-Info takeover).
+    h.recv(&publish(BOB, 2, &exclusive(false)), BOB);
+    assert_eq!(answer_and_shown(&mut h, BOB).0.code(), Some(200));
+    h.recv(&replace("try2"), PHONE2);
+    let (_, old, taker) = *h.env.replaced.last().expect("taken");
+    assert_eq!(old, chan);
+    assert_eq!(h.ep.shared.lines.index_of("line", taker), Some(1));
+    h.input(Input::Hangup(chan, Cause::NORMAL_CLEARING));
+    h.input(Input::Hangup(taker, Cause::NORMAL_CLEARING));
+    h.sent();
+    settled(&mut h, PHONE2);
+    assert!(h.ep.shared.lines.snapshot().is_empty());
+}
+
+/// A member's Replaces of a call not on the line (Alice's call, answered by
+/// the dialplan; same context) takes an appearance: the member is on a
+/// call now, which the line shows and counts.
+#[test]
+fn a_call_a_member_takes_from_elsewhere_is_on_the_line() {
+    let mut h = Harness::new(TOML);
+    let (alice, ok) = answered_inbound(&mut h);
+    watching(&mut h, PHONE2);
+    settled(&mut h, PHONE2);
+    let pbx_tag = ok.to_ref().unwrap().tag().unwrap().to_string();
+    let mut grab = parse(&format!(
+        "INVITE sip:line@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bKgrab\n\
+         From: <sip:line@127.0.0.1>;tag=g1\n\
+         To: <sip:line@127.0.0.1>\n\
+         Call-ID: grab-1\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:line@{PHONE2}>\n\
+         Replaces: in-1;to-tag={pbx_tag};from-tag=a1\n\
+         Content-Length: 0\n\n"
+    ));
+    grab.set_body("application/sdp", sdp(43_000, "sendrecv"));
+    h.recv(&grab, PHONE2);
+    let (_, old, grabber) = *h.env.replaced.last().expect("taken");
+    assert_eq!(old, alice);
+    assert_eq!(h.ep.shared.lines.index_of("line", grabber), Some(1));
+    let seen = settled(&mut h, PHONE2).expect("told");
+    assert_eq!(seen.0.len(), 1, "{}", seen.1);
 }

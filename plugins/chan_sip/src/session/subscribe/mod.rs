@@ -301,12 +301,10 @@ impl Endpoint {
             transport,
             user,
             package,
-            event: msg
-                .headers
-                .get(&HeaderName::Event)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
+            event: package::echoed_event(
+                msg.headers.get(&HeaderName::Event).unwrap_or_default(),
+                package,
+            ),
             exten,
             context,
             entity: entity(msg),

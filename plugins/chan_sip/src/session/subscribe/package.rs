@@ -140,6 +140,23 @@ pub(super) fn body(shown: Shown, entity: &str, exten: &str, version: u32, accoun
     }
 }
 
+/// The `Event` value our NOTIFYs carry: the subscriber's (its `id`
+/// echoed, RFC 6665 §8.2.1), without `shared` when served as a plain busy
+/// lamp (RFC 7463 phones take `;shared` in a NOTIFY to mean an Appearance
+/// Agent answers).
+pub(super) fn echoed_event(asked: &str, package: Package) -> String {
+    let asked = asked.trim();
+    if package != Package::Dialog {
+        return asked.to_string();
+    }
+    asked
+        .split(';')
+        .filter(|p| !p.trim().eq_ignore_ascii_case("shared"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// Whether the subscriber reads `package`'s bodies: no `Accept` (the
 /// package's default, RFC 4235 §4.1, RFC 3856 §6.6, RFC 3842 §4.1), or one
 /// listing its type or a wildcard.
@@ -164,4 +181,24 @@ pub(super) fn accepts(msg: &Message, package: Package) -> bool {
         return true;
     }
     types.any(|t| t == package.content_type() || t == "application/*" || t == "*/*")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `;shared` stays only where an Appearance Agent answers; the `id`
+    /// is echoed either way.
+    #[test]
+    fn the_shared_parameter_is_echoed_only_for_a_shared_line() {
+        assert_eq!(
+            echoed_event(" dialog;shared;id=7 ", Package::SharedDialog),
+            "dialog;shared;id=7"
+        );
+        assert_eq!(
+            echoed_event("dialog; SHARED ;id=7", Package::Dialog),
+            "dialog;id=7"
+        );
+        assert_eq!(echoed_event("dialog", Package::Dialog), "dialog");
+    }
 }
