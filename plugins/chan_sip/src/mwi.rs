@@ -157,7 +157,8 @@ impl Endpoint {
 
     /// Sends `peer` its counts in a NOTIFY outside any dialog, if it has a
     /// mailbox, no message-summary subscription, and an address (a static
-    /// host, or a registration).
+    /// host, or its registrations: every phone registered as the peer,
+    /// `max-contacts`, has a light).
     pub(crate) fn send_unsolicited_mwi(&mut self, peer: &str) {
         if self.shared.mwi.is_subscribed(peer) {
             return;
@@ -169,25 +170,30 @@ impl Endpoint {
         let Some(p) = running.peers.get(peer) else {
             return;
         };
-        let binding = || {
-            let reg = self.shared.registrar.lock();
-            reg.binding(peer).map(|b| (b.addr, b.transport()))
+        let dests: Vec<_> = match p.addr {
+            Some(a) => vec![(a, p.transports[0])],
+            None => {
+                let reg = self.shared.registrar.lock();
+                let contacts = reg.contacts(peer).iter();
+                contacts.map(|b| (b.addr, b.transport())).collect()
+            }
         };
-        let Some((dest, transport)) = p.addr.map(|a| (a, p.transports[0])).or_else(binding) else {
-            return; // not registered: told when it registers
-        };
+        // None: not registered, told when it registers.
         let (user, vmexten) = (p.username.clone(), p.vmexten.clone());
         drop(running);
-        let ruri = format!("sip:{user}@{dest}{}", transport.uri_param());
-        let mut m = self.new_request(Method::Notify, ruri, &vmexten, transport);
-        m.push(HeaderName::Event, "message-summary");
-        let account = self.shared.contact_uri(&vmexten, transport);
-        m.set_body(mwi::CONTENT_TYPE, mwi::body(&account, counts).into_bytes());
         log::debug!(
-            "MWI to {peer}: {} new, {} old (unsolicited)",
+            "MWI to {peer}: {} new, {} old (unsolicited, {} contact(s))",
             counts.new,
-            counts.old
+            counts.old,
+            dests.len()
         );
-        self.send_client(m, dest, transport, Fire, self.now);
+        for (dest, transport) in dests {
+            let ruri = format!("sip:{user}@{dest}{}", transport.uri_param());
+            let mut m = self.new_request(Method::Notify, ruri, &vmexten, transport);
+            m.push(HeaderName::Event, "message-summary");
+            let account = self.shared.contact_uri(&vmexten, transport);
+            m.set_body(mwi::CONTENT_TYPE, mwi::body(&account, counts).into_bytes());
+            self.send_client(m, dest, transport, Fire, self.now);
+        }
     }
 }

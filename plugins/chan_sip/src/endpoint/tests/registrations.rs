@@ -120,3 +120,45 @@ fn a_registering_phone_learns_its_messages_and_reloads_move_the_watch() {
     assert!(h.env.mwi_watches.is_empty());
     assert!(h.ep.shared.mwi.counts("carol").is_none());
 }
+
+/// With `max-contacts`, every phone registered as the peer has a light:
+/// the counts go to each contact (not only the newest).
+#[test]
+fn every_contact_of_a_peer_gets_its_messages() {
+    const CAROL2: &str = "127.0.0.1:5072";
+    let toml = format!("{TOML}mailbox = \"1234\"\nmax-contacts = 2\n");
+    let shared = shared(&toml);
+    crate::driver::reconcile(&shared, Instant::now());
+    let mut h = Harness::on_env(shared, crate::shards::Home::SINGLE, |env| {
+        env.mailboxes
+            .insert("1234".into(), sirius_sip::mwi::Counts { new: 3, old: 1 });
+    });
+    h.collect();
+    h.recv(&register(1, 300, None), CAROL);
+    let c = Challenge::from_response(&h.expect_one(CAROL))
+        .unwrap()
+        .remove(0);
+    h.recv(&register(2, 300, Some((&c, 1))), CAROL);
+    assert_eq!(h.sent().len(), 2, "the 200 and one NOTIFY");
+    // The second phone: its own Contact, from its own address.
+    let mut second = register(3, 300, Some((&c, 2)));
+    second
+        .headers
+        .set(HeaderName::Contact, format!("<sip:carol@{CAROL2}>"));
+    second.headers.set(
+        HeaderName::Via,
+        format!("SIP/2.0/UDP {CAROL2};branch=z9hG4bK-reg-3"),
+    );
+    h.recv(&second, CAROL2);
+    let notified: Vec<SocketAddr> = h
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Notify))
+        .inspect(|(_, m)| {
+            assert!(String::from_utf8_lossy(&m.body).contains("Voice-Message: 3/1 (0/0)"))
+        })
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(notified.len(), 2, "{notified:?}");
+    assert!(notified.contains(&addr(CAROL)) && notified.contains(&addr(CAROL2)));
+}
