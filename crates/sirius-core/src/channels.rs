@@ -73,6 +73,8 @@ pub struct Channel {
     /// The channel whose dialplan requested this one (a Dial's caller): a
     /// ringing callee may only be picked up for a Dial that waits on it.
     pub dialed_by: Option<ChannelId>,
+    /// What its call detail record will say (`crate::cdr`).
+    pub cdr: crate::cdr::CdrMarks,
 }
 
 /// A channel's variables, sorted by name, each name and value allocated to
@@ -285,6 +287,7 @@ impl ChannelRegistry {
             plan: 0,
             transfer: None,
             dialed_by: None,
+            cdr: Default::default(),
         };
         self.table(id).write().insert(id, Box::new(chan));
         ChannelInfo {

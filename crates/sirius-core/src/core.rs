@@ -123,6 +123,8 @@ pub struct Core {
     pub(crate) hint_watches: crate::hints::HintWatches,
     /// Message-waiting counts per mailbox, and their watchers (`mwi.rs`).
     pub mwi: crate::mwi::Mailboxes,
+    /// Call detail records (`cdr.rs`): `Master.csv`.
+    pub cdr: crate::cdr::CdrEngine,
     pub(crate) techs: RwLock<BTreeMap<String, TechEntry>>,
     /// Technologies whose plugin failed (lower-case type → module), until the
     /// module is unloaded: requests for them fail at once with
@@ -153,6 +155,7 @@ impl Core {
     ) -> std::io::Result<Arc<Core>> {
         let now = Instant::now();
         let load = (settings.general.maxload > 0.0).then(crate::load::LoadMonitor::start);
+        let cdr = crate::cdr::CdrEngine::start(&paths.config_dir, &paths.log_dir);
         Ok(Arc::new(Core {
             paths,
             settings,
@@ -167,6 +170,7 @@ impl Core {
             devstates: crate::devstate::DeviceStates::new(),
             hint_watches: crate::hints::HintWatches::default(),
             mwi: crate::mwi::Mailboxes::default(),
+            cdr,
             techs: RwLock::new(BTreeMap::new()),
             failed_techs: RwLock::new(BTreeMap::new()),
             modules: Mutex::new(Vec::new()),
@@ -245,7 +249,18 @@ impl Core {
             .request_call(caps, dest.into(), requestor.into())
             .into_result()?;
         if let Some(r) = requestor {
-            self.channels.update(chan, |c| c.dialed_by = Some(r));
+            let mut name = String::new();
+            self.channels.update(chan, |c| {
+                c.dialed_by = Some(r);
+                name.clone_from(&c.name);
+            });
+            // The caller's record names the latest channel it dialled,
+            // from the application that dials (`crate::cdr`).
+            self.channels.update(r, |c| {
+                let (context, exten) = (c.context.clone(), c.exten.clone());
+                let (app, data) = (c.application.clone(), c.app_data.clone());
+                c.cdr.dialing(&name, (&context, &exten), (&app, &data));
+            });
         }
         Ok(chan)
     }
@@ -368,6 +383,16 @@ impl Core {
         if !self.channels.update(b, |c| c.bridged_to = Some(a)) {
             return gone(b, a);
         }
+        // Each call's record names its partner and keeps its marks as they
+        // are now (`crate::cdr`).
+        let name_of = |x| {
+            self.channels
+                .read(x, |c| c.name.clone())
+                .unwrap_or_default()
+        };
+        let (name_a, name_b) = (name_of(a), name_of(b));
+        self.channels.update(a, |c| c.cdr.bridged(&name_b));
+        self.channels.update(b, |c| c.cdr.bridged(&name_a));
         let (ta, tb) = (self.tech_of(a)?, self.tech_of(b)?);
         // Early media between these two legs becomes the bridge (the
         // technology keeps its relay); one with a third leg ends here.
@@ -506,6 +531,11 @@ impl Core {
         let Some(c) = self.channels.remove(chan, cause) else {
             return;
         };
+        // A callee that never answered tells its caller's record why.
+        if let (Some(caller), None) = (c.dialed_by, c.answered) {
+            self.channels.update(caller, |a| a.cdr.dial_failed(c.cause));
+        }
+        self.cdr.channel_ended(&c);
         let ended = self.bridges.remove_channel(chan);
         sirius_abi::verbose!(
             3,

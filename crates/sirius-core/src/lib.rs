@@ -19,6 +19,7 @@
 //! re-exported here.
 
 pub mod bridges;
+pub mod cdr;
 pub mod channels;
 pub mod config;
 pub mod core;

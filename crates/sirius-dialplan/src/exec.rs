@@ -66,6 +66,8 @@ pub fn spawn_app(pool: &PoolHandle, core: Arc<Core>, chan: ChannelId, app: Strin
         core.channels.update(chan, |c| {
             c.application = app.clone();
             c.app_data = data.clone();
+            let (context, exten) = (c.context.clone(), c.exten.clone());
+            c.cdr.step(&context, &exten, &app, &data);
         });
         let parked = matches!(execute(&core, chan, &app, &data, "").await, Next::Park(_));
         if !parked && alive(&core, chan) {
@@ -201,6 +203,7 @@ async fn run_steps(
             c.priority = prio;
             c.application = step.app.clone();
             c.app_data = data.clone();
+            c.cdr.step(&ctx.name, &exten, &step.app, &data);
         });
         sirius_abi::verbose!(
             3,

@@ -154,6 +154,8 @@ pub fn run(opts: Options) -> ExitCode {
     wait_for_shutdown(&core, &io);
     log::info!("Sirius is shutting down");
     core.unload_all();
+    // The records of the calls just ended are written before we go.
+    core.cdr.finish();
     core.sched.stop();
     let _ = std::fs::remove_file(&socket);
     io.shutdown(Duration::from_millis(500));

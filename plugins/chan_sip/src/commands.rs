@@ -278,6 +278,7 @@ fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
     );
     o += &line("Context", &p.context);
     o += &line("Subscr.Cont.", &p.subscribecontext);
+    o += &line("Accountcode", &p.accountcode);
     o += &line("Mailbox", p.mailbox.as_deref().unwrap_or(""));
     o += &line("VM Extension", &p.vmexten);
     let sent = shared.mwi.counts(&p.name).unwrap_or_default();

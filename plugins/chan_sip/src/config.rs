@@ -376,6 +376,9 @@ pub struct PeerConfig {
     pub mailbox: Option<String>,
     /// `[general]`'s `vmexten` for this peer.
     pub vmexten: Option<String>,
+    /// The account its calls are billed to: the call detail record's
+    /// `accountcode` (Asterisk's `accountcode`, at most 80 characters).
+    pub accountcode: Option<String>,
     /// Contacts the peer may register at once (pjsip's `max_contacts`,
     /// default 1: a new one replaces the old); a call rings them all.
     #[serde(alias = "max_contacts")]
@@ -495,6 +498,8 @@ pub struct Peer {
     pub mailbox: Option<String>,
     /// The extension its phone calls for messages.
     pub vmexten: String,
+    /// Its calls' `accountcode` (empty: none).
+    pub accountcode: String,
     /// Contacts it may register at once.
     pub max_contacts: u32,
     /// Appearances, when it is a shared line (0: it is not).
@@ -703,6 +708,14 @@ impl SipConfig {
             if let Some(v) = &p.vmexten {
                 check_vmexten(v).map_err(|e| err(name, e))?;
             }
+            if let Some(a) = &p.accountcode {
+                if a.chars().count() > 80 || a.chars().any(char::is_control) {
+                    let why = format!(
+                        "accountcode '{a}' is longer than 80 characters or has control characters"
+                    );
+                    return Err(err(name, why));
+                }
+            }
             if p.shared_appearances > crate::sca::MAX_APPEARANCES {
                 return Err(err(
                     name,
@@ -775,6 +788,7 @@ impl SipConfig {
                     .unwrap_or_else(|| self.general.vmexten.clone()),
                 max_contacts: p.max_contacts.unwrap_or(1),
                 shared_appearances: p.shared_appearances,
+                accountcode: p.accountcode.clone().unwrap_or_default(),
             });
         }
         Ok(out)

@@ -249,6 +249,16 @@ impl ChannelDriver for SipTech {
         // the REFER's Referred-By, left on the transferee (and inherited).
         let referred_by =
             requestor.and_then(|r| self.shared.host.channel_get_var(r, "SIPREFERREDBYHDR"));
+        let accountcode = peer
+            .as_ref()
+            .and_then(|n| {
+                self.shared
+                    .running()
+                    .peers
+                    .get(n)
+                    .map(|p| p.accountcode.clone())
+            })
+            .unwrap_or_default();
         let info = self.shared.host.channel_alloc(sirius_abi::ChannelSpec {
             tech: "SIP".into(),
             resource: peer.clone().unwrap_or_else(|| addr.ip().to_string()).into(),
@@ -259,7 +269,7 @@ impl ChannelDriver for SipTech {
             caller_num: caller.clone().into(),
             caller_name: caller_name.clone().into(),
             codecs: codecs.clone().into(),
-            accountcode: "".into(),
+            accountcode: accountcode.into(),
         })?;
         // With the channel that asked for it, so that both legs of the
         // call share a shard (crate::shards).

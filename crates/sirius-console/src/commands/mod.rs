@@ -1,6 +1,7 @@
 //! Built-in console commands, one file per group (mini-redis's layout).
 
 pub mod bridge;
+pub mod cdr;
 pub mod channel;
 pub mod core;
 pub mod dialplan;

@@ -156,7 +156,7 @@ impl Endpoint {
             caller_num: exten.into(),
             caller_name: "".into(),
             codecs: callee.codecs.clone().into(),
-            accountcode: "".into(),
+            accountcode: callee.accountcode.clone().into(),
         };
         let info = env
             .channel_alloc(spec)

@@ -257,7 +257,7 @@ impl Endpoint {
                 .unwrap_or_default()
                 .into(),
             codecs: codecs.clone().into(),
-            accountcode: "".into(),
+            accountcode: peer.map(|p| p.accountcode.as_str()).unwrap_or("").into(),
         };
         let info = match env.channel_alloc(spec) {
             Ok(i) => i,
