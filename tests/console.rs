@@ -373,3 +373,43 @@ fn a_broken_dialplan_at_start_is_mended_by_a_reload() {
     );
     assert!(d.rx("dialplan show").ok().contains("'700' =>"));
 }
+
+/// logrotate's way: the log file is moved away, then `logger reload` (its
+/// `postrotate`) or SIGHUP makes the daemon open a new `messages`, which
+/// gets the lines from then on; the moved file keeps what came before.
+#[test]
+fn the_log_file_is_reopened_by_logger_reload_and_sighup() {
+    let d = Daemon::with_modules(&[]);
+    let log = d.root.path().join("log/messages");
+    sirius_blackbox::wait_for_file(&log, "NOTICE", Duration::from_secs(10));
+    let old = d.root.path().join("log/messages.1");
+    std::fs::rename(&log, &old).unwrap();
+    let out = d.rx("logger reload").ok();
+    assert!(out.starts_with("Log files reopened in "), "{out}");
+    sirius_blackbox::wait_for_file(
+        &log,
+        "Log files reopened (logger reload)",
+        Duration::from_secs(10),
+    );
+    std::fs::rename(&log, &old).unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    sirius_blackbox::wait_for_file(
+        &log,
+        "Received SIGHUP: log files reopened",
+        Duration::from_secs(10),
+    );
+    let moved = std::fs::read_to_string(&old).unwrap();
+    assert!(
+        moved.contains("Log files reopened (logger reload)"),
+        "{moved}"
+    );
+    assert!(!moved.contains("Received SIGHUP"), "{moved}");
+    assert!(
+        d.rx("core show version").ok().starts_with("Sirius"),
+        "still running"
+    );
+}

@@ -245,6 +245,11 @@ impl Daemon {
         std::fs::read_to_string(self.root.path().join("log").join("messages")).unwrap_or_default()
     }
 
+    /// The daemon's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The daemon's resident memory now, KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().expect("running").id();

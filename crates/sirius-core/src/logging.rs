@@ -131,6 +131,15 @@ impl LogHub {
         self.file.drain();
     }
 
+    /// Closes and opens the log file again (`logger reload`, SIGHUP): after
+    /// logrotate moved `messages` away, lines go to a new one. The lines
+    /// waiting are written to the old file first. An error (the directory
+    /// gone, say) leaves the old file in use.
+    pub fn reopen_file(&self, dir: &Path) -> std::io::Result<()> {
+        self.file.drain();
+        self.open_file(dir)
+    }
+
     /// Appends to `<dir>/messages` from now on.
     pub fn open_file(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;

@@ -141,6 +141,26 @@ pub fn run(opts: Options) -> ExitCode {
             core.request_shutdown(ShutdownMode::Now);
         });
     }
+    {
+        // SIGHUP: the log file reopened (logrotate's postrotate).
+        let core = core.clone();
+        io.spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match core.log.reopen_file(&core.paths.log_dir) {
+                    Ok(()) => log::info!("Received SIGHUP: log files reopened"),
+                    Err(e) => log::error!(
+                        "Received SIGHUP: cannot reopen the log file in {}: {e}",
+                        core.paths.log_dir.display()
+                    ),
+                }
+            }
+        });
+    }
     println!("Sirius Ready.");
 
     if opts.console {

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod core;
 pub mod dialplan;
 pub mod help;
+pub mod logger;
 pub mod module;
 pub mod mwi;
 
