@@ -9,12 +9,37 @@
 //! port it registered from, and watches and picks up from ports of its own:
 //! a sipp process plays one role.)
 
-use sirius_blackbox::{free_udp_port, sipp_register, wait_for_file, Sipp};
+use sirius_blackbox::{free_udp_port, sipp_register, wait_for_file, Daemon, Sipp, SippProcess};
 use std::time::Duration;
 
 #[path = "calls_common.rs"]
 mod common;
 use common::*;
+
+/// A PBX whose peer `line` is a shared line (`line_keys`: its
+/// `shared-appearances` and `max-contacts` lines), its phones registering
+/// as the line with `l-secret`, on the dialplan `ext`.
+fn line_pbx(line_keys: &str, ext: &str) -> Daemon {
+    let sip = format!(
+        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\n{line_keys}"
+    );
+    pbx_with(&sip, ext)
+}
+
+/// sipp on `port` playing `scenario` as a phone of the line watching it
+/// (authenticated as the line), tracing to `trace`; once subscribed.
+fn watch_line(d: &Daemon, scenario: &str, trace: &std::path::Path, port: u16) -> SippProcess {
+    let watcher = Sipp::scenario(scenario)
+        .to(d)
+        .service("line")
+        .auth("line", "l-secret")
+        .trace(trace)
+        .start(port);
+    d.wait_for("sip show subscriptions", Duration::from_secs(10), |o| {
+        o.contains("1 active SIP subscription\n")
+    });
+    watcher
+}
 
 /// The NOTIFYs' `Call-Info` values in a sipp trace, in order.
 fn call_infos(trace: &str) -> Vec<String> {
@@ -32,11 +57,8 @@ fn call_infos(trace: &str) -> Vec<String> {
 
 #[test]
 fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
-    let sip = format!(
-        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\nmax-contacts = 2\n"
-    );
     let ext = "[test]\n\"7000\" = [\"Dial(SIP/line,20)\", \"Hangup()\"]\n";
-    let d = pbx_with(&sip, ext);
+    let d = line_pbx("shared-appearances = 2\nmax-contacts = 2\n", ext);
     let dir = d.root.path().to_path_buf();
     let (w_trace, p1_trace, p2_trace, pick_trace) = (
         dir.join("watcher.log"),
@@ -56,15 +78,7 @@ fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
         let (code, out) = sipp_register(&d, "register_accepted.xml", "line", "l-secret", port, 1);
         assert_eq!(code, 0, "{out}");
     }
-    let watcher = Sipp::scenario("uac_sca_watch.xml")
-        .to(&d)
-        .service("line")
-        .auth("line", "l-secret")
-        .trace(&w_trace)
-        .start(pw);
-    d.wait_for("sip show subscriptions", Duration::from_secs(10), |o| {
-        o.contains("1 active SIP subscription\n")
-    });
+    let watcher = watch_line(&d, "uac_sca_watch.xml", &w_trace, pw);
     let phone1 = Sipp::scenario("uas_sca_hold.xml")
         .trace(&p1_trace)
         .start(p1);
@@ -143,10 +157,10 @@ fn a_held_call_on_a_shared_line_is_taken_over_by_another_phone() {
 /// stale tag, and removes it.
 #[test]
 fn a_phone_publishes_call_info() {
-    let sip = format!(
-        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 1\n"
+    let d = line_pbx(
+        "shared-appearances = 1\n",
+        "[test]\n\"1\" = [\"Hangup()\"]\n",
     );
-    let d = pbx_with(&sip, "[test]\n\"1\" = [\"Hangup()\"]\n");
     let trace = d.root.path().join("publish.log");
     let (code, out) = Sipp::scenario("uac_publish.xml")
         .to(&d)
@@ -173,11 +187,8 @@ fn attr(body: &str, name: &str) -> Option<String> {
 /// stays with the call (confirmed, not held) and is freed when it ends.
 #[test]
 fn a_call_on_a_shared_line_is_taken_with_replaces_as_rfc_7463_has_it() {
-    let sip = format!(
-        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\n"
-    );
     let ext = "[test]\n\"7000\" = [\"Dial(SIP/line,20)\", \"Hangup()\"]\n";
-    let d = pbx_with(&sip, ext);
+    let d = line_pbx("shared-appearances = 2\n", ext);
     let dir = d.root.path().to_path_buf();
     let (w_trace, p1_trace, pick_trace) = (
         dir.join("watcher.log"),
@@ -187,15 +198,7 @@ fn a_call_on_a_shared_line_is_taken_with_replaces_as_rfc_7463_has_it() {
     let (p1, pw) = (free_udp_port(), free_udp_port());
     let (code, out) = sipp_register(&d, "register_accepted.xml", "line", "l-secret", p1, 1);
     assert_eq!(code, 0, "{out}");
-    let watcher = Sipp::scenario("uac_sa_watch.xml")
-        .to(&d)
-        .service("line")
-        .auth("line", "l-secret")
-        .trace(&w_trace)
-        .start(pw);
-    d.wait_for("sip show subscriptions", Duration::from_secs(10), |o| {
-        o.contains("1 active SIP subscription\n")
-    });
+    let watcher = watch_line(&d, "uac_sa_watch.xml", &w_trace, pw);
     let phone1 = Sipp::scenario("uas_sca_hold.xml")
         .trace(&p1_trace)
         .start(p1);
@@ -282,11 +285,8 @@ fn a_call_on_a_shared_line_is_taken_with_replaces_as_rfc_7463_has_it() {
 /// another call's seizure of it is refused 400 while the call is up.
 #[test]
 fn a_phone_seizes_an_appearance_before_calling_out() {
-    let sip = format!(
-        "{SIP_TOML}\n[peers.line]\nhost = \"dynamic\"\nsecret = \"l-secret\"\ncontext = \"test\"\nshared-appearances = 2\n"
-    );
     let ext = "[test]\n\"7001\" = [\"Answer()\", \"Wait(3)\", \"Hangup()\"]\n";
-    let d = pbx_with(&sip, ext);
+    let d = line_pbx("shared-appearances = 2\n", ext);
     let trace = d.root.path().join("seize.log");
     let phone = {
         let phone = Sipp::scenario("uac_sa_seize.xml")

@@ -26,6 +26,12 @@ shared-appearances = 2
 /// The line's phone at `from` subscribes to its call-info: the 200, the
 /// first NOTIFY (answered).
 fn subscribed(h: &mut Harness, from: &str) -> (Message, Message) {
+    subscribed_to(h, from, "Event: call-info\n")
+}
+
+/// The line's phone at `from` subscribes to its line with `headers` (the
+/// Event, an Accept): the 200, the first NOTIFY (answered).
+pub(super) fn subscribed_to(h: &mut Harness, from: &str, headers: &str) -> (Message, Message) {
     h.recv(
         &parse(&format!(
             "SUBSCRIBE sip:line@127.0.0.1:5060 SIP/2.0\n\
@@ -37,7 +43,7 @@ fn subscribed(h: &mut Harness, from: &str) -> (Message, Message) {
              CSeq: 32099 SUBSCRIBE\n\
              Contact: <sip:line@{from}>\n\
              Expires: 3600\n\
-             Event: call-info\n\
+             {headers}\
              Content-Length: 0\n\n"
         )),
         from,

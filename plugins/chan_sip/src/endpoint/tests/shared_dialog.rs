@@ -12,28 +12,8 @@ use sirius_sip::shared_appearance::{self, Published};
 /// The line's phone at `from` watches it in RFC 7463's form: the 200, the
 /// first NOTIFY (answered).
 fn watching(h: &mut Harness, from: &str) -> (Message, Message) {
-    h.recv(
-        &parse(&format!(
-            "SUBSCRIBE sip:line@127.0.0.1:5060 SIP/2.0\n\
-             Via: SIP/2.0/UDP {from};branch=z9hG4bK-sa-{from}\n\
-             Max-Forwards: 70\n\
-             From: <sip:line@127.0.0.1>;tag=sa\n\
-             To: <sip:line@127.0.0.1>\n\
-             Call-ID: sa-{from}\n\
-             CSeq: 1 SUBSCRIBE\n\
-             Contact: <sip:line@{from}>\n\
-             Expires: 3600\n\
-             Event: dialog;shared\n\
-             Accept: application/dialog-info+xml\n\
-             Content-Length: 0\n\n"
-        )),
-        from,
-    );
-    let sent = h.sent();
-    assert_eq!(sent.len(), 2, "{sent:#?}");
-    let (ok, n) = (sent[0].1.clone(), sent[1].1.clone());
-    h.recv(&reply(&n, 200, "OK", "sa"), from);
-    (ok, n)
+    let headers = "Event: dialog;shared\nAccept: application/dialog-info+xml\n";
+    super::sca::subscribed_to(h, from, headers)
 }
 
 /// The dialogs of the NOTIFYs sent to `to` since the last look (each
@@ -45,7 +25,7 @@ fn shown(h: &mut Harness, to: &str) -> Vec<(Vec<Published>, String)> {
             assert_eq!(m.headers.get(&HeaderName::Event), Some("dialog;shared"));
             let body = String::from_utf8(m.body.clone()).unwrap();
             out.push((shared_appearance::parse(&body).unwrap(), body));
-            h.recv(&reply(&m, 200, "OK", "sa"), to);
+            h.recv(&reply(&m, 200, "OK", "ci"), to);
         }
     }
     out
@@ -73,7 +53,7 @@ fn answer_and_shown(h: &mut Harness, from: &str) -> (Message, Vec<(Vec<Published
         if dest == addr(PHONE2) && m.method() == Some(&Method::Notify) {
             let body = String::from_utf8(m.body.clone()).unwrap();
             seen.push((shared_appearance::parse(&body).unwrap(), body));
-            h.recv(&reply(&m, 200, "OK", "sa"), PHONE2);
+            h.recv(&reply(&m, 200, "OK", "ci"), PHONE2);
         } else if dest == addr(from) && m.code().is_some_and(|c| c > 100) {
             assert!(answer.is_none(), "one answer to {from}: {m:?}");
             answer = Some(m);
@@ -179,7 +159,7 @@ fn a_call_on_the_line_in_rfc_7463_form() {
         !body.contains("call-id="),
         "no one dialog while ringing: {body}"
     );
-    h.recv(&reply(notify, 200, "OK", "sa"), PHONE2);
+    h.recv(&reply(notify, 200, "OK", "ci"), PHONE2);
 
     let mut answer = reply(&invite, 200, "OK", "p1");
     answer.push(HeaderName::Contact, format!("<sip:line@{BOB}>"));
