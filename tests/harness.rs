@@ -247,7 +247,10 @@ impl Daemon {
 
     /// The daemon's process id (for signals).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("the daemon is running")
     }
 
     /// The daemon's resident memory now, KiB (`VmRSS`).

@@ -167,22 +167,33 @@ fn the_packaged_configuration_starts_the_daemon() {
         std::fs::copy(root().join("etc").join(f), etc.join(f)).unwrap();
     }
     // Its own port: the sample's 5060 may be taken on this machine.
-    let sip = std::fs::read_to_string(root().join("etc/sip.toml"))
-        .unwrap()
-        .replace(
-            "udpbindaddr = \"127.0.0.1:5060\"",
-            "udpbindaddr = \"127.0.0.1:0\"",
-        );
+    let sample = std::fs::read_to_string(root().join("etc/sip.toml")).unwrap();
+    let bind = "udpbindaddr = \"127.0.0.1:5060\"";
+    assert!(
+        sample.contains(bind),
+        "the sample's address moved: {sample}"
+    );
+    let sip = sample.replace(bind, "udpbindaddr = \"127.0.0.1:0\"");
     std::fs::write(etc.join("sip.toml"), sip).unwrap();
     let bin = build_dir().join("sirius");
-    let mut daemon = Command::new(&bin)
-        .args(["-f", "-C"])
-        .arg(&etc)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    /// Killed however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let daemon = Running(
+        Command::new(&bin)
+            .args(["-f", "-C"])
+            .arg(&etc)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let socket = tmp.path().join("run/sirius/sirius.ctl");
     let rx = |cmd: &str| {
         let out = Command::new(&bin)
@@ -220,5 +231,5 @@ fn the_packaged_configuration_starts_the_daemon() {
         Duration::from_secs(10),
     );
     let _ = rx("core stop now");
-    let _ = daemon.wait();
+    drop(daemon);
 }

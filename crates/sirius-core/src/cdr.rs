@@ -417,11 +417,16 @@ pub fn zone(csv: &CsvConfig) -> chrono::FixedOffset {
 /// at 3,000 calls/s).
 const GATHER: Duration = Duration::from_millis(200);
 
+/// Records that may wait for the writer (a minute at 1,000 calls/s, a few
+/// tens of megabytes): past it, a writer stuck on its disk makes records
+/// fail (counted and logged), not the daemon's memory grow.
+const QUEUE: usize = 60_000;
+
 /// The records' owner: the configuration, the queue to the writer, counts.
 pub struct CdrEngine {
     config: CdrFile,
     file: PathBuf,
-    tx: parking_lot::Mutex<Option<mpsc::Sender<Record>>>,
+    tx: parking_lot::Mutex<Option<mpsc::SyncSender<Record>>>,
     writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
     posted: AtomicU64,
     written: std::sync::Arc<AtomicU64>,
@@ -448,7 +453,7 @@ impl CdrEngine {
         );
         let (tx, writer) = match config.general.enable {
             true => {
-                let (tx, rx) = mpsc::channel();
+                let (tx, rx) = mpsc::sync_channel(QUEUE);
                 let (path, w, f) = (file.clone(), written.clone(), failed.clone());
                 let csv = config.csv.clone();
                 let t = std::thread::Builder::new()
@@ -487,9 +492,27 @@ impl CdrEngine {
         let Some(record) = Record::of(c, now, &self.config.general) else {
             return;
         };
-        if let Some(tx) = self.tx.lock().as_ref() {
-            if tx.send(record).is_ok() {
-                self.posted.fetch_add(1, Ordering::Relaxed);
+        let sent = match self.tx.lock().as_ref() {
+            Some(tx) => tx.try_send(record).is_ok(),
+            None => false, // after `finish`: the writer is gone
+        };
+        if sent {
+            self.posted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // A writer stuck on its disk (the queue full), or stopped: the
+            // record is counted as failed, never held in memory unbounded.
+            let n = self.failed.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                log::error!(
+                    "CDR for '{}' not written: the writer is {} ({} lost so far)",
+                    c.name,
+                    if self.tx.lock().is_some() {
+                        "behind"
+                    } else {
+                        "stopped"
+                    },
+                    n + 1
+                );
             }
         }
     }
@@ -736,7 +759,7 @@ mod tests {
             let mut r = record();
             r.uniqueid = format!("u{i}");
             r.accountcode = ["sales", "../x", ""][i % 3].into();
-            engine.tx.lock().as_ref().unwrap().send(r).unwrap();
+            engine.tx.lock().as_ref().unwrap().try_send(r).unwrap();
         }
         engine.finish();
         let text = std::fs::read_to_string(dir.path().join("cdr-csv/Master.csv")).unwrap();

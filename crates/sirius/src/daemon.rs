@@ -57,6 +57,11 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // SIGHUP's handler before anything slow: until it exists the signal's
+    // default action ends the process (a `systemctl reload` right after the
+    // start would stop the service, and systemd would not restart it).
+    let hup = io
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) });
     // Bind before loading anything: a second daemon on the same socket must not start.
     let listener = match io.block_on(async { remote::bind(&socket) }) {
         Ok(l) => l,
@@ -141,15 +146,10 @@ pub fn run(opts: Options) -> ExitCode {
             core.request_shutdown(ShutdownMode::Now);
         });
     }
-    {
+    if let Ok(mut hup) = hup {
         // SIGHUP: the log file reopened (logrotate's postrotate).
         let core = core.clone();
         io.spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                return;
-            };
             while hup.recv().await.is_some() {
                 match core.log.reopen_file(&core.paths.log_dir) {
                     Ok(()) => log::info!("Received SIGHUP: log files reopened"),
