@@ -257,9 +257,15 @@ impl Core {
             // The caller's record names the latest channel it dialled,
             // from the application that dials (`crate::cdr`).
             self.channels.update(r, |c| {
-                let (context, exten) = (c.context.clone(), c.exten.clone());
-                let (app, data) = (c.application.clone(), c.app_data.clone());
-                c.cdr.dialing(&name, (&context, &exten), (&app, &data));
+                let crate::channels::Channel {
+                    cdr,
+                    context,
+                    exten,
+                    application,
+                    app_data,
+                    ..
+                } = c;
+                cdr.dialing(&name, (context, exten), (application, app_data));
             });
         }
         Ok(chan)
@@ -377,22 +383,23 @@ impl Core {
             let _ = self.hangup(other, cause);
             Err(cause)
         };
-        if !self.channels.update(a, |c| c.bridged_to = Some(b)) {
+        // Each call's record names its partner and keeps its marks as they
+        // are now (`crate::cdr`), in the same updates as the partners.
+        let (mut name_a, mut name_b) = (String::new(), String::new());
+        if !self.channels.update(a, |c| {
+            c.bridged_to = Some(b);
+            name_a.clone_from(&c.name);
+        }) {
             return gone(a, b);
         }
-        if !self.channels.update(b, |c| c.bridged_to = Some(a)) {
+        if !self.channels.update(b, |c| {
+            c.bridged_to = Some(a);
+            c.cdr.bridged(&name_a);
+            name_b.clone_from(&c.name);
+        }) {
             return gone(b, a);
         }
-        // Each call's record names its partner and keeps its marks as they
-        // are now (`crate::cdr`).
-        let name_of = |x| {
-            self.channels
-                .read(x, |c| c.name.clone())
-                .unwrap_or_default()
-        };
-        let (name_a, name_b) = (name_of(a), name_of(b));
         self.channels.update(a, |c| c.cdr.bridged(&name_b));
-        self.channels.update(b, |c| c.cdr.bridged(&name_a));
         let (ta, tb) = (self.tech_of(a)?, self.tech_of(b)?);
         // Early media between these two legs becomes the bridge (the
         // technology keeps its relay); one with a third leg ends here.

@@ -66,8 +66,13 @@ pub fn spawn_app(pool: &PoolHandle, core: Arc<Core>, chan: ChannelId, app: Strin
         core.channels.update(chan, |c| {
             c.application = app.clone();
             c.app_data = data.clone();
-            let (context, exten) = (c.context.clone(), c.exten.clone());
-            c.cdr.step(&context, &exten, &app, &data);
+            let sirius_core::channels::Channel {
+                cdr,
+                context,
+                exten,
+                ..
+            } = c;
+            cdr.step(context, exten, &app, &data);
         });
         let parked = matches!(execute(&core, chan, &app, &data, "").await, Next::Park(_));
         if !parked && alive(&core, chan) {
