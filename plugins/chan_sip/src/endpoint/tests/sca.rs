@@ -55,6 +55,25 @@ pub(super) fn subscribed_to(h: &mut Harness, from: &str, headers: &str) -> (Mess
     (ok, n)
 }
 
+/// The re-INVITE with which the line's phone at BOB, which answered our
+/// `invite` with To tag `p1`, puts the call on hold (a=sendonly).
+pub(super) fn hold_from_bob(invite: &Message) -> Message {
+    let mut hold = parse(&format!(
+        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKhold\n\
+         From: <sip:line@{BOB}>;tag=p1\n\
+         To: {}\n\
+         Call-ID: {}\n\
+         CSeq: 2 INVITE\n\
+         Contact: <sip:line@{BOB}>\n\
+         Content-Length: 0\n\n",
+        invite.headers.get(&HeaderName::From).unwrap(),
+        invite.headers.get(&HeaderName::CallId).unwrap(),
+    ));
+    hold.set_body("application/sdp", sdp(41_000, "sendonly"));
+    hold
+}
+
 /// The NOTIFYs sent since the last look, each answered: their Call-Info.
 fn call_infos(h: &mut Harness, to: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -138,20 +157,7 @@ fn the_seed_003_story() {
     );
 
     // The phone holds.
-    let mut hold = parse(&format!(
-        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
-         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKhold\n\
-         From: <sip:line@{BOB}>;tag=p1\n\
-         To: {}\n\
-         Call-ID: {}\n\
-         CSeq: 2 INVITE\n\
-         Contact: <sip:line@{BOB}>\n\
-         Content-Length: 0\n\n",
-        invite.headers.get(&HeaderName::From).unwrap(),
-        invite.headers.get(&HeaderName::CallId).unwrap(),
-    ));
-    hold.set_body("application/sdp", sdp(41_000, "sendonly"));
-    h.recv(&hold, BOB);
+    h.recv(&hold_from_bob(&invite), BOB);
     let held = call_infos(&mut h, PHONE2);
     assert_eq!(held.len(), 1, "{held:?}");
     assert!(

@@ -62,6 +62,41 @@ fn answer_and_shown(h: &mut Harness, from: &str) -> (Message, Vec<(Vec<Published
     (answer.expect("an answer"), seen)
 }
 
+/// A call the line's phone at BOB makes to 100, with Call-ID and From tag
+/// `(call_id, tag)`.
+fn calling((call_id, tag): (&str, &str)) -> Message {
+    let mut m = parse(&format!(
+        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {BOB};branch=z9hG4bK-{call_id}\n\
+         From: <sip:line@127.0.0.1>;tag={tag}\n\
+         To: <sip:100@127.0.0.1>\n\
+         Call-ID: {call_id}\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:line@{BOB}>\n\
+         Content-Length: 0\n\n"
+    ));
+    m.set_body("application/sdp", sdp(41_000, "sendrecv"));
+    m
+}
+
+/// The INVITE with which the line's phone at PHONE2 (Call-ID and From tag
+/// `(call_id, tag)`) takes the call `replaces` names (a `Replaces` value).
+fn taking((call_id, tag): (&str, &str), replaces: &str) -> Message {
+    let mut m = parse(&format!(
+        "INVITE sip:line@127.0.0.1:5060 SIP/2.0\n\
+         Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bK-{call_id}\n\
+         From: <sip:line@127.0.0.1>;tag={tag}\n\
+         To: <sip:line@127.0.0.1>\n\
+         Call-ID: {call_id}\n\
+         CSeq: 1 INVITE\n\
+         Contact: <sip:line@{PHONE2}>\n\
+         Replaces: {replaces}\n\
+         Content-Length: 0\n\n"
+    ));
+    m.set_body("application/sdp", sdp(43_000, "sendrecv"));
+    m
+}
+
 /// A PUBLISH of dialog;shared from the line's phone `from`, CSeq `n`,
 /// carrying `body`.
 fn publish(from: &str, n: u32, body: &str) -> Message {
@@ -181,20 +216,7 @@ fn a_call_on_the_line_in_rfc_7463_form() {
     );
 
     // The phone holds: held, the local target not rendering.
-    let mut hold = parse(&format!(
-        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
-         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKhold\n\
-         From: <sip:line@{BOB}>;tag=p1\n\
-         To: {}\n\
-         Call-ID: {}\n\
-         CSeq: 2 INVITE\n\
-         Contact: <sip:line@{BOB}>\n\
-         Content-Length: 0\n\n",
-        invite.headers.get(&HeaderName::From).unwrap(),
-        ids.call_id,
-    ));
-    hold.set_body("application/sdp", sdp(41_000, "sendonly"));
-    h.recv(&hold, BOB);
+    h.recv(&super::sca::hold_from_bob(&invite), BOB);
     let seen = shown(&mut h, PHONE2);
     assert_eq!(seen.len(), 1);
     assert!(seen[0].0[0].held, "{}", seen[0].1);
@@ -230,20 +252,8 @@ fn a_call_on_the_line_in_rfc_7463_form() {
     );
     h.recv(&publish(PHONE2, 1, &take), PHONE2);
     assert_eq!(h.expect_one(PHONE2).code(), Some(200));
-    let mut replace = parse(&format!(
-        "INVITE sip:line@127.0.0.1:5060 SIP/2.0\n\
-         Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bKtake\n\
-         From: <sip:line@127.0.0.1>;tag=t2\n\
-         To: <sip:line@127.0.0.1>\n\
-         Call-ID: take-1\n\
-         CSeq: 1 INVITE\n\
-         Contact: <sip:line@{PHONE2}>\n\
-         Replaces: {};to-tag={our_tag};from-tag=p1\n\
-         Content-Length: 0\n\n",
-        ids.call_id
-    ));
-    replace.set_body("application/sdp", sdp(43_000, "sendrecv"));
-    h.recv(&replace, PHONE2);
+    let replaces = format!("{};to-tag={our_tag};from-tag=p1", ids.call_id);
+    h.recv(&taking(("take-1", "t2"), &replaces), PHONE2);
     let (what, old, taker) = *h.env.replaced.last().expect("the core asked to replace");
     assert_eq!((what, old), ("replace", chan));
     // (The NOTIFY in flight when the call moved is followed by the state now.)
@@ -344,18 +354,7 @@ fn phones_seize_appearances_by_publish() {
 
     // The seizing phone's INVITE (same Call-ID, no appearance named in it)
     // claims appearance 2, not the lowest free one.
-    let mut invite = parse(&format!(
-        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
-         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKout1\n\
-         From: <sip:line@127.0.0.1>;tag=o1\n\
-         To: <sip:100@127.0.0.1>\n\
-         Call-ID: out-1\n\
-         CSeq: 1 INVITE\n\
-         Contact: <sip:line@{BOB}>\n\
-         Content-Length: 0\n\n"
-    ));
-    invite.set_body("application/sdp", sdp(41_000, "sendrecv"));
-    h.recv(&invite, BOB);
+    h.recv(&calling(("out-1", "o1")), BOB);
     let chan = *h.env.started.last().expect("the call goes to the dialplan");
     assert_eq!(h.ep.shared.lines.index_of("line", chan), Some(2));
     let seen = settled(&mut h, PHONE2).expect("told");
@@ -395,19 +394,8 @@ fn phones_seize_appearances_by_publish() {
     let (ok, seen) = answer_and_shown(&mut h, BOB);
     assert_eq!(ok.code(), Some(200));
     assert!(seen[0].0[0].exclusive && seen[0].0[0].held, "{}", seen[0].1);
-    let mut replace = parse(&format!(
-        "INVITE sip:line@127.0.0.1:5060 SIP/2.0\n\
-         Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bKtake2\n\
-         From: <sip:line@127.0.0.1>;tag=t3\n\
-         To: <sip:line@127.0.0.1>\n\
-         Call-ID: take-2\n\
-         CSeq: 1 INVITE\n\
-         Contact: <sip:line@{PHONE2}>\n\
-         Replaces: out-1;to-tag={our_tag};from-tag=o1\n\
-         Content-Length: 0\n\n"
-    ));
-    replace.set_body("application/sdp", sdp(43_000, "sendrecv"));
-    h.recv(&replace, PHONE2);
+    let replaces = format!("out-1;to-tag={our_tag};from-tag=o1");
+    h.recv(&taking(("take-2", "t3"), &replaces), PHONE2);
     assert_eq!(h.expect_one(PHONE2).code(), Some(403));
     assert!(h.env.replaced.is_empty());
 
@@ -430,18 +418,7 @@ fn phones_seize_appearances_by_publish() {
 fn an_exclusive_call_is_not_taken() {
     let mut h = Harness::new(TOML);
     watching(&mut h, PHONE2);
-    let mut invite = parse(&format!(
-        "INVITE sip:100@127.0.0.1:5060 SIP/2.0\n\
-         Via: SIP/2.0/UDP {BOB};branch=z9hG4bKex1\n\
-         From: <sip:line@127.0.0.1>;tag=e1\n\
-         To: <sip:100@127.0.0.1>\n\
-         Call-ID: ex-1\n\
-         CSeq: 1 INVITE\n\
-         Contact: <sip:line@{BOB}>\n\
-         Content-Length: 0\n\n"
-    ));
-    invite.set_body("application/sdp", sdp(41_000, "sendrecv"));
-    h.recv(&invite, BOB);
+    h.recv(&calling(("ex-1", "e1")), BOB);
     let chan = *h.env.started.last().unwrap();
     h.input(Input::Answer(chan));
     let (ok, _) = answer_and_shown(&mut h, BOB);
@@ -460,21 +437,8 @@ fn an_exclusive_call_is_not_taken() {
     assert_eq!(ok.code(), Some(200));
     let d = &seen.last().expect("told").0[0];
     assert!(d.exclusive && !d.held, "{seen:?}");
-    let replace = |branch: &str| {
-        let mut m = parse(&format!(
-            "INVITE sip:line@127.0.0.1:5060 SIP/2.0\n\
-             Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bK{branch}\n\
-             From: <sip:line@127.0.0.1>;tag={branch}\n\
-             To: <sip:line@127.0.0.1>\n\
-             Call-ID: {branch}\n\
-             CSeq: 1 INVITE\n\
-             Contact: <sip:line@{PHONE2}>\n\
-             Replaces: ex-1;to-tag={our_tag};from-tag=e1\n\
-             Content-Length: 0\n\n"
-        ));
-        m.set_body("application/sdp", sdp(43_000, "sendrecv"));
-        m
-    };
+    let replaces = format!("ex-1;to-tag={our_tag};from-tag=e1");
+    let replace = |id: &str| taking((id, id), &replaces);
     h.recv(&replace("try1"), PHONE2);
     let (r, _) = answer_and_shown(&mut h, PHONE2);
     assert_eq!(r.code(), Some(403));
@@ -504,19 +468,8 @@ fn a_call_a_member_takes_from_elsewhere_is_on_the_line() {
     watching(&mut h, PHONE2);
     settled(&mut h, PHONE2);
     let pbx_tag = ok.to_ref().unwrap().tag().unwrap().to_string();
-    let mut grab = parse(&format!(
-        "INVITE sip:line@127.0.0.1:5060 SIP/2.0\n\
-         Via: SIP/2.0/UDP {PHONE2};branch=z9hG4bKgrab\n\
-         From: <sip:line@127.0.0.1>;tag=g1\n\
-         To: <sip:line@127.0.0.1>\n\
-         Call-ID: grab-1\n\
-         CSeq: 1 INVITE\n\
-         Contact: <sip:line@{PHONE2}>\n\
-         Replaces: in-1;to-tag={pbx_tag};from-tag=a1\n\
-         Content-Length: 0\n\n"
-    ));
-    grab.set_body("application/sdp", sdp(43_000, "sendrecv"));
-    h.recv(&grab, PHONE2);
+    let replaces = format!("in-1;to-tag={pbx_tag};from-tag=a1");
+    h.recv(&taking(("grab-1", "g1"), &replaces), PHONE2);
     let (_, old, grabber) = *h.env.replaced.last().expect("taken");
     assert_eq!(old, alice);
     assert_eq!(h.ep.shared.lines.index_of("line", grabber), Some(1));
