@@ -18,6 +18,7 @@ pub mod channel;
 pub mod codec;
 pub mod guest;
 pub mod plugin;
+pub mod security;
 pub mod services;
 pub mod tech;
 pub mod verbose;
@@ -40,4 +41,5 @@ pub use services::{
     SchedCallback_TO,
 };
 pub use tech::{ChannelTech, ChannelTechArc, ChannelTech_TO};
+pub use security::{SecurityEvent, SecurityEventKind};
 pub use verbose::verbose_level;
