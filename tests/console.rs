@@ -2,7 +2,7 @@
 //! completion over the remote protocol, `core show …` layouts, one daemon per
 //! socket, and both ways of stopping.
 
-use sirius_blackbox::Daemon;
+use sirius_blackbox::{log_line, Daemon, Setup};
 use sirius_console::remote::{Client, Reply, Request};
 use std::time::Duration;
 
@@ -146,8 +146,13 @@ fn remote_consoles_receive_the_log() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        seen.iter()
-            .any(|l| l.ends_with("WARNING[fixture_chan_test]: hello-remote-console")),
+        log_line(
+            &seen.join("\n"),
+            "WARNING",
+            "fixture_chan_test",
+            "hello-remote-console"
+        )
+        .is_some(),
         "{seen:?}"
     );
 }
@@ -411,5 +416,68 @@ fn the_log_file_is_reopened_by_logger_reload_and_sighup() {
     assert!(
         d.rx("core show version").ok().starts_with("Sirius"),
         "still running"
+    );
+}
+
+/// `logger rotate` moves each file to `<name>.0` (Asterisk's sequential
+/// strategy) and opens a new one; `logger show channels` lists what
+/// logger.toml configured; a broken logger.toml on `logger reload` is
+/// reported with its line and the running channels stay.
+#[test]
+fn logger_rotate_show_channels_and_a_broken_reload() {
+    let d = Daemon::start(Setup {
+        modules_toml: "autoload = false\n",
+        modules_dir: None,
+        files: &[(
+            "logger.toml",
+            "[logfiles]\nconsole = \"notice,warning,error\"\nmessages = \"notice,warning,error,verbose\"\nfull = \"*\"\n",
+        )],
+    });
+    let log = d.log_dir();
+    sirius_blackbox::wait_for_file(&log.join("full"), "NOTICE", Duration::from_secs(10));
+    let show = d.rx("logger show channels").ok();
+    let rows: Vec<&str> = show.lines().collect();
+    assert_eq!(
+        rows[2..5],
+        [
+            "Channel                             Type     Formatter  Status    Configuration",
+            "-------                             ----     ---------  ------    -------------",
+            "                                    Console  default    Enabled    - NOTICE WARNING ERROR ",
+        ],
+        "{show}"
+    );
+    let full = format!("{:<35.35} File     default    Enabled    - DEBUG TRACE NOTICE WARNING ERROR VERBOSE SECURITY ", log.join("full").display().to_string());
+    assert!(rows.contains(&full.as_str()), "{show}");
+
+    let out = d.rx("logger rotate").ok();
+    assert!(out.starts_with("Log files rotated"), "{out}");
+    assert!(
+        out.contains(&format!("moved to {}", log.join("messages.0").display())),
+        "{out}"
+    );
+    sirius_blackbox::wait_for_file(
+        &log.join("messages"),
+        "Log files rotated (logger rotate)",
+        Duration::from_secs(10),
+    );
+    let before = std::fs::read_to_string(log.join("messages.0")).unwrap();
+    assert!(
+        before.contains("NOTICE") && !before.contains("Log files rotated"),
+        "{before}"
+    );
+
+    std::fs::write(
+        d.etc().join("logger.toml"),
+        "[logfiles]\nmessages = \"notice\"\nfull = \"notice,fax\"\n",
+    )
+    .unwrap();
+    let out = d.rx("logger reload").failed();
+    assert!(
+        out.contains("logger.toml:3: level 'fax': Sirius writes no fax log lines; remove it; the running log channels stay"),
+        "{out}"
+    );
+    assert!(
+        d.rx("logger show channels").ok().contains(&full),
+        "the old channels stay"
     );
 }

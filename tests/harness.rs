@@ -12,6 +12,31 @@ use std::time::{Duration, Instant};
 mod sipp;
 pub use sipp::*;
 
+/// The first line of `log` in Asterisk's shape `[date] LEVEL[tid]: file:line
+/// module: message…` whose level and module are these and whose message
+/// starts with `message`.
+pub fn log_line<'a>(log: &'a str, level: &str, module: &str, message: &str) -> Option<&'a str> {
+    log.lines().find(|l| {
+        let Some((_, rest)) = l.split_once(&format!("] {level}[")) else {
+            return false;
+        };
+        let Some((tid, rest)) = rest.split_once("]: ") else {
+            return false;
+        };
+        let Some((place, rest)) = rest.split_once(' ') else {
+            return false;
+        };
+        tid.parse::<u32>().is_ok()
+            && place
+                .rsplit_once(':')
+                .is_some_and(|(f, n)| f.ends_with(".rs") && n.parse::<u32>().is_ok())
+            && rest
+                .strip_prefix(module)
+                .and_then(|r| r.strip_prefix(": "))
+                .is_some_and(|m| m.starts_with(message))
+    })
+}
+
 /// `target/<profile>`, where `sirius` and the plugin `.so` files are.
 pub fn build_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -185,6 +210,11 @@ impl Daemon {
             .expect("output file")
     }
 
+    /// The log directory (`messages`, `security`, `cdr-csv/`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.root.path().join("log")
+    }
+
     /// The configuration directory.
     pub fn etc(&self) -> PathBuf {
         self.root.path().join("etc")
@@ -245,8 +275,14 @@ impl Daemon {
     /// The `messages` log file, once what the daemon logged until now has
     /// reached it (its logger writes the file every few milliseconds).
     pub fn messages(&self) -> String {
+        self.log_file("messages")
+    }
+
+    /// A log file by name (`messages`, `security`), after the logger's
+    /// writer thread (every 5 ms) had time to write what is pending.
+    pub fn log_file(&self, name: &str) -> String {
         std::thread::sleep(Duration::from_millis(60));
-        std::fs::read_to_string(self.root.path().join("log").join("messages")).unwrap_or_default()
+        std::fs::read_to_string(self.root.path().join("log").join(name)).unwrap_or_default()
     }
 
     /// The daemon's process id (for signals).

@@ -59,6 +59,7 @@ fn the_debian_package_holds_the_daemon_its_config_and_the_service() {
         "./etc/sirius/sip.toml",
         "./etc/sirius/extensions.toml",
         "./etc/sirius/modules.toml",
+        "./etc/sirius/logger.toml",
         "./usr/lib/systemd/system/sirius.service",
         "./etc/logrotate.d/sirius",
         "./usr/share/doc/sirius/install.md",
@@ -86,6 +87,7 @@ fn the_debian_package_holds_the_daemon_its_config_and_the_service() {
     for f in [
         "/etc/sirius/sip.toml",
         "/etc/sirius/sirius.toml",
+        "/etc/sirius/logger.toml",
         "/etc/logrotate.d/sirius",
     ] {
         assert!(
@@ -163,7 +165,7 @@ fn the_packaged_configuration_starts_the_daemon() {
         "{sirius}"
     );
     std::fs::write(etc.join("sirius.toml"), sirius).unwrap();
-    for f in ["modules.toml", "extensions.toml"] {
+    for f in ["modules.toml", "extensions.toml", "logger.toml"] {
         std::fs::copy(root().join("etc").join(f), etc.join(f)).unwrap();
     }
     // Its own port: the sample's 5060 may be taken on this machine.

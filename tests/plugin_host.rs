@@ -2,7 +2,7 @@
 //! with a readable reason when they do not fit, contained when they panic, and
 //! loaded, unloaded and reloaded live — all seen from the console.
 
-use sirius_blackbox::{build_dir, Daemon, Setup};
+use sirius_blackbox::{build_dir, log_line, Daemon, Setup};
 use std::time::Duration;
 
 const TEST: &str = "fixture_chan_test";
@@ -52,7 +52,7 @@ fn a_plugin_with_a_mismatched_interface_is_refused_and_the_daemon_keeps_serving(
     let d = Daemon::with_modules(&["fixture_bad_abi", TEST]);
     let log = d.messages();
     assert!(
-        log.contains("ERROR[sirius_core::loader]: fixture_bad_abi: incompatible plugin interface: layout check failed: mismatched type (expected PluginModule, found BadModule)"),
+        log_line(&log, "ERROR", "sirius_core", "fixture_bad_abi: incompatible plugin interface: layout check failed: mismatched type (expected PluginModule, found BadModule)").is_some(),
         "{log}"
     );
     // The good plugin after it still loaded.
@@ -77,7 +77,16 @@ fn a_panic_in_load_or_in_a_command_is_contained() {
     );
     // The plugin's own panic hook forwarded the location to the host log.
     let log = d.messages();
-    assert!(log.contains("ERROR[fixture_panic:sirius_abi::guest]: panic at tests/fixtures/fixture_panic/src/lib.rs:"), "{log}");
+    assert!(
+        log_line(
+            &log,
+            "ERROR",
+            "fixture_panic",
+            "panic at tests/fixtures/fixture_panic/src/lib.rs:"
+        )
+        .is_some(),
+        "{log}"
+    );
 
     let out = d.rx("test panic").failed();
     assert!(
@@ -225,7 +234,13 @@ fn autoload_loads_category_prefixed_libraries_and_survives_a_non_plugin() {
     );
     let log = d.messages();
     assert!(
-        log.contains("ERROR[sirius_core::loader]: chan_garbage: cannot open library:"),
+        log_line(
+            &log,
+            "ERROR",
+            "sirius_core",
+            "chan_garbage: cannot open library:"
+        )
+        .is_some(),
         "{log}"
     );
     assert!(!log.contains("not_a_category"), "{log}");
@@ -265,11 +280,11 @@ fn core_set_debug_takes_effect_inside_plugins_live() {
     d.rx("test log debug after-debug-off").ok();
     let log = d.messages();
     assert!(
-        log.contains("WARNING[fixture_chan_test]: a-warning"),
+        log_line(&log, "WARNING", "fixture_chan_test", "a-warning").is_some(),
         "{log}"
     );
     assert!(
-        log.contains("DEBUG[fixture_chan_test]: after-debug-on"),
+        log_line(&log, "DEBUG", "fixture_chan_test", "after-debug-on").is_some(),
         "{log}"
     );
     for absent in ["before-debug-on", "trace-at-debug-1", "after-debug-off"] {
@@ -314,14 +329,18 @@ fn a_plugin_whose_monitor_thread_dies_is_unregistered_and_calls_to_it_fail_at_on
         .starts_with("1 active channel\n"));
     d.rx("test die monitor lost its socket").ok();
     d.wait_for_log(
-        "ERROR[sirius_core::core]: fixture_chan_test: plugin failed: thread 'test-monitor' panicked: monitor lost its socket",
+        " sirius_core: fixture_chan_test: plugin failed: thread 'test-monitor' panicked: monitor lost its socket",
         Duration::from_secs(5),
     );
     let log = d.messages();
     assert!(
-        log.contains(
-            "ERROR[sirius_core::core]: fixture_chan_test: channel type 'Test' unregistered"
-        ),
+        log_line(
+            &log,
+            "ERROR",
+            "sirius_core",
+            "fixture_chan_test: channel type 'Test' unregistered"
+        )
+        .is_some(),
         "{log}"
     );
     assert!(d

@@ -589,9 +589,11 @@ impl log::Log for ForwardingLogger {
         let Ok(guard) = HOST_LOG.read() else { return };
         if let Some(host) = guard.as_ref() {
             let msg = record.args().to_string();
-            host.log(
+            host.log_at(
                 LogLevel::from_level(record.level()),
                 RStr::from_str(record.target()),
+                RStr::from_str(record.file().unwrap_or("")),
+                record.line().unwrap_or(0),
                 RStr::from_str(&msg),
             );
         }

@@ -172,9 +172,7 @@ pub fn log_safe(text: &str) -> std::borrow::Cow<'_, str> {
 /// `2026-12-03T21:00:59.123456+0000`: ISO 8601 in UTC with microseconds (the
 /// shape of Asterisk's `EventTV`, which fail2ban's filter knows).
 pub fn event_tv(t: std::time::SystemTime) -> String {
-    let d = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(days as i64);

@@ -109,7 +109,7 @@ pub type MwiCallbackBox = MwiCallback_TO<'static, RBox<()>>;
 /// transfer, a transfer's outcome, pickup and replace), then a plugin
 /// thread's turns ([`CoreServices::turn_started`]), then hint watches
 /// ([`CoreServices::hint_watch`]), then mailbox watches
-/// ([`CoreServices::mwi_watch`]). Always append, in the order added: a
+/// ([`CoreServices::mwi_watch`]), then [`CoreServices::log_at`]. Always append, in the order added: a
 /// method inserted before another moves that one's vtable slot.
 #[sabi_trait]
 pub trait CoreServices: Send + Sync + Clone {
@@ -316,6 +316,23 @@ pub trait CoreServices: Send + Sync + Clone {
     /// Ends a watch [`CoreServices::mwi_watch`] made. Default: nothing.
     fn mwi_unwatch(&self, id: u64) {
         let _ = id;
+    }
+
+    /// Logs one record with where it was logged from (source file, line):
+    /// Asterisk's lines name the file and line, and fail2ban's filter needs
+    /// them to find where the message starts. The host names the plugin
+    /// itself as the line's module. Default (an older core):
+    /// [`CoreServices::log`], without the place.
+    fn log_at(
+        &self,
+        level: LogLevel,
+        target: RStr<'_>,
+        file: RStr<'_>,
+        line: u32,
+        message: RStr<'_>,
+    ) {
+        let _ = (file, line);
+        self.log(level, target, message);
     }
 }
 

@@ -45,13 +45,7 @@ pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
 /// Parses TOML text (named `path` in errors) into `T`.
 pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map_or(1, |s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        });
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
         // toml's message repeats the source excerpt; keep the first line, the reason.
         let reason = e
             .message()
@@ -65,6 +59,16 @@ pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
             reason,
         }
     })
+}
+
+/// The 1-based line of byte `offset` in `text` (for errors found after
+/// parsing, at a value's `toml::Spanned` span).
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use crate::core::Core;
 use crate::events::Event;
+use crate::logging::Origin;
 use crate::translate;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use sirius_abi::{
@@ -37,14 +38,28 @@ impl HostServices {
 
 impl CoreServices for HostServices {
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        self.log_at(level, target, RStr::from_str(""), 0, message);
+    }
+
+    fn log_at(
+        &self,
+        level: LogLevel,
+        target: RStr<'_>,
+        file: RStr<'_>,
+        line: u32,
+        message: RStr<'_>,
+    ) {
         if let Some(core) = self.core() {
-            // A plugin's crate paths are its own business; prefix them with the module.
-            let target = if target.as_str().starts_with(&*self.module) {
-                target.as_str().to_string()
-            } else {
-                format!("{}:{}", self.module, target)
+            // The module of a plugin's line is the plugin (Asterisk names
+            // the loadable module), whichever of its crates logged it.
+            let file = file.as_str();
+            let origin = Origin {
+                file: Some(file).filter(|s| !s.is_empty()),
+                line: Some(line).filter(|l| *l > 0),
+                module: Some(&self.module),
             };
-            core.log.write(level, &target, message.as_str());
+            core.log
+                .write(level, target.as_str(), &origin, message.as_str());
         }
     }
 

@@ -31,11 +31,18 @@ pub struct Options {
 pub fn run(opts: Options) -> ExitCode {
     let g = &opts.settings.general;
     let log = LogHub::install(g.verbose + opts.extra_verbose, g.debug + opts.extra_debug);
-    if let Err(e) = log.open_file(&opts.paths.log_dir) {
-        eprintln!(
-            "sirius: cannot open log file in {}: {e}",
-            opts.paths.log_dir.display()
-        );
+    // logger.toml: a broken one is reported and the default channels used,
+    // so the daemon still writes its record (as Asterisk does).
+    let logger_conf = opts.paths.config_dir.join("logger.toml");
+    let (logger, broken) = match sirius_core::logging::LoggerConfig::load(&logger_conf) {
+        Ok(c) => (c, None),
+        Err(e) => (sirius_core::logging::LoggerConfig::default(), Some(e)),
+    };
+    if let Err(e) = log.configure(logger, &opts.paths.log_dir) {
+        eprintln!("sirius: {e}");
+    }
+    if let Some(e) = broken {
+        log::error!("{e}; using the default log channels");
     }
     let modules_file = opts.paths.config_dir.join("modules.toml");
     let modules_config = if modules_file.exists() {
@@ -151,12 +158,9 @@ pub fn run(opts: Options) -> ExitCode {
         let core = core.clone();
         io.spawn(async move {
             while hup.recv().await.is_some() {
-                match core.log.reopen_file(&core.paths.log_dir) {
+                match core.log.reopen() {
                     Ok(()) => log::info!("Received SIGHUP: log files reopened"),
-                    Err(e) => log::error!(
-                        "Received SIGHUP: cannot reopen the log file in {}: {e}",
-                        core.paths.log_dir.display()
-                    ),
+                    Err(e) => log::error!("Received SIGHUP: {e}"),
                 }
             }
         });

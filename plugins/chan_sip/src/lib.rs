@@ -141,6 +141,24 @@ impl Shared {
         self.rtp_ports
             .bind_pair(self.bound.ip(), g.rtpstart, g.rtpend)
     }
+
+    /// A request's arrival as the security log names it: our address on
+    /// that transport.
+    pub fn arrival(
+        &self,
+        source: std::net::SocketAddr,
+        transport: sirius_sip::transaction::Transport,
+    ) -> registrar::Arrival {
+        let local = match transport {
+            sirius_sip::transaction::Transport::Tcp => self.tcp_bound.unwrap_or(self.bound),
+            sirius_sip::transaction::Transport::Udp => self.bound,
+        };
+        registrar::Arrival {
+            source,
+            local,
+            transport,
+        }
+    }
 }
 
 impl Shared {

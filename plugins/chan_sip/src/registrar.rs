@@ -14,6 +14,7 @@
 
 use crate::config::{General, Peer};
 use serde::{Deserialize, Serialize};
+use sirius_abi::security::log_safe;
 use sirius_sip::auth::params::AuthHeader;
 use sirius_sip::auth::server::{DigestServer, Verdict};
 use sirius_sip::message::{build, HeaderName, Message, NameAddr, Uri};
@@ -23,7 +24,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 pub mod lockout;
+pub mod security;
 pub mod store;
+
+pub use security::Arrival;
+use security::Failure;
 
 /// Where a registered peer is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,8 +242,8 @@ impl Registrar {
         let left = self.lockout.locked(source.ip(), user, now)?;
         if self.lockout.log_refusal(source.ip(), user, now) {
             log::warn!(
-                target: "security",
-                "Refusing '{user}' from '{source}' - Locked out after too many failed authentications ({left} s left; logged at most once a second)"
+                "Refusing '{}' from '{source}' - Locked out after too many failed authentications ({left} s left; logged at most once a second)",
+                log_safe(user)
             );
         }
         Some(self.reply(req, source, 403, "Forbidden", g))
@@ -258,15 +263,12 @@ impl Registrar {
             .fail(ip, user, now, g.authfailures, g.authblocktime)
         {
             lockout::Counted::Locked(n) => log::warn!(
-                target: "security",
-                "SecurityEvent=\"SessionLimit\",Service=\"SIP\",AccountID=\"{user}\",RemoteAddress=\"{}/UDP/{ip}\",Reason=\"{n} failed authentications in 60 s; '{user}' refused from this address for {} s\"",
-                if ip.is_ipv4() { "IPV4" } else { "IPV6" },
+                "'{}' refused from {ip} for {} s: {n} failed authentications in 60 s",
+                log_safe(user),
                 g.authblocktime
             ),
             lockout::Counted::AddressLocked(n) => log::warn!(
-                target: "security",
-                "SecurityEvent=\"SessionLimit\",Service=\"SIP\",AccountID=\"{user}\",RemoteAddress=\"{}/UDP/{ip}\",Reason=\"{n} failed authentications in 60 s over several usernames; every username refused from this address for {} s\"",
-                if ip.is_ipv4() { "IPV4" } else { "IPV6" },
+                "Every username refused from {ip} for {} s: {n} failed authentications in 60 s over several usernames",
                 g.authblocktime
             ),
             lockout::Counted::Untracked => {
@@ -316,19 +318,19 @@ impl Registrar {
         &mut self,
         req: &Message,
         method: &str,
-        source: SocketAddr,
+        at: Arrival,
         now: u64,
         g: &General,
         peer: Option<&Peer>,
     ) -> AuthOutcome {
+        let source = at.source;
         let (creds, user) = credentials(req);
         if let Some(r) = self.refuse_locked(req, source, &user, now, g) {
             return AuthOutcome::Respond(Box::new(r));
         }
-        let from_text = req.headers.get(&HeaderName::From).unwrap_or("").to_string();
         let Some(peer) = peer else {
             if let Some(creds) = &creds {
-                log::warn!(target: "security", "Failed to authenticate device {from_text} for {method} from '{source}' - No matching peer found");
+                security::request_failed(req, method, at, Failure::UnknownPeer, &user, Some(creds));
                 if self.digest.issued_for(creds, &scope(source.ip())) {
                     self.note_failure(source, &user, now, g);
                 }
@@ -338,7 +340,7 @@ impl Registrar {
         if !peer.acl.allows(source.ip()) {
             // Not a guess at a password: refused the same way every time,
             // never counted.
-            log::warn!(target: "security", "Failed to authenticate device {from_text} for {method} from '{source}' - Device does not match ACL");
+            security::request_failed(req, method, at, Failure::Acl, &peer.name, creds.as_ref());
             return AuthOutcome::Respond(Box::new(self.reply(req, source, 403, "Forbidden", g)));
         }
         let Some(ha1) = &peer.ha1 else {
@@ -351,7 +353,10 @@ impl Registrar {
             self.digest
                 .verify_for(&creds, method, &req.body, ha1, now, &scope(source.ip()));
         match (user == peer.username, verdict) {
-            (true, Verdict::Ok) => AuthOutcome::Ok,
+            (true, Verdict::Ok) => {
+                security::authenticated(req, at, &peer.name);
+                AuthOutcome::Ok
+            }
             (true, Verdict::Stale) => {
                 AuthOutcome::Respond(Box::new(self.challenge(req, source, now, true, g)))
             }
@@ -360,7 +365,14 @@ impl Registrar {
                 AuthOutcome::Respond(Box::new(self.challenge(req, source, now, false, g)))
             }
             _ => {
-                log::warn!(target: "security", "Failed to authenticate device {from_text} for {method} from '{source}' - Wrong password");
+                security::request_failed(
+                    req,
+                    method,
+                    at,
+                    Failure::WrongPassword,
+                    &user,
+                    Some(&creds),
+                );
                 self.note_failure(source, &user, now, g);
                 AuthOutcome::Respond(Box::new(self.challenge(req, source, now, false, g)))
             }
@@ -371,12 +383,12 @@ impl Registrar {
     pub fn handle(
         &mut self,
         req: &Message,
-        source: SocketAddr,
-        transport: Transport,
+        at: Arrival,
         now: u64,
         g: &General,
         peers: &HashMap<String, Peer>,
     ) -> Outcome {
+        let (source, transport) = (at.source, at.transport);
         let none = |r| Outcome {
             response: r,
             changed: None,
@@ -386,7 +398,6 @@ impl Registrar {
         if let Some(r) = self.refuse_locked(req, source, &user, now, g) {
             return none(r);
         }
-        let to_text = req.headers.get(&HeaderName::To).unwrap_or("").to_string();
         let Some(aor) = aor_user(req) else {
             return none(self.reply(req, source, 404, "Not Found", g));
         };
@@ -396,7 +407,8 @@ impl Registrar {
         let Some(peer) = peer else {
             // Unknown (or static) peer: the same answers as a wrong password.
             if let Some(creds) = &creds {
-                log::warn!(target: "security", "Registration from '{to_text}' failed for '{source}' - No matching peer found");
+                let account = if user.is_empty() { &aor } else { &user };
+                security::register_failed(req, at, Failure::UnknownPeer, account, Some(creds));
                 if self.digest.issued_for(creds, &scope(source.ip())) {
                     self.note_failure(source, &user, now, g);
                 }
@@ -411,7 +423,7 @@ impl Registrar {
         };
         if !peer.acl.allows(source.ip()) {
             // Not a guess at a password: never counted.
-            log::warn!(target: "security", "Registration from '{to_text}' failed for '{source}' - Device does not match ACL");
+            security::register_failed(req, at, Failure::Acl, &peer.name, creds.as_ref());
             return none(self.reply(req, source, 403, "Forbidden", g));
         }
         if let Some(ha1) = &peer.ha1 {
@@ -431,15 +443,15 @@ impl Registrar {
                 return none(self.challenge(req, source, now, false, g));
             }
             if user != peer.username {
-                log::warn!(target: "security", "Registration from '{to_text}' failed for '{source}' - Username/auth name mismatch");
+                security::register_failed(req, at, Failure::UserMismatch, &user, Some(&creds));
                 self.note_failure(source, &user, now, g);
                 return none(self.challenge(req, source, now, false, g));
             }
             match verdict {
-                Verdict::Ok => {}
+                Verdict::Ok => security::authenticated(req, at, &peer.name),
                 Verdict::Stale => return none(self.challenge(req, source, now, true, g)),
                 Verdict::Failed(why) | Verdict::Rejected(why) => {
-                    log::warn!(target: "security", "Registration from '{to_text}' failed for '{source}' - Wrong password");
+                    security::register_failed(req, at, Failure::WrongPassword, &user, Some(&creds));
                     log::debug!("digest check for '{}' failed: {why}", peer.name);
                     self.note_failure(source, &user, now, g);
                     return none(self.challenge(req, source, now, false, g));

@@ -1,5 +1,7 @@
-//! `logger reload`: the log file closed and opened again, as logrotate's
-//! `postrotate` asks (SIGHUP does the same).
+//! The `logger` group, as Asterisk's: `logger reload` (logger.toml read again,
+//! every file reopened: what logrotate's `postrotate` asks; SIGHUP reopens the
+//! files too), `logger rotate` (Sirius moves the files away itself, by the
+//! configured `rotatestrategy`) and `logger show channels`.
 
 use crate::table::{Args, Command, CommandError, CommandResult};
 use sirius_core::Core;
@@ -7,24 +9,55 @@ use std::sync::Arc;
 
 /// The `logger` group.
 pub fn commands() -> Vec<Command> {
-    vec![Command {
-        words: "logger reload",
-        summary: "Reopens the log files",
-        usage: "Usage: logger reload\n       Closes and reopens the log file (messages), e.g. after logrotate\n       moved it away. SIGHUP to the daemon does the same.",
-        handler: reload,
-        complete: None,
-    }]
+    vec![
+        Command {
+            words: "logger reload",
+            summary: "Reopens the log files",
+            usage: "Usage: logger reload\n       Reads logger.toml again and reopens every log file, e.g. after\n       logrotate moved them away (SIGHUP to the daemon reopens them too).\n       A broken logger.toml is reported and the running channels stay.",
+            handler: reload,
+            complete: None,
+        },
+        Command {
+            words: "logger rotate",
+            summary: "Rotates and reopens the log files",
+            usage: "Usage: logger rotate\n       Moves every log file away (rotatestrategy in logger.toml:\n       sequential, rotate, timestamp or none) and opens it anew.",
+            handler: rotate,
+            complete: None,
+        },
+        Command {
+            words: "logger show channels",
+            summary: "List configured log channels",
+            usage: "Usage: logger show channels\n       List configured logger channels.",
+            handler: show_channels,
+            complete: None,
+        },
+    ]
 }
 
 fn reload(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
     let dir = &core.paths.log_dir;
-    core.log.reopen_file(dir).map_err(|e| {
-        CommandError::Failed(format!(
-            "Cannot reopen the log file in {}: {e}",
-            dir.display()
-        ))
-    })?;
-    // The new file's first line says why it began.
+    let conf = core.paths.config_dir.join("logger.toml");
+    core.log
+        .reload(&conf, dir)
+        .map_err(|e| CommandError::Failed(format!("{e}; the running log channels stay")))?;
+    // The new files' first line says why they began.
     log::info!("Log files reopened (logger reload)");
     Ok(format!("Log files reopened in {}", dir.display()))
+}
+
+fn rotate(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let moved = core
+        .log
+        .rotate()
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    log::info!("Log files rotated (logger rotate)");
+    let mut out = String::from("Log files rotated\n");
+    for m in moved {
+        out.push_str(&format!("  moved to {}\n", m.display()));
+    }
+    Ok(out.trim_end().to_string())
+}
+
+fn show_channels(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    Ok(core.log.show_channels())
 }

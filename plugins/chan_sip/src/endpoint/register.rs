@@ -19,8 +19,7 @@ impl Endpoint {
         let running = self.shared.running();
         let out = self.shared.registrar.lock().handle(
             msg,
-            source,
-            transport,
+            self.shared.arrival(source, transport),
             now.unix,
             &running.cfg.general,
             &running.peers,

@@ -55,7 +55,7 @@ impl Phone {
     /// One REGISTER at `now`.
     fn ask(&mut self, req: &Message, now: u64) -> Outcome {
         self.reg
-            .handle(req, self.src, Transport::Udp, now, &self.g, &self.peers)
+            .handle(req, udp(self.src), now, &self.g, &self.peers)
     }
 
     /// The response to one REGISTER at time 1000.
@@ -244,7 +244,7 @@ fn several_contacts_per_peer() {
         );
         let m = parse_datagram(t.as_bytes(), &Limits::default()).unwrap();
         let src: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        reg.handle(&m, src, Transport::Udp, now, &g, &peers)
+        reg.handle(&m, udp(src), now, &g, &peers)
     };
     from(&mut reg, 5001, 300, 1000);
     let out = from(&mut reg, 5002, 120, 1001);
@@ -307,7 +307,7 @@ fn one_contact_unregisters_as_chan_sip_did() {
         );
         let m = parse_datagram(t.as_bytes(), &Limits::default()).unwrap();
         let src: SocketAddr = "127.0.0.1:5070".parse().unwrap();
-        reg.handle(&m, src, Transport::Udp, 1000, &g, &peers)
+        reg.handle(&m, udp(src), 1000, &g, &peers)
     };
     assert!(send("solo", "sip:solo@127.0.0.1:5070", 300, 1).refreshed);
     let out = send("solo", "sip:other@10.0.0.1", 0, 2);
@@ -319,4 +319,13 @@ fn one_contact_unregisters_as_chan_sip_did() {
     assert!(!out.refreshed, "a removal refreshes nothing");
     let left = out.changed.unwrap().1.unwrap();
     assert_eq!(left.contact, "sip:line@127.0.0.1:5071");
+}
+
+/// A request over UDP from `src` to the registrar's 5060.
+fn udp(src: SocketAddr) -> Arrival {
+    Arrival {
+        source: src,
+        local: "127.0.0.1:5060".parse().unwrap(),
+        transport: Transport::Udp,
+    }
 }

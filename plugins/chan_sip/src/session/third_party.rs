@@ -46,7 +46,7 @@ impl Endpoint {
         let auth = self.shared.registrar.lock().authenticate(
             msg,
             "REFER",
-            source,
+            self.shared.arrival(source, transport),
             now.unix,
             g,
             Some(sender),

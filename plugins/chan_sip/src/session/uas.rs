@@ -69,7 +69,7 @@ impl Endpoint {
         let auth = self.shared.registrar.lock().authenticate(
             msg,
             method,
-            source,
+            self.shared.arrival(source, transport),
             now.unix,
             &running.cfg.general,
             peer,
@@ -104,11 +104,14 @@ impl Endpoint {
         let needs_auth =
             peer.is_some_and(|p| !p.insecure_invite) || (peer.is_none() && !g.allowguest);
         if needs_auth {
-            let auth = self
-                .shared
-                .registrar
-                .lock()
-                .authenticate(msg, "INVITE", source, now.unix, g, peer);
+            let auth = self.shared.registrar.lock().authenticate(
+                msg,
+                "INVITE",
+                self.shared.arrival(source, transport),
+                now.unix,
+                g,
+                peer,
+            );
             match auth {
                 AuthOutcome::Ok => {}
                 AuthOutcome::Respond(r) => return self.send_response(now, tx, *r),
