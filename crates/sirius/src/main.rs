@@ -6,9 +6,12 @@
 //! sirius -C /etc/sirius  use another configuration directory
 //! sirius -r              attach to a running daemon
 //! sirius -rx "cmd"       run one command on a running daemon and exit
+//! sirius import-asterisk /etc/asterisk --out DIR
+//!                        convert sip.conf and extensions.conf
 //! ```
 
 mod daemon;
+mod import;
 mod remote;
 
 use clap::Parser;
@@ -49,6 +52,49 @@ struct Cli {
     /// Console socket to use instead of the one in the configuration.
     #[arg(short = 's', value_name = "SOCKET")]
     socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+/// What to do instead of running the PBX.
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Converts an Asterisk configuration directory's sip.conf (and
+    /// rtp.conf's port range) and extensions.conf into sip.toml and
+    /// extensions.toml, and lists line by line what could not be converted.
+    #[command(name = "import-asterisk")]
+    ImportAsterisk {
+        /// The Asterisk configuration directory (e.g. /etc/asterisk).
+        dir: PathBuf,
+        /// Where to write sip.toml and extensions.toml (files there are never overwritten).
+        #[arg(long, default_value = "sirius-from-asterisk")]
+        out: PathBuf,
+    },
+}
+
+/// `sirius import-asterisk`: writes the files, prints what was left out.
+fn import_asterisk(dir: &Path, out: &Path) -> ExitCode {
+    match import::import(dir, out) {
+        Ok((written, report)) => {
+            for w in &written {
+                println!("wrote {}", w.display());
+            }
+            let lines = report.lines();
+            if lines.is_empty() {
+                println!("Everything was converted.");
+            } else {
+                println!("Not converted ({}):", lines.len());
+                for l in lines {
+                    println!("  {l}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sirius import-asterisk: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Finds the configuration directory: `-C`, `$SIRIUS_CONFIG_DIR`, `./etc`, the
@@ -71,6 +117,9 @@ fn config_dir(cli: &Cli, exe_dir: &Path) -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Sub::ImportAsterisk { dir, out }) = &cli.command {
+        return import_asterisk(dir, out);
+    }
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
