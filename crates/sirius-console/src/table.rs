@@ -129,6 +129,7 @@ impl CommandTable {
         all.extend(crate::commands::mwi::commands());
         all.extend(crate::commands::cdr::commands());
         all.extend(crate::commands::logger::commands());
+        all.extend(crate::commands::manager::commands());
         all.extend(crate::commands::help::commands());
         CommandTable::new(all)
     }

@@ -105,6 +105,27 @@ impl BridgeRegistry {
     }
 }
 
+/// `BridgeEnter`/`BridgeLeave` as Asterisk 12+ writes them
+/// (`manager_bridges.c`): the bridge's fields, then the channel's.
+/// `bridge` is (uniqueid, technology, channels in it after the change).
+pub fn bridge_event(
+    name: &str,
+    (id, technology, count): (&str, &str, usize),
+    chan: &crate::channels::Channel,
+    linkedid: &str,
+) -> crate::events::Event {
+    let mut e = crate::events::Event::new(name);
+    e.push("BridgeUniqueid", id)
+        .push("BridgeType", "basic")
+        .push("BridgeTechnology", technology)
+        .push("BridgeCreator", "<unknown>")
+        .push("BridgeName", "<unknown>")
+        .push("BridgeNumChannels", count.to_string())
+        .push("BridgeVideoSourceMode", "none")
+        .channel("", chan, linkedid);
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

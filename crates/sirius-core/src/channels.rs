@@ -218,6 +218,9 @@ pub struct ChannelRegistry {
     /// Live channels running a dialplan: kept as a count because `maxcalls`
     /// asks for it on every new call.
     active_calls: AtomicU64,
+    /// Where `Newchannel` and `Newstate` go: the registry owns both changes
+    /// (the core's bus; one of its own in unit tests).
+    events: std::sync::Arc<crate::events::EventBus>,
 }
 
 impl Default for ChannelRegistry {
@@ -227,8 +230,13 @@ impl Default for ChannelRegistry {
 }
 
 impl ChannelRegistry {
-    /// An empty registry.
+    /// An empty registry, with an event bus of its own.
     pub fn new() -> ChannelRegistry {
+        ChannelRegistry::with_events(Default::default())
+    }
+
+    /// An empty registry publishing `Newchannel` and `Newstate` on `events`.
+    pub fn with_events(events: std::sync::Arc<crate::events::EventBus>) -> ChannelRegistry {
         ChannelRegistry {
             channels: std::array::from_fn(|_| RwLock::new(BTreeMap::new())),
             ended: parking_lot::Mutex::new(std::collections::VecDeque::new()),
@@ -238,7 +246,27 @@ impl ChannelRegistry {
             name_seq: AtomicU32::new(1),
             calls_processed: AtomicU64::new(0),
             active_calls: AtomicU64::new(0),
+            events,
         }
+    }
+
+    /// Asterisk's `Linkedid` of a channel: the uniqueid of the call's first
+    /// channel (a Dial's caller for its callee), else its own.
+    pub fn linkedid(&self, c: &Channel) -> String {
+        c.dialed_by
+            .and_then(|caller| self.read(caller, |a| a.uniqueid.clone()))
+            .unwrap_or_else(|| c.uniqueid.clone())
+    }
+
+    /// A channel event (`Newstate`, `Hangup`…) with the channel's block of
+    /// fields; `None` when nobody listens (nothing is built then).
+    pub fn event(&self, name: &str, c: &Channel) -> Option<crate::events::Event> {
+        if !self.events.wanted() {
+            return None;
+        }
+        let mut e = crate::events::Event::new(name);
+        e.channel("", c, &self.linkedid(c));
+        Some(e)
     }
 
     /// The part of the table `id` lives in.
@@ -289,7 +317,12 @@ impl ChannelRegistry {
             dialed_by: None,
             cdr: Default::default(),
         };
+        // `Newchannel` (Asterisk's fields), only built when someone listens.
+        let event = self.event("Newchannel", &chan);
         self.table(id).write().insert(id, Box::new(chan));
+        if let Some(e) = event {
+            self.events.publish(e);
+        }
         ChannelInfo {
             id,
             name: name.into(),
@@ -435,13 +468,24 @@ impl ChannelRegistry {
     }
 
     /// Records a state change; `Up` also records the answer time.
+    /// A change of state publishes `Newstate` (when someone listens).
     pub fn set_state(&self, id: ChannelId, state: ChannelState) -> bool {
-        self.update(id, |c| {
+        let wanted = self.events.wanted();
+        let mut changed = None;
+        let found = self.update(id, |c| {
             if state == ChannelState::Up && c.answered.is_none() {
                 c.answered = Some(Instant::now());
             }
+            if wanted && c.state != state {
+                c.state = state;
+                changed = Some(c.clone());
+            }
             c.state = state;
-        })
+        });
+        if let Some(e) = changed.and_then(|c| self.event("Newstate", &c)) {
+            self.events.publish(e);
+        }
+        found
     }
 
     /// Marks the channel as running a dialplan; counts it as a processed call.

@@ -113,8 +113,9 @@ pub struct Core {
     pub channels: ChannelRegistry,
     /// Live bridges (`bridge show all`).
     pub bridges: crate::bridges::BridgeRegistry,
-    /// Event bus.
-    pub events: EventBus,
+    /// Event bus (shared with the channel registry, which publishes
+    /// `Newchannel` and `Newstate`).
+    pub events: Arc<EventBus>,
     /// Logging.
     pub log: Arc<LogHub>,
     /// Device states pushed by plugins, and their subscribers.
@@ -125,6 +126,10 @@ pub struct Core {
     pub mwi: crate::mwi::Mailboxes,
     /// Call detail records (`cdr.rs`): `Master.csv`.
     pub cdr: crate::cdr::CdrEngine,
+    /// Services the daemon runs beside the core (AMI), by name: the console
+    /// commands that report on them find them here, without the core
+    /// knowing their types ([`Core::addon`]).
+    addons: RwLock<BTreeMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
     pub(crate) techs: RwLock<BTreeMap<String, TechEntry>>,
     /// Technologies whose plugin failed (lower-case type → module), until the
     /// module is unloaded: requests for them fail at once with
@@ -156,6 +161,7 @@ impl Core {
         let now = Instant::now();
         let load = (settings.general.maxload > 0.0).then(crate::load::LoadMonitor::start);
         let cdr = crate::cdr::CdrEngine::start(&paths.config_dir, &paths.log_dir);
+        let events = Arc::new(EventBus::default());
         Ok(Arc::new(Core {
             paths,
             settings,
@@ -163,14 +169,15 @@ impl Core {
             started: now,
             last_reload: Mutex::new(now),
             sched: SchedThread::start("sirius-sched")?,
-            channels: ChannelRegistry::new(),
+            channels: ChannelRegistry::with_events(events.clone()),
             bridges: crate::bridges::BridgeRegistry::new(),
-            events: EventBus::default(),
+            events,
             log,
             devstates: crate::devstate::DeviceStates::new(),
             hint_watches: crate::hints::HintWatches::default(),
             mwi: crate::mwi::Mailboxes::default(),
             cdr,
+            addons: RwLock::new(BTreeMap::new()),
             techs: RwLock::new(BTreeMap::new()),
             failed_techs: RwLock::new(BTreeMap::new()),
             modules: Mutex::new(Vec::new()),
@@ -181,6 +188,17 @@ impl Core {
             load,
             refusal_logged: std::sync::atomic::AtomicU64::new(u64::MAX),
         }))
+    }
+
+    /// Registers a service running beside the core under `name` (`manager`).
+    pub fn set_addon(&self, name: &'static str, addon: Arc<dyn std::any::Any + Send + Sync>) {
+        self.addons.write().insert(name, addon);
+    }
+
+    /// The service registered under `name`, if it is a `T`.
+    pub fn addon<T: std::any::Any + Send + Sync>(&self, name: &str) -> Option<Arc<T>> {
+        let a = self.addons.read().get(name).cloned()?;
+        a.downcast::<T>().ok()
     }
 
     /// Installs the dialplan engine.
@@ -420,7 +438,20 @@ impl Core {
             }
             "simple_bridge"
         };
-        self.bridges.add(a, b, technology);
+        let id = self.bridges.add(a, b, technology);
+        if self.events.wanted() {
+            for (n, x) in [(1, a), (2, b)] {
+                if let Some(c) = self.channels.get(x) {
+                    let linkedid = self.channels.linkedid(&c);
+                    self.events.publish(crate::bridges::bridge_event(
+                        "BridgeEnter",
+                        (&id, technology, n),
+                        &c,
+                        &linkedid,
+                    ));
+                }
+            }
+        }
         Ok(technology)
     }
 
@@ -551,15 +582,14 @@ impl Core {
             c.cause.name(),
             c.cause.0
         );
-        self.events.publish(crate::events::Event {
-            name: "Hangup".into(),
-            fields: vec![
-                ("Channel".into(), c.name.clone()),
-                ("Uniqueid".into(), c.uniqueid.clone()),
-                ("Cause".into(), c.cause.0.to_string()),
-                ("Cause-txt".into(), c.cause.description().into()),
-            ],
-        });
+        if self.events.wanted() {
+            self.bridge_left(&c, &ended);
+            if let Some(mut e) = self.channels.event("Hangup", &c) {
+                e.push("Cause", c.cause.0.to_string());
+                e.push("Cause-txt", c.cause.description());
+                self.events.publish(e);
+            }
+        }
         if let Some((a, b)) = c.early_media {
             self.forget_early_media(if a == chan { b } else { a }, (a, b));
         }
@@ -581,6 +611,31 @@ impl Core {
         }
         if let Some(peer) = c.bridged_to {
             let _ = self.hangup(peer, c.cause);
+        }
+    }
+
+    /// `BridgeLeave` for each leg of the bridges `gone` ended by leaving:
+    /// the leg that went first (its partner's hangup follows).
+    fn bridge_left(&self, gone: &crate::channels::Channel, ended: &[crate::bridges::Bridge]) {
+        for b in ended {
+            let mut left = b.channels.len();
+            for x in &b.channels {
+                let c = if *x == gone.id {
+                    Some(gone.clone())
+                } else {
+                    self.channels.get(*x)
+                };
+                if let Some(c) = c {
+                    left -= 1;
+                    let linkedid = self.channels.linkedid(&c);
+                    self.events.publish(crate::bridges::bridge_event(
+                        "BridgeLeave",
+                        (&b.id, b.technology, left),
+                        &c,
+                        &linkedid,
+                    ));
+                }
+            }
         }
     }
 

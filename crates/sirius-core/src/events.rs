@@ -1,6 +1,13 @@
 //! The core's event bus (Asterisk's manager events): `PeerStatus`, `Registry`,
-//! `Newchannel`, `Hangup`… Subscribers (the console, later AMI) each get a copy.
+//! `Newchannel`, `Newstate`, `Hangup`, `DialBegin`/`DialEnd`,
+//! `BridgeEnter`/`BridgeLeave`… Subscribers (AMI, tests) each get a copy.
+//!
+//! Publishing is on the call path (every channel's birth, state change and
+//! end, at thousands of calls a second), so whoever builds an event first
+//! asks [`EventBus::wanted`]: with no subscriber an event costs one check,
+//! not a dozen strings built and dropped.
 
+use crate::channels::Channel;
 use tokio::sync::broadcast;
 
 /// One event: a name and ordered key/value fields, as AMI renders them.
@@ -13,12 +20,60 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event without fields yet, room for a channel's block.
+    pub fn new(name: &str) -> Event {
+        Event {
+            name: name.to_string(),
+            fields: Vec::with_capacity(16),
+        }
+    }
+
     /// The value of a field.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Event {
+        self.fields.push((key.into(), value.into()));
+        self
+    }
+
+    /// Appends a channel's fields as Asterisk 12+ writes them in every
+    /// channel event (`ast_manager_build_channel_state_string_prefix`):
+    /// `Channel`, `ChannelState`, `ChannelStateDesc`, `CallerIDNum`,
+    /// `CallerIDName`, `ConnectedLineNum`, `ConnectedLineName`, `Language`,
+    /// `AccountCode`, `Context`, `Exten`, `Priority`, `Uniqueid`, `Linkedid`,
+    /// each name after `prefix` (`Dest` for a Dial's callee). Dashboards key
+    /// on these names, so they are Asterisk's exactly; what Sirius does not
+    /// track (connected line, language) reads as Asterisk prints it unset.
+    pub fn channel(&mut self, prefix: &str, c: &Channel, linkedid: &str) -> &mut Event {
+        let or_unknown = |s: &str| {
+            if s.is_empty() {
+                "<unknown>".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let f = &mut self.fields;
+        f.push((format!("{prefix}Channel"), c.name.clone()));
+        f.push((format!("{prefix}ChannelState"), (c.state as u8).to_string()));
+        f.push((format!("{prefix}ChannelStateDesc"), c.state.as_str().into()));
+        f.push((format!("{prefix}CallerIDNum"), or_unknown(&c.caller_num)));
+        f.push((format!("{prefix}CallerIDName"), or_unknown(&c.caller_name)));
+        f.push((format!("{prefix}ConnectedLineNum"), "<unknown>".into()));
+        f.push((format!("{prefix}ConnectedLineName"), "<unknown>".into()));
+        f.push((format!("{prefix}Language"), "en".into()));
+        f.push((format!("{prefix}AccountCode"), c.accountcode.clone()));
+        f.push((format!("{prefix}Context"), c.context.clone()));
+        f.push((format!("{prefix}Exten"), c.exten.clone()));
+        f.push((format!("{prefix}Priority"), c.priority.max(1).to_string()));
+        f.push((format!("{prefix}Uniqueid"), c.uniqueid.clone()));
+        f.push((format!("{prefix}Linkedid"), linkedid.to_string()));
+        self
     }
 }
 
@@ -35,6 +90,14 @@ impl Default for EventBus {
     }
 }
 
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("subscribers", &self.tx.receiver_count())
+            .finish()
+    }
+}
+
 impl EventBus {
     /// Publishes an event to current subscribers.
     pub fn publish(&self, event: Event) {
@@ -42,8 +105,40 @@ impl EventBus {
         let _ = self.tx.send(event);
     }
 
+    /// Whether anybody listens: callers on the call path build an event
+    /// only then (see the module's doc).
+    pub fn wanted(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Builds and publishes an event only when somebody listens.
+    pub fn publish_with(&self, build: impl FnOnce() -> Event) {
+        if self.wanted() {
+            self.publish(build());
+        }
+    }
+
     /// A new subscription.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_built_without_a_subscriber() {
+        let bus = EventBus::default();
+        let mut built = false;
+        bus.publish_with(|| {
+            built = true;
+            Event::new("Newstate")
+        });
+        assert!(!built && !bus.wanted());
+        let mut rx = bus.subscribe();
+        bus.publish_with(|| Event::new("Newstate"));
+        assert_eq!(rx.try_recv().unwrap().name, "Newstate");
     }
 }

@@ -40,6 +40,9 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
     let mine = core.channels.read(chan, |c| c.plan);
     let mut status = "CHANUNAVAIL";
     let mut outs = Vec::new();
+    // Each callee called and its dial string, for `DialEnd`.
+    // (Its name: a callee gone by its `DialEnd` is named as it was.)
+    let mut dialed: Vec<(ChannelId, &str, String)> = Vec::new();
     let list: Vec<&str> = targets
         .split('&')
         .map(str::trim)
@@ -60,6 +63,8 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
                 match core.call(out, resource, timeout.map_or(0, |d| d.as_millis() as u32)) {
                     Ok(()) => {
                         sirius_abi::verbose!(3, "    -- Called {t}");
+                        let callee = dial_event(core, chan, (out, ""), t, None);
+                        dialed.push((out, t, callee));
                         outs.push(out);
                     }
                     Err(c) => {
@@ -107,6 +112,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
     let mut picked: Option<ChannelId> = None;
     let answered = loop {
         if !alive(core, chan) {
+            dial_end_all(core, chan, &dialed, &outs, "CANCEL");
             for o in &outs {
                 let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
                 // A phone that picked a callee up has nobody to talk to.
@@ -121,6 +127,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
             // app_dial does on an async goto). The caller's indications
             // are the new run's now: none is sent from here (a StopTones
             // could cancel the ringing the new run already started).
+            dial_end_all(core, chan, &dialed, &outs, "CANCEL");
             for o in &outs {
                 let _ = core.hangup(*o, Cause::NORMAL_CLEARING);
                 if let Some(picker) = core.take_pickup(*o) {
@@ -165,10 +172,14 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
                         .unwrap_or(Cause::NORMAL_CLEARING);
                     core.channels.set_cause(chan, cause);
                     status = dialstatus(cause);
+                    dial_end_all(core, chan, &dialed, &[*o], status);
                 }
             }
         }
         if let Some(winner) = up {
+            dial_end_all(core, chan, &dialed, &[winner], "ANSWER");
+            let others: Vec<ChannelId> = outs.iter().copied().filter(|o| *o != winner).collect();
+            dial_end_all(core, chan, &dialed, &others, "CANCEL");
             for o in outs.iter().filter(|o| **o != winner) {
                 let _ = core.hangup(*o, Cause::ANSWERED_ELSEWHERE);
             }
@@ -188,6 +199,7 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
             return Next::Continue;
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
+            dial_end_all(core, chan, &dialed, &outs, "NOANSWER");
             for o in &outs {
                 let _ = core.hangup(*o, Cause::NO_ANSWER);
             }
@@ -237,4 +249,67 @@ pub(crate) async fn dial(core: &Arc<Core>, chan: ChannelId, args: &[&str]) -> Ne
     );
     // The media flows without us; a hangup on either leg ends both.
     Next::Park(vec![chan, answered])
+}
+
+/// `DialBegin` (no status) or `DialEnd` (`DialStatus`) as Asterisk 12+
+/// writes them: the caller's fields, the callee's prefixed with `Dest`,
+/// then `DialString` (and `DialStatus`). Built only when someone listens.
+/// Returns the callee's name (empty when nobody listens).
+fn dial_event(
+    core: &Arc<Core>,
+    caller: ChannelId,
+    (callee, callee_name): (ChannelId, &str),
+    dialstring: &str,
+    status: Option<&str>,
+) -> String {
+    if !core.events.wanted() {
+        return String::new();
+    }
+    let name = if status.is_some() {
+        "DialEnd"
+    } else {
+        "DialBegin"
+    };
+    let Some(a) = core.channels.get(caller) else {
+        return String::new();
+    };
+    let linkedid = core.channels.linkedid(&a);
+    let mut e = sirius_core::events::Event::new(name);
+    e.channel("", &a, &linkedid);
+    // A callee already gone (busy, failed) is described as it was last known: by name only.
+    let name = match core.channels.get(callee) {
+        Some(b) => {
+            e.channel("Dest", &b, &linkedid);
+            b.name
+        }
+        None => {
+            e.push("DestChannel", callee_name);
+            callee_name.to_string()
+        }
+    };
+    e.push(
+        "DialString",
+        dialstring.split_once('/').map_or(dialstring, |(_, r)| r),
+    );
+    if let Some(s) = status {
+        e.push("DialStatus", s);
+    }
+    core.events.publish(e);
+    name
+}
+
+/// `DialEnd` with `status` for each of `which` among the callees dialled.
+fn dial_end_all(
+    core: &Arc<Core>,
+    caller: ChannelId,
+    dialed: &[(ChannelId, &str, String)],
+    which: &[ChannelId],
+    status: &str,
+) {
+    if !core.events.wanted() {
+        return;
+    }
+    for (o, t, name) in dialed.iter().filter(|(o, _, _)| which.contains(o)) {
+        dial_event(core, caller, (*o, name), t, Some(status));
+    }
 }

@@ -138,6 +138,21 @@ pub fn run(opts: Options) -> ExitCode {
 
     let table = Arc::new(CommandTable::with_core_commands());
     io.spawn(remote::serve(listener, core.clone(), table.clone()));
+    // AMI (manager.toml), on the console's runtime; its `Command` action
+    // runs lines through the console's table.
+    let run: sirius_manager::CommandRunner = {
+        let (core, table) = (Arc::downgrade(&core), table.clone());
+        Arc::new(move |line: &str| match core.upgrade() {
+            Some(core) => {
+                let out = table.execute(&core, line);
+                (out.ok, out.text)
+            }
+            None => (false, "Sirius is shutting down".into()),
+        })
+    };
+    if let Err(e) = sirius_manager::start(&core, &io, run) {
+        log::error!("{e}");
+    }
     {
         let core = core.clone();
         io.spawn(async move {

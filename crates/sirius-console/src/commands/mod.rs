@@ -7,6 +7,7 @@ pub mod core;
 pub mod dialplan;
 pub mod help;
 pub mod logger;
+pub mod manager;
 pub mod module;
 pub mod mwi;
 

@@ -1,0 +1,60 @@
+//! The core's events as AMI writes them: `Event:`, `Privilege:` (the
+//! event's class, then `all`), the fields in order. Each event is written
+//! once per event, not once per session, and handed to the sessions that
+//! read its class.
+
+use crate::message::Reply;
+use crate::perms::Perms;
+use sirius_core::events::Event;
+
+/// The class an event belongs to (Asterisk's `EVENT_FLAG_*` for it).
+pub fn class_of(name: &str) -> Perms {
+    match name {
+        "PeerStatus" | "Registry" | "FullyBooted" | "Reload" | "Shutdown" => Perms::SYSTEM,
+        _ => Perms::CALL,
+    }
+}
+
+/// Whether an event is the one to send. `Newchannel` events without
+/// `Linkedid` are an older, partial form some code still publishes beside
+/// the channel registry's full one; only the full one goes out, once.
+pub fn is_sent(e: &Event) -> bool {
+    !(e.name == "Newchannel" && e.get("Linkedid").is_none())
+}
+
+/// The event's text.
+pub fn render(e: &Event, timestamp: bool) -> String {
+    let mut r = Reply::event(&e.name);
+    r.kv("Privilege", &class_of(&e.name).privilege());
+    if timestamp {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        r.kv(
+            "Timestamp",
+            &format!("{}.{:06}", now.as_secs(), now.subsec_micros()),
+        );
+    }
+    r.fields(&e.fields);
+    r.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_their_class() {
+        let mut e = Event::new("PeerStatus");
+        e.push("Peer", "SIP/bob").push("PeerStatus", "Reachable");
+        assert_eq!(
+            render(&e, false),
+            "Event: PeerStatus\r\nPrivilege: system,all\r\nPeer: SIP/bob\r\nPeerStatus: Reachable\r\n\r\n"
+        );
+        let mut n = Event::new("Newchannel");
+        n.push("Channel", "SIP/a-1");
+        assert!(!is_sent(&n));
+        n.push("Linkedid", "1.1");
+        assert!(is_sent(&n));
+    }
+}
