@@ -677,6 +677,69 @@ impl ChannelRegistry {
 #[path = "channels_tests.rs"]
 mod tests;
 
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    /// `Newchannel` and `Newstate` as AMI shows them, and only while
+    /// someone listens.
+    #[test]
+    fn channel_events_only_while_someone_listens() {
+        let bus = std::sync::Arc::new(crate::events::EventBus::default());
+        let reg = ChannelRegistry::with_events(bus.clone());
+        let spec = ChannelSpec {
+            tech: "SIP".into(),
+            resource: "alice".into(),
+            state: ChannelState::Ring,
+            direction: Direction::Inbound,
+            context: "demo".into(),
+            exten: "600".into(),
+            caller_num: "6001".into(),
+            caller_name: "".into(),
+            codecs: vec![Codec::PCMU].into(),
+            accountcode: "".into(),
+        };
+        let quiet = reg.alloc(&spec);
+        reg.set_state(quiet.id, ChannelState::Up);
+        let mut rx = bus.subscribe();
+        assert!(rx.try_recv().is_err(), "nothing built without a listener");
+        let a = reg.alloc(&spec);
+        let e = rx.try_recv().expect("Newchannel");
+        assert_eq!(e.name, "Newchannel");
+        let keys: Vec<&str> = e.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "Channel",
+                "ChannelState",
+                "ChannelStateDesc",
+                "CallerIDNum",
+                "CallerIDName",
+                "ConnectedLineNum",
+                "ConnectedLineName",
+                "Language",
+                "AccountCode",
+                "Context",
+                "Exten",
+                "Priority",
+                "Uniqueid",
+                "Linkedid"
+            ]
+        );
+        assert_eq!(e.get("ChannelState"), Some("4"));
+        assert_eq!(e.get("CallerIDName"), Some("<unknown>"));
+        assert_eq!(e.get("Linkedid"), e.get("Uniqueid"));
+        reg.set_state(a.id, ChannelState::Up);
+        reg.set_state(a.id, ChannelState::Up);
+        let e = rx.try_recv().expect("Newstate");
+        assert_eq!(
+            (e.name.as_str(), e.get("ChannelStateDesc")),
+            ("Newstate", Some("Up"))
+        );
+        assert!(rx.try_recv().is_err(), "no Newstate without a change");
+    }
+}
+
 /// A closure shared by the channels it waits on; the first to go runs it.
 struct GoneHook {
     /// The channel whose dialplan left it.
