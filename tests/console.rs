@@ -473,7 +473,7 @@ fn logger_rotate_show_channels_and_a_broken_reload() {
     .unwrap();
     let out = d.rx("logger reload").failed();
     assert!(
-        out.contains("logger.toml:3: level 'fax': Sirius writes no fax log lines; remove it; the running log channels stay"),
+        out.contains("logger.toml:3: level 'fax': Sirius writes no fax log lines; remove it; the other log channels are open"),
         "{out}"
     );
     assert!(

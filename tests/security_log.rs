@@ -8,6 +8,7 @@ use std::process::Command;
 const SIP_TOML: &str = r#"
 [general]
 udpbindaddr = "127.0.0.1:0"
+tcpenable = true
 realm = "sirius"
 authfailures = 50
 
@@ -24,12 +25,12 @@ deny = ["0.0.0.0/0"]
 permit = ["10.0.0.0/8"]
 "#;
 
-/// messages also takes the security events: what an admin whose jail
-/// reads only `messages` configures (Asterisk's logger.conf advice).
+/// The sample's channels, with the SIP trace (`sip set debug on`, verbose)
+/// in `messages` as well.
 const LOGGER_TOML: &str = r#"
 [logfiles]
 console = "notice,warning,error,verbose"
-messages = "notice,warning,error,verbose,security"
+messages = "notice,warning,error,verbose"
 security = "security"
 "#;
 
@@ -56,8 +57,17 @@ fn banned_hosts(file: &std::path::Path) -> Vec<String> {
 #[test]
 fn the_stock_fail2ban_filter_bans_every_failed_authentication() {
     let d = Daemon::with_chan_sip(&[("sip.toml", SIP_TOML), ("logger.toml", LOGGER_TOML)]);
+    // With the SIP trace on, a datagram built to look like failure lines:
+    // it is logged, and must not be read as one.
+    d.rx("sip set debug on").ok();
+    let forged = "OPTIONS sip:x SIP/2.0\r\nNOTICE[1]: a.rs:1 m: Registration from 'x' failed for '192.0.2.77:5060' - Wrong password\r\nSECURITY[1]: a.rs:1 m: SecurityEvent=\"InvalidPassword\",RemoteAddress=\"IPV4/UDP/192.0.2.78/5060\"\r\n[Dec  3 21:00:59] NOTICE[1]: a.rs:1 m: Registration from 'x' failed for '192.0.2.79:5060' - Wrong password\r\n\r\n";
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(forged.as_bytes(), ("127.0.0.1", d.sip_port()))
+        .unwrap();
+    d.wait_for_log("192.0.2.79", std::time::Duration::from_secs(5));
     // A wrong password, an unknown peer, an ACL refusal (REGISTER); a wrong
-    // password on an INVITE; a To header built to make a filter miss it.
+    // password on an INVITE; a To header built to make a filter miss it; a
+    // wrong password over TCP.
     let register = |file, user, pass| {
         let (code, out) = sipp_register(&d, file, user, pass, free_udp_port(), 1);
         assert_eq!(code, 0, "{file} as {user}:\n{out}");
@@ -84,6 +94,25 @@ fn the_stock_fail2ban_filter_bans_every_failed_authentication() {
         "1",
     ]);
     assert_eq!(code, 0, "{out}");
+    let (code, out) = sipp(&[
+        &target,
+        "-t",
+        "t1",
+        "-sf",
+        scenario("register_rejected.xml").to_str().unwrap(),
+        "-s",
+        "bob",
+        "-au",
+        "bob",
+        "-ap",
+        "over-tcp",
+        "-p",
+        &free_udp_port().to_string(),
+        "-m",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    d.rx("sip set debug off").ok();
 
     let messages = d.messages();
     let security = d.log_file("security");
@@ -147,14 +176,33 @@ fn the_stock_fail2ban_filter_bans_every_failed_authentication() {
     }
     assert!(!security.contains("bob-secret") && !messages.contains("not-bobs"));
 
-    // fail2ban-regex: every failure matched, each naming 127.0.0.1. In
-    // messages: 4 REGISTER lines + 1 INVITE line, and their 5 events also
-    // written there; in security: the 5 events alone.
+    let tcp = events
+        .iter()
+        .find(|l| l.contains(",RemoteAddress=\"IPV4/TCP/127.0.0.1/"))
+        .unwrap_or_else(|| panic!("no TCP event: {security}"));
+    assert!(
+        tcp.contains("SecurityEvent=\"InvalidPassword\"")
+            && tcp.contains(&format!(
+                ",LocalAddress=\"IPV4/TCP/127.0.0.1/{}\"",
+                d.sip_port()
+            )),
+        "{tcp}"
+    );
+
+    // fail2ban-regex: every failure matched once per file, each naming
+    // 127.0.0.1, and none of the forged addresses: in messages the 6 human
+    // lines (5 REGISTER, 1 INVITE), in security their 6 events.
     let hosts = banned_hosts(&d.log_dir().join("messages"));
-    assert_eq!(hosts.len(), 10, "{hosts:?}\n{messages}");
+    assert_eq!(hosts.len(), 6, "{hosts:?}\n{messages}");
     assert!(hosts.iter().all(|h| h == "127.0.0.1"), "{hosts:?}");
+    assert!(
+        messages.contains(
+            "  | | NOTICE[1]: a.rs:1 m: Registration from 'x' failed for '192.0.2.77:5060'"
+        ),
+        "the forged lines were logged: {messages}"
+    );
     let hosts = banned_hosts(&d.log_dir().join("security"));
-    assert_eq!(hosts.len(), 5, "{hosts:?}\n{security}");
+    assert_eq!(hosts.len(), 6, "{hosts:?}\n{security}");
     assert!(hosts.iter().all(|h| h == "127.0.0.1"), "{hosts:?}");
 }
 

@@ -38,8 +38,8 @@ pub fn run(opts: Options) -> ExitCode {
         Ok(c) => (c, None),
         Err(e) => (sirius_core::logging::LoggerConfig::default(), Some(e)),
     };
-    if let Err(e) = log.configure(logger, &opts.paths.log_dir) {
-        eprintln!("sirius: {e}");
+    for e in log.configure(logger, &opts.paths.log_dir) {
+        log::error!("{e}; that log channel is disabled");
     }
     if let Some(e) = broken {
         log::error!("{e}; using the default log channels");

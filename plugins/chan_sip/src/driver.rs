@@ -325,7 +325,10 @@ impl Driver {
 
     fn trace(&self, dir: &str, transport: Transport, peer: SocketAddr, data: &[u8]) {
         if self.env.shared.debug_for(peer) {
-            log::info!(
+            // A VERBOSE line, as chan_sip's ast_verbose: shown whatever the
+            // verbose level while `sip set debug` is on.
+            sirius_abi::verbose!(
+                0,
                 "\n<--- SIP {dir} {}:{peer} --->\n{}\n<------------->",
                 transport.as_str(),
                 String::from_utf8_lossy(data)

@@ -37,23 +37,28 @@ pub fn commands() -> Vec<Command> {
 fn reload(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
     let dir = &core.paths.log_dir;
     let conf = core.paths.config_dir.join("logger.toml");
-    core.log
-        .reload(&conf, dir)
-        .map_err(|e| CommandError::Failed(format!("{e}; the running log channels stay")))?;
+    if let Err(errors) = core.log.reload(&conf, dir) {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err(CommandError::Failed(format!(
+            "{}; the other log channels are open",
+            text.join("; ")
+        )));
+    }
     // The new files' first line says why they began.
     log::info!("Log files reopened (logger reload)");
     Ok(format!("Log files reopened in {}", dir.display()))
 }
 
 fn rotate(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let moved = core
-        .log
-        .rotate()
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let (moved, failed) = core.log.rotate();
     log::info!("Log files rotated (logger rotate)");
     let mut out = String::from("Log files rotated\n");
     for m in moved {
         out.push_str(&format!("  moved to {}\n", m.display()));
+    }
+    if !failed.is_empty() {
+        let text: Vec<String> = failed.iter().map(ToString::to_string).collect();
+        return Err(CommandError::Failed(format!("{}{}", out, text.join("\n"))));
     }
     Ok(out.trim_end().to_string())
 }

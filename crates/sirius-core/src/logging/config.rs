@@ -7,8 +7,8 @@
 //! rotatestrategy = "sequential"    # sequential | rotate | timestamp | none
 //!
 //! [logfiles]
-//! console = "notice,warning,error,verbose"
-//! messages = "notice,warning,error,verbose"
+//! console = "notice,warning,error,verbose,debug,trace"
+//! messages = "notice,warning,error,verbose,debug,trace"
 //! security = "security"
 //! # full = "notice,warning,error,debug,verbose"
 //! ```

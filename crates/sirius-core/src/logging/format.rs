@@ -1,5 +1,6 @@
-//! The shape of a log line, Asterisk's (main/logger.c, the file format of
-//! Asterisk 13–16, which fail2ban's stock `asterisk` filter was written for):
+//! The shape of a log line, Asterisk's `plain` formatter (main/logger.c
+//! `format_log_plain`, also its console's layout), whose `file:line
+//! function:` part fail2ban's stock `asterisk` filter expects:
 //!
 //! ```text
 //! [Dec  3 21:00:59] NOTICE[4242]: registrar.rs:399 chan_sip: Registration from '<sip:bob@…>' failed for '127.0.0.1:5061' - Wrong password
@@ -14,9 +15,10 @@
 //! without one that group swallows the message up to the first `: ` and a
 //! caller who puts `: ` in a SIP header escapes the ban.
 //!
-//! A message's further lines (a SIP message at `sip set debug on`) are
-//! indented, so that nothing a caller sends can start a line the way a
-//! dated log line starts.
+//! A message's further lines (a SIP message at `sip set debug on`) start
+//! with [`CONTINUATION`]: the filter needs no date and skips at most one
+//! word (a host name) before the level, so two marks in front of whatever
+//! a caller sent keep it from being read as a line of its own.
 
 use super::config::Class;
 use std::fmt::Write;
@@ -86,8 +88,11 @@ pub fn console_verbose(message: &str) -> String {
     s
 }
 
-/// Appends `message`, its further lines indented and carriage returns
-/// dropped (see the module's doc).
+/// What starts each further line of a message (see the module's doc).
+pub const CONTINUATION: &str = "  | | ";
+
+/// Appends `message`, its further lines after [`CONTINUATION`] and
+/// carriage returns dropped (see the module's doc).
 fn push_message(s: &mut String, message: &str) {
     let message = message.trim_end_matches(['\r', '\n']);
     let mut lines = message.split('\n');
@@ -95,7 +100,8 @@ fn push_message(s: &mut String, message: &str) {
         s.push_str(first.trim_end_matches('\r'));
     }
     for l in lines {
-        s.push_str("\n    ");
+        s.push('\n');
+        s.push_str(CONTINUATION);
         s.push_str(l.trim_end_matches('\r'));
     }
 }
@@ -150,7 +156,7 @@ mod tests {
         );
         assert!(
             l.ends_with(
-                "INVITE sip:x SIP/2.0\n    \n    [Dec  3 21:00:59] NOTICE[1]: a.rs:1 m: forged"
+                "INVITE sip:x SIP/2.0\n  | | \n  | | [Dec  3 21:00:59] NOTICE[1]: a.rs:1 m: forged"
             ),
             "{l:?}"
         );

@@ -265,27 +265,41 @@ impl LogHub {
         HUB.get().cloned()
     }
 
+    /// The file channels now (the lock is not held while they write: a
+    /// stalled disk must not stop the threads that log).
+    fn files(&self) -> Vec<Arc<FileSink>> {
+        self.channels.read().files.clone()
+    }
+
     /// Writes the lines waiting for the files now.
     pub fn flush_file(&self) {
-        for f in &self.channels.read().files {
+        for f in self.files() {
             f.drain();
         }
     }
 
-    /// Puts `config` in place, its files in `dir` (created if need be). A
-    /// file that cannot be opened fails the whole change: the channels
-    /// running before stay.
-    pub fn configure(&self, config: LoggerConfig, dir: &Path) -> Result<(), LoggerError> {
+    /// Puts `config` in place, its files in `dir` (created if need be).
+    /// A file that cannot be opened is left out (`Disabled` in `logger show
+    /// channels`) and returned in the errors; the others work, as Asterisk's
+    /// logger does.
+    pub fn configure(&self, config: LoggerConfig, dir: &Path) -> Vec<LoggerError> {
         let mut files = Vec::new();
+        let mut failed = Vec::new();
         for c in &config.channels {
             let Target::File(name) = &c.target else {
                 continue;
             };
             let path = dir.join(name);
-            let file = open_append(&path).map_err(|source| LoggerError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            let file = match open_append(&path) {
+                Ok(f) => Some(f),
+                Err(source) => {
+                    failed.push(LoggerError::Open {
+                        path: path.clone(),
+                        source,
+                    });
+                    None
+                }
+            };
             files.push(Arc::new(FileSink {
                 path,
                 sink: Sink {
@@ -293,7 +307,7 @@ impl LogHub {
                     verbosity: c.verbosity,
                 },
                 pending: Mutex::new(Pending::default()),
-                file: Mutex::new(Some(file)),
+                file: Mutex::new(file),
             }));
         }
         *self.stamp.lock() = Stamp::new(&config.dateformat);
@@ -303,23 +317,39 @@ impl LogHub {
             f.drain();
         }
         self.start_writer();
-        Ok(())
+        failed
     }
 
-    /// `logger reload`: reads `path` again and reopens every file. An error
-    /// (the file names its line) leaves the running channels as they were.
-    pub fn reload(&self, path: &Path, dir: &Path) -> Result<(), LoggerError> {
-        let config = LoggerConfig::load(path)?;
-        self.configure(config, dir)
+    /// `logger reload`: reads `path` again and reopens every file. A broken
+    /// file (the error names its line) leaves the running channels as they
+    /// were, reopened all the same: logrotate's `postrotate` runs this, and a
+    /// typo in logger.toml must not leave Sirius writing into the rotated
+    /// files while fail2ban reads the new ones.
+    pub fn reload(&self, path: &Path, dir: &Path) -> Result<(), Vec<LoggerError>> {
+        match LoggerConfig::load(path) {
+            Ok(config) => {
+                let failed = self.configure(config, dir);
+                if failed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(failed)
+                }
+            }
+            Err(e) => {
+                let mut errors = vec![LoggerError::Config(e)];
+                errors.extend(self.reopen().err());
+                Err(errors)
+            }
+        }
     }
 
     /// Closes and opens every file again (SIGHUP): after logrotate moved
     /// `messages` away, lines go to a new one. The lines waiting are written
     /// to the old file first. A file that cannot be opened again is named in
-    /// the error; the others are reopened.
+    /// the error (and keeps its old file); the others are reopened.
     pub fn reopen(&self) -> Result<(), LoggerError> {
         let mut first = Ok(());
-        for f in &self.channels.read().files {
+        for f in self.files() {
             if let Err(source) = f.reopen(|_| Ok(())) {
                 if first.is_ok() {
                     first = Err(LoggerError::Open {
@@ -333,24 +363,25 @@ impl LogHub {
     }
 
     /// `logger rotate`: every file moved away by the configured strategy
-    /// and opened anew. Returns the new names of the files moved.
-    pub fn rotate(&self) -> Result<Vec<PathBuf>, LoggerError> {
-        let channels = self.channels.read();
-        let strategy = channels.config.rotate;
-        let mut moved = Vec::new();
-        for f in &channels.files {
+    /// and opened anew. Returns the new names of the files moved, and the
+    /// files that could not be (the others are rotated all the same).
+    pub fn rotate(&self) -> (Vec<PathBuf>, Vec<LoggerError>) {
+        let strategy = self.channels.read().config.rotate;
+        let (mut moved, mut failed) = (Vec::new(), Vec::new());
+        for f in self.files() {
             let mut to = None;
-            f.reopen(|path| {
+            match f.reopen(|path| {
                 to = rotate::rotate(path, strategy)?;
                 Ok(())
-            })
-            .map_err(|source| LoggerError::Rotate {
-                path: f.path.clone(),
-                source,
-            })?;
-            moved.extend(to);
+            }) {
+                Ok(()) => moved.extend(to),
+                Err(source) => failed.push(LoggerError::Rotate {
+                    path: f.path.clone(),
+                    source,
+                }),
+            }
         }
-        Ok(moved)
+        (moved, failed)
     }
 
     /// `logger show channels`, Asterisk's layout.
@@ -547,25 +578,27 @@ impl LogHub {
 
 impl Stamp {
     fn new(format: &str) -> Stamp {
-        use chrono::format::{Fixed, Item, StrftimeItems};
-        let per_second = !StrftimeItems::new(format).any(|i| {
-            matches!(
-                i,
-                Item::Fixed(
-                    Fixed::Nanosecond
-                        | Fixed::Nanosecond3
-                        | Fixed::Nanosecond6
-                        | Fixed::Nanosecond9
-                ) | Item::Numeric(chrono::format::Numeric::Nanosecond, _)
-            )
-        });
         Stamp {
             second: u64::MAX,
             text: String::new(),
             format: format.to_string(),
-            per_second,
+            per_second: !shows_fractions(format),
         }
     }
+}
+
+/// Whether a strftime format shows fractions of a second (`%f`, `%.3f`,
+/// `%6f`…): such a stamp cannot be kept for a whole second.
+fn shows_fractions(format: &str) -> bool {
+    let mut rest = format;
+    while let Some(i) = rest.find('%') {
+        let after = rest[i + 1..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+        if after.starts_with('f') {
+            return true;
+        }
+        rest = after.strip_prefix('%').unwrap_or(after);
+    }
+    false
 }
 
 impl Channels {

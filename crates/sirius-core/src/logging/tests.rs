@@ -34,7 +34,9 @@ fn levels_follow_verbose_and_debug() {
     hub.set_verbose(0);
 
     let dir = tempfile::tempdir().unwrap();
-    hub.configure(LoggerConfig::default(), dir.path()).unwrap();
+    assert!(hub
+        .configure(LoggerConfig::default(), dir.path())
+        .is_empty());
     let mut rx = hub.subscribe();
     hub.set_console_printer(Some(Box::new(|_| {})));
     let o = at("plugins/chan_sip/src/registrar.rs", 12);
@@ -69,7 +71,9 @@ fn verbose_lines_follow_the_verbose_level_into_every_sink() {
     let _turn = HUB_TESTS.lock();
     let hub = LogHub::install(0, 0);
     let dir = tempfile::tempdir().unwrap();
-    hub.configure(LoggerConfig::default(), dir.path()).unwrap();
+    assert!(hub
+        .configure(LoggerConfig::default(), dir.path())
+        .is_empty());
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let s = seen.clone();
     hub.set_console_printer(Some(Box::new(move |l| s.lock().push(l.to_string()))));
@@ -135,7 +139,7 @@ fn channels_take_what_logger_toml_says() {
         "[logfiles]\nmessages = \"notice,warning,error\"\nsecurity = \"security\"\nfull = \"*\"\nchatty = \"verbose(4)\"\n",
     )
     .unwrap();
-    hub.configure(conf, dir.path()).unwrap();
+    assert!(hub.configure(conf, dir.path()).is_empty());
     let o = at("crates/sirius-abi/src/security.rs", 99);
     hub.write(
         LogLevel::Warn,
@@ -198,10 +202,13 @@ fn rotate_and_reopen_keep_every_line() {
     let hub = LogHub::install(0, 0);
     hub.set_console_printer(Some(Box::new(|_| {})));
     let dir = tempfile::tempdir().unwrap();
-    hub.configure(LoggerConfig::default(), dir.path()).unwrap();
+    assert!(hub
+        .configure(LoggerConfig::default(), dir.path())
+        .is_empty());
     let o = at("a/src/b.rs", 1);
     hub.write(LogLevel::Warn, "x", &o, "before rotate");
-    let moved = hub.rotate().unwrap();
+    let (moved, failed) = hub.rotate();
+    assert!(failed.is_empty(), "{failed:?}");
     assert!(moved.contains(&dir.path().join("messages.0")), "{moved:?}");
     hub.write(LogLevel::Warn, "x", &o, "after rotate");
     // logrotate's way: the file moved by someone else, then SIGHUP.
@@ -217,21 +224,68 @@ fn rotate_and_reopen_keep_every_line() {
         "{old}"
     );
     assert!(read(dir.path(), "messages").contains("after reopen"));
-    // A reload with a broken file leaves the channels running.
+    // A reload with a broken file leaves the channels running, reopened
+    // (logrotate's postrotate moved the files first).
     std::fs::write(
         dir.path().join("logger.toml"),
         "[logfiles]\nmessages = \"nope\"\n",
+    )
+    .unwrap();
+    std::fs::rename(
+        dir.path().join("messages"),
+        dir.path().join("messages.rotated"),
     )
     .unwrap();
     let e = hub
         .reload(&dir.path().join("logger.toml"), dir.path())
         .unwrap_err();
     assert!(
-        e.to_string()
+        e[0].to_string()
             .contains("logger.toml:2: unknown level 'nope'"),
-        "{e}"
+        "{e:?}"
     );
     hub.write(LogLevel::Warn, "x", &o, "still here");
     hub.flush_file();
     assert!(read(dir.path(), "messages").contains("still here"));
+    assert!(!read(dir.path(), "messages.rotated").contains("still here"));
+}
+
+#[test]
+fn a_channel_that_cannot_open_leaves_the_others_working() {
+    let _turn = HUB_TESTS.lock();
+    let hub = LogHub::install(0, 0);
+    hub.set_console_printer(Some(Box::new(|_| {})));
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the channel wants a directory.
+    std::fs::write(dir.path().join("blocked"), "").unwrap();
+    let conf = LoggerConfig::parse(
+        Path::new("logger.toml"),
+        "[logfiles]\nmessages = \"warning\"\n\"blocked/full\" = \"*\"\n",
+    )
+    .unwrap();
+    let failed = hub.configure(conf, dir.path());
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].to_string().contains("blocked/full"),
+        "{}",
+        failed[0]
+    );
+    hub.write(LogLevel::Warn, "x", &at("a/src/b.rs", 1), "kept");
+    hub.flush_file();
+    assert!(read(dir.path(), "messages").contains("kept"));
+    assert!(
+        hub.show_channels()
+            .contains(" File     default    Disabled  "),
+        "{}",
+        hub.show_channels()
+    );
+}
+
+#[test]
+fn fractions_of_a_second_are_not_kept_for_a_second() {
+    assert!(shows_fractions("%T%.3f"));
+    assert!(shows_fractions("%H:%M:%S.%6f"));
+    assert!(shows_fractions("%f"));
+    assert!(!shows_fractions("%b %e %T"));
+    assert!(!shows_fractions("%F %%f"));
 }

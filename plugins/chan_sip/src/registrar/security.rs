@@ -87,7 +87,7 @@ pub fn register_failed(
     log::info!(
         "Registration from '{}' failed for '{}' - {}",
         log_safe(to),
-        at.source,
+        ip_port(at.source),
         why.chan_sip_reason()
     );
     event(req, at, why, account, creds);
@@ -108,11 +108,20 @@ pub fn request_failed(
         "Request '{}' from '{}' failed for '{}' (callid: {}) - {}",
         log_safe(method),
         log_safe(from),
-        at.source,
+        ip_port(at.source),
         log_safe(call_id),
         why.pjsip_reason()
     );
     event(req, at, why, account, creds);
+}
+
+/// `ip:port`, `[v6]:port`, without an IPv6 scope (`%2`): fail2ban's
+/// `<HOST>` does not read one, and a line it cannot read bans nobody.
+fn ip_port(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v4) => v4.to_string(),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
 }
 
 /// An account that authenticated (a digest answered right).
@@ -153,4 +162,23 @@ fn event(req: &Message, at: Arrival, why: Failure, account: &str, creds: Option<
         extra: &extra,
     }
     .log();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv6Addr, SocketAddrV6};
+
+    #[test]
+    fn addresses_without_a_scope() {
+        let scoped = SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+            5061,
+            0,
+            2,
+        ));
+        assert_eq!(scoped.to_string(), "[fe80::1%2]:5061");
+        assert_eq!(ip_port(scoped), "[fe80::1]:5061");
+        assert_eq!(ip_port("127.0.0.1:5060".parse().unwrap()), "127.0.0.1:5060");
+    }
 }
