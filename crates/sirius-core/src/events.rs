@@ -80,13 +80,45 @@ impl Event {
 /// A broadcast bus; slow subscribers lose the oldest events rather than block the core.
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    /// Live subscriptions, counted apart from the channel's own count
+    /// (which sits behind its lock): [`EventBus::wanted`] is asked on every
+    /// step of every call, from many threads, and reads only this.
+    listeners: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             tx: broadcast::channel(1024).0,
+            listeners: Default::default(),
         }
+    }
+}
+
+/// A subscription: a [`broadcast::Receiver`] (through `Deref`) that
+/// counts itself among the bus's listeners until dropped.
+pub struct Subscription {
+    rx: broadcast::Receiver<Event>,
+    listeners: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::ops::Deref for Subscription {
+    type Target = broadcast::Receiver<Event>;
+    fn deref(&self) -> &Self::Target {
+        &self.rx
+    }
+}
+
+impl std::ops::DerefMut for Subscription {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.rx
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.listeners
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -108,7 +140,7 @@ impl EventBus {
     /// Whether anybody listens: callers on the call path build an event
     /// only then (see the module's doc).
     pub fn wanted(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.listeners.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// Builds and publishes an event only when somebody listens.
@@ -119,8 +151,13 @@ impl EventBus {
     }
 
     /// A new subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        self.listeners
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Subscription {
+            rx: self.tx.subscribe(),
+            listeners: self.listeners.clone(),
+        }
     }
 }
 
@@ -140,5 +177,7 @@ mod tests {
         let mut rx = bus.subscribe();
         bus.publish_with(|| Event::new("Newstate"));
         assert_eq!(rx.try_recv().unwrap().name, "Newstate");
+        drop(rx);
+        assert!(!bus.wanted(), "a dropped subscription stops counting");
     }
 }

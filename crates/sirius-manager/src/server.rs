@@ -129,7 +129,7 @@ impl Manager {
     /// Copies the core's events to the sessions that read their class;
     /// subscribed only while one does.
     async fn fan_out(self: Arc<Self>) {
-        let mut rx: Option<broadcast::Receiver<sirius_core::events::Event>> = None;
+        let mut rx: Option<sirius_core::events::Subscription> = None;
         loop {
             if !self.listening() {
                 rx = None;

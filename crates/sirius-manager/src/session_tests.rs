@@ -491,3 +491,69 @@ fn originate_async_answers_at_once_and_waits_for_the_call() {
     ))
     .contains("Invalid channel"));
 }
+
+/// Any bytes, in any chunks: the framer and the session neither panic nor
+/// hold more than their bounds (a small xorshift generator, fixed seed, so
+/// a failure replays).
+#[test]
+fn random_input_never_panics() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let words: &[&[u8]] = &[
+        b"Action: ",
+        b"Login",
+        b"Challenge",
+        b"Originate",
+        b"Command",
+        b"Events",
+        b"Getvar",
+        b"Status",
+        b"Hangup",
+        b"Redirect",
+        b"Username: admin",
+        b"Secret: s3cret",
+        b"AuthType: MD5",
+        b"Key: ",
+        b"EventMask: ",
+        b"Channel: ",
+        b"SIP/",
+        b"Async: yes",
+        b"Priority: ",
+        b"\r\n",
+        b"\n",
+        b":",
+        b"\r\n\r\n",
+        b"\xff\xfe",
+        b"\0",
+        b"Variable: a=b,c",
+        b"ActionID: ",
+    ];
+    let fake = Fake::default();
+    for _ in 0..300 {
+        let mut framer = crate::message::Framer::new();
+        let mut s = session();
+        let mut stream = Vec::new();
+        for _ in 0..(next() % 200) {
+            match next() % 4 {
+                0 => stream.extend((0..next() % 50).map(|_| next() as u8)),
+                _ => stream.extend_from_slice(words[(next() % words.len() as u64) as usize]),
+            }
+        }
+        let mut at = 0;
+        while at < stream.len() {
+            let n = ((next() % 64) as usize + 1).min(stream.len() - at);
+            let mut msgs = Vec::new();
+            framer.push(&stream[at..at + n], &mut msgs);
+            at += n;
+            for m in msgs {
+                assert!(m.headers.len() <= crate::message::MAX_HEADERS);
+                let _ = s.handle(&m, &fake);
+            }
+        }
+    }
+}
