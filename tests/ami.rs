@@ -55,6 +55,7 @@ fn ami_pbx(callee_port: u16, general: &str) -> Daemon {
     let ext = r#"
 [test]
 "100" = ["Answer()", "Wait(5)", "Hangup()"]
+"101" = ["Wait(10)", "Hangup()"]
 "300" = ["Dial(SIP/callee,5)", "Hangup()"]
 "#;
     let manager = manager_toml(general);
@@ -396,6 +397,11 @@ fn framing_edge_cases_on_a_raw_socket() {
     assert!(
         shown.contains("  viewer  ") && shown.ends_with("1 users connected.\n"),
         "{shown}"
+    );
+    let cmds = d.rx("manager show commands").ok();
+    assert!(
+        cmds.contains("\n  Originate         Originate a call.\n"),
+        "{cmds}"
     );
     let users = d.rx("manager show users").ok();
     assert!(

@@ -1,7 +1,8 @@
 """Originate (Async: yes) with panoramisk 1.4: `Originate successfully
 queued`, then the OriginateResponse event with the same ActionID once the
-callee (a sipp UAS) answers; then Hangup of the new channel and its Hangup
-event. Usage: originate.py PORT. Exits non-zero on the first mismatch."""
+callee (a sipp UAS) answers; a Redirect to another extension; Hangup of the
+new channel and its Hangup event; a refused Originate.
+Usage: originate.py PORT. Exits non-zero on the first mismatch."""
 import asyncio
 import sys
 
@@ -49,6 +50,15 @@ async def main(port):
 
     r = await m.send_action({"Action": "Getvar", "Channel": resp.channel, "Variable": "FROMAMI"})
     check(r.value == "yes", "Variable set on the originated channel %r" % r)
+
+    # Redirect: the answered call leaves 100 (Wait) for 101 (another Wait).
+    r = await m.send_action({"Action": "Redirect", "Channel": resp.channel, "Context": "test",
+                             "Exten": "101", "Priority": "1"})
+    check(r.success and r.message == "Redirect successful", "Redirect %r" % r)
+    r = await m.send_action({"Action": "Getvar", "Channel": resp.channel, "Variable": "EXTEN"})
+    check(r.value == "101", "redirected to 101: %r" % r)
+    r = await m.send_action({"Action": "Redirect", "Channel": resp.channel, "Exten": "999"})
+    check(r.response == "Error" and r.message == "Extension does not exist.", "Redirect nowhere %r" % r)
 
     r = await m.send_action({"Action": "Hangup", "Channel": resp.channel})
     check(r.success and r.message == "Channel Hungup", "Hangup %r" % r)

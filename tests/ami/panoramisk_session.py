@@ -56,6 +56,11 @@ async def main(port):
     r = await m.send_action({"Action": "SIPshowpeer", "Peer": "nobody"})
     check(r.response == "Error", "unknown peer %r" % r)
 
+    r = await m.send_action({"Action": "CoreSettings"})
+    check(r.success and r.amiversion == "5.0.2" and r.asteriskversion.startswith("Sirius "), "CoreSettings %r" % r)
+    r = await m.send_action({"Action": "CoreStatus"})
+    check(r.success and r.corecurrentcalls == "0" and len(r.corestartupdate) == 10, "CoreStatus %r" % r)
+
     r = await m.send_action({"Action": "Frobnicate"})
     check(r.response == "Error" and r.message.startswith("Invalid/unknown command"), "unknown action %r" % r)
     m.close()

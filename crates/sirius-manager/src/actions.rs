@@ -47,6 +47,8 @@ pub const ACTIONS: &[(&str, Perms, &str)] = &[
         "Sets a channel variable or function value.",
     ),
     ("Originate", Perms::ORIGINATE, "Originate a call."),
+    ("CoreSettings", Perms(Perms::SYSTEM.0 | Perms::REPORTING.0), "Show PBX core settings (version etc)."),
+    ("CoreStatus", Perms(Perms::SYSTEM.0 | Perms::REPORTING.0), "Show PBX core status variables."),
     ("SIPpeers", Perms::SYSTEM, "List SIP peers (text format)."),
     ("SIPshowpeer", Perms::SYSTEM, "show SIP peer (text format)."),
 ];
@@ -71,6 +73,8 @@ pub fn run(action: &str, m: &Message, backend: &dyn Backend) -> Vec<Output> {
         "redirect" => redirect(m, backend),
         "getvar" => getvar(m, backend),
         "setvar" => setvar(m, backend),
+        "coresettings" => core_settings(m, backend),
+        "corestatus" => core_status(m, backend),
         "sippeers" => crate::sip::sip_peers(m, backend),
         "sipshowpeer" => crate::sip::sip_show_peer(m, backend),
         "originate" => return originate(m, backend),
@@ -101,6 +105,44 @@ fn list_commands(m: &Message) -> String {
         };
         r.kv(name, &format!("{what}  (Priv: {class})"));
     }
+    r.end()
+}
+
+/// `CoreSettings` (action_coresettings): what a dashboard reads first to
+/// learn whom it talks to.
+fn core_settings(m: &Message, backend: &dyn Backend) -> String {
+    let i = backend.core_info();
+    let yes = |b: bool| if b { "Yes" } else { "No" };
+    let mut r = Reply::response("Success", m);
+    r.kv("AMIversion", crate::server::AMI_VERSION)
+        .kv("AsteriskVersion", &i.version)
+        .kv("SystemName", &i.systemname)
+        .kv("CoreMaxCalls", &i.maxcalls.to_string())
+        .kv("CoreMaxLoadAvg", &format!("{:.6}", i.maxload))
+        .kv("CoreRunUser", "")
+        .kv("CoreRunGroup", "")
+        .kv("CoreMaxFilehandles", &i.maxfiles.to_string())
+        .kv("CoreRealTimeEnabled", "No")
+        .kv("CoreCDRenabled", yes(i.cdr))
+        .kv("CoreHTTPenabled", "No")
+        .kv("SoundsSearchCustomDir", "No");
+    r.end()
+}
+
+/// `CoreStatus` (action_corestatus): start and reload in local time, live
+/// channels, calls processed.
+fn core_status(m: &Message, backend: &dyn Backend) -> String {
+    let i = backend.core_info();
+    let (up, reload) = backend.uptime();
+    let at = |ago: u64| chrono::Local::now() - chrono::Duration::seconds(ago.min(i64::MAX as u64) as i64);
+    let (start, reloaded) = (at(up), at(reload));
+    let mut r = Reply::response("Success", m);
+    r.kv("CoreStartupDate", &start.format("%Y-%m-%d").to_string())
+        .kv("CoreStartupTime", &start.format("%H:%M:%S").to_string())
+        .kv("CoreReloadDate", &reloaded.format("%Y-%m-%d").to_string())
+        .kv("CoreReloadTime", &reloaded.format("%H:%M:%S").to_string())
+        .kv("CoreCurrentCalls", &i.channels.to_string())
+        .kv("CoreProcessedCalls", &i.processed.to_string());
     r.end()
 }
 

@@ -62,6 +62,27 @@ pub struct Originated {
     pub uniqueid: String,
 }
 
+/// The core's facts `CoreSettings` and `CoreStatus` report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CoreInfo {
+    /// `core show version`'s first words (`Sirius 0.1.0`).
+    pub version: String,
+    /// `systemname`.
+    pub systemname: String,
+    /// `maxcalls` (0: none).
+    pub maxcalls: u32,
+    /// `maxload` (0: off).
+    pub maxload: f64,
+    /// `maxfiles`.
+    pub maxfiles: u64,
+    /// Whether call detail records are written.
+    pub cdr: bool,
+    /// Live channels.
+    pub channels: usize,
+    /// Calls processed since start.
+    pub processed: u64,
+}
+
 /// What the actions need of the PBX.
 pub trait Backend: Send + Sync {
     /// Runs a console command: (succeeded, output).
@@ -88,6 +109,10 @@ pub trait Backend: Send + Sync {
     fn originate(&self, req: &OriginateRequest) -> Result<Originated, Cause>;
     /// Seconds since start and since the last reload.
     fn uptime(&self) -> (u64, u64);
+    /// Versions, limits and counters (`CoreSettings`, `CoreStatus`).
+    fn core_info(&self) -> CoreInfo {
+        CoreInfo::default()
+    }
 }
 
 /// The backend of the running daemon.
@@ -249,5 +274,19 @@ impl Backend for CoreBackend {
             self.core.started.elapsed().as_secs(),
             self.core.last_reload.lock().elapsed().as_secs(),
         )
+    }
+
+    fn core_info(&self) -> CoreInfo {
+        let g = &self.core.settings.general;
+        CoreInfo {
+            version: format!("Sirius {}", sirius_core::VERSION),
+            systemname: g.systemname.clone(),
+            maxcalls: g.maxcalls,
+            maxload: g.maxload,
+            maxfiles: g.maxfiles,
+            cdr: true,
+            channels: self.core.channels.active_channels(),
+            processed: self.core.channels.calls_processed(),
+        }
     }
 }

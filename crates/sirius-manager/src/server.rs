@@ -36,6 +36,9 @@ pub const EVENT_QUEUE: usize = 4096;
 /// is Asterisk 16's, whose action and event formats Sirius follows.
 pub const BANNER: &str = "Asterisk Call Manager/5.0.2\r\n";
 
+/// The AMI version in the banner, as `CoreSettings` reports it.
+pub const AMI_VERSION: &str = "5.0.2";
+
 /// One connection, as the fan-out and the console see it.
 pub struct Handle {
     /// Session number.

@@ -114,6 +114,30 @@ fn settings(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
     Ok(out.trim_end().to_string())
 }
 
+fn commands_list(_: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let width = sirius_manager::actions::ACTIONS
+        .iter()
+        .map(|(n, _, _)| n.len())
+        .chain(["Challenge".len()])
+        .max()
+        .unwrap_or(6);
+    let row = |a: &str, b: &str| format!("  {a:<width$}  {b}\n");
+    let mut out = row("Action", "Synopsis");
+    out += &row("------", "--------");
+    let session = [
+        ("Login", "Login Manager."),
+        ("Logoff", "Logoff Manager."),
+        ("Challenge", "Generate Challenge for MD5 Auth."),
+    ];
+    let mut all: Vec<(&str, &str)> = session.to_vec();
+    all.extend(sirius_manager::actions::ACTIONS.iter().map(|(n, _, w)| (*n, *w)));
+    all.sort_by_key(|(n, _)| n.to_ascii_lowercase());
+    for (name, what) in all {
+        out += &row(name, what);
+    }
+    Ok(out.trim_end().to_string())
+}
+
 /// The `manager` group.
 pub fn commands() -> Vec<Command> {
     vec![
@@ -144,6 +168,13 @@ pub fn commands() -> Vec<Command> {
                     .map(|m| m.settings.users.keys().cloned().collect())
                     .unwrap_or_default()
             }),
+        },
+        Command {
+            words: "manager show commands",
+            summary: "Show manager interface commands",
+            usage: "Usage: manager show commands\n\tPrints a listing of all the available Asterisk manager interface commands.",
+            handler: commands_list,
+            complete: None,
         },
         Command {
             words: "manager show settings",
