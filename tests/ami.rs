@@ -5,7 +5,7 @@
 //! daemon listens on an OS-chosen port (`manager show settings` says
 //! which), on loopback; every wait is for a condition, bounded.
 
-use sirius_blackbox::{free_udp_port, Daemon, Sipp};
+use sirius_blackbox::{free_udp_port, sipp_register, Daemon, Sipp};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -50,7 +50,7 @@ permit = "10.0.0.0/8"
 /// `callee_port`) and AMI.
 fn ami_pbx(callee_port: u16, general: &str) -> Daemon {
     let sip = format!(
-        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n"
+        "{SIP_TOML}\n[peers.callee]\ntype = \"peer\"\nhost = \"127.0.0.1\"\nport = {callee_port}\n\n[peers.alice]\ntype = \"friend\"\nhost = \"dynamic\"\nsecret = \"alice-secret\"\ncontext = \"test\"\n"
     );
     let ext = r#"
 [test]
@@ -448,4 +448,35 @@ fn ami_is_off_without_manager_toml() {
     assert!(s.contains("  TCP Bindaddress:           Disabled"), "{s}");
     let out = d.rx("manager show connected");
     assert_eq!(out.code, 1, "{out:?}");
+}
+
+#[test]
+fn a_registration_is_a_peer_status_event() {
+    let d = ami_pbx(free_udp_port(), "");
+    let mut c = Raw::connect(ami_port(&d));
+    c.until("\r\n");
+    c.send(b"Action: Login\r\nUsername: admin\r\nSecret: admin-secret\r\n\r\n");
+    c.until("Status: Fully Booted\r\n\r\n");
+    // The fan-out subscribes once the session listens: a round trip after
+    // the login makes sure it has.
+    c.send(b"Action: Ping\r\n\r\n");
+    c.until("Ping: Pong");
+    let port = free_udp_port();
+    let (code, out) = sipp_register(
+        &d,
+        "register_accepted.xml",
+        "alice",
+        "alice-secret",
+        port,
+        1,
+    );
+    assert_eq!(code, 0, "{out}");
+    c.until("\r\n\r\nEvent: PeerStatus\r\n");
+    let ev = c.until("\r\n\r\n");
+    assert_eq!(
+        ev,
+        format!(
+            "Privilege: system,all\r\nChannelType: SIP\r\nPeer: SIP/alice\r\nPeerStatus: Registered\r\nAddress: 127.0.0.1:{port}\r\n\r\n"
+        )
+    );
 }

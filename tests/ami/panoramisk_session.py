@@ -45,8 +45,8 @@ async def main(port):
     r = await m.send_action({"Action": "SIPpeers"})
     names = sorted(e.objectname for e in r if e.event == "PeerEntry")
     check(r[0].eventlist == "start" and r[-1].event == "PeerlistComplete", "SIPpeers list: %r" % r)
-    check(names == ["callee", "sipp"], "SIPpeers names %r" % names)
-    check(r[-1].listitems == "2", "ListItems %r" % r[-1])
+    check(names == ["alice", "callee", "sipp"], "SIPpeers names %r" % names)
+    check(r[-1].listitems == "3", "ListItems %r" % r[-1])
     callee = [e for e in r if e.event == "PeerEntry" and e.objectname == "callee"][0]
     check(callee.ipaddress == "127.0.0.1" and callee.dynamic == "no", "PeerEntry %r" % callee)
 

@@ -47,8 +47,16 @@ pub const ACTIONS: &[(&str, Perms, &str)] = &[
         "Sets a channel variable or function value.",
     ),
     ("Originate", Perms::ORIGINATE, "Originate a call."),
-    ("CoreSettings", Perms(Perms::SYSTEM.0 | Perms::REPORTING.0), "Show PBX core settings (version etc)."),
-    ("CoreStatus", Perms(Perms::SYSTEM.0 | Perms::REPORTING.0), "Show PBX core status variables."),
+    (
+        "CoreSettings",
+        Perms(Perms::SYSTEM.0 | Perms::REPORTING.0),
+        "Show PBX core settings (version etc).",
+    ),
+    (
+        "CoreStatus",
+        Perms(Perms::SYSTEM.0 | Perms::REPORTING.0),
+        "Show PBX core status variables.",
+    ),
     ("SIPpeers", Perms::SYSTEM, "List SIP peers (text format)."),
     ("SIPshowpeer", Perms::SYSTEM, "show SIP peer (text format)."),
 ];
@@ -134,7 +142,9 @@ fn core_settings(m: &Message, backend: &dyn Backend) -> String {
 fn core_status(m: &Message, backend: &dyn Backend) -> String {
     let i = backend.core_info();
     let (up, reload) = backend.uptime();
-    let at = |ago: u64| chrono::Local::now() - chrono::Duration::seconds(ago.min(i64::MAX as u64) as i64);
+    let at = |ago: u64| {
+        chrono::Local::now() - chrono::Duration::seconds(ago.min(i64::MAX as u64) as i64)
+    };
     let (start, reloaded) = (at(up), at(reload));
     let mut r = Reply::response("Success", m);
     r.kv("CoreStartupDate", &start.format("%Y-%m-%d").to_string())

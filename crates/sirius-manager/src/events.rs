@@ -35,6 +35,13 @@ pub fn render(e: &Event, timestamp: bool) -> String {
             &format!("{}.{:06}", now.as_secs(), now.subsec_micros()),
         );
     }
+    // Asterisk's PeerStatus starts with the channel type; chan_sip's
+    // event names the peer as `SIP/bob` only: the type is taken from it.
+    if e.name == "PeerStatus" && e.get("ChannelType").is_none() {
+        if let Some((tech, _)) = e.get("Peer").and_then(|p| p.split_once('/')) {
+            r.kv("ChannelType", tech);
+        }
+    }
     r.fields(&e.fields);
     r.end()
 }
@@ -49,7 +56,7 @@ mod tests {
         e.push("Peer", "SIP/bob").push("PeerStatus", "Reachable");
         assert_eq!(
             render(&e, false),
-            "Event: PeerStatus\r\nPrivilege: system,all\r\nPeer: SIP/bob\r\nPeerStatus: Reachable\r\n\r\n"
+            "Event: PeerStatus\r\nPrivilege: system,all\r\nChannelType: SIP\r\nPeer: SIP/bob\r\nPeerStatus: Reachable\r\n\r\n"
         );
         let mut n = Event::new("Newchannel");
         n.push("Channel", "SIP/a-1");

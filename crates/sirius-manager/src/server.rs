@@ -407,3 +407,7 @@ async fn await_originate(core: Arc<Core>, p: PendingOriginate, done: mpsc::Sende
     ));
     let _ = done.send(text).await;
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

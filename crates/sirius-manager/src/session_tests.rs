@@ -385,12 +385,29 @@ fn lists_carry_the_action_id_and_end_with_complete() {
 #[test]
 fn core_settings_and_status() {
     let mut s = logged_in("admin", "s3cret");
-    let t = text(&act(&mut s, &[("Action", "CoreSettings"), ("ActionID", "cs")]));
-    assert!(t.starts_with("Response: Success\r\nActionID: cs\r\nAMIversion: 5.0.2\r\nAsteriskVersion: \r\n"), "{t}");
+    let t = text(&act(
+        &mut s,
+        &[("Action", "CoreSettings"), ("ActionID", "cs")],
+    ));
+    assert!(
+        t.starts_with(
+            "Response: Success\r\nActionID: cs\r\nAMIversion: 5.0.2\r\nAsteriskVersion: \r\n"
+        ),
+        "{t}"
+    );
     assert!(t.contains("CoreMaxLoadAvg: 0.000000\r\n"), "{t}");
     let t = text(&act(&mut s, &[("Action", "CoreStatus")]));
-    assert!(t.contains("CoreCurrentCalls: 0\r\nCoreProcessedCalls: 0\r\n"), "{t}");
-    assert_eq!(t.lines().find_map(|l| l.strip_prefix("CoreStartupDate: ")).map(str::len), Some(10), "{t}");
+    assert!(
+        t.contains("CoreCurrentCalls: 0\r\nCoreProcessedCalls: 0\r\n"),
+        "{t}"
+    );
+    assert_eq!(
+        t.lines()
+            .find_map(|l| l.strip_prefix("CoreStartupDate: "))
+            .map(str::len),
+        Some(10),
+        "{t}"
+    );
 }
 
 #[test]

@@ -130,7 +130,11 @@ fn commands_list(_: &Arc<Core>, _: &Args<'_>) -> CommandResult {
         ("Challenge", "Generate Challenge for MD5 Auth."),
     ];
     let mut all: Vec<(&str, &str)> = session.to_vec();
-    all.extend(sirius_manager::actions::ACTIONS.iter().map(|(n, _, w)| (*n, *w)));
+    all.extend(
+        sirius_manager::actions::ACTIONS
+            .iter()
+            .map(|(n, _, w)| (*n, *w)),
+    );
     all.sort_by_key(|(n, _)| n.to_ascii_lowercase());
     for (name, what) in all {
         out += &row(name, what);

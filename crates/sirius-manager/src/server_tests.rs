@@ -1,0 +1,106 @@
+//! The server on a real socket and a real core (no daemon): a client that
+//! stops reading is dropped, and the core's publishers never wait for it.
+
+use super::*;
+use crate::backend::{ChannelView, OriginateRequest, Originated};
+use sirius_abi::Cause;
+use sirius_core::events::Event;
+use std::io::Write;
+
+/// Answers nothing: these tests only log in.
+struct Nothing;
+
+impl Backend for Nothing {
+    fn command(&self, _: &str) -> (bool, String) {
+        (false, String::new())
+    }
+    fn channels(&self) -> Vec<ChannelView> {
+        Vec::new()
+    }
+    fn channel(&self, _: &str) -> Option<ChannelView> {
+        None
+    }
+    fn hangup(&self, _: &str, _: Cause) -> Result<String, String> {
+        Err("No such channel".into())
+    }
+    fn getvar(&self, _: &str, _: &str) -> Result<String, String> {
+        Err("No such channel".into())
+    }
+    fn setvar(&self, _: &str, _: &str, _: &str) -> Result<(), String> {
+        Err("No such channel".into())
+    }
+    fn redirect(&self, _: &str, _: &str, _: &str, _: u32) -> Result<(), String> {
+        Err("No such channel".into())
+    }
+    fn originate(&self, _: &OriginateRequest) -> Result<Originated, Cause> {
+        Err(Cause::FAILURE)
+    }
+    fn uptime(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}
+
+#[track_caller]
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_never_slows_the_core() {
+    let rec = sirius_core::test_support::Recorder::default();
+    let (core, _dir) = sirius_core::test_support::core_with(&rec);
+    let settings = Settings::parse(
+        "[general]\nenabled = true\nport = 0\nbindaddr = \"127.0.0.1\"\n[admin]\nsecret = \"s\"\nread = \"all\"\nwrite = \"all\"\n",
+        "manager.toml",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mgr, listener) = rt
+        .block_on(Manager::bind(
+            Arc::new(settings),
+            core.clone(),
+            Arc::new(Nothing),
+        ))
+        .unwrap();
+    rt.spawn(mgr.clone().serve(listener));
+    assert!(!core.events.wanted(), "nobody listens yet");
+
+    let mut client = std::net::TcpStream::connect(mgr.local).unwrap();
+    client
+        .write_all(b"Action: Login\r\nUsername: admin\r\nSecret: s\r\n\r\n")
+        .unwrap();
+    wait_until("the session to listen", || core.events.wanted());
+    assert_eq!(mgr.sessions().len(), 1);
+
+    // The client reads nothing from now on. Events pile up in the socket,
+    // then in its queue; the publisher never waits.
+    let mut published = 0u32;
+    let started = Instant::now();
+    while !mgr.sessions().is_empty() && published < 500_000 {
+        let mut e = Event::new("UserEvent");
+        e.push("Body", "x".repeat(1000));
+        core.events.publish(e);
+        published += 1;
+        if published.is_multiple_of(1000) {
+            // Leave the fan-out a moment, as real calls would.
+            std::thread::yield_now();
+        }
+    }
+    wait_until("the slow session to be dropped", || {
+        mgr.sessions().is_empty()
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{published} events in {:?}",
+        started.elapsed()
+    );
+    wait_until("the bus to have no listener", || !core.events.wanted());
+}
