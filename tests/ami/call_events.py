@@ -94,6 +94,8 @@ async def main(port):
     leaves = [e for e in events if e.event == "BridgeLeave"]
     check(len(leaves) == 2 and leaves[-1].bridgenumchannels == "0", "BridgeLeave %r" % leaves)
     hang = [e for e in events if e.event == "Hangup"]
+    check(all(h.linkedid == begin.uniqueid for h in hang),
+          "both legs' Hangup name the call by the caller's Uniqueid %r" % [(h.channel, h.linkedid) for h in hang])
     check(all(h.cause == "16" and h["Cause-txt"] == "Normal Clearing" for h in hang), "Hangup causes %r" % hang)
     states = [(e.channel, e.channelstatedesc) for e in events if e.event == "Newstate"]
     check(any(c.startswith("SIP/callee-") and s == "Up" for c, s in states), "callee Newstate Up %r" % states)

@@ -75,6 +75,12 @@ pub struct Channel {
     pub dialed_by: Option<ChannelId>,
     /// What its call detail record will say (`crate::cdr`).
     pub cdr: crate::cdr::CdrMarks,
+    /// Asterisk's `Linkedid` when it is not the channel's own uniqueid:
+    /// a Dial's callee gets its caller's, recorded when it is requested
+    /// (only while someone listens to events), so that the callee's last
+    /// events still name the call after the caller is gone. Empty: see
+    /// [`ChannelRegistry::linkedid`].
+    pub linkedid: Box<str>,
 }
 
 /// A channel's variables, sorted by name, each name and value allocated to
@@ -251,11 +257,40 @@ impl ChannelRegistry {
     }
 
     /// Asterisk's `Linkedid` of a channel: the uniqueid of the call's first
-    /// channel (a Dial's caller for its callee), else its own.
+    /// channel (a Dial's caller for its callee, as recorded when it was
+    /// requested, else as the caller says while it lives), else its own.
     pub fn linkedid(&self, c: &Channel) -> String {
-        c.dialed_by
-            .and_then(|caller| self.read(caller, |a| a.uniqueid.clone()))
-            .unwrap_or_else(|| c.uniqueid.clone())
+        self.linked(&c.linkedid, &c.uniqueid, c.dialed_by)
+    }
+
+    /// [`ChannelRegistry::linkedid`] of a live channel, by id.
+    pub fn linkedid_of(&self, id: ChannelId) -> Option<String> {
+        let (lid, uid, up) = self.read(id, |a| {
+            (a.linkedid.clone(), a.uniqueid.clone(), a.dialed_by)
+        })?;
+        Some(self.linked(&lid, &uid, up))
+    }
+
+    /// Up the chain of Dials (each channel read on its own, no lock held
+    /// across two), to the first recorded Linkedid or the oldest live caller.
+    fn linked(&self, linkedid: &str, uniqueid: &str, mut up: Option<ChannelId>) -> String {
+        if !linkedid.is_empty() {
+            return linkedid.to_string();
+        }
+        let mut oldest = uniqueid.to_string();
+        for _ in 0..8 {
+            let Some(id) = up else { break };
+            let Some((lid, uid, next)) = self.read(id, |a| {
+                (a.linkedid.clone(), a.uniqueid.clone(), a.dialed_by)
+            }) else {
+                break;
+            };
+            if !lid.is_empty() {
+                return lid.into();
+            }
+            (oldest, up) = (uid, next);
+        }
+        oldest
     }
 
     /// A channel event (`Newstate`, `Hangup`…) with the channel's block of
@@ -316,6 +351,7 @@ impl ChannelRegistry {
             transfer: None,
             dialed_by: None,
             cdr: Default::default(),
+            linkedid: Box::default(),
         };
         // `Newchannel` (Asterisk's fields), only built when someone listens.
         let event = self.event("Newchannel", &chan);

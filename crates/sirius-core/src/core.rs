@@ -267,9 +267,17 @@ impl Core {
             .request_call(caps, dest.into(), requestor.into())
             .into_result()?;
         if let Some(r) = requestor {
+            // The call's Linkedid, for the callee's events (only when
+            // someone listens: it costs a string per leg).
+            let linkedid: Box<str> = if self.events.wanted() {
+                self.channels.linkedid_of(r).unwrap_or_default().into()
+            } else {
+                Box::default()
+            };
             let mut name = String::new();
             self.channels.update(chan, |c| {
                 c.dialed_by = Some(r);
+                c.linkedid = linkedid;
                 name.clone_from(&c.name);
             });
             // The caller's record names the latest channel it dialled,
