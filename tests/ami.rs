@@ -480,3 +480,19 @@ fn a_registration_is_a_peer_status_event() {
         )
     );
 }
+
+#[test]
+fn core_stop_tells_the_sessions() {
+    let mut d = ami_pbx(free_udp_port(), "");
+    let mut c = Raw::connect(ami_port(&d));
+    c.until("\r\n");
+    c.send(b"Action: Login\r\nUsername: admin\r\nSecret: admin-secret\r\n\r\n");
+    c.until("Status: Fully Booted\r\n\r\n");
+    let _ = d.rx("core stop now");
+    c.until("Event: Shutdown\r\n");
+    assert_eq!(
+        c.until("\r\n\r\n"),
+        "Privilege: system,all\r\nShutdown: Cleanly\r\nRestart: False\r\n\r\n"
+    );
+    assert!(d.wait_exit(Duration::from_secs(10)).is_some());
+}

@@ -107,6 +107,7 @@ impl Manager {
     /// Accepts connections until the runtime stops; runs the fan-out.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         tokio::spawn(self.clone().fan_out());
+        tokio::spawn(self.clone().on_shutdown());
         loop {
             match listener.accept().await {
                 Ok((stream, remote)) => {
@@ -118,6 +119,33 @@ impl Manager {
                     log::warn!("AMI: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+            }
+        }
+    }
+
+    /// `core stop`: every session that reads `system` is told (Asterisk's
+    /// `Shutdown` event: panoramisk reconnects on it, dashboards show the
+    /// PBX as down rather than waiting for a timeout).
+    async fn on_shutdown(self: Arc<Self>) {
+        let mut rx = self.core.shutdown_requested();
+        while rx.borrow_and_update().is_none() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+        let clean = if self.core.channels.active_channels() == 0 {
+            "Cleanly"
+        } else {
+            "Uncleanly"
+        };
+        let mut r = Reply::event("Shutdown");
+        r.kv("Privilege", &Perms::SYSTEM.privilege())
+            .kv("Shutdown", clean)
+            .kv("Restart", "False");
+        let text: Arc<str> = r.end().into();
+        for h in self.sessions.lock().iter() {
+            if Perms(h.mask.load(Ordering::Relaxed)).intersects(Perms::SYSTEM) {
+                let _ = h.queue.try_send(text.clone());
             }
         }
     }
