@@ -44,9 +44,17 @@ pub fn pbx() -> Daemon {
     pbx_with(SIP_TOML, EXTENSIONS)
 }
 
-/// A daemon with chan_sip loaded on this sip.toml and extensions.toml.
+/// The Prometheus endpoint on a port of the OS's choosing (`Daemon::scrape`).
+pub const HTTP_TOML: &str = "[general]\nenabled = true\nbindport = 0\n";
+
+/// A daemon with chan_sip loaded on this sip.toml and extensions.toml (and
+/// its metrics served, `HTTP_TOML`).
 pub fn pbx_with(sip: &str, extensions: &str) -> Daemon {
-    Daemon::with_chan_sip(&[("sip.toml", sip), ("extensions.toml", extensions)])
+    Daemon::with_chan_sip(&[
+        ("sip.toml", sip),
+        ("extensions.toml", extensions),
+        ("http.toml", HTTP_TOML),
+    ])
 }
 
 pub fn call(d: &Daemon, args: &[&str]) -> (i32, String) {

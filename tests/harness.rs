@@ -210,6 +210,32 @@ impl Daemon {
             .expect("output file")
     }
 
+    /// `GET /metrics` from the daemon's Prometheus endpoint (http.toml with
+    /// `enabled = true`, `bindport = 0`: the address is read from the log);
+    /// returns the status line's code and the body.
+    pub fn scrape(&self, auth: Option<&str>) -> (u16, String) {
+        use std::io::{Read, Write};
+        let log = self.wait_for_log("Prometheus metrics at http://", Duration::from_secs(10));
+        let url = log
+            .lines()
+            .find_map(|l| l.split("Prometheus metrics at http://").nth(1))
+            .expect("the metrics address");
+        let (addr, path) = url.split_once('/').expect("host/path");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        write!(s, "GET /{path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let code = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (code, body.to_string())
+    }
+
     /// The log directory (`messages`, `security`, `cdr-csv/`).
     pub fn log_dir(&self) -> PathBuf {
         self.root.path().join("log")

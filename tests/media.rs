@@ -379,3 +379,101 @@ fn the_echo_test_sends_the_callers_media_back() {
         o.starts_with("0 active channels")
     });
 }
+
+/// The Prometheus endpoint scraped during a bridged call: Asterisk's
+/// res_prometheus names for channels, calls, bridges and endpoints, and
+/// chan_sip's SIP and RTP figures (packets relayed, and lost: a gap the
+/// test leaves in the caller's sequence numbers). Prometheus's own parser
+/// (prometheus_client, from PyPI) reads the page.
+#[test]
+fn metrics_are_scraped_during_a_bridged_call() {
+    let call = BridgedCall::start("uac_media.xml", "uas_media.xml");
+    assert_eq!(pump(&call.a.0, call.pbx_a, &call.b.0, 20), 20);
+    // Sequence numbers 20..=24 never sent: five lost.
+    let sink = &call.b.0;
+    let mut buf = [0u8; 2048];
+    for seq in 25u16..30 {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&[0u8; 168]);
+        call.a.0.send_to(&pkt, ("127.0.0.1", call.pbx_a)).unwrap();
+        sink.recv_from(&mut buf).expect("relayed");
+    }
+    let (code, page) = call.d.scrape(None);
+    assert_eq!(code, 200, "{page}");
+    let value = |sample: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {sample} in:\n{page}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("asterisk_channels_count"), 2.0);
+    assert_eq!(value("asterisk_calls_count"), 1.0);
+    assert_eq!(value("asterisk_bridges_count"), 1.0);
+    assert_eq!(value("sirius_rtp_packets_relayed_total"), 25.0);
+    assert_eq!(value("sirius_rtp_packets_lost_total"), 5.0);
+    assert!(value("sirius_sip_responses_total{direction=\"sent\",class=\"2xx\"}") >= 1.0);
+    assert!(value("sirius_sip_responses_total{direction=\"received\",class=\"2xx\"}") >= 1.0);
+    assert!(value("sirius_sip_transactions") >= 1.0);
+    assert_eq!(value("asterisk_endpoints_count"), 5.0);
+    assert_eq!(
+        value("asterisk_endpoints_state{id=\"SIP/callee\",tech=\"SIP\",resource=\"callee\"}"),
+        2.0,
+        "a static peer is online"
+    );
+    assert_eq!(
+        value("asterisk_endpoints_state{id=\"SIP/ghost\",tech=\"SIP\",resource=\"ghost\"}"),
+        1.0,
+        "an unregistered dynamic peer is offline"
+    );
+    assert_eq!(
+        value(
+            "asterisk_endpoints_channels_count{id=\"SIP/callee\",tech=\"SIP\",resource=\"callee\"}"
+        ),
+        1.0
+    );
+    let up = page
+        .lines()
+        .filter(|l| {
+            l.starts_with("asterisk_channels_state{name=\"SIP/")
+                && l.contains(",type=\"SIP\",linkedid=\"")
+                && l.ends_with(" 6")
+        })
+        .count();
+    assert_eq!(up, 2, "both legs Up (6):\n{page}");
+    // Prometheus's own parser reads every family, with its type.
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nfor f in p(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(page.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("python3 with prometheus_client (scripts/test installs it)");
+    let families = String::from_utf8_lossy(&parsed.stdout);
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    for family in [
+        "asterisk_calls_sum counter 1",
+        "asterisk_channels_state gauge 2",
+        "sirius_sip_responses counter 12",
+        "sirius_rtp_packets_lost counter 1",
+        "asterisk_core_uptime_seconds counter 1",
+    ] {
+        assert!(
+            families.lines().any(|l| l == family),
+            "{family} in:\n{families}"
+        );
+    }
+    call.finish();
+}

@@ -60,6 +60,7 @@ fn the_debian_package_holds_the_daemon_its_config_and_the_service() {
         "./etc/sirius/extensions.toml",
         "./etc/sirius/modules.toml",
         "./etc/sirius/logger.toml",
+        "./etc/sirius/prometheus.toml",
         "./usr/lib/systemd/system/sirius.service",
         "./etc/logrotate.d/sirius",
         "./usr/share/doc/sirius/install.md",

@@ -101,6 +101,12 @@ pub trait PluginImpl: Send + Sync + 'static {
     fn use_count(&self) -> u32 {
         0
     }
+
+    /// Metrics for the Prometheus endpoint, gathered at each scrape
+    /// (read counters; never block on a call's work).
+    fn metrics(&self) -> Vec<crate::metrics::Metric> {
+        Vec::new()
+    }
 }
 
 /// The host's services with a Rust-friendly face. Cheap to clone.
@@ -569,6 +575,9 @@ impl Plugin for GuardedPlugin {
     }
     fn use_count(&self) -> u32 {
         guard_or("use_count", 0, || self.inner.use_count())
+    }
+    fn metrics(&self) -> RVec<crate::metrics::Metric> {
+        guard_or("metrics", Vec::new(), || self.inner.metrics()).into()
     }
     fn set_log_level(&self, level: LogLevel) {
         log::set_max_level(level.to_filter());

@@ -17,6 +17,7 @@ pub mod cause;
 pub mod channel;
 pub mod codec;
 pub mod guest;
+pub mod metrics;
 pub mod plugin;
 pub mod security;
 pub mod services;
@@ -32,14 +33,15 @@ pub use channel::{
     Frame, FrameKind, FrameKind_NE, Indication, Indication_NE, TechInfo,
 };
 pub use codec::{Capabilities, Codec, CodecInfo, MediaKind, CODEC_TABLE};
+pub use metrics::{Metric, MetricKind, Sample};
 pub use plugin::{
     CommandSpec, LoadError, Plugin, PluginArc, PluginModule, PluginModuleRef, Plugin_TO,
     SupportLevel, INTERFACE_VERSION,
 };
+pub use security::{SecurityEvent, SecurityEventKind};
 pub use services::{
     CoreServices, CoreServicesArc, CoreServices_TO, LogLevel, SchedCallback, SchedCallbackBox,
     SchedCallback_TO,
 };
 pub use tech::{ChannelTech, ChannelTechArc, ChannelTech_TO};
-pub use security::{SecurityEvent, SecurityEventKind};
 pub use verbose::verbose_level;

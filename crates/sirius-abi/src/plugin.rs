@@ -118,6 +118,12 @@ pub trait Plugin: Send + Sync {
     /// The host's log level changed (`core set debug`): applies to the plugin's `log` copy.
     #[sabi(last_prefix_field)]
     fn set_log_level(&self, level: LogLevel);
+
+    /// Its metrics for the Prometheus endpoint, gathered at each scrape.
+    /// Default (an older plugin): none.
+    fn metrics(&self) -> RVec<crate::metrics::Metric> {
+        RVec::new()
+    }
 }
 
 /// A plugin object as the core holds it.

@@ -46,3 +46,16 @@ pub use sirius_abi::{Capabilities, Cause, ChannelId, ChannelState, Codec};
 /// The IO context and G.711 translation live in the leaf crate `sirius-media`, which
 /// plugins link instead of the core; re-exported so core code keeps its paths.
 pub use sirius_media::{io, translate};
+
+/// Who built this binary, where and when (`core show version`, the metrics'
+/// `asterisk_core_properties`), from build.rs.
+pub mod build {
+    /// The user who built it.
+    pub const USER: &str = env!("SIRIUS_BUILD_USER");
+    /// The host it was built on.
+    pub const HOST: &str = env!("SIRIUS_BUILD_HOST");
+    /// The build host's system (`Linux`).
+    pub const OS: &str = env!("SIRIUS_BUILD_OS");
+    /// When (UTC).
+    pub const DATE: &str = env!("SIRIUS_BUILD_DATE");
+}

@@ -484,6 +484,21 @@ impl Core {
         rows
     }
 
+    /// Every loaded plugin's metrics, for a Prometheus scrape; each plugin
+    /// is asked with the module lock released.
+    pub fn plugin_metrics(&self) -> Vec<sirius_abi::Metric> {
+        let plugins: Vec<_> = self
+            .modules
+            .lock()
+            .iter()
+            .map(|m| m.plugin.clone())
+            .collect();
+        plugins
+            .iter()
+            .flat_map(|p| p.metrics().into_iter())
+            .collect()
+    }
+
     /// Names of loaded modules.
     pub fn module_names(&self) -> Vec<String> {
         self.modules.lock().iter().map(|m| m.name.clone()).collect()

@@ -153,6 +153,10 @@ pub fn run(opts: Options) -> ExitCode {
     if let Err(e) = sirius_manager::start(&core, &io, run) {
         log::error!("{e}");
     }
+    // Prometheus metrics (http.toml, prometheus.toml), on the same runtime.
+    if let Err(e) = sirius_prometheus::start(&core, &io.handle()) {
+        log::error!("{e}");
+    }
     {
         let core = core.clone();
         io.spawn(async move {

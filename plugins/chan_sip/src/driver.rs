@@ -13,6 +13,7 @@
 
 use crate::endpoint::{Endpoint, HostAction, Input, Now, Output};
 use crate::host_env::HostEnv;
+use crate::metrics::Direction;
 use crate::relay::RelayEngine;
 use crate::shards::{peek_call_id, shard_of, Home};
 use crate::transport::{TcpConnections, TcpEvent};
@@ -212,8 +213,11 @@ pub async fn run(
             .send(home.index, Command::RelayDtmf(ChannelId(chan), digit, ms));
     });
     let relay = RelayEngine::start(
-        shared.rtp_relayed.clone(),
-        shared.rtcp_relayed.clone(),
+        (
+            shared.rtp_relayed.clone(),
+            shared.rtcp_relayed.clone(),
+            shared.stats.rtp_lost.clone(),
+        ),
         report,
     )
     .map_err(|e| log::error!("no native RTP bridging: cannot start the relay thread: {e}"))
@@ -483,6 +487,7 @@ impl Driver {
     /// the kernel received it (admission control reads that).
     fn datagram_here(&mut self, data: &[u8], src: SocketAddr, stamp: Option<SystemTime>) {
         self.trace("read from", Transport::Udp, src, data);
+        self.env.shared.stats.count(Direction::Received, data);
         let now = now();
         if stamp.is_some() {
             let waited = crate::stamped::age(stamp);
@@ -496,6 +501,9 @@ impl Driver {
     }
 
     fn stream_here(&mut self, msg: sirius_sip::message::Message, peer: SocketAddr) {
+        if let Some(code) = msg.code() {
+            self.env.shared.stats.count_code(Direction::Received, code);
+        }
         if self.env.shared.debug_for(peer) {
             self.trace("read from", Transport::Tcp, peer, &msg.to_bytes());
         }
@@ -589,10 +597,17 @@ impl Driver {
         if turn {
             self.env.shared.host.turn_ended();
         }
+        if let Some(t) = self.env.shared.stats.transactions.get(self.home.index) {
+            t.store(
+                self.ep.transaction_count(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
 
     fn transmit(&mut self, t: Transmit) {
         self.trace("send to", t.transport, t.dest, &t.data);
+        self.env.shared.stats.count(Direction::Sent, &t.data);
         match t.transport {
             // Written at the end of the turn ([`Driver::send_all`]).
             Transport::Udp => self.sends.push(t.data, t.dest),

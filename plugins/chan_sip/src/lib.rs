@@ -23,6 +23,7 @@ pub mod epoll;
 pub mod host_env;
 pub mod inuse;
 pub mod lag;
+pub mod metrics;
 pub mod mwi;
 pub mod outbound;
 pub mod outbox;
@@ -132,6 +133,8 @@ pub struct Shared {
     pub wait: Vec<Mutex<lag::LagMeter>>,
     /// RTP/RTCP port pairs for calls.
     pub rtp_ports: rtp_ports::RtpPorts,
+    /// Counters for the Prometheus endpoint (`metrics.rs`).
+    pub stats: metrics::SipStats,
 }
 
 impl Shared {
@@ -390,6 +393,7 @@ fn load(host: Host) -> Result<Box<dyn PluginImpl>, LoadError> {
             .map(|_| Mutex::new(lag::LagMeter::new(now)))
             .collect(),
         rtp_ports: rtp_ports::RtpPorts::new(),
+        stats: metrics::SipStats::new(threads),
     });
     driver::reconcile(&shared, std::time::Instant::now());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -462,6 +466,10 @@ impl PluginImpl for ChanSip {
 
     fn complete(&self, args: &[String], pos: usize) -> Vec<String> {
         commands::complete(&self.shared, args, pos)
+    }
+
+    fn metrics(&self) -> Vec<sirius_abi::metrics::Metric> {
+        metrics::gather(&self.shared)
     }
 
     fn reload(&self) -> Result<String, String> {

@@ -193,11 +193,43 @@ struct Entry {
     /// The timestamp of the last telephone event reported from this leg
     /// (its end is sent three times; reported once).
     last_event: Option<u32>,
+    /// The RTP sequence number expected next from this leg's far end
+    /// (RTP legs): a packet further on means the ones between were lost.
+    next_seq: Option<u16>,
+}
+
+/// Gaps in sequence numbers larger than this are a new stream (a far end
+/// that restarted, another source), not losses.
+const MAX_GAP: u16 = 3000;
+
+/// The packets missing before `packet` on a leg that expected `next`, and
+/// what it expects after it. A late or repeated packet counts nothing (and
+/// is not taken back from the losses: an estimate, as RFC 3550's cumulative
+/// count is for a reordered stream).
+fn rtp_gap(next: Option<u16>, packet: &[u8]) -> (u64, Option<u16>) {
+    let Some(seq) = packet.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return (0, next);
+    };
+    match next {
+        None => (0, Some(seq.wrapping_add(1))),
+        Some(n) => {
+            let ahead = seq.wrapping_sub(n);
+            if ahead < MAX_GAP {
+                (u64::from(ahead), Some(seq.wrapping_add(1)))
+            } else if ahead > u16::MAX - MAX_GAP {
+                (0, next) // late or repeated
+            } else {
+                (0, Some(seq.wrapping_add(1))) // a new stream
+            }
+        }
+    }
 }
 
 /// The relay's sockets, indexed by epoll token.
 #[derive(Default)]
 struct Table {
+    /// RTP packets found missing since the relay thread last took the count.
+    lost: u64,
     slots: Vec<Option<Entry>>,
     free: Vec<usize>,
 }
@@ -252,6 +284,15 @@ impl Table {
             return None;
         }
         a.last_rx = now;
+        if a.stream == Stream::Rtp {
+            let mut next = a.next_seq;
+            for i in 0..n {
+                let (gap, after) = rtp_gap(next, batch.packet(i));
+                self.lost += gap;
+                next = after;
+            }
+            a.next_seq = next;
+        }
         if a.leg.learn || a.leg.remote.is_none() {
             // The last packet's source, as packet by packet would leave it.
             a.leg.remote = batch.source(n - 1).or(a.leg.remote);
@@ -331,6 +372,7 @@ struct Inner {
     idle: AtomicBool,
     rtp_relayed: Arc<AtomicU64>,
     rtcp_relayed: Arc<AtomicU64>,
+    rtp_lost: Arc<AtomicU64>,
 }
 
 /// The native bridges' packet mover: one thread of its own (per SIP shard)
@@ -356,11 +398,11 @@ pub struct RelayHandle {
 }
 
 impl RelayEngine {
-    /// Starts the relay thread; relayed packets are counted in the two counters.
-    /// Digits taken out of streams for INFO legs go to `report`.
+    /// Starts the relay thread; relayed packets are counted in the first two
+    /// counters, RTP packets found missing in the third. Digits taken out of
+    /// streams for INFO legs go to `report`.
     pub fn start(
-        rtp_relayed: Arc<AtomicU64>,
-        rtcp_relayed: Arc<AtomicU64>,
+        (rtp_relayed, rtcp_relayed, rtp_lost): (Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicU64>),
         report: DtmfReport,
     ) -> std::io::Result<RelayEngine> {
         let (wake, wake_rx) = UnixDatagram::pair()?;
@@ -373,6 +415,7 @@ impl RelayEngine {
             idle: AtomicBool::new(false),
             rtp_relayed,
             rtcp_relayed,
+            rtp_lost,
         });
         inner.epoll.add(wake_rx.as_fd(), WAKE)?;
         let run = inner.clone();
@@ -414,6 +457,7 @@ impl RelayEngine {
                 stream,
                 last_rx: Instant::now(),
                 last_event: None,
+                next_seq: None,
             });
             ops.push(Op::Watch(t, socket));
             tokens.push(t);
@@ -602,9 +646,13 @@ fn relay_thread(inner: &Inner, wake: &UnixDatagram, report: &DtmfReport) {
                 },
             }
         }
+        let lost = std::mem::take(&mut table.lost);
         drop(table);
         inner.rtp_relayed.fetch_add(rtp, Ordering::Relaxed);
         inner.rtcp_relayed.fetch_add(rtcp, Ordering::Relaxed);
+        if lost > 0 {
+            inner.rtp_lost.fetch_add(lost, Ordering::Relaxed);
+        }
     }
 }
 

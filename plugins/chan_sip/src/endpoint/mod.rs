@@ -777,3 +777,10 @@ impl Endpoint {
         }
     }
 }
+
+impl Endpoint {
+    /// Live transactions (the metrics' `sirius_sip_transactions`).
+    pub fn transaction_count(&self) -> usize {
+        self.layer.len()
+    }
+}

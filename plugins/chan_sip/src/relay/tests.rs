@@ -71,8 +71,11 @@ fn the_relay_thread_bridges_echoes_and_stops_on_removal() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let (rtp, rtcp) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let engine =
-        super::RelayEngine::start(rtp.clone(), rtcp.clone(), Box::new(|_, _, _| {})).unwrap();
+    let engine = super::RelayEngine::start(
+        (rtp.clone(), rtcp.clone(), Arc::new(AtomicU64::new(0))),
+        Box::new(|_, _, _| {}),
+    )
+    .unwrap();
     let (alice, bob) = (phone(), phone());
     // Alice's leg learns her address (comedia); Bob's comes from his SDP.
     let a = leg(None, true);
@@ -145,8 +148,11 @@ fn events_for_an_info_leg_are_reported_and_digits_can_be_sent_as_events() {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let seen = reports.clone();
     let engine = super::RelayEngine::start(
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
+        (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        ),
         Box::new(move |tag, digit, ms| seen.lock().unwrap().push((tag, digit, ms))),
     )
     .unwrap();
@@ -203,6 +209,7 @@ fn packets_waiting_together_are_relayed_together_each_as_alone() {
         stream: super::Stream::Rtp,
         last_rx: t0,
         last_event: None,
+        next_seq: None,
     };
     let ta = table.insert(entry(a, 1));
     let tb = table.insert(entry(b, 0));
@@ -259,4 +266,37 @@ fn finds_the_audio_address() {
     );
     let held = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     assert_eq!(RemoteMedia::from_sdp(held).addr, None);
+}
+
+#[test]
+fn gaps_in_sequence_numbers_are_losses() {
+    use super::rtp_gap;
+    let p = |seq: u16| {
+        let mut b = vec![0x80, 0, 0, 0];
+        b[2..4].copy_from_slice(&seq.to_be_bytes());
+        b
+    };
+    assert_eq!(rtp_gap(None, &p(10)), (0, Some(11)));
+    assert_eq!(rtp_gap(Some(11), &p(11)), (0, Some(12)));
+    assert_eq!(rtp_gap(Some(12), &p(15)), (3, Some(16)), "13 and 14 lost");
+    assert_eq!(
+        rtp_gap(Some(16), &p(14)),
+        (0, Some(16)),
+        "late: nothing counted, nothing moved"
+    );
+    assert_eq!(
+        rtp_gap(Some(65535), &p(1)),
+        (2, Some(2)),
+        "65535 and 0 lost, across the wrap"
+    );
+    assert_eq!(
+        rtp_gap(Some(100), &p(40_000)),
+        (0, Some(40_001)),
+        "a new stream"
+    );
+    assert_eq!(
+        rtp_gap(Some(5), &[0x80, 0]),
+        (0, Some(5)),
+        "too short to say"
+    );
 }

@@ -106,6 +106,7 @@ fn shared_over(sip_toml: &str, shards: usize) -> Arc<Shared> {
             .map(|_| parking_lot::Mutex::new(crate::lag::LagMeter::new(std::time::Instant::now())))
             .collect(),
         rtp_ports: crate::rtp_ports::RtpPorts::new(),
+        stats: crate::metrics::SipStats::new(1),
     })
 }
 
