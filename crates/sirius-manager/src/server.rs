@@ -299,6 +299,8 @@ impl Manager {
                         log::warn!("Discarding message from {}. Line too long", handle.remote.ip());
                     }
                     for m in msgs {
+                        // Per message: a Login and more actions may share a read.
+                        let was_authed = session.state() == State::Authenticated;
                         let backend = self.backend.clone();
                         let Ok((s, outs)) = tokio::task::spawn_blocking(move || {
                             let outs = session.handle(&m, &*backend);
@@ -311,7 +313,7 @@ impl Manager {
                             return;
                         };
                         session = s;
-                        self.sync(&session, handle, authed);
+                        self.sync(&session, handle, was_authed);
                         for o in outs {
                             match o {
                                 Output::Write(t) => {
