@@ -57,6 +57,9 @@ fn ami_pbx(callee_port: u16, general: &str) -> Daemon {
 "100" = ["Answer()", "Wait(5)", "Hangup()"]
 "101" = ["Wait(10)", "Hangup()"]
 "300" = ["Dial(SIP/callee,5)", "Hangup()"]
+
+[test.hints]
+"300" = "SIP/callee"
 "#;
     let manager = manager_toml(general);
     Daemon::with_chan_sip(&[

@@ -26,6 +26,7 @@ async def main(port):
     events = []
     bridged = asyncio.Event()
     hungup = asyncio.Event()
+    idle_again = asyncio.Event()
 
     def on_event(manager, e):
         events.append(e)
@@ -33,6 +34,9 @@ async def main(port):
             bridged.set()
         if sum(1 for x in events if x.event == "Hangup") >= 2:
             hungup.set()
+        ext = [x.statustext for x in events if x.event == "ExtensionStatus"]
+        if "InUse" in ext and ext[-1] == "Idle":
+            idle_again.set()
 
     m.register_event("*", on_event)
     await m.connect()
@@ -58,6 +62,10 @@ async def main(port):
     check(caller.application == "Dial" and caller.applicationdata == "SIP/callee,5", "caller app %r" % caller)
     check(caller.bridgeid and caller.channelstatedesc == "Up", "caller bridged %r" % caller)
 
+    r = await m.send_action({"Action": "ExtensionState", "Exten": "300", "Context": "test"})
+    check(r.success and r.hint == "SIP/callee" and r.status == "1" and r.statustext == "InUse",
+          "ExtensionState during the call %r" % r)
+
     r = await m.send_action({"Action": "Status", "Channel": caller.channel})
     st = [e for e in r if e.event == "Status"]
     check(len(st) == 1 and st[0].channel == caller.channel and st[0].context == "test", "Status %r" % r)
@@ -72,6 +80,7 @@ async def main(port):
     check(r.response == "Error" and r.message == "No such channel", "Getvar unknown channel %r" % r)
 
     await asyncio.wait_for(hungup.wait(), 20)
+    await asyncio.wait_for(idle_again.wait(), 10)
     seen = [e.event for e in events]
     for name in ["Newchannel", "Newstate", "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "Hangup"]:
         check(name in seen, "%s seen (%s)" % (name, ",".join(seen)))
@@ -97,6 +106,10 @@ async def main(port):
     check(all(h.linkedid == begin.uniqueid for h in hang),
           "both legs' Hangup name the call by the caller's Uniqueid %r" % [(h.channel, h.linkedid) for h in hang])
     check(all(h.cause == "16" and h["Cause-txt"] == "Normal Clearing" for h in hang), "Hangup causes %r" % hang)
+    ext = [(e.exten, e.statustext) for e in events if e.event == "ExtensionStatus"]
+    check(("300", "InUse") in ext and ext[-1] == ("300", "Idle"), "ExtensionStatus events %r" % ext)
+    check(all(e.hint == "SIP/callee" and e.context == "test" for e in events if e.event == "ExtensionStatus"),
+          "ExtensionStatus fields")
     states = [(e.channel, e.channelstatedesc) for e in events if e.event == "Newstate"]
     check(any(c.startswith("SIP/callee-") and s == "Up" for c, s in states), "callee Newstate Up %r" % states)
     m.close()

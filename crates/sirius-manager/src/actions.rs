@@ -57,6 +57,11 @@ pub const ACTIONS: &[(&str, Perms, &str)] = &[
         Perms(Perms::SYSTEM.0 | Perms::REPORTING.0),
         "Show PBX core status variables.",
     ),
+    (
+        "ExtensionState",
+        Perms(Perms::CALL.0 | Perms::REPORTING.0),
+        "Check Extension Status.",
+    ),
     ("SIPpeers", Perms::SYSTEM, "List SIP peers (text format)."),
     ("SIPshowpeer", Perms::SYSTEM, "show SIP peer (text format)."),
 ];
@@ -83,6 +88,7 @@ pub fn run(action: &str, m: &Message, backend: &dyn Backend) -> Vec<Output> {
         "setvar" => setvar(m, backend),
         "coresettings" => core_settings(m, backend),
         "corestatus" => core_status(m, backend),
+        "extensionstate" => extension_state(m, backend),
         "sippeers" => crate::sip::sip_peers(m, backend),
         "sipshowpeer" => crate::sip::sip_show_peer(m, backend),
         "originate" => return originate(m, backend),
@@ -153,6 +159,28 @@ fn core_status(m: &Message, backend: &dyn Backend) -> String {
         .kv("CoreReloadTime", &reloaded.format("%H:%M:%S").to_string())
         .kv("CoreCurrentCalls", &i.channels.to_string())
         .kv("CoreProcessedCalls", &i.processed.to_string());
+    r.end()
+}
+
+/// `ExtensionState` (action_extensionstate): a hint's state now; `Status:
+/// -1` and no hint when the extension has none.
+fn extension_state(m: &Message, backend: &dyn Backend) -> String {
+    let exten = m.get("Exten");
+    let context = match m.get("Context") {
+        "" => "default",
+        c => c,
+    };
+    let (hint, status, text) =
+        backend
+            .extension_state(context, exten)
+            .unwrap_or((String::new(), -1, "Unknown"));
+    let mut r = Reply::response("Success", m);
+    r.kv("Message", "Extension Status")
+        .kv("Exten", exten)
+        .kv("Context", context)
+        .kv("Hint", &hint)
+        .kv("Status", &status.to_string())
+        .kv("StatusText", text);
     r.end()
 }
 

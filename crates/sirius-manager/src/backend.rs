@@ -113,6 +113,11 @@ pub trait Backend: Send + Sync {
     fn core_info(&self) -> CoreInfo {
         CoreInfo::default()
     }
+    /// The hint of `exten@context` and its state now: (devices joined by
+    /// `&`, Asterisk's state number, its name); `None` without a hint.
+    fn extension_state(&self, _context: &str, _exten: &str) -> Option<(String, i32, &'static str)> {
+        None
+    }
 }
 
 /// The backend of the running daemon.
@@ -274,6 +279,16 @@ impl Backend for CoreBackend {
             self.core.started.elapsed().as_secs(),
             self.core.last_reload.lock().elapsed().as_secs(),
         )
+    }
+
+    fn extension_state(&self, context: &str, exten: &str) -> Option<(String, i32, &'static str)> {
+        let hint = self
+            .core
+            .hints()
+            .into_iter()
+            .find(|h| h.context == context && h.exten == exten)?;
+        let state = self.core.hint_state(&hint);
+        Some((hint.devices.join("&"), state.bits(), state.as_str()))
     }
 
     fn core_info(&self) -> CoreInfo {

@@ -74,6 +74,8 @@ pub struct Manager {
     next_id: AtomicU64,
     /// Sessions listening changed: the fan-out re-checks its subscription.
     listeners_changed: Notify,
+    /// The hint watches that feed `ExtensionStatus`, while a session listens.
+    hint_watches: Mutex<Vec<u64>>,
 }
 
 impl Manager {
@@ -95,6 +97,7 @@ impl Manager {
             unauthenticated: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             listeners_changed: Notify::new(),
+            hint_watches: Mutex::new(Vec::new()),
         });
         Ok((mgr, listener))
     }
@@ -163,11 +166,17 @@ impl Manager {
         let mut rx: Option<sirius_core::events::Subscription> = None;
         loop {
             if !self.listening() {
-                rx = None;
+                if rx.take().is_some() {
+                    self.unwatch_hints();
+                }
                 self.listeners_changed.notified().await;
                 continue;
             }
-            let r = rx.get_or_insert_with(|| self.core.events.subscribe());
+            if rx.is_none() {
+                rx = Some(self.core.events.subscribe());
+                self.watch_hints();
+            }
+            let Some(r) = rx.as_mut() else { continue };
             tokio::select! {
                 ev = r.recv() => match ev {
                     Ok(e) => self.deliver(&e),
@@ -178,6 +187,42 @@ impl Manager {
                 },
                 _ = self.listeners_changed.notified() => {}
             }
+        }
+    }
+
+    /// Watches every hint of the dialplan (Asterisk's manager watches them
+    /// all): each change of an extension's state becomes an
+    /// `ExtensionStatus` event on the bus. Only while a session listens, so
+    /// an idle AMI adds nothing to a device change.
+    fn watch_hints(&self) {
+        let mut ids = self.hint_watches.lock();
+        for hint in self.core.hints() {
+            let core = Arc::downgrade(&self.core);
+            let (context, exten, devices) = (
+                hint.context.clone(),
+                hint.exten.clone(),
+                hint.devices.join("&"),
+            );
+            let callback: sirius_core::hints::HintCallback = Box::new(move |state| {
+                if let Some(core) = core.upgrade() {
+                    let mut e = sirius_core::events::Event::new("ExtensionStatus");
+                    e.push("Exten", exten.as_str())
+                        .push("Context", context.as_str())
+                        .push("Hint", devices.as_str())
+                        .push("Status", state.bits().to_string())
+                        .push("StatusText", state.as_str());
+                    core.events.publish(e);
+                }
+            });
+            if let Some((id, _)) = self.core.watch_hint(&hint.context, &hint.exten, callback) {
+                ids.push(id);
+            }
+        }
+    }
+
+    fn unwatch_hints(&self) {
+        for id in self.hint_watches.lock().drain(..) {
+            self.core.unwatch_hint(id);
         }
     }
 

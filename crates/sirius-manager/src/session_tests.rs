@@ -411,6 +411,15 @@ fn core_settings_and_status() {
 }
 
 #[test]
+fn extension_state_without_a_hint() {
+    let mut s = logged_in("admin", "s3cret");
+    assert_eq!(
+        text(&act(&mut s, &[("Action", "ExtensionState"), ("Exten", "6001"), ("Context", "demo")])),
+        "Response: Success\r\nMessage: Extension Status\r\nExten: 6001\r\nContext: demo\r\nHint: \r\nStatus: -1\r\nStatusText: Unknown\r\n\r\n"
+    );
+}
+
+#[test]
 fn channel_actions() {
     let mut s = logged_in("admin", "s3cret");
     assert!(text(&act(
