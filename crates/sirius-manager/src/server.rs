@@ -31,13 +31,15 @@ use tokio::sync::{broadcast, mpsc, Notify};
 /// Events a session may have waiting before it is disconnected.
 pub const EVENT_QUEUE: usize = 4096;
 
-/// The banner clients check (`Asterisk Call Manager/<AMI version>`).
-/// panoramisk and pyst2 read the version after the slash; the 5.0 line
-/// is Asterisk 16's, whose action and event formats Sirius follows.
-pub const BANNER: &str = "Asterisk Call Manager/5.0.2\r\n";
-
-/// The AMI version in the banner, as `CoreSettings` reports it.
+/// The AMI version in the banner and `CoreSettings`: panoramisk and pyst2
+/// read it after the banner's slash; the 5.0 line is Asterisk 16's, whose
+/// action and event formats Sirius follows.
 pub const AMI_VERSION: &str = "5.0.2";
+
+/// The banner clients check, written on connect.
+pub fn banner() -> String {
+    format!("Asterisk Call Manager/{AMI_VERSION}\r\n")
+}
 
 /// One connection, as the fan-out and the console see it.
 pub struct Handle {
@@ -324,7 +326,7 @@ impl Manager {
         let auth_deadline = tokio::time::Instant::now() + self.settings.general.authtimeout;
         let mut framer = Framer::new();
         let mut buf = vec![0u8; 8192];
-        if write(&mut wr, BANNER, session.writetimeout())
+        if write(&mut wr, &banner(), session.writetimeout())
             .await
             .is_err()
         {
