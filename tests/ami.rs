@@ -509,3 +509,35 @@ fn core_stop_tells_the_sessions() {
     );
     assert!(d.wait_exit(Duration::from_secs(10)).is_some());
 }
+
+#[test]
+fn a_user_event_reaches_the_other_sessions() {
+    let d = ami_pbx(free_udp_port(), "");
+    let port = ami_port(&d);
+    let login = |events: &str| {
+        let mut c = Raw::connect(port);
+        c.until("\r\n");
+        c.send(
+            format!("Action: Login\r\nUsername: admin\r\nSecret: admin-secret\r\nEvents: {events}\r\n\r\n")
+                .as_bytes(),
+        );
+        c.until("Authentication accepted\r\n\r\n");
+        c
+    };
+    let mut listener = login("user");
+    listener.send(b"Action: Ping\r\n\r\n");
+    listener.until("Ping: Pong");
+    let mut sender = login("off");
+    sender.send(
+        b"Action: UserEvent\r\nActionID: 7\r\nUserEvent: CallbackRequested\r\nNumber: 6001\r\n\r\n",
+    );
+    assert_eq!(
+        sender.until("\r\n\r\n"),
+        "Response: Success\r\nActionID: 7\r\nMessage: Event Sent\r\n\r\n"
+    );
+    listener.until("Event: UserEvent\r\n");
+    assert_eq!(
+        listener.until("\r\n\r\n"),
+        "Privilege: user,all\r\nUserEvent: CallbackRequested\r\nNumber: 6001\r\n\r\n"
+    );
+}

@@ -61,6 +61,9 @@ async def main(port):
     r = await m.send_action({"Action": "CoreStatus"})
     check(r.success and r.corecurrentcalls == "0" and len(r.corestartupdate) == 10, "CoreStatus %r" % r)
 
+    r = await m.send_action({"Action": "Reload", "Module": "chan_sip"})
+    check(r.success and r.message == "Module Reloaded", "Reload %r" % r)
+
     r = await m.send_action({"Action": "Frobnicate"})
     check(r.response == "Error" and r.message.startswith("Invalid/unknown command"), "unknown action %r" % r)
     m.close()

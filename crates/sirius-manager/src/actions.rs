@@ -62,6 +62,12 @@ pub const ACTIONS: &[(&str, Perms, &str)] = &[
         Perms(Perms::CALL.0 | Perms::REPORTING.0),
         "Check Extension Status.",
     ),
+    (
+        "Reload",
+        Perms(Perms::SYSTEM.0 | Perms::CONFIG.0),
+        "Send a reload event.",
+    ),
+    ("UserEvent", Perms::USER, "Send an arbitrary event."),
     ("SIPpeers", Perms::SYSTEM, "List SIP peers (text format)."),
     ("SIPshowpeer", Perms::SYSTEM, "show SIP peer (text format)."),
 ];
@@ -89,6 +95,8 @@ pub fn run(action: &str, m: &Message, backend: &dyn Backend) -> Vec<Output> {
         "coresettings" => core_settings(m, backend),
         "corestatus" => core_status(m, backend),
         "extensionstate" => extension_state(m, backend),
+        "reload" => reload(m, backend),
+        "userevent" => user_event(m, backend),
         "sippeers" => crate::sip::sip_peers(m, backend),
         "sipshowpeer" => crate::sip::sip_show_peer(m, backend),
         "originate" => return originate(m, backend),
@@ -160,6 +168,42 @@ fn core_status(m: &Message, backend: &dyn Backend) -> String {
         .kv("CoreCurrentCalls", &i.channels.to_string())
         .kv("CoreProcessedCalls", &i.processed.to_string());
     r.end()
+}
+
+/// `Reload`: `Module: chan_sip` reloads one module, none reloads all
+/// (the console's `module reload`).
+fn reload(m: &Message, backend: &dyn Backend) -> String {
+    let module = m.get("Module");
+    if module.contains(|c: char| c.is_whitespace() || c == '"') {
+        return Reply::error(m, "No such module");
+    }
+    let line = if module.is_empty() {
+        "module reload".to_string()
+    } else {
+        format!("module reload {module}")
+    };
+    match backend.command(&line) {
+        (true, _) => Reply::ack(m, "Module Reloaded"),
+        (false, out) => Reply::error(m, out.lines().next().unwrap_or("Reload failed")),
+    }
+}
+
+/// `UserEvent`: the client's own event (`UserEvent: <name>` and its other
+/// headers) to every session reading `user` (action_userevent).
+fn user_event(m: &Message, backend: &dyn Backend) -> String {
+    let name = m.get("UserEvent");
+    if name.is_empty() {
+        return Reply::error(m, "Missing UserEvent");
+    }
+    let fields = m
+        .headers
+        .iter()
+        .filter(|(k, _)| !["action", "actionid"].contains(&k.to_ascii_lowercase().as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()));
+    let mut all = vec![("UserEvent".to_string(), name.to_string())];
+    all.extend(fields.filter(|(k, _)| !k.eq_ignore_ascii_case("UserEvent")));
+    backend.user_event(all);
+    Reply::ack(m, "Event Sent")
 }
 
 /// `ExtensionState` (action_extensionstate): a hint's state now; `Status:

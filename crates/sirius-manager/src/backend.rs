@@ -113,6 +113,8 @@ pub trait Backend: Send + Sync {
     fn core_info(&self) -> CoreInfo {
         CoreInfo::default()
     }
+    /// Publishes a client's `UserEvent` to every session reading `user`.
+    fn user_event(&self, _fields: Vec<(String, String)>) {}
     /// The hint of `exten@context` and its state now: (devices joined by
     /// `&`, Asterisk's state number, its name); `None` without a hint.
     fn extension_state(&self, _context: &str, _exten: &str) -> Option<(String, i32, &'static str)> {
@@ -279,6 +281,13 @@ impl Backend for CoreBackend {
             self.core.started.elapsed().as_secs(),
             self.core.last_reload.lock().elapsed().as_secs(),
         )
+    }
+
+    fn user_event(&self, fields: Vec<(String, String)>) {
+        self.core.events.publish(sirius_core::events::Event {
+            name: "UserEvent".into(),
+            fields,
+        });
     }
 
     fn extension_state(&self, context: &str, exten: &str) -> Option<(String, i32, &'static str)> {

@@ -11,6 +11,7 @@ use sirius_core::events::Event;
 pub fn class_of(name: &str) -> Perms {
     match name {
         "PeerStatus" | "Registry" | "FullyBooted" | "Reload" | "Shutdown" => Perms::SYSTEM,
+        "UserEvent" => Perms::USER,
         _ => Perms::CALL,
     }
 }

@@ -39,6 +39,10 @@ impl Perms {
     pub const CALL: Perms = Perms(1 << 1);
     /// `command`.
     pub const COMMAND: Perms = Perms(1 << 4);
+    /// `user`.
+    pub const USER: Perms = Perms(1 << 6);
+    /// `config`.
+    pub const CONFIG: Perms = Perms(1 << 7);
     /// `reporting`.
     pub const REPORTING: Perms = Perms(1 << 9);
     /// `originate`.

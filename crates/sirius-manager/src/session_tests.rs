@@ -8,6 +8,7 @@ use sirius_abi::Cause;
 #[derive(Default)]
 struct Fake {
     originated: parking_lot::Mutex<Vec<OriginateRequest>>,
+    user_events: parking_lot::Mutex<Vec<Vec<(String, String)>>>,
 }
 
 impl Backend for Fake {
@@ -66,6 +67,9 @@ impl Backend for Fake {
     }
     fn uptime(&self) -> (u64, u64) {
         (42, 7)
+    }
+    fn user_event(&self, fields: Vec<(String, String)>) {
+        self.user_events.lock().push(fields);
     }
 }
 
@@ -407,6 +411,41 @@ fn core_settings_and_status() {
             .map(str::len),
         Some(10),
         "{t}"
+    );
+}
+
+#[test]
+fn user_events_and_reload() {
+    let mut s = logged_in("admin", "s3cret");
+    let fake = Fake::default();
+    let m = Message::from_pairs(&[
+        ("Action", "UserEvent"),
+        ("ActionID", "u"),
+        ("UserEvent", "CallbackRequested"),
+        ("Number", "6001"),
+    ]);
+    assert_eq!(
+        text(&s.handle(&m, &fake)),
+        "Response: Success\r\nActionID: u\r\nMessage: Event Sent\r\n\r\n"
+    );
+    assert_eq!(
+        fake.user_events.lock()[0],
+        vec![
+            ("UserEvent".to_string(), "CallbackRequested".to_string()),
+            ("Number".to_string(), "6001".to_string())
+        ]
+    );
+    assert!(text(&act(&mut s, &[("Action", "UserEvent")])).contains("Missing UserEvent"));
+    // The fake's console knows no `module reload`.
+    assert!(text(&act(
+        &mut s,
+        &[("Action", "Reload"), ("Module", "chan_sip")]
+    ))
+    .starts_with("Response: Error\r\n"));
+    let mut v = logged_in("viewer", "v");
+    assert!(
+        text(&act(&mut v, &[("Action", "UserEvent"), ("UserEvent", "x")]))
+            .contains("Permission denied")
     );
 }
 
