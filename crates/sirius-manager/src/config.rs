@@ -300,4 +300,18 @@ write = ["system", "call", "originate", "command"]
         assert!(Settings::parse("[general]\nbindaddr = \"x\"\n", "m").is_err());
         assert!(!Settings::parse("", "m").unwrap().general.enabled);
     }
+
+    #[test]
+    fn the_shipped_files_read() {
+        let sample = Settings::parse(include_str!("../../../etc/manager.toml"), "etc").unwrap();
+        assert!(sample.general.enabled);
+        assert_eq!(sample.general.bind, "127.0.0.1:5038".parse().unwrap());
+        let admin = &sample.users["admin"];
+        assert!(admin.acl.allows("127.0.0.1".parse().unwrap()));
+        assert!(!admin.acl.allows("192.0.2.1".parse().unwrap()));
+        assert!(admin.write.intersects(Perms::ORIGINATE));
+        let packaged =
+            Settings::parse(include_str!("../../../packaging/manager.toml"), "packaging").unwrap();
+        assert!(!packaged.general.enabled && packaged.users.is_empty());
+    }
 }
