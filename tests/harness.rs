@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 mod sipp;
 pub use sipp::*;
 
+#[path = "harness/json_view.rs"]
+mod json_view;
+pub use json_view::*;
+
 /// The first line of `log` in Asterisk's shape `[date] LEVEL[tid]: file:line
 /// module: message…` whose level and module are these and whose message
 /// starts with `message`.

@@ -1,7 +1,7 @@
 //! Bridged calls' media: RTP relayed, translated and renumbered between
 //! two phones whose sockets the test owns; hold, a moved far end, Echo.
 
-use sirius_blackbox::{free_udp_port, media_pair, sipp, wait_port, Daemon, SippProcess};
+use sirius_blackbox::{free_udp_port, media_pair, same_rows, sipp, wait_port, Daemon, SippProcess};
 use std::time::Duration;
 
 #[path = "calls_common.rs"]
@@ -475,5 +475,62 @@ fn metrics_are_scraped_during_a_bridged_call() {
             "{family} in:\n{families}"
         );
     }
+    call.finish();
+}
+
+/// `sirius -rx --json` during a bridged call: the call-time tables
+/// (channels, one channel, calls, bridges, SIP dialogs, peers in use) hold
+/// the same rows as their text.
+#[test]
+fn the_call_time_tables_as_json() {
+    let call = BridgedCall::start("uac_media.xml", "uas_media.xml");
+    let d = &call.d;
+    let rows = |c: &str| {
+        let (text, json) = (d.rx(c).ok(), d.rx_json(c));
+        (same_rows(c, &text, &json), json)
+    };
+    // The JSON carries the most fields the command has: its verbose form's.
+    let text = d.rx("core show channels verbose").ok();
+    let json = d.rx_json("core show channels");
+    let n = same_rows("core show channels", &text, &json);
+    assert_eq!(
+        (n, json["active_channels"].as_u64()),
+        (2, Some(2)),
+        "{json}"
+    );
+    assert_eq!(json["active_calls"], 1, "{json}");
+    let callee = json["rows"]
+        .as_array()
+        .and_then(|r| {
+            r.iter()
+                .find_map(|r| r["channel"].as_str()?.strip_prefix("SIP/callee-"))
+        })
+        .unwrap_or_else(|| panic!("the callee's channel: {json}"));
+    let name = format!("SIP/callee-{callee}");
+    let c = format!("core show channel {name}");
+    let (text, json) = (d.rx(&c).ok(), d.rx_json(&c));
+    sirius_blackbox::same_fields(&c, &text, &json, 8);
+    assert_eq!(json["name"], name.as_str(), "{json}");
+    assert_eq!(json["state"], "Up (6)", "{json}");
+    assert!(json["variables"].is_object(), "{json}");
+    assert_eq!(d.rx_json("core show calls")["active_calls"], 1);
+    let (n, json) = rows("bridge show all");
+    assert_eq!(n, 1, "{json}");
+    assert_eq!(json["rows"][0]["chans"], "2", "{json}");
+    let (n, json) = rows("sip show channels");
+    assert_eq!(
+        (n, json["active_sip_dialogs"].as_u64()),
+        (2, Some(2)),
+        "{json}"
+    );
+    let (_, json) = rows("sip show inuse");
+    let callee = json["rows"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["peer_name"] == "callee"))
+        .unwrap_or_else(|| panic!("callee in use: {json}"));
+    assert!(
+        callee["in_use"].as_str().unwrap().starts_with("1/"),
+        "{json}"
+    );
     call.finish();
 }

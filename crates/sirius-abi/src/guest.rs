@@ -107,6 +107,11 @@ pub trait PluginImpl: Send + Sync + 'static {
     fn metrics(&self) -> Vec<crate::metrics::Metric> {
         Vec::new()
     }
+
+    /// A `show` command's rows and fields as JSON text (`-rx --json`).
+    fn run_command_json(&self, args: &[String]) -> Result<String, String> {
+        Err(format!("'{}' has no JSON form", args.join(" ")))
+    }
 }
 
 /// The host's services with a Rust-friendly face. Cheap to clone.
@@ -578,6 +583,20 @@ impl Plugin for GuardedPlugin {
     }
     fn metrics(&self) -> RVec<crate::metrics::Metric> {
         guard_or("metrics", Vec::new(), || self.inner.metrics()).into()
+    }
+    fn run_command_json(&self, args: RVec<RString>) -> RResult<RString, RString> {
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        match catch_unwind(AssertUnwindSafe(|| self.inner.run_command_json(&args))) {
+            Ok(r) => r.map(RString::from).map_err(RString::from).into(),
+            Err(p) => RResult::RErr(
+                format!(
+                    "command '{}' panicked: {}",
+                    args.join(" "),
+                    panic_message(&*p)
+                )
+                .into(),
+            ),
+        }
     }
     fn set_log_level(&self, level: LogLevel) {
         log::set_max_level(level.to_filter());

@@ -23,6 +23,7 @@ pub mod security;
 pub mod services;
 pub mod tech;
 pub mod verbose;
+pub mod view;
 
 #[cfg(test)]
 mod evolution_tests;

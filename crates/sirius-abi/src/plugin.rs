@@ -124,6 +124,13 @@ pub trait Plugin: Send + Sync {
     fn metrics(&self) -> RVec<crate::metrics::Metric> {
         RVec::new()
     }
+
+    /// Runs one of its `show` commands for a script (`sirius -rx --json`):
+    /// the same rows and fields as the text, as JSON text. Default (an
+    /// older plugin): no JSON form.
+    fn run_command_json(&self, args: RVec<RString>) -> RResult<RString, RString> {
+        RResult::RErr(format!("'{}' has no JSON form", args.join(" ")).into())
+    }
 }
 
 /// A plugin object as the core holds it.

@@ -34,6 +34,9 @@ pub enum Request {
     Command {
         /// The line.
         line: String,
+        /// A `show` command's rows and fields as JSON (`sirius -rx --json`).
+        #[serde(default)]
+        json: bool,
     },
     /// Complete the last word of a line.
     Complete {
@@ -157,14 +160,17 @@ async fn session(stream: tokio::net::UnixStream, core: Arc<Core>, table: Arc<Com
             }
         };
         match req {
-            Request::Command { line } => {
+            Request::Command { line, json } => {
                 let (c, t) = (core.clone(), table.clone());
-                let out = tokio::task::spawn_blocking(move || t.execute(&c, &line))
-                    .await
-                    .unwrap_or_else(|e| Outcome {
-                        ok: false,
-                        text: format!("command failed: {e}"),
-                    });
+                let out = tokio::task::spawn_blocking(move || match json {
+                    true => t.execute_json(&c, &line),
+                    false => t.execute(&c, &line),
+                })
+                .await
+                .unwrap_or_else(|e| Outcome {
+                    ok: false,
+                    text: format!("command failed: {e}"),
+                });
                 let _ = tx
                     .send(Reply::Output {
                         ok: out.ok,
@@ -297,8 +303,20 @@ impl Client {
         line: &str,
         on_log: &mut dyn FnMut(String),
     ) -> Result<Outcome, ClientError> {
+        self.command_as(line, false, on_log)
+    }
+
+    /// As [`Client::command`]; with `json`, a `show` command's rows and
+    /// fields come back as JSON text.
+    pub fn command_as(
+        &mut self,
+        line: &str,
+        json: bool,
+        on_log: &mut dyn FnMut(String),
+    ) -> Result<Outcome, ClientError> {
         self.send(&Request::Command {
             line: line.to_string(),
+            json,
         })?;
         loop {
             match self.read()? {

@@ -21,6 +21,10 @@ pub enum CommandError {
     Failed(String),
 }
 
+/// A `show` command's JSON form (`sirius -rx --json`): the same rows and
+/// fields as its text ([`crate::view`]).
+pub type JsonHandler = fn(&Arc<Core>, &Args<'_>) -> Result<serde_json::Value, CommandError>;
+
 /// The words after the command's own words.
 pub struct Args<'a> {
     /// Every word of the line.
@@ -68,6 +72,8 @@ pub struct Outcome {
 /// Built-in commands plus whatever the loaded plugins export.
 pub struct CommandTable {
     builtins: Vec<Command>,
+    /// The JSON forms of the built-ins that have one, by their words.
+    json: Vec<(&'static str, JsonHandler)>,
 }
 
 /// Splits a command line into words; double quotes group words (`"a b"`).
@@ -115,7 +121,10 @@ fn matches_prefix(fixed: &[&str], line: &[String]) -> bool {
 impl CommandTable {
     /// A table of the given built-ins.
     pub fn new(builtins: Vec<Command>) -> CommandTable {
-        CommandTable { builtins }
+        CommandTable {
+            builtins,
+            json: crate::commands::json_handlers(),
+        }
     }
 
     /// The table with every built-in command group.
@@ -229,6 +238,52 @@ impl CommandTable {
                 Ok(text) => Outcome { ok: true, text },
                 Err(e) if e.is_empty() => failed(usage),
                 Err(e) => failed(format!("{e}\nCommand '{}' failed.", fixed)),
+            },
+        }
+    }
+
+    /// Runs one command line for a script (`sirius -rx --json`): a `show`
+    /// command's rows and fields as JSON, pretty-printed. A command without
+    /// a JSON form, or a failure, is `{"error": "…"}` with `ok` false.
+    pub fn execute_json(&self, core: &Arc<Core>, line: &str) -> Outcome {
+        let words = split_words(line);
+        let failed = |text: String| Outcome {
+            ok: false,
+            text: serde_json::json!({ "error": text }).to_string(),
+        };
+        let ok = |v: serde_json::Value| Outcome {
+            ok: true,
+            text: serde_json::to_string_pretty(&v).unwrap_or_default(),
+        };
+        match self.route(core, &words) {
+            None => failed(format!("No such command '{}'", words.join(" "))),
+            Some((n, Target::Builtin(c))) => {
+                let Some((_, handler)) = self.json.iter().find(|(w, _)| *w == c.words) else {
+                    return failed(format!("'{}' has no JSON form", c.words));
+                };
+                let args = Args {
+                    all: &words,
+                    rest: &words[n..],
+                };
+                match handler(core, &args) {
+                    Ok(v) => ok(v),
+                    Err(CommandError::Usage) => failed(c.usage.to_string()),
+                    Err(CommandError::Failed(text)) => failed(text),
+                }
+            }
+            Some((
+                _,
+                Target::Plugin {
+                    module,
+                    words: fixed,
+                    ..
+                },
+            )) => match core.run_plugin_command_json(&module, &words) {
+                Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(v) => ok(v),
+                    Err(e) => failed(format!("{module}: '{fixed}' gave no JSON: {e}")),
+                },
+                Err(e) => failed(e),
             },
         }
     }

@@ -536,37 +536,72 @@ impl CdrEngine {
 
     /// `cdr show status`, in Asterisk's layout.
     pub fn render_status(&self) -> String {
-        let g = &self.config.general;
-        let yes = |b: bool| if b { "Yes" } else { "No" };
+        let fields = self.status();
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(l, _)| *l == k)
+                .map_or("", |(_, v)| v.as_str())
+        };
         let mut o = String::from(
             "\nCall Detail Record (CDR) settings\n----------------------------------\n",
         );
-        o.push_str(&format!(
-            "  Logging:                    {}\n",
-            if g.enable { "Enabled" } else { "Disabled" }
-        ));
-        o.push_str("  Mode:                       Simple\n");
-        if g.enable {
-            o.push_str("  Log calls by default:       Yes\n");
+        let line =
+            |o: &mut String, k: &str| o.push_str(&format!("  {:<28}{}\n", format!("{k}:"), get(k)));
+        line(&mut o, "Logging");
+        line(&mut o, "Mode");
+        if self.config.general.enable {
+            line(&mut o, "Log calls by default");
+            line(&mut o, "Log unanswered calls");
+            line(&mut o, "Log congestion");
+            o.push('\n');
+            line(&mut o, "Ignore bridging changes");
+            o.push('\n');
+            line(&mut o, "Ignore dial state changes");
+            o.push('\n');
             o.push_str(&format!(
-                "  Log unanswered calls:       {}\n",
-                yes(g.unanswered)
+                "* Registered Backends\n  -------------------\n    {}\n\n",
+                get("Registered Backends")
             ));
-            o.push_str(&format!(
-                "  Log congestion:             {}\n\n",
-                yes(g.congestion)
-            ));
-            o.push_str("  Ignore bridging changes:    No\n\n");
-            o.push_str("  Ignore dial state changes:  No\n\n");
-            o.push_str("* Registered Backends\n  -------------------\n    csv\n\n");
             // Not Asterisk's: where the records go, and how many did.
-            let (posted, written, failed) = self.counts();
             o.push_str(&format!(
-                "  Records: {posted} posted, {written} written, {failed} failed ({})\n",
-                self.file.display()
+                "  Records: {} posted, {} written, {} failed ({})\n",
+                get("Records posted"),
+                get("Records written"),
+                get("Records failed"),
+                get("File")
             ));
         }
         o
+    }
+
+    /// `cdr show status`' fields by label (the text's, and the JSON's).
+    pub fn status(&self) -> Vec<(&'static str, String)> {
+        let g = &self.config.general;
+        let yes = |b: bool| if b { "Yes" } else { "No" }.to_string();
+        let mut v = vec![
+            (
+                "Logging",
+                if g.enable { "Enabled" } else { "Disabled" }.to_string(),
+            ),
+            ("Mode", "Simple".to_string()),
+        ];
+        if g.enable {
+            let (posted, written, failed) = self.counts();
+            v.extend([
+                ("Log calls by default", yes(true)),
+                ("Log unanswered calls", yes(g.unanswered)),
+                ("Log congestion", yes(g.congestion)),
+                ("Ignore bridging changes", yes(false)),
+                ("Ignore dial state changes", yes(false)),
+                ("Registered Backends", "csv".to_string()),
+                ("Records posted", posted.to_string()),
+                ("Records written", written.to_string()),
+                ("Records failed", failed.to_string()),
+                ("File", self.file.display().to_string()),
+            ]);
+        }
+        v
     }
 }
 

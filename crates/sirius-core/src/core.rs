@@ -61,6 +61,13 @@ pub trait PbxEngine: Send + Sync {
     /// `dialplan show [context]`.
     fn show(&self, context: Option<&str>) -> Result<String, String>;
 
+    /// `dialplan show [context]` for a script (`-rx --json`): the same
+    /// contexts, extensions and steps as JSON text. Default: no JSON form.
+    fn show_json(&self, context: Option<&str>) -> Result<String, String> {
+        let _ = context;
+        Err("'dialplan show' has no JSON form".into())
+    }
+
     /// Whether `exten` (or a pattern matching it) exists in `context`: a
     /// transfer to a number the transferor's context lacks is refused before
     /// the transferee leaves its bridge.

@@ -521,6 +521,21 @@ impl Core {
             .map(|m| m.plugin.clone())
     }
 
+    /// Runs a plugin's `show` command for a script: its rows and fields as
+    /// JSON text (`sirius -rx --json`). The module lock is not held while
+    /// the plugin runs.
+    pub fn run_plugin_command_json(&self, module: &str, args: &[String]) -> Result<String, String> {
+        let plugin = self
+            .plugin_of(module)
+            .ok_or_else(|| format!("{module}: not loaded"))?;
+        let args = args.iter().map(|a| RString::from(a.as_str())).collect();
+        plugin
+            .run_command_json(args)
+            .into_result()
+            .map(Into::into)
+            .map_err(Into::into)
+    }
+
     /// Runs a plugin's command. The module lock is not held while the plugin runs.
     pub fn run_plugin_command(&self, module: &str, args: &[String]) -> Result<String, String> {
         let plugin = self

@@ -534,6 +534,59 @@ impl Dialplan {
             .find_map(|(inc, _)| self.find_in(inc, exten, seen))
     }
 
+    /// `dialplan show [context]` as JSON text: the contexts it lists, each
+    /// with its extensions' steps (priority, label, application, data, line
+    /// of the file) and includes, and the text's closing counts.
+    pub fn show_json(&self, only: Option<&str>) -> Result<String, String> {
+        use serde_json::{json, Value};
+        if let Some(name) = only {
+            if !self.contexts.contains_key(name) {
+                return Err(format!("There is no existence of '{name}' context"));
+            }
+        }
+        let (mut exts, mut prios) = (0, 0);
+        let contexts: Vec<Value> = self
+            .contexts
+            .values()
+            .filter(|c| only.is_none_or(|n| n == c.name))
+            .map(|c| {
+                let extensions: Vec<Value> = c
+                    .extensions
+                    .iter()
+                    .map(|e| {
+                        exts += 1;
+                        prios += e.steps.len();
+                        let steps: Vec<Value> = e
+                            .steps
+                            .iter()
+                            .map(|s| {
+                                json!({
+                                    "priority": s.priority,
+                                    "label": s.label,
+                                    "application": s.app,
+                                    "data": s.data,
+                                    "file": self.file,
+                                    "line": s.line,
+                                })
+                            })
+                            .collect();
+                        json!({ "extension": e.pattern.to_string(), "steps": steps })
+                    })
+                    .collect();
+                let includes: Vec<&str> = c.includes.iter().map(|(i, _)| i.as_str()).collect();
+                json!({ "context": c.name, "extensions": extensions, "includes": includes })
+            })
+            .collect();
+        let n = contexts.len();
+        Ok(json!({
+            "contexts": contexts,
+            "extensions": exts,
+            "priorities": prios,
+            "context_count": n,
+        })
+        .to_string())
+    }
+
     /// `dialplan show [context]` in Asterisk's layout.
     pub fn show(&self, only: Option<&str>) -> Result<String, String> {
         if let Some(name) = only {

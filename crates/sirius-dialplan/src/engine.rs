@@ -112,6 +112,10 @@ impl PbxEngine for DialplanEngine {
         self.current().show(context)
     }
 
+    fn show_json(&self, context: Option<&str>) -> Result<String, String> {
+        self.current().show_json(context)
+    }
+
     fn exists(&self, context: &str, exten: &str) -> bool {
         self.current().find(context, exten).is_some()
     }

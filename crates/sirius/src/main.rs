@@ -6,6 +6,7 @@
 //! sirius -C /etc/sirius  use another configuration directory
 //! sirius -r              attach to a running daemon
 //! sirius -rx "cmd"       run one command on a running daemon and exit
+//! sirius -rx "cmd" --json  a show command's rows and fields as JSON
 //! sirius import-asterisk /etc/asterisk --out DIR
 //!                        convert sip.conf and extensions.conf
 //! ```
@@ -49,6 +50,9 @@ struct Cli {
     /// With -r: run this command and exit (exit status 1 if it fails).
     #[arg(short = 'x', value_name = "COMMAND", requires = "remote")]
     execute: Option<String>,
+    /// With -rx: print a `show` command's rows and fields as JSON.
+    #[arg(long, requires = "execute")]
+    json: bool,
     /// Console socket to use instead of the one in the configuration.
     #[arg(short = 's', value_name = "SOCKET")]
     socket: Option<PathBuf>,
@@ -140,7 +144,7 @@ fn main() -> ExitCode {
     let paths = Paths::resolve(&config_dir, &settings, &exe_dir);
     if cli.remote {
         let socket = cli.socket.clone().unwrap_or_else(|| paths.socket());
-        return remote::run(&socket, cli.execute.as_deref());
+        return remote::run(&socket, cli.execute.as_deref(), cli.json);
     }
     let console =
         cli.console || (!cli.foreground && std::io::IsTerminal::is_terminal(&std::io::stdin()));

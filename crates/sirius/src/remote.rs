@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::mpsc;
 
-/// Runs one command (`-rx`) or an interactive session (`-r`).
-pub fn run(socket: &Path, execute: Option<&str>) -> ExitCode {
+/// Runs one command (`-rx`, as JSON with `--json`) or an interactive
+/// session (`-r`).
+pub fn run(socket: &Path, execute: Option<&str>, json: bool) -> ExitCode {
     let mut client = match Client::connect(socket) {
         Ok(c) => c,
         Err(e) => {
@@ -19,7 +20,7 @@ pub fn run(socket: &Path, execute: Option<&str>) -> ExitCode {
         }
     };
     if let Some(line) = execute {
-        return match client.command(line, &mut |_| {}) {
+        return match client.command_as(line, json, &mut |_| {}) {
             Ok(out) => {
                 if !out.text.is_empty() {
                     // `sirius -rx "…" | head` closes the pipe early: that is
@@ -124,6 +125,7 @@ fn interactive(client: Client) -> ExitCode {
             return Next::Quit;
         }
         if !send(&Request::Command {
+            json: false,
             line: line.to_string(),
         }) {
             return Next::Quit;

@@ -1,10 +1,10 @@
 //! `sip show peers|peer|settings|banned`, `sip unban`, `sip reload`, `sip set debug` — Asterisk's
 //! layouts (chan_sip.c `_sip_show_peers`, `_sip_show_peer`, `sip_show_settings`).
 
-use crate::config::Peer;
+use crate::show;
 use crate::{unix_now, Shared};
-use sirius_abi::{Capabilities, CommandSpec};
-use sirius_sip::qualify::PeerStatus;
+use sirius_abi::view::Table;
+use sirius_abi::CommandSpec;
 use std::sync::atomic::Ordering;
 
 /// The command table.
@@ -60,17 +60,7 @@ pub fn run(
         }
         ["sip", "show", "channels"] => show_channels(shared),
         ["sip", "show", "subscriptions"] => show_subscriptions(shared),
-        ["sip", "show", "sharedlines"] => {
-            let running = shared.running();
-            let mut lines: Vec<(String, u32)> = running
-                .peers
-                .values()
-                .filter(|p| p.shared_appearances > 0)
-                .map(|p| (p.name.clone(), p.shared_appearances))
-                .collect();
-            lines.sort();
-            Ok(crate::sca::render_sharedlines(&lines, &shared.lines))
-        }
+        ["sip", "show", "sharedlines"] => Ok(crate::sca::render_sharedlines(&sharedlines(shared))),
         ["sip", "show", "banned"] => Ok(show_banned(shared)),
         ["sip", "unban", addr] => {
             let ip: std::net::IpAddr = addr
@@ -85,9 +75,9 @@ pub fn run(
                 n => format!("Lifted {n} lockouts of {ip}"),
             })
         }
-        ["sip", "show", "inuse"] => ask(shared, |tx| crate::driver::Command::ShowInuse(false, tx)),
+        ["sip", "show", "inuse"] => Ok(crate::session::render_inuse(&show::inuse(shared, false))),
         ["sip", "show", "inuse", "all"] => {
-            ask(shared, |tx| crate::driver::Command::ShowInuse(true, tx))
+            Ok(crate::session::render_inuse(&show::inuse(shared, true)))
         }
         ["sip", "qualify", "peer", name] => {
             if !shared.running().peers.contains_key(*name) {
@@ -173,199 +163,58 @@ fn debug_only(shared: &Shared, filter: (std::net::IpAddr, Option<u16>)) {
     shared.debug.store(true, Ordering::Relaxed);
 }
 
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "Yes"
-    } else {
-        "No"
-    }
-}
-
-fn status(shared: &Shared, p: &Peer) -> (String, Option<bool>) {
-    match shared.qualify.lock().get(&p.name) {
-        None => ("Unmonitored".into(), None),
-        Some(q) => (
-            q.status().text(),
-            Some(matches!(
-                q.status(),
-                PeerStatus::Ok(_) | PeerStatus::Lagged(_)
-            )),
-        ),
-    }
-}
-
 fn show_peers(shared: &Shared, like: Option<&str>) -> String {
-    let running = shared.running();
-    let reg = shared.registrar.lock();
-    let row = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str, g: &str, h: &str, i: &str| {
-        format!("{a:<25.25} {b:<39.39} {c:<3.3} {d:<10.10} {e:<10.10} {f:<3.3} {g:<8} {h:<11} {i:<32.32}\n")
+    let t = show::peers(shared, like);
+    let row = |r: &[&str]| {
+        format!(
+            "{:<25.25} {:<39.39} {:<3.3} {:<10.10} {:<10.10} {:<3.3} {:<8} {:<11} {:<32.32}\n",
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]
+        )
     };
-    let mut out = row(
-        "Name/username",
-        "Host",
-        "Dyn",
-        "Forcerport",
-        "Comedia",
-        "ACL",
-        "Port",
-        "Status",
-        "Description",
-    );
-    let (mut mon_on, mut mon_off, mut unmon_on, mut unmon_off) = (0, 0, 0, 0);
-    let mut names: Vec<&String> = running.peers.keys().collect();
-    names.sort();
-    let mut shown = 0;
-    for name in names {
-        if like.is_some_and(|l| !name.contains(l)) {
-            continue;
-        }
-        let p = &running.peers[name];
-        let binding = reg.binding(name);
-        let addr = binding.map(|b| b.addr).or(p.addr);
-        let label = if binding.is_some() {
-            format!("{name}/{}", p.username)
-        } else {
-            name.clone()
-        };
-        let host = addr.map_or_else(|| "(Unspecified)".to_string(), |a| a.ip().to_string());
-        let port = addr.map_or(0, |a| a.port()).to_string();
-        let (st, online) = status(shared, p);
-        match (online, addr.is_some()) {
-            (Some(true), _) => mon_on += 1,
-            (Some(false), _) => mon_off += 1,
-            (None, true) => unmon_on += 1,
-            (None, false) => unmon_off += 1,
-        }
-        out += &row(
-            &label,
-            &host,
-            if p.dynamic { "D" } else { "" },
-            yes_no(p.force_rport),
-            yes_no(p.comedia),
-            if p.acl.is_set() { "A" } else { "" },
-            &port,
-            &st,
-            &p.description,
-        );
-        shown += 1;
+    let mut out = row(&show::PEER_HEADERS);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        out += &row(&r);
     }
+    let n = |k: &str| {
+        t.totals
+            .iter()
+            .find(|(l, _)| *l == k)
+            .map_or(0, |(_, v)| v.as_u64().unwrap_or(0))
+    };
     out += &format!(
-        "{shown} sip peers [Monitored: {mon_on} online, {mon_off} offline Unmonitored: {unmon_on} online, {unmon_off} offline]"
+        "{} sip peers [Monitored: {} online, {} offline Unmonitored: {} online, {} offline]",
+        t.rows.len(),
+        n("monitored online"),
+        n("monitored offline"),
+        n("unmonitored online"),
+        n("unmonitored offline")
     );
     out
 }
 
 fn show_peer(shared: &Shared, name: &str) -> Result<String, String> {
-    let running = shared.running();
-    let p = running
-        .peers
-        .get(name)
-        .ok_or_else(|| format!("Peer {name} not found."))?;
-    let reg = shared.registrar.lock();
-    let b = reg.binding(name);
-    let now = unix_now();
+    let (r, contacts) = show::peer(shared, name)?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let line = |k: &str, v: &str| format!("  {k:<13}: {v}\n");
     let mut o = String::from("\n\n");
-    o += &format!("  * Name       : {name}\n");
-    o += &line("Description", &p.description);
-    o += &line(
-        "Secret",
-        if p.ha1.is_some() {
-            "<Set>"
-        } else {
-            "<Not set>"
-        },
-    );
-    o += &line("Context", &p.context);
-    o += &line("Subscr.Cont.", &p.subscribecontext);
-    o += &line("Accountcode", &p.accountcode);
-    o += &line("Mailbox", p.mailbox.as_deref().unwrap_or(""));
-    o += &line("VM Extension", &p.vmexten);
-    let sent = shared.mwi.counts(&p.name).unwrap_or_default();
-    o += &line("LastMsgsSent", &format!("{}/{}", sent.new, sent.old));
-    o += &line("Call limit", &p.call_limit.to_string());
-    o += &line("Dynamic", yes_no(p.dynamic));
-    o += &line("Callerid", p.callerid.as_deref().unwrap_or(""));
-    o += &line(
-        "Expire",
-        &b.map_or(-1i64, |b| b.expires_at.saturating_sub(now) as i64)
-            .to_string(),
-    );
-    let insecure = match (p.insecure_port, p.insecure_invite) {
-        (true, true) => "port,invite",
-        (true, false) => "port",
-        (false, true) => "invite",
-        (false, false) => "no",
-    };
-    o += &line("Insecure", insecure);
-    o += &line("Force rport", yes_no(p.force_rport));
-    o += &line("Comedia", yes_no(p.comedia));
-    o += &line("ACL", yes_no(p.acl.is_set()));
-    o += &line("DTMFmode", &p.dtmfmode);
-    // Asterisk's words: the transport in use, then the ones allowed.
-    let words = |ts: &[sirius_sip::transaction::Transport]| {
-        ts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
-    };
-    let in_use = b.map_or(p.transports[0], |b| b.transport());
-    o += &line("Transport", in_use.as_str());
-    o += &line("Allowed.Trsp", &words(&p.transports));
-    let addr = b.map(|b| b.addr).or(p.addr);
-    o += &line(
-        "Addr->IP",
-        &addr.map_or_else(|| "(null)".to_string(), |a| a.to_string()),
-    );
-    o += &line("Def. Username", &p.username);
-    o += &line("Codecs", &Capabilities::of(&p.codecs).to_string());
-    o += &line(
-        "Codec Order",
-        &p.codecs
-            .iter()
-            .map(|c| c.name())
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    o += &line("Status", &status(shared, p).0);
-    o += &line("Useragent", b.map_or("", |b| b.useragent.as_str()));
-    o += &line("Reg. Contact", b.map_or("", |b| b.contact.as_str()));
-    // Every other contact the peer registered (max_contacts), newest first,
-    // each with where it is and how long it has left.
-    o += &line("Max contacts", &p.max_contacts.to_string());
-    for c in reg.contacts(name).iter().skip(1) {
-        o += &line(
-            "Contact",
-            &format!(
-                "{} ({}, {} s)",
-                c.contact,
-                c.addr,
-                c.expires_at.saturating_sub(now)
-            ),
-        );
+    for (k, v) in &r.fields {
+        match k.as_str() {
+            "Name" => o += &format!("  * Name       : {}\n", text(v)),
+            "Qualify" => {
+                for c in &contacts {
+                    o += &line("Contact", c);
+                }
+                o += &line(k, &text(v));
+            }
+            _ => o += &line(k, &text(v)),
+        }
     }
-    o += &line(
-        "Qualify",
-        &p.qualify_maxms
-            .map_or("no".to_string(), |ms| format!("{ms} ms")),
-    );
     Ok(o)
 }
 
-/// A table only an endpoint can build, asked of the first shard's driver
-/// and waited for, briefly.
-fn ask(
-    shared: &Shared,
-    cmd: impl FnOnce(std::sync::mpsc::Sender<String>) -> crate::driver::Command,
-) -> Result<String, String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    shared
-        .shards
-        .send(0, cmd(tx))
-        .map_err(|_| "chan_sip is stopping".to_string())?;
-    rx.recv_timeout(std::time::Duration::from_secs(2))
-        .map_err(|_| "chan_sip did not answer in time".to_string())
-}
-
-/// `sip show subscriptions`: every shard's subscriptions, by Call-ID.
-fn show_subscriptions(shared: &Shared) -> Result<String, String> {
+/// `sip show subscriptions`' rows: every shard's subscriptions, by Call-ID.
+pub(crate) fn subscriptions(shared: &Shared) -> Result<Table, String> {
     let rows = shared.shards.gather(
         crate::driver::Command::ShowSubscriptions,
         std::time::Duration::from_secs(2),
@@ -373,14 +222,20 @@ fn show_subscriptions(shared: &Shared) -> Result<String, String> {
     if rows.len() < shared.shards.count() {
         return Err("chan_sip did not answer in time".to_string());
     }
-    Ok(crate::session::render_subscriptions(
+    Ok(crate::session::subscriptions_table(
         rows.into_iter().flatten().collect(),
     ))
 }
 
-/// `sip show channels`: every shard's sessions (each owns its own), in
-/// channel order.
-fn show_channels(shared: &Shared) -> Result<String, String> {
+fn show_subscriptions(shared: &Shared) -> Result<String, String> {
+    Ok(crate::session::render_subscriptions(&subscriptions(
+        shared,
+    )?))
+}
+
+/// `sip show channels`' rows: every shard's sessions (each owns its own),
+/// in channel order.
+pub(crate) fn channels(shared: &Shared) -> Result<Table, String> {
     let rows = shared.shards.gather(
         crate::driver::Command::ShowChannels,
         std::time::Duration::from_secs(2),
@@ -388,24 +243,53 @@ fn show_channels(shared: &Shared) -> Result<String, String> {
     if rows.len() < shared.shards.count() {
         return Err("chan_sip did not answer in time".to_string());
     }
-    Ok(crate::session::render_channels(rows))
+    Ok(crate::session::channels_table(rows))
+}
+
+fn show_channels(shared: &Shared) -> Result<String, String> {
+    Ok(crate::session::render_channels(&channels(shared)?))
+}
+
+/// `sip show sharedlines`' rows.
+pub(crate) fn sharedlines(shared: &Shared) -> Table {
+    let running = shared.running();
+    let mut lines: Vec<(String, u32)> = running
+        .peers
+        .values()
+        .filter(|p| p.shared_appearances > 0)
+        .map(|p| (p.name.clone(), p.shared_appearances))
+        .collect();
+    lines.sort();
+    crate::sca::sharedlines_table(&lines, &shared.lines)
+}
+
+/// `sip show lag` as JSON: the same figures as the text.
+pub(crate) fn lag_json(shared: &Shared) -> serde_json::Value {
+    let now = std::time::Instant::now();
+    let json = |meters: &[parking_lot::Mutex<crate::lag::LagMeter>]| {
+        let mut guards: Vec<_> = meters.iter().map(|m| m.lock()).collect();
+        let mut refs: Vec<&mut crate::lag::LagMeter> =
+            guards.iter_mut().map(|g| &mut **g).collect();
+        crate::lag::section_json(&mut refs, now)
+    };
+    serde_json::json!({ "timers": json(&shared.lag), "input_wait": json(&shared.wait) })
 }
 
 /// `sip show banned`: the brute-force lockouts in force.
 fn show_banned(shared: &Shared) -> String {
-    let row =
-        |a: &str, b: &str, c: &str, d: &str| format!("{a:<39.39} {b:<20.20} {c:>8.8} {d:>10.10}\n");
-    let mut o = row("Address", "Username", "Failures", "Expires(s)");
-    let bans = shared.registrar.lock().lockout().banned(unix_now());
-    for b in &bans {
-        o += &row(
-            &b.ip.to_string(),
-            &b.user,
-            &b.failures.to_string(),
-            &b.left.to_string(),
-        );
+    let t = show::banned(shared);
+    let row = |r: &[&str]| {
+        format!(
+            "{:<39.39} {:<20.20} {:>8.8} {:>10.10}\n",
+            r[0], r[1], r[2], r[3]
+        )
+    };
+    let mut o = row(&t.headers);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        o += &row(&r);
     }
-    o += &match bans.len() {
+    o += &match t.rows.len() {
         1 => "1 lockout in force.".to_string(),
         n => format!("{n} lockouts in force."),
     };
@@ -413,96 +297,26 @@ fn show_banned(shared: &Shared) -> String {
 }
 
 fn show_registry(shared: &Shared) -> String {
-    let row = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str| {
-        format!("{a:<39.39} {b:<6.6} {c:<12.12}  {d:>8.8} {e:<20.20} {f:<25.25}\n")
+    let t = show::registry(shared);
+    let row = |r: &[&str]| {
+        format!(
+            "{:<39.39} {:<6.6} {:<12.12}  {:>8.8} {:<20.20} {:<25.25}\n",
+            r[0], r[1], r[2], r[3], r[4], r[5]
+        )
     };
-    let mut o = row("Host", "dnsmgr", "Username", "Refresh", "State", "Reg.Time");
-    let regs = shared.outbound.lock();
-    for r in regs.iter() {
-        let refresh = r.sm.granted_expiry().unwrap_or(r.cfg.expiry).to_string();
-        let when = r
-            .registered_at
-            .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%a, %d %b %Y %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_default();
-        o += &row(
-            &r.host_column(),
-            "N",
-            &r.cfg.user,
-            &refresh,
-            r.sm.state().as_str(),
-            &when,
-        );
+    let mut o = row(&t.headers);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        o += &row(&r);
     }
-    o += &format!("{} SIP registrations.", regs.len());
+    o += &format!("{} SIP registrations.", t.rows.len());
     o
 }
 
 fn show_settings(shared: &Shared) -> String {
-    let running = shared.running();
-    let g = &running.cfg.general;
-    let line = |k: &str, v: &str| format!("  {k:<24}{v}\n");
     let mut o = String::from("\n\nGlobal Settings:\n----------------\n");
-    o += &line("UDP Bindaddress:", &shared.bound.to_string());
-    o += &line(
-        "TCP SIP Port:",
-        &shared
-            .tcp_bound
-            .map_or("Disabled".into(), |a| a.port().to_string()),
-    );
-    o += &line(
-        "TCP Bindaddress:",
-        &shared
-            .tcp_bound
-            .map_or("Disabled".into(), |a| a.to_string()),
-    );
-    o += &line("Realm. (realm):", &g.realm);
-    o += &line("Allow guest calls:", yes_no(g.allowguest));
-    o += &line("Always auth rejects:", yes_no(g.alwaysauthreject));
-    o += &line("Default context:", &g.context);
-    o += &line("Reg. min duration", &format!("{} secs", g.minexpiry));
-    o += &line("Reg. max duration:", &format!("{} secs", g.maxexpiry));
-    o += &line(
-        "Reg. default duration:",
-        &format!("{} secs", g.defaultexpiry),
-    );
-    o += &line(
-        "Qualify Freq :",
-        &format!("{} ms", u64::from(g.qualifyfreq) * 1000),
-    );
-    o += &line("Timer T1:", &format!("{}", g.t1));
-    o += &line("User Agent:", &g.useragent);
-    o += &line("Auth failures to block:", &g.authfailures.to_string());
-    o += &line(
-        "SIP Debugging:",
-        &match (
-            shared.debug.load(Ordering::Relaxed),
-            *shared.debug_addr.lock(),
-        ) {
-            (false, _) => "Disabled".to_string(),
-            (true, None) => "Enabled".to_string(),
-            (true, Some((ip, Some(port)))) => {
-                format!("Enabled for {}", std::net::SocketAddr::new(ip, port))
-            }
-            (true, Some((ip, None))) => format!("Enabled for {ip}"),
-        },
-    );
-    o += &line("Peers:", &running.peers.len().to_string());
-    o += &line(
-        "RTP packets relayed:",
-        &shared.rtp_relayed.load(Ordering::Relaxed).to_string(),
-    );
-    o += &line(
-        "RTCP packets relayed:",
-        &shared.rtcp_relayed.load(Ordering::Relaxed).to_string(),
-    );
-    o += &line(
-        "Registered peers:",
-        &shared.registrar.lock().bindings().len().to_string(),
-    );
+    for (k, v) in show::settings(shared).fields {
+        o += &format!("  {k:<24}{}\n", v.as_str().unwrap_or_default());
+    }
     o
 }

@@ -62,7 +62,7 @@ pub enum Command {
     /// for, the legs living on: stop relaying between them.
     Unbridge(ChannelId, ChannelId),
     /// `sip show channels`: this shard's rows, by channel.
-    ShowChannels(std::sync::mpsc::Sender<Vec<(ChannelId, String)>>),
+    ShowChannels(std::sync::mpsc::Sender<Vec<(ChannelId, Vec<String>)>>),
     /// A host name the endpoint asked for, looked up.
     Resolved(String, u16, Result<SocketAddr, String>),
     /// The relay took a digit (RFC 4733) out of a stream towards this
@@ -70,8 +70,6 @@ pub enum Command {
     RelayDtmf(ChannelId, char, u32),
     /// The module's use count: calls in progress, from the endpoint.
     Calls(std::sync::mpsc::Sender<u32>),
-    /// `sip show inuse [all]`.
-    ShowInuse(bool, std::sync::mpsc::Sender<String>),
     /// Datagrams shard 0 read whose Call-IDs belong here, in the order
     /// they came: one command (one wake-up of this shard) per batch read.
     Datagrams(Vec<Handed>),
@@ -118,7 +116,7 @@ pub enum Command {
     /// The mailboxes `0` watches have counts `1` now.
     MwiChanged(crate::endpoint::MwiTarget, sirius_sip::mwi::Counts),
     /// `sip show subscriptions`: this shard's rows, by Call-ID.
-    ShowSubscriptions(std::sync::mpsc::Sender<Vec<(String, String)>>),
+    ShowSubscriptions(std::sync::mpsc::Sender<Vec<(String, Vec<String>)>>),
 }
 
 /// A datagram read on shard 0 for another shard: its bytes, its source and
@@ -418,9 +416,6 @@ impl Driver {
             }
             Command::ShowChannels(reply) => {
                 let _ = reply.send(self.ep.channel_rows());
-            }
-            Command::ShowInuse(all, reply) => {
-                let _ = reply.send(self.ep.show_inuse(all));
             }
             Command::Reconcile => {
                 // DNS lookups of registrar names may block for seconds:

@@ -172,8 +172,18 @@ pub fn render_waits(meters: &mut [&mut LagMeter], now: Instant) -> String {
     )
 }
 
-fn section(title: &str, label: &str, meters: &mut [&mut LagMeter], now: Instant) -> String {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+/// What a `sip show lag` section shows: the worst of the last 10 s, of the
+/// last minute and since load, the worst of each second over every loop
+/// (newest first), and each loop's own seconds.
+struct Figures {
+    last10: Duration,
+    last60: Duration,
+    ever: Duration,
+    merged: Vec<Duration>,
+    each: Vec<Vec<Duration>>,
+}
+
+fn figures(meters: &mut [&mut LagMeter], now: Instant) -> Figures {
     let worst_of = |f: &mut dyn FnMut(&mut LagMeter) -> Duration, meters: &mut [&mut LagMeter]| {
         meters
             .iter_mut()
@@ -190,6 +200,21 @@ fn section(title: &str, label: &str, meters: &mut [&mut LagMeter], now: Instant)
             *slot = (*slot).max(*d);
         }
     }
+    Figures {
+        last10,
+        last60,
+        ever,
+        merged,
+        each,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn section(title: &str, label: &str, meters: &mut [&mut LagMeter], now: Instant) -> String {
+    let f = figures(meters, now);
     let line = |series: &[Duration]| {
         series
             .iter()
@@ -202,17 +227,30 @@ fn section(title: &str, label: &str, meters: &mut [&mut LagMeter], now: Instant)
     let _ = writeln!(
         out,
         "Worst: {:.1} ms in the last 10 s, {:.1} ms in the last {SECONDS} s, {:.1} ms since load",
-        ms(last10),
-        ms(last60),
-        ms(ever)
+        ms(f.last10),
+        ms(f.last60),
+        ms(f.ever)
     );
-    let _ = writeln!(out, "{label} (ms): {}", line(&merged));
-    if each.len() > 1 {
-        for (k, series) in each.iter().enumerate() {
+    let _ = writeln!(out, "{label} (ms): {}", line(&f.merged));
+    if f.each.len() > 1 {
+        for (k, series) in f.each.iter().enumerate() {
             let _ = writeln!(out, "Thread {k} (ms): {}", line(series));
         }
     }
     out
+}
+
+/// One section of `sip show lag` as JSON: the same figures, in ms.
+pub fn section_json(meters: &mut [&mut LagMeter], now: Instant) -> serde_json::Value {
+    let f = figures(meters, now);
+    let series = |s: &[Duration]| s.iter().map(|&d| ms(d)).collect::<Vec<f64>>();
+    serde_json::json!({
+        "worst_last_10s_ms": ms(f.last10),
+        "worst_last_60s_ms": ms(f.last60),
+        "worst_since_load_ms": ms(f.ever),
+        "per_second_ms": series(&f.merged),
+        "threads": f.each.iter().map(|s| series(s)).collect::<Vec<_>>(),
+    })
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod rtp_ports;
 pub mod sca;
 pub mod session;
 pub mod shards;
+pub mod show;
 pub mod stamped;
 pub mod tech;
 pub mod tones;
@@ -470,6 +471,10 @@ impl PluginImpl for ChanSip {
 
     fn metrics(&self) -> Vec<sirius_abi::metrics::Metric> {
         metrics::gather(&self.shared)
+    }
+
+    fn run_command_json(&self, args: &[String]) -> Result<String, String> {
+        show::json(&self.shared, args)
     }
 
     fn reload(&self) -> Result<String, String> {

@@ -1,7 +1,8 @@
 //! `cdr show status`: the call detail record engine's settings and backend
 //! (Asterisk's layout), and how many records went where.
 
-use crate::table::{Args, Command, CommandResult};
+use crate::table::{Args, Command, CommandResult, JsonHandler};
+use crate::view::Record;
 use sirius_core::Core;
 use std::sync::Arc;
 
@@ -15,6 +16,17 @@ pub fn commands() -> Vec<Command> {
         handler: status,
         complete: None,
     }]
+}
+
+/// The JSON form of `cdr show status`.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![("cdr show status", |core, _| {
+        let mut r = Record::default();
+        for (k, v) in core.cdr.status() {
+            r.field(k, v);
+        }
+        Ok(r.to_json())
+    })]
 }
 
 fn status(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {

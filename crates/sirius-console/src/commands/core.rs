@@ -1,7 +1,9 @@
 //! `core show …`, `core set verbose|debug`, `core stop now|gracefully`.
 
 use super::ess;
-use crate::table::{Args, Command, CommandError, CommandResult};
+use crate::table::{Args, Command, CommandError, CommandResult, JsonHandler};
+use crate::view::{Record, Table};
+use serde_json::{json, Value};
 use sirius_abi::Direction;
 use sirius_core::channels::Channel;
 use sirius_core::{version_line, Core, ShutdownMode};
@@ -23,6 +25,84 @@ pub fn commands() -> Vec<Command> {
         Command { words: "core set debug", summary: "Set level of debug chattiness", usage: "Usage: core set debug {off|<level>}\n       Sets the level of debug messages to be displayed, in the core\n       and in every loaded module (1 = debug, 2 = trace).", handler: set_debug, complete: Some(|_, _, _| vec!["off".into()]) },
         Command { words: "core stop now", summary: "Shut down Sirius immediately", usage: "Usage: core stop now\n       Shuts down a running Sirius immediately, hanging up all active calls .", handler: stop_now, complete: None },
         Command { words: "core stop gracefully", summary: "Gracefully shut down Sirius", usage: "Usage: core stop gracefully\n       Causes Sirius to not accept new calls, and exit when all\n       active calls have terminated normally.", handler: stop_gracefully, complete: None },
+    ]
+}
+
+/// The JSON forms of the `core show` commands.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![
+        ("core show version", |_, _| {
+            Ok(json!({ "version": version_line() }))
+        }),
+        ("core show uptime", |core, args| {
+            uptime_json(core, args.rest)
+        }),
+        ("core show settings", |core, _| Ok(settings(core).to_json())),
+        ("core show hints", |core, _| Ok(hints(core).to_json())),
+        ("core show channeltypes", |core, _| {
+            Ok(channeltypes(core).to_json())
+        }),
+        ("core show channels", |core, args| {
+            let count = matches!(args.rest, [m] if m.eq_ignore_ascii_case("count"));
+            let mut t = if count {
+                Table::default()
+            } else {
+                channels_table(core)
+            };
+            t.totals = totals(core);
+            let mut v = t.to_json();
+            if count {
+                v.as_object_mut().map(|o| o.remove("rows"));
+            }
+            Ok(v)
+        }),
+        ("core show channel", |core, args| {
+            let [name] = args.rest else {
+                return Err(CommandError::Usage);
+            };
+            let (record, vars) = channel_record(core, name)?;
+            let mut v = record.to_json();
+            v["variables"] = Value::Object(
+                vars.into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            );
+            Ok(v)
+        }),
+        ("core show calls", |core, args| {
+            let mut v = json!({
+                "active_calls": core.channels.active_calls(),
+                "calls_processed": core.channels.calls_processed(),
+            });
+            if matches!(args.rest.first(), Some(u) if u.eq_ignore_ascii_case("uptime")) {
+                for (k, x) in uptime_json(core, &[])?.as_object().into_iter().flatten() {
+                    v[k] = x.clone();
+                }
+            }
+            Ok(v)
+        }),
+    ]
+}
+
+fn uptime_json(core: &Core, rest: &[String]) -> Result<Value, CommandError> {
+    match rest {
+        [] => {}
+        [s] if s.eq_ignore_ascii_case("seconds") => {}
+        _ => return Err(CommandError::Usage),
+    }
+    // In seconds whatever the text's wording: for scripts.
+    Ok(json!({
+        "system_uptime": core.started.elapsed().as_secs(),
+        "last_reload": core.last_reload.lock().elapsed().as_secs(),
+    }))
+}
+
+/// `core show channels`' counts, as the text's last lines name them.
+fn totals(core: &Core) -> Vec<(&'static str, Value)> {
+    vec![
+        ("active channels", core.channels.active_channels().into()),
+        ("active calls", core.channels.active_calls().into()),
+        ("calls processed", core.channels.calls_processed().into()),
     ]
 }
 
@@ -80,57 +160,68 @@ fn show_uptime(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
     }
 }
 
-fn show_settings(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+/// `core show settings`' fields; the directories after the `* Directories`
+/// heading (the text's second section) are the last five.
+fn settings(core: &Core) -> Record {
     let g = &core.settings.general;
     let p = &core.paths;
-    let row = |k: &str, v: String| format!("  {k:<30}{v}\n");
-    let mut o = String::from("\nPBX Core settings\n-----------------\n");
-    o += &row("Version:", sirius_core::VERSION.into());
-    o += &row("Build:", version_line());
-    o += &row("System name:", g.systemname.clone());
-    o += &row(
+    let mut r = Record::default();
+    r.field("Version:", sirius_core::VERSION);
+    r.field("Build:", version_line());
+    r.field("System name:", g.systemname.clone());
+    r.field(
         "Maximum calls:",
         if g.maxcalls == 0 {
-            "Not set".into()
+            "Not set".to_string()
         } else {
             format!("{} (Current {})", g.maxcalls, core.channels.active_calls())
         },
     );
     // Asterisk shows the limit the process got, which is what bounds calls:
     // each call leg holds two sockets.
-    o += &row(
+    r.field(
         "Maximum open file handles:",
         sirius_core::limits::open_files()
             .map_or_else(|e| e.to_string(), |(soft, _)| soft.to_string()),
     );
-    o += &row("Maximum load average:", format!("{:.6}", g.maxload));
-    o += &row("Verbosity:", core.log.verbose().to_string());
-    o += &row("Debug level:", core.log.debug().to_string());
-    o += &row(
+    r.field("Maximum load average:", format!("{:.6}", g.maxload));
+    r.field("Verbosity:", core.log.verbose().to_string());
+    r.field("Debug level:", core.log.debug().to_string());
+    r.field(
         "Startup time:",
         format!("{} ago", uptime_words(core.started.elapsed())),
     );
-    o += &row(
+    r.field(
         "Last reload time:",
         format!("{} ago", uptime_words(core.last_reload.lock().elapsed())),
     );
-    o += &row(
+    r.field(
         "Accepting new calls:",
-        if core.refusing_calls() {
-            "No".into()
-        } else {
-            "Yes".into()
-        },
+        if core.refusing_calls() { "No" } else { "Yes" },
     );
-    o += "\n* Directories\n  -------------\n";
-    o += &row(
+    r.field(
         "Configuration directory:",
         p.config_dir.display().to_string(),
     );
-    o += &row("Module directory:", p.modules_dir.display().to_string());
-    o += &row("Run/Sockets directory:", p.run_dir.display().to_string());
-    o += &row("Log directory:", p.log_dir.display().to_string());
-    o += &row("Data directory:", p.data_dir.display().to_string());
+    r.field("Module directory:", p.modules_dir.display().to_string());
+    r.field("Run/Sockets directory:", p.run_dir.display().to_string());
+    r.field("Log directory:", p.log_dir.display().to_string());
+    r.field("Data directory:", p.data_dir.display().to_string());
+    r
+}
+
+fn show_settings(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let r = settings(core);
+    let row = |k: &str, v: &Value| format!("  {k:<30}{}\n", v.as_str().unwrap_or_default());
+    let mut o = String::from("\nPBX Core settings\n-----------------\n");
+    let split = r.fields.len() - 5;
+    for (k, v) in &r.fields[..split] {
+        o += &row(k, v);
+    }
+    o += "\n* Directories\n  -------------\n";
+    for (k, v) in &r.fields[split..] {
+        o += &row(k, v);
+    }
     Ok(o)
 }
 
@@ -142,64 +233,83 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// `core show hints`' rows.
+fn hints(core: &Core) -> Table {
+    let mut t = Table::new(&["Hint", "Devices", "State", "Presence", "Watchers"]);
+    for h in core.hints() {
+        t.row(vec![
+            format!("{}@{}", h.exten, h.context),
+            h.devices.join("&"),
+            core.hint_state(&h).as_str().to_string(),
+            "not_set".into(),
+            core.hint_watchers(&h.context, &h.exten).to_string(),
+        ]);
+    }
+    let n = t.rows.len();
+    t.totals.push(("hints registered", n.into()));
+    t
+}
+
 /// `core show hints` in Asterisk's layout (`handle_show_hints`).
 fn show_hints(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let hints = core.hints();
-    if hints.is_empty() {
+    let t = hints(core);
+    if t.rows.is_empty() {
         return Ok("There are no registered dialplan hints".into());
     }
     let mut o = String::from("\n    -= Registered Asterisk Dial Plan Hints =-\n");
-    for h in &hints {
+    for r in &t.rows {
         o += &format!(
             "{:<30.30}: {:<60.60}  State:{:<15.15} Presence:{:<15.15} Watchers {:>2}\n",
-            format!("{}@{}", h.exten, h.context),
-            h.devices.join("&"),
-            core.hint_state(h).as_str(),
-            "not_set",
-            core.hint_watchers(&h.context, &h.exten)
+            r[0], r[1], r[2], r[3], r[4]
         );
     }
     o += "----------------\n";
-    o += &format!("- {} hints registered", hints.len());
+    o += &format!("- {} hints registered", t.rows.len());
     Ok(o)
 }
 
+const CHANNELTYPE_HEADERS: [&str; 6] = [
+    "Type",
+    "Description",
+    "Devicestate",
+    "Presencestate",
+    "Indications",
+    "Transfer",
+];
+
+fn channeltypes(core: &Core) -> Table {
+    let mut t = Table::new(&CHANNELTYPE_HEADERS);
+    for ty in core.channel_types() {
+        let i = &ty.info;
+        t.row(vec![
+            i.tech_type.to_string(),
+            i.description.to_string(),
+            yes_no(i.devicestate).into(),
+            yes_no(i.presencestate).into(),
+            yes_no(i.indications).into(),
+            yes_no(i.transfer).into(),
+        ]);
+    }
+    let n = t.rows.len();
+    t.totals.push(("channel drivers registered", n.into()));
+    t
+}
+
 fn show_channeltypes(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let fmt = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str| {
+    let fmt = |r: &[&str]| {
         format!(
             "{:<15.15}  {:<40.40} {:<13.13} {:<13.13} {:<13.13} {:<13.13}\n",
-            a, b, c, d, e, f
+            r[0], r[1], r[2], r[3], r[4], r[5]
         )
     };
-    let mut o = fmt(
-        "Type",
-        "Description",
-        "Devicestate",
-        "Presencestate",
-        "Indications",
-        "Transfer",
-    );
-    o += &fmt(
-        "-----------",
-        "-----------",
-        "-----------",
-        "-----------",
-        "-----------",
-        "-----------",
-    );
-    let types = core.channel_types();
-    for t in &types {
-        let i = &t.info;
-        o += &fmt(
-            &i.tech_type,
-            &i.description,
-            yes_no(i.devicestate),
-            yes_no(i.presencestate),
-            yes_no(i.indications),
-            yes_no(i.transfer),
-        );
+    let t = channeltypes(core);
+    let mut o = fmt(&CHANNELTYPE_HEADERS);
+    o += &fmt(&["-----------"; 6]);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        o += &fmt(&r);
     }
-    o += &format!("----------\n{} channel drivers registered.", types.len());
+    o += &format!("----------\n{} channel drivers registered.", t.rows.len());
     Ok(o)
 }
 
@@ -221,12 +331,12 @@ fn application(c: &Channel) -> (String, String) {
     }
 }
 
-/// `core show channel <name>`: Asterisk's key/value dump (main/cli.c
-/// `handle_showchan`), keys right-aligned, then the channel's variables.
-fn show_channel(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
-    let [name] = args.rest else {
-        return Err(CommandError::Usage);
-    };
+/// `core show channel <name>`'s fields (the PBX ones from `Context` on)
+/// and its variables.
+fn channel_record(
+    core: &Core,
+    name: &str,
+) -> Result<(Record, Vec<(String, String)>), CommandError> {
     let Some(c) = core.channels.find(name) else {
         return Err(CommandError::Failed(format!(
             "{name} is not a known channel"
@@ -248,47 +358,92 @@ fn show_channel(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
         .find(|b| b.channels.contains(&c.id))
         .map_or("(Not bridged)".to_string(), |b| b.id.clone());
     let (app, data) = application(&c);
-    let rows: [(&str, String); 17] = [
-        ("Name", c.name.clone()),
-        ("Type", c.tech.clone()),
-        ("UniqueID", c.uniqueid.clone()),
-        ("Caller ID", or_na(&c.caller_num)),
-        ("Caller ID Name", or_na(&c.caller_name)),
-        ("DNID Digits", or_na(&c.exten)),
-        ("State", format!("{} ({})", c.state.as_str(), c.state as u8)),
-        ("NativeFormats", format!("({})", formats.join("|"))),
-        (
-            "Elapsed Time",
-            format!("{}h{}m{}s", secs / 3600, secs % 3600 / 60, secs % 60),
-        ),
-        ("Bridge ID", bridge),
-        ("Context", c.context.clone()),
-        ("Extension", c.exten.clone()),
-        ("Priority", c.priority.to_string()),
-        ("Application", app),
-        (
-            "Data",
-            if data.is_empty() {
-                "(Empty)".into()
-            } else {
-                data
-            },
-        ),
-        ("Account Code", or_na(&c.accountcode)),
-        ("Hangup Cause", c.cause.0.to_string()),
-    ];
+    let mut r = Record::default();
+    r.field("Name", c.name.clone());
+    r.field("Type", c.tech.clone());
+    r.field("UniqueID", c.uniqueid.clone());
+    r.field("Caller ID", or_na(&c.caller_num));
+    r.field("Caller ID Name", or_na(&c.caller_name));
+    r.field("DNID Digits", or_na(&c.exten));
+    r.field("State", format!("{} ({})", c.state.as_str(), c.state as u8));
+    r.field("NativeFormats", format!("({})", formats.join("|")));
+    r.field(
+        "Elapsed Time",
+        format!("{}h{}m{}s", secs / 3600, secs % 3600 / 60, secs % 60),
+    );
+    r.field("Bridge ID", bridge);
+    r.field("Context", c.context.clone());
+    r.field("Extension", c.exten.clone());
+    r.field("Priority", c.priority.to_string());
+    r.field("Application", app);
+    r.field(
+        "Data",
+        if data.is_empty() {
+            "(Empty)".into()
+        } else {
+            data
+        },
+    );
+    r.field("Account Code", or_na(&c.accountcode));
+    r.field("Hangup Cause", c.cause.0.to_string());
+    let vars = c
+        .vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Ok((r, vars))
+}
+
+/// `core show channel <name>`: Asterisk's key/value dump (main/cli.c
+/// `handle_showchan`), keys right-aligned, then the channel's variables.
+fn show_channel(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let [name] = args.rest else {
+        return Err(CommandError::Usage);
+    };
+    let (r, vars) = channel_record(core, name)?;
     let mut o = String::from(" -- General --\n");
-    for (i, (k, v)) in rows.iter().enumerate() {
+    for (i, (k, v)) in r.fields.iter().enumerate() {
         if i == 10 {
             o += " --   PBX   --\n";
         }
-        o += &format!("{k:>15}: {v}\n");
+        o += &format!("{k:>15}: {}\n", v.as_str().unwrap_or_default());
     }
     o += "      Variables:\n";
-    for (k, v) in &c.vars {
+    for (k, v) in &vars {
         o += &format!("{k}={v}\n");
     }
     Ok(o.trim_end().to_string())
+}
+
+/// `core show channels verbose`'s rows (the most fields of its forms).
+fn channels_table(core: &Core) -> Table {
+    let mut t = Table::new(&[
+        "Channel",
+        "Context",
+        "Extension",
+        "Prio",
+        "State",
+        "Application",
+        "Data",
+        "CallerID",
+        "Duration",
+    ]);
+    for c in core.channels.snapshot() {
+        let (app, data) = application(&c);
+        let secs = c.created.elapsed().as_secs();
+        t.row(vec![
+            c.name.clone(),
+            c.context.clone(),
+            c.exten.clone(),
+            c.priority.to_string(),
+            c.state.as_str().to_string(),
+            app,
+            data,
+            c.caller_num.clone(),
+            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+        ]);
+    }
+    t
 }
 
 fn counts(core: &Core) -> String {
@@ -346,43 +501,17 @@ fn show_channels(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
             return Ok(o.trim_end().to_string());
         }
         "verbose" => {
-            let f = |a: &str,
-                     b: &str,
-                     c: &str,
-                     d: &str,
-                     e: &str,
-                     g: &str,
-                     h: &str,
-                     i: &str,
-                     j: &str| {
-                format!("{a:<20.20} {b:<20.20} {c:<20.20} {d:<4.4} {e:<7.7} {g:<12.12} {h:<25.25} {i:<15.15} {j:<8.8}\n")
+            let t = channels_table(core);
+            let f = |r: &[&str]| {
+                format!(
+                    "{:<20.20} {:<20.20} {:<20.20} {:<4.4} {:<7.7} {:<12.12} {:<25.25} {:<15.15} {:<8.8}\n",
+                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]
+                )
             };
-            o += &f(
-                "Channel",
-                "Context",
-                "Extension",
-                "Prio",
-                "State",
-                "Application",
-                "Data",
-                "CallerID",
-                "Duration",
-            );
-            for c in &chans {
-                let (app, data) = application(c);
-                let secs = c.created.elapsed().as_secs();
-                let dur = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-                o += &f(
-                    &c.name,
-                    &c.context,
-                    &c.exten,
-                    &c.priority.to_string(),
-                    c.state.as_str(),
-                    &app,
-                    &data,
-                    &c.caller_num,
-                    &dur,
-                );
+            o += &f(&t.headers);
+            for r in &t.rows {
+                let r: Vec<&str> = r.iter().map(String::as_str).collect();
+                o += &f(&r);
             }
         }
         _ => {

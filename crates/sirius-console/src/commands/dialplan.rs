@@ -1,6 +1,6 @@
 //! `dialplan show [context]`, `dialplan reload`.
 
-use crate::table::{Args, Command, CommandError, CommandResult};
+use crate::table::{Args, Command, CommandError, CommandResult, JsonHandler};
 use sirius_core::Core;
 use std::sync::Arc;
 
@@ -22,6 +22,24 @@ pub fn commands() -> Vec<Command> {
             complete: None,
         },
     ]
+}
+
+/// The JSON form of `dialplan show`: contexts, their includes, extensions
+/// and steps (priority, label, application, data, file line), as the text
+/// lists them.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![("dialplan show", |core, args| {
+        let engine = core
+            .pbx_engine()
+            .ok_or_else(|| CommandError::Failed("No dialplan is loaded.".into()))?;
+        let ctx = match args.rest {
+            [] => None,
+            [c] => Some(c.as_str()),
+            _ => return Err(CommandError::Usage),
+        };
+        let text = engine.show_json(ctx).map_err(CommandError::Failed)?;
+        serde_json::from_str(&text).map_err(|e| CommandError::Failed(e.to_string()))
+    })]
 }
 
 fn show(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {

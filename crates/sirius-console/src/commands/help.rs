@@ -1,6 +1,7 @@
 //! `help [words]` and its Asterisk alias `core show help`.
 
-use crate::table::{Args, Command, CommandError, CommandResult, CommandTable};
+use crate::table::{Args, Command, CommandError, CommandResult, CommandTable, JsonHandler};
+use crate::view::Table;
 use sirius_core::Core;
 use std::sync::Arc;
 
@@ -26,7 +27,14 @@ pub fn commands() -> Vec<crate::table::Command> {
     ]
 }
 
-fn help(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+/// The commands whose words start with the topic, or the one command the
+/// topic names (then its usage).
+enum Help {
+    Usage(String),
+    List(Table),
+}
+
+fn lookup(core: &Arc<Core>, args: &Args<'_>) -> Result<Help, CommandError> {
     // The table is rebuilt here rather than threaded through every handler: help is rare.
     let table = CommandTable::with_core_commands();
     let topic = args.rest.join(" ").to_ascii_lowercase();
@@ -35,17 +43,42 @@ fn help(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
         .iter()
         .find(|(w, _, _)| w.eq_ignore_ascii_case(&topic))
     {
-        return Ok(usage.clone());
+        return Ok(Help::Usage(usage.clone()));
     }
-    let rows: Vec<String> = entries
+    let mut t = Table::new(&["Command", "Summary"]);
+    for (w, s, _) in entries
         .iter()
         .filter(|(w, _, _)| w.to_ascii_lowercase().starts_with(&topic))
-        .map(|(w, s, _)| format!("{w:<30} -- {s}"))
-        .collect();
-    if rows.is_empty() {
+    {
+        t.row(vec![w.clone(), s.clone()]);
+    }
+    if t.rows.is_empty() {
         return Err(CommandError::Failed(format!("No such command '{topic}'.")));
     }
-    Ok(rows.join("\n"))
+    Ok(Help::List(t))
+}
+
+fn help(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    Ok(match lookup(core, args)? {
+        Help::Usage(u) => u,
+        Help::List(t) => t
+            .rows
+            .iter()
+            .map(|r| format!("{:<30} -- {}", r[0], r[1]))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+/// `core show help [topic]` as JSON: the matching commands, or the one
+/// command's usage.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![("core show help", |core, args| {
+        Ok(match lookup(core, args)? {
+            Help::Usage(u) => serde_json::json!({ "usage": u }),
+            Help::List(t) => t.to_json(),
+        })
+    })]
 }
 
 fn complete(core: &Arc<Core>, words: &[String], pos: usize) -> Vec<String> {

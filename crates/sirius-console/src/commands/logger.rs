@@ -3,7 +3,8 @@
 //! files too), `logger rotate` (Sirius moves the files away itself, by the
 //! configured `rotatestrategy`) and `logger show channels`.
 
-use crate::table::{Args, Command, CommandError, CommandResult};
+use crate::table::{Args, Command, CommandError, CommandResult, JsonHandler};
+use crate::view::Table;
 use sirius_core::Core;
 use std::sync::Arc;
 
@@ -61,6 +62,23 @@ fn rotate(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
         return Err(CommandError::Failed(format!("{}{}", out, text.join("\n"))));
     }
     Ok(out.trim_end().to_string())
+}
+
+/// The JSON form of `logger show channels`.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![("logger show channels", |core, _| {
+        let mut t = Table::new(&["Channel", "Type", "Formatter", "Status", "Configuration"]);
+        for c in core.log.channels() {
+            t.row(vec![
+                c.channel,
+                c.kind.into(),
+                "default".into(),
+                c.status.into(),
+                c.levels,
+            ]);
+        }
+        Ok(t.to_json())
+    })]
 }
 
 fn show_channels(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {

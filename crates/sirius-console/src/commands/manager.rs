@@ -4,7 +4,8 @@
 //! `handle_manager_show_settings`). The manager registers itself in the
 //! core (`Core::addon`); with AMI disabled the commands say so.
 
-use crate::table::{Args, Command, CommandError, CommandResult};
+use crate::table::{Args, Command, CommandError, CommandResult, JsonHandler};
+use crate::view::{Record, Table};
 use sirius_core::Core;
 use sirius_manager::Manager;
 use std::sync::Arc;
@@ -15,12 +16,9 @@ fn manager(core: &Core) -> Result<Arc<Manager>, CommandError> {
     })
 }
 
-fn connected(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let m = manager(core)?;
-    let row = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str, g: &str, h: &str| {
-        format!("  {a:<15.15}  {b:<55.55}  {c:<10.10}  {d:<10.10}  {e:<8.8}  {f:<8.8}  {g:<10.10}  {h:<10.10}\n")
-    };
-    let mut out = row(
+/// `manager show connected`'s rows.
+fn connected_table(m: &Manager) -> Table {
+    let mut t = Table::new(&[
         "Username",
         "IP Address",
         "Start",
@@ -29,44 +27,73 @@ fn connected(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
         "HttpCnt",
         "ReadPerms",
         "WritePerms",
-    );
-    let sessions = m.sessions();
-    for s in &sessions {
+    ]);
+    for s in &m.sessions() {
         let user = s.user.lock().clone().unwrap_or_default();
         let (read, write) = *s.perms.lock();
-        out += &row(
-            &user,
-            &s.remote.ip().to_string(),
-            &s.started.to_string(),
-            &s.since.elapsed().as_secs().to_string(),
-            "-1",
-            "0",
-            &read.0.to_string(),
-            &write.0.to_string(),
-        );
+        t.row(vec![
+            user,
+            s.remote.ip().to_string(),
+            s.started.to_string(),
+            s.since.elapsed().as_secs().to_string(),
+            "-1".into(),
+            "0".into(),
+            read.0.to_string(),
+            write.0.to_string(),
+        ]);
     }
-    out += &format!("{} users connected.", sessions.len());
+    let n = t.rows.len();
+    t.totals.push(("users connected", n.into()));
+    t
+}
+
+fn connected(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let t = connected_table(&*manager(core)?);
+    let row = |r: &[&str]| {
+        format!(
+            "  {:<15.15}  {:<55.55}  {:<10.10}  {:<10.10}  {:<8.8}  {:<8.8}  {:<10.10}  {:<10.10}\n",
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+        )
+    };
+    let mut out = row(&t.headers);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        out += &row(&r);
+    }
+    out += &format!("{} users connected.", t.rows.len());
     Ok(out)
 }
 
+/// `manager show users`' rows.
+fn users_table(m: &Manager) -> Table {
+    let mut t = Table::new(&["username"]);
+    for name in m.settings.users.keys() {
+        t.row(vec![name.clone()]);
+    }
+    let n = t.rows.len();
+    t.totals.push(("manager users configured", n.into()));
+    t
+}
+
 fn users(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let m = manager(core)?;
-    if m.settings.users.is_empty() {
+    let t = users_table(&*manager(core)?);
+    if t.rows.is_empty() {
         return Ok("There are no manager users.".into());
     }
     let mut out = String::from("\nusername\n--------\n");
-    for name in m.settings.users.keys() {
-        out += name;
+    for r in &t.rows {
+        out += &r[0];
         out.push('\n');
     }
     out += &format!(
         "-------------------\n{} manager users configured.",
-        m.settings.users.len()
+        t.rows.len()
     );
     Ok(out)
 }
 
-fn user(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+/// `manager show user <name>`'s fields.
+fn user_record(core: &Core, args: &Args<'_>) -> Result<Record, CommandError> {
     let [name] = args.rest else {
         return Err(CommandError::Usage);
     };
@@ -77,53 +104,70 @@ fn user(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
         )));
     };
     let yes = |b: bool| if b { "yes" } else { "no" };
-    Ok(format!(
-        "\n          username: {}\n            secret: {}\n               ACL: {}\n         read perm: {}\n        write perm: {}\n   displayconnects: {}\nallowmultiplelogin: yes\n         Variables: ",
-        u.name,
-        if u.secret.is_some() { "<Set>" } else { "(N/A)" },
-        yes(u.acl.is_set()),
-        u.read.user_list(),
-        u.write.user_list(),
-        yes(u.displayconnects.unwrap_or(m.settings.general.displayconnects)),
-    ))
+    let mut r = Record::default();
+    r.field("username", u.name.clone());
+    r.field("secret", if u.secret.is_some() { "<Set>" } else { "(N/A)" });
+    r.field("ACL", yes(u.acl.is_set()));
+    r.field("read perm", u.read.user_list());
+    r.field("write perm", u.write.user_list());
+    r.field(
+        "displayconnects",
+        yes(u
+            .displayconnects
+            .unwrap_or(m.settings.general.displayconnects)),
+    );
+    r.field("allowmultiplelogin", "yes");
+    r.field("Variables", "");
+    Ok(r)
+}
+
+fn user(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let r = user_record(core, args)?;
+    let mut out = String::new();
+    for (k, v) in &r.fields {
+        out += &format!("\n{k:>18}: {}", v.as_str().unwrap_or_default());
+    }
+    Ok(out)
+}
+
+/// `manager show settings`' fields.
+fn settings_record(core: &Core) -> Record {
+    let m = core.addon::<Manager>(sirius_manager::ADDON);
+    let yes = |b: bool| if b { "Yes" } else { "No" };
+    let mut r = Record::default();
+    r.field("Manager (AMI):", yes(m.is_some()));
+    r.field("Web Manager (AMI/HTTP):", "No");
+    r.field(
+        "TCP Bindaddress:",
+        m.as_ref()
+            .map_or_else(|| "Disabled".to_string(), |m| m.local.to_string()),
+    );
+    r.field("TLS Enable:", "No");
+    r.field("Allow multiple login:", "Yes");
+    if let Some(m) = &m {
+        let g = &m.settings.general;
+        r.field("Display connects:", yes(g.displayconnects));
+        r.field("Timestamp events:", yes(g.timestampevents));
+        r.field(
+            "Auth timeout (seconds):",
+            g.authtimeout.as_secs().to_string(),
+        );
+        r.field("Auth limit:", g.authlimit.to_string());
+    }
+    r
 }
 
 fn settings(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let m = core.addon::<Manager>(sirius_manager::ADDON);
-    let row = |k: &str, v: &str| format!("  {k:<25.25}  {v:<15.55}\n");
-    let yes = |b: bool| if b { "Yes" } else { "No" };
     let mut out = String::from("\nGlobal Settings:\n----------------\n");
-    out += &row("Manager (AMI):", yes(m.is_some()));
-    out += &row("Web Manager (AMI/HTTP):", "No");
-    let bind = m
-        .as_ref()
-        .map_or_else(|| "Disabled".to_string(), |m| m.local.to_string());
-    out += &row("TCP Bindaddress:", &bind);
-    out += &row("TLS Enable:", "No");
-    out += &row("Allow multiple login:", "Yes");
-    if let Some(m) = &m {
-        let g = &m.settings.general;
-        out += &row("Display connects:", yes(g.displayconnects));
-        out += &row("Timestamp events:", yes(g.timestampevents));
-        out += &row(
-            "Auth timeout (seconds):",
-            &g.authtimeout.as_secs().to_string(),
-        );
-        out += &row("Auth limit:", &g.authlimit.to_string());
+    for (k, v) in &settings_record(core).fields {
+        out += &format!("  {k:<25.25}  {:<15.55}\n", v.as_str().unwrap_or_default());
     }
     Ok(out.trim_end().to_string())
 }
 
-fn commands_list(_: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let width = sirius_manager::actions::ACTIONS
-        .iter()
-        .map(|(n, _, _)| n.len())
-        .chain(["Challenge".len()])
-        .max()
-        .unwrap_or(6);
-    let row = |a: &str, b: &str| format!("  {a:<width$}  {b}\n");
-    let mut out = row("Action", "Synopsis");
-    out += &row("------", "--------");
+/// `manager show commands`' rows: the session actions and every action
+/// the manager answers, by name.
+fn commands_table() -> Table {
     let session = [
         ("Login", "Login Manager."),
         ("Logoff", "Logoff Manager."),
@@ -136,10 +180,44 @@ fn commands_list(_: &Arc<Core>, _: &Args<'_>) -> CommandResult {
             .map(|(n, _, w)| (*n, *w)),
     );
     all.sort_by_key(|(n, _)| n.to_ascii_lowercase());
+    let mut t = Table::new(&["Action", "Synopsis"]);
     for (name, what) in all {
-        out += &row(name, what);
+        t.row(vec![name.into(), what.into()]);
+    }
+    t
+}
+
+fn commands_list(_: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let t = commands_table();
+    let width = t.rows.iter().map(|r| r[0].len()).max().unwrap_or(6).max(6);
+    let row = |a: &str, b: &str| format!("  {a:<width$}  {b}\n");
+    let mut out = row("Action", "Synopsis");
+    out += &row("------", "--------");
+    for r in &t.rows {
+        out += &row(&r[0], &r[1]);
     }
     Ok(out.trim_end().to_string())
+}
+
+/// The JSON forms of the `manager show` commands.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![
+        ("manager show connected", |core, _| {
+            Ok(connected_table(&*manager(core)?).to_json())
+        }),
+        ("manager show users", |core, _| {
+            Ok(users_table(&*manager(core)?).to_json())
+        }),
+        ("manager show user", |core, args| {
+            Ok(user_record(core, args)?.to_json())
+        }),
+        ("manager show settings", |core, _| {
+            Ok(settings_record(core).to_json())
+        }),
+        ("manager show commands", |_, _| {
+            Ok(commands_table().to_json())
+        }),
+    ]
 }
 
 /// The `manager` group.

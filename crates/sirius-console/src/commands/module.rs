@@ -1,7 +1,8 @@
 //! `module show|load|unload|reload`.
 
 use super::ess;
-use crate::table::{Args, Command, CommandError, CommandResult};
+use crate::table::{Args, Command, CommandError, CommandResult, JsonHandler};
+use crate::view::Table;
 use sirius_core::loader::{module_name, LoadOutcome};
 use sirius_core::Core;
 use std::sync::Arc;
@@ -40,34 +41,65 @@ pub fn commands() -> Vec<Command> {
     ]
 }
 
-fn show(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+/// The JSON form of `module show`.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![("module show", |core, args| {
+        Ok(modules(core, args)?.to_json())
+    })]
+}
+
+const HEADERS: [&str; 5] = [
+    "Module",
+    "Description",
+    "Use Count",
+    "Status",
+    "Support Level",
+];
+
+fn modules(core: &Core, args: &Args<'_>) -> Result<Table, CommandError> {
     let like = match args.rest {
         [] => None,
         [l, word] if l.eq_ignore_ascii_case("like") => Some(word.to_ascii_lowercase()),
         _ => return Err(CommandError::Usage),
     };
-    let rows: Vec<_> = core
-        .module_list()
-        .into_iter()
-        .filter(|m| {
-            like.as_ref()
-                .is_none_or(|w| m.name.to_ascii_lowercase().contains(w))
-        })
-        .collect();
-    let mut out = format!(
-        "{:<30} {:<40.40} {:<10} {:<11} {:>13}\n",
-        "Module", "Description", "Use Count", "Status", "Support Level"
-    );
-    for m in &rows {
-        out.push_str(&format!(
+    let mut t = Table::new(&HEADERS);
+    for m in core.module_list() {
+        if like
+            .as_ref()
+            .is_some_and(|w| !m.name.to_ascii_lowercase().contains(w))
+        {
+            continue;
+        }
+        t.row(vec![
+            m.name,
+            m.description,
+            m.use_count.to_string(),
+            m.status.to_string(),
+            m.support.to_string(),
+        ]);
+    }
+    let n = t.rows.len();
+    t.totals.push(("modules loaded", n.into()));
+    Ok(t)
+}
+
+fn show(core: &Arc<Core>, args: &Args<'_>) -> CommandResult {
+    let t = modules(core, args)?;
+    let row = |r: &[&str]| {
+        format!(
             "{:<30} {:<40.40} {:<10} {:<11} {:>13}\n",
-            m.name, m.description, m.use_count, m.status, m.support
-        ));
+            r[0], r[1], r[2], r[3], r[4]
+        )
+    };
+    let mut out = row(&HEADERS);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        out.push_str(&row(&r));
     }
     out.push_str(&format!(
         "{} module{} loaded",
-        rows.len(),
-        ess(rows.len() as u64)
+        t.rows.len(),
+        ess(t.rows.len() as u64)
     ));
     Ok(out)
 }

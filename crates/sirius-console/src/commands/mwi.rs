@@ -2,7 +2,8 @@
 //! mailbox, set by hand until voicemail exists (the names of
 //! res_mwi_external's AMI actions MWIGet/MWIUpdate/MWIDelete).
 
-use crate::table::{Args, Command, CommandError, CommandResult};
+use crate::table::{Args, Command, CommandError, CommandResult, JsonHandler};
+use crate::view::Table;
 use sirius_core::Core;
 use std::sync::Arc;
 
@@ -15,25 +16,39 @@ pub fn commands() -> Vec<Command> {
     ]
 }
 
-fn show(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
-    let boxes = core.mwi.list();
-    let mut o = format!(
-        "{:<30} {:>6} {:>6} {:>8}\n",
-        "Mailbox", "New", "Old", "Watchers"
-    );
-    for (m, new, old) in &boxes {
-        o += &format!(
-            "{:<30} {:>6} {:>6} {:>8}\n",
+/// The JSON form of `mwi show`.
+pub fn json() -> Vec<(&'static str, JsonHandler)> {
+    vec![("mwi show", |core, _| Ok(mailboxes(core).to_json()))]
+}
+
+fn mailboxes(core: &Core) -> Table {
+    let mut t = Table::new(&["Mailbox", "New", "Old", "Watchers"]);
+    for (m, new, old) in core.mwi.list() {
+        let watchers = core.mwi.watchers(&m);
+        t.row(vec![
             m,
-            new,
-            old,
-            core.mwi.watchers(m)
-        );
+            new.to_string(),
+            old.to_string(),
+            watchers.to_string(),
+        ]);
+    }
+    let n = t.rows.len();
+    t.totals.push(("mailboxes", n.into()));
+    t
+}
+
+fn show(core: &Arc<Core>, _: &Args<'_>) -> CommandResult {
+    let t = mailboxes(core);
+    let row = |r: &[String]| format!("{:<30} {:>6} {:>6} {:>8}\n", r[0], r[1], r[2], r[3]);
+    let headers: Vec<String> = t.headers.iter().map(|h| h.to_string()).collect();
+    let mut o = row(&headers);
+    for r in &t.rows {
+        o += &row(r);
     }
     o += &format!(
         "{} mailbox{}",
-        boxes.len(),
-        if boxes.len() == 1 { "" } else { "es" }
+        t.rows.len(),
+        if t.rows.len() == 1 { "" } else { "es" }
     );
     Ok(o)
 }

@@ -188,6 +188,19 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// One row of `logger show channels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRow {
+    /// The file's path (empty for the console).
+    pub channel: String,
+    /// `Console` or `File`.
+    pub kind: &'static str,
+    /// `Enabled`, or `Disabled` when the file could not be opened.
+    pub status: &'static str,
+    /// The levels it takes (`NOTICE WARNING ERROR`).
+    pub levels: String,
+}
+
 /// A configuration could not be put in place; the running one stays.
 #[derive(Debug, thiserror::Error)]
 pub enum LoggerError {
@@ -384,9 +397,35 @@ impl LogHub {
         (moved, failed)
     }
 
+    /// The channels as `logger show channels` lists them.
+    pub fn channels(&self) -> Vec<ChannelRow> {
+        let c = self.channels.read();
+        let mut rows = Vec::new();
+        if let Some(s) = c.console {
+            rows.push(ChannelRow {
+                channel: String::new(),
+                kind: "Console",
+                status: "Enabled",
+                levels: s.mask.words().trim_end().to_string(),
+            });
+        }
+        for f in &c.files {
+            rows.push(ChannelRow {
+                channel: f.path.display().to_string(),
+                kind: "File",
+                status: if f.file.lock().is_some() {
+                    "Enabled"
+                } else {
+                    "Disabled"
+                },
+                levels: f.sink.mask.words().trim_end().to_string(),
+            });
+        }
+        rows
+    }
+
     /// `logger show channels`, Asterisk's layout.
     pub fn show_channels(&self) -> String {
-        let c = self.channels.read();
         let mut out = format!(
             "Logger queue limit: {} KiB per file\n\n",
             QUEUE_LIMIT / 1024
@@ -398,27 +437,13 @@ impl LogHub {
         };
         row("Channel", "Type", "Formatter", "Status", "Configuration");
         row("-------", "----", "---------", "------", "-------------");
-        if let Some(s) = c.console {
+        for c in self.channels() {
             row(
-                "",
-                "Console",
+                &c.channel,
+                c.kind,
                 "default",
-                "Enabled",
-                &format!(" - {}", s.mask.words()),
-            );
-        }
-        for f in &c.files {
-            let status = if f.file.lock().is_some() {
-                "Enabled"
-            } else {
-                "Disabled"
-            };
-            row(
-                &f.path.display().to_string(),
-                "File",
-                "default",
-                status,
-                &format!(" - {}", f.sink.mask.words()),
+                c.status,
+                &format!(" - {} ", c.levels),
             );
         }
         out

@@ -453,15 +453,13 @@ impl Lines {
     }
 }
 
-/// `sip show sharedlines`: every shared line of `lines` (name, number of
-/// appearances) with its appearances in use, and the totals.
-pub fn render_sharedlines(lines: &[(String, u32)], state: &Lines) -> String {
-    let row = |a: &str, b: &str, c: &str, d: &str, e: &str| {
-        format!("{a:<16.16} {b:<6.6} {c:<12.12} {d:<36.36} {e}\n")
-    };
-    let mut o = row("Line", "Index", "State", "Appearance URI", "Channel");
+/// `sip show sharedlines`' rows: each line's appearances in use, or one
+/// `idle` row for a line with none.
+pub fn sharedlines_table(lines: &[(String, u32)], state: &Lines) -> sirius_abi::view::Table {
+    let mut t =
+        sirius_abi::view::Table::new(&["Line", "Index", "State", "Appearance URI", "Channel"]);
     let snapshot = state.snapshot();
-    let mut used = 0;
+    let mut used = 0usize;
     for (line, max) in lines {
         let apps = snapshot
             .iter()
@@ -470,19 +468,51 @@ pub fn render_sharedlines(lines: &[(String, u32)], state: &Lines) -> String {
             .unwrap_or_default();
         used += apps.len();
         if apps.is_empty() {
-            o += &row(line, "*", "idle", "", &format!("(of {max})"));
+            t.row(vec![
+                line.clone(),
+                "*".into(),
+                "idle".into(),
+                String::new(),
+                format!("(of {max})"),
+            ]);
         }
         for (i, a) in apps {
-            o += &row(
-                line,
-                &i.to_string(),
-                a.shown_state().as_str(),
-                a.uri.as_deref().unwrap_or(""),
-                &a.name,
-            );
+            t.row(vec![
+                line.clone(),
+                i.to_string(),
+                a.shown_state().as_str().to_string(),
+                a.uri.clone().unwrap_or_default(),
+                a.name.clone(),
+            ]);
         }
     }
-    let n = lines.len();
+    t.totals = vec![
+        ("shared lines", lines.len().into()),
+        ("appearances in use", used.into()),
+    ];
+    t
+}
+
+/// `sip show sharedlines`: the rows, then the lines and appearances in use.
+pub fn render_sharedlines(t: &sirius_abi::view::Table) -> String {
+    let row = |r: &[&str]| {
+        format!(
+            "{:<16.16} {:<6.6} {:<12.12} {:<36.36} {}\n",
+            r[0], r[1], r[2], r[3], r[4]
+        )
+    };
+    let mut o = row(&t.headers);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        o += &row(&r);
+    }
+    let total = |k: &str| {
+        t.totals
+            .iter()
+            .find(|(l, _)| *l == k)
+            .map_or(0, |(_, v)| v.as_u64().unwrap_or(0))
+    };
+    let (n, used) = (total("shared lines"), total("appearances in use"));
     o += &format!(
         "{n} shared line{}, {used} appearance{} in use\n",
         if n == 1 { "" } else { "s" },
@@ -683,7 +713,10 @@ mod tests {
         let mut a = ap(7, ApState::Held);
         a.uri = Some("\"Alice\" <sip:100@pbx>".into());
         l.seize("sales", 2, Some(2), a).unwrap();
-        let out = render_sharedlines(&[("sales".into(), 2), ("support".into(), 1)], &l);
+        let out = render_sharedlines(&sharedlines_table(
+            &[("sales".into(), 2), ("support".into(), 1)],
+            &l,
+        ));
         assert_eq!(
             out,
             "Line             Index  State        Appearance URI                       Channel\n\

@@ -37,8 +37,8 @@ pub(crate) mod uac;
 mod uas;
 pub(crate) mod usage;
 mod view;
-pub use subscribe::render_subscriptions;
-pub use view::render_channels;
+pub use subscribe::{render_subscriptions, subscriptions_table};
+pub use view::{channels_table, render_channels, render_inuse};
 
 use crate::endpoint::{Endpoint, MediaAction, Now};
 use sirius_abi::{ChannelId, Codec};

@@ -316,7 +316,10 @@ fn phones_seize_appearances_by_publish() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0[0].appearance, Some(2));
     assert_eq!(seen[0].0[0].state, "trying");
-    let table = crate::sca::render_sharedlines(&[("line".into(), 2)], &h.ep.shared.lines);
+    let table = crate::sca::render_sharedlines(&crate::sca::sharedlines_table(
+        &[("line".into(), 2)],
+        &h.ep.shared.lines,
+    ));
     assert!(
         table.contains("\nline             2      seized       "),
         "{table}"

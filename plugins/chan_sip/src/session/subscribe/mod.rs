@@ -57,7 +57,7 @@ mod package;
 mod view;
 pub(crate) use package::PACKAGES;
 use package::{accepts, body, Package, Source};
-pub use view::render_subscriptions;
+pub use view::{render_subscriptions, subscriptions_table};
 
 /// Subscriptions one shard holds at most: a bound on what subscribers can
 /// make us keep (each also holds a dialog and a hint watch). Past it, a new

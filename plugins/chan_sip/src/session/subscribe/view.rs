@@ -6,11 +6,12 @@
 
 use super::package::{Package, Source};
 use crate::endpoint::Endpoint;
+use sirius_abi::view::Table;
 use sirius_sip::dialog_info;
 
 impl Endpoint {
     /// This shard's rows, by Call-ID (see [`render_subscriptions`]).
-    pub fn subscription_rows(&self) -> Vec<(String, String)> {
+    pub fn subscription_rows(&self) -> Vec<(String, Vec<String>)> {
         self.subscriptions
             .subs
             .values()
@@ -29,35 +30,50 @@ impl Endpoint {
                     (_, Source::Mailbox(_)) => ("--".into(), "<none>", "<none>".into()),
                     (_, Source::Line) => (s.exten.clone(), "<none>", "<none>".into()),
                 };
-                let row = format!(
-                    "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {:06}\n",
+                let row = vec![
                     s.dest.ip().to_string(),
-                    s.user,
-                    s.dialog.call_id,
+                    s.user.clone(),
+                    s.dialog.call_id.clone(),
                     exten,
-                    state,
-                    s.package.text(),
+                    state.to_string(),
+                    s.package.text().to_string(),
                     mailbox,
-                    s.granted,
-                );
+                    format!("{:06}", s.granted),
+                ];
                 (s.dialog.call_id.clone(), row)
             })
             .collect()
     }
 }
 
+/// Every shard's rows as one table, by Call-ID, with the count.
+pub fn subscriptions_table(rows: Vec<(String, Vec<String>)>) -> Table {
+    let mut rows = rows;
+    rows.sort();
+    let mut t = Table::new(&crate::show::SUBSCRIPTION_HEADERS);
+    for (_, r) in rows {
+        t.row(r);
+    }
+    let n = t.rows.len();
+    t.totals.push(("active SIP subscriptions", n.into()));
+    t
+}
+
 /// `sip show subscriptions` from every shard's rows: chan_sip's header,
 /// the rows by Call-ID, and the count.
-pub fn render_subscriptions(mut rows: Vec<(String, String)>) -> String {
-    rows.sort();
-    let mut o = format!(
-        "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {:<6.6}\n",
-        "Peer", "User", "Call ID", "Extension", "Last state", "Type", "Mailbox", "Expiry"
-    );
-    for (_, row) in &rows {
-        o += row;
+pub fn render_subscriptions(t: &Table) -> String {
+    let row = |r: &[&str]| {
+        format!(
+            "{:<15.15}  {:<15.15}  {:<15.15}  {:<15.15}  {:<13.13}  {:<15.15} {:<10.10} {}\n",
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+        )
+    };
+    let mut o = row(&t.headers);
+    for r in &t.rows {
+        let r: Vec<&str> = r.iter().map(String::as_str).collect();
+        o += &row(&r);
     }
-    let n = rows.len();
+    let n = t.rows.len();
     o += &format!(
         "{n} active SIP subscription{}\n",
         if n == 1 { "" } else { "s" }
