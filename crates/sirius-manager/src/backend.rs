@@ -7,11 +7,12 @@ use sirius_core::originate::OriginateTarget;
 use sirius_core::Core;
 use std::sync::Arc;
 
-/// Runs one console command line as the console does: (succeeded, output).
+/// Runs one console command line as the console does: (succeeded, output);
+/// with `json` true, a show command's JSON form (`sirius -rx --json`).
 /// The daemon passes the console's command table in, so `Command` sees
 /// every built-in and plugin command and the manager need not depend on
 /// the console crate.
-pub type CommandRunner = Arc<dyn Fn(&str) -> (bool, String) + Send + Sync>;
+pub type CommandRunner = Arc<dyn Fn(&str, bool) -> (bool, String) + Send + Sync>;
 
 /// A channel as actions show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,6 +88,8 @@ pub struct CoreInfo {
 pub trait Backend: Send + Sync {
     /// Runs a console command: (succeeded, output).
     fn command(&self, line: &str) -> (bool, String);
+    /// A show command's rows and fields (its JSON form), or why not.
+    fn command_json(&self, line: &str) -> Result<serde_json::Value, String>;
     /// Every channel, oldest first.
     fn channels(&self) -> Vec<ChannelView>;
     /// One channel by name (exact, else a unique prefix).
@@ -178,7 +181,17 @@ fn builtin(c: &sirius_core::channels::Channel, var: &str) -> Option<String> {
 
 impl Backend for CoreBackend {
     fn command(&self, line: &str) -> (bool, String) {
-        (self.run)(line)
+        (self.run)(line, false)
+    }
+
+    fn command_json(&self, line: &str) -> Result<serde_json::Value, String> {
+        let (ok, text) = (self.run)(line, true);
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        match v["error"].as_str() {
+            Some(e) if !ok => Err(e.to_string()),
+            _ if !ok => Err(text),
+            _ => Ok(v),
+        }
     }
 
     fn channels(&self) -> Vec<ChannelView> {

@@ -14,6 +14,9 @@ impl Backend for Nothing {
     fn command(&self, _: &str) -> (bool, String) {
         (false, String::new())
     }
+    fn command_json(&self, line: &str) -> Result<serde_json::Value, String> {
+        Err(format!("No such command '{line}'"))
+    }
     fn channels(&self) -> Vec<ChannelView> {
         Vec::new()
     }

@@ -19,6 +19,9 @@ impl Backend for Fake {
             _ => (false, format!("No such command '{line}'")),
         }
     }
+    fn command_json(&self, line: &str) -> Result<serde_json::Value, String> {
+        Err(format!("No such command '{line}'"))
+    }
     fn channels(&self) -> Vec<ChannelView> {
         vec![ChannelView {
             name: "SIP/a-00000001".into(),

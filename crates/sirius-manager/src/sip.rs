@@ -1,87 +1,17 @@
-//! `SIPpeers` and `SIPshowpeer`. The peers live in the chan_sip plugin,
-//! and the plugin interface gives the host its console commands only
-//! (text in, text out): there is no structured route to a peer's fields.
-//! So these actions run `sip show peers` / `sip show peer <name>` through
-//! the console's table and read the tables back, by their fixed layout
-//! (Asterisk's columns: Name/username 25, Host 39, Dyn 3, Forcerport 10,
-//! Comedia 10, ACL 3, Port 8, Status 11, Description). A plugin method
-//! returning rows would be sturdier; until the interface has one, the
-//! layout is pinned by chan_sip's own tests and by `tests/ami.rs`.
+//! `SIPpeers` and `SIPshowpeer`. The peers live in the chan_sip plugin;
+//! these actions read them as `sip show peers` / `sip show peer <name>`
+//! give them to scripts (`sirius -rx --json`: the rows and fields of the
+//! console's tables, by their snake-case headers), so nothing here depends
+//! on a column's width, and put them under Asterisk's AMI names.
 
 use crate::actions::list_start;
 use crate::backend::Backend;
 use crate::message::{Message, Reply};
+use serde_json::Value;
 
-/// One row of `sip show peers`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PeerRow {
-    /// Peer name (without `/username`).
-    pub name: String,
-    /// Its address, or empty.
-    pub host: String,
-    /// `D` column.
-    pub dynamic: bool,
-    /// Forcerport column.
-    pub force_rport: bool,
-    /// Comedia column.
-    pub comedia: bool,
-    /// ACL column.
-    pub acl: bool,
-    /// Port (0 unknown).
-    pub port: String,
-    /// `OK (1 ms)`, `UNREACHABLE`, `Unmonitored`…
-    pub status: String,
-    /// Description.
-    pub description: String,
-}
-
-/// Splits a `sip show peers` table into rows (header and footer skipped).
-pub fn parse_peers(text: &str) -> Vec<PeerRow> {
-    let mut rows = Vec::new();
-    for line in text.lines().skip(1) {
-        // The footer: "N sip peers [Monitored: …]".
-        if line.contains(" sip peers [") || line.chars().count() < 97 {
-            continue;
-        }
-        let col = |from: usize, len: usize| -> String {
-            line.chars()
-                .skip(from)
-                .take(len)
-                .collect::<String>()
-                .trim()
-                .to_string()
-        };
-        let label = col(0, 25);
-        let name = label.split('/').next().unwrap_or("").to_string();
-        let host = col(26, 39);
-        let rest: String = line.chars().skip(96).collect();
-        let rest = rest.trim_start();
-        let (port, after) = rest.split_once(' ').unwrap_or((rest, ""));
-        let after = after.trim_start();
-        // A status with a delay runs to its ')': "OK (1 ms)", "LAGGED (2100 ms)".
-        let status_end = if after.starts_with("OK (") || after.starts_with("LAGGED (") {
-            after.find(')').map_or(after.len(), |i| i + 1)
-        } else {
-            after.find(' ').unwrap_or(after.len())
-        };
-        let (status, description) = after.split_at(status_end);
-        rows.push(PeerRow {
-            name,
-            host: if host == "(Unspecified)" {
-                String::new()
-            } else {
-                host
-            },
-            dynamic: col(66, 3) == "D",
-            force_rport: col(70, 10) == "Yes",
-            comedia: col(81, 10) == "Yes",
-            acl: col(92, 3) == "A",
-            port: port.to_string(),
-            status: status.trim().to_string(),
-            description: description.trim().to_string(),
-        });
-    }
-    rows
+/// A row's or record's text field (empty when absent).
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -95,34 +25,47 @@ fn yes_no(b: bool) -> &'static str {
 /// `SIPpeers`: a `PeerEntry` event per peer (chan_sip's `_sip_show_peers`
 /// in manager mode), then `PeerlistComplete`.
 pub fn sip_peers(m: &Message, backend: &dyn Backend) -> String {
-    let (ok, text) = backend.command("sip show peers");
-    if !ok {
-        return Reply::error(m, "SIP channel driver not loaded");
+    match backend.command_json("sip show peers") {
+        Ok(table) => peer_entries(m, &table),
+        Err(_) => Reply::error(m, "SIP channel driver not loaded"),
     }
-    let rows = parse_peers(&text);
+}
+
+/// The `PeerEntry` events for `sip show peers`' rows, and the list's end.
+fn peer_entries(m: &Message, table: &Value) -> String {
+    let rows = table["rows"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let mut out = list_start(m, "Peer status list will follow");
-    for p in &rows {
+    for p in rows {
+        // `name/username` when the peer's username differs: the name alone.
+        let name = text(p, "name_username")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let host = match text(p, "host") {
+            "" | "(Unspecified)" => "-none-",
+            h => h,
+        };
         let mut r = Reply::event("PeerEntry");
         r.action_id(m)
             .kv("Channeltype", "SIP")
-            .kv("ObjectName", &p.name)
+            .kv("ObjectName", name)
             .kv("ChanObjectType", "peer")
-            .kv(
-                "IPaddress",
-                if p.host.is_empty() { "-none-" } else { &p.host },
-            )
-            .kv("IPport", &p.port)
-            .kv("Dynamic", yes_no(p.dynamic))
+            .kv("IPaddress", host)
+            .kv("IPport", text(p, "port"))
+            .kv("Dynamic", yes_no(text(p, "dyn") == "D"))
             .kv("AutoForcerport", "no")
-            .kv("Forcerport", yes_no(p.force_rport))
+            .kv("Forcerport", yes_no(text(p, "forcerport") == "Yes"))
             .kv("AutoComedia", "no")
-            .kv("Comedia", yes_no(p.comedia))
+            .kv("Comedia", yes_no(text(p, "comedia") == "Yes"))
             .kv("VideoSupport", "no")
             .kv("TextSupport", "no")
-            .kv("ACL", yes_no(p.acl))
-            .kv("Status", &p.status)
+            .kv("ACL", yes_no(text(p, "acl") == "A"))
+            .kv("Status", text(p, "status"))
             .kv("RealtimeDevice", "no")
-            .kv("Description", &p.description);
+            .kv("Description", text(p, "description"));
         out.push_str(&r.end());
     }
     let mut r = Reply::event("PeerlistComplete");
@@ -134,7 +77,7 @@ pub fn sip_peers(m: &Message, backend: &dyn Backend) -> String {
 }
 
 /// `SIPshowpeer`: one response with the peer's fields under Asterisk's
-/// AMI names, read from `sip show peer <name>`'s `Key : value` lines.
+/// AMI names, read from `sip show peer <name>`'s record.
 pub fn sip_show_peer(m: &Message, backend: &dyn Backend) -> String {
     let peer = m.get("Peer");
     if peer.is_empty() {
@@ -143,34 +86,23 @@ pub fn sip_show_peer(m: &Message, backend: &dyn Backend) -> String {
     if peer.contains(char::is_whitespace) || peer.contains('"') {
         return Reply::error(m, "Peer not found");
     }
-    let (ok, text) = backend.command(&format!("sip show peer {peer}"));
-    if !ok {
-        return Reply::error(m, "Peer not found");
+    match backend.command_json(&format!("sip show peer {peer}")) {
+        Ok(record) => peer_reply(m, &record),
+        Err(_) => Reply::error(m, "Peer not found"),
     }
-    let fields: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| {
-            (
-                k.trim().trim_start_matches("* ").to_string(),
-                v.trim().to_string(),
-            )
-        })
-        .collect();
-    let get = |k: &str| {
-        fields
-            .iter()
-            .find(|(x, _)| x == k)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    let yn = |v: &str| {
-        if v.eq_ignore_ascii_case("yes") {
+}
+
+/// The `SIPshowpeer` response for `sip show peer`'s record.
+fn peer_reply(m: &Message, p: &Value) -> String {
+    let get = |k: &str| text(p, k);
+    let yn = |k: &str| {
+        if get(k).eq_ignore_ascii_case("yes") {
             "Y"
         } else {
             "N"
         }
     };
-    let (ip, port) = match get("Addr->IP") {
+    let (ip, port) = match get("addr_ip") {
         "" | "(null)" => ("(null)".to_string(), "0".to_string()),
         a => match a.rsplit_once(':') {
             Some((ip, port)) => (ip.trim_matches(['[', ']']).to_string(), port.to_string()),
@@ -179,129 +111,132 @@ pub fn sip_show_peer(m: &Message, backend: &dyn Backend) -> String {
     };
     let mut r = Reply::response("Success", m);
     r.kv("Channeltype", "SIP")
-        .kv("ObjectName", get("Name"))
+        .kv("ObjectName", get("name"))
         .kv("ChanObjectType", "peer")
         .kv(
             "SecretExist",
-            if get("Secret") == "<Set>" { "Y" } else { "N" },
+            if get("secret") == "<Set>" { "Y" } else { "N" },
         )
         .kv("RemoteSecretExist", "N")
         .kv("MD5SecretExist", "N")
-        .kv("Context", get("Context"))
+        .kv("Context", get("context"))
         .kv("Language", "")
         .kv("ToHost", "")
-        .kv("Accountcode", get("Accountcode"))
-        .kv("VoiceMailbox", get("Mailbox"))
-        .kv("Call-limit", get("Call limit"))
-        .kv("Dynamic", yn(get("Dynamic")))
-        .kv("Callerid", get("Callerid"))
-        .kv("RegExpire", &format!("{} seconds", get("Expire")))
-        .kv("SIP-AuthInsecure", get("Insecure"))
-        .kv("SIP-Forcerport", yn(get("Force rport")))
-        .kv("SIP-Comedia", yn(get("Comedia")))
-        .kv("ACL", yn(get("ACL")))
-        .kv("SIP-DTMFmode", get("DTMFmode"))
+        .kv("Accountcode", get("accountcode"))
+        .kv("VoiceMailbox", get("mailbox"))
+        .kv("Call-limit", get("call_limit"))
+        .kv("Dynamic", yn("dynamic"))
+        .kv("Callerid", get("callerid"))
+        .kv("RegExpire", &format!("{} seconds", get("expire")))
+        .kv("SIP-AuthInsecure", get("insecure"))
+        .kv("SIP-Forcerport", yn("force_rport"))
+        .kv("SIP-Comedia", yn("comedia"))
+        .kv("ACL", yn("acl"))
+        .kv("SIP-DTMFmode", get("dtmfmode"))
         .kv("Address-IP", &ip)
         .kv("Address-Port", &port)
-        .kv("Default-Username", get("Def. Username"))
-        .kv("Codecs", get("Codecs"))
-        .kv("Status", get("Status"))
-        .kv("SIP-Useragent", get("Useragent"))
-        .kv("Reg-Contact", get("Reg. Contact"))
-        .kv("Description", get("Description"));
+        .kv("Default-Username", get("def_username"))
+        .kv("Codecs", get("codecs"))
+        .kv("Status", get("status"))
+        .kv("SIP-Useragent", get("useragent"))
+        .kv("Reg-Contact", get("reg_contact"))
+        .kv("Description", get("description"));
     r.end()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    /// Two rows in chan_sip's exact layout (its `show_peers` format string).
-    fn table() -> String {
-        let row = |a: &str,
-                   b: &str,
-                   c: &str,
-                   d: &str,
-                   e: &str,
-                   f: &str,
-                   g: &str,
-                   h: &str,
-                   i: &str| {
-            format!("{a:<25.25} {b:<39.39} {c:<3.3} {d:<10.10} {e:<10.10} {f:<3.3} {g:<8} {h:<11} {i:<32.32}\n")
-        };
-        let mut t = row(
-            "Name/username",
-            "Host",
-            "Dyn",
-            "Forcerport",
-            "Comedia",
-            "ACL",
-            "Port",
-            "Status",
-            "Description",
+    fn action(name: &str) -> Message {
+        let mut m = Message::default();
+        m.headers.push(("Action".into(), name.into()));
+        m.headers.push(("ActionID".into(), "7".into()));
+        m
+    }
+
+    /// Three rows as chan_sip's `sip show peers` JSON gives them.
+    #[test]
+    fn peer_entries_from_the_rows() {
+        let row =
+            |n: &str, h: &str, d: &str, f: &str, acl: &str, port: &str, st: &str, desc: &str| {
+                json!({"name_username": n, "host": h, "dyn": d, "forcerport": f, "comedia": f,
+                   "acl": acl, "port": port, "status": st, "description": desc})
+            };
+        let table = json!({"rows": [
+            row("alice/alice", "127.0.0.1", "D", "Yes", "", "5062", "OK (1 ms)", "Demo phone"),
+            row("bob", "(Unspecified)", "D", "No", "A", "0", "UNKNOWN", ""),
+            row("trunk", "10.0.0.1", "", "No", "", "5060", "LAGGED (2100 ms)", "Far away"),
+        ], "sip_peers": 3});
+        let out = peer_entries(&action("SIPpeers"), &table);
+        let events: Vec<&str> = out.split("\r\n\r\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 5, "{out}");
+        assert!(
+            events[0].starts_with("Response: Success\r\nActionID: 7\r\n"),
+            "{out}"
         );
-        t += &row(
-            "alice/alice",
-            "127.0.0.1",
-            "D",
-            "Yes",
-            "Yes",
-            "",
-            "5062",
-            "OK (1 ms)",
-            "Demo phone",
+        assert!(events[1].contains("ObjectName: alice\r\n"), "{out}");
+        assert!(
+            events[1].contains("IPaddress: 127.0.0.1\r\nIPport: 5062\r\nDynamic: yes\r\n"),
+            "{out}"
         );
-        t += &row(
-            "bob",
-            "(Unspecified)",
-            "D",
-            "No",
-            "No",
-            "A",
-            "0",
-            "UNKNOWN",
-            "",
+        assert!(
+            events[1].contains("Forcerport: yes\r\n") && events[1].contains("ACL: no\r\n"),
+            "{out}"
         );
-        t += &row(
-            "trunk",
-            "10.0.0.1",
-            "",
-            "No",
-            "No",
-            "",
-            "5060",
-            "LAGGED (2100 ms)",
-            "Far away",
+        assert!(events[1].contains("Status: OK (1 ms)\r\n"), "{out}");
+        assert!(events[1].ends_with("Description: Demo phone"), "{out}");
+        assert!(
+            events[2].contains("IPaddress: -none-\r\n") && events[2].contains("ACL: yes\r\n"),
+            "{out}"
         );
-        t += "3 sip peers [Monitored: 1 online, 2 offline Unmonitored: 0 online, 0 offline]";
-        t
+        assert!(
+            events[3].contains("Dynamic: no\r\n")
+                && events[3].contains("Status: LAGGED (2100 ms)\r\n"),
+            "{out}"
+        );
+        assert!(events[4].contains("Event: PeerlistComplete\r\n"), "{out}");
+        assert!(events[4].ends_with("ListItems: 3"), "{out}");
     }
 
     #[test]
-    fn reads_sip_show_peers_back() {
-        let rows = parse_peers(&table());
-        assert_eq!(rows.len(), 3);
-        assert_eq!(
-            rows[0],
-            PeerRow {
-                name: "alice".into(),
-                host: "127.0.0.1".into(),
-                dynamic: true,
-                force_rport: true,
-                comedia: true,
-                acl: false,
-                port: "5062".into(),
-                status: "OK (1 ms)".into(),
-                description: "Demo phone".into(),
-            }
+    fn peer_reply_from_the_record() {
+        let rec = json!({"name": "alice", "secret": "<Set>", "context": "demo", "mailbox": "1234",
+            "call_limit": "2", "dynamic": "Yes", "expire": "117", "insecure": "no",
+            "force_rport": "Yes", "comedia": "No", "acl": "No", "dtmfmode": "rfc2833",
+            "addr_ip": "[::1]:5062", "def_username": "alice", "codecs": "(ulaw|alaw)",
+            "status": "OK (2 ms)", "useragent": "baresip", "reg_contact": "sip:alice@[::1]:5062",
+            "description": "Demo phone"});
+        let out = peer_reply(&action("SIPshowpeer"), &rec);
+        for line in [
+            "Response: Success",
+            "ActionID: 7",
+            "ObjectName: alice",
+            "SecretExist: Y",
+            "VoiceMailbox: 1234",
+            "Call-limit: 2",
+            "Dynamic: Y",
+            "RegExpire: 117 seconds",
+            "SIP-Forcerport: Y",
+            "SIP-Comedia: N",
+            "Address-IP: ::1",
+            "Address-Port: 5062",
+            "Codecs: (ulaw|alaw)",
+            "Status: OK (2 ms)",
+            "SIP-Useragent: baresip",
+            "Reg-Contact: sip:alice@[::1]:5062",
+            "Description: Demo phone",
+        ] {
+            assert!(out.contains(&format!("{line}\r\n")), "{line} in {out}");
+        }
+        let none = peer_reply(
+            &action("SIPshowpeer"),
+            &json!({"name": "bob", "addr_ip": "(null)"}),
         );
-        assert_eq!(
-            (rows[1].host.as_str(), rows[1].acl, rows[1].status.as_str()),
-            ("", true, "UNKNOWN")
-        );
-        assert_eq!(
-            (rows[2].status.as_str(), rows[2].description.as_str()),
-            ("LAGGED (2100 ms)", "Far away")
+        assert!(
+            none.contains("Address-IP: (null)\r\nAddress-Port: 0\r\n"),
+            "{none}"
         );
     }
 }

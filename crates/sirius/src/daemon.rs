@@ -142,9 +142,13 @@ pub fn run(opts: Options) -> ExitCode {
     // runs lines through the console's table.
     let run: sirius_manager::CommandRunner = {
         let (core, table) = (Arc::downgrade(&core), table.clone());
-        Arc::new(move |line: &str| match core.upgrade() {
+        Arc::new(move |line: &str, json: bool| match core.upgrade() {
             Some(core) => {
-                let out = table.execute(&core, line);
+                let out = if json {
+                    table.execute_json(&core, line)
+                } else {
+                    table.execute(&core, line)
+                };
                 (out.ok, out.text)
             }
             None => (false, "Sirius is shutting down".into()),
