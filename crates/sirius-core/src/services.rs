@@ -87,18 +87,6 @@ impl CoreServices for HostServices {
         }
         let info = core.channels.alloc(&spec);
         log::debug!("{} allocated channel '{}'", self.module, info.name);
-        core.events.publish(Event {
-            name: "Newchannel".into(),
-            fields: vec![
-                ("Channel".into(), info.name.to_string()),
-                ("ChannelState".into(), (spec.state as u8).to_string()),
-                ("ChannelStateDesc".into(), spec.state.as_str().into()),
-                ("CallerIDNum".into(), spec.caller_num.to_string()),
-                ("Context".into(), spec.context.to_string()),
-                ("Exten".into(), spec.exten.to_string()),
-                ("Uniqueid".into(), info.uniqueid.to_string()),
-            ],
-        });
         if spec.direction == Direction::Inbound {
             sirius_abi::verbose!(
                 3,

@@ -16,13 +16,6 @@ pub fn class_of(name: &str) -> Perms {
     }
 }
 
-/// Whether an event is the one to send. `Newchannel` events without
-/// `Linkedid` are an older, partial form some code still publishes beside
-/// the channel registry's full one; only the full one goes out, once.
-pub fn is_sent(e: &Event) -> bool {
-    !(e.name == "Newchannel" && e.get("Linkedid").is_none())
-}
-
 /// The event's text.
 pub fn render(e: &Event, timestamp: bool) -> String {
     let mut r = Reply::event(&e.name);
@@ -59,10 +52,5 @@ mod tests {
             render(&e, false),
             "Event: PeerStatus\r\nPrivilege: system,all\r\nChannelType: SIP\r\nPeer: SIP/bob\r\nPeerStatus: Reachable\r\n\r\n"
         );
-        let mut n = Event::new("Newchannel");
-        n.push("Channel", "SIP/a-1");
-        assert!(!is_sent(&n));
-        n.push("Linkedid", "1.1");
-        assert!(is_sent(&n));
     }
 }

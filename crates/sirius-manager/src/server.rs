@@ -231,9 +231,6 @@ impl Manager {
     /// Hands one event to every session reading its class: rendered once,
     /// queued without waiting; a full queue disconnects its session.
     fn deliver(&self, e: &sirius_core::events::Event) {
-        if !crate::events::is_sent(e) {
-            return;
-        }
         let class = crate::events::class_of(&e.name);
         let mut text: Option<Arc<str>> = None;
         for h in self.sessions.lock().iter() {
