@@ -433,15 +433,31 @@ fn metrics_are_scraped_during_a_bridged_call() {
         ),
         1.0
     );
-    let up = page
+    let up: Vec<&str> = page
         .lines()
         .filter(|l| {
             l.starts_with("asterisk_channels_state{name=\"SIP/")
                 && l.contains(",type=\"SIP\",linkedid=\"")
                 && l.ends_with(" 6")
         })
-        .count();
-    assert_eq!(up, 2, "both legs Up (6):\n{page}");
+        .collect();
+    assert_eq!(up.len(), 2, "both legs Up (6):\n{page}");
+    // Both legs carry the call's Linkedid: the caller's uniqueid.
+    let label = |l: &str, k: &str| {
+        l.split(&format!("{k}=\""))
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let caller = up
+        .iter()
+        .find(|l| l.contains("name=\"SIP/sipp-"))
+        .expect("the caller's line");
+    assert!(!label(caller, "id").is_empty(), "{caller}");
+    for l in &up {
+        assert_eq!(label(l, "linkedid"), label(caller, "id"), "{l}");
+    }
     // Prometheus's own parser reads every family, with its type.
     let parsed = std::process::Command::new("python3")
         .args([

@@ -23,10 +23,16 @@ fn main() {
     let date =
         output("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]).unwrap_or_else(|| "unknown".into());
     let os = output("uname", &["-s"]).unwrap_or_else(|| std::env::consts::OS.into());
+    let kernel = output("uname", &["-r"]).unwrap_or_else(|| "unknown".into());
+    // Asterisk's build options are its menuselect choices; ours are the
+    // cargo profile the binary was built with.
+    let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".into());
     println!("cargo:rustc-env=SIRIUS_BUILD_USER={user}");
     println!("cargo:rustc-env=SIRIUS_BUILD_HOST={host}");
     println!("cargo:rustc-env=SIRIUS_BUILD_DATE={date}");
     println!("cargo:rustc-env=SIRIUS_BUILD_OS={os}");
+    println!("cargo:rustc-env=SIRIUS_BUILD_KERNEL={kernel}");
+    println!("cargo:rustc-env=SIRIUS_BUILD_OPTIONS={profile}");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=Cargo.toml");
 }

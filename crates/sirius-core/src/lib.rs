@@ -58,4 +58,8 @@ pub mod build {
     pub const OS: &str = env!("SIRIUS_BUILD_OS");
     /// When (UTC).
     pub const DATE: &str = env!("SIRIUS_BUILD_DATE");
+    /// The build host's kernel release (`uname -r`).
+    pub const KERNEL: &str = env!("SIRIUS_BUILD_KERNEL");
+    /// The cargo profile (`release`, `debug`): Asterisk's build options.
+    pub const OPTIONS: &str = env!("SIRIUS_BUILD_OPTIONS");
 }

@@ -48,16 +48,15 @@ impl CallRate {
 pub fn gather(core: &Core, rate: &CallRate, scrape_started: Instant) -> Vec<Metric> {
     let channels = core.channels.snapshot();
     let now = Instant::now();
+    // res_prometheus's: every channel has its call's Linkedid (the
+    // uniqueid of the call's first channel; a lone channel's own).
     let labels = |c: &sirius_core::channels::Channel| {
-        let mut l = vec![
+        vec![
             ("name", c.name.clone()),
             ("id", c.uniqueid.clone()),
             ("type", c.tech.clone()),
-        ];
-        if let Some(peer) = c.bridged_to.and_then(|p| core.channels.get(p)) {
-            l.push(("linkedid", core.channels.linkedid(&peer)));
-        }
-        l
+            ("linkedid", core.channels.linkedid(c)),
+        ]
     };
     let bridges = core.bridges.snapshot();
     vec![
@@ -78,13 +77,14 @@ pub fn gather(core: &Core, rate: &CallRate, scrape_started: Instant) -> Vec<Metr
             "Asterisk instance properties. The value of this will always be 1.",
             MetricKind::Gauge,
             vec![(
+                // res_prometheus's labels, in its order.
                 vec![
-                    ("build_host", sirius_core::build::HOST.to_string()),
-                    ("build_date", sirius_core::build::DATE.to_string()),
-                    ("build_machine", std::env::consts::ARCH.to_string()),
-                    ("build_os", sirius_core::build::OS.to_string()),
-                    ("build_user", sirius_core::build::USER.to_string()),
                     ("version", format!("Sirius {}", env!("CARGO_PKG_VERSION"))),
+                    ("build_options", sirius_core::build::OPTIONS.to_string()),
+                    ("build_date", sirius_core::build::DATE.to_string()),
+                    ("build_os", sirius_core::build::OS.to_string()),
+                    ("build_kernel", sirius_core::build::KERNEL.to_string()),
+                    ("build_host", sirius_core::build::HOST.to_string()),
                 ],
                 1.0,
             )],

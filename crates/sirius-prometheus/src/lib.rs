@@ -77,6 +77,7 @@ pub fn start(
         let (weak, rate) = (weak.clone(), rate.clone());
         async move {
             // Plugins are asked under their own locks: off the runtime's threads.
+            // A plugin that panicked while gathering: None, answered 500.
             tokio::task::spawn_blocking(move || {
                 let Some(core) = weak.upgrade() else {
                     return String::new();
@@ -91,7 +92,7 @@ pub fn start(
                 render::render(&all)
             })
             .await
-            .unwrap_or_default()
+            .ok()
         }
     };
     handle.spawn(server::serve(listener, site, page));

@@ -41,11 +41,22 @@ impl Site {
     }
 }
 
-/// Accepts connections until the listener fails; `page` renders the metrics.
+/// How long a scrape may take to gather before it is answered 500: a
+/// plugin stuck behind its own lock must not hold the connection (and a
+/// `sessionlimit` place) for ever. Prometheus's own default timeout is 10 s.
+/// (Unit tests wait less.)
+const PAGE_TIMEOUT: Duration = if cfg!(test) {
+    Duration::from_millis(300)
+} else {
+    Duration::from_secs(8)
+};
+
+/// Accepts connections until the listener fails; `page` renders the metrics
+/// (`None`: they could not be gathered, answered 500).
 pub async fn serve<F, Fut>(listener: TcpListener, site: Arc<Site>, page: F)
 where
     F: Fn() -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = String> + Send,
+    Fut: Future<Output = Option<String>> + Send,
 {
     let limit = Arc::new(Semaphore::new(site.http.sessionlimit.max(1)));
     loop {
@@ -133,7 +144,7 @@ pub fn route(site: &Site, req: &Request) -> (u16, &'static str, Vec<String>, boo
 async fn answer<F, Fut>(mut stream: TcpStream, site: &Site, page: F) -> std::io::Result<()>
 where
     F: Fn() -> Fut,
-    Fut: Future<Output = String>,
+    Fut: Future<Output = Option<String>>,
 {
     let wait = Duration::from_millis(site.http.session_inactivity.max(1));
     let head = match tokio::time::timeout(wait, read_head(&mut stream)).await {
@@ -143,9 +154,21 @@ where
     };
     let (status, reason, headers, body) = match parse(&head) {
         Some(req) => {
-            let (status, reason, headers, metrics) = route(site, &req);
+            let (mut status, mut reason, headers, metrics) = route(site, &req);
             let body = if metrics {
-                page().await
+                match tokio::time::timeout(PAGE_TIMEOUT, page()).await {
+                    Ok(Some(body)) => body,
+                    failed => {
+                        let why = if failed.is_err() {
+                            "took too long"
+                        } else {
+                            "failed"
+                        };
+                        log::warn!("HTTP server: gathering the metrics {why}");
+                        (status, reason) = (500, "Internal Server Error");
+                        format!("500 Internal Server Error: gathering the metrics {why}\n")
+                    }
+                }
             } else {
                 format!("{status} {reason}\n")
             };
@@ -271,6 +294,52 @@ mod tests {
         assert_eq!(parse("GET /metrics\r\n"), None);
         assert_eq!(parse("GET /metrics SPDY/3\r\n"), None);
         assert_eq!(parse(""), None);
+    }
+
+    /// Sends one GET to a server whose page is `page`; the status line.
+    fn status_of<Fut>(page: fn() -> Fut) -> String
+    where
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        use std::io::{Read, Write};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(serve(listener, Arc::new(site(false)), page));
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out.lines().next().unwrap_or_default().to_string()
+        });
+        rt.block_on(async {
+            while !client.is_finished() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        client.join().unwrap()
+    }
+
+    #[test]
+    fn a_page_that_fails_or_hangs_is_a_500() {
+        assert_eq!(
+            status_of(|| async { Some("up 1\n".to_string()) }),
+            "HTTP/1.1 200 OK"
+        );
+        assert_eq!(
+            status_of(|| async { None }),
+            "HTTP/1.1 500 Internal Server Error"
+        );
+        // A page that never comes: answered once PAGE_TIMEOUT is up.
+        assert_eq!(
+            status_of(std::future::pending::<Option<String>>),
+            "HTTP/1.1 500 Internal Server Error"
+        );
     }
 
     #[test]

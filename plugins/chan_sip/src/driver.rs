@@ -482,7 +482,10 @@ impl Driver {
     /// the kernel received it (admission control reads that).
     fn datagram_here(&mut self, data: &[u8], src: SocketAddr, stamp: Option<SystemTime>) {
         self.trace("read from", Transport::Udp, src, data);
-        self.env.shared.stats.count(Direction::Received, data);
+        self.env
+            .shared
+            .stats
+            .count(self.home.index, Direction::Received, data);
         let now = now();
         if stamp.is_some() {
             let waited = crate::stamped::age(stamp);
@@ -497,7 +500,10 @@ impl Driver {
 
     fn stream_here(&mut self, msg: sirius_sip::message::Message, peer: SocketAddr) {
         if let Some(code) = msg.code() {
-            self.env.shared.stats.count_code(Direction::Received, code);
+            self.env
+                .shared
+                .stats
+                .count_code(self.home.index, Direction::Received, code);
         }
         if self.env.shared.debug_for(peer) {
             self.trace("read from", Transport::Tcp, peer, &msg.to_bytes());
@@ -592,17 +598,18 @@ impl Driver {
         if turn {
             self.env.shared.host.turn_ended();
         }
-        if let Some(t) = self.env.shared.stats.transactions.get(self.home.index) {
-            t.store(
-                self.ep.transaction_count(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-        }
+        self.env
+            .shared
+            .stats
+            .set_transactions(self.home.index, self.ep.transaction_count());
     }
 
     fn transmit(&mut self, t: Transmit) {
         self.trace("send to", t.transport, t.dest, &t.data);
-        self.env.shared.stats.count(Direction::Sent, &t.data);
+        self.env
+            .shared
+            .stats
+            .count(self.home.index, Direction::Sent, &t.data);
         match t.transport {
             // Written at the end of the turn ([`Driver::send_all`]).
             Transport::Udp => self.sends.push(t.data, t.dest),

@@ -193,35 +193,59 @@ struct Entry {
     /// The timestamp of the last telephone event reported from this leg
     /// (its end is sent three times; reported once).
     last_event: Option<u32>,
-    /// The RTP sequence number expected next from this leg's far end
-    /// (RTP legs): a packet further on means the ones between were lost.
-    next_seq: Option<u16>,
+    /// The stream heard from this leg's far end (RTP legs): its SSRC and
+    /// the sequence number expected next; a packet further on means the
+    /// ones between were lost.
+    next_seq: Option<Expected>,
 }
 
 /// Gaps in sequence numbers larger than this are a new stream (a far end
 /// that restarted, another source), not losses.
 const MAX_GAP: u16 = 3000;
 
+/// A far end's RTP stream: its source (SSRC) and the sequence number due
+/// next from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub ssrc: u32,
+    pub seq: u16,
+}
+
 /// The packets missing before `packet` on a leg that expected `next`, and
-/// what it expects after it. A late or repeated packet counts nothing (and
-/// is not taken back from the losses: an estimate, as RFC 3550's cumulative
-/// count is for a reordered stream).
-fn rtp_gap(next: Option<u16>, packet: &[u8]) -> (u64, Option<u16>) {
-    let Some(seq) = packet.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+/// what it expects after it. Only RTP counts: version 2, a whole header,
+/// not RTCP sharing the port (RFC 5761: payload types 72–76 with the marker
+/// bit are RTCP's 200–204). Another SSRC is another stream (a far end that
+/// restarted, a re-INVITE's new source), which starts afresh with no loss.
+/// A late or repeated packet counts nothing (and is not taken back from the
+/// losses: an estimate, as RFC 3550's cumulative count is for a reordered
+/// stream).
+fn rtp_gap(next: Option<Expected>, packet: &[u8]) -> (u64, Option<Expected>) {
+    let [b0, b1, s0, s1, _, _, _, _, i0, i1, i2, i3, ..] = *packet else {
         return (0, next);
     };
+    if b0 & 0xC0 != 0x80 || (72..=76).contains(&(b1 & 0x7f)) {
+        return (0, next);
+    }
+    let (seq, ssrc) = (
+        u16::from_be_bytes([s0, s1]),
+        u32::from_be_bytes([i0, i1, i2, i3]),
+    );
+    let after = Some(Expected {
+        ssrc,
+        seq: seq.wrapping_add(1),
+    });
     match next {
-        None => (0, Some(seq.wrapping_add(1))),
-        Some(n) => {
-            let ahead = seq.wrapping_sub(n);
+        Some(n) if n.ssrc == ssrc => {
+            let ahead = seq.wrapping_sub(n.seq);
             if ahead < MAX_GAP {
-                (u64::from(ahead), Some(seq.wrapping_add(1)))
+                (u64::from(ahead), after)
             } else if ahead > u16::MAX - MAX_GAP {
                 (0, next) // late or repeated
             } else {
-                (0, Some(seq.wrapping_add(1))) // a new stream
+                (0, after) // a jump: a new stream
             }
         }
+        _ => (0, after),
     }
 }
 
@@ -510,6 +534,9 @@ impl RelayEngine {
         };
         if let Some(e) = table.slots.get_mut(*t).and_then(Option::as_mut) {
             e.leg.remote = remote;
+            // What it sends next may be another stream: losses count from
+            // its first packet.
+            e.next_seq = None;
             if e.stream == Stream::Rtp {
                 e.leg.dtmf_pt = dtmf_pt;
                 e.leg.g711 = g711.to_vec();

@@ -270,33 +270,48 @@ fn finds_the_audio_address() {
 
 #[test]
 fn gaps_in_sequence_numbers_are_losses() {
-    use super::rtp_gap;
-    let p = |seq: u16| {
-        let mut b = vec![0x80, 0, 0, 0];
+    use super::{rtp_gap, Expected};
+    let pkt = |b1: u8, seq: u16, ssrc: u32| {
+        let mut b = vec![0x80, b1, 0, 0, 0, 0, 0, 0];
         b[2..4].copy_from_slice(&seq.to_be_bytes());
+        b.extend_from_slice(&ssrc.to_be_bytes());
+        b.extend_from_slice(&[0xff; 160]);
         b
     };
-    assert_eq!(rtp_gap(None, &p(10)), (0, Some(11)));
-    assert_eq!(rtp_gap(Some(11), &p(11)), (0, Some(12)));
-    assert_eq!(rtp_gap(Some(12), &p(15)), (3, Some(16)), "13 and 14 lost");
+    let p = |seq: u16| pkt(0, seq, 7);
+    let e = |seq: u16| Some(Expected { ssrc: 7, seq });
+    assert_eq!(rtp_gap(None, &p(10)), (0, e(11)));
+    assert_eq!(rtp_gap(e(11), &p(11)), (0, e(12)));
+    assert_eq!(rtp_gap(e(12), &p(15)), (3, e(16)), "13 and 14 lost");
     assert_eq!(
-        rtp_gap(Some(16), &p(14)),
-        (0, Some(16)),
+        rtp_gap(e(16), &p(14)),
+        (0, e(16)),
         "late: nothing counted, nothing moved"
     );
     assert_eq!(
-        rtp_gap(Some(65535), &p(1)),
-        (2, Some(2)),
+        rtp_gap(e(65535), &p(1)),
+        (2, e(2)),
         "65535 and 0 lost, across the wrap"
     );
+    assert_eq!(rtp_gap(e(100), &p(40_000)), (0, e(40_001)), "a jump");
     assert_eq!(
-        rtp_gap(Some(100), &p(40_000)),
-        (0, Some(40_001)),
-        "a new stream"
+        rtp_gap(e(100), &pkt(0, 5000, 8)),
+        (0, Some(Expected { ssrc: 8, seq: 5001 })),
+        "another SSRC: a new stream, nothing lost"
     );
+    assert_eq!(rtp_gap(e(5), &p(5)[..11]), (0, e(5)), "too short to say");
+    let mut v1 = p(9);
+    v1[0] = 0x40;
+    assert_eq!(rtp_gap(e(5), &v1), (0, e(5)), "not version 2");
+    for pt in [200u8, 201, 202, 203, 204] {
+        // RTCP on the RTP port (rtcp-mux): its packet type where RTP's
+        // marker bit and payload type are.
+        let rtcp = pkt(pt, 900, 7);
+        assert_eq!(rtp_gap(e(5), &rtcp), (0, e(5)), "RTCP {pt} is not RTP");
+    }
     assert_eq!(
-        rtp_gap(Some(5), &[0x80, 0]),
-        (0, Some(5)),
-        "too short to say"
+        rtp_gap(e(5), &pkt(0x80 | 101, 6, 7)),
+        (1, e(7)),
+        "a marked event packet is RTP"
     );
 }
