@@ -100,6 +100,12 @@ fn expressions_the_invalid_extension_and_the_hangup_extension_run_as_in_asterisk
     let log = d.wait_for_log("h after cause", Duration::from_secs(5));
     assert!(log.contains("invalid nowhere with N=7"), "{log}");
     assert!(log.contains("h after cause 17 (busy) with N=7"), "{log}");
+    // Verbose() writes a VERBOSE line, as Asterisk's app_verbose.
+    let line = log
+        .lines()
+        .find(|l| l.contains("h after cause 17"))
+        .unwrap_or_default();
+    assert!(line.contains(" VERBOSE["), "{line}");
     assert!(
         log.contains("    -- Sent into invalid extension 'nowhere' in context 'logic'"),
         "{log}"

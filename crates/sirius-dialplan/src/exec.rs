@@ -312,7 +312,7 @@ fn run_h(core: &Core, dp: &Dialplan, context: &str, mut ch: Channel) {
         prio += 1;
         match step.app.to_ascii_lowercase().as_str() {
             "noop" => {}
-            "verbose" => log::info!("{}", verbose_text(&data)),
+            "verbose" => app_verbose(&data),
             "set" => {
                 if let Some((k, v)) = data.split_once('=') {
                     crate::vars::store(&mut ch.vars, k.trim(), v);
@@ -439,7 +439,7 @@ async fn execute(core: &Arc<Core>, chan: ChannelId, app: &str, data: &str, conte
     match app.to_ascii_lowercase().as_str() {
         "noop" => Next::Continue,
         "verbose" => {
-            log::info!("{}", verbose_text(data));
+            app_verbose(data);
             Next::Continue
         }
         "set" => {
@@ -571,9 +571,21 @@ fn goto_target(args: &[&str], context: &str, core: &Core, chan: ChannelId) -> Ne
     }
 }
 
-/// `Verbose([level,]text)`: the text.
-fn verbose_text(data: &str) -> &str {
-    data.split_once(',').map_or(data, |(_, m)| m)
+/// `Verbose([level,]text)`: the level (0 when absent, as app_verbose;
+/// one that is not a number is 0 too) and the text.
+fn verbose_args(data: &str) -> (u32, &str) {
+    match data.split_once(',') {
+        Some((level, text)) => (level.trim().parse().unwrap_or(0), text),
+        None => (0, data),
+    }
+}
+
+/// `Verbose()`: a VERBOSE line at its level, shown when the verbose level
+/// is that or more, as Asterisk's app_verbose (not a NOTICE).
+fn app_verbose(data: &str) {
+    let (level, text) = verbose_args(data);
+    let target = format!("verbose:{}", level.min(4));
+    log::info!(target: &target, "{text}");
 }
 
 /// `GotoIf(cond?yes:no)`: the branch taken, `None` when it is empty (go on).
@@ -601,5 +613,17 @@ fn lookup(dp: &Dialplan, c: &Channel, exten: &str, context: &str, prio: u32, nam
             .map(str::to_string)
             .or_else(|| dp.globals.get(name).cloned())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verbose_takes_its_level_first() {
+        use super::verbose_args;
+        assert_eq!(verbose_args("2,h after cause 17"), (2, "h after cause 17"));
+        assert_eq!(verbose_args("hello"), (0, "hello"));
+        assert_eq!(verbose_args(" 3 ,a, b"), (3, "a, b"));
+        assert_eq!(verbose_args("loud,text"), (0, "text"), "not a level: 0");
     }
 }
