@@ -20,6 +20,7 @@ pub mod config;
 pub mod driver;
 pub mod endpoint;
 pub mod epoll;
+pub mod frames;
 pub mod host_env;
 pub mod inuse;
 pub mod lag;
